@@ -1,0 +1,1 @@
+"""Pieces every Stratus service shares: configuration, database, HTTP app, auth, policy."""

@@ -1,0 +1,294 @@
+"""The ASGI app every Stratus service is built from.
+
+``create_app`` gives a Starlette app with: request IDs (``x-openstack-request-id``,
+taken from the caller when it sent a well-formed one), one access-log line per
+request, OpenStack-shaped error bodies for every failure (including unknown
+routes, wrong methods and database outages, which become 503), and a
+``/healthcheck`` that pings the database. ``Router`` lets a service write plain
+synchronous handlers; they run in a thread pool with the parsed JSON body.
+``serve`` runs an app under uvicorn with a graceful shutdown on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stratus.common.auth import AuthContext
+from stratus.common.db import Database, is_unavailable
+from stratus.common.errors import (
+    ApiError,
+    BadRequest,
+    ErrorFormatter,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
+
+LOG = logging.getLogger("stratus")
+ACCESS_LOG = logging.getLogger("stratus.access")
+REQUEST_ID_RE = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MAX_JSON_BODY = 1024 * 1024
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def setup_logging(debug: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s",
+    )
+
+
+class RequestIdMiddleware:
+    """Gives every request an id, echoes it back, and writes the access log line."""
+
+    def __init__(self, app: ASGIApp, header: str = "x-openstack-request-id") -> None:
+        self.app = app
+        self.header = header.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(self.header, b"").decode("latin-1")
+        request_id = incoming if REQUEST_ID_RE.match(incoming) else f"req-{uuid.uuid4()}"
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((self.header, request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            ACCESS_LOG.info(
+                '%s "%s %s" %d %.1fms %s',
+                client[0],
+                scope["method"],
+                scope["path"],
+                status[0],
+                (time.perf_counter() - started) * 1000,
+                request_id,
+            )
+
+
+@dataclass
+class Req:
+    """What a synchronous handler gets: the request, its JSON body, and the caller."""
+
+    request: Request
+    body: Any
+    authenticate: Callable[[str], AuthContext] | None = None
+    _ctx: AuthContext | None = field(default=None, repr=False)
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(self.request.path_params)
+
+    @property
+    def query(self) -> Any:
+        return self.request.query_params
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.request.headers.get(name, default)
+
+    @property
+    def base_url(self) -> str:
+        configured = getattr(self.request.app.state, "public_url", "")
+        if configured:
+            return str(configured).rstrip("/")
+        return f"{self.request.url.scheme}://{self.request.headers.get('host', 'localhost')}"
+
+    @property
+    def ctx(self) -> AuthContext:
+        """The authenticated caller; 401 if the token is missing or not valid."""
+        if self._ctx is None:
+            if self.authenticate is None:
+                raise RuntimeError("this router has no authenticator")
+            self._ctx = self.authenticate(self.header("x-auth-token"))
+        return self._ctx
+
+
+Handler = Callable[[Req], Any]
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"The request body is larger than {MAX_JSON_BODY} bytes.")
+    if not raw.strip():
+        raise BadRequest("The request body is empty; a JSON object was expected.")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
+
+
+class Router:
+    """Collects routes whose handlers are plain functions of ``Req``.
+
+    A handler returns a dict (sent as JSON with the route's status), a
+    ``Response``, or None (204). It runs in a worker thread, so it may use the
+    database and other blocking calls directly.
+    """
+
+    def __init__(self, authenticate: Callable[[str], AuthContext] | None = None) -> None:
+        self.authenticate = authenticate
+        self.routes: list[BaseRoute] = []
+
+    def add(
+        self, method: str, path: str, status: int = 200, body: bool | None = None
+    ) -> Callable[[Handler], Handler]:
+        wants_body = method in ("POST", "PUT", "PATCH") if body is None else body
+
+        def decorator(fn: Handler) -> Handler:
+            async def endpoint(request: Request) -> Response:
+                payload = await read_json(request) if wants_body else None
+                req = Req(request, payload, self.authenticate)
+                result = await run_in_threadpool(fn, req)
+                if isinstance(result, Response):
+                    return result
+                if result is None:
+                    return Response(status_code=204)
+                return JSONResponse(result, status_code=status)
+
+            endpoint.__name__ = fn.__name__
+            self.routes.append(Route(path, endpoint, methods=[method]))
+            return fn
+
+        return decorator
+
+
+def create_app(
+    service: str,
+    routes: list[BaseRoute],
+    error_formatter: ErrorFormatter,
+    db: Database | None = None,
+    public_url: str = "",
+    on_shutdown: list[Callable[[], Any]] | None = None,
+    request_id_header: str = "x-openstack-request-id",
+) -> Starlette:
+    """Build a service's ASGI app around its routes."""
+
+    def error_response(
+        status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        title = _TITLES.get(status, "Error")
+        return JSONResponse(
+            error_formatter(status, title, message), status_code=status, headers=headers
+        )
+
+    async def api_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.message, exc.headers)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            message = "The resource could not be found."
+        elif exc.status_code == 405:
+            message = "The method is not allowed for this resource."
+        else:
+            message = str(exc.detail)
+        return error_response(exc.status_code, message, dict(exc.headers or {}))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, sa.exc.SQLAlchemyError) and is_unavailable(exc):
+            LOG.error("%s database unavailable: %s", service, exc)
+            return error_response(503, f"The {service} database is unavailable; try again later.")
+        LOG.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "An unexpected error prevented the server from answering.")
+
+    async def healthcheck(_request: Request) -> Response:
+        if db is not None:
+            try:
+                await run_in_threadpool(_ping, db)
+            except Exception as exc:
+                LOG.error("healthcheck: %s database unavailable: %s", service, exc)
+                return PlainTextResponse("database unavailable", status_code=503)
+        return PlainTextResponse("OK")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        for fn in on_shutdown or []:
+            result = fn()
+            if isinstance(result, Awaitable):
+                await result
+        if db is not None:
+            db.dispose()
+
+    app = Starlette(
+        routes=[Route("/healthcheck", healthcheck, methods=["GET"]), *routes],
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            Exception: unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.public_url = public_url
+    app.state.service = service
+    app.add_middleware(RequestIdMiddleware, header=request_id_header)
+    return app
+
+
+def _ping(db: Database) -> None:
+    with db.engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = False) -> None:
+    """Run ``module:factory`` under uvicorn; SIGTERM drains in-flight requests."""
+    import uvicorn
+
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="debug" if debug else "info",
+        access_log=False,  # RequestIdMiddleware writes the access log with the request id
+        timeout_graceful_shutdown=30,
+        proxy_headers=False,
+    )
+
+
+__all__ = ["Req", "Router", "ServiceUnavailable", "create_app", "serve", "setup_logging"]

@@ -1,0 +1,109 @@
+"""Service configuration: /etc/stratus/stratus.conf (INI, one section per service).
+
+The file path comes from ``--config-file``, else ``STRATUS_CONFIG_FILE``, else
+``/etc/stratus/stratus.conf``. Any single setting can be overridden from the
+environment as ``STRATUS_<SECTION>__<KEY>`` (for example
+``STRATUS_IDENTITY__DATABASE_URL``), which is how tests point a service at a
+temporary database. Every setting has a documented default in ``DEFAULTS``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CONFIG_FILE = "/etc/stratus/stratus.conf"
+
+# section -> key -> (default, help). The README's settings table is generated from this.
+DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
+    "DEFAULT": {
+        "debug": ("false", "Log at DEBUG level and include tracebacks in the log."),
+        "state_path": ("/var/lib/stratus", "Directory for service state (SQLite files, stores)."),
+    },
+    "identity": {
+        "bind_host": ("0.0.0.0", "Address the identity API listens on."),
+        "bind_port": ("5000", "Port the identity API listens on."),
+        "public_url": (
+            "",
+            "Base URL used in links and version documents; empty: taken from each request.",
+        ),
+        "database_url": (
+            "sqlite:////var/lib/stratus/identity.sqlite",
+            "SQLAlchemy URL of the identity database (sqlite:/// or postgresql+psycopg://).",
+        ),
+        "fernet_key_repository": (
+            "/etc/stratus/fernet-keys",
+            "Directory holding the Fernet token keys (0 = staged, highest = primary).",
+        ),
+        "fernet_max_active_keys": (
+            "3",
+            "Keys kept after a rotation (staged + primary + secondaries); at least 2.",
+        ),
+        "token_expiration": ("3600", "Token lifetime in seconds."),
+        "password_hash_algorithm": (
+            "argon2id",
+            "Password hash for new passwords: argon2id | bcrypt.",
+        ),
+        "workers": ("1", "Number of uvicorn worker processes."),
+        "token_cache_seconds": (
+            "5",
+            "How long a validated token is cached in a service's auth middleware.",
+        ),
+    },
+}
+
+
+class ConfigError(Exception):
+    """A setting is missing or has a value that cannot be used."""
+
+
+@dataclass
+class Config:
+    """Parsed configuration with environment overrides applied."""
+
+    path: str | None = None
+    _parser: configparser.ConfigParser = field(default_factory=configparser.ConfigParser)
+
+    @classmethod
+    def load(cls, path: str | None = None) -> Config:
+        path = path or os.environ.get("STRATUS_CONFIG_FILE") or DEFAULT_CONFIG_FILE
+        parser = configparser.ConfigParser(interpolation=None)
+        found: str | None = None
+        if Path(path).is_file():
+            with open(path, encoding="utf-8") as fh:
+                parser.read_file(fh)
+            found = path
+        return cls(path=found, _parser=parser)
+
+    def get(self, section: str, key: str) -> str:
+        env = os.environ.get(f"STRATUS_{section.upper()}__{key.upper()}")
+        if env is not None:
+            return env
+        if section != "DEFAULT" and self._parser.has_option(section, key):
+            return self._parser.get(section, key)
+        if self._parser.has_option("DEFAULT", key):
+            return self._parser.get("DEFAULT", key)
+        for sect in (section, "DEFAULT"):
+            if key in DEFAULTS.get(sect, {}):
+                return DEFAULTS[sect][key][0]
+        raise ConfigError(f"setting [{section}] {key} is not set and has no default")
+
+    def get_int(self, section: str, key: str, minimum: int | None = None) -> int:
+        raw = self.get(section, key)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"setting [{section}] {key}={raw!r} is not an integer") from None
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"setting [{section}] {key}={value} must be at least {minimum}")
+        return value
+
+    def get_bool(self, section: str, key: str) -> bool:
+        raw = self.get(section, key).strip().lower()
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"setting [{section}] {key}={raw!r} is not a boolean (true/false)")

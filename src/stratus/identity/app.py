@@ -1,0 +1,73 @@
+"""stratus-identity: builds the identity ASGI app from configuration and runs it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from starlette.applications import Starlette
+
+from stratus.common.app import Router, create_app, serve, setup_logging
+from stratus.common.config import Config
+from stratus.common.db import Database
+from stratus.common.errors import keystone_error
+from stratus.identity import api_assignments, api_auth, api_catalog, api_resources
+from stratus.identity.core import Identity
+from stratus.identity.passwords import ALGORITHMS
+from stratus.identity.tokens import KeyRepository, TokenSealer
+
+SECTION = "identity"
+
+
+def build_identity(config: Config) -> Identity:
+    algorithm = config.get(SECTION, "password_hash_algorithm")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(
+            f"[identity] password_hash_algorithm={algorithm!r}: use one of {', '.join(ALGORITHMS)}"
+        )
+    repo = KeyRepository(
+        config.get(SECTION, "fernet_key_repository"),
+        config.get_int(SECTION, "fernet_max_active_keys", minimum=2),
+    )
+    return Identity(
+        Database(config.get(SECTION, "database_url"), "identity"),
+        TokenSealer(repo),
+        token_ttl=config.get_int(SECTION, "token_expiration", minimum=60),
+        hash_algorithm=algorithm,
+    )
+
+
+def build_app(identity: Identity, public_url: str = "") -> Starlette:
+    router = Router(authenticate=identity.context)
+    for module in (api_auth, api_resources, api_assignments, api_catalog):
+        module.add_routes(router, identity)
+    return create_app(
+        "identity", router.routes, keystone_error, db=identity.db, public_url=public_url
+    )
+
+
+def create_app_from_config() -> Starlette:
+    """uvicorn factory: reads the configuration named by STRATUS_CONFIG_FILE."""
+    config = Config.load()
+    setup_logging(config.get_bool("DEFAULT", "debug"))
+    return build_app(build_identity(config), config.get(SECTION, "public_url"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="stratus-identity", description=__doc__)
+    parser.add_argument(
+        "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
+    )
+    args = parser.parse_args(argv)
+    if args.config_file:
+        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
+    config = Config.load()
+    setup_logging(config.get_bool("DEFAULT", "debug"))
+    build_identity(config)  # fail fast on a bad setting, before uvicorn starts
+    serve(
+        "stratus.identity.app:create_app_from_config",
+        config.get(SECTION, "bind_host"),
+        config.get_int(SECTION, "bind_port"),
+        workers=config.get_int(SECTION, "workers", minimum=1),
+        debug=config.get_bool("DEFAULT", "debug"),
+    )

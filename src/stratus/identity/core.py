@@ -1,0 +1,522 @@
+"""Identity domain logic: authentication, tokens, revocation, effective roles.
+
+The HTTP layer (api.py) parses requests and formats responses; everything
+that decides something lives here and takes a database session, so unit
+tests drive it without HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from stratus.common.auth import AUTH_REQUIRED, AuthContext
+from stratus.common.db import Database
+from stratus.common.errors import BadRequest, NotFound, Unauthorized
+from stratus.identity import models as m
+from stratus.identity.passwords import DUMMY_HASH, hash_password, verify_password
+from stratus.identity.tokens import TokenDecodeError, TokenPayload, TokenSealer, new_audit_id
+
+INTERFACES = ("public", "internal", "admin")
+ASSIGNMENT_TYPES = ("UserProject", "UserDomain", "GroupProject", "GroupDomain")
+GLOBAL = "<<null>>"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    """Naive UTC (what the database stores), microsecond precision."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def isotime(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_naive(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+
+
+@dataclass
+class ValidatedToken:
+    """A token that decrypted, has not expired, is not revoked, and still grants its scope."""
+
+    payload: TokenPayload
+    user: m.User
+    user_domain: m.Domain
+    project: m.Project | None
+    project_domain: m.Domain | None
+    domain: m.Domain | None
+    roles: list[m.Role]
+
+    def context(self, token: str) -> AuthContext:
+        return AuthContext(
+            user_id=self.user.id,
+            user_name=self.user.name,
+            user_domain_id=self.user.domain_id,
+            project_id=self.project.id if self.project else None,
+            project_name=self.project.name if self.project else None,
+            project_domain_id=self.project.domain_id if self.project else None,
+            domain_id=self.domain.id if self.domain else None,
+            system=self.payload.system,
+            roles=frozenset(r.name for r in self.roles),
+            audit_ids=tuple(self.payload.audit_ids),
+            expires_at=self.payload.expires_at,
+            token=token,
+        )
+
+
+def ref(obj: m.Domain | m.Project | None) -> dict[str, str] | None:
+    return {"id": obj.id, "name": obj.name} if obj is not None else None
+
+
+class Identity:
+    """The identity service's behaviour over its database."""
+
+    def __init__(
+        self,
+        db: Database,
+        sealer: TokenSealer,
+        token_ttl: int = 3600,
+        hash_algorithm: str = "argon2id",
+    ) -> None:
+        self.db = db
+        self.sealer = sealer
+        self.token_ttl = token_ttl
+        self.hash_algorithm = hash_algorithm
+
+    # ---- lookups -------------------------------------------------------------------------
+
+    @staticmethod
+    def get(session: Session, model: type[Any], obj_id: str, kind: str) -> Any:
+        obj = session.get(model, obj_id) if obj_id else None
+        if obj is None:
+            raise NotFound(f"Could not find {kind}: {obj_id}.")
+        return obj
+
+    @staticmethod
+    def find_domain(session: Session, spec: dict[str, Any] | None) -> m.Domain:
+        """A domain from {"id": ...} or {"name": ...}; 401 when absent (auth path)."""
+        if not isinstance(spec, dict) or not (spec.get("id") or spec.get("name")):
+            raise BadRequest("A domain must be given by 'id' or 'name'.")
+        if spec.get("id"):
+            dom = session.get(m.Domain, str(spec["id"]))
+        else:
+            dom = session.scalar(sa.select(m.Domain).where(m.Domain.name == str(spec["name"])))
+        if dom is None:
+            raise Unauthorized(AUTH_REQUIRED)
+        return dom
+
+    # ---- roles ---------------------------------------------------------------------------
+
+    @staticmethod
+    def expand_implied(session: Session, role_ids: Iterable[str]) -> set[str]:
+        seen = set(role_ids)
+        frontier = list(seen)
+        while frontier:
+            rows = session.scalars(
+                sa.select(m.ImpliedRole.implied_role_id).where(
+                    m.ImpliedRole.prior_role_id.in_(frontier)
+                )
+            ).all()
+            frontier = [r for r in rows if r not in seen]
+            seen.update(frontier)
+        return seen
+
+    @staticmethod
+    def group_ids(session: Session, user_id: str) -> list[str]:
+        return list(
+            session.scalars(
+                sa.select(m.Membership.group_id).where(m.Membership.user_id == user_id)
+            ).all()
+        )
+
+    def effective_roles(
+        self, session: Session, user_id: str, target_id: str, target: str
+    ) -> list[m.Role]:
+        """Roles the user holds on a project or domain, directly or through groups."""
+        actors = [user_id, *self.group_ids(session, user_id)]
+        kinds = (f"User{target}", f"Group{target}")
+        direct = session.scalars(
+            sa.select(m.Assignment.role_id).where(
+                m.Assignment.type.in_(kinds),
+                m.Assignment.actor_id.in_(actors),
+                m.Assignment.target_id == target_id,
+            )
+        ).all()
+        if not direct:
+            return []
+        ids = self.expand_implied(session, direct)
+        return list(session.scalars(sa.select(m.Role).where(m.Role.id.in_(ids))).all())
+
+    # ---- authentication ------------------------------------------------------------------
+
+    def _password_user(self, session: Session, spec: Any) -> m.User:
+        if not isinstance(spec, dict) or not isinstance(spec.get("user"), dict):
+            raise BadRequest("The password method needs 'password': {'user': {...}}.")
+        user_spec = spec["user"]
+        password = user_spec.get("password")
+        if not isinstance(password, str):
+            raise BadRequest("The password method needs user.password as a string.")
+        user: m.User | None
+        if user_spec.get("id"):
+            user = session.get(m.User, str(user_spec["id"]))
+        elif user_spec.get("name"):
+            try:
+                domain_id: str | None = self.find_domain(session, user_spec.get("domain")).id
+            except Unauthorized:
+                domain_id = None  # fall through to the same hashing cost as a bad password
+            user = session.scalar(
+                sa.select(m.User).where(
+                    m.User.domain_id == domain_id, m.User.name == str(user_spec["name"])
+                )
+            )
+        else:
+            raise BadRequest("The password method needs user.id, or user.name with user.domain.")
+        # Always spend the hashing time so timing does not tell which part was wrong.
+        ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+        if user is None or not ok or not user.enabled:
+            raise Unauthorized(AUTH_REQUIRED)
+        return user
+
+    def _scope(
+        self, session: Session, scope: Any, user: m.User
+    ) -> tuple[str | None, str | None, bool]:
+        """(project_id, domain_id, system) asked for; checks only the names exist."""
+        if scope is None or scope == "unscoped":
+            if scope is None and user.default_project_id:
+                project = session.get(m.Project, user.default_project_id)
+                if (
+                    project is not None
+                    and project.enabled
+                    and self.effective_roles(session, user.id, project.id, "Project")
+                ):
+                    return project.id, None, False
+            return None, None, False
+        if not isinstance(scope, dict) or len(scope) != 1:
+            raise BadRequest("scope must have exactly one of 'project', 'domain' or 'system'.")
+        if "project" in scope:
+            spec = scope["project"]
+            if not isinstance(spec, dict):
+                raise BadRequest("scope.project must be an object with 'id' or 'name'.")
+            if spec.get("id"):
+                project = session.get(m.Project, str(spec["id"]))
+            elif spec.get("name"):
+                domain = self.find_domain(session, spec.get("domain"))
+                project = session.scalar(
+                    sa.select(m.Project).where(
+                        m.Project.domain_id == domain.id, m.Project.name == str(spec["name"])
+                    )
+                )
+            else:
+                raise BadRequest("scope.project needs 'id', or 'name' with 'domain'.")
+            if project is None:
+                raise Unauthorized(AUTH_REQUIRED)
+            return project.id, None, False
+        if "domain" in scope:
+            domain = self.find_domain(session, scope["domain"])
+            return None, domain.id, False
+        if "system" in scope:
+            if scope["system"] != {"all": True}:
+                raise BadRequest("scope.system must be {'all': true}.")
+            return None, None, True
+        raise BadRequest("scope must have exactly one of 'project', 'domain' or 'system'.")
+
+    def authenticate(self, body: Any) -> tuple[str, ValidatedToken]:
+        """POST /v3/auth/tokens: returns the new token and what it grants."""
+        if not isinstance(body, dict) or not isinstance(body.get("auth"), dict):
+            raise BadRequest("The request body must be {'auth': {'identity': {...}}}.")
+        auth = body["auth"]
+        ident = auth.get("identity")
+        if not isinstance(ident, dict) or not isinstance(ident.get("methods"), list):
+            raise BadRequest("auth.identity.methods must be a list such as ['password'].")
+        methods = [str(x) for x in ident["methods"]]
+        if len(methods) != 1 or methods[0] not in ("password", "token", "application_credential"):
+            raise BadRequest(
+                f"Unsupported auth methods {methods}: use exactly one of "
+                "'password', 'token' or 'application_credential'."
+            )
+        method = methods[0]
+        now = time.time()
+        with self.db.session() as session:
+            audit_ids = [new_audit_id()]
+            expires_at = now + self.token_ttl
+            app_cred_id = None
+            if method == "password":
+                user = self._password_user(session, ident.get("password"))
+                project_id, domain_id, system = self._scope(session, auth.get("scope"), user)
+            elif method == "token":
+                spec = ident.get("token")
+                if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
+                    raise BadRequest("The token method needs 'token': {'id': '<token>'}.")
+                old = self.validate(spec["id"], session=session)
+                user = old.user
+                if old.payload.app_cred_id:
+                    raise Unauthorized(AUTH_REQUIRED)
+                project_id, domain_id, system = self._scope(
+                    session, auth.get("scope", "unscoped"), user
+                )
+                # A rescoped token never outlives the token it came from.
+                expires_at = old.payload.expires_at
+                audit_ids.append(old.payload.audit_ids[-1])
+                methods = sorted(set(old.payload.methods) | {"token"})
+            else:
+                cred, user = self._app_credential(session, ident.get("application_credential"))
+                if auth.get("scope") is not None:
+                    raise BadRequest("An application credential is already scoped; drop 'scope'.")
+                app_cred_id, project_id, domain_id, system = cred.id, cred.project_id, None, False
+                if cred.expires_at is not None:
+                    expires_at = min(expires_at, cred.expires_at.replace(tzinfo=UTC).timestamp())
+            payload = TokenPayload(
+                user_id=user.id,
+                methods=methods,
+                expires_at=expires_at,
+                issued_at=now,
+                audit_ids=audit_ids,
+                project_id=project_id,
+                domain_id=domain_id,
+                system=system,
+                app_cred_id=app_cred_id,
+            )
+            validated = self._check_payload(session, payload)
+            return self.sealer.seal(payload), validated
+
+    def _app_credential(
+        self, session: Session, spec: Any
+    ) -> tuple[m.ApplicationCredential, m.User]:
+        if not isinstance(spec, dict) or not isinstance(spec.get("secret"), str):
+            raise BadRequest(
+                "The application_credential method needs 'id' (or 'name' and 'user') and 'secret'."
+            )
+        if spec.get("id"):
+            cred = session.get(m.ApplicationCredential, str(spec["id"]))
+        elif spec.get("name") and isinstance(spec.get("user"), dict):
+            user = self._find_user(session, spec["user"])
+            cred = session.scalar(
+                sa.select(m.ApplicationCredential).where(
+                    m.ApplicationCredential.user_id == user.id,
+                    m.ApplicationCredential.name == str(spec["name"]),
+                )
+            )
+        else:
+            raise BadRequest("application_credential needs 'id', or 'name' with 'user'.")
+        ok = verify_password(spec["secret"], cred.secret_hash if cred else DUMMY_HASH)
+        if cred is None or not ok:
+            raise Unauthorized(AUTH_REQUIRED)
+        if cred.expires_at is not None and cred.expires_at <= utcnow():
+            raise Unauthorized(AUTH_REQUIRED)
+        user_obj = session.get(m.User, cred.user_id)
+        if user_obj is None or not user_obj.enabled:
+            raise Unauthorized(AUTH_REQUIRED)
+        return cred, user_obj
+
+    def _find_user(self, session: Session, spec: dict[str, Any]) -> m.User:
+        if spec.get("id"):
+            user = session.get(m.User, str(spec["id"]))
+        else:
+            domain = self.find_domain(session, spec.get("domain"))
+            user = session.scalar(
+                sa.select(m.User).where(
+                    m.User.domain_id == domain.id, m.User.name == str(spec.get("name"))
+                )
+            )
+        if user is None:
+            raise Unauthorized(AUTH_REQUIRED)
+        return user
+
+    # ---- validation ----------------------------------------------------------------------
+
+    def _revoked(self, session: Session, payload: TokenPayload) -> bool:
+        issued = to_naive(payload.issued_at)
+        clauses: list[sa.ColumnElement[bool]] = [m.RevocationEvent.audit_id.in_(payload.audit_ids)]
+        clauses.append(
+            sa.and_(
+                m.RevocationEvent.user_id == payload.user_id,
+                m.RevocationEvent.issued_before >= issued,
+            )
+        )
+        if payload.project_id:
+            clauses.append(
+                sa.and_(
+                    m.RevocationEvent.project_id == payload.project_id,
+                    m.RevocationEvent.issued_before >= issued,
+                )
+            )
+        hit = session.scalar(sa.select(m.RevocationEvent.id).where(sa.or_(*clauses)).limit(1))
+        return hit is not None
+
+    def _check_payload(self, session: Session, payload: TokenPayload) -> ValidatedToken:
+        """Everything but decryption: expiry, revocation, user/project state, roles."""
+        if payload.expires_at <= time.time():
+            raise NotFound("The token has expired.")
+        if self._revoked(session, payload):
+            raise NotFound("The token has been revoked.")
+        user = session.get(m.User, payload.user_id)
+        if user is None or not user.enabled:
+            raise NotFound("The token's user is disabled or no longer exists.")
+        user_domain = session.get(m.Domain, user.domain_id)
+        if user_domain is None or not user_domain.enabled:
+            raise NotFound("The token's user domain is disabled.")
+        project = project_domain = domain = None
+        roles: list[m.Role] = []
+        if payload.project_id:
+            project = session.get(m.Project, payload.project_id)
+            if project is None or not project.enabled:
+                raise NotFound("The token's project is disabled or no longer exists.")
+            project_domain = session.get(m.Domain, project.domain_id)
+            if project_domain is None or not project_domain.enabled:
+                raise NotFound("The token's project domain is disabled.")
+            roles = self.effective_roles(session, user.id, project.id, "Project")
+        elif payload.domain_id:
+            domain = session.get(m.Domain, payload.domain_id)
+            if domain is None or not domain.enabled:
+                raise NotFound("The token's domain is disabled or no longer exists.")
+            roles = self.effective_roles(session, user.id, domain.id, "Domain")
+        elif payload.system:
+            roles = self._system_roles(session, user.id)
+        if payload.app_cred_id:
+            cred = session.get(m.ApplicationCredential, payload.app_cred_id)
+            if cred is None:
+                raise NotFound("The token's application credential no longer exists.")
+            roles = [r for r in roles if r.id in set(cred.roles)]
+        if (payload.project_id or payload.domain_id or payload.system) and not roles:
+            raise Unauthorized(AUTH_REQUIRED)
+        return ValidatedToken(payload, user, user_domain, project, project_domain, domain, roles)
+
+    def _system_roles(self, session: Session, user_id: str) -> list[m.Role]:
+        """System scope is granted to holders of the admin role on the admin project."""
+        admin_project = session.scalar(
+            sa.select(m.Project).where(m.Project.name == "admin", m.Project.domain_id == "default")
+        )
+        if admin_project is None:
+            return []
+        roles = self.effective_roles(session, user_id, admin_project.id, "Project")
+        return roles if any(r.name == "admin" for r in roles) else []
+
+    def validate(self, token: str, session: Session | None = None) -> ValidatedToken:
+        """Decrypt and check a token; 404 for a token that is not (or no longer) valid."""
+        try:
+            payload = self.sealer.unseal(token)
+        except TokenDecodeError:
+            raise NotFound("The token is not valid.") from None
+        if session is not None:
+            return self._check_payload(session, payload)
+        with self.db.session() as own:
+            return self._check_payload(own, payload)
+
+    def context(self, token: str) -> AuthContext:
+        """The caller behind X-Auth-Token, or 401."""
+        if not token:
+            raise Unauthorized(AUTH_REQUIRED)
+        try:
+            return self.validate(token).context(token)
+        except NotFound:
+            raise Unauthorized(AUTH_REQUIRED) from None
+
+    # ---- revocation ----------------------------------------------------------------------
+
+    @staticmethod
+    def revoke(
+        session: Session,
+        audit_id: str | None = None,
+        user_id: str | None = None,
+        project_id: str | None = None,
+    ) -> None:
+        now = utcnow()
+        session.add(
+            m.RevocationEvent(
+                audit_id=audit_id,
+                user_id=user_id,
+                project_id=project_id,
+                issued_before=now,
+                revoked_at=now,
+            )
+        )
+
+    def prune_revocations(self, session: Session) -> int:
+        """Drop events older than any token that could still be alive."""
+        cutoff = to_naive(time.time() - self.token_ttl - 60)
+        result = session.execute(
+            sa.delete(m.RevocationEvent).where(m.RevocationEvent.revoked_at < cutoff)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    # ---- passwords -----------------------------------------------------------------------
+
+    def set_password(self, session: Session, user: m.User, password: str) -> None:
+        user.password_hash = hash_password(password, self.hash_algorithm)
+        user.password_changed_at = utcnow()
+
+    # ---- catalog -------------------------------------------------------------------------
+
+    @staticmethod
+    def catalog(session: Session) -> list[dict[str, Any]]:
+        services = session.scalars(
+            sa.select(m.Service).where(m.Service.enabled.is_(True)).order_by(m.Service.type)
+        ).all()
+        endpoints = session.scalars(sa.select(m.Endpoint).where(m.Endpoint.enabled.is_(True))).all()
+        by_service: dict[str, list[m.Endpoint]] = {}
+        for ep in endpoints:
+            by_service.setdefault(ep.service_id, []).append(ep)
+        return [
+            {
+                "id": svc.id,
+                "type": svc.type,
+                "name": svc.name,
+                "endpoints": [
+                    {
+                        "id": ep.id,
+                        "interface": ep.interface,
+                        "region": ep.region_id,
+                        "region_id": ep.region_id,
+                        "url": ep.url,
+                    }
+                    for ep in by_service.get(svc.id, [])
+                ],
+            }
+            for svc in services
+        ]
+
+    def token_body(
+        self, session: Session | None, vt: ValidatedToken, include_catalog: bool = True
+    ) -> dict[str, Any]:
+        p = vt.payload
+        tok: dict[str, Any] = {
+            "methods": p.methods,
+            "user": {
+                "id": vt.user.id,
+                "name": vt.user.name,
+                "domain": ref(vt.user_domain),
+                "password_expires_at": None,
+            },
+            "audit_ids": p.audit_ids,
+            "expires_at": isotime(p.expires_at),
+            "issued_at": isotime(p.issued_at),
+        }
+        if vt.project is not None:
+            tok["project"] = {**(ref(vt.project) or {}), "domain": ref(vt.project_domain)}
+            tok["is_domain"] = False
+        elif vt.domain is not None:
+            tok["domain"] = ref(vt.domain)
+        elif p.system:
+            tok["system"] = {"all": True}
+        if p.project_id or p.domain_id or p.system:
+            tok["roles"] = [{"id": r.id, "name": r.name} for r in vt.roles]
+            if include_catalog:
+                if session is None:
+                    with self.db.session() as own:
+                        tok["catalog"] = self.catalog(own)
+                else:
+                    tok["catalog"] = self.catalog(session)
+        if p.app_cred_id:
+            tok["application_credential"] = {"id": p.app_cred_id, "restricted": True}
+        return {"token": tok}

@@ -1,0 +1,156 @@
+"""stratus-manage: operator commands (schema sync, Fernet keys, bootstrap, catalog).
+
+Every command prints one JSON line, ``{"changed": ...}``, so Ansible can tell
+whether it changed anything; failures exit non-zero with a message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from stratus.common import db
+from stratus.common.config import Config, ConfigError
+
+SERVICES = {"identity": "stratus.identity"}
+
+
+def _identity(config: Config) -> Any:
+    from stratus.identity.app import build_identity
+
+    return build_identity(config)
+
+
+def cmd_db_sync(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    url = config.get(args.service, "database_url")
+    changed = db.sync(SERVICES[args.service], url)
+    return {"changed": changed, "revision": db.current_revision(url)}
+
+
+def _key_repo(config: Config) -> Any:
+    from stratus.identity.tokens import KeyRepository
+
+    return KeyRepository(
+        config.get("identity", "fernet_key_repository"),
+        config.get_int("identity", "fernet_max_active_keys", minimum=2),
+    )
+
+
+def cmd_fernet_setup(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    repo = _key_repo(config)
+    changed = repo.setup()
+    _chown(repo.path, args.owner)
+    return {"changed": changed, "keys": [p.name for p in sorted(repo.path.iterdir())]}
+
+
+def cmd_fernet_rotate(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    repo = _key_repo(config)
+    keys = repo.rotate()
+    _chown(repo.path, args.owner)
+    return {"changed": True, "keys": [str(k) for k in keys]}
+
+
+def _chown(path: Any, owner: str | None) -> None:
+    if not owner:
+        return
+    import shutil
+
+    for p in [path, *path.iterdir()]:
+        shutil.chown(p, user=owner, group=owner)
+
+
+def cmd_bootstrap(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    from stratus.identity.bootstrap import bootstrap
+
+    password = os.environ.get("STRATUS_BOOTSTRAP_PASSWORD", "")
+    if not password:
+        raise SystemExit(
+            "stratus-manage bootstrap: set STRATUS_BOOTSTRAP_PASSWORD to the "
+            "admin password (it is never taken from the command line)"
+        )
+    changed = bootstrap(
+        _identity(config),
+        password=password,
+        username=args.admin_username,
+        project_name=args.admin_project,
+        region_id=args.region_id,
+        public_url=args.public_url,
+        internal_url=args.internal_url,
+    )
+    return {"changed": changed}
+
+
+def cmd_catalog_ensure(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    from stratus.identity.bootstrap import ensure_catalog_entry
+
+    urls = {"public": args.public_url, "internal": args.internal_url or args.public_url}
+    changed = ensure_catalog_entry(
+        _identity(config), stype=args.type, name=args.name, region_id=args.region_id, urls=urls
+    )
+    return {"changed": changed}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stratus-manage", description=__doc__)
+    p.add_argument(
+        "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    dbp = sub.add_parser("db", help="database schema")
+    dbsub = dbp.add_subparsers(dest="db_command", required=True)
+    sync = dbsub.add_parser("sync", help="create or upgrade a service's schema")
+    sync.add_argument("service", choices=sorted(SERVICES))
+    sync.set_defaults(func=cmd_db_sync)
+
+    for name, func, text in (
+        ("fernet-setup", cmd_fernet_setup, "create the key repository"),
+        ("fernet-rotate", cmd_fernet_rotate, "rotate the token keys"),
+    ):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("--owner", help="user that must own the key files (the service user)")
+        sp.set_defaults(func=func)
+
+    bp = sub.add_parser("bootstrap", help="admin user/project, roles, identity endpoint")
+    bp.add_argument("--admin-username", default="admin")
+    bp.add_argument("--admin-project", default="admin")
+    bp.add_argument("--region-id", default="RegionOne")
+    bp.add_argument("--public-url", required=True)
+    bp.add_argument("--internal-url")
+    bp.set_defaults(func=cmd_bootstrap)
+
+    cp = sub.add_parser("catalog", help="service catalog")
+    csub = cp.add_subparsers(dest="catalog_command", required=True)
+    ce = csub.add_parser("ensure", help="register a service and its endpoints")
+    ce.add_argument("--type", required=True)
+    ce.add_argument("--name", required=True)
+    ce.add_argument("--region-id", default="RegionOne")
+    ce.add_argument("--public-url", required=True)
+    ce.add_argument("--internal-url")
+    ce.set_defaults(func=cmd_catalog_ensure)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.config_file:
+        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
+    try:
+        result = args.func(Config.load(), args)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"stratus-manage {args.command}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
