@@ -1,0 +1,62 @@
+# Stratus: the two commands of the README, and the pieces they are made of.
+#   make aio        deploy the all-in-one cloud on this machine
+#   make test       install the test dependencies and run lint and the whole test suite
+#   make test-fast  unit tests only
+#   make lint       ruff, mypy, ansible-lint
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+ANSIBLE_ARGS ?=
+
+.PHONY: aio test test-fast lint unit integration e2e deps test-deps clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# What `make aio` needs: Ansible and the OpenStack client.
+$(VENV)/.aio-deps: $(BIN)/python
+	$(BIN)/pip install --quiet "ansible-core>=2.19,<2.20" python-openstackclient
+	touch $@
+
+# The package in editable mode with its test extra (pytest, httpx, the
+# OpenStack client, ansible-core, ruff, mypy, ansible-lint).
+$(VENV)/.test-deps: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+deps:
+	./scripts/install-aio-deps.sh
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+aio: deps $(VENV)/.aio-deps
+	$(BIN)/ansible-playbook -i inventories/aio playbooks/site.yml $(ANSIBLE_ARGS)
+	@echo
+	@echo "Stratus is up. Try:  $(BIN)/openstack --os-cloud stratus token issue"
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/ansible-lint
+
+test: test-deps $(VENV)/.test-deps
+	$(MAKE) lint
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.test-deps
+	$(BIN)/pytest -m unit tests $(PYTEST_ARGS)
+
+unit: test-fast
+
+integration: test-deps $(VENV)/.test-deps
+	$(BIN)/pytest -m integration tests $(PYTEST_ARGS)
+
+e2e: test-deps $(VENV)/.test-deps
+	$(BIN)/pytest -m e2e tests $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
