@@ -258,7 +258,10 @@ class Identity:
                 spec = ident.get("token")
                 if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
                     raise BadRequest("The token method needs 'token': {'id': '<token>'}.")
-                old = self.validate(spec["id"], session=session)
+                try:
+                    old = self.validate(spec["id"], session=session)
+                except NotFound:
+                    raise Unauthorized(AUTH_REQUIRED) from None
                 user = old.user
                 if old.payload.app_cred_id:
                     raise Unauthorized(AUTH_REQUIRED)
@@ -287,7 +290,10 @@ class Identity:
                 system=system,
                 app_cred_id=app_cred_id,
             )
-            validated = self._check_payload(session, payload)
+            try:
+                validated = self._check_payload(session, payload)
+            except NotFound:
+                raise Unauthorized(AUTH_REQUIRED) from None
             return self.sealer.seal(payload), validated
 
     def _app_credential(
@@ -408,10 +414,13 @@ class Identity:
             payload = self.sealer.unseal(token)
         except TokenDecodeError:
             raise NotFound("The token is not valid.") from None
-        if session is not None:
-            return self._check_payload(session, payload)
-        with self.db.session() as own:
-            return self._check_payload(own, payload)
+        try:
+            if session is not None:
+                return self._check_payload(session, payload)
+            with self.db.session() as own:
+                return self._check_payload(own, payload)
+        except Unauthorized:
+            raise NotFound("The token no longer grants any role on its scope.") from None
 
     def context(self, token: str) -> AuthContext:
         """The caller behind X-Auth-Token, or 401."""

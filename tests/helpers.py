@@ -1,0 +1,213 @@
+"""Test helpers: a private PostgreSQL cluster and a real stratus-identity process.
+
+Everything started here is stopped by pid, and lives in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+ADMIN_PASSWORD = "test-admin-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def pg_bindir() -> Path | None:
+    for cand in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.access(f"{cand}/postgres", os.X_OK) and os.access(f"{cand}/initdb", os.X_OK):
+            return Path(cand)
+    return None
+
+
+@dataclass
+class Postgres:
+    """A throw-away PostgreSQL cluster owned by the tests."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    def _as_postgres(self, *cmd: str) -> list[str]:
+        return list(cmd) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *cmd]
+
+    def init(self) -> None:
+        bindir = pg_bindir()
+        if bindir is None:
+            raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql")
+        self.bindir = bindir
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        subprocess.run(
+            self._as_postgres(
+                str(bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+                "--auth=trust", "--no-sync", "-E", "UTF8",
+            ),
+            check=True, capture_output=True,
+        )
+
+    def start(self) -> None:
+        log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            self._as_postgres(
+                str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
+                "-k", str(self.root), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                "-c", "max_connections=200",
+            ),
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ok = subprocess.run(
+                [str(self.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                capture_output=True,
+            )
+            if ok.returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.root / "postgres.log").read_text()[-2000:])
+            time.sleep(0.2)
+        raise TimeoutError("PostgreSQL did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def psql(self, sql: str) -> None:
+        subprocess.run(
+            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
+             "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            check=True, capture_output=True,
+        )
+
+    def create_database(self, name: str) -> str:
+        self.psql(f"CREATE DATABASE {name}")
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+
+@dataclass
+class IdentityServer:
+    """stratus-identity in its own process, with its own config, keys and database."""
+
+    root: Path
+    database_url: str
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "STRATUS_CONFIG_FILE": str(self.root / "stratus.conf"),
+            "STRATUS_IDENTITY__DATABASE_URL": self.database_url,
+            "STRATUS_IDENTITY__FERNET_KEY_REPOSITORY": str(self.root / "fernet-keys"),
+            "STRATUS_IDENTITY__BIND_HOST": "127.0.0.1",
+            "STRATUS_IDENTITY__BIND_PORT": str(self.port),
+            "STRATUS_BOOTSTRAP_PASSWORD": ADMIN_PASSWORD,
+            **self.extra_env,
+        })
+        return env
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "stratus-manage"), *args], env=self.env,
+                              capture_output=True, text=True, check=True)
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "stratus.conf").write_text("[DEFAULT]\ndebug = false\n")
+        self.manage("db", "sync", "identity")
+        self.manage("fernet-setup")
+        self.manage("bootstrap", "--public-url", self.url)
+
+    def start(self) -> None:
+        log = open(self.root / "identity.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([str(BIN / "stratus-identity")], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        wait_http(f"{self.url}/v3", proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+    def log(self) -> str:
+        return (self.root / "identity.log").read_text(errors="replace")
+
+    def clouds_yaml(self) -> Path:
+        path = self.root / "clouds.yaml"
+        path.write_text(
+            "clouds:\n  stratus:\n    auth:\n"
+            f"      auth_url: {self.url}/v3\n      username: admin\n"
+            f"      password: {ADMIN_PASSWORD}\n      project_name: admin\n"
+            "      user_domain_name: Default\n      project_domain_name: Default\n"
+            "    region_name: RegionOne\n    identity_api_version: 3\n"
+        )
+        return path
+
+    def token(self, user: str = "admin", password: str = ADMIN_PASSWORD,
+              project: str | None = "admin") -> str:
+        return password_token(self.url, user, password, project)
+
+
+def password_token(url: str, user: str, password: str, project: str | None = None,
+                   client: httpx.Client | None = None) -> str:
+    body: dict = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": user, "domain": {"id": "default"}, "password": password}}}}}
+    if project:
+        body["auth"]["scope"] = {"project": {"name": project, "domain": {"id": "default"}}}
+    resp = (client or httpx).post(f"{url}/v3/auth/tokens", json=body)  # type: ignore[attr-defined]
+    assert resp.status_code == 201, resp.text
+    return str(resp.headers["X-Subject-Token"])
