@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,18 +17,28 @@ from helpers import ADMIN_PASSWORD, Postgres
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    """A private PostgreSQL cluster for the session, stopped by pid at the end."""
-    pg = Postgres(tmp_path_factory.mktemp("pg", numbered=True) / "cluster")
+def postgres() -> Iterator[Postgres]:
+    """A private PostgreSQL cluster for the session, stopped by pid at the end.
+
+    Skipped with the reason when PostgreSQL cannot start here, unless
+    STRATUS_REQUIRE_POSTGRES=1 (set by `make test`), where that is a failure.
+    """
+    root = Path(tempfile.mkdtemp(prefix="stratus-test-pg-"))
+    pg = Postgres(root / "cluster")
     try:
         pg.init()
         pg.start()
     except Exception as exc:  # pragma: no cover - depends on the machine
         pg.stop()
-        pytest.skip(f"PostgreSQL cannot start on this machine, so the PostgreSQL variant "
-                    f"is skipped: {exc}")
+        shutil.rmtree(root, ignore_errors=True)
+        detail = getattr(exc, "stderr", b"") or b""
+        message = f"PostgreSQL cannot start here: {exc} {detail.decode(errors='replace')}"
+        if os.environ.get("STRATUS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(f"{message}; the PostgreSQL variants are skipped")
     yield pg
     pg.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -81,6 +81,11 @@ class Postgres:
         self.bindir = bindir
         self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
+            # postgres must be able to reach the cluster: open the path, own the leaf.
+            for parent in [self.root.parent, *self.root.parent.parents]:
+                if parent == Path("/tmp") or parent == Path("/"):
+                    break
+                parent.chmod(parent.stat().st_mode | 0o711)
             shutil.chown(self.root, "postgres", "postgres")
         subprocess.run(
             self._as_postgres(
@@ -92,13 +97,16 @@ class Postgres:
 
     def start(self) -> None:
         log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - closed with the process
+        # Started directly as the postgres user (not through runuser) so that
+        # self.proc.pid is the postmaster itself and stop() really stops it.
         self.proc = subprocess.Popen(
-            self._as_postgres(
+            [
                 str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
                 "-k", str(self.root), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                 "-c", "max_connections=200",
-            ),
+            ],
             stdout=log, stderr=subprocess.STDOUT,
+            user="postgres" if os.geteuid() == 0 else None,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from stratus.common import db
 from stratus.common.config import Config, ConfigError
 
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file
     try:
         result = args.func(Config.load(), args)
-    except (ConfigError, ValueError, OSError) as exc:
+    except (ConfigError, ValueError, OSError, SQLAlchemyError) as exc:
         print(f"stratus-manage {args.command}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result))
