@@ -21,6 +21,11 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
     "DEFAULT": {
         "debug": ("false", "Log at DEBUG level and include tracebacks in the log."),
         "state_path": ("/var/lib/stratus", "Directory for service state (SQLite files, stores)."),
+        "identity_url": (
+            "http://127.0.0.1:5000/v3",
+            "Where services other than identity validate tokens (the internal identity URL).",
+        ),
+        "region_name": ("RegionOne", "Region this deployment registers its endpoints in."),
     },
     "identity": {
         "bind_host": ("0.0.0.0", "Address the identity API listens on."),
