@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import PASSWORD, Api
+from identity_api import PASSWORD, Api
 
 pytestmark = pytest.mark.unit
 

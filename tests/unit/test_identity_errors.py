@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, Api
+from identity_api import PASSWORD, Api
 from stratus.identity.core import Identity
 from stratus.identity.tokens import TokenPayload
 

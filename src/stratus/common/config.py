@@ -57,6 +57,52 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "How long a validated token is cached in a service's auth middleware.",
         ),
     },
+    "image": {
+        "bind_host": ("0.0.0.0", "Address the image API listens on."),
+        "bind_port": ("9292", "Port the image API listens on."),
+        "public_url": (
+            "",
+            "Base URL used in links and version documents; empty: taken from each request.",
+        ),
+        "database_url": (
+            "sqlite:////var/lib/stratus/image.sqlite",
+            "SQLAlchemy URL of the image database (sqlite:/// or postgresql+psycopg://).",
+        ),
+        "workers": ("1", "Number of uvicorn worker processes."),
+        "images_dir": (
+            "/var/lib/stratus/images",
+            "The content-addressed image store (blobs/, tmp/); on the controller's disk.",
+        ),
+        "max_image_size": (
+            "1099511627776",
+            "Largest image in bytes (default 1 TiB); a bigger upload is refused with 413.",
+        ),
+        "quota_images_per_project": (
+            "1000",
+            "Images a project may own (0: no limit); one more is refused with 413.",
+        ),
+        "quota_bytes_per_project": (
+            "0",
+            "Total bytes of image data a project may store (0: no limit); 413 beyond it.",
+        ),
+        "disk_formats": (
+            "raw,qcow2,vmdk,iso",
+            "Disk formats accepted, a subset of raw, qcow2, vmdk, iso.",
+        ),
+        "container_formats": (
+            "bare,ovf",
+            "Container formats accepted, a subset of bare, ovf (the data is inspected as is).",
+        ),
+        "qemu_img": ("qemu-img", "The qemu-img program that inspects every upload."),
+        "inspect_cpu_seconds": (
+            "30",
+            "CPU-time limit (RLIMIT_CPU) of one qemu-img run inspecting an upload.",
+        ),
+        "inspect_memory_mb": (
+            "1024",
+            "Address-space limit (RLIMIT_AS) in MiB of one qemu-img run inspecting an upload.",
+        ),
+    },
 }
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from stratus.common.errors import ServiceUnavailable
+from stratus.common.errors import BadRequest, ServiceUnavailable
 
 
 class Base(DeclarativeBase):
@@ -87,6 +87,13 @@ class Database:
             if isinstance(exc, sa.exc.SQLAlchemyError) and is_unavailable(exc):
                 raise ServiceUnavailable(
                     f"The {self.service} database is unavailable; try again later."
+                ) from exc
+            if isinstance(exc, sa.exc.DataError):
+                # A value the engine refuses (too long for its column, a NUL byte...):
+                # the request was bad, and nothing was written.
+                raise BadRequest(
+                    "The request holds a value that cannot be stored (too long, or with "
+                    f"characters that are not allowed): {exc.orig}"
                 ) from exc
             raise
         finally:

@@ -90,7 +90,7 @@ def add_routes(router: Router, identity: Identity) -> None:
                     f"a domain named {name!r} already exists."
                 )
             dom = m.Domain(
-                id=obj.get("id") if isinstance(obj.get("id"), str) else new_id(),
+                id=views.text(obj, "id", max_len=64) or new_id(),
                 name=name,
                 description=views.text(
                     obj, "description", allow_empty=True, max_len=65535, default=""

@@ -433,8 +433,8 @@ class Identity:
 
     # ---- revocation ----------------------------------------------------------------------
 
-    @staticmethod
     def revoke(
+        self,
         session: Session,
         audit_id: str | None = None,
         user_id: str | None = None,
@@ -450,6 +450,7 @@ class Identity:
                 revoked_at=now,
             )
         )
+        self.prune_revocations(session)
 
     def prune_revocations(self, session: Session) -> int:
         """Drop events older than any token that could still be alive."""

@@ -48,6 +48,8 @@ def text(
     value = obj[key]
     if not isinstance(value, str):
         raise BadRequest(f"'{key}' must be a string, not {type(value).__name__}.")
+    if "\x00" in value:
+        raise BadRequest(f"'{key}' must not contain NUL characters.")
     value = value.strip() if key == "name" else value
     if not value and not allow_empty:
         raise BadRequest(f"'{key}' must not be empty.")

@@ -1,0 +1,1 @@
+"""stratus-image: the image service (a subset of the OpenStack Image API v2, Glance)."""
