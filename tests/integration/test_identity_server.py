@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -205,3 +206,31 @@ def test_stratus_manage_reports_changes_and_errors(server: IdentityServer,
     proc = subprocess.run([str(BIN / "stratus-manage"), "bootstrap", "--public-url", "http://x"],
                           env=env, capture_output=True, text=True)
     assert proc.returncode != 0 and "STRATUS_BOOTSTRAP_PASSWORD" in proc.stderr
+
+
+def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
+    """A password login (hundreds of ms of hashing) is in flight when SIGTERM arrives."""
+    srv = IdentityServer(tmp_path / "graceful", f"sqlite:///{tmp_path}/graceful.sqlite")
+    srv.prepare()
+    srv.start()
+    assert srv.proc is not None
+    results: list[int] = []
+
+    def login() -> None:
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": "test-admin-secret"}}}}}
+        results.append(httpx.post(f"{srv.url}/v3/auth/tokens", json=body, timeout=30
+                                  ).status_code)
+
+    try:
+        worker = threading.Thread(target=login)
+        worker.start()
+        time.sleep(0.05)
+        srv.proc.terminate()
+        worker.join(30)
+        assert results == [201]
+        # uvicorn drains, then re-raises SIGTERM so the exit status tells how it ended.
+        assert srv.proc.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        srv.stop()
+    assert "Finished server process" in srv.log()
