@@ -167,7 +167,12 @@ datasource:
     retries: 5
 # Under TCG an RSA host key takes seconds to generate: ed25519 and ecdsa only.
 ssh_genkeytypes: [ed25519, ecdsa]
+# The image has no "locales" package: keep the built-in C.UTF-8, which
+# /etc/default/locale already names, so cc_locale has nothing to do (its
+# default, en_US.UTF-8, would fail in update-locale).
+locale: C.UTF-8
 EOF
+echo 'LANG=C.UTF-8' > "$ROOT/etc/default/locale"
 cat > "$ROOT/etc/fstab" <<EOF
 LABEL=$ROOT_LABEL / ext4 rw,discard,errors=remount-ro 0 1
 EOF
