@@ -97,3 +97,8 @@ def neutron_error(status: int, title: str, message: str) -> dict[str, Any]:
     """Neutron's shape: {"NeutronError": {"type", "message", "detail"}}."""
     kind = title.replace(" ", "")
     return {"NeutronError": {"type": kind, "message": message, "detail": ""}}
+
+
+def glance_error(status: int, title: str, message: str) -> dict[str, Any]:
+    """Glance's shape (webob's JSON error body): {"code": "404 Not Found", "title", "message"}."""
+    return {"code": f"{status} {title}", "title": title, "message": message}

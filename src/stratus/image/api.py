@@ -1,0 +1,252 @@
+"""Image HTTP routes: version discovery, images, data, tags, members, actions.
+
+JSON routes are plain synchronous handlers on the shared ``Router``. The two
+data routes are asynchronous Starlette endpoints, so image data streams
+through in bounded chunks (never whole in memory): an upload is written to
+the store's temporary file chunk by chunk from a worker thread, a download
+is read from the blob the same way, with single-range requests (206) and
+``Content-MD5`` on full downloads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import IO, Any
+
+import anyio
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from stratus.common.app import Req, Router
+from stratus.common.auth import AuthContext
+from stratus.common.errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from stratus.image import listing, transfer, views
+from stratus.image.core import ImageService
+
+CHUNK = 1024 * 1024
+# After refusing an oversize upload, read (and drop) at most this much of the
+# rest of the body, so the client sees the 413 instead of a broken connection.
+DRAIN_LIMIT = 64 * 1024 * 1024
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(ApiError):
+    status = 416
+    title = "Requested Range Not Satisfiable"
+
+
+def _declared_size(request: Request) -> int | None:
+    """The size the client announced (X-OpenStack-Image-Size, else Content-Length)."""
+    for header in ("x-openstack-image-size", "content-length"):
+        raw = request.headers.get(header)
+        if raw is None or raw == "":
+            continue
+        if not raw.isdigit():
+            raise BadRequest(f"The {header} header must be a number of bytes, not {raw!r}.")
+        return int(raw)
+    return None
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single ``bytes=`` range, None to send everything.
+
+    Malformed or multi-range headers are ignored (the whole image is sent), as
+    HTTP allows; a range that starts beyond the data is a 416.
+    """
+    if not header:
+        return None
+    match = _RANGE_RE.match(header.strip())
+    if match is None:
+        return None
+    first_raw, last_raw = match.groups()
+    if first_raw == "" and last_raw == "":
+        return None
+    if first_raw == "":
+        length = int(last_raw)
+        if length == 0:
+            raise RangeNotSatisfiable(f"Range {header} selects no bytes of {size}.")
+        return max(size - length, 0), size - 1
+    first = int(first_raw)
+    last = int(last_raw) if last_raw else size - 1
+    if first >= size or last < first:
+        raise RangeNotSatisfiable(
+            f"Range {header} is outside the image data of {size} bytes.",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return first, min(last, size - 1)
+
+
+async def _send_file(fh: IO[bytes], first: int, length: int) -> AsyncIterator[bytes]:
+    try:
+        await anyio.to_thread.run_sync(fh.seek, first)
+        left = length
+        while left > 0:
+            data = await anyio.to_thread.run_sync(fh.read, min(CHUNK, left))
+            if not data:
+                break
+            left -= len(data)
+            yield data
+    finally:
+        fh.close()
+
+
+def add_routes(
+    router: Router, service: ImageService, authenticate: Callable[[str], AuthContext]
+) -> None:
+    # ---- version discovery ---------------------------------------------------------------
+
+    @router.add("GET", "/", body=False)
+    def root(req: Req) -> Response:
+        return JSONResponse(views.versions(req.base_url), status_code=300)
+
+    @router.add("GET", "/versions", body=False)
+    def versions(req: Req) -> dict[str, Any]:
+        return views.versions(req.base_url)
+
+    # ---- images --------------------------------------------------------------------------
+
+    @router.add("GET", "/v2/images")
+    def list_images(req: Req) -> dict[str, Any]:
+        return listing.list_images(service, req.ctx, req.query)
+
+    @router.add("POST", "/v2/images")
+    def create_image(req: Req) -> Response:
+        img = service.create(req.ctx, req.body)
+        return JSONResponse(
+            img, status_code=201, headers={"Location": f"{req.base_url}/v2/images/{img['id']}"}
+        )
+
+    @router.add("GET", "/v2/images/{image_id}")
+    def show_image(req: Req) -> dict[str, Any]:
+        return service.show(req.ctx, req.params["image_id"])
+
+    @router.add("PATCH", "/v2/images/{image_id}")
+    def update_image(req: Req) -> dict[str, Any]:
+        media = req.header("content-type").split(";")[0].strip().lower()
+        if media != views.PATCH_MEDIA_TYPE:
+            raise UnsupportedMediaType(
+                f"Image updates must be sent as Content-Type: {views.PATCH_MEDIA_TYPE}, "
+                f"not {media or 'no Content-Type'}."
+            )
+        return service.update(req.ctx, req.params["image_id"], req.body)
+
+    @router.add("DELETE", "/v2/images/{image_id}")
+    def delete_image(req: Req) -> None:
+        service.delete(req.ctx, req.params["image_id"])
+
+    @router.add("POST", "/v2/images/{image_id}/actions/deactivate", body=False)
+    def deactivate(req: Req) -> None:
+        service.set_active(req.ctx, req.params["image_id"], active=False)
+
+    @router.add("POST", "/v2/images/{image_id}/actions/reactivate", body=False)
+    def reactivate(req: Req) -> None:
+        service.set_active(req.ctx, req.params["image_id"], active=True)
+
+    # ---- tags ----------------------------------------------------------------------------
+
+    @router.add("PUT", "/v2/images/{image_id}/tags/{tag}", body=False)
+    def add_tag(req: Req) -> None:
+        service.add_tag(req.ctx, req.params["image_id"], req.params["tag"])
+
+    @router.add("DELETE", "/v2/images/{image_id}/tags/{tag}")
+    def remove_tag(req: Req) -> None:
+        service.remove_tag(req.ctx, req.params["image_id"], req.params["tag"])
+
+    # ---- members -------------------------------------------------------------------------
+
+    @router.add("GET", "/v2/images/{image_id}/members")
+    def list_members(req: Req) -> dict[str, Any]:
+        members = service.list_members(req.ctx, req.params["image_id"])
+        return {"members": members, "schema": "/v2/schemas/members"}
+
+    @router.add("POST", "/v2/images/{image_id}/members")
+    def add_member(req: Req) -> dict[str, Any]:
+        return service.add_member(req.ctx, req.params["image_id"], req.body)
+
+    @router.add("GET", "/v2/images/{image_id}/members/{member_id}")
+    def show_member(req: Req) -> dict[str, Any]:
+        return service.show_member(req.ctx, req.params["image_id"], req.params["member_id"])
+
+    @router.add("PUT", "/v2/images/{image_id}/members/{member_id}")
+    def update_member(req: Req) -> dict[str, Any]:
+        p = req.params
+        return service.update_member(req.ctx, p["image_id"], p["member_id"], req.body)
+
+    @router.add("DELETE", "/v2/images/{image_id}/members/{member_id}")
+    def delete_member(req: Req) -> None:
+        service.delete_member(req.ctx, req.params["image_id"], req.params["member_id"])
+
+    # ---- data ----------------------------------------------------------------------------
+
+    async def upload(request: Request) -> Response:
+        image_id = request.path_params["image_id"]
+        transfer.check_media_type(request.headers.get("content-type", ""))
+        ctx = await run_in_threadpool(authenticate, request.headers.get("x-auth-token", ""))
+        declared = _declared_size(request)
+        ticket = await run_in_threadpool(
+            transfer.begin_upload, service, ctx, image_id, declared
+        )
+        chunks = request.stream().__aiter__()
+        try:
+            buffer = bytearray()
+            async for chunk in chunks:
+                buffer += chunk
+                if len(buffer) >= CHUNK:
+                    data = bytes(buffer)
+                    buffer.clear()
+                    await run_in_threadpool(ticket.write, data)
+            if buffer:
+                await run_in_threadpool(ticket.write, bytes(buffer))
+            await run_in_threadpool(transfer.finish_upload, service, ticket)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(transfer.abort_upload, service, ticket, exc)
+            if isinstance(exc, ClientDisconnect):
+                return Response(status_code=400)  # nobody is left to read it
+            if isinstance(exc, PayloadTooLarge):
+                await _drain(chunks)
+            if isinstance(exc, OSError):
+                raise transfer.store_error(exc) from exc
+            raise
+        return Response(status_code=204)
+
+    async def download(request: Request) -> Response:
+        image_id = request.path_params["image_id"]
+        ctx = await run_in_threadpool(authenticate, request.headers.get("x-auth-token", ""))
+        found = await run_in_threadpool(transfer.open_download, service, ctx, image_id)
+        if found is None:
+            return Response(status_code=204)
+        try:
+            wanted = parse_range(request.headers.get("range"), found.size)
+        except ApiError:
+            found.file.close()
+            raise
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        if wanted is None:
+            first, length, status = 0, found.size, 200
+            if found.checksum:
+                headers["Content-MD5"] = found.checksum
+        else:
+            first, length, status = wanted[0], wanted[1] - wanted[0] + 1, 206
+            headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{found.size}"
+        headers["Content-Length"] = str(length)
+        return StreamingResponse(
+            _send_file(found.file, first, length), status_code=status, headers=headers
+        )
+
+    router.routes.append(Route("/v2/images/{image_id}/file", upload, methods=["PUT"]))
+    router.routes.append(Route("/v2/images/{image_id}/file", download, methods=["GET"]))
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    drained = 0
+    try:
+        async for chunk in chunks:
+            drained += len(chunk)
+            if drained > DRAIN_LIMIT:
+                break
+    except (ClientDisconnect, OSError, RuntimeError):
+        pass

@@ -1,0 +1,262 @@
+"""GET /v2/images: visibility rules, filters, sorting and marker/limit pagination.
+
+Pagination is keyset-based: the marker image's values of the sort keys (plus
+its id as the last tie-breaker) start the next page, so pages stay stable
+while images are added. A ``next`` link is given only when more images follow.
+Query parameters that are not known filters match custom properties exactly
+(``?os_distro=debian``), as in Glance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from stratus.common.auth import AuthContext
+from stratus.common.errors import BadRequest
+from stratus.image import models as m
+from stratus.image import views
+from stratus.image.core import ImageService
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 1000
+I = m.Image  # noqa: E741 - short alias for the column expressions below
+
+SORT_KEYS: dict[str, Any] = {
+    "name": sa.func.coalesce(I.name, ""),
+    "status": I.status,
+    "visibility": I.visibility,
+    "owner": sa.func.coalesce(I.owner, ""),
+    "disk_format": sa.func.coalesce(I.disk_format, ""),
+    "container_format": sa.func.coalesce(I.container_format, ""),
+    "size": sa.func.coalesce(I.size, -1),
+    "virtual_size": sa.func.coalesce(I.virtual_size, -1),
+    "min_disk": I.min_disk,
+    "min_ram": I.min_ram,
+    "created_at": I.created_at,
+    "updated_at": I.updated_at,
+    "id": I.id,
+}
+EXACT_FILTERS = {
+    "id": I.id,
+    "name": I.name,
+    "status": I.status,
+    "owner": I.owner,
+    "disk_format": I.disk_format,
+    "container_format": I.container_format,
+}
+CONTROL = {"limit", "marker", "sort", "sort_key", "sort_dir", "visibility", "member_status",
+           "os_hidden", "tag", "protected", "size_min", "size_max", "created_at",
+           "updated_at"}  # fmt: skip
+TIME_OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__", "eq": "__eq__",
+            "neq": "__ne__"}  # fmt: skip
+
+
+def _one(query: Any, key: str) -> str | None:
+    values = query.getlist(key)
+    if len(values) > 1:
+        raise BadRequest(f"Query parameter '{key}' may be given only once.")
+    return values[0] if values else None
+
+
+def _int(raw: str, key: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"Query parameter '{key}' must be an integer, not {raw!r}.") from None
+    if value < minimum:
+        raise BadRequest(f"Query parameter '{key}' must be at least {minimum}.")
+    return value
+
+
+def _bool(raw: str, key: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("true", "1", "yes"):
+        return True
+    if low in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"Query parameter '{key}' must be true or false, not {raw!r}.")
+
+
+def parse_sort(query: Any) -> list[tuple[str, str]]:
+    """[(key, asc|desc)] from ``sort=k:dir,...`` or ``sort_key``/``sort_dir`` pairs."""
+    combined = _one(query, "sort")
+    keys, dirs = query.getlist("sort_key"), query.getlist("sort_dir")
+    if combined is not None and (keys or dirs):
+        raise BadRequest("Use either 'sort' or 'sort_key'/'sort_dir', not both.")
+    pairs: list[tuple[str, str]] = []
+    if combined is not None:
+        for part in combined.split(","):
+            key, _, direction = part.strip().partition(":")
+            pairs.append((key.strip(), direction.strip() or "desc"))
+    else:
+        if len(dirs) > len(keys) and keys:
+            raise BadRequest("There are more sort_dir than sort_key parameters.")
+        for i, key in enumerate(keys):
+            direction = dirs[i] if i < len(dirs) else (dirs[0] if len(dirs) == 1 else "desc")
+            pairs.append((key, direction))
+        if not keys and dirs:
+            pairs.append(("created_at", dirs[0]))
+    if not pairs:
+        pairs = [("created_at", "desc")]
+    for key, direction in pairs:
+        if key not in SORT_KEYS:
+            raise BadRequest(
+                f"Invalid sort key {key!r}; allowed: {', '.join(sorted(SORT_KEYS))}."
+            )
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"Invalid sort direction {direction!r}; allowed: asc, desc.")
+    if pairs[-1][0] != "id":
+        pairs.append(("id", pairs[-1][1]))
+    return pairs
+
+
+def _membership(project_id: str | None, member_status: str) -> ColumnElement[bool]:
+    q = sa.select(m.ImageMember.image_id).where(
+        m.ImageMember.image_id == I.id, m.ImageMember.member_id == (project_id or "")
+    )
+    if member_status != "all":
+        q = q.where(m.ImageMember.status == member_status)
+    return sa.and_(I.visibility == "shared", sa.exists(q))
+
+
+def visibility_filter(
+    ctx: AuthContext, visibility: str | None, member_status: str
+) -> ColumnElement[bool] | None:
+    """Which images the caller lists (the caller's rights, then the visibility asked for)."""
+    own = I.owner == ctx.project_id if ctx.project_id else sa.false()
+    shared = _membership(ctx.project_id, member_status)
+    if visibility is None:
+        return None if ctx.is_admin else sa.or_(I.visibility == "public", own, shared)
+    if visibility == "all":
+        if ctx.is_admin:
+            return None
+        return sa.or_(I.visibility.in_(("public", "community")), own, shared)
+    if visibility in ("public", "community"):
+        return I.visibility == visibility
+    mine: ColumnElement[bool] = sa.true() if ctx.is_admin else own
+    if visibility == "private":
+        return sa.and_(I.visibility == "private", mine)
+    return sa.and_(I.visibility == "shared", sa.or_(mine, shared))
+
+
+def _filters(query: Any) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    for key, column in EXACT_FILTERS.items():
+        raw = _one(query, key)
+        if raw is None:
+            continue
+        if raw.startswith("in:"):
+            where.append(column.in_([v.strip() for v in raw[3:].split(",") if v.strip()]))
+        else:
+            where.append(column == raw)
+    for tag in query.getlist("tag"):
+        where.append(
+            sa.exists(
+                sa.select(m.ImageTag.image_id).where(
+                    m.ImageTag.image_id == I.id, m.ImageTag.value == tag
+                )
+            )
+        )
+    protected = _one(query, "protected")
+    if protected is not None:
+        where.append(I.protected.is_(_bool(protected, "protected")))
+    hidden = _one(query, "os_hidden")
+    where.append(I.os_hidden.is_(_bool(hidden, "os_hidden") if hidden is not None else False))
+    size_min, size_max = _one(query, "size_min"), _one(query, "size_max")
+    if size_min is not None:
+        where.append(I.size >= _int(size_min, "size_min"))
+    if size_max is not None:
+        where.append(I.size <= _int(size_max, "size_max"))
+    for key in ("created_at", "updated_at"):
+        raw = _one(query, key)
+        if raw is not None:
+            where.append(_time_filter(getattr(I, key), raw, key))
+    for key in query:
+        if key in CONTROL or key in EXACT_FILTERS:
+            continue
+        value = _one(query, key)
+        where.append(
+            sa.exists(
+                sa.select(m.ImageProperty.image_id).where(
+                    m.ImageProperty.image_id == I.id,
+                    m.ImageProperty.name == key,
+                    m.ImageProperty.value == value,
+                )
+            )
+        )
+    return where
+
+
+def _time_filter(column: Any, raw: str, key: str) -> ColumnElement[bool]:
+    op, sep, value = raw.partition(":")
+    if not sep or op not in TIME_OPS:
+        raise BadRequest(
+            f"Query parameter '{key}' must be '<op>:<ISO 8601 time>' with op one of "
+            f"{', '.join(TIME_OPS)}."
+        )
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{value!r} in '{key}' is not an ISO 8601 time.") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return getattr(column, TIME_OPS[op])(when)
+
+
+def _after_marker(
+    sort: Sequence[tuple[str, str]], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    clauses = []
+    for i, (key, direction) in enumerate(sort):
+        expr = SORT_KEYS[key]
+        equal = [SORT_KEYS[k] == values[j] for j, (k, _d) in enumerate(sort[:i])]
+        beyond = expr > values[i] if direction == "asc" else expr < values[i]
+        clauses.append(sa.and_(*equal, beyond))
+    return sa.or_(*clauses)
+
+
+def list_images(service: ImageService, ctx: AuthContext, query: Any) -> dict[str, Any]:
+    raw_limit = _one(query, "limit")
+    limit = DEFAULT_LIMIT if raw_limit is None else min(_int(raw_limit, "limit"), MAX_LIMIT)
+    visibility = _one(query, "visibility")
+    if visibility is not None:
+        views.choice(visibility, "visibility", (*views.VISIBILITIES, "all"))
+    member_status = _one(query, "member_status") or "accepted"
+    views.choice(member_status, "member_status", (*views.MEMBER_STATUSES, "all"))
+    sort = parse_sort(query)
+    marker = _one(query, "marker")
+
+    stmt = sa.select(I)
+    rights = visibility_filter(ctx, visibility, member_status)
+    conditions = [c for c in [rights, *_filters(query)] if c is not None]
+    if conditions:
+        stmt = stmt.where(*conditions)
+    with service.db.session() as s:
+        if marker is not None:
+            marker_img = s.get(I, marker)
+            if marker_img is None or not service.can_see(s, ctx, marker_img):
+                raise BadRequest(f"Invalid marker: image {marker} could not be found.")
+            values = s.execute(
+                sa.select(*[SORT_KEYS[k] for k, _d in sort]).where(I.id == marker)
+            ).one()
+            stmt = stmt.where(_after_marker(sort, list(values)))
+        order = [SORT_KEYS[k].asc() if d == "asc" else SORT_KEYS[k].desc() for k, d in sort]
+        rows = list(s.scalars(stmt.order_by(*order).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        body: dict[str, Any] = {
+            "images": service.views(s, rows),
+            "first": "/v2/images",
+            "schema": "/v2/schemas/images",
+        }
+    if more and rows:
+        params = [(k, v) for k, v in query.multi_items() if k not in ("marker", "limit")]
+        params += [("limit", str(limit)), ("marker", rows[-1].id)]
+        body["next"] = f"/v2/images?{urlencode(params)}"
+    return body

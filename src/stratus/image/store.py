@@ -1,0 +1,226 @@
+"""The content-addressed file store that holds image data on the controller.
+
+Layout under ``[image] images_dir``::
+
+    blobs/<k[:2]>/<k>   one file per distinct content, k = sha512 hex of the data
+    tmp/<owner>_<uuid>.part   uploads in progress
+    .lock               flock(2) taken around every change of blobs/ and the
+                        database rows that refer to them
+
+An upload is streamed into ``tmp/`` while its md5 and sha512 are computed
+(never whole in memory), fsynced, inspected, and only then renamed into
+``blobs/`` under the lock, in the same critical section that records the
+blob in the database. So a crash leaves at most a temporary file (removed at
+the next start when its process is dead) or a blob no image refers to
+(removed by ``collect_garbage`` at the next start), never an image whose
+data is missing.
+
+``owner`` names the process receiving an upload (host, pid, process start
+time), so a restarted service (or another worker) can tell a dead upload from
+a live one even after pid reuse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TMP_SUFFIX = ".part"
+HASH_ALGO = "sha512"
+
+
+def _process_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks), or None if no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    rest = stat.rsplit(")", 1)[-1].split()
+    return rest[19] if len(rest) > 19 else None
+
+
+def current_owner() -> str:
+    """This process as an upload owner: ``host_pid_starttime``."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}_{pid}_{_process_start_time(pid) or 0}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` is a process of this host that no longer runs.
+
+    Owners on other hosts are never declared dead from here.
+    """
+    try:
+        host, pid, start = owner.rsplit("_", 2)
+        pid_num = int(pid)
+    except ValueError:
+        return True  # not a token this code wrote: nobody is behind it
+    if host != socket.gethostname():
+        return False
+    return _process_start_time(pid_num) != start
+
+
+class LimitExceeded(Exception):
+    """More data arrived than the upload may hold."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass
+class Upload:
+    """One upload being written into tmp/: size and hashes grow with every write."""
+
+    path: Path
+    limit: int
+    size: int = 0
+    _md5: Any = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
+    _sha512: Any = field(default_factory=hashlib.sha512)
+    _fh: Any = None
+
+    def __post_init__(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        self._fh = os.fdopen(fd, "wb", buffering=0)
+
+    def write(self, data: bytes) -> None:
+        if self.size + len(data) > self.limit:
+            raise LimitExceeded(self.limit)
+        view = memoryview(data)
+        while view:
+            written = self._fh.write(view)
+            view = view[written:]
+        self._md5.update(data)
+        self._sha512.update(data)
+        self.size += len(data)
+
+    def finish(self) -> None:
+        """Flush the data to disk; the hashes are final after this."""
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    @property
+    def checksum(self) -> str:
+        return str(self._md5.hexdigest())
+
+    @property
+    def sha512(self) -> str:
+        return str(self._sha512.hexdigest())
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class FileStore:
+    """Blobs named by their sha512 under ``root``; see the module docstring."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.blobs = self.root / "blobs"
+        self.tmp = self.root / "tmp"
+        self.lock_path = self.root / ".lock"
+
+    def ensure(self) -> None:
+        for path in (self.root, self.blobs, self.tmp):
+            path.mkdir(mode=0o750, parents=True, exist_ok=True)
+        self.lock_path.touch(mode=0o640, exist_ok=True)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """An exclusive lock over blob changes (between processes and threads alike:
+        every call opens its own file description)."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def path_of(self, key: str) -> Path:
+        if len(key) < 3 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a store key: {key!r}")
+        return self.blobs / key[:2] / key
+
+    def has(self, key: str) -> bool:
+        return self.path_of(key).is_file()
+
+    def begin(self, limit: int, owner: str) -> Upload:
+        return Upload(self.tmp / f"{owner}_{uuid.uuid4().hex}{TMP_SUFFIX}", limit)
+
+    def commit(self, upload: Upload) -> str:
+        """Move a finished upload into blobs/ (call with the lock held); returns its key.
+
+        Equal content is stored once: when the blob exists already the upload's
+        file is dropped.
+        """
+        key = upload.sha512
+        dest = self.path_of(key)
+        if dest.exists():
+            upload.discard()
+            return key
+        dest.parent.mkdir(mode=0o750, exist_ok=True)
+        os.replace(upload.path, dest)
+        _fsync_dir(dest.parent)
+        return key
+
+    def remove(self, key: str) -> bool:
+        """Delete a blob (call with the lock held); True when it existed."""
+        path = self.path_of(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only succeeds when empty
+        return True
+
+    def keys(self) -> Iterator[str]:
+        if not self.blobs.is_dir():
+            return
+        for sub in self.blobs.iterdir():
+            if sub.is_dir():
+                for blob in sub.iterdir():
+                    if blob.is_file():
+                        yield blob.name
+
+    def clean_tmp(self) -> list[str]:
+        """Remove temporary files whose upload process is dead; returns their names."""
+        removed: list[str] = []
+        if not self.tmp.is_dir():
+            return removed
+        for item in self.tmp.iterdir():
+            owner = item.name.rsplit("_", 1)[0] if item.name.endswith(TMP_SUFFIX) else ""
+            if owner and not owner_is_dead(owner):
+                continue
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                item.unlink()
+                removed.append(item.name)
+        return removed
+
+    def collect_garbage(self, referenced: Iterable[str]) -> list[str]:
+        """Remove blobs not in ``referenced`` (call with the lock held)."""
+        keep = set(referenced)
+        return [key for key in list(self.keys()) if key not in keep and self.remove(key)]
+
+    def usage(self) -> int:
+        return sum(self.path_of(k).stat().st_size for k in self.keys())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
