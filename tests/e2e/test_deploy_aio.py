@@ -166,6 +166,15 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     prefix.chmod(0o755)  # the stratus service user must reach its directories below
     logs = Path(tempfile.mkdtemp(prefix="stratus-e2e-logs-", dir="/tmp"))
     port = _free_port(PREFERRED_PORT)
+    # Deploy a snapshot of the package source, so that editing the working tree
+    # while the test runs cannot make the second run (rightly) reinstall.
+    source = logs / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(
+        REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     password = "e2e-" + secrets.token_urlsafe(12)
     # Test objects carry a test prefix: the PostgreSQL database and role are
     # stratus_e2e_<random>_identity, never a real deploy's stratus_identity.
@@ -177,6 +186,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         "database_postgresql_name_prefix": db_prefix,
         "stratus_admin_password": password,
         "identity_port": port,
+        "common_package_source": str(source),
         "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
     }
     dep = Deployment(
