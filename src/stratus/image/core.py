@@ -293,9 +293,9 @@ class ImageService:
 
     def set_active(self, ctx: AuthContext, image_id: str, active: bool) -> None:
         action = "reactivate" if active else "deactivate"
-        policy.enforce(ctx, f"{action}_image", "admin")
         with self.db.session() as s:
             img = self.visible(s, ctx, image_id)
+            policy.enforce(ctx, f"{action}_image", "admin")
             target, source = ("active", "deactivated") if active else ("deactivated", "active")
             if img.status == target:
                 return
