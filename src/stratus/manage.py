@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from stratus.common import db
 from stratus.common.config import Config, ConfigError
 
-SERVICES = {"identity": "stratus.identity", "image": "stratus.image"}
+SERVICES = {"identity": "stratus.identity", "image": "stratus.image", "network": "stratus.network"}
 
 
 def _identity(config: Config) -> Any:

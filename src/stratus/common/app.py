@@ -207,16 +207,18 @@ def create_app(
     """Build a service's ASGI app around its routes."""
 
     def error_response(
-        status: int, message: str, headers: dict[str, str] | None = None
+        status: int, message: str, headers: dict[str, str] | None = None, title: str = ""
     ) -> Response:
-        title = _TITLES.get(status, "Error")
+        title = title or _TITLES.get(status, "Error")
         return JSONResponse(
             error_formatter(status, title, message), status_code=status, headers=headers
         )
 
     async def api_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.message, exc.headers)
+        # An error may name its own kind (Neutron's "NetworkNotFound"); the stock
+        # classes keep the standard title of their status.
+        return error_response(exc.status, exc.message, exc.headers, exc.title)
 
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

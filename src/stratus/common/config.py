@@ -103,6 +103,54 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Address-space limit (RLIMIT_AS) in MiB of one qemu-img run inspecting an upload.",
         ),
     },
+    "network": {
+        "bind_host": ("0.0.0.0", "Address the network API listens on."),
+        "bind_port": ("9696", "Port the network API listens on."),
+        "public_url": (
+            "",
+            "Base URL used in links and version documents; empty: taken from each request.",
+        ),
+        "database_url": (
+            "sqlite:////var/lib/stratus/network.sqlite",
+            "SQLAlchemy URL of the network database (sqlite:/// or postgresql+psycopg://).",
+        ),
+        "workers": ("1", "Number of uvicorn worker processes."),
+        "tenant_network_type": (
+            "vxlan",
+            "Type of the networks tenants create without provider options: vxlan | gre.",
+        ),
+        "vxlan_vni_ranges": (
+            "1:1000",
+            "VXLAN IDs given to tenant networks, as comma-separated first:last ranges.",
+        ),
+        "gre_id_ranges": (
+            "1:1000",
+            "GRE keys given to tenant networks, as comma-separated first:last ranges.",
+        ),
+        "flat_networks": (
+            "*",
+            "Physical networks flat networks may use (comma-separated; * allows any name).",
+        ),
+        "physical_mtu": ("1500", "MTU of the underlay and of the physical networks."),
+        "vxlan_overhead": ("50", "Bytes a VXLAN tunnel adds (IPv4 underlay): mtu = physical - 50."),
+        "gre_overhead": ("42", "Bytes a GRE tunnel adds (IPv4 underlay): mtu = physical - 42."),
+        "base_mac": (
+            "fa:16:3e:00:00:00",
+            "Port MACs keep the first three bytes of this and get three random ones.",
+        ),
+        "max_dns_nameservers": ("5", "Most DNS servers a subnet may list."),
+        "max_host_routes": ("20", "Most host routes a subnet may list."),
+        "quota_network": ("100", "Default networks per project (-1: unlimited)."),
+        "quota_subnet": ("100", "Default subnets per project (-1: unlimited)."),
+        "quota_port": ("500", "Default ports per project (-1: unlimited)."),
+        "quota_router": ("10", "Default routers per project (-1: unlimited)."),
+        "quota_floatingip": ("50", "Default floating IPs per project (-1: unlimited)."),
+        "quota_security_group": ("10", "Default security groups per project (-1: unlimited)."),
+        "quota_security_group_rule": (
+            "100",
+            "Default security group rules per project (-1: unlimited).",
+        ),
+    },
 }
 
 

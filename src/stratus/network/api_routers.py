@@ -1,0 +1,505 @@
+"""Router and floating IP HTTP routes: gateways with SNAT, interfaces, 1:1 NAT."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from stratus.common.app import Req, Router
+from stratus.common.auth import AuthContext
+from stratus.common.errors import BadRequest, Conflict, Forbidden, NotFound
+from stratus.network import ipam, listing, views
+from stratus.network import models as m
+from stratus.network.core import (
+    FLOATINGIP_OWNER,
+    ROUTER_GATEWAY,
+    ROUTER_INTERFACE,
+    NetworkCore,
+    neutron,
+    new_id,
+    utcnow,
+)
+
+ROUTER_ATTRS = {
+    "name", "description", "project_id", "tenant_id", "tags", "admin_state_up",
+    "external_gateway_info", "routes", "distributed", "ha", "availability_zone_hints",
+    "flavor_id",
+}
+FIP_ATTRS = {
+    "description", "project_id", "tenant_id", "tags", "floating_network_id", "port_id",
+    "fixed_ip_address", "floating_ip_address", "subnet_id", "dns_domain", "dns_name",
+    "qos_policy_id",
+}
+
+
+def add_routes(router: Router, core: NetworkCore) -> None:
+
+    def external_network(s: Session, ctx: AuthContext, net_id: object) -> m.Network:
+        net = core.network(s, ctx, net_id)
+        if not net.external:
+            raise BadRequest(f"Bad router request: Network {net.id} is not a valid external "
+                             "network.")
+        return net
+
+    def interface_ports(s: Session, router_id: str) -> list[m.Port]:
+        return list(s.scalars(sa.select(m.Port).where(
+            m.Port.device_id == router_id, m.Port.device_owner == ROUTER_INTERFACE)))
+
+    def interface_subnets(s: Session, router_id: str) -> list[tuple[m.Port, m.Subnet]]:
+        out = []
+        for port in interface_ports(s, router_id):
+            for subnet_id, _ip in core.port_ips(s, port.id):
+                sub = s.get(m.Subnet, subnet_id)
+                if sub is not None:
+                    out.append((port, sub))
+        return out
+
+    def set_gateway(s: Session, ctx: AuthContext, r: m.Router, info: Any) -> None:
+        if info is not None and not isinstance(info, dict):
+            raise BadRequest("Invalid input for external_gateway_info. Reason: an object "
+                             "with 'network_id' (or null) is expected.")
+        current = s.get(m.Port, r.gw_port_id) if r.gw_port_id else None
+        if not info:
+            if current is not None:
+                clear_gateway(s, r, current)
+            return
+        extra = set(info) - {"network_id", "enable_snat", "external_fixed_ips", "qos_policy_id"}
+        if extra:
+            raise BadRequest(f"Unrecognized attribute(s) '{', '.join(sorted(extra))}' in "
+                             "external_gateway_info.")
+        net = external_network(s, ctx, views.id_value(info, "network_id", required=True))
+        r.enable_snat = views.boolean(info, "enable_snat", True)
+        requested = info.get("external_fixed_ips")
+        if requested is not None and (not isinstance(requested, list) or not all(
+                isinstance(x, dict) and x and not set(x) - {"subnet_id", "ip_address"}
+                for x in requested)):
+            raise BadRequest("Invalid input for external_fixed_ips. Reason: a list of "
+                             "{subnet_id, ip_address} objects is expected.")
+        if current is not None:
+            have = core.port_ips(s, current.id)
+            if current.network_id == net.id and (requested is None or all(
+                any(x.get("subnet_id") in (None, sid) and x.get("ip_address") in (None, ip)
+                    for sid, ip in have)
+                for x in requested
+            )):
+                return
+            clear_gateway(s, r, current)
+        fixed = core.resolve_fixed_ips(s, net, requested or None, ROUTER_GATEWAY)
+        if not fixed:
+            raise BadRequest(f"Bad router request: external network {net.id} has no subnet.")
+        port = core.make_port(s, project_id="", net=net, fixed=fixed,
+                              device_owner=ROUTER_GATEWAY, device_id=r.id)
+        r.gw_port_id = port.id
+
+    def clear_gateway(s: Session, r: m.Router, port: m.Port) -> None:
+        used = s.scalar(sa.select(m.FloatingIP.id).where(m.FloatingIP.router_id == r.id))
+        if used is not None:
+            raise neutron(Conflict, "RouterExternalGatewayInUseByFloatingIp",
+                          f"Gateway cannot be updated for router {r.id}, since a gateway to "
+                          f"external network {port.network_id} is required by one or more "
+                          "floating IPs.")
+        r.gw_port_id = None
+        s.flush()
+        s.delete(port)
+        s.flush()
+
+    def parse_routes(s: Session, r: m.Router, raw: Any) -> list[dict[str, str]]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise BadRequest("Invalid input for routes. Reason: a list is expected.")
+        attached = [ipaddress.IPv4Network(sub.cidr) for _, sub in interface_subnets(s, r.id)]
+        out = []
+        for item in raw:
+            if not isinstance(item, dict) or set(item) != {"destination", "nexthop"}:
+                raise BadRequest(f"Invalid input for routes. Reason: {item!r} must have exactly "
+                                 "'destination' and 'nexthop'.")
+            dest = ipam.parse_cidr(item["destination"], "route destination")
+            hop = ipam.parse_ip(item["nexthop"], "route nexthop")
+            if not any(hop in cidr for cidr in attached):
+                raise BadRequest(f"Invalid format for routes: {item}, the nexthop is not "
+                                 "connected with router.")
+            out.append({"destination": str(dest), "nexthop": str(hop)})
+        return out
+
+    # ---- routers -----------------------------------------------------------------------
+
+    @router.add("GET", "/v2.0/routers")
+    def list_routers(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        q = sa.select(m.Router)
+        if not ctx.is_admin:
+            q = q.where(m.Router.project_id == ctx.project_id)
+        with core.db.session() as s:
+            items = views.routers(s, list(s.scalars(q)))
+        return listing.apply(items, req.query, req.base_url, "/v2.0/routers", "routers")
+
+    @router.add("POST", "/v2.0/routers", status=201)
+    def create_router(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        core.require_member(ctx, "create_router")
+        obj = views.entity(req.body, "router")
+        views.only(obj, ROUTER_ATTRS, "router")
+        for key in ("distributed", "ha"):
+            if views.boolean(obj, key, False):
+                raise BadRequest(f"Invalid input for {key}: only false is supported.")
+        if obj.get("routes"):
+            raise BadRequest("Invalid input for routes: a new router has no interfaces to "
+                             "route through; set routes after adding interfaces.")
+
+        def work(s: Session) -> dict[str, Any]:
+            project = core.target_project(ctx, obj)
+            core.check_quota(s, project, "router")
+            now = utcnow()
+            r = m.Router(id=new_id(), project_id=project, name=views.text(obj, "name"),
+                         description=views.text(obj, "description"),
+                         admin_state_up=views.boolean(obj, "admin_state_up", True),
+                         status="ACTIVE", enable_snat=True, routes=[], created_at=now,
+                         updated_at=now, revision_number=1)
+            s.add(r)
+            s.flush()
+            set_gateway(s, ctx, r, obj.get("external_gateway_info"))
+            s.flush()
+            return views.routers(s, [r])[0]
+
+        return {"router": core.transaction(work)}
+
+    @router.add("GET", "/v2.0/routers/{router_id}")
+    def show_router(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        with core.db.session() as s:
+            r = core.router(s, ctx, req.params["router_id"])
+            return {"router": listing.trim(views.routers(s, [r])[0], req.query)}
+
+    @router.add("PUT", "/v2.0/routers/{router_id}")
+    def update_router(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        obj = views.entity(req.body, "router")
+        views.only(obj, ROUTER_ATTRS, "router")
+
+        def work(s: Session) -> dict[str, Any]:
+            r = core.router(s, ctx, req.params["router_id"])
+            core.require_member(ctx, "update_router")
+            for key in ("distributed", "ha"):
+                if views.boolean(obj, key, False):
+                    raise BadRequest(f"Invalid input for {key}: only false is supported.")
+            if "external_gateway_info" in obj:
+                set_gateway(s, ctx, r, obj["external_gateway_info"])
+            if "routes" in obj:
+                r.routes = parse_routes(s, r, obj["routes"])
+            r.name = views.text(obj, "name", r.name)
+            r.description = views.text(obj, "description", r.description)
+            r.admin_state_up = views.boolean(obj, "admin_state_up", r.admin_state_up)
+            r.updated_at = utcnow()
+            r.revision_number += 1
+            s.flush()
+            return views.routers(s, [r])[0]
+
+        return {"router": core.transaction(work)}
+
+    @router.add("DELETE", "/v2.0/routers/{router_id}")
+    def delete_router(req: Req) -> None:
+        ctx = req.ctx
+
+        def work(s: Session) -> None:
+            r = core.router(s, ctx, req.params["router_id"])
+            core.require_member(ctx, "delete_router")
+            if interface_ports(s, r.id):
+                raise neutron(Conflict, "RouterInUse",
+                              f"Router {r.id} still has ports")
+            if r.gw_port_id:
+                port = s.get(m.Port, r.gw_port_id)
+                if port is not None:
+                    clear_gateway(s, r, port)
+            s.delete(r)
+
+        core.transaction(work)
+
+    def interface_info(r: m.Router, port: m.Port, subnet_ids: list[str]) -> dict[str, Any]:
+        return {"id": r.id, "tenant_id": r.project_id, "project_id": r.project_id,
+                "port_id": port.id, "network_id": port.network_id,
+                "subnet_id": subnet_ids[0] if subnet_ids else None, "subnet_ids": subnet_ids,
+                "tags": []}
+
+    def interface_target(body: Any) -> tuple[str | None, str | None]:
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object with 'subnet_id' or "
+                             "'port_id'.")
+        subnet_id = views.id_value(body, "subnet_id")
+        port_id = views.id_value(body, "port_id")
+        if bool(subnet_id) == bool(port_id):
+            raise BadRequest("Bad router request: Either subnet_id or port_id must be "
+                             "specified (not both).")
+        return subnet_id, port_id
+
+    def check_overlap(s: Session, r: m.Router, sub: m.Subnet) -> None:
+        cidr = ipaddress.IPv4Network(sub.cidr)
+        for _port, other in interface_subnets(s, r.id):
+            if other.id == sub.id:
+                raise BadRequest(f"Bad router request: Router already has a port on subnet "
+                                 f"{sub.id}.")
+            if ipaddress.IPv4Network(other.cidr).overlaps(cidr):
+                raise BadRequest(f"Bad router request: Cidr {sub.cidr} of subnet {sub.id} "
+                                 f"overlaps with cidr {other.cidr} of subnet {other.id}.")
+
+    @router.add("PUT", "/v2.0/routers/{router_id}/add_router_interface")
+    def add_interface(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        subnet_id, port_id = interface_target(req.body)
+
+        def work(s: Session) -> dict[str, Any]:
+            r = core.router(s, ctx, req.params["router_id"])
+            core.require_member(ctx, "add_router_interface")
+            if subnet_id:
+                sub = core.subnet(s, ctx, subnet_id)
+                net = s.get(m.Network, sub.network_id)
+                assert net is not None
+                if net.external:
+                    raise BadRequest(f"Bad router request: Router interface cannot be on the "
+                                     f"external network {net.id}.")
+                if net.project_id != r.project_id and not net.shared and not ctx.is_admin:
+                    raise neutron(NotFound, "SubnetNotFound",
+                                  f"Subnet {subnet_id} could not be found.")
+                if not sub.gateway_ip:
+                    raise BadRequest(f"Bad router request: Subnet {sub.id} has no gateway IP; "
+                                     "a router interface needs one.")
+                check_overlap(s, r, sub)
+                holder = s.scalar(sa.select(m.IPAllocation.port_id).where(
+                    m.IPAllocation.subnet_id == sub.id,
+                    m.IPAllocation.ip_address == sub.gateway_ip))
+                if holder is not None:
+                    raise neutron(Conflict, "IpAddressAlreadyAllocated",
+                                  f"IP address {sub.gateway_ip} already allocated in subnet "
+                                  f"{sub.id}")
+                port = core.make_port(s, project_id=r.project_id, net=net,
+                                      fixed=[(sub.id, sub.gateway_ip)],
+                                      device_owner=ROUTER_INTERFACE, device_id=r.id)
+                return interface_info(r, port, [sub.id])
+            port = core.port(s, ctx, port_id)
+            if port.project_id != r.project_id and not ctx.is_admin:
+                raise neutron(NotFound, "PortNotFound", f"Port {port_id} could not be found.")
+            if port.device_id or port.device_owner:
+                raise neutron(Conflict, "PortInUse",
+                              f"Unable to complete operation on port {port.id} for network "
+                              f"{port.network_id}. Port already has an attached device "
+                              f"{port.device_id or port.device_owner}.")
+            net = s.get(m.Network, port.network_id)
+            assert net is not None
+            if net.external:
+                raise BadRequest("Bad router request: Router interface cannot be on an "
+                                 "external network.")
+            ips = core.port_ips(s, port.id)
+            if not ips:
+                raise BadRequest("Bad router request: Router port must have at least one "
+                                 "fixed IP.")
+            for subnet_id_, _ip in ips:
+                port_sub = s.get(m.Subnet, subnet_id_)
+                assert port_sub is not None
+                check_overlap(s, r, port_sub)
+            port.device_owner = ROUTER_INTERFACE
+            port.device_id = r.id
+            port.port_security_enabled = False
+            s.execute(sa.delete(m.PortSecurityGroup).where(
+                m.PortSecurityGroup.port_id == port.id))
+            port.updated_at = utcnow()
+            port.revision_number += 1
+            s.flush()
+            return interface_info(r, port, [sid for sid, _ in ips])
+
+        return core.transaction(work)
+
+    @router.add("PUT", "/v2.0/routers/{router_id}/remove_router_interface")
+    def remove_interface(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        subnet_id, port_id = interface_target(req.body)
+
+        def work(s: Session) -> dict[str, Any]:
+            r = core.router(s, ctx, req.params["router_id"])
+            core.require_member(ctx, "remove_router_interface")
+            found = None
+            for port, sub in interface_subnets(s, r.id):
+                if (subnet_id and sub.id == subnet_id) or (port_id and port.id == port_id):
+                    found = (port, sub)
+                    break
+            if found is None:
+                if subnet_id:
+                    core.subnet(s, ctx, subnet_id)
+                    raise neutron(NotFound, "RouterInterfaceNotFoundForSubnet",
+                                  f"Router {r.id} has no interface on subnet {subnet_id}")
+                raise neutron(NotFound, "RouterInterfaceNotFound",
+                              f"Router {r.id} does not have an interface with id {port_id}")
+            port, sub = found
+            subnet_ids = [sid for sid, _ in core.port_ips(s, port.id)]
+            cidr = ipaddress.IPv4Network(sub.cidr)
+            for fip in s.scalars(sa.select(m.FloatingIP).where(m.FloatingIP.router_id == r.id)):
+                if fip.fixed_ip_address and ipaddress.IPv4Address(fip.fixed_ip_address) in cidr:
+                    raise neutron(Conflict, "RouterInterfaceInUseByFloatingIP",
+                                  f"Router interface for subnet {sub.id} on router {r.id} "
+                                  "cannot be deleted, as it is required by one or more "
+                                  "floating IPs.")
+            info = interface_info(r, port, subnet_ids)
+            s.delete(port)
+            return info
+
+        return core.transaction(work)
+
+    # ---- floating IPs ------------------------------------------------------------------
+
+    def associate(s: Session, ctx: AuthContext, fip: m.FloatingIP, port_id: str,
+                  fixed_ip: Any) -> None:
+        port = core.port(s, ctx, port_id)
+        if port.project_id != fip.project_id and not ctx.is_admin:
+            raise neutron(NotFound, "PortNotFound", f"Port {port_id} could not be found.")
+        ips = core.port_ips(s, port.id)
+        if fixed_ip is not None:
+            wanted = str(ipam.parse_ip(fixed_ip, "fixed_ip_address"))
+            match = [(sid, ip) for sid, ip in ips if ip == wanted]
+            if not match:
+                raise BadRequest(f"Bad floatingip request: Port {port.id} does not have fixed "
+                                 f"ip {wanted}.")
+        else:
+            match = ips
+        if not match:
+            raise BadRequest(f"Bad floatingip request: Port {port.id} does not have any IPv4 "
+                             "address, so a floating IP cannot be associated with it.")
+        subnet_id, ip = match[0]
+        router_id = None
+        for rport in s.scalars(
+            sa.select(m.Port).join(m.IPAllocation, m.IPAllocation.port_id == m.Port.id).where(
+                m.Port.device_owner == ROUTER_INTERFACE, m.IPAllocation.subnet_id == subnet_id)
+        ):
+            r = s.get(m.Router, rport.device_id)
+            gw = s.get(m.Port, r.gw_port_id) if r is not None and r.gw_port_id else None
+            if gw is not None and gw.network_id == fip.floating_network_id:
+                router_id = r.id if r is not None else None
+                break
+        if router_id is None:
+            raise neutron(NotFound, "ExternalGatewayForFloatingIPNotFound",
+                          f"External network {fip.floating_network_id} is not reachable from "
+                          f"subnet {subnet_id}. Therefore, cannot associate Port {port.id} "
+                          "with a Floating IP.")
+        other = s.scalar(sa.select(m.FloatingIP).where(
+            m.FloatingIP.fixed_port_id == port.id, m.FloatingIP.fixed_ip_address == ip,
+            m.FloatingIP.id != fip.id))
+        if other is not None:
+            raise neutron(Conflict, "FloatingIPPortAlreadyAssociated",
+                          f"Cannot associate floating IP {fip.floating_ip_address} ({fip.id}) "
+                          f"with port {port.id} using fixed IP {ip}, as that fixed IP already "
+                          f"has a floating IP on external network {other.floating_network_id}.")
+        fip.fixed_port_id = port.id
+        fip.fixed_ip_address = ip
+        fip.router_id = router_id
+        fip.status = "ACTIVE"
+
+    def disassociate(fip: m.FloatingIP) -> None:
+        fip.fixed_port_id = None
+        fip.fixed_ip_address = None
+        fip.router_id = None
+        fip.status = "DOWN"
+
+    @router.add("GET", "/v2.0/floatingips")
+    def list_floatingips(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        q = sa.select(m.FloatingIP)
+        if not ctx.is_admin:
+            q = q.where(m.FloatingIP.project_id == ctx.project_id)
+        with core.db.session() as s:
+            items = views.floatingips(list(s.scalars(q)))
+        return listing.apply(items, req.query, req.base_url, "/v2.0/floatingips", "floatingips")
+
+    @router.add("POST", "/v2.0/floatingips", status=201)
+    def create_floatingip(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        core.require_member(ctx, "create_floatingip")
+        obj = views.entity(req.body, "floatingip")
+        views.only(obj, FIP_ATTRS, "floatingip")
+
+        def work(s: Session) -> dict[str, Any]:
+            project = core.target_project(ctx, obj)
+            net = core.network(s, ctx, views.id_value(obj, "floating_network_id",
+                                                      required=True))
+            if not net.external:
+                raise BadRequest(f"Bad floatingip request: Network {net.id} is not a valid "
+                                 "external network.")
+            core.check_quota(s, project, "floatingip")
+            requested: dict[str, Any] = {}
+            if obj.get("subnet_id") is not None:
+                requested["subnet_id"] = views.id_value(obj, "subnet_id")
+            if obj.get("floating_ip_address") is not None:
+                requested["ip_address"] = obj["floating_ip_address"]
+            fixed = core.resolve_fixed_ips(s, net, [requested] if requested else None,
+                                           FLOATINGIP_OWNER)
+            if not fixed:
+                raise neutron(Conflict, "IpAddressGenerationFailure",
+                              f"No more IP addresses available on network {net.id}.")
+            now = utcnow()
+            fip_id = new_id()
+            port = core.make_port(s, project_id="", net=net, fixed=fixed[:1],
+                                  device_owner=FLOATINGIP_OWNER, device_id=fip_id)
+            fip = m.FloatingIP(id=fip_id, project_id=project, floating_network_id=net.id,
+                               floating_ip_address=fixed[0][1], floating_port_id=port.id,
+                               status="DOWN", description=views.text(obj, "description"),
+                               created_at=now, updated_at=now, revision_number=1)
+            s.add(fip)
+            s.flush()
+            if obj.get("port_id") is not None:
+                associate(s, ctx, fip, str(views.id_value(obj, "port_id")),
+                          obj.get("fixed_ip_address"))
+                s.flush()
+            return views.floatingips([fip])[0]
+
+        return {"floatingip": core.transaction(work)}
+
+    @router.add("GET", "/v2.0/floatingips/{floatingip_id}")
+    def show_floatingip(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        with core.db.session() as s:
+            fip = core.floatingip(s, ctx, req.params["floatingip_id"])
+            return {"floatingip": listing.trim(views.floatingips([fip])[0], req.query)}
+
+    @router.add("PUT", "/v2.0/floatingips/{floatingip_id}")
+    def update_floatingip(req: Req) -> dict[str, Any]:
+        ctx = req.ctx
+        obj = views.entity(req.body, "floatingip")
+        views.only(obj, FIP_ATTRS, "floatingip")
+
+        def work(s: Session) -> dict[str, Any]:
+            fip = core.floatingip(s, ctx, req.params["floatingip_id"])
+            core.require_member(ctx, "update_floatingip")
+            for key in ("floating_network_id", "floating_ip_address"):
+                current = getattr(fip, key)
+                if key in obj and obj[key] != current:
+                    raise BadRequest(f"Cannot update read-only attribute {key}")
+            if "port_id" in obj:
+                if obj["port_id"] is None:
+                    disassociate(fip)
+                else:
+                    associate(s, ctx, fip, str(views.id_value(obj, "port_id")),
+                              obj.get("fixed_ip_address"))
+            fip.description = views.text(obj, "description", fip.description)
+            fip.updated_at = utcnow()
+            fip.revision_number += 1
+            s.flush()
+            return views.floatingips([fip])[0]
+
+        return {"floatingip": core.transaction(work)}
+
+    @router.add("DELETE", "/v2.0/floatingips/{floatingip_id}")
+    def delete_floatingip(req: Req) -> None:
+        ctx = req.ctx
+
+        def work(s: Session) -> None:
+            fip = core.floatingip(s, ctx, req.params["floatingip_id"])
+            if not core.owns(ctx, fip.project_id):
+                raise Forbidden("rule:delete_floatingip is disallowed by policy")
+            core.require_member(ctx, "delete_floatingip")
+            port = s.get(m.Port, fip.floating_port_id)
+            s.delete(fip)
+            s.flush()
+            if port is not None:
+                s.delete(port)
+
+        core.transaction(work)

@@ -1,0 +1,63 @@
+"""stratus-network: builds the network ASGI app from configuration and runs it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+
+from stratus.common.app import Router, create_app, serve, setup_logging
+from stratus.common.auth import AuthContext, RemoteTokenValidator
+from stratus.common.config import Config
+from stratus.common.db import Database
+from stratus.common.errors import neutron_error
+from stratus.network import api_hoststate, api_networks, api_ports, api_routers, api_secgroups
+from stratus.network.core import SECTION, NetworkCore, Settings
+
+
+def build_network(config: Config) -> NetworkCore:
+    return NetworkCore(
+        Database(config.get(SECTION, "database_url"), "network"), Settings.from_config(config)
+    )
+
+
+def build_app(
+    core: NetworkCore, authenticate: Callable[[str], AuthContext], public_url: str = ""
+) -> Starlette:
+    router = Router(authenticate=authenticate)
+    for module in (api_networks, api_ports, api_routers, api_secgroups, api_hoststate):
+        module.add_routes(router, core)
+    return create_app("network", router.routes, neutron_error, db=core.db, public_url=public_url)
+
+
+def create_app_from_config() -> Starlette:
+    """uvicorn factory: reads the configuration named by STRATUS_CONFIG_FILE."""
+    config = Config.load()
+    setup_logging(config.get_bool("DEFAULT", "debug"))
+    validator = RemoteTokenValidator(
+        config.get("DEFAULT", "identity_url"),
+        cache_seconds=float(config.get("identity", "token_cache_seconds")),
+    )
+    return build_app(build_network(config), validator.validate, config.get(SECTION, "public_url"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="stratus-network", description=__doc__)
+    parser.add_argument(
+        "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
+    )
+    args = parser.parse_args(argv)
+    if args.config_file:
+        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
+    config = Config.load()
+    setup_logging(config.get_bool("DEFAULT", "debug"))
+    build_network(config).db.dispose()  # fail fast on a bad setting, before uvicorn starts
+    serve(
+        "stratus.network.app:create_app_from_config",
+        config.get(SECTION, "bind_host"),
+        config.get_int(SECTION, "bind_port"),
+        workers=config.get_int(SECTION, "workers", minimum=1),
+        debug=config.get_bool("DEFAULT", "debug"),
+    )
