@@ -219,3 +219,69 @@ def password_token(url: str, user: str, password: str, project: str | None = Non
     resp = (client or httpx).post(f"{url}/v3/auth/tokens", json=body)  # type: ignore[attr-defined]
     assert resp.status_code == 201, resp.text
     return str(resp.headers["X-Subject-Token"])
+
+
+@dataclass
+class ImageServer:
+    """stratus-image in its own process, with its own config, store and database.
+
+    It validates tokens against ``identity`` and registers its endpoint in that
+    identity's catalog, so python-openstackclient finds it.
+    """
+
+    root: Path
+    identity: IdentityServer
+    database_url: str = ""
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "STRATUS_CONFIG_FILE": str(self.root / "stratus.conf"),
+            "STRATUS_IMAGE__DATABASE_URL": self.database_url
+            or f"sqlite:///{self.root}/image.sqlite",
+            "STRATUS_IMAGE__IMAGES_DIR": str(self.images_dir),
+            "STRATUS_IMAGE__BIND_HOST": "127.0.0.1",
+            "STRATUS_IMAGE__BIND_PORT": str(self.port),
+            "STRATUS_IMAGE__IDENTITY_URL": f"{self.identity.url}/v3",
+            **self.extra_env,
+        })
+        return env
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "stratus.conf").write_text("[DEFAULT]\ndebug = false\n")
+        subprocess.run([str(BIN / "stratus-manage"), "db", "sync", "image"], env=self.env,
+                       capture_output=True, text=True, check=True)
+        self.identity.manage("catalog", "ensure", "--type", "image", "--name", "glance",
+                             "--public-url", self.url, "--internal-url", self.url)
+
+    def start(self) -> None:
+        log = open(self.root / "image.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([str(BIN / "stratus-image")], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        wait_http(f"{self.url}/healthcheck", proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+    def kill(self) -> None:
+        """SIGKILL, by pid: the process gets no chance to clean up."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def log(self) -> str:
+        return (self.root / "image.log").read_text(errors="replace")

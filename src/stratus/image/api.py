@@ -27,8 +27,8 @@ from stratus.image import listing, transfer, views
 from stratus.image.core import ImageService
 
 CHUNK = 1024 * 1024
-# After refusing an oversize upload, read (and drop) at most this much of the
-# rest of the body, so the client sees the 413 instead of a broken connection.
+# After refusing an upload, read (and drop) at most this much of the rest of the
+# body, so the client sees the answer (a 413...) instead of a broken connection.
 DRAIN_LIMIT = 64 * 1024 * 1024
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -183,13 +183,19 @@ def add_routes(
 
     async def upload(request: Request) -> Response:
         image_id = request.path_params["image_id"]
-        transfer.check_media_type(request.headers.get("content-type", ""))
-        ctx = await run_in_threadpool(authenticate, request.headers.get("x-auth-token", ""))
-        declared = _declared_size(request)
-        ticket = await run_in_threadpool(
-            transfer.begin_upload, service, ctx, image_id, declared
-        )
         chunks = request.stream().__aiter__()
+        try:
+            transfer.check_media_type(request.headers.get("content-type", ""))
+            ctx = await run_in_threadpool(authenticate, request.headers.get("x-auth-token", ""))
+            declared = _declared_size(request)
+            ticket = await run_in_threadpool(
+                transfer.begin_upload, service, ctx, image_id, declared
+            )
+        except ApiError:
+            # Refused before reading the body: read (a bounded part of) it anyway, so
+            # a client still sending sees this answer rather than a reset connection.
+            await _drain(chunks)
+            raise
         try:
             buffer = bytearray()
             async for chunk in chunks:
