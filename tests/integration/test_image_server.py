@@ -253,9 +253,9 @@ def test_kill_during_upload_leaves_no_active_image_and_no_data(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             tmp, _blobs = store_leftovers(srv)
-            if http.show(img["id"])["status"] == "saving" and tmp:
-                if (srv.images_dir / "tmp" / tmp[0]).stat().st_size >= 2 << 20:
-                    break
+            started = http.show(img["id"])["status"] == "saving" and tmp
+            if started and (srv.images_dir / "tmp" / tmp[0]).stat().st_size >= 2 << 20:
+                break
             time.sleep(0.05)
         else:
             pytest.fail("the upload never reached the store")
