@@ -8,6 +8,8 @@ packages=(
   python3 python3-venv python3-dev python3-apt build-essential libpq-dev
   postgresql postgresql-client supervisor
   git ca-certificates curl
+  openvswitch-switch dnsmasq-base nftables iproute2 iputils-ping busybox conntrack iperf3
+  procps util-linux
 )
 
 missing=()

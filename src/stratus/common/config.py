@@ -151,6 +151,54 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Default security group rules per project (-1: unlimited).",
         ),
     },
+    "agent": {
+        "host": ("", "This host's name as the APIs know it (binding:host_id); empty: hostname."),
+        "l2_backend": ("ovs", "Layer-2 backend of the network agent: ovs | linuxbridge."),
+        "tunnel_type": ("vxlan", "Tunnels between hosts for the ovs backend: vxlan | gre."),
+        "datapath_type": (
+            "auto",
+            "OVS datapath: system (kernel module) | netdev (userspace) | auto (detect).",
+        ),
+        "underlay_interface": (
+            "",
+            "Interface carrying tunnel traffic (ovs netdev: moved into br-phy); empty: by route.",
+        ),
+        "underlay_ip": ("", "This host's tunnel endpoint IP (the other hosts' tunnel peer)."),
+        "physical_interface_mappings": (
+            "",
+            "Provider networks: comma-separated physnet:interface (e.g. public:eth1).",
+        ),
+        "state_dir": (
+            "/var/lib/stratus/agent",
+            "Agent state: dnsmasq files and leases, metadata proxy settings and pid files.",
+        ),
+        "network_state_url": (
+            "http://127.0.0.1:9696/v2.0/stratus-agent/hosts/{host}",
+            "Desired network state of this host: an http(s) URL or a JSON file path.",
+        ),
+        "resync_interval": ("30", "Seconds between two full reconcile passes."),
+        "retry_interval": ("5", "Seconds before retrying after a temporary error."),
+        "metadata_url": (
+            "http://127.0.0.1:8775",
+            "Where the metadata proxy forwards instance requests (stratus-metadata).",
+        ),
+        "metadata_shared_secret": (
+            "",
+            "HMAC-SHA256 key signing proxied metadata requests; the proxy refuses to start "
+            "while it is empty.",
+        ),
+        "metadata_proxy_port": ("80", "Port the metadata proxy listens on at 169.254.169.254."),
+        "host_netns": (
+            "",
+            "Run all host commands inside this network namespace (multi-host tests only).",
+        ),
+        "netns_prefix": ("", "Prefix of the agent's namespace names (tests use st-...)."),
+        "nft_prefix": ("stratus_", "Prefix of the agent's nftables table names."),
+        "ovs_rundir": (
+            "",
+            "OVS_RUNDIR of the Open vSwitch to drive (tests: one per fake host); empty: default.",
+        ),
+    },
 }
 
 

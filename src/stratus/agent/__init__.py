@@ -1,0 +1,1 @@
+"""stratus-agent: the host side of Stratus (network agent and its drivers)."""

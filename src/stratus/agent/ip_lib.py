@@ -1,0 +1,220 @@
+"""Idempotent host helpers: namespaces, links, addresses, bridges, processes.
+
+Every ``ensure_*`` looks at the host first and only acts on a difference, so
+calling it on every reconcile cycle is cheap and never disturbs what is
+already right (os-vif's ``linux_net`` is the model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from stratus.agent.runner import CommandError, Runner
+
+LOG = logging.getLogger(__name__)
+
+
+class IpLib:
+    """Wrappers around ``ip``/``bridge``/``sysctl`` for the agent's host."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+
+    # --- namespaces -------------------------------------------------------------------
+    def list_netns(self, prefix: str) -> list[str]:
+        out = self.runner.run(["ip", "netns", "list"], check=False)
+        names = [line.split()[0] for line in out.splitlines() if line.strip()]
+        return sorted(n for n in names if n.startswith(prefix))
+
+    def netns_exists(self, name: str) -> bool:
+        return Path("/run/netns", name).exists()
+
+    def ensure_netns(self, name: str) -> bool:
+        """Create the namespace (with lo up); returns True if it was created."""
+        if self.netns_exists(name):
+            return False
+        self.runner.run(["ip", "netns", "add", name], wrap=False)
+        self.runner.run(["ip", "-n", name, "link", "set", "lo", "up"])
+        return True
+
+    def delete_netns(self, name: str) -> None:
+        if self.netns_exists(name):
+            for pid in self.netns_pids(name):
+                stop_pid(pid)
+            self.runner.run(["ip", "netns", "delete", name], check=False, wrap=False)
+
+    def netns_pids(self, name: str) -> list[int]:
+        out = self.runner.run(["ip", "netns", "pids", name], check=False)
+        return [int(p) for p in out.split() if p.isdigit()]
+
+    def sysctl(self, key: str, value: str, netns: str | None = None) -> None:
+        argv = ["sysctl", "-q", "-w", f"{key}={value}"]
+        if netns:
+            argv = ["ip", "netns", "exec", netns, *argv]
+        self.runner.run(argv)
+
+    # --- links ------------------------------------------------------------------------
+    def _ns(self, netns: str | None) -> list[str]:
+        return ["-n", netns] if netns else []
+
+    def link(self, dev: str, netns: str | None = None) -> dict[str, Any] | None:
+        """``ip -j -d link show`` of one device, or None when it does not exist."""
+        try:
+            out = self.runner.run(["ip", *self._ns(netns), "-j", "-d", "link", "show", "dev", dev])
+        except CommandError:
+            return None
+        data = json.loads(out or "[]")
+        return data[0] if data else None
+
+    def links(self, netns: str | None = None) -> list[dict[str, Any]]:
+        out = self.runner.run(["ip", *self._ns(netns), "-j", "-d", "link", "show"])
+        return list(json.loads(out or "[]"))
+
+    def delete_link(self, dev: str, netns: str | None = None) -> None:
+        if self.link(dev, netns) is not None:
+            self.runner.run(["ip", *self._ns(netns), "link", "delete", "dev", dev], check=False)
+
+    def ensure_link_settings(
+        self,
+        dev: str,
+        netns: str | None = None,
+        mac: str | None = None,
+        mtu: int | None = None,
+        master: str | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        """Set MAC, MTU, master and up state where they differ."""
+        info = info or self.link(dev, netns)
+        if info is None:
+            raise CommandError(["ip", "link", "show", dev], 1, f"device {dev} does not exist")
+        args: list[str] = []
+        if mac and info.get("address", "").lower() != mac.lower():
+            args += ["address", mac]
+        if mtu and info.get("mtu") != mtu:
+            args += ["mtu", str(mtu)]
+        if master and info.get("master") != master:
+            args += ["master", master]
+        if "UP" not in info.get("flags", []):
+            args += ["up"]
+        if args:
+            self.runner.run(["ip", *self._ns(netns), "link", "set", "dev", dev, *args])
+
+    def ensure_bridge(self, name: str, mtu: int | None = None) -> None:
+        info = self.link(name)
+        if info is None or info.get("linkinfo", {}).get("info_kind") != "bridge":
+            if info is not None:
+                self.delete_link(name)
+            self.runner.run(["ip", "link", "add", name, "type", "bridge", "forward_delay", "0"])
+            info = None
+        self.ensure_link_settings(name, mtu=mtu, info=info)
+
+    def ensure_veth(
+        self, host_dev: str, ns_dev: str, netns: str, mac: str, mtu: int, master: str | None
+    ) -> None:
+        """A veth pair: ``host_dev`` on the host (in ``master``), ``ns_dev`` in ``netns``."""
+        inner = self.link(ns_dev, netns)
+        outer = self.link(host_dev)
+        if inner is None or outer is None:
+            if outer is not None:
+                self.delete_link(host_dev)
+            if inner is not None:
+                self.delete_link(ns_dev, netns)
+            self.runner.run(
+                ["ip", "link", "add", host_dev, "type", "veth", "peer", "name", ns_dev,
+                 "netns", netns]
+            )
+            inner = outer = None
+        self.ensure_link_settings(ns_dev, netns, mac=mac, mtu=mtu, info=inner)
+        self.ensure_link_settings(host_dev, mtu=mtu, master=master, info=outer)
+
+    # --- addresses and routes ---------------------------------------------------------
+    def addresses(self, dev: str, netns: str | None = None) -> set[str]:
+        out = self.runner.run(["ip", *self._ns(netns), "-j", "-4", "addr", "show", "dev", dev])
+        result = set()
+        for entry in json.loads(out or "[]"):
+            for addr in entry.get("addr_info", []):
+                result.add(f"{addr['local']}/{addr['prefixlen']}")
+        return result
+
+    def ensure_addresses(self, dev: str, wanted: set[str], netns: str | None = None) -> None:
+        have = self.addresses(dev, netns)
+        for cidr in sorted(have - wanted):
+            self.runner.run(["ip", *self._ns(netns), "addr", "del", cidr, "dev", dev])
+        for cidr in sorted(wanted - have):
+            self.runner.run(["ip", *self._ns(netns), "addr", "add", cidr, "dev", dev])
+
+    def ensure_default_route(self, gateway: str | None, dev: str, netns: str) -> None:
+        out = self.runner.run(["ip", "-n", netns, "-j", "-4", "route", "show", "default"])
+        routes = json.loads(out or "[]")
+        have = routes[0].get("gateway") if routes else None
+        if have == gateway:
+            return
+        if gateway:
+            self.runner.run(
+                ["ip", "-n", netns, "route", "replace", "default", "via", gateway, "dev", dev]
+            )
+        else:
+            self.runner.run(["ip", "-n", netns, "route", "del", "default"], check=False)
+
+    # --- forwarding database (VXLAN head-end replication) ------------------------------
+    def fdb_flood_peers(self, dev: str) -> set[str]:
+        out = self.runner.run(["bridge", "-j", "fdb", "show", "dev", dev])
+        return {
+            e["dst"] for e in json.loads(out or "[]")
+            if e.get("mac") == "00:00:00:00:00:00" and "dst" in e
+        }
+
+    def ensure_fdb_flood_peers(self, dev: str, peers: set[str]) -> None:
+        have = self.fdb_flood_peers(dev)
+        for peer in sorted(have - peers):
+            self.runner.run(
+                ["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", dev, "dst", peer], check=False
+            )
+        for peer in sorted(peers - have):
+            self.runner.run(
+                ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", dev, "dst", peer]
+            )
+
+
+# --- processes (always by pid, never by name) ----------------------------------------
+def read_pidfile(path: str | Path) -> int | None:
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_running(pid: int | None, marker: str | None = None) -> bool:
+    """True when ``pid`` is alive (not a zombie) and its command line contains ``marker``."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return marker is None or marker in cmdline
+
+
+def stop_pid(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM, wait, then SIGKILL one process."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_running(pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,157 @@
+"""The metadata proxy process: 169.254.169.254:80 inside a namespace, forwarding upstream.
+
+Run by the agent as ``python -m stratus.agent.metadata_proxy --config FILE``.
+The process itself stays in the agent's network namespace (where
+``stratus-metadata`` is reachable); only its listening socket is created
+inside the DHCP/router namespace (``setns`` around ``bind``), as Neutron's
+proxy reaches its agent through a socket that crosses the namespace.
+
+Each request goes upstream with:
+
+* ``X-Forwarded-For``: the instance's fixed IP (the client address);
+* ``X-Stratus-Network-ID``: the network the namespace serves;
+* ``X-Stratus-Signature``: hex HMAC-SHA256, keyed with the shared secret, of
+  ``"<network id>\\n<fixed ip>"`` (:func:`sign`).
+
+The config file (JSON, mode 0600) holds ``netns``, ``network_id``,
+``upstream_url``, ``shared_secret``, ``listen_host``, ``listen_port`` and
+``pid_file``. An empty secret is refused: the process exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import sys
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CLONE_NEWNET = 0x40000000
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+              "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
+OUR_HEADERS = {"x-forwarded-for", "x-stratus-network-id", "x-stratus-signature"}
+
+
+def sign(secret: str, network_id: str, fixed_ip: str) -> str:
+    """The signature stratus-metadata checks (constant-time) before answering."""
+    if not secret:
+        raise ValueError("the metadata shared secret must not be empty")
+    message = f"{network_id}\n{fixed_ip}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _setns(path: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({path}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def bind_in_netns(netns_path: str | None, factory: Any) -> Any:
+    """Call ``factory()`` (which binds a socket) inside ``netns_path``, then come back."""
+    if not netns_path:
+        return factory()
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        _setns(netns_path)
+        try:
+            return factory()
+        finally:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(own, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back to the agent namespace failed")
+    finally:
+        os.close(own)
+
+
+def make_handler(network_id: str, upstream_url: str, secret: str) -> type:
+    upstream = urllib.parse.urlsplit(upstream_url)
+    base_path = upstream.path.rstrip("/")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "stratus-metadata-proxy"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            sys.stderr.write("metadata-proxy: " + (format % args) + "\n")
+
+        def _proxy(self) -> None:
+            client_ip = self.client_address[0]
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {
+                k: v for k, v in self.headers.items()
+                if k.lower() not in HOP_BY_HOP and k.lower() not in OUR_HEADERS
+            }
+            headers["X-Forwarded-For"] = client_ip
+            headers["X-Stratus-Network-ID"] = network_id
+            headers["X-Stratus-Signature"] = sign(secret, network_id, client_ip)
+            conn_cls = (http.client.HTTPSConnection if upstream.scheme == "https"
+                        else http.client.HTTPConnection)
+            try:
+                conn = conn_cls(upstream.hostname or "127.0.0.1", upstream.port, timeout=30)
+                conn.request(self.command, base_path + self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                status = resp.status
+                resp_headers = [(k, v) for k, v in resp.getheaders()
+                                if k.lower() not in HOP_BY_HOP]
+                conn.close()
+            except OSError as exc:
+                self.log_message("upstream %s failed: %s", upstream_url, exc)
+                status, data = 502, b"metadata service unavailable\n"
+                resp_headers = [("Content-Type", "text/plain")]
+            self.send_response(status)
+            for key, value in resp_headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_POST = do_HEAD = _proxy
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Stratus metadata proxy (run by the agent)")
+    parser.add_argument("--config", required=True, help="JSON settings file (mode 0600)")
+    args = parser.parse_args(argv)
+    with open(args.config, encoding="utf-8") as fh:
+        conf = json.load(fh)
+    secret = conf.get("shared_secret") or ""
+    if not secret:
+        sys.stderr.write("metadata-proxy: the shared secret is empty; refusing to start\n")
+        return 2
+    handler = make_handler(conf["network_id"], conf["upstream_url"], secret)
+    server = bind_in_netns(
+        conf.get("netns_path"),
+        lambda: ThreadingHTTPServer(
+            (conf.get("listen_host", "169.254.169.254"), int(conf.get("listen_port", 80))), handler
+        ),
+    )
+    server.daemon_threads = True
+    pid_file = conf.get("pid_file")
+    if pid_file:
+        with open(pid_file + ".tmp", "w") as fh:
+            fh.write(str(os.getpid()))
+        os.replace(pid_file + ".tmp", pid_file)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""DHCP: one dnsmasq per network in namespace ``qdhcp-<network>``.
+
+Static leases only (``dhcp-range ... static`` plus a ``dhcp-hostsfile``), so
+dnsmasq never pings before answering. The hosts and options files are
+re-read on SIGHUP, which keeps the lease file and the process: changing the
+ports of a network never drops leases. The command line only changes when the
+namespace's interface or the subnets change, and only then is dnsmasq
+restarted. Everything lives under ``<state_dir>/dhcp/<network id>/``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from stratus.agent.ip_lib import IpLib, pid_running, read_pidfile, stop_pid
+from stratus.agent.naming import Naming
+from stratus.agent.netdrivers.base import DhcpDriver, DriverError, L2Driver
+from stratus.agent.network_model import DhcpServer, Network
+
+LOG = logging.getLogger(__name__)
+METADATA_IP = "169.254.169.254"
+
+
+def _write_if_changed(path: Path, content: str) -> bool:
+    try:
+        if path.read_text() == content:
+            return False
+    except OSError:
+        pass
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(content)
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return True
+
+
+class DnsmasqDriver(DhcpDriver):
+    def __init__(self, ip: IpLib, naming: Naming, state_dir: str, dnsmasq: str = "dnsmasq"):
+        self.ip = ip
+        self.naming = naming
+        self.state_dir = Path(state_dir) / "dhcp"
+        self.dnsmasq = dnsmasq
+
+    def netns(self, network_id: str) -> str:
+        return self.naming.dhcp_netns(network_id)
+
+    def _dir(self, network_id: str) -> Path:
+        return self.state_dir / network_id
+
+    # --- files ------------------------------------------------------------------------
+    @staticmethod
+    def _served_subnets(server: DhcpServer, network: Network) -> list[tuple[str, str, str]]:
+        """(tag, subnet id, our IP) for each DHCP-enabled subnet the DHCP port is on."""
+        ours = {f.subnet_id: f.ip_address for f in server.fixed_ips}
+        return [
+            (f"s{i}", subnet.id, ours[subnet.id])
+            for i, subnet in enumerate(network.subnets)
+            if subnet.enable_dhcp and subnet.id in ours
+        ]
+
+    def render_hosts(self, server: DhcpServer) -> str:
+        lines = []
+        for host in sorted(server.hosts, key=lambda h: (h.mac_address, h.ip_address)):
+            line = f"{host.mac_address},{host.ip_address}"
+            if host.hostname:
+                line += f",{host.hostname}"
+            lines.append(line)
+        return "\n".join(lines) + "\n"
+
+    def render_opts(self, server: DhcpServer, network: Network) -> str:
+        subnets = {s.id: s for s in network.subnets}
+        lines = []
+        for tag, subnet_id, our_ip in self._served_subnets(server, network):
+            subnet = subnets[subnet_id]
+            lines.append(f"tag:{tag},option:mtu,{network.mtu}")
+            if subnet.dns_nameservers:
+                lines.append(f"tag:{tag},option:dns-server,{','.join(subnet.dns_nameservers)}")
+            else:
+                lines.append(f"tag:{tag},option:dns-server")
+            routes: list[str] = []
+            if server.metadata_proxy:
+                routes += [f"{METADATA_IP}/32", our_ip]
+            for route in subnet.host_routes:
+                routes += [route.destination, route.nexthop]
+            if subnet.gateway_ip:
+                lines.append(f"tag:{tag},option:router,{subnet.gateway_ip}")
+                # With option 121 clients ignore option 3: repeat the default route.
+                routes += ["0.0.0.0/0", subnet.gateway_ip]
+            else:
+                lines.append(f"tag:{tag},option:router")
+            if routes:
+                lines.append(f"tag:{tag},option:classless-static-route,{','.join(routes)}")
+        return "\n".join(lines) + "\n"
+
+    def command(self, server: DhcpServer, network: Network) -> list[str]:
+        d = self._dir(server.network_id)
+        subnets = {s.id: s for s in network.subnets}
+        argv = [
+            self.dnsmasq, "--conf-file=/dev/null", "--no-hosts", "--no-resolv", "--port=0",
+            f"--pid-file={d / 'pid'}", f"--dhcp-leasefile={d / 'leases'}",
+            f"--dhcp-hostsfile={d / 'hosts'}", f"--dhcp-optsfile={d / 'opts'}",
+            "--bind-interfaces", f"--interface={self.naming.dhcp_dev(server.port_id)}",
+            "--except-interface=lo", "--dhcp-authoritative", "--no-ping",
+            f"--dhcp-lease-max={max(256, 2 * len(server.hosts))}",
+            f"--log-facility={d / 'log'}", "--log-dhcp",
+        ]
+        for tag, subnet_id, _ in self._served_subnets(server, network):
+            net = ipaddress.ip_network(subnets[subnet_id].cidr, strict=False)
+            argv.append(
+                f"--dhcp-range=set:{tag},{net.network_address},static,{net.netmask},"
+                f"{server.lease_seconds}s"
+            )
+        return argv
+
+    # --- interface --------------------------------------------------------------------
+    def ensure_dhcp(self, server: DhcpServer, network: Network, l2: L2Driver) -> None:
+        ns = self.netns(server.network_id)
+        self.ip.ensure_netns(ns)
+        host_dev = self.naming.tap(server.port_id)
+        ns_dev = self.naming.dhcp_dev(server.port_id)
+        self.ip.ensure_veth(host_dev, ns_dev, ns, server.mac_address, network.mtu, None)
+        l2.plug(network, host_dev, server.port_id, server.mac_address, instance=False)
+        prefixes = {s.id: s.prefixlen for s in network.subnets}
+        wanted = {f"{f.ip_address}/{prefixes.get(f.subnet_id, 32)}" for f in server.fixed_ips}
+        if server.metadata_proxy:
+            wanted.add(f"{METADATA_IP}/32")
+        self.ip.ensure_addresses(ns_dev, wanted, ns)
+        for link in self.ip.links(ns):  # stale ports of an earlier DHCP port id
+            if link["ifname"].startswith("ns-") and link["ifname"] != ns_dev:
+                self.ip.delete_link(link["ifname"], ns)
+
+        d = self._dir(server.network_id)
+        d.mkdir(parents=True, exist_ok=True)
+        # dnsmasq drops to an unprivileged user before it reads hosts/opts on SIGHUP
+        for path in (self.state_dir.parent, self.state_dir, d):
+            if path.stat().st_mode & 0o005 != 0o005:
+                path.chmod(path.stat().st_mode | 0o005)
+        changed = _write_if_changed(d / "hosts", self.render_hosts(server))
+        changed |= _write_if_changed(d / "opts", self.render_opts(server, network))
+        argv = self.command(server, network)
+        pid = read_pidfile(d / "pid")
+        if pid_running(pid, str(d / "pid")):
+            assert pid is not None
+            actual = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+            if [a.decode() for a in actual] == argv:
+                if changed:
+                    LOG.info("dhcp %s: reloading dnsmasq (pid %s)", server.network_id, pid)
+                    os.kill(pid, signal.SIGHUP)
+                return
+            LOG.info("dhcp %s: command line changed, restarting dnsmasq", server.network_id)
+            stop_pid(pid)
+        if not self._served_subnets(server, network):
+            return
+        LOG.info("dhcp %s: starting dnsmasq in %s", server.network_id, ns)
+        self.ip.runner.run(["ip", "netns", "exec", ns, *argv])
+        if not pid_running(read_pidfile(d / "pid"), str(d / "pid")):
+            raise DriverError(f"dnsmasq for network {server.network_id} did not start",
+                              temporary=True)
+
+    def list_dhcp(self) -> set[str]:
+        prefix = self.naming.dhcp_netns_prefix
+        return {ns[len(prefix):] for ns in self.ip.list_netns(prefix)}
+
+    def pid(self, network_id: str) -> int | None:
+        pidfile = self._dir(network_id) / "pid"
+        pid = read_pidfile(pidfile)
+        return pid if pid_running(pid, str(pidfile)) else None
+
+    def remove_dhcp(self, network_id: str) -> None:
+        pid = self.pid(network_id)
+        if pid:
+            stop_pid(pid)
+        self.ip.delete_netns(self.netns(network_id))
+        shutil.rmtree(self._dir(network_id), ignore_errors=True)

@@ -1,0 +1,269 @@
+"""L2 backend ``ovs``: Open vSwitch with ``br-int`` and ``br-tun``, as Neutron's OVS agent.
+
+* ``br-int``: a normal learning switch; every port of a network carries the
+  network's *local* VLAN tag (allocated per host, remembered in br-int's
+  ``external_ids`` as ``stratus-lvlan-<network id>``).
+* ``br-tun`` (fail mode secure): one GRE or VXLAN port per other host
+  (``vxlan-<peer ip in hex>``, ``options:key=flow``), joined to br-int by a
+  patch pair. Per network two flows, cookie ``0x57AA0000 + local vlan``:
+  from br-int with that VLAN: strip it, set the tunnel key to the
+  segmentation id and flood to every tunnel; from a tunnel with that key:
+  tag with the local VLAN and send to br-int.
+* Flat (provider) networks: the mapped interface is an access port of br-int
+  with the network's local VLAN.
+* ``datapath_type``: ``system`` with the kernel module, ``netdev`` (userspace)
+  without; ``auto`` picks by ``/sys/module/openvswitch``. In netdev mode the
+  tunnel endpoint IP must sit on a netdev bridge (``br-phy`` pattern): with
+  ``underlay_interface`` set, the driver puts that interface into ``br-phy``
+  and moves the underlay IP onto ``br-phy``.
+* Instance ports use the hybrid plug (``qbr`` Linux bridge + ``qvb``/``qvo``
+  veth into br-int) so that the nftables security groups see their traffic.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from stratus.agent.ip_lib import IpLib
+from stratus.agent.netdrivers.base import DriverError, L2Driver
+from stratus.agent.network_model import Network
+
+LOG = logging.getLogger(__name__)
+LVLAN_KEY = "stratus-lvlan-"
+COOKIE_BASE = 0x57AA0000
+
+
+def _ovs_map(value: Any) -> dict[str, str]:
+    """An OVSDB map from ``--format=json`` (["map", [[k, v], ...]])."""
+    if isinstance(value, list) and value and value[0] == "map":
+        return {k: v for k, v in value[1]}
+    return {}
+
+
+class OvsDriver(L2Driver):
+    def __init__(
+        self,
+        ip: IpLib,
+        local_ip: str,
+        tunnel_type: str = "vxlan",
+        datapath_type: str = "auto",
+        underlay_interface: str | None = None,
+        physical_bridge_mappings: dict[str, str] | None = None,
+        integration_bridge: str = "br-int",
+        tunnel_bridge: str = "br-tun",
+        physical_bridge: str = "br-phy",
+    ):
+        if tunnel_type not in ("vxlan", "gre"):
+            raise ValueError(f"tunnel_type {tunnel_type!r} is not vxlan or gre")
+        self.ip = ip
+        self.run = ip.runner.run
+        self.local_ip = local_ip
+        self.tunnel_type = tunnel_type
+        self.datapath = datapath_type
+        if datapath_type == "auto":
+            self.datapath = "system" if Path("/sys/module/openvswitch").exists() else "netdev"
+        self.underlay_interface = underlay_interface
+        self.mappings = physical_bridge_mappings or {}
+        self.br_int, self.br_tun, self.br_phy = integration_bridge, tunnel_bridge, physical_bridge
+
+    # --- helpers ----------------------------------------------------------------------
+    def vsctl(self, *args: str) -> str:
+        return self.run(["ovs-vsctl", "--timeout=10", *args]).strip()
+
+    def ofctl(self, *args: str, input: str | None = None) -> str:
+        return self.run(["ovs-ofctl", *args], input=input)
+
+    def _ensure_ovs_bridge(self, name: str, fail_mode: str | None = None) -> None:
+        exists = self.ip.runner.ok(["ovs-vsctl", "br-exists", name])
+        if not exists:
+            args = ["--may-exist", "add-br", name, "--", "set", "Bridge", name,
+                    f"datapath_type={self.datapath}"]
+            if fail_mode:
+                args += [f"fail_mode={fail_mode}"]
+            self.vsctl(*args)
+            return
+        have = self.vsctl("get", "Bridge", name, "datapath_type").strip('"')
+        if have != self.datapath:
+            self.vsctl("set", "Bridge", name, f"datapath_type={self.datapath}")
+        if fail_mode and self.vsctl("get", "Bridge", name, "fail_mode") != fail_mode:
+            self.vsctl("set", "Bridge", name, f"fail_mode={fail_mode}")
+
+    def _ofport(self, name: str) -> int:
+        value = self.vsctl("get", "Interface", name, "ofport")
+        port = int(value) if value.lstrip("-").isdigit() else -1
+        if port <= 0:
+            raise DriverError(f"OVS port {name} has no ofport yet", temporary=True)
+        return port
+
+    def _find_ports(self) -> list[dict[str, Any]]:
+        out = self.vsctl("--format=json", "--columns=name,tag,external_ids", "find", "Port")
+        data = json.loads(out or "{}")
+        rows = []
+        for name, tag, ext in data.get("data", []):
+            rows.append({"name": name, "tag": tag if isinstance(tag, int) else None,
+                         "external_ids": _ovs_map(ext)})
+        return rows
+
+    def _lvlans(self) -> dict[str, int]:
+        out = self.vsctl("br-get-external-id", self.br_int)
+        result = {}
+        for line in out.splitlines():
+            key, _, value = line.partition("=")
+            if key.startswith(LVLAN_KEY) and value.isdigit():
+                result[key[len(LVLAN_KEY):]] = int(value)
+        return result
+
+    def local_vlan(self, network_id: str) -> int:
+        vlans = self._lvlans()
+        if network_id in vlans:
+            return vlans[network_id]
+        used = set(vlans.values())
+        vlan = next(v for v in range(1, 4095) if v not in used)
+        self.vsctl("br-set-external-id", self.br_int, LVLAN_KEY + network_id, str(vlan))
+        return vlan
+
+    # --- interface --------------------------------------------------------------------
+    def ensure_ready(self) -> None:
+        self.ip.sysctl("net.bridge.bridge-nf-call-iptables", "1")
+        self._ensure_ovs_bridge(self.br_int)
+        self._ensure_ovs_bridge(self.br_tun, fail_mode="secure")
+        self.vsctl("--may-exist", "add-port", self.br_int, "patch-tun", "--", "set",
+                   "Interface", "patch-tun", "type=patch", "options:peer=patch-int")
+        self.vsctl("--may-exist", "add-port", self.br_tun, "patch-int", "--", "set",
+                   "Interface", "patch-int", "type=patch", "options:peer=patch-tun")
+        if self.datapath == "netdev" and self.underlay_interface:
+            self._ensure_br_phy()
+
+    def _ensure_br_phy(self) -> None:
+        """Userspace tunnels route through a netdev bridge holding the underlay IP."""
+        assert self.underlay_interface
+        self._ensure_ovs_bridge(self.br_phy)
+        self.vsctl("--may-exist", "add-port", self.br_phy, self.underlay_interface)
+        moved = {a for a in self.ip.addresses(self.underlay_interface)
+                 if a.split("/")[0] == self.local_ip}
+        have = self.ip.addresses(self.br_phy)
+        if not any(a.split("/")[0] == self.local_ip for a in have):
+            cidr = next(iter(moved), f"{self.local_ip}/24")
+            self.ip.runner.run(["ip", "addr", "add", cidr, "dev", self.br_phy])
+        for cidr in moved:
+            self.ip.runner.run(["ip", "addr", "del", cidr, "dev", self.underlay_interface])
+        self.ip.ensure_link_settings(self.br_phy)
+        self.ip.ensure_link_settings(self.underlay_interface)
+
+    def network_key(self, network: Network) -> str:
+        return network.id
+
+    def _tunnel_port(self, peer: str) -> str:
+        return f"{self.tunnel_type}-{int(ipaddress.ip_address(peer)):08x}"
+
+    def _ensure_tunnels(self, peers: set[str]) -> list[int]:
+        wanted = {self._tunnel_port(p): p for p in peers}
+        have = [p for p in self._find_ports()
+                if p["external_ids"].get("stratus-tunnel")]
+        for port in have:
+            if port["name"] not in wanted:
+                self.vsctl("--if-exists", "del-port", self.br_tun, port["name"])
+        have_names = {p["name"] for p in have}
+        for name, peer in wanted.items():
+            if name in have_names:
+                continue
+            self.vsctl("--may-exist", "add-port", self.br_tun, name, "--", "set", "Interface",
+                       name, f"type={self.tunnel_type}", f"options:remote_ip={peer}",
+                       f"options:local_ip={self.local_ip}", "options:key=flow", "--", "set",
+                       "Port", name, f"external_ids:stratus-tunnel={peer}")
+        return sorted(self._ofport(name) for name in wanted)
+
+    def ensure_network(self, network: Network, tunnel_peers: list[str]) -> None:
+        vlan = self.local_vlan(network.id)
+        if network.segmentation_type == "flat":
+            iface = self.mappings.get(network.physical_network or "")
+            if not iface:
+                raise DriverError(f"network {network.id}: physical network "
+                                  f"{network.physical_network!r} has no mapping")
+            self._ensure_port(iface, vlan, network.id, {})
+            return
+        tunnels = self._ensure_tunnels(set(tunnel_peers) - {self.local_ip})
+        patch = self._ofport("patch-int")
+        cookie = f"{COOKIE_BASE + vlan:#x}"
+        outputs = ",".join(f"output:{t}" for t in tunnels) or "drop"
+        flows = [
+            f"cookie={cookie},priority=10,in_port={patch},dl_vlan={vlan},"
+            f"actions=strip_vlan,set_tunnel:{network.segmentation_id},{outputs}",
+            f"cookie={cookie},priority=10,tun_id={network.segmentation_id},"
+            f"actions=mod_vlan_vid:{vlan},output:{patch}",
+        ]
+        # add-flow on an existing match only rewrites its actions in place (no
+        # traffic interruption), so re-asserting the two flows is idempotent.
+        for flow in flows:
+            self.ofctl("add-flow", self.br_tun, flow)
+
+    def list_networks(self) -> set[str]:
+        return set(self._lvlans())
+
+    def remove_network(self, key: str) -> None:
+        vlan = self._lvlans().get(key)
+        for port in self._find_ports():
+            if port["external_ids"].get("stratus-net") == key:
+                self._unplug_port(port)
+        if vlan is not None:
+            self.ofctl("del-flows", self.br_tun, f"cookie={COOKIE_BASE + vlan:#x}/-1")
+        self.vsctl("br-set-external-id", self.br_int, LVLAN_KEY + key)
+
+    def device_exists(self, device: str) -> bool:
+        return self.ip.link(device) is not None
+
+    def _ensure_port(self, name: str, vlan: int, network_id: str,
+                     extra: dict[str, str]) -> None:
+        ext = {"stratus-net": network_id, **extra}
+        current = next((p for p in self._find_ports() if p["name"] == name), None)
+        if current and current["tag"] == vlan and all(
+                current["external_ids"].get(k) == v for k, v in ext.items()):
+            return
+        args = ["--may-exist", "add-port", self.br_int, name, "--", "set", "Port", name,
+                f"tag={vlan}"]
+        args += [f"external_ids:{k}={v}" for k, v in ext.items()]
+        self.vsctl(*args)
+
+    def plug(self, network: Network, device: str, port_id: str, mac: str,
+             instance: bool = True) -> None:
+        info = self.ip.link(device)
+        if info is None:
+            raise DriverError(f"device {device} does not exist", temporary=True)
+        vlan = self.local_vlan(network.id)
+        extra = {"stratus-dev": device, "iface-id": port_id, "attached-mac": mac}
+        if not instance:
+            self.ip.ensure_link_settings(device, mtu=network.mtu, info=info)
+            self._ensure_port(device, vlan, network.id, extra)
+            return
+        short = port_id[:11]
+        qbr, qvb, qvo = "qbr" + short, "qvb" + short, "qvo" + short
+        self.ip.ensure_bridge(qbr)
+        if self.ip.link(qvb) is None or self.ip.link(qvo) is None:
+            self.ip.delete_link(qvb)
+            self.ip.delete_link(qvo)
+            self.ip.runner.run(["ip", "link", "add", qvb, "type", "veth", "peer", "name", qvo])
+        self.ip.ensure_link_settings(qvb, mtu=network.mtu, master=qbr)
+        self.ip.ensure_link_settings(qvo, mtu=network.mtu)
+        self.ip.ensure_link_settings(device, mtu=network.mtu, master=qbr, info=info)
+        self._ensure_port(qvo, vlan, network.id, extra)
+
+    def list_plugged(self) -> dict[str, str]:
+        return {p["external_ids"]["stratus-dev"]: p["external_ids"].get("stratus-net", "")
+                for p in self._find_ports() if "stratus-dev" in p["external_ids"]}
+
+    def _unplug_port(self, port: dict[str, Any]) -> None:
+        name = port["name"]
+        self.vsctl("--if-exists", "del-port", self.br_int, name)
+        if name.startswith("qvo"):
+            short = name[3:]
+            self.ip.delete_link("qvb" + short)
+            self.ip.delete_link("qbr" + short)
+
+    def unplug(self, device: str) -> None:
+        for port in self._find_ports():
+            if port["external_ids"].get("stratus-dev") == device:
+                self._unplug_port(port)

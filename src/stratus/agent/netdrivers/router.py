@@ -1,0 +1,93 @@
+"""Routers: namespace ``qrouter-<router>`` with a ``qr-`` device per subnet,
+a ``qg-`` gateway device on the external network, and an nftables table
+``<nft_prefix>router`` doing SNAT (to the gateway IP, when ``enable_snat``),
+floating-IP DNAT and the reverse SNAT for floating IPs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from stratus.agent import nft
+from stratus.agent.ip_lib import IpLib
+from stratus.agent.naming import Naming
+from stratus.agent.netdrivers.base import L2Driver, RouterDriver
+from stratus.agent.network_model import Network, Router
+
+LOG = logging.getLogger(__name__)
+
+
+def render_nat(router: Router, internal_cidrs: list[str], gateway_dev: str | None) -> str:
+    """The body of the router's NAT table (without the table line)."""
+    pre, out, post = [], [], []
+    if router.gateway and gateway_dev:
+        for fip in sorted(router.floating_ips, key=lambda f: f.floating_ip_address):
+            pre.append(f"    ip daddr {fip.floating_ip_address} dnat to {fip.fixed_ip_address}")
+            out.append(f"    ip daddr {fip.floating_ip_address} dnat to {fip.fixed_ip_address}")
+            post.append(
+                f'    oifname "{gateway_dev}" ip saddr {fip.fixed_ip_address} '
+                f"snat to {fip.floating_ip_address}"
+            )
+        if router.enable_snat and internal_cidrs:
+            post.append(
+                f'    oifname "{gateway_dev}" ip saddr {{ {", ".join(sorted(internal_cidrs))} }} '
+                f"snat to {router.gateway.ip_address}"
+            )
+    def chain(name: str, hook: str, prio: str, rules: list[str]) -> str:
+        body = "\n".join(rules)
+        return (f"  chain {name} {{\n    type nat hook {hook} priority {prio}; policy accept;\n"
+                f"{body}{chr(10) if rules else ''}  }}\n")
+    return (chain("prerouting", "prerouting", "dstnat", pre)
+            + chain("output", "output", "-100", out)
+            + chain("postrouting", "postrouting", "srcnat", post))
+
+
+class NamespaceRouterDriver(RouterDriver):
+    def __init__(self, ip: IpLib, naming: Naming):
+        self.ip = ip
+        self.naming = naming
+
+    def ensure_router(self, router: Router, networks: dict[str, Network], l2: L2Driver) -> None:
+        ns = self.naming.router_netns(router.id)
+        if self.ip.ensure_netns(ns):
+            LOG.info("router %s: created namespace %s", router.id, ns)
+        self.ip.sysctl("net.ipv4.ip_forward", "1", netns=ns)
+        wanted_devs: set[str] = set()
+        internal: list[str] = []
+        for itf in router.interfaces:
+            net = networks[itf.network_id]
+            dev = self.naming.router_dev(itf.port_id)
+            host_dev = self.naming.tap(itf.port_id)
+            self.ip.ensure_veth(host_dev, dev, ns, itf.mac_address, net.mtu, None)
+            l2.plug(net, host_dev, itf.port_id, itf.mac_address, instance=False)
+            self.ip.ensure_addresses(dev, {f"{itf.ip_address}/{itf.prefixlen}"}, ns)
+            wanted_devs.add(dev)
+            internal.append(str(ipaddress.ip_interface(f"{itf.ip_address}/{itf.prefixlen}").network))
+        gw_dev = None
+        if router.gateway:
+            g = router.gateway
+            net = networks[g.network_id]
+            gw_dev = self.naming.gateway_dev(g.port_id)
+            self.ip.ensure_veth(self.naming.tap(g.port_id), gw_dev, ns, g.mac_address, net.mtu,
+                                None)
+            l2.plug(net, self.naming.tap(g.port_id), g.port_id, g.mac_address, instance=False)
+            addrs = {f"{g.ip_address}/{g.prefixlen}"}
+            addrs |= {f"{f.floating_ip_address}/32" for f in router.floating_ips}
+            self.ip.ensure_addresses(gw_dev, addrs, ns)
+            self.ip.ensure_default_route(g.gateway_ip, gw_dev, ns)
+            wanted_devs.add(gw_dev)
+        for link in self.ip.links(ns):
+            name = link["ifname"]
+            if name.startswith(("qr-", "qg-")) and name not in wanted_devs:
+                LOG.info("router %s: removing stale device %s", router.id, name)
+                self.ip.delete_link(name, ns)
+        nft.ensure_table(self.ip.runner, "ip", self.naming.table("router"),
+                         render_nat(router, internal, gw_dev), netns=ns)
+
+    def list_routers(self) -> set[str]:
+        prefix = self.naming.router_netns_prefix
+        return {ns[len(prefix):] for ns in self.ip.list_netns(prefix)}
+
+    def remove_router(self, router_id: str) -> None:
+        self.ip.delete_netns(self.naming.router_netns(router_id))

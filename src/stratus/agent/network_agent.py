@@ -1,0 +1,358 @@
+"""The network agent: a level-triggered reconcile loop over the network drivers.
+
+On start and every ``resync_interval`` seconds the agent reads the desired
+state of its host (:mod:`stratus.agent.network_model`) from a
+:class:`StateSource` and converges the host both ways: it creates what is
+missing, fixes what differs and removes what is ours but no longer desired.
+Every driver call is idempotent, so a restart re-reads and converges without
+recreating what is already right. Per object, a temporary error is retried
+after ``retry_interval``; a permanent one is logged once (until it changes or
+goes away).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from stratus.agent.netdrivers.base import (
+    DhcpDriver,
+    DriverError,
+    FirewallDriver,
+    L2Driver,
+    MetadataProxyDriver,
+    RouterDriver,
+)
+from stratus.agent.network_model import HostState, MetadataSettings, ModelError
+from stratus.agent.runner import CommandError
+from stratus.common.config import Config
+
+LOG = logging.getLogger(__name__)
+
+
+class StateSource(Protocol):
+    """Where the desired state comes from (a JSON file now, the network API later)."""
+
+    def get(self) -> HostState: ...
+
+
+class JsonFileSource:
+    """Reads the desired state from a JSON file (tests, or a state dropped by hand)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def get(self) -> HostState:
+        try:
+            text = self.path.read_text()
+        except OSError as exc:
+            raise DriverError(f"cannot read desired state {self.path}: {exc}",
+                              temporary=True) from None
+        return HostState.from_json(text)
+
+
+class HttpSource:
+    """GETs the desired state from the network API (``network_state_url``, ``{host}``
+    substituted), sending a token when one is configured."""
+
+    def __init__(self, url: str, host: str, token: str = "", timeout: float = 10.0):
+        self.url = url.replace("{host}", host)
+        self.token = token
+        self.timeout = timeout
+
+    def get(self) -> HostState:
+        import httpx
+
+        headers = {"X-Auth-Token": self.token} if self.token else {}
+        try:
+            resp = httpx.get(self.url, headers=headers, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise DriverError(f"network API unreachable: {exc}", temporary=True) from None
+        if resp.status_code >= 500:
+            raise DriverError(f"network API answered {resp.status_code}", temporary=True)
+        if resp.status_code != 200:
+            raise DriverError(f"network API answered {resp.status_code}: {resp.text[:200]}")
+        return HostState.from_dict(resp.json())
+
+
+class StaticSource:
+    """A fixed in-memory desired state (unit tests, benchmarks)."""
+
+    def __init__(self, state: HostState):
+        self.state = state
+
+    def get(self) -> HostState:
+        return self.state
+
+
+@dataclass
+class NetworkDrivers:
+    l2: L2Driver
+    dhcp: DhcpDriver
+    routers: RouterDriver
+    firewall: FirewallDriver
+    metadata: MetadataProxyDriver
+
+
+@dataclass
+class ReconcileReport:
+    """The outcome of one pass: what failed (temporarily or not) and what waits."""
+
+    temporary: dict[str, str] = field(default_factory=dict)
+    permanent: dict[str, str] = field(default_factory=dict)
+    waiting_devices: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.temporary and not self.permanent
+
+
+class NetworkAgent:
+    def __init__(self, drivers: NetworkDrivers, source: StateSource,
+                 metadata_defaults: MetadataSettings | None = None):
+        self.d = drivers
+        self.source = source
+        self.metadata_defaults = metadata_defaults or MetadataSettings()
+        self._reported: dict[str, str] = {}
+        self._ready = False
+
+    # --- one pass -----------------------------------------------------------------------
+    def _attempt(self, report: ReconcileReport, what: str, fn: Callable[..., object],
+                 *args: object) -> bool:
+        try:
+            fn(*args)
+        except (DriverError, CommandError) as exc:
+            if exc.temporary:
+                report.temporary[what] = str(exc)
+                LOG.warning("%s: %s (will retry)", what, exc)
+            else:
+                report.permanent[what] = str(exc)
+                if self._reported.get(what) != str(exc):
+                    LOG.error("%s: %s", what, exc)
+            return False
+        except (ModelError, KeyError, ValueError) as exc:
+            report.permanent[what] = str(exc)
+            if self._reported.get(what) != str(exc):
+                LOG.error("%s: %s", what, exc)
+            return False
+        return True
+
+    def reconcile_once(self) -> ReconcileReport:
+        report = ReconcileReport()
+        try:
+            state = self.source.get()
+        except (DriverError, ModelError) as exc:
+            temporary = isinstance(exc, DriverError) and exc.temporary
+            (report.temporary if temporary else report.permanent)["desired state"] = str(exc)
+            if temporary or self._reported.get("desired state") != str(exc):
+                LOG.error("desired state: %s", exc)
+            self._reported = dict(report.permanent)
+            return report
+        self.reconcile(state, report)
+        self._reported = dict(report.permanent)
+        return report
+
+    def reconcile(self, state: HostState, report: ReconcileReport | None = None
+                  ) -> ReconcileReport:
+        report = report or ReconcileReport()
+        d = self.d
+        if not self._ready:
+            self._ready = self._attempt(report, "host setup", d.l2.ensure_ready)
+        networks = {n.id: n for n in state.networks}
+        metadata = MetadataSettings(
+            upstream_url=state.metadata.upstream_url or self.metadata_defaults.upstream_url,
+            shared_secret=state.metadata.shared_secret or self.metadata_defaults.shared_secret,
+        )
+
+        # 1. layer 2 segments
+        for net in state.networks:
+            self._attempt(report, f"network {net.id}", d.l2.ensure_network, net,
+                          state.tunnel_peers)
+        # 2. DHCP servers and their metadata proxies
+        wanted_proxies: set[str] = set()
+        for server in state.dhcp_servers:
+            net = networks[server.network_id]
+            if self._attempt(report, f"dhcp {server.network_id}", d.dhcp.ensure_dhcp, server,
+                             net, d.l2) and server.metadata_proxy:
+                ns = d.dhcp.netns(server.network_id)
+                wanted_proxies.add(ns)
+                self._attempt(report, f"metadata proxy {ns}", d.metadata.ensure_proxy, ns,
+                              server.network_id, metadata)
+            elif server.metadata_proxy:
+                wanted_proxies.add(d.dhcp.netns(server.network_id))
+        # 3. routers
+        for router in state.routers:
+            self._attempt(report, f"router {router.id}", d.routers.ensure_router, router,
+                          networks, d.l2)
+        # 4. instance ports: plug the devices that exist, then filter them
+        present = []
+        for port in state.ports:
+            if not d.l2.device_exists(port.device):
+                report.waiting_devices.append(port.device)
+                continue
+            if self._attempt(report, f"port {port.id}", d.l2.plug, networks[port.network_id],
+                             port.device, port.id, port.mac_address):
+                present.append(port)
+        groups = {g.id: g for g in state.security_groups}
+        self._attempt(report, "security groups", d.firewall.apply, present, groups)
+
+        # 5. remove what is ours and no longer desired (proxies before their namespaces)
+        for ns in sorted(d.metadata.list_proxies() - wanted_proxies):
+            LOG.info("removing metadata proxy in %s", ns)
+            self._attempt(report, f"remove metadata proxy {ns}", d.metadata.remove_proxy, ns)
+        for net_id in sorted(d.dhcp.list_dhcp() - {s.network_id for s in state.dhcp_servers}):
+            LOG.info("removing dhcp for network %s", net_id)
+            self._attempt(report, f"remove dhcp {net_id}", d.dhcp.remove_dhcp, net_id)
+        for router_id in sorted(d.routers.list_routers() - {r.id for r in state.routers}):
+            LOG.info("removing router %s", router_id)
+            self._attempt(report, f"remove router {router_id}", d.routers.remove_router,
+                          router_id)
+        wanted_keys = {d.l2.network_key(n): n for n in state.networks}
+        known_devices = {p.device for p in present}
+        for dev, key in sorted(d.l2.list_plugged().items()):
+            owner = wanted_keys.get(key)
+            if owner is None:
+                continue  # goes with its segment below
+            if dev in known_devices or not _is_instance_device(dev, state):
+                continue
+            LOG.info("unplugging %s (no longer desired)", dev)
+            self._attempt(report, f"unplug {dev}", d.l2.unplug, dev)
+        for key in sorted(d.l2.list_networks() - set(wanted_keys)):
+            LOG.info("removing network segment %s", key)
+            self._attempt(report, f"remove network {key}", d.l2.remove_network, key)
+        cleanup = getattr(d.l2, "remove_stale_vxlan", None)
+        if cleanup:
+            vnis = {n.segmentation_id for n in state.networks
+                    if n.segmentation_type != "flat" and n.segmentation_id}
+            self._attempt(report, "remove stale tunnels", cleanup, vnis)
+        return report
+
+    # --- the loop ---------------------------------------------------------------------
+    def run(self, resync_interval: float, retry_interval: float,
+            stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            started = time.monotonic()
+            report = self.reconcile_once()
+            took = time.monotonic() - started
+            if report.ok and not report.waiting_devices:
+                LOG.debug("converged in %.2fs", took)
+            delay = retry_interval if (report.temporary or report.waiting_devices) \
+                else resync_interval
+            stop.wait(delay)
+
+
+def _is_instance_device(dev: str, state: HostState) -> bool:
+    """A tap on one of our segments that is not a DHCP/router port of this state."""
+    infra = {"tap" + s.port_id[:11] for s in state.dhcp_servers}
+    for router in state.routers:
+        infra |= {"tap" + i.port_id[:11] for i in router.interfaces}
+        if router.gateway:
+            infra.add("tap" + router.gateway.port_id[:11])
+    return dev not in infra
+
+
+# --- wiring from the configuration -------------------------------------------------------
+def _mappings(raw: str) -> dict[str, str]:
+    result = {}
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        physnet, _, iface = item.partition(":")
+        if not iface:
+            raise ValueError(f"physical_interface_mappings entry {item!r} is not physnet:iface")
+        result[physnet.strip()] = iface.strip()
+    return result
+
+
+def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
+    """The agent and its intervals from ``[agent]`` settings."""
+    from stratus.agent.ip_lib import IpLib
+    from stratus.agent.naming import Naming
+    from stratus.agent.netdrivers.dnsmasq import DnsmasqDriver
+    from stratus.agent.netdrivers.metadata import ProcessMetadataProxy
+    from stratus.agent.netdrivers.nft_firewall import NftFirewall
+    from stratus.agent.netdrivers.router import NamespaceRouterDriver
+    from stratus.agent.runner import Runner
+
+    s = "agent"
+    ovs_rundir = config.get(s, "ovs_rundir")
+    runner = Runner(netns=config.get(s, "host_netns") or None,
+                    env={"OVS_RUNDIR": ovs_rundir} if ovs_rundir else None)
+    ip = IpLib(runner)
+    naming = Naming(netns_prefix=config.get(s, "netns_prefix"),
+                    nft_prefix=config.get(s, "nft_prefix"))
+    state_dir = config.get(s, "state_dir")
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    backend = config.get(s, "l2_backend")
+    mappings = _mappings(config.get(s, "physical_interface_mappings"))
+    local_ip = config.get(s, "underlay_ip")
+    l2: L2Driver
+    if backend == "linuxbridge":
+        from stratus.agent.netdrivers.linuxbridge import LinuxBridgeDriver
+        l2 = LinuxBridgeDriver(ip, local_ip, config.get(s, "underlay_interface") or None,
+                               mappings)
+    elif backend == "ovs":
+        from stratus.agent.netdrivers.ovs import OvsDriver
+        l2 = OvsDriver(ip, local_ip, tunnel_type=config.get(s, "tunnel_type"),
+                       datapath_type=config.get(s, "datapath_type"),
+                       underlay_interface=config.get(s, "underlay_interface") or None,
+                       physical_bridge_mappings=mappings)
+    else:
+        raise ValueError(f"[agent] l2_backend={backend!r} is not ovs or linuxbridge")
+    drivers = NetworkDrivers(
+        l2=l2,
+        dhcp=DnsmasqDriver(ip, naming, state_dir),
+        routers=NamespaceRouterDriver(ip, naming),
+        firewall=NftFirewall(runner, naming),
+        metadata=ProcessMetadataProxy(ip, state_dir,
+                                      listen_port=config.get_int(s, "metadata_proxy_port")),
+    )
+    url = config.get(s, "network_state_url")
+    source: StateSource
+    if url.startswith(("http://", "https://")):
+        source = HttpSource(url, config.get(s, "host") or socket.gethostname())
+    else:
+        source = JsonFileSource(url.removeprefix("file://"))
+    metadata = MetadataSettings(upstream_url=config.get(s, "metadata_url"),
+                                shared_secret=config.get(s, "metadata_shared_secret"))
+    agent = NetworkAgent(drivers, source, metadata)
+    return (agent, float(config.get_int(s, "resync_interval", minimum=1)),
+            float(config.get_int(s, "retry_interval", minimum=1)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    parser = argparse.ArgumentParser(prog="stratus-agent", description=__doc__)
+    parser.add_argument("--config-file",
+                        help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf")
+    parser.add_argument("--once", action="store_true", help="converge once and exit")
+    args = parser.parse_args(argv)
+    if args.config_file:
+        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
+    config = Config.load()
+    logging.basicConfig(
+        level=logging.DEBUG if config.get_bool("DEFAULT", "debug") else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    agent, resync, retry = build_agent(config)
+    if args.once:
+        report = agent.reconcile_once()
+        return 0 if report.ok else 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    LOG.info("stratus-agent (network) starting for host %s", config.get("agent", "host"))
+    agent.run(resync, retry, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

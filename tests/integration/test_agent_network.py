@@ -1,0 +1,349 @@
+"""The network agent against the real thing: two fake hosts (network namespaces,
+``linuxbridge`` backend with kernel VXLAN between them), fake VMs, dnsmasq,
+a router namespace with SNAT and a floating IP, nftables security groups and
+anti-spoofing, and the metadata proxy against a small upstream that checks the
+signature. Everything is named ``st-...`` / ``stratus_test_...`` and removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netlab import FakeVM, Lab, nsx, sh
+from stratus.agent.ip_lib import pid_running
+from stratus.agent.metadata_proxy import bind_in_netns
+from stratus.agent.network_agent import NetworkAgent, build_agent
+from stratus.agent.network_model import HostState
+from stratus.common.config import Config
+
+pytestmark = [pytest.mark.integration]
+
+NEEDED = ("ip", "dnsmasq", "nft", "busybox", "ping", "setsid", "bridge")
+SECRET = "test-shared-secret"
+
+
+def _require_tools() -> None:
+    missing = [t for t in NEEDED if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"missing host tools {missing}: run scripts/install-test-deps.sh")
+
+
+def uid() -> str:
+    return str(uuid.uuid4())
+
+
+class Upstream:
+    """A stand-in for stratus-metadata, listening on 127.0.0.1 inside host 1."""
+
+    def __init__(self, host_ns: str):
+        self.requests: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                net = self.headers.get("X-Stratus-Network-ID", "")
+                ip = self.headers.get("X-Forwarded-For", "")
+                sig = self.headers.get("X-Stratus-Signature", "")
+                good = hmac.new(SECRET.encode(), f"{net}\n{ip}".encode(),
+                                hashlib.sha256).hexdigest()
+                ok = hmac.compare_digest(sig, good)
+                outer.requests.append({"path": self.path, "network": net, "ip": ip, "ok": ok})
+                body = json.dumps({"uuid": "instance-for-" + ip}).encode() if ok else b"bad"
+                self.send_response(200 if ok else 403)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = bind_in_netns(f"/run/netns/{host_ns}",
+                                    lambda: ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class World:
+    """Two hosts, three networks, a router, four fake VMs, and the agents' states."""
+
+    def __init__(self, lab: Lab, tmp: Path):
+        self.lab, self.tmp = lab, tmp
+        self.h1 = lab.host("st-h1")
+        self.h2 = lab.host("st-h2")
+        self.inet = lab.netns("st-inet")
+        sh("ip", "-n", self.h1, "link", "set", "lo", "up")
+        lab.link_hosts(self.h1, "ul0", "172.31.250.1/24", self.h2, "ul0", "172.31.250.2/24")
+        lab.link_hosts(self.h1, "ext0", None, self.inet, "eth0", "203.0.113.1/24")
+        self.upstream = Upstream(self.h1)
+
+        self.net_a, self.net_b, self.public = uid(), uid(), uid()
+        self.sub_a, self.sub_b, self.sub_pub = uid(), uid(), uid()
+        self.router = uid()
+        self.sg_default, self.sg_ping, self.sg_web = uid(), uid(), uid()
+        self.ports = {name: uid() for name in ("vm1", "vm2", "vm3", "dhcp_a", "dhcp_b",
+                                                "r_a", "r_gw")}
+        self.macs = {name: f"fa:16:3e:00:00:{i:02x}" for i, name in enumerate(self.ports, 1)}
+        self.ips = {"vm1": "10.10.0.11", "vm2": "10.10.0.12", "vm3": "10.10.0.13"}
+        self.web_open = False
+        self.with_b = True
+        self.vms: dict[str, FakeVM] = {}
+        self.vms["vm1"] = lab.vm("st-vm1", self.h1, self.ports["vm1"], self.macs["vm1"])
+        self.vms["vm2"] = lab.vm("st-vm2", self.h2, self.ports["vm2"], self.macs["vm2"])
+        self.vms["vm3"] = lab.vm("st-vm3", self.h2, self.ports["vm3"], self.macs["vm3"])
+        self.agents = {
+            "h1": self.make_agent("h1", self.h1, "172.31.250.1"),
+            "h2": self.make_agent("h2", self.h2, "172.31.250.2"),
+        }
+
+    # --- configuration and desired state -------------------------------------------------
+    def make_agent(self, name: str, ns: str, ip: str) -> NetworkAgent:
+        conf = self.tmp / f"{name}.conf"
+        conf.write_text(
+            "[agent]\n"
+            f"host = {name}\nl2_backend = linuxbridge\nunderlay_interface = ul0\n"
+            f"underlay_ip = {ip}\nphysical_interface_mappings = public:ext0\n"
+            f"state_dir = {self.tmp / name}\nnetwork_state_url = {self.tmp / name}.json\n"
+            f"metadata_url = http://127.0.0.1:{self.upstream.port}\n"
+            f"metadata_shared_secret = {SECRET}\nhost_netns = {ns}\n"
+            f"netns_prefix = {ns}-\nnft_prefix = stratus_test_\n"
+        )
+        agent, _, _ = build_agent(Config.load(str(conf)))
+        return agent
+
+    def network(self, net_id: str, vni: int | None, sub: str, cidr: str, gw: str) -> dict:
+        net: dict[str, Any] = {"id": net_id, "mtu": 1450, "segmentation_type": "vxlan",
+                               "segmentation_id": vni,
+                               "subnets": [{"id": sub, "cidr": cidr, "gateway_ip": gw,
+                                            "dns_nameservers": ["192.0.2.53"]}]}
+        if vni is None:
+            net.update(segmentation_type="flat", physical_network="public", mtu=1500,
+                       external=True, segmentation_id=None)
+        return net
+
+    def port(self, name: str, net: str, sub: str, groups: list[str]) -> dict:
+        return {"id": self.ports[name], "network_id": net, "mac_address": self.macs[name],
+                "fixed_ips": [{"subnet_id": sub, "ip_address": self.ips[name]}],
+                "security_groups": groups}
+
+    def groups(self) -> list[dict]:
+        members = [self.ips["vm1"], self.ips["vm2"]]
+        default = {"id": self.sg_default, "name": "default", "member_ips": members, "rules": [
+            {"direction": "egress"},
+            {"direction": "ingress", "remote_group_id": self.sg_default}]}
+        ping = {"id": self.sg_ping, "rules": [
+            {"direction": "ingress", "protocol": "icmp", "remote_ip_prefix": "0.0.0.0/0"}]}
+        web = {"id": self.sg_web, "rules": [
+            {"direction": "ingress", "protocol": "tcp", "port_range_min": 8080,
+             "port_range_max": 8080, "remote_ip_prefix": "0.0.0.0/0"}] if self.web_open else []}
+        return [default, ping, web]
+
+    def dhcp(self, net: str, sub: str, port: str, ip: str, hosts: list[str]) -> dict:
+        return {"network_id": net, "port_id": self.ports[port], "mac_address": self.macs[port],
+                "fixed_ips": [{"subnet_id": sub, "ip_address": ip}],
+                "hosts": [{"mac_address": self.macs[h], "ip_address": self.ips[h]}
+                          for h in hosts]}
+
+    def states(self) -> dict[str, dict]:
+        net_a = self.network(self.net_a, 101, self.sub_a, "10.10.0.0/24", "10.10.0.1")
+        # Tenant B overlaps tenant A's CIDR on purpose: only the segment separates them.
+        net_b = self.network(self.net_b, 102, self.sub_b, "10.10.0.0/24", "10.10.0.1")
+        public = self.network(self.public, None, self.sub_pub, "203.0.113.0/24", "203.0.113.1")
+        all_groups = [self.sg_default, self.sg_ping, self.sg_web]
+        router = {
+            "id": self.router,
+            "interfaces": [{"port_id": self.ports["r_a"], "network_id": self.net_a,
+                            "subnet_id": self.sub_a, "mac_address": self.macs["r_a"],
+                            "ip_address": "10.10.0.1", "prefixlen": 24}],
+            "gateway": {"port_id": self.ports["r_gw"], "network_id": self.public,
+                        "mac_address": self.macs["r_gw"], "ip_address": "203.0.113.10",
+                        "prefixlen": 24, "gateway_ip": "203.0.113.1"},
+            "enable_snat": True,
+            "floating_ips": [{"floating_ip_address": "203.0.113.20",
+                              "fixed_ip_address": self.ips["vm1"]}],
+        }
+        h1 = {"host": "h1", "tunnel_peers": ["172.31.250.1", "172.31.250.2"],
+              "networks": [net_a, public] + ([net_b] if self.with_b else []),
+              "ports": [self.port("vm1", self.net_a, self.sub_a, all_groups)],
+              "dhcp_servers": [self.dhcp(self.net_a, self.sub_a, "dhcp_a", "10.10.0.2",
+                                         ["vm1", "vm2"])]
+              + ([self.dhcp(self.net_b, self.sub_b, "dhcp_b", "10.10.0.2", ["vm3"])]
+                 if self.with_b else []),
+              "routers": [router], "security_groups": self.groups()}
+        h2 = {"host": "h2", "tunnel_peers": ["172.31.250.1", "172.31.250.2"],
+              "networks": [net_a] + ([net_b] if self.with_b else []),
+              "ports": [self.port("vm2", self.net_a, self.sub_a, [self.sg_default])]
+              + ([self.port("vm3", self.net_b, self.sub_b, [self.sg_default])]
+                 if self.with_b else []),
+              "security_groups": self.groups()}
+        return {"h1": h1, "h2": h2}
+
+    def converge(self, agents: dict[str, NetworkAgent] | None = None) -> None:
+        for name, state in self.states().items():
+            HostState.from_dict(state)  # the document is valid
+            (self.tmp / f"{name}.json").write_text(json.dumps(state))
+        for name, agent in (agents or self.agents).items():
+            report = agent.reconcile_once()
+            assert report.ok, (name, report)
+
+    def close(self) -> None:
+        self.upstream.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    _require_tools()
+    lab = Lab()
+    w = None
+    try:
+        tmp = tmp_path_factory.mktemp("agent")
+        for path in (tmp, *tmp.parents[:3]):  # dnsmasq (user nobody) reads its files here
+            path.chmod(path.stat().st_mode | 0o005)
+        w = World(lab, tmp)
+        w.converge()
+        for name in ("vm1", "vm2", "vm3"):
+            assert lab.dhcp(w.vms[name]) == w.ips[name], f"{name} got no DHCP lease"
+        yield w
+    finally:
+        if w is not None:
+            # an empty desired state must remove everything the agents created
+            for name in ("h1", "h2"):
+                (w.tmp / f"{name}.json").write_text(json.dumps({"host": name}))
+                w.agents[name].reconcile_once()
+            w.close()
+        lab.cleanup()
+
+
+def test_dhcp_gave_each_vm_its_fixed_ip_and_the_metadata_route(world: World) -> None:
+    routes = nsx(world.vms["vm1"].name, "ip", "-4", "route")
+    assert "169.254.169.254 via 10.10.0.2" in routes
+    assert "default via 10.10.0.1" in routes
+    assert "mtu 1450" in sh("ip", "-n", world.vms["vm1"].name, "link", "show", "eth0")
+
+
+def test_two_vms_on_two_hosts_ping_over_the_tunnel(world: World) -> None:
+    assert world.lab.ping(world.vms["vm1"].name, world.ips["vm2"])
+    assert world.lab.ping(world.vms["vm2"].name, world.ips["vm1"])
+
+
+def test_another_tenants_network_is_isolated(world: World) -> None:
+    # vm3 has an address in the same CIDR, but on network B (another VNI).
+    assert not world.lab.ping(world.vms["vm3"].name, world.ips["vm1"], count=1)
+    assert not world.lab.ping(world.vms["vm3"].name, world.ips["vm2"], count=1)
+    assert world.lab.ping(world.vms["vm3"].name, "10.10.0.2", count=1)  # its own DHCP port
+
+
+def test_snat_to_the_outside_and_in_through_the_floating_ip(world: World) -> None:
+    lab = world.lab
+    lab.tcp_server(world.inet, 9000)
+    # vm2 (on host 2, no floating IP) goes out with the router's gateway address
+    assert lab.tcp_get(world.vms["vm2"].name, "203.0.113.1", 9000) == "203.0.113.10"
+    # vm1 has a floating IP: outbound is translated to it
+    assert lab.tcp_get(world.vms["vm1"].name, "203.0.113.1", 9000) == "203.0.113.20"
+    # and the outside reaches vm1 through it (icmp is open in sg_ping)
+    assert lab.ping(world.inet, "203.0.113.20")
+
+
+def test_security_group_rule_opens_and_closes_a_tcp_port(world: World) -> None:
+    lab = world.lab
+    lab.tcp_server(world.vms["vm1"].name, 8080)
+    assert lab.tcp_get(world.inet, "203.0.113.20", 8080, timeout=1) is None
+    world.web_open = True
+    world.converge()
+    assert lab.tcp_get(world.inet, "203.0.113.20", 8080) == "203.0.113.1"
+    world.web_open = False
+    world.converge()
+    assert lab.tcp_get(world.inet, "203.0.113.20", 8080, timeout=1) is None
+    # members of the default group still reach it (remote group rule)
+    assert lab.tcp_get(world.vms["vm2"].name, world.ips["vm1"], 8080) == world.ips["vm2"]
+
+
+def test_spoofed_source_ip_and_mac_are_dropped(world: World) -> None:
+    lab, vm1 = world.lab, world.vms["vm1"]
+    assert lab.ping(vm1.name, world.ips["vm2"], count=1)
+    sh("ip", "-n", vm1.name, "addr", "add", "10.10.0.99/24", "dev", "eth0")
+    try:
+        assert not lab.ping(vm1.name, world.ips["vm2"], count=2, source="10.10.0.99")
+    finally:
+        sh("ip", "-n", vm1.name, "addr", "del", "10.10.0.99/24", "dev", "eth0")
+    sh("ip", "-n", vm1.name, "link", "set", "eth0", "address", "fa:16:3e:99:99:99")
+    try:
+        sh("ip", "-n", vm1.name, "neigh", "flush", "all")
+        assert not lab.ping(vm1.name, world.ips["vm2"], count=2)
+    finally:
+        sh("ip", "-n", vm1.name, "link", "set", "eth0", "address", vm1.mac)
+    assert lab.ping(vm1.name, world.ips["vm2"], count=3)
+
+
+def test_a_vm_cannot_answer_dhcp(world: World) -> None:
+    ruleset = nsx(world.h2, "nft", "list", "table", "bridge", "stratus_test_antispoof")
+    assert "udp sport 67 drop" in ruleset
+    assert world.vms["vm2"].tap in ruleset
+
+
+def test_metadata_proxy_forwards_a_signed_request(world: World) -> None:
+    world.upstream.requests.clear()
+    out = nsx(world.vms["vm1"].name, "python3", "-c",
+              "import urllib.request;print(urllib.request.urlopen("
+              "'http://169.254.169.254/openstack/latest/meta_data.json', timeout=10)"
+              ".read().decode())")
+    assert json.loads(out) == {"uuid": "instance-for-10.10.0.11"}
+    (req,) = world.upstream.requests
+    assert req == {"path": "/openstack/latest/meta_data.json", "network": world.net_a,
+                   "ip": "10.10.0.11", "ok": True}
+
+
+def _snapshot(world: World) -> dict[str, Any]:
+    agent = world.agents["h1"]
+    dhcp, meta = agent.d.dhcp, agent.d.metadata
+    ns = dhcp.netns(world.net_a)
+    links = {link["ifname"]: link["ifindex"]
+             for link in json.loads(sh("ip", "-n", ns, "-j", "link"))}
+    table = json.loads(nsx(world.h1, "nft", "-j", "list", "table", "inet", "stratus_test_sg"))
+    handle = [i["table"]["handle"] for i in table["nftables"] if "table" in i]
+    return {"dnsmasq": dhcp.pid(world.net_a),  # type: ignore[attr-defined]
+            "proxy": meta.pid(ns),  # type: ignore[attr-defined]
+            "links": links, "sg_table": handle}
+
+
+def test_restart_converges_without_recreating_what_is_right(world: World) -> None:
+    before = _snapshot(world)
+    assert before["dnsmasq"] and before["proxy"]
+    restarted = {"h1": world.make_agent("h1", world.h1, "172.31.250.1"),
+                 "h2": world.make_agent("h2", world.h2, "172.31.250.2")}
+    world.converge(restarted)
+    assert _snapshot(world) == before
+    assert world.lab.ping(world.vms["vm1"].name, world.ips["vm2"], count=1)
+
+
+def test_deleting_a_network_removes_its_namespace_dnsmasq_ports_and_rules(world: World) -> None:
+    agent = world.agents["h1"]
+    ns_b = agent.d.dhcp.netns(world.net_b)
+    pid_b = agent.d.dhcp.pid(world.net_b)  # type: ignore[attr-defined]
+    assert pid_b and Path("/run/netns", ns_b).exists()
+    world.with_b = False
+    world.converge()
+    assert not Path("/run/netns", ns_b).exists()
+    assert not pid_running(pid_b)  # (a zombie at most: this container's init does not reap)
+    assert "brq" + world.net_b[:11] not in sh("ip", "-n", world.h1, "link")
+    links_h2 = sh("ip", "-n", world.h2, "link")
+    assert "brq" + world.net_b[:11] not in links_h2 and "vxlan-102" not in links_h2
+    rules = nsx(world.h2, "nft", "list", "ruleset")
+    assert world.vms["vm3"].tap not in rules
+    # what stays desired still works
+    assert world.lab.ping(world.vms["vm1"].name, world.ips["vm2"], count=1)
