@@ -10,6 +10,8 @@ is read from the blob the same way, with single-range requests (206) and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import IO, Any
@@ -196,19 +198,21 @@ def add_routes(
             # a client still sending sees this answer rather than a reset connection.
             await _drain(chunks)
             raise
+        writer = _Pipeline(ticket.write)
         try:
             buffer = bytearray()
             async for chunk in chunks:
                 buffer += chunk
                 if len(buffer) >= CHUNK:
-                    data = bytes(buffer)
+                    await writer.write(bytes(buffer))
                     buffer.clear()
-                    await run_in_threadpool(ticket.write, data)
             if buffer:
-                await run_in_threadpool(ticket.write, bytes(buffer))
+                await writer.write(bytes(buffer))
+            await writer.flush()
             await run_in_threadpool(transfer.finish_upload, service, ticket)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
+                await writer.settle()
                 await run_in_threadpool(transfer.abort_upload, service, ticket, exc)
             if isinstance(exc, ClientDisconnect):
                 return Response(status_code=400)  # nobody is left to read it
@@ -245,6 +249,32 @@ def add_routes(
 
     router.routes.append(Route("/v2/images/{image_id}/file", upload, methods=["PUT"]))
     router.routes.append(Route("/v2/images/{image_id}/file", download, methods=["GET"]))
+
+
+class _Pipeline:
+    """Writes chunks on a worker thread while the next chunk is being received.
+
+    At most one write is in flight (so at most two chunks are in memory); its
+    error surfaces at the next ``write`` or at ``flush``.
+    """
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._pending: asyncio.Future[None] | None = None
+
+    async def write(self, data: bytes) -> None:
+        await self.flush()
+        self._pending = asyncio.get_running_loop().run_in_executor(None, self._write, data)
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+    async def settle(self) -> None:
+        """Wait for a write still in flight, ignoring its outcome (before cleaning up)."""
+        with contextlib.suppress(BaseException):
+            await self.flush()
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:

@@ -29,12 +29,14 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 TMP_SUFFIX = ".part"
 HASH_ALGO = "sha512"
+_HASHERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="image-md5")
 
 
 def _process_start_time(pid: int) -> str | None:
@@ -93,14 +95,19 @@ class Upload:
         self._fh = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes) -> None:
+        """Append ``data``; md5 runs on a helper thread while sha512 and the write run here
+        (hashlib releases the GIL), so the two hashes cost the time of one."""
         if self.size + len(data) > self.limit:
             raise LimitExceeded(self.limit)
-        view = memoryview(data)
-        while view:
-            written = self._fh.write(view)
-            view = view[written:]
-        self._md5.update(data)
-        self._sha512.update(data)
+        md5_done = _HASHERS.submit(self._md5.update, data)
+        try:
+            view = memoryview(data)
+            while view:
+                written = self._fh.write(view)
+                view = view[written:]
+            self._sha512.update(data)
+        finally:
+            md5_done.result()
         self.size += len(data)
 
     def finish(self) -> None:
