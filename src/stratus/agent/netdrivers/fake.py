@@ -44,6 +44,7 @@ class FakeHost:
     created: Counter[str] = field(default_factory=Counter)
     reloads: Counter[str] = field(default_factory=Counter)
     fail_next: list[DriverError] = field(default_factory=list)
+    broken: dict[str, DriverError] = field(default_factory=dict)  # object id -> error
 
     def maybe_fail(self) -> None:
         if self.fail_next:
@@ -59,6 +60,8 @@ class FakeL2(L2Driver):
 
     def ensure_network(self, network: Network, tunnel_peers: list[str]) -> None:
         self.host.maybe_fail()
+        if network.id in self.host.broken:
+            raise self.host.broken[network.id]
         key = self.network_key(network)
         wanted = (network.segmentation_id, tuple(sorted(tunnel_peers)))
         if key not in self.host.segments:

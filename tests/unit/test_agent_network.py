@@ -1,0 +1,273 @@
+"""The network agent with fake drivers: model, two-way convergence, restart, errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from stratus.agent.metadata_proxy import main as proxy_main
+from stratus.agent.metadata_proxy import sign
+from stratus.agent.netdrivers.base import DriverError
+from stratus.agent.netdrivers.fake import (
+    FakeDhcp,
+    FakeFirewall,
+    FakeHost,
+    FakeL2,
+    FakeMetadata,
+    FakeRouters,
+)
+from stratus.agent.network_agent import (
+    JsonFileSource,
+    NetworkAgent,
+    NetworkDrivers,
+    StaticSource,
+)
+from stratus.agent.network_model import HostState, MetadataSettings, ModelError
+
+pytestmark = pytest.mark.unit
+
+NET_A = "11111111-aaaa-4aaa-8aaa-000000000001"
+NET_B = "22222222-bbbb-4bbb-8bbb-000000000002"
+PUBLIC = "33333333-cccc-4ccc-8ccc-000000000003"
+
+
+def state_doc(with_b: bool = True) -> dict:
+    def net(i: str, vni: int) -> dict:
+        return {"id": i, "segmentation_type": "vxlan", "segmentation_id": vni, "mtu": 1450,
+                "subnets": [{"id": "sub-" + i[:4], "cidr": "10.0.0.0/24",
+                             "gateway_ip": "10.0.0.1"}]}
+    networks = [net(NET_A, 10), {"id": PUBLIC, "segmentation_type": "flat",
+                                 "physical_network": "public", "external": True,
+                                 "subnets": [{"id": "pub", "cidr": "203.0.113.0/24"}]}]
+    ports = [{"id": "port-a1-0000", "network_id": NET_A, "mac_address": "FA:16:3E:00:00:01",
+              "fixed_ips": [{"subnet_id": "sub-1111", "ip_address": "10.0.0.11"}],
+              "security_groups": ["sg"]}]
+    dhcp = [{"network_id": NET_A, "port_id": "dhcp-a-0000", "mac_address": "fa:16:3e:00:00:02",
+             "fixed_ips": [{"subnet_id": "sub-1111", "ip_address": "10.0.0.2"}],
+             "hosts": [{"mac_address": "fa:16:3e:00:00:01", "ip_address": "10.0.0.11"}]}]
+    if with_b:
+        networks.append(net(NET_B, 11))
+        ports.append({"id": "port-b1-0000", "network_id": NET_B,
+                      "mac_address": "fa:16:3e:00:00:03", "port_security_enabled": False})
+        dhcp.append({"network_id": NET_B, "port_id": "dhcp-b-0000",
+                     "mac_address": "fa:16:3e:00:00:04",
+                     "fixed_ips": [{"subnet_id": "sub-2222", "ip_address": "10.0.0.2"}]})
+    return {
+        "host": "cmp1", "tunnel_peers": ["192.0.2.1", "192.0.2.2"], "networks": networks,
+        "ports": ports, "dhcp_servers": dhcp,
+        "routers": [{"id": "router-1", "interfaces": [
+            {"port_id": "r-a-0000", "network_id": NET_A, "subnet_id": "sub-1111",
+             "mac_address": "fa:16:3e:00:00:05", "ip_address": "10.0.0.1", "prefixlen": 24}],
+            "gateway": {"port_id": "r-gw-0000", "network_id": PUBLIC,
+                        "mac_address": "fa:16:3e:00:00:06", "ip_address": "203.0.113.10",
+                        "prefixlen": 24, "gateway_ip": "203.0.113.1"},
+            "floating_ips": [{"floating_ip_address": "203.0.113.20",
+                              "fixed_ip_address": "10.0.0.11"}]}],
+        "security_groups": [{"id": "sg", "member_ips": ["10.0.0.11"], "rules": [
+            {"direction": "egress"}, {"direction": "ingress", "remote_group_id": "sg"}]}],
+        "metadata": {"upstream_url": "http://127.0.0.1:8775", "shared_secret": "s3cret"},
+    }
+
+
+def make_agent(host: FakeHost, doc: dict, defaults: MetadataSettings | None = None
+               ) -> tuple[NetworkAgent, StaticSource]:
+    source = StaticSource(HostState.from_dict(doc))
+    drivers = NetworkDrivers(FakeL2(host), FakeDhcp(host), FakeRouters(host),
+                             FakeFirewall(host), FakeMetadata(host))
+    return NetworkAgent(drivers, source, defaults), source
+
+
+def fake_host() -> FakeHost:
+    host = FakeHost()
+    host.devices |= {"tapport-a1-000", "tapport-b1-000"}
+    return host
+
+
+# --- the model -----------------------------------------------------------------------
+def test_model_round_trips_through_json() -> None:
+    state = HostState.from_dict(state_doc())
+    again = HostState.from_json(state.to_json())
+    assert again == state
+    assert state.ports[0].mac_address == "fa:16:3e:00:00:01"  # normalised
+    assert state.ports[0].device == "tapport-a1-000"
+    assert state.networks[0].subnets[0].enable_dhcp is True  # default
+
+
+def test_model_ignores_unknown_keys() -> None:
+    doc = state_doc()
+    doc["future_field"] = 1
+    doc["networks"][0]["qos"] = {}
+    assert HostState.from_dict(doc).host == "cmp1"
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda d: d["networks"][0].update(segmentation_type="vlan"), "segmentation_type 'vlan'"),
+    (lambda d: d["networks"][0].update(segmentation_id=0), "segmentation_id 0"),
+    (lambda d: d["networks"][0]["subnets"][0].update(cidr="10.0.0.0/33"), "10.0.0.0/33"),
+    (lambda d: d["ports"][0].update(mac_address="nope"), "is not a MAC"),
+    (lambda d: d["ports"][0].update(network_id="missing"), "not in networks"),
+    (lambda d: d["ports"][0].pop("mac_address"), "'mac_address' is missing"),
+    (lambda d: d.update(tunnel_peers=["300.1.1.1"]), "not a valid IP"),
+    (lambda d: d["security_groups"][0]["rules"][0].update(direction="up"), "direction"),
+    (lambda d: d["ports"][0].update(port_security_enabled="yes"), "true or false"),
+])
+def test_model_rejects_bad_documents_saying_what_is_wrong(mutate, message) -> None:  # type: ignore[no-untyped-def]
+    doc = state_doc()
+    mutate(doc)
+    with pytest.raises(ModelError, match=message):
+        HostState.from_dict(doc)
+
+
+# --- convergence ----------------------------------------------------------------------
+def test_converges_everything_desired() -> None:
+    host = fake_host()
+    agent, _ = make_agent(host, state_doc())
+    report = agent.reconcile_once()
+    assert report.ok and not report.waiting_devices
+    assert set(host.segments) == {"brq" + NET_A[:11], "brq" + NET_B[:11], "brq" + PUBLIC[:11]}
+    assert host.segments["brq" + NET_A[:11]] == (10, ("192.0.2.1", "192.0.2.2"))
+    assert set(host.dhcp) == {NET_A, NET_B}
+    assert set(host.routers) == {"router-1"}
+    assert host.plugged["tapport-a1-000"] == "brq" + NET_A[:11]
+    assert host.plugged["tapr-a-0000"] == "brq" + NET_A[:11]
+    assert host.plugged["tapr-gw-0000"] == "brq" + PUBLIC[:11]
+    assert set(host.firewall) == {"port-a1-0000"}  # port-b1 has port security off
+    assert set(host.proxies) == {"qdhcp-" + NET_A, "qdhcp-" + NET_B}
+
+
+def test_a_second_pass_and_a_restart_recreate_nothing() -> None:
+    host = fake_host()
+    agent, _ = make_agent(host, state_doc())
+    agent.reconcile_once()
+    created = copy.deepcopy(host.created)
+    agent.reconcile_once()
+    restarted, _ = make_agent(host, state_doc())  # same host, new process
+    assert restarted.reconcile_once().ok
+    assert host.created == created
+    assert not host.reloads
+
+
+def test_removes_what_is_ours_and_no_longer_desired() -> None:
+    host = fake_host()
+    agent, source = make_agent(host, state_doc())
+    agent.reconcile_once()
+    source.state = HostState.from_dict(state_doc(with_b=False))
+    assert agent.reconcile_once().ok
+    assert "brq" + NET_B[:11] not in host.segments
+    assert NET_B not in host.dhcp
+    assert "qdhcp-" + NET_B not in host.proxies
+    assert "tapport-b1-000" not in host.plugged
+    source.state = HostState.from_dict({"host": "cmp1"})
+    assert agent.reconcile_once().ok
+    assert not host.segments and not host.dhcp and not host.routers
+    assert not host.firewall and not host.proxies and not host.plugged
+
+
+def test_changed_dhcp_hosts_reload_without_recreating() -> None:
+    host = fake_host()
+    agent, source = make_agent(host, state_doc())
+    agent.reconcile_once()
+    doc = state_doc()
+    doc["dhcp_servers"][0]["hosts"].append({"mac_address": "fa:16:3e:00:00:09",
+                                            "ip_address": "10.0.0.9"})
+    source.state = HostState.from_dict(doc)
+    agent.reconcile_once()
+    assert host.created[f"dhcp:{NET_A}"] == 1
+    assert host.reloads[NET_A] == 1
+
+
+def test_a_missing_device_waits_and_is_plugged_when_it_appears() -> None:
+    host = FakeHost()
+    agent, _ = make_agent(host, state_doc())
+    report = agent.reconcile_once()
+    assert report.waiting_devices == ["tapport-a1-000", "tapport-b1-000"]
+    assert "port-a1-0000" not in host.firewall
+    host.devices.add("tapport-a1-000")
+    report = agent.reconcile_once()
+    assert report.waiting_devices == ["tapport-b1-000"]
+    assert "port-a1-0000" in host.firewall
+
+
+def test_temporary_errors_are_retried_and_do_not_block_the_rest() -> None:
+    host = fake_host()
+    host.fail_next.append(DriverError("ovsdb busy", temporary=True))
+    agent, _ = make_agent(host, state_doc())
+    report = agent.reconcile_once()
+    assert list(report.temporary) == [f"network {NET_A}"]
+    assert set(host.dhcp) == {NET_A, NET_B}  # the rest converged anyway
+    assert agent.reconcile_once().ok
+    assert "brq" + NET_A[:11] in host.segments
+
+
+def test_permanent_errors_are_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    host = fake_host()
+    agent, _ = make_agent(host, state_doc())
+    host.broken[PUBLIC] = DriverError("no mapping for physnet")
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            report = agent.reconcile_once()
+            assert report.permanent
+    assert sum("no mapping for physnet" in r.message for r in caplog.records) == 1
+
+
+def test_the_metadata_proxy_refuses_an_empty_secret() -> None:
+    host = fake_host()
+    doc = state_doc()
+    doc["metadata"]["shared_secret"] = ""
+    agent, _ = make_agent(host, doc)
+    report = agent.reconcile_once()
+    assert any("secret is empty" in msg for msg in report.permanent.values())
+    assert not host.proxies
+    # the configured secret is the fallback
+    agent, _ = make_agent(fake_host(), doc, MetadataSettings(shared_secret="from-config"))
+    assert agent.reconcile_once().ok
+
+
+def test_json_file_source(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(state_doc()))
+    assert JsonFileSource(path).get().host == "cmp1"
+    path.write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        JsonFileSource(path).get()
+    with pytest.raises(DriverError) as err:
+        JsonFileSource(tmp_path / "missing.json").get()
+    assert err.value.temporary
+
+
+def test_a_bad_desired_state_is_a_permanent_error_and_touches_nothing() -> None:
+    host = fake_host()
+    agent, _ = make_agent(host, state_doc())
+    agent.reconcile_once()
+
+    class Broken:
+        def get(self) -> HostState:
+            raise ModelError("network x: mtu 9 must be 68..65535")
+
+    agent.source = Broken()
+    report = agent.reconcile_once()
+    assert "desired state" in report.permanent
+    assert set(host.dhcp) == {NET_A, NET_B}  # nothing torn down on a bad document
+
+
+# --- the metadata proxy's signature ------------------------------------------------------
+def test_signature_is_hmac_sha256_of_network_and_ip() -> None:
+    import hashlib
+    import hmac
+
+    expected = hmac.new(b"k", b"net-1\n10.0.0.5", hashlib.sha256).hexdigest()
+    assert sign("k", "net-1", "10.0.0.5") == expected
+    with pytest.raises(ValueError, match="must not be empty"):
+        sign("", "net-1", "10.0.0.5")
+
+
+def test_proxy_process_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    conf = tmp_path / "p.json"
+    conf.write_text(json.dumps({"network_id": "n", "upstream_url": "http://127.0.0.1:1",
+                                "shared_secret": "", "listen_host": "127.0.0.1",
+                                "listen_port": 0}))
+    assert proxy_main(["--config", str(conf)]) == 2
