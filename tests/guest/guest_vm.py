@@ -175,15 +175,17 @@ class QemuGuest:
         append: str | None = None,
         metadata_root: Path | None = None,
         memory_mib: int = 256,
+        disk_size: str | None = None,
         ssh: bool = True,
         mac: str = "52:54:00:12:34:56",
         extra_args: Sequence[str] = (),
     ) -> None:
-        """Boot disk (a qcow2 overlay is made so the image is never written)."""
+        """Boot disk through a qcow2 overlay (the image is never written),
+        grown to disk_size (e.g. "2G") if given, as a flavor's disk would be."""
         overlay = self.workdir / f"{self.name}-disk.qcow2"
         subprocess.run(
             ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(disk), "-F", "qcow2",
-             str(overlay)],
+             str(overlay), *([disk_size] if disk_size else [])],
             check=True,
         )
         netdev = ["user", "id=net0"]

@@ -2,8 +2,9 @@
 
 One boot under QEMU/TCG (about a minute): metadata, network description and
 cloud-config user data on a config-2 drive, as Stratus's compute agent
-builds it; then cloud-init's own result file, the hostname, the user-data
-effects and SSH with the injected key as the image's default user.
+builds it, on a disk grown as a flavor's would be; then cloud-init's own
+result file, the hostname, the user-data effects, the grown root filesystem
+and SSH with the injected key as the image's default user.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def test_cloud_init_configures_the_debian_guest_from_a_config_drive(
     tree = write_metadata_tree(tmp_path / "cd", meta_data, user_data, network_data)
     drive = make_config_drive(tree, tmp_path / "config.iso")
 
-    guest.start(debian_image, cdrom=drive, memory_mib=1024, mac=MAC)
+    # A 2 GiB disk, as a flavor would give: growpart + resizefs fill it.
+    guest.start(debian_image, cdrom=drive, memory_mib=1024, mac=MAC, disk_size="2G")
     guest.wait_for(CLOUD_INIT_FINISHED, 600)
     finished_after = guest.elapsed()
     assert "STRATUS-DEBIAN: runcmd ran" in guest.console()
@@ -66,7 +68,7 @@ def test_cloud_init_configures_the_debian_guest_from_a_config_drive(
     done = guest.ssh(
         ssh_key,
         "cat /run/cloud-init/result.json; echo ===; hostname; cat /etc/stratus-test; "
-        "echo; cat /var/lib/cloud/data/instance-id",
+        "echo; cat /var/lib/cloud/data/instance-id; echo; df -m --output=size / | tail -n 1",
         user=DEFAULT_USER,
         timeout=120,
     )
@@ -75,5 +77,7 @@ def test_cloud_init_configures_the_debian_guest_from_a_config_drive(
     result = json.loads(result_text)["v1"]
     assert result["errors"] == [], result
     assert result["datasource"].startswith("DataSourceConfigDrive"), result
-    assert rest.split("\n")[:3] == ["deb-one", "written by cloud-init", server_id]
+    lines = [line for line in rest.split("\n") if line.strip()]
+    assert lines[:3] == ["deb-one", "written by cloud-init", server_id]
+    assert int(lines[3].strip()) > 1500, f"root filesystem not grown to the 2 GiB disk: {lines[3]} MiB"
     print(f"debian guest: cloud-init finished {finished_after:.1f} s after qemu started")

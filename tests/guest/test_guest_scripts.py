@@ -35,7 +35,9 @@ def busybox(tiny_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "bin" / "busybox"
 
 
-def flatten(busybox: Path, document: str, want: str | None = None) -> subprocess.CompletedProcess[str]:
+def flatten(
+    busybox: Path, document: str, want: str | None = None
+) -> subprocess.CompletedProcess[str]:
     args = [str(busybox), "awk"]
     if want is not None:
         args += ["-v", f"want={want}"]

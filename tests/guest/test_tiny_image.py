@@ -84,7 +84,9 @@ def test_boots_from_config_drive_and_accepts_ssh(
 
     # libvirt's shutdown is an ACPI power-button press: the guest powers off.
     guest.monitor_command("system_powerdown")
+    powerdown_at = guest.elapsed()
     assert guest.wait_exit(30) == 0, guest.console()[-2000:]
+    print(f"tiny guest: powered off {guest.elapsed() - powerdown_at:.1f} s after the ACPI event")
     assert "STRATUS-GUEST: shutting down" in guest.console()
 
 
@@ -96,6 +98,7 @@ def test_reads_metadata_service_on_169_254_169_254(
 
     guest.start(tiny_image, metadata_root=tree)
     guest.wait_for(MARKER_READY, BOOT_TIMEOUT)
+    print(f"tiny guest (metadata over HTTP): ready {guest.elapsed():.1f} s after qemu started")
 
     metadata = MARKER_METADATA.search(guest.console())
     assert metadata, guest.console()[-3000:]
