@@ -9,7 +9,7 @@ packages=(
   postgresql postgresql-client supervisor
   git ca-certificates curl
   openvswitch-switch dnsmasq-base nftables iproute2 iputils-ping busybox conntrack iperf3
-  procps util-linux
+  procps util-linux ethtool
 )
 
 missing=()

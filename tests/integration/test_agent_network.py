@@ -1,5 +1,7 @@
-"""The network agent against the real thing: two fake hosts (network namespaces,
-``linuxbridge`` backend with kernel VXLAN between them), fake VMs, dnsmasq,
+"""The network agent against the real thing: two fake hosts (network namespaces),
+each test run twice: with the ``linuxbridge`` backend (kernel VXLAN between the
+hosts) and with the ``ovs`` backend (a private userspace Open vSwitch per host,
+datapath netdev, GRE tunnels over the br-phy underlay); fake VMs, dnsmasq,
 a router namespace with SNAT and a floating IP, nftables security groups and
 anti-spoofing, and the metadata proxy against a small upstream that checks the
 signature. Everything is named ``st-...`` / ``stratus_test_...`` and removed.
@@ -11,6 +13,7 @@ import hashlib
 import hmac
 import json
 import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -29,7 +32,7 @@ from stratus.common.config import Config
 
 pytestmark = [pytest.mark.integration]
 
-NEEDED = ("ip", "dnsmasq", "nft", "busybox", "ping", "setsid", "bridge")
+NEEDED = ("ip", "dnsmasq", "nft", "busybox", "ping", "setsid", "bridge", "ethtool")
 SECRET = "test-shared-secret"
 
 
@@ -82,14 +85,18 @@ class Upstream:
 class World:
     """Two hosts, three networks, a router, four fake VMs, and the agents' states."""
 
-    def __init__(self, lab: Lab, tmp: Path):
-        self.lab, self.tmp = lab, tmp
+    def __init__(self, lab: Lab, tmp: Path, backend: str):
+        self.lab, self.tmp, self.backend = lab, tmp, backend
         self.h1 = lab.host("st-h1")
         self.h2 = lab.host("st-h2")
+        self.ovs = {}
+        if backend == "ovs":
+            self.ovs = {self.h1: lab.ovs(self.h1), self.h2: lab.ovs(self.h2)}
         self.inet = lab.netns("st-inet")
         sh("ip", "-n", self.h1, "link", "set", "lo", "up")
         lab.link_hosts(self.h1, "ul0", "172.31.250.1/24", self.h2, "ul0", "172.31.250.2/24")
         lab.link_hosts(self.h1, "ext0", None, self.inet, "eth0", "203.0.113.1/24")
+        sh("ip", "netns", "exec", self.inet, "ethtool", "-K", "eth0", "tx", "off")  # a real NIC
         self.upstream = Upstream(self.h1)
 
         self.net_a, self.net_b, self.public = uid(), uid(), uid()
@@ -116,7 +123,9 @@ class World:
         conf = self.tmp / f"{name}.conf"
         conf.write_text(
             "[agent]\n"
-            f"host = {name}\nl2_backend = linuxbridge\nunderlay_interface = ul0\n"
+            f"host = {name}\nl2_backend = {self.backend}\nunderlay_interface = ul0\n"
+            "tunnel_type = gre\ndatapath_type = netdev\n"
+            f"ovs_rundir = {self.ovs.get(ns, '')}\n"
             f"underlay_ip = {ip}\nphysical_interface_mappings = public:ext0\n"
             f"state_dir = {self.tmp / name}\nnetwork_state_url = {self.tmp / name}.json\n"
             f"metadata_url = http://127.0.0.1:{self.upstream.port}\n"
@@ -205,16 +214,19 @@ class World:
         self.upstream.close()
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(scope="module", params=["linuxbridge", "ovs"])
+def world(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     _require_tools()
+    if request.param == "ovs" and not shutil.which("ovs-vswitchd"):
+        pytest.skip("Open vSwitch is not installed: run scripts/install-test-deps.sh")
     lab = Lab()
     w = None
     try:
         tmp = tmp_path_factory.mktemp("agent")
         for path in (tmp, *tmp.parents[:3]):  # dnsmasq (user nobody) reads its files here
             path.chmod(path.stat().st_mode | 0o005)
-        w = World(lab, tmp)
+        w = World(lab, tmp, request.param)
         w.converge()
         for name in ("vm1", "vm2", "vm3"):
             assert lab.dhcp(w.vms[name]) == w.ips[name], f"{name} got no DHCP lease"
@@ -340,9 +352,20 @@ def test_deleting_a_network_removes_its_namespace_dnsmasq_ports_and_rules(world:
     world.converge()
     assert not Path("/run/netns", ns_b).exists()
     assert not pid_running(pid_b)  # (a zombie at most: this container's init does not reap)
-    assert "brq" + world.net_b[:11] not in sh("ip", "-n", world.h1, "link")
-    links_h2 = sh("ip", "-n", world.h2, "link")
-    assert "brq" + world.net_b[:11] not in links_h2 and "vxlan-102" not in links_h2
+    if world.backend == "linuxbridge":
+        assert "brq" + world.net_b[:11] not in sh("ip", "-n", world.h1, "link")
+        links_h2 = sh("ip", "-n", world.h2, "link")
+        assert "brq" + world.net_b[:11] not in links_h2 and "vxlan-102" not in links_h2
+    else:
+        for host in (world.h1, world.h2):
+            env = {"OVS_RUNDIR": world.ovs[host]}
+            ids = subprocess.run(["ovs-vsctl", "br-get-external-id", "br-int"], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+            assert world.net_b not in ids
+            flows = subprocess.run(["ovs-ofctl", "dump-flows", "br-tun"], env=env,
+                                   capture_output=True, text=True, check=True).stdout
+            assert "0x66" not in flows and "tun_id=102" not in flows
+        assert "qvo" + world.ports["vm3"][:11] not in sh("ip", "-n", world.h2, "link")
     rules = nsx(world.h2, "nft", "list", "ruleset")
     assert world.vms["vm3"].tap not in rules
     # what stays desired still works

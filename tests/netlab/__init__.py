@@ -132,8 +132,36 @@ class Lab:
         sh("ip", "-n", host_ns, "link", "set", tap, "up")
         return FakeVM(ns, host_ns, tap, mac)
 
+    def ovs(self, host_ns: str) -> str:
+        """A private Open vSwitch (ovsdb-server + ovs-vswitchd) for one fake host.
+
+        Every path goes through OVS_RUNDIR/OVS_DBDIR/OVS_LOGDIR/OVS_SYSCONFDIR,
+        so several instances coexist without private mount namespaces; the
+        vswitchd runs inside the host's network namespace. Returns the rundir.
+        """
+        d = self.tmp / f"ovs-{host_ns}"
+        d.mkdir()
+        env = {**os.environ, "OVS_RUNDIR": str(d), "OVS_DBDIR": str(d), "OVS_LOGDIR": str(d),
+               "OVS_SYSCONFDIR": str(d), "OVS_PKGDATADIR": "/usr/share/openvswitch"}
+        sh("ovsdb-tool", "create", str(d / "conf.db"),
+           "/usr/share/openvswitch/vswitch.ovsschema")
+
+        def start(*argv: str) -> None:
+            subprocess.run(["ip", "netns", "exec", host_ns, *argv], env=env, check=True,
+                           capture_output=True, timeout=30)
+
+        start("ovsdb-server", str(d / "conf.db"), f"--remote=punix:{d}/db.sock",
+              f"--pidfile={d}/ovsdb-server.pid", f"--unixctl={d}/ovsdb-server.ctl",
+              "--detach", f"--log-file={d}/ovsdb-server.log")
+        self.pids.append(int((d / "ovsdb-server.pid").read_text()))
+        subprocess.run(["ovs-vsctl", "--no-wait", "init"], env=env, check=True, timeout=30)
+        start("ovs-vswitchd", f"unix:{d}/db.sock", f"--pidfile={d}/ovs-vswitchd.pid",
+              f"--unixctl={d}/ovs-vswitchd.ctl", "--detach", f"--log-file={d}/ovs-vswitchd.log")
+        self.pids.insert(0, int((d / "ovs-vswitchd.pid").read_text()))
+        return str(d)
+
     # --- what a VM does ---------------------------------------------------------------
-    def dhcp(self, vm: FakeVM, tries: int = 6) -> str | None:
+    def dhcp(self, vm: FakeVM, tries: int = 10) -> str | None:
         """Run busybox udhcpc once; the leased address, or None."""
         out = nsx(vm.name, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t",
                   str(tries), "-T", "1", "-A", "1", "-O", "staticroutes", "-O", "mtu",

@@ -130,9 +130,18 @@ class IpLib:
                 ["ip", "link", "add", host_dev, "type", "veth", "peer", "name", ns_dev,
                  "netns", netns]
             )
+            # Checksums computed in software: a userspace OVS datapath forwards
+            # frames it read from a packet socket and cannot fill them in.
+            self.disable_tx_checksum(ns_dev, netns)
             inner = outer = None
         self.ensure_link_settings(ns_dev, netns, mac=mac, mtu=mtu, info=inner)
         self.ensure_link_settings(host_dev, mtu=mtu, master=master, info=outer)
+
+    def disable_tx_checksum(self, dev: str, netns: str | None = None) -> None:
+        argv = ["ethtool", "-K", dev, "tx", "off"]
+        if netns:
+            argv = ["ip", "netns", "exec", netns, *argv]
+        self.runner.run(argv, check=False)
 
     # --- addresses and routes ---------------------------------------------------------
     def addresses(self, dev: str, netns: str | None = None) -> set[str]:

@@ -246,6 +246,7 @@ class OvsDriver(L2Driver):
             self.ip.delete_link(qvb)
             self.ip.delete_link(qvo)
             self.ip.runner.run(["ip", "link", "add", qvb, "type", "veth", "peer", "name", qvo])
+            self.ip.disable_tx_checksum(qvb)  # see IpLib.ensure_veth
         self.ip.ensure_link_settings(qvb, mtu=network.mtu, master=qbr)
         self.ip.ensure_link_settings(qvo, mtu=network.mtu)
         self.ip.ensure_link_settings(device, mtu=network.mtu, master=qbr, info=info)
