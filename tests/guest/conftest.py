@@ -38,9 +38,12 @@ def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def guest(tmp_path: Path) -> Iterator[QemuGuest]:
-    """A guest (not started yet); QEMU is stopped by pid when the test ends."""
+    """A guest (not started yet); QEMU is stopped by pid when the test ends and
+    its disk overlay deleted (the console logs stay in tmp_path for debugging)."""
     vm = QemuGuest(tmp_path)
     try:
         yield vm
     finally:
         vm.stop()
+        for overlay in tmp_path.glob("*-disk.qcow2"):
+            overlay.unlink()

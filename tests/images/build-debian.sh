@@ -184,7 +184,7 @@ rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/lib/c
 printf 'auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n' \
     > "$ROOT/etc/network/interfaces"
 
-KERNEL=$(cd "$ROOT/boot" && ls vmlinuz-* | sort -V | tail -n 1)
+KERNEL=$(cd "$ROOT/boot" && printf '%s\n' vmlinuz-* | sort -V | tail -n 1)
 INITRD=initrd.img-${KERNEL#vmlinuz-}
 [ -f "$ROOT/boot/$INITRD" ] || die "no /boot/$INITRD in the image"
 

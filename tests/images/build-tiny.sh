@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2086  # $MODULES and $dropbear_pkgs are word lists on purpose
 # Build the Stratus tiny test guest: a ~20 MiB bootable qcow2 made offline
 # from Debian packages only (no loop devices, no nbd, no device-mapper).
 #

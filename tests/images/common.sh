@@ -1,4 +1,5 @@
 # Helpers shared by build-tiny.sh and build-debian.sh (sourced, not run).
+# shellcheck shell=bash disable=SC2086  # $missing is a word list on purpose
 # Everything comes from Debian's package registry as this machine's apt is
 # configured; nothing else is downloaded.
 
