@@ -7,14 +7,18 @@ Tokens are fixed strings: ``ADMIN`` (admin of project "p-admin"), ``ALICE`` and
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from starlette.testclient import TestClient
 
+from helpers import BIN, IdentityServer, free_port, stop, wait_http
 from stratus.common import db
 from stratus.common.auth import AuthContext
 from stratus.common.db import Database
@@ -89,3 +93,54 @@ def in_process(tmp_path: Path, settings: Settings | None = None, url: str | None
     with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         yield NetApi(client, core)
     core.db.dispose()
+
+
+@dataclass
+class NetworkServer:
+    """stratus-network in its own process, validating tokens against a real identity."""
+
+    root: Path
+    database_url: str
+    identity: IdentityServer
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "STRATUS_CONFIG_FILE": str(self.root / "stratus.conf"),
+            "STRATUS_NETWORK__DATABASE_URL": self.database_url,
+            "STRATUS_NETWORK__BIND_HOST": "127.0.0.1",
+            "STRATUS_NETWORK__BIND_PORT": str(self.port),
+            "STRATUS_DEFAULT__IDENTITY_URL": f"{self.identity.url}/v3",
+            **self.extra_env,
+        })
+        return env
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "stratus.conf").write_text("[DEFAULT]\ndebug = false\n")
+        out = subprocess.run([str(BIN / "stratus-manage"), "db", "sync", "network"],
+                             env=self.env, capture_output=True, text=True, check=True)
+        assert '"changed": true' in out.stdout, out.stdout
+        self.identity.manage("catalog", "ensure", "--type", "network", "--name", "neutron",
+                             "--public-url", self.url)
+
+    def start(self) -> None:
+        log = open(self.root / "network.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([str(BIN / "stratus-network")], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        wait_http(f"{self.url}/", proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+    def log(self) -> str:
+        return (self.root / "network.log").read_text(errors="replace")
