@@ -118,7 +118,7 @@ class NetworkServer:
             "STRATUS_NETWORK__DATABASE_URL": self.database_url,
             "STRATUS_NETWORK__BIND_HOST": "127.0.0.1",
             "STRATUS_NETWORK__BIND_PORT": str(self.port),
-            "STRATUS_DEFAULT__IDENTITY_URL": f"{self.identity.url}/v3",
+            "STRATUS_NETWORK__IDENTITY_URL": f"{self.identity.url}/v3",
             **self.extra_env,
         })
         return env

@@ -37,7 +37,7 @@ def create_app_from_config() -> Starlette:
     config = Config.load()
     setup_logging(config.get_bool("DEFAULT", "debug"))
     validator = RemoteTokenValidator(
-        config.get("DEFAULT", "identity_url"),
+        config.get(SECTION, "identity_url"),
         cache_seconds=float(config.get("identity", "token_cache_seconds")),
     )
     return build_app(build_network(config), validator.validate, config.get(SECTION, "public_url"))
