@@ -10,6 +10,7 @@ packages=(
   git ca-certificates curl
   openvswitch-switch dnsmasq-base nftables iproute2 iputils-ping busybox conntrack iperf3
   procps util-linux ethtool
+  qemu-utils
 )
 
 missing=()

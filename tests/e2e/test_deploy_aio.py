@@ -186,6 +186,8 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         "database_postgresql_name_prefix": db_prefix,
         "stratus_admin_password": password,
         "identity_port": port,
+        # Off the default 9292, which a real deploy on this machine may hold.
+        "image_store_port": _free_port(PREFERRED_PORT + 1),
         "common_package_source": str(source),
         "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
     }
