@@ -1,0 +1,384 @@
+#!/usr/bin/python
+# Copyright: Stratus developers
+# Apache License 2.0 (see the collection's galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cloud_network
+short_description: Create, update or delete a network and its subnets on a Stratus cloud
+description:
+  - Makes a network (Neutron v2.0 API) look as described, with the subnets listed in
+    O(subnets), in one task. A second run with the same options changes nothing.
+  - The network is found by name among the networks of the project of the credentials (or
+    O(project)); a subnet by name among the network's subnets.
+  - Check mode and diff mode report exactly what a real run changes.
+version_added: 0.1.0
+author: Stratus developers
+extends_documentation_fragment:
+  - stratus.cloud.auth
+options:
+  name:
+    description: Name of the network.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates or updates the network and its subnets; V(absent) deletes the
+        network with its subnets (it fails while ports other than DHCP ones are on it).
+    type: str
+    choices: [present, absent]
+    default: present
+  description:
+    description: Description of the network.
+    type: str
+  project:
+    description: ID of the project that owns the network (admins only); default the token's.
+    type: str
+  admin_state_up:
+    description: Administrative state of the network.
+    type: bool
+  shared:
+    description: Whether every project may use the network (admins only).
+    type: bool
+  external:
+    description: Whether the network is external (router gateways, floating IPs; admins only).
+    type: bool
+  provider_network_type:
+    description:
+      - V(flat), V(vxlan) or V(gre) (admins only); default the cloud's tunnel type. Cannot
+        change once the network exists.
+    type: str
+    choices: [flat, vxlan, gre]
+  provider_physical_network:
+    description: Physical network of a V(flat) network.
+    type: str
+  provider_segmentation_id:
+    description: VNI or GRE key of a tunnel network; default one from the configured range.
+    type: int
+  mtu:
+    description: MTU of the network; default the largest the network type allows.
+    type: int
+  port_security_enabled:
+    description: Default port security of the network's ports.
+    type: bool
+  subnets:
+    description:
+      - Subnets of the network, by name. A subnet listed here is created or updated; with
+        O(purge_subnets) a subnet not listed is deleted.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the subnet.
+        type: str
+        required: true
+      cidr:
+        description: IPv4 network of the subnet, for example C(192.168.10.0/24). Cannot change.
+        type: str
+        required: true
+      gateway_ip:
+        description: Gateway address; default the first address of O(subnets[].cidr).
+        type: str
+      disable_gateway_ip:
+        description: No gateway on this subnet.
+        type: bool
+        default: false
+      enable_dhcp:
+        description: Whether the network's DHCP server serves this subnet.
+        type: bool
+        default: true
+      allocation_pools:
+        description: Ranges addresses are given from; default the whole subnet but the gateway.
+        type: list
+        elements: dict
+        suboptions:
+          start:
+            description: First address of the range.
+            type: str
+            required: true
+          end:
+            description: Last address of the range.
+            type: str
+            required: true
+      dns_nameservers:
+        description: DNS servers handed out by DHCP.
+        type: list
+        elements: str
+      host_routes:
+        description: Routes handed out by DHCP.
+        type: list
+        elements: dict
+        suboptions:
+          destination:
+            description: Destination CIDR.
+            type: str
+            required: true
+          nexthop:
+            description: Next hop address.
+            type: str
+            required: true
+      description:
+        description: Description of the subnet.
+        type: str
+  purge_subnets:
+    description: Delete the network's subnets that O(subnets) does not list.
+    type: bool
+    default: false
+notes:
+  - Supports check mode and diff mode.
+"""
+
+EXAMPLES = r"""
+- name: A tenant network with one subnet
+  stratus.cloud.cloud_network:
+    name: app-net
+    subnets:
+      - name: app-subnet
+        cidr: 192.168.10.0/24
+        dns_nameservers: [192.168.10.1]
+
+- name: The external network (admin)
+  stratus.cloud.cloud_network:
+    name: public
+    external: true
+    provider_network_type: flat
+    provider_physical_network: public
+    subnets:
+      - name: public-subnet
+        cidr: 172.24.4.0/24
+        enable_dhcp: false
+        allocation_pools:
+          - start: 172.24.4.10
+            end: 172.24.4.250
+
+- name: Remove a network
+  stratus.cloud.cloud_network:
+    name: old-net
+    state: absent
+"""
+
+RETURN = r"""
+network:
+  description: The network as the API shows it (Neutron fields); absent when deleted.
+  returned: when O(state=present)
+  type: dict
+  sample:
+    id: 1f0c7b4e-8a0e-4c53-9a53-0a5b6c1d2e3f
+    name: app-net
+    status: ACTIVE
+    mtu: 1450
+    subnets: [6a2d8c1e-55c4-4f0b-8d5a-9b1e2f3a4b5c]
+subnets:
+  description: The network's subnets as the API shows them.
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  sample:
+    - id: 6a2d8c1e-55c4-4f0b-8d5a-9b1e2f3a4b5c
+      name: app-subnet
+      cidr: 192.168.10.0/24
+      gateway_ip: 192.168.10.1
+diff:
+  description: What changed (or would change in check mode), before and after.
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_client import (  # noqa: E402
+    StratusError,
+)
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
+    Difference,
+    StratusModule,
+)
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_network import (  # noqa: E402
+    NetworkApi,
+    normalize_cidr,
+)
+
+NETWORK_OPTIONS = {
+    "description": "description",
+    "admin_state_up": "admin_state_up",
+    "shared": "shared",
+    "external": "router:external",
+    "mtu": "mtu",
+    "port_security_enabled": "port_security_enabled",
+}
+PROVIDER_OPTIONS = {
+    "provider_network_type": "provider:network_type",
+    "provider_physical_network": "provider:physical_network",
+    "provider_segmentation_id": "provider:segmentation_id",
+}
+
+
+def wanted_subnet(spec):
+    """The API attributes a subnet spec asks for (None: leave as it is)."""
+    out = {"name": spec["name"], "cidr": normalize_cidr(spec["cidr"]),
+           "enable_dhcp": spec.get("enable_dhcp", True)}
+    if spec.get("disable_gateway_ip"):
+        out["gateway_ip"] = None
+    elif spec.get("gateway_ip"):
+        out["gateway_ip"] = spec["gateway_ip"]
+    if spec.get("allocation_pools") is not None:
+        out["allocation_pools"] = [{"start": p["start"], "end": p["end"]}
+                                   for p in spec["allocation_pools"]]
+    for key in ("dns_nameservers", "host_routes", "description"):
+        if spec.get(key) is not None:
+            out[key] = spec[key]
+    if out.get("host_routes") is not None:
+        out["host_routes"] = [{"destination": normalize_cidr(r["destination"]),
+                               "nexthop": r["nexthop"]} for r in out["host_routes"]]
+    return out
+
+
+def subnet_view(subnet):
+    keys = ("name", "cidr", "gateway_ip", "enable_dhcp", "allocation_pools",
+            "dns_nameservers", "host_routes", "description")
+    return {k: subnet.get(k) for k in keys}
+
+
+class NetworkConvergence:
+    """Computes the difference, then (not in check mode) applies it."""
+
+    def __init__(self, api, params, check_mode):
+        self.api = api
+        self.params = params
+        self.check_mode = check_mode
+        self.diff = Difference()
+
+    def find_network(self):
+        project = self.params["project"] or self.api.project_id
+        found = self.api.list("networks", {"name": self.params["name"], "project_id": project})
+        if len(found) > 1:
+            raise StratusError(f"{len(found)} networks are named {self.params['name']!r} in "
+                               f"project {project}; remove the duplicates or use another name.")
+        return found[0] if found else None
+
+    def run(self):
+        net = self.find_network()
+        if self.params["state"] == "absent":
+            if net is not None:
+                self.diff.delete({"name": net["name"], "id": net["id"]})
+                if not self.check_mode:
+                    self.api.delete("networks", net["id"])
+            return {"changed": self.diff.changed, "diff": self.diff.diff}
+        wanted = {"name": self.params["name"]}
+        for option, attr in {**NETWORK_OPTIONS, **PROVIDER_OPTIONS}.items():
+            if self.params[option] is not None:
+                wanted[attr] = self.params[option]
+        if self.params["project"]:
+            wanted["project_id"] = self.params["project"]
+        specs = [wanted_subnet(s) for s in self.params["subnets"] or []]
+        names = [s["name"] for s in specs]
+        if len(set(names)) != len(names):
+            raise StratusError("subnets: every subnet needs its own name.")
+        if net is None:
+            self.diff.create({**wanted, "subnets": specs})
+            if self.check_mode:
+                return {"changed": True, "diff": self.diff.diff, "network": None,
+                        "subnets": []}
+            net = self.api.create("networks", wanted)
+            try:
+                subnets = [self.api.create("subnets", {**s, "network_id": net["id"]})
+                           for s in specs]
+            except StratusError:
+                self.api.delete("networks", net["id"])  # leave nothing half-created
+                raise
+            return {"changed": True, "diff": self.diff.diff,
+                    "network": self.api.get("networks", net["id"]), "subnets": subnets}
+        return self.update(net, wanted, specs)
+
+    def update(self, net, wanted, specs):
+        changes = {}
+        for attr, value in wanted.items():
+            if attr in PROVIDER_OPTIONS.values() or attr == "project_id":
+                if attr in net and net[attr] != value:
+                    raise StratusError(f"{attr} of network {net['name']!r} is {net[attr]!r} and "
+                                       f"cannot change to {value!r}; delete and recreate it.")
+                continue
+            if self.diff.add(attr, net.get(attr), value):
+                changes[attr] = value
+        current = {s["name"]: s for s in self.api.list("subnets", {"network_id": net["id"]})}
+        creates, updates, deletes = [], [], []
+        for spec in specs:
+            have = current.get(spec["name"])
+            if have is None:
+                creates.append(spec)
+                self.diff.add(f"subnet {spec['name']}", None, spec)
+                continue
+            if have["cidr"] != spec["cidr"]:
+                raise StratusError(f"subnet {spec['name']!r} has cidr {have['cidr']} and cannot "
+                                   f"change to {spec['cidr']}; delete and recreate it.")
+            delta = {k: v for k, v in spec.items() if k != "cidr" and have.get(k) != v}
+            if delta:
+                before = subnet_view(have)
+                self.diff.add(f"subnet {spec['name']}", before, {**before, **delta})
+                updates.append((have["id"], delta))
+        if self.params["purge_subnets"]:
+            listed = {s["name"] for s in specs}
+            for name, have in current.items():
+                if name not in listed:
+                    deletes.append(have["id"])
+                    self.diff.add(f"subnet {name}", subnet_view(have), None)
+        if not self.check_mode:
+            if changes:
+                net = self.api.update("networks", net["id"], changes)
+            for subnet_id in deletes:
+                self.api.delete("subnets", subnet_id)
+            for subnet_id, delta in updates:
+                self.api.update("subnets", subnet_id, delta)
+            for spec in creates:
+                self.api.create("subnets", {**spec, "network_id": net["id"]})
+            if self.diff.changed:
+                net = self.api.get("networks", net["id"])
+        subnets = self.api.list("subnets", {"network_id": net["id"]})
+        return {"changed": self.diff.changed, "diff": self.diff.diff, "network": net,
+                "subnets": subnets}
+
+
+class CloudNetworkModule(StratusModule):
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        description=dict(type="str"),
+        project=dict(type="str"),
+        admin_state_up=dict(type="bool"),
+        shared=dict(type="bool"),
+        external=dict(type="bool"),
+        provider_network_type=dict(type="str", choices=["flat", "vxlan", "gre"]),
+        provider_physical_network=dict(type="str"),
+        provider_segmentation_id=dict(type="int"),
+        mtu=dict(type="int"),
+        port_security_enabled=dict(type="bool"),
+        subnets=dict(type="list", elements="dict", options=dict(
+            name=dict(type="str", required=True),
+            cidr=dict(type="str", required=True),
+            gateway_ip=dict(type="str"),
+            disable_gateway_ip=dict(type="bool", default=False),
+            enable_dhcp=dict(type="bool", default=True),
+            allocation_pools=dict(type="list", elements="dict", options=dict(
+                start=dict(type="str", required=True),
+                end=dict(type="str", required=True),
+            )),
+            dns_nameservers=dict(type="list", elements="str"),
+            host_routes=dict(type="list", elements="dict", options=dict(
+                destination=dict(type="str", required=True),
+                nexthop=dict(type="str", required=True),
+            )),
+            description=dict(type="str"),
+        )),
+        purge_subnets=dict(type="bool", default=False),
+    )
+    module_kwargs = dict(supports_check_mode=True)
+
+    def run(self):
+        return NetworkConvergence(NetworkApi(self.client), self.params, self.check_mode).run()
+
+
+def main():
+    CloudNetworkModule()()
+
+
+if __name__ == "__main__":
+    main()
