@@ -210,6 +210,18 @@ class World:
             report = agent.reconcile_once()
             assert report.ok, (name, report)
 
+    def diagnose(self) -> str:
+        """What to look at when a fake VM got no lease."""
+        logs = sh("sh", "-c", f"tail -n 15 {self.tmp}/h1/dhcp/*/log", check=False)
+        extra = ""
+        for host, rundir in self.ovs.items():
+            env = {"OVS_RUNDIR": rundir, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+            for argv in (["ovs-vsctl", "show"], ["ovs-ofctl", "dump-ports", "br-int"]):
+                extra += subprocess.run(argv, env=env, capture_output=True, text=True).stdout
+            extra += sh("tail", "-n", "20", f"{rundir}/ovs-vswitchd.log", check=False)
+            extra += sh("ip", "-n", host, "-s", "-br", "link", check=False)
+        return logs + extra
+
     def close(self) -> None:
         self.upstream.close()
 
@@ -229,7 +241,8 @@ def world(request: pytest.FixtureRequest,
         w = World(lab, tmp, request.param)
         w.converge()
         for name in ("vm1", "vm2", "vm3"):
-            assert lab.dhcp(w.vms[name]) == w.ips[name], f"{name} got no DHCP lease"
+            got = lab.dhcp(w.vms[name])
+            assert got == w.ips[name], f"{name} got no DHCP lease:\n{w.diagnose()}"
         yield w
     finally:
         if w is not None:

@@ -26,6 +26,19 @@ class IpLib:
 
     def __init__(self, runner: Runner):
         self.runner = runner
+        self._links: dict[str, dict[str, Any]] | None = None
+        self._stale: set[str] = set()
+
+    # --- a per-pass view of the host's links ------------------------------------------
+    def begin_pass(self) -> None:
+        """Forget the cached link table: the next lookup reads the host again."""
+        self._links = None
+        self._stale.clear()
+
+    def change(self, argv: list[str], devices: list[str], check: bool = True) -> str:
+        """Run a command that changes the host links ``devices`` (re-read on next lookup)."""
+        self._stale.update(devices)
+        return self.runner.run(argv, check=check)
 
     # --- namespaces -------------------------------------------------------------------
     def list_netns(self, prefix: str) -> list[str]:
@@ -66,20 +79,41 @@ class IpLib:
 
     def link(self, dev: str, netns: str | None = None) -> dict[str, Any] | None:
         """``ip -j -d link show`` of one device, or None when it does not exist."""
+        if netns is None:
+            if self._links is None:
+                self.links()
+            assert self._links is not None
+            if dev not in self._stale:
+                return self._links.get(dev)
         try:
             out = self.runner.run(["ip", *self._ns(netns), "-j", "-d", "link", "show", "dev", dev])
         except CommandError:
-            return None
+            out = ""
         data = json.loads(out or "[]")
-        return data[0] if data else None
+        info = data[0] if data else None
+        if netns is None and self._links is not None:
+            self._stale.discard(dev)
+            if info is None:
+                self._links.pop(dev, None)
+            else:
+                self._links[dev] = info
+        return info
 
     def links(self, netns: str | None = None) -> list[dict[str, Any]]:
+        """All links of the host (cached for the pass) or of a namespace."""
+        if netns is None and self._links is not None and not self._stale:
+            return list(self._links.values())
         out = self.runner.run(["ip", *self._ns(netns), "-j", "-d", "link", "show"])
-        return list(json.loads(out or "[]"))
+        result = list(json.loads(out or "[]"))
+        if netns is None:
+            self._links = {link["ifname"]: link for link in result}
+            self._stale.clear()
+        return result
 
     def delete_link(self, dev: str, netns: str | None = None) -> None:
         if self.link(dev, netns) is not None:
-            self.runner.run(["ip", *self._ns(netns), "link", "delete", "dev", dev], check=False)
+            self.change(["ip", *self._ns(netns), "link", "delete", "dev", dev], [dev],
+                        check=False)
 
     def ensure_link_settings(
         self,
@@ -104,14 +138,15 @@ class IpLib:
         if "UP" not in info.get("flags", []):
             args += ["up"]
         if args:
-            self.runner.run(["ip", *self._ns(netns), "link", "set", "dev", dev, *args])
+            self.change(["ip", *self._ns(netns), "link", "set", "dev", dev, *args], [dev])
 
     def ensure_bridge(self, name: str, mtu: int | None = None) -> None:
         info = self.link(name)
         if info is None or info.get("linkinfo", {}).get("info_kind") != "bridge":
             if info is not None:
                 self.delete_link(name)
-            self.runner.run(["ip", "link", "add", name, "type", "bridge", "forward_delay", "0"])
+            self.change(["ip", "link", "add", name, "type", "bridge", "forward_delay", "0"],
+                        [name])
             info = None
         self.ensure_link_settings(name, mtu=mtu, info=info)
 
@@ -126,9 +161,9 @@ class IpLib:
                 self.delete_link(host_dev)
             if inner is not None:
                 self.delete_link(ns_dev, netns)
-            self.runner.run(
+            self.change(
                 ["ip", "link", "add", host_dev, "type", "veth", "peer", "name", ns_dev,
-                 "netns", netns]
+                 "netns", netns], [host_dev]
             )
             # Checksums computed in software: a userspace OVS datapath forwards
             # frames it read from a packet socket and cannot fill them in.

@@ -164,6 +164,7 @@ class NetworkAgent:
                   ) -> ReconcileReport:
         report = report or ReconcileReport()
         d = self.d
+        d.l2.begin_pass()
         if not self._ready:
             self._ready = self._attempt(report, "host setup", d.l2.ensure_ready)
         networks = {n.id: n for n in state.networks}

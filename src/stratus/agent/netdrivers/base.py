@@ -70,6 +70,9 @@ class L2Driver(abc.ABC):
     def unplug(self, device: str) -> None:
         """Detach a device (the device itself is not deleted)."""
 
+    def begin_pass(self) -> None:  # noqa: B027 - optional hook
+        """Start of a reconcile pass: drop whatever the driver cached of the host."""
+
     def ensure_ready(self) -> None:  # noqa: B027 - optional hook
         """Host-wide setup (integration bridges, sysctls) before the first network."""
 

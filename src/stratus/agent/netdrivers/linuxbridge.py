@@ -38,6 +38,9 @@ class LinuxBridgeDriver(L2Driver):
         self.mappings = physical_interface_mappings or {}
         self.vxlan_port = vxlan_port
 
+    def begin_pass(self) -> None:
+        self.ip.begin_pass()
+
     def ensure_ready(self) -> None:
         # Bridged IPv4 must traverse the inet hooks for the stateful security groups.
         self.ip.sysctl("net.bridge.bridge-nf-call-iptables", "1")
@@ -74,7 +77,7 @@ class LinuxBridgeDriver(L2Driver):
                     "dstport", str(self.vxlan_port), "nolearning"]
             if self.underlay_interface:
                 argv += ["dev", self.underlay_interface]
-            self.ip.runner.run(argv)
+            self.ip.change(argv, [vxlan])
         self.ip.ensure_link_settings(vxlan, mtu=network.mtu, master=bridge, info=info)
         self.ip.ensure_fdb_flood_peers(vxlan, set(tunnel_peers) - {self.local_ip})
         # learning off on the VXLAN device: unicast to remote MACs still works
@@ -95,7 +98,8 @@ class LinuxBridgeDriver(L2Driver):
             if name.startswith(VXLAN_PREFIX):
                 self.ip.delete_link(name)
             else:
-                self.ip.runner.run(["ip", "link", "set", "dev", name, "nomaster"], check=False)
+                self.ip.change(["ip", "link", "set", "dev", name, "nomaster"], [name],
+                               check=False)
         self.ip.delete_link(key)
 
     def remove_stale_vxlan(self, wanted_vnis: set[int]) -> None:
@@ -127,4 +131,5 @@ class LinuxBridgeDriver(L2Driver):
 
     def unplug(self, device: str) -> None:
         if self.ip.link(device) is not None:
-            self.ip.runner.run(["ip", "link", "set", "dev", device, "nomaster"], check=False)
+            self.ip.change(["ip", "link", "set", "dev", device, "nomaster"], [device],
+                           check=False)
