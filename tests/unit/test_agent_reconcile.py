@@ -271,3 +271,54 @@ def test_proxy_process_refuses_to_start_without_a_secret(tmp_path: Path) -> None
                                 "shared_secret": "", "listen_host": "127.0.0.1",
                                 "listen_port": 0}))
     assert proxy_main(["--config", str(conf)]) == 2
+
+
+def test_http_source_authenticates_and_unwraps_the_host_state() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from stratus.agent.network_agent import HttpSource, PasswordAuth
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            ok = json.loads(body)["auth"]["identity"]["password"]["user"]["password"] == "pw"
+            self.send_response(201 if ok else 401)
+            self.send_header("X-Subject-Token", "tok-1")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            if self.headers.get("X-Auth-Token") != "tok-1":
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            data = json.dumps({"host_state": state_doc()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        auth = PasswordAuth(base, "agent", "pw", "service")
+        source = HttpSource(base + "/v2.0/stratus/host-state?host={host}", "cmp1", auth)
+        assert source.get().host == "cmp1"
+        assert seen == ["/v2.0/stratus/host-state?host=cmp1"]
+        with pytest.raises(DriverError, match="refused the agent's credentials"):
+            HttpSource(base + "/x", "cmp1", PasswordAuth(base, "agent", "bad", "p")).get()
+        with pytest.raises(DriverError, match="answered 401"):
+            HttpSource(base + "/x", "cmp1").get()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -59,28 +59,72 @@ class JsonFileSource:
         return HostState.from_json(text)
 
 
-class HttpSource:
-    """GETs the desired state from the network API (``network_state_url``, ``{host}``
-    substituted), sending a token when one is configured."""
+class PasswordAuth:
+    """Gets (and renews) a project-scoped token from identity with a service user."""
 
-    def __init__(self, url: str, host: str, token: str = "", timeout: float = 10.0):
+    def __init__(self, identity_url: str, username: str, password: str, project: str,
+                 domain: str = "Default", timeout: float = 10.0):
+        self.url = identity_url.rstrip("/")
+        if not self.url.endswith("/v3"):
+            self.url += "/v3"
+        self.username, self.password, self.project = username, password, project
+        self.domain, self.timeout = domain, timeout
+        self._token: str | None = None
+        self._expires = 0.0
+
+    def token(self, renew: bool = False) -> str:
+        import httpx
+
+        if self._token and not renew and time.monotonic() < self._expires:
+            return self._token
+        body = {"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": self.username, "domain": {"name": self.domain},
+                "password": self.password}}},
+            "scope": {"project": {"name": self.project, "domain": {"name": self.domain}}}}}
+        try:
+            resp = httpx.post(f"{self.url}/auth/tokens", json=body, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise DriverError(f"identity unreachable: {exc}", temporary=True) from None
+        if resp.status_code != 201:
+            raise DriverError(f"identity refused the agent's credentials ({resp.status_code})",
+                              temporary=resp.status_code >= 500)
+        self._token = resp.headers["X-Subject-Token"]
+        self._expires = time.monotonic() + 600  # renewed well before any expiry
+        return self._token
+
+
+class HttpSource:
+    """GETs the desired state from the network API (``network_state_url`` with
+    ``{host}`` substituted), authenticated with a token from ``auth`` when given.
+    The body is the :class:`HostState` document, bare or as ``{"host_state": {...}}``."""
+
+    def __init__(self, url: str, host: str, auth: PasswordAuth | None = None,
+                 timeout: float = 10.0):
         self.url = url.replace("{host}", host)
-        self.token = token
+        self.auth = auth
         self.timeout = timeout
 
     def get(self) -> HostState:
         import httpx
 
-        headers = {"X-Auth-Token": self.token} if self.token else {}
-        try:
-            resp = httpx.get(self.url, headers=headers, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise DriverError(f"network API unreachable: {exc}", temporary=True) from None
+        for attempt in range(2):
+            headers = {"X-Auth-Token": self.auth.token(renew=attempt > 0)} if self.auth else {}
+            try:
+                resp = httpx.get(self.url, headers=headers, timeout=self.timeout)
+            except httpx.HTTPError as exc:
+                raise DriverError(f"network API unreachable: {exc}", temporary=True) from None
+            if resp.status_code == 401 and self.auth and attempt == 0:
+                continue
+            break
         if resp.status_code >= 500:
             raise DriverError(f"network API answered {resp.status_code}", temporary=True)
         if resp.status_code != 200:
             raise DriverError(f"network API answered {resp.status_code}: {resp.text[:200]}")
-        return HostState.from_dict(resp.json())
+        data = resp.json()
+        if isinstance(data, dict) and isinstance(data.get("host_state"), dict):
+            data = data["host_state"]
+        return HostState.from_dict(data)
 
 
 class StaticSource:
@@ -318,7 +362,11 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
     url = config.get(s, "network_state_url")
     source: StateSource
     if url.startswith(("http://", "https://")):
-        source = HttpSource(url, config.get(s, "host") or socket.gethostname())
+        auth = None
+        if config.get(s, "username"):
+            auth = PasswordAuth(config.get("DEFAULT", "identity_url"), config.get(s, "username"),
+                                config.get(s, "password"), config.get(s, "project_name"))
+        source = HttpSource(url, config.get(s, "host") or socket.gethostname(), auth)
     else:
         source = JsonFileSource(url.removeprefix("file://"))
     metadata = MetadataSettings(upstream_url=config.get(s, "metadata_url"),

@@ -173,9 +173,15 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Agent state: dnsmasq files and leases, metadata proxy settings and pid files.",
         ),
         "network_state_url": (
-            "http://127.0.0.1:9696/v2.0/stratus-agent/hosts/{host}",
+            "http://127.0.0.1:9696/v2.0/stratus/host-state?host={host}",
             "Desired network state of this host: an http(s) URL or a JSON file path.",
         ),
+        "username": (
+            "",
+            "Service user the agent authenticates as (admin role) to read its host's state.",
+        ),
+        "password": ("", "Password of that user."),
+        "project_name": ("service", "Project the agent's token is scoped to."),
         "resync_interval": ("30", "Seconds between two full reconcile passes."),
         "retry_interval": ("5", "Seconds before retrying after a temporary error."),
         "metadata_url": (
