@@ -188,3 +188,14 @@ class Quota(NetworkBase):
 
 def row_dict(obj: Any) -> dict[str, Any]:
     return {c.key: getattr(obj, c.key) for c in sa.inspect(obj).mapper.column_attrs}
+
+
+class AgentHost(NetworkBase):
+    """A host whose network agent registered: its tunnel endpoint and whether it is a
+    network node (DHCP servers, routers)."""
+
+    __tablename__ = "agent_host"
+    host: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    underlay_ip: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    network_node: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,206 @@
+"""The desired state of one host for its network agent, in the agent's own model.
+
+Built from the database with ``stratus.agent.network_model`` (the agent
+engineer's dataclasses, read-only here), so what the API serves is what the
+agent parses. A host gets its bound instance ports with their security
+groups (member IPs resolved), the networks they need, the other registered
+hosts' tunnel endpoints, and - on a network node - every DHCP server and
+router with its floating IPs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from stratus.agent import network_model as nm
+from stratus.network import models as m
+from stratus.network.core import DHCP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE
+
+AGENT_PROTOCOLS = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "icmp": "icmp",
+                   "1": "icmp"}
+
+
+def _ips(s: Session, port_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    if port_ids:
+        rows = s.execute(sa.select(m.IPAllocation.port_id, m.IPAllocation.subnet_id,
+                                   m.IPAllocation.ip_address)
+                         .where(m.IPAllocation.port_id.in_(port_ids))
+                         .order_by(m.IPAllocation.id))
+        for port_id, subnet_id, ip in rows:
+            out[port_id].append((subnet_id, ip))
+    return out
+
+
+def _groups(s: Session, port_ids: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    if port_ids:
+        rows = s.execute(sa.select(m.PortSecurityGroup.port_id,
+                                   m.PortSecurityGroup.security_group_id)
+                         .where(m.PortSecurityGroup.port_id.in_(port_ids)))
+        for port_id, group_id in rows:
+            out[port_id].append(group_id)
+    return out
+
+
+def _network(s: Session, net: m.Network) -> nm.Network:
+    subnets = s.scalars(sa.select(m.Subnet).where(m.Subnet.network_id == net.id)
+                        .order_by(m.Subnet.created_at, m.Subnet.id))
+    return nm.Network(
+        id=net.id, segmentation_type=net.network_type, segmentation_id=net.segmentation_id,
+        physical_network=net.physical_network, mtu=net.mtu, external=net.external,
+        name=net.name,
+        subnets=[nm.Subnet(id=sub.id, cidr=sub.cidr, gateway_ip=sub.gateway_ip,
+                           dns_nameservers=list(sub.dns_nameservers),
+                           host_routes=[nm.HostRoute(**r) for r in sub.host_routes],
+                           enable_dhcp=sub.enable_dhcp) for sub in subnets],
+    )
+
+
+def _security_group(s: Session, group: m.SecurityGroup) -> nm.SecurityGroup:
+    rules = []
+    for rule in s.scalars(sa.select(m.SecurityGroupRule).where(
+            m.SecurityGroupRule.security_group_id == group.id)
+            .order_by(m.SecurityGroupRule.created_at, m.SecurityGroupRule.id)):
+        protocol = None
+        if rule.protocol is not None:
+            protocol = AGENT_PROTOCOLS.get(rule.protocol)
+            if protocol is None:
+                continue  # a protocol the agent cannot filter: the rule opens nothing
+        rules.append(nm.SecurityGroupRule(
+            direction=rule.direction, ethertype=rule.ethertype, protocol=protocol,
+            port_range_min=rule.port_range_min, port_range_max=rule.port_range_max,
+            remote_ip_prefix=rule.remote_ip_prefix, remote_group_id=rule.remote_group_id,
+            id=rule.id))
+    members = s.scalars(
+        sa.select(m.IPAllocation.ip_address)
+        .join(m.PortSecurityGroup, m.PortSecurityGroup.port_id == m.IPAllocation.port_id)
+        .where(m.PortSecurityGroup.security_group_id == group.id)
+        .order_by(m.IPAllocation.ip_address))
+    return nm.SecurityGroup(id=group.id, rules=rules, member_ips=list(members), name=group.name)
+
+
+def host_state(s: Session, host: str, network_node: bool | None = None) -> dict[str, Any]:
+    """The HostState document (``to_dict``) of ``host``."""
+    registered = s.get(m.AgentHost, host)
+    if network_node is None:
+        network_node = bool(registered and registered.network_node)
+    peers = sorted({h.underlay_ip for h in s.scalars(sa.select(m.AgentHost).where(
+        m.AgentHost.host != host)) if h.underlay_ip})
+    needed: dict[str, m.Network] = {}
+
+    def need(network_id: str) -> None:
+        if network_id not in needed:
+            net = s.get(m.Network, network_id)
+            if net is not None:
+                needed[network_id] = net
+
+    bound = list(s.scalars(sa.select(m.Port).where(
+        m.Port.host_id == host, ~m.Port.device_owner.startswith("network:"))
+        .order_by(m.Port.created_at, m.Port.id)))
+    ips = _ips(s, [p.id for p in bound])
+    groups = _groups(s, [p.id for p in bound])
+    ports = []
+    group_ids: set[str] = set()
+    for p in bound:
+        need(p.network_id)
+        group_ids.update(groups[p.id])
+        ports.append(nm.Port(
+            id=p.id, network_id=p.network_id, mac_address=p.mac_address,
+            fixed_ips=[nm.FixedIP(subnet_id=sid, ip_address=ip) for sid, ip in ips[p.id]],
+            security_groups=sorted(groups[p.id]),
+            allowed_address_pairs=[nm.AddressPair(**a) for a in p.allowed_address_pairs],
+            port_security_enabled=p.port_security_enabled,
+            device_owner=p.device_owner or "compute:nova"))
+    # Remote groups of the rules need their members too.
+    frontier = set(group_ids)
+    while frontier:
+        remote = set(s.scalars(sa.select(m.SecurityGroupRule.remote_group_id).where(
+            m.SecurityGroupRule.security_group_id.in_(frontier),
+            m.SecurityGroupRule.remote_group_id.is_not(None)))) - group_ids
+        group_ids |= {g for g in remote if g}
+        frontier = {g for g in remote if g}
+    security_groups = [_security_group(s, g) for g in s.scalars(
+        sa.select(m.SecurityGroup).where(m.SecurityGroup.id.in_(group_ids))
+        .order_by(m.SecurityGroup.id))] if group_ids else []
+
+    dhcp_servers: list[nm.DhcpServer] = []
+    routers: list[nm.Router] = []
+    if network_node:
+        dhcp_servers = _dhcp_servers(s, need)
+        routers = _routers(s, need)
+    state = nm.HostState(
+        host=host, tunnel_peers=peers, networks=[_network(s, n) for n in needed.values()],
+        ports=ports, dhcp_servers=dhcp_servers, routers=routers,
+        security_groups=security_groups)
+    state.validate()
+    return state.to_dict()
+
+
+def _dhcp_servers(s: Session, need: Any) -> list[nm.DhcpServer]:
+    out = []
+    for dport in s.scalars(sa.select(m.Port).where(m.Port.device_owner == DHCP_OWNER)
+                           .order_by(m.Port.network_id)):
+        need(dport.network_id)
+        dhcp_subnets = set(s.scalars(sa.select(m.Subnet.id).where(
+            m.Subnet.network_id == dport.network_id, m.Subnet.enable_dhcp)))
+        members = list(s.scalars(sa.select(m.Port).where(
+            m.Port.network_id == dport.network_id, ~m.Port.device_owner.in_(
+                [DHCP_OWNER, ROUTER_GATEWAY, "network:floatingip"]))
+            .order_by(m.Port.created_at, m.Port.id)))
+        ips = _ips(s, [dport.id] + [p.id for p in members])
+        hosts = []
+        for p in members:
+            for sid, ip in ips[p.id]:
+                if sid in dhcp_subnets:
+                    hosts.append(nm.DhcpHost(mac_address=p.mac_address, ip_address=ip,
+                                             hostname="host-" + ip.replace(".", "-")))
+        out.append(nm.DhcpServer(
+            network_id=dport.network_id, port_id=dport.id, mac_address=dport.mac_address,
+            fixed_ips=[nm.FixedIP(subnet_id=sid, ip_address=ip) for sid, ip in ips[dport.id]],
+            hosts=hosts))
+    return out
+
+
+def _routers(s: Session, need: Any) -> list[nm.Router]:
+    out = []
+    for router in s.scalars(sa.select(m.Router).order_by(m.Router.created_at, m.Router.id)):
+        itf_ports = list(s.scalars(sa.select(m.Port).where(
+            m.Port.device_id == router.id, m.Port.device_owner == ROUTER_INTERFACE)))
+        gw_port = s.get(m.Port, router.gw_port_id) if router.gw_port_id else None
+        ips = _ips(s, [p.id for p in itf_ports] + ([gw_port.id] if gw_port else []))
+        interfaces = []
+        for p in itf_ports:
+            need(p.network_id)
+            for sid, ip in ips[p.id]:
+                sub = s.get(m.Subnet, sid)
+                if sub is not None:
+                    interfaces.append(nm.RouterInterface(
+                        port_id=p.id, network_id=p.network_id, subnet_id=sid,
+                        mac_address=p.mac_address, ip_address=ip,
+                        prefixlen=ipaddress.IPv4Network(sub.cidr).prefixlen))
+        gateway = None
+        if gw_port is not None and ips[gw_port.id]:
+            need(gw_port.network_id)
+            sid, ip = ips[gw_port.id][0]
+            sub = s.get(m.Subnet, sid)
+            if sub is not None:
+                gateway = nm.RouterGateway(
+                    port_id=gw_port.id, network_id=gw_port.network_id,
+                    mac_address=gw_port.mac_address, ip_address=ip,
+                    prefixlen=ipaddress.IPv4Network(sub.cidr).prefixlen,
+                    gateway_ip=sub.gateway_ip)
+        fips = [nm.FloatingIP(floating_ip_address=f.floating_ip_address,
+                              fixed_ip_address=f.fixed_ip_address, id=f.id)
+                for f in s.scalars(sa.select(m.FloatingIP).where(
+                    m.FloatingIP.router_id == router.id,
+                    m.FloatingIP.fixed_ip_address.is_not(None)).order_by(m.FloatingIP.id))
+                if f.fixed_ip_address]
+        out.append(nm.Router(id=router.id, interfaces=interfaces, gateway=gateway,
+                             enable_snat=router.enable_snat, floating_ips=fips))
+    return out

@@ -1,0 +1,86 @@
+"""The host-state extension: what a host's network agent gets, in the agent's own model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from network_api import ADMIN, ALICE, NetApi, in_process
+from stratus.agent.network_model import HostState
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[NetApi]:
+    with in_process(tmp_path) as client:
+        yield client
+
+
+def test_host_state_for_a_compute_host_and_a_network_node(api: NetApi) -> None:
+    ext = api.network(name="public", **{"router:external": True,
+                                        "provider:network_type": "flat",
+                                        "provider:physical_network": "public"})
+    api.subnet(ext["id"], "172.24.4.0/24", enable_dhcp=False)
+    net = api.network(token=ALICE, name="app")
+    sub = api.subnet(net["id"], "10.0.0.0/24", ALICE, dns_nameservers=["10.0.0.1"])
+    vm1 = api.port(net["id"], ALICE)
+    vm2 = api.port(net["id"], ALICE)
+    for port, host in ((vm1, "cmp1"), (vm2, "cmp2")):
+        api.ok("PUT", f"/v2.0/ports/{port['id']}", json={"port": {
+            "binding:host_id": host, "device_owner": "compute:nova", "device_id": "vm"}})
+    router = api.router(ALICE, external_gateway_info={"network_id": ext["id"]})
+    api.ok("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", ALICE,
+           json={"subnet_id": sub["id"]})
+    fip = api.ok("POST", "/v2.0/floatingips", ALICE, json={"floatingip": {
+        "floating_network_id": ext["id"], "port_id": vm1["id"]}})["floatingip"]
+    for host, ip, node in (("cmp1", "192.0.2.11", False), ("cmp2", "192.0.2.12", False),
+                           ("net1", "192.0.2.10", True)):
+        api.ok("PUT", f"/v2.0/stratus-agent/hosts/{host}", json={"host": {
+            "underlay_ip": ip, "network_node": node}})
+
+    doc = api.ok("GET", "/v2.0/stratus-agent/hosts/cmp1")
+    state = HostState.from_dict(doc)  # what the agent does with it
+    assert state.host == "cmp1" and state.tunnel_peers == ["192.0.2.10", "192.0.2.12"]
+    assert [p.id for p in state.ports] == [vm1["id"]]
+    port = state.ports[0]
+    assert port.mac_address == vm1["mac_address"] and port.ips == [
+        vm1["fixed_ips"][0]["ip_address"]]
+    assert [n.id for n in state.networks] == [net["id"]]
+    assert state.networks[0].segmentation_type == "vxlan" and state.networks[0].mtu == 1450
+    assert state.dhcp_servers == [] and state.routers == []
+    group = state.security_group(port.security_groups[0])
+    assert group is not None and group.name == "default"
+    # The default group's members (both VMs) are resolved for its remote-group rules.
+    assert sorted(group.member_ips) == sorted(
+        p["fixed_ips"][0]["ip_address"] for p in (vm1, vm2))
+
+    node = HostState.from_dict(api.ok("GET", "/v2.0/stratus/host-state",
+                                      params={"host": "net1"}))
+    assert node.ports == [] and {n.id for n in node.networks} == {net["id"], ext["id"]}
+    dhcp = node.dhcp_servers[0]
+    assert dhcp.network_id == net["id"] and dhcp.fixed_ips[0].ip_address == "10.0.0.2"
+    leases = {h.mac_address: h.ip_address for h in dhcp.hosts}
+    assert leases[vm1["mac_address"]] == vm1["fixed_ips"][0]["ip_address"]
+    (r,) = node.routers
+    assert r.id == router["id"] and r.enable_snat
+    assert [i.ip_address for i in r.interfaces] == ["10.0.0.1"] and r.interfaces[0].prefixlen == 24
+    assert r.gateway is not None and r.gateway.network_id == ext["id"]
+    assert [(f.floating_ip_address, f.fixed_ip_address) for f in r.floating_ips] == [
+        (fip["floating_ip_address"], vm1["fixed_ips"][0]["ip_address"])]
+    # Overriding the role for one call.
+    assert api.ok("GET", "/v2.0/stratus-agent/hosts/cmp1",
+                  params={"network_node": "true"})["routers"]
+
+
+def test_host_state_is_admin_only_and_checks_input(api: NetApi) -> None:
+    assert api.call("GET", "/v2.0/stratus-agent/hosts/cmp1", ALICE).status_code == 403
+    assert api.call("PUT", "/v2.0/stratus-agent/hosts/cmp1", ALICE, json={"host": {
+        "underlay_ip": "192.0.2.1"}}).status_code == 403
+    assert api.call("PUT", "/v2.0/stratus-agent/hosts/cmp1", ADMIN, json={"host": {
+        "underlay_ip": "nope"}}).status_code == 400
+    assert api.call("GET", "/v2.0/stratus/host-state", ADMIN).status_code == 400
+    empty = HostState.from_dict(api.ok("GET", "/v2.0/stratus-agent/hosts/nobody"))
+    assert empty.ports == [] and empty.networks == []
