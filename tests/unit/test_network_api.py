@@ -450,3 +450,18 @@ def test_quotas(api: NetApi) -> None:
     assert details["network"] == {"limit": 1, "used": 1, "reserved": 0}
     api.ok("DELETE", "/v2.0/quotas/p-alice")
     api.network(token=ALICE)
+
+
+def test_concurrent_networks_get_distinct_segments(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = Settings(segment_ranges={"vxlan": [(500, 519)], "gre": [(1, 5)]})
+    with in_process(tmp_path, settings) as api:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            answers = list(pool.map(lambda i: api.call("POST", "/v2.0/networks", ADMIN, json={
+                "network": {"name": f"n{i}"}}), range(22)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [201] * 20 + [503] * 2
+        segments = [r.json()["network"]["provider:segmentation_id"] for r in answers
+                    if r.status_code == 201]
+        assert sorted(segments) == list(range(500, 520))
