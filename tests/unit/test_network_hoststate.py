@@ -70,6 +70,11 @@ def test_host_state_for_a_compute_host_and_a_network_node(api: NetApi) -> None:
     assert r.gateway is not None and r.gateway.network_id == ext["id"]
     assert [(f.floating_ip_address, f.fixed_ip_address) for f in r.floating_ips] == [
         (fip["floating_ip_address"], vm1["fixed_ips"][0]["ip_address"])]
+    # An agent that only polls registers itself with the query.
+    polled = api.ok("GET", "/v2.0/stratus/host-state", params={
+        "host": "cmp3", "underlay_ip": "192.0.2.13", "network_node": "false"})
+    assert "192.0.2.13" not in polled["tunnel_peers"]
+    assert "192.0.2.13" in api.ok("GET", "/v2.0/stratus-agent/hosts/cmp1")["tunnel_peers"]
     # Overriding the role for one call.
     assert api.ok("GET", "/v2.0/stratus-agent/hosts/cmp1",
                   params={"network_node": "true"})["routers"]

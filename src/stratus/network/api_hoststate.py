@@ -5,7 +5,9 @@ Admin only (the agent authenticates as a service user):
 * ``GET /v2.0/stratus-agent/hosts/{host}`` (the agent's default
   ``network_state_url``) and ``GET /v2.0/stratus/host-state?host=<name>``
   answer the host's ``HostState`` document (``stratus.agent.network_model``);
-  ``?network_node=true|false`` overrides the registered role for one call.
+  ``?network_node=true|false`` overrides the registered role for one call;
+  with ``&underlay_ip=<ip>`` the call also registers the host (as the PUT
+  below), so an agent that only polls keeps its registration current.
 * ``PUT /v2.0/stratus-agent/hosts/{host}`` with
   ``{"host": {"underlay_ip": "10.0.0.11", "network_node": false}}`` registers
   the host: its tunnel endpoint becomes every other host's tunnel peer.
@@ -32,6 +34,19 @@ def host_name(value: object) -> str:
     return value
 
 
+def underlay_ip(value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value)) if isinstance(value, str) else _bad_ip(value)
+    except ValueError:
+        return _bad_ip(value)
+
+
+def _bad_ip(value: object) -> str:
+    raise BadRequest(f"underlay_ip {value!r} is not an IP address.")
+
+
 def network_node_flag(req: Req) -> bool | None:
     raw = req.query.get("network_node")
     if raw is None:
@@ -45,9 +60,28 @@ def add_routes(router: Router, core: NetworkCore) -> None:
 
     def state(req: Req, host: str) -> dict[str, Any]:
         core.require_admin(req.ctx, "get_host_state")
+        host = host_name(host)
         flag = network_node_flag(req)
+        if req.query.get("underlay_ip") is not None:
+            underlay = underlay_ip(req.query.get("underlay_ip"))
+            core.transaction(lambda s: register(s, host, underlay, bool(flag)))
         with core.db.session() as s:
-            return hoststate.host_state(s, host_name(host), flag)
+            return hoststate.host_state(s, host, flag)
+
+    def register(s: Session, host: str, underlay: str | None, node: bool) -> dict[str, Any]:
+        row = s.get(m.AgentHost, host)
+        if row is None:
+            row = m.AgentHost(host=host, underlay_ip=underlay, network_node=node,
+                              updated_at=utcnow())
+            s.add(row)
+        else:
+            row.underlay_ip = underlay
+            row.network_node = node
+            row.updated_at = utcnow()
+        s.flush()
+        return {"host": {"host": row.host, "underlay_ip": row.underlay_ip,
+                         "network_node": row.network_node,
+                         "updated_at": views.ts(row.updated_at)}}
 
     @router.add("GET", "/v2.0/stratus/host-state")
     def host_state_query(req: Req) -> dict[str, Any]:
@@ -63,30 +97,10 @@ def add_routes(router: Router, core: NetworkCore) -> None:
         host = host_name(req.params["host"])
         obj = views.entity(req.body, "host")
         views.only(obj, {"underlay_ip", "network_node"}, "host")
-        underlay = obj.get("underlay_ip")
-        if underlay is not None:
-            try:
-                underlay = str(ipaddress.ip_address(underlay)) if isinstance(
-                    underlay, str) else None
-            except ValueError:
-                underlay = None
-            if underlay is None:
-                raise BadRequest(f"underlay_ip {obj['underlay_ip']!r} is not an IP address.")
+        underlay = underlay_ip(obj.get("underlay_ip"))
         node = views.boolean(obj, "network_node", False)
 
         def work(s: Session) -> dict[str, Any]:
-            row = s.get(m.AgentHost, host)
-            if row is None:
-                row = m.AgentHost(host=host, underlay_ip=underlay, network_node=node,
-                                  updated_at=utcnow())
-                s.add(row)
-            else:
-                row.underlay_ip = underlay
-                row.network_node = node
-                row.updated_at = utcnow()
-            s.flush()
-            return {"host": {"host": row.host, "underlay_ip": row.underlay_ip,
-                             "network_node": row.network_node,
-                             "updated_at": views.ts(row.updated_at)}}
+            return register(s, host, underlay, node)
 
         return core.transaction(work)
