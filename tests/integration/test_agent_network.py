@@ -346,14 +346,62 @@ def _snapshot(world: World) -> dict[str, Any]:
             "links": links, "sg_table": handle}
 
 
+ECHO_SERVER = """
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(4)
+def serve(c):
+    while data := c.recv(100):
+        c.sendall(data)
+while True:
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+"""
+
+ECHO_CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+for line in sys.stdin:
+    c.sendall(line.encode())
+    try:
+        print(c.recv(100).decode().strip(), flush=True)
+    except OSError as exc:
+        print("ERROR", exc, flush=True)
+"""
+
+
 def test_restart_converges_without_recreating_what_is_right(world: World) -> None:
+    lab, vm1, vm2 = world.lab, world.vms["vm1"], world.vms["vm2"]
+    server = subprocess.Popen(["ip", "netns", "exec", vm1.name, "python3", "-c", ECHO_SERVER,
+                               "7000"], start_new_session=True)
+    lab.pids.append(server.pid)
+    sh("sleep", "0.3")
+    client = subprocess.Popen(
+        ["ip", "netns", "exec", vm2.name, "python3", "-c", ECHO_CLIENT, world.ips["vm1"], "7000"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    lab.pids.append(client.pid)
+    assert client.stdin and client.stdout
+
+    def echo(word: str) -> str:
+        client.stdin.write(word + "\n")  # type: ignore[union-attr]
+        client.stdin.flush()  # type: ignore[union-attr]
+        return client.stdout.readline().strip()  # type: ignore[union-attr]
+
+    assert echo("before") == "before"
     before = _snapshot(world)
     assert before["dnsmasq"] and before["proxy"]
     restarted = {"h1": world.make_agent("h1", world.h1, "172.31.250.1"),
                  "h2": world.make_agent("h2", world.h2, "172.31.250.2")}
     world.converge(restarted)
     assert _snapshot(world) == before
-    assert world.lab.ping(world.vms["vm1"].name, world.ips["vm2"], count=1)
+    # an established connection survives the restart and a rewrite of the rules
+    assert echo("after-restart") == "after-restart"
+    world.web_open = True
+    world.converge(restarted)
+    world.web_open = False
+    world.converge(restarted)
+    assert echo("after-rule-changes") == "after-rule-changes"
+    client.stdin.close()
+    assert lab.ping(vm1.name, world.ips["vm2"], count=1)
 
 
 def test_deleting_a_network_removes_its_namespace_dnsmasq_ports_and_rules(world: World) -> None:
