@@ -14,6 +14,7 @@ import hmac
 import json
 import shutil
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -431,3 +432,38 @@ def test_deleting_a_network_removes_its_namespace_dnsmasq_ports_and_rules(world:
     assert world.vms["vm3"].tap not in rules
     # what stays desired still works
     assert world.lab.ping(world.vms["vm1"].name, world.ips["vm2"], count=1)
+
+
+def test_the_stratus_agent_command_converges_once(tmp_path: Path) -> None:
+    """``stratus-agent --once`` with a JSON state file, against a fresh fake host."""
+    _require_tools()
+    agent_bin = Path(sys.executable).with_name("stratus-agent")
+    if not agent_bin.exists():
+        pytest.skip("stratus-agent is not installed (pip install -e .)")
+    lab = Lab()
+    try:
+        host = lab.host("st-cli-h1")
+        tmp_path.chmod(0o755)
+        net, port = uid(), uid()
+        state = {"host": "cli", "networks": [{"id": net, "segmentation_id": 300, "subnets": [
+            {"id": "s", "cidr": "10.30.0.0/24", "gateway_ip": "10.30.0.1"}]}],
+            "dhcp_servers": [{"network_id": net, "port_id": port,
+                              "mac_address": "fa:16:3e:30:00:02", "metadata_proxy": False,
+                              "fixed_ips": [{"subnet_id": "s", "ip_address": "10.30.0.2"}]}]}
+        (tmp_path / "state.json").write_text(json.dumps(state))
+        conf = tmp_path / "stratus.conf"
+        conf.write_text(
+            f"[agent]\nl2_backend = linuxbridge\nunderlay_ip = 172.31.252.1\n"
+            f"state_dir = {tmp_path / 'state'}\nnetwork_state_url = {tmp_path / 'state.json'}\n"
+            f"host_netns = {host}\nnetns_prefix = {host}-\nnft_prefix = stratus_test_\n")
+        run = [str(agent_bin), "--config-file", str(conf), "--once"]
+        proc = subprocess.run(run, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert Path("/run/netns", f"{host}-qdhcp-{net}").exists()
+        (tmp_path / "state.json").write_text(json.dumps({"host": "cli"}))
+        proc = subprocess.run(run, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert not Path("/run/netns", f"{host}-qdhcp-{net}").exists()
+        assert "brq" + net[:11] not in sh("ip", "-n", host, "link")
+    finally:
+        lab.cleanup()

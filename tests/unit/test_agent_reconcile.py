@@ -322,3 +322,28 @@ def test_http_source_authenticates_and_unwraps_the_host_state() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_loop_retries_soon_after_a_temporary_error() -> None:
+    import threading
+
+    host = fake_host()
+    host.fail_next.append(DriverError("ovsdb busy", temporary=True))
+    agent, _ = make_agent(host, state_doc())
+    stop = threading.Event()
+    passes = []
+    original = agent.reconcile_once
+
+    def counted():  # type: ignore[no-untyped-def]
+        report = original()
+        passes.append(report.ok)
+        if report.ok:
+            stop.set()
+        return report
+
+    agent.reconcile_once = counted  # type: ignore[method-assign]
+    thread = threading.Thread(target=agent.run, args=(3600.0, 0.01, stop))
+    thread.start()
+    thread.join(timeout=10)
+    assert passes == [False, True]  # retried after retry_interval, not resync_interval
+    assert "brq" + NET_A[:11] in host.segments
