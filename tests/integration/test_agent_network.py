@@ -110,6 +110,7 @@ class World:
         self.ips = {"vm1": "10.10.0.11", "vm2": "10.10.0.12", "vm3": "10.10.0.13"}
         self.web_open = False
         self.with_b = True
+        self.extra_leases: list[dict[str, str]] = []
         self.vms: dict[str, FakeVM] = {}
         self.vms["vm1"] = lab.vm("st-vm1", self.h1, self.ports["vm1"], self.macs["vm1"])
         self.vms["vm2"] = lab.vm("st-vm2", self.h2, self.ports["vm2"], self.macs["vm2"])
@@ -163,11 +164,12 @@ class World:
              "port_range_max": 8080, "remote_ip_prefix": "0.0.0.0/0"}] if self.web_open else []}
         return [default, ping, web]
 
-    def dhcp(self, net: str, sub: str, port: str, ip: str, hosts: list[str]) -> dict:
+    def dhcp(self, net: str, sub: str, port: str, ip: str, hosts: list[str],
+             extra: list[dict[str, str]] | None = None) -> dict:
         return {"network_id": net, "port_id": self.ports[port], "mac_address": self.macs[port],
                 "fixed_ips": [{"subnet_id": sub, "ip_address": ip}],
                 "hosts": [{"mac_address": self.macs[h], "ip_address": self.ips[h]}
-                          for h in hosts]}
+                          for h in hosts] + list(extra or [])}
 
     def states(self) -> dict[str, dict]:
         net_a = self.network(self.net_a, 101, self.sub_a, "10.10.0.0/24", "10.10.0.1")
@@ -191,7 +193,7 @@ class World:
               "networks": [net_a, public] + ([net_b] if self.with_b else []),
               "ports": [self.port("vm1", self.net_a, self.sub_a, all_groups)],
               "dhcp_servers": [self.dhcp(self.net_a, self.sub_a, "dhcp_a", "10.10.0.2",
-                                         ["vm1", "vm2"])]
+                                         ["vm1", "vm2"], self.extra_leases)]
               + ([self.dhcp(self.net_b, self.sub_b, "dhcp_b", "10.10.0.2", ["vm3"])]
                  if self.with_b else []),
               "routers": [router], "security_groups": self.groups()}
@@ -335,6 +337,22 @@ def test_metadata_proxy_forwards_a_signed_request(world: World) -> None:
     (req,) = world.upstream.requests
     assert req == {"path": "/openstack/latest/meta_data.json", "network": world.net_a,
                    "ip": "10.10.0.11", "ok": True}
+
+
+def test_a_new_port_reloads_dnsmasq_without_dropping_leases(world: World) -> None:
+    dhcp = world.agents["h1"].d.dhcp
+    pid = dhcp.pid(world.net_a)  # type: ignore[attr-defined]
+    leases = Path(dhcp.state_dir) / world.net_a / "leases"  # type: ignore[attr-defined]
+    assert world.macs["vm1"] in leases.read_text()
+    world.extra_leases.append({"mac_address": "fa:16:3e:00:00:77", "ip_address": "10.10.0.77"})
+    world.converge()
+    assert dhcp.pid(world.net_a) == pid  # type: ignore[attr-defined]
+    assert "fa:16:3e:00:00:77,10.10.0.77" in (leases.parent / "hosts").read_text()
+    assert world.macs["vm1"] in leases.read_text()
+    # and the renewed lease of a VM is still answered
+    assert world.lab.dhcp(world.vms["vm2"]) == world.ips["vm2"]
+    world.extra_leases.clear()
+    world.converge()
 
 
 def _snapshot(world: World) -> dict[str, Any]:
