@@ -68,10 +68,11 @@ class IpLib:
         return [int(p) for p in out.split() if p.isdigit()]
 
     def sysctl(self, key: str, value: str, netns: str | None = None) -> None:
-        argv = ["sysctl", "-q", "-w", f"{key}={value}"]
-        if netns:
-            argv = ["ip", "netns", "exec", netns, *argv]
-        self.runner.run(argv)
+        """Set a sysctl unless it already has that value."""
+        prefix = ["ip", "netns", "exec", netns] if netns else []
+        if self.runner.run([*prefix, "sysctl", "-n", key], check=False).strip() == value:
+            return
+        self.runner.run([*prefix, "sysctl", "-q", "-w", f"{key}={value}"])
 
     # --- links ------------------------------------------------------------------------
     def _ns(self, netns: str | None) -> list[str]:
