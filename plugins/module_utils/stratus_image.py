@@ -70,9 +70,11 @@ class ImageApi:
             if image is not None and (owner is None or image.get("owner") == owner):
                 return [image]
         query = {"name": name_or_id}
-        if owner is not None:
-            query["owner"] = owner
-        return self.list(query)
+        if owner is None:
+            return self.list(query)
+        # The project's own images, hidden ones included (the list hides them by default).
+        query["owner"] = owner
+        return self.list(query) + self.list(dict(query, os_hidden="true"))
 
     def create(self, attrs):
         return self.client.request(
