@@ -67,9 +67,9 @@ def osc(identity: IdentityServer, *args: str) -> object:
     return json.loads(proc.stdout) if wants_json and proc.stdout.strip() else proc.stdout
 
 
+# The client run is engine-independent (and the slowest test): once, on SQLite.
+@pytest.mark.parametrize("network", ["sqlite"], indirect=True)
 def test_python_openstackclient_end_to_end(network: NetworkServer) -> None:
-    if "sqlite" not in network.database_url:
-        pytest.skip("the client run is engine-independent; done once on SQLite")
     ident = network.identity
 
     def run(*args: str) -> dict:
