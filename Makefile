@@ -45,7 +45,7 @@ lint: $(VENV)/.test-deps
 
 test: test-deps $(VENV)/.test-deps
 	$(MAKE) lint
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+	STRATUS_REQUIRE_POSTGRES=1 $(BIN)/pytest tests $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.test-deps
 	$(BIN)/pytest -m unit tests $(PYTEST_ARGS)

@@ -129,14 +129,14 @@ def load_cloud(
     """A CloudConfig from a clouds.yaml entry, overridden by the explicit values given.
 
     The file is read when ``clouds_yaml`` is given, or else when the default
-    (/etc/stratus/clouds.yaml, then $OS_CLIENT_CONFIG_FILE) exists; explicit
+    ($OS_CLIENT_CONFIG_FILE, then /etc/stratus/clouds.yaml) exists; explicit
     ``auth`` with an ``auth_url`` needs no file at all.
     """
     entry = {}
     explicit = dict((k, v) for k, v in (auth or {}).items() if v is not None)
     path = clouds_yaml
     if path is None and not explicit.get("auth_url"):
-        for candidate in (DEFAULT_CLOUDS_YAML, os.environ.get("OS_CLIENT_CONFIG_FILE")):
+        for candidate in (os.environ.get("OS_CLIENT_CONFIG_FILE"), DEFAULT_CLOUDS_YAML):
             if candidate and os.path.isfile(candidate):
                 path = candidate
                 break

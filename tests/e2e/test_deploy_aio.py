@@ -188,6 +188,8 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         "identity_port": port,
         # Off the default 9292, which a real deploy on this machine may hold.
         "image_store_port": _free_port(PREFERRED_PORT + 1),
+        # Off the default 9696 for the same reason.
+        "network_api_port": _free_port(PREFERRED_PORT + 2),
         "common_package_source": str(source),
         "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
     }
