@@ -11,7 +11,14 @@ from stratus.common.app import Router, create_app, serve, setup_logging
 from stratus.common.config import Config
 from stratus.common.db import Database
 from stratus.common.errors import keystone_error
-from stratus.identity import api_assignments, api_auth, api_catalog, api_resources
+from stratus.identity import (
+    api_assignments,
+    api_auth,
+    api_catalog,
+    api_resources,
+    api_roles,
+    api_users,
+)
 from stratus.identity.core import Identity
 from stratus.identity.passwords import ALGORITHMS
 from stratus.identity.tokens import KeyRepository, TokenSealer
@@ -39,7 +46,7 @@ def build_identity(config: Config) -> Identity:
 
 def build_app(identity: Identity, public_url: str = "") -> Starlette:
     router = Router(authenticate=identity.context)
-    for module in (api_auth, api_resources, api_assignments, api_catalog):
+    for module in (api_auth, api_resources, api_users, api_roles, api_assignments, api_catalog):
         module.add_routes(router, identity)
     return create_app(
         "identity", router.routes, keystone_error, db=identity.db, public_url=public_url
