@@ -10,7 +10,8 @@ packages=(
   git ca-certificates curl
   openvswitch-switch dnsmasq-base nftables iproute2 iputils-ping busybox conntrack iperf3
   procps util-linux ethtool
-  qemu-utils
+  qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients genisoimage
+  openssh-client dosfstools mtools
 )
 
 missing=()

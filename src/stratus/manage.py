@@ -95,6 +95,22 @@ def cmd_catalog_ensure(config: Config, args: argparse.Namespace) -> dict[str, An
     return {"changed": changed}
 
 
+def cmd_service_user_ensure(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    from stratus.identity.bootstrap import ensure_service_user
+
+    password = os.environ.get("STRATUS_SERVICE_PASSWORD", "")
+    if not password:
+        raise SystemExit(
+            "stratus-manage service-user ensure: set STRATUS_SERVICE_PASSWORD to the "
+            "user's password (it is never taken from the command line)"
+        )
+    changed = ensure_service_user(
+        _identity(config), name=args.name, password=password,
+        project_name=args.project, role_name=args.role,
+    )
+    return {"changed": changed}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stratus-manage", description=__doc__)
     p.add_argument(
@@ -133,6 +149,15 @@ def parser() -> argparse.ArgumentParser:
     ce.add_argument("--public-url", required=True)
     ce.add_argument("--internal-url")
     ce.set_defaults(func=cmd_catalog_ensure)
+
+    up = sub.add_parser("service-user", help="users the services call each other as")
+    usub = up.add_subparsers(dest="service_user_command", required=True)
+    ue = usub.add_parser("ensure", help="a user with a role on the service project "
+                         "(password from $STRATUS_SERVICE_PASSWORD)")
+    ue.add_argument("--name", required=True)
+    ue.add_argument("--project", default="service")
+    ue.add_argument("--role", default="admin")
+    ue.set_defaults(func=cmd_service_user_ensure)
     return p
 
 

@@ -173,3 +173,49 @@ def ensure_catalog_entry(
     with identity.db.session() as s:
         ensure_service(s, t, stype, name, region_id, urls)
     return t.changed
+
+
+def ensure_service_user(
+    identity: Identity, *, name: str, password: str, project_name: str = "service",
+    role_name: str = "admin",
+) -> bool:
+    """A service's own user: enabled, with ``password``, holding ``role_name`` on the
+    project ``project_name`` of the default domain (both made when missing)."""
+    t = Tracker()
+    with identity.db.session() as s:
+        role = ensure_role(s, role_name, t)
+        project = s.scalar(
+            sa.select(m.Project).where(
+                m.Project.domain_id == "default", m.Project.name == project_name
+            )
+        )
+        if project is None:
+            project = m.Project(id=new_id(), name=project_name, domain_id="default",
+                                description="Service users", enabled=True, tags=[], extra={})
+            s.add(project)
+            t.mark()
+        user = s.scalar(
+            sa.select(m.User).where(m.User.domain_id == "default", m.User.name == name)
+        )
+        if user is None:
+            user = m.User(id=new_id(), name=name, domain_id="default", enabled=True, extra={},
+                          created_at=utcnow(), default_project_id=project.id)
+            s.add(user)
+            identity.set_password(s, user, password)
+            t.mark()
+        else:
+            if not verify_password(password, user.password_hash):
+                identity.set_password(s, user, password)
+                identity.revoke(s, user_id=user.id)
+                t.mark()
+            if not user.enabled:
+                user.enabled = True
+                t.mark()
+        s.flush()
+        key = ("UserProject", user.id, project.id, role.id)
+        if s.get(m.Assignment, key) is None:
+            s.add(m.Assignment(type=key[0], actor_id=key[1], target_id=key[2], role_id=key[3]))
+            t.mark()
+        if not t.changed:
+            s.rollback()
+    return t.changed

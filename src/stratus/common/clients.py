@@ -1,0 +1,160 @@
+"""Clients between services: a service user's token and a small JSON HTTP client.
+
+Services call each other's APIs (never each other's databases), either on
+behalf of the caller (``StaticToken`` with the caller's token) or as their
+own service user (``PasswordAuth``). Every failure becomes a
+:class:`ServiceError` that says whether retrying later can help.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import httpx
+
+
+class ServiceError(Exception):
+    """A call to another service failed. ``temporary``: the same call may work later
+    (unreachable, 5xx, 429); ``status``: the HTTP status, 0 when there was no answer."""
+
+    def __init__(self, message: str, status: int = 0, temporary: bool = False,
+                 body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.temporary = temporary
+        self.body = body
+
+
+class Auth(Protocol):
+    def token(self, renew: bool = False) -> str: ...
+
+
+class StaticToken:
+    """A token we were given (the caller's): it cannot be renewed."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def token(self, renew: bool = False) -> str:
+        return self._token
+
+
+class PasswordAuth:
+    """Gets (and renews) a project-scoped token from identity with a service user.
+    Thread-safe; the token is renewed after ``lifetime`` seconds or on request."""
+
+    def __init__(self, identity_url: str, username: str, password: str, project: str,
+                 domain: str = "Default", timeout: float = 10.0, lifetime: float = 600.0):
+        self.url = identity_url.rstrip("/")
+        if not self.url.endswith("/v3"):
+            self.url += "/v3"
+        self.username, self.password, self.project = username, password, project
+        self.domain, self.timeout, self.lifetime = domain, timeout, lifetime
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def token(self, renew: bool = False) -> str:
+        with self._lock:
+            if self._token and not renew and time.monotonic() < self._expires:
+                return self._token
+            body = {"auth": {
+                "identity": {"methods": ["password"], "password": {"user": {
+                    "name": self.username, "domain": {"name": self.domain},
+                    "password": self.password}}},
+                "scope": {"project": {"name": self.project, "domain": {"name": self.domain}}}}}
+            try:
+                resp = httpx.post(f"{self.url}/auth/tokens", json=body, timeout=self.timeout)
+            except httpx.HTTPError as exc:
+                raise ServiceError(f"identity unreachable at {self.url}: {exc}",
+                                   temporary=True) from None
+            if resp.status_code != 201:
+                raise ServiceError(
+                    f"identity refused the credentials of {self.username!r} "
+                    f"({resp.status_code})", status=resp.status_code,
+                    temporary=resp.status_code >= 500)
+            self._token = resp.headers["X-Subject-Token"]
+            self._expires = time.monotonic() + self.lifetime
+            return self._token
+
+
+class ApiClient:
+    """JSON over HTTP to one service, authenticated with ``auth`` (a 401 renews the
+    token once). Non-2xx answers raise :class:`ServiceError`."""
+
+    def __init__(self, base_url: str, auth: Auth | None = None, timeout: float = 30.0,
+                 service: str = "service"):
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+        self.service = service
+        self._http = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                content: Any = None, ok: Iterable[int] = (), stream: bool = False
+                ) -> httpx.Response:
+        url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
+        accepted = set(ok)
+        resp: httpx.Response | None = None
+        for attempt in range(2):
+            hdrs = dict(headers or {})
+            if self.auth is not None:
+                hdrs["X-Auth-Token"] = self.auth.token(renew=attempt > 0)
+            try:
+                req = self._http.build_request(method, url, json=json, params=params,
+                                               headers=hdrs, content=content)
+                resp = self._http.send(req, stream=stream)
+            except httpx.HTTPError as exc:
+                raise ServiceError(f"{self.service} unreachable at {url}: {exc}",
+                                   temporary=True) from None
+            if resp.status_code == 401 and self.auth is not None and attempt == 0 \
+                    and not isinstance(self.auth, StaticToken):
+                resp.close()
+                continue
+            break
+        assert resp is not None
+        if resp.is_success or resp.status_code in accepted:
+            return resp
+        if stream:
+            resp.read()
+        body: Any
+        try:
+            body = resp.json()
+        except ValueError:
+            body = resp.text[:500]
+        raise ServiceError(
+            f"{self.service} answered {resp.status_code} to {method} {url}: {_message(body)}",
+            status=resp.status_code,
+            temporary=resp.status_code >= 500 or resp.status_code == 429, body=body)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw).json()
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        resp = self.request("POST", path, json=json, **kw)
+        return resp.json() if resp.content else None
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> Any:
+        resp = self.request("PUT", path, json=json, **kw)
+        return resp.json() if resp.content else None
+
+    def delete(self, path: str, **kw: Any) -> None:
+        self.request("DELETE", path, **kw)
+
+
+def _message(body: Any) -> str:
+    """The human message inside an OpenStack error body, whatever its shape."""
+    if isinstance(body, dict):
+        for value in body.values():
+            if isinstance(value, dict) and "message" in value:
+                return str(value["message"])
+        if "message" in body:
+            return str(body["message"])
+    return str(body)[:300]
