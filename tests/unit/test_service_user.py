@@ -11,7 +11,8 @@ pytestmark = pytest.mark.unit
 
 
 def _scoped_roles(identity: Identity, name: str, password: str) -> set[str]:
-    _token, valid = identity.authenticate({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+    _token, valid = identity.authenticate({"auth": {"identity": {
+        "methods": ["password"], "password": {"user": {
             "name": name, "domain": {"id": "default"}, "password": password}}},
          "scope": {"project": {"name": "service", "domain": {"id": "default"}}}}})
     return {r.name for r in valid.roles}
