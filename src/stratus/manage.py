@@ -17,7 +17,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from stratus.common import db
 from stratus.common.config import Config, ConfigError
 
-SERVICES = {"identity": "stratus.identity", "image": "stratus.image", "network": "stratus.network"}
+SERVICES = {
+    "identity": "stratus.identity",
+    "image": "stratus.image",
+    "network": "stratus.network",
+    "compute": "stratus.compute",
+}
 
 
 def _identity(config: Config) -> Any:
