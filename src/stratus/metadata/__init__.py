@@ -1,0 +1,1 @@
+"""stratus-metadata: the cloud-init metadata service and the config-drive content renderer."""

@@ -1,0 +1,303 @@
+"""What an instance sees as its metadata, rendered from the instance document.
+
+Pure functions, no I/O: the compute agent writes :func:`render`'s files into
+the config drive, and ``stratus-metadata`` serves the same files over HTTP
+plus the EC2 plain-text tree (:func:`ec2_text`).
+
+The instance document is described in docs/compute.md ("The instance
+document"). Optional keys this module also reads: ``flavor_name`` (EC2
+``instance-type``), ``image_id`` (EC2 ``ami-id``), ``security_groups`` (names,
+EC2 ``security-groups``), and per network ``vif_type`` (link type in
+network_data.json, default ``ovs``) and ``device_name`` (default
+``tap<port id[:11]>``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import json
+from typing import Any
+
+# The OpenStack metadata versions, oldest first (Nova's list), and the first
+# version each file appears in.
+OPENSTACK_VERSIONS = (
+    "2012-08-10",
+    "2013-04-04",
+    "2013-10-17",
+    "2015-10-15",
+    "2016-06-30",
+    "2016-10-06",
+    "2017-02-22",
+    "2018-08-27",
+)
+_FILE_SINCE = {
+    "meta_data.json": "2012-08-10",
+    "user_data": "2012-08-10",
+    "vendor_data.json": "2013-10-17",
+    "network_data.json": "2015-10-15",
+    "vendor_data2.json": "2016-10-06",
+}
+# Served over HTTP only (never on a config drive): the guest posts its password here.
+PASSWORD_SINCE = "2013-04-04"
+
+# The EC2 metadata versions Nova answers, oldest first.
+EC2_VERSIONS = (
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    "2009-04-04",
+)
+
+RANDOM_SEED_BYTES = 512
+DEFAULT_VIF_TYPE = "ovs"
+
+
+def device_name(port_id: str) -> str:
+    """The tap device of a port (as the compute agent names it)."""
+    return "tap" + port_id[:11]
+
+
+def instance_id(uuid: str) -> str:
+    """EC2 instance id ``i-xxxxxxxx`` derived from the server's uuid."""
+    return "i-" + uuid.replace("-", "")[:8].lower()
+
+
+def _ec2_id(prefix: str, value: str | None) -> str:
+    if not value:
+        return f"{prefix}-00000000"
+    return f"{prefix}-" + value.replace("-", "")[:8].lower()
+
+
+def random_seed(uuid: str) -> str:
+    """512 bytes, base64: deterministic per server so a config drive is reproducible."""
+    out = b""
+    counter = 0
+    while len(out) < RANDOM_SEED_BYTES:
+        out += hashlib.sha512(f"stratus-random-seed\n{uuid}\n{counter}".encode()).digest()
+        counter += 1
+    return base64.b64encode(out[:RANDOM_SEED_BYTES]).decode()
+
+
+def user_data_bytes(doc: dict[str, Any]) -> bytes | None:
+    """The decoded user data, or None when the server has none."""
+    raw = doc.get("user_data")
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bytes):
+        return raw
+    try:
+        return base64.b64decode(str(raw), validate=True)
+    except (binascii.Error, ValueError):
+        # The compute API stores base64; anything else is served as it came.
+        return str(raw).encode()
+
+
+def _public_keys(doc: dict[str, Any]) -> list[dict[str, str]]:
+    keys = []
+    for key in doc.get("keys") or []:
+        keys.append({
+            "name": str(key.get("name", "")),
+            "type": str(key.get("type") or "ssh"),
+            "data": str(key.get("data", "")),
+        })
+    return keys
+
+
+def meta_data(doc: dict[str, Any]) -> dict[str, Any]:
+    """The OpenStack ``meta_data.json``."""
+    keys = _public_keys(doc)
+    uuid = str(doc["uuid"])
+    return {
+        "uuid": uuid,
+        "name": doc.get("name") or "",
+        "hostname": doc.get("hostname") or doc.get("name") or "",
+        "launch_index": int(doc.get("launch_index") or 0),
+        "availability_zone": doc.get("availability_zone") or "nova",
+        "project_id": doc.get("project_id") or "",
+        "meta": {str(k): str(v) for k, v in (doc.get("meta") or {}).items()},
+        "public_keys": {k["name"]: k["data"] for k in keys if k["type"] == "ssh"},
+        "keys": keys,
+        "devices": [],
+        "random_seed": random_seed(uuid),
+    }
+
+
+def _mask(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    return str(network.netmask)
+
+
+def _route(destination: str, nexthop: str) -> dict[str, str]:
+    net = ipaddress.ip_network(destination, strict=False)
+    return {"network": str(net.network_address), "netmask": _mask(net), "gateway": nexthop}
+
+
+def network_data(doc: dict[str, Any]) -> dict[str, Any]:
+    """The OpenStack ``network_data.json``: one link per port, one static network per
+    fixed IP (with the default route via the subnet's gateway and the host routes),
+    and the DNS servers as services. Static, as Nova renders Neutron ports, so
+    cloud-init configures the NIC the same way whether or not the subnet runs DHCP."""
+    links: list[dict[str, Any]] = []
+    networks: list[dict[str, Any]] = []
+    services: list[dict[str, str]] = []
+    seen_dns: set[str] = set()
+    for index, net in enumerate(doc.get("networks") or []):
+        port_id = str(net.get("port_id") or "")
+        link_id = str(net.get("device_name") or device_name(port_id))
+        link: dict[str, Any] = {
+            "id": link_id,
+            "vif_id": port_id,
+            "type": net.get("vif_type") or DEFAULT_VIF_TYPE,
+            "mtu": net.get("mtu"),
+            "ethernet_mac_address": str(net.get("mac_address") or "").lower(),
+        }
+        links.append(link)
+        ip = net.get("ip_address")
+        subnet = net.get("subnet") or {}
+        if not ip or not subnet.get("cidr"):
+            continue
+        cidr = ipaddress.ip_network(str(subnet["cidr"]), strict=False)
+        routes: list[dict[str, str]] = []
+        gateway = subnet.get("gateway_ip")
+        if gateway:
+            default = "0.0.0.0/0" if cidr.version == 4 else "::/0"
+            routes.append(_route(default, str(gateway)))
+        for host_route in subnet.get("host_routes") or []:
+            routes.append(_route(str(host_route["destination"]), str(host_route["nexthop"])))
+        dns = [str(a) for a in subnet.get("dns_nameservers") or []]
+        entry: dict[str, Any] = {
+            "id": f"network{index}",
+            "type": "ipv4" if cidr.version == 4 else "ipv6",
+            "link": link_id,
+            "ip_address": str(ip),
+            "netmask": _mask(cidr),
+            "routes": routes,
+            "network_id": str(net.get("network_id") or ""),
+            "services": [{"type": "dns", "address": a} for a in dns],
+        }
+        networks.append(entry)
+        for address in dns:
+            if address not in seen_dns:
+                seen_dns.add(address)
+                services.append({"type": "dns", "address": address})
+    return {"links": links, "networks": networks, "services": services}
+
+
+def ec2_metadata(doc: dict[str, Any]) -> dict[str, Any]:
+    """The EC2 ``meta-data`` as a JSON map (the config drive's ``meta-data.json``)."""
+    nets = doc.get("networks") or []
+    first = nets[0] if nets else {}
+    hostname = doc.get("hostname") or doc.get("name") or ""
+    keys = [k for k in _public_keys(doc) if k["type"] == "ssh"]
+    uuid = str(doc["uuid"])
+    return {
+        "ami-id": _ec2_id("ami", doc.get("image_id")),
+        "ami-launch-index": int(doc.get("launch_index") or 0),
+        "ami-manifest-path": "FIXME",
+        "block-device-mapping": {"ami": "vda", "root": "/dev/vda"},
+        "hostname": hostname,
+        "instance-action": "none",
+        "instance-id": instance_id(uuid),
+        "instance-type": doc.get("flavor_name") or "",
+        "local-hostname": hostname,
+        "local-ipv4": first.get("ip_address") or "",
+        "placement": {"availability-zone": doc.get("availability_zone") or "nova"},
+        "public-hostname": hostname,
+        "public-ipv4": first.get("floating_ip") or "",
+        "public-keys": {str(i): {"openssh-key": k["data"]} for i, k in enumerate(keys)},
+        "reservation-id": _ec2_id("r", hashlib.sha1(uuid.encode()).hexdigest()),
+        "security-groups": list(doc.get("security_groups") or []),
+    }
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True).encode()
+
+
+def openstack_files(doc: dict[str, Any], version: str) -> dict[str, bytes]:
+    """The files of one OpenStack metadata version (``latest`` has all of them)."""
+    files: dict[str, bytes] = {}
+    md = _json(meta_data(doc))
+    user = user_data_bytes(doc)
+    for name, since in _FILE_SINCE.items():
+        if version != "latest" and version < since:
+            continue
+        if name == "meta_data.json":
+            files[name] = md
+        elif name == "user_data":
+            if user is not None:
+                files[name] = user
+        elif name == "network_data.json":
+            files[name] = _json(network_data(doc))
+        elif name == "vendor_data.json":
+            files[name] = _json(doc.get("vendor_data") or {})
+        elif name == "vendor_data2.json":
+            files[name] = _json({})
+    return files
+
+
+def render(doc: dict[str, Any]) -> dict[str, bytes]:
+    """Every file of the config drive, by path relative to its root."""
+    out: dict[str, bytes] = {}
+    for version in (*OPENSTACK_VERSIONS, "latest"):
+        for name, data in openstack_files(doc, version).items():
+            out[f"openstack/{version}/{name}"] = data
+    ec2 = _json(ec2_metadata(doc))
+    user = user_data_bytes(doc)
+    for version in ("2009-04-04", "latest"):
+        out[f"ec2/{version}/meta-data.json"] = ec2
+        if user is not None:
+            out[f"ec2/{version}/user-data"] = user
+    return out
+
+
+def _listing(items: list[str]) -> bytes:
+    return "\n".join(items).encode()
+
+
+def ec2_text(meta: dict[str, Any], path: str) -> bytes | None:
+    """The EC2 plain-text tree below ``meta-data/``: ``path`` is what follows it
+    (``""`` for the top listing, ``"placement/"``, ``"public-keys/0/openssh-key"``).
+    Directories list their entries one per line, sub-directories with a trailing
+    ``/``; ``public-keys/`` lists ``<index>=<key name>`` (given in ``key_names``).
+    None when the path does not exist."""
+    parts = [p for p in path.split("/") if p]
+    if any(p.startswith("_") for p in parts):
+        return None
+    node: Any = meta
+    for depth, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            # EC2 also answers public-keys/<index>=<name>/... on the index alone.
+            if depth > 0 and parts[depth - 1] == "public-keys" and isinstance(node, dict):
+                index = part.split("=", 1)[0]
+                if index in node:
+                    node = node[index]
+                    continue
+            return None
+        node = node[part]
+    if isinstance(node, dict):
+        if parts and parts[-1] == "public-keys":
+            names = meta.get("_key_names") or {}
+            return _listing([f"{i}={names.get(i, '')}" for i in node])
+        return _listing([
+            f"{k}/" if isinstance(v, dict) else k for k, v in node.items()
+            if not k.startswith("_")
+        ])
+    if isinstance(node, list):
+        return _listing([str(v) for v in node])
+    return str(node).encode()
+
+
+def ec2_tree(doc: dict[str, Any]) -> dict[str, Any]:
+    """:func:`ec2_metadata` plus the key names the ``public-keys/`` listing shows."""
+    meta = ec2_metadata(doc)
+    keys = [k for k in _public_keys(doc) if k["type"] == "ssh"]
+    meta["_key_names"] = {str(i): k["name"] for i, k in enumerate(keys)}
+    return meta
