@@ -42,6 +42,15 @@ AUTH_OPTIONS = dict(
 )
 
 
+def query_value(value):
+    """A filter value as a query string wants it (booleans lower-case, lists kept)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return [query_value(v) for v in value]
+    return str(value)
+
+
 def auth_argument_spec():
     """The options of the stratus.cloud.auth doc fragment."""
     return dict(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_client import StratusError
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import query_value
 
 # collection path -> JSON key of one item / of the list
 RESOURCES = {
@@ -135,3 +136,13 @@ def normalize_cidr(value):
         return str(ipaddress.ip_network(value, strict=False))
     except (TypeError, ValueError):
         return value
+
+
+def find_for_info(api, collection, wanted, filters):
+    """What an ``*_info`` module returns: the items of ``collection`` matching
+    ``filters``, narrowed to ``wanted`` (an ID, else a name) when given."""
+    query = dict((k, query_value(v)) for k, v in (filters or {}).items())
+    if not wanted:
+        return api.list(collection, query)
+    return api.list(collection, dict(query, id=wanted)) or api.list(
+        collection, dict(query, name=wanted))

@@ -70,15 +70,10 @@ from ansible_collections.stratus.cloud.plugins.module_utils.stratus_image import
     UUID_RE,
     ImageApi,
 )
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import StratusModule  # noqa: E402
-
-
-def query_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return [query_value(v) for v in value]
-    return str(value)
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
+    StratusModule,
+    query_value,
+)
 
 
 class CloudImageInfoModule(StratusModule):

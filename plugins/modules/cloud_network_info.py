@@ -59,15 +59,8 @@ from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module impor
 )
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_network import (  # noqa: E402
     NetworkApi,
+    find_for_info,
 )
-
-
-def query_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return [query_value(v) for v in value]
-    return str(value)
 
 
 class CloudNetworkInfoModule(StratusModule):
@@ -79,15 +72,7 @@ class CloudNetworkInfoModule(StratusModule):
 
     def run(self):
         api = NetworkApi(self.client)
-        query = dict((k, query_value(v)) for k, v in (self.params["filters"] or {}).items())
-        wanted = self.params["name"]
-        items = []
-        if wanted:
-            items = api.list("networks", dict(query, id=wanted))
-            if not items:
-                items = api.list("networks", dict(query, name=wanted))
-        else:
-            items = api.list("networks", query)
+        items = find_for_info(api, "networks", self.params["name"], self.params["filters"])
         for item in items:
             self.add_details(api, item)
         return {"changed": False, "networks": items}
