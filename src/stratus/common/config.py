@@ -151,6 +151,45 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Default security group rules per project (-1: unlimited).",
         ),
     },
+    "compute": {
+        "bind_host": ("0.0.0.0", "Address the compute API listens on."),
+        "bind_port": ("8774", "Port the compute API listens on."),
+        "public_url": (
+            "",
+            "Base URL used in links and version documents; empty: taken from each request.",
+        ),
+        "database_url": (
+            "sqlite:////var/lib/stratus/compute.sqlite",
+            "SQLAlchemy URL of the compute database (sqlite:/// or postgresql+psycopg://).",
+        ),
+        "workers": ("1", "Number of uvicorn worker processes."),
+        "username": ("", "Service user of the compute API (port binding, lookups)."),
+        "password": ("", "Password of that user."),
+        "project_name": ("service", "Project the compute API's service token is scoped to."),
+        "image_url": ("http://127.0.0.1:9292", "Image API (Glance v2) base URL."),
+        "network_url": ("http://127.0.0.1:9696", "Network API (Neutron v2.0) base URL."),
+        "cpu_allocation_ratio": ("4.0", "Virtual CPUs the scheduler places per host CPU."),
+        "ram_allocation_ratio": ("1.0", "Guest RAM the scheduler places per MiB of host RAM."),
+        "disk_allocation_ratio": ("1.0", "Guest disk the scheduler places per GiB of host disk."),
+        "reserved_host_memory_mb": ("512", "Host RAM (MiB) the scheduler never gives to guests."),
+        "scheduler_weigher": ("spread", "Host weigher: spread (most free RAM) | pack (least)."),
+        "scheduler_max_attempts": (
+            "3",
+            "Hosts a server may try (first placement plus agent reschedules) before ERROR.",
+        ),
+        "service_down_time": (
+            "60",
+            "Seconds after the last heartbeat when a compute host counts as down.",
+        ),
+        "default_availability_zone": ("nova", "Availability zone of hosts and servers."),
+        "quota_instances": ("10", "Default servers per project (-1: unlimited)."),
+        "quota_cores": ("20", "Default vCPUs per project (-1: unlimited)."),
+        "quota_ram": ("51200", "Default RAM in MiB per project (-1: unlimited)."),
+        "quota_key_pairs": ("100", "Default key pairs per user (-1: unlimited)."),
+        "quota_server_groups": ("10", "Default server groups per project (-1: unlimited)."),
+        "quota_server_group_members": ("10", "Default servers per server group (-1: unlimited)."),
+        "quota_metadata_items": ("128", "Metadata items per server (-1: unlimited)."),
+    },
     "agent": {
         "host": ("", "This host's name as the APIs know it (binding:host_id); empty: hostname."),
         "l2_backend": ("ovs", "Layer-2 backend of the network agent: ovs | linuxbridge."),
@@ -164,6 +203,10 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Interface carrying tunnel traffic (ovs netdev: moved into br-phy); empty: by route.",
         ),
         "underlay_ip": ("", "This host's tunnel endpoint IP (the other hosts' tunnel peer)."),
+        "network_node": (
+            "false",
+            "Whether this host serves DHCP, routers and metadata (registered with the API).",
+        ),
         "physical_interface_mappings": (
             "",
             "Provider networks: comma-separated physnet:interface (e.g. public:eth1).",
@@ -204,6 +247,33 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "",
             "OVS_RUNDIR of the Open vSwitch to drive (tests: one per fake host); empty: default.",
         ),
+    },
+    "metadata": {
+        "bind_host": ("0.0.0.0", "Address stratus-metadata listens on (the proxies reach it)."),
+        "bind_port": ("8775", "Port stratus-metadata listens on."),
+        "workers": ("1", "Number of uvicorn worker processes (each keeps its own cache)."),
+        "shared_secret": (
+            "",
+            "HMAC-SHA256 key the metadata proxies sign requests with (the same as [agent] "
+            "metadata_shared_secret); stratus-metadata refuses to start while it is empty.",
+        ),
+        "compute_url": (
+            "http://127.0.0.1:8774/v2.1",
+            "The compute API whose metadata lookup finds an instance by network + fixed IP.",
+        ),
+        "username": ("stratus-metadata", "Service user stratus-metadata authenticates as."),
+        "password": ("", "Password of that user."),
+        "project_name": ("service", "Project the service user's token is scoped to."),
+        "cache_ttl": (
+            "5",
+            "Seconds an instance document is cached per (network, fixed IP); 0: no cache.",
+        ),
+        "negative_cache_ttl": (
+            "2",
+            "Seconds a 'no instance has this address' answer is cached; 0: not cached.",
+        ),
+        "cache_max_entries": ("10000", "Most (network, fixed IP) entries kept in the cache."),
+        "compute_timeout": ("10", "Seconds to wait for the compute API before answering 503."),
     },
 }
 

@@ -1,0 +1,328 @@
+"""stratus-metadata: answers instances' metadata requests relayed by the metadata proxies.
+
+Every request comes from a proxy in a network's namespace with three headers:
+``X-Forwarded-For`` (the instance's fixed IP), ``X-Stratus-Network-ID`` and
+``X-Stratus-Signature`` (hex HMAC-SHA256 of ``"<network id>\\n<fixed ip>"`` with
+the shared secret). A missing header is a 400, a wrong signature a 403. The
+instance is looked up by network + fixed IP through the compute API (service
+user token), cached for ``cache_ttl`` seconds, and its files are served from
+:func:`stratus.metadata.content.render` plus the EC2 plain-text tree. An
+instance can only ever see its own data: nothing else selects the instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from stratus.common.app import create_app, serve, setup_logging
+from stratus.common.clients import ApiClient, PasswordAuth, ServiceError
+from stratus.common.config import Config, ConfigError
+from stratus.common.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+    nova_error,
+)
+from stratus.metadata import content
+from stratus.metadata.cache import TTLCache
+
+SECTION = "metadata"
+LOG = logging.getLogger("stratus.metadata")
+MAX_PASSWORD_BYTES = 256
+HEADER_IP = "x-forwarded-for"
+HEADER_NETWORK = "x-stratus-network-id"
+HEADER_SIGNATURE = "x-stratus-signature"
+
+
+def expected_signature(secret: str, network_id: str, fixed_ip: str) -> str:
+    """The signature a proxy sends (same as ``stratus.agent.metadata_proxy.sign``)."""
+    return hmac.new(secret.encode(), f"{network_id}\n{fixed_ip}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+class InstanceSource(Protocol):
+    """Where instance documents come from (the compute API; a fake in unit tests)."""
+
+    def lookup(self, network_id: str, fixed_ip: str) -> dict[str, Any] | None: ...
+
+    def set_password(self, server_id: str, password: str) -> None: ...
+
+
+class ComputeSource:
+    """The compute API's metadata endpoints, called as the metadata service user."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    def lookup(self, network_id: str, fixed_ip: str) -> dict[str, Any] | None:
+        try:
+            body = self.client.get("stratus/metadata",
+                                   params={"network_id": network_id, "fixed_ip": fixed_ip})
+        except ServiceError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        instance = body.get("instance") if isinstance(body, dict) else None
+        if not isinstance(instance, dict) or not instance.get("uuid"):
+            raise ServiceError("compute answered the metadata lookup without an instance",
+                               status=502, temporary=True)
+        return instance
+
+    def set_password(self, server_id: str, password: str) -> None:
+        self.client.put(f"stratus/metadata/{server_id}/password", {"password": password})
+
+
+@dataclass
+class Instance:
+    """One instance's document and everything rendered from it (cached together)."""
+
+    doc: dict[str, Any]
+    files: dict[str, bytes]
+    ec2: dict[str, Any]
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Instance:
+        return cls(doc, content.render(doc), content.ec2_tree(doc))
+
+
+@dataclass
+class Settings:
+    shared_secret: str
+    cache_ttl: float = 5.0
+    negative_cache_ttl: float = 2.0
+    cache_max_entries: int = 10000
+
+
+class MetadataService:
+    """Authenticates proxied requests, finds the instance, answers the path."""
+
+    def __init__(self, source: InstanceSource, settings: Settings) -> None:
+        if not settings.shared_secret:
+            raise ConfigError("[metadata] shared_secret is empty; set it to the same value "
+                              "as [agent] metadata_shared_secret")
+        self.source = source
+        self.settings = settings
+        self.cache: TTLCache[Instance] = TTLCache(
+            settings.cache_ttl, settings.negative_cache_ttl, settings.cache_max_entries)
+
+    # -- who is asking -------------------------------------------------------------
+    def identify(self, headers: Any) -> tuple[str, str]:
+        """(network id, fixed ip) of a correctly signed request; 400/403 otherwise."""
+        missing = [h for h in ("X-Forwarded-For", "X-Stratus-Network-ID", "X-Stratus-Signature")
+                   if not headers.get(h.lower(), "").strip()]
+        if missing:
+            raise BadRequest(
+                f"Missing header(s) {', '.join(missing)}: metadata requests must come through "
+                "the Stratus metadata proxy, which adds X-Forwarded-For, X-Stratus-Network-ID "
+                "and X-Stratus-Signature.")
+        fixed_ip = headers[HEADER_IP].split(",")[0].strip()
+        network_id = headers[HEADER_NETWORK].strip()
+        signature = headers[HEADER_SIGNATURE].strip().lower()
+        try:
+            ipaddress.ip_address(fixed_ip)
+        except ValueError:
+            raise BadRequest(f"X-Forwarded-For {fixed_ip!r} is not an IP address.") from None
+        wanted = expected_signature(self.settings.shared_secret, network_id, fixed_ip)
+        if not hmac.compare_digest(wanted.encode(), signature.encode("ascii", "replace")):
+            LOG.warning("metadata request for %s on network %s has a bad signature",
+                        fixed_ip, network_id)
+            raise Forbidden("The X-Stratus-Signature of this request is not valid for its "
+                            "network and address (is the proxy's shared secret the same as "
+                            "[metadata] shared_secret?).")
+        return network_id, fixed_ip
+
+    def instance(self, network_id: str, fixed_ip: str) -> Instance:
+        def load() -> Instance | None:
+            doc = self.source.lookup(network_id, fixed_ip)
+            return None if doc is None else Instance.from_doc(doc)
+
+        try:
+            found = self.cache.get_or_load((network_id, fixed_ip), load)
+        except ServiceError as exc:
+            LOG.error("metadata lookup of %s on network %s failed: %s", fixed_ip, network_id, exc)
+            raise ServiceUnavailable(
+                "The compute API could not be asked for this instance's metadata; "
+                "try again later.") from None
+        if found is None:
+            raise NotFound(f"No instance has the address {fixed_ip} on network {network_id}.")
+        return found
+
+    # -- what is asked ------------------------------------------------------------
+    def get(self, network_id: str, fixed_ip: str, path: str) -> tuple[bytes, str]:
+        """(body, content type) for GET/HEAD of ``path``; raises NotFound."""
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return _text([*content.EC2_VERSIONS, "latest"])
+        if parts[0] == "openstack":
+            if len(parts) == 1:
+                return _text([*content.OPENSTACK_VERSIONS, "latest"])
+            version = _openstack_version(parts[1])
+            inst = self.instance(network_id, fixed_ip)
+            names = sorted(n.rsplit("/", 1)[1] for n in inst.files
+                           if n.startswith(f"openstack/{version}/"))
+            has_password = version == "latest" or version >= content.PASSWORD_SINCE
+            if len(parts) == 2:
+                return _text(names + (["password"] if has_password else []))
+            if len(parts) == 3:
+                name = parts[2]
+                if name == "password" and has_password:
+                    return (inst.doc.get("password") or "").encode(), "text/plain"
+                data = inst.files.get(f"openstack/{version}/{name}")
+                if data is not None:
+                    kind = "application/json" if name.endswith(".json") else "text/plain"
+                    return data, kind
+            raise NotFound(f"{path} does not exist; see /openstack/{version}/ for the files.")
+        version = parts[0]
+        if version != "latest" and version not in content.EC2_VERSIONS:
+            raise NotFound(f"{path} does not exist: the metadata versions are listed at /.")
+        inst = self.instance(network_id, fixed_ip)
+        user_data = inst.files.get("ec2/latest/user-data")
+        if len(parts) == 1:
+            return _text(["meta-data/"] + (["user-data"] if user_data is not None else []))
+        if parts[1] == "user-data" and len(parts) == 2:
+            if user_data is None:
+                raise NotFound("This instance has no user data.")
+            return user_data, "application/octet-stream"
+        if parts[1] == "meta-data":
+            found = content.ec2_text(inst.ec2, "/".join(parts[2:]))
+            if found is not None:
+                return found, "text/plain"
+        raise NotFound(f"{path} does not exist; see /{version}/meta-data/ for the keys.")
+
+    def post(self, network_id: str, fixed_ip: str, path: str, body: bytes) -> None:
+        """POST is only for ``/openstack/<version>/password`` (stored once)."""
+        parts = [p for p in path.split("/") if p]
+        if (len(parts) != 3 or parts[0] != "openstack" or parts[2] != "password"):
+            raise MethodNotAllowed(
+                f"POST is not allowed on {path}; only /openstack/latest/password accepts it.")
+        version = _openstack_version(parts[1])
+        if version != "latest" and version < content.PASSWORD_SINCE:
+            raise NotFound(f"Metadata version {version} has no password.")
+        if len(body) > MAX_PASSWORD_BYTES:
+            raise BadRequest(f"The password is {len(body)} bytes; at most "
+                             f"{MAX_PASSWORD_BYTES} bytes are accepted.")
+        try:
+            password = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("The password must be UTF-8 text (the guest posts base64).") from None
+        inst = self.instance(network_id, fixed_ip)
+        if inst.doc.get("password"):
+            raise Conflict("This instance's password is already set; it can be posted only once.")
+        try:
+            self.source.set_password(str(inst.doc["uuid"]), password)
+        except ServiceError as exc:
+            if exc.status == 409:
+                raise Conflict("This instance's password is already set; "
+                               "it can be posted only once.") from None
+            if exc.status == 404:
+                raise NotFound("This instance no longer exists.") from None
+            LOG.error("storing the password of %s failed: %s", inst.doc["uuid"], exc)
+            raise ServiceUnavailable("The compute API could not store the password; "
+                                     "try again later.") from None
+        finally:
+            self.cache.invalidate((network_id, fixed_ip))
+
+
+def _openstack_version(version: str) -> str:
+    if version != "latest" and version not in content.OPENSTACK_VERSIONS:
+        raise NotFound(f"OpenStack metadata version {version!r} does not exist; the versions "
+                       "are listed at /openstack.")
+    return version
+
+
+def _text(lines: list[str]) -> tuple[bytes, str]:
+    return "\n".join(lines).encode(), "text/plain"
+
+
+def build_app(service: MetadataService, on_shutdown: list[Callable[[], Any]] | None = None
+              ) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        path = request.url.path
+        if request.method == "POST":
+            body = await request.body()
+            net, ip = service.identify(request.headers)
+            await run_in_threadpool(service.post, net, ip, path, body)
+            return Response(b"", status_code=200, media_type="text/plain")
+        net, ip = service.identify(request.headers)
+        data, kind = await run_in_threadpool(service.get, net, ip, path)
+        if kind == "text/plain":
+            kind = "text/plain; charset=utf-8"
+        return Response(data, media_type=kind)
+
+    routes: list[BaseRoute] = [Route("/{path:path}", endpoint, methods=["GET", "HEAD", "POST"])]
+    return create_app("metadata", routes, nova_error, on_shutdown=on_shutdown)
+
+
+def build_service(config: Config) -> tuple[MetadataService, ApiClient]:
+    secret = config.get(SECTION, "shared_secret")
+    auth = PasswordAuth(
+        config.get(SECTION, "identity_url"),
+        config.get(SECTION, "username"),
+        config.get(SECTION, "password"),
+        config.get(SECTION, "project_name"),
+        timeout=float(config.get(SECTION, "compute_timeout")),
+    )
+    client = ApiClient(config.get(SECTION, "compute_url"), auth,
+                       timeout=float(config.get(SECTION, "compute_timeout")), service="compute")
+    settings = Settings(
+        shared_secret=secret,
+        cache_ttl=float(config.get(SECTION, "cache_ttl")),
+        negative_cache_ttl=float(config.get(SECTION, "negative_cache_ttl")),
+        cache_max_entries=config.get_int(SECTION, "cache_max_entries", minimum=1),
+    )
+    return MetadataService(ComputeSource(client), settings), client
+
+
+def create_app_from_config() -> Starlette:
+    """uvicorn factory: reads the configuration named by STRATUS_CONFIG_FILE."""
+    config = Config.load()
+    setup_logging(config.get_bool("DEFAULT", "debug"))
+    service, client = build_service(config)
+    return build_app(service, on_shutdown=[client.close])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stratus-metadata", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
+    )
+    args = parser.parse_args(argv)
+    if args.config_file:
+        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
+    config = Config.load()
+    setup_logging(config.get_bool("DEFAULT", "debug"))
+    try:
+        _service, client = build_service(config)  # fail fast on a bad setting
+        client.close()
+        for key in ("cache_ttl", "negative_cache_ttl", "compute_timeout"):
+            if float(config.get(SECTION, key)) < 0:
+                raise ConfigError(f"setting [{SECTION}] {key} must not be negative")
+    except (ConfigError, ValueError) as exc:
+        sys.stderr.write(f"stratus-metadata: {exc}\n")
+        return 1
+    serve(
+        "stratus.metadata.app:create_app_from_config",
+        config.get(SECTION, "bind_host"),
+        config.get_int(SECTION, "bind_port"),
+        workers=config.get_int(SECTION, "workers", minimum=1),
+        debug=config.get_bool("DEFAULT", "debug"),
+    )
+    return 0
