@@ -136,7 +136,11 @@ def test_converges_everything_desired() -> None:
     assert host.plugged["tapr-a-0000"] == "brq" + NET_A[:11]
     assert host.plugged["tapr-gw-0000"] == "brq" + PUBLIC[:11]
     assert set(host.firewall) == {"port-a1-0000"}  # port-b1 has port security off
-    assert set(host.proxies) == {"qdhcp-" + NET_A, "qdhcp-" + NET_B}
+    assert set(host.proxies) == {"qdhcp-" + NET_A, "qdhcp-" + NET_B, "qrouter-router-1"}
+    # The router's proxy serves the networks behind it, chosen by the client's subnet.
+    assert host.proxy_subnets["qrouter-router-1"] == {"10.0.0.0/24": NET_A}
+    assert host.proxies["qrouter-router-1"][0] == ""
+    assert host.proxies["qdhcp-" + NET_A][0] == NET_A
 
 
 def test_a_second_pass_and_a_restart_recreate_nothing() -> None:
@@ -277,9 +281,11 @@ def test_http_source_authenticates_and_unwraps_the_host_state() -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from stratus.agent.network_agent import HttpSource, PasswordAuth
+    from stratus.agent.network_agent import HttpSource
+    from stratus.common.clients import PasswordAuth
 
     seen: list[str] = []
+    puts: list[tuple[str, dict]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -290,6 +296,14 @@ def test_http_source_authenticates_and_unwraps_the_host_state() -> None:
             ok = json.loads(body)["auth"]["identity"]["password"]["user"]["password"] == "pw"
             self.send_response(201 if ok else 401)
             self.send_header("X-Subject-Token", "tok-1")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def do_PUT(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            puts.append((self.path, body))
+            self.send_response(200 if self.headers.get("X-Auth-Token") == "tok-1" else 401)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"{}")
@@ -315,7 +329,17 @@ def test_http_source_authenticates_and_unwraps_the_host_state() -> None:
         source = HttpSource(base + "/v2.0/stratus/host-state?host={host}", "cmp1", auth)
         assert source.get().host == "cmp1"
         assert seen == ["/v2.0/stratus/host-state?host=cmp1"]
-        with pytest.raises(DriverError, match="refused the agent's credentials"):
+        # The same API takes the host's registration and its port statuses.
+        reporter = HttpSource(base + "/v2.0/stratus/host-state?host={host}", "cmp1", auth,
+                              underlay_ip="192.0.2.5", network_node=True)
+        reporter.register()
+        reporter.report_ports(["p2", "p1"], ["p3"])
+        assert puts == [
+            ("/v2.0/stratus-agent/hosts/cmp1",
+             {"host": {"underlay_ip": "192.0.2.5", "network_node": True}}),
+            ("/v2.0/stratus-agent/hosts/cmp1/ports",
+             {"ports": {"active": ["p1", "p2"], "down": ["p3"]}})]
+        with pytest.raises(DriverError, match="refused the credentials"):
             HttpSource(base + "/x", "cmp1", PasswordAuth(base, "agent", "bad", "p")).get()
         with pytest.raises(DriverError, match="answered 401"):
             HttpSource(base + "/x", "cmp1").get()
@@ -347,3 +371,70 @@ def test_the_loop_retries_soon_after_a_temporary_error() -> None:
     thread.join(timeout=10)
     assert passes == [False, True]  # retried after retry_interval, not resync_interval
     assert "brq" + NET_A[:11] in host.segments
+
+
+class RecordingReporter:
+    def __init__(self) -> None:
+        self.registrations = 0
+        self.reports: list[tuple[list[str], list[str]]] = []
+
+    def register(self) -> None:
+        self.registrations += 1
+
+    def report_ports(self, active: list[str], down: list[str]) -> None:
+        self.reports.append((sorted(active), sorted(down)))
+
+
+def test_every_pass_registers_the_host_and_reports_port_status() -> None:
+    host = FakeHost()
+    host.devices.add("tapport-a1-000")  # port-b1's tap is not there yet
+    source = StaticSource(HostState.from_dict(state_doc()))
+    drivers = NetworkDrivers(FakeL2(host), FakeDhcp(host), FakeRouters(host),
+                             FakeFirewall(host), FakeMetadata(host))
+    reporter = RecordingReporter()
+    agent = NetworkAgent(drivers, source, None, reporter)
+    agent.reconcile_once()
+    infra = ["dhcp-a-0000", "dhcp-b-0000", "r-a-0000", "r-gw-0000"]
+    assert reporter.registrations == 1
+    assert reporter.reports[-1] == (sorted(["port-a1-0000", *infra]), ["port-b1-0000"])
+    host.devices.add("tapport-b1-000")  # the compute agent created it
+    agent.reconcile_once()
+    assert reporter.registrations == 2
+    assert reporter.reports[-1] == (sorted(["port-a1-0000", "port-b1-0000", *infra]), [])
+    # Security groups that cannot be applied keep the secured port DOWN (not b1: no
+    # port security), and a failed router keeps its ports DOWN.
+    host.broken["firewall"] = DriverError("nft failed")
+
+    def broken_router(*args: object) -> None:
+        raise DriverError("ip netns add failed", temporary=True)
+
+    setattr(drivers.routers, "ensure_router", broken_router)  # noqa: B010
+    report = agent.reconcile_once()
+    active, down = reporter.reports[-1]
+    assert "port-b1-0000" in active and "port-a1-0000" in down, report
+    assert {"r-a-0000", "r-gw-0000"} <= set(down) and "dhcp-a-0000" in active
+
+
+def test_cleanup_removes_everything_without_the_api() -> None:
+    host = fake_host()
+    agent, source = make_agent(host, state_doc())
+    agent.reconcile_once()
+    source.state = None  # type: ignore[assignment]  # noqa: the API is gone at teardown
+    assert agent.cleanup("cmp1")
+    assert not host.segments and not host.dhcp and not host.routers
+    assert not host.proxies and not host.firewall and not host.plugged
+
+
+def test_a_router_proxy_picks_the_network_by_the_client_subnet() -> None:
+    import ipaddress
+
+    from stratus.agent.metadata_proxy import network_of
+
+    subnets = [(ipaddress.IPv4Network("10.0.0.0/24"), "net-a"),
+               (ipaddress.IPv4Network("10.0.0.0/16"), "net-wide"),
+               (ipaddress.IPv4Network("192.168.5.0/24"), "net-b")]
+    assert network_of("10.0.0.7", "", subnets) == "net-a"  # most specific
+    assert network_of("10.0.9.7", "", subnets) == "net-wide"
+    assert network_of("192.168.5.9", "", subnets) == "net-b"
+    assert network_of("172.16.0.1", "", subnets) is None
+    assert network_of("10.0.0.7", "net-dhcp", []) == "net-dhcp"  # a DHCP namespace's own

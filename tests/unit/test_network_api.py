@@ -239,12 +239,13 @@ def test_port_security_groups_pairs_and_binding(api: NetApi) -> None:
         "network_id": net["id"], "port_security_enabled": False,
         "security_groups": [default["security_groups"][0]["id"]]}})
     assert bad.status_code == 409
-    # Binding to a host is for admins (the compute service) and makes the port ACTIVE.
+    # Binding to a host is for admins (the compute service); the port stays DOWN until
+    # the host's agent reports it plugged (test_network_hoststate.py).
     assert api.call("PUT", f"/v2.0/ports/{port['id']}", ALICE, json={"port": {
         "binding:host_id": "cmp1"}}).status_code == 403
     bound = api.ok("PUT", f"/v2.0/ports/{port['id']}", ADMIN, json={"port": {
         "binding:host_id": "cmp1", "device_id": "vm1", "device_owner": "compute:nova"}})
-    assert bound["port"]["status"] == "ACTIVE" and bound["port"]["binding:vif_type"] == "ovs"
+    assert bound["port"]["status"] == "DOWN" and bound["port"]["binding:vif_type"] == "ovs"
 
 
 # ---- isolation -------------------------------------------------------------------------

@@ -89,3 +89,66 @@ def test_host_state_is_admin_only_and_checks_input(api: NetApi) -> None:
     assert api.call("GET", "/v2.0/stratus/host-state", ADMIN).status_code == 400
     empty = HostState.from_dict(api.ok("GET", "/v2.0/stratus-agent/hosts/nobody"))
     assert empty.ports == [] and empty.networks == []
+
+
+def test_port_status_follows_the_agent_reports(api: NetApi) -> None:
+    net = api.network(token=ALICE, name="app")
+    sub = api.subnet(net["id"], "10.0.0.0/24", ALICE)
+    vm1, vm2 = api.port(net["id"], ALICE), api.port(net["id"], ALICE)
+    assert vm1["status"] == "DOWN"
+    for port in (vm1, vm2):
+        bound = api.ok("PUT", f"/v2.0/ports/{port['id']}", json={"port": {
+            "binding:host_id": "cmp1", "device_owner": "compute:nova", "device_id": "vm"}})
+        assert bound["port"]["status"] == "DOWN"  # bound, but not plugged yet
+
+    def status(port_id: str) -> str:
+        return str(api.ok("GET", f"/v2.0/ports/{port_id}", ALICE)["port"]["status"])
+
+    def report(host: str, active: list[str], down: list[str]) -> dict[str, list[str]]:
+        return dict(api.ok("PUT", f"/v2.0/stratus-agent/hosts/{host}/ports", json={
+            "ports": {"active": active, "down": down}})["ports"])
+
+    # Another host cannot make cmp1's port ACTIVE.
+    assert report("cmp2", [vm1["id"]], []) == {"active": [], "down": []}
+    assert status(vm1["id"]) == "DOWN"
+    assert report("cmp1", [vm1["id"]], [vm2["id"]]) == {"active": [vm1["id"]], "down": []}
+    assert status(vm1["id"]) == "ACTIVE" and status(vm2["id"]) == "DOWN"
+    # Level-triggered: the same report changes nothing; a port left out goes DOWN.
+    assert report("cmp1", [vm1["id"]], []) == {"active": [], "down": []}
+    assert report("cmp1", [vm2["id"]], []) == {"active": [vm2["id"]], "down": [vm1["id"]]}
+    # Administratively down or moved to another host: DOWN until that host reports it.
+    assert api.ok("PUT", f"/v2.0/ports/{vm2['id']}", ALICE, json={"port": {
+        "admin_state_up": False}})["port"]["status"] == "DOWN"
+    report("cmp1", [vm2["id"]], [])
+    assert status(vm2["id"]) == "DOWN"
+    report("cmp1", [vm1["id"]], [])
+    moved = api.ok("PUT", f"/v2.0/ports/{vm1['id']}", json={"port": {"binding:host_id": "cmp2"}})
+    assert moved["port"]["status"] == "DOWN"
+    report("cmp1", [vm1["id"]], [])
+    assert status(vm1["id"]) == "DOWN"
+    report("cmp2", [vm1["id"]], [])
+    assert status(vm1["id"]) == "ACTIVE"
+
+    # DHCP and router ports: only a registered network node reports them.
+    router = api.router(ALICE)
+    api.ok("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", ALICE,
+           json={"subnet_id": sub["id"]})
+    infra = [p["id"] for p in api.ok("GET", "/v2.0/ports", params={
+        "network_id": net["id"], "device_owner": ["network:dhcp", "network:router_interface"]}
+        )["ports"]]
+    assert len(infra) == 2
+    report("cmp1", infra, [])
+    assert {status(i) for i in infra} == {"DOWN"}
+    api.ok("PUT", "/v2.0/stratus-agent/hosts/net1", json={"host": {"network_node": True}})
+    assert sorted(report("net1", infra, [])["active"]) == sorted(infra)
+    assert {status(i) for i in infra} == {"ACTIVE"}
+    assert report("net1", [], infra[:1])["down"] == infra[:1]
+    assert status(vm1["id"]) == "ACTIVE"  # a network node's report leaves cmp2's ports alone
+
+    body: object
+    for body in ({"ports": {"active": "x"}}, {"ports": {"up": []}}, {"active": []},
+                 {"ports": {"active": [1]}}):
+        bad = api.call("PUT", "/v2.0/stratus-agent/hosts/cmp1/ports", ADMIN, json=body)
+        assert bad.status_code == 400, body
+    assert api.call("PUT", "/v2.0/stratus-agent/hosts/cmp1/ports", ALICE, json={
+        "ports": {"active": []}}).status_code == 403

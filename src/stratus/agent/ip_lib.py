@@ -173,6 +173,35 @@ class IpLib:
         self.ensure_link_settings(ns_dev, netns, mac=mac, mtu=mtu, info=inner)
         self.ensure_link_settings(host_dev, mtu=mtu, master=master, info=outer)
 
+    def bridge_uplink(self, iface: str) -> str:
+        """The device to attach for a mapped physical interface.
+
+        An ordinary interface is attached itself. A Linux bridge (the external
+        bridge ``br-ex`` of an all-in-one, which holds the host's address on the
+        external network) cannot be enslaved to another bridge nor read by OVS
+        as a port, so it is linked with a veth pair: ``phy-<bridge>`` sits in
+        the bridge, ``int-<bridge>`` is returned for the network's bridge/br-int.
+        """
+        info = self.link(iface)
+        if info is None or info.get("linkinfo", {}).get("info_kind") != "bridge":
+            return iface
+        outer, inner = f"phy-{iface}"[:15], f"int-{iface}"[:15]
+        if self.link(outer) is None or self.link(inner) is None:
+            self.delete_link(outer)
+            self.delete_link(inner)
+            self.change(["ip", "link", "add", outer, "type", "veth", "peer", "name", inner],
+                        [outer, inner])
+            self.disable_tx_checksum(outer)
+            self.disable_tx_checksum(inner)
+        self.ensure_link_settings(outer, master=iface)
+        self.ensure_link_settings(inner)
+        return inner
+
+    def remove_bridge_uplink(self, iface: str) -> None:
+        """Undo :meth:`bridge_uplink` (the veth pair goes with either end)."""
+        self.delete_link(f"phy-{iface}"[:15])
+        self.delete_link(f"int-{iface}"[:15])
+
     def disable_tx_checksum(self, dev: str, netns: str | None = None) -> None:
         argv = ["ethtool", "-K", dev, "tx", "off"]
         if netns:

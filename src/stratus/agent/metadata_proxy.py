@@ -13,7 +13,11 @@ Each request goes upstream with:
 * ``X-Stratus-Signature``: hex HMAC-SHA256, keyed with the shared secret, of
   ``"<network id>\\n<fixed ip>"`` (:func:`sign`).
 
-The config file (JSON, mode 0600) holds ``netns``, ``network_id``,
+In a router namespace one proxy serves every network behind the router: the
+settings map each subnet CIDR to its network (``subnets``) and the client's
+address picks the network (a client on none of them gets 404).
+
+The config file (JSON, mode 0600) holds ``netns``, ``network_id``, ``subnets``,
 ``upstream_url``, ``shared_secret``, ``listen_host``, ``listen_port`` and
 ``pid_file``. An empty secret is refused: the process exits with status 2.
 """
@@ -26,6 +30,7 @@ import ctypes
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import json
 import os
 import sys
@@ -75,9 +80,25 @@ def bind_in_netns(netns_path: str | None, factory: Any) -> Any:
         os.close(own)
 
 
-def make_handler(network_id: str, upstream_url: str, secret: str) -> type:
+def network_of(client_ip: str, network_id: str,
+               subnets: list[tuple[ipaddress.IPv4Network, str]]) -> str | None:
+    """The network a request comes from: the namespace's own (DHCP), or in a router the
+    network of the most specific subnet holding the client's address."""
+    if not subnets:
+        return network_id or None
+    try:
+        addr = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return None
+    best = [(net.prefixlen, nid) for net, nid in subnets if addr in net]
+    return max(best)[1] if best else None
+
+
+def make_handler(network_id: str, upstream_url: str, secret: str,
+                 subnets: dict[str, str] | None = None) -> type:
     upstream = urllib.parse.urlsplit(upstream_url)
     base_path = upstream.path.rstrip("/")
+    cidrs = [(ipaddress.IPv4Network(c, strict=False), n) for c, n in (subnets or {}).items()]
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -90,13 +111,23 @@ def make_handler(network_id: str, upstream_url: str, secret: str) -> type:
             client_ip = self.client_address[0]
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
+            net_id = network_of(client_ip, network_id, cidrs)
+            if net_id is None:
+                data = b"no network behind this router holds the client address\n"
+                self.send_response(404)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                return
             headers = {
                 k: v for k, v in self.headers.items()
                 if k.lower() not in HOP_BY_HOP and k.lower() not in OUR_HEADERS
             }
             headers["X-Forwarded-For"] = client_ip
-            headers["X-Stratus-Network-ID"] = network_id
-            headers["X-Stratus-Signature"] = sign(secret, network_id, client_ip)
+            headers["X-Stratus-Network-ID"] = net_id
+            headers["X-Stratus-Signature"] = sign(secret, net_id, client_ip)
             conn_cls = (http.client.HTTPSConnection if upstream.scheme == "https"
                         else http.client.HTTPConnection)
             try:
@@ -135,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     if not secret:
         sys.stderr.write("metadata-proxy: the shared secret is empty; refusing to start\n")
         return 2
-    handler = make_handler(conf["network_id"], conf["upstream_url"], secret)
+    handler = make_handler(conf.get("network_id") or "", conf["upstream_url"], secret,
+                           conf.get("subnets") or None)
     server = bind_in_netns(
         conf.get("netns_path"),
         lambda: ThreadingHTTPServer(

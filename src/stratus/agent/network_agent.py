@@ -13,6 +13,7 @@ goes away).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import socket
@@ -22,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
+
+import httpx
 
 from stratus.agent.netdrivers.base import (
     DhcpDriver,
@@ -33,6 +37,7 @@ from stratus.agent.netdrivers.base import (
 )
 from stratus.agent.network_model import HostState, MetadataSettings, ModelError
 from stratus.agent.runner import CommandError
+from stratus.common.clients import PasswordAuth, ServiceError
 from stratus.common.config import Config
 
 LOG = logging.getLogger(__name__)
@@ -59,72 +64,71 @@ class JsonFileSource:
         return HostState.from_json(text)
 
 
-class PasswordAuth:
-    """Gets (and renews) a project-scoped token from identity with a service user."""
-
-    def __init__(self, identity_url: str, username: str, password: str, project: str,
-                 domain: str = "Default", timeout: float = 10.0):
-        self.url = identity_url.rstrip("/")
-        if not self.url.endswith("/v3"):
-            self.url += "/v3"
-        self.username, self.password, self.project = username, password, project
-        self.domain, self.timeout = domain, timeout
-        self._token: str | None = None
-        self._expires = 0.0
-
-    def token(self, renew: bool = False) -> str:
-        import httpx
-
-        if self._token and not renew and time.monotonic() < self._expires:
-            return self._token
-        body = {"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": self.username, "domain": {"name": self.domain},
-                "password": self.password}}},
-            "scope": {"project": {"name": self.project, "domain": {"name": self.domain}}}}}
-        try:
-            resp = httpx.post(f"{self.url}/auth/tokens", json=body, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise DriverError(f"identity unreachable: {exc}", temporary=True) from None
-        if resp.status_code != 201:
-            raise DriverError(f"identity refused the agent's credentials ({resp.status_code})",
-                              temporary=resp.status_code >= 500)
-        self._token = resp.headers["X-Subject-Token"]
-        self._expires = time.monotonic() + 600  # renewed well before any expiry
-        return self._token
-
-
 class HttpSource:
     """GETs the desired state from the network API (``network_state_url`` with
     ``{host}`` substituted), authenticated with a token from ``auth`` when given.
-    The body is the :class:`HostState` document, bare or as ``{"host_state": {...}}``."""
+    The body is the :class:`HostState` document, bare or as ``{"host_state": {...}}``.
+
+    It is also the agent's :class:`HostReporter`: the same API (the part of the URL
+    before ``/v2.0/``) takes the host's registration and its port statuses."""
 
     def __init__(self, url: str, host: str, auth: PasswordAuth | None = None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, underlay_ip: str | None = None,
+                 network_node: bool = False):
         self.url = url.replace("{host}", host)
+        self.host = host
         self.auth = auth
         self.timeout = timeout
+        self.underlay_ip = underlay_ip or None
+        self.network_node = network_node
+        base = self.url.split("/v2.0/", 1)[0] if "/v2.0/" in self.url else self.url
+        self.host_url = f"{base.rstrip('/')}/v2.0/stratus-agent/hosts/{quote(host, safe='')}"
 
-    def get(self) -> HostState:
-        import httpx
-
+    def _call(self, method: str, url: str, body: object = None) -> httpx.Response:
+        resp: httpx.Response | None = None
         for attempt in range(2):
-            headers = {"X-Auth-Token": self.auth.token(renew=attempt > 0)} if self.auth else {}
             try:
-                resp = httpx.get(self.url, headers=headers, timeout=self.timeout)
+                headers = {"X-Auth-Token": self.auth.token(renew=attempt > 0)} \
+                    if self.auth else {}
+            except ServiceError as exc:
+                raise DriverError(str(exc), temporary=exc.temporary) from None
+            try:
+                resp = httpx.request(method, url, headers=headers, json=body,
+                                     timeout=self.timeout)
             except httpx.HTTPError as exc:
                 raise DriverError(f"network API unreachable: {exc}", temporary=True) from None
             if resp.status_code == 401 and self.auth and attempt == 0:
                 continue
             break
+        assert resp is not None
         if resp.status_code >= 500:
             raise DriverError(f"network API answered {resp.status_code}", temporary=True)
-        if resp.status_code != 200:
-            raise DriverError(f"network API answered {resp.status_code}: {resp.text[:200]}")
-        data = resp.json()
+        if not resp.is_success:
+            raise DriverError(f"network API answered {resp.status_code} to {method} {url}: "
+                              f"{resp.text[:200]}")
+        return resp
+
+    def get(self) -> HostState:
+        data = self._call("GET", self.url).json()
         if isinstance(data, dict) and isinstance(data.get("host_state"), dict):
             data = data["host_state"]
         return HostState.from_dict(data)
+
+    def register(self) -> None:
+        self._call("PUT", self.host_url, {"host": {"underlay_ip": self.underlay_ip,
+                                                   "network_node": self.network_node}})
+
+    def report_ports(self, active: list[str], down: list[str]) -> None:
+        self._call("PUT", self.host_url + "/ports",
+                   {"ports": {"active": sorted(active), "down": sorted(down)}})
+
+
+class HostReporter(Protocol):
+    """Where the agent registers its host and reports its ports' status (the network API)."""
+
+    def register(self) -> None: ...
+
+    def report_ports(self, active: list[str], down: list[str]) -> None: ...
 
 
 class StaticSource:
@@ -153,6 +157,10 @@ class ReconcileReport:
     temporary: dict[str, str] = field(default_factory=dict)
     permanent: dict[str, str] = field(default_factory=dict)
     waiting_devices: list[str] = field(default_factory=list)
+    # port ids plugged and filtered (instance ports) or up in their namespace
+    # (DHCP and router ports), and those of the desired state that are not
+    active: list[str] = field(default_factory=list)
+    down: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -161,9 +169,11 @@ class ReconcileReport:
 
 class NetworkAgent:
     def __init__(self, drivers: NetworkDrivers, source: StateSource,
-                 metadata_defaults: MetadataSettings | None = None):
+                 metadata_defaults: MetadataSettings | None = None,
+                 reporter: HostReporter | None = None):
         self.d = drivers
         self.source = source
+        self.reporter = reporter
         self.metadata_defaults = metadata_defaults or MetadataSettings()
         self._reported: dict[str, str] = {}
         self._ready = False
@@ -191,6 +201,9 @@ class NetworkAgent:
 
     def reconcile_once(self) -> ReconcileReport:
         report = ReconcileReport()
+        if self.reporter is not None:
+            # Level-triggered registration: a lost or wiped registration comes back.
+            self._attempt(report, "host registration", self.reporter.register)
         try:
             state = self.source.get()
         except (DriverError, ModelError) as exc:
@@ -201,6 +214,9 @@ class NetworkAgent:
             self._reported = dict(report.permanent)
             return report
         self.reconcile(state, report)
+        if self.reporter is not None:
+            self._attempt(report, "port status report", self.reporter.report_ports,
+                          report.active, report.down)
         self._reported = dict(report.permanent)
         return report
 
@@ -225,29 +241,50 @@ class NetworkAgent:
         wanted_proxies: set[str] = set()
         for server in state.dhcp_servers:
             net = networks[server.network_id]
-            if self._attempt(report, f"dhcp {server.network_id}", d.dhcp.ensure_dhcp, server,
-                             net, d.l2) and server.metadata_proxy:
+            up = self._attempt(report, f"dhcp {server.network_id}", d.dhcp.ensure_dhcp, server,
+                               net, d.l2)
+            (report.active if up else report.down).append(server.port_id)
+            if up and server.metadata_proxy:
                 ns = d.dhcp.netns(server.network_id)
                 wanted_proxies.add(ns)
                 self._attempt(report, f"metadata proxy {ns}", d.metadata.ensure_proxy, ns,
                               server.network_id, metadata)
             elif server.metadata_proxy:
                 wanted_proxies.add(d.dhcp.netns(server.network_id))
-        # 3. routers
+        # 3. routers, each with a metadata proxy for the networks behind it
         for router in state.routers:
-            self._attempt(report, f"router {router.id}", d.routers.ensure_router, router,
-                          networks, d.l2)
+            up = self._attempt(report, f"router {router.id}", d.routers.ensure_router, router,
+                               networks, d.l2)
+            ids = [i.port_id for i in router.interfaces]
+            ids += [router.gateway.port_id] if router.gateway else []
+            (report.active if up else report.down).extend(dict.fromkeys(ids))
+            if not router.interfaces:
+                continue
+            ns = d.routers.netns(router.id)
+            wanted_proxies.add(ns)
+            if up:
+                subnets = {str(ipaddress.ip_interface(f"{i.ip_address}/{i.prefixlen}").network):
+                           i.network_id for i in router.interfaces}
+                self._attempt(report, f"metadata proxy {ns}", d.metadata.ensure_proxy, ns, "",
+                              metadata, subnets)
         # 4. instance ports: plug the devices that exist, then filter them
         present = []
         for port in state.ports:
             if not d.l2.device_exists(port.device):
                 report.waiting_devices.append(port.device)
+                report.down.append(port.id)
                 continue
             if self._attempt(report, f"port {port.id}", d.l2.plug, networks[port.network_id],
                              port.device, port.id, port.mac_address):
                 present.append(port)
+            else:
+                report.down.append(port.id)
         groups = {g.id: g for g in state.security_groups}
-        self._attempt(report, "security groups", d.firewall.apply, present, groups)
+        filtered = self._attempt(report, "security groups", d.firewall.apply, present, groups)
+        # A port is ACTIVE once plugged and filtered (docs/compute.md, port status).
+        for port in present:
+            secured = filtered or not port.port_security_enabled
+            (report.active if secured else report.down).append(port.id)
 
         # 5. remove what is ours and no longer desired (proxies before their namespaces)
         for ns in sorted(d.metadata.list_proxies() - wanted_proxies):
@@ -279,6 +316,15 @@ class NetworkAgent:
                     if n.segmentation_type != "flat" and n.segmentation_id}
             self._attempt(report, "remove stale tunnels", cleanup, vnis)
         return report
+
+    def cleanup(self, host: str) -> bool:
+        """Converge to an empty state, then remove the host-wide objects (teardown)."""
+        self._ready = True  # build nothing first
+        report = self.reconcile(HostState(host=host))
+        self._attempt(report, "host teardown", self.d.l2.teardown)
+        for what, error in {**report.temporary, **report.permanent}.items():
+            LOG.error("cleanup: %s: %s", what, error)
+        return report.ok
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, resync_interval: float, retry_interval: float,
@@ -361,17 +407,21 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
     )
     url = config.get(s, "network_state_url")
     source: StateSource
+    reporter: HostReporter | None = None
     if url.startswith(("http://", "https://")):
         auth = None
         if config.get(s, "username"):
             auth = PasswordAuth(config.get("DEFAULT", "identity_url"), config.get(s, "username"),
                                 config.get(s, "password"), config.get(s, "project_name"))
-        source = HttpSource(url, config.get(s, "host") or socket.gethostname(), auth)
+        http = HttpSource(url, config.get(s, "host") or socket.gethostname(), auth,
+                          underlay_ip=local_ip or None,
+                          network_node=config.get_bool(s, "network_node"))
+        source, reporter = http, http
     else:
         source = JsonFileSource(url.removeprefix("file://"))
     metadata = MetadataSettings(upstream_url=config.get(s, "metadata_url"),
                                 shared_secret=config.get(s, "metadata_shared_secret"))
-    agent = NetworkAgent(drivers, source, metadata)
+    agent = NetworkAgent(drivers, source, metadata, reporter)
     return (agent, float(config.get_int(s, "resync_interval", minimum=1)),
             float(config.get_int(s, "retry_interval", minimum=1)))
 
@@ -383,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-file",
                         help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf")
     parser.add_argument("--once", action="store_true", help="converge once and exit")
+    parser.add_argument("--cleanup", action="store_true",
+                        help="remove everything of ours from this host (namespaces, dnsmasq, "
+                             "proxies, nftables tables, segments, bridges) and exit; needs no API")
     args = parser.parse_args(argv)
     if args.config_file:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file
@@ -392,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     agent, resync, retry = build_agent(config)
+    if args.cleanup:
+        return 0 if agent.cleanup(config.get("agent", "host") or socket.gethostname()) else 1
     if args.once:
         report = agent.reconcile_once()
         return 0 if report.ok else 1

@@ -11,6 +11,14 @@ Admin only (the agent authenticates as a service user):
 * ``PUT /v2.0/stratus-agent/hosts/{host}`` with
   ``{"host": {"underlay_ip": "10.0.0.11", "network_node": false}}`` registers
   the host: its tunnel endpoint becomes every other host's tunnel peer.
+  The agent sends it at start and before every pass (level-triggered).
+* ``PUT /v2.0/stratus-agent/hosts/{host}/ports`` with
+  ``{"ports": {"active": [port ids], "down": [port ids]}}``: the agent's view
+  of its ports after every pass. Instance ports bound to the host become
+  ``ACTIVE`` when listed in ``active`` (and administratively up), every other
+  port bound to the host ``DOWN``; on a registered network node the DHCP and
+  router ports listed take the status given. Answers the ports whose status
+  changed.
 """
 
 from __future__ import annotations
@@ -18,13 +26,23 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.common.app import Req, Router
 from stratus.common.errors import BadRequest
 from stratus.network import hoststate, views
 from stratus.network import models as m
-from stratus.network.core import NetworkCore, utcnow
+from stratus.network.core import (
+    DHCP_OWNER,
+    ROUTER_GATEWAY,
+    ROUTER_INTERFACE,
+    NetworkCore,
+    utcnow,
+)
+
+NODE_OWNERS = (DHCP_OWNER, ROUTER_INTERFACE, ROUTER_GATEWAY)
+MAX_REPORTED_PORTS = 100000
 
 
 def host_name(value: object) -> str:
@@ -45,6 +63,15 @@ def underlay_ip(value: object) -> str | None:
 
 def _bad_ip(value: object) -> str:
     raise BadRequest(f"underlay_ip {value!r} is not an IP address.")
+
+
+def port_ids(obj: dict[str, Any], key: str) -> set[str]:
+    value = obj.get(key, [])
+    if not isinstance(value, list) or len(value) > MAX_REPORTED_PORTS or not all(
+            isinstance(v, str) and 0 < len(v) <= 36 for v in value):
+        raise BadRequest(f"ports.{key} must be a list of port ids (strings of 1-36 "
+                         f"characters, at most {MAX_REPORTED_PORTS}).")
+    return set(value)
 
 
 def network_node_flag(req: Req) -> bool | None:
@@ -102,5 +129,40 @@ def add_routes(router: Router, core: NetworkCore) -> None:
 
         def work(s: Session) -> dict[str, Any]:
             return register(s, host, underlay, node)
+
+        return core.transaction(work)
+
+    @router.add("PUT", "/v2.0/stratus-agent/hosts/{host}/ports")
+    def report_ports(req: Req) -> dict[str, Any]:
+        core.require_admin(req.ctx, "report_port_status")
+        host = host_name(req.params["host"])
+        obj = views.entity(req.body, "ports")
+        views.only(obj, {"active", "down"}, "ports")
+        active = port_ids(obj, "active")
+        down = port_ids(obj, "down") - active
+
+        def set_status(port: m.Port, status: str, changed: dict[str, list[str]]) -> None:
+            if port.status != status:
+                port.status = status
+                port.updated_at = utcnow()
+                port.revision_number += 1
+                changed[status.lower()].append(port.id)
+
+        def work(s: Session) -> dict[str, Any]:
+            changed: dict[str, list[str]] = {"active": [], "down": []}
+            for port in s.scalars(sa.select(m.Port).where(
+                    m.Port.host_id == host, ~m.Port.device_owner.startswith("network:"))
+                    .order_by(m.Port.id)):
+                up = port.id in active and port.admin_state_up
+                set_status(port, "ACTIVE" if up else "DOWN", changed)
+            registered = s.get(m.AgentHost, host)
+            if registered is not None and registered.network_node and (active | down):
+                for port in s.scalars(sa.select(m.Port).where(
+                        m.Port.id.in_(active | down), m.Port.device_owner.in_(NODE_OWNERS))
+                        .order_by(m.Port.id)):
+                    up = port.id in active and port.admin_state_up
+                    set_status(port, "ACTIVE" if up else "DOWN", changed)
+            s.flush()
+            return {"ports": changed}
 
         return core.transaction(work)

@@ -200,6 +200,7 @@ def add_routes(router: Router, core: NetworkCore) -> None:
         def work(s: Session) -> dict[str, Any]:
             port = core.port(s, ctx, req.params["port_id"])
             core.require_member(ctx, "update_port")
+            host_before = port.host_id
             net = s.get(m.Network, port.network_id)
             assert net is not None
             net_owner = ctx.is_admin or net.project_id == ctx.project_id
@@ -273,7 +274,7 @@ def add_routes(router: Router, core: NetworkCore) -> None:
             port.name = views.text(obj, "name", port.name)
             port.description = views.text(obj, "description", port.description)
             port.admin_state_up = views.boolean(obj, "admin_state_up", port.admin_state_up)
-            port.status = core.port_status(port)
+            port.status = core.port_status(port, host_before)
             port.updated_at = utcnow()
             port.revision_number += 1
             s.flush()

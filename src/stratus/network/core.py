@@ -497,11 +497,13 @@ class NetworkCore:
         return group
 
     @staticmethod
-    def port_status(port: m.Port) -> str:
-        """ACTIVE once bound to a host and administratively up, else DOWN."""
-        if port.admin_state_up and port.host_id:
-            return "ACTIVE"
-        return "DOWN"
+    def port_status(port: m.Port, host_before: str | None = None) -> str:
+        """A new port is DOWN; it becomes ACTIVE only when the network agent of its host
+        reports it plugged (``PUT /v2.0/stratus-agent/hosts/{host}/ports``). A port that
+        moves to another host or is set administratively down is DOWN again."""
+        if host_before is None or not port.admin_state_up or port.host_id != host_before:
+            return "DOWN"
+        return port.status
 
     # ---- ports ------------------------------------------------------------------------
 

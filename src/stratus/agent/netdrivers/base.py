@@ -76,6 +76,10 @@ class L2Driver(abc.ABC):
     def ensure_ready(self) -> None:  # noqa: B027 - optional hook
         """Host-wide setup (integration bridges, sysctls) before the first network."""
 
+    def teardown(self) -> None:  # noqa: B027 - optional hook
+        """Remove the host-wide objects of ``ensure_ready`` (``stratus-agent --cleanup``),
+        after every network was removed."""
+
 
 class DhcpDriver(abc.ABC):
     """A DHCP server per network in namespace ``qdhcp-<network>``."""
@@ -112,6 +116,10 @@ class RouterDriver(abc.ABC):
     def remove_router(self, router_id: str) -> None:
         """Delete the router's namespace (its devices and NAT rules go with it)."""
 
+    def netns(self, router_id: str) -> str:
+        """The namespace name of a router (where its metadata proxy listens)."""
+        return f"qrouter-{router_id}"
+
 
 class FirewallDriver(abc.ABC):
     """Security groups and anti-spoofing for the instance ports of this host."""
@@ -129,8 +137,11 @@ class MetadataProxyDriver(abc.ABC):
     """The metadata proxy listening on 169.254.169.254:80 inside a namespace."""
 
     @abc.abstractmethod
-    def ensure_proxy(self, netns: str, network_id: str, settings: MetadataSettings) -> None:
-        """A proxy runs in ``netns`` for ``network_id`` with these settings."""
+    def ensure_proxy(self, netns: str, network_id: str, settings: MetadataSettings,
+                     subnets: dict[str, str] | None = None) -> None:
+        """A proxy runs in ``netns`` for ``network_id`` with these settings. A router's
+        proxy serves several networks: ``subnets`` maps each CIDR behind it to its
+        network id (the client's address chooses), and ``network_id`` is empty."""
 
     @abc.abstractmethod
     def list_proxies(self) -> set[str]:

@@ -41,6 +41,7 @@ class FakeHost:
     routers: dict[str, Router] = field(default_factory=dict)
     firewall: dict[str, Port] = field(default_factory=dict)
     proxies: dict[str, tuple[str, MetadataSettings]] = field(default_factory=dict)
+    proxy_subnets: dict[str, dict[str, str]] = field(default_factory=dict)
     created: Counter[str] = field(default_factory=Counter)
     reloads: Counter[str] = field(default_factory=Counter)
     fail_next: list[DriverError] = field(default_factory=list)
@@ -166,6 +167,8 @@ class FakeFirewall(FirewallDriver):
 
     def apply(self, ports: list[Port], groups: dict[str, SecurityGroup]) -> None:
         self.host.maybe_fail()
+        if "firewall" in self.host.broken:
+            raise self.host.broken["firewall"]
         wanted = {p.id: copy.deepcopy(p) for p in ports if p.port_security_enabled}
         if wanted != self.host.firewall:
             self.host.created["firewall"] += 1
@@ -179,15 +182,19 @@ class FakeMetadata(MetadataProxyDriver):
     def __init__(self, host: FakeHost):
         self.host = host
 
-    def ensure_proxy(self, netns: str, network_id: str, settings: MetadataSettings) -> None:
+    def ensure_proxy(self, netns: str, network_id: str, settings: MetadataSettings,
+                     subnets: dict[str, str] | None = None) -> None:
         if not settings.shared_secret:
             raise DriverError("metadata shared secret is empty: refusing to start the proxy")
-        if self.host.proxies.get(netns) != (network_id, settings):
+        if self.host.proxies.get(netns) != (network_id, settings) or \
+                self.host.proxy_subnets.get(netns) != (subnets or {}):
             self.host.created[f"proxy:{netns}"] += 1
         self.host.proxies[netns] = (network_id, copy.deepcopy(settings))
+        self.host.proxy_subnets[netns] = dict(subnets or {})
 
     def list_proxies(self) -> set[str]:
         return set(self.host.proxies)
 
     def remove_proxy(self, netns: str) -> None:
         self.host.proxies.pop(netns, None)
+        self.host.proxy_subnets.pop(netns, None)

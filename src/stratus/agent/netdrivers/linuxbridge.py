@@ -45,6 +45,10 @@ class LinuxBridgeDriver(L2Driver):
         # Bridged IPv4 must traverse the inet hooks for the stateful security groups.
         self.ip.sysctl("net.bridge.bridge-nf-call-iptables", "1")
 
+    def teardown(self) -> None:
+        for iface in self.mappings.values():
+            self.ip.remove_bridge_uplink(iface)
+
     def network_key(self, network: Network) -> str:
         return BRIDGE_PREFIX + network.id[:11]
 
@@ -60,7 +64,7 @@ class LinuxBridgeDriver(L2Driver):
                 )
             if self.ip.link(iface) is None:
                 raise DriverError(f"physical interface {iface} does not exist", temporary=True)
-            self.ip.ensure_link_settings(iface, master=bridge)
+            self.ip.ensure_link_settings(self.ip.bridge_uplink(iface), master=bridge)
             return
         assert network.segmentation_id is not None
         vxlan = f"{VXLAN_PREFIX}{network.segmentation_id}"

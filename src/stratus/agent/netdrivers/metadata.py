@@ -38,7 +38,8 @@ class ProcessMetadataProxy(MetadataProxyDriver):
         pid = read_pidfile(pidfile)
         return pid if pid_running(pid, str(conf)) else None
 
-    def ensure_proxy(self, netns: str, network_id: str, settings: MetadataSettings) -> None:
+    def ensure_proxy(self, netns: str, network_id: str, settings: MetadataSettings,
+                     subnets: dict[str, str] | None = None) -> None:
         if not settings.shared_secret:
             raise DriverError(
                 "metadata shared secret is empty: refusing to start the metadata proxy "
@@ -50,6 +51,7 @@ class ProcessMetadataProxy(MetadataProxyDriver):
         conf, pidfile = self._paths(netns)
         content = json.dumps({
             "netns": netns, "netns_path": f"/run/netns/{netns}", "network_id": network_id,
+            "subnets": dict(sorted((subnets or {}).items())),
             "upstream_url": settings.upstream_url, "shared_secret": settings.shared_secret,
             "listen_host": "169.254.169.254", "listen_port": self.listen_port,
             "pid_file": str(pidfile),

@@ -159,6 +159,16 @@ class OvsDriver(L2Driver):
             self._ensure_br_phy()
             self.begin_pass()
 
+    def teardown(self) -> None:
+        for iface in self.mappings.values():
+            self.vsctl("--if-exists", "del-port", self.br_int, f"int-{iface}"[:15])
+            self.ip.remove_bridge_uplink(iface)
+        self.vsctl("--if-exists", "del-br", self.br_tun)
+        self.vsctl("--if-exists", "del-br", self.br_int)
+        if not self.underlay_interface:  # else br-phy carries the host's underlay address
+            self.vsctl("--if-exists", "del-br", self.br_phy)
+        self.begin_pass()
+
     def _ensure_br_phy(self) -> None:
         """Userspace tunnels route through a netdev bridge holding the underlay IP."""
         assert self.underlay_interface
@@ -207,7 +217,9 @@ class OvsDriver(L2Driver):
             if not iface:
                 raise DriverError(f"network {network.id}: physical network "
                                   f"{network.physical_network!r} has no mapping")
-            self._ensure_port(iface, vlan, network.id, {})
+            if self.ip.link(iface) is None:
+                raise DriverError(f"physical interface {iface} does not exist", temporary=True)
+            self._ensure_port(self.ip.bridge_uplink(iface), vlan, network.id, {})
             return
         tunnels = self._ensure_tunnels(set(tunnel_peers) - {self.local_ip})
         patch = self._ofport("patch-int")

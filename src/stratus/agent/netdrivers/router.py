@@ -1,7 +1,9 @@
 """Routers: namespace ``qrouter-<router>`` with a ``qr-`` device per subnet,
 a ``qg-`` gateway device on the external network, and an nftables table
 ``<nft_prefix>router`` doing SNAT (to the gateway IP, when ``enable_snat``),
-floating-IP DNAT and the reverse SNAT for floating IPs.
+floating-IP DNAT and the reverse SNAT for floating IPs. A router with
+interfaces also holds 169.254.169.254/32 on ``lo``, where its metadata proxy
+listens for the networks behind it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from stratus.agent.netdrivers.base import L2Driver, RouterDriver
 from stratus.agent.network_model import Network, Router
 
 LOG = logging.getLogger(__name__)
+METADATA_CIDR = "169.254.169.254/32"
 
 
 def render_nat(router: Router, internal_cidrs: list[str], gateway_dev: str | None) -> str:
@@ -77,6 +80,10 @@ class NamespaceRouterDriver(RouterDriver):
             self.ip.ensure_addresses(gw_dev, addrs, ns)
             self.ip.ensure_default_route(g.gateway_ip, gw_dev, ns)
             wanted_devs.add(gw_dev)
+        # The metadata proxy of the router listens on 169.254.169.254: guests whose
+        # route to it is their default gateway (no DHCP, or no option 121) reach it here.
+        lo = {"127.0.0.1/8"} | ({METADATA_CIDR} if router.interfaces else set())
+        self.ip.ensure_addresses("lo", lo, ns)
         for link in self.ip.links(ns):
             name = link["ifname"]
             if name.startswith(("qr-", "qg-")) and name not in wanted_devs:
@@ -84,6 +91,9 @@ class NamespaceRouterDriver(RouterDriver):
                 self.ip.delete_link(name, ns)
         nft.ensure_table(self.ip.runner, "ip", self.naming.table("router"),
                          render_nat(router, internal, gw_dev), netns=ns)
+
+    def netns(self, router_id: str) -> str:
+        return self.naming.router_netns(router_id)
 
     def list_routers(self) -> set[str]:
         prefix = self.naming.router_netns_prefix

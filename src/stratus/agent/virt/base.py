@@ -1,0 +1,141 @@
+"""The compute driver interface and the description of one instance.
+
+The agent decides *what* must happen to a server; a :class:`ComputeDriver`
+does it on the host. Every method is idempotent: calling it again after a
+crash half-way (or when the host is already right) converges instead of
+failing, which is what lets the agent redo any step after a restart.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+# Nova's power_state codes (what the agent reports).
+NOSTATE = 0
+RUNNING = 1
+PAUSED = 3
+SHUTDOWN = 4
+CRASHED = 6
+SUSPENDED = 7
+
+POWER_STATE_NAMES = {NOSTATE: "nostate", RUNNING: "running", PAUSED: "paused",
+                     SHUTDOWN: "shutdown", CRASHED: "crashed", SUSPENDED: "suspended"}
+
+
+class VirtError(Exception):
+    """A driver step failed. ``temporary``: retrying the same step later may work."""
+
+    def __init__(self, message: str, temporary: bool = True):
+        super().__init__(message)
+        self.temporary = temporary
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    id: str
+    mac_address: str
+    mtu: int | None
+    device: str  # tap device name on the host
+
+
+@dataclass
+class InstanceSpec:
+    """Everything the driver needs to build one server's domain and files."""
+
+    server_id: str
+    name: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    image_path: str  # the cached base image
+    image_format: str  # raw | qcow2
+    ports: list[PortSpec] = field(default_factory=list)
+    config_drive: dict[str, bytes] | None = None  # files of the config drive, or none
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    server_id: str
+    domain: str
+    power_state: int
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    virt_type: str  # kvm | qemu
+    hypervisor_type: str  # QEMU
+    hypervisor_version: int  # major*1000000 + minor*1000 + micro
+
+
+class ComputeDriver(abc.ABC):
+    """What the compute agent needs from a hypervisor."""
+
+    # --- inventory ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def host_info(self) -> HostInfo: ...
+
+    @abc.abstractmethod
+    def list_instances(self) -> dict[str, InstanceInfo]:
+        """Our domains (by server id), whatever their state."""
+
+    @abc.abstractmethod
+    def info(self, server_id: str) -> InstanceInfo | None:
+        """The domain of that server, or None when it is not defined."""
+
+    @abc.abstractmethod
+    def list_instance_dirs(self) -> set[str]:
+        """Server ids that have files on this host (instance directories)."""
+
+    @abc.abstractmethod
+    def has_disk(self, server_id: str) -> bool: ...
+
+    # --- building -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def prepare_disks(self, spec: InstanceSpec) -> None:
+        """The overlay disk (resized to the flavor) and the config drive, if asked."""
+
+    @abc.abstractmethod
+    def plug_vifs(self, spec: InstanceSpec) -> None:
+        """The tap devices (MTU, up) the domain's NICs use."""
+
+    @abc.abstractmethod
+    def define(self, spec: InstanceSpec) -> None:
+        """Define (or redefine) the domain."""
+
+    @abc.abstractmethod
+    def destroy(self, server_id: str, devices: list[str]) -> None:
+        """Stop and undefine the domain, remove its files and the tap ``devices``."""
+
+    # --- power --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def power_on(self, server_id: str) -> None:
+        """Start the domain (from a managed save when it was suspended)."""
+
+    @abc.abstractmethod
+    def power_off(self, server_id: str, timeout: float) -> None:
+        """Clean shutdown, forced after ``timeout`` seconds (0: force at once)."""
+
+    @abc.abstractmethod
+    def reboot(self, server_id: str, hard: bool, timeout: float) -> None: ...
+
+    @abc.abstractmethod
+    def pause(self, server_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def unpause(self, server_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def suspend(self, server_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def resume(self, server_id: str) -> None: ...
+
+    # --- data ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def console_tail(self, server_id: str, max_bytes: int) -> tuple[object, bytes] | None:
+        """(a key that changes when the log changes, its last ``max_bytes``), or None."""
+
+    @abc.abstractmethod
+    def snapshot(self, server_id: str, dest: str) -> None:
+        """Write a flattened qcow2 copy of the server's disk to ``dest``."""

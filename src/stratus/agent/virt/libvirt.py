@@ -1,0 +1,361 @@
+"""The libvirt driver: ``virsh -c <uri>`` subprocesses, files in ``<instances_path>/<id>/``.
+
+Per server: ``disk`` (qcow2 overlay on the cached base), ``disk.config`` (config
+drive), ``console.log`` (serial console), ``domain.xml`` (what was defined). Every
+file is written under a temporary name and renamed, so a crash leaves either the
+complete file or a ``*.part`` that the next attempt removes. The domain is named
+``<domain_prefix><server id>`` and carries the server id in its metadata element;
+only domains with both are ever touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from stratus.agent.ip_lib import IpLib
+from stratus.agent.runner import CommandError, Runner
+from stratus.agent.virt import configdrive
+from stratus.agent.virt.base import (
+    CRASHED,
+    NOSTATE,
+    PAUSED,
+    RUNNING,
+    SHUTDOWN,
+    SUSPENDED,
+    ComputeDriver,
+    HostInfo,
+    InstanceInfo,
+    InstanceSpec,
+    VirtError,
+)
+from stratus.agent.virt.domain_xml import build_domain, interface_devices, server_id_of, to_string
+
+LOG = logging.getLogger(__name__)
+
+GIB = 1024 ** 3
+_STATES = {"running": RUNNING, "idle": RUNNING, "blocked": RUNNING, "in shutdown": RUNNING,
+           "paused": PAUSED, "shut off": SHUTDOWN, "crashed": CRASHED,
+           "pmsuspended": SUSPENDED}
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def kvm_can_boot_probe(runner: Runner, uri: str) -> Callable[[], bool]:
+    """libvirt reports a kvm domain type for this host."""
+    def probe() -> bool:
+        return runner.ok(["virsh", "-c", uri, "domcapabilities", "--virttype", "kvm"])
+    return probe
+
+
+def detect_virt_type(setting: str = "auto", kvm_device: str = "/dev/kvm",
+                     sys_module: str = "/sys/module",
+                     probe: Callable[[], bool] | None = None) -> str:
+    """``kvm`` or ``qemu`` (TCG). ``auto`` is kvm only when ``/dev/kvm`` opens read-write,
+    the KVM is not the software-nested PVM one (``/sys/module/kvm_pvm``, which cannot
+    boot a stock guest) and the probe (libvirt's kvm domain capabilities) succeeds."""
+    if setting in ("kvm", "qemu"):
+        return setting
+    if setting != "auto":
+        raise ValueError(f"virt_type {setting!r} is not auto, kvm or qemu")
+    try:
+        fd = os.open(kvm_device, os.O_RDWR)
+    except OSError:
+        return "qemu"
+    os.close(fd)
+    if Path(sys_module, "kvm_pvm").exists():
+        return "qemu"
+    if probe is not None and not probe():
+        return "qemu"
+    return "kvm"
+
+
+def parse_hypervisor_version(text: str) -> int:
+    """``Running hypervisor: QEMU 7.2.22`` -> 7002022 (0 when absent)."""
+    m = re.search(r"Running hypervisor:\s*\S+\s+(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not m:
+        return 0
+    return int(m.group(1)) * 1_000_000 + int(m.group(2)) * 1000 + int(m.group(3) or 0)
+
+
+def parse_dominfo(text: str) -> tuple[int, bool]:
+    """(power state, has a managed save) from ``virsh dominfo``."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip().lower()] = value.strip().lower()
+    managed = fields.get("managed save") == "yes"
+    state = _STATES.get(fields.get("state", ""), NOSTATE)
+    if state == SHUTDOWN and managed:
+        state = SUSPENDED
+    return state, managed
+
+
+class LibvirtDriver(ComputeDriver):
+    def __init__(self, runner: Runner, ip: IpLib, instances_path: str, *,
+                 uri: str = "qemu:///system", domain_prefix: str = "instance-",
+                 virt_type: str = "qemu", qemu_img: str = "qemu-img",
+                 poll_interval: float = 0.5):
+        self.runner = runner
+        self.ip = ip
+        self.instances_path = Path(instances_path)
+        self.uri = uri
+        self.prefix = domain_prefix
+        self.virt_type = virt_type
+        self.qemu_img = qemu_img
+        self.poll_interval = poll_interval
+        self._ours: dict[str, str] = {}  # domain name -> server id (checked metadata)
+
+    # --- helpers ------------------------------------------------------------------------
+    def virsh(self, *args: str, check: bool = True) -> str:
+        return self.runner.run(["virsh", "-q", "-c", self.uri, *args], check=check)
+
+    def domain_name(self, server_id: str) -> str:
+        return f"{self.prefix}{server_id}"
+
+    def instance_dir(self, server_id: str) -> Path:
+        return self.instance_path(server_id)
+
+    def instance_path(self, server_id: str, name: str = "") -> Path:
+        d = self.instances_path / server_id
+        return d / name if name else d
+
+    def _dominfo(self, server_id: str) -> tuple[int, bool] | None:
+        try:
+            out = self.virsh("dominfo", self.domain_name(server_id))
+        except CommandError as exc:
+            if "failed to get domain" in exc.stderr or "Domain not found" in exc.stderr:
+                return None
+            raise
+        return parse_dominfo(out)
+
+    def _state(self, server_id: str) -> int | None:
+        info = self._dominfo(server_id)
+        return None if info is None else info[0]
+
+    def _wait_state(self, server_id: str, wanted: set[int], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self._state(server_id)
+            if state is None or state in wanted:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(self.poll_interval)
+
+    def _ignore(self, *args: str, benign: tuple[str, ...]) -> None:
+        try:
+            self.virsh(*args)
+        except CommandError as exc:
+            if not any(b in exc.stderr for b in benign):
+                raise
+
+    # --- inventory ----------------------------------------------------------------------
+    def host_info(self) -> HostInfo:
+        out = self.virsh("version", check=False)
+        return HostInfo(self.virt_type, "QEMU", parse_hypervisor_version(out))
+
+    def list_instances(self) -> dict[str, InstanceInfo]:
+        names = [n.strip() for n in self.virsh("list", "--all", "--name").splitlines()]
+        result: dict[str, InstanceInfo] = {}
+        for name in names:
+            if not name.startswith(self.prefix):
+                continue
+            sid = self._ours.get(name)
+            if sid is None:
+                try:
+                    sid = server_id_of(self.virsh("dumpxml", name))
+                except CommandError:
+                    continue  # vanished meanwhile
+                if sid is None or self.domain_name(sid) != name:
+                    continue  # same prefix, not ours
+                self._ours[name] = sid
+            try:
+                info = self._dominfo(sid)
+            except CommandError:
+                continue
+            if info is not None:
+                result[sid] = InstanceInfo(sid, name, info[0])
+        return result
+
+    def info(self, server_id: str) -> InstanceInfo | None:
+        state = self._state(server_id)
+        if state is None:
+            return None
+        return InstanceInfo(server_id, self.domain_name(server_id), state)
+
+    def list_instance_dirs(self) -> set[str]:
+        if not self.instances_path.is_dir():
+            return set()
+        return {p.name for p in self.instances_path.iterdir() if p.is_dir() and _UUID.match(p.name)}
+
+    def has_disk(self, server_id: str) -> bool:
+        return self.instance_path(server_id, "disk").is_file()
+
+    # --- building -----------------------------------------------------------------------
+    def prepare_disks(self, spec: InstanceSpec) -> None:
+        d = self.instance_path(spec.server_id)
+        d.mkdir(parents=True, exist_ok=True)
+        d.chmod(0o755)
+        for leftover in d.glob("*.part"):
+            leftover.unlink()
+        configdrive.remove_tmp(d)
+        disk = d / "disk"
+        if not disk.is_file():
+            info = json.loads(self.runner.run(
+                [self.qemu_img, "info", "--output=json", "-f", spec.image_format,
+                 spec.image_path]))
+            virtual = int(info.get("virtual-size", 0))
+            wanted = spec.disk_gb * GIB
+            if wanted and wanted < virtual:
+                raise VirtError(
+                    f"flavor disk {spec.disk_gb} GB is smaller than the image's virtual size "
+                    f"{virtual} bytes", temporary=False)
+            tmp = d / "disk.part"
+            argv = [self.qemu_img, "create", "-q", "-f", "qcow2", "-b", spec.image_path,
+                    "-F", spec.image_format, str(tmp)]
+            if wanted > virtual:
+                argv.append(str(wanted))
+            self.runner.run(argv)
+            tmp.rename(disk)
+        if spec.config_drive is not None and not (d / "disk.config").is_file():
+            configdrive.build(spec.config_drive, d / "disk.config", self.runner)
+
+    def plug_vifs(self, spec: InstanceSpec) -> None:
+        self.ip.begin_pass()
+        for port in spec.ports:
+            link = self.ip.link(port.device)
+            if link is not None and link.get("linkinfo", {}).get("info_kind") != "tun":
+                raise VirtError(f"device {port.device} exists and is not a tap", temporary=False)
+            if link is None:
+                self.ip.change(["ip", "tuntap", "add", "dev", port.device, "mode", "tap"],
+                               [port.device])
+            self.ip.ensure_link_settings(port.device, mtu=port.mtu)
+
+    def define(self, spec: InstanceSpec) -> None:
+        d = self.instance_path(spec.server_id)
+        cd = d / "disk.config"
+        dom = build_domain(spec, domain_name=self.domain_name(spec.server_id),
+                           virt_type=self.virt_type, disk_path=str(d / "disk"),
+                           config_drive_path=str(cd) if spec.config_drive is not None else None,
+                           console_path=str(d / "console.log"))
+        xml = d / "domain.xml"
+        tmp = d / "domain.xml.part"
+        tmp.write_text(to_string(dom))
+        tmp.rename(xml)
+        self.virsh("define", str(xml))
+        self._ours[self.domain_name(spec.server_id)] = spec.server_id
+
+    def destroy(self, server_id: str, devices: list[str]) -> None:
+        name = self.domain_name(server_id)
+        devices = list(devices)
+        if self._dominfo(server_id) is not None:
+            with contextlib.suppress(CommandError):
+                devices += interface_devices(self.virsh("dumpxml", name))
+            self._ignore("destroy", name, benign=("not running", "failed to get domain"))
+            try:
+                self.virsh("undefine", "--managed-save", "--nvram", name)
+            except CommandError as exc:
+                if "failed to get domain" not in exc.stderr:
+                    self._ignore("undefine", "--managed-save", name,
+                                 benign=("failed to get domain",))
+        self._ours.pop(name, None)
+        self.ip.begin_pass()
+        for dev in sorted(set(devices)):
+            link = self.ip.link(dev)
+            if link is not None and link.get("linkinfo", {}).get("info_kind") == "tun":
+                self.ip.delete_link(dev)
+        shutil.rmtree(self.instance_path(server_id), ignore_errors=True)
+
+    # --- power --------------------------------------------------------------------------
+    def power_on(self, server_id: str) -> None:
+        state = self._state(server_id)
+        if state is None:
+            raise VirtError(f"domain of server {server_id} is not defined")
+        if state == PAUSED:
+            self.virsh("resume", self.domain_name(server_id))
+        elif state != RUNNING:
+            self.virsh("start", self.domain_name(server_id))
+
+    def power_off(self, server_id: str, timeout: float) -> None:
+        info = self._dominfo(server_id)
+        if info is None:
+            return
+        state, managed = info
+        name = self.domain_name(server_id)
+        if state in (RUNNING, PAUSED):
+            if timeout > 0 and state == RUNNING:
+                self._ignore("shutdown", name, benign=("not running",))
+                if self._wait_state(server_id, {SHUTDOWN, CRASHED}, timeout):
+                    return
+                LOG.info("%s did not shut down within %.0fs: forcing it off", name, timeout)
+            self._ignore("destroy", name, benign=("not running",))
+        elif managed:
+            self.virsh("managedsave-remove", name)
+
+    def reboot(self, server_id: str, hard: bool, timeout: float) -> None:
+        name = self.domain_name(server_id)
+        state = self._state(server_id)
+        if state is None:
+            raise VirtError(f"domain of server {server_id} is not defined")
+        if state == SUSPENDED:
+            self.virsh("managedsave-remove", name)
+        if state in (RUNNING, PAUSED):
+            if hard or state == PAUSED:
+                self._ignore("destroy", name, benign=("not running",))
+            else:
+                self._ignore("shutdown", "--mode", "acpi", name, benign=("not running",))
+                if not self._wait_state(server_id, {SHUTDOWN, CRASHED}, timeout):
+                    LOG.info("%s ignored the ACPI shutdown for %.0fs: hard reboot", name,
+                             timeout)
+                    self._ignore("destroy", name, benign=("not running",))
+        self.virsh("start", name)
+
+    def pause(self, server_id: str) -> None:
+        if self._state(server_id) == RUNNING:
+            self.virsh("suspend", self.domain_name(server_id))
+
+    def unpause(self, server_id: str) -> None:
+        if self._state(server_id) == PAUSED:
+            self.virsh("resume", self.domain_name(server_id))
+
+    def suspend(self, server_id: str) -> None:
+        if self._state(server_id) in (RUNNING, PAUSED):
+            self.virsh("managedsave", self.domain_name(server_id))
+
+    def resume(self, server_id: str) -> None:
+        self.power_on(server_id)
+
+    # --- data ---------------------------------------------------------------------------
+    def console_tail(self, server_id: str, max_bytes: int) -> tuple[object, bytes] | None:
+        path = self.instance_path(server_id, "console.log")
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                fh.seek(max(0, st.st_size - max_bytes))
+                return (st.st_size, st.st_mtime_ns), fh.read(max_bytes)
+        except OSError:
+            return None
+
+    def snapshot(self, server_id: str, dest: str) -> None:
+        """Pause a running guest while its disk is copied (a consistent image), flatten
+        the overlay with ``qemu-img convert -O qcow2``, resume."""
+        disk = self.instance_path(server_id, "disk")
+        if not disk.is_file():
+            raise VirtError(f"server {server_id} has no disk on this host", temporary=False)
+        paused = False
+        if self._state(server_id) == RUNNING:
+            self.virsh("suspend", self.domain_name(server_id))
+            paused = True
+        try:
+            self.runner.run([self.qemu_img, "convert", "-U", "-O", "qcow2", str(disk), dest])
+        finally:
+            if paused:
+                self.virsh("resume", self.domain_name(server_id))
