@@ -526,9 +526,8 @@ class ComputeAgent:
                 self.driver.power_on(sid)
             if state != PAUSED:
                 self.driver.pause(sid)
-        elif desired == "suspended":
-            if state in (RUNNING, PAUSED):
-                self.driver.suspend(sid)
+        elif desired == "suspended" and state in (RUNNING, PAUSED):
+            self.driver.suspend(sid)
         body["task_state"] = None
         return self.driver.info(sid)
 
@@ -789,6 +788,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-

@@ -275,6 +275,50 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "cache_max_entries": ("10000", "Most (network, fixed IP) entries kept in the cache."),
         "compute_timeout": ("10", "Seconds to wait for the compute API before answering 503."),
     },
+    "compute_agent": {
+        "host": ("", "This host's name as the compute API knows it (the network agent's "
+                 "[agent] host); empty: hostname."),
+        "compute_url": ("http://127.0.0.1:8774/v2.1", "Compute API (its agent endpoints)."),
+        "image_url": ("http://127.0.0.1:9292", "Image API: image download, snapshot upload."),
+        "network_url": ("http://127.0.0.1:9696", "Network API: port status (vif_plug_wait)."),
+        "username": ("", "Service user of the compute agent (admin role)."),
+        "password": ("", "Password of that user."),
+        "project_name": ("service", "Project the agent's token is scoped to."),
+        "instances_path": (
+            "/var/lib/stratus/instances",
+            "Instance directories (<id>/disk, disk.config, console.log), image cache in _base/.",
+        ),
+        "virt_type": (
+            "auto",
+            "kvm | qemu (TCG) | auto (kvm when /dev/kvm works and can boot a guest).",
+        ),
+        "libvirt_uri": ("qemu:///system", "libvirt connection URI (virsh -c)."),
+        "domain_prefix": ("instance-", "Domain names are <prefix><server id>."),
+        "availability_zone": ("nova", "Availability zone this host reports."),
+        "resync_interval": ("10", "Seconds between full reconcile passes."),
+        "heartbeat_interval": ("10", "Seconds between heartbeats (resources) to the compute API."),
+        "retry_interval": ("5", "Seconds before the next pass after an error."),
+        "vcpus": ("0", "vCPUs reported (0: the host's CPU count)."),
+        "memory_mb": ("0", "RAM reported in MiB (0: the host's memory)."),
+        "disk_gb": ("0", "Disk reported in GiB (0: size of instances_path's filesystem)."),
+        "host_ip": ("", "Address reported as host_ip (empty: route to compute_url)."),
+        "vif_plug_wait": (
+            "true",
+            "Wait for the ports to be ACTIVE in the network API before starting a domain.",
+        ),
+        "vif_plug_timeout": ("60", "Seconds to wait for the ports before failing the spawn."),
+        "shutdown_timeout": (
+            "60",
+            "Seconds a clean (ACPI) shutdown or soft reboot may take before it is forced.",
+        ),
+        "image_cache_max_age": (
+            "86400",
+            "Seconds an unused image in _base/ is kept before it is removed.",
+        ),
+        "console_interval": ("2", "Least seconds between two console reports of a server."),
+        "workers": ("4", "Servers converged in parallel (spawns, power actions)."),
+        "command_timeout": ("600", "Seconds a host command (virsh, qemu-img) may take."),
+    },
 }
 
 
