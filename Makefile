@@ -1,5 +1,5 @@
 # Stratus: the two commands of the README, and the pieces they are made of.
-#   make aio        deploy the all-in-one cloud on this machine
+#   make aio        deploy the all-in-one cloud on this machine and boot a demo server
 #   make test       install the test dependencies and run lint and the whole test suite
 #   make test-fast  unit tests only
 #   make lint       ruff, mypy, ansible-lint
@@ -33,10 +33,13 @@ deps:
 test-deps:
 	./scripts/install-test-deps.sh
 
+# site.yml deploys the cloud, demo.yml boots the server `demo` and prints its
+# addresses and its console's ready line.
 aio: deps $(VENV)/.aio-deps
 	$(BIN)/ansible-playbook -i inventories/aio playbooks/site.yml $(ANSIBLE_ARGS)
+	$(BIN)/ansible-playbook -i inventories/aio playbooks/demo.yml $(ANSIBLE_ARGS)
 	@echo
-	@echo "Stratus is up. Try:  $(BIN)/openstack --os-cloud stratus token issue"
+	@echo "Stratus is up. Try:  $(BIN)/openstack --os-cloud stratus server list"
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check src tests benchmarks
