@@ -105,9 +105,11 @@ class World:
         self.router = uid()
         self.sg_default, self.sg_ping, self.sg_web = uid(), uid(), uid()
         self.ports = {name: uid() for name in ("vm1", "vm2", "vm3", "dhcp_a", "dhcp_b",
-                                                "r_a", "r_gw")}
+                                                "r_a", "r_gw", "vm4")}
         self.macs = {name: f"fa:16:3e:00:00:{i:02x}" for i, name in enumerate(self.ports, 1)}
-        self.ips = {"vm1": "10.10.0.11", "vm2": "10.10.0.12", "vm3": "10.10.0.13"}
+        self.ips = {"vm1": "10.10.0.11", "vm2": "10.10.0.12", "vm3": "10.10.0.13",
+                    "vm4": "10.10.0.14"}
+        self.with_vm4 = False  # a port whose device is a tap (what the compute agent makes)
         self.web_open = False
         self.with_b = True
         self.extra_leases: list[dict[str, str]] = []
@@ -201,7 +203,9 @@ class World:
               "networks": [net_a] + ([net_b] if self.with_b else []),
               "ports": [self.port("vm2", self.net_a, self.sub_a, [self.sg_default])]
               + ([self.port("vm3", self.net_b, self.sub_b, [self.sg_default])]
-                 if self.with_b else []),
+                 if self.with_b else [])
+              + ([self.port("vm4", self.net_a, self.sub_a, [self.sg_default])]
+                 if self.with_vm4 else []),
               "security_groups": self.groups()}
         return {"h1": h1, "h2": h2}
 
@@ -337,6 +341,60 @@ def test_metadata_proxy_forwards_a_signed_request(world: World) -> None:
     (req,) = world.upstream.requests
     assert req == {"path": "/openstack/latest/meta_data.json", "network": world.net_a,
                    "ip": "10.10.0.11", "ok": True}
+
+
+def test_the_router_proxy_serves_guests_that_route_metadata_via_their_gateway(
+        world: World) -> None:
+    """No option-121 route (a subnet without DHCP): 169.254.169.254 goes to the default
+    gateway, and the proxy in qrouter-<router> forwards with the network of the client."""
+    vm1 = world.vms["vm1"].name
+    world.upstream.requests.clear()
+    nsx(vm1, "ip", "route", "del", "169.254.169.254/32")
+    try:
+        assert "via 10.10.0.1" in nsx(vm1, "ip", "route", "get", "169.254.169.254")
+        out = nsx(vm1, "python3", "-c",
+                  "import urllib.request;print(urllib.request.urlopen("
+                  "'http://169.254.169.254/latest/meta-data/', timeout=10).read().decode())")
+    finally:
+        nsx(vm1, "ip", "route", "replace", "169.254.169.254/32", "via", "10.10.0.2")
+    assert json.loads(out) == {"uuid": "instance-for-10.10.0.11"}
+    (req,) = world.upstream.requests
+    assert req == {"path": "/latest/meta-data/", "network": world.net_a, "ip": "10.10.0.11",
+                   "ok": True}
+    ns = world.agents["h1"].d.routers.netns(world.router)
+    assert "169.254.169.254/32" in sh("ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "lo")
+
+
+def test_a_tap_is_plugged_filtered_and_reported_active(world: World) -> None:
+    """The compute agent makes ``tap<port[:11]>`` (no veth): the agent plugs it (hybrid
+    qbr for ovs, the network's brq for linuxbridge), filters it, reports it active."""
+    tap = "tap" + world.ports["vm4"][:11]
+    world.with_vm4 = True
+    try:
+        world.converge()  # the tap is not there yet: the port waits and is reported down
+        report = world.agents["h2"].reconcile_once()
+        assert tap in report.waiting_devices and world.ports["vm4"] in report.down
+        sh("ip", "-n", world.h2, "tuntap", "add", "dev", tap, "mode", "tap")
+        sh("ip", "-n", world.h2, "link", "set", tap, "mtu", "1450", "up")
+        report = world.agents["h2"].reconcile_once()
+        assert report.ok and world.ports["vm4"] in report.active, report
+        link = json.loads(sh("ip", "-n", world.h2, "-j", "-d", "link", "show", "dev", tap))[0]
+        assert link["linkinfo"]["info_kind"] == "tun"
+        bridge = ("qbr" if world.backend == "ovs" else "brq") + (
+            world.ports["vm4"] if world.backend == "ovs" else world.net_a)[:11]
+        assert link["master"] == bridge
+        assert tap in nsx(world.h2, "nft", "list", "table", "bridge", "stratus_test_antispoof")
+        # gone from the desired state: unplugged and reported no more
+        world.with_vm4 = False
+        world.converge()
+        report = world.agents["h2"].reconcile_once()
+        assert world.ports["vm4"] not in report.active + report.down
+        link = json.loads(sh("ip", "-n", world.h2, "-j", "link", "show", "dev", tap))[0]
+        assert link.get("master") is None
+    finally:
+        world.with_vm4 = False
+        sh("ip", "-n", world.h2, "link", "delete", tap, check=False)
+        world.converge()
 
 
 def test_a_new_port_reloads_dnsmasq_without_dropping_leases(world: World) -> None:
@@ -481,8 +539,9 @@ def test_the_stratus_agent_command_converges_once(tmp_path: Path) -> None:
         proc = subprocess.run(run, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert Path("/run/netns", f"{host}-qdhcp-{net}").exists()
-        (tmp_path / "state.json").write_text(json.dumps({"host": "cli"}))
-        proc = subprocess.run(run, capture_output=True, text=True, timeout=120)
+        # --cleanup removes it all without reading the state (the teardown's way)
+        proc = subprocess.run([*run[:-1], "--cleanup"], capture_output=True, text=True,
+                              timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert not Path("/run/netns", f"{host}-qdhcp-{net}").exists()
         assert "brq" + net[:11] not in sh("ip", "-n", host, "link")
