@@ -70,6 +70,10 @@ def test_host_state_for_a_compute_host_and_a_network_node(api: NetApi) -> None:
     assert r.gateway is not None and r.gateway.network_id == ext["id"]
     assert [(f.floating_ip_address, f.fixed_ip_address) for f in r.floating_ips] == [
         (fip["floating_ip_address"], vm1["fixed_ips"][0]["ip_address"])]
+    hosts = api.ok("GET", "/v2.0/stratus-agent/hosts")["hosts"]
+    assert [(h["host"], h["underlay_ip"], h["network_node"]) for h in hosts] == [
+        ("cmp1", "192.0.2.11", False), ("cmp2", "192.0.2.12", False), ("net1", "192.0.2.10", True)]
+    assert api.call("GET", "/v2.0/stratus-agent/hosts", ALICE).status_code == 403
     # An agent that only polls registers itself with the query.
     polled = api.ok("GET", "/v2.0/stratus/host-state", params={
         "host": "cmp3", "underlay_ip": "192.0.2.13", "network_node": "false"})

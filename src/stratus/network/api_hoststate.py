@@ -12,6 +12,8 @@ Admin only (the agent authenticates as a service user):
   ``{"host": {"underlay_ip": "10.0.0.11", "network_node": false}}`` registers
   the host: its tunnel endpoint becomes every other host's tunnel peer.
   The agent sends it at start and before every pass (level-triggered).
+* ``GET /v2.0/stratus-agent/hosts`` lists the registered hosts (``{"hosts": [{"host",
+  "underlay_ip", "network_node", "updated_at"}]}``), freshest registration time included.
 * ``PUT /v2.0/stratus-agent/hosts/{host}/ports`` with
   ``{"ports": {"active": [port ids], "down": [port ids]}}``: the agent's view
   of its ports after every pass. Instance ports bound to the host become
@@ -117,6 +119,15 @@ def add_routes(router: Router, core: NetworkCore) -> None:
     @router.add("GET", "/v2.0/stratus-agent/hosts/{host}")
     def host_state_path(req: Req) -> dict[str, Any]:
         return state(req, req.params["host"])
+
+    @router.add("GET", "/v2.0/stratus-agent/hosts")
+    def list_hosts(req: Req) -> dict[str, Any]:
+        core.require_admin(req.ctx, "list_agent_hosts")
+        with core.db.session() as s:
+            rows = s.scalars(sa.select(m.AgentHost).order_by(m.AgentHost.host))
+            return {"hosts": [{"host": r.host, "underlay_ip": r.underlay_ip,
+                               "network_node": r.network_node,
+                               "updated_at": views.ts(r.updated_at)} for r in rows]}
 
     @router.add("PUT", "/v2.0/stratus-agent/hosts/{host}")
     def register_host(req: Req) -> dict[str, Any]:
