@@ -1,0 +1,145 @@
+"""Metadata benchmark: requests per second and p50/p99 latency of stratus-metadata.
+
+A real ``stratus-metadata`` process (uvicorn, 127.0.0.1) in front of the fake
+compute API of tests/integration/test_metadata_server.py (a threaded
+http.server on 127.0.0.1 answering the metadata lookup). 100 concurrent
+clients (keep-alive connections of a minimal asyncio HTTP client) send
+signed requests, as the proxies would, for a mix
+of paths a cloud-init crawl asks for, spread over 200 instances:
+
+* warm: ``cache_ttl`` 300 s, the cache filled before measuring;
+* cold: ``cache_ttl`` 0, every request asks the compute API (lookup + render).
+
+Prints figures; asserts nothing. Bounded by time and count.
+
+    python benchmarks/metadata_requests.py [--seconds 5] [--clients 100] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+
+from test_metadata_server import NET, FakeCompute, MetadataProcess, instance_doc, signed
+
+PATHS = ("/openstack/latest/meta_data.json", "/openstack/latest/network_data.json",
+         "/openstack/latest/user_data", "/latest/meta-data/", "/latest/meta-data/instance-id",
+         "/latest/meta-data/public-keys/0/openssh-key")
+INSTANCES = 200
+MAX_REQUESTS = 200000
+
+
+def ips() -> list[str]:
+    return [f"10.50.{i // 250}.{i % 250 + 1}" for i in range(INSTANCES)]
+
+
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+               ) -> int:
+    """One keep-alive GET on an open connection; the status code."""
+    writer.write(request)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def run(url: str, seconds: float, clients: int) -> tuple[int, int, list[float], float]:
+    """``clients`` concurrent keep-alive connections, each sending one request after the
+    other. A minimal asyncio HTTP/1.1 client, so that the client (on the same 2 cores)
+    costs far less than the server it measures."""
+    host, port = url.split("//")[1].split(":")
+    requests = []
+    for i, ip in enumerate(ips()):
+        hdrs = "".join(f"{k}: {v}\r\n" for k, v in signed(ip).items())
+        path = PATHS[i % len(PATHS)]
+        requests.append(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{hdrs}\r\n".encode())
+    latencies: list[float] = []
+    errors = 0
+    count = 0
+    end = time.perf_counter() + seconds
+
+    async def client(n: int) -> None:
+        nonlocal errors, count
+        reader, writer = await asyncio.open_connection(host, int(port))
+        i = n
+        try:
+            while time.perf_counter() < end and count < MAX_REQUESTS:
+                t0 = time.perf_counter()
+                status = await _get(reader, writer, requests[(i * 7) % len(requests)])
+                latencies.append(time.perf_counter() - t0)
+                count += 1
+                if status != 200:
+                    errors += 1
+                i += clients
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    elapsed = time.perf_counter() - started
+    return count, errors, latencies, elapsed
+
+
+def report(name: str, result: tuple[int, int, list[float], float], lookups: int) -> None:
+    count, errors, lat, elapsed = result
+    lat.sort()
+    p50 = statistics.median(lat) * 1000
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    print(f"{name:<6} {count / elapsed:8.0f} req/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
+          f"requests {count}  errors {errors}  compute lookups {lookups}")
+
+
+def scenario(name: str, ttl: float, args: argparse.Namespace, tmp: Path) -> None:
+    compute = FakeCompute()
+    for n, ip in enumerate(ips()):
+        compute.docs[(NET, ip)] = instance_doc(ip, n)
+    proc = MetadataProcess(compute.url, tmp, cache_ttl=ttl, negative_ttl=ttl,
+                           workers=args.workers)
+    proc.env["STRATUS_DEFAULT__DEBUG"] = "false"
+    proc.start()
+    try:
+        if ttl:
+            with httpx.Client(base_url=proc.url) as http:
+                for _ in range(args.workers * 3):  # every worker process fills its cache
+                    for ip in ips():
+                        http.get(PATHS[0], headers=signed(ip))
+        before = compute.lookups
+        result = asyncio.run(run(proc.url, args.seconds, args.clients))
+        report(name, result, compute.lookups - before)
+    finally:
+        proc.stop()
+        compute.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    print(f"stratus-metadata, {args.workers} worker(s), {args.clients} concurrent clients, "
+          f"{INSTANCES} instances, {args.seconds:.0f} s per run")
+    with tempfile.TemporaryDirectory(prefix="smeta-bench-") as tmp:
+        scenario("warm", 300, args, Path(tmp))
+        scenario("cold", 0, args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
