@@ -90,7 +90,8 @@ _NOVA_KEYS = {
 
 def nova_error(status: int, title: str, message: str) -> dict[str, Any]:
     """Nova's shape: {"itemNotFound": {"code", "message"}}."""
-    return {_NOVA_KEYS.get(status, "computeFault"): {"code": status, "message": message}}
+    key = title if title == "overLimit" else _NOVA_KEYS.get(status, "computeFault")
+    return {key: {"code": status, "message": message}}
 
 
 def neutron_error(status: int, title: str, message: str) -> dict[str, Any]:

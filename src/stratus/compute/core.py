@@ -1,0 +1,299 @@
+"""Compute domain logic shared by the routes: settings, transactions, quotas, hosts, claims.
+
+Capacity and quota are counted with conditional UPDATEs (``... SET used = used + n
+WHERE used + n <= limit``): the database decides atomically, on SQLite and on
+PostgreSQL, so concurrent creates can neither over-commit a host nor pass a quota.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from stratus.common import policy
+from stratus.common.auth import AuthContext
+from stratus.common.config import Config
+from stratus.common.db import Database
+from stratus.common.errors import ApiError, Conflict, Forbidden, NotFound, ServiceUnavailable
+from stratus.compute import models as m
+from stratus.compute import scheduler
+from stratus.compute.downstream import Downstream
+
+T = TypeVar("T")
+SECTION = "compute"
+QUOTA_RESOURCES = ("instances", "cores", "ram", "key_pairs", "server_groups",
+                   "server_group_members", "metadata_items")
+TRANSACTION_ATTEMPTS = 60
+
+
+class OverLimit(ApiError):
+    """Nova's quota refusal: 403 with the body key ``overLimit``."""
+
+    status = 403
+    title = "overLimit"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def isotime(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+@dataclass
+class Settings:
+    """The [compute] section, parsed and checked once."""
+
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    reserved_host_memory_mb: int = 512
+    scheduler_weigher: str = "spread"
+    scheduler_max_attempts: int = 3
+    service_down_time: int = 60
+    default_availability_zone: str = "nova"
+    quotas: dict[str, int] = field(default_factory=lambda: {
+        "instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100, "server_groups": 10,
+        "server_group_members": 10, "metadata_items": 128})
+
+    @classmethod
+    def from_config(cls, config: Config) -> Settings:
+        def ratio(key: str) -> float:
+            raw = config.get(SECTION, key)
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"[compute] {key}={raw!r} is not a number") from None
+            if value <= 0:
+                raise ValueError(f"[compute] {key}={raw!r} must be above 0")
+            return value
+
+        weigher = config.get(SECTION, "scheduler_weigher")
+        if weigher not in ("spread", "pack"):
+            raise ValueError(f"[compute] scheduler_weigher={weigher!r}: use spread or pack")
+        return cls(
+            cpu_allocation_ratio=ratio("cpu_allocation_ratio"),
+            ram_allocation_ratio=ratio("ram_allocation_ratio"),
+            disk_allocation_ratio=ratio("disk_allocation_ratio"),
+            reserved_host_memory_mb=config.get_int(SECTION, "reserved_host_memory_mb", 0),
+            scheduler_weigher=weigher,
+            scheduler_max_attempts=config.get_int(SECTION, "scheduler_max_attempts", 1),
+            service_down_time=config.get_int(SECTION, "service_down_time", 1),
+            default_availability_zone=config.get(SECTION, "default_availability_zone"),
+            quotas={r: config.get_int(SECTION, f"quota_{r}", -1) for r in QUOTA_RESOURCES},
+        )
+
+    @property
+    def ratios(self) -> scheduler.Ratios:
+        return scheduler.Ratios(self.cpu_allocation_ratio, self.ram_allocation_ratio,
+                                self.disk_allocation_ratio, self.reserved_host_memory_mb)
+
+
+class ComputeCore:
+    """The compute service's behaviour over its database and the downstream APIs."""
+
+    def __init__(self, db: Database, settings: Settings, downstream: Downstream) -> None:
+        self.db = db
+        self.settings = settings
+        self.downstream = downstream
+
+    # ---- transactions ------------------------------------------------------------------
+
+    def transaction(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one transaction; rerun it on lock contention or a lost race."""
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                with self.db.session() as session:
+                    return work(session)
+            except sa.exc.IntegrityError:
+                if attempt >= 2:
+                    raise Conflict("The request conflicted with concurrent changes or an "
+                                   "existing resource; try again.") from None
+            except sa.exc.OperationalError as exc:
+                text = str(exc.orig).lower()
+                retryable = "locked" in text or "deadlock" in text or "serializ" in text
+                if not retryable or attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise
+            time.sleep(random.uniform(0, 0.003 * (attempt + 1)))
+        raise ServiceUnavailable("The compute database is too busy; try again.")
+
+    # ---- policy ------------------------------------------------------------------------
+
+    @staticmethod
+    def require_admin(ctx: AuthContext, action: str) -> None:
+        if not ctx.is_admin:
+            raise Forbidden(f"Policy doesn't allow {action} to be performed.")
+
+    @staticmethod
+    def require_member(ctx: AuthContext, action: str) -> None:
+        if not policy.has_role(ctx, "member"):
+            raise Forbidden(f"Policy doesn't allow {action} to be performed.")
+
+    # ---- quotas ------------------------------------------------------------------------
+
+    def quota_limits(self, s: Session, project_id: str) -> dict[str, int]:
+        limits = dict(self.settings.quotas)
+        for row in s.scalars(sa.select(m.QuotaLimit).where(m.QuotaLimit.project_id == project_id)):
+            limits[row.resource] = row.hard_limit
+        return limits
+
+    def usage(self, s: Session, project_id: str) -> m.ProjectUsage:
+        row = s.get(m.ProjectUsage, project_id)
+        if row is None:
+            return m.ProjectUsage(project_id=project_id, instances=0, cores=0, ram=0)
+        return row
+
+    def reserve(self, s: Session, project_id: str, instances: int, cores: int, ram: int,
+                must: bool = True) -> bool:
+        """Count a server against the project's quota, atomically; 403 overLimit if over."""
+        if s.get(m.ProjectUsage, project_id) is None:
+            s.add(m.ProjectUsage(project_id=project_id, instances=0, cores=0, ram=0))
+            s.flush()
+        limits = self.quota_limits(s, project_id)
+        t = cast(sa.Table, m.ProjectUsage.__table__)
+        conds = [t.c.project_id == project_id]
+        wanted = {"instances": instances, "cores": cores, "ram": ram}
+        for res, n in wanted.items():
+            if limits[res] >= 0:
+                conds.append(t.c[res] + n <= limits[res])
+        res_update = s.execute(sa.update(t).where(*conds).values(
+            instances=t.c.instances + instances, cores=t.c.cores + cores, ram=t.c.ram + ram))
+        if res_update.rowcount == 1:  # type: ignore[attr-defined]
+            return True
+        if not must:
+            return False
+        used = s.get(m.ProjectUsage, project_id, populate_existing=True)
+        assert used is not None
+        over = [r for r, n in wanted.items()
+                if limits[r] >= 0 and getattr(used, r) + n > limits[r]]
+        detail = ", ".join(
+            f"{r}: requested {wanted[r]}, already used {getattr(used, r)} of {limits[r]}"
+            for r in over)
+        raise OverLimit(f"Quota exceeded for {', '.join(over)}: {detail}.")
+
+    def release(self, s: Session, project_id: str, instances: int, cores: int, ram: int) -> None:
+        t = cast(sa.Table, m.ProjectUsage.__table__)
+        s.execute(sa.update(t).where(t.c.project_id == project_id).values(
+            instances=t.c.instances - instances, cores=t.c.cores - cores, ram=t.c.ram - ram))
+
+    # ---- hosts -------------------------------------------------------------------------
+
+    def alive(self, host: m.ComputeHost, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        return not host.forced_down and (
+            now - host.heartbeat_at < timedelta(seconds=self.settings.service_down_time))
+
+    def host(self, s: Session, name: str) -> m.ComputeHost:
+        row = s.scalars(sa.select(m.ComputeHost).where(m.ComputeHost.host == name)).first()
+        if row is None:
+            raise NotFound(f"Compute host {name} could not be found.")
+        return row
+
+    def host_records(self, s: Session) -> list[scheduler.HostRecord]:
+        now = utcnow()
+        servers: dict[str, set[str]] = {}
+        for sid, host in s.execute(sa.select(m.Server.id, m.Server.host).where(
+                m.Server.deleted.is_(False), m.Server.host.is_not(None))):
+            servers.setdefault(str(host), set()).add(sid)
+        out = []
+        for h in s.scalars(sa.select(m.ComputeHost)):
+            out.append(scheduler.HostRecord(
+                host=h.host, availability_zone=h.availability_zone, vcpus=h.vcpus,
+                memory_mb=h.memory_mb, local_gb=h.local_gb, claimed_vcpus=h.claimed_vcpus,
+                claimed_ram=h.claimed_ram, claimed_disk=h.claimed_disk, enabled=h.enabled,
+                alive=self.alive(h, now), virt_type=h.virt_type, cpu_arch=h.cpu_arch,
+                server_ids=frozenset(servers.get(h.host, ()))))
+        return out
+
+    def claim(self, s: Session, host: str, vcpus: int, ram: int, disk: int) -> bool:
+        """Take capacity on ``host`` if it is still there: one conditional UPDATE."""
+        r = self.settings
+        t = cast(sa.Table, m.ComputeHost.__table__)
+        result = s.execute(sa.update(t).where(
+            t.c.host == host,
+            t.c.enabled.is_(True),
+            t.c.claimed_vcpus + vcpus <= t.c.vcpus * r.cpu_allocation_ratio,
+            t.c.claimed_ram + ram
+            <= (t.c.memory_mb - r.reserved_host_memory_mb) * r.ram_allocation_ratio,
+            t.c.claimed_disk + disk <= t.c.local_gb * r.disk_allocation_ratio,
+        ).values(claimed_vcpus=t.c.claimed_vcpus + vcpus, claimed_ram=t.c.claimed_ram + ram,
+                 claimed_disk=t.c.claimed_disk + disk,
+                 claimed_instances=t.c.claimed_instances + 1,
+                 generation=t.c.generation + 1))
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def unclaim(self, s: Session, host: str, vcpus: int, ram: int, disk: int) -> None:
+        t = cast(sa.Table, m.ComputeHost.__table__)
+        s.execute(sa.update(t).where(t.c.host == host).values(
+            claimed_vcpus=t.c.claimed_vcpus - vcpus, claimed_ram=t.c.claimed_ram - ram,
+            claimed_disk=t.c.claimed_disk - disk,
+            claimed_instances=t.c.claimed_instances - 1, generation=t.c.generation + 1))
+
+    @staticmethod
+    def bump(s: Session, host: str | None) -> None:
+        """Wake the host's agent: its assignments changed."""
+        if host:
+            t = cast(sa.Table, m.ComputeHost.__table__)
+            s.execute(sa.update(t).where(t.c.host == host).values(generation=t.c.generation + 1))
+
+    # ---- lookups -----------------------------------------------------------------------
+
+    @staticmethod
+    def flavor_visible(s: Session, ctx: AuthContext, flavor: m.Flavor) -> bool:
+        if flavor.is_public or ctx.is_admin:
+            return True
+        return s.get(m.FlavorAccess, (flavor.id, ctx.project_id or "")) is not None
+
+    def flavor(self, s: Session, ctx: AuthContext, flavor_id: str) -> m.Flavor:
+        row = s.get(m.Flavor, flavor_id)
+        if row is None or not self.flavor_visible(s, ctx, row):
+            raise NotFound(f"Flavor {flavor_id} could not be found.")
+        return row
+
+    @staticmethod
+    def server(s: Session, ctx: AuthContext, server_id: str) -> m.Server:
+        row = s.get(m.Server, server_id)
+        if row is None or row.deleted or not (ctx.is_admin or row.project_id == ctx.project_id):
+            raise NotFound(f"Instance {server_id} could not be found.")
+        return row
+
+    @staticmethod
+    def group(s: Session, ctx: AuthContext, group_id: str) -> m.ServerGroup:
+        row = s.get(m.ServerGroup, group_id)
+        if row is None or not (ctx.is_admin or row.project_id == ctx.project_id):
+            raise NotFound(f"Server group {group_id} could not be found.")
+        return row
+
+    def expire_dead_builds(self, s: Session) -> None:
+        """A server still building on a host that has been dead too long goes ERROR."""
+        now = utcnow()
+        limit = now - timedelta(seconds=self.settings.service_down_time)
+        dead = [h.host for h in s.scalars(sa.select(m.ComputeHost).where(
+            m.ComputeHost.heartbeat_at < limit))]
+        if not dead:
+            return
+        for srv in s.scalars(sa.select(m.Server).where(
+                m.Server.host.in_(dead), m.Server.vm_state == "building",
+                m.Server.deleted.is_(False), m.Server.updated_at < limit)):
+            srv.vm_state, srv.task_state, srv.updated_at = "error", None, now
+            srv.fault = {"code": 500, "created": isotime(now), "message": (
+                f"The compute host {srv.host} stopped reporting while the server was "
+                "being built."), "details": ""}
+
+
+def host_view_used(h: m.ComputeHost) -> dict[str, Any]:
+    return {"vcpus_used": h.vcpus_used, "memory_mb_used": h.memory_mb_used,
+            "local_gb_used": h.local_gb_used}

@@ -1,0 +1,186 @@
+"""Compute database models (SQLAlchemy 2). Only stratus-compute reads these tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stratus.common.db import Base
+
+
+class ComputeBase(Base):
+    __abstract__ = True
+    metadata = sa.MetaData()
+
+
+class Flavor(ComputeBase):
+    __tablename__ = "flavor"
+    id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    vcpus: Mapped[int] = mapped_column(sa.Integer)
+    ram: Mapped[int] = mapped_column(sa.Integer)
+    disk: Mapped[int] = mapped_column(sa.Integer)
+    ephemeral: Mapped[int] = mapped_column(sa.Integer, default=0)
+    swap: Mapped[int] = mapped_column(sa.Integer, default=0)
+    rxtx_factor: Mapped[float] = mapped_column(sa.Float, default=1.0)
+    is_public: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    extra_specs: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class FlavorAccess(ComputeBase):
+    __tablename__ = "flavor_access"
+    flavor_id: Mapped[str] = mapped_column(
+        sa.String(255), sa.ForeignKey("flavor.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+
+
+class KeyPair(ComputeBase):
+    __tablename__ = "key_pair"
+    __table_args__ = (sa.UniqueConstraint("user_id", "name", name="uq_key_pair_user_name"),)
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    type: Mapped[str] = mapped_column(sa.String(16), default="ssh")
+    public_key: Mapped[str] = mapped_column(sa.Text)
+    fingerprint: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class ComputeHost(ComputeBase):
+    """A hypervisor: its reported inventory, the API's own claims, and its service state."""
+
+    __tablename__ = "compute_host"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    hypervisor_hostname: Mapped[str] = mapped_column(sa.String(255))
+    availability_zone: Mapped[str] = mapped_column(sa.String(255))
+    vcpus: Mapped[int] = mapped_column(sa.Integer, default=0)
+    memory_mb: Mapped[int] = mapped_column(sa.Integer, default=0)
+    local_gb: Mapped[int] = mapped_column(sa.Integer, default=0)
+    vcpus_used: Mapped[int] = mapped_column(sa.Integer, default=0)
+    memory_mb_used: Mapped[int] = mapped_column(sa.Integer, default=0)
+    local_gb_used: Mapped[int] = mapped_column(sa.Integer, default=0)
+    running_vms: Mapped[int] = mapped_column(sa.Integer, default=0)
+    virt_type: Mapped[str] = mapped_column(sa.String(16), default="kvm")
+    hypervisor_type: Mapped[str] = mapped_column(sa.String(32), default="QEMU")
+    hypervisor_version: Mapped[int] = mapped_column(sa.Integer, default=0)
+    host_ip: Mapped[str] = mapped_column(sa.String(64), default="")
+    cpu_arch: Mapped[str] = mapped_column(sa.String(32), default="x86_64")
+    # What the scheduler placed here (the capacity the API counts, not the agent's figures).
+    claimed_vcpus: Mapped[int] = mapped_column(sa.Integer, default=0)
+    claimed_ram: Mapped[int] = mapped_column(sa.Integer, default=0)
+    claimed_disk: Mapped[int] = mapped_column(sa.Integer, default=0)
+    claimed_instances: Mapped[int] = mapped_column(sa.Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    forced_down: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    generation: Mapped[int] = mapped_column(sa.Integer, default=0)
+    heartbeat_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class Server(ComputeBase):
+    __tablename__ = "server"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    hostname: Mapped[str] = mapped_column(sa.String(255))
+    project_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    user_id: Mapped[str] = mapped_column(sa.String(64))
+    image_id: Mapped[str] = mapped_column(sa.String(36))
+    image: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    flavor_id: Mapped[str] = mapped_column(sa.String(255))
+    flavor: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    vm_state: Mapped[str] = mapped_column(sa.String(32))
+    task_state: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    power_state: Mapped[int] = mapped_column(sa.Integer, default=0)
+    desired_power: Mapped[str] = mapped_column(sa.String(16), default="running")
+    reboot_generation: Mapped[int] = mapped_column(sa.Integer, default=0)
+    reboot_type: Mapped[str] = mapped_column(sa.String(8), default="SOFT")
+    host: Mapped[str | None] = mapped_column(sa.String(255), nullable=True, index=True)
+    availability_zone: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    requested_az: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    tried_hosts: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=0)
+    scheduling: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    key_name: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    key_data: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    key_type: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    user_data: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    meta: Mapped[dict[str, str]] = mapped_column(sa.JSON, default=dict)
+    security_groups: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    config_drive: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    launch_index: Mapped[int] = mapped_column(sa.Integer, default=0)
+    fault: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    password: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    console_tail: Mapped[str] = mapped_column(sa.Text, default="")
+    snapshots: Mapped[list[dict[str, str]]] = mapped_column(sa.JSON, default=list)
+    group_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    progress: Mapped[int] = mapped_column(sa.Integer, default=0)
+    deleted: Mapped[bool] = mapped_column(sa.Boolean, default=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    launched_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+
+class ServerPort(ComputeBase):
+    """A port of a server, with what the agent and the metadata document need."""
+
+    __tablename__ = "server_port"
+    port_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    server_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("server.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(sa.Integer, default=0)
+    network_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    network_name: Mapped[str] = mapped_column(sa.String(255), default="")
+    mac_address: Mapped[str] = mapped_column(sa.String(32))
+    mtu: Mapped[int] = mapped_column(sa.Integer, default=1500)
+    fixed_ips: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    subnets: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    created_by_us: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+
+
+class ServerAddress(ComputeBase):
+    """network + fixed IP -> server, for the metadata lookup."""
+
+    __tablename__ = "server_address"
+    network_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    ip_address: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    server_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("server.id", ondelete="CASCADE"), index=True
+    )
+
+
+class ServerGroup(ComputeBase):
+    __tablename__ = "server_group"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    project_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    user_id: Mapped[str] = mapped_column(sa.String(64))
+    policy: Mapped[str] = mapped_column(sa.String(32))
+    members: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class QuotaLimit(ComputeBase):
+    __tablename__ = "quota_limit"
+    project_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ProjectUsage(ComputeBase):
+    """Counters changed by conditional UPDATEs so concurrent creates cannot pass the quota."""
+
+    __tablename__ = "project_usage"
+    project_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    instances: Mapped[int] = mapped_column(sa.Integer, default=0)
+    cores: Mapped[int] = mapped_column(sa.Integer, default=0)
+    ram: Mapped[int] = mapped_column(sa.Integer, default=0)

@@ -1,0 +1,195 @@
+"""The scheduler: pure filters and weighers over host records (no database, no I/O).
+
+``select_hosts`` returns the candidate hosts for one server, best first, or
+raises :class:`NoValidHost` naming the filter that removed the last host. The
+caller then claims the first candidate atomically in its database and moves to
+the next one when the claim loses a race (see ``ComputeCore.claim``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class NoValidHost(Exception):
+    """No host passed the filters; the message says which filter removed the last ones."""
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    host: str
+    availability_zone: str
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+    claimed_vcpus: int = 0
+    claimed_ram: int = 0
+    claimed_disk: int = 0
+    enabled: bool = True
+    alive: bool = True
+    virt_type: str = "kvm"
+    cpu_arch: str = "x86_64"
+    servers_of_group: frozenset[str] = frozenset()  # groups with a member on this host
+    server_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Ratios:
+    cpu: float = 4.0
+    ram: float = 1.0
+    disk: float = 1.0
+    reserved_memory_mb: int = 512
+
+
+@dataclass
+class Request:
+    """What one server needs and where it may go."""
+
+    vcpus: int
+    ram: int
+    disk: int
+    availability_zone: str | None = None
+    force_host: str | None = None
+    image_properties: dict[str, Any] = field(default_factory=dict)
+    group_id: str | None = None
+    group_policy: str | None = None
+    group_hosts: Sequence[str] = ()  # hosts the group's other members are on
+    same_host: Sequence[str] = ()  # server ids
+    different_host: Sequence[str] = ()
+    ignore_hosts: Sequence[str] = ()  # tried already (reschedules)
+
+
+def capacity(h: HostRecord, r: Ratios) -> tuple[float, float, float]:
+    """(vcpus, ram, disk) the scheduler may place on the host in total."""
+    return (
+        h.vcpus * r.cpu,
+        max(h.memory_mb - r.reserved_memory_mb, 0) * r.ram,
+        h.local_gb * r.disk,
+    )
+
+
+def free(h: HostRecord, r: Ratios) -> tuple[float, float, float]:
+    cpu, ram, disk = capacity(h, r)
+    return cpu - h.claimed_vcpus, ram - h.claimed_ram, disk - h.claimed_disk
+
+
+_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "i686": "i686", "arm64": "aarch64"}
+_HV_TYPES = {"qemu": {"qemu", "kvm"}, "kvm": {"qemu", "kvm"}}
+
+Filter = Callable[[HostRecord, Request, Ratios], bool]
+
+
+def f_enabled(h: HostRecord, _q: Request, _r: Ratios) -> bool:
+    return h.enabled
+
+
+def f_alive(h: HostRecord, _q: Request, _r: Ratios) -> bool:
+    return h.alive
+
+
+def f_ignore(h: HostRecord, q: Request, _r: Ratios) -> bool:
+    return h.host not in q.ignore_hosts
+
+
+def f_force_host(h: HostRecord, q: Request, _r: Ratios) -> bool:
+    return q.force_host is None or h.host == q.force_host
+
+
+def f_az(h: HostRecord, q: Request, _r: Ratios) -> bool:
+    return not q.availability_zone or h.availability_zone == q.availability_zone
+
+
+def f_ram(h: HostRecord, q: Request, r: Ratios) -> bool:
+    return free(h, r)[1] >= q.ram
+
+
+def f_cores(h: HostRecord, q: Request, r: Ratios) -> bool:
+    return free(h, r)[0] >= q.vcpus
+
+
+def f_disk(h: HostRecord, q: Request, r: Ratios) -> bool:
+    return free(h, r)[2] >= q.disk
+
+
+def f_image_props(h: HostRecord, q: Request, _r: Ratios) -> bool:
+    props = q.image_properties
+    arch = props.get("hw_architecture") or props.get("architecture")
+    if arch:
+        wanted = _ARCH_ALIASES.get(str(arch).lower(), str(arch).lower())
+        if wanted != h.cpu_arch:
+            return False
+    hv = props.get("img_hv_type") or props.get("hypervisor_type")
+    if hv:
+        return h.virt_type in _HV_TYPES.get(str(hv).lower(), {str(hv).lower()})
+    return True
+
+
+def f_group(h: HostRecord, q: Request, _r: Ratios) -> bool:
+    if q.group_policy == "affinity" and q.group_hosts:
+        return h.host in q.group_hosts
+    if q.group_policy == "anti-affinity":
+        return h.host not in q.group_hosts
+    return True
+
+
+def f_same_host(h: HostRecord, q: Request, _r: Ratios) -> bool:
+    return all(s in h.server_ids for s in q.same_host)
+
+
+def f_different_host(h: HostRecord, q: Request, _r: Ratios) -> bool:
+    return not any(s in h.server_ids for s in q.different_host)
+
+
+FILTERS: list[tuple[str, Filter]] = [
+    ("ComputeFilter (enabled)", f_enabled),
+    ("ComputeFilter (alive)", f_alive),
+    ("RetryFilter", f_ignore),
+    ("ForcedHostFilter", f_force_host),
+    ("AvailabilityZoneFilter", f_az),
+    ("RamFilter", f_ram),
+    ("CoreFilter", f_cores),
+    ("DiskFilter", f_disk),
+    ("ImagePropertiesFilter", f_image_props),
+    ("ServerGroupAffinityFilter", f_group),
+    ("SameHostFilter", f_same_host),
+    ("DifferentHostFilter", f_different_host),
+]
+
+
+def filter_hosts(hosts: Iterable[HostRecord], q: Request, r: Ratios) -> list[HostRecord]:
+    remaining = list(hosts)
+    if not remaining:
+        raise NoValidHost("There are no compute hosts.")
+    for name, fn in FILTERS:
+        passed = [h for h in remaining if fn(h, q, r)]
+        if not passed:
+            raise NoValidHost(
+                f"Filter {name} returned 0 hosts (of {len(remaining)} that reached it)."
+            )
+        remaining = passed
+    return remaining
+
+
+def weigh(hosts: list[HostRecord], q: Request, r: Ratios, weigher: str = "spread"
+          ) -> list[HostRecord]:
+    """Best first. spread: most free RAM (then vCPU); pack: least. Soft group policies
+    prefer (soft-affinity) or avoid (soft-anti-affinity) the members' hosts."""
+    sign = -1 if weigher == "spread" else 1
+
+    def key(h: HostRecord) -> tuple[int, float, float, str]:
+        soft = 0
+        if q.group_policy == "soft-affinity":
+            soft = 0 if h.host in q.group_hosts else 1
+        elif q.group_policy == "soft-anti-affinity":
+            soft = sum(1 for g in q.group_hosts if g == h.host)
+        cpu, ram, _disk = free(h, r)
+        return soft, sign * ram, sign * cpu, h.host
+
+    return sorted(hosts, key=key)
+
+
+def select_hosts(hosts: Iterable[HostRecord], q: Request, r: Ratios, weigher: str = "spread"
+                 ) -> list[HostRecord]:
+    return weigh(filter_hosts(hosts, q, r), q, r, weigher)

@@ -1,0 +1,245 @@
+"""Request parsing helpers, microversions, and the JSON shapes of compute resources."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from stratus.common.app import Req
+from stratus.common.errors import BadRequest
+from stratus.compute import models as m
+from stratus.compute.core import isotime
+
+MIN_VERSION = (2, 1)
+MAX_VERSION = (2, 47)
+VERSION_RE = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
+STATUS = {"building": "BUILD", "active": "ACTIVE", "stopped": "SHUTOFF", "paused": "PAUSED",
+          "suspended": "SUSPENDED", "error": "ERROR", "deleted": "DELETED"}
+POWER = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED", 7: "SUSPENDED"}
+
+
+def version_text(v: tuple[int, int]) -> str:
+    return f"{v[0]}.{v[1]}"
+
+
+def mv(req: Req) -> tuple[int, int]:
+    """The microversion the middleware negotiated for this request."""
+    state = req.request.scope.get("state", {})
+    value = state.get("microversion", MIN_VERSION)
+    return (int(value[0]), int(value[1]))
+
+
+def obj(body: Any, key: str) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        raise BadRequest(f"Invalid input: the body must be a JSON object with a '{key}' object.")
+    return dict(body[key])
+
+
+def only(data: dict[str, Any], allowed: set[str], what: str) -> None:
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise BadRequest(f"Invalid input for {what}: additional properties are not allowed "
+                         f"({', '.join(extra)} unexpected); allowed: {', '.join(sorted(allowed))}.")
+
+
+def text(data: dict[str, Any], key: str, required: bool = False, maxlen: int = 255,
+         default: str | None = None, allow_empty: bool = False) -> str | None:
+    if key not in data or data[key] is None:
+        if required:
+            raise BadRequest(f"Invalid input: '{key}' is a required property.")
+        return default
+    value = data[key]
+    if not isinstance(value, str):
+        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not a string.")
+    if len(value) > maxlen or (not allow_empty and not value.strip()):
+        raise BadRequest(f"Invalid input for field/attribute {key}: it must be 1 to {maxlen} "
+                         "characters, not only spaces.")
+    return value
+
+
+def integer(data: dict[str, Any], key: str, default: int | None = None, minimum: int = 0,
+            maximum: int = 2**31 - 1) -> int:
+    value = data.get(key, default)
+    if value is None or value == "":
+        if default is None:
+            raise BadRequest(f"Invalid input: '{key}' is a required property.")
+        return default
+    if isinstance(value, bool):
+        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not an integer.")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not an "
+                         "integer.") from None
+    if isinstance(value, float) and value != number:
+        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not an integer.")
+    if not minimum <= number <= maximum:
+        raise BadRequest(f"Invalid input for field/attribute {key}: {number} must be between "
+                         f"{minimum} and {maximum}.")
+    return number
+
+
+def boolean(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no",
+                                                    "off"):
+        return value.lower() in ("true", "1", "yes", "on")
+    raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not a boolean.")
+
+
+def metadata(value: Any, limit: int, key: str = "metadata") -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise BadRequest(f"Invalid input for field/attribute {key}: an object of strings is "
+                         "expected.")
+    for k, v in value.items():
+        if not isinstance(k, str) or not 1 <= len(k) <= 255 or not isinstance(v, str) \
+                or len(v) > 255:
+            raise BadRequest(f"Invalid input for field/attribute {key}: keys must be 1-255 "
+                             "characters and values strings of at most 255 characters.")
+    if 0 <= limit < len(value):
+        raise BadRequest(f"Quota exceeded for metadata_items: at most {limit} items are "
+                         "allowed.")
+    return dict(value)
+
+
+def link(req: Req, path: str) -> list[dict[str, str]]:
+    base = req.base_url
+    return [{"rel": "self", "href": f"{base}/v2.1/{path}"},
+            {"rel": "bookmark", "href": f"{base}/{path}"}]
+
+
+def flavor(req: Req, f: m.Flavor) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": f.id, "name": f.name, "ram": f.ram, "vcpus": f.vcpus, "disk": f.disk,
+        "OS-FLV-EXT-DATA:ephemeral": f.ephemeral, "swap": f.swap or "",
+        "rxtx_factor": f.rxtx_factor, "os-flavor-access:is_public": f.is_public,
+        "OS-FLV-DISABLED:disabled": False, "links": link(req, f"flavors/{f.id}"),
+    }
+    return out
+
+
+def keypair(k: m.KeyPair, v: tuple[int, int], detail: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": k.name, "public_key": k.public_key,
+                           "fingerprint": k.fingerprint}
+    if v >= (2, 2):
+        out["type"] = k.type
+    if detail:
+        out.update({"user_id": k.user_id, "created_at": isotime(k.created_at),
+                    "deleted": False, "deleted_at": None, "updated_at": None, "id": k.id})
+    return out
+
+
+def status(srv: m.Server) -> str:
+    if srv.vm_state == "active" and srv.task_state == "rebooting":
+        return "REBOOT"
+    if srv.vm_state == "active" and srv.task_state == "rebooting_hard":
+        return "HARD_REBOOT"
+    return STATUS.get(srv.vm_state, "UNKNOWN")
+
+
+def addresses(ports: list[m.ServerPort], floating: dict[str, list[str]] | None = None
+              ) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for p in sorted(ports, key=lambda x: x.position):
+        entries = out.setdefault(p.network_name or p.network_id, [])
+        for ip in p.fixed_ips:
+            entries.append({"version": 6 if ":" in ip["ip_address"] else 4,
+                            "addr": ip["ip_address"], "OS-EXT-IPS:type": "fixed",
+                            "OS-EXT-IPS-MAC:mac_addr": p.mac_address})
+        for fip in (floating or {}).get(p.port_id, []):
+            entries.append({"version": 4, "addr": fip, "OS-EXT-IPS:type": "floating",
+                            "OS-EXT-IPS-MAC:mac_addr": p.mac_address})
+    return out
+
+
+def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
+           host_state: str | None = None) -> dict[str, Any]:
+    v = mv(req)
+    f = srv.flavor
+    if v >= (2, 47):
+        flavor_view: dict[str, Any] = {
+            "vcpus": f["vcpus"], "ram": f["ram"], "disk": f["disk"],
+            "ephemeral": f.get("ephemeral", 0), "swap": f.get("swap", 0),
+            "original_name": f["name"], "extra_specs": f.get("extra_specs", {})}
+    else:
+        flavor_view = {"id": srv.flavor_id, "links": [
+            {"rel": "bookmark", "href": f"{req.base_url}/flavors/{srv.flavor_id}"}]}
+    host_id = hashlib.sha224(f"{srv.project_id}{srv.host}".encode()).hexdigest() \
+        if srv.host else ""
+    out: dict[str, Any] = {
+        "id": srv.id, "name": srv.name, "status": status(srv), "tenant_id": srv.project_id,
+        "user_id": srv.user_id, "metadata": dict(srv.meta), "hostId": host_id,
+        "image": {"id": srv.image_id, "links": [
+            {"rel": "bookmark", "href": f"{req.base_url}/images/{srv.image_id}"}]},
+        "flavor": flavor_view, "created": isotime(srv.created_at),
+        "updated": isotime(srv.updated_at), "addresses": addresses(ports),
+        "accessIPv4": "", "accessIPv6": "", "links": link(req, f"servers/{srv.id}"),
+        "OS-DCF:diskConfig": "MANUAL", "progress": srv.progress,
+        "OS-EXT-AZ:availability_zone": srv.availability_zone or "",
+        "config_drive": "True" if srv.config_drive else "", "key_name": srv.key_name,
+        "OS-SRV-USG:launched_at": srv.launched_at.strftime("%Y-%m-%dT%H:%M:%S.000000")
+        if srv.launched_at else None,
+        "OS-SRV-USG:terminated_at": isotime(srv.deleted_at),
+        "OS-EXT-STS:task_state": srv.task_state, "OS-EXT-STS:vm_state": srv.vm_state,
+        "OS-EXT-STS:power_state": srv.power_state,
+        "os-extended-volumes:volumes_attached": [],
+        "security_groups": [{"name": n} for n in srv.security_groups] if ports else [],
+    }
+    if srv.vm_state == "error" and srv.fault:
+        fault = {"code": srv.fault.get("code", 500), "created": srv.fault.get("created"),
+                 "message": srv.fault.get("message", "")}
+        if admin:
+            fault["details"] = srv.fault.get("details", "")
+        out["fault"] = fault
+    if admin:
+        out["OS-EXT-SRV-ATTR:host"] = srv.host
+        out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = srv.host
+        out["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{srv.id[:8]}"
+        if v >= (2, 3):
+            out.update({"OS-EXT-SRV-ATTR:hostname": srv.hostname,
+                        "OS-EXT-SRV-ATTR:launch_index": srv.launch_index,
+                        "OS-EXT-SRV-ATTR:reservation_id": f"r-{srv.id[:8]}",
+                        "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                        "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
+                        "OS-EXT-SRV-ATTR:user_data": srv.user_data})
+    if v >= (2, 9):
+        out["locked"] = False
+    if v >= (2, 16) and admin:
+        out["host_status"] = host_state or ""
+    if v >= (2, 19):
+        out["description"] = None
+    if v >= (2, 26):
+        out["tags"] = []
+    return out
+
+
+def brief(req: Req, srv: m.Server) -> dict[str, Any]:
+    return {"id": srv.id, "name": srv.name, "links": link(req, f"servers/{srv.id}")}
+
+
+def instance_document(srv: m.Server, ports: list[m.ServerPort],
+                      floating: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """The document of docs/compute.md that metadata and config drives render from."""
+    networks = []
+    for p in sorted(ports, key=lambda x: x.position):
+        for ip in p.fixed_ips:
+            sub = next((x for x in p.subnets if x.get("id") == ip.get("subnet_id")), {})
+            networks.append({
+                "port_id": p.port_id, "network_id": p.network_id, "mac_address": p.mac_address,
+                "mtu": p.mtu, "ip_address": ip["ip_address"],
+                "floating_ip": (floating or {}).get(p.port_id),
+                "subnet": {"id": sub.get("id"), "cidr": sub.get("cidr"),
+                           "gateway_ip": sub.get("gateway_ip"),
+                           "dns_nameservers": sub.get("dns_nameservers") or [],
+                           "host_routes": sub.get("host_routes") or [],
+                           "enable_dhcp": bool(sub.get("enable_dhcp", True))}})
+    keys = []
+    if srv.key_name and srv.key_data:
+        keys.append({"name": srv.key_name, "type": srv.key_type or "ssh", "data": srv.key_data})
+    return {"uuid": srv.id, "name": srv.name, "hostname": srv.hostname,
+            "project_id": srv.project_id, "availability_zone": srv.availability_zone,
+            "launch_index": srv.launch_index, "created_at": isotime(srv.created_at),
+            "meta": dict(srv.meta), "keys": keys, "user_data": srv.user_data,
+            "password": srv.password, "networks": networks, "vendor_data": {}}

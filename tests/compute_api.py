@@ -1,0 +1,226 @@
+"""The compute API in-process (starlette TestClient) with fake identity, image and network.
+
+Tokens are the fixed strings of network_api (ADMIN, ALICE, BOB, READER). ``FakeDownstream``
+plays the image and network APIs in memory and records what was asked of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.testclient import TestClient
+
+from network_api import ADMIN, ALICE, BOB, CONTEXTS, READER
+from stratus.common import db
+from stratus.common.auth import AuthContext
+from stratus.common.clients import ServiceError
+from stratus.common.db import Database
+from stratus.common.errors import Unauthorized
+from stratus.compute.app import build_app
+from stratus.compute.core import ComputeCore, Settings
+
+__all__ = [
+    "ADMIN",
+    "ALICE",
+    "BOB",
+    "CONTEXTS",
+    "READER",
+    "ComputeApi",
+    "FakeDownstream",
+    "in_process",
+    "make_core",
+]
+IMAGE = "11111111-1111-4111-8111-111111111111"
+
+
+def fake_validate(token: str) -> AuthContext:
+    """The network tests' fixed tokens, with the token kept (the fakes look it up)."""
+    ctx = CONTEXTS.get(token)
+    if ctx is None:
+        raise Unauthorized("The request you have made requires authentication.")
+    return dataclasses.replace(ctx, token=token)
+
+
+class FakeDownstream:
+    """Image and network APIs in memory; ``fail_ports`` makes port creation fail."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.images: dict[str, dict[str, Any]] = {IMAGE: {
+            "id": IMAGE, "name": "tiny", "status": "active", "disk_format": "qcow2",
+            "checksum": "abc", "os_hash_algo": "sha512", "os_hash_value": "def", "size": 1024,
+            "min_ram": 0, "min_disk": 0, "owner": "p-alice", "visibility": "public"}}
+        self.networks: dict[str, dict[str, Any]] = {}
+        self.subnets: dict[str, dict[str, Any]] = {}
+        self.ports: dict[str, dict[str, Any]] = {}
+        self.ips = itertools.count(10)
+        self.fail_ports: ServiceError | None = None
+        self.image_url = "http://image.test:9292"
+
+    def network(self, name: str = "net", project: str = "p-alice", shared: bool = False
+                ) -> dict[str, Any]:
+        nid, sid = str(uuid.uuid4()), str(uuid.uuid4())
+        self.networks[nid] = {"id": nid, "name": name, "project_id": project, "shared": shared,
+                              "mtu": 1450, "status": "ACTIVE", "router:external": False}
+        self.subnets[sid] = {"id": sid, "network_id": nid, "cidr": "192.168.10.0/24",
+                             "gateway_ip": "192.168.10.1", "dns_nameservers": [],
+                             "host_routes": [], "enable_dhcp": True, "ip_version": 4}
+        return self.networks[nid]
+
+    def _visible(self, token: str | None, project: str) -> bool:
+        if token is None:
+            return True
+        ctx = CONTEXTS[token]
+        return ctx.is_admin or ctx.project_id == project
+
+    def get_image(self, token: str, image_id: str) -> dict[str, Any]:
+        img = self.images.get(image_id)
+        if img is None or not (img["visibility"] == "public"
+                               or self._visible(token, img["owner"])):
+            raise ServiceError("no image", status=404)
+        return dict(img)
+
+    def create_image(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        iid = str(uuid.uuid4())
+        self.images[iid] = {**body, "id": iid, "status": "queued",
+                            "owner": CONTEXTS[token].project_id}
+        return dict(self.images[iid])
+
+    def delete_image(self, token: str, image_id: str) -> None:
+        self.images.pop(image_id, None)
+
+    def get_network(self, token: str | None, network_id: str) -> dict[str, Any]:
+        net = self.networks.get(network_id)
+        if net is None or not (net["shared"] or self._visible(token, net["project_id"])):
+            raise ServiceError("no network", status=404)
+        return dict(net)
+
+    def list_networks(self, token: str, **filters: Any) -> list[dict[str, Any]]:
+        out = []
+        for n in self.networks.values():
+            if "project_id" in filters and n["project_id"] != filters["project_id"]:
+                continue
+            if "shared" in filters and not n["shared"]:
+                continue
+            out.append(dict(n))
+        return out
+
+    def get_subnet(self, token: str | None, subnet_id: str) -> dict[str, Any]:
+        return dict(self.subnets[subnet_id])
+
+    def get_port(self, token: str | None, port_id: str) -> dict[str, Any]:
+        port = self.ports.get(port_id)
+        if port is None:
+            raise ServiceError("no port", status=404)
+        return dict(port)
+
+    def create_port(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.fail_ports is not None:
+            raise self.fail_ports
+        with self.lock:
+            net = self.get_network(token, body["network_id"])
+            sub = next(s for s in self.subnets.values() if s["network_id"] == net["id"])
+            ip = body.get("fixed_ips", [{}])[0].get("ip_address") or \
+                f"192.168.10.{next(self.ips)}"
+            if any(ip == f["ip_address"] for p in self.ports.values()
+                   if p["network_id"] == net["id"] for f in p["fixed_ips"]):
+                raise ServiceError(f"IP address {ip} already allocated", status=409)
+            pid = str(uuid.uuid4())
+            self.ports[pid] = {"id": pid, "network_id": net["id"],
+                               "mac_address": f"fa:16:3e:00:00:{len(self.ports):02x}",
+                               "fixed_ips": [{"subnet_id": sub["id"], "ip_address": ip}],
+                               "device_id": body.get("device_id", ""),
+                               "device_owner": body.get("device_owner", ""),
+                               "binding:host_id": "",
+                               "security_groups": body.get("security_groups", [])}
+            return dict(self.ports[pid])
+
+    def update_port(self, token: str | None, port_id: str, body: dict[str, Any]
+                    ) -> dict[str, Any]:
+        port = self.ports.get(port_id)
+        if port is None:
+            raise ServiceError("no port", status=404)
+        port.update(body)
+        return dict(port)
+
+    def delete_port(self, token: str | None, port_id: str) -> None:
+        self.ports.pop(port_id, None)
+
+    def security_groups(self, token: str, name: str, project_id: str) -> list[dict[str, Any]]:
+        if name == "default":
+            return [{"id": f"sg-default-{project_id}", "name": "default"}]
+        return []
+
+    def floating_ips(self, port_id: str) -> list[dict[str, Any]]:
+        return []
+
+
+class ComputeApi:
+    def __init__(self, client: Any, core: ComputeCore, fake: FakeDownstream) -> None:
+        self.client, self.core, self.fake = client, core, fake
+
+    def call(self, method: str, path: str, token: str = ADMIN, version: str | None = "2.47",
+             **kw: Any) -> httpx.Response:
+        headers = {"X-Auth-Token": token, **kw.pop("headers", {})}
+        if version:
+            headers["OpenStack-API-Version"] = f"compute {version}"
+        return self.client.request(method, path, headers=headers, **kw)
+
+    def ok(self, method: str, path: str, token: str = ADMIN, status: int | None = None,
+           **kw: Any) -> Any:
+        resp = self.call(method, path, token, **kw)
+        expected = status or {"POST": 200, "DELETE": 204}.get(method, 200)
+        assert resp.status_code == expected, (method, path, resp.status_code, resp.text)
+        return resp.json() if resp.content else None
+
+    def host(self, name: str = "cmp1", vcpus: int = 4, memory_mb: int = 8704,
+             local_gb: int = 100, **extra: Any) -> dict[str, Any]:
+        body = {"host": {"vcpus": vcpus, "memory_mb": memory_mb, "local_gb": local_gb,
+                         "virt_type": "qemu", "hypervisor_hostname": name, **extra}}
+        return self.ok("PUT", f"/v2.1/stratus/compute-hosts/{name}", json=body)["host"]
+
+    def flavor(self, name: str = "m1.tiny", vcpus: int = 1, ram: int = 512, disk: int = 1,
+               **extra: Any) -> dict[str, Any]:
+        body = {"flavor": {"name": name, "vcpus": vcpus, "ram": ram, "disk": disk, **extra}}
+        return self.ok("POST", "/v2.1/flavors", json=body)["flavor"]
+
+    def boot(self, token: str = ALICE, status: int = 202, **attrs: Any) -> Any:
+        body = {"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "1",
+                           "networks": "none", **attrs}}
+        hints = body["server"].pop("hints", None)
+        if hints:
+            body["os:scheduler_hints"] = hints
+        return self.ok("POST", "/v2.1/servers", token, status=status, json=body)
+
+    def server(self, sid: str, token: str = ADMIN) -> dict[str, Any]:
+        return self.ok("GET", f"/v2.1/servers/{sid}", token)["server"]
+
+    def report(self, host: str, sid: str, status: int = 200, **body: Any) -> Any:
+        return self.ok("POST", f"/v2.1/stratus/compute-hosts/{host}/servers/{sid}/report",
+                       status=status, json=body)
+
+
+def make_core(url: str, settings: Settings | None = None,
+              fake: FakeDownstream | None = None) -> ComputeCore:
+    db.sync("stratus.compute", url)
+    return ComputeCore(Database(url, "compute"), settings or Settings(),
+                       fake or FakeDownstream())
+
+
+@contextmanager
+def in_process(tmp_path: Path, settings: Settings | None = None, url: str | None = None
+               ) -> Iterator[ComputeApi]:
+    fake = FakeDownstream()
+    core = make_core(url or f"sqlite:///{tmp_path}/compute.sqlite", settings, fake)
+    app = build_app(core, fake_validate, public_url="http://compute.test:8774")
+    with TestClient(app, raise_server_exceptions=True) as client:
+        yield ComputeApi(client, core, fake)
+    core.db.dispose()
