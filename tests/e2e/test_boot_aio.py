@@ -1,0 +1,623 @@
+"""End-to-end boot on the all-in-one cloud: site.yml, then real guests through the modules and
+python-openstackclient, the compute agent killed mid-boot, a Debian guest with real cloud-init,
+then teardown.yml.
+
+The whole cloud is deployed with ``playbooks/site.yml`` into a temporary prefix (every Stratus
+path under ``/tmp/sdep-e2e-*``, ports off the defaults, Stratus's own supervisord, the
+linuxbridge network backend, a VXLAN range, an external bridge ``sdepex`` with its own
+172.24.77.0/24 and libvirt domains named ``sdep-<random>-...``), so it never clashes with a real
+deploy or another test. Guests run under TCG (the role detects that KVM cannot boot them here).
+The module holds an exclusive ``flock`` on /tmp/stratus-e2e.lock from start to end, like the
+other e2e modules, so two all-in-one deploys never run at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+LOCK_FILE = "/tmp/stratus-e2e.lock"
+PLAYBOOK_TIMEOUT = 1200
+EXT_CIDR = "172.24.77.0/24"
+EXT_GATEWAY = "172.24.77.1"
+EXT_BRIDGE = "sdepex"
+TENANT_CIDR = "192.168.77.0/24"
+READY = "STRATUS-GUEST: ready"
+SSH_OPTS = [
+    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        return int(sock.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def run(*cmd: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+    if check:
+        assert done.returncode == 0, f"{' '.join(cmd)}: exit {done.returncode}\n{done.stderr}"
+    return done
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 2.0) -> Any:
+    """Polls probe until it returns something true; fails with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def recap(output: str) -> dict[str, int]:
+    match = re.search(r"^localhost\s*:\s*(.*)$", output.split("PLAY RECAP", 1)[-1], re.MULTILINE)
+    assert match, f"no PLAY RECAP line for localhost in:\n{output[-3000:]}"
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def changed_tasks(output: str) -> list[str]:
+    names: list[str] = []
+    task = ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line
+        elif line.startswith("changed:"):
+            names.append(task)
+    return names
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ensure_libvirtd() -> None:
+    """The system libvirtd (shared with other tests): started by hand if nothing answers."""
+    if run("virsh", "-c", "qemu:///system", "version", check=False).returncode == 0:
+        return
+    Path("/var/log/libvirt").mkdir(parents=True, exist_ok=True)
+    run("virtlogd", "-d", check=False)
+    run("libvirtd", "-d", check=False)
+    wait_for("libvirtd", lambda: run("virsh", "-c", "qemu:///system", "version",
+                                     check=False).returncode == 0, 30, 0.5)  # fmt: skip
+
+
+@dataclass
+class Cloud:
+    """The all-in-one cloud this module deployed into a temporary prefix."""
+
+    prefix: Path
+    work: Path
+    ports: dict[str, int]
+    extra_vars: dict[str, Any]
+    domain_prefix: str
+    key: Path
+    _token: tuple[str, dict[str, str], float] | None = field(default=None, repr=False)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.prefix / "etc" / "stratus"
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.config_dir / "clouds.yaml"
+
+    @property
+    def instances(self) -> Path:
+        return self.prefix / "var" / "lib" / "stratus" / "instances"
+
+    @property
+    def agent_state(self) -> Path:
+        return self.prefix / "var" / "lib" / "stratus" / "agent"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.prefix / "run" / "stratus" / "supervisord.pid"
+
+    # ---- Ansible -----------------------------------------------------------------------
+    def ansible(self, playbook: Path | str, log_name: str, *args: str) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OS_"))}
+        env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_FORCE_COLOR="0",
+                   PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # fmt: skip
+        started = time.monotonic()
+        done = subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / "aio"),
+             str(playbook), "-e", json.dumps(self.extra_vars), *args],
+            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, timeout=PLAYBOOK_TIMEOUT, check=False,
+        )  # fmt: skip
+        (self.work / log_name).write_text(done.stdout)
+        print(f"{playbook} ({log_name}): exit {done.returncode} in "
+              f"{time.monotonic() - started:.1f}s")  # fmt: skip
+        assert done.returncode == 0, f"{playbook} failed:\n{done.stdout[-8000:]}"
+        return done.stdout
+
+    def play(self, tasks: list[dict[str, Any]], name: str) -> tuple[dict[str, Any], str]:
+        """Runs tasks on localhost (each registered as r<i>); returns the results and output."""
+        out = self.work / f"{name}.json"
+        body = [{**task, "register": f"r{i}"} for i, task in enumerate(tasks)]
+        names = ", ".join(f"'r{i}': r{i}" for i in range(len(tasks)))
+        body.append({"name": "Save the results", "ansible.builtin.copy": {
+            "content": "{{ {" + names + "} | to_json }}", "dest": str(out), "mode": "0600"},
+            "changed_when": False})  # fmt: skip
+        playbook = self.work / f"{name}.yml"
+        playbook.write_text(yaml.safe_dump([{
+            "name": name, "hosts": "localhost", "gather_facts": False, "tasks": body,
+        }], sort_keys=False))  # fmt: skip
+        output = self.ansible(playbook, f"{name}.log")
+        return json.loads(out.read_text()), output
+
+    # ---- the APIs, as the admin of clouds.yaml -----------------------------------------
+    def token(self) -> tuple[str, dict[str, str]]:
+        if self._token is not None and time.monotonic() - self._token[2] < 600:
+            return self._token[0], self._token[1]
+        auth = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["stratus"]["auth"]
+        resp = httpx.post(f"{auth['auth_url'].rstrip('/')}/auth/tokens", json={"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": auth["username"], "domain": {"id": "default"},
+                "password": auth["password"]}}},
+            "scope": {"project": {"name": auth["project_name"], "domain": {"id": "default"}}},
+        }}, timeout=30)  # fmt: skip
+        assert resp.status_code == 201, resp.text
+        endpoints = {}
+        for service in resp.json()["token"]["catalog"]:
+            for endpoint in service["endpoints"]:
+                if endpoint["interface"] == "public":
+                    endpoints[service["type"]] = endpoint["url"].rstrip("/")
+        self._token = (resp.headers["X-Subject-Token"], endpoints, time.monotonic())
+        return self._token[0], self._token[1]
+
+    def api(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
+        token, endpoints = self.token()
+        headers = {"X-Auth-Token": token, **kwargs.pop("headers", {})}
+        return httpx.request(method, endpoints[service] + path, headers=headers, timeout=60,
+                             **kwargs)  # fmt: skip
+
+    def server(self, server_id: str) -> dict[str, Any] | None:
+        resp = self.api("GET", "compute", f"/servers/{server_id}")
+        if resp.status_code == 404:
+            return None
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json()["server"])
+
+    def console(self, server_id: str) -> str:
+        resp = self.api("POST", "compute", f"/servers/{server_id}/action",
+                        json={"os-getConsoleOutput": {}})  # fmt: skip
+        if resp.status_code != 200:
+            return ""
+        return str(resp.json().get("output") or "")
+
+    def wait_console(self, server_id: str, needle: str, timeout: float = 240) -> str:
+        return str(wait_for(f"{needle!r} on the console of {server_id}",
+                            lambda: (lambda c: c if needle in c else "")(self.console(server_id)),
+                            timeout, 3))  # fmt: skip
+
+    def server_ports(self, server_id: str) -> list[dict[str, Any]]:
+        resp = self.api("GET", "network", "/v2.0/ports", params={"device_id": server_id})
+        assert resp.status_code == 200, resp.text
+        return list(resp.json()["ports"])
+
+    def network_id(self, name: str) -> str:
+        resp = self.api("GET", "network", "/v2.0/networks", params={"name": name})
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["networks"][0]["id"])
+
+    def router_id(self, name: str) -> str:
+        resp = self.api("GET", "network", "/v2.0/routers", params={"name": name})
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["routers"][0]["id"])
+
+    # ---- python-openstackclient --------------------------------------------------------
+    def openstack(self, *args: str, fmt: bool = True, check: bool = True,
+                  timeout: float = 300) -> Any:  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
+        cmd = [str(BIN / "openstack"), "--os-cloud", "stratus", *args, *(["-f", "json"] if fmt
+                                                                          else [])]  # fmt: skip
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+        if check:
+            assert done.returncode == 0, f"openstack {' '.join(args)}: {done.stderr}"
+        if not fmt:
+            return done
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    # ---- the host --------------------------------------------------------------------
+    def supervisorctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run("supervisorctl", "--configuration", str(self.config_dir / "supervisord.conf"),
+                   *args, check=False)  # fmt: skip
+
+    def domains(self) -> list[str]:
+        out = run("virsh", "-c", "qemu:///system", "list", "--all", "--name").stdout
+        return [name for name in out.split() if name.startswith(self.domain_prefix)]
+
+    def ssh(self, address: str, command: str, user: str = "root",
+            check: bool = True) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        done = run("ssh", "-i", str(self.key), *SSH_OPTS, f"{user}@{address}", command,
+                   check=False, timeout=90)  # fmt: skip
+        if check:
+            assert done.returncode == 0, f"ssh {address} {command!r}: {done.stderr}{done.stdout}"
+        return done
+
+    def wait_ssh(self, address: str, user: str = "root", timeout: float = 120) -> None:
+        wait_for(f"SSH on {address}",
+                 lambda: self.ssh(address, "true", user=user, check=False).returncode == 0,
+                 timeout, 3)  # fmt: skip
+
+    def host_has_device(self, name: str) -> bool:
+        return run("ip", "link", "show", "dev", name, check=False).returncode == 0
+
+    def wait_device_gone(self, name: str, timeout: float = 60) -> None:
+        wait_for(f"{name} to go", lambda: not self.host_has_device(name), timeout)
+
+    def wait_dhcp_gone(self, needle: str, timeout: float = 90) -> None:
+        wait_for(f"the DHCP entries of {needle} to go",
+                 lambda: not self.agent_files_mention(needle), timeout)  # fmt: skip
+
+    def netns(self) -> set[str]:
+        out = run("ip", "netns", "list").stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+    def agent_files_mention(self, needle: str) -> list[str]:
+        """Files of the network agent's state (dnsmasq hosts, opts, leases) naming needle."""
+        found = []
+        for path in self.agent_state.rglob("*"):
+            if path.is_file():
+                try:
+                    text = path.read_text(errors="replace").lower()
+                    if re.search(re.escape(needle.lower()) + r"(?![0-9a-f])", text):
+                        found.append(str(path))
+                except OSError:
+                    continue
+        return found
+
+
+def fixed_ip(server: dict[str, Any]) -> str:
+    for addresses in server["addresses"].values():
+        for address in addresses:
+            if address.get("OS-EXT-IPS:type", "fixed") == "fixed":
+                return str(address["addr"])
+    raise AssertionError(f"no fixed address in {server['addresses']}")
+
+
+@pytest.fixture(scope="module")
+def e2e_lock() -> Iterator[None]:
+    """One all-in-one deploy at a time on this machine (the other e2e modules take it too)."""
+    with open(LOCK_FILE, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def cloud(e2e_lock: None) -> Iterator[Cloud]:
+    if os.geteuid() != 0:
+        pytest.skip("the all-in-one deploy installs packages, runs libvirt guests: run as root")
+    if shutil.which("apt-get") is None:
+        pytest.skip("the all-in-one deploy targets Debian (apt-get not found)")
+    ensure_libvirtd()
+    tiny = run("bash", str(REPO / "tests" / "images" / "build-tiny.sh"), timeout=600)
+    assert Path(tiny.stdout.strip().splitlines()[-1]).exists()
+
+    tag = secrets.token_hex(3)
+    prefix = Path(tempfile.mkdtemp(prefix="sdep-e2e-", dir="/tmp"))
+    prefix.chmod(0o755)  # the stratus and libvirt-qemu users must reach the directories below
+    work = Path(tempfile.mkdtemp(prefix="sdep-e2e-work-", dir="/tmp"))
+    source = work / "source"  # a snapshot: edits of the tree during the test do not reach it
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "src", source / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
+    key = work / "id_ed25519"
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sdep-e2e", "-f", str(key))
+    ports = {name: free_port() for name in ("identity", "image", "network", "compute",
+                                            "metadata")}  # fmt: skip
+    domain_prefix = f"sdep-{tag}-"
+    extra_vars: dict[str, Any] = {
+        "stratus_prefix": str(prefix),
+        "stratus_process_manager": "supervisor",
+        "stratus_database_engine": "sqlite",
+        "stratus_admin_password": "e2e-" + secrets.token_urlsafe(12),
+        "stratus_service_password": "e2e-svc-" + secrets.token_urlsafe(12),
+        "stratus_metadata_shared_secret": "e2e-md-" + secrets.token_urlsafe(16),
+        "identity_port": ports["identity"],
+        "image_store_port": ports["image"],
+        "network_api_port": ports["network"],
+        "compute_api_port": ports["compute"],
+        "metadata_port": ports["metadata"],
+        "network_agent_metadata_url": f"http://127.0.0.1:{ports['metadata']}",
+        "network_agent_l2_backend": "linuxbridge",
+        "network_vxlan_vni_ranges": "7700:7799",
+        "network_external_bridge": EXT_BRIDGE,
+        "network_external_cidr": f"{EXT_GATEWAY}/24",
+        "network_agent_resync_interval": 5,
+        "compute_agent_domain_prefix": domain_prefix,
+        "compute_agent_resync_interval": 5,
+        # libvirtd is the machine's (ensure_libvirtd): other tests use it too.
+        "compute_agent_libvirt_manager": "external",
+        "common_package_source": str(source),
+        "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
+    }
+    cloud = Cloud(prefix, work, ports, extra_vars, domain_prefix, key)
+    supervisord_pid: int | None = None
+    try:
+        first = cloud.ansible(REPO / "playbooks" / "site.yml", "site-1.log")
+        assert recap(first)["failed"] == 0 and recap(first)["changed"] > 0
+        supervisord_pid = int(cloud.pidfile.read_text().strip())
+        second = cloud.ansible(REPO / "playbooks" / "site.yml", "site-2.log")
+        assert recap(second)["changed"] == 0, f"second site.yml changed: {changed_tasks(second)}"
+        yield cloud
+    finally:
+        if supervisord_pid is None and cloud.pidfile.exists():
+            supervisord_pid = int(cloud.pidfile.read_text().strip())
+        output = cloud.ansible(REPO / "playbooks" / "teardown.yml", "teardown.log")
+        assert recap(output)["failed"] == 0
+        if supervisord_pid is not None:
+            wait_for("supervisord to exit", lambda: not pid_alive(supervisord_pid), 60, 0.5)
+        assert cloud.domains() == [], "teardown left libvirt domains of ours"
+        assert not cloud.config_dir.exists(), "teardown left the configuration directory"
+        for name, port in ports.items():
+            assert not listening(port), f"{name} still listens on {port} after teardown"
+        left = run("pgrep", "-af", str(prefix), check=False).stdout.strip()
+        assert left == "", f"processes of the deploy still run after teardown:\n{left}"
+        assert not cloud.host_has_device(EXT_BRIDGE), "teardown left the external bridge"
+        shutil.rmtree(prefix, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_deploy_detects_tcg_and_registers_the_host(cloud: Cloud) -> None:
+    conf = (cloud.config_dir / "stratus.conf").read_text()
+    assert re.search(r"^virt_type = qemu$", conf, re.MULTILINE), "virt_type must resolve to qemu"
+    for section in ("[compute]", "[compute_agent]", "[metadata]"):
+        assert section in conf
+    resp = wait_for("the compute host to report", lambda: (lambda r: r if r.status_code == 200
+                    and r.json()["hypervisors"] else None)(
+                        cloud.api("GET", "compute", "/os-hypervisors/detail")), 60)  # fmt: skip
+    hypervisor = resp.json()["hypervisors"][0]
+    assert hypervisor["hypervisor_type"] == "QEMU"
+    flavors = {f["name"]: f for f in cloud.openstack("flavor", "list")}
+    assert {"m1.tiny", "m1.small", "m1.medium"} <= set(flavors)
+    assert flavors["m1.tiny"]["RAM"] == 512 and flavors["m1.tiny"]["Disk"] == 1
+
+
+USERDATA = "#!/bin/sh\necho {name}-userdata > /root/userdata-ran\nexit 0\n"
+
+
+def boot_tasks(cloud: Cloud, state: str = "present") -> list[dict[str, Any]]:
+    auth = {"clouds_yaml": str(cloud.clouds_yaml)}
+    image = str(REPO / "tests" / "images" / "cache" / "tiny.qcow2")
+    servers = [{"stratus.cloud.cloud_server": {
+        **auth, "name": name, "state": state, "image": "sdep-tiny", "flavor": "m1.tiny",
+        "networks": ["sdep-net"], "key_name": "sdep-key", "config_drive": config_drive,
+        "userdata": USERDATA.format(name=name), "security_groups": ["default", "sdep-ssh"],
+        "floating_ip": "auto", "timeout": 300,
+    }} for name, config_drive in (("sdep-a", True), ("sdep-b", False))]  # fmt: skip
+    if state == "absent":
+        for task in servers:
+            params = task["stratus.cloud.cloud_server"]
+            task["stratus.cloud.cloud_server"] = {
+                **auth, "name": params["name"], "state": "absent", "timeout": 300}
+        return servers
+    return [
+        {"stratus.cloud.cloud_image": {**auth, "name": "sdep-tiny", "filename": image,
+                                       "disk_format": "qcow2", "container_format": "bare"}},
+        {"stratus.cloud.cloud_network": {
+            **auth, "name": "public", "external": True, "provider_network_type": "flat",
+            "provider_physical_network": "public",
+            "subnets": [{"name": "public-subnet", "cidr": EXT_CIDR, "gateway_ip": EXT_GATEWAY,
+                         "enable_dhcp": False,
+                         "allocation_pools": [{"start": "172.24.77.100",
+                                               "end": "172.24.77.200"}]}]}},
+        {"stratus.cloud.cloud_network": {
+            **auth, "name": "sdep-net",
+            "subnets": [{"name": "sdep-subnet", "cidr": TENANT_CIDR}]}},
+        {"stratus.cloud.cloud_router": {**auth, "name": "sdep-router", "network": "public",
+                                        "interfaces": ["sdep-subnet"]}},
+        {"stratus.cloud.cloud_security_group": {
+            **auth, "name": "sdep-ssh", "description": "SSH and ping (e2e)",
+            "rules": [{"direction": "egress", "ethertype": "IPv4"},
+                      {"protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+                       "remote_ip_prefix": "0.0.0.0/0"},
+                      {"protocol": "icmp", "remote_ip_prefix": "0.0.0.0/0"}]}},
+        {"stratus.cloud.cloud_keypair": {**auth, "name": "sdep-key",
+                                         "public_key_file": f"{cloud.key}.pub"}},
+        *servers,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def booted(cloud: Cloud) -> dict[str, dict[str, Any]]:
+    """The two guests of the boot playbook, by name: the module's server result."""
+    results, _ = cloud.play(boot_tasks(cloud), "boot-1")
+    servers = {}
+    for value in results.values():
+        server = value.get("server")
+        if isinstance(server, dict) and server.get("name", "").startswith("sdep-"):
+            servers[server["name"]] = server
+    assert set(servers) == {"sdep-a", "sdep-b"}, results
+    return servers
+
+
+def test_guests_boot_with_dhcp_metadata_ssh_and_userdata(
+    cloud: Cloud, booted: dict[str, dict[str, Any]]
+) -> None:
+    for name, server in booted.items():
+        assert server["status"] == "ACTIVE", server
+        assert server["floating_ip"], server
+        console = cloud.wait_console(server["id"], READY)
+        ports = cloud.server_ports(server["id"])
+        assert len(ports) == 1
+        port_ip = ports[0]["fixed_ips"][0]["ip_address"]
+        assert fixed_ip(server) == port_ip
+        assert f"STRATUS-GUEST: network up {port_ip}" in console, console[-3000:]
+        source = "config-drive" if name == "sdep-a" else "169.254.169.254"
+        assert (f"STRATUS-GUEST: metadata fetched from {source} uuid={server['id']} "
+                f"hostname={name}") in console, console[-3000:]  # fmt: skip
+        assert "STRATUS-GUEST: userdata exit=0" in console, console[-3000:]
+
+        address = server["floating_ip"]
+        cloud.wait_ssh(address)
+        assert cloud.ssh(address, "hostname").stdout.strip() == name
+        assert cloud.ssh(address, "cat /root/userdata-ran").stdout.strip() == f"{name}-userdata"
+        # Both read the metadata service (sdep-a booted from its config drive).
+        meta = cloud.ssh(address, "timeout 15 wget -qO- "
+                         "http://169.254.169.254/openstack/latest/meta_data.json").stdout
+        assert json.loads(meta)["uuid"] == server["id"]
+
+
+def test_guests_ping_each_other(cloud: Cloud, booted: dict[str, dict[str, Any]]) -> None:
+    a, b = booted["sdep-a"], booted["sdep-b"]
+    for this, other in ((a, b), (b, a)):
+        cloud.wait_ssh(this["floating_ip"])
+        done = cloud.ssh(this["floating_ip"], f"ping -c 3 -W 3 {fixed_ip(other)}", check=False)
+        assert done.returncode == 0, f"{this['name']} cannot ping {other['name']}: {done.stdout}"
+
+
+def test_second_boot_run_changes_nothing(cloud: Cloud, booted: dict[str, dict[str, Any]]) -> None:
+    _, output = cloud.play(boot_tasks(cloud), "boot-2")
+    assert recap(output)["changed"] == 0, f"second run changed: {changed_tasks(output)}"
+
+
+def test_deleting_the_servers_leaves_nothing(
+    cloud: Cloud, booted: dict[str, dict[str, Any]]
+) -> None:
+    ports = {name: cloud.server_ports(server["id"]) for name, server in booted.items()}
+    cloud.play(boot_tasks(cloud, state="absent"), "delete")
+    for name, server in booted.items():
+        assert cloud.server(server["id"]) is None
+        assert not (cloud.instances / server["id"]).exists()
+        for port in ports[name]:
+            cloud.wait_device_gone("tap" + port["id"][:11])
+            for needle in (port["mac_address"], port["fixed_ips"][0]["ip_address"]):
+                cloud.wait_dhcp_gone(needle)
+    assert cloud.domains() == [], "deleted servers left libvirt domains"
+    leftovers = [p.name for p in cloud.instances.iterdir() if p.name != "_base"]
+    assert leftovers == [], f"deleted servers left files in instances_path: {leftovers}"
+
+
+def test_openstackclient_boot_stop_start_reboot_delete(cloud: Cloud) -> None:
+    server = cloud.openstack(
+        "server", "create", "--image", "sdep-tiny", "--flavor", "m1.tiny", "--network",
+        "sdep-net", "--key-name", "sdep-key", "--wait", "sdep-osc", timeout=400)  # fmt: skip
+    assert server["status"] == "ACTIVE"
+    wait_for("the console log to show the ready line", lambda: READY in cloud.openstack(
+        "console", "log", "show", server["id"], fmt=False).stdout, 240, 3)  # fmt: skip
+
+    def status(wanted: str) -> Callable[[], bool]:
+        return lambda: cloud.openstack("server", "show", server["id"])["status"] == wanted
+
+    cloud.openstack("server", "stop", server["id"], fmt=False)
+    wait_for("SHUTOFF", status("SHUTOFF"), 180, 3)
+    assert cloud.openstack("server", "show", server["id"])["power_state"] in ("Shutdown", 4)
+    cloud.openstack("server", "start", server["id"], fmt=False)
+    wait_for("ACTIVE after start", status("ACTIVE"), 180, 3)
+    cloud.openstack("server", "reboot", "--wait", server["id"], fmt=False, timeout=400)
+    assert cloud.openstack("server", "show", server["id"])["status"] == "ACTIVE"
+    ports = cloud.server_ports(server["id"])
+    cloud.openstack("server", "delete", "--wait", server["id"], fmt=False, timeout=400)
+    assert cloud.server(server["id"]) is None
+    assert not (cloud.instances / server["id"]).exists()
+    for port in ports:
+        cloud.wait_device_gone("tap" + port["id"][:11])
+    assert cloud.domains() == []
+
+
+def test_agent_killed_during_build_heals(cloud: Cloud) -> None:
+    server = cloud.openstack("server", "create", "--image", "sdep-tiny", "--flavor", "m1.tiny",
+                             "--network", "sdep-net", "sdep-crash")  # fmt: skip
+    assert cloud.server(server["id"])["status"] == "BUILD"  # type: ignore[index]
+    pid = int(cloud.supervisorctl("pid", "stratus-compute-agent").stdout.strip())
+    os.kill(pid, signal.SIGKILL)
+    wait_for("the agent to die", lambda: not pid_alive(pid), 10, 0.2)
+    started = cloud.supervisorctl("start", "stratus-compute-agent")
+    assert started.returncode == 0 or "already started" in started.stdout, started.stdout
+    wait_for("a new agent process", lambda: cloud.supervisorctl(
+        "pid", "stratus-compute-agent").stdout.strip() not in ("", "0", str(pid)), 30, 0.5)
+    final = wait_for("ACTIVE or ERROR after the agent restart", lambda: (
+        lambda s: s if s and s["status"] in ("ACTIVE", "ERROR") else None)(
+            cloud.server(server["id"])), 240, 3)  # fmt: skip
+    print(f"server after the agent crash: {final['status']}")
+    ports = cloud.server_ports(server["id"])
+    cloud.openstack("server", "delete", "--wait", server["id"], fmt=False, timeout=400)
+    assert cloud.server(server["id"]) is None
+    for port in ports:
+        cloud.wait_device_gone("tap" + port["id"][:11])
+    assert cloud.domains() == []
+    assert [p.name for p in cloud.instances.iterdir() if p.name != "_base"] == []
+
+
+@pytest.mark.slow
+def test_debian_guest_runs_cloud_init_through_the_metadata_service(cloud: Cloud) -> None:
+    image = run("bash", str(REPO / "tests" / "images" / "build-debian.sh"), timeout=900)
+    path = image.stdout.strip().splitlines()[-1]
+    auth = {"clouds_yaml": str(cloud.clouds_yaml)}
+    results, _ = cloud.play([
+        {"stratus.cloud.cloud_image": {**auth, "name": "sdep-debian", "filename": path,
+                                       "disk_format": "qcow2", "container_format": "bare",
+                                       "timeout": 600}},
+        {"stratus.cloud.cloud_server": {**auth, "name": "sdep-debian", "image": "sdep-debian",
+                                        "flavor": "m1.tiny", "networks": ["sdep-net"],
+                                        "key_name": "sdep-key", "config_drive": False,
+                                        "security_groups": ["default", "sdep-ssh"],
+                                        "floating_ip": "auto", "timeout": 600}},
+    ], "debian")  # fmt: skip
+    server = results["r1"]["server"]
+    try:
+        console = cloud.wait_console(server["id"], "Cloud-init v.", timeout=600)
+        assert "finished at" in console or cloud.wait_console(server["id"], "finished at", 300)
+        address = server["floating_ip"]
+        cloud.wait_ssh(address, user="debian", timeout=180)
+        result = cloud.ssh(address, "sudo cat /var/lib/cloud/data/result.json", user="debian")
+        data = json.loads(result.stdout)["v1"]
+        assert data["errors"] == [], data
+        assert "OpenStack" in data["datasource"], data
+        assert cloud.ssh(address, "hostname", user="debian").stdout.strip() == "sdep-debian"
+    finally:
+        cloud.play([{"stratus.cloud.cloud_server": {**auth, "name": "sdep-debian",
+                                                    "state": "absent", "timeout": 300}}],
+                   "debian-delete")  # fmt: skip
+    assert cloud.domains() == []
