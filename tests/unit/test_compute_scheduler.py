@@ -1,0 +1,134 @@
+"""Scheduler filters and weighers (pure), and atomic claims under concurrent creates
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compute_api import ALICE, CONTEXTS, IMAGE, FakeDownstream, make_core
+from stratus.compute import models as m
+from stratus.compute import scheduler as sch
+from stratus.compute.core import Settings, utcnow
+from stratus.compute.servers import CreateRequest, ServerFlow
+
+pytestmark = pytest.mark.unit
+R = sch.Ratios(cpu=2.0, ram=1.0, disk=1.0, reserved_memory_mb=512)
+
+
+def host(name: str, **kw: Any) -> sch.HostRecord:
+    base: dict[str, Any] = {"host": name, "availability_zone": "nova", "vcpus": 4,
+                            "memory_mb": 4608, "local_gb": 40}
+    return sch.HostRecord(**{**base, **kw})
+
+
+def test_resource_filters_use_ratios_and_reserved_memory() -> None:
+    h = host("a", claimed_vcpus=7, claimed_ram=3584)
+    assert sch.select_hosts([h], sch.Request(vcpus=1, ram=512, disk=1), R)
+    with pytest.raises(sch.NoValidHost, match="CoreFilter"):
+        sch.select_hosts([h], sch.Request(vcpus=2, ram=1, disk=1), R)
+    with pytest.raises(sch.NoValidHost, match="RamFilter"):
+        sch.select_hosts([h], sch.Request(vcpus=1, ram=513, disk=1), R)
+    with pytest.raises(sch.NoValidHost, match="DiskFilter"):
+        sch.select_hosts([h], sch.Request(vcpus=1, ram=1, disk=41), R)
+
+
+@pytest.mark.parametrize("record, request_kw, filter_name", [
+    ({"enabled": False}, {}, "ComputeFilter (enabled)"),
+    ({"alive": False}, {}, "ComputeFilter (alive)"),
+    ({}, {"ignore_hosts": ["a"]}, "RetryFilter"),
+    ({}, {"force_host": "b"}, "ForcedHostFilter"),
+    ({"availability_zone": "az2"}, {"availability_zone": "nova"}, "AvailabilityZoneFilter"),
+    ({}, {"image_properties": {"hw_architecture": "aarch64"}}, "ImagePropertiesFilter"),
+    ({"virt_type": "kvm"}, {"image_properties": {"img_hv_type": "xen"}},
+     "ImagePropertiesFilter"),
+    ({}, {"group_policy": "affinity", "group_hosts": ["b"]}, "ServerGroupAffinityFilter"),
+    ({}, {"group_policy": "anti-affinity", "group_hosts": ["a"]},
+     "ServerGroupAffinityFilter"),
+    ({"server_ids": frozenset({"s1"})}, {"different_host": ["s1"]}, "DifferentHostFilter"),
+    ({}, {"same_host": ["s1"]}, "SameHostFilter"),
+])
+def test_each_filter_removes_the_host(record: dict[str, Any], request_kw: dict[str, Any],
+                                      filter_name: str) -> None:
+    q = sch.Request(vcpus=1, ram=1, disk=1, **request_kw)
+    with pytest.raises(sch.NoValidHost, match=filter_name.replace("(", r"\(").replace(
+            ")", r"\)")):
+        sch.select_hosts([host("a", **record)], q, R)
+
+
+def test_image_properties_accept_the_matching_host() -> None:
+    q = sch.Request(vcpus=1, ram=1, disk=1,
+                    image_properties={"hw_architecture": "amd64", "img_hv_type": "qemu"})
+    assert [h.host for h in sch.select_hosts([host("a", virt_type="qemu")], q, R)] == ["a"]
+
+
+def test_weighers_spread_pack_and_soft_policies() -> None:
+    hosts = [host("full", claimed_ram=3000), host("empty"), host("half", claimed_ram=2000)]
+    q = sch.Request(vcpus=1, ram=1, disk=1)
+    assert [h.host for h in sch.select_hosts(hosts, q, R, "spread")] == [
+        "empty", "half", "full"]
+    assert [h.host for h in sch.select_hosts(hosts, q, R, "pack")] == [
+        "full", "half", "empty"]
+    soft = sch.Request(vcpus=1, ram=1, disk=1, group_policy="soft-affinity",
+                       group_hosts=["full"])
+    assert sch.select_hosts(hosts, soft, R)[0].host == "full"
+    anti = sch.Request(vcpus=1, ram=1, disk=1, group_policy="soft-anti-affinity",
+                       group_hosts=["empty"])
+    assert sch.select_hosts(hosts, anti, R)[0].host == "half"
+
+
+def concurrent_creates(url: str, n: int, room: int) -> None:
+    fake = FakeDownstream()
+    core = make_core(url, Settings(reserved_host_memory_mb=0, quotas={
+        "instances": -1, "cores": -1, "ram": -1, "key_pairs": -1, "server_groups": -1,
+        "server_group_members": -1, "metadata_items": 128}), fake)
+    now = utcnow()
+    with core.db.session() as s:
+        s.add(m.Flavor(id="1", name="m1", vcpus=1, ram=512, disk=1, ephemeral=0, swap=0,
+                       rxtx_factor=1.0, is_public=True, extra_specs={}, created_at=now))
+        s.add(m.ComputeHost(host="only", hypervisor_hostname="only", availability_zone="nova",
+                            vcpus=64, memory_mb=512 * room, local_gb=1000, heartbeat_at=now,
+                            created_at=now))
+    flow = ServerFlow(core)
+    ctx = dataclasses.replace(CONTEXTS[ALICE], token=ALICE)
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def boot(i: int) -> None:
+        try:
+            barrier.wait()
+            flow.create(ctx, CreateRequest(name=f"vm{i}", image_id=IMAGE, flavor_id="1",
+                                           networks="none"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=boot, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with core.db.session() as s:
+        servers = list(s.query(m.Server))
+        placed = [x for x in servers if x.host == "only"]
+        failed = [x for x in servers if x.vm_state == "error"]
+        hrow = s.query(m.ComputeHost).one()
+        assert len(servers) == n
+        assert len(placed) == room and hrow.claimed_ram == 512 * room
+        assert len(failed) == n - room
+        assert all(x.fault and x.fault["message"].startswith("No valid host was found.")
+                   for x in failed)
+    core.db.dispose()
+
+
+def test_concurrent_creates_never_overcommit_sqlite(tmp_path: Path) -> None:
+    concurrent_creates(f"sqlite:///{tmp_path}/compute.sqlite", n=12, room=5)
+
+
+def test_concurrent_creates_never_overcommit_postgresql(postgres: Any) -> None:
+    url = postgres.create_database("scapi_claims")
+    concurrent_creates(url, n=12, room=5)
