@@ -40,7 +40,8 @@ def check_for_cloud_init(nd: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         assert link["type"] in PHYSICAL_LINK_TYPES
         mac = link["ethernet_mac_address"]
         assert mac == mac.lower() and len(mac.split(":")) == 6
-        assert isinstance(link["mtu"], int)
+        assert isinstance(link.get("mtu", 0), int)
+        assert link["id"] not in by_id  # link ids are unique
         by_id[link["id"]] = mac
     result: dict[str, list[dict[str, Any]]] = {mac: [] for mac in by_id.values()}
     for net in nd["networks"]:

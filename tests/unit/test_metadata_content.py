@@ -199,3 +199,22 @@ def test_ec2_text_unknown_paths(path: str) -> None:
 def test_user_data_not_base64_is_served_as_is() -> None:
     files = content.render(make_doc(user_data="#cloud-config\n{}"))
     assert files["openstack/latest/user_data"] == b"#cloud-config\n{}"
+
+
+def test_network_data_port_with_two_addresses_is_one_link() -> None:
+    nic = make_doc()["networks"][0]
+    second_ip = copy.deepcopy(nic)
+    second_ip["ip_address"] = "192.168.20.5"
+    second_ip["subnet"] = {"id": "sub-c", "cidr": "192.168.20.0/24", "gateway_ip": None,
+                           "dns_nameservers": [], "host_routes": []}
+    nd = content.network_data(make_doc(networks=[nic, second_ip]))
+    assert [link["id"] for link in nd["links"]] == ["tap0123456789a"]
+    assert [(n["link"], n["ip_address"]) for n in nd["networks"]] == [
+        ("tap0123456789a", "192.168.10.11"), ("tap0123456789a", "192.168.20.5")]
+
+
+def test_network_data_without_mtu_omits_it() -> None:
+    nic = make_doc()["networks"][0]
+    nic["mtu"] = None
+    nd = content.network_data(make_doc(networks=[nic]))
+    assert "mtu" not in nd["links"][0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -290,7 +291,7 @@ def test_ttl_cache_zero_ttl_never_caches_and_errors_are_not_cached() -> None:
 def test_ttl_cache_bounded() -> None:
     cache: TTLCache[int] = TTLCache(ttl=60, negative_ttl=60, max_entries=3)
     for i in range(5):
-        cache.get_or_load(i, lambda i=i: i)
+        cache.get_or_load(i, functools.partial(int, i))
     assert len(cache) == 3
     assert cache.get_or_load(0, lambda: 100) == 100  # the oldest was evicted
 

@@ -141,24 +141,29 @@ def _route(destination: str, nexthop: str) -> dict[str, str]:
 
 def network_data(doc: dict[str, Any]) -> dict[str, Any]:
     """The OpenStack ``network_data.json``: one link per port, one static network per
-    fixed IP (with the default route via the subnet's gateway and the host routes),
+    fixed IP (with the default route via the subnet's gateway and the host routes;
+    the link's ``mtu`` only when the port has one),
     and the DNS servers as services. Static, as Nova renders Neutron ports, so
     cloud-init configures the NIC the same way whether or not the subnet runs DHCP."""
-    links: list[dict[str, Any]] = []
+    links: dict[str, dict[str, Any]] = {}
     networks: list[dict[str, Any]] = []
     services: list[dict[str, str]] = []
     seen_dns: set[str] = set()
+    # One entry of the document per fixed IP: a port with two addresses is one link
+    # with two networks.
     for index, net in enumerate(doc.get("networks") or []):
         port_id = str(net.get("port_id") or "")
         link_id = str(net.get("device_name") or device_name(port_id))
-        link: dict[str, Any] = {
-            "id": link_id,
-            "vif_id": port_id,
-            "type": net.get("vif_type") or DEFAULT_VIF_TYPE,
-            "mtu": net.get("mtu"),
-            "ethernet_mac_address": str(net.get("mac_address") or "").lower(),
-        }
-        links.append(link)
+        if link_id not in links:
+            link: dict[str, Any] = {
+                "id": link_id,
+                "vif_id": port_id,
+                "type": net.get("vif_type") or DEFAULT_VIF_TYPE,
+                "ethernet_mac_address": str(net.get("mac_address") or "").lower(),
+            }
+            if net.get("mtu"):
+                link["mtu"] = int(net["mtu"])
+            links[link_id] = link
         ip = net.get("ip_address")
         subnet = net.get("subnet") or {}
         if not ip or not subnet.get("cidr"):
@@ -187,7 +192,7 @@ def network_data(doc: dict[str, Any]) -> dict[str, Any]:
             if address not in seen_dns:
                 seen_dns.add(address)
                 services.append({"type": "dns", "address": address})
-    return {"links": links, "networks": networks, "services": services}
+    return {"links": list(links.values()), "networks": networks, "services": services}
 
 
 def ec2_metadata(doc: dict[str, Any]) -> dict[str, Any]:
