@@ -208,14 +208,19 @@ class ComputeCore:
         for sid, host in s.execute(sa.select(m.Server.id, m.Server.host).where(
                 m.Server.deleted.is_(False), m.Server.host.is_not(None))):
             servers.setdefault(str(host), set()).add(sid)
+        t = cast(sa.Table, m.ComputeHost.__table__)
+        cols = (t.c.host, t.c.availability_zone, t.c.vcpus, t.c.memory_mb, t.c.local_gb,
+                t.c.claimed_vcpus, t.c.claimed_ram, t.c.claimed_disk, t.c.enabled,
+                t.c.forced_down, t.c.heartbeat_at, t.c.virt_type, t.c.cpu_arch)
+        oldest = now - timedelta(seconds=self.settings.service_down_time)
+        empty: frozenset[str] = frozenset()
         out = []
-        for h in s.scalars(sa.select(m.ComputeHost)):
+        for row in s.execute(sa.select(*cols)):
+            ids = servers.get(row[0])
             out.append(scheduler.HostRecord(
-                host=h.host, availability_zone=h.availability_zone, vcpus=h.vcpus,
-                memory_mb=h.memory_mb, local_gb=h.local_gb, claimed_vcpus=h.claimed_vcpus,
-                claimed_ram=h.claimed_ram, claimed_disk=h.claimed_disk, enabled=h.enabled,
-                alive=self.alive(h, now), virt_type=h.virt_type, cpu_arch=h.cpu_arch,
-                server_ids=frozenset(servers.get(h.host, ()))))
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                not row[9] and row[10] > oldest, row[11], row[12], empty,
+                frozenset(ids) if ids else empty))
         return out
 
     def claim(self, s: Session, host: str, vcpus: int, ram: int, disk: int) -> bool:

@@ -158,10 +158,25 @@ FILTERS: list[tuple[str, Filter]] = [
 ]
 
 
+_REST = [f_ignore, f_force_host, f_image_props, f_group, f_same_host, f_different_host]
+
+
 def filter_hosts(hosts: Iterable[HostRecord], q: Request, r: Ratios) -> list[HostRecord]:
     remaining = list(hosts)
     if not remaining:
         raise NoValidHost("There are no compute hosts.")
+    # One fused pass with the cheap checks inlined; the staged pass below only runs to
+    # name the filter that removed the last host.
+    cpu_cap, ram_cap, disk_cap = r.cpu, r.ram, r.disk
+    fast = [h for h in remaining
+            if h.enabled and h.alive
+            and h.vcpus * cpu_cap - h.claimed_vcpus >= q.vcpus
+            and max(h.memory_mb - r.reserved_memory_mb, 0) * ram_cap - h.claimed_ram >= q.ram
+            and h.local_gb * disk_cap - h.claimed_disk >= q.disk
+            and (not q.availability_zone or h.availability_zone == q.availability_zone)
+            and all(fn(h, q, r) for fn in _REST)]
+    if fast:
+        return fast
     for name, fn in FILTERS:
         passed = [h for h in remaining if fn(h, q, r)]
         if not passed:
