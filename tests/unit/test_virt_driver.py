@@ -41,7 +41,7 @@ SID = "3f0e4b5c-6d7e-4f80-9a1b-2c3d4e5f6a7b"
 
 
 def spec(**kw: object) -> InstanceSpec:
-    base: dict[str, object] = dict(
+    base: dict[str, Any] = dict(
         server_id=SID, name="web1", vcpus=2, memory_mb=512, disk_gb=1,
         image_path="/x/_base/abc", image_format="qcow2",
         ports=[PortSpec("p1", "fa:16:3e:00:00:0b", 1450, "tapp1"),
