@@ -8,8 +8,10 @@ every network a ``link`` naming a link id and a ``type`` it converts (``ipv4``
 -> static with ``ip_address``; ``netmask`` and ``routes`` are copied as they
 are, so routes need ``network``/``netmask``/``gateway``, v1's route keys); DNS
 comes from each network's ``services`` of type ``dns`` and from the top-level
-``services`` (``address``). These checks say the same in our own words; when
-the ``cloudinit`` package is importable the real converter runs too.
+``services`` (``address``); a network's ``gateway`` is copied to the subnet (ifupdown
+then sets the default route itself, while routes need net-tools' ``route``). These
+checks say the same in our own words; when the ``cloudinit`` package is importable
+the real converter runs too.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def check_for_cloud_init(nd: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         assert link["id"] not in by_id  # link ids are unique
         by_id[link["id"]] = mac
     result: dict[str, list[dict[str, Any]]] = {mac: [] for mac in by_id.values()}
+    seen_gateway: set[tuple[str, str]] = set()
     for net in nd["networks"]:
         assert net["link"] in by_id
         assert net["type"] in NETWORK_TYPES
@@ -51,6 +54,10 @@ def check_for_cloud_init(nd: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             ip = ipaddress.ip_address(net["ip_address"])
             iface = ipaddress.ip_interface(f"{ip}/{net['netmask']}")
             assert ip in iface.network
+            if "gateway" in net:  # cloud-init copies it: one default gateway per version
+                assert ipaddress.ip_address(net["gateway"]) in iface.network
+                assert (net["type"], "gateway") not in seen_gateway
+                seen_gateway.add((net["type"], "gateway"))
             for route in net["routes"]:
                 assert set(route) == {"network", "netmask", "gateway"}
                 ipaddress.ip_network(f"{route['network']}/{route['netmask']}")
@@ -70,6 +77,7 @@ def test_one_nic_gets_a_static_address_and_default_route() -> None:
     configured = check_for_cloud_init(nd)
     [subnet] = configured["fa:16:3e:00:00:01"]
     assert subnet["type"] == "ipv4"
+    assert subnet["gateway"] == "192.168.10.1"  # ifupdown sets it without net-tools
     assert any(r["network"] == "0.0.0.0" and r["netmask"] == "0.0.0.0"
                for r in subnet["routes"])
 
@@ -100,4 +108,5 @@ def test_real_cloud_init_converter() -> None:  # pragma: no cover - only where c
     phys = {c["name"]: c for c in cfg["config"] if c["type"] == "physical"}
     assert phys["eth0"]["subnets"][0]["type"] == "static"
     assert phys["eth0"]["subnets"][0]["address"] == "192.168.10.11"
+    assert phys["eth0"]["subnets"][0]["gateway"] == "192.168.10.1"
     assert phys["eth1"]["mtu"] == 1500

@@ -39,7 +39,7 @@ def make_doc(**extra: Any) -> dict[str, Any]:
     return doc
 
 
-SECOND_NIC = {
+SECOND_NIC: dict[str, Any] = {
     "port_id": "fedcba98765432100000", "network_id": "net-b", "mac_address": "fa:16:3e:00:00:02",
     "mtu": 1500, "ip_address": "10.9.0.5", "floating_ip": None,
     "subnet": {"id": "sub-b", "cidr": "10.9.0.0/16", "gateway_ip": None,
@@ -110,6 +110,7 @@ def test_network_data_one_nic() -> None:
     assert net["type"] == "ipv4" and net["link"] == "tap0123456789a"
     assert net["ip_address"] == "192.168.10.11" and net["netmask"] == "255.255.255.0"
     assert net["network_id"] == "net-a"
+    assert net["gateway"] == "192.168.10.1"
     assert net["routes"] == [
         {"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "192.168.10.1"},
         {"network": "10.0.0.0", "netmask": "255.0.0.0", "gateway": "192.168.10.254"}]
@@ -126,8 +127,22 @@ def test_network_data_two_nics() -> None:
     second = nd["networks"][1]
     assert second["link"] == "tapfedcba98765" and second["netmask"] == "255.255.0.0"
     assert second["routes"] == []  # no gateway: no default route on the second NIC
+    assert "gateway" not in second
     # DNS servers de-duplicated across subnets
     assert [s["address"] for s in nd["services"]] == ["192.168.10.1", "9.9.9.9"]
+
+
+def test_network_data_gateway_only_on_the_first_nic() -> None:
+    doc = make_doc()
+    nic = copy.deepcopy(SECOND_NIC)
+    nic["subnet"]["gateway_ip"] = "10.9.0.1"
+    doc["networks"].append(nic)
+    nets = content.network_data(doc)["networks"]
+    assert nets[0]["gateway"] == "192.168.10.1"
+    assert "gateway" not in nets[1]
+    # the default route stays in both networks' routes, as Nova renders it
+    assert nets[1]["routes"] == [{"network": "0.0.0.0", "netmask": "0.0.0.0",
+                                  "gateway": "10.9.0.1"}]
 
 
 def test_network_data_ipv6_and_overrides() -> None:

@@ -144,11 +144,13 @@ def network_data(doc: dict[str, Any]) -> dict[str, Any]:
     fixed IP (with the default route via the subnet's gateway and the host routes;
     the link's ``mtu`` only when the port has one),
     and the DNS servers as services. Static, as Nova renders Neutron ports, so
-    cloud-init configures the NIC the same way whether or not the subnet runs DHCP."""
+    cloud-init configures the NIC the same way whether or not the subnet runs DHCP.
+    The first network with a gateway (per IP version) also carries ``gateway``."""
     links: dict[str, dict[str, Any]] = {}
     networks: list[dict[str, Any]] = []
     services: list[dict[str, str]] = []
     seen_dns: set[str] = set()
+    gateway_given: set[int] = set()  # IP versions whose default gateway is already named
     # One entry of the document per fixed IP: a port with two addresses is one link
     # with two networks.
     for index, net in enumerate(doc.get("networks") or []):
@@ -187,6 +189,13 @@ def network_data(doc: dict[str, Any]) -> dict[str, Any]:
             "network_id": str(net.get("network_id") or ""),
             "services": [{"type": "dns", "address": a} for a in dns],
         }
+        if gateway and cidr.version not in gateway_given:
+            # Not in Nova's output: cloud-init copies it to the subnet, so the first NIC's
+            # default route needs no `route` command (ifupdown without net-tools runs the
+            # routes' `post-up route add ... || true` in vain). Only once per IP version:
+            # a second `gateway` would make ifup fail on the second NIC.
+            entry["gateway"] = str(gateway)
+            gateway_given.add(cidr.version)
         networks.append(entry)
         for address in dns:
             if address not in seen_dns:
