@@ -216,11 +216,11 @@ def make_core(url: str, settings: Settings | None = None,
 
 
 @contextmanager
-def in_process(tmp_path: Path, settings: Settings | None = None, url: str | None = None
-               ) -> Iterator[ComputeApi]:
+def in_process(tmp_path: Path, settings: Settings | None = None, url: str | None = None,
+               raise_server_exceptions: bool = True) -> Iterator[ComputeApi]:
     fake = FakeDownstream()
     core = make_core(url or f"sqlite:///{tmp_path}/compute.sqlite", settings, fake)
     app = build_app(core, fake_validate, public_url="http://compute.test:8774")
-    with TestClient(app, raise_server_exceptions=True) as client:
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         yield ComputeApi(client, core, fake)
     core.db.dispose()

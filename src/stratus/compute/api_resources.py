@@ -420,7 +420,8 @@ def add_routes(router: Router, core: ComputeCore) -> None:
         name = views.text(data, "name", required=True)
         pols = data.get("policies")
         allowed = GROUP_POLICIES if views.mv(req) >= (2, 15) else {"affinity", "anti-affinity"}
-        if not isinstance(pols, list) or len(pols) != 1 or pols[0] not in allowed:
+        if not isinstance(pols, list) or len(pols) != 1 or not isinstance(pols[0], str) \
+                or pols[0] not in allowed:
             raise BadRequest(f"Invalid input for field/attribute policies: exactly one of "
                              f"{', '.join(sorted(allowed))} is expected.")
         ctx = req.ctx

@@ -179,8 +179,8 @@ class ComputeCore:
         assert used is not None
         over = [r for r, n in wanted.items()
                 if limits[r] >= 0 and getattr(used, r) + n > limits[r]]
-        detail = ", ".join(
-            f"{r}: requested {wanted[r]}, already used {getattr(used, r)} of {limits[r]}"
+        detail = "; ".join(
+            f"requested {wanted[r]} {r}, already used {getattr(used, r)} of {limits[r]}"
             for r in over)
         raise OverLimit(f"Quota exceeded for {', '.join(over)}: {detail}.")
 
