@@ -339,3 +339,13 @@ def test_service_concurrent_cold_requests_ask_compute_once(source: FakeSource) -
         t.join()
     assert len(out) == 10 and json.loads(out[0])["hostname"] == "web1"
     assert source.lookups == 1
+
+
+def test_password_streamed_body_is_capped(client: TestClient, source: FakeSource) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):
+            yield b"y" * 100  # 10 000 bytes, no Content-Length
+
+    resp = client.post("/openstack/latest/password", headers=headers(), content=chunks())
+    assert resp.status_code == 400 and "256" in resp.json()["badRequest"]["message"]
+    assert source.passwords == {}

@@ -252,13 +252,26 @@ def _text(lines: list[str]) -> tuple[bytes, str]:
     return "\n".join(lines).encode(), "text/plain"
 
 
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, but never more than ``limit`` bytes of it (a guest may send anything)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) >= limit:
+        raise BadRequest(f"The body is {declared} bytes; at most {limit - 1} bytes are accepted.")
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return data
+
+
 def build_app(service: MetadataService, on_shutdown: list[Callable[[], Any]] | None = None
               ) -> Starlette:
     async def endpoint(request: Request) -> Response:
         path = request.url.path
         if request.method == "POST":
-            body = await request.body()
             net, ip = service.identify(request.headers)
+            body = await _read_capped(request, MAX_PASSWORD_BYTES + 1)
             await run_in_threadpool(service.post, net, ip, path, body)
             return Response(b"", status_code=200, media_type="text/plain")
         net, ip = service.identify(request.headers)
