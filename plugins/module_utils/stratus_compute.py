@@ -646,7 +646,8 @@ class ServerConvergence:
 
     @property
     def timeout(self):
-        return self.params.get("timeout") or 600
+        timeout = self.params.get("timeout")
+        return 600 if timeout is None else timeout
 
     # ---- absent --------------------------------------------------------------------------
 
