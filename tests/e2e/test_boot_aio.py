@@ -34,7 +34,9 @@ import httpx
 import pytest
 import yaml
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# The module's deploy (two site.yml runs) and teardown count against the test that sets
+# them up / the last one; the whole module stays under 15 minutes.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
