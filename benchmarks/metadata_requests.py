@@ -113,8 +113,8 @@ def scenario(name: str, ttl: float, args: argparse.Namespace, tmp: Path) -> None
     proc = MetadataProcess(compute.url, tmp, cache_ttl=ttl, negative_ttl=ttl,
                            workers=args.workers)
     proc.env["STRATUS_DEFAULT__DEBUG"] = "false"
-    proc.start()
     try:
+        proc.start()
         if ttl:
             with httpx.Client(base_url=proc.url) as http:
                 for _ in range(args.workers * 3):  # every worker process fills its cache

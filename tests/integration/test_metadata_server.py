@@ -193,7 +193,11 @@ class MetadataProcess:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([str(BIN / "stratus-metadata")], env=self.env,
                                          stdout=log, stderr=subprocess.STDOUT)
-        wait_http(f"{self.url}/healthcheck", proc=self.proc)
+        try:
+            wait_http(f"{self.url}/healthcheck", timeout=60, proc=self.proc)
+        except BaseException:
+            self.stop()  # never leave a half-started process behind
+            raise
 
     def stop(self) -> None:
         if self.proc is not None:
