@@ -235,36 +235,39 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True).encode()
 
 
+def _openstack_all(doc: dict[str, Any]) -> dict[str, bytes]:
+    """Every OpenStack file once (user_data only when there is some)."""
+    files = {
+        "meta_data.json": _json(meta_data(doc)),
+        "network_data.json": _json(network_data(doc)),
+        "vendor_data.json": _json(doc.get("vendor_data") or {}),
+        "vendor_data2.json": _json({}),
+    }
+    user = user_data_bytes(doc)
+    if user is not None:
+        files["user_data"] = user
+    return files
+
+
+def _in_version(name: str, version: str) -> bool:
+    return version == "latest" or version >= _FILE_SINCE[name]
+
+
 def openstack_files(doc: dict[str, Any], version: str) -> dict[str, bytes]:
     """The files of one OpenStack metadata version (``latest`` has all of them)."""
-    files: dict[str, bytes] = {}
-    md = _json(meta_data(doc))
-    user = user_data_bytes(doc)
-    for name, since in _FILE_SINCE.items():
-        if version != "latest" and version < since:
-            continue
-        if name == "meta_data.json":
-            files[name] = md
-        elif name == "user_data":
-            if user is not None:
-                files[name] = user
-        elif name == "network_data.json":
-            files[name] = _json(network_data(doc))
-        elif name == "vendor_data.json":
-            files[name] = _json(doc.get("vendor_data") or {})
-        elif name == "vendor_data2.json":
-            files[name] = _json({})
-    return files
+    return {n: d for n, d in _openstack_all(doc).items() if _in_version(n, version)}
 
 
 def render(doc: dict[str, Any]) -> dict[str, bytes]:
     """Every file of the config drive, by path relative to its root."""
     out: dict[str, bytes] = {}
+    files = _openstack_all(doc)
     for version in (*OPENSTACK_VERSIONS, "latest"):
-        for name, data in openstack_files(doc, version).items():
-            out[f"openstack/{version}/{name}"] = data
+        for name in _FILE_SINCE:
+            if name in files and _in_version(name, version):
+                out[f"openstack/{version}/{name}"] = files[name]
     ec2 = _json(ec2_metadata(doc))
-    user = user_data_bytes(doc)
+    user = files.get("user_data")
     for version in ("2009-04-04", "latest"):
         out[f"ec2/{version}/meta-data.json"] = ec2
         if user is not None:
