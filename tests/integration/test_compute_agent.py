@@ -70,6 +70,11 @@ def host_ready() -> Iterator[Path]:
     for tool in ("virsh", "qemu-img", "genisoimage", "qemu-system-x86_64"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
+    kvm = Path("/dev/kvm")
+    if kvm.exists():
+        # MACHINE.md: root:kvm 0660, otherwise libvirt re-probes qemu on every define (~40 s)
+        shutil.chown(kvm, group="kvm")
+        kvm.chmod(0o660)
     if virsh("list").returncode != 0:
         Path("/var/log/libvirt").mkdir(parents=True, exist_ok=True)
         subprocess.run(["virtlogd", "-d"], capture_output=True)
@@ -325,6 +330,8 @@ class Lab:
             self.stop_agent(proc)
         self.ctl.close()
         cleanup_host()
+        if os.environ.get("SCAG_KEEP_LOG"):
+            shutil.copy(self.dir / "agent.log", os.environ["SCAG_KEEP_LOG"])
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self) -> str:

@@ -700,6 +700,18 @@ def _meminfo_mb() -> int:
     return 0
 
 
+def _check_kvm_device(path: str = "/dev/kvm") -> None:
+    """libvirt re-probes qemu's capabilities on every call (tens of seconds per define)
+    while /dev/kvm exists but its qemu user cannot open it: say so (the compute role
+    makes it root:kvm 0660)."""
+    with contextlib.suppress(OSError):
+        st = os.stat(path)
+        if st.st_mode & 0o060 != 0o060 or st.st_gid == 0:
+            LOG.warning("%s is not group-kvm read-write (mode %o): libvirt will re-probe "
+                        "qemu on every domain change; run: chgrp kvm %s; chmod 0660 %s",
+                        path, st.st_mode & 0o777, path, path)
+
+
 def _route_ip(url: str) -> str:
     """The local address the host uses to reach ``url`` (its host_ip)."""
     parts = urlsplit(url)
@@ -740,6 +752,7 @@ def build_agent(config: Config) -> ComputeAgent:
     )
     Path(settings.instances_path).mkdir(parents=True, exist_ok=True)
     os.chmod(settings.instances_path, 0o755)
+    _check_kvm_device()
     runner = Runner(timeout=float(config.get_int(s, "command_timeout", minimum=10)))
     uri = config.get(s, "libvirt_uri")
     virt_type = detect_virt_type(config.get(s, "virt_type"),
