@@ -285,3 +285,69 @@ class ImageServer:
 
     def log(self) -> str:
         return (self.root / "image.log").read_text(errors="replace")
+
+
+@dataclass
+class ComputeServer:
+    """stratus-compute in its own process, with a real identity (and the image and network
+    APIs at ``image_url``/``network_url``), its service user ``stratus-compute``."""
+
+    root: Path
+    identity: IdentityServer
+    image_url: str
+    network_url: str
+    database_url: str = ""
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    service_password: str = "compute-service-secret"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "STRATUS_CONFIG_FILE": str(self.root / "stratus.conf"),
+            "STRATUS_COMPUTE__DATABASE_URL": self.database_url
+            or f"sqlite:///{self.root}/compute.sqlite",
+            "STRATUS_COMPUTE__BIND_HOST": "127.0.0.1",
+            "STRATUS_COMPUTE__BIND_PORT": str(self.port),
+            "STRATUS_COMPUTE__IDENTITY_URL": f"{self.identity.url}/v3",
+            "STRATUS_COMPUTE__IMAGE_URL": self.image_url,
+            "STRATUS_COMPUTE__NETWORK_URL": self.network_url,
+            "STRATUS_COMPUTE__USERNAME": "stratus-compute",
+            "STRATUS_COMPUTE__PASSWORD": self.service_password,
+            "STRATUS_COMPUTE__PROJECT_NAME": "service",
+            **self.extra_env,
+        })
+        return env
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "stratus.conf").write_text("[DEFAULT]\ndebug = false\n")
+        subprocess.run([str(BIN / "stratus-manage"), "db", "sync", "compute"], env=self.env,
+                       capture_output=True, text=True, check=True)
+        subprocess.run([str(BIN / "stratus-manage"), "service-user", "ensure", "--name",
+                        "stratus-compute"],
+                       env={**self.identity.env, "STRATUS_SERVICE_PASSWORD":
+                            self.service_password},
+                       capture_output=True, text=True, check=True)
+        self.identity.manage("catalog", "ensure", "--type", "compute", "--name", "nova",
+                             "--public-url", f"{self.url}/v2.1",
+                             "--internal-url", f"{self.url}/v2.1")
+
+    def start(self) -> None:
+        log = open(self.root / "compute.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([str(BIN / "stratus-compute")], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        wait_http(f"{self.url}/healthcheck", proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+    def log(self) -> str:
+        return (self.root / "compute.log").read_text(errors="replace")

@@ -81,7 +81,7 @@ def build_core(config: Config, downstream: Downstream | None = None) -> ComputeC
         service_auth = None
         if config.get(SECTION, "username"):
             service_auth = PasswordAuth(
-                config.get("DEFAULT", "identity_url"), config.get(SECTION, "username"),
+                config.get(SECTION, "identity_url"), config.get(SECTION, "username"),
                 config.get(SECTION, "password"), config.get(SECTION, "project_name"))
         downstream = HttpDownstream(config.get(SECTION, "image_url"),
                                     config.get(SECTION, "network_url"), service_auth)
