@@ -42,7 +42,7 @@ def scheduler_rate(root: Path, hosts: int, decisions: int) -> None:
         with core.db.session() as s:
             records = core.host_records(s)
         t1 = time.perf_counter()
-        ranked = scheduler.select_hosts(records, q, core.settings.ratios, "spread")
+        ranked = scheduler.select_hosts(records, q, core.settings.ratios, "spread", limit=50)
         t2 = time.perf_counter()
         with core.db.session() as s:
             for cand in ranked:
@@ -60,7 +60,7 @@ def scheduler_rate(root: Path, hosts: int, decisions: int) -> None:
           "ms per decision)")
     pure = time.perf_counter()
     for _ in range(decisions):
-        scheduler.select_hosts(records, q, core.settings.ratios, "spread")
+        scheduler.select_hosts(records, q, core.settings.ratios, "spread", limit=50)
     print(f"  {decisions / (time.perf_counter() - pure):.1f} decisions/s for filters+weighers "
           "alone")
     core.db.dispose()

@@ -8,6 +8,7 @@ the next one when the claim loses a race (see ``ComputeCore.claim``).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,8 +188,8 @@ def filter_hosts(hosts: Iterable[HostRecord], q: Request, r: Ratios) -> list[Hos
     return remaining
 
 
-def weigh(hosts: list[HostRecord], q: Request, r: Ratios, weigher: str = "spread"
-          ) -> list[HostRecord]:
+def weigh(hosts: list[HostRecord], q: Request, r: Ratios, weigher: str = "spread",
+          limit: int | None = None) -> list[HostRecord]:
     """Best first. spread: most free RAM (then vCPU); pack: least. Soft group policies
     prefer (soft-affinity) or avoid (soft-anti-affinity) the members' hosts."""
     sign = -1 if weigher == "spread" else 1
@@ -202,9 +203,12 @@ def weigh(hosts: list[HostRecord], q: Request, r: Ratios, weigher: str = "spread
         cpu, ram, _disk = free(h, r)
         return soft, sign * ram, sign * cpu, h.host
 
+    if limit is not None and len(hosts) > limit:
+        return heapq.nsmallest(limit, hosts, key=key)
     return sorted(hosts, key=key)
 
 
-def select_hosts(hosts: Iterable[HostRecord], q: Request, r: Ratios, weigher: str = "spread"
-                 ) -> list[HostRecord]:
-    return weigh(filter_hosts(hosts, q, r), q, r, weigher)
+def select_hosts(hosts: Iterable[HostRecord], q: Request, r: Ratios, weigher: str = "spread",
+                 limit: int | None = None) -> list[HostRecord]:
+    """The hosts that pass every filter, best first (only the best ``limit`` if given)."""
+    return weigh(filter_hosts(hosts, q, r), q, r, weigher, limit)

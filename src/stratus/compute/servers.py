@@ -22,6 +22,8 @@ from stratus.compute.core import ComputeCore, OverLimit, isotime, new_id, utcnow
 
 LOG = logging.getLogger("stratus.compute")
 CONSOLE_MAX = 64 * 1024
+CANDIDATES = 50  # hosts claimed in turn before the scheduler looks at the hosts again
+SCHEDULE_ROUNDS = 3
 # task_state -> the vm_state an agent report must show for the task to be done
 TASK_TARGETS = {
     "spawning": "active", "powering-off": "stopped", "powering-on": "active",
@@ -295,20 +297,23 @@ class ServerFlow:
                 group_policy=policy, group_hosts=ghosts, same_host=sched.get("same_host", []),
                 different_host=sched.get("different_host", []), ignore_hosts=srv.tried_hosts)
             reason = ""
-            try:
-                candidates = scheduler.select_hosts(core.host_records(s), q,
-                                                    core.settings.ratios,
-                                                    core.settings.scheduler_weigher)
-            except scheduler.NoValidHost as exc:
-                candidates, reason = [], str(exc)
-            for cand in candidates:
-                if core.claim(s, cand.host, q.vcpus, q.ram, q.disk):
-                    hrow = core.host(s, cand.host)
-                    srv.host, srv.availability_zone = cand.host, hrow.availability_zone
-                    srv.attempt += 1
-                    srv.tried_hosts = [*srv.tried_hosts, cand.host]
-                    srv.task_state, srv.updated_at = "networking", utcnow()
-                    return cand.host
+            for _round in range(SCHEDULE_ROUNDS):
+                try:
+                    candidates = scheduler.select_hosts(
+                        core.host_records(s), q, core.settings.ratios,
+                        core.settings.scheduler_weigher, limit=CANDIDATES)
+                except scheduler.NoValidHost as exc:
+                    reason = str(exc)
+                    break
+                for cand in candidates:
+                    if core.claim(s, cand.host, q.vcpus, q.ram, q.disk):
+                        hrow = core.host(s, cand.host)
+                        srv.host, srv.availability_zone = cand.host, hrow.availability_zone
+                        srv.attempt += 1
+                        srv.tried_hosts = [*srv.tried_hosts, cand.host]
+                        srv.task_state, srv.updated_at = "networking", utcnow()
+                        return cand.host
+                # Concurrent requests took every candidate: look at the hosts afresh.
                 reason = "Every candidate host was claimed by concurrent requests."
             now = utcnow()
             srv.host, srv.vm_state, srv.task_state, srv.updated_at = None, "error", None, now
