@@ -348,3 +348,70 @@ def test_admin_views_hypervisors_services_zones(api: ComputeApi) -> None:
     assert isinstance(zones, list)
     stats = api.ok("GET", "/v2.1/os-hypervisors/statistics")["hypervisor_statistics"]
     assert stats["count"] == 1 and stats["vcpus"] == 4
+
+
+def test_a_users_port_is_taken_and_only_unbound_on_delete(api: ComputeApi) -> None:
+    net = api.fake.network("mine")
+    port = api.fake.create_port(ALICE, {"network_id": net["id"]})
+    sid = api.boot(networks=[{"port": port["id"]}])["server"]["id"]
+    taken = api.fake.ports[port["id"]]
+    assert taken["device_id"] == sid and taken["binding:host_id"] == "cmp1"
+    busy = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "again", "imageRef": IMAGE, "flavorRef": "1",
+        "networks": [{"port": port["id"]}]}})
+    assert busy.status_code == 409 and "in use" in err(busy)[1]
+    api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers")
+    api.ok("DELETE", f"/v2.1/servers/{sid}", ALICE)
+    api.report("cmp1", sid, deleted=True)
+    left = api.fake.ports[port["id"]]
+    assert left["device_id"] == "" and left["binding:host_id"] == ""
+
+
+def test_min_max_count_takes_what_the_quota_allows(api: ComputeApi) -> None:
+    api.ok("PUT", "/v2.1/os-quota-sets/p-alice", json={"quota_set": {"instances": 3}})
+    api.boot(name="many", min_count=2, max_count=5)
+    names = sorted(s["name"] for s in api.ok("GET", "/v2.1/servers", ALICE)["servers"])
+    assert names == ["many-1", "many-2", "many-3"]
+    resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "more", "imageRef": IMAGE, "flavorRef": "1", "networks": "none",
+        "min_count": 1, "max_count": 2}})
+    assert resp.status_code == 403 and err(resp)[0] == "overLimit"
+
+
+def test_older_microversions_keep_the_older_shapes(api: ComputeApi) -> None:
+    body = {"server": {"name": "old", "imageRef": IMAGE, "flavorRef": "1"}}
+    resp = api.call("POST", "/v2.1/servers", ALICE, version="2.1", json=body)
+    assert resp.status_code == 202, resp.text  # networks optional before 2.37
+    sid = resp.json()["server"]["id"]
+    old = api.call("GET", f"/v2.1/servers/{sid}", ADMIN, version="2.1").json()["server"]
+    assert old["flavor"]["id"] == "1" and "locked" not in old and "tags" not in old
+    assert "OS-EXT-SRV-ATTR:hostname" not in old
+    new = api.server(sid)
+    assert new["flavor"]["original_name"] == "m1.tiny" and new["locked"] is False
+    assert new["OS-EXT-SRV-ATTR:hostname"] == "old" and new["host_status"] == "UP"
+    kp = api.call("POST", "/v2.1/os-keypairs", ALICE, version="2.1",
+                  json={"keypair": {"name": "k"}})
+    assert kp.status_code == 200 and "type" not in kp.json()["keypair"]
+    assert api.call("DELETE", "/v2.1/os-keypairs/k", ALICE, version="2.1").status_code == 202
+    group = api.call("POST", "/v2.1/os-server-groups", ALICE, version="2.14", json={
+        "server_group": {"name": "g", "policies": ["soft-affinity"]}})
+    assert group.status_code == 400
+
+
+def test_a_dead_host_fails_its_builds_and_deletes_complete_in_the_api(api: ComputeApi) -> None:
+    from stratus.compute import models as m
+
+    sid = api.boot()["server"]["id"]
+    with api.core.db.session() as s:
+        host = s.query(m.ComputeHost).one()
+        host.heartbeat_at = host.heartbeat_at.replace(year=2000)
+        srv = s.get(m.Server, sid)
+        assert srv is not None
+        srv.updated_at = srv.updated_at.replace(year=2000)
+    shown = api.server(sid)
+    assert shown["status"] == "ERROR" and "stopped reporting" in shown["fault"]["message"]
+    assert api.ok("GET", "/v2.1/os-services")["services"][0]["state"] == "down"
+    api.ok("DELETE", f"/v2.1/servers/{sid}", ALICE)
+    assert api.call("GET", f"/v2.1/servers/{sid}", ALICE).status_code == 404
+    deleted = api.ok("GET", "/v2.1/servers?all_tenants=1&deleted=true")["servers"]
+    assert [s["id"] for s in deleted] == [sid]

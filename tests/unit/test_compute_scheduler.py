@@ -132,3 +132,38 @@ def test_concurrent_creates_never_overcommit_sqlite(tmp_path: Path) -> None:
 def test_concurrent_creates_never_overcommit_postgresql(postgres: Any) -> None:
     url = postgres.create_database("scapi_claims")
     concurrent_creates(url, n=12, room=5)
+
+
+def test_concurrent_creates_never_pass_the_quota(tmp_path: Path) -> None:
+    fake = FakeDownstream()
+    core = make_core(f"sqlite:///{tmp_path}/q.sqlite", Settings(quotas={
+        "instances": 4, "cores": -1, "ram": -1, "key_pairs": -1, "server_groups": -1,
+        "server_group_members": -1, "metadata_items": 128}), fake)
+    now = utcnow()
+    with core.db.session() as s:
+        s.add(m.Flavor(id="1", name="m1", vcpus=1, ram=512, disk=1, ephemeral=0, swap=0,
+                       rxtx_factor=1.0, is_public=True, extra_specs={}, created_at=now))
+    flow = ServerFlow(core)
+    ctx = dataclasses.replace(CONTEXTS[ALICE], token=ALICE)
+    barrier = threading.Barrier(10)
+    outcomes: list[str] = []
+
+    def boot(i: int) -> None:
+        barrier.wait()
+        try:
+            flow.create(ctx, CreateRequest(name=f"vm{i}", image_id=IMAGE, flavor_id="1",
+                                           networks="none"))
+            outcomes.append("ok")
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=boot, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["OverLimit"] * 6 + ["ok"] * 4
+    with core.db.session() as s:
+        assert s.query(m.Server).count() == 4
+        assert s.get(m.ProjectUsage, "p-alice").instances == 4  # type: ignore[union-attr]
+    core.db.dispose()
