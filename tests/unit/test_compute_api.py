@@ -415,3 +415,23 @@ def test_a_dead_host_fails_its_builds_and_deletes_complete_in_the_api(api: Compu
     assert api.call("GET", f"/v2.1/servers/{sid}", ALICE).status_code == 404
     deleted = api.ok("GET", "/v2.1/servers?all_tenants=1&deleted=true")["servers"]
     assert [s["id"] for s in deleted] == [sid]
+
+
+def test_assignments_long_poll_wakes_on_a_change(api: ComputeApi) -> None:
+    import threading
+
+    srv = active(api)
+    gen = api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers")["generation"]
+    same = api.ok("GET", f"/v2.1/stratus/compute-hosts/cmp1/servers?wait=0.3&since={gen}")
+    assert same["generation"] == gen
+    got: list[dict[str, Any]] = []
+    poll = threading.Thread(target=lambda: got.append(api.ok(
+        "GET", f"/v2.1/stratus/compute-hosts/cmp1/servers?wait=30&since={gen}")))
+    poll.start()
+    api.ok("POST", f"/v2.1/servers/{srv['id']}/action", ALICE, status=202,
+           json={"os-stop": None})
+    poll.join(timeout=60)
+    assert got and got[0]["generation"] > gen
+    assert got[0]["servers"][0]["desired_power"] == "shutdown"
+    assert api.call("GET", "/v2.1/stratus/compute-hosts/nope/servers").status_code == 404
+    assert api.call("GET", "/v2.1/stratus/compute-hosts/cmp1/servers?wait=x").status_code == 400

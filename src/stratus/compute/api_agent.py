@@ -3,11 +3,16 @@ the metadata lookup and the guest password. Admin (service users) only."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from stratus.common.app import Req, Router
 from stratus.common.clients import ServiceError
@@ -59,7 +64,7 @@ def add_routes(router: Router, core: ComputeCore) -> None:
         admin(req)
         name = req.params["host"]
         data = views.obj(req.body, "host")
-        views.only(data, {*HOST_INTS, *HOST_TEXTS, "host"}, "host")
+        # Keys this API does not know are ignored: a newer agent still heartbeats.
         ints = {k: views.integer(data, k, 0) for k in HOST_INTS if k in data}
         texts = {k: views.text(data, k, maxlen=255) for k in HOST_TEXTS if k in data}
         if data.get("host") not in (None, name):
@@ -100,24 +105,7 @@ def add_routes(router: Router, core: ComputeCore) -> None:
                                "first.")
             return h.generation
 
-    @router.add("GET", P + "/compute-hosts/{host}/servers")
-    def assignments(req: Req) -> Any:
-        admin(req)
-        name = req.params["host"]
-        wait = 0.0
-        if "wait" in req.query:
-            try:
-                wait = min(max(float(req.query["wait"]), 0.0), MAX_WAIT)
-            except ValueError:
-                raise BadRequest("wait must be a number of seconds (at most 30).") from None
-        since = None
-        if "since" in req.query:
-            since = views.integer({"since": req.query["since"]}, "since")
-        deadline = time.monotonic() + wait
-        gen = generation(name)
-        while since is not None and gen == since and time.monotonic() < deadline:
-            time.sleep(0.2)
-            gen = generation(name)
+    def current(name: str) -> dict[str, Any]:
         with core.db.session() as s:
             h = core.host(s, name)
             rows = list(s.scalars(sa.select(m.Server).where(
@@ -131,13 +119,36 @@ def add_routes(router: Router, core: ComputeCore) -> None:
             return {"generation": h.generation,
                     "servers": [assignment(r, ports.get(r.id, [])) for r in rows]}
 
+    async def assignments(request: Request) -> Response:
+        # Async, so agents waiting in a long-poll hold no worker thread.
+        req = Req(request, None, router.authenticate)
+        await run_in_threadpool(admin, req)
+        name = req.params["host"]
+        wait = 0.0
+        if "wait" in req.query:
+            try:
+                wait = min(max(float(req.query["wait"]), 0.0), MAX_WAIT)
+            except ValueError:
+                raise BadRequest("wait must be a number of seconds (at most 30).") from None
+        since = None
+        if "since" in req.query:
+            since = views.integer({"since": req.query["since"]}, "since")
+        deadline = time.monotonic() + wait
+        gen = await run_in_threadpool(generation, name)
+        while since is not None and gen == since and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            gen = await run_in_threadpool(generation, name)
+        return JSONResponse(await run_in_threadpool(current, name))
+
+    router.routes.append(Route(P + "/compute-hosts/{host}/servers", assignments,
+                               methods=["GET"]))
+
     @router.add("POST", P + "/compute-hosts/{host}/servers/{id}/report")
     def report(req: Req) -> Any:
         admin(req)
         if not isinstance(req.body, dict):
             raise BadRequest("The report must be a JSON object.")
-        views.only(req.body, REPORT_KEYS, "report")
-        body = req.body
+        body = {k: v for k, v in req.body.items() if k in REPORT_KEYS}  # others ignored
         if "power_state" in body and (isinstance(body["power_state"], bool) or body[
                 "power_state"] not in (0, 1, 3, 4, 6, 7)):
             raise BadRequest("power_state must be one of 0, 1, 3, 4, 6, 7.")
