@@ -242,6 +242,8 @@ class ComputeAgent:
         self._rescheduled: set[tuple[str, int]] = set()
         self._logged: dict[str, str] = {}
         self.last_errors: dict[str, str] = {}
+        # snapshot copies a killed agent left behind (none can be in progress yet)
+        shutil.rmtree(Path(settings.instances_path) / "_snapshots", ignore_errors=True)
 
     # --- one pass -----------------------------------------------------------------------
     def reconcile_once(self) -> PassResult:
@@ -788,8 +790,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     agent = build_agent(config)
     if args.once:
-        beat = agent.heartbeat()
         result = agent.reconcile_once()
+        beat = agent.heartbeat()
         agent.pool.shutdown(wait=True)
         return 0 if result.ok and beat else 1
     stop = threading.Event()
