@@ -184,8 +184,11 @@ def add_routes(router: Router, core: ComputeCore) -> None:
         return {h.host: ("UP" if core.alive(h) else "DOWN") if h.enabled else "MAINTENANCE"
                 for h in s.scalars(sa.select(m.ComputeHost))}
 
-    def show(req: Req, s: Session, srv: m.Server) -> dict[str, Any]:
-        hs = host_states(s).get(srv.host or "", "") if req.ctx.is_admin else None
+    def show(req: Req, s: Session, srv: m.Server, states: dict[str, str] | None = None
+             ) -> dict[str, Any]:
+        hs = None
+        if req.ctx.is_admin:
+            hs = (states if states is not None else host_states(s)).get(srv.host or "", "")
         return views.server(req, srv, ports(s, srv.id), req.ctx.is_admin, hs)
 
     @router.add("POST", P, status=202)
@@ -282,7 +285,8 @@ def add_routes(router: Router, core: ComputeCore) -> None:
                 limit = views.integer({"limit": q["limit"]}, "limit", minimum=0)
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if limit is not None else rows
-            items = [show(req, s, r) if detail else views.brief(req, r) for r in rows]
+            states = host_states(s) if detail and ctx.is_admin else {}
+            items = [show(req, s, r, states) if detail else views.brief(req, r) for r in rows]
         key = "servers"
         body: dict[str, Any] = {key: items}
         if more and rows:
