@@ -63,6 +63,7 @@ class FakeDownstream:
         self.ports: dict[str, dict[str, Any]] = {}
         self.ips = itertools.count(10)
         self.fail_ports: ServiceError | None = None
+        self.floating: dict[str, str] = {}  # port id -> floating IP
         self.image_url = "http://image.test:9292"
 
     def network(self, name: str = "net", project: str = "p-alice", shared: bool = False
@@ -160,7 +161,11 @@ class FakeDownstream:
         return []
 
     def floating_ips(self, port_id: str) -> list[dict[str, Any]]:
-        return []
+        fip = self.floating.get(port_id)
+        return [{"floating_ip_address": fip, "port_id": port_id}] if fip else []
+
+    def floating_map(self, port_ids: list[str]) -> dict[str, list[str]]:
+        return {p: [self.floating[p]] for p in port_ids if p in self.floating}
 
 
 class ComputeApi:

@@ -136,8 +136,13 @@ def test_boot_with_a_network_places_binds_and_shapes_the_server(api: ComputeApi)
                  json={"os-getConsoleOutput": {"length": 1}})
     assert out == {"output": "ready\n"}
     ip = addr["addr"]
+    api.fake.floating[port["id"]] = "203.0.113.20"
     found = api.ok("GET", f"/v2.1/stratus/metadata?network_id={net['id']}&fixed_ip={ip}")
     assert found["instance"]["uuid"] == sid
+    assert found["instance"]["networks"][0]["floating_ip"] == "203.0.113.20"
+    shown = api.ok("GET", "/v2.1/servers/detail", ALICE)["servers"][0]["addresses"]["app-net"]
+    assert [(a["addr"], a["OS-EXT-IPS:type"]) for a in shown] == [
+        (ip, "fixed"), ("203.0.113.20", "floating")]
     assert api.call("GET", f"/v2.1/stratus/metadata?network_id={net['id']}&fixed_ip=1.2.3.4"
                     ).status_code == 404
     assert api.call("GET", "/v2.1/stratus/compute-hosts/cmp1/servers", ALICE).status_code == 403

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from stratus.compute import views
 from stratus.compute.core import ComputeCore, utcnow
 from stratus.compute.servers import CreateRequest, ServerFlow
 
+LOG = logging.getLogger("stratus.compute")
 P = "/v2.1/servers"
 CREATE_ATTRS = {
     "name", "imageRef", "flavorRef", "networks", "key_name", "user_data", "metadata",
@@ -184,12 +186,23 @@ def add_routes(router: Router, core: ComputeCore) -> None:
         return {h.host: ("UP" if core.alive(h) else "DOWN") if h.enabled else "MAINTENANCE"
                 for h in s.scalars(sa.select(m.ComputeHost))}
 
-    def show(req: Req, s: Session, srv: m.Server, states: dict[str, str] | None = None
-             ) -> dict[str, Any]:
+    def floating(port_ids: list[str]) -> dict[str, list[str]]:
+        """Floating IPs of these ports from the network API; none shown when it fails."""
+        try:
+            return core.downstream.floating_map(port_ids)
+        except ServiceError as exc:
+            LOG.warning("floating IPs cannot be read: %s", exc)
+            return {}
+
+    def show(req: Req, s: Session, srv: m.Server, states: dict[str, str] | None = None,
+             fips: dict[str, list[str]] | None = None) -> dict[str, Any]:
         hs = None
         if req.ctx.is_admin:
             hs = (states if states is not None else host_states(s)).get(srv.host or "", "")
-        return views.server(req, srv, ports(s, srv.id), req.ctx.is_admin, hs)
+        mine = ports(s, srv.id)
+        if fips is None:
+            fips = floating([p.port_id for p in mine])
+        return views.server(req, srv, mine, req.ctx.is_admin, hs, fips)
 
     @router.add("POST", P, status=202)
     def create(req: Req) -> Any:
@@ -286,7 +299,12 @@ def add_routes(router: Router, core: ComputeCore) -> None:
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if limit is not None else rows
             states = host_states(s) if detail and ctx.is_admin else {}
-            items = [show(req, s, r, states) if detail else views.brief(req, r) for r in rows]
+            fips: dict[str, list[str]] = {}
+            if detail and rows:
+                fips = floating(list(s.scalars(sa.select(m.ServerPort.port_id).where(
+                    m.ServerPort.server_id.in_([r.id for r in rows])))))
+            items = [show(req, s, r, states, fips) if detail else views.brief(req, r)
+                     for r in rows]
         key = "servers"
         body: dict[str, Any] = {key: items}
         if more and rows:

@@ -25,6 +25,7 @@ class Downstream(Protocol):
     def delete_port(self, token: str | None, port_id: str) -> None: ...
     def security_groups(self, token: str, name: str, project_id: str) -> list[dict[str, Any]]: ...
     def floating_ips(self, port_id: str) -> list[dict[str, Any]]: ...
+    def floating_map(self, port_ids: list[str]) -> dict[str, list[str]]: ...
 
 
 class HttpDownstream:
@@ -86,3 +87,14 @@ class HttpDownstream:
     def floating_ips(self, port_id: str) -> list[dict[str, Any]]:
         return list(self._service_net.get("/v2.0/floatingips",
                                           params={"port_id": port_id})["floatingips"])
+
+    def floating_map(self, port_ids: list[str]) -> dict[str, list[str]]:
+        """port id -> its floating IP addresses (one call for many ports)."""
+        if not port_ids:
+            return {}
+        found = self._service_net.get("/v2.0/floatingips", params={"port_id": port_ids})
+        out: dict[str, list[str]] = {}
+        for fip in found["floatingips"]:
+            if fip.get("port_id") in port_ids and fip.get("floating_ip_address"):
+                out.setdefault(fip["port_id"], []).append(fip["floating_ip_address"])
+        return out

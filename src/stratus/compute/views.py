@@ -155,7 +155,8 @@ def addresses(ports: list[m.ServerPort], floating: dict[str, list[str]] | None =
 
 
 def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
-           host_state: str | None = None) -> dict[str, Any]:
+           host_state: str | None = None, floating: dict[str, list[str]] | None = None
+           ) -> dict[str, Any]:
     v = mv(req)
     f = srv.flavor
     if v >= (2, 47):
@@ -174,7 +175,7 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         "image": {"id": srv.image_id, "links": [
             {"rel": "bookmark", "href": f"{req.base_url}/images/{srv.image_id}"}]},
         "flavor": flavor_view, "created": isotime(srv.created_at),
-        "updated": isotime(srv.updated_at), "addresses": addresses(ports),
+        "updated": isotime(srv.updated_at), "addresses": addresses(ports, floating),
         "accessIPv4": "", "accessIPv6": "", "links": link(req, f"servers/{srv.id}"),
         "OS-DCF:diskConfig": "MANUAL", "progress": srv.progress,
         "OS-EXT-AZ:availability_zone": srv.availability_zone or "",
