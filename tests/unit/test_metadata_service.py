@@ -349,3 +349,18 @@ def test_password_streamed_body_is_capped(client: TestClient, source: FakeSource
     resp = client.post("/openstack/latest/password", headers=headers(), content=chunks())
     assert resp.status_code == 400 and "256" in resp.json()["badRequest"]["message"]
     assert source.passwords == {}
+
+
+def test_cache_only_answers_never_ask_compute(source: FakeSource) -> None:
+    from stratus.metadata.app import _MustLoad
+
+    service = MetadataService(source, Settings(shared_secret=SECRET, cache_ttl=60))
+    assert service.get(NET, IP, "/", load=False)[0].endswith(b"latest")  # needs no instance
+    with pytest.raises(_MustLoad):
+        service.get(NET, IP, "/openstack/latest/meta_data.json", load=False)
+    assert source.lookups == 0
+    service.get(NET, IP, "/latest/meta-data/hostname")
+    assert service.get(NET, IP, "/latest/meta-data/hostname", load=False)[0] == b"web1"
+    with pytest.raises(_MustLoad):
+        service.get(NET, "192.168.10.99", "/latest/meta-data/", load=False)
+    assert source.lookups == 1

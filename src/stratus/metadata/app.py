@@ -149,7 +149,16 @@ class MetadataService:
                             "[metadata] shared_secret?).")
         return network_id, fixed_ip
 
-    def instance(self, network_id: str, fixed_ip: str) -> Instance:
+    def instance(self, network_id: str, fixed_ip: str, load_ok: bool = True) -> Instance:
+        if not load_ok:
+            hit, cached = self.cache.peek((network_id, fixed_ip))
+            if not hit:
+                raise _MustLoad()
+            if cached is None:
+                raise NotFound(f"No instance has the address {fixed_ip} on network "
+                               f"{network_id}.")
+            return cached
+
         def load() -> Instance | None:
             doc = self.source.lookup(network_id, fixed_ip)
             return None if doc is None else Instance.from_doc(doc)
@@ -166,8 +175,10 @@ class MetadataService:
         return found
 
     # -- what is asked ------------------------------------------------------------
-    def get(self, network_id: str, fixed_ip: str, path: str) -> tuple[bytes, str]:
-        """(body, content type) for GET/HEAD of ``path``; raises NotFound."""
+    def get(self, network_id: str, fixed_ip: str, path: str, load: bool = True
+            ) -> tuple[bytes, str]:
+        """(body, content type) for GET/HEAD of ``path``; raises NotFound. With
+        ``load=False`` only the cache is used (``_MustLoad`` when it has no entry)."""
         parts = [p for p in path.split("/") if p]
         if not parts:
             return _text([*content.EC2_VERSIONS, "latest"])
@@ -175,7 +186,7 @@ class MetadataService:
             if len(parts) == 1:
                 return _text([*content.OPENSTACK_VERSIONS, "latest"])
             version = _openstack_version(parts[1])
-            inst = self.instance(network_id, fixed_ip)
+            inst = self.instance(network_id, fixed_ip, load)
             names = sorted(n.rsplit("/", 1)[1] for n in inst.files
                            if n.startswith(f"openstack/{version}/"))
             has_password = version == "latest" or version >= content.PASSWORD_SINCE
@@ -193,7 +204,7 @@ class MetadataService:
         version = parts[0]
         if version != "latest" and version not in content.EC2_VERSIONS:
             raise NotFound(f"{path} does not exist: the metadata versions are listed at /.")
-        inst = self.instance(network_id, fixed_ip)
+        inst = self.instance(network_id, fixed_ip, load)
         user_data = inst.files.get("ec2/latest/user-data")
         if len(parts) == 1:
             return _text(["meta-data/"] + (["user-data"] if user_data is not None else []))
@@ -241,6 +252,10 @@ class MetadataService:
             self.cache.invalidate((network_id, fixed_ip))
 
 
+class _MustLoad(Exception):
+    """The answer needs a compute lookup: not on the event loop."""
+
+
 def _openstack_version(version: str) -> str:
     if version != "latest" and version not in content.OPENSTACK_VERSIONS:
         raise NotFound(f"OpenStack metadata version {version!r} does not exist; the versions "
@@ -275,7 +290,16 @@ def build_app(service: MetadataService, on_shutdown: list[Callable[[], Any]] | N
             await run_in_threadpool(service.post, net, ip, path, body)
             return Response(b"", status_code=200, media_type="text/plain")
         net, ip = service.identify(request.headers)
-        data, kind = await run_in_threadpool(service.get, net, ip, path)
+        if service.cache.peek((net, ip))[0]:
+            # Cached (or a path that needs no instance): answering takes microseconds,
+            # so skip the thread hand-off. An entry expiring right now is only reloaded
+            # in a thread.
+            try:
+                data, kind = service.get(net, ip, path, load=False)
+            except _MustLoad:
+                data, kind = await run_in_threadpool(service.get, net, ip, path)
+        else:
+            data, kind = await run_in_threadpool(service.get, net, ip, path)
         if kind == "text/plain":
             kind = "text/plain; charset=utf-8"
         return Response(data, media_type=kind)

@@ -76,6 +76,15 @@ class TTLCache(Generic[V]):
         if self._loading.get(key) is key_lock:
             del self._loading[key]
 
+    def peek(self, key: Hashable) -> tuple[bool, V | None]:
+        """(True, value) when ``key`` is fresh in the cache, else (False, None); never loads
+        and never waits for a loader."""
+        with self._lock:
+            found, value = self._fresh(key)
+            if found:
+                self.hits += 1
+            return found, value
+
     def invalidate(self, key: Hashable) -> None:
         with self._lock:
             self._data.pop(key, None)
