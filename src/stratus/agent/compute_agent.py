@@ -763,7 +763,8 @@ def build_agent(config: Config) -> ComputeAgent:
                            domain_prefix=config.get(s, "domain_prefix"), virt_type=virt_type)
     auth: Auth | None = None
     if config.get(s, "username"):
-        auth = PasswordAuth(config.get("DEFAULT", "identity_url"), config.get(s, "username"),
+        # [compute_agent] identity_url (the role writes it) or else [DEFAULT] identity_url
+        auth = PasswordAuth(config.get(s, "identity_url"), config.get(s, "username"),
                             config.get(s, "password"), config.get(s, "project_name"))
     network = HttpNetworkApi(config.get(s, "network_url"), auth) \
         if settings.vif_plug_wait else None

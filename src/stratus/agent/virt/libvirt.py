@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,6 +113,7 @@ class LibvirtDriver(ComputeDriver):
         self.qemu_img = qemu_img
         self.poll_interval = poll_interval
         self._ours: dict[str, str] = {}  # domain name -> server id (checked metadata)
+        self._net_lock = threading.Lock()  # IpLib's link cache is not thread-safe
 
     # --- helpers ------------------------------------------------------------------------
     def virsh(self, *args: str, check: bool = True) -> str:
@@ -229,6 +231,10 @@ class LibvirtDriver(ComputeDriver):
             configdrive.build(spec.config_drive, d / "disk.config", self.runner)
 
     def plug_vifs(self, spec: InstanceSpec) -> None:
+        with self._net_lock:
+            self._plug_vifs(spec)
+
+    def _plug_vifs(self, spec: InstanceSpec) -> None:
         self.ip.begin_pass()
         for port in spec.ports:
             link = self.ip.link(port.device)
@@ -267,11 +273,12 @@ class LibvirtDriver(ComputeDriver):
                     self._ignore("undefine", "--managed-save", name,
                                  benign=("failed to get domain",))
         self._ours.pop(name, None)
-        self.ip.begin_pass()
-        for dev in sorted(set(devices)):
-            link = self.ip.link(dev)
-            if link is not None and link.get("linkinfo", {}).get("info_kind") == "tun":
-                self.ip.delete_link(dev)
+        with self._net_lock:
+            self.ip.begin_pass()
+            for dev in sorted(set(devices)):
+                link = self.ip.link(dev)
+                if link is not None and link.get("linkinfo", {}).get("info_kind") == "tun":
+                    self.ip.delete_link(dev)
         shutil.rmtree(self.instance_path(server_id), ignore_errors=True)
 
     # --- power --------------------------------------------------------------------------
