@@ -177,7 +177,9 @@ class ComputeApi:
             server = self.get_server(name_or_id)
             if server is not None:
                 return [server]
-        found = self.servers(dict(query or {}, name=name_or_id))
+        # The name filter is a regular expression in the compute API: anchored and escaped.
+        pattern = "^" + re.escape(name_or_id) + "$"
+        found = self.servers(dict(query or {}, name=pattern))
         return [s for s in found if s.get("name") == name_or_id]
 
     def create_server(self, attrs):
