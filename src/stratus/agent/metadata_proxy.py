@@ -103,6 +103,9 @@ def make_handler(network_id: str, upstream_url: str, secret: str,
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "stratus-metadata-proxy"
+        # Headers and body go out in two writes: without TCP_NODELAY the body waits
+        # for the guest's delayed ACK (~40 ms per request on a keep-alive connection).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             sys.stderr.write("metadata-proxy: " + (format % args) + "\n")
