@@ -364,3 +364,47 @@ def test_cache_only_answers_never_ask_compute(source: FakeSource) -> None:
     with pytest.raises(_MustLoad):
         service.get(NET, "192.168.10.99", "/latest/meta-data/", load=False)
     assert source.lookups == 1
+
+
+def _compute_source(handler: Any) -> Any:
+    import httpx
+
+    from stratus.common.clients import ApiClient, StaticToken
+    from stratus.metadata.app import ComputeSource
+
+    client = ApiClient("http://compute.test/v2.1", StaticToken("svc"), service="compute")
+    client._http = httpx.Client(transport=httpx.MockTransport(handler))
+    return ComputeSource(client)
+
+
+def test_compute_source_answers() -> None:
+    import httpx
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url} {request.headers['x-auth-token']}")
+        ip = request.url.params.get("fixed_ip")
+        if request.method == "PUT":
+            return httpx.Response(409, json={"conflictingRequest": {"message": "set"}})
+        if ip == "10.0.0.1":
+            return httpx.Response(200, json={"instance": make_doc()})
+        if ip == "10.0.0.2":
+            return httpx.Response(404, json={"itemNotFound": {"message": "no"}})
+        if ip == "10.0.0.3":
+            return httpx.Response(200, text="<html>proxy page</html>")
+        return httpx.Response(500, json={"computeFault": {"message": "boom"}})
+
+    src = _compute_source(handler)
+    assert src.lookup("n", "10.0.0.1")["uuid"] == make_doc()["uuid"]
+    assert src.lookup("n", "10.0.0.2") is None
+    for ip in ("10.0.0.3", "10.0.0.4"):
+        with pytest.raises(ServiceError) as err:
+            src.lookup("n", ip)
+        assert err.value.temporary
+    with pytest.raises(ServiceError) as err:
+        src.set_password("uuid-1", "blob")
+    assert err.value.status == 409
+    assert seen[0] == ("GET http://compute.test/v2.1/stratus/metadata?network_id=n"
+                       "&fixed_ip=10.0.0.1 svc")
+    assert seen[-1] == "PUT http://compute.test/v2.1/stratus/metadata/uuid-1/password svc"

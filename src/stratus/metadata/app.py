@@ -80,6 +80,9 @@ class ComputeSource:
             if exc.status == 404:
                 return None
             raise
+        except ValueError:  # a 2xx answer that is not JSON
+            raise ServiceError("compute answered the metadata lookup with something that is "
+                               "not JSON", status=502, temporary=True) from None
         instance = body.get("instance") if isinstance(body, dict) else None
         if not isinstance(instance, dict) or not instance.get("uuid"):
             raise ServiceError("compute answered the metadata lookup without an instance",
@@ -198,7 +201,8 @@ class MetadataService:
                     return (inst.doc.get("password") or "").encode(), "text/plain"
                 data = inst.files.get(f"openstack/{version}/{name}")
                 if data is not None:
-                    kind = "application/json" if name.endswith(".json") else "text/plain"
+                    kind = ("application/json" if name.endswith(".json")
+                            else "application/octet-stream")  # user_data may be binary
                     return data, kind
             raise NotFound(f"{path} does not exist; see /openstack/{version}/ for the files.")
         version = parts[0]
