@@ -167,3 +167,41 @@ def test_concurrent_creates_never_pass_the_quota(tmp_path: Path) -> None:
         assert s.query(m.Server).count() == 4
         assert s.get(m.ProjectUsage, "p-alice").instances == 4  # type: ignore[union-attr]
     core.db.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_concurrent_members_of_an_anti_affinity_group_get_distinct_hosts(
+        engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if engine == "sqlite":
+        url = f"sqlite:///{tmp_path}/g.sqlite"
+    else:
+        url = request.getfixturevalue("postgres").create_database("scapi_groups")
+    core = make_core(url, Settings(), FakeDownstream())
+    now = utcnow()
+    with core.db.session() as s:
+        s.add(m.Flavor(id="1", name="m1", vcpus=1, ram=512, disk=1, ephemeral=0, swap=0,
+                       rxtx_factor=1.0, is_public=True, extra_specs={}, created_at=now))
+        for i in range(4):
+            s.add(m.ComputeHost(host=f"h{i}", hypervisor_hostname=f"h{i}",
+                                availability_zone="nova", vcpus=8, memory_mb=16384,
+                                local_gb=100, heartbeat_at=now, created_at=now))
+        s.add(m.ServerGroup(id="g", name="g", project_id="p-alice", user_id="u-alice",
+                            policy="anti-affinity", members=[], created_at=now))
+    flow = ServerFlow(core)
+    ctx = dataclasses.replace(CONTEXTS[ALICE], token=ALICE)
+    barrier = threading.Barrier(4)
+
+    def boot(i: int) -> None:
+        barrier.wait()
+        flow.create(ctx, CreateRequest(name=f"vm{i}", image_id=IMAGE, flavor_id="1",
+                                       networks="none", group_id="g"))
+
+    threads = [threading.Thread(target=boot, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with core.db.session() as s:
+        hosts = [x.host for x in s.query(m.Server)]
+    assert len(hosts) == 4 and None not in hosts and len(set(hosts)) == 4
+    core.db.dispose()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -284,8 +284,16 @@ class ServerFlow:
     def schedule(self, sid: str) -> str | None:
         """Pick and claim a host for the server; on no host, ERROR with the fault."""
         core = self.core
+        with core.db.session() as s:
+            row = s.get(m.Server, sid)
+            group_id = row.group_id if row is not None else None
 
         def work(s: Session) -> str | None:
+            if group_id:
+                # Members of one group are placed one at a time: this row lock (a write
+                # lock on SQLite) holds the next member until this placement commits.
+                gt = cast(sa.Table, m.ServerGroup.__table__)
+                s.execute(sa.update(gt).where(gt.c.id == group_id).values(name=gt.c.name))
             srv = s.get(m.Server, sid)
             assert srv is not None
             policy, ghosts = self.group_hosts(s, srv.group_id, sid)
