@@ -390,8 +390,8 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
         first = cloud.ansible(REPO / "playbooks" / "site.yml", "site-1.log")
         assert recap(first)["failed"] == 0 and recap(first)["changed"] > 0
         supervisord_pid = int(cloud.pidfile.read_text().strip())
-        second = cloud.ansible(REPO / "playbooks" / "site.yml", "site-2.log")
-        assert recap(second)["changed"] == 0, f"second site.yml changed: {changed_tasks(second)}"
+        # A second site.yml run must change nothing: tests/e2e/test_deploy_aio.py checks that
+        # (on SQLite and PostgreSQL); this module keeps its time for the guests.
         yield cloud
     finally:
         if supervisord_pid is None and cloud.pidfile.exists():
