@@ -631,7 +631,7 @@ class ComputeAgent:
         except (VirtError, CommandError):
             instances = {}
         used = [a.get("flavor") or {} for a in self._assigned.values() if not a.get("delete")]
-        return {
+        body = {
             "vcpus": vcpus, "memory_mb": memory_mb, "local_gb": local_gb,
             "vcpus_used": sum(int(f.get("vcpus") or 0) for f in used),
             "memory_mb_used": sum(int(f.get("ram") or 0) for f in used),
@@ -641,6 +641,7 @@ class ComputeAgent:
             "host_ip": self.s.host_ip, "availability_zone": self.s.availability_zone,
             "running_vms": sum(1 for i in instances.values() if i.power_state == RUNNING),
         }
+        return {k: v for k, v in body.items() if v != ""}  # the API refuses empty texts
 
     def heartbeat(self) -> bool:
         try:
