@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from stratus.common.clients import ApiClient, Auth, StaticToken
+from stratus.common.clients import ApiClient, Auth
 
 
 class Downstream(Protocol):
@@ -28,8 +28,27 @@ class Downstream(Protocol):
     def floating_map(self, port_ids: list[str]) -> dict[str, list[str]]: ...
 
 
+class _Caller:
+    """One shared connection pool; every call carries the caller's token."""
+
+    def __init__(self, client: ApiClient, token: str) -> None:
+        self.client, self.hdrs = client, {"X-Auth-Token": token}
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(path, headers=self.hdrs, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.client.post(path, json=json, headers=self.hdrs, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.client.put(path, json=json, headers=self.hdrs, **kw)
+
+    def delete(self, path: str, **kw: Any) -> None:
+        self.client.delete(path, headers=self.hdrs, **kw)
+
+
 class HttpDownstream:
-    """The real thing: ApiClient per call, the caller's token or the service user's."""
+    """The real thing: the caller's token or the service user's, over pooled clients."""
 
     def __init__(self, image_url: str, network_url: str, service_auth: Auth | None) -> None:
         self.image_url = image_url.rstrip("/")
@@ -37,16 +56,18 @@ class HttpDownstream:
         self.service_auth = service_auth
         self._service_net = ApiClient(self.network_url, service_auth, service="network")
         self._service_img = ApiClient(self.image_url, service_auth, service="image")
+        self._caller_net = ApiClient(self.network_url, None, service="network")
+        self._caller_img = ApiClient(self.image_url, None, service="image")
 
-    def _net(self, token: str | None) -> ApiClient:
+    def _net(self, token: str | None) -> ApiClient | _Caller:
         if token is None:
             return self._service_net
-        return ApiClient(self.network_url, StaticToken(token), service="network")
+        return _Caller(self._caller_net, token)
 
-    def _img(self, token: str | None) -> ApiClient:
+    def _img(self, token: str | None) -> ApiClient | _Caller:
         if token is None:
             return self._service_img
-        return ApiClient(self.image_url, StaticToken(token), service="image")
+        return _Caller(self._caller_img, token)
 
     def get_image(self, token: str, image_id: str) -> dict[str, Any]:
         return dict(self._img(token).get(f"/v2/images/{image_id}"))
