@@ -992,8 +992,17 @@ def project_resolver(client):
     def resolve(name_or_id):
         if HEX_ID_RE.match(name_or_id) or UUID_RE.match(name_or_id):
             return name_or_id
-        body = client.get("identity", "/projects", query={"name": name_or_id})
-        projects = body.get("projects") or []
+        # The URL the client authenticated at ends with /v3 (catalog entries may not).
+        base = client.config.auth_url
+        try:
+            body = client.get("identity", base + "/projects", query={"name": name_or_id})
+            projects = body.get("projects") or []
+        except StratusError as exc:
+            if exc.status != 403:
+                raise
+            # Not an admin: the projects of the caller are the ones it can name.
+            body = client.get("identity", base + "/auth/projects")
+            projects = [x for x in body.get("projects") or [] if x.get("name") == name_or_id]
         if len(projects) != 1:
             raise StratusError(f"Project {name_or_id!r} was not found (or the name is not "
                                "unique); give its ID.")

@@ -10,6 +10,7 @@ and in check mode again (no change).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -267,6 +268,34 @@ def test_compute_modules_converge_and_are_idempotent(stack: Stack, agent: FakeAg
     fips = stack.api("GET", f"{stack.network.url}/v2.0/floatingips",
                      params={"port_id": ports[0]["id"]})["floatingips"]
     assert [f["floating_ip_address"] for f in fips] == [srv["floating_ip"]]
+    doc = stack.api("GET", f"{stack.compute.url}/v2.1/stratus/metadata", params={
+        "network_id": ports[0]["network_id"],
+        "fixed_ip": ports[0]["fixed_ips"][0]["ip_address"]})["instance"]
+    assert base64.b64decode(doc["user_data"]) == b"#!/bin/sh\necho smod\n"
+    assert [k["name"] for k in doc["keys"]] == ["smod-key"]
+
+    # Pause and resume through the power states.
+    results = stack.play([{server: {"name": "smod-web1", "power_state": "paused"}},
+                          {server: {"name": "smod-web1", "power_state": "started"}}])
+    assert converged(results[0], "pause")["server"]["status"] == "PAUSED"
+    assert converged(results[1], "unpause")["server"]["status"] == "ACTIVE"
+
+    # A private flavor for a project by name, and a generated key pair.
+    admin_project = stack.api("GET", f"{stack.identity.url}/v3/projects",
+                              params={"name": "admin"})["projects"][0]["id"]
+    results = stack.play([
+        {"stratus.cloud.cloud_flavor": {"name": "smod.private", "ram": 128, "vcpus": 1,
+                                        "is_public": False, "projects": ["admin"]}},
+        {"stratus.cloud.cloud_keypair": {"name": "smod-gen"}},
+    ])
+    private = converged(results[0], "private flavor")
+    assert private["diff"]["after"]["projects"] == [admin_project]
+    access = stack.api("GET", f"{stack.compute.url}/v2.1/flavors/{private['id']}/"
+                       "os-flavor-access")["flavor_access"]
+    assert [a["tenant_id"] for a in access] == [admin_project]
+    generated = converged(results[1], "generated key pair")
+    assert "PRIVATE KEY" in generated["private_key"]
+    assert "private_key" not in results[1]["again"]
 
     # 2. Stop it and change its metadata; then the info module; then clear failures.
     results = stack.play([
@@ -292,7 +321,7 @@ def test_compute_modules_converge_and_are_idempotent(stack: Stack, agent: FakeAg
     assert info["floating_ip"] == srv["floating_ip"]
     assert results[1]["real"]["servers"] == []
     assert "Image 'smod-no-such-image' was not found" in results[2]["real"]["msg"]
-    assert "Flavor 'smod.none' was not found (there are: smod.tiny)" in results[3]["real"]["msg"]
+    assert "Flavor 'smod.none' was not found (there are: smod.private, smod.tiny)" in results[3]["real"]["msg"]
     assert "Network 'smod-no-net' was not found" in results[4]["real"]["msg"]
     warned = results[5]["real"]
     assert not warned.get("failed") and warned["changed"] is False
@@ -306,8 +335,11 @@ def test_compute_modules_converge_and_are_idempotent(stack: Stack, agent: FakeAg
         {server: {"name": "smod-web1", "state": "absent", "timeout": 120}},
         {"stratus.cloud.cloud_keypair": {"name": "smod-key", "state": "absent"}},
         {"stratus.cloud.cloud_flavor": {"name": "smod.tiny", "state": "absent"}},
+        {"stratus.cloud.cloud_keypair": {"name": "smod-gen", "state": "absent"}},
+        {"stratus.cloud.cloud_flavor": {"name": "smod.private", "state": "absent"}},
     ])
-    for step, what in zip(results, ["server", "keypair", "flavor"], strict=True):
+    for step, what in zip(results, ["server", "keypair", "flavor", "gen", "private"],
+                          strict=True):
         converged(step, what)
     assert stack.api("GET", f"{stack.compute.url}/v2.1/servers")["servers"] == []
     assert stack.api("GET", f"{stack.network.url}/v2.0/floatingips")["floatingips"] == []
