@@ -321,7 +321,8 @@ def test_compute_modules_converge_and_are_idempotent(stack: Stack, agent: FakeAg
     assert info["floating_ip"] == srv["floating_ip"]
     assert results[1]["real"]["servers"] == []
     assert "Image 'smod-no-such-image' was not found" in results[2]["real"]["msg"]
-    assert "Flavor 'smod.none' was not found (there are: smod.private, smod.tiny)" in results[3]["real"]["msg"]
+    assert ("Flavor 'smod.none' was not found (there are: smod.private, smod.tiny)"
+            in results[3]["real"]["msg"])
     assert "Network 'smod-no-net' was not found" in results[4]["real"]["msg"]
     warned = results[5]["real"]
     assert not warned.get("failed") and warned["changed"] is False
