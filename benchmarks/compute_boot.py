@@ -1,7 +1,7 @@
 """Boot times through stratus-compute-agent next to a bare ``virsh create``.
 
 Runs the agent (its console script, real libvirt, TCG) against the fake compute and
-image APIs of tests/integration/test_compute_agent.py and the tiny guest image, and
+image APIs of tests/integration/test_compute_agent_libvirt.py and the tiny guest image, and
 prints, per boot:
 
 * assignment visible -> ACTIVE reported (first boot: includes the image download;
@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
-from test_compute_agent import MARKER, PREFIX, Lab, cleanup_host, virsh
+from test_compute_agent_libvirt import MARKER, PREFIX, Lab, cleanup_host, virsh
 
 REPO = Path(__file__).resolve().parents[1]
 

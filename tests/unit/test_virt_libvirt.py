@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,8 @@ def dominfo(state: str, managed: str = "no") -> str:
 def make(tmp_path: Path) -> tuple[LibvirtDriver, ScriptedRunner]:
     runner = ScriptedRunner()
     runner.on(["ip", "-j", "-d", "link", "show"], "[]")
-    driver = LibvirtDriver(runner, IpLib(runner), str(tmp_path), domain_prefix="scag-",
+    as_runner: Any = runner  # duck-typed stand-in for stratus.agent.runner.Runner
+    driver = LibvirtDriver(as_runner, IpLib(as_runner), str(tmp_path), domain_prefix="scag-",
                            poll_interval=0)
     return driver, runner
 

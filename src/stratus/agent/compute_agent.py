@@ -683,7 +683,11 @@ class ComputeAgent:
             new_gen = doc.get("generation")
             woke = generation is not None and new_gen != generation
             generation = new_gen
-            result = self.reconcile(doc.get("servers", []))
+            try:
+                result = self.reconcile(doc.get("servers", []))
+            except Exception as exc:  # the loop itself must survive anything
+                LOG.exception("reconcile pass")
+                result = PassResult({"pass": str(exc)})
             if woke:
                 continue
             # the API may answer at once (no long-poll): keep to the resync interval
