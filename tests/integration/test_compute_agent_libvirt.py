@@ -109,6 +109,8 @@ class Controller:
         self.generation = 1
         self.cond = threading.Condition()
         self.image_gets = 0
+        self.port_status: dict[str, str] = {}  # the network API's view (default DOWN)
+        self.port_polls = 0
         ctl = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -149,6 +151,11 @@ class Controller:
                         body = {"generation": ctl.generation,
                                 "servers": copy.deepcopy(list(ctl.servers.values()))}
                     self._json(200, body)
+                elif m := re.fullmatch(r"/v2.0/ports/([^/]+)", url.path):
+                    ctl.port_polls += 1
+                    self._json(200, {"port": {"id": m.group(1),
+                                              "status": ctl.port_status.get(m.group(1),
+                                                                            "DOWN")}})
                 elif m := re.fullmatch(r"/v2/images/([^/]+)/file", url.path):
                     ctl.image_gets += 1
                     self.send_response(200)
@@ -300,7 +307,9 @@ class Lab:
             f"domain_prefix = {PREFIX}\n"
             f"libvirt_uri = {URI}\n"
             "virt_type = auto\n"
+            f"network_url = http://127.0.0.1:{self.ctl.port}\n"
             "vif_plug_wait = false\n"
+            "vif_plug_timeout = 2\n"
             "resync_interval = 3\n"
             "heartbeat_interval = 2\n"
             "retry_interval = 2\n"
@@ -308,10 +317,12 @@ class Lab:
             "console_interval = 1\n")
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start_agent(self, *extra: str) -> subprocess.Popen[bytes]:
+    def start_agent(self, *extra: str, env: dict[str, str] | None = None
+                    ) -> subprocess.Popen[bytes]:
         log = open(self.dir / "agent.log", "ab")  # noqa: SIM115 - owned by the process
         proc = subprocess.Popen([str(VENV_BIN / "stratus-compute-agent"), "--config-file",
-                                 str(self.config), *extra], stdout=log, stderr=log)
+                                 str(self.config), *extra], stdout=log, stderr=log,
+                                env={**os.environ, **(env or {})})
         log.close()
         self.procs.append(proc)
         return proc
@@ -509,3 +520,35 @@ def test_orphan_domain_is_removed_and_spawn_failure_reschedules(lab: Lab) -> Non
         assert_no_leftovers(lab, sid)
     finally:
         virsh("undefine", foreign)
+
+
+def test_port_never_active_fails_the_spawn_without_leftovers(lab: Lab) -> None:
+    """vif_plug_wait: the disk, config drive and tap are made, the port stays DOWN in the
+    network API, the spawn fails after vif_plug_timeout and everything is removed; a port
+    that becomes ACTIVE lets the spawn define the domain (not started: desired shutdown,
+    so no guest boots here)."""
+    ctl = lab.ctl
+    sid, port = new_ids()
+    ctl.assign(ctl.server_doc(sid, port, config_drive=True))
+    wait_on = {"STRATUS_COMPUTE_AGENT__VIF_PLUG_WAIT": "true"}
+    proc = lab.start_agent("--once", env=wait_on)
+    assert proc.wait(timeout=120) == 0, lab.log()
+    body = ctl.wait_report(sid, lambda b: "reschedule" in b, timeout=5)
+    assert body["reschedule"] is True and "not ACTIVE" in body["fault"]["message"]
+    assert ctl.port_polls >= 2
+    assert_no_leftovers(lab, sid)
+
+    sid2, port2 = new_ids()
+    ctl.port_status[port2] = "ACTIVE"
+    doc = ctl.server_doc(sid2, port2, config_drive=True)
+    doc["desired_power"] = "shutdown"
+    ctl.assign(doc)
+    proc = lab.start_agent("--once", env=wait_on)
+    assert proc.wait(timeout=120) == 0, lab.log()
+    body = ctl.wait_report(sid2, lambda b: "vm_state" in b, timeout=5)
+    assert body["vm_state"] == "stopped" and body["power_state"] == 4, body
+    assert domstate(sid2) == "shut off" and our_taps() == ["tap" + port2[:11]]
+    ctl.update(sid2, delete=True, task_state="deleting")
+    proc = lab.start_agent("--once")
+    assert proc.wait(timeout=120) == 0, lab.log()
+    assert_no_leftovers(lab, sid2)
