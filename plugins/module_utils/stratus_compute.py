@@ -794,9 +794,11 @@ class ServerConvergence:
             unset_meta = sorted(k for k in current if k not in meta)
             self.diff.add("metadata", current, meta)
         groups = self.security_groups()
-        add_groups, remove_groups = [], []
+        add_groups: list = []
+        remove_groups: list = []
+        group_ports, group_ids = [], {}
         if groups is not None:
-            current = sorted(set(g["name"] for g in server.get("security_groups") or []))
+            current, group_ports, group_ids = self.current_groups(server, groups)
             add_groups = [g for g in groups if g not in current]
             remove_groups = [g for g in current if g not in groups]
             self.diff.add("security_groups", current, groups)
@@ -821,10 +823,8 @@ class ServerConvergence:
             self.compute.set_metadata(sid, set_meta)
         for key in unset_meta:
             self.compute.delete_metadata(sid, key)
-        for group in add_groups:
-            self.compute.action(sid, "addSecurityGroup", {"name": group})
-        for group in remove_groups:
-            self.compute.action(sid, "removeSecurityGroup", {"name": group})
+        if add_groups or remove_groups:
+            self.apply_groups(sid, add_groups, remove_groups, group_ports, group_ids, groups)
         for action, status in actions:
             self.compute.action(sid, action, None)
             if p.get("wait"):
@@ -832,6 +832,52 @@ class ServerConvergence:
         if fip_plan is not None:
             fip_plan()
         return self.result(self.compute.get_server(sid) or server)
+
+    def current_groups(self, server, wanted):
+        """(names of the groups on the server's ports, the ports, name -> ID of the wanted).
+
+        The ports in the network API are the truth; a server without ports shows
+        the groups the compute API lists.
+        """
+        ports = self.network.list("ports", {"device_id": server["id"]})
+        project = server.get("tenant_id") or self.network.project_id
+        known = self.network.list("security-groups", {"project_id": project})
+        ids = {}
+        for name in wanted:
+            found = [g["id"] for g in known if g.get("name") == name or g["id"] == name]
+            if len(found) != 1:
+                raise StratusError(
+                    f"Security group {name!r} was {'not found' if not found else 'ambiguous'} "
+                    f"in project {project}; it has: "
+                    f"{', '.join(sorted(set(g.get('name') or g['id'] for g in known))) or 'none'}."
+                )
+            ids[name] = found[0]
+        if not ports:
+            names = set(g["name"] for g in server.get("security_groups") or [])
+            return sorted(names), ports, ids
+        by_id = dict((g["id"], g.get("name") or g["id"]) for g in known)
+        names = set()
+        for port in ports:
+            for group_id in port.get("security_groups") or []:
+                names.add(by_id.get(group_id, group_id))
+        return sorted(names), ports, ids
+
+    def apply_groups(self, sid, add, remove, ports, ids, wanted):
+        """addSecurityGroup/removeSecurityGroup actions; where the compute API has no such
+        actions, the server's ports get the groups in the network API directly."""
+        try:
+            for group in add:
+                self.compute.action(sid, "addSecurityGroup", {"name": group})
+            for group in remove:
+                self.compute.action(sid, "removeSecurityGroup", {"name": group})
+            return
+        except StratusError as exc:
+            if exc.status not in (400, 404, 501) or "action" not in str(exc).lower():
+                raise
+        group_ids = sorted(ids[name] for name in wanted)
+        for port in ports:
+            if sorted(port.get("security_groups") or []) != group_ids:
+                self.network.update("ports", port["id"], {"security_groups": group_ids})
 
     def report_immutable(self, server):
         p = self.params

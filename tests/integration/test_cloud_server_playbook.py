@@ -229,7 +229,9 @@ def prepare_world(stack: Stack) -> dict[str, Any]:
         "name": "smod-router", "external_gateway_info": {"network_id": pub["id"]}}})["router"]
     stack.api("PUT", f"{url}/v2.0/routers/{router['id']}/add_router_interface",
               json={"subnet_id": sub["id"]})
-    return {"image": img, "network": net["network"], "public": pub}
+    web = stack.api("POST", f"{url}/v2.0/security-groups", json={"security_group": {
+        "name": "smod-web"}})["security_group"]
+    return {"image": img, "network": net["network"], "public": pub, "web": web}
 
 
 def test_compute_modules_converge_and_are_idempotent(stack: Stack, agent: FakeAgent) -> None:
@@ -300,12 +302,18 @@ def test_compute_modules_converge_and_are_idempotent(stack: Stack, agent: FakeAg
     # 2. Stop it and change its metadata; then the info module; then clear failures.
     results = stack.play([
         {server: {"name": "smod-web1", "power_state": "stopped",
-                  "metadata": {"role": "db"}}},
+                  "metadata": {"role": "db"}, "security_groups": ["default", "smod-web"]}},
     ])
     stopped = converged(results[0], "stop")
-    assert stopped["diff"] == {"before": {"metadata": {"role": "web"}, "power_state": "started"},
-                               "after": {"metadata": {"role": "db"}, "power_state": "stopped"}}
+    assert stopped["diff"] == {
+        "before": {"metadata": {"role": "web"}, "power_state": "started",
+                   "security_groups": ["default"]},
+        "after": {"metadata": {"role": "db"}, "power_state": "stopped",
+                  "security_groups": ["default", "smod-web"]}}
     assert stopped["server"]["status"] == "SHUTOFF"
+    (port,) = stack.api("GET", f"{stack.network.url}/v2.0/ports",
+                        params={"device_id": srv["id"]})["ports"]
+    assert world["web"]["id"] in port["security_groups"] and len(port["security_groups"]) == 2
     results = stack.play([
         {"stratus.cloud.cloud_server_info": {"server": "smod-web1"}},
         {"stratus.cloud.cloud_server_info": {"filters": {"status": "ACTIVE"}}},

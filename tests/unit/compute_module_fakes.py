@@ -37,7 +37,8 @@ class FakeNetwork:
     def __init__(self, writes: list[tuple[str, Any]]) -> None:
         self.writes = writes
         self.items: dict[str, dict[str, dict[str, Any]]] = {
-            "networks": {}, "ports": {}, "floatingips": {}, "subnets": {}}  # fmt: skip
+            "networks": {}, "ports": {}, "floatingips": {}, "subnets": {},
+            "security-groups": {}}  # fmt: skip
 
     def add(self, collection: str, **item: Any) -> dict[str, Any]:
         item.setdefault("id", str(uuid.uuid4()))
@@ -111,6 +112,13 @@ class FakeCompute:
         self.keypairs: dict[str, dict[str, Any]] = {}
         self.boot_result = "ACTIVE"
         self.fault: dict[str, Any] | None = None
+        # Set to the module_utils' StratusError class to answer the security-group actions
+        # with a 400 "no such action" (as stratus-compute does).
+        self.no_group_actions: type[Exception] | None = None
+
+    def group_ids(self, names: list[str]) -> list[str]:
+        groups = self.network.items["security-groups"].values()
+        return sorted(g["id"] for g in groups if g["name"] in names)
 
     # flavors
     def add_flavor(self, **flavor: Any) -> dict[str, Any]:
@@ -220,12 +228,14 @@ class FakeCompute:
             security_groups=attrs.get("security_groups") or [{"name": "default"}],
             image={"id": attrs["imageRef"]},
             flavor={"original_name": self.flavor_list[attrs["flavorRef"]]["name"]})
+        sg_ids = self.group_ids([g["name"] for g in server["security_groups"]])
         for nic in attrs["networks"] if isinstance(attrs["networks"], list) else []:
             if "port" in nic:
                 self.network.items["ports"][nic["port"]]["device_id"] = server["id"]
             else:
                 self.network.add("ports", network_id=nic["uuid"], device_id=server["id"],
-                                 fixed_ips=[{"ip_address": nic.get("fixed_ip", "10.0.0.5")}])
+                                 fixed_ips=[{"ip_address": nic.get("fixed_ip", "10.0.0.5")}],
+                                 security_groups=sg_ids)
         return {"id": server["id"]}
 
     def delete_server(self, server_id: str) -> None:
@@ -241,10 +251,17 @@ class FakeCompute:
                   "unpause": "ACTIVE", "suspend": "SUSPENDED", "resume": "ACTIVE"}  # fmt: skip
         if name in status:
             server["status"] = status[name]
-        elif name == "addSecurityGroup":
-            server["security_groups"].append(value)
-        elif name == "removeSecurityGroup":
-            server["security_groups"] = [g for g in server["security_groups"] if g != value]
+        elif name in ("addSecurityGroup", "removeSecurityGroup"):
+            if self.no_group_actions is not None:
+                raise self.no_group_actions("There is no such action: " + name, 400)
+            if name == "addSecurityGroup":
+                server["security_groups"].append(value)
+            else:
+                server["security_groups"] = [g for g in server["security_groups"] if g != value]
+            ids = self.group_ids([g["name"] for g in server["security_groups"]])
+            for port in self.network.items["ports"].values():
+                if port.get("device_id") == server_id:
+                    port["security_groups"] = ids
 
     def set_metadata(self, server_id: str, metadata: dict[str, str]) -> None:
         self.writes.append(("compute.set_metadata", metadata))
@@ -267,6 +284,8 @@ class FakeCloud:
         self.compute.add_flavor(id="1", name="m1.tiny", ram=512, vcpus=1, disk=1)
         self.net = self.network.add("networks", name="app-net", **{"router:external": False})
         self.public = self.network.add("networks", name="public", **{"router:external": True})
+        for name in ("default", "web"):
+            self.network.add("security-groups", id=f"sg-{name}", name=name, project_id=PROJECT)
 
 
 REPO = Path(__file__).resolve().parents[2]

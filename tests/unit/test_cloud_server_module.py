@@ -199,8 +199,11 @@ def test_created_stopped(cu: Any) -> None:
     assert result["server"]["status"] == "SHUTOFF"
 
 
-def test_metadata_and_security_groups_are_reconciled(cu: Any) -> None:
+@pytest.mark.parametrize("actions", [True, False], ids=["actions", "ports"])
+def test_metadata_and_security_groups_are_reconciled(cu: Any, actions: bool) -> None:
     cloud = FakeCloud()
+    if not actions:
+        cloud.compute.no_group_actions = cu.StratusError
     converge(cu, cloud, params(metadata={"a": "1", "b": "2"}), False)
     del cloud.writes[:]
     result = check_then_run(cu, cloud, params(metadata={"a": "1", "c": "3"},
@@ -208,10 +211,18 @@ def test_metadata_and_security_groups_are_reconciled(cu: Any) -> None:
     assert result["diff"] == {
         "before": {"metadata": {"a": "1", "b": "2"}, "security_groups": ["default"]},
         "after": {"metadata": {"a": "1", "c": "3"}, "security_groups": ["web"]}}
+    groups: list[tuple[str, Any]] = [("compute.action.addSecurityGroup", {"name": "web"})]
+    if actions:
+        groups.append(("compute.action.removeSecurityGroup", {"name": "default"}))
+    else:
+        groups.append(("network.update.ports", {"security_groups": ["sg-web"]}))
     assert cloud.writes == [("compute.set_metadata", {"c": "3"}),
-                            ("compute.delete_metadata", "b"),
-                            ("compute.action.addSecurityGroup", {"name": "web"}),
-                            ("compute.action.removeSecurityGroup", {"name": "default"})]
+                            ("compute.delete_metadata", "b"), *groups]
+    (port,) = cloud.network.list("ports")
+    assert port["security_groups"] == ["sg-web"]
+    with pytest.raises(cu.StratusError, match=r"Security group 'nosuch' was not found in "
+                                              r"project .*; it has: default, web"):  # fmt: skip
+        converge(cu, cloud, params(security_groups=["nosuch"]), True)
     # Options not given leave the server alone.
     assert converge(cu, cloud, params(), False)["changed"] is False
 
