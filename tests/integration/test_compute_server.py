@@ -125,12 +125,7 @@ def wait_status(identity: IdentityServer, name: str, status: str, timeout: float
         time.sleep(0.5)
 
 
-def test_openstackclient_drives_a_server_life(cloud: dict[str, Any]) -> None:
-    ident: IdentityServer = cloud["identity"]
-    compute: ComputeServer = cloud["compute"]
-    token = ident.token()
-    headers = {"X-Auth-Token": token}
-    # An image in the image API and a network in the network API.
+def tiny_image(cloud: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
     disk = Path(cloud["root"]) / "tiny.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
     img = httpx.post(f"{cloud['image'].url}/v2/images", headers=headers, json={
@@ -139,6 +134,16 @@ def test_openstackclient_drives_a_server_life(cloud: dict[str, Any]) -> None:
     up = httpx.put(f"{cloud['image'].url}/v2/images/{img['id']}/file", content=disk.read_bytes(),
                    headers={**headers, "Content-Type": "application/octet-stream"})
     assert up.status_code == 204, up.text
+    return dict(img)
+
+
+def test_openstackclient_drives_a_server_life(cloud: dict[str, Any]) -> None:
+    ident: IdentityServer = cloud["identity"]
+    compute: ComputeServer = cloud["compute"]
+    token = ident.token()
+    headers = {"X-Auth-Token": token}
+    # An image in the image API and a network in the network API.
+    img = tiny_image(cloud, headers)
     net = osc(ident, "network", "create", "scapi-net")
     osc(ident, "subnet", "create", "--network", "scapi-net", "--subnet-range",
         "192.168.77.0/24", "scapi-sub")
@@ -199,3 +204,50 @@ def test_openstackclient_drives_a_server_life(cloud: dict[str, Any]) -> None:
     finally:
         agent.halt.set()
         agent.join(timeout=10)
+
+
+def test_two_workers_on_postgresql_never_overcommit(cloud: dict[str, Any],
+                                                   postgres: Any) -> None:
+    """Concurrent creates spread over two API processes on one PostgreSQL database: a
+    host with room for 3 gets exactly 3, the others go ERROR "No valid host"."""
+    ident: IdentityServer = cloud["identity"]
+    url = postgres.create_database(f"scapi_workers_{os.getpid()}")
+    compute = ComputeServer(Path(cloud["root"]) / "compute-pg", ident, cloud["image"].url,
+                            cloud["network"].url, database_url=url,
+                            extra_env={"STRATUS_COMPUTE__WORKERS": "2"})
+    compute.prepare()
+    compute.start()
+    try:
+        token = ident.token()
+        headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.47"}
+        http = httpx.Client(base_url=f"{compute.url}/v2.1", headers=headers, timeout=60)
+        resp = http.put("/stratus/compute-hosts/scapi-pg1", json={"host": {
+            "vcpus": 64, "memory_mb": 512 + 3 * 256, "local_gb": 100, "virt_type": "qemu"}})
+        assert resp.status_code == 200, resp.text
+        resp = http.post("/flavors", json={"flavor": {"name": "t", "id": "t", "vcpus": 1,
+                                                      "ram": 256, "disk": 1}})
+        assert resp.status_code == 200, resp.text
+        image_id = tiny_image(cloud, {"X-Auth-Token": token})["id"]
+
+        def boot(i: int) -> int:
+            with httpx.Client(base_url=f"{compute.url}/v2.1", headers=headers,
+                              timeout=60) as c:
+                return c.post("/servers", json={"server": {
+                    "name": f"c{i}", "imageRef": image_id, "flavorRef": "t",
+                    "networks": "none"}}).status_code
+
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(boot, range(8)))
+        assert codes == [202] * 8
+        servers = http.get("/servers/detail").json()["servers"]
+        placed = [s for s in servers if s["OS-EXT-SRV-ATTR:host"] == "scapi-pg1"]
+        failed = [s for s in servers if s["status"] == "ERROR"]
+        assert len(placed) == 3 and len(failed) == 5
+        assert all(s["fault"]["message"].startswith("No valid host was found.")
+                   for s in failed)
+        hyp = http.get("/os-hypervisors/detail").json()["hypervisors"][0]
+        assert hyp["hypervisor_hostname"] == "scapi-pg1"
+    finally:
+        compute.stop()
+    assert "Traceback" not in compute.log(), compute.log()[-3000:]
