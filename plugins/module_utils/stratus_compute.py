@@ -771,7 +771,7 @@ class ServerConvergence:
         server = wait_status(self.compute, server_id, "ACTIVE", self.timeout)
         server = self.converge_power(server)
         if fip_network is not None or p.get("floating_ip"):
-            self.attach_floating_ip(server, fip_network, record=False)
+            self.attach_floating_ip(server, fip_network)
             server = self.compute.get_server(server_id) or server
         return self.result(server)
 
@@ -950,14 +950,20 @@ class ServerConvergence:
                 return None
         elif wanted in current:
             return None
+        else:
+            ids = [x["id"] for x in ports]
+            for fip in self.network.list("floatingips", {"floating_ip_address": wanted}):
+                if fip.get("port_id") and fip["port_id"] not in ids:
+                    raise StratusError(f"Floating IP {wanted} is attached to another port "
+                                       f"({fip['port_id']}); detach it first.")
         self.diff.add("floating_ip", current[0] if current else None, wanted)
 
         def apply():
-            self.attach_floating_ip(server, None, record=False, ports=ports)
+            self.attach_floating_ip(server, None, ports=ports)
 
         return apply
 
-    def attach_floating_ip(self, server, net, record=True, ports=None):
+    def attach_floating_ip(self, server, net, ports=None):
         wanted = self.params["floating_ip"]
         if ports is None:
             ports = self.network.list("ports", {"device_id": server["id"]})
@@ -965,6 +971,16 @@ class ServerConvergence:
             raise StratusError(f"Server {server['id']} has no port; cannot attach a floating IP.")
         port = ports[0]
         if wanted != "auto":
+            # Another floating IP of the server goes first (one per fixed IP); one the
+            # module allocated is released, others are only detached.
+            for p in ports:
+                for other in self.network.list("floatingips", {"port_id": p["id"]}):
+                    if other["floating_ip_address"] == wanted:
+                        continue
+                    if (other.get("description") or "") == AUTO_FIP_MARK + server["id"]:
+                        self.network.delete("floatingips", other["id"])
+                    else:
+                        self.network.update("floatingips", other["id"], {"port_id": None})
             found = self.network.list("floatingips", {"floating_ip_address": wanted})
             if found:
                 fip = found[0]

@@ -32,8 +32,10 @@ options:
     required: true
   state:
     description:
-      - Whether the server should exist. V(absent) deletes it; the floating IP the module
-        allocated for it (O(floating_ip)) is released.
+      - Whether the server should exist. V(absent) deletes it (and with O(wait=true) waits
+        until it is gone). A floating IP the module attached with O(floating_ip=auto), or
+        allocated for an address, is released first; floating IPs attached otherwise are
+        left to the project (detached with the server's ports).
     type: str
     choices: [present, absent]
     default: present
@@ -69,9 +71,12 @@ options:
     aliases: [meta]
   security_groups:
     description:
-      - Names of the security groups of the server, exactly (groups not given are removed,
-        missing ones added). Not given when creating, the cloud's C(default) group; not given
-        for an existing server, left alone.
+      - Names (or IDs) of the security groups of the server, exactly (groups not given are
+        removed, missing ones added). Not given when creating, the cloud's C(default) group;
+        not given for an existing server, left alone.
+      - An existing server's groups are read from its ports in the network API and changed
+        with the C(addSecurityGroup)/C(removeSecurityGroup) actions, or, where the compute
+        API has no such actions, on its ports in the network API.
     type: list
     elements: str
   availability_zone:
@@ -85,7 +90,8 @@ options:
       - V(auto) makes sure the server's first port has a floating IP from O(floating_ip_pool);
         an unattached floating IP of the project is reused first, else one is allocated.
       - An address makes sure that floating IP points at the server's first port (it is
-        allocated with that address when the project does not have it).
+        allocated with that address when the project does not have it). Another floating IP
+        of the server is detached first. An address attached to another port is an error.
       - Not given, floating IPs are left alone.
     type: str
   floating_ip_pool:

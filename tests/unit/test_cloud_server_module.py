@@ -422,3 +422,22 @@ def test_documentation_matches_the_argument_spec(collections_path: Path, name: s
     assert isinstance(examples, list) and any(f"stratus.cloud.{name}" in t for t in examples)
     returned = yaml.safe_load(doc["return"]) if isinstance(doc["return"], str) else doc["return"]
     assert returned and all("description" in v and "returned" in v for v in returned.values())
+
+
+def test_a_floating_ip_address_replaces_the_automatic_one(cu: Any) -> None:
+    cloud = FakeCloud()
+    first = converge(cu, cloud, params(floating_ip="auto"), False)
+    auto = first["server"]["floating_ip"]
+    del cloud.writes[:]
+    result = check_then_run(cu, cloud, params(floating_ip="172.24.4.60"))
+    assert result["diff"] == {"before": {"floating_ip": auto},
+                              "after": {"floating_ip": "172.24.4.60"}}  # fmt: skip
+    assert kinds(cloud) == ["network.delete.floatingips", "network.create.floatingips"]
+    assert result["server"]["floating_ip"] == "172.24.4.60"
+    # An address on someone else's port is refused before anything changes.
+    cloud.network.add("floatingips", floating_ip_address="172.24.4.61", port_id="p-other")
+    del cloud.writes[:]
+    for check in (True, False):
+        with pytest.raises(cu.StratusError, match=r"172\.24\.4\.61 is attached to another port"):
+            converge(cu, cloud, params(floating_ip="172.24.4.61"), check)
+    assert cloud.writes == []
