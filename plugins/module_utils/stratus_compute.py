@@ -768,7 +768,16 @@ class ServerConvergence:
         server = self.compute.get_server(server_id) or {"id": server_id, "name": p["name"]}
         if not p.get("wait"):
             return self.result(server)
-        server = wait_status(self.compute, server_id, "ACTIVE", self.timeout)
+        try:
+            server = wait_status(self.compute, server_id, "ACTIVE", self.timeout)
+        except StratusError as exc:
+            failed = self.compute.get_server(server_id) or {}
+            if failed.get("status") != "ERROR":
+                raise
+            # Nothing half-made: the server this run created goes again, so that the next
+            # run (once the cause is fixed) creates it anew.
+            self.compute.delete_server(server_id)
+            raise StratusError(f"{exc} The server was deleted again.") from None
         server = self.converge_power(server)
         if fip_network is not None or p.get("floating_ip"):
             self.attach_floating_ip(server, fip_network)
@@ -825,9 +834,10 @@ class ServerConvergence:
             self.compute.delete_metadata(sid, key)
         if add_groups or remove_groups:
             self.apply_groups(sid, add_groups, remove_groups, group_ports, group_ids, groups)
-        for action, status in actions:
+        for n, (action, status) in enumerate(actions):
             self.compute.action(sid, action, None)
-            if p.get("wait"):
+            # The steps before the last are always waited for (the next needs their state).
+            if p.get("wait") or n < len(actions) - 1:
                 wait_status(self.compute, sid, status, self.timeout)
         if fip_plan is not None:
             fip_plan()

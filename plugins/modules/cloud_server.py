@@ -17,9 +17,11 @@ description:
     delete the server and run again to recreate it). O(userdata) and O(config_drive) only apply
     when the server is created.
   - Two servers with the name O(name) make the module fail (it would not know which one).
-  - With O(wait=true) (the default), creation waits until the server is C(ACTIVE) (a server
-    going to C(ERROR) fails the module with the server's fault message), power changes wait for
-    the new status, and deletion waits until the server is gone.
+  - With O(wait=true) (the default), creation waits until the server is C(ACTIVE), power
+    changes wait for the new status, and deletion waits until the server is gone. A server this
+    run created that goes to C(ERROR) fails the module with the server's fault message and is
+    deleted again (nothing half-made; the next run tries anew). An existing server in C(ERROR)
+    fails the module; delete it with O(state=absent).
   - Check mode and diff mode report exactly what a real run changes.
 version_added: 0.1.0
 author: Stratus developers

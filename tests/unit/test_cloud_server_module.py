@@ -152,9 +152,14 @@ def test_a_server_that_goes_to_error_fails_with_its_fault(cu: Any) -> None:
     cloud = FakeCloud()
     cloud.compute.boot_result = "ERROR"
     cloud.compute.fault = {"code": 500, "message": "No valid host was found."}
-    with pytest.raises(cu.StratusError, match=r"went to ERROR: No valid host was found\."):
+    with pytest.raises(cu.StratusError, match=r"went to ERROR: No valid host was found\. "
+                                              r"The server was deleted again\."):  # fmt: skip
         converge(cu, cloud, params(), False)
-    # A second run does not pretend all is well with the broken server.
+    assert kinds(cloud) == ["compute.create_server", "compute.delete_server"]
+    assert cloud.compute.servers_by_id == {}
+    # A server found in ERROR (made by someone else) is not taken for a good one.
+    cloud.compute.add_server(name="smod-web1", status="ERROR",
+                             fault={"message": "No valid host was found."})
     with pytest.raises(cu.StratusError, match="is in ERROR: No valid host was found"):
         converge(cu, cloud, params(), True)
 
