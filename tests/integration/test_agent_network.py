@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -41,6 +42,15 @@ def _require_tools() -> None:
     missing = [t for t in NEEDED if not shutil.which(t)]
     if missing:
         pytest.skip(f"missing host tools {missing}: run scripts/install-test-deps.sh")
+
+
+def agent_state_root(lab: Lab) -> Path:
+    """A directory for the agents' state that dnsmasq (user nobody) can reach: not under
+    pytest's base temp, which every pytest session on the machine resets to mode 0700."""
+    tmp = Path(tempfile.mkdtemp(prefix="snet-agent-", dir="/tmp"))
+    tmp.chmod(0o755)
+    lab.dirs.append(tmp)
+    return tmp
 
 
 def uid() -> str:
@@ -242,9 +252,7 @@ def world(request: pytest.FixtureRequest,
     lab = Lab()
     w = None
     try:
-        tmp = tmp_path_factory.mktemp("agent")
-        for path in (tmp, *tmp.parents[:3]):  # dnsmasq (user nobody) reads its files here
-            path.chmod(path.stat().st_mode | 0o005)
+        tmp = agent_state_root(lab)
         w = World(lab, tmp, request.param)
         w.converge()
         for name in ("vm1", "vm2", "vm3"):
@@ -522,7 +530,7 @@ def test_the_stratus_agent_command_converges_once(tmp_path: Path) -> None:
     lab = Lab()
     try:
         host = lab.host("st-cli-h1")
-        tmp_path.chmod(0o755)
+        tmp_path = agent_state_root(lab)
         net, port = uid(), uid()
         state = {"host": "cli", "networks": [{"id": net, "segmentation_id": 300, "subnets": [
             {"id": "s", "cidr": "10.30.0.0/24", "gateway_ip": "10.30.0.1"}]}],

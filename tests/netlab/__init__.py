@@ -89,6 +89,7 @@ class Lab:
         self.tag = tag
         self.namespaces: list[str] = []
         self.pids: list[int] = []
+        self.dirs: list[Path] = []  # removed by cleanup
         self.tmp = Path(tempfile.mkdtemp(prefix="stratus-netlab-"))
         self.script = self.tmp / "udhcpc.sh"
         self.script.write_text(UDHCPC_SCRIPT)
@@ -213,6 +214,8 @@ class Lab:
             for f in Path("/tmp").glob(f"st-udhcpc-*-{ns}"):
                 f.unlink(missing_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def stop(pid: int, timeout: float = 5.0) -> None:

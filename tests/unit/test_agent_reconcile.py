@@ -419,7 +419,7 @@ def test_cleanup_removes_everything_without_the_api() -> None:
     host = fake_host()
     agent, source = make_agent(host, state_doc())
     agent.reconcile_once()
-    source.state = None  # type: ignore[assignment]  # noqa: the API is gone at teardown
+    source.state = None  # type: ignore[assignment]  # the API is gone at teardown
     assert agent.cleanup("cmp1")
     assert not host.segments and not host.dhcp and not host.routers
     assert not host.proxies and not host.firewall and not host.plugged

@@ -212,8 +212,9 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Provider networks: comma-separated physnet:interface (e.g. public:eth1).",
         ),
         "state_dir": (
-            "/var/lib/stratus/agent",
-            "Agent state: dnsmasq files and leases, metadata proxy settings and pid files.",
+            "/var/lib/stratus-agent",
+            "Agent state: dnsmasq files and leases, metadata proxy settings and pid files "
+            "(every parent traversable by others: dnsmasq reads them unprivileged).",
         ),
         "network_state_url": (
             "http://127.0.0.1:9696/v2.0/stratus/host-state?host={host}",

@@ -140,6 +140,12 @@ class DnsmasqDriver(DhcpDriver):
         for path in (self.state_dir.parent, self.state_dir, d):
             if path.stat().st_mode & 0o005 != 0o005:
                 path.chmod(path.stat().st_mode | 0o005)
+        closed = [str(p) for p in self.state_dir.parent.parents if not p.stat().st_mode & 0o001]
+        if closed:
+            raise DriverError(
+                f"dnsmasq's unprivileged user cannot reach {d}: {', '.join(closed)} is not "
+                f"traversable by others; put [agent] state_dir where every parent is "
+                f"(e.g. /var/lib/stratus-agent)")
         changed = _write_if_changed(d / "hosts", self.render_hosts(server))
         changed |= _write_if_changed(d / "opts", self.render_opts(server, network))
         argv = self.command(server, network)
