@@ -440,3 +440,25 @@ def test_assignments_long_poll_wakes_on_a_change(api: ComputeApi) -> None:
     assert got[0]["servers"][0]["desired_power"] == "shutdown"
     assert api.call("GET", "/v2.1/stratus/compute-hosts/nope/servers").status_code == 404
     assert api.call("GET", "/v2.1/stratus/compute-hosts/cmp1/servers?wait=x").status_code == 400
+
+
+def test_a_malformed_network_answer_leaves_an_error_not_a_half_made_server(
+        api: ComputeApi) -> None:
+    net = api.fake.network()
+    real = api.fake.create_port
+
+    def broken(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        port = real(token, body)
+        return {"id": port["id"]}  # no network_id, no fixed_ips
+
+    api.fake.create_port = broken  # type: ignore[method-assign]
+    sid = api.boot(networks=[{"uuid": net["id"]}])["server"]["id"]
+    srv = api.server(sid)
+    assert srv["status"] == "ERROR" and "unexpected answer" in srv["fault"]["message"]
+    assert srv["OS-EXT-SRV-ATTR:host"] is None
+    assert api.fake.ports == {}
+    hyp = api.ok("GET", "/v2.1/os-hypervisors/detail")["hypervisors"][0]
+    assert hyp["hypervisor_hostname"] == "cmp1"
+    with api.core.db.session() as s:
+        from stratus.compute import models as m
+        assert s.query(m.ComputeHost).one().claimed_ram == 0

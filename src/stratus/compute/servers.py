@@ -354,6 +354,13 @@ class ServerFlow:
             self.fail(sid, f"Build of instance {sid} aborted: the ports could not be made: "
                            f"{exc}", release_claim=True)
             return
+        except (KeyError, TypeError, ValueError) as exc:
+            # The network API answered something unexpected: nothing is left half-made.
+            LOG.exception("server %s: unexpected answer of the network API", sid)
+            self.drop_ports(made)
+            self.fail(sid, f"Build of instance {sid} aborted: unexpected answer of the network "
+                           f"API ({type(exc).__name__}: {exc})", release_claim=True)
+            return
 
         def finish(s: Session) -> None:
             srv = s.get(m.Server, sid)
@@ -383,11 +390,12 @@ class ServerFlow:
         else:
             port = ds.update_port(ctx.token, spec["port_id"],
                                   {"device_id": sid, "device_owner": f"compute:{az}"})
-        record = {"port_id": port["id"], "network_id": port["network_id"],
-                  "mac_address": port.get("mac_address", ""), "created_by_us": created,
-                  "fixed_ips": port.get("fixed_ips", []), "network_name": "", "mtu": 1500,
-                  "subnets": []}
+        record: dict[str, Any] = {"port_id": port["id"], "created_by_us": created}
         try:
+            record.update({"network_id": port["network_id"],
+                           "mac_address": port.get("mac_address", ""),
+                           "fixed_ips": port.get("fixed_ips", []), "network_name": "",
+                           "mtu": 1500, "subnets": []})
             ds.update_port(None, port["id"], {"binding:host_id": host})
             net = ds.get_network(None, port["network_id"])
             record["network_name"], record["mtu"] = net.get("name", ""), net.get("mtu") or 1500
@@ -398,7 +406,7 @@ class ServerFlow:
                     "id", "cidr", "gateway_ip", "dns_nameservers", "host_routes",
                     "enable_dhcp", "ip_version")})
             record["subnets"] = subnets
-        except ServiceError:
+        except (ServiceError, KeyError, TypeError, ValueError):
             self.drop_ports([record])
             raise
         return record
