@@ -777,7 +777,12 @@ class ServerConvergence:
             # Nothing half-made: the server this run created goes again, so that the next
             # run (once the cause is fixed) creates it anew.
             self.compute.delete_server(server_id)
-            raise StratusError(f"{exc} The server was deleted again.") from None
+            reason = str(exc) if str(exc).endswith(".") else f"{exc}."
+            try:
+                wait_gone(self.compute, server_id, self.timeout)
+            except StratusError as gone:
+                raise StratusError(f"{reason} Deleting the server again failed: {gone}") from None
+            raise StratusError(f"{reason} The server was deleted again.") from None
         server = self.converge_power(server)
         if fip_network is not None or p.get("floating_ip"):
             self.attach_floating_ip(server, fip_network)

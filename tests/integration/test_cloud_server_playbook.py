@@ -66,6 +66,9 @@ class FakeAgent(threading.Thread):
                   "resuming": ("active", 1)}
         if a["delete"]:
             self.report(sid, deleted=True)
+        elif task == "spawning" and a["name"] == "smod-fail":
+            self.report(sid, vm_state="error", power_state=0, task_state=None,
+                        fault={"code": 500, "message": "smod: the spawn failed on purpose"})
         elif task in states:
             vm_state, power = states[task]
             self.report(sid, vm_state=vm_state, power_state=power, task_state=None)
@@ -323,6 +326,8 @@ def test_compute_modules_converge_and_are_idempotent(stack: Stack, agent: FakeAg
                   "networks": ["smod-no-net"]}},
         {server: {"name": "smod-web1", "image": "smod-tiny", "flavor": "1"}},
         {"stratus.cloud.cloud_flavor": {"name": "smod.tiny", "ram": 512, "vcpus": 1}},
+        {server: {"name": "smod-fail", "image": "smod-tiny", "flavor": "smod.tiny",
+                  "networks": ["smod-net"], "timeout": 60}},
     ], repeat=False)
     (info,) = results[0]["real"]["servers"]
     assert info["id"] == srv["id"] and info["status"] == "SHUTOFF"
@@ -336,6 +341,8 @@ def test_compute_modules_converge_and_are_idempotent(stack: Stack, agent: FakeAg
     assert not warned.get("failed") and warned["changed"] is False
     assert any("flavor (it has smod.tiny, wanted 1)" in w for w in warned["warnings"])
     assert "flavors cannot change. Set recreate: true" in results[6]["real"]["msg"]
+    assert results[7]["real"]["msg"].endswith(
+        "went to ERROR: smod: the spawn failed on purpose. The server was deleted again.")
     listed = stack.api("GET", f"{stack.compute.url}/v2.1/servers")["servers"]
     assert [s["name"] for s in listed] == ["smod-web1"], "nothing half-made by the failures"
 
