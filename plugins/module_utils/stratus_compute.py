@@ -767,6 +767,12 @@ class ServerConvergence:
         server_id = self.compute.create_server(attrs)["id"]
         server = self.compute.get_server(server_id) or {"id": server_id, "name": p["name"]}
         if not p.get("wait"):
+            later = [o for o in ("floating_ip", "power_state")
+                     if p.get(o) and p[o] != "started"]
+            if later:
+                self.warnings.append(
+                    "{} apply once the server is ACTIVE: with wait: false they are not applied "
+                    "now; run again (or with wait: true).".format(" and ".join(later)))
             return self.result(server)
         try:
             server = wait_status(self.compute, server_id, "ACTIVE", self.timeout)

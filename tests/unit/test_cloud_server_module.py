@@ -173,8 +173,12 @@ def test_waiting_for_active_times_out_clearly(cu: Any) -> None:
     # Without wait, the module returns the BUILD server at once.
     cloud = FakeCloud()
     cloud.compute.boot_result = "BUILD"
-    result = converge(cu, cloud, params(wait=False), False)
+    result = converge(cu, cloud, params(wait=False, floating_ip="auto"), False)
     assert result["server"]["status"] == "BUILD"
+    assert result["warnings"] == ["floating_ip apply once the server is ACTIVE: with wait: "
+                                  "false they are not applied now; run again (or with wait: "
+                                  "true)."]
+    assert kinds(cloud) == ["compute.create_server"]
 
 
 def test_power_state_changes(cu: Any) -> None:
