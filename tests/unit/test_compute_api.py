@@ -128,6 +128,13 @@ def test_boot_with_a_network_places_binds_and_shapes_the_server(api: ComputeApi)
     assert doc["keys"][0]["data"] == key["public_key"] and doc["user_data"] == user_data
     assert doc["networks"][0]["subnet"]["cidr"] == "192.168.10.0/24"
     assert doc["meta"] == {"role": "web"}
+    # stratus-metadata's EC2 instance-type, ami-id and security-groups come from these.
+    assert doc["flavor_name"] == "m1.tiny" and doc["image_id"] == IMAGE
+    assert doc["security_groups"] == ["default"]
+    from stratus.metadata.content import ec2_metadata
+    ec2 = ec2_metadata(doc)
+    assert ec2["instance-type"] == "m1.tiny" and ec2["security-groups"] == ["default"]
+    assert ec2["ami-id"] == "ami-" + IMAGE.replace("-", "")[:8]
     api.report("cmp1", sid, vm_state="active", power_state=1, console_tail="boot\nready\n")
     srv = api.server(sid, ALICE)
     assert srv["status"] == "ACTIVE" and srv["OS-EXT-STS:power_state"] == 1

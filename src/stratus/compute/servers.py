@@ -216,6 +216,8 @@ class ServerFlow:
                       "ram": flavor.ram, "disk": flavor.disk, "swap": flavor.swap,
                       "ephemeral": flavor.ephemeral, "extra_specs": dict(flavor.extra_specs)}
         project = ctx.project_id or ""
+        # Ports made without a group get the project's "default" group in the network API.
+        groups = list(dict.fromkeys(req.security_groups)) or (["default"] if specs else [])
 
         def record(s: Session) -> list[str]:
             count = req.max_count
@@ -244,7 +246,7 @@ class ServerFlow:
                                 "different_host": req.different_host},
                     key_name=key.name if key else None, key_data=key.public_key if key else None,
                     key_type=key.type if key else None, user_data=req.user_data,
-                    meta=dict(req.metadata), security_groups=list(req.security_groups),
+                    meta=dict(req.metadata), security_groups=groups,
                     config_drive=req.config_drive, launch_index=index,
                     group_id=group.id if group else None, progress=0, deleted=False,
                     snapshots=[], console_tail="", created_at=now, updated_at=now)

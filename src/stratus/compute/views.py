@@ -154,6 +154,11 @@ def addresses(ports: list[m.ServerPort], floating: dict[str, list[str]] | None =
     return out
 
 
+def security_group_names(srv: m.Server, ports: list[m.ServerPort]) -> list[str]:
+    """The server's security groups by name (only a server with ports has any)."""
+    return list(srv.security_groups) if ports else []
+
+
 def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
            host_state: str | None = None, floating: dict[str, list[str]] | None = None
            ) -> dict[str, Any]:
@@ -186,7 +191,7 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         "OS-EXT-STS:task_state": srv.task_state, "OS-EXT-STS:vm_state": srv.vm_state,
         "OS-EXT-STS:power_state": srv.power_state,
         "os-extended-volumes:volumes_attached": [],
-        "security_groups": [{"name": n} for n in srv.security_groups] if ports else [],
+        "security_groups": [{"name": n} for n in security_group_names(srv, ports)],
     }
     if srv.vm_state == "error" and srv.fault:
         fault = {"code": srv.fault.get("code", 500), "created": srv.fault.get("created"),
@@ -241,6 +246,8 @@ def instance_document(srv: m.Server, ports: list[m.ServerPort],
         keys.append({"name": srv.key_name, "type": srv.key_type or "ssh", "data": srv.key_data})
     return {"uuid": srv.id, "name": srv.name, "hostname": srv.hostname,
             "project_id": srv.project_id, "availability_zone": srv.availability_zone,
+            "flavor_name": (srv.flavor or {}).get("name") or "", "image_id": srv.image_id,
+            "security_groups": security_group_names(srv, ports),
             "launch_index": srv.launch_index, "created_at": isotime(srv.created_at),
             "meta": dict(srv.meta), "keys": keys, "user_data": srv.user_data,
             "password": srv.password, "networks": networks, "vendor_data": {}}
