@@ -24,8 +24,10 @@ from stratus.common.auth import AuthContext
 from stratus.common.clients import ServiceError
 from stratus.common.db import Database
 from stratus.common.errors import Unauthorized
+from stratus.compute import models as m
 from stratus.compute.app import build_app
-from stratus.compute.core import ComputeCore, Settings
+from stratus.compute.core import ComputeCore, Settings, utcnow
+from stratus.compute.servers import CreateRequest, ServerFlow
 
 __all__ = [
     "ADMIN",
@@ -35,6 +37,8 @@ __all__ = [
     "READER",
     "ComputeApi",
     "FakeDownstream",
+    "concurrent_creates",
+    "concurrent_group_members",
     "in_process",
     "make_core",
 ]
@@ -228,4 +232,82 @@ def in_process(tmp_path: Path, settings: Settings | None = None, url: str | None
     app = build_app(core, fake_validate, public_url="http://compute.test:8774")
     with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         yield ComputeApi(client, core, fake)
+    core.db.dispose()
+
+
+def concurrent_creates(url: str, n: int, room: int) -> None:
+    """n concurrent creates against a host with room for ``room`` servers."""
+    fake = FakeDownstream()
+    core = make_core(url, Settings(reserved_host_memory_mb=0, quotas={
+        "instances": -1, "cores": -1, "ram": -1, "key_pairs": -1, "server_groups": -1,
+        "server_group_members": -1, "metadata_items": 128}), fake)
+    now = utcnow()
+    with core.db.session() as s:
+        s.add(m.Flavor(id="1", name="m1", vcpus=1, ram=512, disk=1, ephemeral=0, swap=0,
+                       rxtx_factor=1.0, is_public=True, extra_specs={}, created_at=now))
+        s.add(m.ComputeHost(host="only", hypervisor_hostname="only", availability_zone="nova",
+                            vcpus=64, memory_mb=512 * room, local_gb=1000, heartbeat_at=now,
+                            created_at=now))
+    flow = ServerFlow(core)
+    ctx = dataclasses.replace(CONTEXTS[ALICE], token=ALICE)
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def boot(i: int) -> None:
+        try:
+            barrier.wait()
+            flow.create(ctx, CreateRequest(name=f"vm{i}", image_id=IMAGE, flavor_id="1",
+                                           networks="none"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=boot, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with core.db.session() as s:
+        servers = list(s.query(m.Server))
+        placed = [x for x in servers if x.host == "only"]
+        failed = [x for x in servers if x.vm_state == "error"]
+        hrow = s.query(m.ComputeHost).one()
+        assert len(servers) == n
+        assert len(placed) == room and hrow.claimed_ram == 512 * room
+        assert len(failed) == n - room
+        assert all(x.fault and x.fault["message"].startswith("No valid host was found.")
+                   for x in failed)
+    core.db.dispose()
+
+
+def concurrent_group_members(url: str) -> None:
+    """Four concurrent boots into one anti-affinity group land on four hosts."""
+    core = make_core(url, Settings(), FakeDownstream())
+    now = utcnow()
+    with core.db.session() as s:
+        s.add(m.Flavor(id="1", name="m1", vcpus=1, ram=512, disk=1, ephemeral=0, swap=0,
+                       rxtx_factor=1.0, is_public=True, extra_specs={}, created_at=now))
+        for i in range(4):
+            s.add(m.ComputeHost(host=f"h{i}", hypervisor_hostname=f"h{i}",
+                                availability_zone="nova", vcpus=8, memory_mb=16384,
+                                local_gb=100, heartbeat_at=now, created_at=now))
+        s.add(m.ServerGroup(id="g", name="g", project_id="p-alice", user_id="u-alice",
+                            policy="anti-affinity", members=[], created_at=now))
+    flow = ServerFlow(core)
+    ctx = dataclasses.replace(CONTEXTS[ALICE], token=ALICE)
+    barrier = threading.Barrier(4)
+
+    def boot(i: int) -> None:
+        barrier.wait()
+        flow.create(ctx, CreateRequest(name=f"vm{i}", image_id=IMAGE, flavor_id="1",
+                                       networks="none", group_id="g"))
+
+    threads = [threading.Thread(target=boot, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with core.db.session() as s:
+        hosts = [x.host for x in s.query(m.Server)]
+    assert len(hosts) == 4 and None not in hosts and len(set(hosts)) == 4
     core.db.dispose()

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from compute_api import ALICE, CONTEXTS, IMAGE, FakeDownstream, make_core
+from compute_api import (
+    ALICE,
+    CONTEXTS,
+    IMAGE,
+    FakeDownstream,
+    concurrent_creates,
+    concurrent_group_members,
+    make_core,
+)
 from stratus.compute import models as m
 from stratus.compute import scheduler as sch
 from stratus.compute.core import Settings, utcnow
@@ -81,57 +89,8 @@ def test_weighers_spread_pack_and_soft_policies() -> None:
     assert sch.select_hosts(hosts, anti, R)[0].host == "half"
 
 
-def concurrent_creates(url: str, n: int, room: int) -> None:
-    fake = FakeDownstream()
-    core = make_core(url, Settings(reserved_host_memory_mb=0, quotas={
-        "instances": -1, "cores": -1, "ram": -1, "key_pairs": -1, "server_groups": -1,
-        "server_group_members": -1, "metadata_items": 128}), fake)
-    now = utcnow()
-    with core.db.session() as s:
-        s.add(m.Flavor(id="1", name="m1", vcpus=1, ram=512, disk=1, ephemeral=0, swap=0,
-                       rxtx_factor=1.0, is_public=True, extra_specs={}, created_at=now))
-        s.add(m.ComputeHost(host="only", hypervisor_hostname="only", availability_zone="nova",
-                            vcpus=64, memory_mb=512 * room, local_gb=1000, heartbeat_at=now,
-                            created_at=now))
-    flow = ServerFlow(core)
-    ctx = dataclasses.replace(CONTEXTS[ALICE], token=ALICE)
-    barrier = threading.Barrier(n)
-    errors: list[BaseException] = []
-
-    def boot(i: int) -> None:
-        try:
-            barrier.wait()
-            flow.create(ctx, CreateRequest(name=f"vm{i}", image_id=IMAGE, flavor_id="1",
-                                           networks="none"))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=boot, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    with core.db.session() as s:
-        servers = list(s.query(m.Server))
-        placed = [x for x in servers if x.host == "only"]
-        failed = [x for x in servers if x.vm_state == "error"]
-        hrow = s.query(m.ComputeHost).one()
-        assert len(servers) == n
-        assert len(placed) == room and hrow.claimed_ram == 512 * room
-        assert len(failed) == n - room
-        assert all(x.fault and x.fault["message"].startswith("No valid host was found.")
-                   for x in failed)
-    core.db.dispose()
-
-
 def test_concurrent_creates_never_overcommit_sqlite(tmp_path: Path) -> None:
     concurrent_creates(f"sqlite:///{tmp_path}/compute.sqlite", n=12, room=5)
-
-
-def test_concurrent_creates_never_overcommit_postgresql(postgres: Any) -> None:
-    url = postgres.create_database("scapi_claims")
-    concurrent_creates(url, n=12, room=5)
 
 
 def test_concurrent_creates_never_pass_the_quota(tmp_path: Path) -> None:
@@ -165,43 +124,11 @@ def test_concurrent_creates_never_pass_the_quota(tmp_path: Path) -> None:
     assert sorted(outcomes) == ["OverLimit"] * 6 + ["ok"] * 4
     with core.db.session() as s:
         assert s.query(m.Server).count() == 4
-        assert s.get(m.ProjectUsage, "p-alice").instances == 4  # type: ignore[union-attr]
+        usage = s.get(m.ProjectUsage, "p-alice")
+        assert usage is not None and usage.instances == 4
     core.db.dispose()
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 def test_concurrent_members_of_an_anti_affinity_group_get_distinct_hosts(
-        engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if engine == "sqlite":
-        url = f"sqlite:///{tmp_path}/g.sqlite"
-    else:
-        url = request.getfixturevalue("postgres").create_database("scapi_groups")
-    core = make_core(url, Settings(), FakeDownstream())
-    now = utcnow()
-    with core.db.session() as s:
-        s.add(m.Flavor(id="1", name="m1", vcpus=1, ram=512, disk=1, ephemeral=0, swap=0,
-                       rxtx_factor=1.0, is_public=True, extra_specs={}, created_at=now))
-        for i in range(4):
-            s.add(m.ComputeHost(host=f"h{i}", hypervisor_hostname=f"h{i}",
-                                availability_zone="nova", vcpus=8, memory_mb=16384,
-                                local_gb=100, heartbeat_at=now, created_at=now))
-        s.add(m.ServerGroup(id="g", name="g", project_id="p-alice", user_id="u-alice",
-                            policy="anti-affinity", members=[], created_at=now))
-    flow = ServerFlow(core)
-    ctx = dataclasses.replace(CONTEXTS[ALICE], token=ALICE)
-    barrier = threading.Barrier(4)
-
-    def boot(i: int) -> None:
-        barrier.wait()
-        flow.create(ctx, CreateRequest(name=f"vm{i}", image_id=IMAGE, flavor_id="1",
-                                       networks="none", group_id="g"))
-
-    threads = [threading.Thread(target=boot, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    with core.db.session() as s:
-        hosts = [x.host for x in s.query(m.Server)]
-    assert len(hosts) == 4 and None not in hosts and len(set(hosts)) == 4
-    core.db.dispose()
+        tmp_path: Path) -> None:
+    concurrent_group_members(f"sqlite:///{tmp_path}/g.sqlite")
