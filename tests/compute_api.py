@@ -68,6 +68,9 @@ class FakeDownstream:
         self.ips = itertools.count(10)
         self.fail_ports: ServiceError | None = None
         self.floating: dict[str, str] = {}  # port id -> floating IP
+        self.groups: dict[str, dict[str, Any]] = {}  # security groups but "default"
+        self.fail_groups: ServiceError | None = None
+        self.refuse_updates: dict[str, ServiceError] = {}  # port id -> update_port error
         self.image_url = "http://image.test:9292"
 
     def network(self, name: str = "net", project: str = "p-alice", shared: bool = False
@@ -153,16 +156,45 @@ class FakeDownstream:
         port = self.ports.get(port_id)
         if port is None:
             raise ServiceError("no port", status=404)
+        if port_id in self.refuse_updates:
+            raise self.refuse_updates[port_id]
         port.update(body)
         return dict(port)
 
     def delete_port(self, token: str | None, port_id: str) -> None:
         self.ports.pop(port_id, None)
 
+    def security_group(self, name: str, project: str = "p-alice",
+                       rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        gid = str(uuid.uuid4())
+        self.groups[gid] = {"id": gid, "name": name, "project_id": project,
+                            "description": f"{name} group", "security_group_rules": [
+                                {"id": str(uuid.uuid4()), "security_group_id": gid, **r}
+                                for r in rules or []]}
+        return self.groups[gid]
+
+    def _group(self, gid: str) -> dict[str, Any] | None:
+        if gid.startswith("sg-default-"):
+            project = gid[len("sg-default-"):]
+            return {"id": gid, "name": "default", "project_id": project,
+                    "description": "Default security group", "security_group_rules": []}
+        return self.groups.get(gid)
+
     def security_groups(self, token: str, name: str, project_id: str) -> list[dict[str, Any]]:
+        if self.fail_groups is not None:
+            raise self.fail_groups
         if name == "default":
-            return [{"id": f"sg-default-{project_id}", "name": "default"}]
-        return []
+            return [{"id": f"sg-default-{project_id}", "name": "default",
+                     "project_id": project_id}]
+        return [dict(g) for g in self.groups.values()
+                if g["name"] == name and g["project_id"] == project_id
+                and self._visible(token, g["project_id"])]
+
+    def get_security_group(self, token: str, group_id: str) -> dict[str, Any]:
+        group = self._group(group_id)
+        if group is None or not self._visible(token, group["project_id"]):
+            raise ServiceError(f"Security group {group_id} does not exist", status=404)
+        return dict(group)
 
     def floating_ips(self, port_id: str) -> list[dict[str, Any]]:
         fip = self.floating.get(port_id)

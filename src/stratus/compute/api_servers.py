@@ -43,6 +43,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "suspend": (("active",), "suspending"),
     "resume": (("suspended",), "resuming"),
 }
+GROUP_ACTIONS = ("addSecurityGroup", "removeSecurityGroup")
 DESIRED = {"os-start": "running", "os-stop": "shutdown", "pause": "paused",
            "unpause": "running", "suspend": "suspended", "resume": "running"}
 
@@ -447,6 +448,10 @@ def add_routes(router: Router, core: ComputeCore) -> None:
             raise NotFound("Instance is not a member of specified network")
         return {req.params["network"]: found[req.params["network"]]}
 
+    @router.add("GET", P + "/{id}/os-security-groups")
+    def security_groups(req: Req) -> Any:
+        return {"security_groups": flow.server_security_groups(req.ctx, req.params["id"])}
+
     @router.add("GET", P + "/{id}/os-server-password")
     def password(req: Req) -> Any:
         with core.db.session() as s:
@@ -468,7 +473,7 @@ def add_routes(router: Router, core: ComputeCore) -> None:
         if not isinstance(req.body, dict) or len(req.body) != 1:
             raise BadRequest("Invalid input: the body must hold exactly one action.")
         name, arg = next(iter(req.body.items()))
-        known = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage"}
+        known = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage", *GROUP_ACTIONS}
         if name not in known:
             raise BadRequest(f"There is no such action: {name}; supported: "
                              f"{', '.join(sorted(known))}.")
@@ -478,6 +483,14 @@ def add_routes(router: Router, core: ComputeCore) -> None:
         core.require_member(ctx, f"os_compute_api:servers:{name}")
         if name == "createImage":
             return create_image(req, arg)
+        if name in GROUP_ACTIONS:
+            if not isinstance(arg, dict) or set(arg) != {"name"} \
+                    or not isinstance(arg["name"], str) or not arg["name"].strip():
+                raise BadRequest(f"Invalid input for {name}: {{\"name\": \"<security group "
+                                 "name or ID>\"} is expected.")
+            flow.change_security_group(ctx, req.params["id"], arg["name"],
+                                       add=name == "addSecurityGroup")
+            return Response(status_code=202)
         if name == "reboot":
             if not isinstance(arg, dict) or arg.get("type") not in ("SOFT", "HARD") \
                     or set(arg) - {"type"}:
