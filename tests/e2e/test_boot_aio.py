@@ -41,6 +41,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LOCK_FILE = "/tmp/stratus-e2e.lock"
+LOGS_KEPT = Path("/tmp/sdep-e2e-last-logs")
 PLAYBOOK_TIMEOUT = 1200
 EXT_CIDR = "172.24.77.0/24"
 EXT_GATEWAY = "172.24.77.1"
@@ -290,6 +291,14 @@ class Cloud:
     def host_has_device(self, name: str) -> bool:
         return run("ip", "link", "show", "dev", name, check=False).returncode == 0
 
+    def instance_leftovers(self) -> list[str]:
+        """Server files under instances_path (the agent's _base cache and empty _state aside)."""
+        left = [p.name for p in self.instances.iterdir() if not p.name.startswith("_")]
+        state = self.instances / "_state"
+        if state.exists():
+            left += [f"_state/{p.name}" for p in state.iterdir()]
+        return left
+
     def wait_device_gone(self, name: str, timeout: float = 60) -> None:
         wait_for(f"{name} to go", lambda: not self.host_has_device(name), timeout)
 
@@ -394,6 +403,13 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
         # (on SQLite and PostgreSQL); this module keeps its time for the guests.
         yield cloud
     finally:
+        # The services' logs outlive the run (teardown removes the prefix): the last run's
+        # are kept in LOGS_KEPT for whoever has to find out why a test failed.
+        shutil.rmtree(LOGS_KEPT, ignore_errors=True)
+        if (prefix / "var" / "log" / "stratus").exists():
+            shutil.copytree(prefix / "var" / "log" / "stratus", LOGS_KEPT)
+            for log in work.glob("*.log"):
+                shutil.copy2(log, LOGS_KEPT / log.name)
         if supervisord_pid is None and cloud.pidfile.exists():
             supervisord_pid = int(cloud.pidfile.read_text().strip())
         output = cloud.ansible(REPO / "playbooks" / "teardown.yml", "teardown.log")
@@ -421,7 +437,7 @@ def test_deploy_detects_tcg_and_registers_the_host(cloud: Cloud) -> None:
                         cloud.api("GET", "compute", "/os-hypervisors/detail")), 60)  # fmt: skip
     hypervisor = resp.json()["hypervisors"][0]
     assert hypervisor["hypervisor_type"] == "QEMU"
-    flavors = {f["name"]: f for f in cloud.openstack("flavor", "list")}
+    flavors = {f["Name"]: f for f in cloud.openstack("flavor", "list")}
     assert {"m1.tiny", "m1.small", "m1.medium"} <= set(flavors)
     assert flavors["m1.tiny"]["RAM"] == 512 and flavors["m1.tiny"]["Disk"] == 1
 
@@ -537,8 +553,7 @@ def test_deleting_the_servers_leaves_nothing(
             for needle in (port["mac_address"], port["fixed_ips"][0]["ip_address"]):
                 cloud.wait_dhcp_gone(needle)
     assert cloud.domains() == [], "deleted servers left libvirt domains"
-    leftovers = [p.name for p in cloud.instances.iterdir() if p.name != "_base"]
-    assert leftovers == [], f"deleted servers left files in instances_path: {leftovers}"
+    assert cloud.instance_leftovers() == [], "deleted servers left files in instances_path"
 
 
 def test_openstackclient_boot_stop_start_reboot_delete(cloud: Cloud) -> None:
@@ -589,7 +604,7 @@ def test_agent_killed_during_build_heals(cloud: Cloud) -> None:
     for port in ports:
         cloud.wait_device_gone("tap" + port["id"][:11])
     assert cloud.domains() == []
-    assert [p.name for p in cloud.instances.iterdir() if p.name != "_base"] == []
+    assert cloud.instance_leftovers() == []
 
 
 @pytest.mark.slow
