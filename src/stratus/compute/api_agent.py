@@ -4,6 +4,7 @@ the metadata lookup and the guest password. Admin (service users) only."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from stratus.compute import views
 from stratus.compute.core import ComputeCore, isotime, utcnow
 from stratus.compute.servers import ServerFlow
 
+LOG = logging.getLogger("stratus.compute")
 P = "/v2.1/stratus"
 MAX_WAIT = 30.0
 HOST_INTS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "local_gb_used",
@@ -95,7 +97,16 @@ def add_routes(router: Router, core: ComputeCore) -> None:
                              "disabled_reason": h.disabled_reason, "generation": h.generation,
                              **{k: getattr(h, k) for k in (*HOST_INTS, *HOST_TEXTS)}}}
 
-        return core.transaction(work)
+        answer = core.transaction(work)
+        # Any host's heartbeat also fails the servers stuck on dead hosts (throttled), so
+        # that happens without a reader listing them. Never fails the heartbeat itself.
+        try:
+            swept = core.sweep_dead_hosts()
+            if swept:
+                LOG.warning("%d server(s) on dead compute hosts went ERROR", swept)
+        except Exception:
+            LOG.exception("the sweep for servers on dead compute hosts failed")
+        return answer
 
     def generation(name: str) -> int:
         with core.db.session() as s:

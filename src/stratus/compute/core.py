@@ -7,7 +7,9 @@ PostgreSQL, so concurrent creates can neither over-commit a host nor pass a quot
 
 from __future__ import annotations
 
+import math
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -65,6 +67,9 @@ class Settings:
     scheduler_max_attempts: int = 3
     service_down_time: int = 60
     default_availability_zone: str = "nova"
+    # Seconds between two sweeps for servers stuck on dead hosts (per process; run from
+    # the heartbeat route). Derived from service_down_time by from_config.
+    dead_host_sweep_interval: float = 10.0
     quotas: dict[str, int] = field(default_factory=lambda: {
         "instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100, "server_groups": 10,
         "server_group_members": 10, "metadata_items": 128})
@@ -92,6 +97,8 @@ class Settings:
             scheduler_weigher=weigher,
             scheduler_max_attempts=config.get_int(SECTION, "scheduler_max_attempts", 1),
             service_down_time=config.get_int(SECTION, "service_down_time", 1),
+            dead_host_sweep_interval=min(
+                10.0, config.get_int(SECTION, "service_down_time", 1) / 4),
             default_availability_zone=config.get(SECTION, "default_availability_zone"),
             quotas={r: config.get_int(SECTION, f"quota_{r}", -1) for r in QUOTA_RESOURCES},
         )
@@ -109,6 +116,8 @@ class ComputeCore:
         self.db = db
         self.settings = settings
         self.downstream = downstream
+        self._sweep_lock = threading.Lock()
+        self._last_sweep = -math.inf
 
     # ---- transactions ------------------------------------------------------------------
 
@@ -283,21 +292,46 @@ class ComputeCore:
             raise NotFound(f"Server group {group_id} could not be found.")
         return row
 
-    def expire_dead_builds(self, s: Session) -> None:
-        """A server still building on a host that has been dead too long goes ERROR."""
+    def expire_dead_builds(self, s: Session) -> int:
+        """Servers building, or in a task (not deleting), on a host whose last heartbeat is
+        older than ``service_down_time``, and unchanged for as long, go ERROR with a fault.
+
+        One join finds them (usually none); each is changed by a conditional UPDATE, so a
+        report that lands meanwhile wins. Returns how many went ERROR."""
         now = utcnow()
         limit = now - timedelta(seconds=self.settings.service_down_time)
-        dead = [h.host for h in s.scalars(sa.select(m.ComputeHost).where(
-            m.ComputeHost.heartbeat_at < limit))]
-        if not dead:
-            return
-        for srv in s.scalars(sa.select(m.Server).where(
-                m.Server.host.in_(dead), m.Server.vm_state == "building",
-                m.Server.deleted.is_(False), m.Server.updated_at < limit)):
-            srv.vm_state, srv.task_state, srv.updated_at = "error", None, now
-            srv.fault = {"code": 500, "created": isotime(now), "message": (
-                f"The compute host {srv.host} stopped reporting while the server was "
-                "being built."), "details": ""}
+        t = cast(sa.Table, m.Server.__table__)
+        h = cast(sa.Table, m.ComputeHost.__table__)
+        stuck = s.execute(sa.select(t.c.id, t.c.host, t.c.vm_state, t.c.task_state,
+                                    t.c.updated_at).join(h, h.c.host == t.c.host).where(
+            t.c.deleted.is_(False), t.c.updated_at < limit, h.c.heartbeat_at < limit,
+            sa.or_(t.c.vm_state == "building",
+                   sa.and_(t.c.task_state.is_not(None), t.c.task_state != "deleting")))).all()
+        changed = 0
+        for sid, host, vm_state, task, updated in stuck:
+            doing = "being built" if vm_state == "building" else f"in task {task}"
+            fault = {"code": 500, "created": isotime(now), "message": (
+                f"The compute host {host} stopped reporting while the server was {doing}."),
+                "details": ""}
+            result = s.execute(sa.update(t).where(
+                t.c.id == sid, t.c.updated_at == updated, t.c.vm_state == vm_state,
+                t.c.task_state.is_not_distinct_from(task), t.c.deleted.is_(False)).values(
+                vm_state="error", task_state=None, fault=fault, updated_at=now))
+            changed += int(result.rowcount == 1)  # type: ignore[attr-defined]
+        if changed:
+            s.expire_all()
+        return changed
+
+    def sweep_dead_hosts(self, force: bool = False) -> int:
+        """``expire_dead_builds`` in its own transaction, at most every
+        ``dead_host_sweep_interval`` seconds per process (called on every heartbeat of any
+        host, so stuck servers go ERROR without anyone reading them)."""
+        with self._sweep_lock:
+            now = time.monotonic()
+            if not force and now - self._last_sweep < self.settings.dead_host_sweep_interval:
+                return 0
+            self._last_sweep = now
+        return self.transaction(self.expire_dead_builds)
 
 
 def host_view_used(h: m.ComputeHost) -> dict[str, Any]:
