@@ -30,6 +30,8 @@ HOST_INTS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "
              "hypervisor_version", "running_vms")
 HOST_TEXTS = ("virt_type", "hypervisor_type", "hypervisor_hostname", "host_ip",
               "availability_zone", "cpu_arch")
+# Inventory the scheduler reads: a change bumps the host's generation.
+SCHEDULED = {"vcpus", "memory_mb", "local_gb", "availability_zone", "virt_type", "cpu_arch"}
 REPORT_KEYS = {"vm_state", "power_state", "task_state", "fault", "reschedule",
                "reboot_generation", "deleted", "snapshots_done", "console_tail"}
 
@@ -88,11 +90,17 @@ def add_routes(router: Router, core: ComputeCore) -> None:
                     claimed_ram=0, claimed_disk=0, claimed_instances=0, enabled=True,
                     forced_down=False, generation=0, created_at=now, heartbeat_at=now)
                 s.add(h)
+            moved = False
             for k, v in {**ints, **texts}.items():
                 if v is not None:
+                    moved = moved or (k in SCHEDULED and getattr(h, k) != v)
                     setattr(h, k, v)
             h.heartbeat_at = now
             s.flush()
+            if moved and h.id is not None:
+                # What the scheduler reads changed: a new generation (its host cache).
+                core.bump(s, name)
+                s.refresh(h)
             return {"host": {"host": h.host, "enabled": h.enabled,
                              "disabled_reason": h.disabled_reason, "generation": h.generation,
                              **{k: getattr(h, k) for k in (*HOST_INTS, *HOST_TEXTS)}}}

@@ -668,6 +668,9 @@ def add_routes(router: Router, core: ComputeCore) -> None:
                 h.forced_down = views.boolean(data.get("forced_down", True), "forced_down")
             else:
                 h.enabled, h.disabled_reason = False, reason
+            s.flush()
+            core.bump(s, h.host)  # the scheduler's host cache sees the new state
+            s.refresh(h)
             out: dict[str, Any] = {"host": h.host, "binary": "nova-compute",
                    "status": "enabled" if h.enabled else "disabled"}
             if reason:

@@ -7,12 +7,13 @@ PostgreSQL, so concurrent creates can neither over-commit a host nor pass a quot
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -117,6 +118,9 @@ class ComputeCore:
         self.settings = settings
         self.downstream = downstream
         self._sweep_lock = threading.Lock()
+        self._hosts_lock = threading.Lock()
+        self._hosts: _HostCache | None = None
+        self.host_cache_loads = 0  # full reads of the host rows (figures and tests)
         self._last_sweep = -math.inf
 
     # ---- transactions ------------------------------------------------------------------
@@ -126,7 +130,11 @@ class ComputeCore:
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:
                 with self.db.session() as session:
-                    return work(session)
+                    result = work(session)
+                changed = session.info.pop(CHANGED_HOSTS, None)
+                if changed:
+                    self.refresh_hosts(changed)
+                return result
             except sa.exc.IntegrityError:
                 if attempt >= 2:
                     raise Conflict("The request conflicted with concurrent changes or an "
@@ -211,27 +219,63 @@ class ComputeCore:
             raise NotFound(f"Compute host {name} could not be found.")
         return row
 
-    def host_records(self, s: Session) -> list[scheduler.HostRecord]:
-        now = utcnow()
-        servers: dict[str, set[str]] = {}
-        for sid, host in s.execute(sa.select(m.Server.id, m.Server.host).where(
-                m.Server.deleted.is_(False), m.Server.host.is_not(None))):
-            servers.setdefault(str(host), set()).add(sid)
+    def host_records(self, s: Session, fresh: bool = False,
+                     hinted: Sequence[str] = ()) -> list[scheduler.HostRecord]:
+        """The scheduler's view of every host, from the in-process cache when it is current.
+
+        Every change of a host row the scheduler reads (claims, inventory, enabled,
+        forced_down) bumps its ``generation`` in the same statement or transaction, and
+        generations only go up, so ``(count, sum(generation), max(id))`` (one aggregate
+        query) equals the cache's own only when every cached row is current. Otherwise
+        all rows are read again (``fresh`` forces that). Alive-ness (the heartbeat, which
+        does not bump the generation) is read separately: the few hosts that are down.
+        ``hinted``: server ids of same_host/different_host hints, whose hosts are filled
+        into ``server_ids``. The cache only chooses candidates: the claim stays a
+        conditional UPDATE in the database, so a stale cache cannot over-commit a host.
+        """
         t = cast(sa.Table, m.ComputeHost.__table__)
-        oldest = now - timedelta(seconds=self.settings.service_down_time)
-        # "alive" is computed by the database: no timestamp parsing for 10,000 rows.
-        alive = sa.and_(t.c.forced_down.is_(False), t.c.heartbeat_at > oldest)
-        cols = (t.c.host, t.c.availability_zone, t.c.vcpus, t.c.memory_mb, t.c.local_gb,
-                t.c.claimed_vcpus, t.c.claimed_ram, t.c.claimed_disk, t.c.enabled,
-                sa.case((alive, 1), else_=0), t.c.virt_type, t.c.cpu_arch)
-        empty: frozenset[str] = frozenset()
-        out = []
-        for row in s.execute(sa.select(*cols)):
-            ids = servers.get(row[0])
-            out.append(scheduler.HostRecord(
-                row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-                bool(row[9]), row[10], row[11], empty, frozenset(ids) if ids else empty))
-        return out
+        fp = s.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.c.generation),
+                                                                   0),
+                                 sa.func.coalesce(sa.func.max(t.c.id), 0))).one()
+        with self._hosts_lock:
+            cache = self._hosts
+            if fresh or cache is None or cache.fingerprint != (int(fp[0]), int(fp[1]),
+                                                               int(fp[2])):
+                cache = None
+        if cache is None:
+            cache = _HostCache.load(s)
+            with self._hosts_lock:
+                self._hosts = cache
+            self.host_cache_loads += 1
+        oldest = utcnow() - timedelta(seconds=self.settings.service_down_time)
+        dead = {str(h) for (h,) in s.execute(sa.select(t.c.host).where(sa.or_(
+            t.c.forced_down.is_(True), t.c.heartbeat_at <= oldest)))}
+        servers: dict[str, set[str]] = {}
+        if hinted:
+            for sid, host in s.execute(sa.select(m.Server.id, m.Server.host).where(
+                    m.Server.id.in_(list(hinted)), m.Server.deleted.is_(False),
+                    m.Server.host.is_not(None))):
+                servers.setdefault(str(host), set()).add(sid)
+        with self._hosts_lock:
+            records = list(cache.records.values())
+        if not dead and not servers:
+            return records
+        return [r if r.host not in dead and r.host not in servers else dataclasses.replace(
+            r, alive=r.host not in dead, server_ids=frozenset(servers.get(r.host, ())))
+            for r in records]
+
+    def refresh_hosts(self, names: Iterable[str]) -> None:
+        """Re-read the rows this process just changed (after commit) into the cache."""
+        if self._hosts is None:
+            return
+        t = cast(sa.Table, m.ComputeHost.__table__)
+        with self.db.session() as s:
+            rows = list(s.execute(sa.select(*_HostCache.columns()).where(
+                t.c.host.in_(list(names)))))
+        with self._hosts_lock:
+            if self._hosts is not None:
+                for row in rows:
+                    self._hosts.update(row)
 
     def claim(self, s: Session, host: str, vcpus: int, ram: int, disk: int) -> bool:
         """Take capacity on ``host`` if it is still there: one conditional UPDATE."""
@@ -248,7 +292,10 @@ class ComputeCore:
                  claimed_disk=t.c.claimed_disk + disk,
                  claimed_instances=t.c.claimed_instances + 1,
                  generation=t.c.generation + 1))
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            changed(s, host)
+            return True
+        return False
 
     def unclaim(self, s: Session, host: str, vcpus: int, ram: int, disk: int) -> None:
         t = cast(sa.Table, m.ComputeHost.__table__)
@@ -256,6 +303,7 @@ class ComputeCore:
             claimed_vcpus=t.c.claimed_vcpus - vcpus, claimed_ram=t.c.claimed_ram - ram,
             claimed_disk=t.c.claimed_disk - disk,
             claimed_instances=t.c.claimed_instances - 1, generation=t.c.generation + 1))
+        changed(s, host)
 
     @staticmethod
     def bump(s: Session, host: str | None) -> None:
@@ -263,6 +311,7 @@ class ComputeCore:
         if host:
             t = cast(sa.Table, m.ComputeHost.__table__)
             s.execute(sa.update(t).where(t.c.host == host).values(generation=t.c.generation + 1))
+            changed(s, host)
 
     # ---- lookups -----------------------------------------------------------------------
 
@@ -337,3 +386,54 @@ class ComputeCore:
 def host_view_used(h: m.ComputeHost) -> dict[str, Any]:
     return {"vcpus_used": h.vcpus_used, "memory_mb_used": h.memory_mb_used,
             "local_gb_used": h.local_gb_used}
+
+
+CHANGED_HOSTS = "compute_hosts_changed"
+
+
+def changed(s: Session, host: str) -> None:
+    """Note in the session that the host's row changed (its cache entry is re-read after
+    the commit)."""
+    s.info.setdefault(CHANGED_HOSTS, set()).add(host)
+
+
+class _HostCache:
+    """Host rows as scheduler records, with their generations; ``fingerprint`` is
+    ``(count, sum(generation), max(id))`` of exactly what is cached."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, scheduler.HostRecord] = {}
+        self.gens: dict[str, int] = {}
+        self.total = 0
+        self.max_id = 0
+
+    @property
+    def fingerprint(self) -> tuple[int, int, int]:
+        return len(self.records), self.total, self.max_id
+
+    @staticmethod
+    def columns() -> tuple[Any, ...]:
+        t = cast(sa.Table, m.ComputeHost.__table__)
+        return (t.c.host, t.c.availability_zone, t.c.vcpus, t.c.memory_mb, t.c.local_gb,
+                t.c.claimed_vcpus, t.c.claimed_ram, t.c.claimed_disk, t.c.enabled,
+                t.c.virt_type, t.c.cpu_arch, t.c.generation, t.c.id)
+
+    @classmethod
+    def load(cls, s: Session) -> _HostCache:
+        cache = cls()
+        for row in s.execute(sa.select(*cls.columns())):
+            cache.update(row)
+        return cache
+
+    def update(self, row: Any) -> None:
+        host, gen = str(row[0]), int(row[11])
+        old = self.gens.get(host)
+        if old is not None and gen <= old:
+            return  # what is cached is as new
+        if old is None:
+            self.max_id = max(self.max_id, int(row[12]))
+        self.records[host] = scheduler.HostRecord(
+            host, row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]), True,
+            row[9], row[10])
+        self.gens[host] = gen
+        self.total += gen - (old or 0)

@@ -417,13 +417,18 @@ class ServerFlow:
                 group_policy=policy, group_hosts=ghosts, same_host=sched.get("same_host", []),
                 different_host=sched.get("different_host", []), ignore_hosts=srv.tried_hosts)
             reason = ""
-            for _round in range(SCHEDULE_ROUNDS):
+            hinted = [*q.same_host, *q.different_host]
+            for rnd in range(SCHEDULE_ROUNDS):
                 try:
+                    # Later rounds read every host row afresh (not the process's cache).
                     candidates = scheduler.select_hosts(
-                        core.host_records(s), q, core.settings.ratios,
-                        core.settings.scheduler_weigher, limit=CANDIDATES)
+                        core.host_records(s, fresh=rnd > 0, hinted=hinted), q,
+                        core.settings.ratios, core.settings.scheduler_weigher,
+                        limit=CANDIDATES)
                 except scheduler.NoValidHost as exc:
                     reason = str(exc)
+                    if rnd == 0:
+                        continue  # confirm on fresh rows before failing the server
                     break
                 for cand in candidates:
                     if core.claim(s, cand.host, q.vcpus, q.ram, q.disk):
