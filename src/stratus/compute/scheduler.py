@@ -159,9 +159,6 @@ FILTERS: list[tuple[str, Filter]] = [
 ]
 
 
-_REST = [f_ignore, f_force_host, f_image_props, f_group, f_same_host, f_different_host]
-
-
 def filter_hosts(hosts: Iterable[HostRecord], q: Request, r: Ratios) -> list[HostRecord]:
     remaining = list(hosts)
     if not remaining:
@@ -169,13 +166,26 @@ def filter_hosts(hosts: Iterable[HostRecord], q: Request, r: Ratios) -> list[Hos
     # One fused pass with the cheap checks inlined; the staged pass below only runs to
     # name the filter that removed the last host.
     cpu_cap, ram_cap, disk_cap = r.cpu, r.ram, r.disk
+    reserved, vcpus, ram, disk = r.reserved_memory_mb, q.vcpus, q.ram, q.disk
+    zone = q.availability_zone
+    # Only the filters this request can be removed by (most requests: none of them).
+    props = q.image_properties
+    rest = [fn for fn, used in (
+        (f_ignore, bool(q.ignore_hosts)), (f_force_host, q.force_host is not None),
+        (f_image_props, any(props.get(k) for k in (
+            "hw_architecture", "architecture", "img_hv_type", "hypervisor_type"))),
+        (f_group, q.group_policy in ("affinity", "anti-affinity")),
+        (f_same_host, bool(q.same_host)), (f_different_host, bool(q.different_host)))
+        if used]
     fast = [h for h in remaining
             if h.enabled and h.alive
-            and h.vcpus * cpu_cap - h.claimed_vcpus >= q.vcpus
-            and max(h.memory_mb - r.reserved_memory_mb, 0) * ram_cap - h.claimed_ram >= q.ram
-            and h.local_gb * disk_cap - h.claimed_disk >= q.disk
-            and (not q.availability_zone or h.availability_zone == q.availability_zone)
-            and all(fn(h, q, r) for fn in _REST)]
+            and h.vcpus * cpu_cap - h.claimed_vcpus >= vcpus
+            and (h.memory_mb - reserved if h.memory_mb > reserved else 0) * ram_cap
+            - h.claimed_ram >= ram
+            and h.local_gb * disk_cap - h.claimed_disk >= disk
+            and (not zone or h.availability_zone == zone)]
+    if rest:
+        fast = [h for h in fast if all(fn(h, q, r) for fn in rest)]
     if fast:
         return fast
     for name, fn in FILTERS:
@@ -193,15 +203,18 @@ def weigh(hosts: list[HostRecord], q: Request, r: Ratios, weigher: str = "spread
     """Best first. spread: most free RAM (then vCPU); pack: least. Soft group policies
     prefer (soft-affinity) or avoid (soft-anti-affinity) the members' hosts."""
     sign = -1 if weigher == "spread" else 1
+    reserved, cpu_cap, ram_cap = r.reserved_memory_mb, r.cpu, r.ram
+    policy = q.group_policy
 
     def key(h: HostRecord) -> tuple[int, float, float, str]:
         soft = 0
-        if q.group_policy == "soft-affinity":
+        if policy == "soft-affinity":
             soft = 0 if h.host in q.group_hosts else 1
-        elif q.group_policy == "soft-anti-affinity":
+        elif policy == "soft-anti-affinity":
             soft = sum(1 for g in q.group_hosts if g == h.host)
-        cpu, ram, _disk = free(h, r)
-        return soft, sign * ram, sign * cpu, h.host
+        ram = (h.memory_mb - reserved if h.memory_mb > reserved else 0) * ram_cap \
+            - h.claimed_ram
+        return soft, sign * ram, sign * (h.vcpus * cpu_cap - h.claimed_vcpus), h.host
 
     if limit is not None and len(hosts) > limit:
         return heapq.nsmallest(limit, hosts, key=key)
