@@ -151,7 +151,7 @@ class Cloud:
 
     @property
     def agent_state(self) -> Path:
-        return self.prefix / "var" / "lib" / "stratus" / "agent"
+        return self.prefix / "var" / "lib" / "stratus-agent"
 
     @property
     def pidfile(self) -> Path:
