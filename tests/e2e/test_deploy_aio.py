@@ -1,15 +1,20 @@
 """End-to-end test of the all-in-one deploy: playbooks/site.yml, then python-openstackclient.
 
 Deploys Stratus on this machine with ``ansible-playbook -i inventories/aio playbooks/site.yml``
-into a temporary prefix (every Stratus path under ``/tmp/stratus-e2e-*``, an unusual port,
-Stratus's own supervisord) so it never clashes with a real deploy, checks that a second run
-reports no change, drives the identity service with the real ``openstack`` client the way a
-user would, and finally runs playbooks/teardown.yml and checks that nothing of ours is left
-running.
+into a temporary prefix (every Stratus path under ``/tmp/stratus-e2e-*``, unusual ports,
+Stratus's own supervisord, an external bridge ``snetex``) so it never clashes with a real
+deploy, checks that a second run reports no change, drives the identity service with the real
+``openstack`` client the way a user would, proves the network agent (registration, DHCP and
+router namespaces, a fake VM's lease, port status, metadata through the proxies), and finally
+runs playbooks/teardown.yml and checks that nothing of ours is left running.
+
+The module holds an exclusive ``flock`` on /tmp/stratus-e2e.lock for each whole deploy: other
+e2e tests deploy the whole cloud on this host too.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -28,12 +33,17 @@ from pathlib import Path
 
 import pytest
 
+from netlab import FakeVM, Lab, nsx, sh
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PREFERRED_PORT = 15000
 PLAYBOOK_TIMEOUT = 900
+LOCK_FILE = "/tmp/stratus-e2e.lock"
+EXT_BRIDGE = "snetex"
+EXT_NET = "172.24.66"  # the external network: the host is .1 on EXT_BRIDGE
 
 
 def _free_port(preferred: int) -> int:
@@ -68,6 +78,10 @@ class Deployment:
     admin_password: str
     extra_vars: dict[str, object]
     logs: Path
+    network_port: int = 0
+    # host objects the network agent made, checked again after teardown
+    agent_namespaces: list[str] | None = None
+    agent_pids: list[int] | None = None
 
     @property
     def config_dir(self) -> Path:
@@ -144,6 +158,14 @@ def changed_tasks(output: str) -> list[str]:
     return names
 
 
+def _zombie(pid: int) -> bool:
+    """An exited child that nobody reaped yet (this container's init does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -162,6 +184,10 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     if shutil.which("apt-get") is None:
         pytest.skip("the all-in-one deploy targets Debian (apt-get not found)")
 
+    # Other e2e tests deploy the whole cloud here too: one deploy at a time.
+    lock = open(LOCK_FILE, "a+")  # noqa: SIM115 - held until the fixture ends
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    request.addfinalizer(lock.close)  # closing releases the lock, after the teardown below
     prefix = Path(tempfile.mkdtemp(prefix=f"stratus-e2e-{engine}-", dir="/tmp"))
     prefix.chmod(0o755)  # the stratus service user must reach its directories below
     logs = Path(tempfile.mkdtemp(prefix="stratus-e2e-logs-", dir="/tmp"))
@@ -179,22 +205,36 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     # Test objects carry a test prefix: the PostgreSQL database and role are
     # stratus_e2e_<random>_identity, never a real deploy's stratus_identity.
     db_prefix = f"stratus_e2e_{secrets.token_hex(3)}_"
+    network_port = _free_port(PREFERRED_PORT + 2)
+    metadata_port = _free_port(PREFERRED_PORT + 4)
     extra_vars: dict[str, object] = {
         "stratus_prefix": str(prefix),
         "stratus_process_manager": "supervisor",
         "stratus_database_engine": engine,
         "database_postgresql_name_prefix": db_prefix,
         "stratus_admin_password": password,
+        "stratus_service_password": "e2e-svc-" + secrets.token_urlsafe(12),
+        "stratus_metadata_shared_secret": "e2e-md-" + secrets.token_urlsafe(16),
         "identity_port": port,
         # Off the default 9292, which a real deploy on this machine may hold.
         "image_store_port": _free_port(PREFERRED_PORT + 1),
         # Off the default 9696 for the same reason.
-        "network_api_port": _free_port(PREFERRED_PORT + 2),
+        "network_api_port": network_port,
+        "compute_api_port": _free_port(PREFERRED_PORT + 3),
+        "metadata_port": metadata_port,
+        "network_agent_metadata_url": f"http://127.0.0.1:{metadata_port}",
+        # The all-in-one backend: kernel bridges and VXLAN (OVS here would need the
+        # userspace datapath, about 30 times slower; see docs/agent.md).
+        "network_agent_l2_backend": "linuxbridge",
+        "network_external_bridge": EXT_BRIDGE,
+        "network_external_cidr": f"{EXT_NET}.1/24",
+        "network_agent_resync_interval": 3,
         "common_package_source": str(source),
         "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
     }
     dep = Deployment(
-        prefix=prefix, port=port, admin_password=password, extra_vars=extra_vars, logs=logs
+        prefix=prefix, port=port, admin_password=password, extra_vars=extra_vars, logs=logs,
+        network_port=network_port,
     )
     try:
         yield dep
@@ -218,6 +258,20 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, (
                 "identity still listens after teardown"
             )
+        # The network agent's host objects are gone with it.
+        for ns in dep.agent_namespaces or []:
+            assert not Path("/run/netns", ns).exists(), f"teardown left namespace {ns}"
+        for agent_pid in dep.agent_pids or []:
+            assert not _pid_alive(agent_pid) or _zombie(agent_pid), (
+                f"teardown left process {agent_pid} (dnsmasq or metadata proxy)"
+            )
+        links = sh("ip", "-o", "link", "show")
+        assert f" {EXT_BRIDGE}:" not in links and f"phy-{EXT_BRIDGE}" not in links, (
+            "teardown left the external bridge or its veth"
+        )
+        left = subprocess.run(["pgrep", "-af", str(prefix)], capture_output=True, text=True,
+                              check=False).stdout.strip()
+        assert left == "", f"processes of the deploy still run after teardown:\n{left}"
         shutil.rmtree(prefix, ignore_errors=True)
         shutil.rmtree(logs, ignore_errors=True)
 
@@ -344,3 +398,138 @@ def test_openstack_client_against_identity(deployed: Deployment) -> None:
     with pytest.raises(urllib.error.HTTPError) as excinfo:
         urllib.request.urlopen(request, timeout=10)
     assert excinfo.value.code in (401, 404)
+
+
+# --- the network agent ---------------------------------------------------------------------
+def wait_for(what: str, check: object, timeout: float = 60.0, interval: float = 0.5,
+             deployment: Deployment | None = None) -> object:
+    """Polls ``check()`` until it returns something truthy; fails saying what never came
+    (with the end of the agent's log when ``deployment`` is given)."""
+    assert callable(check)
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            log = ""
+            if deployment is not None:
+                path = deployment.prefix / "var" / "log" / "stratus" / "stratus-agent.log"
+                log = path.read_text()[-4000:] if path.exists() else f"(no {path})"
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{log}")
+        time.sleep(interval)
+
+
+def network_api(deployment: Deployment, token: str, method: str, path: str) -> object:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{deployment.network_port}{path}", method=method,
+        headers={"X-Auth-Token": token, "Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def metadata_status(vm_ns: str) -> tuple[int, str]:
+    """The HTTP status (and body) a fake VM gets from 169.254.169.254; 0 when no answer."""
+    script = (
+        "import urllib.request, urllib.error\n"
+        "try:\n"
+        "    r = urllib.request.urlopen('http://169.254.169.254/openstack/latest/"
+        "meta_data.json', timeout=10)\n"
+        "    print(r.status, r.read(200).decode(errors='replace'))\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code, e.read(200).decode(errors='replace'))\n"
+        "except OSError as e:\n"
+        "    print(0, e)\n")
+    out = nsx(vm_ns, sys.executable, "-c", script, check=False, timeout=30).strip()
+    code, _, body = out.partition(" ")
+    return (int(code) if code.isdigit() else 0), body
+
+
+def test_network_agent_serves_a_fake_vm(deployed: Deployment) -> None:
+    supervisorctl = [
+        "supervisorctl", "--configuration", str(deployed.config_dir / "supervisord.conf"),
+        "status", "stratus-agent"]  # fmt: skip
+    status = subprocess.run(supervisorctl, capture_output=True, text=True, check=False)
+    assert "RUNNING" in status.stdout, f"stratus-agent is not running: {status.stdout}"
+
+    token = openstack_json(deployed, "token", "issue")
+    assert isinstance(token, dict)
+    admin = str(token["id"])
+    # The agent registered its host itself (level-triggered, at start and every pass).
+    hosts = network_api(deployed, admin, "GET", "/v2.0/stratus-agent/hosts")
+    assert isinstance(hosts, dict)
+    assert [(h["host"], h["network_node"]) for h in hosts["hosts"]] == [("localhost", True)]
+
+    # The external network on the bridge the role made, a tenant network, a router.
+    openstack(deployed, "network", "create", "--external", "--provider-network-type", "flat",
+              "--provider-physical-network", "public", "public")
+    openstack(deployed, "subnet", "create", "--network", "public", "--no-dhcp",
+              "--subnet-range", f"{EXT_NET}.0/24", "--gateway", f"{EXT_NET}.1",
+              "--allocation-pool", f"start={EXT_NET}.100,end={EXT_NET}.150", "public-subnet")
+    net = openstack_json(deployed, "network", "create", "e2e-net")
+    assert isinstance(net, dict)
+    openstack(deployed, "subnet", "create", "--network", "e2e-net",
+              "--subnet-range", "192.168.66.0/24", "e2e-subnet")
+    router = openstack_json(deployed, "router", "create", "e2e-router")
+    assert isinstance(router, dict)
+    openstack(deployed, "router", "set", "--external-gateway", "public", "e2e-router")
+    openstack(deployed, "router", "add", "subnet", "e2e-router", "e2e-subnet")
+    qdhcp, qrouter = f"qdhcp-{net['id']}", f"qrouter-{router['id']}"
+    deployed.agent_namespaces = [qdhcp, qrouter]
+    state_dir = deployed.prefix / "var" / "lib" / "stratus-agent"
+    pidfile = state_dir / "dhcp" / net["id"] / "pid"
+    wait_for("the qdhcp and qrouter namespaces and dnsmasq", lambda: (
+        Path("/run/netns", qdhcp).exists() and Path("/run/netns", qrouter).exists()
+        and pidfile.exists()), timeout=90, deployment=deployed)
+    dnsmasq = int(pidfile.read_text().strip())
+    assert "dnsmasq" in Path(f"/proc/{dnsmasq}/cmdline").read_text()
+    deployed.agent_pids = [dnsmasq] + [
+        int(p.read_text().strip()) for p in (state_dir / "metadata").glob("*.pid")]
+    # DHCP and router ports go ACTIVE once their namespace devices are up.
+    wait_for("the DHCP and router ports to be ACTIVE", lambda: all(
+        p["Status"] == "ACTIVE" for p in openstack_json(  # type: ignore[union-attr]
+            deployed, "port", "list", "--network", "e2e-net", "--long")), deployment=deployed)
+    # The router's gateway on the external network answers from the host through the bridge.
+    gateway = openstack_json(deployed, "router", "show", "e2e-router")
+    assert isinstance(gateway, dict)
+    info = gateway["external_gateway_info"]
+    gw_ip = (info if isinstance(info, dict) else json.loads(info))[
+        "external_fixed_ips"][0]["ip_address"]
+    wait_for(f"the router gateway {gw_ip} to answer ping through {EXT_BRIDGE}", lambda: (
+        subprocess.run(["ping", "-c", "1", "-W", "1", gw_ip], capture_output=True,
+                       check=False).returncode == 0), timeout=30)
+
+    # A fake VM: its port bound to this host, a veth named like the tap with its MAC.
+    port = openstack_json(deployed, "port", "create", "--network", "e2e-net",
+                          "--host", "localhost", "--device-owner", "compute:nova", "e2e-vm")
+    assert isinstance(port, dict) and port["status"] == "DOWN"
+    lab = Lab()
+    try:
+        vm_ns = lab.netns(f"snet-e2e-{secrets.token_hex(3)}")
+        tap = "tap" + port["id"][:11]
+        sh("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", vm_ns)
+        sh("ip", "-n", vm_ns, "link", "set", "eth0", "address", port["mac_address"], "up")
+        sh("ip", "link", "set", tap, "up")
+        vm = FakeVM(vm_ns, "", tap, port["mac_address"])
+        wait_for("the fake VM's port to be ACTIVE", lambda: openstack_json(
+            deployed, "port", "show", port["id"])["status"] == "ACTIVE",  # type: ignore[index]
+            deployment=deployed)
+        fixed = port["fixed_ips"][0]["ip_address"] if isinstance(port["fixed_ips"], list) \
+            else re.search(r"ip_address='([\d.]+)'", str(port["fixed_ips"])).group(1)  # type: ignore[union-attr]
+        assert wait_for("a DHCP lease", lambda: lab.dhcp(vm), timeout=60,
+                        deployment=deployed) == fixed
+        # Metadata through the DHCP namespace's proxy (option 121 route): stratus-metadata
+        # checked the signature (else 403/400) and found no instance there (404).
+        code, body = metadata_status(vm_ns)
+        assert code == 404, (code, body)
+        # ... and through the router's proxy when the guest routes it via its gateway.
+        nsx(vm_ns, "ip", "route", "del", "169.254.169.254/32")
+        nsx(vm_ns, "ip", "route", "replace", "default", "via", "192.168.66.1")
+        code, body = metadata_status(vm_ns)
+        assert code == 404, (code, body)
+        # Unplugged: the port goes DOWN again.
+        sh("ip", "link", "delete", tap)
+        wait_for("the port to go DOWN", lambda: openstack_json(
+            deployed, "port", "show", port["id"])["status"] == "DOWN")  # type: ignore[index]
+    finally:
+        lab.cleanup()
