@@ -8,7 +8,7 @@ packages=(
   python3 python3-venv python3-dev python3-apt build-essential libpq-dev
   postgresql postgresql-client supervisor
   git ca-certificates curl
-  openvswitch-switch dnsmasq-base nftables iproute2 iputils-ping busybox conntrack iperf3
+  openvswitch-switch dnsmasq-base dnsmasq-utils nftables iproute2 iputils-ping busybox conntrack iperf3
   procps util-linux ethtool
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients genisoimage
   openssh-client dosfstools mtools

@@ -123,6 +123,7 @@ class World:
         self.web_open = False
         self.with_b = True
         self.extra_leases: list[dict[str, str]] = []
+        self.extra_ports: list[dict[str, Any]] = []  # more instance ports on h1
         self.vms: dict[str, FakeVM] = {}
         self.vms["vm1"] = lab.vm("st-vm1", self.h1, self.ports["vm1"], self.macs["vm1"])
         self.vms["vm2"] = lab.vm("st-vm2", self.h2, self.ports["vm2"], self.macs["vm2"])
@@ -203,7 +204,8 @@ class World:
         }
         h1 = {"host": "h1", "tunnel_peers": ["172.31.250.1", "172.31.250.2"],
               "networks": [net_a, public] + ([net_b] if self.with_b else []),
-              "ports": [self.port("vm1", self.net_a, self.sub_a, all_groups)],
+              "ports": [self.port("vm1", self.net_a, self.sub_a, all_groups),
+                        *self.extra_ports],
               "dhcp_servers": [self.dhcp(self.net_a, self.sub_a, "dhcp_a", "10.10.0.2",
                                          ["vm1", "vm2"], self.extra_leases)]
               + ([self.dhcp(self.net_b, self.sub_b, "dhcp_b", "10.10.0.2", ["vm3"])]
@@ -419,6 +421,45 @@ def test_a_new_port_reloads_dnsmasq_without_dropping_leases(world: World) -> Non
     assert world.lab.dhcp(world.vms["vm2"]) == world.ips["vm2"]
     world.extra_leases.clear()
     world.converge()
+
+
+def test_a_deleted_ports_lease_is_released_for_the_next_owner_of_its_address(
+        world: World) -> None:
+    """The API may give a deleted port's address to a new port (another MAC) at once:
+    the old lease must not make dnsmasq refuse it until it expires."""
+    dhcp = world.agents["h1"].d.dhcp
+    leases = Path(dhcp.state_dir) / world.net_a / "leases"  # type: ignore[attr-defined]
+    ip = "10.10.0.15"
+
+    def add_port(mac: str) -> FakeVM:
+        port_id = uid()
+        world.extra_ports[:] = [{"id": port_id, "network_id": world.net_a, "mac_address": mac,
+                                 "fixed_ips": [{"subnet_id": world.sub_a, "ip_address": ip}],
+                                 "security_groups": [world.sg_default]}]
+        world.extra_leases[:] = [{"mac_address": mac, "ip_address": ip}]
+        vm = world.lab.vm(f"st-vm{mac[-1]}", world.h1, port_id, mac)
+        world.converge()
+        return vm
+
+    try:
+        old = add_port("fa:16:3e:00:01:05")
+        assert world.lab.dhcp(old) == ip, world.diagnose()
+        assert f"{old.mac} {ip}" in leases.read_text()
+        # the port goes: its host entry, its device and its fake VM
+        world.extra_ports.clear()
+        world.extra_leases.clear()
+        sh("ip", "netns", "delete", old.name)
+        world.converge()
+        assert old.mac not in (leases.parent / "hosts").read_text()
+        assert old.mac not in leases.read_text(), leases.read_text()
+        # a new port with the same address and another MAC is served at once
+        new = add_port("fa:16:3e:00:01:06")
+        assert world.lab.dhcp(new, tries=3) == ip, world.diagnose()
+        assert f"{new.mac} {ip}" in leases.read_text()
+    finally:
+        world.extra_ports.clear()
+        world.extra_leases.clear()
+        world.converge()
 
 
 def _snapshot(world: World) -> dict[str, Any]:

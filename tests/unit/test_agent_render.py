@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stratus.agent.naming import Naming
@@ -117,3 +119,47 @@ def test_router_nat_rules() -> None:
     assert 'oifname "qg-gw" ip saddr { 10.0.0.0/24 } snat to 203.0.113.10' in text
     router.enable_snat = False
     assert "snat to 203.0.113.10" not in render_nat(router, ["10.0.0.0/24"], "qg-gw")
+
+
+class RecordingRunner:
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def run(self, argv: list[str], **_: object) -> str:
+        self.calls.append(list(argv))
+        return ""
+
+
+def test_dnsmasq_releases_only_the_leases_no_host_entry_backs(tmp_path: Path) -> None:
+    runner = RecordingRunner()
+
+    class Ip:
+        pass
+
+    ip = Ip()
+    ip.runner = runner  # type: ignore[attr-defined]
+    driver = DnsmasqDriver(ip, Naming(), str(tmp_path))  # type: ignore[arg-type]
+    server = dhcp_server()  # hosts: ...0a -> 10.0.0.10, ...0b -> 10.0.0.11
+    d = tmp_path / "dhcp" / "net-1"
+    d.mkdir(parents=True)
+    (d / "leases").write_text(
+        "1795338092 fa:16:3e:00:00:0a 10.0.0.10 * 01:fa:16:3e:00:00:0a\n"  # still a host
+        "1795338092 FA:16:3E:00:00:0B 10.0.0.11 web1 *\n"                  # still (any case)
+        "1795338092 fa:16:3e:00:00:0c 10.0.0.12 * *\n"                     # port deleted
+        "1795338092 fa:16:3e:00:00:0d 10.0.0.10 * *\n"                     # its MAC changed
+        "1795338092 fa:16:3e:00:00:0a 10.0.0.99 * *\n"                     # its IP changed
+        "duid 00:01:00:01:2c:aa\n")
+    released = driver.release_stale_leases(server)
+    ns, dev = "qdhcp-net-1", "ns-dhcpport-12"
+    assert runner.calls == [
+        ["ip", "netns", "exec", ns, "dhcp_release", dev, "10.0.0.12", "fa:16:3e:00:00:0c"],
+        ["ip", "netns", "exec", ns, "dhcp_release", dev, "10.0.0.10", "fa:16:3e:00:00:0d"],
+        ["ip", "netns", "exec", ns, "dhcp_release", dev, "10.0.0.99", "fa:16:3e:00:00:0a"],
+    ]
+    assert len(released) == 3
+    # nothing stale, nothing released; no lease file at all is no lease
+    runner.calls.clear()
+    (d / "leases").write_text("1795338092 fa:16:3e:00:00:0a 10.0.0.10 * *\n")
+    assert driver.release_stale_leases(server) == [] and runner.calls == []
+    (d / "leases").unlink()
+    assert driver.release_stale_leases(server) == [] and runner.calls == []

@@ -6,6 +6,13 @@ re-read on SIGHUP, which keeps the lease file and the process: changing the
 ports of a network never drops leases. The command line only changes when the
 namespace's interface or the subnets change, and only then is dnsmasq
 restarted. Everything lives under ``<state_dir>/dhcp/<network id>/``.
+
+A lease whose host entry is gone (its port was deleted, or its address or MAC
+changed) is released with ``dhcp_release`` (package ``dnsmasq-utils``) run in
+the namespace once dnsmasq has the new hosts file, so the address can be
+offered to its next owner at once instead of when the old lease expires.
+Level-triggered: every pass releases whatever lease the hosts file no longer
+backs.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from stratus.agent.ip_lib import IpLib, pid_running, read_pidfile, stop_pid
 from stratus.agent.naming import Naming
 from stratus.agent.netdrivers.base import DhcpDriver, DriverError, L2Driver
 from stratus.agent.network_model import DhcpServer, Network
+from stratus.agent.runner import CommandError
 
 LOG = logging.getLogger(__name__)
 METADATA_IP = "169.254.169.254"
@@ -40,11 +48,13 @@ def _write_if_changed(path: Path, content: str) -> bool:
 
 
 class DnsmasqDriver(DhcpDriver):
-    def __init__(self, ip: IpLib, naming: Naming, state_dir: str, dnsmasq: str = "dnsmasq"):
+    def __init__(self, ip: IpLib, naming: Naming, state_dir: str, dnsmasq: str = "dnsmasq",
+                 dhcp_release: str = "dhcp_release"):
         self.ip = ip
         self.naming = naming
         self.state_dir = Path(state_dir) / "dhcp"
         self.dnsmasq = dnsmasq
+        self.dhcp_release = dhcp_release
 
     def netns(self, network_id: str) -> str:
         return self.naming.dhcp_netns(network_id)
@@ -157,6 +167,7 @@ class DnsmasqDriver(DhcpDriver):
                 if changed:
                     LOG.info("dhcp %s: reloading dnsmasq (pid %s)", server.network_id, pid)
                     os.kill(pid, signal.SIGHUP)
+                self.release_stale_leases(server)
                 return
             LOG.info("dhcp %s: command line changed, restarting dnsmasq", server.network_id)
             stop_pid(pid)
@@ -167,6 +178,46 @@ class DnsmasqDriver(DhcpDriver):
         if not pid_running(read_pidfile(d / "pid"), str(d / "pid")):
             raise DriverError(f"dnsmasq for network {server.network_id} did not start",
                               temporary=True)
+        self.release_stale_leases(server)
+
+    # --- leases -----------------------------------------------------------------------
+    def leases(self, network_id: str) -> list[tuple[str, str]]:
+        """(MAC, IP) of every lease in dnsmasq's lease file (empty when there is none).
+        A line is ``<expiry> <mac> <ip> <hostname> <client id>``."""
+        try:
+            text = (self._dir(network_id) / "leases").read_text()
+        except OSError:
+            return []
+        out = []
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[0].isdigit() and fields[1].count(":") == 5:
+                out.append((fields[1].lower(), fields[2]))
+        return out
+
+    def stale_leases(self, server: DhcpServer) -> list[tuple[str, str]]:
+        """The leases no host entry of ``server`` backs (same MAC and same IP)."""
+        wanted = {(h.mac_address.lower(), h.ip_address) for h in server.hosts}
+        return [lease for lease in self.leases(server.network_id) if lease not in wanted]
+
+    def release_stale_leases(self, server: DhcpServer) -> list[tuple[str, str]]:
+        """``dhcp_release <ns-dev> <ip> <mac>`` in the namespace for every stale lease, so
+        dnsmasq drops it (and rewrites its lease file). A failure is logged and retried
+        next pass: DHCP keeps working meanwhile. Returns the leases released."""
+        ns = self.netns(server.network_id)
+        dev = self.naming.dhcp_dev(server.port_id)
+        released = []
+        for mac, ip in self.stale_leases(server):
+            LOG.info("dhcp %s: releasing the lease of %s (%s): no longer a host entry",
+                     server.network_id, ip, mac)
+            try:
+                self.ip.runner.run(["ip", "netns", "exec", ns, self.dhcp_release, dev, ip, mac])
+            except CommandError as exc:
+                LOG.warning("dhcp %s: cannot release the lease of %s: %s", server.network_id,
+                            ip, exc)
+                continue
+            released.append((mac, ip))
+        return released
 
     def list_dhcp(self) -> set[str]:
         prefix = self.naming.dhcp_netns_prefix
