@@ -314,11 +314,11 @@ class Cloud:
         return {line.split()[0] for line in out.splitlines() if line.strip()}
 
     def agent_files_mention(self, needle: str, leases: bool = False) -> list[str]:
-        """Files of the network agent's state naming needle: the dnsmasq hosts and opts files
-        (and others), or with ``leases`` only the dnsmasq lease files."""
+        """The network agent's dnsmasq hosts and opts files naming needle, or with ``leases``
+        its dnsmasq lease files (dnsmasq's own log is not an entry)."""
         found = []
         for path in self.agent_state.rglob("*"):
-            if path.is_file() and (path.name == "leases") == leases:
+            if path.is_file() and path.name in (("leases",) if leases else ("hosts", "opts")):
                 try:
                     text = path.read_text(errors="replace").lower()
                     if re.search(re.escape(needle.lower()) + r"(?![0-9a-f])", text):
@@ -588,7 +588,9 @@ def test_openstackclient_boot_stop_start_reboot_delete(cloud: Cloud) -> None:
 
     cloud.openstack("server", "stop", server["id"], fmt=False)
     wait_for("SHUTOFF", status("SHUTOFF"), 180, 3)
-    assert cloud.openstack("server", "show", server["id"])["power_state"] in ("Shutdown", 4)
+    shown = cloud.openstack("server", "show", server["id"])
+    power = shown.get("OS-EXT-STS:power_state", shown.get("power_state"))
+    assert power in ("Shutdown", 4), shown
     cloud.openstack("server", "start", server["id"], fmt=False)
     wait_for("ACTIVE after start", status("ACTIVE"), 180, 3)
     cloud.openstack("server", "reboot", "--wait", server["id"], fmt=False, timeout=400)
