@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +158,104 @@ def test_port_status_follows_the_agent_reports(api: NetApi) -> None:
         assert bad.status_code == 400, body
     assert api.call("PUT", "/v2.0/stratus-agent/hosts/cmp1/ports", ALICE, json={
         "ports": {"active": []}}).status_code == 403
+
+
+def generation(api: NetApi, host: str = "cmp1") -> int:
+    gen = api.ok("GET", f"/v2.0/stratus-agent/hosts/{host}")["generation"]
+    assert isinstance(gen, int)
+    return gen
+
+
+def test_every_change_to_a_hosts_state_bumps_the_generation_and_nothing_else(
+        api: NetApi) -> None:
+    def bumps(what: str, fn: Any) -> Any:
+        before = generation(api)
+        result = fn()
+        assert generation(api) > before, f"{what} did not bump the generation"
+        return result
+
+    def same(what: str, fn: Any) -> Any:
+        before = generation(api)
+        result = fn()
+        assert generation(api) == before, f"{what} bumped the generation"
+        return result
+
+    reg = {"host": {"underlay_ip": "192.0.2.11", "network_node": False}}
+    bumps("a new registration", lambda: api.ok("PUT", "/v2.0/stratus-agent/hosts/cmp1",
+                                                json=reg))
+    same("the same registration again", lambda: api.ok("PUT", "/v2.0/stratus-agent/hosts/cmp1",
+                                                       json=reg))
+    net = bumps("a network", lambda: api.network(token=ALICE, name="app"))
+    sub = bumps("a subnet", lambda: api.subnet(net["id"], "10.0.0.0/24", ALICE))
+    port = bumps("a port", lambda: api.port(net["id"], ALICE))
+    bumps("a binding", lambda: api.ok("PUT", f"/v2.0/ports/{port['id']}", json={"port": {
+        "binding:host_id": "cmp1", "device_owner": "compute:nova"}}))
+    # the agent's own reports: a status change is not a change of its desired state
+    same("a port status report", lambda: api.ok(
+        "PUT", "/v2.0/stratus-agent/hosts/cmp1/ports", json={"ports": {"active": [port["id"]]}}))
+    assert api.ok("GET", f"/v2.0/ports/{port['id']}")["port"]["status"] == "ACTIVE"
+    same("a read", lambda: api.ok("GET", "/v2.0/ports"))
+    same("a quota", lambda: api.ok("PUT", "/v2.0/quotas/p-alice", json={"quota": {
+        "network": 5}}))
+    group = port["security_groups"][0]
+    bumps("a security group rule", lambda: api.ok(
+        "POST", "/v2.0/security-group-rules", ALICE, json={"security_group_rule": {
+            "security_group_id": group, "direction": "ingress", "protocol": "tcp",
+            "port_range_min": 22, "port_range_max": 22}}))
+    router = bumps("a router", lambda: api.router(ALICE))
+    bumps("a router interface", lambda: api.ok(
+        "PUT", f"/v2.0/routers/{router['id']}/add_router_interface", ALICE,
+        json={"subnet_id": sub["id"]}))
+    bumps("a port name", lambda: api.ok("PUT", f"/v2.0/ports/{port['id']}", ALICE,
+                                        json={"port": {"name": "renamed"}}))
+    same("a refused request", lambda: api.call("POST", "/v2.0/ports", ALICE, json={
+        "port": {"network_id": net["id"], "mac_address": port["mac_address"]}}))
+    bumps("a port deleted", lambda: api.ok("DELETE", f"/v2.0/ports/{port['id']}", ALICE,
+                                           status=204))
+    bumps("a network deleted with its subnets' ports", lambda: (
+        api.ok("PUT", f"/v2.0/routers/{router['id']}/remove_router_interface", ALICE,
+               json={"subnet_id": sub["id"]}),
+        api.ok("DELETE", f"/v2.0/networks/{net['id']}", ALICE, status=204)))
+
+
+def test_the_long_poll_answers_as_soon_as_the_generation_moves(api: NetApi) -> None:
+    since = generation(api)
+    answers: list[dict[str, Any]] = []
+    poll = threading.Thread(target=lambda: answers.append(api.ok(
+        "GET", "/v2.0/stratus/host-state",
+        params={"host": "cmp1", "since": str(since), "wait": "30"})))
+    poll.start()
+    try:
+        # Several long-polls at once: none holds a worker thread, reads keep working.
+        others = [threading.Thread(target=lambda: api.ok(
+            "GET", "/v2.0/stratus-agent/hosts/cmp2",
+            params={"since": str(since), "wait": "1"})) for _ in range(3)]
+        for t in others:
+            t.start()
+        net = api.network(token=ALICE, name="wake-up")
+        poll.join(timeout=20)
+        assert not poll.is_alive(), "the long-poll did not return on a change"
+        for t in others:
+            t.join(timeout=20)
+    finally:
+        poll.join(timeout=40)
+    (doc,) = answers
+    assert doc["generation"] > since and doc["host"] == "cmp1"
+    assert HostState.from_dict(doc).host == "cmp1"  # old agents ignore the key
+    # No change: it waits the time asked (cut to 30 s), then answers the same generation.
+    assert api.ok("GET", "/v2.0/stratus/host-state", params={
+        "host": "cmp1", "since": str(doc["generation"]), "wait": "0.3"})[
+        "generation"] == doc["generation"]
+    # A generation the caller holds that is not the current one answers at once.
+    assert api.ok("GET", "/v2.0/stratus/host-state", params={
+        "host": "cmp1", "since": "0", "wait": "30"})["generation"] == doc["generation"]
+    assert net["id"]
+    for params, word in (({"wait": "soon", "since": "1"}, "wait"),
+                         ({"wait": "-1", "since": "1"}, "wait"),
+                         ({"wait": "nan", "since": "1"}, "wait"),
+                         ({"wait": "5", "since": "-3"}, "since"),
+                         ({"wait": "5", "since": "x"}, "since")):
+        resp = api.call("GET", "/v2.0/stratus/host-state", params={"host": "cmp1", **params})
+        assert resp.status_code == 400 and word in resp.json()["NeutronError"]["message"]
+    assert api.call("GET", "/v2.0/stratus/host-state", ALICE, params={
+        "host": "cmp1", "since": "1", "wait": "5"}).status_code == 403

@@ -21,15 +21,30 @@ Admin only (the agent authenticates as a service user):
   port bound to the host ``DOWN``; on a registered network node the DHCP and
   router ports listed take the status given. Answers the ports whose status
   changed.
+
+The state document carries ``"generation"``: the generation of the hosts' desired
+state (``state_generation``, bumped in the same transaction by every change that can
+alter a host's document, see ``core.py``). With ``&since=<generation>&wait=<seconds>``
+(at most 30) the GET is a long-poll: it answers as soon as the generation differs from
+``since``, or after ``wait`` seconds. Those handlers are async: a waiting agent holds no
+worker thread, and one read of the generation per ``POLL_INTERVAL`` serves every waiter
+of the process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from stratus.common.app import Req, Router
 from stratus.common.errors import BadRequest
@@ -40,11 +55,82 @@ from stratus.network.core import (
     ROUTER_GATEWAY,
     ROUTER_INTERFACE,
     NetworkCore,
+    read_generation,
     utcnow,
 )
 
 NODE_OWNERS = (DHCP_OWNER, ROUTER_INTERFACE, ROUTER_GATEWAY)
 MAX_REPORTED_PORTS = 100000
+MAX_WAIT = 30.0
+POLL_INTERVAL = 0.25
+
+
+class GenerationWatch:
+    """The state generation for the long-polls of one API process: however many agents
+    wait, the database is read at most about once per ``interval``."""
+
+    def __init__(self, read: Callable[[], int], interval: float = POLL_INTERVAL):
+        self.read = read
+        self.interval = interval
+        self._value: int | None = None
+        self._at = 0.0
+        self._pending: asyncio.Task[int] | None = None
+
+    async def _refresh(self) -> int:
+        try:
+            value = await run_in_threadpool(self.read)
+            self._value, self._at = value, time.monotonic()
+            return value
+        finally:
+            self._pending = None
+
+    async def current(self, fresh: bool = False) -> int:
+        if not fresh and self._value is not None and (
+                time.monotonic() - self._at < self.interval):
+            return self._value
+        pending = self._pending
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = self._pending = asyncio.get_running_loop().create_task(self._refresh())
+        return await asyncio.shield(pending)
+
+    async def wait(self, since: int, timeout: float) -> int:
+        """The generation once it differs from ``since``, or after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        gen = await self.current()
+        while True:
+            if gen < since:  # an older cached value than the caller's: ask the database
+                gen = await self.current(fresh=True)
+            if gen != since:
+                return gen
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return gen
+            await asyncio.sleep(min(self.interval, left))
+            gen = await self.current()
+
+
+def wait_seconds(req: Req) -> float:
+    raw = req.query.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise BadRequest(f"wait={raw!r}: give a number of seconds from 0 to {MAX_WAIT:g} "
+                         "(longer waits are cut to it).")
+    return min(value, MAX_WAIT)
+
+
+def since_generation(req: Req) -> int | None:
+    raw = req.query.get("since")
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 19:
+        raise BadRequest(f"since={raw!r}: give the generation of the state you hold "
+                         "(a non-negative integer).")
+    return int(raw)
 
 
 def host_name(value: object) -> str:
@@ -87,6 +173,8 @@ def network_node_flag(req: Req) -> bool | None:
 
 def add_routes(router: Router, core: NetworkCore) -> None:
 
+    watch = GenerationWatch(core.generation)
+
     def state(req: Req, host: str) -> dict[str, Any]:
         core.require_admin(req.ctx, "get_host_state")
         host = host_name(host)
@@ -95,7 +183,23 @@ def add_routes(router: Router, core: NetworkCore) -> None:
             underlay = underlay_ip(req.query.get("underlay_ip"))
             core.transaction(lambda s: register(s, host, underlay, bool(flag)))
         with core.db.session() as s:
-            return hoststate.host_state(s, host, flag)
+            # The generation first: the document is then at least that new.
+            generation = read_generation(s)
+            return {**hoststate.host_state(s, host, flag), "generation": generation}
+
+    def check(req: Req, host: str) -> tuple[float, int | None]:
+        core.require_admin(req.ctx, "get_host_state")
+        host_name(host)
+        network_node_flag(req)
+        return wait_seconds(req), since_generation(req)
+
+    async def long_poll(request: Request, host: Callable[[Req], str]) -> Response:
+        # Async: an agent waiting for a change holds no worker thread.
+        req = Req(request, None, router.authenticate)
+        wait, since = await run_in_threadpool(check, req, host(req))
+        if since is not None and wait > 0:
+            await watch.wait(since, wait)
+        return JSONResponse(await run_in_threadpool(state, req, host(req)))
 
     def register(s: Session, host: str, underlay: str | None, node: bool) -> dict[str, Any]:
         row = s.get(m.AgentHost, host)
@@ -112,13 +216,15 @@ def add_routes(router: Router, core: NetworkCore) -> None:
                          "network_node": row.network_node,
                          "updated_at": views.ts(row.updated_at)}}
 
-    @router.add("GET", "/v2.0/stratus/host-state")
-    def host_state_query(req: Req) -> dict[str, Any]:
-        return state(req, req.query.get("host", ""))
+    async def host_state_query(request: Request) -> Response:
+        return await long_poll(request, lambda req: req.query.get("host", ""))
 
-    @router.add("GET", "/v2.0/stratus-agent/hosts/{host}")
-    def host_state_path(req: Req) -> dict[str, Any]:
-        return state(req, req.params["host"])
+    async def host_state_path(request: Request) -> Response:
+        return await long_poll(request, lambda req: req.params["host"])
+
+    router.routes.append(Route("/v2.0/stratus/host-state", host_state_query, methods=["GET"]))
+    router.routes.append(Route("/v2.0/stratus-agent/hosts/{host}", host_state_path,
+                               methods=["GET"]))
 
     @router.add("GET", "/v2.0/stratus-agent/hosts")
     def list_hosts(req: Req) -> dict[str, Any]:

@@ -199,3 +199,14 @@ class AgentHost(NetworkBase):
     underlay_ip: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     network_node: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class StateGeneration(NetworkBase):
+    """The generation of every host's desired state (one row, ``id`` 1): bumped in the
+    same transaction as any change that can alter a host's state document, so a
+    long-polling agent served by any API process sees it (``core.py``,
+    ``api_hoststate.py``). One global counter: a change wakes every host's agent."""
+
+    __tablename__ = "state_generation"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(sa.BigInteger, default=0)
