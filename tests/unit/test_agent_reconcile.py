@@ -358,8 +358,8 @@ def test_the_loop_retries_soon_after_a_temporary_error() -> None:
     passes = []
     original = agent.reconcile_once
 
-    def counted():  # type: ignore[no-untyped-def]
-        report = original()
+    def counted(**kw):  # type: ignore[no-untyped-def]
+        report = original(**kw)
         passes.append(report.ok)
         if report.ok:
             stop.set()
@@ -438,3 +438,163 @@ def test_a_router_proxy_picks_the_network_by_the_client_subnet() -> None:
     assert network_of("192.168.5.9", "", subnets) == "net-b"
     assert network_of("172.16.0.1", "", subnets) is None
     assert network_of("10.0.0.7", "net-dhcp", []) == "net-dhcp"  # a DHCP namespace's own
+
+
+class WatchedSource:
+    """A desired state with a generation, watched like the network API's long-poll."""
+
+    def __init__(self, state: HostState):
+        import threading
+
+        self.state = state
+        self.generation: int | None = None
+        self._current = 1
+        self.cond = threading.Condition()
+        self.watches = 0
+
+    def get(self) -> HostState:
+        with self.cond:
+            self.generation = self._current
+            return self.state
+
+    def change(self, state: HostState | None = None) -> None:
+        with self.cond:
+            self.state = state or self.state
+            self._current += 1
+            self.cond.notify_all()
+
+    def watch(self, since: int, timeout: float) -> int | None:
+        with self.cond:
+            self.watches += 1
+            self.cond.wait_for(lambda: self._current != since, timeout=timeout)
+            return self._current
+
+
+def run_in_thread(agent: NetworkAgent, **kw: float):  # type: ignore[no-untyped-def]
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, kwargs={
+        "resync_interval": 3600.0, "retry_interval": 3600.0, "stop": stop, **kw})
+    thread.start()
+    return stop, thread
+
+
+def eventually(check, what: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.01)
+
+
+def test_a_change_of_the_state_wakes_the_loop_long_before_the_resync() -> None:
+    host = fake_host()
+    agent, _ = make_agent(host, state_doc())
+    source = WatchedSource(HostState.from_dict(state_doc()))
+    agent.source = source
+    stop, thread = run_in_thread(agent)
+    try:
+        eventually(lambda: agent.passes == 1 and source.watches >= 1, "the first pass")
+        assert "brq" + NET_B[:11] in host.segments
+        source.change(HostState.from_dict(state_doc(with_b=False)))
+        eventually(lambda: "brq" + NET_B[:11] not in host.segments,
+                   "network B removed on the change, not after resync_interval (1 h)")
+        assert agent.passes == 2
+        # A wake-up for a state equal to the one converged is not a pass on the host.
+        created = dict(host.created)
+        source.change()
+        eventually(lambda: agent.skipped == 1, "the woken pass skipped")
+        assert agent.passes == 2 and dict(host.created) == created
+    finally:
+        stop.set()
+        agent.wake.set()
+        source.change()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_without_long_poll_the_loop_waits_for_the_resync() -> None:
+    host = fake_host()
+    agent, _ = make_agent(host, state_doc())
+    source = WatchedSource(HostState.from_dict(state_doc()))
+    agent.source = source
+    stop, thread = run_in_thread(agent, long_poll_wait=0)
+    try:
+        eventually(lambda: agent.passes == 1, "the first pass")
+        source.change(HostState.from_dict(state_doc(with_b=False)))
+        import time
+        time.sleep(0.3)
+        assert source.watches == 0 and agent.passes == 1
+    finally:
+        stop.set()
+        agent.wake.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_a_missing_device_is_plugged_as_soon_as_it_appears() -> None:
+    host = FakeHost()  # no tap yet: the compute agent has not made it
+    agent, _ = make_agent(host, state_doc())
+    stop, thread = run_in_thread(agent)
+    try:
+        eventually(lambda: agent.passes == 1, "the first pass")
+        assert "tapport-a1-000" not in host.plugged
+        host.devices |= {"tapport-a1-000", "tapport-b1-000"}
+        eventually(lambda: "tapport-a1-000" in host.plugged,
+                   "the tap plugged when it appears, not after retry_interval (1 h)")
+    finally:
+        stop.set()
+        agent.wake.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_http_source_long_polls_and_keeps_the_changed_state() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    from stratus.agent.network_agent import HttpSource
+
+    seen: list[dict[str, list[str]]] = []
+    generation: dict[str, int | None] = {"value": 7}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            query = parse_qs(urlsplit(self.path).query)
+            seen.append(query)
+            doc = dict(state_doc())
+            if generation["value"] is not None:
+                doc["generation"] = generation["value"]
+            data = json.dumps(doc).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        source = HttpSource(base + "/v2.0/stratus/host-state?host={host}", "cmp1")
+        source.get()
+        assert source.generation == 7
+        assert source.watch(7, 99) == 7  # the API's answer after its wait: no change
+        assert seen[-1] == {"host": ["cmp1"], "since": ["7"], "wait": ["30"]}
+        generation["value"] = 8
+        assert source.watch(7, 5) == 8
+        requests = len(seen)
+        assert source.get().host == "cmp1" and source.generation == 8
+        assert len(seen) == requests  # the watched document served that pass
+        source.get()
+        assert len(seen) == requests + 1
+        generation["value"] = None  # an API without generations cannot long-poll
+        assert source.watch(8, 5) is None
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -8,6 +8,13 @@ Every driver call is idempotent, so a restart re-reads and converges without
 recreating what is already right. Per object, a temporary error is retried
 after ``retry_interval``; a permanent one is logged once (until it changes or
 goes away).
+
+Edges only make it faster: between passes a watcher thread long-polls the network
+API (``since`` the generation of the state last read, ``long_poll_wait`` seconds at a
+time) and wakes the loop as soon as the host's state changed; while a port's device is
+missing the loop also looks for it every ``DEVICE_POLL`` seconds. A woken pass whose
+state equals the last one converged without any problem changes nothing on the host and
+is skipped (the periodic passes never are).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -41,12 +48,27 @@ from stratus.common.clients import PasswordAuth, ServiceError
 from stratus.common.config import Config
 
 LOG = logging.getLogger(__name__)
+MAX_LONG_POLL = 30.0  # the API's cap
+DEVICE_POLL = 0.5  # seconds between looks for a missing device
 
 
 class StateSource(Protocol):
     """Where the desired state comes from (a JSON file now, the network API later)."""
 
     def get(self) -> HostState: ...
+
+
+class WatchableSource(Protocol):
+    """A source that can tell when the desired state changed (the network API)."""
+
+    generation: int | None  # of the state last returned by ``get``
+
+    def get(self) -> HostState: ...
+
+    def watch(self, since: int, timeout: float) -> int | None:
+        """Block until the generation differs from ``since`` (then return it) or
+        ``timeout`` seconds passed (then return ``since``); None: no generations here."""
+        ...
 
 
 class JsonFileSource:
@@ -83,8 +105,13 @@ class HttpSource:
         self.network_node = network_node
         base = self.url.split("/v2.0/", 1)[0] if "/v2.0/" in self.url else self.url
         self.host_url = f"{base.rstrip('/')}/v2.0/stratus-agent/hosts/{quote(host, safe='')}"
+        self.generation: int | None = None
+        self._lock = threading.Lock()
+        self._prefetched: dict[str, Any] | None = None  # a changed state a watch brought
 
-    def _call(self, method: str, url: str, body: object = None) -> httpx.Response:
+    def _call(self, method: str, url: str, body: object = None,
+              params: dict[str, str] | None = None,
+              timeout: float | None = None) -> httpx.Response:
         resp: httpx.Response | None = None
         for attempt in range(2):
             try:
@@ -93,8 +120,9 @@ class HttpSource:
             except ServiceError as exc:
                 raise DriverError(str(exc), temporary=exc.temporary) from None
             try:
-                resp = httpx.request(method, url, headers=headers, json=body,
-                                     timeout=self.timeout)
+                target = httpx.URL(url).copy_merge_params(params) if params else url
+                resp = httpx.request(method, target, headers=headers, json=body,
+                                     timeout=timeout or self.timeout)
             except httpx.HTTPError as exc:
                 raise DriverError(f"network API unreachable: {exc}", temporary=True) from None
             if resp.status_code == 401 and self.auth and attempt == 0:
@@ -108,11 +136,42 @@ class HttpSource:
                               f"{resp.text[:200]}")
         return resp
 
-    def get(self) -> HostState:
-        data = self._call("GET", self.url).json()
+    @staticmethod
+    def _document(resp: httpx.Response) -> Any:
+        try:
+            data = resp.json()
+        except ValueError:
+            raise DriverError("the network API answered a state that is not JSON") from None
         if isinstance(data, dict) and isinstance(data.get("host_state"), dict):
             data = data["host_state"]
-        return HostState.from_dict(data)
+        return data
+
+    @staticmethod
+    def _generation(data: Any) -> int | None:
+        gen = data.get("generation") if isinstance(data, dict) else None
+        return gen if isinstance(gen, int) and not isinstance(gen, bool) else None
+
+    def get(self) -> HostState:
+        with self._lock:
+            data, self._prefetched = self._prefetched, None
+        if data is None:
+            data = self._document(self._call("GET", self.url))
+        state = HostState.from_dict(data)
+        self.generation = self._generation(data)
+        return state
+
+    def watch(self, since: int, timeout: float) -> int | None:
+        """Long-poll the state URL with ``since``/``wait``; a changed state is kept for the
+        next ``get``. None when the API sends no generation (it cannot long-poll)."""
+        wait = max(0.0, min(timeout, MAX_LONG_POLL))
+        resp = self._call("GET", self.url, params={"since": str(since), "wait": f"{wait:g}"},
+                          timeout=wait + self.timeout)
+        data = self._document(resp)
+        gen = self._generation(data)
+        if gen is not None and gen != since:
+            with self._lock:
+                self._prefetched = data
+        return gen
 
     def register(self) -> None:
         self._call("PUT", self.host_url, {"host": {"underlay_ip": self.underlay_ip,
@@ -177,6 +236,10 @@ class NetworkAgent:
         self.metadata_defaults = metadata_defaults or MetadataSettings()
         self._reported: dict[str, str] = {}
         self._ready = False
+        self._clean_state: HostState | None = None  # last state converged with no problem
+        self.wake = threading.Event()  # set: the next pass starts now
+        self.passes = 0
+        self.skipped = 0
 
     # --- one pass -----------------------------------------------------------------------
     def _attempt(self, report: ReconcileReport, what: str, fn: Callable[..., object],
@@ -199,7 +262,9 @@ class NetworkAgent:
             return False
         return True
 
-    def reconcile_once(self) -> ReconcileReport:
+    def reconcile_once(self, woken: bool = False) -> ReconcileReport:
+        """One pass. ``woken`` (by a change of the state): a state equal to the last one
+        converged without any problem is not converged again."""
         report = ReconcileReport()
         if self.reporter is not None:
             # Level-triggered registration: a lost or wiped registration comes back.
@@ -213,11 +278,17 @@ class NetworkAgent:
                 LOG.error("desired state: %s", exc)
             self._reported = dict(report.permanent)
             return report
+        if woken and report.ok and state == self._clean_state:
+            self.skipped += 1
+            LOG.debug("woken, but the state is the one already converged")
+            return report
+        self.passes += 1
         self.reconcile(state, report)
         if self.reporter is not None:
             self._attempt(report, "port status report", self.reporter.report_ports,
                           report.active, report.down)
         self._reported = dict(report.permanent)
+        self._clean_state = state if report.ok and not report.waiting_devices else None
         return report
 
     def reconcile(self, state: HostState, report: ReconcileReport | None = None
@@ -328,17 +399,78 @@ class NetworkAgent:
 
     # --- the loop ---------------------------------------------------------------------
     def run(self, resync_interval: float, retry_interval: float,
-            stop: threading.Event | None = None) -> None:
+            stop: threading.Event | None = None, long_poll_wait: float = MAX_LONG_POLL
+            ) -> None:
+        """Passes until ``stop``: every ``resync_interval`` (``retry_interval`` after a
+        temporary error or while a device is missing), and as soon as the source reports
+        a change (a watcher thread long-polls it) or a missing device appears."""
         stop = stop or threading.Event()
+        resume = threading.Event()  # set: the watcher may watch (again)
+        watcher: threading.Thread | None = None
+        woken = False
         while not stop.is_set():
+            self.wake.clear()
             started = time.monotonic()
-            report = self.reconcile_once()
+            report = self.reconcile_once(woken=woken)
             took = time.monotonic() - started
             if report.ok and not report.waiting_devices:
                 LOG.debug("converged in %.2fs", took)
+            if long_poll_wait > 0 and watcher is None and callable(
+                    getattr(self.source, "watch", None)):
+                watcher = threading.Thread(
+                    target=self._watch, name="state-watch", daemon=True,
+                    args=(self.source, long_poll_wait, retry_interval, stop, resume))
+                watcher.start()
+            resume.set()
             delay = retry_interval if (report.temporary or report.waiting_devices) \
                 else resync_interval
-            stop.wait(delay)
+            woken = self._sleep(delay, stop, report.waiting_devices)
+        self.wake.set()
+        resume.set()
+
+    def _sleep(self, delay: float, stop: threading.Event, waiting: list[str]) -> bool:
+        """Wait ``delay`` seconds, less when woken (True) or a missing device appeared."""
+        deadline = time.monotonic() + delay
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.wake.wait(min(left, DEVICE_POLL if waiting else 1.0)):
+                return not stop.is_set()
+            if waiting and any(self.d.l2.device_exists(dev) for dev in waiting):
+                LOG.debug("a missing device appeared")
+                return False
+        return False
+
+    def _watch(self, source: WatchableSource, wait: float, retry: float,
+               stop: threading.Event, resume: threading.Event) -> None:
+        """Long-poll the source; wake the loop when the state moved past the one its
+        last pass read, then wait for that pass (``resume``) before watching again."""
+        while not stop.is_set():
+            resume.wait()
+            since = source.generation
+            if stop.is_set():
+                return
+            if since is None:  # the last read failed, or an API without generations
+                stop.wait(retry)
+                continue
+            try:
+                gen = source.watch(since, wait)
+            except (DriverError, ModelError) as exc:
+                LOG.debug("long-poll: %s", exc)
+                stop.wait(retry)
+                continue
+            except Exception:  # never let the watcher die silently
+                LOG.exception("long-poll failed")
+                stop.wait(retry)
+                continue
+            if gen is None:
+                LOG.info("the network API sends no state generation: no long-poll, "
+                         "passes every resync/retry interval only")
+                return
+            if gen != since:
+                resume.clear()
+                self.wake.set()
 
 
 def _is_instance_device(dev: str, state: HostState) -> bool:
@@ -451,10 +583,16 @@ def main(argv: list[str] | None = None) -> int:
         report = agent.reconcile_once()
         return 0 if report.ok else 1
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        agent.wake.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     LOG.info("stratus-agent (network) starting for host %s", config.get("agent", "host"))
-    agent.run(resync, retry, stop)
+    wait = min(float(config.get_int("agent", "long_poll_wait", minimum=0)), MAX_LONG_POLL)
+    agent.run(resync, retry, stop, long_poll_wait=wait)
     return 0
 
 

@@ -228,6 +228,12 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "project_name": ("service", "Project the agent's token is scoped to."),
         "resync_interval": ("30", "Seconds between two full reconcile passes."),
         "retry_interval": ("5", "Seconds before retrying after a temporary error."),
+        "long_poll_wait": (
+            "30",
+            "Between passes the agent long-polls the network API for a change of its host's "
+            "state this many seconds at a time (at most 30) and converges as soon as one "
+            "comes; 0: no long-poll (passes every resync/retry interval only).",
+        ),
         "metadata_url": (
             "http://127.0.0.1:8775",
             "Where the metadata proxy forwards instance requests (stratus-metadata).",
