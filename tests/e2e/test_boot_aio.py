@@ -564,9 +564,6 @@ def test_deleting_the_servers_leaves_nothing(
     assert cloud.instance_leftovers() == [], "deleted servers left files in instances_path"
 
 
-@pytest.mark.xfail(strict=True, reason="the network agent keeps a deleted port's lease in "
-                   "dnsmasq's lease file until it expires (no dhcp_release); strict: remove "
-                   "this mark once it releases them")
 def test_deleted_servers_leave_no_dhcp_lease(cloud: Cloud) -> None:
     assert DELETED_PORTS, "test_deleting_the_servers_leaves_nothing did not run"
     for port in DELETED_PORTS:
