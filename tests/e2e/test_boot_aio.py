@@ -630,7 +630,10 @@ def test_debian_guest_runs_cloud_init_through_the_metadata_service(cloud: Cloud)
     image = run("bash", str(REPO / "tests" / "images" / "build-debian.sh"), timeout=900)
     path = image.stdout.strip().splitlines()[-1]
     auth = {"clouds_yaml": str(cloud.clouds_yaml)}
+    # The tenant network, router, security group and key (idempotent: also when run alone).
+    setup = boot_tasks(cloud)[:6]
     results, _ = cloud.play([
+        *setup,
         {"stratus.cloud.cloud_image": {**auth, "name": "sdep-debian", "filename": path,
                                        "disk_format": "qcow2", "container_format": "bare",
                                        "timeout": 600}},
@@ -640,7 +643,7 @@ def test_debian_guest_runs_cloud_init_through_the_metadata_service(cloud: Cloud)
                                         "security_groups": ["default", "sdep-ssh"],
                                         "floating_ip": "auto", "timeout": 600}},
     ], "debian")  # fmt: skip
-    server = results["r1"]["server"]
+    server = results[f"r{len(setup) + 1}"]["server"]
     try:
         console = cloud.wait_console(server["id"], "Cloud-init v.", timeout=600)
         assert "finished at" in console or cloud.wait_console(server["id"], "finished at", 300)
