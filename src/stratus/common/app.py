@@ -11,9 +11,11 @@ synchronous handlers; they run in a thread pool with the parsed JSON body.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -32,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stratus.common.auth import AuthContext
+from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database, is_unavailable
 from stratus.common.errors import (
     ApiError,
@@ -294,3 +297,33 @@ def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = Fa
 
 
 __all__ = ["Req", "Router", "ServiceUnavailable", "create_app", "serve", "setup_logging"]
+
+
+def run_service(prog: str, description: str | None, section: str, factory: str,
+                check: Callable[[Config], object], argv: list[str] | None = None) -> int:
+    """The body of every API service's console script: ``--config-file``, logging,
+    ``check(config)`` to fail fast on a bad setting (a clear message and exit
+    status 1, before uvicorn starts), then :func:`serve` with the section's
+    ``bind_host``, ``bind_port`` and ``workers``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
+    )
+    args = parser.parse_args(argv)
+    if args.config_file:
+        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
+    config = Config.load()
+    setup_logging(config.get_bool("DEFAULT", "debug"))
+    try:
+        check(config)
+    except (ConfigError, ValueError) as exc:
+        sys.stderr.write(f"{prog}: {exc}\n")
+        return 1
+    serve(
+        factory,
+        config.get(section, "bind_host"),
+        config.get_int(section, "bind_port"),
+        workers=config.get_int(section, "workers", minimum=1),
+        debug=config.get_bool("DEFAULT", "debug"),
+    )
+    return 0

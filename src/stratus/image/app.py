@@ -7,13 +7,11 @@ any blob no image refers to are removed.
 
 from __future__ import annotations
 
-import argparse
-import os
 from collections.abc import Callable
 
 from starlette.applications import Starlette
 
-from stratus.common.app import Router, create_app, serve, setup_logging
+from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.auth import AuthContext, RemoteTokenValidator
 from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database
@@ -85,21 +83,6 @@ def create_app_from_config() -> Starlette:
     return build_app(service, validator.validate, config.get(SECTION, "public_url"))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="stratus-image", description=__doc__)
-    parser.add_argument(
-        "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
-    )
-    args = parser.parse_args(argv)
-    if args.config_file:
-        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
-    config = Config.load()
-    setup_logging(config.get_bool("DEFAULT", "debug"))
-    settings_from(config)  # fail fast on a bad setting, before uvicorn starts
-    serve(
-        "stratus.image.app:create_app_from_config",
-        config.get(SECTION, "bind_host"),
-        config.get_int(SECTION, "bind_port"),
-        workers=config.get_int(SECTION, "workers", minimum=1),
-        debug=config.get_bool("DEFAULT", "debug"),
-    )
+def main(argv: list[str] | None = None) -> int:
+    return run_service("stratus-image", __doc__, SECTION,
+                       "stratus.image.app:create_app_from_config", settings_from, argv)

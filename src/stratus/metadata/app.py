@@ -12,13 +12,10 @@ instance can only ever see its own data: nothing else selects the instance.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import ipaddress
 import logging
-import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from stratus.common.app import create_app, serve, setup_logging
+from stratus.common.app import create_app, run_service, setup_logging
 from stratus.common.clients import ApiClient, PasswordAuth, ServiceError
 from stratus.common.config import Config, ConfigError
 from stratus.common.errors import (
@@ -340,30 +337,15 @@ def create_app_from_config() -> Starlette:
     return build_app(service, on_shutdown=[client.close])
 
 
+def _check(config: Config) -> None:
+    """Fail fast on a bad setting (an empty secret included) before uvicorn starts."""
+    _service, client = build_service(config)
+    client.close()
+    for key in ("cache_ttl", "negative_cache_ttl", "compute_timeout"):
+        if float(config.get(SECTION, key)) < 0:
+            raise ConfigError(f"setting [{SECTION}] {key} must not be negative")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stratus-metadata", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
-    )
-    args = parser.parse_args(argv)
-    if args.config_file:
-        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
-    config = Config.load()
-    setup_logging(config.get_bool("DEFAULT", "debug"))
-    try:
-        _service, client = build_service(config)  # fail fast on a bad setting
-        client.close()
-        for key in ("cache_ttl", "negative_cache_ttl", "compute_timeout"):
-            if float(config.get(SECTION, key)) < 0:
-                raise ConfigError(f"setting [{SECTION}] {key} must not be negative")
-    except (ConfigError, ValueError) as exc:
-        sys.stderr.write(f"stratus-metadata: {exc}\n")
-        return 1
-    serve(
-        "stratus.metadata.app:create_app_from_config",
-        config.get(SECTION, "bind_host"),
-        config.get_int(SECTION, "bind_port"),
-        workers=config.get_int(SECTION, "workers", minimum=1),
-        debug=config.get_bool("DEFAULT", "debug"),
-    )
-    return 0
+    return run_service("stratus-metadata", (__doc__ or "").split("\n")[0], SECTION,
+                       "stratus.metadata.app:create_app_from_config", _check, argv)

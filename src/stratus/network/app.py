@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 from collections.abc import Callable
 
 from starlette.applications import Starlette
 
-from stratus.common.app import Router, create_app, serve, setup_logging
+from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.auth import AuthContext, RemoteTokenValidator
 from stratus.common.config import Config
 from stratus.common.db import Database
@@ -43,21 +41,7 @@ def create_app_from_config() -> Starlette:
     return build_app(build_network(config), validator.validate, config.get(SECTION, "public_url"))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="stratus-network", description=__doc__)
-    parser.add_argument(
-        "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
-    )
-    args = parser.parse_args(argv)
-    if args.config_file:
-        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
-    config = Config.load()
-    setup_logging(config.get_bool("DEFAULT", "debug"))
-    build_network(config).db.dispose()  # fail fast on a bad setting, before uvicorn starts
-    serve(
-        "stratus.network.app:create_app_from_config",
-        config.get(SECTION, "bind_host"),
-        config.get_int(SECTION, "bind_port"),
-        workers=config.get_int(SECTION, "workers", minimum=1),
-        debug=config.get_bool("DEFAULT", "debug"),
-    )
+def main(argv: list[str] | None = None) -> int:
+    return run_service("stratus-network", __doc__, SECTION,
+                       "stratus.network.app:create_app_from_config",
+                       lambda config: build_network(config).db.dispose(), argv)
