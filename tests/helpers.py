@@ -5,6 +5,7 @@ Everything started here is stopped by pid, and lives in a temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -50,6 +51,70 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class SystemLibvirt:
+    """The system libvirtd (with virtlogd) the libvirt tests share: started here, as
+    MACHINE.md says (no systemd), only when nothing answers on qemu:///system, and then
+    stopped again by :meth:`stop` through the pids the daemons wrote; a daemon someone
+    else runs is left alone."""
+
+    PIDFILES = {"virtlogd": Path("/run/virtlogd.pid"), "libvirtd": Path("/run/libvirtd.pid")}
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+
+    @staticmethod
+    def answers() -> bool:
+        return subprocess.run(["virsh", "-c", "qemu:///system", "version"],
+                              capture_output=True).returncode == 0
+
+    def ensure(self, timeout: float = 30.0) -> None:
+        if self.answers():
+            return
+        Path("/var/log/libvirt").mkdir(parents=True, exist_ok=True)
+        for name, pidfile in self.PIDFILES.items():
+            if pidfile.exists() and _pid_alive(_read_pid(pidfile)):
+                continue
+            subprocess.run([name, "-d"], capture_output=True)
+            deadline = time.monotonic() + 10
+            while not pidfile.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if pidfile.exists():
+                self.started.append(_read_pid(pidfile))
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if time.monotonic() > deadline:
+                raise TimeoutError("libvirtd did not answer on qemu:///system")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for pid in reversed(self.started):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self.started.clear()
+
+
+def _read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def pg_bindir() -> Path | None:

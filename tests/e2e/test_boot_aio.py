@@ -34,6 +34,8 @@ import httpx
 import pytest
 import yaml
 
+from helpers import SystemLibvirt
+
 # The module's deploy (two site.yml runs) and teardown count against the test that sets
 # them up / the last one; the whole module stays under 15 minutes.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -114,15 +116,6 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def ensure_libvirtd() -> None:
-    """The system libvirtd (shared with other tests): started by hand if nothing answers."""
-    if run("virsh", "-c", "qemu:///system", "version", check=False).returncode == 0:
-        return
-    Path("/var/log/libvirt").mkdir(parents=True, exist_ok=True)
-    run("virtlogd", "-d", check=False)
-    run("libvirtd", "-d", check=False)
-    wait_for("libvirtd", lambda: run("virsh", "-c", "qemu:///system", "version",
-                                     check=False).returncode == 0, 30, 0.5)  # fmt: skip
 
 
 @dataclass
@@ -353,7 +346,8 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
         pytest.skip("the all-in-one deploy installs packages, runs libvirt guests: run as root")
     if shutil.which("apt-get") is None:
         pytest.skip("the all-in-one deploy targets Debian (apt-get not found)")
-    ensure_libvirtd()
+    libvirt = SystemLibvirt()
+    libvirt.ensure()
     tiny = run("bash", str(REPO / "tests" / "images" / "build-tiny.sh"), timeout=600)
     assert Path(tiny.stdout.strip().splitlines()[-1]).exists()
 
@@ -429,6 +423,7 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
         assert not cloud.host_has_device(EXT_BRIDGE), "teardown left the external bridge"
         shutil.rmtree(prefix, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
+        libvirt.stop()
 
 
 def test_deploy_detects_tcg_and_registers_the_host(cloud: Cloud) -> None:

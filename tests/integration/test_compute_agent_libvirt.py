@@ -30,6 +30,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from helpers import SystemLibvirt
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,22 +77,19 @@ def host_ready() -> Iterator[Path]:
         # MACHINE.md: root:kvm 0660, otherwise libvirt re-probes qemu on every define (~40 s)
         shutil.chown(kvm, group="kvm")
         kvm.chmod(0o660)
-    if virsh("list").returncode != 0:
-        Path("/var/log/libvirt").mkdir(parents=True, exist_ok=True)
-        subprocess.run(["virtlogd", "-d"], capture_output=True)
-        subprocess.run(["libvirtd", "-d"], capture_output=True)
-        for _ in range(50):
-            if virsh("list").returncode == 0:
-                break
-            time.sleep(0.2)
+    libvirt = SystemLibvirt()
+    libvirt.ensure()
     built = subprocess.run(["bash", str(REPO / "tests/images/build-tiny.sh")],
                            capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr[-2000:]
     image = REPO / "tests/images/cache/tiny.qcow2"
     assert image.is_file()
     cleanup_host()
-    yield image
-    cleanup_host()
+    try:
+        yield image
+    finally:
+        cleanup_host()
+        libvirt.stop()
 
 
 # --- the fake controller --------------------------------------------------------------------
