@@ -26,6 +26,7 @@ import yaml
 
 from helpers import ComputeServer, IdentityServer, ImageServer
 from network_api import NetworkServer
+from stack import compute_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -172,28 +173,8 @@ def converged(step: dict[str, Any], what: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("smod")
-    identity = IdentityServer(root / "identity", f"sqlite:///{root}/identity.sqlite")
-    identity.prepare()
-    identity.start()
-    started: list[Any] = [identity]
-    try:
-        image = ImageServer(root / "image", identity)
-        image.prepare()
-        image.start()
-        started.append(image)
-        network = NetworkServer(root / "network", f"sqlite:///{root}/network.sqlite", identity)
-        network.prepare()
-        network.start()
-        started.append(network)
-        compute = ComputeServer(root / "compute", identity, image.url, network.url)
-        compute.prepare()
-        compute.start()
-        started.append(compute)
-        yield Stack(root, identity, network, image, compute)
-        assert "Traceback" not in compute.log(), compute.log()[-3000:]
-    finally:
-        for srv in reversed(started):
-            srv.stop()
+    with compute_stack(root) as st:
+        yield Stack(root, st.identity, st.network, st.image, st.compute)
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import BIN, ComputeServer, IdentityServer, ImageServer
-from network_api import NetworkServer
+from helpers import BIN, ComputeServer, IdentityServer
+from stack import compute_stack
 
 pytestmark = [pytest.mark.integration]
 HOST = "scapi-cmp1"
@@ -30,29 +30,9 @@ HOST = "scapi-cmp1"
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("scapi")
-    identity = IdentityServer(root / "identity", f"sqlite:///{root}/identity.sqlite")
-    identity.prepare()
-    identity.start()
-    started: list[Any] = [identity]
-    try:
-        image = ImageServer(root / "image", identity)
-        image.prepare()
-        image.start()
-        started.append(image)
-        network = NetworkServer(root / "network", f"sqlite:///{root}/network.sqlite", identity)
-        network.prepare()
-        network.start()
-        started.append(network)
-        compute = ComputeServer(root / "compute", identity, image.url, network.url)
-        compute.prepare()
-        compute.start()
-        started.append(compute)
-        yield {"identity": identity, "image": image, "network": network, "compute": compute,
-               "root": root}
-        assert "Traceback" not in compute.log(), compute.log()[-3000:]
-    finally:
-        for srv in reversed(started):
-            srv.stop()
+    with compute_stack(root) as st:
+        yield {"identity": st.identity, "image": st.image, "network": st.network,
+               "compute": st.compute, "root": root}
 
 
 def osc(identity: IdentityServer, *args: str, json_out: bool = True) -> Any:
