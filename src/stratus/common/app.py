@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import inspect
 import json
 import logging
 import os
@@ -191,8 +193,62 @@ class Router:
                     return Response(status_code=204)
                 return JSONResponse(result, status_code=status)
 
-            endpoint.__name__ = fn.__name__
+            endpoint.__name__ = getattr(fn, "__name__", getattr(fn, "func", fn).__name__)
             self.routes.append(Route(path, endpoint, methods=[method]))
+            return fn
+
+        return decorator
+
+    def include(self, table: Routes, service: Any) -> None:
+        """Add every route of ``table`` with its handlers bound to ``service``."""
+        for method, path, status, body, fn in table.entries:
+            if inspect.iscoroutinefunction(fn):
+                self.routes.append(Route(path, self._async_endpoint(fn, service),
+                                         methods=[method]))
+            else:
+                self.add(method, path, status, body)(functools.partial(fn, svc=service))
+
+    def _async_endpoint(
+        self, fn: Callable[..., Awaitable[Any]], service: Any
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            result = await fn(Req(request, None, self.authenticate), svc=service)
+            if isinstance(result, Response):
+                return result
+            if result is None:
+                return Response(status_code=204)
+            return JSONResponse(result)
+
+        endpoint.__name__ = fn.__name__
+        return endpoint
+
+
+class Routes:
+    """A resource module's route table.
+
+    Each API module (``stratus/<service>/api/<resource>.py``) declares one
+    ``routes = Routes()`` and decorates top-level handler functions with it::
+
+        @routes.add("GET", "/v2.0/ports/{port_id}")
+        def show_port(req: Req, svc: NetworkService) -> dict[str, Any]:
+            ...
+
+    A handler is a plain function of the request and the service layer, so a
+    unit test can import it and call it with a fake of either. A synchronous
+    handler gets the parsed JSON body in ``req.body`` and runs in a worker
+    thread; an ``async def`` handler gets ``req.body = None``, runs on the
+    event loop and reads (or streams) the body itself from ``req.request``.
+    The app binds the tables to its service layer with :meth:`Router.include`.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str, int, bool | None, Callable[..., Any]]] = []
+
+    def add(
+        self, method: str, path: str, status: int = 200, body: bool | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.entries.append((method, path, status, body, fn))
             return fn
 
         return decorator
@@ -296,7 +352,7 @@ def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = Fa
     )
 
 
-__all__ = ["Req", "Router", "ServiceUnavailable", "create_app", "serve", "setup_logging"]
+__all__ = ["Req", "Router", "Routes", "ServiceUnavailable", "create_app", "serve", "setup_logging"]
 
 
 def run_service(prog: str, description: str | None, section: str, factory: str,

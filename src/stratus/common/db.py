@@ -7,9 +7,12 @@ managed by Alembic, one migration tree per service (``<service>/migrations``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -20,7 +23,16 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from stratus.common.errors import BadRequest, ServiceUnavailable
+from stratus.common.errors import BadRequest, Conflict, ServiceUnavailable
+
+T = TypeVar("T")
+
+# SQLite's primary result codes for "another connection holds the lock"
+# (SQLITE_BUSY and SQLITE_LOCKED; extended codes carry them in the low byte).
+_SQLITE_CONTENTION = {5, 6}
+# PostgreSQL's SQLSTATEs for a transaction that lost a race and may simply be
+# run again: serialization_failure and deadlock_detected.
+_PG_RETRYABLE = {"40001", "40P01"}
 
 
 class Base(DeclarativeBase):
@@ -52,6 +64,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return sa.create_engine(url, **kwargs)
 
 
+def is_contention(exc: BaseException) -> bool:
+    """True when a database error says the transaction lost a race with another one
+    (SQLite busy/locked, PostgreSQL serialization failure or deadlock): running the
+    same work again can succeed. Decided on the driver's error code, not its text."""
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_CONTENTION
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg errors
+    return sqlstate in _PG_RETRYABLE
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True when a database error means the database cannot be reached."""
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
@@ -59,10 +83,9 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.InterfaceError | sa.exc.TimeoutError):
         return True
     if isinstance(exc, sa.exc.OperationalError):
-        text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-        # SQLite "database is locked" is contention, not an outage; everything else
-        # operational (refused connection, unable to open file, server gone) is.
-        return "locked" not in text
+        # Contention is not an outage; everything else operational (refused
+        # connection, unable to open file, server gone) is.
+        return not is_contention(exc)
     return False
 
 
@@ -98,6 +121,51 @@ class Database:
             raise
         finally:
             session.close()
+
+    def transaction(
+        self,
+        work: Callable[[Session], T],
+        attempts: int = 40,
+        conflict_after: int | None = None,
+        begin: Callable[[Session], None] | None = None,
+        before_commit: Callable[[Session], None] | None = None,
+        after_commit: Callable[[Session], None] | None = None,
+    ) -> T:
+        """Run ``work(session)`` in one transaction and return its result; run it
+        again (after a short random pause) when it lost a race.
+
+        A lost race is contention (:func:`is_contention`) or an IntegrityError,
+        since ``work`` chooses unique values (addresses, MACs, names) afresh
+        each time it runs. An IntegrityError that persists ``conflict_after``
+        times (default: every attempt) becomes a 409; contention that outlasts
+        ``attempts`` becomes a 503. ``begin`` runs first in each attempt,
+        ``before_commit`` after ``work`` inside the transaction, and
+        ``after_commit`` once the transaction is committed.
+        """
+        integrity_limit = attempts if conflict_after is None else conflict_after
+        integrity_errors = 0
+        for attempt in range(attempts):
+            try:
+                with self.session() as session:
+                    if begin is not None:
+                        begin(session)
+                    result = work(session)
+                    if before_commit is not None:
+                        session.flush()
+                        before_commit(session)
+                if after_commit is not None:
+                    after_commit(session)
+                return result
+            except sa.exc.IntegrityError:
+                integrity_errors += 1
+                if integrity_errors >= integrity_limit:
+                    raise Conflict("The request conflicted with concurrent changes or an "
+                                   "existing resource; try again.") from None
+            except sa.exc.OperationalError as exc:
+                if not is_contention(exc):
+                    raise
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise ServiceUnavailable(f"The {self.service} database is too busy; try again.")
 
     def dispose(self) -> None:
         self.engine.dispose()
