@@ -16,7 +16,8 @@ from stratus.common.auth import AuthContext, RemoteTokenValidator
 from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database
 from stratus.common.errors import glance_error
-from stratus.image import api, transfer, views
+from stratus.image import transfer, views
+from stratus.image.api import image_data, images, members, tags, versions
 from stratus.image.core import ImageService, Settings
 from stratus.image.inspect import Limits
 from stratus.image.store import FileStore
@@ -66,7 +67,8 @@ def build_app(
     public_url: str = "",
 ) -> Starlette:
     router = Router(authenticate=authenticate)
-    api.add_routes(router, service, authenticate)
+    for module in (versions, images, tags, members, image_data):
+        router.include(module.routes, service)
     return create_app("image", router.routes, glance_error, db=service.db, public_url=public_url)
 
 

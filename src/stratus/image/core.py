@@ -1,6 +1,6 @@
 """Image domain logic: who may see and change an image, and the changes themselves.
 
-The HTTP layer (api.py) parses requests and formats responses; everything
+The HTTP layer (the modules of api/) parses requests and formats responses; everything
 that decides something lives here (and in listing.py and transfer.py), takes
 the caller's AuthContext, and raises ApiErrors, so unit tests drive it
 without HTTP.
@@ -15,10 +15,8 @@ reactivating need ``admin``.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,17 +26,13 @@ from stratus.common import policy
 from stratus.common.auth import AuthContext
 from stratus.common.db import Database
 from stratus.common.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from stratus.common.timeutil import new_id, utcnow
 from stratus.image import models as m
 from stratus.image import views
 from stratus.image.inspect import Limits
 from stratus.image.store import FileStore
 
 MAX_MEMBERS = 128
-
-
-def utcnow() -> datetime:
-    """Naive UTC, whole seconds (what the API shows)."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 @dataclass
@@ -146,7 +140,7 @@ class ImageService:
         if visibility == "public" and not ctx.is_admin:
             raise Forbidden("You are not authorized to publicize images (admin only).")
         tags = core.pop("tags", [])
-        image_id = core.pop("id", None) or str(uuid.uuid4())
+        image_id = core.pop("id", None) or new_id()
         now = utcnow()
         with self.db.session() as s:
             if s.get(m.Image, image_id) is not None:

@@ -33,8 +33,9 @@ from stratus.common.errors import (
     UnsupportedMediaType,
 )
 from stratus.common.errors import PayloadTooLarge as TooLarge
+from stratus.common.timeutil import utcnow
 from stratus.image import models as m
-from stratus.image.core import ImageService, utcnow
+from stratus.image.core import ImageService
 from stratus.image.inspect import ImageDataError, inspect
 from stratus.image.store import LimitExceeded, Upload, current_owner, owner_is_dead
 

@@ -7,10 +7,10 @@ in Glance's image schema; they appear at the top level of the image JSON.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from stratus.common.errors import BadRequest, Forbidden, PayloadTooLarge
+from stratus.common.timeutil import isotime
 from stratus.image import models as m
 
 VISIBILITIES = ("public", "private", "shared", "community")
@@ -34,10 +34,6 @@ RESERVED_PREFIX = "os_glance"
 SETTABLE = ("name", "visibility", "protected", "os_hidden", "min_disk", "min_ram", "tags",
             "disk_format", "container_format", "owner")  # fmt: skip
 CORE = READ_ONLY | frozenset(SETTABLE)
-
-
-def isotime(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
 
 
 def image(img: m.Image, properties: dict[str, str], tags: list[str]) -> dict[str, Any]:

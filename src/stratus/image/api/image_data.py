@@ -1,0 +1,199 @@
+"""Image API: uploading and downloading an image's data (``/v2/images/{id}/file``).
+
+Both handlers are ``async``, so image data streams through in bounded chunks
+(never whole in memory): an upload is written to the store's temporary file
+chunk by chunk from a worker thread, a download is read from the blob the
+same way, with single-range requests (206) and ``Content-MD5`` on full
+downloads. What an upload may do and what it leaves behind is decided in
+``stratus.image.transfer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import IO
+
+import anyio
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+
+from stratus.common.app import Req, Routes
+from stratus.common.errors import ApiError, BadRequest, PayloadTooLarge
+from stratus.image import transfer
+from stratus.image.core import ImageService
+
+routes = Routes()
+
+CHUNK = 1024 * 1024
+# After refusing an upload, read (and drop) at most this much of the rest of the
+# body, so the client sees the answer (a 413...) instead of a broken connection.
+DRAIN_LIMIT = 64 * 1024 * 1024
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(ApiError):
+    status = 416
+    title = "Requested Range Not Satisfiable"
+
+
+def _declared_size(request: Request) -> int | None:
+    """The size the client announced (X-OpenStack-Image-Size, else Content-Length)."""
+    for header in ("x-openstack-image-size", "content-length"):
+        raw = request.headers.get(header)
+        if raw is None or raw == "":
+            continue
+        if not raw.isdigit():
+            raise BadRequest(f"The {header} header must be a number of bytes, not {raw!r}.")
+        return int(raw)
+    return None
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single ``bytes=`` range, None to send everything.
+
+    Malformed or multi-range headers are ignored (the whole image is sent), as
+    HTTP allows; a range that starts beyond the data is a 416.
+    """
+    if not header:
+        return None
+    match = _RANGE_RE.match(header.strip())
+    if match is None:
+        return None
+    first_raw, last_raw = match.groups()
+    if first_raw == "" and last_raw == "":
+        return None
+    if first_raw == "":
+        length = int(last_raw)
+        if length == 0:
+            raise RangeNotSatisfiable(f"Range {header} selects no bytes of {size}.")
+        return max(size - length, 0), size - 1
+    first = int(first_raw)
+    last = int(last_raw) if last_raw else size - 1
+    if first >= size or last < first:
+        raise RangeNotSatisfiable(
+            f"Range {header} is outside the image data of {size} bytes.",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return first, min(last, size - 1)
+
+
+async def _send_file(fh: IO[bytes], first: int, length: int) -> AsyncIterator[bytes]:
+    try:
+        await anyio.to_thread.run_sync(fh.seek, first)
+        left = length
+        while left > 0:
+            data = await anyio.to_thread.run_sync(fh.read, min(CHUNK, left))
+            if not data:
+                break
+            left -= len(data)
+            yield data
+    finally:
+        fh.close()
+
+
+@routes.add("PUT", "/v2/images/{image_id}/file")
+async def upload(req: Req, svc: ImageService) -> Response:
+    request = req.request
+    image_id = req.params["image_id"]
+    chunks = request.stream().__aiter__()
+    try:
+        transfer.check_media_type(req.header("content-type"))
+        ctx = await run_in_threadpool(lambda: req.ctx)
+        declared = _declared_size(request)
+        ticket = await run_in_threadpool(transfer.begin_upload, svc, ctx, image_id, declared)
+    except ApiError:
+        # Refused before reading the body: read (a bounded part of) it anyway, so
+        # a client still sending sees this answer rather than a reset connection.
+        await _drain(chunks)
+        raise
+    writer = _Pipeline(ticket.write)
+    try:
+        buffer = bytearray()
+        async for chunk in chunks:
+            buffer += chunk
+            if len(buffer) >= CHUNK:
+                await writer.write(bytes(buffer))
+                buffer.clear()
+        if buffer:
+            await writer.write(bytes(buffer))
+        await writer.flush()
+        await run_in_threadpool(transfer.finish_upload, svc, ticket)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await writer.settle()
+            await run_in_threadpool(transfer.abort_upload, svc, ticket, exc)
+        if isinstance(exc, ClientDisconnect):
+            return Response(status_code=400)  # nobody is left to read it
+        if isinstance(exc, PayloadTooLarge):
+            await _drain(chunks)
+        if isinstance(exc, OSError):
+            raise transfer.store_error(exc) from exc
+        raise
+    return Response(status_code=204)
+
+
+@routes.add("GET", "/v2/images/{image_id}/file")
+async def download(req: Req, svc: ImageService) -> Response:
+    image_id = req.params["image_id"]
+    ctx = await run_in_threadpool(lambda: req.ctx)
+    found = await run_in_threadpool(transfer.open_download, svc, ctx, image_id)
+    if found is None:
+        return Response(status_code=204)
+    try:
+        wanted = parse_range(req.request.headers.get("range"), found.size)
+    except ApiError:
+        found.file.close()
+        raise
+    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+    if wanted is None:
+        first, length, status = 0, found.size, 200
+        if found.checksum:
+            headers["Content-MD5"] = found.checksum
+    else:
+        first, length, status = wanted[0], wanted[1] - wanted[0] + 1, 206
+        headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{found.size}"
+    headers["Content-Length"] = str(length)
+    return StreamingResponse(
+        _send_file(found.file, first, length), status_code=status, headers=headers
+    )
+
+
+class _Pipeline:
+    """Writes chunks on a worker thread while the next chunk is being received.
+
+    At most one write is in flight (so at most two chunks are in memory); its
+    error surfaces at the next ``write`` or at ``flush``.
+    """
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._pending: asyncio.Future[None] | None = None
+
+    async def write(self, data: bytes) -> None:
+        await self.flush()
+        self._pending = asyncio.get_running_loop().run_in_executor(None, self._write, data)
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+    async def settle(self) -> None:
+        """Wait for a write still in flight, ignoring its outcome (before cleaning up)."""
+        with contextlib.suppress(BaseException):
+            await self.flush()
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    drained = 0
+    try:
+        async for chunk in chunks:
+            drained += len(chunk)
+            if drained > DRAIN_LIMIT:
+                break
+    except (ClientDisconnect, OSError, RuntimeError):
+        pass
