@@ -31,7 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from netlab import Lab, nsx, sh
-from stratus.agent.network_agent import NetworkAgent, build_agent
+from stratus.agent.network.agent import build_agent
+from stratus.agent.network.reconcile import NetworkAgent
 from stratus.common.config import Config
 
 SUBNET = "sub-bench"

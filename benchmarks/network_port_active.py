@@ -26,7 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from network_api import ADMIN, fake_validate, make_core
-from stratus.agent.netdrivers.fake import (
+from stratus.agent.network.drivers.fake import (
     FakeDhcp,
     FakeFirewall,
     FakeHost,
@@ -34,7 +34,8 @@ from stratus.agent.netdrivers.fake import (
     FakeMetadata,
     FakeRouters,
 )
-from stratus.agent.network_agent import HttpSource, NetworkAgent, NetworkDrivers
+from stratus.agent.network.reconcile import NetworkAgent, NetworkDrivers
+from stratus.agent.network.sources import HttpSource
 from stratus.network.app import build_app
 
 HOST = "bench1"

@@ -27,10 +27,11 @@ import pytest
 
 from netlab import FakeVM, Lab, nsx, sh
 from stratus.agent.ip_lib import pid_running
-from stratus.agent.metadata_proxy import bind_in_netns
-from stratus.agent.network_agent import NetworkAgent, build_agent
-from stratus.agent.network_model import HostState
+from stratus.agent.network.agent import build_agent
+from stratus.agent.network.metadata_proxy import bind_in_netns
+from stratus.agent.network.reconcile import NetworkAgent
 from stratus.common.config import Config
+from stratus.contracts.network import HostState
 
 pytestmark = [pytest.mark.integration]
 

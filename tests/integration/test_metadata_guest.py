@@ -3,7 +3,7 @@
 One Debian guest (tests/images/build-debian.sh, real cloud-init) boots under
 QEMU/TCG without a config drive. QEMU's user network forwards each of the
 guest's connections to 169.254.169.254:80 to a small relay (``guestfwd``) that
-connects to the real metadata proxy (``python -m stratus.agent.metadata_proxy``
+connects to the real metadata proxy (``python -m stratus.agent.network.metadata_proxy``
 on 127.0.0.1), which signs and forwards to a real ``stratus-metadata``, which
 looks the instance up in a fake compute API. The instance document says the
 NIC is static (the address QEMU's DHCP would give, so SSH forwarding still
@@ -70,7 +70,7 @@ def chain(tmp_path: Path) -> Iterator[tuple[FakeCompute, MetadataProcess, int]]:
         "listen_host": "127.0.0.1", "listen_port": port}))
     conf.chmod(0o600)
     with open(tmp_path / "proxy.log", "wb") as log:
-        proxy = subprocess.Popen([sys.executable, "-m", "stratus.agent.metadata_proxy",
+        proxy = subprocess.Popen([sys.executable, "-m", "stratus.agent.network.metadata_proxy",
                                   "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthcheck", proc=proxy)

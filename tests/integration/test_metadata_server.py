@@ -1,5 +1,5 @@
 """The real ``stratus-metadata`` process against a small fake compute API (plus identity),
-and the real metadata proxy (``python -m stratus.agent.metadata_proxy``) in front of it.
+and the real metadata proxy (``python -m stratus.agent.network.metadata_proxy``) in front of it.
 
 The fake compute serves ``POST /v3/auth/tokens`` (the service user's token) and the
 compute API's metadata endpoints, checking the service token on each call. The
@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from helpers import BIN, free_port, stop, wait_http
-from stratus.agent.metadata_proxy import sign
+from stratus.agent.network.metadata_proxy import sign
 
 pytestmark = pytest.mark.integration
 
@@ -329,7 +329,7 @@ def test_through_the_real_metadata_proxy(metadata: MetadataProcess, compute: Fak
         "pid_file": str(tmp_path / "proxy.pid")}))
     conf.chmod(0o600)
     with open(tmp_path / "proxy.log", "wb") as log:
-        proxy = subprocess.Popen([sys.executable, "-m", "stratus.agent.metadata_proxy",
+        proxy = subprocess.Popen([sys.executable, "-m", "stratus.agent.network.metadata_proxy",
                                   "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/", proc=proxy)

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stratus.agent.metadata_proxy import main as proxy_main
-from stratus.agent.metadata_proxy import sign
-from stratus.agent.netdrivers.base import DriverError
-from stratus.agent.netdrivers.fake import (
+from stratus.agent.network.drivers.base import DriverError
+from stratus.agent.network.drivers.fake import (
     FakeDhcp,
     FakeFirewall,
     FakeHost,
@@ -20,13 +18,11 @@ from stratus.agent.netdrivers.fake import (
     FakeMetadata,
     FakeRouters,
 )
-from stratus.agent.network_agent import (
-    JsonFileSource,
-    NetworkAgent,
-    NetworkDrivers,
-    StaticSource,
-)
-from stratus.agent.network_model import HostState, MetadataSettings, ModelError
+from stratus.agent.network.metadata_proxy import main as proxy_main
+from stratus.agent.network.metadata_proxy import sign
+from stratus.agent.network.reconcile import NetworkAgent, NetworkDrivers
+from stratus.agent.network.sources import JsonFileSource, StaticSource
+from stratus.contracts.network import HostState, MetadataSettings, ModelError
 
 pytestmark = pytest.mark.unit
 
@@ -281,7 +277,7 @@ def test_http_source_authenticates_and_unwraps_the_host_state() -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from stratus.agent.network_agent import HttpSource
+    from stratus.agent.network.sources import HttpSource
     from stratus.common.clients import PasswordAuth
 
     seen: list[str] = []
@@ -428,7 +424,7 @@ def test_cleanup_removes_everything_without_the_api() -> None:
 def test_a_router_proxy_picks_the_network_by_the_client_subnet() -> None:
     import ipaddress
 
-    from stratus.agent.metadata_proxy import network_of
+    from stratus.agent.network.metadata_proxy import network_of
 
     subnets = [(ipaddress.IPv4Network("10.0.0.0/24"), "net-a"),
                (ipaddress.IPv4Network("10.0.0.0/16"), "net-wide"),
@@ -556,7 +552,7 @@ def test_http_source_long_polls_and_keeps_the_changed_state() -> None:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from urllib.parse import parse_qs, urlsplit
 
-    from stratus.agent.network_agent import HttpSource
+    from stratus.agent.network.sources import HttpSource
 
     seen: list[dict[str, list[str]]] = []
     generation: dict[str, int | None] = {"value": 7}
@@ -598,3 +594,22 @@ def test_http_source_long_polls_and_keeps_the_changed_state() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("resync_interval = often", "setting [agent] resync_interval='often' is not an integer"),
+    ("l2_backend = vlan", "[agent] l2_backend='vlan' is not ovs or linuxbridge"),
+])
+def test_a_bad_setting_is_one_line_and_exit_status_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        setting: str, message: str) -> None:
+    from stratus.agent.network.agent import main
+
+    monkeypatch.delenv("STRATUS_CONFIG_FILE", raising=False)
+    conf = tmp_path / "stratus.conf"
+    backend = "" if setting.startswith("l2_backend") else "l2_backend = linuxbridge\n"
+    conf.write_text(f"[agent]\n{backend}state_dir = {tmp_path}/state\n"
+                    f"network_state_url = {tmp_path}/state.json\n{setting}\n")
+    assert main(["--config-file", str(conf), "--once"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"stratus-network-agent: {message}\n"

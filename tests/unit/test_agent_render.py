@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from stratus.agent.naming import Naming
-from stratus.agent.netdrivers.dnsmasq import DnsmasqDriver
-from stratus.agent.netdrivers.nft_firewall import render_antispoof, render_rule, render_sg
-from stratus.agent.netdrivers.router import render_nat
-from stratus.agent.network_model import (
+from stratus.agent.network.drivers.dnsmasq import DnsmasqDriver
+from stratus.agent.network.drivers.nft_firewall import render_antispoof, render_rule, render_sg
+from stratus.agent.network.drivers.router import render_nat
+from stratus.agent.network.naming import Naming
+from stratus.contracts.network import (
     DhcpServer,
     Network,
     Port,

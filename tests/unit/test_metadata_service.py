@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 from test_metadata_content import make_doc
 
-from stratus.agent.metadata_proxy import sign
+from stratus.agent.network.metadata_proxy import sign
 from stratus.common.clients import ServiceError
 from stratus.common.config import ConfigError
 from stratus.metadata.app import MetadataService, Settings, build_app, expected_signature

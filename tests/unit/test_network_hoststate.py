@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from network_api import ADMIN, ALICE, NetApi, in_process
-from stratus.agent.network_model import HostState
+from stratus.contracts.network import HostState
 
 pytestmark = pytest.mark.unit
 

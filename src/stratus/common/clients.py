@@ -1,6 +1,8 @@
-"""Clients between services: a service user's token and a small JSON HTTP client.
+"""Clients between services and from agents: a service user's token and the one JSON
+HTTP client of Stratus (:class:`ApiClient`).
 
-Services call each other's APIs (never each other's databases), either on
+Services call each other's APIs (never each other's databases), and agents call
+theirs (the network agent's state, registration and port reports), either on
 behalf of the caller (``StaticToken`` with the caller's token) or as their
 own service user (``PasswordAuth``). Every failure becomes a
 :class:`ServiceError` that says whether retrying later can help.
@@ -98,8 +100,11 @@ class ApiClient:
 
     def request(self, method: str, path: str, *, json: Any = None,
                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                content: Any = None, ok: Iterable[int] = (), stream: bool = False
-                ) -> httpx.Response:
+                content: Any = None, ok: Iterable[int] = (), stream: bool = False,
+                timeout: float | None = None) -> httpx.Response:
+        """One call; ``ok``: statuses answered as they are instead of raised (a 401 still
+        renews the token once first); ``timeout``: seconds for this call only (a
+        long-poll), instead of the client's."""
         url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
         accepted = set(ok)
         resp: httpx.Response | None = None
@@ -108,8 +113,9 @@ class ApiClient:
             if self.auth is not None:
                 hdrs["X-Auth-Token"] = self.auth.token(renew=attempt > 0)
             try:
-                req = self._http.build_request(method, url, json=json, params=params,
-                                               headers=hdrs, content=content)
+                req = self._http.build_request(
+                    method, url, json=json, params=params, headers=hdrs, content=content,
+                    timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
                 resp = self._http.send(req, stream=stream)
             except httpx.HTTPError as exc:
                 raise ServiceError(f"{self.service} unreachable at {url}: {exc}",

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from stratus.agent import network_model as nm
+from stratus.contracts import network as nm
 from stratus.network import models as m
 from stratus.network.core import DHCP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE
 

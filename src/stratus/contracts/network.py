@@ -1,7 +1,11 @@
-"""The desired network state of one host, as the network agent consumes it.
+"""The documents between the network API and the network agent.
 
-The network API serves one :class:`HostState` per host (JSON, see
-``docs/agent.md``); the agent converges the host to it. Everything here is a
+The network API (``stratus.network.hoststate``) builds one :class:`HostState` per
+host and serves it (JSON, see ``docs/agent.md``); the agent
+(``stratus.agent.network``) converges the host to it. The agent sends back
+a :class:`HostRegistration` (``PUT /v2.0/stratus-agent/hosts/<host>``) and, after
+every pass, a :class:`PortStatusReport` (``PUT /v2.0/stratus-agent/hosts/<host>/ports``).
+Both sides import these types, and nothing else of each other. Everything here is a
 plain dataclass with ``from_dict``/``to_dict``; unknown keys are ignored (so
 the API can add fields before the agent knows them) and missing required
 keys or bad values raise :class:`ModelError` saying what was wrong.
@@ -18,7 +22,9 @@ What a host receives:
 * ``security_groups``: every group referenced by ``ports``, with the IPs of
   its members already resolved (for ``remote_group_id`` rules);
 * ``tunnel_peers``: the underlay IPs of every other host;
-* ``metadata``: where the metadata proxy forwards and the shared secret.
+* ``metadata``: where the metadata proxy forwards and the shared secret;
+* ``generation``: the API's state generation when the document was read (the agent
+  long-polls ``since`` it); not part of what the host must look like.
 """
 
 from __future__ import annotations
@@ -405,6 +411,8 @@ class HostState(_Serializable):
     routers: list[Router] = field(default_factory=list)
     security_groups: list[SecurityGroup] = field(default_factory=list)
     metadata: MetadataSettings = field(default_factory=MetadataSettings)
+    # When the state was read, not what it says: two states equal but for it are equal.
+    generation: int | None = field(default=None, compare=False)
 
     def validate(self) -> None:
         for peer in self.tunnel_peers:
@@ -450,3 +458,47 @@ class HostState(_Serializable):
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# --- what the agent sends back ---------------------------------------------------------------
+@dataclass
+class HostRegistration(_Serializable):
+    """The agent's host: its tunnel endpoint (every other host's tunnel peer) and whether it
+    is a network node (DHCP servers and routers). Body: ``{"host": {...}}``."""
+
+    underlay_ip: str | None = None
+    network_node: bool = False
+
+    def validate(self) -> None:
+        if self.underlay_ip:
+            _check_ip(self.underlay_ip, "underlay_ip")
+
+    @classmethod
+    def from_body(cls, body: Any) -> HostRegistration:
+        return cls.from_dict(_unwrap(body, "host", cls.__name__))
+
+    def to_body(self) -> dict[str, Any]:
+        return {"host": self.to_dict()}
+
+
+@dataclass
+class PortStatusReport(_Serializable):
+    """The ports the agent's last pass left up (``active``: plugged and filtered, or up in
+    their namespace) and those of its state that are not (``down``). Body: ``{"ports":
+    {...}}``."""
+
+    active: list[str] = field(default_factory=list)
+    down: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_body(cls, body: Any) -> PortStatusReport:
+        return cls.from_dict(_unwrap(body, "ports", cls.__name__))
+
+    def to_body(self) -> dict[str, Any]:
+        return {"ports": self.to_dict()}
+
+
+def _unwrap(body: Any, key: str, what: str) -> Any:
+    if not isinstance(body, dict) or key not in body:
+        raise ModelError(f"{what}: the body must be a JSON object with a {key!r} object")
+    return body[key]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 
 from stratus.agent.ip_lib import IpLib
-from stratus.agent.netdrivers.base import DriverError, L2Driver
-from stratus.agent.network_model import Network
+from stratus.agent.network.drivers.base import DriverError, L2Driver
+from stratus.contracts.network import Network
 
 LOG = logging.getLogger(__name__)
 BRIDGE_PREFIX = "brq"

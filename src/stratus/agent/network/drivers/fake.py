@@ -12,7 +12,7 @@ import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
-from stratus.agent.netdrivers.base import (
+from stratus.agent.network.drivers.base import (
     DhcpDriver,
     DriverError,
     FirewallDriver,
@@ -20,7 +20,7 @@ from stratus.agent.netdrivers.base import (
     MetadataProxyDriver,
     RouterDriver,
 )
-from stratus.agent.network_model import (
+from stratus.contracts.network import (
     DhcpServer,
     MetadataSettings,
     Network,

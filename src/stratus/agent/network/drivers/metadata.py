@@ -1,4 +1,4 @@
-"""Runs one metadata proxy process (``stratus.agent.metadata_proxy``) per namespace.
+"""Runs one metadata proxy process (``stratus.agent.network.metadata_proxy``) per namespace.
 
 State: ``<state_dir>/metadata/<netns>.json`` (settings, mode 0600: it holds
 the shared secret, which never appears on a command line) and
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from stratus.agent.ip_lib import IpLib, pid_running, read_pidfile, stop_pid
-from stratus.agent.netdrivers.base import DriverError, MetadataProxyDriver
-from stratus.agent.network_model import MetadataSettings
+from stratus.agent.network.drivers.base import DriverError, MetadataProxyDriver
+from stratus.contracts.network import MetadataSettings
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class ProcessMetadataProxy(MetadataProxyDriver):
         log = self.dir / f"{netns}.log"
         self.ip.runner.run(
             ["setsid", "-f", "sh", "-c",
-             'exec "$0" -m stratus.agent.metadata_proxy --config "$1" >>"$2" 2>&1',
+             'exec "$0" -m stratus.agent.network.metadata_proxy --config "$1" >>"$2" 2>&1',
              self.python, str(conf), str(log)]
         )
         deadline = time.monotonic() + 10

@@ -25,10 +25,10 @@ import signal
 from pathlib import Path
 
 from stratus.agent.ip_lib import IpLib, pid_running, read_pidfile, stop_pid
-from stratus.agent.naming import Naming
-from stratus.agent.netdrivers.base import DhcpDriver, DriverError, L2Driver
-from stratus.agent.network_model import DhcpServer, Network
+from stratus.agent.network.drivers.base import DhcpDriver, DriverError, L2Driver
+from stratus.agent.network.naming import Naming
 from stratus.agent.runner import CommandError
+from stratus.contracts.network import DhcpServer, Network
 
 LOG = logging.getLogger(__name__)
 METADATA_IP = "169.254.169.254"

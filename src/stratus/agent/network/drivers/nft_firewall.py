@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import logging
 
-from stratus.agent import nft
-from stratus.agent.naming import Naming
-from stratus.agent.netdrivers.base import FirewallDriver
-from stratus.agent.network_model import Port, SecurityGroup, SecurityGroupRule
+from stratus.agent.network import nft
+from stratus.agent.network.drivers.base import FirewallDriver
+from stratus.agent.network.naming import Naming
 from stratus.agent.runner import Runner
+from stratus.contracts.network import Port, SecurityGroup, SecurityGroupRule
 
 LOG = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The metadata proxy process: 169.254.169.254:80 inside a namespace, forwarding upstream.
 
-Run by the agent as ``python -m stratus.agent.metadata_proxy --config FILE``.
+Run by the agent as ``python -m stratus.agent.network.metadata_proxy --config FILE``.
 The process itself stays in the agent's network namespace (where
 ``stratus-metadata`` is reachable); only its listening socket is created
 inside the DHCP/router namespace (``setns`` around ``bind``), as Neutron's

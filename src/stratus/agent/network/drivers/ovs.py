@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from stratus.agent.ip_lib import IpLib
-from stratus.agent.netdrivers.base import DriverError, L2Driver
-from stratus.agent.network_model import Network
+from stratus.agent.network.drivers.base import DriverError, L2Driver
+from stratus.contracts.network import Network
 
 LOG = logging.getLogger(__name__)
 LVLAN_KEY = "stratus-lvlan-"

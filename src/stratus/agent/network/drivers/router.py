@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from stratus.agent import nft
 from stratus.agent.ip_lib import IpLib
-from stratus.agent.naming import Naming
-from stratus.agent.netdrivers.base import L2Driver, RouterDriver
-from stratus.agent.network_model import Network, Router
+from stratus.agent.network import nft
+from stratus.agent.network.drivers.base import L2Driver, RouterDriver
+from stratus.agent.network.naming import Naming
+from stratus.contracts.network import Network, Router
 
 LOG = logging.getLogger(__name__)
 METADATA_CIDR = "169.254.169.254/32"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 
-from stratus.agent.network_model import (
+from stratus.contracts.network import (
     DhcpServer,
     MetadataSettings,
     Network,
@@ -77,7 +77,7 @@ class L2Driver(abc.ABC):
         """Host-wide setup (integration bridges, sysctls) before the first network."""
 
     def teardown(self) -> None:  # noqa: B027 - optional hook
-        """Remove the host-wide objects of ``ensure_ready`` (``stratus-agent --cleanup``),
+        """Remove the host-wide objects of ``ensure_ready`` (``stratus-network-agent --cleanup``),
         after every network was removed."""
 
 

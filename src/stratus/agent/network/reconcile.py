@@ -1,9 +1,10 @@
 """The network agent: a level-triggered reconcile loop over the network drivers.
 
 On start and every ``resync_interval`` seconds the agent reads the desired
-state of its host (:mod:`stratus.agent.network_model`) from a
-:class:`StateSource` and converges the host both ways: it creates what is
-missing, fixes what differs and removes what is ours but no longer desired.
+state of its host (:class:`stratus.contracts.network.HostState`) from a
+:class:`~stratus.agent.network.sources.StateSource` and converges the host both
+ways: it creates what is missing, fixes what differs and removes what is ours but
+no longer desired.
 Every driver call is idempotent, so a restart re-reads and converges without
 recreating what is already right. Per object, a temporary error is retried
 after ``retry_interval``; a permanent one is logged once (until it changes or
@@ -15,26 +16,24 @@ time) and wakes the loop as soon as the host's state changed; while a port's dev
 missing the loop also looks for it every ``DEVICE_POLL`` seconds. A woken pass whose
 state equals the last one converged without any problem changes nothing on the host and
 is skipped (the periodic passes never are).
+
+A port becomes ACTIVE here: :meth:`NetworkAgent.reconcile` lists it in the pass's
+``active`` ports once plugged and filtered, and the reporter sends that list to the
+network API (``PUT /v2.0/stratus-agent/hosts/<host>/ports``). The sources are in
+:mod:`stratus.agent.network.sources`, the wiring and ``main`` in
+:mod:`stratus.agent.network.agent`.
 """
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
-import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote
 
-import httpx
-
-from stratus.agent.netdrivers.base import (
+from stratus.agent.network.drivers.base import (
     DhcpDriver,
     DriverError,
     FirewallDriver,
@@ -42,166 +41,23 @@ from stratus.agent.netdrivers.base import (
     MetadataProxyDriver,
     RouterDriver,
 )
-from stratus.agent.network_model import HostState, MetadataSettings, ModelError
+from stratus.agent.network.sources import (
+    MAX_LONG_POLL,
+    HostReporter,
+    StateSource,
+    WatchableSource,
+)
 from stratus.agent.runner import CommandError
-from stratus.common.clients import PasswordAuth, ServiceError
-from stratus.common.config import Config
+from stratus.contracts.network import HostState, MetadataSettings, ModelError
 
 LOG = logging.getLogger(__name__)
-MAX_LONG_POLL = 30.0  # the API's cap
 DEVICE_POLL = 0.5  # seconds between looks for a missing device
-
-
-class StateSource(Protocol):
-    """Where the desired state comes from (a JSON file now, the network API later)."""
-
-    def get(self) -> HostState: ...
-
-
-class WatchableSource(Protocol):
-    """A source that can tell when the desired state changed (the network API)."""
-
-    generation: int | None  # of the state last returned by ``get``
-
-    def get(self) -> HostState: ...
-
-    def watch(self, since: int, timeout: float) -> int | None:
-        """Block until the generation differs from ``since`` (then return it) or
-        ``timeout`` seconds passed (then return ``since``); None: no generations here."""
-        ...
-
-
-class JsonFileSource:
-    """Reads the desired state from a JSON file (tests, or a state dropped by hand)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def get(self) -> HostState:
-        try:
-            text = self.path.read_text()
-        except OSError as exc:
-            raise DriverError(f"cannot read desired state {self.path}: {exc}",
-                              temporary=True) from None
-        return HostState.from_json(text)
-
-
-class HttpSource:
-    """GETs the desired state from the network API (``network_state_url`` with
-    ``{host}`` substituted), authenticated with a token from ``auth`` when given.
-    The body is the :class:`HostState` document, bare or as ``{"host_state": {...}}``.
-
-    It is also the agent's :class:`HostReporter`: the same API (the part of the URL
-    before ``/v2.0/``) takes the host's registration and its port statuses."""
-
-    def __init__(self, url: str, host: str, auth: PasswordAuth | None = None,
-                 timeout: float = 10.0, underlay_ip: str | None = None,
-                 network_node: bool = False):
-        self.url = url.replace("{host}", host)
-        self.host = host
-        self.auth = auth
-        self.timeout = timeout
-        self.underlay_ip = underlay_ip or None
-        self.network_node = network_node
-        base = self.url.split("/v2.0/", 1)[0] if "/v2.0/" in self.url else self.url
-        self.host_url = f"{base.rstrip('/')}/v2.0/stratus-agent/hosts/{quote(host, safe='')}"
-        self.generation: int | None = None
-        self._lock = threading.Lock()
-        self._prefetched: dict[str, Any] | None = None  # a changed state a watch brought
-
-    def _call(self, method: str, url: str, body: object = None,
-              params: dict[str, str] | None = None,
-              timeout: float | None = None) -> httpx.Response:
-        resp: httpx.Response | None = None
-        for attempt in range(2):
-            try:
-                headers = {"X-Auth-Token": self.auth.token(renew=attempt > 0)} \
-                    if self.auth else {}
-            except ServiceError as exc:
-                raise DriverError(str(exc), temporary=exc.temporary) from None
-            try:
-                target = httpx.URL(url).copy_merge_params(params) if params else url
-                resp = httpx.request(method, target, headers=headers, json=body,
-                                     timeout=timeout or self.timeout)
-            except httpx.HTTPError as exc:
-                raise DriverError(f"network API unreachable: {exc}", temporary=True) from None
-            if resp.status_code == 401 and self.auth and attempt == 0:
-                continue
-            break
-        assert resp is not None
-        if resp.status_code >= 500:
-            raise DriverError(f"network API answered {resp.status_code}", temporary=True)
-        if not resp.is_success:
-            raise DriverError(f"network API answered {resp.status_code} to {method} {url}: "
-                              f"{resp.text[:200]}")
-        return resp
-
-    @staticmethod
-    def _document(resp: httpx.Response) -> Any:
-        try:
-            data = resp.json()
-        except ValueError:
-            raise DriverError("the network API answered a state that is not JSON") from None
-        if isinstance(data, dict) and isinstance(data.get("host_state"), dict):
-            data = data["host_state"]
-        return data
-
-    @staticmethod
-    def _generation(data: Any) -> int | None:
-        gen = data.get("generation") if isinstance(data, dict) else None
-        return gen if isinstance(gen, int) and not isinstance(gen, bool) else None
-
-    def get(self) -> HostState:
-        with self._lock:
-            data, self._prefetched = self._prefetched, None
-        if data is None:
-            data = self._document(self._call("GET", self.url))
-        state = HostState.from_dict(data)
-        self.generation = self._generation(data)
-        return state
-
-    def watch(self, since: int, timeout: float) -> int | None:
-        """Long-poll the state URL with ``since``/``wait``; a changed state is kept for the
-        next ``get``. None when the API sends no generation (it cannot long-poll)."""
-        wait = max(0.0, min(timeout, MAX_LONG_POLL))
-        resp = self._call("GET", self.url, params={"since": str(since), "wait": f"{wait:g}"},
-                          timeout=wait + self.timeout)
-        data = self._document(resp)
-        gen = self._generation(data)
-        if gen is not None and gen != since:
-            with self._lock:
-                self._prefetched = data
-        return gen
-
-    def register(self) -> None:
-        self._call("PUT", self.host_url, {"host": {"underlay_ip": self.underlay_ip,
-                                                   "network_node": self.network_node}})
-
-    def report_ports(self, active: list[str], down: list[str]) -> None:
-        self._call("PUT", self.host_url + "/ports",
-                   {"ports": {"active": sorted(active), "down": sorted(down)}})
-
-
-class HostReporter(Protocol):
-    """Where the agent registers its host and reports its ports' status (the network API)."""
-
-    def register(self) -> None: ...
-
-    def report_ports(self, active: list[str], down: list[str]) -> None: ...
-
-
-class StaticSource:
-    """A fixed in-memory desired state (unit tests, benchmarks)."""
-
-    def __init__(self, state: HostState):
-        self.state = state
-
-    def get(self) -> HostState:
-        return self.state
 
 
 @dataclass
 class NetworkDrivers:
+    """The five drivers one agent converges with (real ones from ``build_agent``, or fakes)."""
+
     l2: L2Driver
     dhcp: DhcpDriver
     routers: RouterDriver
@@ -227,6 +83,8 @@ class ReconcileReport:
 
 
 class NetworkAgent:
+    """Converges its host to the desired state, pass after pass (see the module docstring)."""
+
     def __init__(self, drivers: NetworkDrivers, source: StateSource,
                  metadata_defaults: MetadataSettings | None = None,
                  reporter: HostReporter | None = None):
@@ -481,120 +339,3 @@ def _is_instance_device(dev: str, state: HostState) -> bool:
         if router.gateway:
             infra.add("tap" + router.gateway.port_id[:11])
     return dev not in infra
-
-
-# --- wiring from the configuration -------------------------------------------------------
-def _mappings(raw: str) -> dict[str, str]:
-    result = {}
-    for item in filter(None, (p.strip() for p in raw.split(","))):
-        physnet, _, iface = item.partition(":")
-        if not iface:
-            raise ValueError(f"physical_interface_mappings entry {item!r} is not physnet:iface")
-        result[physnet.strip()] = iface.strip()
-    return result
-
-
-def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
-    """The agent and its intervals from ``[agent]`` settings."""
-    from stratus.agent.ip_lib import IpLib
-    from stratus.agent.naming import Naming
-    from stratus.agent.netdrivers.dnsmasq import DnsmasqDriver
-    from stratus.agent.netdrivers.metadata import ProcessMetadataProxy
-    from stratus.agent.netdrivers.nft_firewall import NftFirewall
-    from stratus.agent.netdrivers.router import NamespaceRouterDriver
-    from stratus.agent.runner import Runner
-
-    s = "agent"
-    ovs_rundir = config.get(s, "ovs_rundir")
-    runner = Runner(netns=config.get(s, "host_netns") or None,
-                    env={"OVS_RUNDIR": ovs_rundir} if ovs_rundir else None)
-    ip = IpLib(runner)
-    naming = Naming(netns_prefix=config.get(s, "netns_prefix"),
-                    nft_prefix=config.get(s, "nft_prefix"))
-    state_dir = config.get(s, "state_dir")
-    Path(state_dir).mkdir(parents=True, exist_ok=True)
-    backend = config.get(s, "l2_backend")
-    mappings = _mappings(config.get(s, "physical_interface_mappings"))
-    local_ip = config.get(s, "underlay_ip")
-    l2: L2Driver
-    if backend == "linuxbridge":
-        from stratus.agent.netdrivers.linuxbridge import LinuxBridgeDriver
-        l2 = LinuxBridgeDriver(ip, local_ip, config.get(s, "underlay_interface") or None,
-                               mappings)
-    elif backend == "ovs":
-        from stratus.agent.netdrivers.ovs import OvsDriver
-        l2 = OvsDriver(ip, local_ip, tunnel_type=config.get(s, "tunnel_type"),
-                       datapath_type=config.get(s, "datapath_type"),
-                       underlay_interface=config.get(s, "underlay_interface") or None,
-                       physical_bridge_mappings=mappings)
-    else:
-        raise ValueError(f"[agent] l2_backend={backend!r} is not ovs or linuxbridge")
-    drivers = NetworkDrivers(
-        l2=l2,
-        dhcp=DnsmasqDriver(ip, naming, state_dir),
-        routers=NamespaceRouterDriver(ip, naming),
-        firewall=NftFirewall(runner, naming),
-        metadata=ProcessMetadataProxy(ip, state_dir,
-                                      listen_port=config.get_int(s, "metadata_proxy_port")),
-    )
-    url = config.get(s, "network_state_url")
-    source: StateSource
-    reporter: HostReporter | None = None
-    if url.startswith(("http://", "https://")):
-        auth = None
-        if config.get(s, "username"):
-            auth = PasswordAuth(config.get("DEFAULT", "identity_url"), config.get(s, "username"),
-                                config.get(s, "password"), config.get(s, "project_name"))
-        http = HttpSource(url, config.get(s, "host") or socket.gethostname(), auth,
-                          underlay_ip=local_ip or None,
-                          network_node=config.get_bool(s, "network_node"))
-        source, reporter = http, http
-    else:
-        source = JsonFileSource(url.removeprefix("file://"))
-    metadata = MetadataSettings(upstream_url=config.get(s, "metadata_url"),
-                                shared_secret=config.get(s, "metadata_shared_secret"))
-    agent = NetworkAgent(drivers, source, metadata, reporter)
-    return (agent, float(config.get_int(s, "resync_interval", minimum=1)),
-            float(config.get_int(s, "retry_interval", minimum=1)))
-
-
-def main(argv: list[str] | None = None) -> int:
-    import os
-
-    parser = argparse.ArgumentParser(prog="stratus-agent", description=__doc__)
-    parser.add_argument("--config-file",
-                        help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf")
-    parser.add_argument("--once", action="store_true", help="converge once and exit")
-    parser.add_argument("--cleanup", action="store_true",
-                        help="remove everything of ours from this host (namespaces, dnsmasq, "
-                             "proxies, nftables tables, segments, bridges) and exit; needs no API")
-    args = parser.parse_args(argv)
-    if args.config_file:
-        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
-    config = Config.load()
-    logging.basicConfig(
-        level=logging.DEBUG if config.get_bool("DEFAULT", "debug") else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    agent, resync, retry = build_agent(config)
-    if args.cleanup:
-        return 0 if agent.cleanup(config.get("agent", "host") or socket.gethostname()) else 1
-    if args.once:
-        report = agent.reconcile_once()
-        return 0 if report.ok else 1
-    stop = threading.Event()
-
-    def on_signal(*_: object) -> None:
-        stop.set()
-        agent.wake.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    LOG.info("stratus-agent (network) starting for host %s", config.get("agent", "host"))
-    wait = min(float(config.get_int("agent", "long_poll_wait", minimum=0)), MAX_LONG_POLL)
-    agent.run(resync, retry, stop, long_poll_wait=wait)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Typed documents that cross a process boundary; imports only the standard library."""
