@@ -1,8 +1,9 @@
-"""Configuration, passwords, policy and the auth cache."""
+"""Configuration (strict loading included), passwords, policy and the auth cache."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import httpx
 import pytest
 
 from stratus.common import policy
+from stratus.common.app import run_service
 from stratus.common.auth import AuthContext, RemoteTokenValidator, TTLCache
-from stratus.common.config import Config, ConfigError
+from stratus.common.config import DEFAULTS, Config, ConfigError, known_keys
 from stratus.common.errors import Forbidden, ServiceUnavailable, Unauthorized
 from stratus.identity.passwords import hash_password, verify_password
 
@@ -33,6 +35,134 @@ def test_config_file_then_env_then_default(tmp_path: Path, monkeypatch: pytest.M
         cfg.get_int("identity", "workers")
     with pytest.raises(ConfigError, match="no default"):
         cfg.get("identity", "no_such_key")
+
+
+def test_config_misspelled_key_names_file_key_and_nearest_valid_key(tmp_path: Path) -> None:
+    conf = tmp_path / "s.conf"
+    conf.write_text("[DEFAULT]\ndebug = true\n[identity]\ndatabse_url = sqlite:///x\n")
+    with pytest.raises(ConfigError) as err:
+        Config.load(str(conf))
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(conf) in message
+    assert "[identity] databse_url" in message
+    assert message.endswith("nearest valid key: database_url")
+    conf.write_text("[DEFAULT]\ndebgu = true\n")  # [DEFAULT] is checked too
+    with pytest.raises(ConfigError, match=r"nearest valid key: debug$"):
+        Config.load(str(conf))
+
+
+def test_config_unknown_section_names_the_nearest_section(tmp_path: Path) -> None:
+    conf = tmp_path / "s.conf"
+    conf.write_text("[compute_agnet]\nhost = h1\n")
+    with pytest.raises(ConfigError) as err:
+        Config.load(str(conf))
+    message = str(err.value)
+    assert message.startswith(f"{conf}: unknown section [compute_agnet]")
+    assert "nearest valid section: [compute_agent]" in message
+    conf.write_text("[zzz]\n")  # an empty unknown section too, with the list of valid ones
+    with pytest.raises(ConfigError, match=r"unknown section \[zzz\]; valid sections: \[DEFAULT\]"):
+        Config.load(str(conf))
+
+
+def test_config_keys_of_default_are_valid_in_every_section(tmp_path: Path) -> None:
+    conf = tmp_path / "s.conf"
+    # identity_url is a [DEFAULT] key that service sections override (the roles write it).
+    conf.write_text("[DEFAULT]\nworkers = 2\n[compute]\nidentity_url = http://id/v3\n"
+                    "[compute_agent]\ndebug = true\n")
+    cfg = Config.load(str(conf))
+    assert cfg.get("compute", "identity_url") == "http://id/v3"
+    assert cfg.get_int("image", "workers") == 2
+    assert cfg.path == str(conf)
+
+
+def test_config_missing_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(tmp_path))}/absent.conf: config file "
+                       "not found$"):
+        Config.load(str(tmp_path / "absent.conf"))
+    monkeypatch.setenv("STRATUS_CONFIG_FILE", str(tmp_path / "env.conf"))
+    with pytest.raises(ConfigError, match=r"env\.conf: config file not found"):
+        Config.load()
+    monkeypatch.delenv("STRATUS_CONFIG_FILE")
+    monkeypatch.setattr("stratus.common.config.DEFAULT_CONFIG_FILE", str(tmp_path / "etc.conf"))
+    with pytest.raises(ConfigError, match=r"etc\.conf: config file not found \(neither "
+                       r"--config-file nor STRATUS_CONFIG_FILE is set\)$"):
+        Config.load()
+    (tmp_path / "etc.conf").write_text("")
+    assert Config.load().get("identity", "bind_port") == "5000"
+
+
+def test_config_env_override_with_a_bad_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    conf = tmp_path / "s.conf"
+    conf.write_text("[DEFAULT]\n")
+    monkeypatch.setenv("STRATUS_COMPUTE_AGENT__VIF_PLUG_WAIT", "false")  # a valid one
+    monkeypatch.setenv("STRATUS_METADATA__IDENTITY_URL", "http://id/v3")  # a [DEFAULT] key
+    assert Config.load(str(conf)).get_bool("compute_agent", "vif_plug_wait") is False
+    monkeypatch.setenv("STRATUS_IMAGE__MAX_IMAGESIZE", "10")
+    with pytest.raises(ConfigError) as err:
+        Config.load(str(conf))
+    assert str(err.value) == (
+        f"{conf}: environment variable STRATUS_IMAGE__MAX_IMAGESIZE: unknown key [image] "
+        "max_imagesize; nearest valid key: STRATUS_IMAGE__MAX_IMAGE_SIZE")
+    monkeypatch.delenv("STRATUS_IMAGE__MAX_IMAGESIZE")
+    monkeypatch.setenv("STRATUS_IMAGES__MAX_IMAGE_SIZE", "10")
+    with pytest.raises(ConfigError, match=r"unknown section \[images\] \(key max_image_size\); "
+                       r"nearest valid section: STRATUS_IMAGE__MAX_IMAGE_SIZE$"):
+        Config.load(str(conf))
+
+
+def test_run_service_stops_on_a_bad_setting_with_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STRATUS_CONFIG_FILE", "unused")  # run_service sets it from argv
+    checked: list[Config] = []
+    conf = tmp_path / "s.conf"
+    conf.write_text("[identity]\nbind_prot = 5001\n")
+    argv = ["--config-file", str(conf)]
+    assert run_service("stratus-x", None, "identity", "x:y", checked.append, argv) == 1
+    err = capsys.readouterr().err
+    assert err == (f"stratus-x: {conf}: unknown key [identity] bind_prot; "
+                   "nearest valid key: bind_port\n")
+    assert checked == []
+    argv = ["--config-file", str(tmp_path / "absent.conf")]
+    assert run_service("stratus-x", None, "identity", "x:y", checked.append, argv) == 1
+    assert capsys.readouterr().err == f"stratus-x: {tmp_path}/absent.conf: config file not found\n"
+
+
+def template_keys() -> dict[str, set[str]]:
+    """section -> keys the roles' stratus.conf templates write (quota loops expanded from
+    the role's defaults)."""
+    import yaml
+
+    roles = Path(__file__).resolve().parents[2] / "roles"
+    found: dict[str, set[str]] = {}
+    for template in sorted(roles.glob("*/templates/**/stratus.conf*.j2")):
+        section = None
+        loop: list[str] = []
+        for line in template.read_text().splitlines():
+            if m := re.match(r"^\[(\w+)\]\s*$", line):
+                section = m.group(1)
+                found.setdefault(section, set())
+            elif m := re.match(r"^\{%-?\s*for \w+, \w+ in (\w+) \|", line):
+                defaults = yaml.safe_load((template.parents[1] / "defaults/main.yml").read_text())
+                loop = list(defaults[m.group(1)])
+            elif section is not None and (m := re.match(r"^(\w+)(\{\{\s*\w+\s*\}\})?\s*=", line)):
+                if m.group(2):
+                    found[section] |= {m.group(1) + item for item in loop}
+                else:
+                    found[section].add(m.group(1))
+    return found
+
+
+def test_every_key_the_roles_write_is_a_known_key() -> None:
+    written = template_keys()
+    if not written:
+        pytest.skip("no stratus.conf templates under roles/*/templates")
+    assert set(written) <= set(DEFAULTS)
+    unknown = {s: sorted(keys - known_keys(s)) for s, keys in written.items()}
+    assert {s: keys for s, keys in unknown.items() if keys} == {}
+    assert {"identity", "compute", "compute_agent", "agent"} <= set(written)
 
 
 @pytest.mark.parametrize("algorithm", ["argon2id", "bcrypt"])

@@ -357,10 +357,11 @@ __all__ = ["Req", "Router", "Routes", "ServiceUnavailable", "create_app", "serve
 
 def run_service(prog: str, description: str | None, section: str, factory: str,
                 check: Callable[[Config], object], argv: list[str] | None = None) -> int:
-    """The body of every API service's console script: ``--config-file``, logging,
-    ``check(config)`` to fail fast on a bad setting (a clear message and exit
-    status 1, before uvicorn starts), then :func:`serve` with the section's
-    ``bind_host``, ``bind_port`` and ``workers``."""
+    """The body of every API service's console script: ``--config-file``, the strict
+    :meth:`Config.load` (a missing file or an unknown section or key), logging,
+    ``check(config)`` to fail fast on a bad setting -- each of these a one-line
+    message and exit status 1, no traceback, before uvicorn starts -- then
+    :func:`serve` with the section's ``bind_host``, ``bind_port`` and ``workers``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
@@ -368,18 +369,15 @@ def run_service(prog: str, description: str | None, section: str, factory: str,
     args = parser.parse_args(argv)
     if args.config_file:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file
-    config = Config.load()
-    setup_logging(config.get_bool("DEFAULT", "debug"))
     try:
+        config = Config.load()
+        debug = config.get_bool("DEFAULT", "debug")
+        setup_logging(debug)
         check(config)
+        bind = (config.get(section, "bind_host"), config.get_int(section, "bind_port"))
+        workers = config.get_int(section, "workers", minimum=1)
     except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         return 1
-    serve(
-        factory,
-        config.get(section, "bind_host"),
-        config.get_int(section, "bind_port"),
-        workers=config.get_int(section, "workers", minimum=1),
-        debug=config.get_bool("DEFAULT", "debug"),
-    )
+    serve(factory, *bind, workers=workers, debug=debug)
     return 0

@@ -5,11 +5,19 @@ The file path comes from ``--config-file``, else ``STRATUS_CONFIG_FILE``, else
 environment as ``STRATUS_<SECTION>__<KEY>`` (for example
 ``STRATUS_IDENTITY__DATABASE_URL``), which is how tests point a service at a
 temporary database. Every setting has a documented default in ``DEFAULTS``.
+
+``Config.load`` is strict: a missing file, an unknown section or key (in the
+file or in a ``STRATUS_<SECTION>__<KEY>`` variable) raises :class:`ConfigError`
+with one line naming the file, the key and the nearest valid key, so a
+misspelled setting stops the service at start instead of falling back to a
+default. A section accepts its own keys and the ``[DEFAULT]`` ones;
+``[DEFAULT]`` accepts any known key (it is the fallback of every section).
 """
 
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,6 +341,40 @@ class ConfigError(Exception):
     """A setting is missing or has a value that cannot be used."""
 
 
+def known_keys(section: str) -> set[str]:
+    """The keys a section may set: its own and the [DEFAULT] ones; [DEFAULT] takes any."""
+    if section == "DEFAULT":
+        return {key for keys in DEFAULTS.values() for key in keys}
+    return set(DEFAULTS.get(section, {})) | set(DEFAULTS["DEFAULT"])
+
+
+def _env_name(section: str, key: str) -> str:
+    return f"STRATUS_{section.upper()}__{key.upper()}"
+
+
+def _check_name(path: str, section: str, key: str | None, env: str | None = None) -> None:
+    """Raise ConfigError naming the file, the name and the nearest valid name unless
+    ``[section] key`` is known; ``env`` is the variable's name for an override."""
+    where = f"{path}: " if env is None else f"{path}: environment variable {env}: "
+    if section not in DEFAULTS:
+        near = difflib.get_close_matches(section, list(DEFAULTS), n=1)
+        if near:
+            name = _env_name(near[0], key) if env and key else f"[{near[0]}]"
+            hint = f"nearest valid section: {name}"
+        else:
+            hint = "valid sections: " + ", ".join(f"[{name}]" for name in DEFAULTS)
+        raise ConfigError(f"{where}unknown section [{section}]{f' (key {key})' if key else ''}; "
+                          f"{hint}")
+    valid = known_keys(section)
+    if key is not None and key not in valid:
+        near = difflib.get_close_matches(key, sorted(valid), n=1)
+        if near:
+            hint = f"nearest valid key: {_env_name(section, near[0]) if env else near[0]}"
+        else:
+            hint = f"valid keys: {', '.join(sorted(valid))}"
+        raise ConfigError(f"{where}unknown key [{section}] {key}; {hint}")
+
+
 @dataclass
 class Config:
     """Parsed configuration with environment overrides applied."""
@@ -342,14 +384,34 @@ class Config:
 
     @classmethod
     def load(cls, path: str | None = None) -> Config:
-        path = path or os.environ.get("STRATUS_CONFIG_FILE") or DEFAULT_CONFIG_FILE
+        """Read and check the file named by ``path``, ``STRATUS_CONFIG_FILE`` or the
+        default path, and check the ``STRATUS_<SECTION>__<KEY>`` variables; raise
+        :class:`ConfigError` (one line) on a missing file or an unknown name."""
+        given = path or os.environ.get("STRATUS_CONFIG_FILE")
+        path = given or DEFAULT_CONFIG_FILE
+        if not Path(path).is_file():
+            how = "" if given else " (neither --config-file nor STRATUS_CONFIG_FILE is set)"
+            raise ConfigError(f"{path}: config file not found{how}")
         parser = configparser.ConfigParser(interpolation=None)
-        found: str | None = None
-        if Path(path).is_file():
+        # The same text again with no DEFAULT magic: the exact keys of each section.
+        raw = configparser.ConfigParser(interpolation=None, default_section="\0")
+        try:
             with open(path, encoding="utf-8") as fh:
-                parser.read_file(fh)
-            found = path
-        return cls(path=found, _parser=parser)
+                text = fh.read()
+            parser.read_string(text, source=path)
+            raw.read_string(text, source=path)
+        except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+            raise ConfigError(f"{path}: cannot be read: {' '.join(str(exc).split())}") from None
+        for section in raw.sections():
+            _check_name(path, section, None)
+            for key in raw.options(section):
+                _check_name(path, section, key)
+        for name in sorted(os.environ):
+            if name.startswith("STRATUS_") and "__" in name:
+                section, _, key = name.removeprefix("STRATUS_").partition("__")
+                section = "DEFAULT" if section == "DEFAULT" else section.lower()
+                _check_name(path, section, key.lower(), env=name)
+        return cls(path=path, _parser=parser)
 
     def get(self, section: str, key: str) -> str:
         env = os.environ.get(f"STRATUS_{section.upper()}__{key.upper()}")
