@@ -2,7 +2,7 @@
 #   make aio        deploy the all-in-one cloud on this machine and boot a demo server
 #   make test       install the test dependencies and run lint and the whole test suite
 #   make test-fast  unit tests only
-#   make lint       ruff, mypy, ansible-lint
+#   make lint       ruff, mypy, lint-imports (the import layers in pyproject.toml), ansible-lint
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -44,6 +44,7 @@ aio: deps $(VENV)/.aio-deps
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/ansible-lint
 
 test: test-deps $(VENV)/.test-deps
