@@ -2,6 +2,7 @@
 #   make aio        deploy the all-in-one cloud on this machine and boot a demo server
 #   make test       install the test dependencies and run lint and the whole test suite
 #   make test-fast  unit tests only
+#   make venv       the project's virtualenv .venv (the package, editable, with its test extra)
 #   make lint       ruff, mypy, lint-imports (the import layers in pyproject.toml), ansible-lint
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 ANSIBLE_ARGS ?=
 
-.PHONY: aio test test-fast lint unit integration e2e deps test-deps clean-venv
+.PHONY: aio test test-fast lint unit integration e2e deps test-deps venv clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,8 @@ $(VENV)/.aio-deps: $(BIN)/python
 $(VENV)/.test-deps: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
+
+venv: $(VENV)/.test-deps
 
 deps:
 	./scripts/install-aio-deps.sh

@@ -11,8 +11,12 @@ prints, per boot:
 * a bare ``virsh create`` of the same domain XML on a fresh overlay of the same base
   (and a copy of the same config drive) -> the same marker.
 
-Root, libvirtd running; host objects carry the ``scag`` prefix and are removed.
-Usage: ``python benchmarks/compute_boot.py [--runs 2]``. Figures, not pass/fail.
+Root, libvirtd running (``make test-deps`` installs the host packages); host objects
+carry the ``scag`` prefix and are removed. Figures, not pass/fail.
+Run from the repository root, in the project's virtualenv (`make venv`: .venv with
+``pip install -e '.[test]'``):
+
+    .venv/bin/python benchmarks/compute_boot.py [--runs 2]
 """
 
 from __future__ import annotations

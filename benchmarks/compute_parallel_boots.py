@@ -13,7 +13,10 @@ Prints min / median / max of both, then deletes the servers (and waits until the
 Guests run under TCG on the development machine: keep N small (the cloud's quota and the
 host's 2 cores bound what is meaningful).
 
-Run: /root/lead-venv/bin/python benchmarks/compute_parallel_boots.py \
+Run on the deployed machine (`make aio`), from the repository root, in the project's
+virtualenv (`make venv`: .venv with ``pip install -e '.[test]'``):
+
+    .venv/bin/python benchmarks/compute_parallel_boots.py \
         [--clouds-yaml PATH] [--count 5] [--image stratus-tiny] [--flavor m1.tiny] \
         [--network demo-net]
 """

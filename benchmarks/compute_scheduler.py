@@ -6,7 +6,11 @@
 2. Server-create request latency through the whole API (TestClient, fake image and
    network APIs, SQLite): p50/p99 over sequential creates.
 
-Run: /root/lead-venv/bin/python benchmarks/compute_scheduler.py [--hosts 10000]
+Run from the repository root, in the project's virtualenv (`make venv`: .venv with
+``pip install -e '.[test]'``):
+
+    .venv/bin/python benchmarks/compute_scheduler.py [--hosts 10000] [--decisions 50] \
+        [--creates 200]
 """
 
 from __future__ import annotations

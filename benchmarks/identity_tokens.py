@@ -4,8 +4,10 @@ Prints figures; asserts nothing. In-process numbers call the identity logic
 directly on a temporary SQLite database; HTTP numbers go through a real
 stratus-identity process on 127.0.0.1 (one uvicorn worker), sequentially and
 with a few concurrent clients. Every loop is bounded by count and by time.
+Run from the repository root, in the project's virtualenv (`make venv`: .venv with
+``pip install -e '.[test]'``):
 
-    python benchmarks/identity_tokens.py [--seconds 3] [--concurrency 4]
+    .venv/bin/python benchmarks/identity_tokens.py [--seconds 3] [--concurrency 4]
 """
 
 from __future__ import annotations

@@ -12,9 +12,12 @@ file of random bytes (no sparse regions, nothing compressible), then times:
 
 and reports the service's peak resident memory (VmHWM) before and after, to
 show that image data is never held in memory. Everything it starts is stopped
-by pid and its directory removed; every transfer has a timeout.
+by pid and its directory removed; every transfer has a timeout. Needs qemu-img
+(``make test-deps``).
+Run from the repository root, in the project's virtualenv (`make venv`: .venv with
+``pip install -e '.[test]'``):
 
-    python benchmarks/image_transfer.py [--size-mib 1024] [--dir /var/tmp]
+    .venv/bin/python benchmarks/image_transfer.py [--size-mib 1024] [--dir /var/tmp]
 """
 
 from __future__ import annotations

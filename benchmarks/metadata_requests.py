@@ -11,8 +11,10 @@ of paths a cloud-init crawl asks for, spread over 200 instances:
 * cold: ``cache_ttl`` 0, every request asks the compute API (lookup + render).
 
 Prints figures; asserts nothing. Bounded by time and count.
+Run from the repository root, in the project's virtualenv (`make venv`: .venv with
+``pip install -e '.[test]'``):
 
-    python benchmarks/metadata_requests.py [--seconds 5] [--clients 100] [--workers 1]
+    .venv/bin/python benchmarks/metadata_requests.py [--seconds 5] [--clients 100] [--workers 1]
 """
 
 from __future__ import annotations

@@ -12,7 +12,12 @@ end.
   over the tunnel (linuxbridge: kernel VXLAN; ovs: userspace GRE), next to a
   plain veth pair between two namespaces.
 
-    python benchmarks/network_agent.py [--ports 100] [--seconds 3] [--backends linuxbridge,ovs]
+Root; OVS, dnsmasq and iperf3 from ``make test-deps``.
+Run from the repository root, in the project's virtualenv (`make venv`: .venv with
+``pip install -e '.[test]'``):
+
+    .venv/bin/python benchmarks/network_agent.py [--ports 100] [--seconds 3] \
+        [--backends linuxbridge,ovs]
 """
 
 from __future__ import annotations

@@ -6,7 +6,11 @@ linuxbridge pass adds about 0.1 s) polling it over HTTP. For each sample: a new 
 is bound to the agent's host (``binding:host_id``) and the time until ``GET
 /v2.0/ports/{id}`` says ACTIVE is measured, once with the tap already there and once
 with the tap appearing ``--tap-delay`` seconds after the bind (what the compute agent
-does). Run: ``python benchmarks/network_port_active.py [--samples 4]``.
+does).
+Run from the repository root, in the project's virtualenv (`make venv`: .venv with
+``pip install -e '.[test]'``):
+
+    .venv/bin/python benchmarks/network_port_active.py [--samples 4]
 """
 
 from __future__ import annotations

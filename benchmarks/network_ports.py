@@ -5,8 +5,11 @@ worker) validates tokens against a real stratus-identity, both on temporary
 SQLite files (or the network on PostgreSQL with --postgres-url). Ports are
 created on a /16 so the subnet never fills; every loop is bounded by count
 and by time.
+Run from the repository root, in the project's virtualenv (`make venv`: .venv with
+``pip install -e '.[test]'``):
 
-    python benchmarks/network_ports.py [--seconds 5] [--concurrency 8] [--postgres-url URL]
+    .venv/bin/python benchmarks/network_ports.py [--seconds 5] [--concurrency 8] \
+        [--postgres-url URL]
 """
 
 from __future__ import annotations
