@@ -563,12 +563,12 @@ def test_deleting_a_network_removes_its_namespace_dnsmasq_ports_and_rules(world:
     assert world.lab.ping(world.vms["vm1"].name, world.ips["vm2"], count=1)
 
 
-def test_the_stratus_agent_command_converges_once(tmp_path: Path) -> None:
-    """``stratus-agent --once`` with a JSON state file, against a fresh fake host."""
+def test_the_stratus_network_agent_command_converges_once(tmp_path: Path) -> None:
+    """``stratus-network-agent --once`` with a JSON state file, against a fresh fake host."""
     _require_tools()
-    agent_bin = Path(sys.executable).with_name("stratus-agent")
+    agent_bin = Path(sys.executable).with_name("stratus-network-agent")
     if not agent_bin.exists():
-        pytest.skip("stratus-agent is not installed (pip install -e .)")
+        pytest.skip("stratus-network-agent is not installed (pip install -e .)")
     lab = Lab()
     try:
         host = lab.host("st-cli-h1")
