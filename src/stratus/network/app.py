@@ -11,7 +11,19 @@ from stratus.common.auth import AuthContext, RemoteTokenValidator
 from stratus.common.config import Config
 from stratus.common.db import Database
 from stratus.common.errors import neutron_error
-from stratus.network import api_hoststate, api_networks, api_ports, api_routers, api_secgroups
+from stratus.network.api import (
+    agent_hosts,
+    extensions,
+    floatingips,
+    networks,
+    ports,
+    quotas,
+    routers,
+    security_group_rules,
+    security_groups,
+    subnets,
+    versions,
+)
 from stratus.network.core import SECTION, NetworkCore, Settings
 
 
@@ -25,8 +37,9 @@ def build_app(
     core: NetworkCore, authenticate: Callable[[str], AuthContext], public_url: str = ""
 ) -> Starlette:
     router = Router(authenticate=authenticate)
-    for module in (api_networks, api_ports, api_routers, api_secgroups, api_hoststate):
-        module.add_routes(router, core)
+    for module in (versions, extensions, networks, subnets, quotas, ports, routers, floatingips,
+                   security_groups, security_group_rules, agent_hosts):
+        router.include(module.routes, core)
     return create_app("network", router.routes, neutron_error, db=core.db, public_url=public_url)
 
 

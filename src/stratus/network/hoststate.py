@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from stratus.contracts import network as nm
 from stratus.network import models as m
-from stratus.network.core import DHCP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE
+from stratus.network.settings import DHCP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE
 
 AGENT_PROTOCOLS = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "icmp": "icmp",
                    "1": "icmp"}

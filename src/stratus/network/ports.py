@@ -1,28 +1,35 @@
-"""Port HTTP routes: MACs, fixed IPs (IPAM), security groups, address pairs, binding."""
+"""Ports: MACs, fixed IPs (IPAM), security groups, address pairs, host binding.
+
+``PortService`` (``core.ports``) owns the sessions and queries of the port
+resource. A port's status is the network agent's to set
+(``hosts.HostService.report_ports``); a change of binding or admin state
+makes it DOWN again.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from stratus.common.app import Req, Router
 from stratus.common.auth import AuthContext
 from stratus.common.errors import BadRequest, Conflict, Forbidden
-from stratus.network import listing, views
+from stratus.common.timeutil import utcnow
 from stratus.network import models as m
-from stratus.network.core import (
+from stratus.network import views
+from stratus.network.settings import (
     DHCP_OWNER,
     FLOATINGIP_OWNER,
     ROUTER_GATEWAY,
     ROUTER_INTERFACE,
-    NetworkCore,
     neutron,
-    utcnow,
     valid_mac,
 )
+
+if TYPE_CHECKING:
+    from stratus.network.core import NetworkCore
 
 PORT_ATTRS = {
     "name", "description", "project_id", "tenant_id", "tags", "network_id", "admin_state_up",
@@ -83,18 +90,25 @@ def parse_address_pairs(obj: dict[str, Any]) -> list[dict[str, str]] | None:
     return out
 
 
-def add_routes(router: Router, core: NetworkCore) -> None:
+def check_mac(obj: dict[str, Any]) -> str | None:
+    mac = obj.get("mac_address")
+    if mac is None:
+        return None
+    if not valid_mac(mac) or int(mac[:2], 16) & 1:
+        raise BadRequest(f"Invalid input for mac_address. Reason: '{mac}' is not a valid "
+                         "unicast MAC address.")
+    return str(mac).lower()
 
-    def check_mac(obj: dict[str, Any]) -> str | None:
-        mac = obj.get("mac_address")
-        if mac is None:
-            return None
-        if not valid_mac(mac) or int(mac[:2], 16) & 1:
-            raise BadRequest(f"Invalid input for mac_address. Reason: '{mac}' is not a valid "
-                             "unicast MAC address.")
-        return str(mac).lower()
 
-    def groups_for(s: Session, ctx: AuthContext, project: str, ids: list[str]) -> list[str]:
+class PortService:
+    """The port resource over the database."""
+
+    def __init__(self, core: NetworkCore) -> None:
+        self.core = core
+
+    def _groups_for(self, s: Session, ctx: AuthContext, project: str, ids: list[str]
+                    ) -> list[str]:
+        core = self.core
         out = []
         for gid in dict.fromkeys(ids):
             group = core.security_group(s, ctx, gid)
@@ -104,7 +118,8 @@ def add_routes(router: Router, core: NetworkCore) -> None:
             out.append(group.id)
         return out
 
-    def build_port(s: Session, ctx: AuthContext, obj: dict[str, Any]) -> m.Port:
+    def _build(self, s: Session, ctx: AuthContext, obj: dict[str, Any]) -> m.Port:
+        core = self.core
         views.only(obj, PORT_ATTRS, "port")
         net = core.network(s, ctx, views.id_value(obj, "network_id", required=True))
         project = core.target_project(ctx, obj)
@@ -145,7 +160,7 @@ def add_routes(router: Router, core: NetworkCore) -> None:
             groups = ([core.default_security_group(s, project).id]
                       if security and not owner.startswith("network:") else [])
         else:
-            groups = groups_for(s, ctx, project, sg_ids)
+            groups = self._groups_for(s, ctx, project, sg_ids)
         fixed = core.resolve_fixed_ips(s, net, requested, owner)
         port = core.make_port(
             s, project_id=project, net=net, fixed=fixed, device_owner=owner,
@@ -157,48 +172,34 @@ def add_routes(router: Router, core: NetworkCore) -> None:
         )
         return port
 
-    def visible_ports(s: Session, ctx: AuthContext) -> list[m.Port]:
+    def visible(self, ctx: AuthContext) -> list[dict[str, Any]]:
+        """The caller's ports and those on its networks (all: admin)."""
         q = sa.select(m.Port)
         if not ctx.is_admin:
             own_nets = sa.select(m.Network.id).where(m.Network.project_id == ctx.project_id)
             q = q.where(sa.or_(m.Port.project_id == ctx.project_id,
                                m.Port.network_id.in_(own_nets)))
-        return list(s.scalars(q))
+        with self.core.db.session() as s:
+            return views.ports(s, list(s.scalars(q)))
 
-    @router.add("GET", "/v2.0/ports")
-    def list_ports(req: Req) -> dict[str, Any]:
-        ctx = req.ctx
-        with core.db.session() as s:
-            items = views.ports(s, visible_ports(s, ctx))
-        return listing.apply(items, req.query, req.base_url, "/v2.0/ports", "ports")
-
-    @router.add("POST", "/v2.0/ports", status=201)
-    def create_ports(req: Req) -> dict[str, Any]:
-        ctx = req.ctx
-        core.require_member(ctx, "create_port")
-        objs, bulk = views.entities(req.body, "port", "ports")
+    def create(self, ctx: AuthContext, objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create the ports of ``objs`` in one transaction."""
 
         def work(s: Session) -> list[dict[str, Any]]:
-            return views.ports(s, [build_port(s, ctx, obj) for obj in objs])
+            return views.ports(s, [self._build(s, ctx, obj) for obj in objs])
 
-        made = core.transaction(work)
-        return {"ports": made} if bulk else {"port": made[0]}
+        return self.core.transaction(work)
 
-    @router.add("GET", "/v2.0/ports/{port_id}")
-    def show_port(req: Req) -> dict[str, Any]:
-        ctx = req.ctx
-        with core.db.session() as s:
-            port = core.port(s, ctx, req.params["port_id"])
-            return {"port": listing.trim(views.ports(s, [port])[0], req.query)}
+    def show(self, ctx: AuthContext, port_id: str) -> dict[str, Any]:
+        with self.core.db.session() as s:
+            port = self.core.port(s, ctx, port_id)
+            return views.ports(s, [port])[0]
 
-    @router.add("PUT", "/v2.0/ports/{port_id}")
-    def update_port(req: Req) -> dict[str, Any]:
-        ctx = req.ctx
-        obj = views.entity(req.body, "port")
-        views.only(obj, PORT_ATTRS, "port")
+    def update(self, ctx: AuthContext, port_id: str, obj: dict[str, Any]) -> dict[str, Any]:
+        core = self.core
 
         def work(s: Session) -> dict[str, Any]:
-            port = core.port(s, ctx, req.params["port_id"])
+            port = core.port(s, ctx, port_id)
             core.require_member(ctx, "update_port")
             host_before = port.host_id
             net = s.get(m.Network, port.network_id)
@@ -251,7 +252,7 @@ def add_routes(router: Router, core: NetworkCore) -> None:
             security = views.boolean(obj, "port_security_enabled", port.port_security_enabled)
             sg_ids = views.string_list(obj, "security_groups")
             current_groups = views.groups_of(s, [port.id])[port.id]
-            groups = current_groups if sg_ids is None else groups_for(
+            groups = current_groups if sg_ids is None else self._groups_for(
                 s, ctx, port.project_id, sg_ids)
             pairs = parse_address_pairs(obj)
             if pairs is None:
@@ -280,14 +281,15 @@ def add_routes(router: Router, core: NetworkCore) -> None:
             s.flush()
             return views.ports(s, [port])[0]
 
-        return {"port": core.transaction(work)}
+        return core.transaction(work)
 
-    @router.add("DELETE", "/v2.0/ports/{port_id}")
-    def delete_port(req: Req) -> None:
-        ctx = req.ctx
+    def delete(self, ctx: AuthContext, port_id: str) -> None:
+        """Delete a port (not one a router, floating IP or DHCP server owns); its floating
+        IPs are disassociated."""
+        core = self.core
 
         def work(s: Session) -> None:
-            port = core.port(s, ctx, req.params["port_id"])
+            port = core.port(s, ctx, port_id)
             core.require_member(ctx, "delete_port")
             if port.device_owner in PROTECTED_OWNERS and not (
                 ctx.is_admin and port.device_owner == DHCP_OWNER

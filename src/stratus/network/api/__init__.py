@@ -1,0 +1,1 @@
+"""The network API's HTTP handlers: one module per resource, each with its ``routes`` table."""

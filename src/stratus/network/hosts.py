@@ -1,0 +1,155 @@
+"""The network agents' hosts: registration, port status reports, and the state they wait on.
+
+``HostService`` (``core.hosts``) owns the ``agent_hosts`` rows, the agents'
+port status reports and the host state document with its generation
+(built by ``hoststate.host_state``). ``GenerationWatch`` is the long-poll's
+view of the generation: however many agents wait in one API process, the
+database is read at most about once per ``POLL_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from stratus.common.timeutil import utcnow
+from stratus.network import hoststate, views
+from stratus.network import models as m
+from stratus.network.settings import DHCP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE
+from stratus.network.tracking import read_generation
+
+if TYPE_CHECKING:
+    from stratus.network.core import NetworkCore
+
+NODE_OWNERS = (DHCP_OWNER, ROUTER_INTERFACE, ROUTER_GATEWAY)
+POLL_INTERVAL = 0.25
+
+
+class GenerationWatch:
+    """The state generation for the long-polls of one API process: however many agents
+    wait, the database is read at most about once per ``interval``."""
+
+    def __init__(self, read: Callable[[], int], interval: float = POLL_INTERVAL):
+        self.read = read
+        self.interval = interval
+        self._value: int | None = None
+        self._at = 0.0
+        self._pending: asyncio.Task[int] | None = None
+
+    async def _refresh(self) -> int:
+        try:
+            value = await run_in_threadpool(self.read)
+            self._value, self._at = value, time.monotonic()
+            return value
+        finally:
+            self._pending = None
+
+    async def current(self, fresh: bool = False) -> int:
+        if not fresh and self._value is not None and (
+                time.monotonic() - self._at < self.interval):
+            return self._value
+        pending = self._pending
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = self._pending = asyncio.get_running_loop().create_task(self._refresh())
+        return await asyncio.shield(pending)
+
+    async def wait(self, since: int, timeout: float) -> int:
+        """The generation once it differs from ``since``, or after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        gen = await self.current()
+        while True:
+            if gen < since:  # an older cached value than the caller's: ask the database
+                gen = await self.current(fresh=True)
+            if gen != since:
+                return gen
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return gen
+            await asyncio.sleep(min(self.interval, left))
+            gen = await self.current()
+
+
+def host_document(row: m.AgentHost) -> dict[str, Any]:
+    return {"host": row.host, "underlay_ip": row.underlay_ip, "network_node": row.network_node,
+            "updated_at": views.ts(row.updated_at)}
+
+
+def register(s: Session, host: str, underlay: str | None, node: bool) -> dict[str, Any]:
+    """Insert or refresh the registration of ``host``."""
+    row = s.get(m.AgentHost, host)
+    if row is None:
+        row = m.AgentHost(host=host, underlay_ip=underlay, network_node=node,
+                          updated_at=utcnow())
+        s.add(row)
+    else:
+        row.underlay_ip = underlay
+        row.network_node = node
+        row.updated_at = utcnow()
+    s.flush()
+    return {"host": host_document(row)}
+
+
+def _set_status(port: m.Port, status: str, changed: dict[str, list[str]]) -> None:
+    if port.status != status:
+        port.status = status
+        port.updated_at = utcnow()
+        port.revision_number += 1
+        changed[status.lower()].append(port.id)
+
+
+class HostService:
+    """The agents' hosts over the database."""
+
+    def __init__(self, core: NetworkCore) -> None:
+        self.core = core
+        self.watch = GenerationWatch(core.generation)
+
+    def state(self, host: str, network_node: bool | None, underlay: str | None = None
+              ) -> dict[str, Any]:
+        """The host state document of ``host`` with its ``generation``; with ``underlay``
+        the host is registered first (as ``register``)."""
+        core = self.core
+        if underlay is not None:
+            core.transaction(lambda s: register(s, host, underlay, bool(network_node)))
+        with core.db.session() as s:
+            # The generation first: the document is then at least that new.
+            generation = read_generation(s)
+            return {**hoststate.host_state(s, host, network_node), "generation": generation}
+
+    def every_host(self) -> list[dict[str, Any]]:
+        """The registered hosts, by name."""
+        with self.core.db.session() as s:
+            rows = s.scalars(sa.select(m.AgentHost).order_by(m.AgentHost.host))
+            return [host_document(r) for r in rows]
+
+    def register(self, host: str, underlay: str | None, node: bool) -> dict[str, Any]:
+        return self.core.transaction(lambda s: register(s, host, underlay, node))
+
+    def report_ports(self, host: str, active: set[str], down: set[str]) -> dict[str, Any]:
+        """Apply an agent's port report (see ``api/agent_hosts.py``); answers the ports whose
+        status changed."""
+
+        def work(s: Session) -> dict[str, Any]:
+            changed: dict[str, list[str]] = {"active": [], "down": []}
+            for port in s.scalars(sa.select(m.Port).where(
+                    m.Port.host_id == host, ~m.Port.device_owner.startswith("network:"))
+                    .order_by(m.Port.id)):
+                up = port.id in active and port.admin_state_up
+                _set_status(port, "ACTIVE" if up else "DOWN", changed)
+            registered = s.get(m.AgentHost, host)
+            if registered is not None and registered.network_node and (active | down):
+                for port in s.scalars(sa.select(m.Port).where(
+                        m.Port.id.in_(active | down), m.Port.device_owner.in_(NODE_OWNERS))
+                        .order_by(m.Port.id)):
+                    up = port.id in active and port.admin_state_up
+                    _set_status(port, "ACTIVE" if up else "DOWN", changed)
+            s.flush()
+            return {"ports": changed}
+
+        return self.core.transaction(work)
