@@ -3,7 +3,8 @@
 #   make test       install the test dependencies and run lint and the whole test suite
 #   make test-fast  unit tests only
 #   make venv       the project's virtualenv .venv (the package, editable, with its test extra)
-#   make lint       ruff, mypy, lint-imports (the import layers in pyproject.toml), ansible-lint
+#   make lint       ruff (src, tests, benchmarks, plugins), mypy, lint-imports (the import
+#                   layers in pyproject.toml), ansible-lint
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -45,7 +46,7 @@ aio: deps $(VENV)/.aio-deps
 	@echo "Stratus is up. Try:  $(BIN)/openstack --os-cloud stratus server list"
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks plugins
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/ansible-lint
