@@ -1,4 +1,12 @@
-"""Compute domain logic shared by the routes: settings, transactions, quotas, hosts, claims.
+"""The compute service layer's root: settings, transactions, policy, quotas, hosts, claims.
+
+``ComputeCore`` is the one object the API binds its routes to (``router.include(table,
+core)``). It owns the database and the downstream APIs, and carries one service object
+per resource family, each in its own module: ``flavors`` (compute/flavors.py),
+``keypairs`` (keypairs.py), ``server_groups`` (server_groups.py), ``quotas``
+(quotas.py), ``hosts`` (hosts.py: hypervisors, services, zones) and ``servers``
+(servers.py: the server life cycle, with placement.py, server_checks.py,
+server_reads.py, server_actions.py and server_security_groups.py).
 
 Capacity and quota are counted with conditional UPDATEs (``... SET used = used + n
 WHERE used + n <= limit``): the database decides atomically, on SQLite and on
@@ -9,14 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from datetime import datetime, timedelta
+from typing import TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -25,35 +31,26 @@ from stratus.common import policy
 from stratus.common.auth import AuthContext
 from stratus.common.config import Config
 from stratus.common.db import Database
-from stratus.common.errors import ApiError, Conflict, Forbidden, NotFound, ServiceUnavailable
+from stratus.common.errors import Forbidden, NotFound
+from stratus.common.timeutil import isotime, new_id, utcnow
 from stratus.compute import models as m
-from stratus.compute import scheduler
+from stratus.compute import quotas, scheduler
 from stratus.compute.downstream import Downstream
+from stratus.compute.flavors import Flavors
+from stratus.compute.hostcache import CHANGED_HOSTS, HostCache, changed
+from stratus.compute.hosts import Hosts
+from stratus.compute.keypairs import Keypairs
+from stratus.compute.quotas import QUOTA_RESOURCES, OverLimit, Quotas
+from stratus.compute.server_groups import ServerGroups
+from stratus.compute.servers import ServerFlow
 
 T = TypeVar("T")
 SECTION = "compute"
-QUOTA_RESOURCES = ("instances", "cores", "ram", "key_pairs", "server_groups",
-                   "server_group_members", "metadata_items")
 TRANSACTION_ATTEMPTS = 60
+CONFLICT_AFTER = 3  # integrity errors (a lost race for a unique value) before a 409
 
-
-class OverLimit(ApiError):
-    """Nova's quota refusal: 403 with the body key ``overLimit``."""
-
-    status = 403
-    title = "overLimit"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-def isotime(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+__all__ = ["CHANGED_HOSTS", "QUOTA_RESOURCES", "SECTION", "ComputeCore", "OverLimit",
+           "Settings", "changed", "isotime", "new_id", "utcnow"]
 
 
 @dataclass
@@ -119,33 +116,31 @@ class ComputeCore:
         self.downstream = downstream
         self._sweep_lock = threading.Lock()
         self._hosts_lock = threading.Lock()
-        self._hosts: _HostCache | None = None
+        self._hosts: HostCache | None = None
         self.host_cache_loads = 0  # full reads of the host rows (figures and tests)
         self._last_sweep = -math.inf
+        # The service objects of each resource family (their modules are named alike).
+        self.flavors = Flavors(self)
+        self.keypairs = Keypairs(self)
+        self.server_groups = ServerGroups(self)
+        self.quotas = Quotas(self)
+        self.hosts = Hosts(self)
+        self.servers = ServerFlow(self)
 
     # ---- transactions ------------------------------------------------------------------
 
     def transaction(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in one transaction; rerun it on lock contention or a lost race."""
-        for attempt in range(TRANSACTION_ATTEMPTS):
-            try:
-                with self.db.session() as session:
-                    result = work(session)
-                changed = session.info.pop(CHANGED_HOSTS, None)
-                if changed:
-                    self.refresh_hosts(changed)
-                return result
-            except sa.exc.IntegrityError:
-                if attempt >= 2:
-                    raise Conflict("The request conflicted with concurrent changes or an "
-                                   "existing resource; try again.") from None
-            except sa.exc.OperationalError as exc:
-                text = str(exc.orig).lower()
-                retryable = "locked" in text or "deadlock" in text or "serializ" in text
-                if not retryable or attempt == TRANSACTION_ATTEMPTS - 1:
-                    raise
-            time.sleep(random.uniform(0, 0.003 * (attempt + 1)))
-        raise ServiceUnavailable("The compute database is too busy; try again.")
+        """Run ``work`` in one transaction; rerun it on lock contention or a lost race
+        (:meth:`Database.transaction`: 60 attempts, a 409 after 3 integrity errors). The
+        host rows it changed are re-read into the scheduler's cache after the commit."""
+        return self.db.transaction(work, attempts=TRANSACTION_ATTEMPTS,
+                                   conflict_after=CONFLICT_AFTER,
+                                   after_commit=self._refresh_changed_hosts)
+
+    def _refresh_changed_hosts(self, s: Session) -> None:
+        names = s.info.pop(CHANGED_HOSTS, None)
+        if names:
+            self.refresh_hosts(names)
 
     # ---- policy ------------------------------------------------------------------------
 
@@ -159,52 +154,21 @@ class ComputeCore:
         if not policy.has_role(ctx, "member"):
             raise Forbidden(f"Policy doesn't allow {action} to be performed.")
 
-    # ---- quotas ------------------------------------------------------------------------
+    # ---- quotas (stratus.compute.quotas) ------------------------------------------------
 
     def quota_limits(self, s: Session, project_id: str) -> dict[str, int]:
-        limits = dict(self.settings.quotas)
-        for row in s.scalars(sa.select(m.QuotaLimit).where(m.QuotaLimit.project_id == project_id)):
-            limits[row.resource] = row.hard_limit
-        return limits
+        return quotas.quota_limits(s, self.settings.quotas, project_id)
 
     def usage(self, s: Session, project_id: str) -> m.ProjectUsage:
-        row = s.get(m.ProjectUsage, project_id)
-        if row is None:
-            return m.ProjectUsage(project_id=project_id, instances=0, cores=0, ram=0)
-        return row
+        return quotas.usage(s, project_id)
 
     def reserve(self, s: Session, project_id: str, instances: int, cores: int, ram: int,
                 must: bool = True) -> bool:
         """Count a server against the project's quota, atomically; 403 overLimit if over."""
-        if s.get(m.ProjectUsage, project_id) is None:
-            s.add(m.ProjectUsage(project_id=project_id, instances=0, cores=0, ram=0))
-            s.flush()
-        limits = self.quota_limits(s, project_id)
-        t = cast(sa.Table, m.ProjectUsage.__table__)
-        conds = [t.c.project_id == project_id]
-        wanted = {"instances": instances, "cores": cores, "ram": ram}
-        for res, n in wanted.items():
-            if limits[res] >= 0:
-                conds.append(t.c[res] + n <= limits[res])
-        res_update = s.execute(sa.update(t).where(*conds).values(
-            instances=t.c.instances + instances, cores=t.c.cores + cores, ram=t.c.ram + ram))
-        if res_update.rowcount == 1:  # type: ignore[attr-defined]
-            return True
-        if not must:
-            return False
-        used = s.get(m.ProjectUsage, project_id, populate_existing=True)
-        assert used is not None
-        over = [r for r, n in wanted.items()
-                if limits[r] >= 0 and getattr(used, r) + n > limits[r]]
-        detail = "; ".join(
-            f"requested {wanted[r]} {r}, already used {getattr(used, r)} of {limits[r]}"
-            for r in over)
-        raise OverLimit(f"Quota exceeded for {', '.join(over)}: {detail}.")
+        return quotas.reserve(s, self.settings.quotas, project_id, instances, cores, ram, must)
 
     def release(self, s: Session, project_id: str, instances: int, cores: int, ram: int) -> None:
-        t = cast(sa.Table, m.ProjectUsage.__table__)
-        s.execute(sa.update(t).where(t.c.project_id == project_id).values(
-            instances=t.c.instances - instances, cores=t.c.cores - cores, ram=t.c.ram - ram))
+        quotas.release(s, project_id, instances, cores, ram)
 
     # ---- hosts -------------------------------------------------------------------------
 
@@ -243,7 +207,7 @@ class ComputeCore:
                                                                int(fp[2])):
                 cache = None
         if cache is None:
-            cache = _HostCache.load(s)
+            cache = HostCache.load(s)
             with self._hosts_lock:
                 self._hosts = cache
             self.host_cache_loads += 1
@@ -270,7 +234,7 @@ class ComputeCore:
             return
         t = cast(sa.Table, m.ComputeHost.__table__)
         with self.db.session() as s:
-            rows = list(s.execute(sa.select(*_HostCache.columns()).where(
+            rows = list(s.execute(sa.select(*HostCache.columns()).where(
                 t.c.host.in_(list(names)))))
         with self._hosts_lock:
             if self._hosts is not None:
@@ -381,59 +345,3 @@ class ComputeCore:
                 return 0
             self._last_sweep = now
         return self.transaction(self.expire_dead_builds)
-
-
-def host_view_used(h: m.ComputeHost) -> dict[str, Any]:
-    return {"vcpus_used": h.vcpus_used, "memory_mb_used": h.memory_mb_used,
-            "local_gb_used": h.local_gb_used}
-
-
-CHANGED_HOSTS = "compute_hosts_changed"
-
-
-def changed(s: Session, host: str) -> None:
-    """Note in the session that the host's row changed (its cache entry is re-read after
-    the commit)."""
-    s.info.setdefault(CHANGED_HOSTS, set()).add(host)
-
-
-class _HostCache:
-    """Host rows as scheduler records, with their generations; ``fingerprint`` is
-    ``(count, sum(generation), max(id))`` of exactly what is cached."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, scheduler.HostRecord] = {}
-        self.gens: dict[str, int] = {}
-        self.total = 0
-        self.max_id = 0
-
-    @property
-    def fingerprint(self) -> tuple[int, int, int]:
-        return len(self.records), self.total, self.max_id
-
-    @staticmethod
-    def columns() -> tuple[Any, ...]:
-        t = cast(sa.Table, m.ComputeHost.__table__)
-        return (t.c.host, t.c.availability_zone, t.c.vcpus, t.c.memory_mb, t.c.local_gb,
-                t.c.claimed_vcpus, t.c.claimed_ram, t.c.claimed_disk, t.c.enabled,
-                t.c.virt_type, t.c.cpu_arch, t.c.generation, t.c.id)
-
-    @classmethod
-    def load(cls, s: Session) -> _HostCache:
-        cache = cls()
-        for row in s.execute(sa.select(*cls.columns())):
-            cache.update(row)
-        return cache
-
-    def update(self, row: Any) -> None:
-        host, gen = str(row[0]), int(row[11])
-        old = self.gens.get(host)
-        if old is not None and gen <= old:
-            return  # what is cached is as new
-        if old is None:
-            self.max_id = max(self.max_id, int(row[12]))
-        self.records[host] = scheduler.HostRecord(
-            host, row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]), True,
-            row[9], row[10])
-        self.gens[host] = gen
-        self.total += gen - (old or 0)

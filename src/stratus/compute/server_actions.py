@@ -1,0 +1,184 @@
+"""Changing servers from the API: rename, metadata, password reset, the power actions
+(start, stop, pause, unpause, suspend, resume), reboot, the console output and
+snapshots (createImage).
+
+An action records the wanted state (``task_state``, ``desired_power``) and wakes the
+host's agent (``ComputeCore.bump``); the agent's report completes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from stratus.common.auth import AuthContext
+from stratus.common.clients import ServiceError
+from stratus.common.errors import BadRequest, Conflict, ServiceUnavailable
+from stratus.common.timeutil import utcnow
+from stratus.compute import models as m
+from stratus.compute.server_reads import ServerReads, ServerShown
+
+if TYPE_CHECKING:
+    from stratus.compute.core import ComputeCore
+    from stratus.compute.downstream import Downstream
+
+# action -> (allowed vm_states, new task_state)
+ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "os-start": (("stopped",), "powering-on"),
+    "os-stop": (("active", "paused", "suspended", "error"), "powering-off"),
+    "pause": (("active",), "pausing"),
+    "unpause": (("paused",), "unpausing"),
+    "suspend": (("active",), "suspending"),
+    "resume": (("suspended",), "resuming"),
+}
+DESIRED = {"os-start": "running", "os-stop": "shutdown", "pause": "paused",
+           "unpause": "running", "suspend": "suspended", "resume": "running"}
+
+
+def check_state(srv: m.Server, action_name: str, states: tuple[str, ...], busy: bool) -> None:
+    """409 unless the server has a host, is in one of ``states`` and is not ``busy``."""
+    if srv.host is None:
+        raise Conflict(f"Cannot '{action_name}' instance {srv.id} while it is in vm_state "
+                       f"{srv.vm_state} (it has no host).")
+    if srv.vm_state not in states:
+        raise Conflict(f"Cannot '{action_name}' instance {srv.id} while it is in vm_state "
+                       f"{srv.vm_state}")
+    if busy:
+        raise Conflict(f"Cannot '{action_name}' instance {srv.id} while it is in "
+                       f"task_state {srv.task_state}")
+
+
+class ServerActions(ServerReads):
+    """Part of :class:`stratus.compute.servers.ServerFlow`: changing servers."""
+
+    core: ComputeCore
+    ds: Downstream
+
+    def rename(self, ctx: AuthContext, sid: str, name: Callable[[], str | None]
+               ) -> ServerShown:
+        """Set the server's name (``name()`` is read once the server is found: a missing
+        server is a 404 before a bad name is a 400); returns the server to show."""
+        core = self.core
+
+        def work(s: Session) -> ServerShown:
+            srv = core.server(s, ctx, sid)
+            new = name()
+            if new is not None:
+                srv.name = new
+            srv.updated_at = utcnow()
+            s.flush()
+            return self._shown(s, ctx, srv)
+
+        return self._with_floating(core.transaction(work))
+
+    def change_metadata(self, ctx: AuthContext, sid: str,
+                        change: Callable[[dict[str, str]], tuple[Any, dict[str, str]]]) -> Any:
+        """Replace the server's metadata with what ``change(current)`` gives as its second
+        item, within the metadata_items quota; returns its first item."""
+        core = self.core
+
+        def work(s: Session) -> Any:
+            srv = core.server(s, ctx, sid)
+            if srv.task_state == "deleting":
+                raise Conflict(f"Cannot change the metadata of instance {srv.id} while it is "
+                               "being deleted.")
+            result, new = change(dict(srv.meta))
+            limit = core.quota_limits(s, srv.project_id)["metadata_items"]
+            if 0 <= limit < len(new):
+                raise BadRequest(f"Quota exceeded for metadata_items: at most {limit} items "
+                                 "are allowed.")
+            srv.meta, srv.updated_at = new, utcnow()
+            return result
+
+        return core.transaction(work)
+
+    def clear_password(self, ctx: AuthContext, sid: str) -> None:
+        def work(s: Session) -> None:
+            self.core.server(s, ctx, sid).password = None
+
+        self.core.transaction(work)
+
+    def act(self, ctx: AuthContext, sid: str, name: str, reboot_type: str | None = None
+            ) -> None:
+        """A power action of ACTIONS, or ``reboot`` (SOFT or HARD): checks the state,
+        records the task and wakes the host's agent."""
+        core = self.core
+
+        def work(s: Session) -> None:
+            srv = core.server(s, ctx, sid)
+            if name == "reboot":
+                hard = reboot_type == "HARD"
+                states = ("active", "stopped", "paused", "suspended", "error") if hard \
+                    else ("active",)
+                busy = srv.task_state not in (None, "rebooting") if hard else \
+                    srv.task_state is not None
+                check_state(srv, "reboot", states, busy)
+                srv.task_state = "rebooting_hard" if hard else "rebooting"
+                srv.reboot_generation += 1
+                srv.reboot_type = str(reboot_type)
+                srv.desired_power = "running"
+            else:
+                allowed, task = ACTIONS[name]
+                check_state(srv, name, allowed, srv.task_state is not None)
+                srv.task_state = task
+                srv.desired_power = DESIRED[name]
+            srv.updated_at = utcnow()
+            core.bump(s, srv.host)
+
+        core.transaction(work)
+
+    def console_output(self, ctx: AuthContext, sid: str) -> str:
+        """The tail of the console the agent last reported."""
+        with self.core.db.session() as s:
+            srv = self.core.server(s, ctx, sid)
+            if srv.vm_state == "building" and not srv.console_tail:
+                raise Conflict(f"Cannot 'get_console_output' instance {srv.id} while it is in "
+                               "vm_state building")
+            return srv.console_tail
+
+    def create_image(self, ctx: AuthContext, sid: str, name: str, extra: dict[str, str]
+                     ) -> tuple[str, str]:
+        """Snapshot the server into a new image of the image API (the agent uploads it);
+        returns the image id and its URL."""
+        core = self.core
+
+        def check(s: Session) -> m.Server:
+            srv = core.server(s, ctx, sid)
+            check_state(srv, "createImage", ("active", "stopped", "paused", "suspended"),
+                        srv.task_state is not None)
+            return srv
+
+        srv = core.transaction(check)
+        props = {k: v for k, v in srv.image.get("properties", {}).items()
+                 if isinstance(v, str)}
+        body = {**props, **extra, "name": name, "disk_format": "qcow2",
+                "container_format": "bare", "visibility": "private",
+                "instance_uuid": srv.id, "image_type": "snapshot",
+                "base_image_ref": srv.image_id, "min_disk": srv.flavor["disk"],
+                "min_ram": int(srv.image.get("min_ram") or 0)}
+        try:
+            image = core.downstream.create_image(ctx.token, body)
+        except ServiceError as exc:
+            if exc.temporary:
+                raise ServiceUnavailable(f"The image service failed: {exc}") from None
+            raise BadRequest(f"The image service refused the snapshot: {exc}") from None
+
+        def record(s: Session) -> bool:
+            fresh = core.server(s, ctx, srv.id)
+            if fresh.task_state is not None:
+                return False
+            fresh.snapshots = [*fresh.snapshots, {"image_id": image["id"], "name": str(name)}]
+            fresh.task_state, fresh.updated_at = "image_uploading", utcnow()
+            core.bump(s, fresh.host)
+            return True
+
+        if not core.transaction(record):
+            with contextlib.suppress(ServiceError):
+                core.downstream.delete_image(ctx.token, image["id"])
+            raise Conflict(f"Cannot 'createImage' instance {srv.id} while it is in "
+                           "task_state busy")
+        location = f"{getattr(core.downstream, 'image_url', '')}/v2/images/{image['id']}"
+        return str(image["id"]), location
