@@ -174,6 +174,15 @@ def load_cloud(
     )
 
 
+def query_value(value):
+    """A filter value as a query string wants it (booleans lower-case, lists kept)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return [query_value(v) for v in value]
+    return str(value)
+
+
 def error_message(body):
     """The server's own message from an OpenStack error body (any project's shape)."""
     if isinstance(body, dict):

@@ -1,17 +1,16 @@
 # Copyright: Stratus developers
 # Apache License 2.0 (see the collection's galaxy.yml)
-"""The base of every stratus.cloud module, and the difference tracker.
+"""The base of every stratus.cloud module: options, connection, errors, warnings.
 
-A module declares ``argument_spec`` (its own options; the shared auth and
-wait options of the ``stratus.cloud.auth`` doc fragment are added here) and
-``module_kwargs`` (mutually_exclusive, required_if, ...), and implements
-``run()``, which returns the module's result dict. ``StratusError`` from the
-client becomes one ``fail_json(msg=...)``; nothing else calls fail_json.
-
-``Difference`` is the one computed difference between what exists and what
-is wanted: ``changed``, the ``diff`` (before/after) and what check mode
-reports all come from it, so check mode and a real run cannot disagree. A
-module computes it first, then applies it only when not in check mode.
+A module file declares a subclass with ``argument_spec`` (its own options; the
+shared auth and wait options of the ``stratus.cloud.auth`` doc fragment are
+added here), ``module_kwargs`` (mutually_exclusive, required_if, ...) and
+``logic``: the class in module_utils that does the work, built with
+``logic.connect(client, params, check_mode)`` and run with ``run()`` (a
+``stratus_plan.Convergence``, or an ``*Info`` reader). Its result dict is the
+module's; a ``warnings`` list in it becomes Ansible warnings.
+``StratusError`` from the client becomes one ``fail_json(msg=...)``; nothing
+else calls fail_json.
 """
 
 from __future__ import annotations
@@ -42,15 +41,6 @@ AUTH_OPTIONS = dict(
 )
 
 
-def query_value(value):
-    """A filter value as a query string wants it (booleans lower-case, lists kept)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return [query_value(v) for v in value]
-    return str(value)
-
-
 def auth_argument_spec():
     """The options of the stratus.cloud.auth doc fragment."""
     return dict(
@@ -67,48 +57,12 @@ def auth_argument_spec():
     )
 
 
-class Difference:
-    """Differences between what is (before) and what is wanted (after), per key."""
-
-    def __init__(self):
-        self.before = {}
-        self.after = {}
-
-    def add(self, key, before, after):
-        """Record ``key`` if ``before`` and ``after`` differ; True when they do."""
-        if before == after:
-            return False
-        self.before[key] = before
-        self.after[key] = after
-        return True
-
-    def create(self, after):
-        """Everything is new: nothing before."""
-        self.before = {}
-        self.after = dict(after)
-
-    def delete(self, before):
-        """Everything goes: nothing after."""
-        self.before = dict(before)
-        self.after = {}
-
-    @property
-    def changed(self):
-        return bool(self.before or self.after)
-
-    def __contains__(self, key):
-        return key in self.before or key in self.after
-
-    @property
-    def diff(self):
-        return {"before": self.before, "after": self.after}
-
-
 class StratusModule:
     """Base class: see the module docstring."""
 
     argument_spec = {}
     module_kwargs = {}
+    logic = None
 
     def __init__(self):
         spec = auth_argument_spec()
@@ -140,7 +94,10 @@ class StratusModule:
 
     def run(self):
         """Do the module's work; return the result dict (with ``changed``)."""
-        raise NotImplementedError
+        result = self.logic.connect(self.client, self.params, self.check_mode).run()
+        for warning in result.pop("warnings", []):
+            self.ansible.warn(warning)
+        return result
 
     def __call__(self):
         try:
@@ -153,4 +110,4 @@ class StratusModule:
         self.ansible.exit_json(**result)
 
 
-__all__ = ["DEFAULT_CLOUDS_YAML", "Difference", "StratusError", "StratusModule"]
+__all__ = ["DEFAULT_CLOUDS_YAML", "StratusError", "StratusModule", "auth_argument_spec"]

@@ -1,141 +1,187 @@
 # Copyright: Stratus developers
 # Apache License 2.0 (see the collection's galaxy.yml)
-"""The network API as the network modules use it.
+"""cloud_network and cloud_network_info: a network with its subnets, and the lookup.
 
-``NetworkApi`` wraps a ``StratusClient`` with the few Neutron v2.0 calls the
-modules need (list with filters following ``*_links``, find by name or ID,
-create/update/delete, router interfaces); the decision logic of the modules
-takes it as a parameter, so a test can give it a fake.
+``NetworkConvergence.plan()`` compares the project's network of that name
+and its subnets with the options and queues the creates, updates and
+deletes; see ``stratus_plan`` for how check mode and a real run share it.
+``find_for_info`` is the lookup of every ``*_info`` module of the network API.
+
+Standard library only: this runs on managed hosts.
 """
 
 from __future__ import annotations
 
-import ipaddress
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_client import (
+    StratusError,
+    query_value,
+)
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_network_api import (
+    NetworkApi,
+    normalize_cidr,
+)
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_plan import Convergence
 
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_client import StratusError
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import query_value
-
-# collection path -> JSON key of one item / of the list
-RESOURCES = {
-    "networks": ("network", "networks"),
-    "subnets": ("subnet", "subnets"),
-    "ports": ("port", "ports"),
-    "routers": ("router", "routers"),
-    "floatingips": ("floatingip", "floatingips"),
-    "security-groups": ("security_group", "security_groups"),
-    "security-group-rules": ("security_group_rule", "security_group_rules"),
+NETWORK_OPTIONS = {
+    "description": "description",
+    "admin_state_up": "admin_state_up",
+    "shared": "shared",
+    "external": "router:external",
+    "mtu": "mtu",
+    "port_security_enabled": "port_security_enabled",
+}
+PROVIDER_OPTIONS = {
+    "provider_network_type": "provider:network_type",
+    "provider_physical_network": "provider:physical_network",
+    "provider_segmentation_id": "provider:segmentation_id",
 }
 
 
-class NetworkApi:
-    """CRUD on /v2.0/<collection> for the modules."""
+def wanted_subnet(spec):
+    """The API attributes a subnet spec asks for (None: leave as it is)."""
+    out = {"name": spec["name"], "cidr": normalize_cidr(spec["cidr"]),
+           "enable_dhcp": spec.get("enable_dhcp", True)}
+    if spec.get("disable_gateway_ip"):
+        out["gateway_ip"] = None
+    elif spec.get("gateway_ip"):
+        out["gateway_ip"] = spec["gateway_ip"]
+    if spec.get("allocation_pools") is not None:
+        out["allocation_pools"] = [{"start": p["start"], "end": p["end"]}
+                                   for p in spec["allocation_pools"]]
+    for key in ("dns_nameservers", "host_routes", "description"):
+        if spec.get(key) is not None:
+            out[key] = spec[key]
+    if out.get("host_routes") is not None:
+        out["host_routes"] = [{"destination": normalize_cidr(r["destination"]),
+                               "nexthop": r["nexthop"]} for r in out["host_routes"]]
+    return out
 
-    service = "network"
 
-    def __init__(self, client):
-        self.client = client
+def subnet_view(subnet):
+    keys = ("name", "cidr", "gateway_ip", "enable_dhcp", "allocation_pools",
+            "dns_nameservers", "host_routes", "description")
+    return {k: subnet.get(k) for k in keys}
 
-    @property
-    def project_id(self):
-        return self.client.project_id
 
-    def list(self, collection, query=None):
-        """Every item matching ``query`` (following ``next`` links)."""
-        _one, many = RESOURCES[collection]
-        items = []
-        body = self.client.get(self.service, f"/v2.0/{collection}", query=query)
-        while True:
-            items.extend(body.get(many) or [])
-            nxt = [link["href"] for link in body.get(f"{many}_links") or []
-                   if link.get("rel") == "next"]
-            if not nxt:
-                return items
-            body = self.client.get(self.service, nxt[0])
+class NetworkConvergence(Convergence):
+    """The decision logic of cloud_network, over a ``NetworkApi`` (or a fake of it)."""
 
-    def get(self, collection, item_id):
-        """The item, or None when it does not exist (or is not visible)."""
-        one, _many = RESOURCES[collection]
-        try:
-            return self.client.get(self.service, f"/v2.0/{collection}/{item_id}")[one]
-        except StratusError as exc:
-            if exc.status == 404:
-                return None
-            raise
+    def __init__(self, api, params, check_mode):
+        super().__init__(params, check_mode)
+        self.api = api
 
-    def find(self, collection, name_or_id, project_id=None, required_kind=None):
-        """The one item whose ID or name is ``name_or_id`` (None when there is none).
+    @classmethod
+    def connect(cls, client, params, check_mode):
+        return cls(NetworkApi(client), params, check_mode)
 
-        A name that matches several items is an error; ``project_id`` narrows
-        a name lookup to one project.
-        """
-        item = self.get(collection, name_or_id)
-        if item is not None:
-            return item
-        query = {"name": name_or_id}
-        if project_id:
-            query["project_id"] = project_id
-        found = self.list(collection, query)
+    def find_network(self):
+        project = self.params["project"] or self.api.project_id
+        found = self.api.list("networks", {"name": self.params["name"], "project_id": project})
         if len(found) > 1:
-            kind = required_kind or RESOURCES[collection][0]
-            raise StratusError(
-                f"{len(found)} {kind}s are named {name_or_id!r}; use the ID instead."
-            )
+            raise StratusError(f"{len(found)} networks are named {self.params['name']!r} in "
+                               f"project {project}; remove the duplicates or use another name.")
         return found[0] if found else None
 
-    def require(self, collection, name_or_id, project_id=None):
-        item = self.find(collection, name_or_id, project_id)
-        if item is None:
-            kind = RESOURCES[collection][0].replace("_", " ")
-            raise StratusError(f"{kind} {name_or_id!r} was not found.")
-        return item
+    def result(self, shown):
+        out = {"changed": self.diff.changed, "diff": self.diff.diff}
+        if self.params["state"] == "absent":
+            return out
+        shown = shown or {"network": None, "subnets": []}
+        return {**out, "network": shown["network"], "subnets": shown["subnets"]}
 
-    def create(self, collection, attrs):
-        one, _many = RESOURCES[collection]
-        return self.client.request(
-            "POST", self.service, f"/v2.0/{collection}", body={one: attrs}, expect=(201,)
-        ).body[one]
+    def plan(self):
+        net = self.find_network()
+        if self.params["state"] == "absent":
+            plan = self.new_plan(None)
+            if net is not None:
+                self.diff.delete({"name": net["name"], "id": net["id"]})
+                plan.then(lambda _none: self.api.delete("networks", net["id"]))
+            return plan
+        wanted = {"name": self.params["name"]}
+        for option, attr in {**NETWORK_OPTIONS, **PROVIDER_OPTIONS}.items():
+            if self.params[option] is not None:
+                wanted[attr] = self.params[option]
+        if self.params["project"]:
+            wanted["project_id"] = self.params["project"]
+        specs = [wanted_subnet(s) for s in self.params["subnets"] or []]
+        names = [s["name"] for s in specs]
+        if len(set(names)) != len(names):
+            raise StratusError("subnets: every subnet needs its own name.")
+        if net is None:
+            return self.plan_create(wanted, specs)
+        return self.plan_update(net, wanted, specs)
 
-    def update(self, collection, item_id, attrs):
-        one, _many = RESOURCES[collection]
-        return self.client.request(
-            "PUT", self.service, f"/v2.0/{collection}/{item_id}", body={one: attrs},
-            expect=(200,),
-        ).body[one]
+    def plan_create(self, wanted, specs):
+        self.diff.create({**wanted, "subnets": specs})
+        plan = self.new_plan(None)
 
-    def delete(self, collection, item_id):
-        try:
-            self.client.request(
-                "DELETE", self.service, f"/v2.0/{collection}/{item_id}", expect=(204,)
-            )
-        except StratusError as exc:
-            if exc.status != 404:
+        @plan.then
+        def create(_none):
+            net = self.api.create("networks", wanted)
+            try:
+                subnets = [self.api.create("subnets", {**s, "network_id": net["id"]})
+                           for s in specs]
+            except StratusError:
+                self.api.delete("networks", net["id"])  # leave nothing half-created
                 raise
+            return {"network": self.api.get("networks", net["id"]), "subnets": subnets}
 
-    def router_interface(self, router_id, action, subnet_id=None, port_id=None):
-        body = {"subnet_id": subnet_id} if subnet_id else {"port_id": port_id}
-        return self.client.request(
-            "PUT", self.service, f"/v2.0/routers/{router_id}/{action}_router_interface",
-            body=body, expect=(200,),
-        ).body
+        return plan
 
-    def router_interfaces(self, router_id):
-        """[{port_id, subnet_id, ip_address}] of the router's interfaces."""
-        out = []
-        ports = self.list("ports", {"device_id": router_id,
-                                    "device_owner": "network:router_interface"})
-        for port in ports:
-            for ip in port.get("fixed_ips") or []:
-                out.append({"port_id": port["id"], "subnet_id": ip["subnet_id"],
-                            "ip_address": ip["ip_address"]})
-        return out
+    def plan_update(self, net, wanted, specs):
+        changes = {}
+        for attr, value in wanted.items():
+            if attr in PROVIDER_OPTIONS.values() or attr == "project_id":
+                if attr in net and net[attr] != value:
+                    raise StratusError(f"{attr} of network {net['name']!r} is {net[attr]!r} and "
+                                       f"cannot change to {value!r}; delete and recreate it.")
+                continue
+            if self.diff.add(attr, net.get(attr), value):
+                changes[attr] = value
+        current = {s["name"]: s for s in self.api.list("subnets", {"network_id": net["id"]})}
+        creates, updates, deletes = [], [], []
+        for spec in specs:
+            have = current.get(spec["name"])
+            if have is None:
+                creates.append(spec)
+                self.diff.add(f"subnet {spec['name']}", None, spec)
+                continue
+            if have["cidr"] != spec["cidr"]:
+                raise StratusError(f"subnet {spec['name']!r} has cidr {have['cidr']} and cannot "
+                                   f"change to {spec['cidr']}; delete and recreate it.")
+            delta = {k: v for k, v in spec.items() if k != "cidr" and have.get(k) != v}
+            if delta:
+                before = subnet_view(have)
+                self.diff.add(f"subnet {spec['name']}", before, {**before, **delta})
+                updates.append((have["id"], delta))
+        if self.params["purge_subnets"]:
+            listed = {s["name"] for s in specs}
+            for name, have in current.items():
+                if name not in listed:
+                    deletes.append(have["id"])
+                    self.diff.add(f"subnet {name}", subnet_view(have), None)
 
+        def show(network):
+            subnets = self.api.list("subnets", {"network_id": network["id"]})
+            return {"network": network, "subnets": subnets}
 
-def normalize_cidr(value):
-    """A CIDR as the API stores it (host bits cleared), or the value unchanged."""
-    try:
-        return str(ipaddress.ip_network(value, strict=False))
-    except (TypeError, ValueError):
-        return value
+        plan = self.new_plan(net, finish=show)
+
+        @plan.then
+        def update(network):
+            if changes:
+                network = self.api.update("networks", network["id"], changes)
+            for subnet_id in deletes:
+                self.api.delete("subnets", subnet_id)
+            for subnet_id, delta in updates:
+                self.api.update("subnets", subnet_id, delta)
+            for spec in creates:
+                self.api.create("subnets", {**spec, "network_id": network["id"]})
+            if self.diff.changed:
+                network = self.api.get("networks", network["id"])
+            return network
+
+        return plan
 
 
 def find_for_info(api, collection, wanted, filters):
@@ -146,3 +192,22 @@ def find_for_info(api, collection, wanted, filters):
         return api.list(collection, query)
     return api.list(collection, dict(query, id=wanted)) or api.list(
         collection, dict(query, name=wanted))
+
+
+class NetworkInfo:
+    """cloud_network_info: the networks matching an ID or name and the filters, with
+    their subnets (``subnet_details``)."""
+
+    def __init__(self, api, params):
+        self.api = api
+        self.params = params
+
+    @classmethod
+    def connect(cls, client, params, check_mode):
+        return cls(NetworkApi(client), params)
+
+    def run(self):
+        items = find_for_info(self.api, "networks", self.params["name"], self.params["filters"])
+        for item in items:
+            item["subnet_details"] = self.api.list("subnets", {"network_id": item["id"]})
+        return {"changed": False, "networks": items}

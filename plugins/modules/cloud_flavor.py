@@ -136,10 +136,8 @@ diff:
   type: dict
 """
 
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_compute import (  # noqa: E402
-    ComputeApi,
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_flavor import (  # noqa: E402
     FlavorConvergence,
-    project_resolver,
 )
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
     StratusModule,
@@ -162,10 +160,7 @@ class CloudFlavorModule(StratusModule):
         recreate=dict(type="bool", default=False),
     )
     module_kwargs = dict(supports_check_mode=True)
-
-    def run(self):
-        return FlavorConvergence(ComputeApi(self.client), self.params, self.check_mode,
-                                 projects=project_resolver(self.client)).run()
+    logic = FlavorConvergence
 
 
 def main():

@@ -81,88 +81,12 @@ diff:
   type: dict
 """
 
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_client import (  # noqa: E402
-    StratusError,
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_floating_ip import (  # noqa: E402
+    FloatingIPConvergence,
 )
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
-    Difference,
     StratusModule,
 )
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_network import (  # noqa: E402
-    NetworkApi,
-)
-
-
-def summary(fip):
-    return {k: fip.get(k) for k in ("floating_ip_address", "port_id", "fixed_ip_address")}
-
-
-class FloatingIPConvergence:
-    """Computes the difference, then (not in check mode) applies it."""
-
-    def __init__(self, api, params, check_mode):
-        self.api = api
-        self.params = params
-        self.check_mode = check_mode
-        self.diff = Difference()
-
-    def run(self):
-        p = self.params
-        port = None
-        if p["port"]:
-            port = self.api.require("ports", p["port"])
-        if p["floating_ip_address"]:
-            found = self.api.list("floatingips",
-                                  {"floating_ip_address": p["floating_ip_address"]})
-        elif port is not None:
-            query = {"port_id": port["id"]}
-            if p["fixed_ip_address"]:
-                query["fixed_ip_address"] = p["fixed_ip_address"]
-            found = self.api.list("floatingips", query)
-        else:
-            raise StratusError("Give floating_ip_address or port to say which floating IP "
-                               "this is.")
-        fip = found[0] if found else None
-        if p["state"] == "absent":
-            if fip is not None:
-                self.diff.delete(summary(fip))
-                if not self.check_mode:
-                    self.api.delete("floatingips", fip["id"])
-            return {"changed": self.diff.changed, "diff": self.diff.diff}
-        wanted_port = port["id"] if port is not None else (None if p["port"] == "" else ...)
-        if fip is None:
-            if not p["network"]:
-                raise StratusError("network (the external network to allocate from) is "
-                                   "needed to allocate a floating IP.")
-            net = self.api.require("networks", p["network"])
-            attrs = {"floating_network_id": net["id"]}
-            if p["floating_ip_address"]:
-                attrs["floating_ip_address"] = p["floating_ip_address"]
-            if wanted_port not in (None, ...):
-                attrs["port_id"] = wanted_port
-                if p["fixed_ip_address"]:
-                    attrs["fixed_ip_address"] = p["fixed_ip_address"]
-            if p["description"] is not None:
-                attrs["description"] = p["description"]
-            self.diff.create({**attrs, "port": p["port"]} if p["port"] else attrs)
-            if self.check_mode:
-                return {"changed": True, "diff": self.diff.diff, "floating_ip": None}
-            fip = self.api.create("floatingips", attrs)
-            return {"changed": True, "diff": self.diff.diff, "floating_ip": fip}
-        changes = {}
-        if wanted_port is not ... and self.diff.add("port_id", fip.get("port_id"), wanted_port):
-            changes["port_id"] = wanted_port
-        if (wanted_port not in (None, ...) and p["fixed_ip_address"]
-                and self.diff.add("fixed_ip_address", fip.get("fixed_ip_address"),
-                                  p["fixed_ip_address"])):
-            changes["port_id"] = wanted_port
-            changes["fixed_ip_address"] = p["fixed_ip_address"]
-        if p["description"] is not None and self.diff.add(
-                "description", fip.get("description"), p["description"]):
-            changes["description"] = p["description"]
-        if changes and not self.check_mode:
-            fip = self.api.update("floatingips", fip["id"], changes)
-        return {"changed": self.diff.changed, "diff": self.diff.diff, "floating_ip": fip}
 
 
 class CloudFloatingIPModule(StratusModule):
@@ -175,9 +99,7 @@ class CloudFloatingIPModule(StratusModule):
         description=dict(type="str"),
     )
     module_kwargs = dict(supports_check_mode=True)
-
-    def run(self):
-        return FloatingIPConvergence(NetworkApi(self.client), self.params, self.check_mode).run()
+    logic = FloatingIPConvergence
 
 
 def main():

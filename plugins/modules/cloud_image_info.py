@@ -67,12 +67,10 @@ images:
 """
 
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_image import (  # noqa: E402
-    UUID_RE,
-    ImageApi,
+    ImageInfo,
 )
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
     StratusModule,
-    query_value,
 )
 
 
@@ -82,19 +80,7 @@ class CloudImageInfoModule(StratusModule):
         filters=dict(type="dict"),
     )
     module_kwargs = dict(supports_check_mode=True)
-
-    def run(self):
-        api = ImageApi(self.client)
-        query = dict((k, query_value(v)) for k, v in (self.params["filters"] or {}).items())
-        wanted = self.params["image"]
-        if not wanted:
-            return {"changed": False, "images": api.list(query)}
-        images = []
-        if UUID_RE.match(wanted):
-            images = api.list(dict(query, id=wanted))
-        if not images:
-            images = api.list(dict(query, name=wanted))
-        return {"changed": False, "images": images}
+    logic = ImageInfo
 
 
 def main():

@@ -99,8 +99,7 @@ diff:
   type: dict
 """
 
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_compute import (  # noqa: E402
-    ComputeApi,
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_keypair import (  # noqa: E402
     KeypairConvergence,
 )
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
@@ -118,9 +117,7 @@ class CloudKeypairModule(StratusModule):
     )
     module_kwargs = dict(supports_check_mode=True,
                          mutually_exclusive=[("public_key", "public_key_file")])
-
-    def run(self):
-        return KeypairConvergence(ComputeApi(self.client), self.params, self.check_mode).run()
+    logic = KeypairConvergence
 
 
 def main():

@@ -58,8 +58,7 @@ from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module impor
     StratusModule,
 )
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_network import (  # noqa: E402
-    NetworkApi,
-    find_for_info,
+    NetworkInfo,
 )
 
 
@@ -69,17 +68,7 @@ class CloudNetworkInfoModule(StratusModule):
         filters=dict(type="dict"),
     )
     module_kwargs = dict(supports_check_mode=True)
-
-    def run(self):
-        api = NetworkApi(self.client)
-        items = find_for_info(api, "networks", self.params["name"], self.params["filters"])
-        for item in items:
-            self.add_details(api, item)
-        return {"changed": False, "networks": items}
-
-    @staticmethod
-    def add_details(api, item):
-        item["subnet_details"] = api.list("subnets", {"network_id": item["id"]})
+    logic = NetworkInfo
 
 
 def main():

@@ -58,9 +58,8 @@ routers:
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
     StratusModule,
 )
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_network import (  # noqa: E402
-    NetworkApi,
-    find_for_info,
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_router import (  # noqa: E402
+    RouterInfo,
 )
 
 
@@ -70,17 +69,7 @@ class CloudRouterInfoModule(StratusModule):
         filters=dict(type="dict"),
     )
     module_kwargs = dict(supports_check_mode=True)
-
-    def run(self):
-        api = NetworkApi(self.client)
-        items = find_for_info(api, "routers", self.params["name"], self.params["filters"])
-        for item in items:
-            self.add_details(api, item)
-        return {"changed": False, "routers": items}
-
-    @staticmethod
-    def add_details(api, item):
-        item["interfaces_info"] = api.router_interfaces(item["id"])
+    logic = RouterInfo
 
 
 def main():

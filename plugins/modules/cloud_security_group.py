@@ -113,140 +113,12 @@ diff:
   type: dict
 """
 
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_client import (  # noqa: E402
-    StratusError,
-)
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
-    Difference,
     StratusModule,
 )
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_network import (  # noqa: E402
-    NetworkApi,
-    normalize_cidr,
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_security_group import (  # noqa: E402
+    SecurityGroupConvergence,
 )
-
-RULE_KEYS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max",
-             "remote_ip_prefix", "remote_group_id")
-PORT_PROTOCOLS = ("tcp", "udp", "sctp", "6", "17", "132")
-
-
-def rule_key(rule):
-    return tuple(rule.get(k) for k in RULE_KEYS)
-
-
-def rule_label(rule):
-    parts = [rule["direction"], rule["ethertype"], rule.get("protocol") or "any"]
-    if rule.get("port_range_min") is not None:
-        parts.append(f"{rule['port_range_min']}-{rule.get('port_range_max')}")
-    if rule.get("remote_ip_prefix"):
-        parts.append(f"from/to {rule['remote_ip_prefix']}")
-    if rule.get("remote_group_id"):
-        parts.append(f"group {rule['remote_group_id']}")
-    return " ".join(str(p) for p in parts)
-
-
-class SecurityGroupConvergence:
-    """Computes the difference, then (not in check mode) applies it."""
-
-    def __init__(self, api, params, check_mode):
-        self.api = api
-        self.params = params
-        self.check_mode = check_mode
-        self.diff = Difference()
-        self.project = params["project"] or api.project_id
-
-    def find_group(self):
-        found = self.api.list("security-groups", {"name": self.params["name"],
-                                                  "project_id": self.project})
-        if len(found) > 1:
-            raise StratusError(f"{len(found)} security groups are named "
-                               f"{self.params['name']!r}; use another name.")
-        return found[0] if found else None
-
-    def wanted_rules(self, group):
-        out = []
-        for spec in self.params["rules"] or []:
-            protocol = (spec.get("protocol") or "").lower() or None
-            if protocol == "any":
-                protocol = None
-            pmin, pmax = spec.get("port_range_min"), spec.get("port_range_max")
-            if protocol in PORT_PROTOCOLS and pmin is not None and pmax is None:
-                pmax = pmin
-            remote_group = None
-            if spec.get("remote_group"):
-                if group is not None and spec["remote_group"] in (group["id"], group["name"]):
-                    remote_group = group["id"]
-                elif spec["remote_group"] == self.params["name"]:
-                    remote_group = "<self>"
-                else:
-                    remote_group = self.api.require("security-groups", spec["remote_group"],
-                                                    self.project)["id"]
-            prefix = spec.get("remote_ip_prefix")
-            out.append({
-                "direction": spec.get("direction") or "ingress",
-                "ethertype": spec.get("ethertype") or "IPv4",
-                "protocol": protocol, "port_range_min": pmin, "port_range_max": pmax,
-                "remote_ip_prefix": normalize_cidr(prefix) if prefix else None,
-                "remote_group_id": remote_group,
-                "description": spec.get("description") or "",
-            })
-        return out
-
-    def run(self):
-        group = self.find_group()
-        if self.params["state"] == "absent":
-            if group is not None:
-                self.diff.delete({"name": group["name"], "id": group["id"]})
-                if not self.check_mode:
-                    self.api.delete("security-groups", group["id"])
-            return {"changed": self.diff.changed, "diff": self.diff.diff}
-        rules = self.wanted_rules(group)
-        if group is None:
-            after = {"name": self.params["name"], "rules": [rule_label(r) for r in rules]}
-            if self.params["description"] is not None:
-                after["description"] = self.params["description"]
-            self.diff.create(after)
-            if self.check_mode:
-                return {"changed": True, "diff": self.diff.diff, "security_group": None}
-            attrs = {"name": self.params["name"]}
-            if self.params["description"] is not None:
-                attrs["description"] = self.params["description"]
-            if self.params["project"]:
-                attrs["project_id"] = self.params["project"]
-            group = self.api.create("security-groups", attrs)
-        elif self.params["description"] is not None and self.diff.add(
-                "description", group.get("description"), self.params["description"]
-        ) and not self.check_mode:
-            self.api.update("security-groups", group["id"],
-                            {"description": self.params["description"]})
-        if self.params["rules"] is not None:
-            # A new group's rules are already in the diff (created above).
-            self.converge_rules(group, rules, record=not self.diff.after.get("rules"))
-        if group.get("id") and not self.check_mode:
-            group = self.api.get("security-groups", group["id"]) or group
-        return {"changed": self.diff.changed, "diff": self.diff.diff, "security_group": group}
-
-    def converge_rules(self, group, rules, record=True):
-        for rule in rules:
-            if rule["remote_group_id"] == "<self>":
-                rule["remote_group_id"] = group["id"]
-        have = group.get("security_group_rules") or []
-        have_keys = {rule_key(r): r for r in have}
-        wanted_keys = {rule_key(r) for r in rules}
-        adds = [r for r in rules if rule_key(r) not in have_keys]
-        removes = [r for k, r in have_keys.items() if k not in wanted_keys] if self.params[
-            "purge_rules"] else []
-        if (adds or removes) and record:
-            self.diff.add("rules", sorted(rule_label(r) for r in have),
-                          sorted(rule_label(r) for r in rules) if self.params["purge_rules"]
-                          else sorted(rule_label(r) for r in [*have, *adds]))
-        if self.check_mode:
-            return
-        for rule in removes:
-            self.api.delete("security-group-rules", rule["id"])
-        for rule in adds:
-            body = {k: v for k, v in rule.items() if v is not None}
-            self.api.create("security-group-rules", {**body, "security_group_id": group["id"]})
 
 
 class CloudSecurityGroupModule(StratusModule):
@@ -268,10 +140,7 @@ class CloudSecurityGroupModule(StratusModule):
         purge_rules=dict(type="bool", default=True),
     )
     module_kwargs = dict(supports_check_mode=True)
-
-    def run(self):
-        return SecurityGroupConvergence(NetworkApi(self.client), self.params,
-                                        self.check_mode).run()
+    logic = SecurityGroupConvergence
 
 
 def main():

@@ -208,18 +208,11 @@ diff:
   type: dict
 """
 
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_compute import (  # noqa: E402
-    ComputeApi,
-    ServerConvergence,
-)
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_image import (  # noqa: E402
-    ImageApi,
-)
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
     StratusModule,
 )
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_network import (  # noqa: E402
-    NetworkApi,
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_server import (  # noqa: E402
+    ServerConvergence,
 )
 
 
@@ -242,13 +235,7 @@ class CloudServerModule(StratusModule):
         timeout=dict(type="int", default=600),
     )
     module_kwargs = dict(supports_check_mode=True)
-
-    def run(self):
-        result = ServerConvergence(ComputeApi(self.client), ImageApi(self.client),
-                                   NetworkApi(self.client), self.params, self.check_mode).run()
-        for warning in result.pop("warnings", []):
-            self.ansible.warn(warning)
-        return result
+    logic = ServerConvergence
 
 
 def main():

@@ -65,15 +65,11 @@ servers:
       access_ipv4: 172.24.4.57
 """
 
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_compute import (  # noqa: E402
-    ComputeApi,
-    servers_for_info,
-)
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_module import (  # noqa: E402
     StratusModule,
 )
-from ansible_collections.stratus.cloud.plugins.module_utils.stratus_network import (  # noqa: E402
-    NetworkApi,
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_server import (  # noqa: E402
+    ServerInfo,
 )
 
 
@@ -84,12 +80,7 @@ class CloudServerInfoModule(StratusModule):
         all_projects=dict(type="bool", default=False),
     )
     module_kwargs = dict(supports_check_mode=True)
-
-    def run(self):
-        servers = servers_for_info(ComputeApi(self.client), NetworkApi(self.client),
-                                   self.params["server"], self.params["filters"],
-                                   self.params["all_projects"])
-        return {"changed": False, "servers": servers}
+    logic = ServerInfo
 
 
 def main():

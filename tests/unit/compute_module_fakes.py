@@ -303,7 +303,7 @@ def collections_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
         del sys.modules[name]
 
 
-def compute_utils() -> Any:
-    """plugins/module_utils/stratus_compute, imported as the modules import it."""
-    return importlib.import_module(
-        "ansible_collections.stratus.cloud.plugins.module_utils.stratus_compute")
+def compute_utils(name: str) -> Any:
+    """plugins/module_utils/<name> (stratus_server, stratus_flavor, stratus_keypair), imported
+    as the modules import it."""
+    return importlib.import_module(f"ansible_collections.stratus.cloud.plugins.module_utils.{name}")

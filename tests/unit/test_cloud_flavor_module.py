@@ -19,7 +19,7 @@ def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
 
 @pytest.fixture(scope="module")
 def cu(collections_path: Path) -> Any:
-    return compute_utils()
+    return compute_utils("stratus_flavor")
 
 PROJECTS = {"smod-a": "a" * 32, "smod-b": "b" * 32}
 

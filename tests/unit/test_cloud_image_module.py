@@ -43,7 +43,8 @@ def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
 
 @pytest.fixture(scope="module")
 def mod(collections_path: Path) -> Any:
-    return importlib.import_module("ansible_collections.stratus.cloud.plugins.modules.cloud_image")
+    return importlib.import_module(
+        "ansible_collections.stratus.cloud.plugins.module_utils.stratus_image")
 
 
 class FakeImages:

@@ -19,7 +19,7 @@ def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
 
 @pytest.fixture(scope="module")
 def cu(collections_path: Path) -> Any:
-    return compute_utils()
+    return compute_utils("stratus_keypair")
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKs9smodsmodsmod smod@test"
 
