@@ -20,14 +20,11 @@ from test_compute_server import osc, wait_status
 
 from helpers import ComputeServer, IdentityServer
 from stack import compute_stack
-from stratus.agent.compute_agent import (
-    AgentSettings,
-    ComputeAgent,
-    HttpComputeApi,
-    HttpImageApi,
-)
-from stratus.agent.virt.base import RUNNING, SHUTDOWN
-from stratus.agent.virt.fake import FakeDriver
+from stratus.agent.compute.apis import HttpComputeApi, HttpImageApi
+from stratus.agent.compute.reconcile import ComputeAgent
+from stratus.agent.compute.state import AgentSettings
+from stratus.agent.compute.virt.base import RUNNING, SHUTDOWN
+from stratus.agent.compute.virt.fake import FakeDriver
 from stratus.common.clients import StaticToken
 
 pytestmark = [pytest.mark.integration]

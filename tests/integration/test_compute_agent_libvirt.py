@@ -489,8 +489,8 @@ def test_orphan_domain_is_removed_and_spawn_failure_reschedules(lab: Lab) -> Non
     ctl.assign(doc)
     orphan = str(uuid.uuid4())
     # an orphan as a previous agent would have left it: domain, files, state, tap
-    from stratus.agent.virt.base import InstanceSpec, PortSpec
-    from stratus.agent.virt.domain_xml import build_domain, to_string
+    from stratus.agent.compute.virt.base import InstanceSpec, PortSpec
+    from stratus.agent.compute.virt.domain_xml import build_domain, to_string
     odir = lab.instances / orphan
     odir.mkdir(parents=True)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(odir / "disk"), "64M"],

@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
-from stratus.agent.compute_agent import AgentSettings, ComputeAgent
-from stratus.agent.virt.base import PAUSED, RUNNING, SHUTDOWN, SUSPENDED, VirtError
-from stratus.agent.virt.fake import FakeDriver
+from stratus.agent.compute.reconcile import ComputeAgent
+from stratus.agent.compute.state import AgentSettings
+from stratus.agent.compute.virt.base import PAUSED, RUNNING, SHUTDOWN, SUSPENDED, VirtError
+from stratus.agent.compute.virt.fake import FakeDriver
 from stratus.common.clients import ServiceError
+from stratus.contracts.compute import Assignment, AssignmentSet, HostResources, ServerReport
+from stratus.contracts.instance import InstanceDocument
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +54,8 @@ def assignment(sid: str = SERVER_A, **kw: Any) -> dict[str, Any]:
 
 
 class FakeComputeApi:
-    """Serves ``servers`` as the assignment document and applies reports like the API."""
+    """Serves ``servers`` as the assignment document and applies reports like the API
+    (the documents in their JSON form, as on the wire)."""
 
     def __init__(self, servers: list[dict[str, Any]] | None = None):
         self.servers = {s["id"]: s for s in servers or []}
@@ -62,14 +66,15 @@ class FakeComputeApi:
         self.fail: ServiceError | None = None
 
     def assignments(self, wait: float | None = None, since: int | None = None
-                    ) -> dict[str, Any]:
+                    ) -> AssignmentSet:
         if self.fail:
             raise self.fail
         with self.lock:
-            return {"generation": self.generation,
-                    "servers": [dict(s) for s in self.servers.values()]}
+            return AssignmentSet.from_dict({"generation": self.generation,
+                                            "servers": [dict(s) for s in self.servers.values()]})
 
-    def report(self, server_id: str, body: dict[str, Any]) -> None:
+    def report(self, server_id: str, report: ServerReport) -> None:
+        body = report.to_dict()
         with self.lock:
             self.reports.append((server_id, body))
             server = self.servers.get(server_id)
@@ -85,8 +90,8 @@ class FakeComputeApi:
                 server["snapshots"] = [s for s in server["snapshots"]
                                        if s["image_id"] not in body["snapshots_done"]]
 
-    def heartbeat(self, body: dict[str, Any]) -> None:
-        self.heartbeats.append(body)
+    def heartbeat(self, resources: HostResources) -> None:
+        self.heartbeats.append(resources.to_dict())
 
     def last(self, server_id: str) -> dict[str, Any]:
         return [b for sid, b in self.reports if sid == server_id][-1]
@@ -121,9 +126,9 @@ class FakeNetworkApi:
         return "ACTIVE" if self.calls > self.active_after else "DOWN"
 
 
-def fallback_render(doc: dict[str, Any]) -> dict[str, bytes]:
-    """A stand-in for stratus.metadata.content.render in unit tests."""
-    return {"openstack/latest/meta_data.json": json.dumps(doc).encode()}
+def fallback_render(doc: InstanceDocument) -> dict[str, bytes]:
+    """A stand-in for stratus.contracts.metadata_tree.render in unit tests."""
+    return {"openstack/latest/meta_data.json": json.dumps(doc.to_dict()).encode()}
 
 
 # --- tests ------------------------------------------------------------------------------
@@ -214,7 +219,7 @@ def test_crash_mid_spawn_redoes_it_from_scratch(env: Any) -> None:
     env.api.servers[SERVER_A] = assignment()
     env.driver.fail["power_on"] = KeyboardInterrupt()  # the process "dies" here
     with contextlib.suppress(KeyboardInterrupt):
-        env.agent._spawn(env.api.servers[SERVER_A], None)
+        env.agent._spawn(Assignment.from_dict(env.api.servers[SERVER_A]), None)
     assert SERVER_A in env.driver.domains and env.agent.store.load(SERVER_A).spawned is False
     # a new agent process: the half-made server is removed and spawned again
     del env.driver.fail["power_on"]

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from test_metadata_content import SECOND_NIC, make_doc
 
-from stratus.metadata import content
+from stratus.contracts import metadata_tree as content
 
 pytestmark = pytest.mark.unit
 

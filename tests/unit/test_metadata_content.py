@@ -1,4 +1,4 @@
-"""stratus.metadata.content: the files rendered from an instance document."""
+"""stratus.contracts.metadata_tree: the files rendered from an instance document."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stratus.metadata import content
+from stratus.contracts import metadata_tree as content
 
 pytestmark = pytest.mark.unit
 

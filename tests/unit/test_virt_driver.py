@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from stratus.agent.virt import configdrive
-from stratus.agent.virt.base import (
+from stratus.agent.compute.virt import configdrive
+from stratus.agent.compute.virt.base import (
     PAUSED,
     RUNNING,
     SHUTDOWN,
@@ -25,15 +25,19 @@ from stratus.agent.virt.base import (
     PortSpec,
     VirtError,
 )
-from stratus.agent.virt.domain_xml import (
+from stratus.agent.compute.virt.domain_xml import (
     METADATA_NS,
     build_domain,
     interface_devices,
     server_id_of,
     to_string,
 )
-from stratus.agent.virt.imagecache import ImageCache
-from stratus.agent.virt.libvirt import detect_virt_type, parse_dominfo, parse_hypervisor_version
+from stratus.agent.compute.virt.imagecache import ImageCache
+from stratus.agent.compute.virt.libvirt import (
+    detect_virt_type,
+    parse_dominfo,
+    parse_hypervisor_version,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -214,7 +218,7 @@ def test_image_cache_reclaim(tmp_path: Path) -> None:
 
 
 def test_config_drive_file_list(tmp_path: Path) -> None:
-    content = pytest.importorskip("stratus.metadata.content")
+    content = pytest.importorskip("stratus.contracts.metadata_tree")
     doc = {"uuid": SID, "name": "web1", "hostname": "web1", "project_id": "p",
            "availability_zone": "nova", "launch_index": 0, "created_at": "2026-01-01T00:00:00Z",
            "meta": {}, "keys": [{"name": "k", "type": "ssh", "data": "ssh-ed25519 AAAA k"}],

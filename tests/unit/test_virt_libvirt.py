@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from stratus.agent.compute.virt.base import RUNNING, InstanceSpec, PortSpec, VirtError
+from stratus.agent.compute.virt.domain_xml import build_domain, to_string
+from stratus.agent.compute.virt.libvirt import LibvirtDriver
 from stratus.agent.ip_lib import IpLib
 from stratus.agent.runner import CommandError
-from stratus.agent.virt.base import RUNNING, InstanceSpec, PortSpec, VirtError
-from stratus.agent.virt.domain_xml import build_domain, to_string
-from stratus.agent.virt.libvirt import LibvirtDriver
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,8 @@ from stratus.common.clients import PasswordAuth
 from stratus.common.config import Config
 from stratus.common.db import Database
 from stratus.common.errors import nova_error
-from stratus.compute import api_agent, api_resources, api_servers, views
+from stratus.compute import api_resources, api_servers, views
+from stratus.compute.api import agents as agents_api
 from stratus.compute.core import SECTION, ComputeCore, Settings
 from stratus.compute.downstream import Downstream, HttpDownstream
 
@@ -91,8 +92,9 @@ def build_app(
     core: ComputeCore, authenticate: Callable[[str], AuthContext], public_url: str = ""
 ) -> Starlette:
     router = Router(authenticate=authenticate)
-    for module in (api_resources, api_servers, api_agent):
+    for module in (api_resources, api_servers):
         module.add_routes(router, core)
+    router.include(agents_api.routes, core)
     app = create_app("compute", router.routes, nova_error, db=core.db, public_url=public_url)
     app.add_middleware(MicroversionMiddleware)
     return app

@@ -224,30 +224,3 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
 def brief(req: Req, srv: m.Server) -> dict[str, Any]:
     return {"id": srv.id, "name": srv.name, "links": link(req, f"servers/{srv.id}")}
 
-
-def instance_document(srv: m.Server, ports: list[m.ServerPort],
-                      floating: dict[str, str | None] | None = None) -> dict[str, Any]:
-    """The document of docs/compute.md that metadata and config drives render from."""
-    networks = []
-    for p in sorted(ports, key=lambda x: x.position):
-        for ip in p.fixed_ips:
-            sub = next((x for x in p.subnets if x.get("id") == ip.get("subnet_id")), {})
-            networks.append({
-                "port_id": p.port_id, "network_id": p.network_id, "mac_address": p.mac_address,
-                "mtu": p.mtu, "ip_address": ip["ip_address"],
-                "floating_ip": (floating or {}).get(p.port_id),
-                "subnet": {"id": sub.get("id"), "cidr": sub.get("cidr"),
-                           "gateway_ip": sub.get("gateway_ip"),
-                           "dns_nameservers": sub.get("dns_nameservers") or [],
-                           "host_routes": sub.get("host_routes") or [],
-                           "enable_dhcp": bool(sub.get("enable_dhcp", True))}})
-    keys = []
-    if srv.key_name and srv.key_data:
-        keys.append({"name": srv.key_name, "type": srv.key_type or "ssh", "data": srv.key_data})
-    return {"uuid": srv.id, "name": srv.name, "hostname": srv.hostname,
-            "project_id": srv.project_id, "availability_zone": srv.availability_zone,
-            "flavor_name": (srv.flavor or {}).get("name") or "", "image_id": srv.image_id,
-            "security_groups": security_group_names(srv, ports),
-            "launch_index": srv.launch_index, "created_at": isotime(srv.created_at),
-            "meta": dict(srv.meta), "keys": keys, "user_data": srv.user_data,
-            "password": srv.password, "networks": networks, "vendor_data": {}}

@@ -6,8 +6,13 @@ Every request comes from a proxy in a network's namespace with three headers:
 the shared secret). A missing header is a 400, a wrong signature a 403. The
 instance is looked up by network + fixed IP through the compute API (service
 user token), cached for ``cache_ttl`` seconds, and its files are served from
-:func:`stratus.metadata.content.render` plus the EC2 plain-text tree. An
-instance can only ever see its own data: nothing else selects the instance.
+:func:`stratus.contracts.metadata_tree.render` (the same files the compute agent
+writes into config drives) plus the EC2 plain-text tree. An instance can only
+ever see its own data: nothing else selects the instance.
+
+The two handlers (:func:`get_path` for GET/HEAD, :func:`post_path` for the
+password) are top-level functions of ``(req, svc)`` in :data:`routes`, bound to
+one :class:`MetadataService` by :func:`build_app`.
 """
 
 from __future__ import annotations
@@ -24,9 +29,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
-from stratus.common.app import create_app, run_service, setup_logging
+from stratus.common.app import Req, Router, Routes, create_app, run_service, setup_logging
 from stratus.common.clients import ApiClient, PasswordAuth, ServiceError
 from stratus.common.config import Config, ConfigError
 from stratus.common.errors import (
@@ -38,7 +42,8 @@ from stratus.common.errors import (
     ServiceUnavailable,
     nova_error,
 )
-from stratus.metadata import content
+from stratus.contracts import metadata_tree as content
+from stratus.contracts.instance import ContractError, InstanceDocument
 from stratus.metadata.cache import TTLCache
 
 SECTION = "metadata"
@@ -56,7 +61,8 @@ def expected_signature(secret: str, network_id: str, fixed_ip: str) -> str:
 
 
 class InstanceSource(Protocol):
-    """Where instance documents come from (the compute API; a fake in unit tests)."""
+    """Where instance documents come from (the compute API; a fake in unit tests): the
+    JSON form, read into an :class:`InstanceDocument` by the service."""
 
     def lookup(self, network_id: str, fixed_ip: str) -> dict[str, Any] | None: ...
 
@@ -94,12 +100,13 @@ class ComputeSource:
 class Instance:
     """One instance's document and everything rendered from it (cached together)."""
 
-    doc: dict[str, Any]
+    doc: InstanceDocument
     files: dict[str, bytes]
     ec2: dict[str, Any]
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> Instance:
+    def from_doc(cls, doc: InstanceDocument | dict[str, Any]) -> Instance:
+        doc = InstanceDocument.coerce(doc)
         return cls(doc, content.render(doc), content.ec2_tree(doc))
 
 
@@ -161,7 +168,14 @@ class MetadataService:
 
         def load() -> Instance | None:
             doc = self.source.lookup(network_id, fixed_ip)
-            return None if doc is None else Instance.from_doc(doc)
+            if doc is None:
+                return None
+            try:
+                return Instance.from_doc(doc)
+            except ContractError as exc:
+                raise ServiceError(f"compute answered the metadata lookup with a document "
+                                   f"that is not an instance document ({exc})", status=502,
+                                   temporary=True) from None
 
         try:
             found = self.cache.get_or_load((network_id, fixed_ip), load)
@@ -195,7 +209,7 @@ class MetadataService:
             if len(parts) == 3:
                 name = parts[2]
                 if name == "password" and has_password:
-                    return (inst.doc.get("password") or "").encode(), "text/plain"
+                    return (inst.doc.password or "").encode(), "text/plain"
                 data = inst.files.get(f"openstack/{version}/{name}")
                 if data is not None:
                     kind = ("application/json" if name.endswith(".json")
@@ -236,17 +250,17 @@ class MetadataService:
         except UnicodeDecodeError:
             raise BadRequest("The password must be UTF-8 text (the guest posts base64).") from None
         inst = self.instance(network_id, fixed_ip)
-        if inst.doc.get("password"):
+        if inst.doc.password:
             raise Conflict("This instance's password is already set; it can be posted only once.")
         try:
-            self.source.set_password(str(inst.doc["uuid"]), password)
+            self.source.set_password(inst.doc.uuid, password)
         except ServiceError as exc:
             if exc.status == 409:
                 raise Conflict("This instance's password is already set; "
                                "it can be posted only once.") from None
             if exc.status == 404:
                 raise NotFound("This instance no longer exists.") from None
-            LOG.error("storing the password of %s failed: %s", inst.doc["uuid"], exc)
+            LOG.error("storing the password of %s failed: %s", inst.doc.uuid, exc)
             raise ServiceUnavailable("The compute API could not store the password; "
                                      "try again later.") from None
         finally:
@@ -281,32 +295,45 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return data
 
 
+routes = Routes()
+
+
+@routes.add("GET", "/{path:path}")  # HEAD too
+async def get_path(req: Req, svc: MetadataService) -> Response:
+    """Any metadata file or listing (async: a cached answer needs no thread)."""
+    request = req.request
+    path = request.url.path
+    net, ip = svc.identify(request.headers)
+    if svc.cache.peek((net, ip))[0]:
+        # Cached (or a path that needs no instance): answering takes microseconds,
+        # so skip the thread hand-off. An entry expiring right now is only reloaded
+        # in a thread.
+        try:
+            data, kind = svc.get(net, ip, path, load=False)
+        except _MustLoad:
+            data, kind = await run_in_threadpool(svc.get, net, ip, path)
+    else:
+        data, kind = await run_in_threadpool(svc.get, net, ip, path)
+    if kind == "text/plain":
+        kind = "text/plain; charset=utf-8"
+    return Response(data, media_type=kind)
+
+
+@routes.add("POST", "/{path:path}")
+async def post_path(req: Req, svc: MetadataService) -> Response:
+    """The guest's password (``/openstack/<version>/password``, once); elsewhere 405."""
+    request = req.request
+    net, ip = svc.identify(request.headers)
+    body = await _read_capped(request, MAX_PASSWORD_BYTES + 1)
+    await run_in_threadpool(svc.post, net, ip, request.url.path, body)
+    return Response(b"", status_code=200, media_type="text/plain")
+
+
 def build_app(service: MetadataService, on_shutdown: list[Callable[[], Any]] | None = None
               ) -> Starlette:
-    async def endpoint(request: Request) -> Response:
-        path = request.url.path
-        if request.method == "POST":
-            net, ip = service.identify(request.headers)
-            body = await _read_capped(request, MAX_PASSWORD_BYTES + 1)
-            await run_in_threadpool(service.post, net, ip, path, body)
-            return Response(b"", status_code=200, media_type="text/plain")
-        net, ip = service.identify(request.headers)
-        if service.cache.peek((net, ip))[0]:
-            # Cached (or a path that needs no instance): answering takes microseconds,
-            # so skip the thread hand-off. An entry expiring right now is only reloaded
-            # in a thread.
-            try:
-                data, kind = service.get(net, ip, path, load=False)
-            except _MustLoad:
-                data, kind = await run_in_threadpool(service.get, net, ip, path)
-        else:
-            data, kind = await run_in_threadpool(service.get, net, ip, path)
-        if kind == "text/plain":
-            kind = "text/plain; charset=utf-8"
-        return Response(data, media_type=kind)
-
-    routes: list[BaseRoute] = [Route("/{path:path}", endpoint, methods=["GET", "HEAD", "POST"])]
-    return create_app("metadata", routes, nova_error, on_shutdown=on_shutdown)
+    router = Router()
+    router.include(routes, service)
+    return create_app("metadata", router.routes, nova_error, on_shutdown=on_shutdown)
 
 
 def build_service(config: Config) -> tuple[MetadataService, ApiClient]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stratus.agent.virt.base import (
+from stratus.agent.compute.virt.base import (
     PAUSED,
     RUNNING,
     SHUTDOWN,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from stratus.agent.virt.base import VirtError
+from stratus.agent.compute.virt.base import VirtError
 
 LOG = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from stratus.agent.virt.base import InstanceSpec
+from stratus.agent.compute.virt.base import InstanceSpec
 
 METADATA_NS = "https://stratus.dev/xmlns/compute/1"
 ET.register_namespace("stratus", METADATA_NS)

@@ -21,10 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stratus.agent.ip_lib import IpLib
-from stratus.agent.runner import CommandError, Runner
-from stratus.agent.virt import configdrive
-from stratus.agent.virt.base import (
+from stratus.agent.compute.virt import configdrive
+from stratus.agent.compute.virt.base import (
     CRASHED,
     NOSTATE,
     PAUSED,
@@ -37,7 +35,14 @@ from stratus.agent.virt.base import (
     InstanceSpec,
     VirtError,
 )
-from stratus.agent.virt.domain_xml import build_domain, interface_devices, server_id_of, to_string
+from stratus.agent.compute.virt.domain_xml import (
+    build_domain,
+    interface_devices,
+    server_id_of,
+    to_string,
+)
+from stratus.agent.ip_lib import IpLib
+from stratus.agent.runner import CommandError, Runner
 
 LOG = logging.getLogger(__name__)
 

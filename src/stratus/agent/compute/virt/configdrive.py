@@ -6,8 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from stratus.agent.compute.virt.base import VirtError
 from stratus.agent.runner import Runner
-from stratus.agent.virt.base import VirtError
 
 LABEL = "config-2"
 

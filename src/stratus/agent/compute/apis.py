@@ -1,0 +1,101 @@
+"""The compute agent's side of the APIs it talks to.
+
+Three small interfaces (:class:`ComputeApi`, :class:`ImageApi`,
+:class:`NetworkApi`; fakes implement them in the unit tests) and their HTTP
+implementations over the one client of Stratus,
+:class:`stratus.common.clients.ApiClient`. What crosses the wire to the compute
+API is typed in :mod:`stratus.contracts.compute`: the agent reads an
+:class:`~stratus.contracts.compute.AssignmentSet` and sends
+:class:`~stratus.contracts.compute.ServerReport` and
+:class:`~stratus.contracts.compute.HostResources`. A failure is a
+:class:`~stratus.common.clients.ServiceError` (``temporary`` when a retry can
+help); an assignment document of the wrong shape is one too (status 502).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from stratus.common.clients import ApiClient, Auth, ServiceError
+from stratus.contracts.compute import AssignmentSet, ContractError, HostResources, ServerReport
+
+
+class ComputeApi(Protocol):
+    def assignments(self, wait: float | None = None, since: int | None = None
+                    ) -> AssignmentSet: ...
+
+    def report(self, server_id: str, report: ServerReport) -> None: ...
+
+    def heartbeat(self, resources: HostResources) -> None: ...
+
+
+class ImageApi(Protocol):
+    def fetch(self, image_id: str) -> Iterator[bytes]: ...
+
+    def upload(self, image_id: str, path: str) -> None: ...
+
+
+class NetworkApi(Protocol):
+    def port_status(self, port_id: str) -> str: ...
+
+
+class HttpComputeApi:
+    """The agent endpoints of the compute API for one host (docs/compute.md)."""
+
+    def __init__(self, url: str, host: str, auth: Auth | None):
+        self.client = ApiClient(url, auth, timeout=60.0, service="compute")
+        self.host = host
+
+    def assignments(self, wait: float | None = None, since: int | None = None
+                    ) -> AssignmentSet:
+        params: dict[str, Any] = {}
+        if wait and since is not None:
+            params = {"wait": int(wait), "since": since}
+        doc = self.client.get(f"stratus/compute-hosts/{self.host}/servers", params=params)
+        try:
+            return AssignmentSet.from_dict(doc)
+        except ContractError as exc:
+            raise ServiceError(f"compute answered the assignments of host {self.host} with "
+                               f"a document the agent cannot read: {exc}", status=502,
+                               temporary=True) from None
+
+    def report(self, server_id: str, report: ServerReport) -> None:
+        self.client.post(f"stratus/compute-hosts/{self.host}/servers/{server_id}/report",
+                         json=report.to_dict())
+
+    def heartbeat(self, resources: HostResources) -> None:
+        self.client.put(f"stratus/compute-hosts/{self.host}", json={"host": resources.to_dict()})
+
+
+class HttpImageApi:
+    """Image data: the base images downloaded, the snapshots uploaded."""
+
+    def __init__(self, url: str, auth: Auth | None, chunk: int = 1 << 20):
+        self.client = ApiClient(url, auth, timeout=300.0, service="image")
+        self.chunk = chunk
+
+    def fetch(self, image_id: str) -> Iterator[bytes]:
+        resp = self.client.request("GET", f"v2/images/{image_id}/file", stream=True)
+        try:
+            yield from resp.iter_bytes(self.chunk)
+        finally:
+            resp.close()
+
+    def upload(self, image_id: str, path: str) -> None:
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as fh:
+                while data := fh.read(self.chunk):
+                    yield data
+        self.client.request("PUT", f"v2/images/{image_id}/file", content=chunks(),
+                            headers={"Content-Type": "application/octet-stream"})
+
+
+class HttpNetworkApi:
+    """A port's status (the agent starts a guest once its ports are ACTIVE)."""
+
+    def __init__(self, url: str, auth: Auth | None):
+        self.client = ApiClient(url, auth, timeout=30.0, service="network")
+
+    def port_status(self, port_id: str) -> str:
+        return str(self.client.get(f"v2.0/ports/{port_id}")["port"].get("status", ""))

@@ -1,0 +1,345 @@
+"""What the compute agent does to one server (mixed into the agent of
+:mod:`stratus.agent.compute.reconcile`).
+
+:meth:`ServerWork.converge` is where the agent decides: a server assigned as
+``building`` that it has not spawned is spawned (:meth:`ServerWork._spawn`: image
+cache, disks, config drive, taps, the wait for ACTIVE ports, domain, power),
+one being deleted is destroyed, and any other has its pending power task,
+reboot generation and snapshots converged; then it reports what the host
+really has as a :class:`~stratus.contracts.compute.ServerReport`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from stratus.agent.compute.apis import ComputeApi, ImageApi, NetworkApi
+from stratus.agent.compute.state import AgentSettings, ServerState, StateStore
+from stratus.agent.compute.virt.base import (
+    CRASHED,
+    NOSTATE,
+    PAUSED,
+    RUNNING,
+    SHUTDOWN,
+    SUSPENDED,
+    ComputeDriver,
+    InstanceInfo,
+    InstanceSpec,
+    PortSpec,
+    VirtError,
+)
+from stratus.agent.compute.virt.imagecache import ImageCache
+from stratus.agent.runner import CommandError
+from stratus.common.clients import ServiceError
+from stratus.contracts.compute import Assignment, Fault, ServerReport
+from stratus.contracts.instance import InstanceDocument
+
+LOG = logging.getLogger("stratus.agent.compute.reconcile")
+
+CONSOLE_TAIL_BYTES = 64 * 1024
+VM_STATE_OF = {RUNNING: "active", PAUSED: "paused", SHUTDOWN: "stopped", CRASHED: "stopped",
+               SUSPENDED: "suspended", NOSTATE: "stopped"}
+POWER_TASKS = {"powering-off", "powering-on", "pausing", "unpausing", "suspending", "resuming"}
+# The config drive's files from the instance document (tests pass a stand-in).
+Render = Callable[[InstanceDocument], dict[str, bytes]]
+
+
+def fault_of(exc: BaseException) -> Fault:
+    return Fault(500, str(exc)[:255] or type(exc).__name__,
+                 "".join(traceback.format_exception_only(type(exc), exc))[-2000:])
+
+
+class ServerWork:
+    """The per-server half of the compute agent (state it shares with the loop)."""
+
+    s: AgentSettings
+    driver: ComputeDriver
+    compute: ComputeApi
+    images: ImageApi
+    network: NetworkApi | None
+    render: Render
+    sleep: Callable[[float], None]
+    store: StateStore
+    cache: ImageCache
+    _console: dict[str, tuple[object, float]]
+    _rescheduled: set[tuple[str, int]]
+
+    # --- one server ---------------------------------------------------------------------
+    def _report(self, sid: str, report: ServerReport) -> None:
+        self.compute.report(sid, report)
+
+    def _destroy(self, sid: str) -> None:
+        st = self.store.load(sid)
+        self.driver.destroy(sid, st.devices if st else [])
+        self.store.remove(sid)
+        self._console.pop(sid, None)
+
+    def converge(self, a: Assignment) -> None:
+        """One server: delete it, spawn it (the decision is here: assigned as building and
+        not yet spawned by us), or converge its power state, reboots and snapshots; then
+        report what the host really has."""
+        sid = a.id
+        if a.deleting:
+            self._destroy(sid)
+            self._report(sid, ServerReport(deleted=True))
+            return
+        st = self.store.load(sid)
+        info = self.driver.info(sid)
+        if a.vm_state == "building" and not (st and st.spawned and info is not None):
+            if (sid, a.attempt) in self._rescheduled:
+                return  # already given back; the API moves it elsewhere
+            self._spawn(a, st)
+            return
+        if st is None:
+            # Placed here but never spawned by us (e.g. state lost): adopt what exists.
+            st = ServerState(spawned=info is not None, attempt=a.attempt,
+                             devices=self._devices(a), reboot_generation=a.reboot.generation)
+            self.store.save(sid, st)
+        if a.vm_state == "error":
+            if info is not None:
+                self._report(sid, ServerReport(power_state=info.power_state))
+            return
+        report = ServerReport()
+        info = self._converge_power(a, st, info, report)
+        self._converge_reboot(a, st, info, report)
+        info = self.driver.info(sid)
+        self._converge_snapshots(a, st, report)
+        if info is None:
+            if self.driver.has_disk(sid):
+                # Nova's sync_power_states: a vanished domain is a stopped server
+                report.vm_state, report.power_state = "stopped", SHUTDOWN
+            else:
+                report.vm_state, report.power_state = "error", NOSTATE
+                report.fault = Fault(500, "the server's domain and disk are gone from "
+                                     f"host {self.s.host}", "")
+        else:
+            report.vm_state = VM_STATE_OF[info.power_state]
+            report.power_state = info.power_state
+        tail = self._console_tail(sid, force=False)
+        if tail is not None:
+            report.console_tail = tail
+        self._report(sid, report)
+
+    @staticmethod
+    def _devices(a: Assignment) -> list[str]:
+        return [p.tap for p in a.ports]
+
+    @staticmethod
+    def _ports(a: Assignment) -> list[PortSpec]:
+        return [PortSpec(p.id, p.mac_address, p.mtu, p.tap) for p in a.ports]
+
+    def _spec(self, a: Assignment) -> InstanceSpec:
+        sid = a.id
+        if not a.image_id:
+            raise VirtError(f"server {sid} is assigned without an image_id", temporary=False)
+        image_path, fmt = self.cache.ensure(a.image_id, a.image.to_dict())
+        files = None
+        if a.config_drive:
+            if a.metadata_document is None:
+                raise VirtError(f"server {sid} wants a config drive but its assignment has "
+                                "no metadata_document", temporary=False)
+            files = self.render(a.metadata_document)
+        return InstanceSpec(server_id=sid, name=a.name or sid,
+                            vcpus=a.flavor.vcpus or 1,
+                            memory_mb=a.flavor.ram or 512,
+                            disk_gb=a.flavor.disk or 0,
+                            image_path=image_path, image_format=fmt, ports=self._ports(a),
+                            config_drive=files)
+
+    def _spawn(self, a: Assignment, st: ServerState | None) -> None:
+        """Build the server from scratch (image, disks, taps, ports ACTIVE, domain, power);
+        on any failure remove what was made and ask the API for a reschedule."""
+        sid = a.id
+        attempt = a.attempt
+        started = time.monotonic()
+        try:
+            if st is not None or self.driver.info(sid) is not None \
+                    or sid in self.driver.list_instance_dirs():
+                # an interrupted spawn: start again from scratch (no partial leftovers)
+                LOG.info("server %s: removing what an unfinished spawn left", sid)
+                self.driver.destroy(sid, st.devices if st else [])
+            st = ServerState(attempt=attempt, devices=self._devices(a),
+                             reboot_generation=a.reboot.generation)
+            self.store.save(sid, st)
+            spec = self._spec(a)
+            self.driver.prepare_disks(spec)
+            self.driver.plug_vifs(spec)
+            if self.s.vif_plug_wait and spec.ports:
+                self._wait_ports([p.id for p in spec.ports])
+            self.driver.define(spec)
+            desired = a.desired_power or "running"
+            if desired in ("running", "paused", "suspended"):
+                self.driver.power_on(sid)
+            if desired == "paused":
+                self.driver.pause(sid)
+            elif desired == "suspended":
+                self.driver.suspend(sid)
+            st.spawned = True
+            self.store.save(sid, st)
+        except Exception as exc:
+            LOG.error("server %s: spawn failed (%s); cleaning up and asking for a "
+                      "reschedule", sid, exc)
+            if not isinstance(exc, (VirtError, CommandError, ServiceError, OSError)):
+                LOG.exception("server %s", sid)
+            with contextlib.suppress(Exception):
+                self._destroy(sid)
+            self._rescheduled.add((sid, attempt))
+            self._report(sid, ServerReport(vm_state="error", power_state=NOSTATE,
+                                           task_state=None, reschedule=True, fault=fault_of(exc)))
+            return
+        info = self.driver.info(sid)
+        power = info.power_state if info else NOSTATE
+        LOG.info("server %s spawned in %.2fs", sid, time.monotonic() - started)
+        report = ServerReport(vm_state=VM_STATE_OF[power], power_state=power, task_state=None,
+                              fault=None, reboot_generation=st.reboot_generation)
+        tail = self._console_tail(sid, force=True)
+        if tail is not None:
+            report.console_tail = tail
+        self._report(sid, report)
+
+    def _wait_ports(self, port_ids: list[str]) -> None:
+        if self.network is None:
+            raise VirtError("vif_plug_wait is on but no network API is configured",
+                            temporary=False)
+        deadline = time.monotonic() + self.s.vif_plug_timeout
+        waiting = list(port_ids)
+        while True:
+            still = []
+            for pid in waiting:
+                try:
+                    status = self.network.port_status(pid)
+                except ServiceError as exc:
+                    if not exc.temporary:
+                        raise
+                    status = ""
+                if status != "ACTIVE":
+                    still.append(pid)
+            if not still:
+                return
+            if time.monotonic() >= deadline:
+                raise VirtError(f"port(s) {', '.join(still)} not ACTIVE after "
+                                f"{self.s.vif_plug_timeout:.0f}s (vif_plug_timeout): "
+                                "is the network agent running on this host?", temporary=False)
+            waiting = still
+            self.sleep(1.0)
+
+    def _ensure_defined(self, a: Assignment) -> InstanceInfo:
+        """Redefine a domain that vanished, from the disk still on the host."""
+        sid = a.id
+        info = self.driver.info(sid)
+        if info is not None:
+            return info
+        if not self.driver.has_disk(sid):
+            raise VirtError(f"server {sid} has no disk on this host", temporary=False)
+        spec = self._spec(a)
+        self.driver.prepare_disks(spec)
+        self.driver.define(spec)
+        info = self.driver.info(sid)
+        if info is None:
+            raise VirtError(f"domain of server {sid} did not appear after define")
+        return info
+
+    def _converge_power(self, a: Assignment, st: ServerState, info: InstanceInfo | None,
+                        report: ServerReport) -> InstanceInfo | None:
+        """Power actions are taken for a pending task (``powering-on`` ...); without a
+        task the agent reports what it sees (a guest that shut itself down is stopped)."""
+        if a.task_state not in POWER_TASKS:
+            return info
+        sid = a.id
+        desired = a.desired_power or "running"
+        if info is None and desired in ("running", "paused"):
+            info = self._ensure_defined(a)
+        state = info.power_state if info else NOSTATE
+        if desired == "running":
+            if state in (SHUTDOWN, CRASHED, SUSPENDED, PAUSED, NOSTATE):
+                self._plug(a)
+                if state == PAUSED:
+                    self.driver.unpause(sid)
+                elif state == SUSPENDED:
+                    self.driver.resume(sid)
+                else:
+                    self.driver.power_on(sid)
+        elif desired == "shutdown":
+            if state in (RUNNING, PAUSED, SUSPENDED):
+                self.driver.power_off(sid, self.s.shutdown_timeout)
+        elif desired == "paused":
+            if state in (SHUTDOWN, CRASHED):
+                self._plug(a)
+                self.driver.power_on(sid)
+            if state != PAUSED:
+                self.driver.pause(sid)
+        elif desired == "suspended" and state in (RUNNING, PAUSED):
+            self.driver.suspend(sid)
+        report.task_state = None
+        return self.driver.info(sid)
+
+    def _plug(self, a: Assignment) -> None:
+        ports = self._ports(a)
+        if ports:
+            self.driver.plug_vifs(InstanceSpec(a.id, a.name or "", 1, 1, 0, "", "",
+                                               ports=ports))
+
+    def _converge_reboot(self, a: Assignment, st: ServerState, info: InstanceInfo | None,
+                         report: ServerReport) -> None:
+        gen = a.reboot.generation
+        if gen <= st.reboot_generation:
+            return
+        sid = a.id
+        if info is None:
+            self._ensure_defined(a)
+        self._plug(a)
+        self.driver.reboot(sid, hard=a.reboot.hard, timeout=self.s.shutdown_timeout)
+        st.reboot_generation = gen
+        self.store.save(sid, st)
+        report.reboot_generation, report.task_state = gen, None
+
+    def _converge_snapshots(self, a: Assignment, st: ServerState,
+                            report: ServerReport) -> None:
+        sid = a.id
+        wanted = [s.image_id for s in a.snapshots]
+        for image_id in wanted:
+            if image_id in st.snapshots_done:
+                continue
+            tmpdir = Path(self.s.instances_path) / "_snapshots"
+            tmpdir.mkdir(parents=True, exist_ok=True)
+            dest = tmpdir / f"{image_id}.qcow2"
+            try:
+                self.driver.snapshot(sid, str(dest))
+                try:
+                    self.images.upload(image_id, str(dest))
+                except ServiceError as exc:
+                    if exc.status not in (404, 409):  # gone, or no longer queued
+                        raise
+                    LOG.warning("snapshot %s of %s: %s (not retried)", image_id, sid, exc)
+            finally:
+                dest.unlink(missing_ok=True)
+            LOG.info("snapshot %s of server %s uploaded", image_id, sid)
+            st.snapshots_done.append(image_id)
+            self.store.save(sid, st)
+        if wanted:
+            report.snapshots_done = [i for i in wanted if i in st.snapshots_done]
+            if a.task_state == "image_uploading":
+                report.task_state = None
+        # forget the ones the API no longer lists
+        st.snapshots_done = [i for i in st.snapshots_done if i in wanted]
+
+    def _console_tail(self, sid: str, force: bool) -> str | None:
+        """The console's last 64 KiB when it changed since the last report (at most every
+        ``console_interval`` seconds per server unless ``force``)."""
+        got = self.driver.console_tail(sid, CONSOLE_TAIL_BYTES)
+        if got is None:
+            return None
+        key, data = got
+        last = self._console.get(sid)
+        now = time.monotonic()
+        if last is not None and last[0] == key:
+            return None
+        if last is not None and not force and now - last[1] < self.s.console_interval:
+            return None
+        self._console[sid] = (key, now)
+        return data.decode("utf-8", "replace")

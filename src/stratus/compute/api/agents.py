@@ -1,0 +1,112 @@
+"""The agent endpoints of docs/compute.md: heartbeat, assignments (long-poll), reports,
+the metadata lookup and the guest password. Admin (service users) only.
+
+Handlers parse and check the request, call the service layer
+(:mod:`stratus.compute.agents`, which answers with :mod:`stratus.contracts`
+documents) and render them. The assignments are an ``async`` handler, so agents
+waiting in a long-poll hold no worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from stratus.common.app import Req, Routes
+from stratus.common.errors import BadRequest
+from stratus.compute import agents, views
+from stratus.compute.core import ComputeCore
+from stratus.compute.servers import ServerFlow
+from stratus.contracts.compute import (
+    HOST_INTS,
+    HOST_TEXTS,
+    ContractError,
+    HostResources,
+    ServerReport,
+)
+
+P = "/v2.1/stratus"
+MAX_WAIT = 30.0
+POLL_INTERVAL = 0.25  # seconds between two reads of the host's generation in a long-poll
+
+routes = Routes()
+
+
+def _admin(req: Req, svc: ComputeCore) -> None:
+    svc.require_admin(req.ctx, "stratus:compute-agent")
+
+
+@routes.add("PUT", P + "/compute-hosts/{host}")
+def heartbeat(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    _admin(req, svc)
+    name = req.params["host"]
+    data = views.obj(req.body, "host")
+    # Keys this API does not know are ignored: a newer agent still heartbeats.
+    ints: dict[str, Any] = {k: views.integer(data, k, 0) for k in HOST_INTS if k in data}
+    texts: dict[str, Any] = {k: views.text(data, k, maxlen=255) for k in HOST_TEXTS if k in data}
+    if data.get("host") not in (None, name):
+        raise BadRequest(f"The body names host {data['host']}, the URL {name}.")
+    virt = texts.get("virt_type")
+    if virt is not None and virt not in ("kvm", "qemu"):
+        raise BadRequest(f"Invalid virt_type {virt!r}; use kvm or qemu.")
+    return agents.heartbeat(svc, name, HostResources(**ints, **texts))
+
+
+@routes.add("GET", P + "/compute-hosts/{host}/servers")
+async def assignments(req: Req, svc: ComputeCore) -> Response:
+    """The host's servers; with ``since`` (its last generation) and ``wait`` (at most
+    30 s), answers when the generation moves or the wait is over."""
+    await run_in_threadpool(_admin, req, svc)
+    name = req.params["host"]
+    wait = 0.0
+    if "wait" in req.query:
+        try:
+            wait = min(max(float(req.query["wait"]), 0.0), MAX_WAIT)
+        except ValueError:
+            raise BadRequest("wait must be a number of seconds (at most 30).") from None
+    since = None
+    if "since" in req.query:
+        since = views.integer({"since": req.query["since"]}, "since")
+    deadline = time.monotonic() + wait
+    gen = await run_in_threadpool(agents.generation, svc, name)
+    while since is not None and gen == since and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_INTERVAL)
+        gen = await run_in_threadpool(agents.generation, svc, name)
+    found = await run_in_threadpool(agents.assignments, svc, name)
+    return JSONResponse(found.to_dict())
+
+
+@routes.add("POST", P + "/compute-hosts/{host}/servers/{id}/report")
+def report(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    _admin(req, svc)
+    try:
+        body = ServerReport.from_dict(req.body)  # keys it does not know are ignored
+    except ContractError as exc:
+        raise BadRequest(exc.reason) from None
+    ServerFlow(svc).report(req.params["host"], req.params["id"], body.to_dict())
+    return agents.server_after_report(svc, req.params["id"])
+
+
+@routes.add("GET", P + "/metadata")
+def metadata_lookup(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    _admin(req, svc)
+    net, ip = req.query.get("network_id"), req.query.get("fixed_ip")
+    if not net or not ip:
+        raise BadRequest("network_id and fixed_ip are required.")
+    return {"instance": agents.metadata_lookup(svc, net, ip).to_dict()}
+
+
+@routes.add("PUT", P + "/metadata/{id}/password")
+def password(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    _admin(req, svc)
+    if not isinstance(req.body, dict) or not isinstance(req.body.get("password"), str):
+        raise BadRequest("A body {\"password\": \"...\"} is expected.")
+    value = req.body["password"]
+    if len(value) > 256 * 1024 or not value:
+        raise BadRequest("The password blob must be 1 byte to 256 KiB.")
+    agents.set_password(svc, req.params["id"], value)
+    return {"password": "set"}
