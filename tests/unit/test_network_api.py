@@ -466,3 +466,30 @@ def test_concurrent_networks_get_distinct_segments(tmp_path: Path) -> None:
         segments = [r.json()["network"]["provider:segmentation_id"] for r in answers
                     if r.status_code == 201]
         assert sorted(segments) == list(range(500, 520))
+
+
+def test_a_unique_value_refused_on_every_attempt_is_a_409_in_the_network_wording(
+        api: NetApi) -> None:
+    import sqlalchemy as sa
+
+    from stratus.common.errors import Conflict
+    from stratus.network import core as network_core
+
+    assert api.core is not None
+    attempts = []
+
+    def always_taken(_s: Any) -> None:
+        attempts.append(1)
+        raise sa.exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+
+    with pytest.raises(Conflict) as raised:
+        api.core.transaction(always_taken)
+    assert raised.value.message == network_core.CONFLICT_MESSAGE
+    assert len(attempts) == network_core.TRANSACTION_ATTEMPTS == 40
+
+    def refuses(_s: Any) -> None:  # a 409 of the work itself passes unchanged
+        raise network_core.neutron(Conflict, "NetworkInUse", "in use")
+
+    with pytest.raises(Conflict) as raised:
+        api.core.transaction(refuses)
+    assert raised.value.title == "NetworkInUse" and raised.value.message == "in use"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,12 +12,13 @@ from starlette.requests import Request
 from stratus.common.app import Req
 from stratus.common.auth import AuthContext
 from stratus.common.errors import BadRequest, Forbidden
-from stratus.network.api import networks, ports, quotas, routers
+from stratus.network.api import agent_hosts, networks, ports, quotas, routers
 from stratus.network.core import NetworkCore
 
 pytestmark = pytest.mark.unit
 
 ALICE = AuthContext(user_id="u-alice", project_id="p-alice", roles=frozenset({"member"}))
+AGENT = AuthContext(user_id="u-agent", project_id="p-service", roles=frozenset({"admin"}))
 
 
 def request(method: str, path: str, params: dict[str, str] | None = None, query: str = "",
@@ -94,3 +96,32 @@ def test_handlers_refuse_bad_requests_before_reaching_the_service() -> None:
     with pytest.raises(Forbidden, match="rule:update_quota"):
         quotas.update_quota(request("PUT", "/v2.0/quotas/p-alice", {"project_id": "p-alice"},
                                     body={"quota": {"network": 1}}), svc)
+
+
+class FakeHosts:
+    def __init__(self) -> None:
+        self.waited: list[tuple[int, float]] = []
+        self.watch = self
+
+    async def wait(self, since: int, timeout: float) -> int:
+        self.waited.append((since, timeout))
+        return since + 1
+
+    def state(self, host: str, network_node: bool | None, underlay: str | None = None
+              ) -> dict[str, Any]:
+        return {"host": host, "network_node": network_node, "underlay": underlay,
+                "generation": 8}
+
+
+def test_the_async_long_poll_handler_waits_on_the_service_then_answers_the_state() -> None:
+    hosts = FakeHosts()
+    svc = fake_service(hosts=hosts)
+    req = request("GET", "/v2.0/stratus-agent/hosts/cmp1", {"host": "cmp1"},
+                  query="since=7&wait=90&network_node=true&underlay_ip=10.0.0.11", ctx=AGENT)
+    answer = asyncio.run(agent_hosts.host_state_path(req, svc))
+    assert answer == {"host": "cmp1", "network_node": True, "underlay": "10.0.0.11",
+                      "generation": 8}
+    assert hosts.waited == [(7, 30.0)]  # the wait is cut to MAX_WAIT
+    with pytest.raises(Forbidden):
+        asyncio.run(agent_hosts.host_state_path(
+            request("GET", "/v2.0/stratus-agent/hosts/cmp1", {"host": "cmp1"}), svc))

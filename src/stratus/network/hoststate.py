@@ -1,8 +1,8 @@
-"""The desired state of one host for its network agent, in the agent's own model.
+"""The desired state of one host for its network agent, as the shared contract types.
 
-Built from the database with ``stratus.agent.network_model`` (the agent
-engineer's dataclasses, read-only here), so what the API serves is what the
-agent parses. A host gets its bound instance ports with their security
+Built from the database with the documents of ``stratus.contracts.network``
+(which the agent parses too), so what the API serves is what the agent
+parses. A host gets its bound instance ports with their security
 groups (member IPs resolved), the networks they need, the other registered
 hosts' tunnel endpoints, and - on a network node - every DHCP server and
 router with its floating IPs.
