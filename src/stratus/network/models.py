@@ -204,8 +204,8 @@ class AgentHost(NetworkBase):
 class StateGeneration(NetworkBase):
     """The generation of every host's desired state (one row, ``id`` 1): bumped in the
     same transaction as any change that can alter a host's state document, so a
-    long-polling agent served by any API process sees it (``core.py``,
-    ``api_hoststate.py``). One global counter: a change wakes every host's agent."""
+    long-polling agent served by any API process sees it (``tracking.py``,
+    ``hosts.py``, ``api/agent_hosts.py``). One global counter: a change wakes every host's agent."""
 
     __tablename__ = "state_generation"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)

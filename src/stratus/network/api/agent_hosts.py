@@ -27,8 +27,8 @@ state (``state_generation``, bumped in the same transaction by every change that
 alter a host's document, see ``tracking.py``). With ``&since=<generation>&wait=<seconds>``
 (at most 30) the GET is a long-poll: it answers as soon as the generation differs from
 ``since``, or after ``wait`` seconds. Those handlers are async: a waiting agent holds no
-worker thread, and one read of the generation per ``POLL_INTERVAL`` serves every waiter
-of the process.
+worker thread, and one read of the generation per ``hosts.POLL_INTERVAL`` serves every
+waiter of the process (``hosts.GenerationWatch``).
 """
 
 from __future__ import annotations
