@@ -168,9 +168,12 @@ class MetadataProcess:
                  cache_ttl: float = 5, negative_ttl: float = 2, workers: int = 1) -> None:
         self.port = free_port()
         self.log_path = tmp / f"metadata-{self.port}.log"
+        # An empty config file (a missing one stops the service): the settings below.
+        conf = tmp / f"metadata-{self.port}.conf"
+        conf.write_text("")
         self.env = {
             **os.environ,
-            "STRATUS_CONFIG_FILE": str(tmp / "absent.conf"),
+            "STRATUS_CONFIG_FILE": str(conf),
             "STRATUS_METADATA__BIND_HOST": "127.0.0.1",
             "STRATUS_METADATA__BIND_PORT": str(self.port),
             "STRATUS_METADATA__SHARED_SECRET": secret,
