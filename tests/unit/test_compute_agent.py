@@ -471,3 +471,19 @@ def test_image_cache_reclaims_unused_bases(env: Any) -> None:
     del env.api.servers[SERVER_A]
     env.agent.reconcile_once()
     assert not base.exists()
+
+
+def test_main_says_a_bad_config_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from stratus.agent.compute.agent import main
+
+    monkeypatch.setenv("STRATUS_CONFIG_FILE", str(tmp_path / "unused.conf"))  # restored after
+    assert main(["--config-file", str(tmp_path / "missing.conf")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("stratus-compute-agent: ") and "missing.conf" in err
+    assert err.count("\n") == 1
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[compute_agent]\nhots = cmp1\n")
+    assert main(["--config-file", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("stratus-compute-agent: ") and "hots" in err and err.count("\n") == 1

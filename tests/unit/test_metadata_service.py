@@ -408,3 +408,12 @@ def test_compute_source_answers() -> None:
     assert seen[0] == ("GET http://compute.test/v2.1/stratus/metadata?network_id=n"
                        "&fixed_ip=10.0.0.1 svc")
     assert seen[-1] == "PUT http://compute.test/v2.1/stratus/metadata/uuid-1/password svc"
+
+
+def test_a_document_of_the_wrong_shape_is_a_503(client: TestClient, source: FakeSource) -> None:
+    source.docs[(NET, IP)] = make_doc(networks=[{"port_id": 7}])
+    resp = client.get("/openstack/latest/meta_data.json", headers=headers())
+    assert resp.status_code == 503
+    source.docs[(NET, IP)] = make_doc()
+    resp = client.get("/openstack/latest/meta_data.json", headers=headers())
+    assert resp.status_code == 200  # nothing of the bad answer was cached
