@@ -14,10 +14,38 @@ from stratus.common.clients import PasswordAuth
 from stratus.common.config import Config
 from stratus.common.db import Database
 from stratus.common.errors import nova_error
-from stratus.compute import api_resources, api_servers, views
+from stratus.compute import views
 from stratus.compute.api import agents as agents_api
+from stratus.compute.api import (
+    availability_zones,
+    flavor_access,
+    flavor_extra_specs,
+    flavors,
+    hypervisors,
+    keypairs,
+    limits,
+    quotas,
+    server_actions,
+    server_groups,
+    server_interfaces,
+    server_metadata,
+    server_password,
+    server_security_groups,
+    servers,
+    services,
+    versions,
+)
 from stratus.compute.core import SECTION, ComputeCore, Settings
 from stratus.compute.downstream import Downstream, HttpDownstream
+
+# Every route table of the Nova-compatible API, bound to the one ComputeCore.
+API_TABLES = (
+    versions.routes, flavors.routes, flavor_access.routes, flavor_extra_specs.routes,
+    keypairs.routes, server_groups.routes, quotas.routes, limits.routes,
+    availability_zones.routes, hypervisors.routes, services.routes, servers.routes,
+    server_metadata.routes, server_interfaces.routes, server_security_groups.routes,
+    server_password.routes, server_actions.routes,
+)
 
 
 class MicroversionMiddleware:
@@ -92,8 +120,10 @@ def build_app(
     core: ComputeCore, authenticate: Callable[[str], AuthContext], public_url: str = ""
 ) -> Starlette:
     router = Router(authenticate=authenticate)
-    for module in (api_resources, api_servers):
-        module.add_routes(router, core)
+    # A path with a literal segment (flavors/detail) comes before the same path with a
+    # parameter (flavors/{id}) within each table.
+    for table in API_TABLES:
+        router.include(table, core)
     router.include(agents_api.routes, core)
     app = create_app("compute", router.routes, nova_error, db=core.db, public_url=public_url)
     app.add_middleware(MicroversionMiddleware)

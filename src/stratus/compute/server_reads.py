@@ -42,16 +42,19 @@ class ServerShown:
 class ServerQuery:
     """A parsed server listing: which rows, filtered how.
 
-    ``project`` None means every project; ``changes_since`` also brings the servers
-    deleted since then (of ``deleted_project``, every project's when None) unless
+    The servers of ``project`` (of every project with ``all_projects``), deleted or not
+    (``deleted``); ``changes_since`` also brings the servers deleted since then (of
+    ``deleted_project``, or every project's with ``deleted_all_projects``) unless
     ``deleted`` lists the deleted ones anyway. ``keep`` filters rows in Python (name,
     status, host, image, flavor, zone); ``ip`` matches any fixed address of the server.
     """
 
     project: str | None
+    all_projects: bool = False
     deleted: bool = False
     changes_since: datetime | None = None
     deleted_project: str | None = None
+    deleted_all_projects: bool = False
     keep: Callable[[m.Server], bool] | None = None
     ip: re.Pattern[str] | None = None
 
@@ -66,6 +69,10 @@ class ServerPage:
     ports: dict[str, list[m.ServerPort]] = field(default_factory=dict)
     host_states: dict[str, str] = field(default_factory=dict)
     floating: dict[str, list[str]] = field(default_factory=dict)
+
+    def host_state(self, srv: m.Server) -> str:
+        """UP, DOWN or MAINTENANCE of the server's host ("" without one)."""
+        return self.host_states.get(srv.host or "", "")
 
 
 class ServerReads:
@@ -111,7 +118,7 @@ class ServerReads:
         """The servers ``query`` selects, newest first, cut by ``paginate`` (which raises
         for a marker it does not find: nothing is then written)."""
         stmt = sa.select(m.Server)
-        if query.project is not None:
+        if not query.all_projects:
             stmt = stmt.where(m.Server.project_id == query.project)
         stmt = stmt.where(m.Server.deleted.is_(query.deleted))
         if query.changes_since is not None:
@@ -124,7 +131,7 @@ class ServerReads:
                 rows += list(s.scalars(sa.select(m.Server).where(
                     m.Server.deleted.is_(True), m.Server.updated_at >= query.changes_since,
                     *([m.Server.project_id == query.deleted_project]
-                      if query.deleted_project is not None else []))))
+                      if not query.deleted_all_projects else []))))
             if query.keep is not None:
                 rows = [r for r in rows if query.keep(r)]
             if query.ip is not None:

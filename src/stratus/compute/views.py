@@ -8,8 +8,8 @@ from typing import Any
 
 from stratus.common.app import Req
 from stratus.common.errors import BadRequest
+from stratus.common.timeutil import isotime
 from stratus.compute import models as m
-from stratus.compute.core import isotime
 
 MIN_VERSION = (2, 1)
 MAX_VERSION = (2, 47)

@@ -1,0 +1,36 @@
+"""Availability zones: the zones of the enabled hosts (the default zone when there are
+none), and per host with ``/detail`` (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stratus.common.app import Req, Routes
+from stratus.common.timeutil import isotime
+from stratus.compute.core import ComputeCore
+
+routes = Routes()
+
+
+@routes.add("GET", "/v2.1/os-availability-zone")
+def list_zones(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    hosts = svc.hosts.all()
+    names = sorted({h.availability_zone for h in hosts if h.enabled}) or [
+        svc.settings.default_availability_zone]
+    return {"availabilityZoneInfo": [
+        {"zoneName": z, "zoneState": {"available": any(
+            svc.hosts.alive(h) for h in hosts if h.availability_zone == z) or not hosts},
+         "hosts": None} for z in names]}
+
+
+@routes.add("GET", "/v2.1/os-availability-zone/detail")
+def list_zones_detail(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    svc.require_admin(req.ctx, "os_compute_api:os-availability-zone:detail")
+    out: dict[str, dict[str, Any]] = {}
+    for h in svc.hosts.all():
+        out.setdefault(h.availability_zone, {})[h.host] = {"nova-compute": {
+            "available": svc.hosts.alive(h), "active": h.enabled,
+            "updated_at": isotime(h.heartbeat_at)}}
+    return {"availabilityZoneInfo": [
+        {"zoneName": z, "zoneState": {"available": True}, "hosts": hs}
+        for z, hs in sorted(out.items())]}

@@ -1,0 +1,66 @@
+"""Flavor extra specs: read by anyone who sees the flavor, changed by admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stratus.common.app import Req, Routes
+from stratus.common.errors import BadRequest, NotFound
+from stratus.compute.core import ComputeCore
+
+routes = Routes()
+P = "/v2.1/flavors/{id}/os-extra_specs"
+POLICY = "os_compute_api:os-flavor-extra-specs"
+
+
+def check_specs(value: Any) -> dict[str, str]:
+    """Extra specs of a request body: keys and values of 1-255 characters (numbers become
+    strings)."""
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid input: 'extra_specs' must be an object.")
+    out = {}
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise BadRequest(f"Invalid extra spec value for {k!r}: a string is expected.")
+        if not 1 <= len(k) <= 255 or len(str(v)) > 255:
+            raise BadRequest("Extra spec keys and values are 1-255 characters.")
+        out[k] = str(v)
+    return out
+
+
+@routes.add("GET", P)
+def list_extra_specs(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    return {"extra_specs": svc.flavors.extra_specs(req.ctx, req.params["id"])}
+
+
+@routes.add("POST", P)
+def set_extra_specs(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    new = check_specs(req.body.get("extra_specs") if isinstance(req.body, dict) else None)
+    svc.require_admin(req.ctx, POLICY)
+    svc.flavors.merge_extra_specs(req.ctx, req.params["id"], new)
+    return {"extra_specs": new}
+
+
+@routes.add("GET", P + "/{key}")
+def show_extra_spec(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    cur = svc.flavors.extra_specs(req.ctx, req.params["id"])
+    if req.params["key"] not in cur:
+        raise NotFound(f"Flavor {req.params['id']} has no extra specs with key "
+                       f"{req.params['key']}.")
+    return {req.params["key"]: cur[req.params["key"]]}
+
+
+@routes.add("PUT", P + "/{key}")
+def put_extra_spec(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    new = check_specs(req.body)
+    if list(new) != [req.params["key"]]:
+        raise BadRequest("Request body and URI mismatch")
+    svc.require_admin(req.ctx, POLICY)
+    svc.flavors.merge_extra_specs(req.ctx, req.params["id"], new)
+    return new
+
+
+@routes.add("DELETE", P + "/{key}")
+def delete_extra_spec(req: Req, svc: ComputeCore) -> None:
+    svc.require_admin(req.ctx, POLICY)
+    svc.flavors.delete_extra_spec(req.ctx, req.params["id"], req.params["key"])

@@ -1,0 +1,72 @@
+"""Hypervisors (admin): each compute host's inventory and use, and their sums."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stratus.common.app import Req, Routes
+from stratus.common.errors import NotFound
+from stratus.compute import models as m
+from stratus.compute.core import ComputeCore
+
+routes = Routes()
+P = "/v2.1/os-hypervisors"
+SUMMED = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "local_gb_used",
+          "running_vms")
+
+
+def hypervisor_view(h: m.ComputeHost, alive: bool, detail: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": h.id, "hypervisor_hostname": h.hypervisor_hostname,
+                           "state": "up" if alive else "down",
+                           "status": "enabled" if h.enabled else "disabled"}
+    if detail:
+        out.update({
+            "vcpus": h.vcpus, "memory_mb": h.memory_mb, "local_gb": h.local_gb,
+            "vcpus_used": h.vcpus_used, "memory_mb_used": h.memory_mb_used,
+            "local_gb_used": h.local_gb_used, "hypervisor_type": h.hypervisor_type,
+            "hypervisor_version": h.hypervisor_version, "host_ip": h.host_ip,
+            "running_vms": h.running_vms,
+            "free_ram_mb": h.memory_mb - h.memory_mb_used,
+            "free_disk_gb": h.local_gb - h.local_gb_used, "current_workload": 0,
+            "disk_available_least": h.local_gb - h.local_gb_used,
+            "cpu_info": {"arch": h.cpu_arch},
+            "service": {"host": h.host, "id": h.id, "disabled_reason": h.disabled_reason}})
+    return out
+
+
+def hypervisors_of(req: Req, svc: ComputeCore) -> list[m.ComputeHost]:
+    svc.require_admin(req.ctx, "os_compute_api:os-hypervisors")
+    return svc.hosts.all()
+
+
+@routes.add("GET", P)
+def list_hypervisors(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    return {"hypervisors": [hypervisor_view(h, svc.hosts.alive(h), False)
+                            for h in hypervisors_of(req, svc)]}
+
+
+@routes.add("GET", P + "/detail")
+def list_hypervisors_detail(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    return {"hypervisors": [hypervisor_view(h, svc.hosts.alive(h), True)
+                            for h in hypervisors_of(req, svc)]}
+
+
+@routes.add("GET", P + "/statistics")
+def show_hypervisor_statistics(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    hs = hypervisors_of(req, svc)
+    stats: dict[str, Any] = {"count": len(hs)}
+    for key in SUMMED:
+        stats[key] = sum(getattr(h, key) for h in hs)
+    stats["free_ram_mb"] = stats["memory_mb"] - stats["memory_mb_used"]
+    stats["free_disk_gb"] = stats["local_gb"] - stats["local_gb_used"]
+    stats["disk_available_least"] = stats["free_disk_gb"]
+    stats["current_workload"] = 0
+    return {"hypervisor_statistics": stats}
+
+
+@routes.add("GET", P + "/{id}")
+def show_hypervisor(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    for h in hypervisors_of(req, svc):
+        if str(h.id) == req.params["id"] or h.hypervisor_hostname == req.params["id"]:
+            return {"hypervisor": hypervisor_view(h, svc.hosts.alive(h), True)}
+    raise NotFound(f"Hypervisor {req.params['id']} could not be found.")

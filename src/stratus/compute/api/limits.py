@@ -1,0 +1,33 @@
+"""Absolute limits of a project (its quota set with usage, in Nova's limits shape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stratus.common.app import Req, Routes
+from stratus.compute.core import ComputeCore
+
+routes = Routes()
+
+
+@routes.add("GET", "/v2.1/limits")
+def show_limits(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    project = req.query.get("tenant_id") or req.ctx.project_id or ""
+    if project != req.ctx.project_id:
+        svc.require_admin(req.ctx, "os_compute_api:limits:other_project")
+    q = svc.quotas.quota_set(project, detail=True)
+    return {"limits": {"rate": [], "absolute": {
+        "maxTotalInstances": q["instances"]["limit"],
+        "maxTotalCores": q["cores"]["limit"], "maxTotalRAMSize": q["ram"]["limit"],
+        "maxServerMeta": q["metadata_items"]["limit"],
+        "maxImageMeta": q["metadata_items"]["limit"],
+        "maxPersonality": 5, "maxPersonalitySize": 10240,
+        "maxTotalKeypairs": q["key_pairs"]["limit"],
+        "maxServerGroups": q["server_groups"]["limit"],
+        "maxServerGroupMembers": q["server_group_members"]["limit"],
+        "totalInstancesUsed": q["instances"]["in_use"],
+        "totalCoresUsed": q["cores"]["in_use"], "totalRAMUsed": q["ram"]["in_use"],
+        "totalServerGroupsUsed": q["server_groups"]["in_use"],
+        "maxSecurityGroups": -1, "maxSecurityGroupRules": -1,
+        "maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0,
+        "totalSecurityGroupsUsed": 0}}}

@@ -1,0 +1,80 @@
+"""Server actions (``POST /servers/{id}/action``): os-start, os-stop, pause, unpause,
+suspend, resume, reboot, os-getConsoleOutput, createImage, addSecurityGroup and
+removeSecurityGroup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from stratus.common.app import Req, Routes
+from stratus.common.errors import BadRequest
+from stratus.compute import views
+from stratus.compute.core import ComputeCore
+from stratus.compute.server_actions import ACTIONS
+
+routes = Routes()
+GROUP_ACTIONS = ("addSecurityGroup", "removeSecurityGroup")
+KNOWN = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage", *GROUP_ACTIONS}
+
+
+@routes.add("POST", "/v2.1/servers/{id}/action", status=202)
+def server_action(req: Req, svc: ComputeCore) -> Response:
+    if not isinstance(req.body, dict) or len(req.body) != 1:
+        raise BadRequest("Invalid input: the body must hold exactly one action.")
+    name, arg = next(iter(req.body.items()))
+    if name not in KNOWN:
+        raise BadRequest(f"There is no such action: {name}; supported: "
+                         f"{', '.join(sorted(KNOWN))}.")
+    ctx = req.ctx
+    sid = req.params["id"]
+    if name == "os-getConsoleOutput":
+        return console_output(req, svc, arg)
+    svc.require_member(ctx, f"os_compute_api:servers:{name}")
+    if name == "createImage":
+        return create_image(req, svc, arg)
+    if name in GROUP_ACTIONS:
+        if not isinstance(arg, dict) or set(arg) != {"name"} \
+                or not isinstance(arg["name"], str) or not arg["name"].strip():
+            raise BadRequest(f"Invalid input for {name}: {{\"name\": \"<security group "
+                             "name or ID>\"} is expected.")
+        svc.servers.change_security_group(ctx, sid, arg["name"],
+                                          add=name == "addSecurityGroup")
+        return Response(status_code=202)
+    reboot_type = None
+    if name == "reboot":
+        if not isinstance(arg, dict) or arg.get("type") not in ("SOFT", "HARD") \
+                or set(arg) - {"type"}:
+            raise BadRequest("Invalid input for reboot: {\"type\": \"SOFT\"|\"HARD\"} is "
+                             "expected.")
+        reboot_type = arg["type"]
+    elif arg is not None and not isinstance(arg, dict):
+        raise BadRequest(f"Invalid input for {name}: null or an object is expected.")
+    svc.servers.act(ctx, sid, name, reboot_type)
+    return Response(status_code=202)
+
+
+def console_output(req: Req, svc: ComputeCore, arg: Any) -> JSONResponse:
+    if arg is not None and not isinstance(arg, dict):
+        raise BadRequest("Invalid input for os-getConsoleOutput: an object is expected.")
+    length = (arg or {}).get("length")
+    if length is not None:
+        length = views.integer({"length": length}, "length", minimum=-1)
+    text = svc.servers.console_output(req.ctx, req.params["id"])
+    lines = text.splitlines(keepends=True)
+    if length is not None and length >= 0:
+        lines = lines[-length:] if length else []
+    return JSONResponse({"output": "".join(lines)}, status_code=200)
+
+
+def create_image(req: Req, svc: ComputeCore, arg: Any) -> JSONResponse:
+    if not isinstance(arg, dict):
+        raise BadRequest("Invalid input for createImage: an object with 'name' is expected.")
+    views.only(arg, {"name", "metadata"}, "createImage")
+    name = views.text(arg, "name", required=True)
+    assert name is not None
+    extra = views.metadata(arg.get("metadata", {}), 128)
+    image_id, location = svc.servers.create_image(req.ctx, req.params["id"], name, extra)
+    body_out = {"image_id": image_id} if views.mv(req) >= (2, 45) else None
+    return JSONResponse(body_out, status_code=202, headers={"Location": location})

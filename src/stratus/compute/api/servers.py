@@ -1,0 +1,313 @@
+"""Servers: create, list (with Nova's filters, marker and limit), show, rename, delete.
+
+The request parsing of a create lives here (``parse_create``); what it names is checked
+and the server made by the service layer (``ComputeCore.servers``, stratus/compute/
+servers.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from stratus.common.app import Req, Routes
+from stratus.common.errors import BadRequest
+from stratus.compute import models as m
+from stratus.compute import views
+from stratus.compute.core import ComputeCore
+from stratus.compute.server_checks import CreateRequest
+from stratus.compute.server_reads import ServerQuery, ServerShown
+
+routes = Routes()
+P = "/v2.1/servers"
+CREATE_ATTRS = {
+    "name", "imageRef", "flavorRef", "networks", "key_name", "user_data", "metadata",
+    "security_groups", "availability_zone", "config_drive", "min_count", "max_count",
+    "adminPass", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "description", "tags",
+    "block_device_mapping_v2", "return_reservation_id", "personality",
+}
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                     r"[0-9a-fA-F]{12}$")
+MAX_USER_DATA = 65535
+
+
+def _uuid(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not UUID_RE.match(value):
+        raise BadRequest(f"Invalid input for field/attribute {what}: {value!r} is not a UUID.")
+    return value
+
+
+def parse_networks(value: Any) -> list[dict[str, str]] | str:
+    if value in ("auto", "none"):
+        return str(value)
+    if not isinstance(value, list):
+        raise BadRequest("Invalid input for field/attribute networks: a list of {uuid}, {port} "
+                         "or {uuid, fixed_ip} objects, or 'auto' or 'none', is expected.")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or not item or set(item) - {"uuid", "port", "fixed_ip",
+                                                                   "tag"}:
+            raise BadRequest(f"Invalid input for field/attribute networks: {item!r} must have "
+                             "'uuid' or 'port', and may have 'fixed_ip'.")
+        entry: dict[str, str] = {}
+        if item.get("port"):
+            entry["port"] = _uuid(item["port"], "port")
+        elif "uuid" in item:
+            entry["uuid"] = _uuid(item["uuid"], "uuid")
+        else:
+            raise BadRequest("Invalid input for field/attribute networks: each item needs "
+                             "'uuid' or 'port'.")
+        if item.get("fixed_ip") is not None:
+            try:
+                ipaddress.ip_address(item["fixed_ip"])
+            except (ValueError, TypeError):
+                raise BadRequest(f"Invalid input for field/attribute fixed_ip: "
+                                 f"{item['fixed_ip']!r} is not an IP address.") from None
+            entry["fixed_ip"] = str(item["fixed_ip"])
+        out.append(entry)
+    return out
+
+
+def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
+    data = views.obj(req.body, "server")
+    views.only(data, CREATE_ATTRS, "server")
+    name = views.text(data, "name", required=True)
+    assert name is not None
+    image = data.get("imageRef")
+    if not image:
+        raise BadRequest("Invalid input: 'imageRef' is required (booting from volume is not "
+                         "supported).")
+    if isinstance(image, str) and "/" in image:
+        image = image.rstrip("/").rsplit("/", 1)[-1]
+    image = _uuid(image, "imageRef")
+    flavor = data.get("flavorRef")
+    if isinstance(flavor, int) and not isinstance(flavor, bool):
+        flavor = str(flavor)
+    if not isinstance(flavor, str) or not flavor:
+        raise BadRequest("Invalid input: 'flavorRef' is a required property (a flavor ID).")
+    flavor = flavor.rstrip("/").rsplit("/", 1)[-1]
+    nets = parse_networks(data["networks"]) if "networks" in data else None
+    user_data = data.get("user_data")
+    if user_data is not None:
+        if not isinstance(user_data, str):
+            raise BadRequest("Invalid input for field/attribute user_data: a base64 string is "
+                             "expected.")
+        if len(user_data) > MAX_USER_DATA:
+            raise BadRequest(f"Invalid input for field/attribute user_data: at most "
+                             f"{MAX_USER_DATA} bytes of base64 are allowed.")
+        try:
+            base64.b64decode(user_data, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("Invalid input for field/attribute user_data: it is not valid "
+                             "base64.") from None
+    meta = views.metadata(data.get("metadata", {}), svc.settings.quotas["metadata_items"])
+    groups = data.get("security_groups", [])
+    if not isinstance(groups, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("name"), str) and g["name"]
+            for g in groups):
+        raise BadRequest("Invalid input for field/attribute security_groups: a list of "
+                         "{\"name\": ...} objects is expected.")
+    az = views.text(data, "availability_zone")
+    force_host = None
+    if az and ":" in az:
+        if not req.ctx.is_admin:
+            raise BadRequest("Policy doesn't allow forcing a host (availability_zone "
+                             "'zone:host' is for admins).")
+        az, _, force_host = az.partition(":")
+        force_host = force_host.split(":", 1)[0] or None
+        az = az or None
+    min_count = views.integer(data, "min_count", 1, 1, 1000)
+    max_count = views.integer(data, "max_count", min_count, 1, 1000)
+    if max_count < min_count:
+        raise BadRequest("min_count must be <= max_count.")
+    hint_map = req.body.get("os:scheduler_hints") or req.body.get("OS-SCH-HNT:scheduler_hints") \
+        or {}
+    if not isinstance(hint_map, dict):
+        raise BadRequest("Invalid input for os:scheduler_hints: an object is expected.")
+
+    def hint_list(key: str) -> list[str]:
+        raw = hint_map.get(key, [])
+        raw = [raw] if isinstance(raw, str) else raw
+        if not isinstance(raw, list):
+            raise BadRequest(f"Invalid input for scheduler hint {key}: a server UUID or a list.")
+        return [_uuid(x, key) for x in raw]
+
+    group = hint_map.get("group")
+    if group is not None:
+        group = _uuid(group, "group")
+    extra = set(req.body) - {"server", "os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"}
+    if extra:
+        raise BadRequest(f"Invalid input: unexpected keys {sorted(extra)} in the body.")
+    return CreateRequest(
+        name=name, image_id=image, flavor_id=flavor, networks=nets,
+        key_name=views.text(data, "key_name"), user_data=user_data, metadata=meta,
+        security_groups=[g["name"] for g in groups], availability_zone=az,
+        force_host=force_host,
+        config_drive=views.boolean(data.get("config_drive", False) or False, "config_drive"),
+        min_count=min_count, max_count=max_count, group_id=group,
+        same_host=hint_list("same_host"), different_host=hint_list("different_host"),
+        networks_required=views.mv(req) >= (2, 37))
+
+
+def parse_time(value: str, key: str) -> datetime:
+    """An ISO 8601 time of a filter as naive UTC; 400 when it is not one."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"Invalid filter {key}: {value!r} is not an ISO 8601 time.") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def server_view(req: Req, shown: ServerShown) -> dict[str, Any]:
+    return views.server(req, shown.server, shown.ports, req.ctx.is_admin, shown.host_state,
+                        shown.floating)
+
+
+@routes.add("POST", P, status=202)
+def create_server(req: Req, svc: ComputeCore) -> JSONResponse:
+    svc.require_member(req.ctx, "os_compute_api:servers:create")
+    parsed = parse_create(req, svc)
+    ids = svc.servers.create(req.ctx, parsed)
+    body: dict[str, Any] = {"server": {
+        "id": ids[0], "links": views.link(req, f"servers/{ids[0]}"),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": n} for n in (parsed.security_groups or ["default"])],
+        "adminPass": ""}}
+    if req.body["server"].get("return_reservation_id"):
+        body = {"reservation_id": f"r-{ids[0][:8]}"}
+    return JSONResponse(body, status_code=202,
+                        headers={"Location": f"{req.base_url}/v2.1/servers/{ids[0]}"})
+
+
+LIST_FILTERS = {
+    "name", "status", "host", "image", "flavor", "changes-since", "all_tenants", "project_id",
+    "tenant_id", "limit", "marker", "deleted", "sort_key", "sort_dir", "ip",
+    "availability_zone", "reservation_id", "changes-before", "user_id", "key_name",
+    "vm_state", "task_state", "power_state", "locked", "config_drive", "created_at",
+    "launched_at", "terminated_at", "uuid", "hostname", "node", "tags", "not-tags",
+    "tags-any", "not-tags-any", "description", "ip6"}
+
+
+def parse_listing(req: Req) -> ServerQuery:
+    """The rows a listing asks for. Nova ignores the filters a non-admin may not use
+    (host, all_tenants, deleted); an unknown filter is a 400."""
+    ctx = req.ctx
+    q = req.query
+    all_tenants = "all_tenants" in q and q.get("all_tenants", "").lower() not in (
+        "0", "false", "off", "no")
+    if not ctx.is_admin:
+        all_tenants = False
+    query = ServerQuery(project=ctx.project_id)
+    project = q.get("project_id") or q.get("tenant_id")
+    if ctx.is_admin and project:
+        query.project = project
+    elif ctx.is_admin and all_tenants:
+        query.all_projects = True
+    query.deleted = ctx.is_admin and q.get("deleted", "").lower() in ("true", "1", "yes")
+    for key in q:
+        if key not in LIST_FILTERS:
+            raise BadRequest(f"Invalid filter {key!r}; filters allowed: "
+                             f"{', '.join(sorted(LIST_FILTERS))}.")
+    if "changes-since" in q:
+        query.changes_since = parse_time(q["changes-since"], "changes-since")
+        query.deleted_project = ctx.project_id
+        query.deleted_all_projects = ctx.is_admin and all_tenants
+    tests: list[Any] = []
+    if "name" in q:
+        try:
+            pattern = re.compile(q["name"])
+        except re.error:
+            raise BadRequest(f"Invalid filter name: {q['name']!r} is not a regular "
+                             "expression.") from None
+        tests.append(lambda r: pattern.search(r.name))
+    if "status" in q:
+        wanted = {x.upper() for x in q.getlist("status")}
+        tests.append(lambda r: views.status(r) in wanted)
+    if "host" in q and ctx.is_admin:
+        tests.append(lambda r: r.host == q["host"])
+    if "image" in q:
+        img = q["image"].rstrip("/").rsplit("/", 1)[-1]
+        tests.append(lambda r: r.image_id == img)
+    if "flavor" in q:
+        fl = q["flavor"].rstrip("/").rsplit("/", 1)[-1]
+        tests.append(lambda r: r.flavor_id == fl)
+    if "availability_zone" in q:
+        tests.append(lambda r: r.availability_zone == q["availability_zone"])
+    if tests:
+        query.keep = lambda r: all(test(r) for test in tests)
+    if "ip" in q:
+        try:
+            query.ip = re.compile(q["ip"])
+        except re.error:
+            raise BadRequest("Invalid filter ip: not a regular expression.") from None
+    return query
+
+
+def listing(req: Req, svc: ComputeCore, detail: bool) -> dict[str, Any]:
+    q = req.query
+    query = parse_listing(req)
+
+    def paginate(rows: list[m.Server]) -> tuple[list[m.Server], bool]:
+        if "marker" in q:
+            ids = [r.id for r in rows]
+            if q["marker"] not in ids:
+                raise BadRequest(f"marker [{q['marker']}] not found")
+            rows = rows[ids.index(q["marker"]) + 1:]
+        limit = None
+        if "limit" in q:
+            limit = views.integer({"limit": q["limit"]}, "limit", minimum=0)
+        more = limit is not None and len(rows) > limit
+        return (rows[:limit] if limit is not None else rows), more
+
+    page = svc.servers.page(req.ctx, query, paginate, detail)
+    admin = req.ctx.is_admin
+    rows = page.servers
+    items = [views.server(req, r, page.ports[r.id], admin,
+                          page.host_state(r) if admin else None,
+                          page.floating) if detail else views.brief(req, r) for r in rows]
+    body: dict[str, Any] = {"servers": items}
+    if page.more and rows:
+        path = "servers/detail" if detail else "servers"
+        limit = views.integer({"limit": q["limit"]}, "limit", minimum=0)
+        body["servers_links"] = [{"rel": "next", "href": (
+            f"{req.base_url}/v2.1/{path}?limit={limit}&marker={rows[-1].id}")}]
+    return body
+
+
+@routes.add("GET", P)
+def list_servers(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    return listing(req, svc, False)
+
+
+@routes.add("GET", P + "/detail")
+def list_servers_detail(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    return listing(req, svc, True)
+
+
+@routes.add("GET", P + "/{id}")
+def show_server(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    return {"server": server_view(req, svc.servers.show(req.ctx, req.params["id"]))}
+
+
+@routes.add("PUT", P + "/{id}")
+def update_server(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    data = views.obj(req.body, "server")
+    views.only(data, {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig",
+                      "description"}, "server")
+    svc.require_member(req.ctx, "os_compute_api:servers:update")
+    shown = svc.servers.rename(req.ctx, req.params["id"], lambda: views.text(data, "name"))
+    return {"server": server_view(req, shown)}
+
+
+@routes.add("DELETE", P + "/{id}")
+def delete_server(req: Req, svc: ComputeCore) -> None:
+    svc.require_member(req.ctx, "os_compute_api:servers:delete")
+    svc.servers.delete(req.ctx, req.params["id"])
