@@ -50,6 +50,7 @@ lint: $(VENV)/.test-deps
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/ansible-lint
+	VENV=$(VENV) ./scripts/sanity.sh
 
 test: test-deps $(VENV)/.test-deps
 	$(MAKE) lint

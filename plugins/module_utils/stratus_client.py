@@ -215,6 +215,9 @@ class StratusClient:
         self.project_id = None
         self.user_id = None
         self._ssl = self._ssl_context()
+        # What urllib.request.urlopen(context=...) builds, made once: plain urllib, as the
+        # client is standard library only and verifies TLS with its own context.
+        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._ssl))
 
     def _ssl_context(self):
         if not self.config.verify:
@@ -298,7 +301,7 @@ class StratusClient:
         hdrs.update(headers)
         request = urllib.request.Request(url, data=data, method=method, headers=hdrs)
         try:
-            resp = urllib.request.urlopen(request, timeout=self.config.timeout, context=self._ssl)
+            resp = self._opener.open(request, timeout=self.config.timeout)
             status, content, resp_headers = resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as exc:
             status, content, resp_headers = exc.code, exc.read(), exc.headers

@@ -138,4 +138,3 @@ def normalize_cidr(value):
         return str(ipaddress.ip_network(value, strict=False))
     except (TypeError, ValueError):
         return value
-

@@ -191,4 +191,3 @@ def servers_for_info(compute, network, server=None, filters=None, all_projects=F
         query["all_tenants"] = "1"
     found = compute.find_servers(server, query) if server else compute.servers(query)
     return [enrich(s, network) for s in found]
-

@@ -14,7 +14,7 @@ description:
     port it points at (O(port), with O(fixed_ip_address)).
   - Check mode and diff mode report exactly what a real run changes.
 version_added: 0.1.0
-author: Stratus developers
+author: Stratus developers (!UNKNOWN)
 extends_documentation_fragment:
   - stratus.cloud.auth
 options:

@@ -11,7 +11,7 @@ description:
   - Returns the images the credentials may see, all of them or those matching O(image) and
     O(filters). Returns an empty list (and does not fail) when nothing matches.
 version_added: 0.1.0
-author: Stratus developers
+author: Stratus developers (!UNKNOWN)
 extends_documentation_fragment:
   - stratus.cloud.auth
 options:

@@ -17,7 +17,7 @@ description:
     does not count), the module fails; delete it first or use another name.
   - Check mode and diff mode report exactly what a real run changes.
 version_added: 0.1.0
-author: Stratus developers
+author: Stratus developers (!UNKNOWN)
 extends_documentation_fragment:
   - stratus.cloud.auth
 options:

@@ -14,7 +14,7 @@ description:
     O(project)); a subnet by name among the network's subnets.
   - Check mode and diff mode report exactly what a real run changes.
 version_added: 0.1.0
-author: Stratus developers
+author: Stratus developers (!UNKNOWN)
 extends_documentation_fragment:
   - stratus.cloud.auth
 options:

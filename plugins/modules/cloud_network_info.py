@@ -12,7 +12,7 @@ description:
     O(filters). Returns an empty list (and does not fail) when nothing matches.
   - Each network also lists its subnets in full under C(subnet_details).
 version_added: 0.1.0
-author: Stratus developers
+author: Stratus developers (!UNKNOWN)
 extends_documentation_fragment:
   - stratus.cloud.auth
 options:

@@ -13,7 +13,7 @@ description:
   - Each router also lists its interfaces (C(port_id), C(subnet_id), C(ip_address)) under
     C(interfaces_info).
 version_added: 0.1.0
-author: Stratus developers
+author: Stratus developers (!UNKNOWN)
 extends_documentation_fragment:
   - stratus.cloud.auth
 options:

@@ -13,7 +13,7 @@ description:
   - The group is found by name among the groups of the project of the credentials.
   - Check mode and diff mode report exactly what a real run changes.
 version_added: 0.1.0
-author: Stratus developers
+author: Stratus developers (!UNKNOWN)
 extends_documentation_fragment:
   - stratus.cloud.auth
 options:

@@ -14,7 +14,7 @@ description:
   - Each server also has C(floating_ip) and C(access_ipv4), as M(stratus.cloud.cloud_server)
     returns them.
 version_added: 0.1.0
-author: Stratus developers
+author: Stratus developers (!UNKNOWN)
 extends_documentation_fragment:
   - stratus.cloud.auth
 options:
