@@ -8,13 +8,20 @@ from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.config import Config
 from stratus.common.db import Database
 from stratus.common.errors import keystone_error
-from stratus.identity import (
-    api_assignments,
-    api_auth,
-    api_catalog,
-    api_resources,
-    api_roles,
-    api_users,
+from stratus.identity.api import (
+    app_credentials,
+    assignments,
+    auth,
+    domains,
+    endpoints,
+    groups,
+    projects,
+    regions,
+    roles,
+    services,
+    tokens,
+    users,
+    versions,
 )
 from stratus.identity.core import Identity
 from stratus.identity.passwords import ALGORITHMS
@@ -43,8 +50,9 @@ def build_identity(config: Config) -> Identity:
 
 def build_app(identity: Identity, public_url: str = "") -> Starlette:
     router = Router(authenticate=identity.context)
-    for module in (api_auth, api_resources, api_users, api_roles, api_assignments, api_catalog):
-        module.add_routes(router, identity)
+    for module in (versions, tokens, auth, domains, projects, users, groups, app_credentials,
+                   roles, assignments, regions, services, endpoints):
+        router.include(module.routes, identity)
     return create_app(
         "identity", router.routes, keystone_error, db=identity.db, public_url=public_url
     )

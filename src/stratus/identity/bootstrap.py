@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from stratus.common.timeutil import new_hex_id, utcnow
 from stratus.identity import models as m
-from stratus.identity.core import GLOBAL, Identity, new_id, utcnow
+from stratus.identity.core import GLOBAL, Identity
 from stratus.identity.passwords import verify_password
 
 BASE_ROLES = ("admin", "member", "reader")
@@ -26,7 +27,7 @@ class Tracker:
 def ensure_role(s: Session, name: str, t: Tracker) -> m.Role:
     role = s.scalar(sa.select(m.Role).where(m.Role.name == name, m.Role.domain_id == GLOBAL))
     if role is None:
-        role = m.Role(id=new_id(), name=name, domain_id=GLOBAL, extra={})
+        role = m.Role(id=new_hex_id(), name=name, domain_id=GLOBAL, extra={})
         s.add(role)
         s.flush()
         t.mark()
@@ -47,7 +48,7 @@ def ensure_service(
     ensure_region(s, region_id, t)
     svc = s.scalar(sa.select(m.Service).where(m.Service.type == stype, m.Service.name == name))
     if svc is None:
-        svc = m.Service(id=new_id(), type=stype, name=name, description="", enabled=True)
+        svc = m.Service(id=new_hex_id(), type=stype, name=name, description="", enabled=True)
         s.add(svc)
         s.flush()
         t.mark()
@@ -65,7 +66,7 @@ def ensure_service(
             s.delete(ep)
         s.add(
             m.Endpoint(
-                id=new_id(),
+                id=new_hex_id(),
                 service_id=svc.id,
                 interface=interface,
                 url=url,
@@ -114,7 +115,7 @@ def bootstrap(
         )
         if project is None:
             project = m.Project(
-                id=new_id(),
+                id=new_hex_id(),
                 name=project_name,
                 domain_id="default",
                 description="Bootstrap project for initializing the cloud.",
@@ -129,12 +130,12 @@ def bootstrap(
         )
         if user is None:
             user = m.User(
-                id=new_id(),
+                id=new_hex_id(),
                 name=username,
                 domain_id="default",
                 enabled=True,
                 extra={},
-                created_at=utcnow(),
+                created_at=utcnow(precise=True),
                 default_project_id=project.id,
             )
             s.add(user)
@@ -190,7 +191,7 @@ def ensure_service_user(
             )
         )
         if project is None:
-            project = m.Project(id=new_id(), name=project_name, domain_id="default",
+            project = m.Project(id=new_hex_id(), name=project_name, domain_id="default",
                                 description="Service users", enabled=True, tags=[], extra={})
             s.add(project)
             t.mark()
@@ -198,8 +199,8 @@ def ensure_service_user(
             sa.select(m.User).where(m.User.domain_id == "default", m.User.name == name)
         )
         if user is None:
-            user = m.User(id=new_id(), name=name, domain_id="default", enabled=True, extra={},
-                          created_at=utcnow(), default_project_id=project.id)
+            user = m.User(id=new_hex_id(), name=name, domain_id="default", enabled=True, extra={},
+                          created_at=utcnow(precise=True), default_project_id=project.id)
             s.add(user)
             identity.set_password(s, user, password)
             t.mark()

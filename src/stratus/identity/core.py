@@ -1,17 +1,19 @@
-"""Identity domain logic: authentication, tokens, revocation, effective roles.
+"""Identity service layer, its core: authentication, tokens, revocation,
+effective roles, and the one ``Identity`` object the HTTP layer is bound to.
 
-The HTTP layer (api.py) parses requests and formats responses; everything
-that decides something lives here and takes a database session, so unit
-tests drive it without HTTP.
+The HTTP layer (the modules of ``api/``) parses requests and renders
+responses; everything that reads or writes the database lives in the service
+layer: here for tokens, and in one module per resource family (domains.py,
+projects.py, users.py, groups.py, roles.py, assignments.py, catalog.py,
+app_credentials.py), reached as attributes of ``Identity`` (``identity.users``...).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,30 +22,24 @@ from sqlalchemy.orm import Session
 from stratus.common.auth import AUTH_REQUIRED, AuthContext
 from stratus.common.db import Database
 from stratus.common.errors import BadRequest, NotFound, Unauthorized
+from stratus.common.timeutil import from_timestamp, utcnow
 from stratus.identity import models as m
+from stratus.identity import rows, views
+from stratus.identity.app_credentials import AppCredentials
+from stratus.identity.assignments import Assignments
+from stratus.identity.catalog import Endpoints, Regions, Services, catalog_entries
+from stratus.identity.domains import Domains
+from stratus.identity.groups import Groups
 from stratus.identity.passwords import DUMMY_HASH, hash_password, verify_password
+from stratus.identity.projects import Projects
+from stratus.identity.roles import Roles
+from stratus.identity.rows import GLOBAL
 from stratus.identity.tokens import TokenDecodeError, TokenPayload, TokenSealer, new_audit_id
+from stratus.identity.users import Users
+from stratus.identity.views import INTERFACES
 
-INTERFACES = ("public", "internal", "admin")
 ASSIGNMENT_TYPES = ("UserProject", "UserDomain", "GroupProject", "GroupDomain")
-GLOBAL = "<<null>>"
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def utcnow() -> datetime:
-    """Naive UTC (what the database stores), microsecond precision."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def isotime(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def to_naive(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+__all__ = ["ASSIGNMENT_TYPES", "GLOBAL", "INTERFACES", "Identity", "ValidatedToken"]
 
 
 @dataclass
@@ -75,10 +71,6 @@ class ValidatedToken:
         )
 
 
-def ref(obj: m.Domain | m.Project | None) -> dict[str, str] | None:
-    return {"id": obj.id, "name": obj.name} if obj is not None else None
-
-
 class Identity:
     """The identity service's behaviour over its database."""
 
@@ -93,15 +85,21 @@ class Identity:
         self.sealer = sealer
         self.token_ttl = token_ttl
         self.hash_algorithm = hash_algorithm
+        # The resource families, each owning its queries and transactions.
+        self.domains = Domains(self)
+        self.projects = Projects(self)
+        self.users = Users(self)
+        self.groups = Groups(self)
+        self.app_credentials = AppCredentials(self)
+        self.roles = Roles(self)
+        self.assignments = Assignments(self)
+        self.regions = Regions(self)
+        self.services = Services(self)
+        self.endpoints = Endpoints(self)
 
     # ---- lookups -------------------------------------------------------------------------
 
-    @staticmethod
-    def get(session: Session, model: type[Any], obj_id: str, kind: str) -> Any:
-        obj = session.get(model, obj_id) if obj_id else None
-        if obj is None:
-            raise NotFound(f"Could not find {kind}: {obj_id}.")
-        return obj
+    get = staticmethod(rows.get)
 
     @staticmethod
     def find_domain(session: Session, spec: dict[str, Any] | None) -> m.Domain:
@@ -318,7 +316,7 @@ class Identity:
         ok = verify_password(spec["secret"], cred.secret_hash if cred else DUMMY_HASH)
         if cred is None or not ok:
             raise Unauthorized(AUTH_REQUIRED)
-        if cred.expires_at is not None and cred.expires_at <= utcnow():
+        if cred.expires_at is not None and cred.expires_at <= utcnow(precise=True):
             raise Unauthorized(AUTH_REQUIRED)
         user_obj = session.get(m.User, cred.user_id)
         if user_obj is None or not user_obj.enabled:
@@ -342,7 +340,7 @@ class Identity:
     # ---- validation ----------------------------------------------------------------------
 
     def _revoked(self, session: Session, payload: TokenPayload) -> bool:
-        issued = to_naive(payload.issued_at)
+        issued = from_timestamp(payload.issued_at)
         clauses: list[sa.ColumnElement[bool]] = [m.RevocationEvent.audit_id.in_(payload.audit_ids)]
         clauses.append(
             sa.and_(
@@ -440,7 +438,7 @@ class Identity:
         user_id: str | None = None,
         project_id: str | None = None,
     ) -> None:
-        now = utcnow()
+        now = utcnow(precise=True)
         session.add(
             m.RevocationEvent(
                 audit_id=audit_id,
@@ -452,9 +450,14 @@ class Identity:
         )
         self.prune_revocations(session)
 
+    def revoke_audit_id(self, audit_id: str) -> None:
+        """Revoke one token (and the tokens rescoped from it) by its audit id."""
+        with self.db.session() as session:
+            self.revoke(session, audit_id=audit_id)
+
     def prune_revocations(self, session: Session) -> int:
         """Drop events older than any token that could still be alive."""
-        cutoff = to_naive(time.time() - self.token_ttl - 60)
+        cutoff = from_timestamp(time.time() - self.token_ttl - 60)
         result = session.execute(
             sa.delete(m.RevocationEvent).where(m.RevocationEvent.revoked_at < cutoff)
         )
@@ -464,69 +467,24 @@ class Identity:
 
     def set_password(self, session: Session, user: m.User, password: str) -> None:
         user.password_hash = hash_password(password, self.hash_algorithm)
-        user.password_changed_at = utcnow()
+        user.password_changed_at = utcnow(precise=True)
 
     # ---- catalog -------------------------------------------------------------------------
 
-    @staticmethod
-    def catalog(session: Session) -> list[dict[str, Any]]:
-        services = session.scalars(
-            sa.select(m.Service).where(m.Service.enabled.is_(True)).order_by(m.Service.type)
-        ).all()
-        endpoints = session.scalars(sa.select(m.Endpoint).where(m.Endpoint.enabled.is_(True))).all()
-        by_service: dict[str, list[m.Endpoint]] = {}
-        for ep in endpoints:
-            by_service.setdefault(ep.service_id, []).append(ep)
-        return [
-            {
-                "id": svc.id,
-                "type": svc.type,
-                "name": svc.name,
-                "endpoints": [
-                    {
-                        "id": ep.id,
-                        "interface": ep.interface,
-                        "region": ep.region_id,
-                        "region_id": ep.region_id,
-                        "url": ep.url,
-                    }
-                    for ep in by_service.get(svc.id, [])
-                ],
-            }
-            for svc in services
-        ]
+    catalog = staticmethod(catalog_entries)
+
+    def service_catalog(self) -> list[dict[str, Any]]:
+        """The catalog a scoped token carries (GET /v3/auth/catalog)."""
+        with self.db.session() as session:
+            return self.catalog(session)
 
     def token_body(
         self, session: Session | None, vt: ValidatedToken, include_catalog: bool = True
     ) -> dict[str, Any]:
+        """The token document (views.token), with the catalog when the token is
+        scoped and ``include_catalog``."""
         p = vt.payload
-        tok: dict[str, Any] = {
-            "methods": p.methods,
-            "user": {
-                "id": vt.user.id,
-                "name": vt.user.name,
-                "domain": ref(vt.user_domain),
-                "password_expires_at": None,
-            },
-            "audit_ids": p.audit_ids,
-            "expires_at": isotime(p.expires_at),
-            "issued_at": isotime(p.issued_at),
-        }
-        if vt.project is not None:
-            tok["project"] = {**(ref(vt.project) or {}), "domain": ref(vt.project_domain)}
-            tok["is_domain"] = False
-        elif vt.domain is not None:
-            tok["domain"] = ref(vt.domain)
-        elif p.system:
-            tok["system"] = {"all": True}
-        if p.project_id or p.domain_id or p.system:
-            tok["roles"] = [{"id": r.id, "name": r.name} for r in vt.roles]
-            if include_catalog:
-                if session is None:
-                    with self.db.session() as own:
-                        tok["catalog"] = self.catalog(own)
-                else:
-                    tok["catalog"] = self.catalog(session)
-        if p.app_cred_id:
-            tok["application_credential"] = {"id": p.app_cred_id, "restricted": True}
-        return {"token": tok}
+        catalog = None
+        if (p.project_id or p.domain_id or p.system) and include_catalog:
+            catalog = self.service_catalog() if session is None else self.catalog(session)
+        return views.token(vt, catalog)

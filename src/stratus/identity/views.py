@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from stratus.common.errors import BadRequest
+from stratus.common.timeutil import isotime
 from stratus.identity import models as m
+from stratus.identity.passwords import MAX_PASSWORD_BYTES
+
+if TYPE_CHECKING:
+    from stratus.identity.core import ValidatedToken
+
+INTERFACES = ("public", "internal", "admin")
 
 # Keys a client may not set directly as "extra" attributes.
 RESERVED = {
@@ -76,6 +83,26 @@ def query_bool(raw: str | None, key: str) -> bool | None:
     if low in ("0", "false", "no", "off"):
         return False
     raise BadRequest(f"Query parameter '{key}' must be true or false, not {raw!r}.")
+
+
+def password_value(obj: dict[str, Any]) -> str | None:
+    """The new password in a user body, None when none is given."""
+    if "password" not in obj or obj["password"] is None:
+        return None
+    pw = obj["password"]
+    if not isinstance(pw, str) or not pw:
+        raise BadRequest("'password' must be a non-empty string.")
+    if len(pw.encode()) > MAX_PASSWORD_BYTES:
+        raise BadRequest(f"'password' is longer than {MAX_PASSWORD_BYTES} bytes.")
+    return pw
+
+
+def interface_value(obj: dict[str, Any], required: bool) -> str | None:
+    """An endpoint's interface: one of public, internal, admin."""
+    value = text(obj, "interface", required=required, max_len=8)
+    if value is not None and value not in INTERFACES:
+        raise BadRequest(f"interface {value!r} is not one of {', '.join(INTERFACES)}.")
+    return value
 
 
 def url_value(obj: dict[str, Any], key: str, required: bool = True) -> str | None:
@@ -222,3 +249,70 @@ def app_credential(base: str, c: m.ApplicationCredential, roles: list[m.Role]) -
         "roles": [{"id": r.id, "name": r.name, "domain_id": None} for r in roles],
         "links": {"self": f"{base}/v3/users/{c.user_id}/application_credentials/{c.id}"},
     }
+
+
+def role_inference(base: str, prior: m.Role, implied: m.Role | list[m.Role]) -> dict[str, Any]:
+    """A prior role and the role (or roles) it implies."""
+
+    def short(r: m.Role) -> dict[str, Any]:
+        return {"id": r.id, "name": r.name, "links": {"self": f"{base}/v3/roles/{r.id}"}}
+
+    implies = [short(r) for r in implied] if isinstance(implied, list) else short(implied)
+    return {"prior_role": short(prior), "implies": implies}
+
+
+def role_assignment(
+    base: str, row: m.Assignment, names: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """One /v3/role_assignments entry; ``names`` adds names when include_names was asked."""
+
+    def ident(obj_id: str) -> dict[str, Any]:
+        return {"id": obj_id, **names.get(obj_id, {})}
+
+    actor = "user" if row.type.startswith("User") else "group"
+    target = "project" if row.type.endswith("Project") else "domain"
+    return {
+        "role": ident(row.role_id),
+        actor: ident(row.actor_id),
+        "scope": {target: ident(row.target_id)},
+        "links": {
+            "assignment": f"{base}/v3/{target}s/{row.target_id}/{actor}s/"
+            f"{row.actor_id}/roles/{row.role_id}"
+        },
+    }
+
+
+def ref(obj: m.Domain | m.Project | None) -> dict[str, str] | None:
+    return {"id": obj.id, "name": obj.name} if obj is not None else None
+
+
+def token(vt: ValidatedToken, catalog: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A token as Keystone shows it (``{"token": ...}``); ``catalog`` is left out
+    when None (an unscoped token, or ``nocatalog``)."""
+    p = vt.payload
+    tok: dict[str, Any] = {
+        "methods": p.methods,
+        "user": {
+            "id": vt.user.id,
+            "name": vt.user.name,
+            "domain": ref(vt.user_domain),
+            "password_expires_at": None,
+        },
+        "audit_ids": p.audit_ids,
+        "expires_at": isotime(p.expires_at, precise=True),
+        "issued_at": isotime(p.issued_at, precise=True),
+    }
+    if vt.project is not None:
+        tok["project"] = {**(ref(vt.project) or {}), "domain": ref(vt.project_domain)}
+        tok["is_domain"] = False
+    elif vt.domain is not None:
+        tok["domain"] = ref(vt.domain)
+    elif p.system:
+        tok["system"] = {"all": True}
+    if p.project_id or p.domain_id or p.system:
+        tok["roles"] = [{"id": r.id, "name": r.name} for r in vt.roles]
+        if catalog is not None:
+            tok["catalog"] = catalog
+    if p.app_cred_id:
+        tok["application_credential"] = {"id": p.app_cred_id, "restricted": True}
+    return {"token": tok}

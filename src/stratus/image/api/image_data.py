@@ -18,7 +18,7 @@ from typing import IO
 
 import anyio
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from stratus.common.app import Req, Routes
@@ -40,11 +40,11 @@ class RangeNotSatisfiable(ApiError):
     title = "Requested Range Not Satisfiable"
 
 
-def _declared_size(request: Request) -> int | None:
+def _declared_size(req: Req) -> int | None:
     """The size the client announced (X-OpenStack-Image-Size, else Content-Length)."""
     for header in ("x-openstack-image-size", "content-length"):
-        raw = request.headers.get(header)
-        if raw is None or raw == "":
+        raw = req.header(header)
+        if raw == "":
             continue
         if not raw.isdigit():
             raise BadRequest(f"The {header} header must be a number of bytes, not {raw!r}.")
@@ -103,7 +103,7 @@ async def upload(req: Req, svc: ImageService) -> Response:
     try:
         transfer.check_media_type(req.header("content-type"))
         ctx = await run_in_threadpool(lambda: req.ctx)
-        declared = _declared_size(request)
+        declared = _declared_size(req)
         ticket = await run_in_threadpool(transfer.begin_upload, svc, ctx, image_id, declared)
     except ApiError:
         # Refused before reading the body: read (a bounded part of) it anyway, so
@@ -144,7 +144,7 @@ async def download(req: Req, svc: ImageService) -> Response:
     if found is None:
         return Response(status_code=204)
     try:
-        wanted = parse_range(req.request.headers.get("range"), found.size)
+        wanted = parse_range(req.header("range"), found.size)
     except ApiError:
         found.file.close()
         raise
