@@ -24,9 +24,10 @@ from stratus.common.auth import AuthContext
 from stratus.common.clients import ServiceError
 from stratus.common.db import Database
 from stratus.common.errors import Unauthorized
+from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
 from stratus.compute.app import build_app
-from stratus.compute.core import ComputeCore, Settings, utcnow
+from stratus.compute.core import ComputeCore, Settings
 from stratus.compute.servers import CreateRequest, ServerFlow
 
 __all__ = [

@@ -19,9 +19,10 @@ from compute_api import (
     concurrent_group_members,
     make_core,
 )
+from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
 from stratus.compute import scheduler as sch
-from stratus.compute.core import Settings, utcnow
+from stratus.compute.core import Settings
 from stratus.compute.servers import CreateRequest, ServerFlow
 
 pytestmark = pytest.mark.unit

@@ -32,7 +32,7 @@ from stratus.common.auth import AuthContext
 from stratus.common.config import Config
 from stratus.common.db import Database
 from stratus.common.errors import Forbidden, NotFound
-from stratus.common.timeutil import isotime, new_id, utcnow
+from stratus.common.timeutil import isotime, utcnow
 from stratus.compute import models as m
 from stratus.compute import quotas, scheduler
 from stratus.compute.downstream import Downstream
@@ -40,7 +40,7 @@ from stratus.compute.flavors import Flavors
 from stratus.compute.hostcache import CHANGED_HOSTS, HostCache, changed
 from stratus.compute.hosts import Hosts
 from stratus.compute.keypairs import Keypairs
-from stratus.compute.quotas import QUOTA_RESOURCES, OverLimit, Quotas
+from stratus.compute.quotas import QUOTA_RESOURCES, Quotas
 from stratus.compute.server_groups import ServerGroups
 from stratus.compute.servers import ServerFlow
 
@@ -49,8 +49,7 @@ SECTION = "compute"
 TRANSACTION_ATTEMPTS = 60
 CONFLICT_AFTER = 3  # integrity errors (a lost race for a unique value) before a 409
 
-__all__ = ["CHANGED_HOSTS", "QUOTA_RESOURCES", "SECTION", "ComputeCore", "OverLimit",
-           "Settings", "changed", "isotime", "new_id", "utcnow"]
+__all__ = ["SECTION", "ComputeCore", "Settings"]
 
 
 @dataclass
