@@ -37,8 +37,11 @@ def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
 def module_class(name: str) -> Any:
     module = importlib.import_module(f"{PREFIX}.modules.{name}")
     base = importlib.import_module(f"{PREFIX}.module_utils.stratus_module").StratusModule
-    found = [v for v in vars(module).values()
-             if isinstance(v, type) and issubclass(v, base) and v is not base]  # fmt: skip
+    found = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, base) and v is not base
+    ]
     assert len(found) == 1, f"{name} declares {len(found)} module classes"
     return module, found[0]
 
@@ -50,13 +53,18 @@ def fragment_options() -> dict[str, Any]:
 
 def documented(option: dict[str, Any]) -> dict[str, Any]:
     """An option of DOCUMENTATION or of an argument_spec, in one comparable shape."""
-    out = {"type": option.get("type", "str"), "required": option.get("required", False),
-           "default": option.get("default"), "choices": option.get("choices"),
-           "elements": option.get("elements"), "aliases": sorted(option.get("aliases", []))}
+    out = {
+        "type": option.get("type", "str"),
+        "required": option.get("required", False),
+        "default": option.get("default"),
+        "choices": option.get("choices"),
+        "elements": option.get("elements"),
+        "aliases": sorted(option.get("aliases", [])),
+    }
     subs = option.get("options") or option.get("suboptions")
     if subs:
         out["suboptions"] = {k: documented(v) for k, v in subs.items()}
-    return out  # fmt: skip
+    return out
 
 
 def test_every_module_is_checked() -> None:
@@ -86,16 +94,25 @@ def returned_keys(logic: type) -> set[str]:
     keys: set[str] = set()
     for node in ast.walk(tree):
         built = None
-        if isinstance(node, ast.Return) or (isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "out" for t in node.targets)):
+        if isinstance(node, ast.Return) or (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "out" for t in node.targets)
+        ):
             built = node.value
-        elif (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
-              and isinstance(node.value, ast.Name) and node.value.id == "out"
-              and isinstance(node.slice, ast.Constant)):  # fmt: skip
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "out"
+            and isinstance(node.slice, ast.Constant)
+        ):
             keys.add(node.slice.value)
         if isinstance(built, ast.Dict):
-            keys.update(k.value for k in built.keys
-                        if isinstance(k, ast.Constant) and isinstance(k.value, str))  # fmt: skip
+            keys.update(
+                k.value
+                for k in built.keys
+                if isinstance(k, ast.Constant) and isinstance(k.value, str)
+            )
     return keys
 
 
