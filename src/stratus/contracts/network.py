@@ -8,7 +8,8 @@ every pass, a :class:`PortStatusReport` (``PUT /v2.0/stratus-agent/hosts/<host>/
 Both sides import these types, and nothing else of each other. Everything here is a
 plain dataclass with ``from_dict``/``to_dict``; unknown keys are ignored (so
 the API can add fields before the agent knows them) and missing required
-keys or bad values raise :class:`ModelError` saying what was wrong.
+keys or bad values raise :class:`ModelError` saying what was wrong. (One file of
+about 500 lines on purpose: the whole document and its checks, read top to bottom.)
 
 What a host receives:
 
