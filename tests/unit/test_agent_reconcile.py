@@ -613,3 +613,19 @@ def test_a_bad_setting_is_one_line_and_exit_status_1(
     assert main(["--config-file", str(conf), "--once"]) == 1
     err = capsys.readouterr().err
     assert err == f"stratus-network-agent: {message}\n"
+
+
+def test_http_source_reports_an_unreachable_api_as_temporary() -> None:
+    import socket
+
+    from stratus.agent.network.sources import HttpSource
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    source = HttpSource(f"http://127.0.0.1:{port}/v2.0/stratus/host-state?host={{host}}",
+                        "cmp1", timeout=2.0)
+    for call in (source.get, source.register, lambda: source.watch(3, 0)):
+        with pytest.raises(DriverError, match="network API unreachable") as err:
+            call()
+        assert err.value.temporary
