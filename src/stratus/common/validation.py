@@ -73,8 +73,8 @@ class Dialect:
     - ``bulk_limit``: the most objects one bulk body may hold.
     """
 
-    body: str
-    unknown: str
+    body: str | None = None
+    unknown: str | None = None
     required: str | None = None
     not_string: str | None = None
     nul: str | None = None
@@ -242,14 +242,16 @@ class Fields:
         return value
 
     def strings(self, obj: dict[str, Any], key: str, *, max_len: int = 255,
-                null: bool = True, unique: bool = False) -> list[str] | None:
-        """A list of non-empty strings of at most ``max_len`` characters (without NUL
-        when the dialect forbids it); None when absent, or null and ``null`` allows it;
-        ``unique`` drops repeats, keeping the first."""
+                null: bool = True, unique: bool = False,
+                allow_nul: bool | None = None) -> list[str] | None:
+        """A list of non-empty strings of at most ``max_len`` characters; None when
+        absent, or null and ``null`` allows it; ``unique`` drops repeats, keeping the
+        first. NUL characters are refused when the dialect refuses them in text, unless
+        ``allow_nul`` says otherwise."""
         if key not in obj or (null and obj[key] is None):
             return None
         value = obj[key]
-        nul_ok = self.dialect.nul is None
+        nul_ok = self.dialect.nul is None if allow_nul is None else allow_nul
         if not isinstance(value, list) or not all(
             isinstance(v, str) and 0 < len(v) <= max_len and (nul_ok or "\x00" not in v)
             for v in value
