@@ -34,7 +34,8 @@ from stratus.common.db import Database
 from stratus.common.errors import Forbidden, NotFound
 from stratus.common.timeutil import isotime, utcnow
 from stratus.compute import models as m
-from stratus.compute import quotas, scheduler
+from stratus.compute import quotas as project_quotas
+from stratus.compute import scheduler
 from stratus.compute.downstream import Downstream
 from stratus.compute.flavors import Flavors
 from stratus.compute.hostcache import CHANGED_HOSTS, HostCache, changed
@@ -156,18 +157,19 @@ class ComputeCore:
     # ---- quotas (stratus.compute.quotas) ------------------------------------------------
 
     def quota_limits(self, s: Session, project_id: str) -> dict[str, int]:
-        return quotas.quota_limits(s, self.settings.quotas, project_id)
+        return project_quotas.quota_limits(s, self.settings.quotas, project_id)
 
     def usage(self, s: Session, project_id: str) -> m.ProjectUsage:
-        return quotas.usage(s, project_id)
+        return project_quotas.usage(s, project_id)
 
     def reserve(self, s: Session, project_id: str, instances: int, cores: int, ram: int,
                 must: bool = True) -> bool:
         """Count a server against the project's quota, atomically; 403 overLimit if over."""
-        return quotas.reserve(s, self.settings.quotas, project_id, instances, cores, ram, must)
+        return project_quotas.reserve(s, self.settings.quotas, project_id, instances, cores, ram,
+                                      must)
 
     def release(self, s: Session, project_id: str, instances: int, cores: int, ram: int) -> None:
-        quotas.release(s, project_id, instances, cores, ram)
+        project_quotas.release(s, project_id, instances, cores, ram)
 
     # ---- hosts -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -220,7 +221,7 @@ def parse_listing(req: Req) -> ServerQuery:
         query.changes_since = parse_time(q["changes-since"], "changes-since")
         query.deleted_project = ctx.project_id
         query.deleted_all_projects = ctx.is_admin and all_tenants
-    tests: list[Any] = []
+    tests: list[Callable[[m.Server], object]] = []
     if "name" in q:
         try:
             pattern = re.compile(q["name"])
