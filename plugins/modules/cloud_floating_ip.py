@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: Stratus developers
-# Apache License 2.0 (see the collection's galaxy.yml)
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
