@@ -23,11 +23,17 @@ from stratus.common.listing import (
     sort_value,
     trim,
 )
+from stratus.common.validation import Dialect, Fields
 from stratus.network import listing as network_listing
 from stratus.network.listing import LISTER, NEUTRON_LISTS
 
 pytestmark = pytest.mark.unit
 
+NOVA_INTS = Fields(Dialect(
+    required="Invalid input: '{key}' is a required property.",
+    not_integer="Invalid input for field/attribute {key}: {value!r} is not an integer.",
+    out_of_range="Invalid input for field/attribute {key}: {value} must be between {lo} and {hi}.",
+    int_rule="int", blank_is_missing=True))
 NOVA_LISTS = ListDialect(
     control=frozenset({"limit", "marker", "sort_key", "sort_dir"}),
     marker_missing="marker [{marker}] not found",
@@ -35,6 +41,16 @@ NOVA_LISTS = ListDialect(
     bad_sort_dir="Invalid sort_dir; use asc or desc.",
 )
 NOVA = Lister(NOVA_LISTS)
+# compute's limit, read by its own integer reader (as compute/api/servers.py does today)
+NOVA_READ = Lister(ListDialect(
+    marker_missing="marker [{marker}] not found",
+    read_limit=lambda raw: int(NOVA_INTS.integer({"limit": raw}, "limit", 0, 2**31 - 1,
+                                                 required=True) or 0)))
+# image's limit: 25 unless given, at most 1000 (image/listing.py today)
+GLANCE = Lister(ListDialect(
+    max_limit=1000, default_limit=25,
+    limit_not_int="Query parameter 'limit' must be an integer, not {raw!r}.",
+    limit_negative="Query parameter 'limit' must be at least 0."))
 
 
 def says(message: str) -> Any:
@@ -252,3 +268,31 @@ def test_filters_name_what_is_not_control() -> None:
     query = q(("limit", "1"), ("name", "a"), ("name", "b"), ("verbose", "1"))
     assert NOVA.filters(query) == {"name": ["a", "b"], "verbose": ["1"]}
     assert LISTER.filters(query) == {"name": ["a", "b"]}
+
+
+def test_limit_read_by_the_api_s_own_integer_reader() -> None:
+    assert NOVA_READ.limit(q(("limit", " 3 "))) == 3
+    assert NOVA_READ.limit(q()) is None
+    with says("Invalid input: 'limit' is a required property."):
+        NOVA_READ.limit(q(("limit", "")))
+    with says("Invalid input for field/attribute limit: 'x' is not an integer."):
+        NOVA_READ.limit(q(("limit", "x")))
+    with says("Invalid input for field/attribute limit: -1 must be between 0 and 2147483647."):
+        NOVA_READ.limit(q(("limit", "-1")))
+
+
+def test_limit_with_a_default_and_a_cap() -> None:
+    assert GLANCE.limit(q()) == 25
+    assert GLANCE.limit(q(("limit", "0"))) == 0
+    assert GLANCE.limit(q(("limit", "5000"))) == 1000
+    with says("Query parameter 'limit' must be an integer, not ''."):
+        GLANCE.limit(q(("limit", "")))
+    with says("Query parameter 'limit' must be at least 0."):
+        GLANCE.limit(q(("limit", "-2")))
+
+
+def test_an_empty_marker_is_a_marker_not_found() -> None:
+    with says("marker [] not found"):
+        NOVA.page([{"id": "a"}], "", None)
+    # Neutron's apply reads ?marker= as no marker
+    assert ids(apply(rows(2), ("marker", ""))) == ["id1", "id0"]

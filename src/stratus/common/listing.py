@@ -42,7 +42,10 @@ class ListDialect:
     - ``control``: query parameters that are not filters; ``ignored``: ones accepted
       and not acted on.
     - ``max_limit``: the most a page holds (a larger ``limit`` is cut down), None: no cap.
-    - ``no_limit``: raw ``limit`` values that mean "no limit".
+    - ``no_limit``: raw ``limit`` values that mean "not given"; ``default_limit``: the
+      page size then (None: all).
+    - ``read_limit``: reads a given raw ``limit`` in the API's own words (for an API
+      whose integers already have a reader); None: ``int()`` and the two templates below.
     - ``default_dir``: the direction of a ``sort_key`` given without ``sort_dir``.
     - ``sort_dirs``: the allowed directions.
     - ``sort_count`` (no names): as many ``sort_dir`` as ``sort_key`` are needed;
@@ -57,7 +60,9 @@ class ListDialect:
     )
     ignored: frozenset[str] = frozenset()
     max_limit: int | None = None
-    no_limit: tuple[str | None, ...] = (None,)
+    no_limit: tuple[str, ...] = ()
+    default_limit: int | None = None
+    read_limit: Callable[[str], int] | None = None
     default_dir: str = "asc"
     sort_dirs: tuple[str, ...] = ("asc", "desc")
     sort_count: str | None = None
@@ -174,25 +179,30 @@ class Lister:
         return out
 
     def limit(self, query: QueryParams) -> int | None:
-        """The page size asked for (None: all), cut to the dialect's maximum."""
+        """The page size asked for (the dialect's default when none is), cut to the
+        dialect's maximum."""
         d = self.dialect
         raw = query.get("limit")
-        if raw in d.no_limit:
-            return None
-        try:
-            limit = int(raw or 0)
-        except ValueError:
-            raise BadRequest(d.limit_not_int.format(raw=raw)) from None
-        if limit < 0:
-            raise BadRequest(d.limit_negative.format(limit=limit))
+        if raw is None or raw in d.no_limit:
+            return d.default_limit
+        if d.read_limit is not None:
+            limit = d.read_limit(raw)
+        else:
+            try:
+                limit = int(raw)
+            except ValueError:
+                raise BadRequest(d.limit_not_int.format(raw=raw)) from None
+            if limit < 0:
+                raise BadRequest(d.limit_negative.format(limit=limit))
         return limit if d.max_limit is None else min(limit, d.max_limit)
 
     def page(self, items: list[T], marker: str | None, limit: int | None,
              reverse: bool = False, id_of: Callable[[T], Any] = _id) -> tuple[list[T], bool]:
         """(the page, whether more follow): the items after ``marker`` (before it, with
-        ``reverse``), at most ``limit`` of them (the last ones, with ``reverse``; as in
-        plain slicing, a limit of 0 then keeps them all)."""
-        if marker:
+        ``reverse``; None: from the start, while an empty marker is one not found), at
+        most ``limit`` of them (the last ones, with ``reverse``; as in plain slicing, a
+        limit of 0 then keeps them all)."""
+        if marker is not None:
             pos = next((n for n, i in enumerate(items) if id_of(i) == marker), None)
             if pos is None:
                 raise BadRequest(self.dialect.marker_missing.format(marker=marker))
@@ -217,7 +227,7 @@ class Lister:
             items = self.sort(items, [(k, "asc") for k in default_order])
         items = self.sort(items, pairs)
 
-        marker = query.get("marker")
+        marker = query.get("marker") or None
         reverse = query.get("page_reverse", "false").lower() == "true"
         links = []
         if marker:
