@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import pytest
+from starlette.datastructures import QueryParams
 
 from stratus.common.errors import BadRequest
 from stratus.common.validation import Dialect, Fields
@@ -52,12 +53,21 @@ KEYSTONE = Dialect(
     not_strings="'{key}' must be a list of non-empty strings of at most {max_len} characters.",
     not_choice="{key} {value!r} is not one of {allowed}.",
     strip_keys=frozenset({"name"}),
+    query_not_boolean="Query parameter '{key}' must be true or false, not {raw!r}.",
+    query_true=("", "1", "true", "yes", "on"),
+    query_false=("0", "false", "no", "off"),
 )
 GLANCE = Dialect(
     not_boolean="'{key}' must be true or false, not {value!r}.",
     not_integer="'{key}' must be an integer from 0 to 2147483647, not {value!r}.",
     out_of_range="'{key}' must be an integer from {lo} to {hi}, not {value!r}.",
     not_choice="Invalid value {value!r} for '{key}'; allowed: {allowed}.",
+    query_repeated="Query parameter '{key}' may be given only once.",
+    query_not_boolean="Query parameter '{key}' must be true or false, not {raw!r}.",
+    query_not_integer="Query parameter '{key}' must be an integer, not {raw!r}.",
+    query_too_small="Query parameter '{key}' must be at least {minimum}.",
+    query_true=("true", "1", "yes"),
+    query_false=("false", "0", "no"),
 )
 
 NET, NOV, KEY, GLA = Fields(NEUTRON), Fields(NOVA), Fields(KEYSTONE), Fields(GLANCE)
@@ -290,3 +300,38 @@ def test_choice() -> None:
         KEY.choice("x", "interface", ("public", "internal", "admin"))
     with says("Invalid value 1 for 'visibility'; allowed: public."):
         GLA.choice(1, "visibility", ["public"])
+
+
+# ---- query parameters ---------------------------------------------------------------------
+
+
+def test_query_one() -> None:
+    assert GLA.query_one(QueryParams("a=1"), "b") is None
+    assert GLA.query_one(QueryParams("a=1"), "a") == "1"
+    with says("Query parameter 'a' may be given only once."):
+        GLA.query_one(QueryParams("a=1&a=2"), "a")
+
+
+def test_query_flag_words_per_dialect() -> None:
+    assert KEY.query_flag(None, "enabled") is None
+    assert KEY.query_flag("", "enabled") is True  # ?enabled means true in identity
+    assert KEY.query_flag(" On ", "enabled") is True
+    assert KEY.query_flag("off", "enabled") is False
+    with says("Query parameter 'enabled' must be true or false, not 'x'."):
+        KEY.query_flag("x", "enabled")
+    assert GLA.query_flag(" YES", "protected") is True
+    assert GLA.query_flag("0", "protected") is False
+    for raw in ("", "on"):
+        with says(f"Query parameter 'protected' must be true or false, not {raw!r}."):
+            GLA.query_flag(raw, "protected")
+
+
+def test_query_int() -> None:
+    assert GLA.query_int(" 7 ", "size_min") == 7
+    with says("Query parameter 'size_min' must be an integer, not '1.5'."):
+        GLA.query_int("1.5", "size_min")
+    with says("Query parameter 'size_min' must be at least 0."):
+        GLA.query_int("-1", "size_min")
+    assert GLA.query_int("-1", "x", minimum=-1) == -1
+    with pytest.raises(LookupError):
+        NET.query_int("x", "limit")

@@ -58,6 +58,10 @@ class Dialect:
     - ``not_choice``: ``{key}``, ``{value}``, ``{allowed}`` (", "-joined, in the given order).
     - ``bulk_items``/``bulk_max``: a bulk body's list is wrong / too long;
       ``{singular}``, ``{plural}``, ``{most}``.
+    - Query parameters: ``query_repeated`` (``{key}``) a parameter given more than
+      once where one is read; ``query_not_boolean`` (``{key}``, ``{raw}``);
+      ``query_not_integer`` (``{key}``, ``{raw}``); ``query_too_small`` (``{key}``,
+      ``{raw}``, ``{minimum}``).
 
     Rules:
 
@@ -71,6 +75,8 @@ class Dialect:
     - ``strip_keys``: text attributes stripped of surrounding spaces before the checks.
     - ``copy_body``: :meth:`Fields.body` returns a copy of the object.
     - ``bulk_limit``: the most objects one bulk body may hold.
+    - ``query_true``/``query_false``: a query parameter's words (compared stripped and
+      lower-cased) for true and false.
     """
 
     body: str | None = None
@@ -96,6 +102,12 @@ class Dialect:
     strip_keys: frozenset[str] = frozenset()
     copy_body: bool = False
     bulk_limit: int = 1000
+    query_repeated: str | None = None
+    query_not_boolean: str | None = None
+    query_not_integer: str | None = None
+    query_too_small: str | None = None
+    query_true: tuple[str, ...] = ()
+    query_false: tuple[str, ...] = ()
 
     def error(self, name: str, **values: Any) -> BadRequest:
         """A 400 worded by the template ``name`` (LookupError if the dialect has none)."""
@@ -265,4 +277,34 @@ class Fields:
         if not isinstance(value, str) or value not in options:
             raise self.dialect.error("not_choice", key=key, value=value,
                                      allowed=", ".join(options))
+        return value
+
+    # ---- query parameters ------------------------------------------------------------
+
+    def query_one(self, query: Any, key: str) -> str | None:
+        """The one value of a query parameter (None when absent)."""
+        values = query.getlist(key)
+        if len(values) > 1:
+            raise self.dialect.error("query_repeated", key=key)
+        return values[0] if values else None
+
+    def query_flag(self, raw: str | None, key: str) -> bool | None:
+        """A query parameter read as a boolean by the dialect's words (None when absent)."""
+        if raw is None:
+            return None
+        low = raw.strip().lower()
+        if low in self.dialect.query_true:
+            return True
+        if low in self.dialect.query_false:
+            return False
+        raise self.dialect.error("query_not_boolean", key=key, raw=raw)
+
+    def query_int(self, raw: str, key: str, minimum: int = 0) -> int:
+        """A query parameter read as an integer of at least ``minimum``."""
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self.dialect.error("query_not_integer", key=key, raw=raw) from None
+        if value < minimum:
+            raise self.dialect.error("query_too_small", key=key, raw=raw, minimum=minimum)
         return value
