@@ -1,4 +1,5 @@
-"""Request validation and JSON shapes of identity resources (Keystone v3 shapes)."""
+"""Request validation (Keystone's dialect of stratus.common.validation) and JSON shapes
+of identity resources (Keystone v3 shapes)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from urllib.parse import urlparse
 
 from stratus.common.errors import BadRequest
 from stratus.common.timeutil import isotime
+from stratus.common.validation import Dialect, Fields
 from stratus.identity import models as m
 from stratus.identity.passwords import MAX_PASSWORD_BYTES
 
@@ -32,11 +34,25 @@ RESERVED = {
 }
 
 
+# Keystone's wording and rules for the shared request-body reader.
+KEYSTONE = Dialect(
+    body="The request body must be a JSON object with a '{key}' object.",
+    required="'{key}' is a required property.",
+    not_string="'{key}' must be a string, not {type}.",
+    nul="'{key}' must not contain NUL characters.",
+    blank="'{key}' must not be empty.",
+    too_long="'{key}' is longer than {max_len} characters.",
+    not_boolean="'{key}' must be true or false, not {value!r}.",
+    not_strings="'{key}' must be a list of non-empty strings of at most {max_len} characters.",
+    not_choice="{key} {value!r} is not one of {allowed}.",
+    strip_keys=frozenset({"name"}),
+)
+FIELDS = Fields(KEYSTONE)
+
+
 def entity(body: Any, key: str) -> dict[str, Any]:
     """The object under ``key`` in a request body, or a 400 saying what is expected."""
-    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise BadRequest(f"The request body must be a JSON object with a '{key}' object.")
-    return body[key]
+    return FIELDS.body(body, key)
 
 
 def text(
@@ -48,29 +64,16 @@ def text(
     allow_empty: bool = False,
     default: str | None = None,
 ) -> str | None:
-    if key not in obj or obj[key] is None:
-        if required:
-            raise BadRequest(f"'{key}' is a required property.")
-        return default
-    value = obj[key]
-    if not isinstance(value, str):
-        raise BadRequest(f"'{key}' must be a string, not {type(value).__name__}.")
-    if "\x00" in value:
-        raise BadRequest(f"'{key}' must not contain NUL characters.")
-    value = value.strip() if key == "name" else value
-    if not value and not allow_empty:
-        raise BadRequest(f"'{key}' must not be empty.")
-    if len(value) > max_len:
-        raise BadRequest(f"'{key}' is longer than {max_len} characters.")
+    """A string attribute: no NUL, not empty (unless ``allow_empty``), at most
+    ``max_len`` characters; a ``name`` is stripped first."""
+    value: str | None = FIELDS.text(obj, key, required=required, max_len=max_len,
+                                    allow_empty=allow_empty, default=default)
     return value
 
 
 def boolean(obj: dict[str, Any], key: str, default: bool | None = None) -> bool | None:
-    if key not in obj:
-        return default
-    value = obj[key]
-    if not isinstance(value, bool):
-        raise BadRequest(f"'{key}' must be true or false, not {value!r}.")
+    """A JSON true/false attribute (``default`` when absent)."""
+    value: bool | None = FIELDS.boolean(obj, key, default)
     return value
 
 
@@ -100,9 +103,7 @@ def password_value(obj: dict[str, Any]) -> str | None:
 def interface_value(obj: dict[str, Any], required: bool) -> str | None:
     """An endpoint's interface: one of public, internal, admin."""
     value = text(obj, "interface", required=required, max_len=8)
-    if value is not None and value not in INTERFACES:
-        raise BadRequest(f"interface {value!r} is not one of {', '.join(INTERFACES)}.")
-    return value
+    return None if value is None else FIELDS.choice(value, "interface", INTERFACES)
 
 
 def url_value(obj: dict[str, Any], key: str, required: bool = True) -> str | None:
@@ -120,14 +121,8 @@ def extras(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def tags(obj: dict[str, Any]) -> list[str] | None:
-    if "tags" not in obj:
-        return None
-    value = obj["tags"]
-    if not isinstance(value, list) or not all(
-        isinstance(t, str) and 0 < len(t) <= 255 for t in value
-    ):
-        raise BadRequest("'tags' must be a list of non-empty strings of at most 255 characters.")
-    return list(dict.fromkeys(value))
+    """A project's tags: None when absent; repeats dropped (NUL is let through)."""
+    return FIELDS.strings(obj, "tags", null=False, unique=True, allow_nul=True)
 
 
 def collection(base: str, path: str, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
