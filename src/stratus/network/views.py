@@ -1,4 +1,5 @@
-"""Request validation and the JSON shapes of network resources (Neutron v2.0 shapes)."""
+"""Request validation (Neutron's wording for stratus.common.validation) and the JSON shapes
+of network resources (Neutron v2.0 shapes)."""
 
 from __future__ import annotations
 
