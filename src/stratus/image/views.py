@@ -11,6 +11,7 @@ from typing import Any
 
 from stratus.common.errors import BadRequest, Forbidden, PayloadTooLarge
 from stratus.common.timeutil import isotime
+from stratus.common.validation import Dialect, Fields
 from stratus.image import models as m
 
 VISIBILITIES = ("public", "private", "shared", "community")
@@ -89,22 +90,29 @@ def versions(base: str) -> dict[str, Any]:
 # ---- validation ----------------------------------------------------------------------------
 
 
+# Glance's wording for the shared request-body reader (stratus.common.validation).
+GLANCE = Dialect(
+    not_boolean="'{key}' must be true or false, not {value!r}.",
+    not_integer="'{key}' must be an integer from 0 to 2147483647, not {value!r}.",
+    out_of_range="'{key}' must be an integer from {lo} to {hi}, not {value!r}.",
+    not_choice="Invalid value {value!r} for '{key}'; allowed: {allowed}.",
+)
+FIELDS = Fields(GLANCE)
+
+
 def choice(value: Any, key: str, allowed: tuple[str, ...] | list[str]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise BadRequest(f"Invalid value {value!r} for '{key}'; allowed: {', '.join(allowed)}.")
-    return value
+    """One of ``allowed``."""
+    return FIELDS.choice(value, key, allowed)
 
 
 def non_negative_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 2**31 - 1:
-        raise BadRequest(f"'{key}' must be an integer from 0 to 2147483647, not {value!r}.")
-    return value
+    """A JSON integer from 0 to 2**31 - 1."""
+    return FIELDS.number(value, key, 0, 2**31 - 1)
 
 
 def boolean(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise BadRequest(f"'{key}' must be true or false, not {value!r}.")
-    return value
+    """JSON true or false."""
+    return FIELDS.flag(value, key)
 
 
 def name_value(value: Any) -> str | None:
