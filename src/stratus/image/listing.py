@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from stratus.common.auth import AuthContext
 from stratus.common.errors import BadRequest
+from stratus.common.listing import ListDialect, Lister, href
 from stratus.image import models as m
 from stratus.image import views
 from stratus.image.core import ImageService
@@ -53,6 +53,11 @@ EXACT_FILTERS = {
 CONTROL = {"limit", "marker", "sort", "sort_key", "sort_dir", "visibility", "member_status",
            "os_hidden", "tag", "protected", "size_min", "size_max", "created_at",
            "updated_at"}  # fmt: skip
+# The shared listing pieces, in Glance's words: the page size and the next link.
+LISTS = Lister(ListDialect(
+    max_limit=MAX_LIMIT, default_limit=DEFAULT_LIMIT,
+    limit_not_int="Query parameter 'limit' must be an integer, not {raw!r}.",
+    limit_negative="Query parameter 'limit' must be at least 0."))
 TIME_OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__", "eq": "__eq__",
             "neq": "__ne__"}  # fmt: skip
 
@@ -222,8 +227,8 @@ def _after_marker(
 
 
 def list_images(service: ImageService, ctx: AuthContext, query: Any) -> dict[str, Any]:
-    raw_limit = _one(query, "limit")
-    limit = DEFAULT_LIMIT if raw_limit is None else min(_int(raw_limit, "limit"), MAX_LIMIT)
+    _one(query, "limit")  # given at most once
+    limit = LISTS.limit(query) or 0
     visibility = _one(query, "visibility")
     if visibility is not None:
         views.choice(visibility, "visibility", (*views.VISIBILITIES, "all"))
@@ -256,7 +261,6 @@ def list_images(service: ImageService, ctx: AuthContext, query: Any) -> dict[str
             "schema": "/v2/schemas/images",
         }
     if more and rows:
-        params = [(k, v) for k, v in query.multi_items() if k not in ("marker", "limit")]
-        params += [("limit", str(limit)), ("marker", rows[-1].id)]
-        body["next"] = f"/v2/images?{urlencode(params)}"
+        body["next"] = href("/v2/images", query, ("marker", "limit"),
+                            [("limit", str(limit)), ("marker", rows[-1].id)])
     return body
