@@ -31,7 +31,7 @@ CALLERS = {
                          roles=frozenset({"member", "reader"})),
     "bob": AuthContext(user_id="u-bob", project_id="p-bob", roles=frozenset({"member", "reader"})),
     "carol": AuthContext(user_id="u-carol", project_id="p-alice", roles=frozenset({"reader"})),
-}  # fmt: skip
+}
 
 
 def fake_validate(token: str) -> AuthContext:
@@ -81,7 +81,7 @@ class ImageApi:
         return self.call(
             "PATCH", f"/v2/images/{image_id}", as_, json=ops,
             headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
-        )  # fmt: skip
+        )
 
     def show(self, image_id: str, as_: str = "admin") -> dict[str, Any]:
         resp = self.call("GET", f"/v2/images/{image_id}", as_)

@@ -41,9 +41,9 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdentityServe
 
 
 def start_image_server(root: Path, identity: IdentityServer, database_url: str = ""
-                       ) -> ImageServer:  # fmt: skip
+                       ) -> ImageServer:
     srv = ImageServer(root, identity, database_url,
-                      extra_env={"STRATUS_IMAGE__MAX_IMAGE_SIZE": str(MAX_SIZE)})  # fmt: skip
+                      extra_env={"STRATUS_IMAGE__MAX_IMAGE_SIZE": str(MAX_SIZE)})
     srv.prepare()
     srv.start()
     return srv
@@ -53,7 +53,7 @@ def start_image_server(root: Path, identity: IdentityServer, database_url: str =
 def image_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
     identity: IdentityServer,
-) -> Iterator[ImageServer]:  # fmt: skip
+) -> Iterator[ImageServer]:
     root = tmp_path_factory.mktemp(f"image-{request.param}")
     url = ""
     if request.param == "postgresql":
@@ -68,17 +68,17 @@ def image_server(
 def tiny_image() -> Path:
     """The tiny test guest (tests/images/build-tiny.sh, cached by the script)."""
     done = subprocess.run([str(IMAGES / "build-tiny.sh")], capture_output=True, text=True,
-                          timeout=1200, check=False)  # fmt: skip
+                          timeout=1200, check=False)
     assert done.returncode == 0, f"build-tiny.sh failed: {done.stderr[-3000:]}"
     return Path(done.stdout.strip().splitlines()[-1])
 
 
 def osc(identity: IdentityServer, *args: str, check: bool = True
-        ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     env.update(OS_CLIENT_CONFIG_FILE=str(identity.clouds_yaml()), OS_CLOUD="stratus")
     proc = subprocess.run([str(BIN / "openstack"), *args], env=env, capture_output=True,
-                          text=True, timeout=300, check=False)  # fmt: skip
+                          text=True, timeout=300, check=False)
     if check:
         assert proc.returncode == 0, f"openstack {' '.join(args)}: {proc.stderr}"
     return proc
@@ -129,7 +129,7 @@ def test_openstack_client_end_to_end(
     image_server: ImageServer, identity: IdentityServer, tiny_image: Path, tmp_path: Path
 ) -> None:
     created = osc_json(identity, "image", "create", "--file", str(tiny_image), "--disk-format",
-                       "qcow2", "--container-format", "bare", "tiny")  # fmt: skip
+                       "qcow2", "--container-format", "bare", "tiny")
     assert created["status"] == "active" and created["name"] == "tiny"
     image_id = created["id"]
     listed = osc_json(identity, "image", "list")
@@ -141,7 +141,7 @@ def test_openstack_client_end_to_end(
     assert shown["virtual_size"] and shown["virtual_size"] >= shown["size"]
 
     osc(identity, "image", "set", "--property", "os_distro=busybox", "--property",
-        "hw_disk_bus=virtio", "--min-ram", "64", "--tag", "test", "tiny")  # fmt: skip
+        "hw_disk_bus=virtio", "--min-ram", "64", "--tag", "test", "tiny")
     shown = osc_json(identity, "image", "show", "tiny")
     assert shown["properties"]["os_distro"] == "busybox"
     assert shown["properties"]["hw_disk_bus"] == "virtio"
@@ -167,7 +167,7 @@ def make_corpus(directory: Path, tiny_image: Path) -> list[tuple[str, Path, str,
     qemu_img("create", "-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", str(shadow), "64M")
     data_file = directory / "datafile.qcow2"
     qemu_img("create", "-f", "qcow2", "-o", f"data_file={directory / 'ext.raw'}",
-             str(data_file), "64M")  # fmt: skip
+             str(data_file), "64M")
     truncated = directory / "truncated.qcow2"
     truncated.write_bytes(tiny_image.read_bytes()[: 2 * 1024 * 1024])
     garbage = directory / "garbage.img"
@@ -192,7 +192,7 @@ def make_corpus(directory: Path, tiny_image: Path) -> list[tuple[str, Path, str,
 def test_bad_image_corpus_is_refused_and_never_active(
     identity: IdentityServer, tiny_image: Path, tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> None:  # fmt: skip
+) -> None:
     srv = start_image_server(tmp_path_factory.mktemp("image-corpus"), identity)
     try:
         corpus = make_corpus(tmp_path, tiny_image)
@@ -209,7 +209,7 @@ def test_bad_image_corpus_is_refused_and_never_active(
             assert http.show(img["id"])["status"] == "queued", name
             # python-openstackclient: fails with the server's message, keeps nothing.
             proc = osc(identity, "image", "create", "--file", str(path), "--disk-format", fmt,
-                       "--container-format", "bare", name, check=False)  # fmt: skip
+                       "--container-format", "bare", name, check=False)
             assert proc.returncode != 0, name
             assert words in proc.stderr, (name, proc.stderr)
         images = osc_json(identity, "image", "list", "--long")
@@ -312,7 +312,7 @@ def test_data_streams_through_without_growing_memory(
         assert http.show(img["id"])["checksum"] == digest.hexdigest()
         received = hashlib.md5(usedforsecurity=False)
         with httpx.stream("GET", f"{srv.url}/v2/images/{img['id']}/file", headers=http.headers,
-                          timeout=600) as resp:  # fmt: skip
+                          timeout=600) as resp:
             assert resp.status_code == 200
             for part in resp.iter_bytes(1 << 20):
                 received.update(part)

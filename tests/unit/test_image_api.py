@@ -41,7 +41,7 @@ def test_version_discovery(api: ImageApi) -> None:
     assert versions[0] == {
         "id": "v2.9", "status": "CURRENT",
         "links": [{"rel": "self", "href": "http://testserver/v2/"}],
-    }  # fmt: skip
+    }
     assert {v["id"] for v in versions} >= {"v2.0", "v2.1"}
     assert api.client.get("/versions").json() == root.json()
 
@@ -50,7 +50,7 @@ def test_every_api_call_needs_a_valid_token(api: ImageApi) -> None:
     assert "requires authentication" in error(api.client.get("/v2/images"), 401)
     error(api.call("GET", "/v2/images", as_="nobody"), 401)
     error(api.call("PUT", "/v2/images/x/file", as_="nobody",
-                   headers={"Content-Type": "application/octet-stream"}), 401)  # fmt: skip
+                   headers={"Content-Type": "application/octet-stream"}), 401)
     error(api.call("GET", "/v2/images/x/file", as_="nobody"), 401)
 
 
@@ -100,7 +100,7 @@ def test_create_refuses_bad_attributes_and_makes_nothing(
 def test_create_refuses_bad_bodies_and_readers(api: ImageApi) -> None:
     assert "not valid JSON" in error(
         api.call("POST", "/v2/images", "alice", content=b"{", headers={"Content-Type":
-                 "application/json"}), 400)  # fmt: skip
+                 "application/json"}), 400)
     assert "JSON object" in error(api.call("POST", "/v2/images", "alice", json=[1]), 400)
     error(api.call("POST", "/v2/images", "carol", json={"name": "r"}), 403)
     img = api.create("alice", id="7d9e7d3c-0e59-4a4e-9a61-5b8e1f1f2f3a")
@@ -123,7 +123,7 @@ def test_private_images_are_invisible_to_other_projects(api: ImageApi) -> None:
     for method, suffix, kw in [
         ("GET", "", {}), ("DELETE", "", {}), ("GET", "/file", {}), ("GET", "/members", {}),
         ("PUT", "/tags/x", {}), ("POST", "/actions/deactivate", {}),
-    ]:  # fmt: skip
+    ]:
         assert "No image found" in error(api.call(method, path + suffix, "bob", **kw), 404)
     error(api.patch(img["id"], [{"op": "replace", "path": "/name", "value": "x"}], "bob"), 404)
     assert api.call("GET", "/v2/images", "bob").json()["images"] == []
@@ -171,7 +171,7 @@ def test_shared_images_and_members(api: ImageApi) -> None:
     private = api.create("alice", visibility="private")
     assert "Only shared images have members" in error(
         api.call("POST", f"/v2/images/{private['id']}/members", "alice",
-                 json={"member": "p-bob"}), 403)  # fmt: skip
+                 json={"member": "p-bob"}), 403)
 
 
 def test_community_images_are_visible_but_listed_only_on_request(api: ImageApi) -> None:
@@ -193,7 +193,7 @@ def test_patch_changes_core_attributes_properties_and_tags(api: ImageApi) -> Non
         {"op": "replace", "path": "/tags", "value": ["y", "z"]},
         {"op": "replace", "path": "/protected", "value": True},
         {"op": "replace", "path": "/visibility", "value": "private"},
-    ], "alice")  # fmt: skip
+    ], "alice")
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["name"] == "b" and body["min_disk"] == 2 and body["protected"] is True
@@ -229,7 +229,7 @@ def test_patch_refuses_bad_operations_atomically(
     img = api.create("alice", name="keep")
     # A good operation first: it must not be applied when a later one fails.
     body = [{"op": "replace", "path": "/name", "value": "changed"}, *ops] if isinstance(
-        ops, list) else ops  # fmt: skip
+        ops, list) else ops
     assert words in error(api.patch(img["id"], body, "alice"), status)
     assert api.show(img["id"], "alice")["name"] == "keep"
 
@@ -237,21 +237,21 @@ def test_patch_refuses_bad_operations_atomically(
 def test_patch_needs_the_json_patch_media_type(api: ImageApi) -> None:
     img = api.create("alice")
     resp = api.call("PATCH", f"/v2/images/{img['id']}", "alice",
-                    json=[{"op": "replace", "path": "/name", "value": "x"}])  # fmt: skip
+                    json=[{"op": "replace", "path": "/name", "value": "x"}])
     assert "application/openstack-images-v2.1-json-patch" in error(resp, 415)
 
 
 def test_disk_format_changes_only_while_queued(api: ImageApi) -> None:
     img = api.create("alice", disk_format="raw")
     resp = api.patch(img["id"], [{"op": "replace", "path": "/disk_format", "value": "iso"}],
-                     "alice")  # fmt: skip
+                     "alice")
     assert resp.json()["disk_format"] == "iso"
     resp = api.patch(img["id"], [{"op": "replace", "path": "/disk_format", "value": "raw"}],
-                     "alice")  # fmt: skip
+                     "alice")
     assert api.upload(img["id"], b"\x00" * 4096, "alice").status_code == 204
     assert "only be changed while the image is queued" in error(
         api.patch(img["id"], [{"op": "replace", "path": "/disk_format", "value": "qcow2"}],
-                  "alice"), 403)  # fmt: skip
+                  "alice"), 403)
 
 
 def test_protected_images_cannot_be_deleted(api: ImageApi) -> None:
@@ -324,7 +324,7 @@ def test_list_filters(api: ImageApi) -> None:
         ("visibility=everyone", "allowed"), ("member_status=maybe", "allowed"),
         ("protected=perhaps", "true or false"), ("created_at=soon", "<op>:<ISO 8601 time>"),
         ("sort=name&sort_key=name", "either 'sort' or"),
-    ]:  # fmt: skip
+    ]:
         assert words in error(api.call("GET", f"/v2/images?{query}", "alice"), 400)
 
 
@@ -350,7 +350,7 @@ def test_list_sorting_and_pagination_with_next_links(api: ImageApi) -> None:
     assert [i["min_ram"] for i in by_key["images"]] == [0, 1, 2, 3, 4, 5]
     default = api.call("GET", "/v2/images", "alice").json()["images"]
     assert [i["id"] for i in default] == [i["id"] for i in sorted(
-        made, key=lambda x: (x["created_at"], x["id"]), reverse=True)]  # fmt: skip
+        made, key=lambda x: (x["created_at"], x["id"]), reverse=True)]
 
 
 def test_unknown_routes_and_methods_answer_in_glance_shape(api: ImageApi) -> None:

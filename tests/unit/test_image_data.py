@@ -137,7 +137,7 @@ def test_oversize_upload_is_413_before_or_while_reading(
     assert streamed.status_code == 413
     assert status(api, img["id"]) == "queued"
     sized = api.upload(img["id"], b"\x00" * 10, "alice",
-                       headers={"X-OpenStack-Image-Size": str(LIMIT * 2)})  # fmt: skip
+                       headers={"X-OpenStack-Image-Size": str(LIMIT * 2)})
     assert sized.status_code == 413
     assert leftovers(service.store) == ([], [])
     assert api.upload(img["id"], b"\x00" * LIMIT, "alice").status_code == 204
@@ -234,9 +234,9 @@ def test_recovery_requeues_dead_uploads_and_removes_their_leftovers(
     api.upload(kept["id"], b"\x07" * 4096, "alice")
     with service.db.session() as s:
         s.execute(sa.update(m.Image).where(m.Image.id == dead["id"])
-                  .values(status="saving", upload_owner=dead_owner))  # fmt: skip
+                  .values(status="saving", upload_owner=dead_owner))
         s.execute(sa.update(m.Image).where(m.Image.id == live["id"])
-                  .values(status="saving", upload_owner=current_owner()))  # fmt: skip
+                  .values(status="saving", upload_owner=current_owner()))
     (store.tmp / f"{dead_owner}_abc.part").write_bytes(b"partial")
     (store.tmp / f"{current_owner()}_def.part").write_bytes(b"in progress")
     orphan = "ab" + "c" * 126
@@ -250,5 +250,5 @@ def test_recovery_requeues_dead_uploads_and_removes_their_leftovers(
     assert status(api, live["id"]) == "saving"  # its process (this one) still runs
     assert status(api, kept["id"]) == "active"
     assert leftovers(store) == ([f"{current_owner()}_def.part"],
-                                [hashlib.sha512(b"\x07" * 4096).hexdigest()])  # fmt: skip
+                                [hashlib.sha512(b"\x07" * 4096).hexdigest()])
     assert api.upload(dead["id"], b"\x08" * 512, "alice").status_code == 204

@@ -33,14 +33,14 @@ def refused(path: Path, disk_format: str) -> str:
 def test_good_images_pass_with_their_virtual_size(tmp_path: Path) -> None:
     good = qcow2(tmp_path / "good.qcow2", "20M")
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 0 1M", str(good)],
-                   check=True, capture_output=True)  # fmt: skip
+                   check=True, capture_output=True)
     assert inspect(good, "qcow2", LIMITS) == insp.Inspection("qcow2", 20 * 1024 * 1024)
     raw = tmp_path / "disk.raw"
     raw.write_bytes(b"\x00" * 1000 + b"boot" * 100)
     assert inspect(raw, "raw", LIMITS) == insp.Inspection("raw", raw.stat().st_size)
     vmdk = tmp_path / "disk.vmdk"
     subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "vmdk", "-o",
-                    "subformat=streamOptimized", str(good), str(vmdk)], check=True)  # fmt: skip
+                    "subformat=streamOptimized", str(good), str(vmdk)], check=True)
     assert inspect(vmdk, "vmdk", LIMITS).virtual_size == 20 * 1024 * 1024
     iso = tmp_path / "disk.iso"
     iso.write_bytes(b"\x00" * 0x8001 + b"CD001" + b"\x00" * 4000)
@@ -91,7 +91,7 @@ def test_vmdk_declared_raw_or_qcow2_is_refused(tmp_path: Path) -> None:
 def test_truncated_qcow2_is_refused(tmp_path: Path) -> None:
     whole = qcow2(tmp_path / "whole.qcow2", "64M")
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 8M", str(whole)],
-                   check=True, capture_output=True)  # fmt: skip
+                   check=True, capture_output=True)
     cut = tmp_path / "cut.qcow2"
     cut.write_bytes(whole.read_bytes()[: 1024 * 1024])
     assert "corrupt or truncated" in refused(cut, "qcow2")
@@ -122,7 +122,7 @@ def test_vmdk_with_extents_in_other_files_is_refused(tmp_path: Path) -> None:
     for subformat in ("monolithicFlat", "twoGbMaxExtentSparse"):
         vmdk = tmp_path / f"{subformat}.vmdk"
         subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", "-o",
-                        f"subformat={subformat}", str(vmdk), "10M"], check=True)  # fmt: skip
+                        f"subformat={subformat}", str(vmdk), "10M"], check=True)
         assert "refers to extents in other files" in refused(vmdk, "vmdk")
 
 

@@ -360,13 +360,13 @@ class ImageService:
             mem = m.ImageMember(
                 image_id=img.id, member_id=member_id, status="pending", created_at=now,
                 updated_at=now,
-            )  # fmt: skip
+            )
             s.add(mem)
             s.flush()
             return views.member(mem)
 
     def _member(self, s: Session, ctx: AuthContext, image_id: str, member_id: str
-                ) -> tuple[m.Image, m.ImageMember]:  # fmt: skip
+                ) -> tuple[m.Image, m.ImageMember]:
         img = self.visible(s, ctx, image_id)
         self._shared(img)
         mem = s.get(m.ImageMember, (img.id, member_id))

@@ -52,14 +52,14 @@ EXACT_FILTERS = {
 }
 CONTROL = {"limit", "marker", "sort", "sort_key", "sort_dir", "visibility", "member_status",
            "os_hidden", "tag", "protected", "size_min", "size_max", "created_at",
-           "updated_at"}  # fmt: skip
+           "updated_at"}
 # The shared listing pieces, in Glance's words: the page size and the next link.
 LISTS = Lister(ListDialect(
     max_limit=MAX_LIMIT, default_limit=DEFAULT_LIMIT,
     limit_not_int="Query parameter 'limit' must be an integer, not {raw!r}.",
     limit_negative="Query parameter 'limit' must be at least 0."))
 TIME_OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__", "eq": "__eq__",
-            "neq": "__ne__"}  # fmt: skip
+            "neq": "__ne__"}
 
 
 def _one(query: Any, key: str) -> str | None:

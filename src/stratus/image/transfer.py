@@ -207,7 +207,7 @@ def abort_upload(service: ImageService, ticket: UploadTicket, exc: BaseException
     with contextlib.suppress(Exception):
         abort_upload_status(service, ticket.image_id, ticket.owner, status)
     LOG.info("upload of image %s aborted (%s): the image is %s", ticket.image_id,
-             type(exc).__name__ if exc else "no error", status)  # fmt: skip
+             type(exc).__name__ if exc else "no error", status)
 
 
 def _is_disconnect(exc: BaseException) -> bool:
@@ -281,7 +281,7 @@ def recover(service: ImageService) -> dict[str, int]:
             )
         blobs_removed = store.collect_garbage(k for k in referenced if k)
     result = {"requeued": requeued, "tmp_removed": len(tmp_removed),
-              "blobs_removed": len(blobs_removed)}  # fmt: skip
+              "blobs_removed": len(blobs_removed)}
     if any(result.values()):
         LOG.warning("recovered after an unclean stop: %s", result)
     return result

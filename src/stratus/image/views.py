@@ -27,13 +27,13 @@ PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
 READ_ONLY = frozenset({
     "id", "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size",
     "created_at", "updated_at", "file", "self", "schema", "direct_url", "locations",
-})  # fmt: skip
+})
 # Names that are neither settable nor usable as custom property names.
 RESERVED = frozenset({"location", "deleted", "deleted_at", "properties"})
 RESERVED_PREFIX = "os_glance"
 # Core attributes a client may set (on create, and with PATCH).
 SETTABLE = ("name", "visibility", "protected", "os_hidden", "min_disk", "min_ram", "tags",
-            "disk_format", "container_format", "owner")  # fmt: skip
+            "disk_format", "container_format", "owner")
 CORE = READ_ONLY | frozenset(SETTABLE)
 
 
