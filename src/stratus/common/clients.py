@@ -2,10 +2,11 @@
 HTTP client of Stratus (:class:`ApiClient`).
 
 Services call each other's APIs (never each other's databases), and agents call
-theirs (the network agent's state, registration and port reports), either on
-behalf of the caller (``StaticToken`` with the caller's token) or as their
-own service user (``PasswordAuth``). Every failure becomes a
-:class:`ServiceError` that says whether retrying later can help.
+theirs (the network agent's state, registration and port reports, the compute
+agent's assignments), either on behalf of the caller (``StaticToken`` with the
+caller's token) or as their own service user (``PasswordAuth``). Every failure
+becomes a :class:`ServiceError` that says whether retrying later can help. Both
+agents wait for changes through :meth:`ApiClient.long_poll`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 import httpx
+
+MAX_LONG_POLL = 30.0  # seconds: the longest wait of a long-poll (the APIs cut longer ones)
 
 
 class ServiceError(Exception):
@@ -105,7 +108,7 @@ class ApiClient:
         """One call; ``ok``: statuses answered as they are instead of raised (a 401 still
         renews the token once first); ``timeout``: seconds for this call only (a
         long-poll), instead of the client's."""
-        url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
+        url = self.url(path)
         accepted = set(ok)
         resp: httpx.Response | None = None
         for attempt in range(2):
@@ -139,6 +142,25 @@ class ApiClient:
             f"{self.service} answered {resp.status_code} to {method} {url}: {_message(body)}",
             status=resp.status_code,
             temporary=resp.status_code >= 500 or resp.status_code == 429, body=body)
+
+    def long_poll(self, path: str, since: int | None, wait: float, **kw: Any
+                  ) -> httpx.Response:
+        """GET ``path`` as a long-poll (the server side is :mod:`stratus.common.longpoll`):
+        with ``since`` (the generation the caller holds) and ``wait`` seconds (cut to
+        ``MAX_LONG_POLL``), the API answers as soon as its generation differs from
+        ``since`` or when the wait is over; the call's timeout is the wait plus the
+        client's. Without ``since``, or with no wait, a plain GET. ``kw``: as
+        :meth:`request` (``ok`` statuses, headers); a query of ``path`` is kept."""
+        wait = max(0.0, min(wait, MAX_LONG_POLL))
+        if since is None or not wait > 0:
+            return self.request("GET", path, **kw)
+        url = httpx.URL(self.url(path)).copy_merge_params(
+            {"since": str(since), "wait": f"{wait:g}"})
+        return self.request("GET", str(url), timeout=wait + self.timeout, **kw)
+
+    def url(self, path: str) -> str:
+        """``path`` under the service's base URL (a full URL is kept as it is)."""
+        return path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw).json()

@@ -2,7 +2,9 @@
 
 Owns the sessions and queries behind them and produces the documents of
 :mod:`stratus.contracts`: a compute host's heartbeat (its row, the scheduler's
-generation), its :class:`~stratus.contracts.compute.AssignmentSet`, the answer
+generation), its :class:`~stratus.contracts.compute.AssignmentSet` and the long-poll
+on its generation (:func:`watch`, a :class:`stratus.common.longpoll.KeyedWatch` keyed
+by host over :func:`generations`), the answer
 to a server report, and the :class:`~stratus.contracts.instance.InstanceDocument`
 the metadata service and the config drives render (:func:`instance_document`).
 """
@@ -10,6 +12,9 @@ the metadata service and the config drives render (:func:`instance_document`).
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -17,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from stratus.common.clients import ServiceError
 from stratus.common.errors import Conflict, NotFound
+from stratus.common.longpoll import KeyedWatch
 from stratus.common.timeutil import isotime, utcnow
 from stratus.compute import models as m
 from stratus.compute.views import security_group_names
@@ -150,20 +156,43 @@ def heartbeat(core: ComputeCore, name: str, values: HostResources) -> dict[str, 
     return answer
 
 
-def generation(core: ComputeCore, name: str) -> int:
-    """The host's generation (404 before its first heartbeat)."""
+def generations(core: ComputeCore, names: Iterable[str]) -> dict[str, int]:
+    """The generations of the hosts named (one query; a host without a row is absent)."""
+    with core.db.session() as s:
+        return {str(h): int(g) for h, g in s.execute(
+            sa.select(m.ComputeHost.host, m.ComputeHost.generation).where(
+                m.ComputeHost.host.in_(list(names))))}
+
+
+_WATCHES: weakref.WeakKeyDictionary[ComputeCore, KeyedWatch[str]] = (
+    weakref.WeakKeyDictionary())
+_WATCHES_LOCK = threading.Lock()
+
+
+def watch(core: ComputeCore) -> KeyedWatch[str]:
+    """The long-poll of the hosts' generations in this process (one per core): every
+    waiting agent of the process shares one read of ``generations`` per interval."""
+    with _WATCHES_LOCK:
+        found = _WATCHES.get(core)
+        if found is None:
+            ref = weakref.ref(core)  # the watch must not keep its core alive
+
+            def read(names: frozenset[str]) -> dict[str, int]:
+                alive = ref()
+                return generations(alive, names) if alive is not None else {}
+
+            found = _WATCHES[core] = KeyedWatch(read)
+        return found
+
+
+def assignments(core: ComputeCore, name: str) -> AssignmentSet:
+    """Every server placed on the host (but those still being networked by the API);
+    404 before the host's first heartbeat."""
     with core.db.session() as s:
         h = s.scalars(sa.select(m.ComputeHost).where(m.ComputeHost.host == name)).first()
         if h is None:
             raise NotFound(f"Compute host {name} could not be found; send a heartbeat "
                            "first.")
-        return h.generation
-
-
-def assignments(core: ComputeCore, name: str) -> AssignmentSet:
-    """Every server placed on the host (but those still being networked by the API)."""
-    with core.db.session() as s:
-        h = core.host(s, name)
         rows = list(s.scalars(sa.select(m.Server).where(
             m.Server.host == name, m.Server.deleted.is_(False),
             m.Server.task_state.is_distinct_from("networking"))))

@@ -2,22 +2,20 @@
 
 ``HostService`` (``core.hosts``) owns the ``agent_hosts`` rows, the agents'
 port status reports and the host state document with its generation
-(built by ``hoststate.host_state``). ``GenerationWatch`` is the long-poll's
-view of the generation: however many agents wait in one API process, the
-database is read at most about once per ``POLL_INTERVAL``.
+(built by ``hoststate.host_state``). ``HostService.watch`` is the long-poll's
+view of the generation, a :class:`stratus.common.longpoll.GenerationWatch`:
+however many agents wait in one API process, the database is read about once
+per ``longpoll.POLL_INTERVAL`` (0.25 s), and not at all when nobody waits.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
+from stratus.common.longpoll import GenerationWatch
 from stratus.common.timeutil import utcnow
 from stratus.network import hoststate, views
 from stratus.network import models as m
@@ -28,51 +26,6 @@ if TYPE_CHECKING:
     from stratus.network.core import NetworkCore
 
 NODE_OWNERS = (DHCP_OWNER, ROUTER_INTERFACE, ROUTER_GATEWAY)
-POLL_INTERVAL = 0.25
-
-
-class GenerationWatch:
-    """The state generation for the long-polls of one API process: however many agents
-    wait, the database is read at most about once per ``interval``."""
-
-    def __init__(self, read: Callable[[], int], interval: float = POLL_INTERVAL):
-        self.read = read
-        self.interval = interval
-        self._value: int | None = None
-        self._at = 0.0
-        self._pending: asyncio.Task[int] | None = None
-
-    async def _refresh(self) -> int:
-        try:
-            value = await run_in_threadpool(self.read)
-            self._value, self._at = value, time.monotonic()
-            return value
-        finally:
-            self._pending = None
-
-    async def current(self, fresh: bool = False) -> int:
-        if not fresh and self._value is not None and (
-                time.monotonic() - self._at < self.interval):
-            return self._value
-        pending = self._pending
-        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
-            pending = self._pending = asyncio.get_running_loop().create_task(self._refresh())
-        return await asyncio.shield(pending)
-
-    async def wait(self, since: int, timeout: float) -> int:
-        """The generation once it differs from ``since``, or after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        gen = await self.current()
-        while True:
-            if gen < since:  # an older cached value than the caller's: ask the database
-                gen = await self.current(fresh=True)
-            if gen != since:
-                return gen
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return gen
-            await asyncio.sleep(min(self.interval, left))
-            gen = await self.current()
 
 
 def host_document(row: m.AgentHost) -> dict[str, Any]:

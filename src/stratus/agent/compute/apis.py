@@ -3,7 +3,8 @@
 Three small interfaces (:class:`ComputeApi`, :class:`ImageApi`,
 :class:`NetworkApi`; fakes implement them in the unit tests) and their HTTP
 implementations over the one client of Stratus,
-:class:`stratus.common.clients.ApiClient`. What crosses the wire to the compute
+:class:`stratus.common.clients.ApiClient` (the assignments through its
+``long_poll``). What crosses the wire to the compute
 API is typed in :mod:`stratus.contracts.compute`: the agent reads an
 :class:`~stratus.contracts.compute.AssignmentSet` and sends
 :class:`~stratus.contracts.compute.ServerReport` and
@@ -15,7 +16,7 @@ help); an assignment document of the wrong shape is one too (status 502).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from stratus.common.clients import ApiClient, Auth, ServiceError
 from stratus.contracts.compute import AssignmentSet, ContractError, HostResources, ServerReport
@@ -49,10 +50,9 @@ class HttpComputeApi:
 
     def assignments(self, wait: float | None = None, since: int | None = None
                     ) -> AssignmentSet:
-        params: dict[str, Any] = {}
-        if wait and since is not None:
-            params = {"wait": int(wait), "since": since}
-        doc = self.client.get(f"stratus/compute-hosts/{self.host}/servers", params=params)
+        # Whole seconds, as this agent always sent (a plain GET without since or a wait).
+        doc = self.client.long_poll(f"stratus/compute-hosts/{self.host}/servers", since,
+                                    int(wait or 0)).json()
         try:
             return AssignmentSet.from_dict(doc)
         except ContractError as exc:

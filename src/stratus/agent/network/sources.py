@@ -5,15 +5,16 @@ The agent reads one :class:`~stratus.contracts.network.HostState` per pass from 
 (:class:`StaticSource`, tests and benchmarks) or the network API
 (:class:`HttpSource`, the deployed case). The API source is also the agent's
 :class:`HostReporter` (registration, port statuses) and a :class:`WatchableSource`
-(long-poll on the state generation). Its HTTP goes through the one client of
-Stratus, :class:`stratus.common.clients.ApiClient`; every failure becomes a
-:class:`~stratus.agent.network.drivers.base.DriverError` saying whether a retry
-can help.
+(long-poll on the state generation, through ``ApiClient.long_poll``). Its HTTP goes
+through the one client of Stratus, :class:`stratus.common.clients.ApiClient`; every
+failure becomes a :class:`~stratus.agent.network.drivers.base.DriverError` saying
+whether a retry can help.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -21,10 +22,10 @@ from urllib.parse import quote
 import httpx
 
 from stratus.agent.network.drivers.base import DriverError
+from stratus.common.clients import MAX_LONG_POLL as MAX_LONG_POLL  # the API's cap
 from stratus.common.clients import ApiClient, Auth, ServiceError
 from stratus.contracts.network import HostRegistration, HostState, PortStatusReport
 
-MAX_LONG_POLL = 30.0  # the API's cap
 _ANY_STATUS = range(100, 600)  # statuses are judged here, with the agent's own wording
 
 
@@ -113,14 +114,15 @@ class HttpSource:
     def network_node(self) -> bool:
         return self.registration.network_node
 
-    def _call(self, method: str, url: str, body: object = None,
-              params: dict[str, str] | None = None, timeout: float | None = None,
-              api: ApiClient | None = None) -> httpx.Response:
-        # The state URL may carry its own query (``?host=...``): merge, do not replace.
-        target = str(httpx.URL(url).copy_merge_params(params)) if params else url
+    def _call(self, method: str, url: str, body: object = None) -> httpx.Response:
+        return self._judge(method, url, lambda: self.api.request(
+            method, url, json=body, ok=_ANY_STATUS))
+
+    @staticmethod
+    def _judge(method: str, url: str, send: Callable[[], httpx.Response]) -> httpx.Response:
+        """The answer of ``send()``, or a :class:`DriverError` in the agent's wording."""
         try:
-            resp = (api or self.api).request(method, target, json=body, timeout=timeout,
-                                             ok=_ANY_STATUS)
+            resp = send()
         except ServiceError as exc:  # no answer, or identity refused the service user
             raise DriverError(str(exc), temporary=exc.temporary) from None
         if resp.status_code >= 500:
@@ -157,9 +159,9 @@ class HttpSource:
     def watch(self, since: int, timeout: float) -> int | None:
         """Long-poll the state URL with ``since``/``wait``; a changed state is kept for the
         next ``get``. None when the API sends no generation (it cannot long-poll)."""
-        wait = max(0.0, min(timeout, MAX_LONG_POLL))
-        resp = self._call("GET", self.url, params={"since": str(since), "wait": f"{wait:g}"},
-                          timeout=wait + self.timeout, api=self._watch_api)
+        # The state URL may carry its own query (``?host=...``): long_poll keeps it.
+        resp = self._judge("GET", self.url, lambda: self._watch_api.long_poll(
+            self.url, since, timeout, ok=_ANY_STATUS))
         data = self._document(resp)
         gen = self._generation(data)
         if gen is not None and gen != since:

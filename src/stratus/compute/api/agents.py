@@ -4,13 +4,12 @@ the metadata lookup and the guest password. Admin (service users) only.
 Handlers parse and check the request, call the service layer
 (:mod:`stratus.compute.agents`, which answers with :mod:`stratus.contracts`
 documents) and render them. The assignments are an ``async`` handler, so agents
-waiting in a long-poll hold no worker thread.
+waiting in a long-poll hold no worker thread; they wait on ``agents.watch``, the
+process's :class:`stratus.common.longpoll.KeyedWatch` of the hosts' generations.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest
+from stratus.common.longpoll import MAX_WAIT
 from stratus.compute import agents, views
 from stratus.compute.core import ComputeCore
 from stratus.compute.servers import ServerFlow
@@ -30,8 +30,6 @@ from stratus.contracts.compute import (
 )
 
 P = "/v2.1/stratus"
-MAX_WAIT = 30.0
-POLL_INTERVAL = 0.25  # seconds between two reads of the host's generation in a long-poll
 
 routes = Routes()
 
@@ -71,11 +69,9 @@ async def assignments(req: Req, svc: ComputeCore) -> Response:
     since = None
     if "since" in req.query:
         since = views.integer({"since": req.query["since"]}, "since")
-    deadline = time.monotonic() + wait
-    gen = await run_in_threadpool(agents.generation, svc, name)
-    while since is not None and gen == since and time.monotonic() < deadline:
-        await asyncio.sleep(POLL_INTERVAL)
-        gen = await run_in_threadpool(agents.generation, svc, name)
+    if since is not None and wait > 0:
+        # One read per interval serves every agent waiting in this process (any host).
+        await agents.watch(svc).wait(name, since, wait)
     found = await run_in_threadpool(agents.assignments, svc, name)
     return JSONResponse(found.to_dict())
 

@@ -27,8 +27,8 @@ state (``state_generation``, bumped in the same transaction by every change that
 alter a host's document, see ``tracking.py``). With ``&since=<generation>&wait=<seconds>``
 (at most 30) the GET is a long-poll: it answers as soon as the generation differs from
 ``since``, or after ``wait`` seconds. Those handlers are async: a waiting agent holds no
-worker thread, and one read of the generation per ``hosts.POLL_INTERVAL`` serves every
-waiter of the process (``hosts.GenerationWatch``).
+worker thread, and one read of the generation per ``longpoll.POLL_INTERVAL`` serves every
+waiter of the process (``HostService.watch``, a ``stratus.common.longpoll.GenerationWatch``).
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ from starlette.concurrency import run_in_threadpool
 
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest
+from stratus.common.longpoll import MAX_WAIT
 from stratus.network import views
 from stratus.network.core import NetworkCore
 
 routes = Routes()
 
 MAX_REPORTED_PORTS = 100000
-MAX_WAIT = 30.0
 
 
 def wait_seconds(req: Req) -> float:

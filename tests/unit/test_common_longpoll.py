@@ -1,0 +1,214 @@
+"""stratus.common.longpoll (the watch both APIs' long-polls wait on) and its client side,
+ApiClient.long_poll: waiters share one read, wake on a change, time out, and nothing is
+read while nobody waits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import pytest
+
+from stratus.common.clients import ApiClient
+from stratus.common.longpoll import GenerationWatch, KeyedWatch
+
+pytestmark = pytest.mark.unit
+
+INTERVAL = 0.05
+
+
+class Counters:
+    """Counters by key, and every read the watch made of them (from its worker thread)."""
+
+    def __init__(self, **values: int) -> None:
+        self.values = dict(values)
+        self.reads: list[frozenset[str]] = []
+        self.lock = threading.Lock()
+        self.fail: Exception | None = None
+
+    def read(self, keys: frozenset[str]) -> Mapping[str, int]:
+        with self.lock:
+            self.reads.append(keys)
+            if self.fail is not None:
+                raise self.fail
+            return {k: v for k, v in self.values.items() if k in keys}
+
+
+def test_every_waiter_of_the_process_shares_one_read_per_interval() -> None:
+    counters = Counters(cmp1=3, cmp2=7)
+    watch = KeyedWatch(counters.read, INTERVAL)
+
+    async def main() -> list[int | None]:
+        waiters = [watch.wait("cmp1", 3, 0.3) for _ in range(6)]
+        waiters += [watch.wait("cmp2", 7, 0.3) for _ in range(6)]
+        return await asyncio.gather(*waiters)
+
+    started = time.monotonic()
+    answers = asyncio.run(main())
+    assert answers == [3] * 6 + [7] * 6  # no change: each gets its own since back
+    assert 0.3 <= time.monotonic() - started < 1.0
+    # Twelve waiters for 0.3 s at 0.05 s: about seven reads, each of both keys at once.
+    assert 2 <= len(counters.reads) <= 9, counters.reads
+    assert counters.reads[0] == {"cmp1", "cmp2"}
+    assert watch.reads == len(counters.reads)
+
+
+def test_a_change_wakes_only_the_waiters_of_its_key_within_an_interval() -> None:
+    counters = Counters(cmp1=3, cmp2=7)
+    watch = KeyedWatch(counters.read, INTERVAL)
+    woke: dict[str, float] = {}
+
+    async def waiter(key: str, since: int, timeout: float) -> int | None:
+        value = await watch.wait(key, since, timeout)
+        woke[key] = time.monotonic()
+        return value
+
+    async def main() -> tuple[int | None, int | None, float]:
+        first = asyncio.ensure_future(waiter("cmp1", 3, 5.0))
+        other = asyncio.ensure_future(waiter("cmp2", 7, 0.5))
+        await asyncio.sleep(0.2)
+        with counters.lock:
+            counters.values["cmp1"] = 4
+        bumped = time.monotonic()
+        return await first, await other, bumped
+
+    first, other, bumped = asyncio.run(main())
+    assert first == 4 and other == 7
+    assert woke["cmp1"] - bumped < INTERVAL + 0.2  # the next read, not the timeout
+    assert woke["cmp2"] - bumped > 0.2  # cmp2 did not move: it waited its 0.5 s out
+
+
+def test_a_value_already_past_since_or_missing_answers_at_once() -> None:
+    counters = Counters(cmp1=9)
+    watch = KeyedWatch(counters.read, INTERVAL)
+
+    async def main() -> tuple[int | None, int | None, int | None]:
+        return (await watch.wait("cmp1", 4, 30.0), await watch.wait("gone", 0, 30.0),
+                await watch.wait("cmp1", 9, 0.0))
+
+    started = time.monotonic()
+    assert asyncio.run(main()) == (9, None, 9)  # None: the key has no counter (a 404)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_cached_value_older_than_since_is_read_again_not_taken_for_a_change() -> None:
+    counters = Counters(cmp1=5)
+    watch = KeyedWatch(counters.read, 10.0)  # a long interval: only kicked reads happen
+
+    async def main() -> tuple[int | None, int | None]:
+        holder = asyncio.ensure_future(watch.wait("cmp1", 5, 0.6))  # keeps the cache (5)
+        await asyncio.sleep(0.1)
+        with counters.lock:
+            counters.values["cmp1"] = 6
+        # This caller read 6 elsewhere: the cached 5 is older, so the watch reads again
+        # and, 6 being what the caller holds, waits.
+        newer = await watch.wait("cmp1", 6, 0.3)
+        return newer, await holder
+
+    newer, held = asyncio.run(main())
+    assert newer == 6
+    assert held == 6  # the second read (kicked by the newer waiter) showed the change
+    assert len(counters.reads) == 2
+
+
+def test_nothing_is_read_while_nobody_waits() -> None:
+    counters = Counters(cmp1=1)
+    watch = KeyedWatch(counters.read, INTERVAL)
+
+    async def main() -> None:
+        await asyncio.sleep(5 * INTERVAL)
+        assert counters.reads == []  # made, never waited on: no reads
+        await watch.wait("cmp1", 1, 2 * INTERVAL)
+        done = len(counters.reads)
+        assert watch.waiting() == 0
+        await asyncio.sleep(6 * INTERVAL)
+        assert len(counters.reads) == done  # the poller stopped with its last waiter
+        assert watch._loops == {}  # and left nothing behind
+
+    asyncio.run(main())
+    assert counters.reads
+
+
+def test_a_failed_read_fails_the_waiters_and_the_next_wait_reads_again() -> None:
+    counters = Counters(cmp1=1)
+    counters.fail = RuntimeError("database unavailable")
+    watch = KeyedWatch(counters.read, INTERVAL)
+
+    async def main() -> None:
+        results = await asyncio.gather(watch.wait("cmp1", 1, 1.0), watch.wait("cmp1", 1, 1.0),
+                                       return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in results)
+        counters.fail = None
+        assert await watch.wait("cmp1", 0, 1.0) == 1
+
+    asyncio.run(main())
+
+
+def test_waits_in_several_event_loops_at_once() -> None:
+    # The test clients run each request in its own event loop, in its own thread.
+    counters = Counters(cmp1=1)
+    watch = KeyedWatch(counters.read, INTERVAL)
+    got: list[int | None] = []
+
+    def wait() -> None:
+        got.append(asyncio.run(watch.wait("cmp1", 1, 5.0)))
+
+    threads = [threading.Thread(target=wait) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    with counters.lock:
+        counters.values["cmp1"] = 2
+    for t in threads:
+        t.join(timeout=5)
+    assert got == [2, 2, 2]
+
+
+def test_the_generation_watch_is_one_counter() -> None:
+    value = {"generation": 10}
+    watch = GenerationWatch(lambda: value["generation"], INTERVAL)
+
+    async def main() -> tuple[int, int, int]:
+        unchanged = await watch.wait(10, 0.15)
+        older = await watch.wait(3, 30.0)
+        pending = asyncio.ensure_future(watch.wait(10, 30.0))
+        await asyncio.sleep(0.1)
+        value["generation"] = 11
+        return unchanged, older, await pending
+
+    assert asyncio.run(main()) == (10, 10, 11)
+    assert watch.reads >= 2
+
+
+def client_seeing(seen: list[httpx.Request], timeouts: list[Any]) -> ApiClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        timeouts.append(request.extensions.get("timeout"))
+        return httpx.Response(200, json={"generation": 4})
+
+    client = ApiClient("http://api.test/v2.0", None, timeout=10.0)
+    client._http = httpx.Client(transport=httpx.MockTransport(answer), timeout=10.0)
+    return client
+
+
+def test_the_client_long_poll_sends_since_and_wait_and_keeps_the_query() -> None:
+    seen: list[httpx.Request] = []
+    timeouts: list[Any] = []
+    client = client_seeing(seen, timeouts)
+    resp = client.long_poll("http://api.test/v2.0/stratus/host-state?host=cmp1", 3, 90)
+    assert resp.json() == {"generation": 4}
+    assert seen[0].url.params.multi_items() == [("host", "cmp1"), ("since", "3"),
+                                                ("wait", "30")]  # cut to 30 s
+    assert timeouts[0]["read"] == 40.0  # the wait plus the client's own timeout
+    client.long_poll("stratus/compute-hosts/cmp1/servers", 7, 2.5)
+    assert str(seen[1].url) == ("http://api.test/v2.0/stratus/compute-hosts/cmp1/servers"
+                                "?since=7&wait=2.5")
+    # Without since, or with no wait: a plain GET.
+    client.long_poll("stratus/compute-hosts/cmp1/servers", None, 30)
+    client.long_poll("stratus/compute-hosts/cmp1/servers", 7, 0)
+    assert [r.url.query for r in seen[2:]] == [b"", b""]
+    assert timeouts[2]["read"] == 10.0
