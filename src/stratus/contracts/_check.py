@@ -1,4 +1,4 @@
-"""Field checks shared by the compute and instance contracts.
+"""The error of every contract, and the field checks of the compute and instance ones.
 
 Each ``from_dict`` reads a JSON-shaped mapping through these helpers; a value
 of the wrong type raises :class:`ContractError` naming the field by its path
@@ -13,10 +13,16 @@ from typing import Any
 
 
 class ContractError(ValueError):
-    """A document does not have the shape of its contract. ``field`` is the path of
-    the bad field (``""`` for the document itself)."""
+    """A document does not have the shape of its contract: the one error of every
+    contract (``stratus.contracts.network`` calls it ``ModelError`` too).
 
-    def __init__(self, field: str, message: str) -> None:
+    ``ContractError(field, message)``: ``field`` is the path of the bad field, and the
+    text reads ``"<field>: <message>"``; ``ContractError(message)``: about the document
+    itself (``field`` is ``""``), the text is the message. ``reason`` is the message."""
+
+    def __init__(self, field: str, message: str | None = None) -> None:
+        if message is None:
+            field, message = "", field
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.reason = message

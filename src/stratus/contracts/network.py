@@ -8,8 +8,9 @@ every pass, a :class:`PortStatusReport` (``PUT /v2.0/stratus-agent/hosts/<host>/
 Both sides import these types, and nothing else of each other. Everything here is a
 plain dataclass with ``from_dict``/``to_dict``; unknown keys are ignored (so
 the API can add fields before the agent knows them) and missing required
-keys or bad values raise :class:`ModelError` saying what was wrong. (One file of
-about 500 lines on purpose: the whole document and its checks, read top to bottom.)
+keys or bad values raise :class:`ModelError` (``ContractError``, the error of every
+contract) saying what was wrong. (One file of about 500 lines on purpose: the whole
+document and its checks, read top to bottom.)
 
 What a host receives:
 
@@ -38,6 +39,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from stratus.contracts._check import ContractError
+
 SEGMENTATION_TYPES = ("vxlan", "gre", "flat")
 DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = (None, "tcp", "udp", "icmp")
@@ -45,8 +48,8 @@ PROTOCOLS = (None, "tcp", "udp", "icmp")
 T = TypeVar("T")
 
 
-class ModelError(ValueError):
-    """The desired state document is malformed."""
+# The one error of every contract; this module's documents have always called it so.
+ModelError = ContractError
 
 
 def _check_ip(value: str, what: str) -> str:
