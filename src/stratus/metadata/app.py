@@ -55,7 +55,7 @@ HEADER_SIGNATURE = "x-stratus-signature"
 
 
 def expected_signature(secret: str, network_id: str, fixed_ip: str) -> str:
-    """The signature a proxy sends (same as ``stratus.agent.metadata_proxy.sign``)."""
+    """The signature a proxy sends (same as ``stratus.agent.network.metadata_proxy.sign``)."""
     return hmac.new(secret.encode(), f"{network_id}\n{fixed_ip}".encode(),
                     hashlib.sha256).hexdigest()
 
