@@ -8,6 +8,11 @@ deploy, checks that a second run reports no change, drives the identity service 
 router namespaces, a fake VM's lease, port status, metadata through the proxies), and finally
 runs playbooks/teardown.yml and checks that nothing of ours is left running.
 
+The SQLite deploy is also an upgrade in place: before its first site.yml run the test plants
+what a release before issue 9 left, the network agent's supervisor program under its old
+name ``stratus-agent`` (running, with a stand-in for the old console script), and checks
+that site.yml stopped and removed it and runs ``stratus-network-agent`` instead.
+
 The module holds an exclusive ``flock`` on /tmp/stratus-e2e.lock for each whole deploy: other
 e2e tests deploy the whole cloud on this host too.
 """
@@ -44,6 +49,8 @@ PLAYBOOK_TIMEOUT = 900
 LOCK_FILE = "/tmp/stratus-e2e.lock"
 EXT_BRIDGE = "snetex"
 EXT_NET = "172.24.66"  # the external network: the host is .1 on EXT_BRIDGE
+NETWORK_AGENT = "stratus-network-agent"
+OLD_NETWORK_AGENT = "stratus-agent"  # the network agent's program name before issue 9
 
 
 def _free_port(preferred: int) -> int:
@@ -82,6 +89,8 @@ class Deployment:
     # host objects the network agent made, checked again after teardown
     agent_namespaces: list[str] | None = None
     agent_pids: list[int] | None = None
+    # whether the first site.yml run upgrades a planted deploy of an earlier release
+    upgrade: bool = False
 
     @property
     def config_dir(self) -> Path:
@@ -98,6 +107,45 @@ class Deployment:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def old_agent_pidfile(self) -> Path:
+        return self.logs / f"{OLD_NETWORK_AGENT}.pid"
+
+    def supervisorctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["supervisorctl", "--configuration", str(self.config_dir / "supervisord.conf"),
+             *args], capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def plant_old_release(deployment: Deployment) -> None:
+    """What a deploy of a release before issue 9 left on the host: the network agent's
+    supervisor program under its old name, written as that release's role wrote it, and its
+    console script (here a stand-in that records its pid and sleeps, so that supervisord,
+    started by the first site.yml run, runs it until the network role stops it)."""
+    venv_bin = deployment.prefix / "opt" / "stratus" / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    script = venv_bin / OLD_NETWORK_AGENT
+    script.write_text(f"#!/bin/sh\necho $$ > {deployment.old_agent_pidfile}\n"
+                      "exec sleep 100000\n")  # fmt: skip
+    script.chmod(0o755)
+    programs = deployment.config_dir / "supervisor.d"
+    programs.mkdir(parents=True)
+    state = deployment.prefix / "var" / "lib" / "stratus"
+    config = deployment.config_dir / "stratus.conf"
+    log_dir = deployment.prefix / "var" / "log" / "stratus"
+    (programs / f"{OLD_NETWORK_AGENT}.conf").write_text(
+        "; Ansible managed\n"
+        f"[program:{OLD_NETWORK_AGENT}]\n"
+        f"command = {script} --config-file {config}\n"
+        "user = root\n"
+        f"directory = {state}\n"
+        f'environment = HOME="{state}",STRATUS_CONFIG_FILE="{config}",'
+        'STRATUS_SERVICE_FINGERPRINT="old-release"\n'
+        "autostart = true\nautorestart = true\nstartsecs = 2\nstartretries = 5\n"
+        "stopsignal = TERM\nstopwaitsecs = 20\nstopasgroup = true\nkillasgroup = true\n"
+        "redirect_stderr = true\n"
+        f"stdout_logfile = {log_dir}/{OLD_NETWORK_AGENT}.log\n")  # fmt: skip
 
 
 def run_playbook(deployment: Deployment, playbook: str, log_name: str) -> str:
@@ -234,7 +282,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     }
     dep = Deployment(
         prefix=prefix, port=port, admin_password=password, extra_vars=extra_vars, logs=logs,
-        network_port=network_port,
+        network_port=network_port, upgrade=engine == "sqlite",
     )
     try:
         yield dep
@@ -278,7 +326,10 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
 
 @pytest.fixture(scope="module")
 def deployed(deployment: Deployment) -> Deployment:
-    """site.yml run twice: the first deploys, the second must change nothing."""
+    """site.yml run twice: the first deploys (over a planted earlier release on SQLite), the
+    second must change nothing."""
+    if deployment.upgrade:
+        plant_old_release(deployment)
     first = run_playbook(deployment, "site.yml", "site-1.log")
     counts = recap(first)
     assert counts["failed"] == 0 and counts["unreachable"] == 0
@@ -400,6 +451,22 @@ def test_openstack_client_against_identity(deployed: Deployment) -> None:
     assert excinfo.value.code in (401, 404)
 
 
+def test_upgrade_replaces_the_old_network_agent_program(deployed: Deployment) -> None:
+    programs = deployed.config_dir / "supervisor.d"
+    assert not (programs / f"{OLD_NETWORK_AGENT}.conf").exists()
+    assert (programs / f"{NETWORK_AGENT}.conf").exists()
+    old = deployed.supervisorctl("status", OLD_NETWORK_AGENT).stdout
+    assert "no such process" in old, f"supervisord still knows {OLD_NETWORK_AGENT}: {old}"
+    status = deployed.supervisorctl("status").stdout
+    assert re.search(rf"^{NETWORK_AGENT}\s+RUNNING", status, re.MULTILINE), status
+    if deployed.upgrade:
+        # The earlier release's agent ran under supervisord until site.yml stopped it.
+        assert deployed.old_agent_pidfile.exists(), "the planted old agent never ran"
+        old_pid = int(deployed.old_agent_pidfile.read_text().strip())
+        assert not _pid_alive(old_pid) or _zombie(old_pid), (
+            f"{OLD_NETWORK_AGENT} (pid {old_pid}) still runs after the upgrade")
+
+
 # --- the network agent ---------------------------------------------------------------------
 def wait_for(what: str, check: object, timeout: float = 60.0, interval: float = 0.5,
              deployment: Deployment | None = None) -> object:
@@ -414,7 +481,7 @@ def wait_for(what: str, check: object, timeout: float = 60.0, interval: float = 
         if time.monotonic() > deadline:
             log = ""
             if deployment is not None:
-                path = deployment.prefix / "var" / "log" / "stratus" / "stratus-agent.log"
+                path = deployment.prefix / "var" / "log" / "stratus" / f"{NETWORK_AGENT}.log"
                 log = path.read_text()[-4000:] if path.exists() else f"(no {path})"
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{log}")
         time.sleep(interval)
@@ -448,9 +515,9 @@ def metadata_status(vm_ns: str) -> tuple[int, str]:
 def test_network_agent_serves_a_fake_vm(deployed: Deployment) -> None:
     supervisorctl = [
         "supervisorctl", "--configuration", str(deployed.config_dir / "supervisord.conf"),
-        "status", "stratus-agent"]  # fmt: skip
+        "status", NETWORK_AGENT]  # fmt: skip
     status = subprocess.run(supervisorctl, capture_output=True, text=True, check=False)
-    assert "RUNNING" in status.stdout, f"stratus-agent is not running: {status.stdout}"
+    assert "RUNNING" in status.stdout, f"{NETWORK_AGENT} is not running: {status.stdout}"
 
     token = openstack_json(deployed, "token", "issue")
     assert isinstance(token, dict)
