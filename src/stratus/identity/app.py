@@ -49,6 +49,8 @@ def build_identity(config: Config) -> Identity:
 
 
 def build_app(identity: Identity, public_url: str = "") -> Starlette:
+    """The identity app: every API module's routes bound to ``identity`` (in this
+    order, which is the order Starlette tries them in)."""
     router = Router(authenticate=identity.context)
     for module in (versions, tokens, auth, domains, projects, users, groups, app_credentials,
                    roles, assignments, regions, services, endpoints):

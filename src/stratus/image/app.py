@@ -66,6 +66,8 @@ def build_app(
     authenticate: Callable[[str], AuthContext],
     public_url: str = "",
 ) -> Starlette:
+    """The image app: every API module's routes bound to ``service``; ``authenticate``
+    turns an X-Auth-Token into the caller (a remote identity check in production)."""
     router = Router(authenticate=authenticate)
     for module in (versions, images, tags, members, image_data):
         router.include(module.routes, service)
