@@ -1,4 +1,10 @@
-"""Request parsing helpers, microversions, and the JSON shapes of compute resources."""
+"""Request parsing helpers, microversions, and the JSON shapes of compute resources.
+
+Request bodies are read by stratus.common.validation under compute's dialect
+(:data:`NOVA`, :data:`FIELDS`); ``obj``/``only``/``text``/``integer``/``boolean`` are
+thin calls into it under the names the handlers use. Lists are paged by
+stratus.common.listing under :data:`NOVA_LISTS` (:data:`LISTER`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ from typing import Any
 
 from stratus.common.app import Req
 from stratus.common.errors import BadRequest
+from stratus.common.listing import ListDialect, Lister
 from stratus.common.timeutil import isotime
+from stratus.common.validation import Dialect, Fields
 from stratus.compute import models as m
 
 MIN_VERSION = (2, 1)
@@ -30,63 +38,78 @@ def mv(req: Req) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
+NOVA = Dialect(
+    body="Invalid input: the body must be a JSON object with a '{key}' object.",
+    unknown=("Invalid input for {kind}: additional properties are not allowed "
+             "({names} unexpected); allowed: {allowed}."),
+    required="Invalid input: '{key}' is a required property.",
+    not_string="Invalid input for field/attribute {key}: {value!r} is not a string.",
+    blank=("Invalid input for field/attribute {key}: it must be 1 to {max_len} characters, "
+           "not only spaces."),
+    too_long=("Invalid input for field/attribute {key}: it must be 1 to {max_len} characters, "
+              "not only spaces."),
+    not_boolean="Invalid input for field/attribute {key}: {value!r} is not a boolean.",
+    not_integer="Invalid input for field/attribute {key}: {value!r} is not an integer.",
+    out_of_range="Invalid input for field/attribute {key}: {value} must be between {lo} and {hi}.",
+    true_words=("true", "1", "yes", "on"),
+    false_words=("false", "0", "no", "off"),
+    int_rule="int",
+    blank_is_missing=True,
+    blank_whitespace=True,
+    copy_body=True,
+)
+"""Compute's wording and rules for request bodies (stratus.common.validation)."""
+FIELDS = Fields(NOVA)
+
+
 def obj(body: Any, key: str) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise BadRequest(f"Invalid input: the body must be a JSON object with a '{key}' object.")
-    return dict(body[key])
+    """A copy of the object under ``key`` in a request body."""
+    return FIELDS.body(body, key)
 
 
 def only(data: dict[str, Any], allowed: set[str], what: str) -> None:
-    extra = sorted(set(data) - allowed)
-    if extra:
-        raise BadRequest(f"Invalid input for {what}: additional properties are not allowed "
-                         f"({', '.join(extra)} unexpected); allowed: {', '.join(sorted(allowed))}.")
+    """Refuse attributes outside ``allowed``."""
+    FIELDS.only(data, allowed, what)
 
 
 def text(data: dict[str, Any], key: str, required: bool = False, maxlen: int = 255,
          default: str | None = None, allow_empty: bool = False) -> str | None:
-    if key not in data or data[key] is None:
-        if required:
-            raise BadRequest(f"Invalid input: '{key}' is a required property.")
-        return default
-    value = data[key]
-    if not isinstance(value, str):
-        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not a string.")
-    if len(value) > maxlen or (not allow_empty and not value.strip()):
-        raise BadRequest(f"Invalid input for field/attribute {key}: it must be 1 to {maxlen} "
-                         "characters, not only spaces.")
+    """A string of 1 to ``maxlen`` characters, not only spaces (``default`` when absent
+    or null)."""
+    value: str | None = FIELDS.text(data, key, default=default, required=required,
+                                    max_len=maxlen, allow_empty=allow_empty)
     return value
 
 
 def integer(data: dict[str, Any], key: str, default: int | None = None, minimum: int = 0,
             maximum: int = 2**31 - 1) -> int:
-    value = data.get(key, default)
-    if value is None or value == "":
-        if default is None:
-            raise BadRequest(f"Invalid input: '{key}' is a required property.")
-        return default
-    if isinstance(value, bool):
-        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not an integer.")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not an "
-                         "integer.") from None
-    if isinstance(value, float) and value != number:
-        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not an integer.")
-    if not minimum <= number <= maximum:
-        raise BadRequest(f"Invalid input for field/attribute {key}: {number} must be between "
-                         f"{minimum} and {maximum}.")
-    return number
+    """An integer from ``minimum`` to ``maximum`` (strings and integral floats too);
+    ``default`` when absent, null or empty, required when ``default`` is None."""
+    value = FIELDS.integer(data, key, minimum, maximum, default=default,
+                           required=default is None)
+    assert value is not None  # required, or the default
+    return value
 
 
 def boolean(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no",
-                                                    "off"):
-        return value.lower() in ("true", "1", "yes", "on")
-    raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not a boolean.")
+    """JSON true/false or one of Nova's words (true/1/yes/on, false/0/no/off)."""
+    return FIELDS.flag(value, key)
+
+
+def _limit(raw: str) -> int:
+    return integer({"limit": raw}, "limit", minimum=0)
+
+
+NOVA_LISTS = ListDialect(
+    control=frozenset({"limit", "marker", "sort_key", "sort_dir"}),
+    read_limit=_limit,
+    marker_missing="marker [{marker}] not found",
+    bad_sort_key="Invalid sort_key {key}; use one of {allowed}.",
+    bad_sort_dir="Invalid sort_dir; use asc or desc.",
+)
+"""Compute's paging rules and wording (stratus.common.listing): no cap on ``limit``, read
+as a body integer of at least 0; a marker not in the list is a 400."""
+LISTER = Lister(NOVA_LISTS)
 
 
 def metadata(value: Any, limit: int, key: str = "metadata") -> dict[str, str]:

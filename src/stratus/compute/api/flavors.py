@@ -21,6 +21,10 @@ SORT_KEYS = {"flavorid": "id", "id": "id", "name": "name", "memory_mb": "ram", "
              "vcpus": "vcpus", "root_gb": "disk", "disk": "disk", "created_at": "created_at"}
 
 
+def flavor_id(f: m.Flavor) -> str:
+    return f.id
+
+
 def visible_flavors(req: Req, svc: ComputeCore) -> list[m.Flavor]:
     """The flavors the caller sees, filtered, sorted and paged as the query asks."""
     ctx, q = req.ctx, req.query
@@ -40,18 +44,15 @@ def visible_flavors(req: Req, svc: ComputeCore) -> list[m.Flavor]:
             rows = [f for f in rows if getattr(f, attr) >= least]
     sort_key = q.get("sort_key", "flavorid")
     if sort_key not in SORT_KEYS:
-        raise BadRequest(f"Invalid sort_key {sort_key}; use one of {', '.join(SORT_KEYS)}.")
+        raise BadRequest(views.NOVA_LISTS.bad_sort_key.format(key=sort_key,
+                                                              allowed=", ".join(SORT_KEYS)))
     if q.get("sort_dir", "asc") not in ("asc", "desc"):
-        raise BadRequest("Invalid sort_dir; use asc or desc.")
+        raise BadRequest(views.NOVA_LISTS.bad_sort_dir.format(dir=q.get("sort_dir")))
     rows.sort(key=lambda f: (getattr(f, SORT_KEYS[sort_key]), f.id),
               reverse=q.get("sort_dir") == "desc")
-    if "marker" in q:
-        ids = [f.id for f in rows]
-        if q["marker"] not in ids:
-            raise BadRequest(f"marker [{q['marker']}] not found")
-        rows = rows[ids.index(q["marker"]) + 1:]
-    if "limit" in q:
-        rows = rows[:views.integer({"limit": q["limit"]}, "limit")]
+    rows, _ = views.LISTER.page(rows, q.get("marker"), None,
+                                id_of=flavor_id)
+    rows, _ = views.LISTER.page(rows, None, views.LISTER.limit(q), id_of=flavor_id)
     return rows
 
 

@@ -26,8 +26,9 @@ def list_server_groups(req: Req, svc: ComputeCore) -> dict[str, Any]:
     rows = [group_view(g) for g in svc.server_groups.visible(req.ctx, all_projects)]
     offset = views.integer({"offset": req.query.get("offset", 0)}, "offset")
     rows = rows[offset:]
-    if "limit" in req.query:
-        rows = rows[:views.integer({"limit": req.query["limit"]}, "limit")]
+    limit = views.LISTER.limit(req.query)
+    if limit is not None:
+        rows = rows[:limit]
     return {"server_groups": rows}
 
 

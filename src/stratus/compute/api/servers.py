@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest
+from stratus.common.listing import href
 from stratus.compute import models as m
 from stratus.compute import views
 from stratus.compute.core import ComputeCore
@@ -252,21 +253,19 @@ def parse_listing(req: Req) -> ServerQuery:
     return query
 
 
+def server_id(srv: m.Server) -> str:
+    return srv.id
+
+
 def listing(req: Req, svc: ComputeCore, detail: bool) -> dict[str, Any]:
     q = req.query
     query = parse_listing(req)
 
     def paginate(rows: list[m.Server]) -> tuple[list[m.Server], bool]:
-        if "marker" in q:
-            ids = [r.id for r in rows]
-            if q["marker"] not in ids:
-                raise BadRequest(f"marker [{q['marker']}] not found")
-            rows = rows[ids.index(q["marker"]) + 1:]
-        limit = None
-        if "limit" in q:
-            limit = views.integer({"limit": q["limit"]}, "limit", minimum=0)
-        more = limit is not None and len(rows) > limit
-        return (rows[:limit] if limit is not None else rows), more
+        # the marker is looked for before the limit is read (a bad marker's 400 first)
+        rows, _ = views.LISTER.page(rows, q.get("marker"), None,
+                                    id_of=server_id)
+        return views.LISTER.page(rows, None, views.LISTER.limit(q), id_of=server_id)
 
     page = svc.servers.page(req.ctx, query, paginate, detail)
     admin = req.ctx.is_admin
@@ -277,9 +276,9 @@ def listing(req: Req, svc: ComputeCore, detail: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"servers": items}
     if page.more and rows:
         path = "servers/detail" if detail else "servers"
-        limit = views.integer({"limit": q["limit"]}, "limit", minimum=0)
-        body["servers_links"] = [{"rel": "next", "href": (
-            f"{req.base_url}/v2.1/{path}?limit={limit}&marker={rows[-1].id}")}]
+        body["servers_links"] = [{"rel": "next", "href": href(
+            f"{req.base_url}/v2.1/{path}", None, (),
+            [("limit", str(views.LISTER.limit(q))), ("marker", rows[-1].id)])}]
     return body
 
 
