@@ -46,6 +46,9 @@ KEYSTONE = Dialect(
     not_strings="'{key}' must be a list of non-empty strings of at most {max_len} characters.",
     not_choice="{key} {value!r} is not one of {allowed}.",
     strip_keys=frozenset({"name"}),
+    query_not_boolean="Query parameter '{key}' must be true or false, not {raw!r}.",
+    query_true=("", "1", "true", "yes", "on"),
+    query_false=("0", "false", "no", "off"),
 )
 FIELDS = Fields(KEYSTONE)
 
@@ -78,14 +81,8 @@ def boolean(obj: dict[str, Any], key: str, default: bool | None = None) -> bool 
 
 
 def query_bool(raw: str | None, key: str) -> bool | None:
-    if raw is None:
-        return None
-    low = raw.strip().lower()
-    if low in ("", "1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise BadRequest(f"Query parameter '{key}' must be true or false, not {raw!r}.")
+    """A query parameter as a boolean (a bare ``?key`` is true; None when absent)."""
+    return FIELDS.query_flag(raw, key)
 
 
 def password_value(obj: dict[str, Any]) -> str | None:

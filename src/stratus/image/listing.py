@@ -1,5 +1,9 @@
 """GET /v2/images: visibility rules, filters, sorting and marker/limit pagination.
 
+Query parameters are read by stratus.common.validation under Glance's dialect
+(``views.FIELDS``: once-only, integers, booleans); the page size and the next link by
+stratus.common.listing (:data:`LISTS`).
+
 Pagination is keyset-based: the marker image's values of the sort keys (plus
 its id as the last tie-breaker) start the next page, so pages stay stable
 while images are added. A ``next`` link is given only when more images follow.
@@ -62,35 +66,9 @@ TIME_OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__", "e
             "neq": "__ne__"}
 
 
-def _one(query: Any, key: str) -> str | None:
-    values = query.getlist(key)
-    if len(values) > 1:
-        raise BadRequest(f"Query parameter '{key}' may be given only once.")
-    return values[0] if values else None
-
-
-def _int(raw: str, key: str, minimum: int = 0) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"Query parameter '{key}' must be an integer, not {raw!r}.") from None
-    if value < minimum:
-        raise BadRequest(f"Query parameter '{key}' must be at least {minimum}.")
-    return value
-
-
-def _bool(raw: str, key: str) -> bool:
-    low = raw.strip().lower()
-    if low in ("true", "1", "yes"):
-        return True
-    if low in ("false", "0", "no"):
-        return False
-    raise BadRequest(f"Query parameter '{key}' must be true or false, not {raw!r}.")
-
-
 def parse_sort(query: Any) -> list[tuple[str, str]]:
     """[(key, asc|desc)] from ``sort=k:dir,...`` or ``sort_key``/``sort_dir`` pairs."""
-    combined = _one(query, "sort")
+    combined = views.FIELDS.query_one(query, "sort")
     keys, dirs = query.getlist("sort_key"), query.getlist("sort_dir")
     if combined is not None and (keys or dirs):
         raise BadRequest("Use either 'sort' or 'sort_key'/'sort_dir', not both.")
@@ -153,7 +131,7 @@ def visibility_filter(
 def _filters(query: Any) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     for key, column in EXACT_FILTERS.items():
-        raw = _one(query, key)
+        raw = views.FIELDS.query_one(query, key)
         if raw is None:
             continue
         if raw.startswith("in:"):
@@ -168,24 +146,25 @@ def _filters(query: Any) -> list[ColumnElement[bool]]:
                 )
             )
         )
-    protected = _one(query, "protected")
+    protected = views.FIELDS.query_one(query, "protected")
     if protected is not None:
-        where.append(I.protected.is_(_bool(protected, "protected")))
-    hidden = _one(query, "os_hidden")
-    where.append(I.os_hidden.is_(_bool(hidden, "os_hidden") if hidden is not None else False))
-    size_min, size_max = _one(query, "size_min"), _one(query, "size_max")
+        where.append(I.protected.is_(views.FIELDS.query_flag(protected, "protected")))
+    hidden = views.FIELDS.query_one(query, "os_hidden")
+    where.append(I.os_hidden.is_(views.FIELDS.query_flag(hidden, "os_hidden") or False))
+    size_min = views.FIELDS.query_one(query, "size_min")
+    size_max = views.FIELDS.query_one(query, "size_max")
     if size_min is not None:
-        where.append(I.size >= _int(size_min, "size_min"))
+        where.append(I.size >= views.FIELDS.query_int(size_min, "size_min"))
     if size_max is not None:
-        where.append(I.size <= _int(size_max, "size_max"))
+        where.append(I.size <= views.FIELDS.query_int(size_max, "size_max"))
     for key in ("created_at", "updated_at"):
-        raw = _one(query, key)
+        raw = views.FIELDS.query_one(query, key)
         if raw is not None:
             where.append(_time_filter(getattr(I, key), raw, key))
     for key in query:
         if key in CONTROL or key in EXACT_FILTERS:
             continue
-        value = _one(query, key)
+        value = views.FIELDS.query_one(query, key)
         where.append(
             sa.exists(
                 sa.select(m.ImageProperty.image_id).where(
@@ -227,15 +206,15 @@ def _after_marker(
 
 
 def list_images(service: ImageService, ctx: AuthContext, query: Any) -> dict[str, Any]:
-    _one(query, "limit")  # given at most once
+    views.FIELDS.query_one(query, "limit")  # given at most once
     limit = LISTS.limit(query) or 0
-    visibility = _one(query, "visibility")
+    visibility = views.FIELDS.query_one(query, "visibility")
     if visibility is not None:
         views.choice(visibility, "visibility", (*views.VISIBILITIES, "all"))
-    member_status = _one(query, "member_status") or "accepted"
+    member_status = views.FIELDS.query_one(query, "member_status") or "accepted"
     views.choice(member_status, "member_status", (*views.MEMBER_STATUSES, "all"))
     sort = parse_sort(query)
-    marker = _one(query, "marker")
+    marker = views.FIELDS.query_one(query, "marker")
 
     stmt = sa.select(I)
     rights = visibility_filter(ctx, visibility, member_status)

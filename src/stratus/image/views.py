@@ -96,6 +96,12 @@ GLANCE = Dialect(
     not_integer="'{key}' must be an integer from 0 to 2147483647, not {value!r}.",
     out_of_range="'{key}' must be an integer from {lo} to {hi}, not {value!r}.",
     not_choice="Invalid value {value!r} for '{key}'; allowed: {allowed}.",
+    query_repeated="Query parameter '{key}' may be given only once.",
+    query_not_boolean="Query parameter '{key}' must be true or false, not {raw!r}.",
+    query_not_integer="Query parameter '{key}' must be an integer, not {raw!r}.",
+    query_too_small="Query parameter '{key}' must be at least {minimum}.",
+    query_true=("true", "1", "yes"),
+    query_false=("false", "0", "no"),
 )
 FIELDS = Fields(GLANCE)
 
