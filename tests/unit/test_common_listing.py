@@ -1,11 +1,12 @@
 """stratus.common.listing: filters, fields, sort keys/directions, marker, limit,
-page_reverse and links, under Neutron's dialect (stratus.network.listing) and under a
-compute-like one (marker wording, no cap, objects rather than dicts)."""
+page_reverse and links, under Neutron's dialect (stratus.network.listing), compute's
+(stratus.compute.views: marker wording, no cap, objects rather than dicts) and image's
+(stratus.image.listing: a default page size and a cap)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -14,7 +15,6 @@ from starlette.datastructures import QueryParams
 
 from stratus.common.errors import BadRequest
 from stratus.common.listing import (
-    ListDialect,
     Lister,
     as_text,
     fields,
@@ -23,34 +23,21 @@ from stratus.common.listing import (
     sort_value,
     trim,
 )
-from stratus.common.validation import Dialect, Fields
+from stratus.compute.views import LISTER as COMPUTE_LISTER
+from stratus.compute.views import NOVA_LISTS as COMPUTE_LISTS
+from stratus.image.listing import LISTS as IMAGE_LISTS
 from stratus.network import listing as network_listing
 from stratus.network.listing import LISTER, NEUTRON_LISTS
 
 pytestmark = pytest.mark.unit
 
-NOVA_INTS = Fields(Dialect(
-    required="Invalid input: '{key}' is a required property.",
-    not_integer="Invalid input for field/attribute {key}: {value!r} is not an integer.",
-    out_of_range="Invalid input for field/attribute {key}: {value} must be between {lo} and {hi}.",
-    int_rule="int", blank_is_missing=True))
-NOVA_LISTS = ListDialect(
-    control=frozenset({"limit", "marker", "sort_key", "sort_dir"}),
-    marker_missing="marker [{marker}] not found",
-    bad_sort_key="Invalid sort_key {key}; use one of {allowed}.",
-    bad_sort_dir="Invalid sort_dir; use asc or desc.",
-)
+# compute's dialect (stratus.compute.views) without its own limit reader: int() and the
+# default wording; NOVA_READ is compute's real lister, reading limit as a body integer
+NOVA_LISTS = replace(COMPUTE_LISTS, read_limit=None)
 NOVA = Lister(NOVA_LISTS)
-# compute's limit, read by its own integer reader (as compute/api/servers.py does today)
-NOVA_READ = Lister(ListDialect(
-    marker_missing="marker [{marker}] not found",
-    read_limit=lambda raw: int(NOVA_INTS.integer({"limit": raw}, "limit", 0, 2**31 - 1,
-                                                 required=True) or 0)))
-# image's limit: 25 unless given, at most 1000 (image/listing.py today)
-GLANCE = Lister(ListDialect(
-    max_limit=1000, default_limit=25,
-    limit_not_int="Query parameter 'limit' must be an integer, not {raw!r}.",
-    limit_negative="Query parameter 'limit' must be at least 0."))
+NOVA_READ = COMPUTE_LISTER
+# image's limit: 25 unless given, at most 1000 (stratus.image.listing)
+GLANCE = IMAGE_LISTS
 
 
 def says(message: str) -> Any:

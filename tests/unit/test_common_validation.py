@@ -1,10 +1,8 @@
 """stratus.common.validation: every helper of the one request-body reader, under the
 four APIs' dialects, with their exact wording.
 
-NEUTRON is the network service's own (stratus.network.views). NOVA, KEYSTONE and GLANCE
-below reproduce, byte for byte, what compute/views.py, identity/views.py and
-image/views.py say today (checked against them when written); they are the dialects
-those services adopt (move them into their views.py then).
+The dialects are the services' own: NEUTRON (stratus.network.views), NOVA
+(stratus.compute.views), KEYSTONE (stratus.identity.views), GLANCE (stratus.image.views).
 """
 
 from __future__ import annotations
@@ -17,58 +15,13 @@ from starlette.datastructures import QueryParams
 
 from stratus.common.errors import BadRequest
 from stratus.common.validation import Dialect, Fields
+from stratus.compute.views import NOVA
+from stratus.identity.views import KEYSTONE
+from stratus.image.views import GLANCE
 from stratus.network.views import NEUTRON
 
 pytestmark = pytest.mark.unit
 
-
-NOVA = Dialect(
-    body="Invalid input: the body must be a JSON object with a '{key}' object.",
-    unknown=("Invalid input for {kind}: additional properties are not allowed "
-             "({names} unexpected); allowed: {allowed}."),
-    required="Invalid input: '{key}' is a required property.",
-    not_string="Invalid input for field/attribute {key}: {value!r} is not a string.",
-    blank=("Invalid input for field/attribute {key}: it must be 1 to {max_len} characters, "
-           "not only spaces."),
-    too_long=("Invalid input for field/attribute {key}: it must be 1 to {max_len} characters, "
-              "not only spaces."),
-    not_boolean="Invalid input for field/attribute {key}: {value!r} is not a boolean.",
-    not_integer="Invalid input for field/attribute {key}: {value!r} is not an integer.",
-    out_of_range="Invalid input for field/attribute {key}: {value} must be between {lo} and {hi}.",
-    true_words=("true", "1", "yes", "on"),
-    false_words=("false", "0", "no", "off"),
-    int_rule="int",
-    blank_is_missing=True,
-    blank_whitespace=True,
-    copy_body=True,
-)
-KEYSTONE = Dialect(
-    body="The request body must be a JSON object with a '{key}' object.",
-    required="'{key}' is a required property.",
-    not_string="'{key}' must be a string, not {type}.",
-    nul="'{key}' must not contain NUL characters.",
-    blank="'{key}' must not be empty.",
-    too_long="'{key}' is longer than {max_len} characters.",
-    not_boolean="'{key}' must be true or false, not {value!r}.",
-    not_strings="'{key}' must be a list of non-empty strings of at most {max_len} characters.",
-    not_choice="{key} {value!r} is not one of {allowed}.",
-    strip_keys=frozenset({"name"}),
-    query_not_boolean="Query parameter '{key}' must be true or false, not {raw!r}.",
-    query_true=("", "1", "true", "yes", "on"),
-    query_false=("0", "false", "no", "off"),
-)
-GLANCE = Dialect(
-    not_boolean="'{key}' must be true or false, not {value!r}.",
-    not_integer="'{key}' must be an integer from 0 to 2147483647, not {value!r}.",
-    out_of_range="'{key}' must be an integer from {lo} to {hi}, not {value!r}.",
-    not_choice="Invalid value {value!r} for '{key}'; allowed: {allowed}.",
-    query_repeated="Query parameter '{key}' may be given only once.",
-    query_not_boolean="Query parameter '{key}' must be true or false, not {raw!r}.",
-    query_not_integer="Query parameter '{key}' must be an integer, not {raw!r}.",
-    query_too_small="Query parameter '{key}' must be at least {minimum}.",
-    query_true=("true", "1", "yes"),
-    query_false=("false", "0", "no"),
-)
 
 NET, NOV, KEY, GLA = Fields(NEUTRON), Fields(NOVA), Fields(KEYSTONE), Fields(GLANCE)
 
