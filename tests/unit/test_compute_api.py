@@ -131,7 +131,7 @@ def test_boot_with_a_network_places_binds_and_shapes_the_server(api: ComputeApi)
     # stratus-metadata's EC2 instance-type, ami-id and security-groups come from these.
     assert doc["flavor_name"] == "m1.tiny" and doc["image_id"] == IMAGE
     assert doc["security_groups"] == ["default"]
-    from stratus.metadata.content import ec2_metadata
+    from stratus.contracts.metadata_tree import ec2_metadata
     ec2 = ec2_metadata(doc)
     assert ec2["instance-type"] == "m1.tiny" and ec2["security-groups"] == ["default"]
     assert ec2["ami-id"] == "ami-" + IMAGE.replace("-", "")[:8]
