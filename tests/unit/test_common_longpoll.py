@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+import compute_api
+import network_api
 from stratus.common.clients import ApiClient
 from stratus.common.longpoll import GenerationWatch, KeyedWatch
+from stratus.compute import agents
 
 pytestmark = pytest.mark.unit
 
@@ -212,3 +216,65 @@ def test_the_client_long_poll_sends_since_and_wait_and_keeps_the_query() -> None
     client.long_poll("stratus/compute-hosts/cmp1/servers", 7, 0)
     assert [r.url.query for r in seen[2:]] == [b"", b""]
     assert timeouts[2]["read"] == 10.0
+
+
+# --- the two APIs over it ------------------------------------------------------------------
+def long_polls(call: Callable[[str], Any], paths: list[str]) -> list[threading.Thread]:
+    threads = [threading.Thread(target=call, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_compute_long_polls_of_several_hosts_share_one_read_and_wake_their_own(
+        tmp_path: Path) -> None:
+    with compute_api.in_process(tmp_path) as api:
+        api.flavor(id="1")
+        gens = {h: api.host(h)["generation"] for h in ("cmp1", "cmp2", "cmp3")}
+        watch = agents.watch(api.core)
+        assert agents.watch(api.core) is watch  # one per service (core) in a process
+        answers: dict[str, dict[str, Any]] = {}
+
+        def poll(host: str) -> None:
+            answers[host] = api.ok("GET", f"/v2.1/stratus/compute-hosts/{host}/servers"
+                                          f"?wait=1.5&since={gens[host]}")
+
+        started = time.monotonic()
+        threads = long_polls(poll, ["cmp1", "cmp2", "cmp3"])
+        time.sleep(0.5)
+        reads = watch.reads
+        api.ok("PUT", "/v2.1/stratus/compute-hosts/cmp2", json={"host": {"vcpus": 8}})
+        for t in threads:
+            t.join(timeout=10)
+        assert answers["cmp2"]["generation"] > gens["cmp2"]
+        assert answers["cmp1"]["generation"] == gens["cmp1"]
+        assert time.monotonic() - started >= 1.5  # the others waited their time out
+        # Three hosts waited 0.5 s: a few reads of all three (not one per host per 0.25 s).
+        assert 1 <= reads <= 6, reads
+        assert agents.generations(api.core, ["cmp1", "cmp3", "nope"]) == {
+            "cmp1": gens["cmp1"], "cmp3": gens["cmp3"]}
+        # A host that never sent a heartbeat: 404 at once, with or without a wait.
+        started = time.monotonic()
+        for query in ("", "?wait=30&since=0"):
+            resp = api.call("GET", f"/v2.1/stratus/compute-hosts/nope/servers{query}")
+            assert resp.status_code == 404
+            assert "send a heartbeat first" in resp.json()["itemNotFound"]["message"]
+        assert time.monotonic() - started < 5
+
+
+def test_network_long_polls_wait_on_one_generation_watch(tmp_path: Path) -> None:
+    with network_api.in_process(tmp_path) as api:
+        assert api.core is not None
+        watch = api.core.hosts.watch
+        assert isinstance(watch, GenerationWatch)
+        since = api.ok("GET", "/v2.0/stratus-agent/hosts/cmp1")["generation"]
+        answers: list[int] = []
+
+        def poll(path: str) -> None:
+            answers.append(api.ok("GET", f"{path}?since={since}&wait=0.6")["generation"])
+
+        threads = long_polls(poll, [f"/v2.0/stratus-agent/hosts/cmp{i}" for i in range(4)])
+        for t in threads:
+            t.join(timeout=10)
+        assert answers == [since] * 4
+        assert 1 <= watch.reads <= 8, watch.reads  # not one per waiter (4 x 3 reads)
