@@ -45,13 +45,13 @@ def heartbeat(req: Req, svc: ComputeCore) -> dict[str, Any]:
     data = views.obj(req.body, "host")
     # Keys this API does not know are ignored: a newer agent still heartbeats.
     ints: dict[str, Any] = {k: views.integer(data, k, 0) for k in HOST_INTS if k in data}
-    given_text: dict[str, Any] = {k: views.text(data, k, maxlen=255) for k in HOST_TEXTS if k in data}
+    given: dict[str, Any] = {k: views.text(data, k, maxlen=255) for k in HOST_TEXTS if k in data}
     if data.get("host") not in (None, name):
         raise BadRequest(f"The body names host {data['host']}, the URL {name}.")
-    virt = given_text.get("virt_type")
+    virt = given.get("virt_type")
     if virt is not None and virt not in ("kvm", "qemu"):
         raise BadRequest(f"Invalid virt_type {virt!r}; use kvm or qemu.")
-    return agents.heartbeat(svc, name, HostResources(**ints, **given_text))
+    return agents.heartbeat(svc, name, HostResources(**ints, **given))
 
 
 @routes.add("GET", P + "/compute-hosts/{host}/servers")
