@@ -53,7 +53,7 @@ READY = "STRATUS-GUEST: ready"
 SSH_OPTS = [
     "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
     "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-]  # fmt: skip
+]
 
 
 def free_port() -> int:
@@ -70,7 +70,7 @@ def listening(port: int) -> bool:
 
 def run(*cmd: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+                          stdin=subprocess.DEVNULL, check=False)
     if check:
         assert done.returncode == 0, f"{' '.join(cmd)}: exit {done.returncode}\n{done.stderr}"
     return done
@@ -155,17 +155,17 @@ class Cloud:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OS_"))}
         env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_FORCE_COLOR="0",
-                   PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # fmt: skip
+                   PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
         started = time.monotonic()
         done = subprocess.run(
             [str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / "aio"),
              str(playbook), "-e", json.dumps(self.extra_vars), *args],
             cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, timeout=PLAYBOOK_TIMEOUT, check=False,
-        )  # fmt: skip
+        )
         (self.work / log_name).write_text(done.stdout)
         print(f"{playbook} ({log_name}): exit {done.returncode} in "
-              f"{time.monotonic() - started:.1f}s")  # fmt: skip
+              f"{time.monotonic() - started:.1f}s")
         assert done.returncode == 0, f"{playbook} failed:\n{done.stdout[-8000:]}"
         return done.stdout
 
@@ -176,11 +176,11 @@ class Cloud:
         names = ", ".join(f"'r{i}': r{i}" for i in range(len(tasks)))
         body.append({"name": "Save the results", "ansible.builtin.copy": {
             "content": "{{ {" + names + "} | to_json }}", "dest": str(out), "mode": "0600"},
-            "changed_when": False})  # fmt: skip
+            "changed_when": False})
         playbook = self.work / f"{name}.yml"
         playbook.write_text(yaml.safe_dump([{
             "name": name, "hosts": "localhost", "gather_facts": False, "tasks": body,
-        }], sort_keys=False))  # fmt: skip
+        }], sort_keys=False))
         output = self.ansible(playbook, f"{name}.log")
         return json.loads(out.read_text()), output
 
@@ -194,7 +194,7 @@ class Cloud:
                 "name": auth["username"], "domain": {"id": "default"},
                 "password": auth["password"]}}},
             "scope": {"project": {"name": auth["project_name"], "domain": {"id": "default"}}},
-        }}, timeout=30)  # fmt: skip
+        }}, timeout=30)
         assert resp.status_code == 201, resp.text
         endpoints = {}
         for service in resp.json()["token"]["catalog"]:
@@ -208,7 +208,7 @@ class Cloud:
         token, endpoints = self.token()
         headers = {"X-Auth-Token": token, **kwargs.pop("headers", {})}
         return httpx.request(method, endpoints[service] + path, headers=headers, timeout=60,
-                             **kwargs)  # fmt: skip
+                             **kwargs)
 
     def server(self, server_id: str) -> dict[str, Any] | None:
         resp = self.api("GET", "compute", f"/servers/{server_id}")
@@ -219,7 +219,7 @@ class Cloud:
 
     def console(self, server_id: str) -> str:
         resp = self.api("POST", "compute", f"/servers/{server_id}/action",
-                        json={"os-getConsoleOutput": {}})  # fmt: skip
+                        json={"os-getConsoleOutput": {}})
         if resp.status_code != 200:
             return ""
         return str(resp.json().get("output") or "")
@@ -227,7 +227,7 @@ class Cloud:
     def wait_console(self, server_id: str, needle: str, timeout: float = 240) -> str:
         return str(wait_for(f"{needle!r} on the console of {server_id}",
                             lambda: (lambda c: c if needle in c else "")(self.console(server_id)),
-                            timeout, 3))  # fmt: skip
+                            timeout, 3))
 
     def server_ports(self, server_id: str) -> list[dict[str, Any]]:
         resp = self.api("GET", "network", "/v2.0/ports", params={"device_id": server_id})
@@ -246,13 +246,13 @@ class Cloud:
 
     # ---- python-openstackclient --------------------------------------------------------
     def openstack(self, *args: str, fmt: bool = True, check: bool = True,
-                  timeout: float = 300) -> Any:  # fmt: skip
+                  timeout: float = 300) -> Any:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         env["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
         cmd = [str(BIN / "openstack"), "--os-cloud", "stratus", *args, *(["-f", "json"] if fmt
-                                                                          else [])]  # fmt: skip
+                                                                          else [])]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+                              stdin=subprocess.DEVNULL, check=False)
         if check:
             assert done.returncode == 0, f"openstack {' '.join(args)}: {done.stderr}"
         if not fmt:
@@ -262,16 +262,16 @@ class Cloud:
     # ---- the host --------------------------------------------------------------------
     def supervisorctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run("supervisorctl", "--configuration", str(self.config_dir / "supervisord.conf"),
-                   *args, check=False)  # fmt: skip
+                   *args, check=False)
 
     def domains(self) -> list[str]:
         out = run("virsh", "-c", "qemu:///system", "list", "--all", "--name").stdout
         return [name for name in out.split() if name.startswith(self.domain_prefix)]
 
     def ssh(self, address: str, command: str, user: str = "root",
-            check: bool = True) -> subprocess.CompletedProcess[str]:  # fmt: skip
+            check: bool = True) -> subprocess.CompletedProcess[str]:
         done = run("ssh", "-i", str(self.key), *SSH_OPTS, f"{user}@{address}", command,
-                   check=False, timeout=90)  # fmt: skip
+                   check=False, timeout=90)
         if check:
             assert done.returncode == 0, f"ssh {address} {command!r}: {done.stderr}{done.stdout}"
         return done
@@ -279,7 +279,7 @@ class Cloud:
     def wait_ssh(self, address: str, user: str = "root", timeout: float = 120) -> None:
         wait_for(f"SSH on {address}",
                  lambda: self.ssh(address, "true", user=user, check=False).returncode == 0,
-                 timeout, 3)  # fmt: skip
+                 timeout, 3)
 
     def host_has_device(self, name: str) -> bool:
         return run("ip", "link", "show", "dev", name, check=False).returncode == 0
@@ -360,11 +360,11 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "src", source / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     key = work / "id_ed25519"
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sdep-e2e", "-f", str(key))
     ports = {name: free_port() for name in ("identity", "image", "network", "compute",
-                                            "metadata")}  # fmt: skip
+                                            "metadata")}
     domain_prefix = f"sdep-{tag}-"
     extra_vars: dict[str, Any] = {
         "stratus_prefix": str(prefix),
@@ -433,7 +433,7 @@ def test_deploy_detects_tcg_and_registers_the_host(cloud: Cloud) -> None:
         assert section in conf
     resp = wait_for("the compute host to report", lambda: (lambda r: r if r.status_code == 200
                     and r.json()["hypervisors"] else None)(
-                        cloud.api("GET", "compute", "/os-hypervisors/detail")), 60)  # fmt: skip
+                        cloud.api("GET", "compute", "/os-hypervisors/detail")), 60)
     hypervisor = resp.json()["hypervisors"][0]
     assert hypervisor["hypervisor_type"] == "QEMU"
     flavors = {f["Name"]: f for f in cloud.openstack("flavor", "list")}
@@ -455,7 +455,7 @@ def boot_tasks(cloud: Cloud, state: str = "present") -> list[dict[str, Any]]:
         "networks": ["sdep-net"], "key_name": "sdep-key", "config_drive": config_drive,
         "userdata": USERDATA.format(name=name), "security_groups": ["default", "sdep-ssh"],
         "floating_ip": "auto", "timeout": 300,
-    }} for name, config_drive in (("sdep-a", True), ("sdep-b", False))]  # fmt: skip
+    }} for name, config_drive in (("sdep-a", True), ("sdep-b", False))]
     if state == "absent":
         for task in servers:
             params = task["stratus.cloud.cloud_server"]
@@ -486,7 +486,7 @@ def boot_tasks(cloud: Cloud, state: str = "present") -> list[dict[str, Any]]:
         {"stratus.cloud.cloud_keypair": {**auth, "name": "sdep-key",
                                          "public_key_file": f"{cloud.key}.pub"}},
         *servers,
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -516,7 +516,7 @@ def test_guests_boot_with_dhcp_metadata_ssh_and_userdata(
         assert f"STRATUS-GUEST: network up {port_ip}" in console, console[-3000:]
         source = "config-drive" if name == "sdep-a" else "169.254.169.254"
         assert (f"STRATUS-GUEST: metadata fetched from {source} uuid={server['id']} "
-                f"hostname={name}") in console, console[-3000:]  # fmt: skip
+                f"hostname={name}") in console, console[-3000:]
         assert "STRATUS-GUEST: userdata exit=0" in console, console[-3000:]
 
         address = server["floating_ip"]
@@ -570,10 +570,10 @@ def test_deleted_servers_leave_no_dhcp_lease(cloud: Cloud) -> None:
 def test_openstackclient_boot_stop_start_reboot_delete(cloud: Cloud) -> None:
     server = cloud.openstack(
         "server", "create", "--image", "sdep-tiny", "--flavor", "m1.tiny", "--network",
-        "sdep-net", "--key-name", "sdep-key", "--wait", "sdep-osc", timeout=400)  # fmt: skip
+        "sdep-net", "--key-name", "sdep-key", "--wait", "sdep-osc", timeout=400)
     assert server["status"] == "ACTIVE"
     wait_for("the console log to show the ready line", lambda: READY in cloud.openstack(
-        "console", "log", "show", server["id"], fmt=False).stdout, 240, 3)  # fmt: skip
+        "console", "log", "show", server["id"], fmt=False).stdout, 240, 3)
 
     def status(wanted: str) -> Callable[[], bool]:
         return lambda: cloud.openstack("server", "show", server["id"])["status"] == wanted
@@ -598,7 +598,7 @@ def test_openstackclient_boot_stop_start_reboot_delete(cloud: Cloud) -> None:
 
 def test_agent_killed_during_build_heals(cloud: Cloud) -> None:
     server = cloud.openstack("server", "create", "--image", "sdep-tiny", "--flavor", "m1.tiny",
-                             "--network", "sdep-net", "sdep-crash")  # fmt: skip
+                             "--network", "sdep-net", "sdep-crash")
     assert cloud.server(server["id"])["status"] == "BUILD"  # type: ignore[index]
     pid = int(cloud.supervisorctl("pid", "stratus-compute-agent").stdout.strip())
     os.kill(pid, signal.SIGKILL)
@@ -609,7 +609,7 @@ def test_agent_killed_during_build_heals(cloud: Cloud) -> None:
         "pid", "stratus-compute-agent").stdout.strip() not in ("", "0", str(pid)), 30, 0.5)
     final = wait_for("ACTIVE or ERROR after the agent restart", lambda: (
         lambda s: s if s and s["status"] in ("ACTIVE", "ERROR") else None)(
-            cloud.server(server["id"])), 240, 3)  # fmt: skip
+            cloud.server(server["id"])), 240, 3)
     print(f"server after the agent crash: {final['status']}")
     ports = cloud.server_ports(server["id"])
     cloud.openstack("server", "delete", "--wait", server["id"], fmt=False, timeout=400)
@@ -637,7 +637,7 @@ def test_debian_guest_runs_cloud_init_through_the_metadata_service(cloud: Cloud)
                                         "key_name": "sdep-key", "config_drive": False,
                                         "security_groups": ["default", "sdep-ssh"],
                                         "floating_ip": "auto", "timeout": 600}},
-    ], "debian")  # fmt: skip
+    ], "debian")
     server = results[f"r{len(setup) + 1}"]["server"]
     try:
         console = cloud.wait_console(server["id"], "Cloud-init v.", timeout=600)
@@ -652,5 +652,5 @@ def test_debian_guest_runs_cloud_init_through_the_metadata_service(cloud: Cloud)
     finally:
         cloud.play([{"stratus.cloud.cloud_server": {**auth, "name": "sdep-debian",
                                                     "state": "absent", "timeout": 300}}],
-                   "debian-delete")  # fmt: skip
+                   "debian-delete")
     assert cloud.domains() == []

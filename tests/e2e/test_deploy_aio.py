@@ -115,7 +115,7 @@ class Deployment:
     def supervisorctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["supervisorctl", "--configuration", str(self.config_dir / "supervisord.conf"),
-             *args], capture_output=True, text=True, check=False)  # fmt: skip
+             *args], capture_output=True, text=True, check=False)
 
 
 def plant_old_release(deployment: Deployment) -> None:
@@ -127,7 +127,7 @@ def plant_old_release(deployment: Deployment) -> None:
     venv_bin.mkdir(parents=True)
     script = venv_bin / OLD_NETWORK_AGENT
     script.write_text(f"#!/bin/sh\necho $$ > {deployment.old_agent_pidfile}\n"
-                      "exec sleep 100000\n")  # fmt: skip
+                      "exec sleep 100000\n")
     script.chmod(0o755)
     programs = deployment.config_dir / "supervisor.d"
     programs.mkdir(parents=True)
@@ -145,7 +145,7 @@ def plant_old_release(deployment: Deployment) -> None:
         "autostart = true\nautorestart = true\nstartsecs = 2\nstartretries = 5\n"
         "stopsignal = TERM\nstopwaitsecs = 20\nstopasgroup = true\nkillasgroup = true\n"
         "redirect_stderr = true\n"
-        f"stdout_logfile = {log_dir}/{OLD_NETWORK_AGENT}.log\n")  # fmt: skip
+        f"stdout_logfile = {log_dir}/{OLD_NETWORK_AGENT}.log\n")
 
 
 def run_playbook(deployment: Deployment, playbook: str, log_name: str) -> str:
@@ -419,7 +419,7 @@ def test_openstack_client_against_identity(deployed: Deployment) -> None:
         "--os-project-name", "e2e-proj",
         "--os-user-domain-id", "default",
         "--os-project-domain-id", "default",
-    ]  # fmt: skip
+    ]
     user_token = openstack_json(deployed, *user_auth, "token", "issue", cloud=False)
     assert isinstance(user_token, dict)
     assert user_token["project_id"] == project["id"]
@@ -432,7 +432,7 @@ def test_openstack_client_against_identity(deployed: Deployment) -> None:
         "--os-auth-url", f"{deployed.url}/v3",
         "--os-identity-api-version", "3",
         "--os-project-id", project["id"],
-    ]  # fmt: skip
+    ]
     openstack(deployed, *token_auth, "project", "show", project["id"], cloud=False)
 
     openstack(deployed, "token", "revoke", user_token["id"])
@@ -515,7 +515,7 @@ def metadata_status(vm_ns: str) -> tuple[int, str]:
 def test_network_agent_serves_a_fake_vm(deployed: Deployment) -> None:
     supervisorctl = [
         "supervisorctl", "--configuration", str(deployed.config_dir / "supervisord.conf"),
-        "status", NETWORK_AGENT]  # fmt: skip
+        "status", NETWORK_AGENT]
     status = subprocess.run(supervisorctl, capture_output=True, text=True, check=False)
     assert "RUNNING" in status.stdout, f"{NETWORK_AGENT} is not running: {status.stdout}"
 

@@ -42,7 +42,7 @@ DEPLOY = [{
     "gather_facts": True,
     "gather_subset": ["!all", "!min", "service_mgr", "distribution"],
     "roles": ["common", "database", "identity", "image_store"],
-}]  # fmt: skip
+}]
 TEARDOWN = [{
     "name": "Tear down identity and the image store",
     "hosts": "controller",
@@ -51,7 +51,7 @@ TEARDOWN = [{
         {"ansible.builtin.import_role": {"name": "identity", "tasks_from": "teardown"}},
         {"ansible.builtin.import_role": {"name": "common", "tasks_from": "teardown"}},
     ],
-}]  # fmt: skip
+}]
 
 
 def free_port() -> int:
@@ -83,13 +83,13 @@ class Deployed:
         return self.prefix / "var" / "lib" / "stratus" / "images"
 
     def playbook(self, plays: list[dict[str, Any]], name: str, *args: str,
-                 collections: Path | None = None) -> str:  # fmt: skip
+                 collections: Path | None = None) -> str:
         path = self.work / f"{name}.yml"
         path.write_text(yaml.safe_dump(plays, sort_keys=False))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OS_"))}
         env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_ROLES_PATH=str(REPO / "roles"),
-                   PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # fmt: skip
+                   PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
         if collections is not None:
             env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
         done = subprocess.run(
@@ -97,7 +97,7 @@ class Deployed:
              "-e", json.dumps(self.extra_vars), *args],
             cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
             timeout=TIMEOUT, check=False,
-        )  # fmt: skip
+        )
         (self.work / f"{name}.log").write_text(done.stdout + done.stderr)
         assert done.returncode == 0, f"{name} failed:\n{done.stdout[-6000:]}"
         return done.stdout
@@ -107,7 +107,7 @@ class Deployed:
         env["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
         done = subprocess.run([str(BIN / "openstack"), "--os-cloud", "stratus", *args,
                                "-f", "json"], env=env, capture_output=True, text=True,
-                              timeout=300, check=False)  # fmt: skip
+                              timeout=300, check=False)
         assert done.returncode == 0, f"openstack {' '.join(args)}: {done.stderr}"
         return json.loads(done.stdout) if done.stdout.strip() else None
 
@@ -128,7 +128,7 @@ def deployed() -> Iterator[Deployed]:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "src", source / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     identity_port, image_port = free_port(), free_port()
     dep = Deployed(prefix, work, identity_port, image_port, {
         "stratus_prefix": str(prefix),
@@ -140,7 +140,7 @@ def deployed() -> Iterator[Deployed]:
         "image_store_max_image_size": 64 * 1024 * 1024,
         "common_package_source": str(source),
         "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
-    })  # fmt: skip
+    })
     try:
         dep.playbook(DEPLOY, "deploy")
         yield dep
@@ -155,7 +155,7 @@ def deployed() -> Iterator[Deployed]:
 @pytest.fixture(scope="module")
 def tiny_image() -> Path:
     done = subprocess.run([str(REPO / "tests" / "images" / "build-tiny.sh")], capture_output=True,
-                          text=True, timeout=1200, check=False)  # fmt: skip
+                          text=True, timeout=1200, check=False)
     assert done.returncode == 0, f"build-tiny.sh failed: {done.stderr[-3000:]}"
     return Path(done.stdout.strip().splitlines()[-1])
 
@@ -168,7 +168,7 @@ def test_deployed_image_service_with_the_openstack_client(
     assert image_entry["Name"] == "glance" and f":{deployed.image_port}" in json.dumps(image_entry)
 
     created = deployed.openstack("image", "create", "--file", str(tiny_image), "--disk-format",
-                                 "qcow2", "--container-format", "bare", "e2e-tiny")  # fmt: skip
+                                 "qcow2", "--container-format", "bare", "e2e-tiny")
     assert created["status"] == "active"
     checksum = hashlib.md5(tiny_image.read_bytes(), usedforsecurity=False).hexdigest()
     assert deployed.openstack("image", "show", "e2e-tiny")["checksum"] == checksum
@@ -180,10 +180,10 @@ def test_deployed_image_service_with_the_openstack_client(
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     env["OS_CLIENT_CONFIG_FILE"] = str(deployed.clouds_yaml)
     subprocess.run([str(BIN / "openstack"), "--os-cloud", "stratus", "image", "save", "--file",
-                    str(saved), "e2e-tiny"], env=env, check=True, timeout=300)  # fmt: skip
+                    str(saved), "e2e-tiny"], env=env, check=True, timeout=300)
     assert saved.read_bytes() == tiny_image.read_bytes()
     subprocess.run([str(BIN / "openstack"), "--os-cloud", "stratus", "image", "delete",
-                    "e2e-tiny"], env=env, check=True, timeout=300)  # fmt: skip
+                    "e2e-tiny"], env=env, check=True, timeout=300)
     assert not [p for p in (deployed.images_dir / "blobs").rglob("*") if p.is_file()]
 
 
@@ -198,10 +198,10 @@ def test_cloud_image_module_against_the_deployed_role(
     task = {"stratus.cloud.cloud_image": {
         "name": "e2e-module", "filename": str(tiny_image), "disk_format": "qcow2",
         "clouds_yaml": str(deployed.clouds_yaml), "properties": {"os_distro": "busybox"}},
-        "register": "result"}  # fmt: skip
+        "register": "result"}
     show = {"ansible.builtin.copy": {"content": "{{ result | to_json }}",
                                      "dest": str(deployed.work / "result.json"), "mode": "0600"},
-            "check_mode": False}  # fmt: skip
+            "check_mode": False}
     play = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
              "vars": {"ansible_python_interpreter": sys.executable}, "tasks": [task, show]}]
 
@@ -216,6 +216,6 @@ def test_cloud_image_module_against_the_deployed_role(
     assert run()["changed"] is False
     assert run("--check")["changed"] is False
     task["stratus.cloud.cloud_image"] = {"name": "e2e-module", "state": "absent",
-                                         "clouds_yaml": str(deployed.clouds_yaml)}  # fmt: skip
+                                         "clouds_yaml": str(deployed.clouds_yaml)}
     assert run()["changed"] is True
     assert deployed.openstack("image", "list", "--name", "e2e-module") == []

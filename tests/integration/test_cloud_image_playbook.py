@@ -44,12 +44,12 @@ class Stack:
 
     def images(self, name: str) -> list[dict[str, Any]]:
         resp = httpx.get(f"{self.image.url}/v2/images", params={"name": name},
-                         headers={"X-Auth-Token": self.identity.token()})  # fmt: skip
+                         headers={"X-Auth-Token": self.identity.token()})
         assert resp.status_code == 200, resp.text
         return list(resp.json()["images"])
 
     def play(self, tasks: list[dict[str, Any]], check: bool = False,
-             expect_failure: bool = False) -> dict[str, Any]:  # fmt: skip
+             expect_failure: bool = False) -> dict[str, Any]:
         """Run the tasks (each registered as r<i>); return the registered results."""
         self.runs += 1
         out = self.root / f"results-{self.runs}.json"
@@ -62,13 +62,13 @@ class Stack:
             "ansible.builtin.copy": {"content": "{{ {" + names + "} | to_json }}",
                                      "dest": str(out), "mode": "0600"},
             "check_mode": False, "diff": False,
-        })  # fmt: skip
+        })
         playbook = self.root / f"play-{self.runs}.yml"
         playbook.write_text(yaml.safe_dump([{
             "hosts": "localhost", "connection": "local", "gather_facts": False,
             "vars": {"ansible_python_interpreter": sys.executable},
             "tasks": body,
-        }], sort_keys=False))  # fmt: skip
+        }], sort_keys=False))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ANSIBLE_"))}
         env.update({
             "ANSIBLE_COLLECTIONS_PATH": str(self.collections),
@@ -76,17 +76,17 @@ class Stack:
             "ANSIBLE_LOCALHOST_WARNING": "0",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
             "OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml),
-        })  # fmt: skip
+        })
         cmd = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(playbook), "--diff"]
         if check:
             cmd.append("--check")
         done = subprocess.run(cmd, env=env, cwd=self.root, capture_output=True, text=True,
-                              timeout=300, check=False)  # fmt: skip
+                              timeout=300, check=False)
         assert done.returncode == 0, f"ansible-playbook failed:\n{done.stdout[-5000:]}"
         return dict(json.loads(out.read_text()))
 
     def converge(self, tasks: list[dict[str, Any]], changes: list[bool] | None = None
-                 ) -> list[dict[str, Any]]:  # fmt: skip
+                 ) -> list[dict[str, Any]]:
         """Check mode, then twice for real: check mode predicts the first real run's
         ``changed`` and diff and changes nothing; the second real run changes nothing.
         ``changes`` says which tasks change (default: all)."""
@@ -105,7 +105,7 @@ class Stack:
 
     def state(self) -> list[dict[str, Any]]:
         resp = httpx.get(f"{self.image.url}/v2/images", params={"limit": "1000"},
-                         headers={"X-Auth-Token": self.identity.token()})  # fmt: skip
+                         headers={"X-Auth-Token": self.identity.token()})
         return sorted(resp.json()["images"], key=lambda i: i["id"])
 
 
@@ -130,7 +130,7 @@ def qcow2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("module-images") / "small.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "32M"], check=True)
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x61 0 1M", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
+                   check=True, capture_output=True)
     return path
 
 
@@ -152,7 +152,7 @@ def test_cloud_image_converges_in_check_mode_and_for_real(
                    properties={"os_distro": "busybox", "hw_qemu_guest_agent": True},
                    tags=["test"]),
         image_task(name="module-empty", disk_format="raw"),
-    ])  # fmt: skip
+    ])
     image = made["image"]
     assert image["status"] == "active" and image["checksum"] == checksum
     assert image["os_distro"] == "busybox" and image["hw_qemu_guest_agent"] == "true"
@@ -174,10 +174,10 @@ def test_cloud_image_converges_in_check_mode_and_for_real(
         info_task(filters={"tag": ["small", "test"], "os_distro": "tiny"}),
         info_task(image="no-such-image"),
         info_task(filters={"status": "killed"}),
-    ], changes=[True, True, False, False, False, False, False])  # fmt: skip
+    ], changes=[True, True, False, False, False, False, False])
     assert changed["diff"]["before"] == {
         "visibility": "shared", "min_ram": 64, "tags": ["test"],
-        "properties": {"os_distro": "busybox"}}  # fmt: skip
+        "properties": {"os_distro": "busybox"}}
     assert changed["image"]["id"] == image["id"], "the data was not uploaded again"
     assert changed["image"]["hw_qemu_guest_agent"] == "true", "other properties stay"
     assert filled["image"]["status"] == "active"
@@ -189,13 +189,13 @@ def test_cloud_image_converges_in_check_mode_and_for_real(
 
     # Step 3: both go.
     gone, _ = stack.converge([image_task(name="module-image", state="absent"),
-                              image_task(name="module-empty", state="absent")])  # fmt: skip
+                              image_task(name="module-empty", state="absent")])
     assert gone["diff"]["before"]["images"][0]["id"] == image["id"]
     assert stack.images("module-image") == [] and stack.images("module-empty") == []
 
 
 def test_refusals_fail_clearly_and_leave_nothing(stack: Stack, qcow2: Path,
-                                                 tmp_path: Path) -> None:  # fmt: skip
+                                                 tmp_path: Path) -> None:
     other = tmp_path / "other.raw"
     other.write_bytes(b"\x00" * 4096)
     stack.play([image_task(name="fixed-data", filename=str(qcow2))])
@@ -208,7 +208,7 @@ def test_refusals_fail_clearly_and_leave_nothing(stack: Stack, qcow2: Path,
                                    "password": "wrong", "project_name": "admin"}),
         image_task(name="x", visibility="everyone"),
         image_task(name="fixed-data", filename=str(other), disk_format="raw"),
-    ], expect_failure=True)  # fmt: skip
+    ], expect_failure=True)
     messages = [results[f"r{i}"].get("msg", "") for i in range(7)]
     assert all(results[f"r{i}"]["failed"] for i in range(7)), results
     assert "is a qcow2 image, but disk_format is raw" in messages[0]

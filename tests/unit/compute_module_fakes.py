@@ -38,7 +38,7 @@ class FakeNetwork:
         self.writes = writes
         self.items: dict[str, dict[str, dict[str, Any]]] = {
             "networks": {}, "ports": {}, "floatingips": {}, "subnets": {},
-            "security-groups": {}}  # fmt: skip
+            "security-groups": {}}
 
     def add(self, collection: str, **item: Any) -> dict[str, Any]:
         item.setdefault("id", str(uuid.uuid4()))
@@ -90,7 +90,7 @@ class FakeImages:
 
     def find(self, name_or_id: str, owner: str | None = None) -> list[dict[str, Any]]:
         return [copy.deepcopy(i) for i in self.images
-                if name_or_id in (i["id"], i["name"])]  # fmt: skip
+                if name_or_id in (i["id"], i["name"])]
 
 
 class FakeCompute:
@@ -123,7 +123,7 @@ class FakeCompute:
     # flavors
     def add_flavor(self, **flavor: Any) -> dict[str, Any]:
         flavor = {"disk": 0, "swap": "", "OS-FLV-EXT-DATA:ephemeral": 0,
-                  "os-flavor-access:is_public": True, **flavor}  # fmt: skip
+                  "os-flavor-access:is_public": True, **flavor}
         self.flavor_list[flavor["id"]] = flavor
         self.specs.setdefault(flavor["id"], {})
         self.access.setdefault(flavor["id"], [])
@@ -183,7 +183,7 @@ class FakeCompute:
         self.writes.append(("compute.create_keypair", attrs))
         keypair = {"name": attrs["name"], "type": attrs.get("type", "ssh"),
                    "public_key": attrs.get("public_key") or "ssh-ed25519 GENERATED gen",
-                   "fingerprint": "aa:bb", "user_id": "u1"}  # fmt: skip
+                   "fingerprint": "aa:bb", "user_id": "u1"}
         self.keypairs[attrs["name"]] = keypair
         out = copy.deepcopy(keypair)
         if not attrs.get("public_key"):
@@ -199,13 +199,13 @@ class FakeCompute:
         server = {"id": str(uuid.uuid4()), "status": "ACTIVE", "metadata": {},
                   "security_groups": [{"name": "default"}], "key_name": None,
                   "image": {"id": "img"}, "flavor": {"original_name": "m1.tiny"},
-                  "addresses": {}, **server}  # fmt: skip
+                  "addresses": {}, **server}
         self.servers_by_id[server["id"]] = server
         return server
 
     def find_servers(self, name_or_id: str, query: Any = None) -> list[dict[str, Any]]:
         return [copy.deepcopy(s) for s in self.servers_by_id.values()
-                if name_or_id in (s["id"], s["name"])]  # fmt: skip
+                if name_or_id in (s["id"], s["name"])]
 
     def servers(self, query: Any = None) -> list[dict[str, Any]]:
         return [copy.deepcopy(s) for s in self.servers_by_id.values()]
@@ -248,7 +248,7 @@ class FakeCompute:
         self.writes.append((f"compute.action.{name}", value))
         server = self.servers_by_id[server_id]
         status = {"os-start": "ACTIVE", "os-stop": "SHUTOFF", "pause": "PAUSED",
-                  "unpause": "ACTIVE", "suspend": "SUSPENDED", "resume": "ACTIVE"}  # fmt: skip
+                  "unpause": "ACTIVE", "suspend": "SUSPENDED", "resume": "ACTIVE"}
         if name in status:
             server["status"] = status[name]
         elif name in ("addSecurityGroup", "removeSecurityGroup"):

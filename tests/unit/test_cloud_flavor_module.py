@@ -27,14 +27,14 @@ PROJECTS = {"smod-a": "a" * 32, "smod-b": "b" * 32}
 def params(**kw: Any) -> dict[str, Any]:
     base = {"name": "smod.small", "state": "present", "id": None, "ram": 1024, "vcpus": 1,
             "disk": 10, "ephemeral": None, "swap": None, "is_public": None,
-            "extra_specs": None, "projects": None, "recreate": False}  # fmt: skip
+            "extra_specs": None, "projects": None, "recreate": False}
     base.update(kw)
     return base
 
 
 def run(cu: Any, cloud: FakeCloud, p: dict[str, Any], check: bool) -> dict[str, Any]:
     return dict(cu.FlavorConvergence(cloud.compute, p, check,
-                                     projects=lambda n: PROJECTS.get(n, n)).run())  # fmt: skip
+                                     projects=lambda n: PROJECTS.get(n, n)).run())
 
 
 def check_then_run(cu: Any, cloud: FakeCloud, p: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def test_private_flavor_with_specs_and_access(cu: Any) -> None:
     (_, attrs), (_, specs), (kind, project) = cloud.writes
     assert attrs == {"name": "smod.small", "ram": 1024, "vcpus": 1, "disk": 10, "id": "42",
                      "OS-FLV-EXT-DATA:ephemeral": 2, "swap": 512,
-                     "os-flavor-access:is_public": False}  # fmt: skip
+                     "os-flavor-access:is_public": False}
     assert specs == {"hw:cpu_policy": "dedicated", "n": "2"}
     assert (kind, project) == ("compute.addTenantAccess", "a" * 32)
     assert result["flavor"]["extra_specs"] == specs and result["id"] == "42"
@@ -69,7 +69,7 @@ def test_private_flavor_with_specs_and_access(cu: Any) -> None:
     assert result["diff"] == {
         "before": {"extra_specs": {"hw:cpu_policy": "dedicated", "n": "2"},
                    "projects": ["a" * 32]},
-        "after": {"extra_specs": {"n": "3"}, "projects": ["b" * 32]}}  # fmt: skip
+        "after": {"extra_specs": {"n": "3"}, "projects": ["b" * 32]}}
     assert cloud.writes == [("compute.set_extra_specs", {"n": "3"}),
                             ("compute.unset_extra_spec", "hw:cpu_policy"),
                             ("compute.addTenantAccess", "b" * 32),

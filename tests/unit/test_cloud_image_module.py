@@ -59,7 +59,7 @@ class FakeImages:
 
     def find(self, name: str, owner: str | None = None) -> list[dict[str, Any]]:
         return [copy.deepcopy(i) for i in self.images.values()
-                if i["name"] == name and (owner is None or i["owner"] == owner)]  # fmt: skip
+                if i["name"] == name and (owner is None or i["owner"] == owner)]
 
     def get(self, image_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.images.get(image_id))
@@ -68,7 +68,7 @@ class FakeImages:
         self.writes.append(("create", attrs))
         image = {"id": f"id-{len(self.images) + 1}", "status": "queued", "owner": self.project_id,
                  "checksum": None, "tags": [], "protected": False, "visibility": "shared",
-                 "min_disk": 0, "min_ram": 0, **attrs}  # fmt: skip
+                 "min_disk": 0, "min_ram": 0, **attrs}
         self.images[image["id"]] = image
         return copy.deepcopy(image)
 
@@ -95,7 +95,7 @@ def params(**kw: Any) -> dict[str, Any]:
     base = {"name": "img", "state": "present", "filename": None, "disk_format": None,
             "container_format": None, "visibility": None, "min_disk": None, "min_ram": None,
             "properties": None, "tags": None, "is_protected": None, "checksum": None,
-            "wait": True, "timeout": 60}  # fmt: skip
+            "wait": True, "timeout": 60}
     base.update(kw)
     return base
 
@@ -104,7 +104,7 @@ def existing(**kw: Any) -> dict[str, Any]:
     image = {"id": "id-old", "name": "img", "owner": "p-mine", "status": "active",
              "checksum": "d41d8cd98f00b204e9800998ecf8427e", "disk_format": "qcow2",
              "container_format": "bare", "visibility": "shared", "min_disk": 0, "min_ram": 0,
-             "protected": False, "tags": ["a"], "os_distro": "debian"}  # fmt: skip
+             "protected": False, "tags": ["a"], "os_distro": "debian"}
     image.update(kw)
     return image
 
@@ -126,7 +126,7 @@ def test_create_and_upload_then_nothing(mod: Any, tmp_path: Path) -> None:
     data.touch()
     api = FakeImages()
     result = check_then_run(mod, api, params(filename=str(data), properties={"x": 1, "y": True},
-                                             tags=["t"], min_ram=64))  # fmt: skip
+                                             tags=["t"], min_ram=64))
     assert result["changed"] and result["image"]["status"] == "active"
     assert result["diff"]["before"] == {}
     assert result["diff"]["after"]["checksum"] == "d41d8cd98f00b204e9800998ecf8427e"
@@ -139,13 +139,13 @@ def test_create_and_upload_then_nothing(mod: Any, tmp_path: Path) -> None:
 def test_update_patches_only_what_differs(mod: Any) -> None:
     api = FakeImages([existing()])
     wanted = params(min_ram=128, tags=["b", "a"], is_protected=True,
-                    properties={"os_distro": "debian", "new": "v"})  # fmt: skip
+                    properties={"os_distro": "debian", "new": "v"})
     result = check_then_run(mod, api, wanted)
     assert result["diff"] == {
         "before": {"min_ram": 0, "is_protected": False, "tags": ["a"], "properties": {"new": None}},
         "after": {"min_ram": 128, "is_protected": True, "tags": ["a", "b"],
                   "properties": {"new": "v"}},
-    }  # fmt: skip
+    }
     (kind, ops), = api.writes
     assert kind == "patch"
     assert {"op": "add", "path": "/new", "value": "v"} in ops
@@ -223,21 +223,21 @@ def _spec_of(option: dict[str, Any]) -> dict[str, Any]:
     if "options" in option or "suboptions" in option:
         subs = option.get("options") or option.get("suboptions")
         out["sub"] = {k: _spec_of(v) for k, v in subs.items()}
-    return out  # fmt: skip
+    return out
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_documentation_matches_the_argument_spec(collections_path: Path, name: str) -> None:
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections_path)}
     done = subprocess.run([str(BIN / "ansible-doc"), "--json", f"stratus.cloud.{name}"],
-                          env=env, capture_output=True, text=True, check=True)  # fmt: skip
+                          env=env, capture_output=True, text=True, check=True)
     doc = json.loads(done.stdout)[f"stratus.cloud.{name}"]
     module = importlib.import_module(f"ansible_collections.stratus.cloud.plugins.modules.{name}")
     utils = importlib.import_module(
         "ansible_collections.stratus.cloud.plugins.module_utils.stratus_module")
     cls = next(v for v in vars(module).values()
                if isinstance(v, type) and issubclass(v, utils.StratusModule)
-               and v is not utils.StratusModule)  # fmt: skip
+               and v is not utils.StratusModule)
     spec = {**utils.auth_argument_spec(), **cls.argument_spec}
     documented = {k: _spec_of(v) for k, v in doc["doc"]["options"].items()}
     assert documented == {k: _spec_of(v) for k, v in spec.items()}

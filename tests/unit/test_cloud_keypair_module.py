@@ -26,7 +26,7 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKs9smodsmodsmod smod@test"
 
 def params(**kw: Any) -> dict[str, Any]:
     base = {"name": "smod-key", "state": "present", "public_key": None,
-            "public_key_file": None, "type": "ssh"}  # fmt: skip
+            "public_key_file": None, "type": "ssh"}
     base.update(kw)
     return base
 

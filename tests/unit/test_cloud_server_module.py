@@ -51,7 +51,7 @@ def params(**kw: Any) -> dict[str, Any]:
             "networks": ["app-net"], "key_name": None, "userdata": None, "metadata": None,
             "security_groups": None, "availability_zone": None, "config_drive": None,
             "floating_ip": None, "floating_ip_pool": None, "power_state": None,
-            "wait": True, "timeout": 30}  # fmt: skip
+            "wait": True, "timeout": 30}
     base.update(kw)
     return base
 
@@ -85,7 +85,7 @@ def test_create_resolves_names_and_is_idempotent(cu: Any) -> None:
     cloud = FakeCloud()
     cloud.compute.keypairs["ops"] = {"name": "ops"}
     p = params(key_name="ops", userdata="#!/bin/sh\necho hi\n", metadata={"role": "web", "n": 1},
-               security_groups=["default", "web"], config_drive=True)  # fmt: skip
+               security_groups=["default", "web"], config_drive=True)
     result = check_then_run(cu, cloud, p)
     (kind, body), = cloud.writes
     assert kind == "compute.create_server"
@@ -104,9 +104,9 @@ def test_create_resolves_names_and_is_idempotent(cu: Any) -> None:
 def test_nics_by_port_and_fixed_ip_and_the_strings(cu: Any) -> None:
     cloud = FakeCloud()
     port = cloud.network.add("ports", name="smod-port", network_id=cloud.net["id"],
-                             device_id="")  # fmt: skip
+                             device_id="")
     p = params(networks=[{"net-name": "app-net", "fixed_ip": "10.0.0.9"},
-                         {"port-name": "smod-port"}])  # fmt: skip
+                         {"port-name": "smod-port"}])
     check_then_run(cu, cloud, p)
     assert cloud.writes[0][1]["networks"] == [
         {"uuid": cloud.net["id"], "fixed_ip": "10.0.0.9"}, {"port": port["id"]}]
@@ -122,7 +122,7 @@ def test_nics_by_port_and_fixed_ip_and_the_strings(cu: Any) -> None:
     ([{"port-id": "b", "fixed_ip": "10.0.0.1"}], "fixed_ip goes with a network"),
     (["auto"], "stands alone"),
     ([7], "neither a network name/ID nor a dict"),
-])  # fmt: skip
+])
 def test_bad_networks_are_refused_clearly(cu: Any, bad: Any, message: str) -> None:
     cloud = FakeCloud()
     with pytest.raises(cu.StratusError, match=message):
@@ -137,7 +137,7 @@ def test_bad_networks_are_refused_clearly(cu: Any, bad: Any, message: str) -> No
     ({"networks": [{"port-id": "noport"}]}, "Port 'noport' was not found"),
     ({"key_name": "nokey"}, "Key pair 'nokey' was not found"),
     ({"image": None}, "image is needed to create server"),
-])  # fmt: skip
+])
 def test_unknown_references_fail_before_anything_is_made(
     cu: Any, change: dict[str, Any], message: str
 ) -> None:
@@ -153,7 +153,7 @@ def test_a_server_that_goes_to_error_fails_with_its_fault(cu: Any) -> None:
     cloud.compute.boot_result = "ERROR"
     cloud.compute.fault = {"code": 500, "message": "No valid host was found."}
     with pytest.raises(cu.StratusError, match=r"went to ERROR: No valid host was found\. "
-                                              r"The server was deleted again\."):  # fmt: skip
+                                              r"The server was deleted again\."):
         converge(cu, cloud, params(), False)
     assert kinds(cloud) == ["compute.create_server", "compute.delete_server"]
     assert cloud.compute.servers_by_id == {}
@@ -168,7 +168,7 @@ def test_waiting_for_active_times_out_clearly(cu: Any) -> None:
     cloud = FakeCloud()
     cloud.compute.boot_result = "BUILD"
     with pytest.raises(cu.StratusError, match=r"Timed out after 0 s waiting for server .* to be "
-                                              r"ACTIVE \(it is BUILD"):  # fmt: skip
+                                              r"ACTIVE \(it is BUILD"):
         converge(cu, cloud, params(timeout=0), False)
     # Without wait, the module returns the BUILD server at once.
     cloud = FakeCloud()
@@ -187,7 +187,7 @@ def test_power_state_changes(cu: Any) -> None:
     del cloud.writes[:]
     result = check_then_run(cu, cloud, params(power_state="stopped"))
     assert result["diff"] == {"before": {"power_state": "started"},
-                              "after": {"power_state": "stopped"}}  # fmt: skip
+                              "after": {"power_state": "stopped"}}
     assert result["server"]["status"] == "SHUTOFF"
     assert kinds(cloud) == ["compute.action.os-stop"]
     del cloud.writes[:]
@@ -216,7 +216,7 @@ def test_metadata_and_security_groups_are_reconciled(cu: Any, actions: bool) -> 
     converge(cu, cloud, params(metadata={"a": "1", "b": "2"}), False)
     del cloud.writes[:]
     result = check_then_run(cu, cloud, params(metadata={"a": "1", "c": "3"},
-                                              security_groups=["web"]))  # fmt: skip
+                                              security_groups=["web"]))
     assert result["diff"] == {
         "before": {"metadata": {"a": "1", "b": "2"}, "security_groups": ["default"]},
         "after": {"metadata": {"a": "1", "c": "3"}, "security_groups": ["web"]}}
@@ -230,7 +230,7 @@ def test_metadata_and_security_groups_are_reconciled(cu: Any, actions: bool) -> 
     (port,) = cloud.network.list("ports")
     assert port["security_groups"] == ["sg-web"]
     with pytest.raises(cu.StratusError, match=r"Security group 'nosuch' was not found in "
-                                              r"project .*; it has: default, web"):  # fmt: skip
+                                              r"project .*; it has: default, web"):
         converge(cu, cloud, params(security_groups=["nosuch"]), True)
     # Options not given leave the server alone.
     assert converge(cu, cloud, params(), False)["changed"] is False
@@ -261,7 +261,7 @@ def test_two_servers_with_the_name_fail(cu: Any) -> None:
     b = cloud.compute.add_server(name="smod-web1")
     for state in ("present", "absent"):
         with pytest.raises(cu.StratusError, match=f"2 servers are named 'smod-web1' \\({a['id']}, "
-                                                  f"{b['id']}\\)"):  # fmt: skip
+                                                  f"{b['id']}\\)"):
             converge(cu, cloud, params(state=state), False)
     assert cloud.writes == []
 
@@ -303,10 +303,10 @@ def test_floating_ip_by_address_and_pool_choice(cu: Any) -> None:
     cloud = FakeCloud()
     cloud.network.add("networks", name="public2", **{"router:external": True})
     with pytest.raises(cu.StratusError, match=r"2 external networks \(public, public2\); name "
-                                              "the one to use in floating_ip_pool"):  # fmt: skip
+                                              "the one to use in floating_ip_pool"):
         converge(cu, cloud, params(floating_ip="auto"), True)
     result = check_then_run(cu, cloud, params(floating_ip="172.24.4.50",
-                                              floating_ip_pool="public"))  # fmt: skip
+                                              floating_ip_pool="public"))
     (_, body) = cloud.writes[-1]
     assert body["floating_ip_address"] == "172.24.4.50"
     assert result["server"]["floating_ip"] == "172.24.4.50"
@@ -316,7 +316,7 @@ def test_absent_of_nothing_is_no_change(cu: Any) -> None:
     cloud = FakeCloud()
     result = converge(cu, cloud, params(state="absent"), False)
     assert result == {"changed": False, "diff": {"before": {}, "after": {}}, "server": None,
-                      "id": None, "warnings": []}  # fmt: skip
+                      "id": None, "warnings": []}
 
 
 def test_info_lists_enriched_servers(cu: Any) -> None:
@@ -359,7 +359,7 @@ class RecordingClient:
     ({"version": {"id": "v2.1", "version": "2.38", "min_version": "2.1"}}, "2.38"),
     ({"version": {"id": "v2.1", "version": "", "min_version": ""}}, "2.1"),
     ({"versions": [{"id": "v2.0"}, {"id": "v2.1", "version": "2.60"}]}, "2.47"),
-])  # fmt: skip
+])
 def test_microversion_is_2_47_or_the_service_maximum(
     cu: Any, doc: dict[str, Any], wanted: str
 ) -> None:
@@ -368,7 +368,7 @@ def test_microversion_is_2_47_or_the_service_maximum(
     api.flavors()
     api.flavors()
     assert client.headers == [{"OpenStack-API-Version": f"compute {wanted}",
-                               "X-OpenStack-Nova-API-Version": wanted}] * 2  # fmt: skip
+                               "X-OpenStack-Nova-API-Version": wanted}] * 2
 
 
 def test_module_utils_use_only_the_standard_library() -> None:
@@ -392,14 +392,14 @@ def test_modules_import_and_answer_without_the_stratus_package(collections_path:
     code = ("import sys; sys.modules['stratus'] = None\n"
             "from ansible_collections.stratus.cloud.plugins.modules import "
             "cloud_server, cloud_server_info, cloud_keypair, cloud_flavor\n"
-            "sys.argv = ['x', sys.argv[1]]\ncloud_server.main()\n")  # fmt: skip
+            "sys.argv = ['x', sys.argv[1]]\ncloud_server.main()\n")
     args = tmp = collections_path / "args.json"
     tmp.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
         "name": "x", "auth": {"auth_url": "http://127.0.0.1:9/v3", "username": "u",
                               "password": "p", "project_name": "p"}}}))
     env = {**os.environ, "PYTHONPATH": str(collections_path)}
     done = subprocess.run([sys.executable, "-c", code, str(args)], env=env,
-                          capture_output=True, text=True)  # fmt: skip
+                          capture_output=True, text=True)
     out = json.loads(done.stdout)
     assert out["failed"] is True and "127.0.0.1:9" in out["msg"], out
 
@@ -411,21 +411,21 @@ def _spec_of(option: dict[str, Any]) -> dict[str, Any]:
     subs = option.get("options") or option.get("suboptions")
     if subs:
         out["sub"] = {k: _spec_of(v) for k, v in subs.items()}
-    return out  # fmt: skip
+    return out
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_documentation_matches_the_argument_spec(collections_path: Path, name: str) -> None:
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections_path)}
     done = subprocess.run([str(BIN / "ansible-doc"), "--json", f"stratus.cloud.{name}"],
-                          env=env, capture_output=True, text=True, check=True)  # fmt: skip
+                          env=env, capture_output=True, text=True, check=True)
     doc = json.loads(done.stdout)[f"stratus.cloud.{name}"]
     module = importlib.import_module(f"ansible_collections.stratus.cloud.plugins.modules.{name}")
     utils = importlib.import_module(
         "ansible_collections.stratus.cloud.plugins.module_utils.stratus_module")
     cls = next(v for v in vars(module).values()
                if isinstance(v, type) and issubclass(v, utils.StratusModule)
-               and v is not utils.StratusModule)  # fmt: skip
+               and v is not utils.StratusModule)
     spec: dict[str, Any] = {**utils.auth_argument_spec(), **vars(cls)["argument_spec"]}
     documented = {k: _spec_of(v) for k, v in doc["doc"]["options"].items()}
     assert documented == {k: _spec_of(v) for k, v in spec.items()}
@@ -444,7 +444,7 @@ def test_a_floating_ip_address_replaces_the_automatic_one(cu: Any) -> None:
     del cloud.writes[:]
     result = check_then_run(cu, cloud, params(floating_ip="172.24.4.60"))
     assert result["diff"] == {"before": {"floating_ip": auto},
-                              "after": {"floating_ip": "172.24.4.60"}}  # fmt: skip
+                              "after": {"floating_ip": "172.24.4.60"}}
     assert kinds(cloud) == ["network.delete.floatingips", "network.create.floatingips"]
     assert result["server"]["floating_ip"] == "172.24.4.60"
     # An address on someone else's port is refused before anything changes.

@@ -81,9 +81,9 @@ def make_handler(rec: Recorder, base: list[str]) -> type[BaseHTTPRequestHandler]
                     {"interface": "public", "region_id": "RegionOne", "url": base[0]},
                     {"interface": "internal", "region_id": "RegionOne", "url": base[0] + "/int"},
                     {"interface": "public", "region_id": "Other", "url": base[0] + "/other"},
-                ]}]  # fmt: skip
+                ]}]
                 token = {"token": {"catalog": catalog, "project": {"id": "p1"},
-                                   "user": {"id": "u1"}}}  # fmt: skip
+                                   "user": {"id": "u1"}}}
                 self._send(201, token, {"X-Subject-Token": f"tok{rec.tokens_issued}"})
                 return
             self._record(body)
@@ -96,7 +96,7 @@ def make_handler(rec: Recorder, base: list[str]) -> type[BaseHTTPRequestHandler]
 
         def _record(self, body: bytes) -> None:
             rec.requests.append({"method": self.command, "path": self.path, "body": body,
-                                 "headers": dict(self.headers)})  # fmt: skip
+                                 "headers": dict(self.headers)})
             if rec.reject_next:
                 rec.reject_next = False
                 self._send(401, {"error": {"message": "expired"}})
@@ -138,7 +138,7 @@ def test_load_cloud_merges_the_file_and_explicit_auth(sc: Any, tmp_path: Path) -
     assert config.auth["password"] == "other" and config.auth["username"] == "admin"
     assert config.auth_url == "http://id.example:5000/v3" and config.region_name == "RegionOne"
     explicit = sc.load_cloud(auth={"auth_url": "http://x:5000/v3", "username": "u",
-                                   "password": "p"})  # fmt: skip
+                                   "password": "p"})
     assert explicit.auth_url == "http://x:5000/v3" and explicit.interface == "public"
     with pytest.raises(sc.StratusError, match=r"Cloud 'nope' is not in .*it has: stratus"):
         sc.load_cloud(cloud="nope", clouds_yaml=str(path))
@@ -162,7 +162,7 @@ def test_error_messages_of_every_openstack_shape(sc: Any) -> None:
 
 
 def test_token_catalog_endpoints_and_renewal(sc: Any, tmp_path: Path,
-                                             server: tuple[str, Recorder]) -> None:  # fmt: skip
+                                             server: tuple[str, Recorder]) -> None:
     url, rec = server
     client = sc.StratusClient(sc.load_cloud(clouds_yaml=str(clouds_file(tmp_path, url))))
     assert client.get("image", "/v2/x") == {"ok": True, "token": "tok1"}
@@ -187,14 +187,14 @@ def test_token_catalog_endpoints_and_renewal(sc: Any, tmp_path: Path,
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_file_uploads_stream_the_exact_bytes(sc: Any, tmp_path: Path, chunked: bool,
-                                             server: tuple[str, Recorder]) -> None:  # fmt: skip
+                                             server: tuple[str, Recorder]) -> None:
     url, rec = server
     data = os.urandom(3 * 1024 * 1024 + 123)
     path = tmp_path / "data.bin"
     path.write_bytes(data)
     client = sc.StratusClient(sc.load_cloud(clouds_yaml=str(clouds_file(tmp_path, url))))
     resp = client.upload_file("image", "/v2/images/i/file", str(path), chunked=chunked,
-                              expect=(200,))  # fmt: skip
+                              expect=(200,))
     assert resp.status == 200
     sent = rec.requests[-1]
     assert sent["method"] == "PUT" and sent["body"] == data
@@ -208,6 +208,6 @@ def test_file_uploads_stream_the_exact_bytes(sc: Any, tmp_path: Path, chunked: b
 
 def test_unreachable_identity_is_one_clear_error(sc: Any) -> None:
     client = sc.StratusClient(sc.load_cloud(auth={"auth_url": "http://127.0.0.1:9",
-                                                  "username": "u", "password": "p"}))  # fmt: skip
+                                                  "username": "u", "password": "p"}))
     with pytest.raises(sc.StratusError, match=r"POST http://127\.0\.0\.1:9/v3/auth/tokens failed"):
         client.authenticate()
