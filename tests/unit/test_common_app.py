@@ -165,6 +165,43 @@ def test_async_handler_reads_the_body_itself(client: TestClient, shelf: Shelf) -
     assert shelf.on_loop == {"sync": False, "async": True}
 
 
+def test_async_handler_dict_is_sent_with_the_route_status() -> None:
+    table = Routes()
+
+    @table.add("POST", "/things", status=201)
+    async def make_thing(req: Req, svc: Shelf) -> dict[str, Any]:
+        return {"made": True}
+
+    router = Router()
+    router.include(table, Shelf())
+    resp = TestClient(create_app("test", router.routes, neutron_error)).post("/things")
+    assert (resp.status_code, resp.json()) == (201, {"made": True})
+
+
+def test_several_methods_share_one_route_so_405_names_them_all() -> None:
+    table = Routes()
+
+    @table.add(("GET", "POST"), "/both")
+    async def both(req: Req, svc: Shelf) -> Response:
+        return PlainTextResponse(req.request.method)
+
+    @table.add(("PUT", "DELETE"), "/sync")
+    def sync_both(req: Req, svc: Shelf) -> dict[str, Any]:
+        return {"method": req.request.method, "body": req.body}
+
+    router = Router()
+    router.include(table, Shelf())
+    client = TestClient(create_app("test", router.routes, neutron_error))
+    assert client.get("/both").text == "GET"
+    assert client.post("/both").text == "POST"
+    refused = client.put("/both")
+    assert refused.status_code == 405
+    assert set(refused.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    # The JSON body is read for PUT, not for DELETE.
+    assert client.put("/sync", json={"a": 1}).json() == {"method": "PUT", "body": {"a": 1}}
+    assert client.delete("/sync").json() == {"method": "DELETE", "body": None}
+
+
 # ---- is_contention ------------------------------------------------------------------
 
 

@@ -178,12 +178,16 @@ class Router:
         self.routes: list[BaseRoute] = []
 
     def add(
-        self, method: str, path: str, status: int = 200, body: bool | None = None
+        self, method: str | tuple[str, ...], path: str, status: int = 200,
+        body: bool | None = None,
     ) -> Callable[[Handler], Handler]:
-        wants_body = method in ("POST", "PUT", "PATCH") if body is None else body
+        """Route ``method`` (or several methods) on ``path`` to ``fn(req)``; the JSON body
+        is read for POST, PUT and PATCH unless ``body`` says otherwise."""
+        methods = _methods(method)
 
         def decorator(fn: Handler) -> Handler:
             async def endpoint(request: Request) -> Response:
+                wants_body = request.method in _BODY_METHODS if body is None else body
                 payload = await read_json(request) if wants_body else None
                 req = Req(request, payload, self.authenticate)
                 result = await run_in_threadpool(fn, req)
@@ -194,7 +198,7 @@ class Router:
                 return JSONResponse(result, status_code=status)
 
             endpoint.__name__ = getattr(fn, "__name__", getattr(fn, "func", fn).__name__)
-            self.routes.append(Route(path, endpoint, methods=[method]))
+            self.routes.append(Route(path, endpoint, methods=methods))
             return fn
 
         return decorator
@@ -203,13 +207,13 @@ class Router:
         """Add every route of ``table`` with its handlers bound to ``service``."""
         for method, path, status, body, fn in table.entries:
             if inspect.iscoroutinefunction(fn):
-                self.routes.append(Route(path, self._async_endpoint(fn, service),
-                                         methods=[method]))
+                self.routes.append(Route(path, self._async_endpoint(fn, service, status),
+                                         methods=_methods(method)))
             else:
                 self.add(method, path, status, body)(functools.partial(fn, svc=service))
 
     def _async_endpoint(
-        self, fn: Callable[..., Awaitable[Any]], service: Any
+        self, fn: Callable[..., Awaitable[Any]], service: Any, status: int
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             result = await fn(Req(request, None, self.authenticate), svc=service)
@@ -217,10 +221,17 @@ class Router:
                 return result
             if result is None:
                 return Response(status_code=204)
-            return JSONResponse(result)
+            return JSONResponse(result, status_code=status)
 
         endpoint.__name__ = fn.__name__
         return endpoint
+
+
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def _methods(method: str | tuple[str, ...]) -> list[str]:
+    return [method] if isinstance(method, str) else list(method)
 
 
 class Routes:
@@ -242,11 +253,16 @@ class Routes:
     """
 
     def __init__(self) -> None:
-        self.entries: list[tuple[str, str, int, bool | None, Callable[..., Any]]] = []
+        self.entries: list[
+            tuple[str | tuple[str, ...], str, int, bool | None, Callable[..., Any]]
+        ] = []
 
     def add(
-        self, method: str, path: str, status: int = 200, body: bool | None = None
+        self, method: str | tuple[str, ...], path: str, status: int = 200,
+        body: bool | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register the decorated handler for ``method`` (or a tuple of methods, which
+        share one route, so a 405 there names them all) on ``path``."""
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             self.entries.append((method, path, status, body, fn))
             return fn

@@ -298,7 +298,14 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 routes = Routes()
 
 
-@routes.add("GET", "/{path:path}")  # HEAD too
+@routes.add(("GET", "POST"), "/{path:path}")  # HEAD too; one route, so a 405 names all three
+async def serve_path(req: Req, svc: MetadataService) -> Response:
+    """Every metadata path: reads with GET or HEAD, the password with POST."""
+    if req.request.method == "POST":
+        return await post_path(req, svc)
+    return await get_path(req, svc)
+
+
 async def get_path(req: Req, svc: MetadataService) -> Response:
     """Any metadata file or listing (async: a cached answer needs no thread)."""
     request = req.request
@@ -319,7 +326,6 @@ async def get_path(req: Req, svc: MetadataService) -> Response:
     return Response(data, media_type=kind)
 
 
-@routes.add("POST", "/{path:path}")
 async def post_path(req: Req, svc: MetadataService) -> Response:
     """The guest's password (``/openstack/<version>/password``, once); elsewhere 405."""
     request = req.request
