@@ -53,7 +53,7 @@ class Api:
                 "name": auth["username"], "domain": {"id": "default"},
                 "password": auth["password"]}}},
             "scope": {"project": {"name": auth["project_name"], "domain": {"id": "default"}}},
-        }})  # fmt: skip
+        }})
         resp.raise_for_status()
         endpoints = {
             service["type"]: endpoint["url"].rstrip("/")
@@ -65,7 +65,7 @@ class Api:
 
     def call(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.request(method, self.endpoints[service] + path, timeout=60,
-                             headers={"X-Auth-Token": self.token}, **kwargs)  # fmt: skip
+                             headers={"X-Auth-Token": self.token}, **kwargs)
 
     def find(self, service: str, path: str, key: str, name: str) -> str:
         resp = self.call("GET", service, path, params={"name": name})
@@ -105,7 +105,7 @@ def boot_one(api: Api, boot: Boot, body: dict[str, Any], marker: str, timeout: f
                 return
         if boot.to_active is not None:
             out = api.call("POST", "compute", f"/servers/{boot.server_id}/action",
-                           json={"os-getConsoleOutput": {}})  # fmt: skip
+                           json={"os-getConsoleOutput": {}})
             if out.status_code == 200 and marker in (out.json().get("output") or ""):
                 boot.to_marker = time.monotonic() - started
                 return
@@ -117,7 +117,7 @@ def summary(label: str, values: list[float]) -> str:
     if not values:
         return f"{label}: no data"
     return (f"{label}: min {min(values):6.1f} s   median {statistics.median(values):6.1f} s   "
-            f"max {max(values):6.1f} s   (n={len(values)})")  # fmt: skip
+            f"max {max(values):6.1f} s   (n={len(values)})")
 
 
 def main() -> int:
@@ -141,7 +141,7 @@ def main() -> int:
     run = uuid.uuid4().hex[:6]
     boots = [Boot(f"bench-{run}-{i}") for i in range(args.count)]
     threads = [threading.Thread(target=boot_one, args=(api, b, body, args.marker, args.timeout))
-               for b in boots]  # fmt: skip
+               for b in boots]
     wall = time.monotonic()
     for thread in threads:
         thread.start()
@@ -150,15 +150,15 @@ def main() -> int:
     wall = time.monotonic() - wall
 
     print(f"{args.count} parallel boots of {args.image} ({args.flavor}) on {args.network}, "
-          f"wall time {wall:.1f} s")  # fmt: skip
+          f"wall time {wall:.1f} s")
     for b in boots:
         active = f"{b.to_active:6.1f} s" if b.to_active is not None else "     -  "
         ready = f"{b.to_marker:6.1f} s" if b.to_marker is not None else "     -  "
         print(f"  {b.name}: ACTIVE {active}   marker {ready}   {b.error}")
     print(summary("request -> ACTIVE        ", [b.to_active for b in boots
-                                                 if b.to_active is not None]))  # fmt: skip
+                                                 if b.to_active is not None]))
     print(summary("request -> console marker", [b.to_marker for b in boots
-                                                 if b.to_marker is not None]))  # fmt: skip
+                                                 if b.to_marker is not None]))
 
     for b in boots:
         if b.server_id:

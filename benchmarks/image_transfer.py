@@ -91,7 +91,7 @@ def main() -> None:
         identity.prepare()
         identity.start()
         image = ImageServer(work / "image", identity,
-                            extra_env={"STRATUS_IMAGE__MAX_IMAGE_SIZE": str(size)})  # fmt: skip
+                            extra_env={"STRATUS_IMAGE__MAX_IMAGE_SIZE": str(size)})
         image.prepare()
         image.start()
         assert image.proc is not None
@@ -107,7 +107,7 @@ def main() -> None:
             with open(source, "rb") as fh:
                 resp = client.put(f"/v2/images/{image_id}/file", content=fh,
                                   headers={"Content-Type": "application/octet-stream",
-                                           "Content-Length": str(size)})  # fmt: skip
+                                           "Content-Length": str(size)})
             up_seconds = time.perf_counter() - started
             resp.raise_for_status()
             rss_upload = peak_rss_mib(image.proc.pid)
@@ -117,7 +117,7 @@ def main() -> None:
             digest = hashlib.md5(usedforsecurity=False)
             started = time.perf_counter()
             with client.stream("GET", f"/v2/images/{image_id}/file") as stream, \
-                    open(target, "wb") as out:  # fmt: skip
+                    open(target, "wb") as out:
                 stream.raise_for_status()
                 for part in stream.iter_bytes(CHUNK):
                     digest.update(part)
@@ -132,9 +132,9 @@ def main() -> None:
         print(f"{'operation':<34}{'seconds':>9}{'MB/s':>9}")
         print(f"{'cp + sync (same disk)':<34}{cp_seconds:>9.2f}{mb_per_s(size, cp_seconds):>9.0f}")
         print(f"{'upload (PUT .../file)':<34}{up_seconds:>9.2f}"
-              f"{mb_per_s(size, up_seconds):>9.0f}")  # fmt: skip
+              f"{mb_per_s(size, up_seconds):>9.0f}")
         print(f"{'download (GET .../file)':<34}{down_seconds:>9.2f}"
-              f"{mb_per_s(size, down_seconds):>9.0f}")  # fmt: skip
+              f"{mb_per_s(size, down_seconds):>9.0f}")
         print()
         print("stratus-image peak RSS (VmHWM):")
         print(f"  after start and one small request   {rss_idle:7.1f} MiB")
@@ -142,7 +142,7 @@ def main() -> None:
         print(f"  after the download                  {rss_download:7.1f} MiB")
         print()
         print(f"checksums: source {checksum}, service {shown['checksum']}, "
-              f"downloaded {digest.hexdigest()}")  # fmt: skip
+              f"downloaded {digest.hexdigest()}")
     finally:
         if image is not None:
             image.stop()
