@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from stratus.common.clients import ApiClient, ServiceError
 from stratus.common.errors import ServiceUnavailable, Unauthorized
 
 AUTH_REQUIRED = "The request you have made requires authentication."
@@ -116,7 +117,9 @@ class RemoteTokenValidator:
         if not self.identity_url.endswith("/v3"):
             self.identity_url += "/v3"
         self.cache = TTLCache(cache_seconds)
-        self.client = client or httpx.Client(timeout=10.0)
+        # The caller's token is the credential, so the client carries no auth of its own.
+        self.client = ApiClient(self.identity_url, timeout=10.0, service="identity",
+                                http=client)
 
     def validate(self, token: str) -> AuthContext:
         if not token:
@@ -125,11 +128,11 @@ class RemoteTokenValidator:
         if cached is not None:
             return cached
         try:
-            resp = self.client.get(
-                f"{self.identity_url}/auth/tokens",
+            resp = self.client.request(
+                "GET", "/auth/tokens", ok=range(100, 600),
                 headers={"X-Auth-Token": token, "X-Subject-Token": token},
             )
-        except httpx.HTTPError as exc:
+        except ServiceError as exc:
             raise ServiceUnavailable(
                 f"The identity service at {self.identity_url} cannot be reached: {exc}"
             ) from exc

@@ -91,12 +91,12 @@ class ApiClient:
     token once). Non-2xx answers raise :class:`ServiceError`."""
 
     def __init__(self, base_url: str, auth: Auth | None = None, timeout: float = 30.0,
-                 service: str = "service"):
+                 service: str = "service", http: httpx.Client | None = None):
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.timeout = timeout
         self.service = service
-        self._http = httpx.Client(timeout=timeout)
+        self._http = http or httpx.Client(timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
