@@ -5,8 +5,10 @@ talks to the volume API only:
 
 * ``POST /v3/storage/hosts`` with a :class:`HostRegistration` as the body:
   registers the host and is its heartbeat (sent every report interval);
-* ``GET /v3/storage/hosts/{host}/state?generation=N``: long-polled (answers as soon as
-  the host's generation differs from ``N``, or after the poll timeout) with a
+* ``GET /v3/storage/hosts/{host}/state?since=N&wait=S``: long-polled as
+  ``ApiClient.long_poll(state_path(host), since, wait)`` does (answers as soon as the
+  host's generation differs from ``N``, or after ``S`` seconds, at most 30;
+  ``generation=N`` is accepted as another name of ``since``) with a
   :class:`StorageHostState`: every volume, snapshot, export and upload that should
   exist on the host. Anything the agent has that is not listed is removed;
 * ``POST /v3/storage/hosts/{host}/report`` with a :class:`StorageReport`: the agent's
@@ -51,7 +53,7 @@ def host_path(host: str) -> str:
 
 
 def state_path(host: str) -> str:
-    """The long-polled desired state of a host (add ``?generation=N``)."""
+    """The long-polled desired state of a host (``?since=N&wait=S``)."""
     return f"{HOSTS_PATH}/{host}/state"
 
 
