@@ -34,6 +34,12 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Where services other than identity validate tokens (the internal identity URL).",
         ),
         "region_name": ("RegionOne", "Region this deployment registers its endpoints in."),
+        "deploy_prefix": (
+            "st",
+            "This deploy's short id (^[a-z][a-z0-9]{0,3}$): every host object the agents "
+            "create carries it (namespaces, bridges, taps, OVS ports, nft tables, "
+            "processes), and they touch nothing else, so two deploys share a host.",
+        ),
     },
     "identity": {
         "bind_host": ("0.0.0.0", "Address the identity API listens on."),
