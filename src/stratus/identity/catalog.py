@@ -18,8 +18,26 @@ if TYPE_CHECKING:
     from stratus.identity.core import Identity
 
 
-def catalog_entries(session: Session) -> list[dict[str, Any]]:
-    """The enabled services with their enabled endpoints, as a token shows them."""
+# Keystone's templated endpoint URLs: the token's project replaces these.
+_PROJECT_PLACEHOLDERS = ("%(project_id)s", "$(project_id)s", "%(tenant_id)s", "$(tenant_id)s")
+
+
+def endpoint_url(url: str, project_id: str | None) -> str | None:
+    """``url`` with the project's id in place of ``%(project_id)s`` (or ``$(...)s``,
+    ``tenant_id``), as Keystone renders a catalog; None when the URL needs a project
+    and the token has none (Keystone leaves such an endpoint out)."""
+    if not any(ph in url for ph in _PROJECT_PLACEHOLDERS):
+        return url
+    if not project_id:
+        return None
+    for ph in _PROJECT_PLACEHOLDERS:
+        url = url.replace(ph, project_id)
+    return url
+
+
+def catalog_entries(session: Session, project_id: str | None = None) -> list[dict[str, Any]]:
+    """The enabled services with their enabled endpoints, as a token scoped to
+    ``project_id`` shows them (templated URLs rendered by :func:`endpoint_url`)."""
     services = session.scalars(
         sa.select(m.Service).where(m.Service.enabled.is_(True)).order_by(m.Service.type)
     ).all()
@@ -38,9 +56,10 @@ def catalog_entries(session: Session) -> list[dict[str, Any]]:
                     "interface": ep.interface,
                     "region": ep.region_id,
                     "region_id": ep.region_id,
-                    "url": ep.url,
+                    "url": url,
                 }
                 for ep in by_service.get(svc.id, [])
+                if (url := endpoint_url(ep.url, project_id)) is not None
             ],
         }
         for svc in services

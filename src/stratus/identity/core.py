@@ -473,10 +473,10 @@ class Identity:
 
     catalog = staticmethod(catalog_entries)
 
-    def service_catalog(self) -> list[dict[str, Any]]:
-        """The catalog a scoped token carries (GET /v3/auth/catalog)."""
+    def service_catalog(self, project_id: str | None = None) -> list[dict[str, Any]]:
+        """The catalog a token scoped to ``project_id`` carries (GET /v3/auth/catalog)."""
         with self.db.session() as session:
-            return self.catalog(session)
+            return self.catalog(session, project_id)
 
     def token_body(
         self, session: Session | None, vt: ValidatedToken, include_catalog: bool = True
@@ -486,5 +486,6 @@ class Identity:
         p = vt.payload
         catalog = None
         if (p.project_id or p.domain_id or p.system) and include_catalog:
-            catalog = self.service_catalog() if session is None else self.catalog(session)
+            catalog = (self.service_catalog(p.project_id) if session is None
+                       else self.catalog(session, p.project_id))
         return views.token(vt, catalog)

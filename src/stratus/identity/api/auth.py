@@ -18,7 +18,7 @@ def auth_catalog(req: Req, svc: Identity) -> dict[str, Any]:
     ctx = req.ctx
     if not (ctx.project_id or ctx.domain_id or ctx.system):
         raise Forbidden("An unscoped token has no catalog; ask for a scoped token.")
-    catalog = svc.service_catalog()
+    catalog = svc.service_catalog(ctx.project_id)
     return {"catalog": catalog, "links": {"self": f"{req.base_url}/v3/auth/catalog"}}
 
 
