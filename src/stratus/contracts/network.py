@@ -17,7 +17,7 @@ What a host receives:
 * ``networks``: every network this host needs layer 2 for (its VM ports',
   its DHCP servers' and its routers' networks);
 * ``ports``: the instance ports bound to this host (the agent plugs the
-  device ``tap<port id[:11]>`` that the compute driver created, applies
+  device :func:`tap_name` that the compute driver created, applies
   security groups and anti-spoofing);
 * ``dhcp_servers``: one per network this host serves DHCP for;
 * ``routers``: routers hosted here (network node);
@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -74,6 +75,39 @@ def _check_mac(value: str, what: str) -> str:
                                   for p in parts):
         raise ModelError(f"{what} {value!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
     return value.lower()
+
+
+# --- host object names: the one 15-character rule (both agents name taps by it) ----------
+DEPLOY_PREFIX_PATTERN = r"[a-z][a-z0-9]{0,3}"
+IFNAME_MAX = 15  # Linux interface names (IFNAMSIZ - 1)
+TAP_KIND = "tp"
+
+
+def check_deploy_prefix(prefix: str) -> str:
+    """``prefix`` if it is a deploy prefix (``^[a-z][a-z0-9]{0,3}$``), else ModelError."""
+    if not isinstance(prefix, str) or not re.fullmatch(DEPLOY_PREFIX_PATTERN, prefix):
+        raise ModelError(f"deploy_prefix {prefix!r} must be a lowercase letter then at most "
+                         f"3 lowercase letters or digits (^{DEPLOY_PREFIX_PATTERN}$)")
+    return prefix
+
+
+def interface_name(deploy_prefix: str, kind: str, resource_id: str) -> str:
+    """A host interface of a deploy: ``<prefix>-<kind><resource id>``, the id without its
+    dashes and cut so that the name fits Linux's 15 characters (as Neutron truncates).
+
+    The dash after the prefix (never part of a prefix) makes ownership unambiguous: a
+    name is this deploy's exactly when it starts with ``<prefix>-<kind>``."""
+    head = f"{check_deploy_prefix(deploy_prefix)}-{kind}"
+    if len(head) > IFNAME_MAX - 6:
+        raise ModelError(f"interface kind {kind!r} leaves too little room for the id")
+    return (head + resource_id.replace("-", ""))[:IFNAME_MAX]
+
+
+def tap_name(deploy_prefix: str, port_id: str) -> str:
+    """The host device of an instance port, as the compute agent creates it (the domain
+    XML's target dev) and the network agent plugs it: ``st-tp1ba43184e0`` for prefix
+    ``st`` (``t16n-tp1ba43184`` for ``t16n``)."""
+    return interface_name(deploy_prefix, TAP_KIND, port_id)
 
 
 class _Serializable:
@@ -237,8 +271,9 @@ class AddressPair(_Serializable):
 class Port(_Serializable):
     """An instance port bound to this host.
 
-    ``device_name`` is the host-side device the compute driver created
-    (default ``tap`` + the first 11 characters of the id, as Nova/os-vif).
+    ``device_name`` is the host-side device the compute driver created when the API
+    names it; without it the network agent plugs :func:`tap_name` of its deploy prefix
+    (``device`` keeps the unprefixed ``tap`` + 11 characters of earlier releases).
     With ``port_security_enabled`` false, neither security groups nor
     anti-spoofing apply.
     """
