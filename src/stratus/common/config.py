@@ -182,6 +182,10 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "project_name": ("service", "Project the compute API's service token is scoped to."),
         "image_url": ("http://127.0.0.1:9292", "Image API (Glance v2) base URL."),
         "network_url": ("http://127.0.0.1:9696", "Network API (Neutron v2.0) base URL."),
+        "volume_url": (
+            "",
+            "Volume API (Cinder v3) base URL, without /v3; empty: the catalog's block-storage.",
+        ),
         "cpu_allocation_ratio": ("4.0", "Virtual CPUs the scheduler places per host CPU."),
         "ram_allocation_ratio": ("1.0", "Guest RAM the scheduler places per MiB of host RAM."),
         "disk_allocation_ratio": ("1.0", "Guest disk the scheduler places per GiB of host disk."),

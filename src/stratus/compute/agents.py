@@ -26,6 +26,7 @@ from stratus.common.longpoll import KeyedWatch
 from stratus.common.timeutil import isotime, utcnow
 from stratus.compute import models as m
 from stratus.compute.views import security_group_names
+from stratus.compute.volumes import block_devices, volumes_of
 from stratus.contracts.compute import (
     HOST_INTS,
     HOST_TEXTS,
@@ -85,8 +86,10 @@ def instance_document(srv: m.Server, ports: list[m.ServerPort],
         user_data=srv.user_data, password=srv.password, networks=networks, vendor_data={})
 
 
-def assignment(srv: m.Server, ports: list[m.ServerPort]) -> Assignment:
-    """What the agent of the server's host must know of it."""
+def assignment(srv: m.Server, ports: list[m.ServerPort],
+               volumes: list[m.BlockDeviceMapping] | None = None) -> Assignment:
+    """What the agent of the server's host must know of it (``volumes``: its block
+    device mappings, compute/volumes.py)."""
     image = srv.image or {}
     return Assignment(
         id=srv.id, name=srv.name, hostname=srv.hostname, project_id=srv.project_id,
@@ -107,7 +110,8 @@ def assignment(srv: m.Server, ports: list[m.ServerPort]) -> Assignment:
                for p in sorted(ports, key=lambda x: x.position)],
         metadata_document=instance_document(srv, ports),
         snapshots=[SnapshotRequest(x["image_id"], x.get("name")) for x in srv.snapshots],
-        attempt=srv.attempt, created_at=isotime(srv.created_at))
+        attempt=srv.attempt, created_at=isotime(srv.created_at),
+        block_devices=block_devices(volumes or [], srv.host))
 
 
 # --- heartbeat, assignments, reports -------------------------------------------------------
@@ -201,7 +205,9 @@ def assignments(core: ComputeCore, name: str) -> AssignmentSet:
             for p in s.scalars(sa.select(m.ServerPort).where(
                     m.ServerPort.server_id.in_([r.id for r in rows]))):
                 ports.setdefault(p.server_id, []).append(p)
-        return AssignmentSet(h.generation, [assignment(r, ports.get(r.id, [])) for r in rows])
+        bdms = volumes_of(s, [r.id for r in rows])
+        return AssignmentSet(h.generation, [assignment(r, ports.get(r.id, []), bdms.get(r.id))
+                                            for r in rows])
 
 
 def server_after_report(core: ComputeCore, server_id: str) -> dict[str, Any]:

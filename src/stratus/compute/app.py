@@ -34,9 +34,10 @@ from stratus.compute.api import (
     servers,
     services,
     versions,
+    volume_attachments,
 )
 from stratus.compute.core import SECTION, ComputeCore, Settings
-from stratus.compute.downstream import Downstream, HttpDownstream
+from stratus.compute.downstream import Downstream, HttpDownstream, HttpVolumes
 
 # Every route table of the Nova-compatible API, bound to the one ComputeCore.
 API_TABLES = (
@@ -44,7 +45,7 @@ API_TABLES = (
     keypairs.routes, server_groups.routes, quotas.routes, limits.routes,
     availability_zones.routes, hypervisors.routes, services.routes, servers.routes,
     server_metadata.routes, server_interfaces.routes, server_security_groups.routes,
-    server_password.routes, server_actions.routes,
+    server_password.routes, server_actions.routes, volume_attachments.routes,
 )
 
 
@@ -110,8 +111,11 @@ def build_core(config: Config, downstream: Downstream | None = None) -> ComputeC
             service_auth = PasswordAuth(
                 config.get(SECTION, "identity_url"), config.get(SECTION, "username"),
                 config.get(SECTION, "password"), config.get(SECTION, "project_name"))
+        volumes = HttpVolumes(config.get(SECTION, "identity_url"),
+                              config.get(SECTION, "volume_url"), service_auth) \
+            if service_auth is not None else None
         downstream = HttpDownstream(config.get(SECTION, "image_url"),
-                                    config.get(SECTION, "network_url"), service_auth)
+                                    config.get(SECTION, "network_url"), service_auth, volumes)
     return ComputeCore(Database(config.get(SECTION, "database_url"), "compute"),
                        Settings.from_config(config), downstream)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from stratus.common.clients import ApiClient, Auth
+from stratus.common.clients import ApiClient, Auth, ServiceError
 
 
 class Downstream(Protocol):
@@ -51,7 +51,9 @@ class _Caller:
 class HttpDownstream:
     """The real thing: the caller's token or the service user's, over pooled clients."""
 
-    def __init__(self, image_url: str, network_url: str, service_auth: Auth | None) -> None:
+    def __init__(self, image_url: str, network_url: str, service_auth: Auth | None,
+                 volumes: VolumeApi | None = None) -> None:
+        self.volumes = volumes  # the volume API (compute/volumes.py); None: not configured
         self.image_url = image_url.rstrip("/")
         self.network_url = network_url.rstrip("/")
         self.service_auth = service_auth
@@ -123,3 +125,93 @@ class HttpDownstream:
             if fip.get("port_id") in port_ids and fip.get("floating_ip_address"):
                 out.setdefault(fip["port_id"], []).append(fip["floating_ip_address"])
         return out
+
+
+# --- the volume API (Cinder v3's attachments), as the compute API's service user ------------
+VOLUME_TYPES = ("block-storage", "volumev3", "volume")
+VOLUME_VERSION = {"OpenStack-API-Version": "volume 3.44"}
+
+
+class VolumeApi(Protocol):
+    """What ``compute/volumes.py`` asks of the volume API, always in the server's
+    project (``project``) with the service user's admin token."""
+
+    def get_volume(self, project: str, volume_id: str) -> dict[str, Any]: ...
+    def create_attachment(self, project: str, volume_id: str, server_id: str
+                          ) -> dict[str, Any]: ...
+    def update_attachment(self, project: str, attachment_id: str,
+                          connector: dict[str, Any]) -> dict[str, Any]: ...
+    def complete_attachment(self, project: str, attachment_id: str) -> None: ...
+    def delete_attachment(self, project: str, attachment_id: str) -> None: ...
+    def delete_volume(self, project: str, volume_id: str) -> None: ...
+
+
+class HttpVolumes:
+    """The volume API at ``volume_url`` or, when that is empty, at the identity catalog's
+    ``block-storage``/``volumev3``/``volume`` endpoint (looked up once, with
+    ``GET /v3/auth/catalog``). Paths are ``/v3/{project}/...``; a catalog URL's own
+    ``/v3/...`` tail is dropped. No endpoint: a temporary ServiceError (503)."""
+
+    def __init__(self, identity_url: str, volume_url: str, auth: Auth,
+                 interface: str = "internal") -> None:
+        self.identity_url = identity_url.rstrip("/")
+        self.volume_url = volume_url.rstrip("/")
+        self.auth, self.interface = auth, interface
+        self._client: ApiClient | None = None
+
+    def _api(self) -> ApiClient:
+        if self._client is None:
+            base = self.volume_url or self._from_catalog()
+            self._client = ApiClient(base, self.auth, timeout=30.0, service="volume")
+        return self._client
+
+    def _from_catalog(self) -> str:
+        ident = self.identity_url if self.identity_url.endswith("/v3") \
+            else self.identity_url + "/v3"
+        catalog = ApiClient(ident, self.auth, service="identity").get("/auth/catalog")
+        found: dict[str, str] = {}
+        for entry in catalog.get("catalog") or []:
+            if entry.get("type") not in VOLUME_TYPES:
+                continue
+            for ep in entry.get("endpoints") or []:
+                found.setdefault(str(ep.get("interface")), str(ep.get("url")))
+        url = found.get(self.interface) or found.get("internal") or found.get("public") \
+            or next(iter(found.values()), "")
+        if not url:
+            raise ServiceError("The volume service (block-storage/volumev3) is not in the "
+                               "service catalog and [compute] volume_url is not set.",
+                               status=503, temporary=True)
+        return url.split("/v3", 1)[0].rstrip("/")
+
+    def get_volume(self, project: str, volume_id: str) -> dict[str, Any]:
+        return dict(self._api().get(f"/v3/{project}/volumes/{volume_id}",
+                                    headers=VOLUME_VERSION)["volume"])
+
+    def create_attachment(self, project: str, volume_id: str, server_id: str
+                          ) -> dict[str, Any]:
+        body = {"attachment": {"volume_uuid": volume_id, "instance_uuid": server_id,
+                               "mode": "rw"}}
+        return dict(self._api().post(f"/v3/{project}/attachments", json=body,
+                                     headers=VOLUME_VERSION)["attachment"])
+
+    def update_attachment(self, project: str, attachment_id: str,
+                          connector: dict[str, Any]) -> dict[str, Any]:
+        # The volume API waits for the storage agent's export (its own bound): a longer
+        # timeout than the client's.
+        resp = self._api().request(
+            "PUT", f"/v3/{project}/attachments/{attachment_id}",
+            json={"attachment": {"connector": connector}}, headers=VOLUME_VERSION,
+            timeout=90.0)
+        return dict(resp.json()["attachment"])
+
+    def complete_attachment(self, project: str, attachment_id: str) -> None:
+        self._api().post(f"/v3/{project}/attachments/{attachment_id}/action",
+                         json={"os-complete": None}, headers=VOLUME_VERSION)
+
+    def delete_attachment(self, project: str, attachment_id: str) -> None:
+        self._api().delete(f"/v3/{project}/attachments/{attachment_id}",
+                           headers=VOLUME_VERSION, ok=(404,))
+
+    def delete_volume(self, project: str, volume_id: str) -> None:
+        self._api().delete(f"/v3/{project}/volumes/{volume_id}", headers=VOLUME_VERSION,
+                           ok=(404,))

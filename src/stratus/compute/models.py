@@ -184,3 +184,26 @@ class ProjectUsage(ComputeBase):
     instances: Mapped[int] = mapped_column(sa.Integer, default=0)
     cores: Mapped[int] = mapped_column(sa.Integer, default=0)
     ram: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+class BlockDeviceMapping(ComputeBase):
+    """A volume of a server (Nova's block device mapping): the attachment the volume API
+    made for it, its connection_info, and where the attach or detach is
+    (``compute/volumes.py``): reserving -> attaching -> attached -> detaching -> gone."""
+
+    __tablename__ = "block_device_mapping"
+    __table_args__ = (sa.UniqueConstraint("server_id", "volume_id", name="uq_bdm_server_volume"),)
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    server_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("server.id", ondelete="CASCADE"), index=True
+    )
+    volume_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    attachment_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    device: Mapped[str] = mapped_column(sa.String(32))
+    tag: Mapped[str | None] = mapped_column(sa.String(60), nullable=True)
+    boot_index: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    delete_on_termination: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    connection_info: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime)

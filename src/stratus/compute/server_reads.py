@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from stratus.common.auth import AuthContext
 from stratus.common.clients import ServiceError
 from stratus.compute import models as m
+from stratus.compute.volumes import volumes_of
 
 if TYPE_CHECKING:
     from stratus.compute.core import ComputeCore
@@ -36,6 +37,7 @@ class ServerShown:
     ports: list[m.ServerPort]
     host_state: str | None = None  # UP, DOWN, MAINTENANCE or "" (for admins only)
     floating: dict[str, list[str]] = field(default_factory=dict)  # port id -> addresses
+    volumes: list[m.BlockDeviceMapping] = field(default_factory=list)  # compute/volumes.py
 
 
 @dataclass
@@ -69,6 +71,7 @@ class ServerPage:
     ports: dict[str, list[m.ServerPort]] = field(default_factory=dict)
     host_states: dict[str, str] = field(default_factory=dict)
     floating: dict[str, list[str]] = field(default_factory=dict)
+    volumes: dict[str, list[m.BlockDeviceMapping]] = field(default_factory=dict)
 
     def host_state(self, srv: m.Server) -> str:
         """UP, DOWN or MAINTENANCE of the server's host ("" without one)."""
@@ -100,7 +103,8 @@ class ServerReads:
     def _shown(self, s: Session, ctx: AuthContext, srv: m.Server) -> ServerShown:
         """What the view of ``srv`` needs but its floating IPs (read after the session)."""
         state = self._host_states(s).get(srv.host or "", "") if ctx.is_admin else None
-        return ServerShown(srv, self._ports(s, srv.id), state)
+        return ServerShown(srv, self._ports(s, srv.id), state,
+                           volumes=volumes_of(s, [srv.id]).get(srv.id, []))
 
     def _with_floating(self, shown: ServerShown) -> ServerShown:
         shown.floating = self._floating([p.port_id for p in shown.ports])
@@ -146,6 +150,7 @@ class ServerReads:
                     page.host_states = self._host_states(s)
                 for r in rows:
                     page.ports[r.id] = self._ports(s, r.id)
+                page.volumes = volumes_of(s, [r.id for r in rows])
                 port_ids = list(s.scalars(sa.select(m.ServerPort.port_id).where(
                     m.ServerPort.server_id.in_([r.id for r in rows])))) if rows else []
         if detail and rows:

@@ -29,6 +29,7 @@ from stratus.compute.quotas import OverLimit
 from stratus.compute.server_actions import ServerActions
 from stratus.compute.server_checks import CreateRequest
 from stratus.compute.server_security_groups import ServerSecurityGroups
+from stratus.compute.volumes import ServerVolumes
 
 if TYPE_CHECKING:
     from stratus.compute.core import ComputeCore
@@ -153,6 +154,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
     # ---- delete -----------------------------------------------------------------------
 
     def finalize_delete(self, sid: str, remove_row: bool = False) -> None:
+        ServerVolumes(self.core).release_all(sid)  # compute/volumes.py
         self.drop_ports(self.ports_of(sid))
         core = self.core
 
@@ -255,6 +257,8 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
             srv.updated_at = now
 
         core.transaction(work)
+        if isinstance(body.get("volumes"), list):  # the attachments plugged (volumes.py)
+            ServerVolumes(core).after_report(sid, body["volumes"])
 
     def reschedule(self, sid: str, host: str, fault: Any) -> None:
         core = self.core

@@ -183,8 +183,8 @@ def security_group_names(srv: m.Server, ports: list[m.ServerPort]) -> list[str]:
 
 
 def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
-           host_state: str | None = None, floating: dict[str, list[str]] | None = None
-           ) -> dict[str, Any]:
+           host_state: str | None = None, floating: dict[str, list[str]] | None = None,
+           volumes: list[m.BlockDeviceMapping] | None = None) -> dict[str, Any]:
     v = mv(req)
     f = srv.flavor
     if v >= (2, 47):
@@ -213,7 +213,9 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         "OS-SRV-USG:terminated_at": isotime(srv.deleted_at),
         "OS-EXT-STS:task_state": srv.task_state, "OS-EXT-STS:vm_state": srv.vm_state,
         "OS-EXT-STS:power_state": srv.power_state,
-        "os-extended-volumes:volumes_attached": [],
+        "os-extended-volumes:volumes_attached": [
+            {"id": b.volume_id, **({"delete_on_termination": b.delete_on_termination}
+                                   if v >= (2, 3) else {})} for b in volumes or []],
         "security_groups": [{"name": n} for n in security_group_names(srv, ports)],
     }
     if srv.vm_state == "error" and srv.fault:

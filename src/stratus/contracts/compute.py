@@ -26,7 +26,8 @@ from stratus.contracts import _check as c
 from stratus.contracts._check import ContractError
 from stratus.contracts.instance import InstanceDocument
 
-__all__ = ["POWER_STATES", "UNSET", "Assignment", "AssignmentSet", "ContractError", "Fault",
+__all__ = ["POWER_STATES", "UNSET", "Assignment", "AssignmentSet", "BlockDevice",
+           "ContractError", "Fault",
            "FixedIP", "FlavorInfo", "HostResources", "ImageInfo", "PortAssignment",
            "RebootRequest", "ServerReport", "SnapshotRequest", "Unset"]
 
@@ -184,6 +185,39 @@ class SnapshotRequest:
 
 
 @dataclass(frozen=True)
+class BlockDevice:
+    """A volume the server should have plugged (``compute/volumes.py`` lists those whose
+    attachment has its ``connection_info``; one absent from the list is unplugged).
+
+    ``connection_info`` is the volume API's (``driver_volume_type`` iscsi, ``data`` with
+    ``target_iqn``, ``target_portal``, ``target_lun``, ``auth_username``,
+    ``auth_password``); ``initiator`` is the iSCSI initiator name the export was made
+    for (the agent's QEMU logs in with it)."""
+
+    volume_id: str
+    attachment_id: str
+    device: str  # vdb, vdc ... (vda for a boot volume)
+    connection_info: dict[str, Any] = field(default_factory=dict)
+    boot_index: int | None = None
+    initiator: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "block_device") -> BlockDevice:
+        d = c.mapping(data, where)
+        return cls(volume_id=c.required_text(d, "volume_id", where),
+                   attachment_id=c.required_text(d, "attachment_id", where),
+                   device=c.required_text(d, "device", where),
+                   connection_info=c.obj(d, "connection_info", where),
+                   boot_index=c.opt_integer(d, "boot_index", where),
+                   initiator=c.opt_text(d, "initiator", where))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"volume_id": self.volume_id, "attachment_id": self.attachment_id,
+                "device": self.device, "connection_info": dict(self.connection_info),
+                "boot_index": self.boot_index, "initiator": self.initiator}
+
+
+@dataclass(frozen=True)
 class Assignment:
     """One server placed on the agent's host, and what should become of it."""
 
@@ -206,6 +240,7 @@ class Assignment:
     snapshots: list[SnapshotRequest] = field(default_factory=list)
     attempt: int = 0  # the scheduling attempt this placement is
     created_at: str | None = None
+    block_devices: list[BlockDevice] = field(default_factory=list)  # absent: none
 
     @property
     def deleting(self) -> bool:
@@ -217,6 +252,7 @@ class Assignment:
         doc = d.get("metadata_document")
         ports = c.seq(d.get("ports"), c.path(where, "ports"))
         snaps = c.seq(d.get("snapshots"), c.path(where, "snapshots"))
+        bdms = c.seq(d.get("block_devices"), c.path(where, "block_devices"))
         return cls(
             id=c.required_text(d, "id", where), vm_state=c.required_text(d, "vm_state", where),
             name=c.opt_text(d, "name", where), hostname=c.opt_text(d, "hostname", where),
@@ -234,9 +270,18 @@ class Assignment:
                 doc, c.path(where, "metadata_document")),
             snapshots=[SnapshotRequest.from_dict(s, c.path(c.path(where, "snapshots"), i))
                        for i, s in enumerate(snaps)],
-            attempt=c.integer(d, "attempt", where), created_at=c.opt_text(d, "created_at", where))
+            attempt=c.integer(d, "attempt", where), created_at=c.opt_text(d, "created_at", where),
+            block_devices=[BlockDevice.from_dict(b, c.path(c.path(where, "block_devices"), i))
+                           for i, b in enumerate(bdms)])
 
     def to_dict(self) -> dict[str, Any]:
+        """The wire form; ``block_devices`` only when there are some (absent: none)."""
+        out = self._fields()
+        if self.block_devices:
+            out["block_devices"] = [b.to_dict() for b in self.block_devices]
+        return out
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "hostname": self.hostname,
             "project_id": self.project_id, "user_id": self.user_id, "image_id": self.image_id,
@@ -325,6 +370,7 @@ class ServerReport:
     deleted: bool | Unset = UNSET            # domain and files are gone
     snapshots_done: list[str] | Unset = UNSET
     console_tail: str | Unset = UNSET
+    volumes: list[str] | Unset = UNSET       # attachment ids plugged into the domain
 
     @classmethod
     def from_dict(cls, data: Any) -> ServerReport:
@@ -363,6 +409,11 @@ class ServerReport:
             if not isinstance(tail, str):
                 raise ContractError("console_tail", "console_tail must be a string.")
             r.console_tail = tail
+        volumes = data.get("volumes")
+        if volumes is not None:
+            if not (isinstance(volumes, list) and all(isinstance(x, str) for x in volumes)):
+                raise ContractError("volumes", "volumes must be a list of attachment IDs.")
+            r.volumes = list(volumes)
         for flag in ("deleted", "reschedule"):
             if isinstance(data.get(flag), bool):
                 setattr(r, flag, data[flag])

@@ -170,7 +170,7 @@ def parse_time(value: str, key: str) -> datetime:
 
 def server_view(req: Req, shown: ServerShown) -> dict[str, Any]:
     return views.server(req, shown.server, shown.ports, req.ctx.is_admin, shown.host_state,
-                        shown.floating)
+                        shown.floating, shown.volumes)
 
 
 @routes.add("POST", P, status=202)
@@ -272,7 +272,8 @@ def listing(req: Req, svc: ComputeCore, detail: bool) -> dict[str, Any]:
     rows = page.servers
     items = [views.server(req, r, page.ports[r.id], admin,
                           page.host_state(r) if admin else None,
-                          page.floating) if detail else views.brief(req, r) for r in rows]
+                          page.floating, page.volumes.get(r.id))
+             if detail else views.brief(req, r) for r in rows]
     body: dict[str, Any] = {"servers": items}
     if page.more and rows:
         path = "servers/detail" if detail else "servers"

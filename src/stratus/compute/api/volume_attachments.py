@@ -1,0 +1,74 @@
+"""A server's volumes as Nova shows them: ``/servers/{id}/os-volume_attachments``
+(service layer: ``compute/volumes.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from stratus.common.app import Req, Routes
+from stratus.compute import models as m
+from stratus.compute import views
+from stratus.compute.core import ComputeCore
+from stratus.compute.volumes import ServerVolumes
+
+routes = Routes()
+P = "/v2.1/servers/{id}/os-volume_attachments"
+
+
+def attachment(req: Req, row: m.BlockDeviceMapping) -> dict[str, Any]:
+    """One volumeAttachment in the shape of the request's microversion."""
+    v = views.mv(req)
+    out: dict[str, Any] = {"device": row.device, "serverId": row.server_id,
+                           "volumeId": row.volume_id}
+    if v < (2, 89):
+        out["id"] = row.volume_id
+    if v >= (2, 70):
+        out["tag"] = row.tag
+    if v >= (2, 79):
+        out["delete_on_termination"] = row.delete_on_termination
+    if v >= (2, 89):
+        out["attachment_id"], out["bdm_uuid"] = row.attachment_id, row.id
+    return out
+
+
+@routes.add("GET", P)
+def list_attachments(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    _srv, rows = ServerVolumes(svc).attached(req.ctx, req.params["id"])
+    return {"volumeAttachments": [attachment(req, r) for r in rows]}
+
+
+@routes.add("GET", P + "/{volume}")
+def show_attachment(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    _srv, row = ServerVolumes(svc).show(req.ctx, req.params["id"], req.params["volume"])
+    return {"volumeAttachment": attachment(req, row)}
+
+
+@routes.add("POST", P)
+def attach(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    svc.require_member(req.ctx, "os_compute_api:os-volumes-attachments:create")
+    v = views.mv(req)
+    body = views.obj(req.body, "volumeAttachment")
+    allowed = {"volumeId", "device"}
+    if v >= (2, 49):
+        allowed.add("tag")
+    if v >= (2, 79):
+        allowed.add("delete_on_termination")
+    views.only(body, allowed, "volumeAttachment")
+    volume_id = views.text(body, "volumeId", required=True, maxlen=36)
+    device = views.text(body, "device", maxlen=32)
+    tag = views.text(body, "tag", maxlen=60)
+    dot = views.boolean(body["delete_on_termination"], "delete_on_termination") \
+        if body.get("delete_on_termination") is not None else False
+    assert volume_id is not None
+    _srv, row = ServerVolumes(svc).attach(req.ctx, req.params["id"], volume_id, device, tag,
+                                          dot)
+    return {"volumeAttachment": attachment(req, row)}
+
+
+@routes.add("DELETE", P + "/{volume}", status=202)
+def detach(req: Req, svc: ComputeCore) -> Response:
+    svc.require_member(req.ctx, "os_compute_api:os-volumes-attachments:delete")
+    ServerVolumes(svc).detach(req.ctx, req.params["id"], req.params["volume"])
+    return Response(status_code=202)

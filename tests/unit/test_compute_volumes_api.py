@@ -1,0 +1,248 @@
+"""os-volume_attachments on the compute API in-process, with a fake volume API: the
+attach/detach flow through the agent's reports, the assignment's block devices, the
+server view, errors, and what a server delete releases."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compute_api import ALICE, BOB, ComputeApi, in_process
+from stratus.common.clients import ServiceError
+
+pytestmark = pytest.mark.unit
+VOL = "22222222-2222-4222-8222-222222222222"
+VOL2 = "33333333-3333-4333-8333-333333333333"
+P = "/v2.1/servers/{}/os-volume_attachments"
+
+
+class FakeVolumes:
+    """The volume API's attachments in memory (Cinder's statuses, simplified)."""
+
+    def __init__(self) -> None:
+        self.volumes: dict[str, dict[str, Any]] = {}
+        self.attachments: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.fail_export: ServiceError | None = None
+        self.down = False
+        self._ids = itertools.count(1)
+
+    def volume(self, vid: str, project: str = "p-alice") -> None:
+        self.volumes[vid] = {"id": vid, "status": "available", "project": project}
+
+    def _check(self) -> None:
+        if self.down:
+            raise ServiceError("volume unreachable", temporary=True)
+
+    def get_volume(self, project: str, volume_id: str) -> dict[str, Any]:
+        self._check()
+        vol = self.volumes.get(volume_id)
+        if vol is None or vol["project"] != project:
+            raise ServiceError("not found", status=404)
+        return dict(vol)
+
+    def create_attachment(self, project: str, volume_id: str, server_id: str
+                          ) -> dict[str, Any]:
+        self._check()
+        vol = self.get_volume(project, volume_id)
+        if vol["status"] != "available":
+            raise ServiceError(f"Volume status must be available, is {vol['status']}",
+                               status=409)
+        aid = f"att-{next(self._ids)}"
+        self.attachments[aid] = {"id": aid, "volume_id": volume_id, "server": server_id,
+                                 "status": "reserved"}
+        self.volumes[volume_id]["status"] = "reserved"
+        self.calls.append(("create", aid))
+        return {"id": aid}
+
+    def update_attachment(self, project: str, attachment_id: str,
+                          connector: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("update", attachment_id))
+        if self.fail_export is not None:
+            raise self.fail_export
+        att = self.attachments[attachment_id]
+        att["connector"], att["status"] = connector, "attaching"
+        return {"id": attachment_id, "connection_info": {
+            "driver_volume_type": "iscsi", "data": {
+                "target_iqn": f"iqn.2010-10.org.stratus:{att['volume_id']}",
+                "target_portal": "127.0.0.1:3260", "target_lun": 1,
+                "auth_method": "CHAP", "auth_username": "u", "auth_password": "p",
+                "volume_id": att["volume_id"]}}}
+
+    def complete_attachment(self, project: str, attachment_id: str) -> None:
+        self.calls.append(("complete", attachment_id))
+        att = self.attachments[attachment_id]
+        att["status"] = "attached"
+        self.volumes[att["volume_id"]]["status"] = "in-use"
+
+    def delete_attachment(self, project: str, attachment_id: str) -> None:
+        self._check()
+        self.calls.append(("delete", attachment_id))
+        att = self.attachments.pop(attachment_id, None)
+        if att is not None and att["volume_id"] in self.volumes:
+            self.volumes[att["volume_id"]]["status"] = "available"
+
+    def delete_volume(self, project: str, volume_id: str) -> None:
+        self.calls.append(("delete_volume", volume_id))
+        self.volumes.pop(volume_id, None)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ComputeApi]:
+    with in_process(tmp_path) as client:
+        client.flavor(id="1")
+        client.host("cmp1", host_ip="192.0.2.10")
+        vols = FakeVolumes()
+        vols.volume(VOL)
+        vols.volume(VOL2)
+        client.fake.volumes = vols  # type: ignore[attr-defined]
+        yield client
+
+
+def vols(api: ComputeApi) -> FakeVolumes:
+    found: FakeVolumes = api.fake.volumes  # type: ignore[attr-defined]
+    return found
+
+
+def active(api: ComputeApi) -> str:
+    sid: str = api.boot()["server"]["id"]
+    api.report("cmp1", sid, vm_state="active", power_state=1)
+    return sid
+
+
+def assigned(api: ComputeApi, sid: str) -> dict[str, Any]:
+    servers = api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers")["servers"]
+    found: dict[str, Any] = next(s for s in servers if s["id"] == sid)
+    return found
+
+
+def msg(resp: Any) -> str:
+    return str(next(iter(resp.json().values()))["message"])
+
+
+def test_attach_plug_complete_detach_unplug(api: ComputeApi) -> None:
+    sid = active(api)
+    att = api.ok("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    assert att["volumeAttachment"] == {"device": "/dev/vdb", "serverId": sid,
+                                       "volumeId": VOL, "id": VOL}
+    # the agent is told to plug it, with the connection_info and the host's initiator
+    bdms = assigned(api, sid)["block_devices"]
+    assert [(b["volume_id"], b["device"], b["initiator"]) for b in bdms] == [
+        (VOL, "vdb", "iqn.2010-10.org.stratus:cmp1")]
+    assert bdms[0]["connection_info"]["data"]["target_portal"] == "127.0.0.1:3260"
+    att_id = bdms[0]["attachment_id"]
+    assert vols(api).attachments[att_id]["connector"]["ip"] == "192.0.2.10"
+    # shown at once (Nova shows the mapping while it attaches)
+    shown = api.server(sid)["os-extended-volumes:volumes_attached"]
+    assert shown == [{"id": VOL, "delete_on_termination": False}]
+    # a report without it does not complete it; one with it does
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[])
+    assert vols(api).attachments[att_id]["status"] == "attaching"
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
+    assert vols(api).attachments[att_id]["status"] == "attached"
+    assert vols(api).volumes[VOL]["status"] == "in-use"
+    listed = api.ok("GET", P.format(sid), ALICE)["volumeAttachments"]
+    assert [a["volumeId"] for a in listed] == [VOL]
+    assert api.ok("GET", P.format(sid) + f"/{VOL}", ALICE)["volumeAttachment"]["device"] \
+        == "/dev/vdb"
+    # detach: the agent is told to unplug; its report without it deletes the attachment
+    api.ok("DELETE", P.format(sid) + f"/{VOL}", ALICE, status=202)
+    assert "block_devices" not in assigned(api, sid)  # absent: none
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
+    assert att_id in vols(api).attachments  # still plugged: nothing deleted yet
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[])
+    assert att_id not in vols(api).attachments
+    assert vols(api).volumes[VOL]["status"] == "available"
+    assert api.ok("GET", P.format(sid), ALICE)["volumeAttachments"] == []
+    assert api.call("GET", P.format(sid) + f"/{VOL}", ALICE).status_code == 404
+
+
+def test_devices_and_microversion_shapes(api: ComputeApi) -> None:
+    sid = active(api)
+    api.ok("POST", P.format(sid), ALICE,
+           json={"volumeAttachment": {"volumeId": VOL, "device": "/dev/vdd"}})
+    second = api.ok("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL2}})
+    assert second["volumeAttachment"]["device"] == "/dev/vdb"
+    # tag needs 2.49; delete_on_termination 2.79 (this API stops at 2.47)
+    for extra in ({"tag": "x"}, {"delete_on_termination": True}):
+        resp = api.call("POST", P.format(sid), ALICE,
+                        json={"volumeAttachment": {"volumeId": VOL, **extra}})
+        assert resp.status_code == 400, resp.text
+
+
+@pytest.mark.parametrize(("body", "status", "text"), [
+    ({"volumeAttachment": {}}, 400, "volumeId"),
+    ({"volumeAttachment": {"volumeId": "44444444-4444-4444-8444-444444444444"}}, 404,
+     "could not be found"),
+    ({"volumeAttachment": {"volumeId": VOL, "device": "/dev/sdb"}}, 400, "device path"),
+    ({"volumeAttachment": {"volumeId": VOL, "device": "/dev/vda"}}, 400, "in use"),
+    ({"other": {}}, 400, "volumeAttachment"),
+])
+def test_attach_bad_input(api: ComputeApi, body: dict[str, Any], status: int,
+                          text: str) -> None:
+    sid = active(api)
+    resp = api.call("POST", P.format(sid), ALICE, json=body)
+    assert resp.status_code == status, resp.text
+    assert text in msg(resp)
+    assert api.ok("GET", P.format(sid), ALICE)["volumeAttachments"] == []
+    assert vols(api).attachments == {}
+
+
+def test_in_use_elsewhere_twice_other_project_and_states(api: ComputeApi) -> None:
+    sid, other = active(api), active(api)
+    api.ok("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    again = api.call("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    assert again.status_code == 400 and "already attached" in msg(again)
+    elsewhere = api.call("POST", P.format(other), ALICE,
+                         json={"volumeAttachment": {"volumeId": VOL}})
+    assert elsewhere.status_code == 409 and "Invalid volume" in msg(elsewhere)
+    assert api.ok("GET", P.format(other), ALICE)["volumeAttachments"] == []
+    # another project's server is not found; its own volume is not found for it
+    assert api.call("GET", P.format(sid), BOB).status_code == 404
+    # a building server: 409
+    building = api.boot()["server"]["id"]
+    resp = api.call("POST", P.format(building), ALICE,
+                    json={"volumeAttachment": {"volumeId": VOL2}})
+    assert resp.status_code == 409 and "vm_state" in msg(resp)
+    assert api.call("DELETE", P.format(other) + f"/{VOL2}", ALICE).status_code == 404
+
+
+def test_export_failure_and_no_volume_service_leave_nothing(api: ComputeApi) -> None:
+    sid = active(api)
+    vols(api).fail_export = ServiceError("export timed out", status=409)
+    resp = api.call("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    assert resp.status_code == 409 and "could not be exported" in msg(resp)
+    assert vols(api).attachments == {} and vols(api).volumes[VOL]["status"] == "available"
+    vols(api).fail_export = ServiceError("storage agent down", status=503, temporary=True)
+    resp = api.call("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    assert resp.status_code == 503
+    vols(api).fail_export = None
+    vols(api).down = True
+    resp = api.call("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    assert resp.status_code == 503 and "cannot be reached" in msg(resp)
+    api.fake.volumes = None  # type: ignore[attr-defined]
+    resp = api.call("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    assert resp.status_code == 503 and "not configured" in msg(resp)
+    assert api.ok("GET", P.format(sid), ALICE)["volumeAttachments"] == []
+
+
+def test_server_delete_releases_attachments_and_delete_on_termination(api: ComputeApi
+                                                                      ) -> None:
+    sid = active(api)
+    api.ok("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    api.ok("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL2}})
+    # as boot from volume will: the second one goes with the server
+    with api.core.db.session() as s:
+        from stratus.compute import models as m
+        row = s.query(m.BlockDeviceMapping).filter_by(volume_id=VOL2).one()
+        row.delete_on_termination = True
+        s.commit()
+    api.ok("DELETE", f"/v2.1/servers/{sid}", ALICE, status=204)
+    api.report("cmp1", sid, deleted=True)
+    assert vols(api).attachments == {}
+    assert VOL in vols(api).volumes and VOL2 not in vols(api).volumes
+    assert ("delete_volume", VOL2) in vols(api).calls
