@@ -344,6 +344,29 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "workers": ("4", "Servers converged in parallel (spawns, power actions)."),
         "command_timeout": ("600", "Seconds a host command (virsh, qemu-img) may take."),
     },
+    "storage_agent": {
+        "host": ("", "This storage host's name as the volume API knows it; empty: hostname."),
+        "volume_url": ("http://127.0.0.1:8776", "Volume API (its /v3/storage endpoints)."),
+        "image_url": ("http://127.0.0.1:9292", "Image API: create from image, upload to image."),
+        "username": ("", "Service user of the storage agent (admin role)."),
+        "password": ("", "Password of that user."),
+        "project_name": ("service", "Project the agent's token is scoped to."),
+        "pool_path": ("/var/lib/stratus/volumes",
+                      "Directory of the volume files <deploy_prefix>-volume-<id>.<format>."),
+        "volume_format": ("raw", "raw | qcow2: the formats this host registers (tgt exports "
+                          "raw files; a qcow2 volume's export is reported as an error)."),
+        "iqn_base": ("iqn.2010-10.org.stratus", "Target names are <iqn_base>:<deploy_prefix>-"
+                     "<host>:<attachment id>; only targets under that prefix are touched."),
+        "portal_ip": ("", "Address tgtd listens on (empty: the route to volume_url)."),
+        "portal_port": ("3260", "Port tgtd listens on (the portal registered)."),
+        "tgt_control_port": ("0", "tgtd's control port (tgtadm -C); 0: tgtd's default."),
+        "report_interval": ("10", "Seconds between registrations (heartbeats)."),
+        "resync_interval": ("30", "Most seconds between two full passes and reports."),
+        "retry_interval": ("5", "Seconds before retrying after an API error."),
+        "poll_wait": ("30", "Seconds a long-poll of the host state may wait."),
+        "workers": ("2", "Volume files made in parallel (creates, snapshots, uploads)."),
+        "command_timeout": ("3600", "Seconds a qemu-img command may take."),
+    },
 }
 
 
