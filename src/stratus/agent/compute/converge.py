@@ -34,6 +34,7 @@ from stratus.agent.compute.virt.base import (
     VirtError,
 )
 from stratus.agent.compute.virt.imagecache import ImageCache
+from stratus.agent.compute.volumes import converge_volumes
 from stratus.agent.runner import CommandError
 from stratus.common.clients import ServiceError
 from stratus.contracts.compute import Assignment, Fault, ServerReport
@@ -109,6 +110,8 @@ class ServerWork:
         self._converge_reboot(a, st, info, report)
         info = self.driver.info(sid)
         self._converge_snapshots(a, st, report)
+        if info is not None and (a.block_devices or self.driver.volume_secrets()):
+            report.volumes = converge_volumes(self.driver, a)  # agent/compute/volumes.py
         if info is None:
             if self.driver.has_disk(sid):
                 # Nova's sync_power_states: a vanished domain is a stopped server

@@ -34,6 +34,7 @@ from stratus.agent.compute.converge import Render, ServerWork
 from stratus.agent.compute.state import AgentSettings, PassResult, StateStore
 from stratus.agent.compute.virt.base import RUNNING, ComputeDriver, VirtError
 from stratus.agent.compute.virt.imagecache import ImageCache
+from stratus.agent.compute.volumes import sweep_secrets
 from stratus.agent.runner import CommandError
 from stratus.common.clients import ServiceError
 from stratus.contracts.compute import Assignment, HostResources, ServerReport
@@ -108,6 +109,10 @@ class ComputeAgent(ServerWork):
                 futures[sid] = fut
         if wait:
             concurrent.futures.wait(list(futures.values()))
+            try:  # volume secrets nothing uses any more (agent/compute/volumes.py)
+                sweep_secrets(self.driver, assigned.values())
+            except (VirtError, CommandError) as exc:
+                result.errors["volume secrets"] = str(exc)
         try:
             in_use = {a.image_id for a in assigned.values() if a.image_id}
             self.cache.touch(in_use)

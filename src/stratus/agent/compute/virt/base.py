@@ -55,6 +55,23 @@ class InstanceSpec:
 
 
 @dataclass(frozen=True)
+class VolumeSpec:
+    """A network (iSCSI) disk to plug into a domain (``agent/compute/volumes.py`` makes
+    it from the assignment's block device; ``virt/volumes.py`` plugs it)."""
+
+    attachment_id: str
+    volume_id: str
+    device: str  # vdb ...
+    target_iqn: str
+    lun: int
+    host: str  # the portal's address
+    port: int
+    username: str | None = None  # CHAP, with ``password``
+    password: str | None = None
+    initiator: str | None = None
+
+
+@dataclass(frozen=True)
 class InstanceInfo:
     server_id: str
     domain: str
@@ -139,3 +156,25 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def snapshot(self, server_id: str, dest: str) -> None:
         """Write a flattened qcow2 copy of the server's disk to ``dest``."""
+
+    # --- volumes (network disks; drivers without them refuse) ---------------------------
+    def plugged_volumes(self, server_id: str) -> set[str]:
+        """Attachment ids of the volumes plugged into the server's domain."""
+        raise VirtError("this compute driver cannot attach volumes", temporary=False)
+
+    def attach_volume(self, server_id: str, volume: VolumeSpec) -> None:
+        """Plug the volume (its CHAP secret first): live when the domain runs, and into
+        its definition."""
+        raise VirtError("this compute driver cannot attach volumes", temporary=False)
+
+    def detach_volume(self, server_id: str, attachment_id: str) -> None:
+        """Unplug the volume and wait until it has left the domain; then its secret."""
+        raise VirtError("this compute driver cannot detach volumes", temporary=False)
+
+    def volume_secrets(self) -> set[str]:
+        """Attachment ids of this agent's volume secrets on the host."""
+        return set()
+
+    def remove_volume_secret(self, attachment_id: str) -> None:
+        """Remove this agent's secret of that attachment (none: nothing to do)."""
+        return None

@@ -15,6 +15,7 @@ from stratus.agent.compute.virt.base import (
     InstanceInfo,
     InstanceSpec,
     VirtError,
+    VolumeSpec,
 )
 
 
@@ -37,6 +38,9 @@ class FakeDriver(ComputeDriver):
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail: dict[str, Exception] = field(default_factory=dict)  # method name -> error
     snapshots: dict[str, str] = field(default_factory=dict)  # dest -> server id
+    # server id -> attachment id -> the plugged volume; attachment ids with a secret
+    volumes: dict[str, dict[str, VolumeSpec]] = field(default_factory=dict)
+    secrets: set[str] = field(default_factory=set)
 
     def _call(self, method: str, server_id: str) -> None:
         self.calls.append((method, server_id))
@@ -89,6 +93,7 @@ class FakeDriver(ComputeDriver):
     def destroy(self, server_id: str, devices: list[str]) -> None:
         self._call("destroy", server_id)
         dom = self.domains.pop(server_id, None)
+        self.volumes.pop(server_id, None)  # the secrets stay: the sweep removes them
         devs = set(devices) | ({p.device for p in dom.spec.ports} if dom else set())
         for dev in devs:
             self.taps.pop(dev, None)
@@ -152,3 +157,30 @@ class FakeDriver(ComputeDriver):
         with open(dest, "wb") as fh:
             fh.write(b"QFI\xfb fake snapshot of " + server_id.encode())
         self.snapshots[dest] = server_id
+
+    # --- volumes ------------------------------------------------------------------------
+    def plugged_volumes(self, server_id: str) -> set[str]:
+        if server_id not in self.domains:
+            return set()
+        return set(self.volumes.get(server_id, {}))
+
+    def attach_volume(self, server_id: str, volume: VolumeSpec) -> None:
+        self._call("attach_volume", server_id)
+        self._dom(server_id)
+        if volume.username:
+            self.secrets.add(volume.attachment_id)
+        self._call("attach_volume_device", server_id)  # a crash between the two steps
+        self.volumes.setdefault(server_id, {})[volume.attachment_id] = volume
+
+    def detach_volume(self, server_id: str, attachment_id: str) -> None:
+        self._call("detach_volume", server_id)
+        self.volumes.get(server_id, {}).pop(attachment_id, None)
+        self._call("detach_volume_secret", server_id)
+        self.secrets.discard(attachment_id)
+
+    def volume_secrets(self) -> set[str]:
+        return set(self.secrets)
+
+    def remove_volume_secret(self, attachment_id: str) -> None:
+        self._call("remove_volume_secret", attachment_id)
+        self.secrets.discard(attachment_id)

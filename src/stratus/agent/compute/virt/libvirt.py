@@ -41,6 +41,7 @@ from stratus.agent.compute.virt.domain_xml import (
     server_id_of,
     to_string,
 )
+from stratus.agent.compute.virt.volumes import LibvirtVolumes
 from stratus.agent.ip_lib import IpLib
 from stratus.agent.runner import CommandError, Runner
 
@@ -104,7 +105,9 @@ def parse_dominfo(text: str) -> tuple[int, bool]:
     return state, managed
 
 
-class LibvirtDriver(ComputeDriver):
+class LibvirtDriver(LibvirtVolumes, ComputeDriver):
+    """Volumes (iSCSI network disks, CHAP secrets): virt/volumes.py."""
+
     def __init__(self, runner: Runner, ip: IpLib, instances_path: str, *,
                  uri: str = "qemu:///system", domain_prefix: str = "instance-",
                  virt_type: str = "qemu", qemu_img: str = "qemu-img",
