@@ -165,6 +165,10 @@ class FakeDownstream:
     def delete_port(self, token: str | None, port_id: str) -> None:
         self.ports.pop(port_id, None)
 
+    def list_ports(self, token: str | None, **filters: Any) -> list[dict[str, Any]]:
+        return [dict(p) for p in list(self.ports.values())
+                if all(p.get(k) == v for k, v in filters.items())]
+
     def security_group(self, name: str, project: str = "p-alice",
                        rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         gid = str(uuid.uuid4())

@@ -164,6 +164,11 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "100",
             "Default security group rules per project (-1: unlimited).",
         ),
+        "recovery_interval": (
+            "60",
+            "Seconds between two checks for ports, IPs and router interfaces without their "
+            "owner (docs/crash-recovery.md); the check also runs at start.",
+        ),
     },
     "compute": {
         "bind_host": ("0.0.0.0", "Address the compute API listens on."),
@@ -207,6 +212,17 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "quota_server_groups": ("10", "Default server groups per project (-1: unlimited)."),
         "quota_server_group_members": ("10", "Default servers per server group (-1: unlimited)."),
         "quota_metadata_items": ("128", "Metadata items per server (-1: unlimited)."),
+        "recovery_interval": (
+            "10",
+            "Seconds between two passes over the API's unfinished work (builds and deletes "
+            "no live request owns, ports left for servers; docs/crash-recovery.md); it also "
+            "runs at start.",
+        ),
+        "recovery_stale_after": (
+            "600",
+            "Seconds after which a step owned by a compute API process on another host "
+            "(whose liveness cannot be checked) counts as abandoned.",
+        ),
     },
     "agent": {
         "host": ("", "This host's name as the APIs know it (binding:host_id); empty: hostname."),
@@ -366,6 +382,13 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "poll_wait": ("30", "Seconds a long-poll of the host state may wait."),
         "workers": ("2", "Volume files made in parallel (creates, snapshots, uploads)."),
         "command_timeout": ("3600", "Seconds a qemu-img command may take."),
+    },
+    "debug": {
+        "crash_at": (
+            "",
+            "Test only: the name of a crash point (docs/crash-recovery.md) where the API "
+            "kills itself with SIGKILL, to test recovery; empty (the default): never.",
+        ),
     },
 }
 

@@ -12,9 +12,10 @@ from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.auth import AuthContext, RemoteTokenValidator
 from stratus.common.clients import PasswordAuth
 from stratus.common.config import Config
+from stratus.common.crashpoints import arm
 from stratus.common.db import Database
 from stratus.common.errors import nova_error
-from stratus.compute import views
+from stratus.compute import recovery, views
 from stratus.compute.api import agents as agents_api
 from stratus.compute.api import (
     availability_zones,
@@ -142,7 +143,12 @@ def create_app_from_config() -> Starlette:
         config.get(SECTION, "identity_url"),
         cache_seconds=float(config.get("identity", "token_cache_seconds")),
     )
-    return build_app(build_core(config), validator.validate, config.get(SECTION, "public_url"))
+    arm(config)  # [debug] crash_at: test only, inert when empty
+    core = build_core(config)
+    # Unfinished builds and deletes no live request owns, at start and periodically.
+    recovery.start(core, config.get_int(SECTION, "recovery_interval", 0),
+                   config.get_int(SECTION, "recovery_stale_after", 1))
+    return build_app(core, validator.validate, config.get(SECTION, "public_url"))
 
 
 def main(argv: list[str] | None = None) -> int:

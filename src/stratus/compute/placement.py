@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 
 from stratus.common.auth import AuthContext
 from stratus.common.clients import ServiceError
+from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, Conflict
 from stratus.common.timeutil import isotime, utcnow
 from stratus.compute import models as m
 from stratus.compute import scheduler
+from stratus.compute.recovery import COMPUTE_OWNER, released
 
 if TYPE_CHECKING:
     from stratus.compute.core import ComputeCore
@@ -96,6 +98,7 @@ class Placement:
                 reason = "Every candidate host was claimed by concurrent requests."
             now = utcnow()
             srv.host, srv.vm_state, srv.task_state, srv.updated_at = None, "error", None, now
+            srv.scheduling = released(srv.scheduling)
             srv.fault = {"code": 500, "created": isotime(now),
                          "message": f"No valid host was found. {reason}".strip(),
                          "details": ""}
@@ -107,31 +110,41 @@ class Placement:
         host = self.schedule(sid)
         if host is None:
             return
+        crash_point("compute.create.after_schedule")
+        self.attach_ports(ctx.token, sid, host)
+
+    def attach_ports(self, token: str | None, sid: str, host: str) -> bool:
+        """Make (or take) the server's ports, bound to ``host``, record them and hand the
+        server to its agent (``spawning``); False when the build failed instead. With a
+        ``token`` (the create request) a port the network API refuses is the request's
+        fault (400/409, raised); without one (recovery: the service user) it fails the
+        server."""
         with self.core.db.session() as s:
             srv = s.get(m.Server, sid)
             assert srv is not None
             specs = list((srv.scheduling or {}).get("specs", []))
             sg_ids = list((srv.scheduling or {}).get("security_group_ids", []))
             az = srv.availability_zone or self.core.settings.default_availability_zone
+            project = srv.project_id
         made: list[dict[str, Any]] = []
         try:
             for spec in specs:
-                made.append(self.make_port(ctx, sid, host, az, spec, sg_ids))
+                made.append(self.make_port(token, project, sid, host, az, spec, sg_ids))
         except ServiceError as exc:
             self.drop_ports(made)
-            if not exc.temporary and exc.status in (400, 404, 409):
+            if token is not None and not exc.temporary and exc.status in (400, 404, 409):
                 raise (Conflict if exc.status == 409 else BadRequest)(
                     f"The network API refused a port for the server: {exc}") from None
             self.fail(sid, f"Build of instance {sid} aborted: the ports could not be made: "
                            f"{exc}", release_claim=True)
-            return
+            return False
         except (KeyError, TypeError, ValueError) as exc:
             # The network API answered something unexpected: nothing is left half-made.
             LOG.exception("server %s: unexpected answer of the network API", sid)
             self.drop_ports(made)
             self.fail(sid, f"Build of instance {sid} aborted: unexpected answer of the network "
                            f"API ({type(exc).__name__}: {exc})", release_claim=True)
-            return
+            return False
 
         def finish(s: Session) -> None:
             srv = s.get(m.Server, sid)
@@ -142,25 +155,91 @@ class Placement:
                     s.add(m.ServerAddress(network_id=port["network_id"],
                                           ip_address=ip["ip_address"], server_id=sid))
             srv.task_state, srv.updated_at = "spawning", utcnow()
+            srv.scheduling = released(srv.scheduling)
             self.core.bump(s, host)
 
         self.core.transaction(finish)
+        crash_point("compute.create.after_record")
+        return True
 
-    def make_port(self, ctx: AuthContext, sid: str, host: str, az: str, spec: dict[str, str],
-                  sg_ids: list[str]) -> dict[str, Any]:
+    def resume(self, sid: str) -> bool:
+        """Finish the build of a server whose create (or reschedule) stopped in
+        ``scheduling`` or ``networking`` (crash recovery, compute/recovery.py): schedule it
+        if it has no host, drop the ports the network API holds for it that it does not
+        record, then make its ports or bind the recorded ones to its host. True when it went
+        to its agent; False when it failed (ERROR with a fault)."""
+        with self.core.db.session() as s:
+            srv = s.get(m.Server, sid)
+            if srv is None or srv.deleted:
+                return False
+            task, host = srv.task_state, srv.host
+        if task == "scheduling" or host is None:
+            host = self.schedule(sid)
+            if host is None:
+                return False
+        recorded = self.ports_of(sid)
+        if not recorded:
+            self.drop_ports(self.unrecorded_ports(sid, strict=True))
+            return self.attach_ports(None, sid, host)
+        for port in recorded:
+            try:
+                self.ds.update_port(None, port["port_id"], {"binding:host_id": host})
+            except ServiceError as exc:
+                self.fail(sid, f"Build of instance {sid} aborted: the port {port['port_id']} "
+                               f"could not be bound to {host}: {exc}", release_claim=True)
+                return False
+
+        def spawning(s: Session) -> None:
+            srv = s.get(m.Server, sid)
+            assert srv is not None
+            srv.task_state, srv.updated_at = "spawning", utcnow()
+            srv.scheduling = released(srv.scheduling)
+            self.core.bump(s, host)
+
+        self.core.transaction(spawning)
+        return True
+
+    def unrecorded_ports(self, sid: str, strict: bool = False) -> list[dict[str, Any]]:
+        """The ``compute:*`` ports the network API holds for the server (by device_id) that
+        its rows do not record (a step stopped between making a port and recording it).
+        A network API that cannot answer gives none, or raises with ``strict``."""
+        try:
+            found = self.ds.list_ports(None, device_id=sid)
+        except ServiceError as exc:
+            if strict:
+                raise
+            LOG.warning("server %s: the network API could not list its ports: %s", sid, exc)
+            return []
+        with self.core.db.session() as s:
+            srv = s.get(m.Server, sid)
+            given = {x.get("port_id") for x in ((srv.scheduling or {}).get("specs", [])
+                                                if srv is not None else [])}
+            recorded = set(s.scalars(sa.select(m.ServerPort.port_id).where(
+                m.ServerPort.server_id == sid)))
+        return [{"port_id": p["id"], "created_by_us": p["id"] not in given} for p in found
+                if p.get("device_id") == sid and p["id"] not in recorded
+                and str(p.get("device_owner") or "").startswith(COMPUTE_OWNER)]
+
+    def make_port(self, token: str | None, project: str, sid: str, host: str, az: str,
+                  spec: dict[str, str], sg_ids: list[str]) -> dict[str, Any]:
+        """Make the port of ``spec`` (or take the user's) for the server and bind it to
+        ``host``; without a ``token`` the service user makes it in ``project``."""
         ds = self.ds
         created = "port_id" not in spec
         if created:
             body: dict[str, Any] = {"network_id": spec["network_id"], "device_id": sid,
                                     "device_owner": f"compute:{az}"}
+            if token is None:
+                body["project_id"] = project
             if spec.get("fixed_ip"):
                 body["fixed_ips"] = [{"ip_address": spec["fixed_ip"]}]
             if sg_ids:
                 body["security_groups"] = sg_ids
-            port = ds.create_port(ctx.token, body)
+            port = ds.create_port(token, body)
         else:
-            port = ds.update_port(ctx.token, spec["port_id"],
+            port = ds.update_port(token, spec["port_id"],
                                   {"device_id": sid, "device_owner": f"compute:{az}"})
+        crash_point("compute.create.after_port")
         record: dict[str, Any] = {"port_id": port["id"], "created_by_us": created}
         try:
             record.update({"network_id": port["network_id"],
@@ -168,6 +247,7 @@ class Placement:
                            "fixed_ips": port.get("fixed_ips", []), "network_name": "",
                            "mtu": 1500, "subnets": []})
             ds.update_port(None, port["id"], {"binding:host_id": host})
+            crash_point("compute.create.after_bind")
             net = ds.get_network(None, port["network_id"])
             record["network_name"], record["mtu"] = net.get("name", ""), net.get("mtu") or 1500
             subnets = []
@@ -204,6 +284,7 @@ class Placement:
                 self.core.unclaim(s, srv.host, f["vcpus"], f["ram"], f["disk"])
                 srv.host = None
             srv.vm_state, srv.task_state, srv.updated_at = "error", None, now
+            srv.scheduling = released(srv.scheduling)
             srv.fault = {"code": 500, "created": isotime(now), "message": message,
                          "details": ""}
 

@@ -21,11 +21,13 @@ from sqlalchemy.orm import Session
 
 from stratus.common.auth import AuthContext
 from stratus.common.clients import ServiceError
+from stratus.common.crashpoints import crash_point
 from stratus.common.errors import ApiError, BadRequest, Conflict
 from stratus.common.timeutil import isotime, new_id, utcnow
 from stratus.compute import models as m
 from stratus.compute.placement import Placement
 from stratus.compute.quotas import OverLimit
+from stratus.compute.recovery import owned, released
 from stratus.compute.server_actions import ServerActions
 from stratus.compute.server_checks import CreateRequest
 from stratus.compute.server_security_groups import ServerSecurityGroups
@@ -117,9 +119,10 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
                     flavor_id=flavor.id, flavor=flavor_doc, vm_state="building",
                     task_state="scheduling", power_state=0, desired_power="running",
                     requested_az=req.availability_zone, tried_hosts=[], attempt=0,
-                    scheduling={"specs": specs, "security_group_ids": sg_ids,
-                                "force_host": req.force_host, "same_host": req.same_host,
-                                "different_host": req.different_host},
+                    scheduling=owned({"specs": specs, "security_group_ids": sg_ids,
+                                      "force_host": req.force_host,
+                                      "same_host": req.same_host,
+                                      "different_host": req.different_host}),
                     key_name=key.name if key else None, key_data=key.public_key if key else None,
                     key_type=key.type if key else None, user_data=req.user_data,
                     meta=dict(req.metadata), security_groups=groups,
@@ -135,6 +138,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
             return ids
 
         ids = core.transaction(record)
+        crash_point("compute.create.after_row")
         done: list[str] = []
         try:
             for sid in ids:
@@ -155,7 +159,10 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
 
     def finalize_delete(self, sid: str, remove_row: bool = False) -> None:
         ServerVolumes(self.core).release_all(sid)  # compute/volumes.py
-        self.drop_ports(self.ports_of(sid))
+        # Its ports as recorded, and those the network API holds for it that are not (a
+        # step stopped between making a port and recording it).
+        self.drop_ports(self.ports_of(sid) + self.unrecorded_ports(sid))
+        crash_point("compute.delete.after_ports")
         core = self.core
 
         def work(s: Session) -> None:
@@ -186,13 +193,14 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
 
         def work(s: Session) -> bool:
             srv = core.server(s, ctx, sid)
-            if srv.host is None:
-                return True
             host = s.scalars(sa.select(m.ComputeHost).where(
-                m.ComputeHost.host == srv.host)).first()
-            if host is None or not core.alive(host):
-                return True
+                m.ComputeHost.host == srv.host)).first() if srv.host else None
             srv.task_state, srv.updated_at = "deleting", utcnow()
+            if host is None or not core.alive(host):
+                # This process finishes the delete: recorded first, so that a crash
+                # midway is finished by the recovery (compute/recovery.py).
+                srv.scheduling = owned(srv.scheduling)
+                return True
             core.bump(s, srv.host)
             return False
 
@@ -280,6 +288,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
                     "details": ""}
                 return False
             srv.task_state = "scheduling"
+            srv.scheduling = owned(srv.scheduling)  # this process reschedules it
             return True
 
         if not core.transaction(release):
@@ -299,6 +308,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
             srv = s.get(m.Server, sid)
             assert srv is not None
             srv.task_state, srv.updated_at = "spawning", utcnow()
+            srv.scheduling = released(srv.scheduling)
             core.bump(s, new_host)
 
         core.transaction(spawning)

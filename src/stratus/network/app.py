@@ -9,8 +9,10 @@ from starlette.applications import Starlette
 from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.auth import AuthContext, RemoteTokenValidator
 from stratus.common.config import Config
+from stratus.common.crashpoints import arm
 from stratus.common.db import Database
 from stratus.common.errors import neutron_error
+from stratus.network import recovery
 from stratus.network.api import (
     agent_hosts,
     extensions,
@@ -51,7 +53,11 @@ def create_app_from_config() -> Starlette:
         config.get(SECTION, "identity_url"),
         cache_seconds=float(config.get("identity", "token_cache_seconds")),
     )
-    return build_app(build_network(config), validator.validate, config.get(SECTION, "public_url"))
+    arm(config)  # [debug] crash_at: test only, inert when empty
+    core = build_network(config)
+    # Ports, IPs and router interfaces without their owner, at start and periodically.
+    recovery.start(core, config.get_int(SECTION, "recovery_interval", 0))
+    return build_app(core, validator.validate, config.get(SECTION, "public_url"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.common.auth import AuthContext
+from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, Conflict, Forbidden
 from stratus.common.timeutil import utcnow
 from stratus.network import models as m
@@ -186,9 +187,14 @@ class PortService:
         """Create the ports of ``objs`` in one transaction."""
 
         def work(s: Session) -> list[dict[str, Any]]:
-            return views.ports(s, [self._build(s, ctx, obj) for obj in objs])
+            made = [self._build(s, ctx, obj) for obj in objs]
+            s.flush()
+            crash_point("network.port_create.after_ips")  # rows written, not committed
+            return views.ports(s, made)
 
-        return self.core.transaction(work)
+        done = self.core.transaction(work)
+        crash_point("network.port_create.after_commit")  # the caller gets no answer
+        return done
 
     def show(self, ctx: AuthContext, port_id: str) -> dict[str, Any]:
         with self.core.db.session() as s:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.common.auth import AuthContext
+from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, Conflict, NotFound
 from stratus.common.timeutil import new_id, utcnow
 from stratus.network import ipam, views
@@ -256,6 +257,8 @@ class RouterService:
                 port = core.make_port(s, project_id=r.project_id, net=net,
                                       fixed=[(sub.id, sub.gateway_ip)],
                                       device_owner=ROUTER_INTERFACE, device_id=r.id)
+                s.flush()
+                crash_point("network.router_interface.after_port")  # not committed
                 return interface_info(r, port, [sub.id])
             port = core.port(s, ctx, port_id)
             if port.project_id != r.project_id and not ctx.is_admin:
@@ -286,9 +289,12 @@ class RouterService:
             port.updated_at = utcnow()
             port.revision_number += 1
             s.flush()
+            crash_point("network.router_interface.after_port")  # not committed
             return interface_info(r, port, [sid for sid, _ in ips])
 
-        return core.transaction(work)
+        done = core.transaction(work)
+        crash_point("network.router_interface.after_commit")  # the caller gets no answer
+        return done
 
     def remove_interface(self, ctx: AuthContext, router_id: str, subnet_id: str | None,
                          port_id: str | None) -> dict[str, Any]:
