@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from helpers import SystemLibvirt
+from stratus.contracts.network import tap_name
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ def our_domains() -> list[str]:
 
 def our_taps() -> list[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return re.findall(r"^\d+: (tapscag[^:@ ]*)", out, re.M)
+    return re.findall(r"^\d+: (scag-tp[^:@ ]*)", out, re.M)
 
 
 def cleanup_host() -> None:
@@ -298,6 +299,8 @@ class Lab:
         self.ctl = Controller(image, "scag-host", self.dir)
         self.config = self.dir / "stratus.conf"
         self.config.write_text(
+            "[DEFAULT]\n"
+            "deploy_prefix = scag\n"  # taps are scag-tp<port id> (contracts.network.tap_name)
             "[compute_agent]\n"
             "host = scag-host\n"
             f"compute_url = http://127.0.0.1:{self.ctl.port}/v2.1\n"
@@ -386,7 +389,7 @@ def test_boot_power_reboot_snapshot_delete(lab: Lab) -> None:
     assert domstate(sid) == "running"
     xml = virsh("dumpxml", PREFIX + sid, check=True).stdout
     assert "type='qemu'" in xml.split("\n", 1)[0] and "OpenStack Nova" in xml
-    assert our_taps() == ["tap" + port[:11]]
+    assert our_taps() == [tap_name("scag", port)]
     assert (lab.instances / sid / "disk.config").is_file()
     backing = json.loads(subprocess.run(
         ["qemu-img", "info", "-U", "--output=json", str(lab.instances / sid / "disk")],
@@ -495,7 +498,7 @@ def test_orphan_domain_is_removed_and_spawn_failure_reschedules(lab: Lab) -> Non
     odir.mkdir(parents=True)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(odir / "disk"), "64M"],
                    check=True)
-    otap = "tapscag" + orphan[:7]
+    otap = "scag-tp" + orphan[:7]
     subprocess.run(["ip", "tuntap", "add", "dev", otap, "mode", "tap"], check=True)
     spec = InstanceSpec(orphan, "o", 1, 64, 0, "", "qcow2",
                         ports=[PortSpec("p", "fa:16:3e:5c:a9:02", None, otap)])
@@ -546,7 +549,7 @@ def test_port_never_active_fails_the_spawn_without_leftovers(lab: Lab) -> None:
     assert proc.wait(timeout=120) == 0, lab.log()
     body = ctl.wait_report(sid2, lambda b: "vm_state" in b, timeout=5)
     assert body["vm_state"] == "stopped" and body["power_state"] == 4, body
-    assert domstate(sid2) == "shut off" and our_taps() == ["tap" + port2[:11]]
+    assert domstate(sid2) == "shut off" and our_taps() == [tap_name("scag", port2)]
     ctl.update(sid2, delete=True, task_state="deleting")
     proc = lab.start_agent("--once")
     assert proc.wait(timeout=120) == 0, lab.log()

@@ -20,6 +20,7 @@ from stratus.agent.compute.virt.fake import FakeDriver
 from stratus.common.clients import ServiceError
 from stratus.contracts.compute import Assignment, AssignmentSet, HostResources, ServerReport
 from stratus.contracts.instance import InstanceDocument
+from stratus.contracts.network import tap_name
 
 pytestmark = pytest.mark.unit
 
@@ -165,7 +166,8 @@ def test_spawn_reports_active_and_builds_everything(env: Any) -> None:
     assert dom.spec.image_format == "qcow2"
     assert Path(dom.spec.image_path).read_bytes() == IMAGE_DATA
     assert Path(dom.spec.image_path).name == hashlib.sha1(IMAGE.encode()).hexdigest()
-    tap = "tap" + a["ports"][0]["id"][:11]
+    tap = tap_name(env.settings.deploy_prefix, a["ports"][0]["id"])
+    assert tap.startswith("st-tp")  # the name the network agent of deploy "st" plugs
     assert env.driver.taps == {tap: 1450}
     assert json.loads(env.driver.config_drives[SERVER_A]["openstack/latest/meta_data.json"]
                       )["uuid"] == SERVER_A
@@ -201,7 +203,7 @@ def test_orphan_domain_and_files_are_removed(env: Any) -> None:
     assert env.agent.reconcile_once().ok
     assert set(env.driver.domains) == {SERVER_A}
     assert SERVER_B not in env.driver.dirs and SERVER_B not in env.driver.disks
-    assert env.driver.taps == {"tap" + assignment()["ports"][0]["id"][:11]: 1450}
+    assert env.driver.taps == {tap_name("st", assignment()["ports"][0]["id"]): 1450}
     assert env.agent.store.ids() == {SERVER_A}
 
 

@@ -79,11 +79,19 @@ def make(tmp_path: Path) -> tuple[LibvirtDriver, ScriptedRunner]:
 def test_list_instances_keeps_only_our_domains(tmp_path: Path) -> None:
     driver, runner = make(tmp_path)
     spec = InstanceSpec(SID, "x", 1, 64, 0, "", "qcow2")
-    ours = to_string(build_domain(spec, domain_name=NAME, virt_type="qemu", disk_path="d",
+    ours = to_string(build_domain(spec, domain_name=NAME, virt_type="qemu",
+                                  disk_path=str(tmp_path / SID / "disk"),
                                   config_drive_path=None, console_path="c"))
-    runner.on(["list"], f"{NAME}\nscag-foreign\ninstance-other\n")
+    # Another deploy's domain with the same prefix and Stratus's metadata, its disk elsewhere.
+    other_sid = SID[:-1] + "0"
+    other = to_string(build_domain(InstanceSpec(other_sid, "x", 1, 64, 0, "", "qcow2"),
+                                   domain_name="scag-" + other_sid, virt_type="qemu",
+                                   disk_path=f"/elsewhere/instances/{other_sid}/disk",
+                                   config_drive_path=None, console_path="c"))
+    runner.on(["list"], f"{NAME}\nscag-foreign\ninstance-other\nscag-{other_sid}\n")
     runner.on(["dumpxml", NAME], ours)
     runner.on(["dumpxml", "scag-foreign"], "<domain><name>scag-foreign</name></domain>")
+    runner.on(["dumpxml", "scag-" + other_sid], other)
     runner.on(["dominfo"], dominfo("running"))
     assert {k: v.power_state for k, v in driver.list_instances().items()} == {SID: RUNNING}
     driver.list_instances()

@@ -282,8 +282,15 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "",
             "Run all host commands inside this network namespace (multi-host tests only).",
         ),
-        "netns_prefix": ("", "Prefix of the agent's namespace names (tests use st-...)."),
-        "nft_prefix": ("stratus_", "Prefix of the agent's nftables table names."),
+        "netns_prefix": (
+            "",
+            "Multi-host tests only: more prefix before the namespace names "
+            "(<netns_prefix><deploy_prefix>-qdhcp-<id>), for fake hosts sharing /run/netns.",
+        ),
+        "nft_prefix": (
+            "stratus_",
+            "Start of the agent's nftables table names (<nft_prefix><deploy_prefix>_sg).",
+        ),
         "ovs_rundir": (
             "",
             "OVS_RUNDIR of the Open vSwitch to drive (tests: one per fake host); empty: default.",
@@ -334,7 +341,10 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "kvm | qemu (TCG) | auto (kvm when /dev/kvm works and can boot a guest).",
         ),
         "libvirt_uri": ("qemu:///system", "libvirt connection URI (virsh -c)."),
-        "domain_prefix": ("instance-", "Domain names are <prefix><server id>."),
+        "domain_prefix": (
+            "",
+            "Domain names are <prefix><server id>; empty: <[DEFAULT] deploy_prefix>-instance-.",
+        ),
         "availability_zone": ("nova", "Availability zone this host reports."),
         "resync_interval": ("10", "Seconds between full reconcile passes."),
         "heartbeat_interval": ("10", "Seconds between heartbeats (resources) to the compute API."),
@@ -359,6 +369,40 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "console_interval": ("2", "Least seconds between two console reports of a server."),
         "workers": ("4", "Servers converged in parallel (spawns, power actions)."),
         "command_timeout": ("600", "Seconds a host command (virsh, qemu-img) may take."),
+    },
+    "volume": {
+        "bind_host": ("0.0.0.0", "Address the volume API listens on."),
+        "bind_port": ("8776", "Port the volume API listens on."),
+        "public_url": (
+            "",
+            "Base URL used in links and version documents; empty: taken from each request.",
+        ),
+        "database_url": (
+            "sqlite:////var/lib/stratus/volume.sqlite",
+            "SQLAlchemy URL of the volume database (sqlite:/// or postgresql+psycopg://).",
+        ),
+        "workers": ("1", "Number of uvicorn worker processes."),
+        "image_url": ("http://127.0.0.1:9292", "Image API (Glance v2): create from image, "
+                      "upload to image (called with the caller's token)."),
+        "default_availability_zone": ("nova", "Availability zone of volumes and storage hosts."),
+        "default_volume_type": ("__DEFAULT__", "Volume type of volumes created without one "
+                                "(made at start when missing)."),
+        "backend_name": ("stratus", "volume_backend_name of the storage hosts (a type whose "
+                         "volume_backend_name is a host's name places volumes on that host)."),
+        "volume_format": ("raw", "raw | qcow2: the format of new volume files (when the "
+                          "storage host offers it; else the host's first format)."),
+        "service_down_time": ("60", "Seconds after the last heartbeat when a storage host "
+                              "counts as down (no new volumes are placed on it)."),
+        "export_timeout": ("30", "Seconds an attachment update (or os-initialize_connection) "
+                           "waits for the storage agent to report the export ready (409 after)."),
+        "sweep_interval": ("10", "Seconds between two re-derivations of statuses from the "
+                           "agents' last reports (also done at start)."),
+        "stale_attachment_seconds": ("3600", "An attachment reserved or attaching (never "
+                                     "completed) for longer is removed; 0: never."),
+        "quota_volumes": ("10", "Default volumes per project (-1: unlimited)."),
+        "quota_gigabytes": ("1000", "Default GiB of volumes and snapshots per project "
+                            "(-1: unlimited)."),
+        "quota_snapshots": ("10", "Default snapshots per project (-1: unlimited)."),
     },
     "storage_agent": {
         "host": ("", "This storage host's name as the volume API knows it; empty: hostname."),

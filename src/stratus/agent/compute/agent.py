@@ -20,11 +20,13 @@ import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from stratus.agent.compute import naming
 from stratus.agent.compute.apis import HttpComputeApi, HttpImageApi, HttpNetworkApi
 from stratus.agent.compute.reconcile import ComputeAgent
 from stratus.agent.compute.state import AgentSettings
 from stratus.common.clients import Auth, PasswordAuth
 from stratus.common.config import Config, ConfigError
+from stratus.contracts.network import ModelError, check_deploy_prefix
 
 LOG = logging.getLogger("stratus.agent.compute")
 PROG = "stratus-compute-agent"
@@ -74,9 +76,14 @@ def build_agent(config: Config) -> ComputeAgent:
     s = "compute_agent"
     host = config.get(s, "host") or socket.gethostname()
     compute_url = config.get(s, "compute_url")
+    try:
+        deploy_prefix = check_deploy_prefix(config.get("DEFAULT", "deploy_prefix"))
+    except ModelError as exc:
+        raise ConfigError(f"[DEFAULT] deploy_prefix: {exc}") from exc
     settings = AgentSettings(
         host=host,
         instances_path=config.get(s, "instances_path"),
+        deploy_prefix=deploy_prefix,
         resync_interval=float(config.get_int(s, "resync_interval", minimum=1)),
         heartbeat_interval=float(config.get_int(s, "heartbeat_interval", minimum=1)),
         retry_interval=float(config.get_int(s, "retry_interval", minimum=1)),
@@ -100,7 +107,9 @@ def build_agent(config: Config) -> ComputeAgent:
     virt_type = detect_virt_type(config.get(s, "virt_type"),
                                  probe=kvm_can_boot_probe(runner, uri))
     driver = LibvirtDriver(runner, IpLib(runner), settings.instances_path, uri=uri,
-                           domain_prefix=config.get(s, "domain_prefix"), virt_type=virt_type)
+                           domain_prefix=naming.domain_prefix(config.get(s, "domain_prefix"),
+                                                              deploy_prefix),
+                           virt_type=virt_type)
     auth: Auth | None = None
     if config.get(s, "username"):
         # [compute_agent] identity_url (the role writes it) or else [DEFAULT] identity_url

@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from stratus.agent.compute import naming
 from stratus.agent.compute.apis import ComputeApi, ImageApi, NetworkApi
 from stratus.agent.compute.state import AgentSettings, ServerState, StateStore
 from stratus.agent.compute.virt.base import (
@@ -128,13 +129,14 @@ class ServerWork:
             report.console_tail = tail
         self._report(sid, report)
 
-    @staticmethod
-    def _devices(a: Assignment) -> list[str]:
-        return [p.tap for p in a.ports]
+    def _devices(self, a: Assignment) -> list[str]:
+        return [naming.tap(self.s.deploy_prefix, p.id) for p in a.ports]
 
-    @staticmethod
-    def _ports(a: Assignment) -> list[PortSpec]:
-        return [PortSpec(p.id, p.mac_address, p.mtu, p.tap) for p in a.ports]
+    def _ports(self, a: Assignment) -> list[PortSpec]:
+        # The tap carries the deploy prefix (the name the network agent plugs), whatever
+        # device name the assignment suggests.
+        return [PortSpec(p.id, p.mac_address, p.mtu, naming.tap(self.s.deploy_prefix, p.id))
+                for p in a.ports]
 
     def _spec(self, a: Assignment) -> InstanceSpec:
         sid = a.id

@@ -20,6 +20,8 @@ class AgentSettings:
 
     host: str
     instances_path: str
+    # [DEFAULT] deploy_prefix: taps (and domains, secrets) carry it (agent/compute/naming.py)
+    deploy_prefix: str = "st"
     resync_interval: float = 10.0
     heartbeat_interval: float = 10.0
     retry_interval: float = 5.0

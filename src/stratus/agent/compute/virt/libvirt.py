@@ -5,7 +5,8 @@ drive), ``console.log`` (serial console), ``domain.xml`` (what was defined). Eve
 file is written under a temporary name and renamed, so a crash leaves either the
 complete file or a ``*.part`` that the next attempt removes. The domain is named
 ``<domain_prefix><server id>`` and carries the server id in its metadata element;
-only domains with both are ever touched.
+only domains with both, whose files are under instances_path, are ever touched
+(:func:`stratus.agent.compute.naming.server_of_domain`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from stratus.agent.compute.naming import server_of_domain
 from stratus.agent.compute.virt import configdrive
 from stratus.agent.compute.virt.base import (
     CRASHED,
@@ -181,11 +183,13 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
             sid = self._ours.get(name)
             if sid is None:
                 try:
-                    sid = server_id_of(self.virsh("dumpxml", name))
+                    xml = self.virsh("dumpxml", name)
                 except CommandError:
                     continue  # vanished meanwhile
-                if sid is None or self.domain_name(sid) != name:
-                    continue  # same prefix, not ours
+                sid = server_of_domain(name, server_id_of(xml), xml, prefix=self.prefix,
+                                       instances_path=self.instances_path)
+                if sid is None:
+                    continue  # same prefix, not ours (naming.server_of_domain)
                 self._ours[name] = sid
             try:
                 info = self._dominfo(sid)
