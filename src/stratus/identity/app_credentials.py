@@ -114,5 +114,8 @@ class AppCredentials:
             return cred, self._roles(s, cred)
 
     def delete(self, user_id: str, cred_id: str) -> None:
+        """Delete a credential and revoke the tokens made from it."""
         with self.core.db.session() as s:
-            s.delete(self._one(s, user_id, cred_id))
+            cred = self._one(s, user_id, cred_id)
+            self.core.revoke(s, app_cred_id=cred.id)
+            s.delete(cred)

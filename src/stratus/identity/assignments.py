@@ -97,12 +97,15 @@ class Assignments:
                 raise self._missing(actor, target, role.id, aid, tid)
 
     def revoke(self, actor: str, target: str, target_id: str, actor_id: str, role_id: str) -> None:
+        """Remove a grant and revoke the tokens it gave the role (they stay revoked
+        when the role is granted again)."""
         with self.core.db.session() as s:
             tid, aid = self._resolve(s, actor, target, target_id, actor_id)
             role = get(s, m.Role, role_id, "role")
             row = s.get(m.Assignment, (actor + target, aid, tid, role.id))
             if row is None:
                 raise self._missing(actor, target, role.id, aid, tid)
+            self.core.revoke_grant(s, actor, aid, target, tid)
             s.delete(row)
 
     def listing(

@@ -32,6 +32,7 @@ from stratus.identity.domains import Domains
 from stratus.identity.groups import Groups
 from stratus.identity.passwords import DUMMY_HASH, hash_password, verify_password
 from stratus.identity.projects import Projects
+from stratus.identity.revocation import RevocationCache, TokenFacts
 from stratus.identity.roles import Roles
 from stratus.identity.rows import GLOBAL
 from stratus.identity.tokens import TokenDecodeError, TokenPayload, TokenSealer, new_audit_id
@@ -96,6 +97,7 @@ class Identity:
         self.regions = Regions(self)
         self.services = Services(self)
         self.endpoints = Endpoints(self)
+        self.revocations = RevocationCache()
 
     # ---- lookups -------------------------------------------------------------------------
 
@@ -339,31 +341,37 @@ class Identity:
 
     # ---- validation ----------------------------------------------------------------------
 
-    def _revoked(self, session: Session, payload: TokenPayload) -> bool:
-        issued = from_timestamp(payload.issued_at)
-        clauses: list[sa.ColumnElement[bool]] = [m.RevocationEvent.audit_id.in_(payload.audit_ids)]
-        clauses.append(
-            sa.and_(
-                m.RevocationEvent.user_id == payload.user_id,
-                m.RevocationEvent.issued_before >= issued,
-            )
+    def _revoked(
+        self,
+        session: Session,
+        payload: TokenPayload,
+        user: m.User,
+        project: m.Project | None,
+        roles: list[m.Role],
+        roles_from: str | None,
+    ) -> bool:
+        """Whether a revocation event matches the token (identity/revocation.py)."""
+        domains = {user.domain_id}
+        if project is not None:
+            domains.add(project.domain_id)
+        if payload.domain_id:
+            domains.add(payload.domain_id)
+        facts = TokenFacts(
+            issued_at=payload.issued_at,
+            user_id=payload.user_id,
+            audit_ids=tuple(payload.audit_ids),
+            project_id=roles_from,
+            scope_domain_id=payload.domain_id,
+            domain_ids=frozenset(domains),
+            role_ids=frozenset(r.id for r in roles),
+            app_cred_id=payload.app_cred_id,
         )
-        if payload.project_id:
-            clauses.append(
-                sa.and_(
-                    m.RevocationEvent.project_id == payload.project_id,
-                    m.RevocationEvent.issued_before >= issued,
-                )
-            )
-        hit = session.scalar(sa.select(m.RevocationEvent.id).where(sa.or_(*clauses)).limit(1))
-        return hit is not None
+        return self.revocations.current(session).revoked(facts)
 
     def _check_payload(self, session: Session, payload: TokenPayload) -> ValidatedToken:
         """Everything but decryption: expiry, revocation, user/project state, roles."""
         if payload.expires_at <= time.time():
             raise NotFound("The token has expired.")
-        if self._revoked(session, payload):
-            raise NotFound("The token has been revoked.")
         user = session.get(m.User, payload.user_id)
         if user is None or not user.enabled:
             raise NotFound("The token's user is disabled or no longer exists.")
@@ -372,6 +380,7 @@ class Identity:
             raise NotFound("The token's user domain is disabled.")
         project = project_domain = domain = None
         roles: list[m.Role] = []
+        roles_from = payload.project_id  # the project the roles come from
         if payload.project_id:
             project = session.get(m.Project, payload.project_id)
             if project is None or not project.enabled:
@@ -386,25 +395,28 @@ class Identity:
                 raise NotFound("The token's domain is disabled or no longer exists.")
             roles = self.effective_roles(session, user.id, domain.id, "Domain")
         elif payload.system:
-            roles = self._system_roles(session, user.id)
+            roles_from, roles = self._system_roles(session, user.id)
         if payload.app_cred_id:
             cred = session.get(m.ApplicationCredential, payload.app_cred_id)
             if cred is None:
                 raise NotFound("The token's application credential no longer exists.")
             roles = [r for r in roles if r.id in set(cred.roles)]
+        if self._revoked(session, payload, user, project, roles, roles_from):
+            raise NotFound("The token has been revoked.")
         if (payload.project_id or payload.domain_id or payload.system) and not roles:
             raise Unauthorized(AUTH_REQUIRED)
         return ValidatedToken(payload, user, user_domain, project, project_domain, domain, roles)
 
-    def _system_roles(self, session: Session, user_id: str) -> list[m.Role]:
-        """System scope is granted to holders of the admin role on the admin project."""
+    def _system_roles(self, session: Session, user_id: str) -> tuple[str | None, list[m.Role]]:
+        """System scope is granted to holders of the admin role on the admin project:
+        (the admin project's id, the roles)."""
         admin_project = session.scalar(
             sa.select(m.Project).where(m.Project.name == "admin", m.Project.domain_id == "default")
         )
         if admin_project is None:
-            return []
+            return None, []
         roles = self.effective_roles(session, user_id, admin_project.id, "Project")
-        return roles if any(r.name == "admin" for r in roles) else []
+        return admin_project.id, roles if any(r.name == "admin" for r in roles) else []
 
     def validate(self, token: str, session: Session | None = None) -> ValidatedToken:
         """Decrypt and check a token; 404 for a token that is not (or no longer) valid."""
@@ -437,18 +449,40 @@ class Identity:
         audit_id: str | None = None,
         user_id: str | None = None,
         project_id: str | None = None,
+        *,
+        scope_domain_id: str | None = None,
+        domain_id: str | None = None,
+        role_id: str | None = None,
+        app_cred_id: str | None = None,
     ) -> None:
+        """Record a revocation event: every token matching all the attributes given
+        and issued until now stays revoked (identity/revocation.py says what each
+        attribute matches)."""
+        attrs = {"audit_id": audit_id, "user_id": user_id, "project_id": project_id,
+                 "scope_domain_id": scope_domain_id, "domain_id": domain_id,
+                 "role_id": role_id, "app_cred_id": app_cred_id}
+        if not any(attrs.values()):
+            raise ValueError("a revocation event must name at least one attribute")
         now = utcnow(precise=True)
-        session.add(
-            m.RevocationEvent(
-                audit_id=audit_id,
-                user_id=user_id,
-                project_id=project_id,
-                issued_before=now,
-                revoked_at=now,
-            )
-        )
+        session.add(m.RevocationEvent(**attrs, issued_before=now, revoked_at=now))
         self.prune_revocations(session)
+
+    def revoke_grant(
+        self, session: Session, actor: str, actor_id: str, target: str, target_id: str
+    ) -> None:
+        """A grant is going away: revoke the user's (or, for a group grant, each
+        member's) tokens on the target, whatever roles they carry (a token holds no
+        list of roles, so one issued before the grant went away cannot tell later
+        whether it had that role)."""
+        if actor == "Group":
+            users = list(session.scalars(
+                sa.select(m.Membership.user_id).where(m.Membership.group_id == actor_id)))
+        else:
+            users = [actor_id]
+        where = {"project_id": target_id} if target == "Project" else {
+            "scope_domain_id": target_id}
+        for uid in users:
+            self.revoke(session, user_id=uid, **where)
 
     def revoke_audit_id(self, audit_id: str) -> None:
         """Revoke one token (and the tokens rescoped from it) by its audit id."""

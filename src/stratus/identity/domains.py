@@ -62,6 +62,7 @@ class Domains:
             return dom
 
     def update(self, domain_id: str, obj: dict[str, Any]) -> m.Domain:
+        """Change a domain; disabling it revokes every token it is part of."""
         with self.core.db.session() as s:
             dom: m.Domain = get(s, m.Domain, domain_id, "domain")
             if "name" in obj:
@@ -75,6 +76,9 @@ class Domains:
             if enabled is not None:
                 if dom.id == "default" and not enabled:
                     raise Forbidden("The default domain cannot be disabled.")
+                if dom.enabled and not enabled:
+                    # Every token of its users, on its projects or scoped to it.
+                    self.core.revoke(s, domain_id=dom.id)
                 dom.enabled = enabled
             dom.extra = {**(dom.extra or {}), **views.extras(obj)}
             with stored(s, f"domain {dom.name!r}"):
@@ -94,6 +98,12 @@ class Domains:
             users = s.scalars(sa.select(m.User.id).where(m.User.domain_id == dom.id)).all()
             groups = s.scalars(sa.select(m.Group.id).where(m.Group.domain_id == dom.id)).all()
             ids = [dom.id, *projects, *users, *groups]
+            # Its groups' grants may be on other domains' projects, for other domains' users.
+            for row in s.scalars(sa.select(m.Assignment).where(
+                    m.Assignment.actor_id.in_(groups),
+                    m.Assignment.type.in_(("GroupProject", "GroupDomain")))).all():
+                self.core.revoke_grant(s, "Group", row.actor_id, row.type.removeprefix("Group"),
+                                       row.target_id)
             s.execute(
                 sa.delete(m.Assignment).where(
                     sa.or_(m.Assignment.target_id.in_(ids), m.Assignment.actor_id.in_(ids))
@@ -115,4 +125,5 @@ class Domains:
             s.execute(sa.delete(m.Role).where(m.Role.domain_id == dom.id))
             for uid in users:
                 self.core.revoke(s, user_id=uid)
+            self.core.revoke(s, domain_id=dom.id)
             s.delete(dom)

@@ -78,9 +78,13 @@ class Groups:
             return grp
 
     def delete(self, group_id: str) -> None:
-        """Delete a group with its grants and memberships."""
+        """Delete a group with its grants and memberships; revoke the tokens its
+        grants gave its members."""
         with self.core.db.session() as s:
             grp = get(s, m.Group, group_id, "group")
+            for row in self._grants(s, grp.id):
+                self.core.revoke_grant(s, "Group", grp.id, row.type.removeprefix("Group"),
+                                       row.target_id)
             s.execute(sa.delete(m.Assignment).where(m.Assignment.actor_id == grp.id))
             s.execute(sa.delete(m.Membership).where(m.Membership.group_id == grp.id))
             s.delete(grp)
@@ -116,10 +120,20 @@ class Groups:
             if s.get(m.Membership, (user.id, grp.id)) is None:
                 raise NotFound(f"User {user.id} is not a member of group {grp.id}.")
 
+    @staticmethod
+    def _grants(s: Session, group_id: str) -> list[m.Assignment]:
+        return list(s.scalars(sa.select(m.Assignment).where(
+            m.Assignment.type.in_(("GroupProject", "GroupDomain")),
+            m.Assignment.actor_id == group_id)))
+
     def remove_member(self, group_id: str, user_id: str) -> None:
+        """Remove a member; revoke the tokens the group's grants gave the user."""
         with self.core.db.session() as s:
             grp, user = self._pair(s, group_id, user_id)
             row = s.get(m.Membership, (user.id, grp.id))
             if row is None:
                 raise NotFound(f"User {user.id} is not a member of group {grp.id}.")
+            for grant in self._grants(s, grp.id):
+                self.core.revoke_grant(s, "User", user.id, grant.type.removeprefix("Group"),
+                                       grant.target_id)
             s.delete(row)

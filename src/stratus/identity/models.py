@@ -136,13 +136,19 @@ class Endpoint(IdentityBase):
 
 
 class RevocationEvent(IdentityBase):
-    """Tokens matching an event and issued at or before ``issued_before`` are revoked."""
+    """Tokens matching an event and issued at or before ``issued_before`` are revoked
+    (identity/revocation.py)."""
 
     __tablename__ = "revocation_event"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     audit_id: Mapped[str | None] = mapped_column(sa.String(32), nullable=True, index=True)
     user_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
     project_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
+    # Added by migration 0002 (see identity/revocation.py for what each one matches).
+    scope_domain_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    domain_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    role_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    app_cred_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     issued_before: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime] = mapped_column(index=True)
 

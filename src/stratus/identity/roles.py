@@ -73,9 +73,16 @@ class Roles:
             return role
 
     def delete(self, role_id: str) -> None:
-        """Delete a role with its grants and the inference rules that name it."""
+        """Delete a role with its grants and the inference rules that name it; revoke
+        every token that carries it, and the tokens its grants gave."""
         with self.core.db.session() as s:
             role = get(s, m.Role, role_id, "role")
+            self.core.revoke(s, role_id=role.id)
+            grants = s.scalars(sa.select(m.Assignment).where(m.Assignment.role_id == role.id))
+            for grant in grants.all():
+                actor, target = ("Group", grant.type[5:]) if grant.type.startswith("Group") else (
+                    "User", grant.type[4:])
+                self.core.revoke_grant(s, actor, grant.actor_id, target, grant.target_id)
             s.execute(sa.delete(m.Assignment).where(m.Assignment.role_id == role.id))
             s.execute(
                 sa.delete(m.ImpliedRole).where(
@@ -114,10 +121,13 @@ class Roles:
             return prior, list(implied)
 
     def unimply(self, prior_id: str, implied_id: str) -> None:
+        """Drop an inference rule; revoke the tokens that carry the prior role (they
+        carried the implied one too)."""
         with self.core.db.session() as s:
             row = s.get(m.ImpliedRole, (prior_id, implied_id))
             if row is None:
                 raise NotFound("That role does not imply the other.")
+            self.core.revoke(s, role_id=prior_id)
             s.delete(row)
 
     def inferences(self) -> list[tuple[m.Role, list[m.Role]]]:

@@ -1,0 +1,163 @@
+"""Token revocation events, and the in-memory list validation checks them against.
+
+A revocation event names some attributes (a user, a project, a role, a domain,
+an application credential, an audit id) and a time, ``issued_before``. A token
+is revoked when every attribute the event names matches the token and the token
+was issued at or before that time. Nothing about the token is stored, so the
+event stays true when its cause is undone: a role added back, a user or project
+re-enabled, a password set back. Tokens issued after the event are not
+affected. This is the model of Keystone's revocation events.
+
+What each attribute matches in a token (all the named ones must match):
+
+- ``audit_id``: one of the token's audit ids (its own, or the token it was
+  rescoped from, so revoking a token revokes the tokens made from it);
+- ``user_id``: the token's user;
+- ``project_id``: the project the token's roles come from (its project scope,
+  or the admin project for a system-scoped token);
+- ``scope_domain_id``: the domain a domain-scoped token is scoped to;
+- ``domain_id``: anything in the domain: the user's domain, the project's
+  domain, or the scope domain;
+- ``role_id``: a role the token carries (as computed at validation);
+- ``app_cred_id``: the application credential the token was made from.
+
+Who writes which event: a grant removed (directly, from a group, a member
+removed from a group, the group, the role or the target deleted) writes
+``user_id`` + ``project_id`` or ``user_id`` + ``scope_domain_id`` for each user
+who had it, so the user's tokens on that target stop whatever roles they carry;
+a user disabled, deleted or given a new password writes ``user_id``; a project
+disabled or deleted ``project_id``; a domain disabled or deleted ``domain_id``;
+a role deleted, or an inference rule dropped, ``role_id`` (of the prior role);
+an application credential deleted ``app_cred_id``; ``DELETE /v3/auth/tokens``
+``audit_id``.
+
+Events live until no token they could match can still be valid (the token
+lifetime plus a minute after the event); :meth:`RevocationCache.current`
+holds them in memory, indexed by which attributes they name, and reloads them
+only when the table changed (one aggregate query per validation, which replaces
+the per-validation query it had before). Processes share nothing but the table,
+so another worker's new event is seen at the next validation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from stratus.identity import models as m
+
+# The attributes an event may name, in a fixed order (the index keys use it).
+FIELDS = ("audit_id", "user_id", "project_id", "scope_domain_id", "domain_id", "role_id",
+          "app_cred_id")
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """What a validated token is, in the terms revocation events use."""
+
+    issued_at: float
+    user_id: str
+    audit_ids: tuple[str, ...]
+    project_id: str | None = None
+    scope_domain_id: str | None = None
+    domain_ids: frozenset[str] = frozenset()
+    role_ids: frozenset[str] = frozenset()
+    app_cred_id: str | None = None
+
+    def candidates(self, name: str) -> Sequence[str]:
+        """The values of one attribute an event could name to match this token."""
+        if name == "audit_id":
+            return self.audit_ids
+        if name == "domain_id":
+            return sorted(self.domain_ids)
+        if name == "role_id":
+            return sorted(self.role_ids)
+        value = getattr(self, name)
+        return (value,) if value else ()
+
+
+def _timestamp(value: datetime) -> float:
+    """A naive UTC datetime (as the database stores it) as a POSIX timestamp."""
+    return value.replace(tzinfo=UTC).timestamp()
+
+
+class RevocationList:
+    """An immutable set of events, indexed by the attributes each one names."""
+
+    def __init__(self, events: Iterable[Any]) -> None:
+        # {(names...): {(values...): latest issued_before}}
+        self._index: dict[tuple[str, ...], dict[tuple[str, ...], float]] = {}
+        self.size = 0
+        for ev in events:
+            names = tuple(f for f in FIELDS if getattr(ev, f, None))
+            if not names:
+                continue  # an event naming nothing would revoke every token: never written
+            values = tuple(str(getattr(ev, f)) for f in names)
+            before = _timestamp(ev.issued_before)
+            shape = self._index.setdefault(names, {})
+            if before > shape.get(values, float("-inf")):
+                shape[values] = before
+            self.size += 1
+
+    def revoked(self, token: TokenFacts) -> bool:
+        """True when an event matches the token and the token was issued before it."""
+        for names, shape in self._index.items():
+            pools = [token.candidates(n) for n in names]
+            if not all(pools):
+                continue
+            for values in itertools.product(*pools):
+                before = shape.get(values)
+                if before is not None and token.issued_at <= before:
+                    return True
+        return False
+
+
+class RevocationCache:
+    """The current :class:`RevocationList`, reloaded when the event table changes.
+
+    The table's fingerprint (row count, highest id, latest ``revoked_at``)
+    changes with every new event and every prune, so a cached list is never
+    used after an event it does not hold was committed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[Any, ...] | None = None
+        self._list = RevocationList(())
+        self.loads = 0  # how many times the events were read (tests, figures)
+
+    @staticmethod
+    def fingerprint(session: Session) -> tuple[Any, ...]:
+        row = session.execute(
+            sa.select(
+                sa.func.count(m.RevocationEvent.id),
+                sa.func.max(m.RevocationEvent.id),
+                sa.func.max(m.RevocationEvent.revoked_at),
+            )
+        ).one()
+        return tuple(row)
+
+    def current(self, session: Session) -> RevocationList:
+        """The events as the session sees them (one query when nothing changed)."""
+        key = self.fingerprint(session)
+        if key == self._key:
+            return self._list
+        with self._lock:
+            if key != self._key:
+                events = session.scalars(sa.select(m.RevocationEvent)).all()
+                self._list = RevocationList(events)
+                self._key = key
+                self.loads += 1
+            return self._list
+
+    def invalidate(self) -> None:
+        """Forget the cached list (the next validation reads the events again)."""
+        with self._lock:
+            self._key = None
