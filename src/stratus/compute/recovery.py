@@ -155,7 +155,10 @@ def recover(core: ComputeCore, stale_after: float = 600.0) -> Outcome:
             else:
                 out.failed.append(sid)
         except Exception as exc:  # one server's trouble must not stop the pass
-            LOG.exception("server %s: recovery of its %s step failed", sid, task)
+            if isinstance(exc, ServiceError):
+                LOG.warning("server %s: recovery of its %s step failed: %s", sid, task, exc)
+            else:
+                LOG.exception("server %s: recovery of its %s step failed", sid, task)
             core.servers.fail(sid, f"The compute API stopped while the server was in task "
                                    f"{task}, and the step could not be finished: "
                                    f"{type(exc).__name__}: {exc}", release_claim=True)
