@@ -11,6 +11,7 @@ packages=(
   openvswitch-switch dnsmasq-base dnsmasq-utils nftables iproute2 iputils-ping busybox conntrack iperf3
   procps util-linux ethtool
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients genisoimage
+  tgt qemu-block-extra
   openssh-client dosfstools mtools
 )
 

@@ -141,6 +141,9 @@ class Pool:
         return st.f_blocks * st.f_frsize // GIB, st.f_bavail * st.f_frsize // GIB
 
     # --- making volumes -----------------------------------------------------------------
+    def _ready(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
     def _finish(self, part: Path, final: Path) -> None:
         os.replace(part, final)
 
@@ -154,6 +157,7 @@ class Pool:
     def create_blank(self, volume_id: str, fmt: str, size_gb: int) -> Path:
         final = self.volume_path(volume_id, fmt)
         part = self.part(final)
+        self._ready()
         try:
             self._img("create", "-q", "-f", fmt, str(part), f"{size_gb}G")
             self._finish(part, final)
@@ -167,6 +171,7 @@ class Pool:
         downloaded image), grown to ``size_gb``."""
         final = self.volume_path(volume_id, fmt)
         part = self.part(final)
+        self._ready()
         try:
             have = self.size_gb(source, source_fmt)
             if have > size_gb:
@@ -185,6 +190,7 @@ class Pool:
                           chunks: Iterable[bytes]) -> Path:
         """Download an image's data (``chunks``) and convert it into a new volume."""
         download = self.scratch("download", check_id("volume", volume_id))
+        self._ready()
         try:
             with open(download, "wb") as fh:
                 for chunk in chunks:
@@ -219,6 +225,7 @@ class Pool:
         """A self-contained qcow2 copy of the volume's data as it is now."""
         final = self.snapshot_path(snapshot_id)
         part = self.part(final)
+        self._ready()
         try:
             self._img("convert", "-q", "-f", fmt, "-O", "qcow2",
                       str(self.volume_path(volume_id, fmt)), str(part))
