@@ -22,6 +22,7 @@ SERVICES = {
     "image": "stratus.image",
     "network": "stratus.network",
     "compute": "stratus.compute",
+    "volume": "stratus.volume",
 }
 
 

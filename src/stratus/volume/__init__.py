@@ -1,0 +1,1 @@
+"""stratus-volume: the block-storage API (a Cinder v3 subset)."""

@@ -1,0 +1,1 @@
+"""The volume API's handlers, one module per resource."""
