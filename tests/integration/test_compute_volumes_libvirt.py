@@ -1,0 +1,214 @@
+"""Volume hot-plug with REAL libvirt, qemu (TCG, the tiny guest) and a REAL tgtd.
+
+The test starts its own tgtd (control port 61, portal 127.0.0.1:13261) with one target
+(``iqn.2010-10.org.stratus-test:tvc-…``, a file-backed LUN, CHAP, only the compute host's
+initiator name allowed), boots the tiny guest as domain ``tvc-<id>`` through the libvirt
+driver, and converges the agent's volume step (``agent/compute/volumes.py``) with an
+assignment carrying the block device and the connection_info the volume API would give:
+the network disk appears in the live domain, qemu holds an iSCSI session with the
+initiator name and has the drive open in its block layer; dropping the block device unplugs it and
+removes its secret; a leftover secret of the agent's prefix is swept, another is not.
+
+The volume API is not involved (the connection_info is written by the test, as the
+volume API would answer it); the compute API side runs in tests/unit with a fake volume
+API. Host objects carry ``tvc``: domains ``tvc-``, secrets ``tvc-volume-``/``tvc-other-``,
+files ``/tmp/tvc-*``; tgtd is stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import SystemLibvirt
+from stratus.agent.compute.virt.base import InstanceSpec
+from stratus.agent.compute.virt.libvirt import LibvirtDriver
+from stratus.agent.compute.virt.volumes import parse_secret_list, secret_xml
+from stratus.agent.compute.volumes import converge_volumes, sweep_secrets
+from stratus.agent.ip_lib import IpLib
+from stratus.agent.runner import Runner
+from stratus.contracts.compute import Assignment, BlockDevice
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+URI = "qemu:///system"
+PREFIX = "tvc-"
+CONTROL_PORT = "61"
+PORTAL = ("127.0.0.1", 13261)
+INITIATOR = "iqn.2010-10.org.stratus:tvc-host"
+
+
+def virsh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True)
+
+
+def tgtadm(*args: str, check: bool = True) -> str:
+    done = subprocess.run(["tgtadm", "-C", CONTROL_PORT, "--lld", "iscsi", *args],
+                          capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"tgtadm {args}: {done.stderr}")
+    return done.stdout
+
+
+def our_secrets() -> dict[str, str]:
+    return {u: i for u, i in parse_secret_list(virsh("secret-list").stdout).items()
+            if u.startswith(PREFIX)}
+
+
+def cleanup_libvirt() -> None:
+    names = virsh("list", "--all", "--name").stdout.split()
+    for name in names:
+        if name.startswith(PREFIX):
+            virsh("destroy", name)
+            virsh("undefine", "--managed-save", "--nvram", name)
+    for secret_uuid in our_secrets().values():
+        virsh("secret-undefine", secret_uuid)
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[dict[str, Any]]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (libvirt, tgtd)")
+    for tool in ("virsh", "qemu-img", "qemu-system-x86_64", "tgtd", "tgtadm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    if not any(Path(d).glob("block-iscsi.so") for d in ("/usr/lib/x86_64-linux-gnu/qemu",)):
+        pytest.skip("qemu-block-extra (QEMU's iSCSI client) is not installed")
+    kvm = Path("/dev/kvm")
+    if kvm.exists():
+        shutil.chown(kvm, group="kvm")
+        kvm.chmod(0o660)
+    libvirt = SystemLibvirt()
+    libvirt.ensure()
+    built = subprocess.run(["bash", str(REPO / "tests/images/build-tiny.sh")],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
+    image = REPO / "tests/images/cache/tiny.qcow2"
+    work = Path(tempfile.mkdtemp(prefix="tvc-"))
+    work.chmod(0o755)  # qemu runs as libvirt-qemu
+    cleanup_libvirt()
+    log = (work / "tgtd.log").open("w")
+    tgtd = subprocess.Popen(["tgtd", "-f", "-C", CONTROL_PORT, "--iscsi",
+                             f"portal={PORTAL[0]}:{PORTAL[1]}"], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: subprocess.run(
+            ["tgtadm", "-C", CONTROL_PORT, "--mode", "sys", "--op", "show"],
+            capture_output=True).returncode == 0, 20, "tgtd's control port")
+        yield {"image": image, "work": work}
+    finally:
+        cleanup_libvirt()
+        tgtd.send_signal(signal.SIGTERM)
+        try:
+            tgtd.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            tgtd.kill()
+            tgtd.wait()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+        libvirt.stop()
+
+
+def make_target(work: Path, name: str) -> dict[str, Any]:
+    """One target with a 64 MiB LUN, CHAP, and only INITIATOR allowed (as the storage
+    agent exports an attachment)."""
+    iqn = f"iqn.2010-10.org.stratus-test:{PREFIX}{name}"
+    backing = work / f"{name}.img"
+    with backing.open("wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    user, password = f"{PREFIX}u{name[:8]}", uuid.uuid4().hex[:16]
+    tgtadm("--mode", "target", "--op", "new", "--tid", "1", "-T", iqn)
+    tgtadm("--mode", "logicalunit", "--op", "new", "--tid", "1", "--lun", "1",
+           "-b", str(backing))
+    tgtadm("--mode", "account", "--op", "new", "--user", user, "--password", password)
+    tgtadm("--mode", "account", "--op", "bind", "--tid", "1", "--user", user)
+    tgtadm("--mode", "target", "--op", "bind", "--tid", "1", "--initiator-name", INITIATOR)
+    return {"iqn": iqn, "user": user, "password": password}
+
+
+def test_hot_plug_and_unplug_an_iscsi_volume(host: dict[str, Any]) -> None:
+    work: Path = host["work"]
+    sid = str(uuid.uuid4())
+    runner = Runner(timeout=120)
+    driver = LibvirtDriver(runner, IpLib(runner), str(work / "instances"),
+                           domain_prefix=PREFIX, virt_type="qemu", poll_interval=0.2)
+    domain = f"{PREFIX}{sid}"
+    spec = InstanceSpec(sid, "tvc-guest", 1, 128, 0, str(host["image"]), "qcow2")
+    driver.prepare_disks(spec)
+    driver.define(spec)
+    driver.power_on(sid)
+    console = work / "instances" / sid / "console.log"
+    # the kernel is up (ACPI PCI hotplug ready) once it runs init
+    wait_for(lambda: console.exists() and b"Run /init" in console.read_bytes(), 180,
+             "the tiny guest's kernel to run init")
+
+    target = make_target(work, sid[:8])
+    volume_id, aid = str(uuid.uuid4()), str(uuid.uuid4())
+    device = BlockDevice(volume_id=volume_id, attachment_id=aid, device="vdb",
+                         initiator=INITIATOR, connection_info={
+                             "driver_volume_type": "iscsi", "data": {
+                                 "target_iqn": target["iqn"],
+                                 "target_portal": f"{PORTAL[0]}:{PORTAL[1]}",
+                                 "target_lun": 1, "auth_method": "CHAP",
+                                 "auth_username": target["user"],
+                                 "auth_password": target["password"],
+                                 "volume_id": volume_id}})
+    wanted = Assignment(id=sid, vm_state="active", block_devices=[device])
+
+    assert converge_volumes(driver, wanted) == [aid]
+    # in the live domain and its definition, a network disk through QEMU's initiator
+    blk = virsh("domblklist", domain).stdout
+    assert "vdb" in blk and f"{target['iqn']}/1" in blk, blk
+    assert "vdb" in virsh("domblklist", "--inactive", domain).stdout
+    assert f"{PREFIX}volume-{aid}" in our_secrets()
+    assert target["password"] not in virsh("dumpxml", domain).stdout
+    # qemu holds the iSCSI session, logged in with the compute host's initiator name
+    shown = tgtadm("--mode", "target", "--op", "show")
+    assert f"Initiator: {INITIATOR}" in shown, shown
+    # qemu has the iSCSI drive open (its block layer, not only the domain XML); the tiny
+    # guest lowers its console log level, so its kernel's "[vdb]" line is not checked
+    block = virsh("qemu-monitor-command", "--hmp", domain, "info block").stdout
+    assert "iscsi" in block and target["iqn"] in block, block
+    # a second pass changes nothing
+    assert converge_volumes(driver, wanted) == [aid]
+
+    # leftovers: a secret of ours nothing uses is swept, another prefix's is kept
+    leak_id = str(uuid.uuid4())
+    for usage in (f"{PREFIX}volume-{leak_id}", f"{PREFIX}other-{leak_id}"):
+        xml = work / "secret.xml"
+        xml.write_text(secret_xml(usage, leak_id))
+        assert virsh("secret-define", str(xml)).returncode == 0
+    assert sweep_secrets(driver, [wanted]) == [leak_id]
+    assert set(our_secrets()) == {f"{PREFIX}volume-{aid}", f"{PREFIX}other-{leak_id}"}
+
+    # unplug: gone from the live domain and its definition, the secret removed
+    assert converge_volumes(driver, Assignment(id=sid, vm_state="active")) == []
+    assert "vdb" not in virsh("domblklist", domain).stdout
+    assert "vdb" not in virsh("domblklist", "--inactive", domain).stdout
+    assert f"{PREFIX}volume-{aid}" not in our_secrets()
+    wait_for(lambda: f"Initiator: {INITIATOR}" not in tgtadm("--mode", "target", "--op",
+                                                              "show"),
+             30, "qemu to log out of the target")
+    driver.destroy(sid, [])
+    tgtadm("--mode", "target", "--op", "delete", "--force", "--tid", "1")
