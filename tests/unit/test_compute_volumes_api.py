@@ -41,9 +41,10 @@ class FakeVolumes:
     def get_volume(self, project: str, volume_id: str) -> dict[str, Any]:
         self._check()
         vol = self.volumes.get(volume_id)
-        if vol is None or vol["project"] != project:
+        if vol is None:
             raise ServiceError("not found", status=404)
-        return dict(vol)
+        # as the volume API answers the admin service user: any project's volume
+        return {**vol, "os-vol-tenant-attr:tenant_id": vol["project"]}
 
     def create_attachment(self, project: str, volume_id: str, server_id: str
                           ) -> dict[str, Any]:
@@ -201,8 +202,12 @@ def test_in_use_elsewhere_twice_other_project_and_states(api: ComputeApi) -> Non
                          json={"volumeAttachment": {"volumeId": VOL}})
     assert elsewhere.status_code == 409 and "Invalid volume" in msg(elsewhere)
     assert api.ok("GET", P.format(other), ALICE)["volumeAttachments"] == []
-    # another project's server is not found; its own volume is not found for it
+    # another project's server is not found; another project's volume neither
     assert api.call("GET", P.format(sid), BOB).status_code == 404
+    vols(api).volume("55555555-5555-4555-8555-555555555555", project="p-bob")
+    resp = api.call("POST", P.format(other), ALICE, json={"volumeAttachment": {
+        "volumeId": "55555555-5555-4555-8555-555555555555"}})
+    assert resp.status_code == 404 and vols(api).attachments.keys() == {"att-1"}
     # a building server: 409
     building = api.boot()["server"]["id"]
     resp = api.call("POST", P.format(building), ALICE,

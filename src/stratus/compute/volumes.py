@@ -148,9 +148,13 @@ class ServerVolumes:
         attachment_id: str | None = None
         try:
             try:
-                api.get_volume(project, volume_id)
+                vol = api.get_volume(project, volume_id)
             except ServiceError as exc:
                 raise _volume_error(exc, f"Volume {volume_id} could not be found.") from None
+            # The service user (admin) sees every project's volumes: only the server's
+            # project's may be attached to it.
+            if vol.get("os-vol-tenant-attr:tenant_id", project) != project:
+                raise NotFound(f"Volume {volume_id} could not be found.")
             try:
                 attachment_id = str(api.create_attachment(project, volume_id, sid)["id"])
             except ServiceError as exc:
