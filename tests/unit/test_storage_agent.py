@@ -308,3 +308,19 @@ def test_ids_that_cannot_be_file_names_are_refused(env):
         pool.volume_path("../../etc/passwd", "raw")
     report = converge(rec, StorageHostState(1, volumes=[vol("../x")]))
     assert report.volumes[0].state == "error"
+
+
+def test_a_failed_removal_is_reported_as_an_error(env, monkeypatch: pytest.MonkeyPatch):
+    pool, _, _, rec = env
+    converge(rec, StorageHostState(1, volumes=[vol(V1)]))
+
+    def refuse(volume_id: str, fmt: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pool, "delete_volume", refuse)
+    report = converge(rec, StorageHostState(2))
+    assert [(v.id, v.state) for v in report.volumes] == [(V1, "error")]
+    assert "Permission denied" in (report.volumes[0].fault or "")
+    monkeypatch.undo()
+    report = converge(rec, StorageHostState(3))
+    assert report.volumes == []

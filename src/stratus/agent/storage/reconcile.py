@@ -272,12 +272,18 @@ class StorageReconciler:
         exported = {e.volume_id for e in exports}
         for vid, (fmt, _path) in inv.volumes.items():
             if vid not in vols and vid not in exported and f"volume:{vid}" not in read:
-                self.pool.delete_volume(vid, fmt)
-                LOG.info("volume %s deleted", vid)
+                try:
+                    self.pool.delete_volume(vid, fmt)
+                    LOG.info("volume %s deleted", vid)
+                except OSError as exc:  # reported as error: the API says error_deleting
+                    self.faults[f"volume:{vid}"] = f"delete: {exc}"
         for sid in inv.snapshots:
             if sid not in snaps and f"snapshot:{sid}" not in read:
-                self.pool.delete_snapshot(sid)
-                LOG.info("snapshot %s deleted", sid)
+                try:
+                    self.pool.delete_snapshot(sid)
+                    LOG.info("snapshot %s deleted", sid)
+                except OSError as exc:
+                    self.faults[f"snapshot:{sid}"] = f"delete: {exc}"
 
     def _uploads(self, uploads: list[UploadSpec], inv: Inventory) -> list[UploadReport]:
         reports = []
@@ -326,7 +332,9 @@ class StorageReconciler:
             fault = self.faults.get(f"volume:{vid}")
             if fault:
                 vreports.append(VolumeReport(vid, 0, "error", fault))
-        sreports = [SnapshotReport(sid) for sid in sorted(inv.snapshots)]
+        sreports = [SnapshotReport(sid, "error", self.faults[f"snapshot:{sid}"])
+                    if f"snapshot:{sid}" in self.faults else SnapshotReport(sid)
+                    for sid in sorted(inv.snapshots)]
         for sid in sorted(set(snaps) - set(inv.snapshots)):
             fault = self.faults.get(f"snapshot:{sid}")
             if fault:
