@@ -4,7 +4,8 @@ hosts) and with the ``ovs`` backend (a private userspace Open vSwitch per host,
 datapath netdev, GRE tunnels over the br-phy underlay); fake VMs, dnsmasq,
 a router namespace with SNAT and a floating IP, nftables security groups and
 anti-spoofing, and the metadata proxy against a small upstream that checks the
-signature. Everything is named ``st-...`` / ``stratus_test_...`` and removed.
+signature. Everything is named ``t16n-...`` (the agents' deploy prefix is ``t16n``, their
+nftables tables ``stratus_test_t16n_...``) and removed.
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ from netlab import FakeVM, Lab, nsx, sh
 from stratus.agent.ip_lib import pid_running
 from stratus.agent.network.agent import build_agent
 from stratus.agent.network.metadata_proxy import bind_in_netns
+from stratus.agent.network.naming import Naming
 from stratus.agent.network.reconcile import NetworkAgent
 from stratus.common.config import Config
-from stratus.contracts.network import HostState
+from stratus.contracts.network import HostState, tap_name
 
 pytestmark = [pytest.mark.integration]
 
 NEEDED = ("ip", "dnsmasq", "nft", "busybox", "ping", "setsid", "bridge", "ethtool")
 SECRET = "test-shared-secret"
+PREFIX = "t16n"  # the agents' deploy prefix: every host object they make carries it
+NAMES = Naming(deploy_prefix=PREFIX, nft_prefix="stratus_test_")
 
 
 def _require_tools() -> None:
@@ -99,12 +103,12 @@ class World:
 
     def __init__(self, lab: Lab, tmp: Path, backend: str):
         self.lab, self.tmp, self.backend = lab, tmp, backend
-        self.h1 = lab.host("st-h1")
-        self.h2 = lab.host("st-h2")
+        self.h1 = lab.host("t16n-h1")
+        self.h2 = lab.host("t16n-h2")
         self.ovs = {}
         if backend == "ovs":
             self.ovs = {self.h1: lab.ovs(self.h1), self.h2: lab.ovs(self.h2)}
-        self.inet = lab.netns("st-inet")
+        self.inet = lab.netns("t16n-inet")
         sh("ip", "-n", self.h1, "link", "set", "lo", "up")
         lab.link_hosts(self.h1, "ul0", "172.31.250.1/24", self.h2, "ul0", "172.31.250.2/24")
         lab.link_hosts(self.h1, "ext0", None, self.inet, "eth0", "203.0.113.1/24")
@@ -126,9 +130,9 @@ class World:
         self.extra_leases: list[dict[str, str]] = []
         self.extra_ports: list[dict[str, Any]] = []  # more instance ports on h1
         self.vms: dict[str, FakeVM] = {}
-        self.vms["vm1"] = lab.vm("st-vm1", self.h1, self.ports["vm1"], self.macs["vm1"])
-        self.vms["vm2"] = lab.vm("st-vm2", self.h2, self.ports["vm2"], self.macs["vm2"])
-        self.vms["vm3"] = lab.vm("st-vm3", self.h2, self.ports["vm3"], self.macs["vm3"])
+        for vm, host in (("vm1", self.h1), ("vm2", self.h2), ("vm3", self.h2)):
+            self.vms[vm] = lab.vm(f"t16n-{vm}", host, self.ports[vm], self.macs[vm],
+                                  tap=NAMES.tap(self.ports[vm]))
         self.agents = {
             "h1": self.make_agent("h1", self.h1, "172.31.250.1"),
             "h2": self.make_agent("h2", self.h2, "172.31.250.2"),
@@ -138,7 +142,7 @@ class World:
     def make_agent(self, name: str, ns: str, ip: str) -> NetworkAgent:
         conf = self.tmp / f"{name}.conf"
         conf.write_text(
-            "[agent]\n"
+            f"[DEFAULT]\ndeploy_prefix = {PREFIX}\n[agent]\n"
             f"host = {name}\nl2_backend = {self.backend}\nunderlay_interface = ul0\n"
             "tunnel_type = gre\ndatapath_type = netdev\n"
             f"ovs_rundir = {self.ovs.get(ns, '')}\n"
@@ -236,7 +240,8 @@ class World:
         extra = ""
         for host, rundir in self.ovs.items():
             env = {"OVS_RUNDIR": rundir, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-            for argv in (["ovs-vsctl", "show"], ["ovs-ofctl", "dump-ports", "br-int"]):
+            for argv in (["ovs-vsctl", "show"],
+                         ["ovs-ofctl", "dump-ports", NAMES.ovs_bridge("int")]):
                 extra += subprocess.run(argv, env=env, capture_output=True, text=True).stdout
             extra += sh("tail", "-n", "20", f"{rundir}/ovs-vswitchd.log", check=False)
             extra += sh("ip", "-n", host, "-s", "-br", "link", check=False)
@@ -337,7 +342,7 @@ def test_spoofed_source_ip_and_mac_are_dropped(world: World) -> None:
 
 
 def test_a_vm_cannot_answer_dhcp(world: World) -> None:
-    ruleset = nsx(world.h2, "nft", "list", "table", "bridge", "stratus_test_antispoof")
+    ruleset = nsx(world.h2, "nft", "list", "table", "bridge", NAMES.table("antispoof"))
     assert "udp sport 67 drop" in ruleset
     assert world.vms["vm2"].tap in ruleset
 
@@ -377,9 +382,10 @@ def test_the_router_proxy_serves_guests_that_route_metadata_via_their_gateway(
 
 
 def test_a_tap_is_plugged_filtered_and_reported_active(world: World) -> None:
-    """The compute agent makes ``tap<port[:11]>`` (no veth): the agent plugs it (hybrid
-    qbr for ovs, the network's brq for linuxbridge), filters it, reports it active."""
-    tap = "tap" + world.ports["vm4"][:11]
+    """The compute agent makes the tap ``tap_name(prefix, port)`` (no veth): the agent plugs
+    it (the hybrid bridge for ovs, the network's bridge for linuxbridge), filters it,
+    reports it active."""
+    tap = tap_name(PREFIX, world.ports["vm4"])
     world.with_vm4 = True
     try:
         world.converge()  # the tap is not there yet: the port waits and is reported down
@@ -391,10 +397,10 @@ def test_a_tap_is_plugged_filtered_and_reported_active(world: World) -> None:
         assert report.ok and world.ports["vm4"] in report.active, report
         link = json.loads(sh("ip", "-n", world.h2, "-j", "-d", "link", "show", "dev", tap))[0]
         assert link["linkinfo"]["info_kind"] == "tun"
-        bridge = ("qbr" if world.backend == "ovs" else "brq") + (
-            world.ports["vm4"] if world.backend == "ovs" else world.net_a)[:11]
+        bridge = (NAMES.hybrid(world.ports["vm4"])[0] if world.backend == "ovs"
+                  else NAMES.network_bridge(world.net_a))
         assert link["master"] == bridge
-        assert tap in nsx(world.h2, "nft", "list", "table", "bridge", "stratus_test_antispoof")
+        assert tap in nsx(world.h2, "nft", "list", "table", "bridge", NAMES.table("antispoof"))
         # gone from the desired state: unplugged and reported no more
         world.with_vm4 = False
         world.converge()
@@ -411,7 +417,7 @@ def test_a_tap_is_plugged_filtered_and_reported_active(world: World) -> None:
 def test_a_new_port_reloads_dnsmasq_without_dropping_leases(world: World) -> None:
     dhcp = world.agents["h1"].d.dhcp
     pid = dhcp.pid(world.net_a)  # type: ignore[attr-defined]
-    leases = Path(dhcp.state_dir) / world.net_a / "leases"  # type: ignore[attr-defined]
+    leases = Path(dhcp.state_dir) / dhcp.netns(world.net_a) / "leases"  # type: ignore[attr-defined]
     assert world.macs["vm1"] in leases.read_text()
     world.extra_leases.append({"mac_address": "fa:16:3e:00:00:77", "ip_address": "10.10.0.77"})
     world.converge()
@@ -429,7 +435,7 @@ def test_a_deleted_ports_lease_is_released_for_the_next_owner_of_its_address(
     """The API may give a deleted port's address to a new port (another MAC) at once:
     the old lease must not make dnsmasq refuse it until it expires."""
     dhcp = world.agents["h1"].d.dhcp
-    leases = Path(dhcp.state_dir) / world.net_a / "leases"  # type: ignore[attr-defined]
+    leases = Path(dhcp.state_dir) / dhcp.netns(world.net_a) / "leases"  # type: ignore[attr-defined]
     ip = "10.10.0.15"
 
     def add_port(mac: str) -> FakeVM:
@@ -438,7 +444,7 @@ def test_a_deleted_ports_lease_is_released_for_the_next_owner_of_its_address(
                                  "fixed_ips": [{"subnet_id": world.sub_a, "ip_address": ip}],
                                  "security_groups": [world.sg_default]}]
         world.extra_leases[:] = [{"mac_address": mac, "ip_address": ip}]
-        vm = world.lab.vm(f"st-vm{mac[-1]}", world.h1, port_id, mac)
+        vm = world.lab.vm(f"t16n-vm{mac[-1]}", world.h1, port_id, mac, tap=NAMES.tap(port_id))
         world.converge()
         return vm
 
@@ -469,7 +475,7 @@ def _snapshot(world: World) -> dict[str, Any]:
     ns = dhcp.netns(world.net_a)
     links = {link["ifname"]: link["ifindex"]
              for link in json.loads(sh("ip", "-n", ns, "-j", "link"))}
-    table = json.loads(nsx(world.h1, "nft", "-j", "list", "table", "inet", "stratus_test_sg"))
+    table = json.loads(nsx(world.h1, "nft", "-j", "list", "table", "inet", NAMES.table("sg")))
     handle = [i["table"]["handle"] for i in table["nftables"] if "table" in i]
     return {"dnsmasq": dhcp.pid(world.net_a),  # type: ignore[attr-defined]
             "proxy": meta.pid(ns),  # type: ignore[attr-defined]
@@ -544,19 +550,20 @@ def test_deleting_a_network_removes_its_namespace_dnsmasq_ports_and_rules(world:
     assert not Path("/run/netns", ns_b).exists()
     assert not pid_running(pid_b)  # (a zombie at most: this container's init does not reap)
     if world.backend == "linuxbridge":
-        assert "brq" + world.net_b[:11] not in sh("ip", "-n", world.h1, "link")
+        bridge_b = NAMES.network_bridge(world.net_b)
+        assert bridge_b not in sh("ip", "-n", world.h1, "link")
         links_h2 = sh("ip", "-n", world.h2, "link")
-        assert "brq" + world.net_b[:11] not in links_h2 and "vxlan-102" not in links_h2
+        assert bridge_b not in links_h2 and NAMES.vxlan(102) not in links_h2
     else:
         for host in (world.h1, world.h2):
             env = {"OVS_RUNDIR": world.ovs[host]}
-            ids = subprocess.run(["ovs-vsctl", "br-get-external-id", "br-int"], env=env,
-                                 capture_output=True, text=True, check=True).stdout
+            ids = subprocess.run(["ovs-vsctl", "br-get-external-id", NAMES.ovs_bridge("int")],
+                                 env=env, capture_output=True, text=True, check=True).stdout
             assert world.net_b not in ids
-            flows = subprocess.run(["ovs-ofctl", "dump-flows", "br-tun"], env=env,
+            flows = subprocess.run(["ovs-ofctl", "dump-flows", NAMES.ovs_bridge("tun")], env=env,
                                    capture_output=True, text=True, check=True).stdout
             assert "0x66" not in flows and "tun_id=102" not in flows
-        assert "qvo" + world.ports["vm3"][:11] not in sh("ip", "-n", world.h2, "link")
+        assert NAMES.hybrid(world.ports["vm3"])[2] not in sh("ip", "-n", world.h2, "link")
     rules = nsx(world.h2, "nft", "list", "ruleset")
     assert world.vms["vm3"].tap not in rules
     # what stays desired still works
@@ -571,7 +578,7 @@ def test_the_stratus_network_agent_command_converges_once(tmp_path: Path) -> Non
         pytest.skip("stratus-network-agent is not installed (pip install -e .)")
     lab = Lab()
     try:
-        host = lab.host("st-cli-h1")
+        host = lab.host("t16n-cli-h1")
         tmp_path = agent_state_root(lab)
         net, port = uid(), uid()
         state = {"host": "cli", "networks": [{"id": net, "segmentation_id": 300, "subnets": [
@@ -582,18 +589,19 @@ def test_the_stratus_network_agent_command_converges_once(tmp_path: Path) -> Non
         (tmp_path / "state.json").write_text(json.dumps(state))
         conf = tmp_path / "stratus.conf"
         conf.write_text(
-            f"[agent]\nl2_backend = linuxbridge\nunderlay_ip = 172.31.252.1\n"
+            f"[DEFAULT]\ndeploy_prefix = {PREFIX}\n"
+            "[agent]\nl2_backend = linuxbridge\nunderlay_ip = 172.31.252.1\n"
             f"state_dir = {tmp_path / 'state'}\nnetwork_state_url = {tmp_path / 'state.json'}\n"
             f"host_netns = {host}\nnetns_prefix = {host}-\nnft_prefix = stratus_test_\n")
         run = [str(agent_bin), "--config-file", str(conf), "--once"]
         proc = subprocess.run(run, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
-        assert Path("/run/netns", f"{host}-qdhcp-{net}").exists()
+        assert Path("/run/netns", f"{host}-{PREFIX}-qdhcp-{net}").exists()
         # --cleanup removes it all without reading the state (the teardown's way)
         proc = subprocess.run([*run[:-1], "--cleanup"], capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 0, proc.stderr
-        assert not Path("/run/netns", f"{host}-qdhcp-{net}").exists()
-        assert "brq" + net[:11] not in sh("ip", "-n", host, "link")
+        assert not Path("/run/netns", f"{host}-{PREFIX}-qdhcp-{net}").exists()
+        assert NAMES.network_bridge(net) not in sh("ip", "-n", host, "link")
     finally:
         lab.cleanup()

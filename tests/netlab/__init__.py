@@ -123,9 +123,11 @@ class Lab:
                 sh("ip", "-n", ns, "addr", "add", ip, "dev", dev)
             sh("ip", "-n", ns, "link", "set", dev, "up")
 
-    def vm(self, name: str, host_ns: str, port_id: str, mac: str) -> FakeVM:
+    def vm(self, name: str, host_ns: str, port_id: str, mac: str,
+           tap: str | None = None) -> FakeVM:
+        """``tap``: the host end's name (the deploy's tap name; default ``tap<port[:11]>``)."""
         ns = self.netns(name)
-        tap = "tap" + port_id[:11]
+        tap = tap or "tap" + port_id[:11]
         sh("ip", "-n", host_ns, "link", "add", tap, "type", "veth", "peer", "name", "eth0",
            "netns", ns)
         sh("ip", "-n", ns, "link", "set", "eth0", "address", mac)

@@ -20,6 +20,7 @@ from stratus.agent.network.drivers.fake import (
 )
 from stratus.agent.network.metadata_proxy import main as proxy_main
 from stratus.agent.network.metadata_proxy import sign
+from stratus.agent.network.naming import Naming
 from stratus.agent.network.reconcile import NetworkAgent, NetworkDrivers
 from stratus.agent.network.sources import JsonFileSource, StaticSource
 from stratus.contracts.network import HostState, MetadataSettings, ModelError
@@ -29,6 +30,9 @@ pytestmark = pytest.mark.unit
 NET_A = "11111111-aaaa-4aaa-8aaa-000000000001"
 NET_B = "22222222-bbbb-4bbb-8bbb-000000000002"
 PUBLIC = "33333333-cccc-4ccc-8ccc-000000000003"
+NAMES = Naming()  # the default deploy prefix, st
+TAP_A1, TAP_B1 = NAMES.tap("port-a1-0000"), NAMES.tap("port-b1-0000")
+BR_A, BR_B, BR_PUB = (NAMES.network_bridge(n) for n in (NET_A, NET_B, PUBLIC))
 
 
 def state_doc(with_b: bool = True) -> dict:
@@ -79,7 +83,7 @@ def make_agent(host: FakeHost, doc: dict, defaults: MetadataSettings | None = No
 
 def fake_host() -> FakeHost:
     host = FakeHost()
-    host.devices |= {"tapport-a1-000", "tapport-b1-000"}
+    host.devices |= {TAP_A1, TAP_B1}
     return host
 
 
@@ -89,7 +93,8 @@ def test_model_round_trips_through_json() -> None:
     again = HostState.from_json(state.to_json())
     assert again == state
     assert state.ports[0].mac_address == "fa:16:3e:00:00:01"  # normalised
-    assert state.ports[0].device == "tapport-a1-000"
+    assert state.ports[0].device == "tapport-a1-000"  # the contract's legacy default
+    assert state.ports[0].device_name is None  # the agent plugs NAMES.tap(...) then
     assert state.networks[0].subnets[0].enable_dhcp is True  # default
 
 
@@ -124,19 +129,20 @@ def test_converges_everything_desired() -> None:
     agent, _ = make_agent(host, state_doc())
     report = agent.reconcile_once()
     assert report.ok and not report.waiting_devices
-    assert set(host.segments) == {"brq" + NET_A[:11], "brq" + NET_B[:11], "brq" + PUBLIC[:11]}
-    assert host.segments["brq" + NET_A[:11]] == (10, ("192.0.2.1", "192.0.2.2"))
+    assert set(host.segments) == {BR_A, BR_B, BR_PUB}
+    assert host.segments[BR_A] == (10, ("192.0.2.1", "192.0.2.2"))
     assert set(host.dhcp) == {NET_A, NET_B}
     assert set(host.routers) == {"router-1"}
-    assert host.plugged["tapport-a1-000"] == "brq" + NET_A[:11]
-    assert host.plugged["tapr-a-0000"] == "brq" + NET_A[:11]
-    assert host.plugged["tapr-gw-0000"] == "brq" + PUBLIC[:11]
+    assert host.plugged[TAP_A1] == BR_A
+    assert host.plugged[NAMES.tap("r-a-0000")] == BR_A
+    assert host.plugged[NAMES.tap("r-gw-0000")] == BR_PUB
     assert set(host.firewall) == {"port-a1-0000"}  # port-b1 has port security off
-    assert set(host.proxies) == {"qdhcp-" + NET_A, "qdhcp-" + NET_B, "qrouter-router-1"}
+    assert set(host.proxies) == {NAMES.dhcp_netns(NET_A), NAMES.dhcp_netns(NET_B),
+                                 NAMES.router_netns("router-1")}
     # The router's proxy serves the networks behind it, chosen by the client's subnet.
-    assert host.proxy_subnets["qrouter-router-1"] == {"10.0.0.0/24": NET_A}
-    assert host.proxies["qrouter-router-1"][0] == ""
-    assert host.proxies["qdhcp-" + NET_A][0] == NET_A
+    assert host.proxy_subnets[NAMES.router_netns("router-1")] == {"10.0.0.0/24": NET_A}
+    assert host.proxies[NAMES.router_netns("router-1")][0] == ""
+    assert host.proxies[NAMES.dhcp_netns(NET_A)][0] == NET_A
 
 
 def test_a_second_pass_and_a_restart_recreate_nothing() -> None:
@@ -157,10 +163,10 @@ def test_removes_what_is_ours_and_no_longer_desired() -> None:
     agent.reconcile_once()
     source.state = HostState.from_dict(state_doc(with_b=False))
     assert agent.reconcile_once().ok
-    assert "brq" + NET_B[:11] not in host.segments
+    assert BR_B not in host.segments
     assert NET_B not in host.dhcp
-    assert "qdhcp-" + NET_B not in host.proxies
-    assert "tapport-b1-000" not in host.plugged
+    assert NAMES.dhcp_netns(NET_B) not in host.proxies
+    assert TAP_B1 not in host.plugged
     source.state = HostState.from_dict({"host": "cmp1"})
     assert agent.reconcile_once().ok
     assert not host.segments and not host.dhcp and not host.routers
@@ -184,11 +190,11 @@ def test_a_missing_device_waits_and_is_plugged_when_it_appears() -> None:
     host = FakeHost()
     agent, _ = make_agent(host, state_doc())
     report = agent.reconcile_once()
-    assert report.waiting_devices == ["tapport-a1-000", "tapport-b1-000"]
+    assert report.waiting_devices == [TAP_A1, TAP_B1]
     assert "port-a1-0000" not in host.firewall
-    host.devices.add("tapport-a1-000")
+    host.devices.add(TAP_A1)
     report = agent.reconcile_once()
-    assert report.waiting_devices == ["tapport-b1-000"]
+    assert report.waiting_devices == [TAP_B1]
     assert "port-a1-0000" in host.firewall
 
 
@@ -200,7 +206,7 @@ def test_temporary_errors_are_retried_and_do_not_block_the_rest() -> None:
     assert list(report.temporary) == [f"network {NET_A}"]
     assert set(host.dhcp) == {NET_A, NET_B}  # the rest converged anyway
     assert agent.reconcile_once().ok
-    assert "brq" + NET_A[:11] in host.segments
+    assert BR_A in host.segments
 
 
 def test_permanent_errors_are_reported_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -366,7 +372,7 @@ def test_the_loop_retries_soon_after_a_temporary_error() -> None:
     thread.start()
     thread.join(timeout=10)
     assert passes == [False, True]  # retried after retry_interval, not resync_interval
-    assert "brq" + NET_A[:11] in host.segments
+    assert BR_A in host.segments
 
 
 class RecordingReporter:
@@ -383,7 +389,7 @@ class RecordingReporter:
 
 def test_every_pass_registers_the_host_and_reports_port_status() -> None:
     host = FakeHost()
-    host.devices.add("tapport-a1-000")  # port-b1's tap is not there yet
+    host.devices.add(TAP_A1)  # port-b1's tap is not there yet
     source = StaticSource(HostState.from_dict(state_doc()))
     drivers = NetworkDrivers(FakeL2(host), FakeDhcp(host), FakeRouters(host),
                              FakeFirewall(host), FakeMetadata(host))
@@ -393,7 +399,7 @@ def test_every_pass_registers_the_host_and_reports_port_status() -> None:
     infra = ["dhcp-a-0000", "dhcp-b-0000", "r-a-0000", "r-gw-0000"]
     assert reporter.registrations == 1
     assert reporter.reports[-1] == (sorted(["port-a1-0000", *infra]), ["port-b1-0000"])
-    host.devices.add("tapport-b1-000")  # the compute agent created it
+    host.devices.add(TAP_B1)  # the compute agent created it
     agent.reconcile_once()
     assert reporter.registrations == 2
     assert reporter.reports[-1] == (sorted(["port-a1-0000", "port-b1-0000", *infra]), [])
@@ -493,9 +499,9 @@ def test_a_change_of_the_state_wakes_the_loop_long_before_the_resync() -> None:
     stop, thread = run_in_thread(agent)
     try:
         eventually(lambda: agent.passes == 1 and source.watches >= 1, "the first pass")
-        assert "brq" + NET_B[:11] in host.segments
+        assert BR_B in host.segments
         source.change(HostState.from_dict(state_doc(with_b=False)))
-        eventually(lambda: "brq" + NET_B[:11] not in host.segments,
+        eventually(lambda: BR_B not in host.segments,
                    "network B removed on the change, not after resync_interval (1 h)")
         assert agent.passes == 2
         # A wake-up for a state equal to the one converged is not a pass on the host.
@@ -536,9 +542,9 @@ def test_a_missing_device_is_plugged_as_soon_as_it_appears() -> None:
     stop, thread = run_in_thread(agent)
     try:
         eventually(lambda: agent.passes == 1, "the first pass")
-        assert "tapport-a1-000" not in host.plugged
-        host.devices |= {"tapport-a1-000", "tapport-b1-000"}
-        eventually(lambda: "tapport-a1-000" in host.plugged,
+        assert TAP_A1 not in host.plugged
+        host.devices |= {TAP_A1, TAP_B1}
+        eventually(lambda: TAP_A1 in host.plugged,
                    "the tap plugged when it appears, not after retry_interval (1 h)")
     finally:
         stop.set()

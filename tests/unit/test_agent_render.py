@@ -87,7 +87,7 @@ def test_rules_render_to_nft_matches() -> None:
 def test_antispoofing_allows_only_own_addresses_and_pairs() -> None:
     text = render_antispoof([port(allowed_address_pairs=[
         {"ip_address": "10.0.0.100/32", "mac_address": "fa:16:3e:aa:aa:aa"}])], Naming())
-    assert 'iifname "tapport-123456" jump spoof_port_123456' in text
+    assert 'iifname "tapport-123456" jump st_spoof_port_123456' in text
     assert "ether saddr != { fa:16:3e:00:00:0b, fa:16:3e:aa:aa:aa } drop" in text
     assert "ip saddr != { 10.0.0.100/32, 10.0.0.11 } drop" in text
     assert "udp sport 67 drop" in text
@@ -97,12 +97,12 @@ def test_security_groups_are_stateful_and_default_deny() -> None:
     groups = {"sg": SecurityGroup(id="sg", rules=[
         SecurityGroupRule(direction="ingress", protocol="tcp", port_range_min=80)])}
     text = render_sg([port()], groups, Naming())
-    ingress = text.split("chain ingress_port_123456 {")[1].split("}")[0]
+    ingress = text.split("chain st_ingress_port_123456 {")[1].split("}")[0]
     lines = [line.strip() for line in ingress.strip().splitlines()]
     assert lines[0] == "ct state established,related return"
     assert "meta nfproto ipv4 tcp dport 80 return" in lines
     assert lines[-1] == "drop"
-    egress = text.split("chain egress_port_123456 {")[1].split("}")[0]
+    egress = text.split("chain st_egress_port_123456 {")[1].split("}")[0]
     assert egress.strip().splitlines()[-1].strip() == "drop"  # no egress rule: nothing out
 
 
@@ -140,7 +140,7 @@ def test_dnsmasq_releases_only_the_leases_no_host_entry_backs(tmp_path: Path) ->
     ip.runner = runner  # type: ignore[attr-defined]
     driver = DnsmasqDriver(ip, Naming(), str(tmp_path))  # type: ignore[arg-type]
     server = dhcp_server()  # hosts: ...0a -> 10.0.0.10, ...0b -> 10.0.0.11
-    d = tmp_path / "dhcp" / "net-1"
+    d = tmp_path / "dhcp" / "st-qdhcp-net-1"  # the namespace's name: the deploy's prefix
     d.mkdir(parents=True)
     (d / "leases").write_text(
         "1795338092 fa:16:3e:00:00:0a 10.0.0.10 * 01:fa:16:3e:00:00:0a\n"  # still a host
@@ -150,7 +150,7 @@ def test_dnsmasq_releases_only_the_leases_no_host_entry_backs(tmp_path: Path) ->
         "1795338092 fa:16:3e:00:00:0a 10.0.0.99 * *\n"                     # its IP changed
         "duid 00:01:00:01:2c:aa\n")
     released = driver.release_stale_leases(server)
-    ns, dev = "qdhcp-net-1", "ns-dhcpport-12"
+    ns, dev = "st-qdhcp-net-1", "ns-dhcpport-12"
     assert runner.calls == [
         ["ip", "netns", "exec", ns, "dhcp_release", dev, "10.0.0.12", "fa:16:3e:00:00:0c"],
         ["ip", "netns", "exec", ns, "dhcp_release", dev, "10.0.0.10", "fa:16:3e:00:00:0d"],

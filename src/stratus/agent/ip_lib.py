@@ -173,19 +173,19 @@ class IpLib:
         self.ensure_link_settings(ns_dev, netns, mac=mac, mtu=mtu, info=inner)
         self.ensure_link_settings(host_dev, mtu=mtu, master=master, info=outer)
 
-    def bridge_uplink(self, iface: str) -> str:
+    def bridge_uplink(self, iface: str, outer: str, inner: str) -> str:
         """The device to attach for a mapped physical interface.
 
         An ordinary interface is attached itself. A Linux bridge (the external
         bridge ``br-ex`` of an all-in-one, which holds the host's address on the
         external network) cannot be enslaved to another bridge nor read by OVS
-        as a port, so it is linked with a veth pair: ``phy-<bridge>`` sits in
-        the bridge, ``int-<bridge>`` is returned for the network's bridge/br-int.
+        as a port, so it is linked with a veth pair (names given by the caller,
+        with its deploy's prefix): ``outer`` sits in the bridge, ``inner`` is
+        returned for the network's bridge/br-int.
         """
         info = self.link(iface)
         if info is None or info.get("linkinfo", {}).get("info_kind") != "bridge":
             return iface
-        outer, inner = f"phy-{iface}"[:15], f"int-{iface}"[:15]
         if self.link(outer) is None or self.link(inner) is None:
             self.delete_link(outer)
             self.delete_link(inner)
@@ -197,10 +197,10 @@ class IpLib:
         self.ensure_link_settings(inner)
         return inner
 
-    def remove_bridge_uplink(self, iface: str) -> None:
+    def remove_bridge_uplink(self, outer: str, inner: str) -> None:
         """Undo :meth:`bridge_uplink` (the veth pair goes with either end)."""
-        self.delete_link(f"phy-{iface}"[:15])
-        self.delete_link(f"int-{iface}"[:15])
+        self.delete_link(outer)
+        self.delete_link(inner)
 
     def disable_tx_checksum(self, dev: str, netns: str | None = None) -> None:
         argv = ["ethtool", "-K", dev, "tx", "off"]
@@ -255,6 +255,27 @@ class IpLib:
             self.runner.run(
                 ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", dev, "dst", peer]
             )
+
+
+# --- namespaces by identity (a recreated namespace has the same name, not the same id) --
+def netns_identity(path: str | Path) -> str | None:
+    """``<device>:<inode>`` of a namespace file (``/run/netns/<name>``, or
+    ``/proc/<pid>/ns/net`` for the namespace a process is in); None when absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def named_netns_identity(name: str) -> str | None:
+    """The identity of the named namespace as it is now (None: there is none)."""
+    return netns_identity(Path("/run/netns", name))
+
+
+def process_netns_identity(pid: int) -> str | None:
+    """The identity of the network namespace process ``pid`` is in."""
+    return netns_identity(f"/proc/{pid}/ns/net")
 
 
 # --- processes (always by pid, never by name) ----------------------------------------

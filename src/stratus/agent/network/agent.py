@@ -37,7 +37,7 @@ from stratus.agent.network.sources import (
 from stratus.agent.runner import Runner
 from stratus.common.clients import PasswordAuth
 from stratus.common.config import Config, ConfigError
-from stratus.contracts.network import MetadataSettings
+from stratus.contracts.network import MetadataSettings, ModelError
 
 LOG = logging.getLogger(__name__)
 PROG = "stratus-network-agent"
@@ -60,8 +60,13 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
     runner = Runner(netns=config.get(s, "host_netns") or None,
                     env={"OVS_RUNDIR": ovs_rundir} if ovs_rundir else None)
     ip = IpLib(runner)
-    naming = Naming(netns_prefix=config.get(s, "netns_prefix"),
-                    nft_prefix=config.get(s, "nft_prefix"))
+    host = config.get(s, "host") or socket.gethostname()
+    try:
+        naming = Naming(deploy_prefix=config.get("DEFAULT", "deploy_prefix"),
+                        netns_prefix=config.get(s, "netns_prefix"),
+                        nft_prefix=config.get(s, "nft_prefix"), host=host)
+    except ModelError as exc:
+        raise ValueError(f"[DEFAULT] {exc}") from None
     state_dir = config.get(s, "state_dir")
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     backend = config.get(s, "l2_backend")
@@ -71,13 +76,13 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
     if backend == "linuxbridge":
         from stratus.agent.network.drivers.linuxbridge import LinuxBridgeDriver
         l2 = LinuxBridgeDriver(ip, local_ip, config.get(s, "underlay_interface") or None,
-                               mappings)
+                               mappings, naming=naming)
     elif backend == "ovs":
         from stratus.agent.network.drivers.ovs import OvsDriver
         l2 = OvsDriver(ip, local_ip, tunnel_type=config.get(s, "tunnel_type"),
                        datapath_type=config.get(s, "datapath_type"),
                        underlay_interface=config.get(s, "underlay_interface") or None,
-                       physical_bridge_mappings=mappings)
+                       physical_bridge_mappings=mappings, naming=naming)
     else:
         raise ValueError(f"[agent] l2_backend={backend!r} is not ovs or linuxbridge")
     drivers = NetworkDrivers(
@@ -86,7 +91,8 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
         routers=NamespaceRouterDriver(ip, naming),
         firewall=NftFirewall(runner, naming),
         metadata=ProcessMetadataProxy(ip, state_dir,
-                                      listen_port=config.get_int(s, "metadata_proxy_port")),
+                                      listen_port=config.get_int(s, "metadata_proxy_port"),
+                                      naming=naming),
     )
     url = config.get(s, "network_state_url")
     source: StateSource
@@ -96,7 +102,7 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
         if config.get(s, "username"):
             auth = PasswordAuth(config.get("DEFAULT", "identity_url"), config.get(s, "username"),
                                 config.get(s, "password"), config.get(s, "project_name"))
-        http = HttpSource(url, config.get(s, "host") or socket.gethostname(), auth,
+        http = HttpSource(url, host, auth,
                           underlay_ip=local_ip or None,
                           network_node=config.get_bool(s, "network_node"))
         source, reporter = http, http
@@ -104,7 +110,7 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
         source = JsonFileSource(url.removeprefix("file://"))
     metadata = MetadataSettings(upstream_url=config.get(s, "metadata_url"),
                                 shared_secret=config.get(s, "metadata_shared_secret"))
-    agent = NetworkAgent(drivers, source, metadata, reporter)
+    agent = NetworkAgent(drivers, source, metadata, reporter, naming=naming)
     return (agent, float(config.get_int(s, "resync_interval", minimum=1)),
             float(config.get_int(s, "retry_interval", minimum=1)))
 
@@ -115,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf")
     parser.add_argument("--once", action="store_true", help="converge once and exit")
     parser.add_argument("--cleanup", action="store_true",
-                        help="remove everything of ours from this host (namespaces, dnsmasq, "
-                             "proxies, nftables tables, segments, bridges) and exit; needs no API")
+                        help="remove everything of this deploy (its [DEFAULT] deploy_prefix) "
+                             "from this host (namespaces, dnsmasq, proxies, nftables tables, "
+                             "segments, bridges) and exit; needs no API")
     args = parser.parse_args(argv)
     if args.config_file:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file

@@ -18,8 +18,14 @@ settings map each subnet CIDR to its network (``subnets``) and the client's
 address picks the network (a client on none of them gets 404).
 
 The config file (JSON, mode 0600) holds ``netns``, ``network_id``, ``subnets``,
-``upstream_url``, ``shared_secret``, ``listen_host``, ``listen_port`` and
-``pid_file``. An empty secret is refused: the process exits with status 2.
+``upstream_url``, ``shared_secret``, ``listen_host``, ``listen_port``, ``pid_file`` and
+``netns_id_file``. An empty secret is refused: the process exits with status 2.
+
+Once listening, the process writes ``netns_id_file`` (the ``<device>:<inode>`` of the
+namespace its socket was bound in, read from the very file descriptor it entered) and
+then ``pid_file``: the agent compares that identity with the namespace that has the
+name now, since a process whose socket sits in a deleted namespace looks alive but
+answers nobody.
 """
 
 from __future__ import annotations
@@ -52,24 +58,31 @@ def sign(secret: str, network_id: str, fixed_ip: str) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def _setns(path: str) -> None:
+def _setns(path: str) -> str:
+    """Enter the network namespace of ``path``; returns its ``<device>:<inode>``."""
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(path, os.O_RDONLY)
     try:
+        st = os.fstat(fd)
         if libc.setns(fd, CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"setns({path}): {os.strerror(err)}")
+        return f"{st.st_dev}:{st.st_ino}"
     finally:
         os.close(fd)
 
 
-def bind_in_netns(netns_path: str | None, factory: Any) -> Any:
-    """Call ``factory()`` (which binds a socket) inside ``netns_path``, then come back."""
+def bind_in_netns(netns_path: str | None, factory: Any,
+                  entered: list[str] | None = None) -> Any:
+    """Call ``factory()`` (which binds a socket) inside ``netns_path``, then come back;
+    the identity of the namespace entered is appended to ``entered`` when given."""
     if not netns_path:
         return factory()
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
-        _setns(netns_path)
+        identity = _setns(netns_path)
+        if entered is not None:
+            entered.append(identity)
         try:
             return factory()
         finally:
@@ -171,13 +184,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = make_handler(conf.get("network_id") or "", conf["upstream_url"], secret,
                            conf.get("subnets") or None)
+    entered: list[str] = []
     server = bind_in_netns(
         conf.get("netns_path"),
         lambda: ThreadingHTTPServer(
             (conf.get("listen_host", "169.254.169.254"), int(conf.get("listen_port", 80))), handler
         ),
+        entered,
     )
     server.daemon_threads = True
+    id_file = conf.get("netns_id_file")
+    if id_file and entered:
+        with open(id_file + ".tmp", "w") as fh:
+            fh.write(entered[0])
+        os.replace(id_file + ".tmp", id_file)
     pid_file = conf.get("pid_file")
     if pid_file:
         with open(pid_file + ".tmp", "w") as fh:

@@ -10,6 +10,13 @@ recreating what is already right. Per object, a temporary error is retried
 after ``retry_interval``; a permanent one is logged once (until it changes or
 goes away).
 
+Ownership: every host object the drivers create carries the deploy's prefix
+(:mod:`stratus.agent.network.naming`) and the ``list_*`` calls return only objects of
+that prefix, so the removals below never touch another deploy's objects or
+unprefixed ones. An instance port without a ``device_name`` is plugged under
+:func:`stratus.contracts.network.tap_name` of the prefix, the name the compute agent
+gives the tap.
+
 Edges only make it faster: between passes a watcher thread long-polls the network
 API (``since`` the generation of the state last read, ``long_poll_wait`` seconds at a
 time) and wakes the loop as soon as the host's state changed; while a port's device is
@@ -26,6 +33,7 @@ network API (``PUT /v2.0/stratus-agent/hosts/<host>/ports``). The sources are in
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import threading
@@ -41,6 +49,7 @@ from stratus.agent.network.drivers.base import (
     MetadataProxyDriver,
     RouterDriver,
 )
+from stratus.agent.network.naming import Naming
 from stratus.agent.network.sources import (
     MAX_LONG_POLL,
     HostReporter,
@@ -87,8 +96,9 @@ class NetworkAgent:
 
     def __init__(self, drivers: NetworkDrivers, source: StateSource,
                  metadata_defaults: MetadataSettings | None = None,
-                 reporter: HostReporter | None = None):
+                 reporter: HostReporter | None = None, naming: Naming | None = None):
         self.d = drivers
+        self.naming = naming or Naming()
         self.source = source
         self.reporter = reporter
         self.metadata_defaults = metadata_defaults or MetadataSettings()
@@ -153,6 +163,9 @@ class NetworkAgent:
                   ) -> ReconcileReport:
         report = report or ReconcileReport()
         d = self.d
+        state = dataclasses.replace(state, ports=[
+            p if p.device_name else dataclasses.replace(p, device_name=self.naming.tap(p.id))
+            for p in state.ports])
         d.l2.begin_pass()
         if not self._ready:
             self._ready = self._attempt(report, "host setup", d.l2.ensure_ready)
@@ -232,7 +245,7 @@ class NetworkAgent:
             owner = wanted_keys.get(key)
             if owner is None:
                 continue  # goes with its segment below
-            if dev in known_devices or not _is_instance_device(dev, state):
+            if dev in known_devices or not _is_instance_device(dev, state, self.naming):
                 continue
             LOG.info("unplugging %s (no longer desired)", dev)
             self._attempt(report, f"unplug {dev}", d.l2.unplug, dev)
@@ -331,11 +344,11 @@ class NetworkAgent:
                 self.wake.set()
 
 
-def _is_instance_device(dev: str, state: HostState) -> bool:
+def _is_instance_device(dev: str, state: HostState, naming: Naming) -> bool:
     """A tap on one of our segments that is not a DHCP/router port of this state."""
-    infra = {"tap" + s.port_id[:11] for s in state.dhcp_servers}
+    infra = {naming.tap(s.port_id) for s in state.dhcp_servers}
     for router in state.routers:
-        infra |= {"tap" + i.port_id[:11] for i in router.interfaces}
+        infra |= {naming.tap(i.port_id) for i in router.interfaces}
         if router.gateway:
-            infra.add("tap" + router.gateway.port_id[:11])
+            infra.add(naming.tap(router.gateway.port_id))
     return dev not in infra

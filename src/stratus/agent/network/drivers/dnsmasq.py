@@ -1,11 +1,20 @@
-"""DHCP: one dnsmasq per network in namespace ``qdhcp-<network>``.
+"""DHCP: one dnsmasq per network in namespace ``<prefix>-qdhcp-<network>``.
 
 Static leases only (``dhcp-range ... static`` plus a ``dhcp-hostsfile``), so
 dnsmasq never pings before answering. The hosts and options files are
 re-read on SIGHUP, which keeps the lease file and the process: changing the
 ports of a network never drops leases. The command line only changes when the
 namespace's interface or the subnets change, and only then is dnsmasq
-restarted. Everything lives under ``<state_dir>/dhcp/<network id>/``.
+restarted. Everything lives under ``<state_dir>/dhcp/<namespace>/`` (the namespace
+name carries the deploy's prefix, and so do dnsmasq's command line and pid file).
+
+Level-triggered on what matters, every pass: dnsmasq is alive (its pid file names a
+live dnsmasq of that directory), it runs in the namespace that now has the name
+(``/proc/<pid>/ns/net`` is ``/run/netns/<namespace>``: a namespace deleted and
+recreated under it leaves it serving a dead one), its interface is the one it started
+on (``<dir>/interface`` holds the name and ifindex: a recreated veth gets another
+index, and dnsmasq bound to the old one answers nothing), and its command line is
+the one wanted. Otherwise it is restarted.
 
 A lease whose host entry is gone (its port was deleted, or its address or MAC
 changed) is released with ``dhcp_release`` (package ``dnsmasq-utils``) run in
@@ -24,7 +33,14 @@ import shutil
 import signal
 from pathlib import Path
 
-from stratus.agent.ip_lib import IpLib, pid_running, read_pidfile, stop_pid
+from stratus.agent.ip_lib import (
+    IpLib,
+    named_netns_identity,
+    pid_running,
+    process_netns_identity,
+    read_pidfile,
+    stop_pid,
+)
 from stratus.agent.network.drivers.base import DhcpDriver, DriverError, L2Driver
 from stratus.agent.network.naming import Naming
 from stratus.agent.runner import CommandError
@@ -60,7 +76,7 @@ class DnsmasqDriver(DhcpDriver):
         return self.naming.dhcp_netns(network_id)
 
     def _dir(self, network_id: str) -> Path:
-        return self.state_dir / network_id
+        return self.state_dir / self.netns(network_id)
 
     # --- files ------------------------------------------------------------------------
     @staticmethod
@@ -140,8 +156,11 @@ class DnsmasqDriver(DhcpDriver):
         if server.metadata_proxy:
             wanted.add(f"{METADATA_IP}/32")
         self.ip.ensure_addresses(ns_dev, wanted, ns)
+        interface = ""
         for link in self.ip.links(ns):  # stale ports of an earlier DHCP port id
-            if link["ifname"].startswith("ns-") and link["ifname"] != ns_dev:
+            if link["ifname"] == ns_dev:
+                interface = f"{ns_dev} {link.get('ifindex')}\n"
+            elif link["ifname"].startswith("ns-"):
                 self.ip.delete_link(link["ifname"], ns)
 
         d = self._dir(server.network_id)
@@ -162,23 +181,44 @@ class DnsmasqDriver(DhcpDriver):
         pid = read_pidfile(d / "pid")
         if pid_running(pid, str(d / "pid")):
             assert pid is not None
-            actual = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-            if [a.decode() for a in actual] == argv:
+            why = self._restart_reason(pid, ns, argv, interface, d)
+            if why is None:
                 if changed:
                     LOG.info("dhcp %s: reloading dnsmasq (pid %s)", server.network_id, pid)
                     os.kill(pid, signal.SIGHUP)
                 self.release_stale_leases(server)
                 return
-            LOG.info("dhcp %s: command line changed, restarting dnsmasq", server.network_id)
+            LOG.info("dhcp %s: %s, restarting dnsmasq (pid %s)", server.network_id, why, pid)
             stop_pid(pid)
         if not self._served_subnets(server, network):
             return
         LOG.info("dhcp %s: starting dnsmasq in %s", server.network_id, ns)
+        _write_if_changed(d / "interface", interface)
         self.ip.runner.run(["ip", "netns", "exec", ns, *argv])
         if not pid_running(read_pidfile(d / "pid"), str(d / "pid")):
             raise DriverError(f"dnsmasq for network {server.network_id} did not start",
                               temporary=True)
         self.release_stale_leases(server)
+
+    @staticmethod
+    def _restart_reason(pid: int, ns: str, argv: list[str], interface: str, d: Path
+                        ) -> str | None:
+        """Why the running dnsmasq ``pid`` is not the one wanted, or None when it is."""
+        if process_netns_identity(pid) != named_netns_identity(ns):
+            return f"it runs in another namespace than the current {ns}"
+        try:
+            started_on = (d / "interface").read_text()
+        except OSError:
+            started_on = ""
+        if started_on != interface:
+            return "its interface was recreated"
+        try:
+            actual = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        except OSError:
+            return "it is gone"
+        if [a.decode() for a in actual] != argv:
+            return "its command line changed"
+        return None
 
     # --- leases -----------------------------------------------------------------------
     def leases(self, network_id: str) -> list[tuple[str, str]]:
@@ -220,8 +260,14 @@ class DnsmasqDriver(DhcpDriver):
         return released
 
     def list_dhcp(self) -> set[str]:
+        """Networks with a namespace of ours, or only a state directory of ours (its
+        namespace deleted under us: the dnsmasq of that directory is stopped too)."""
         prefix = self.naming.dhcp_netns_prefix
-        return {ns[len(prefix):] for ns in self.ip.list_netns(prefix)}
+        found = {ns[len(prefix):] for ns in self.ip.list_netns(prefix)}
+        if self.state_dir.is_dir():
+            found |= {p.name[len(prefix):] for p in self.state_dir.iterdir()
+                      if p.is_dir() and p.name.startswith(prefix)}
+        return found
 
     def pid(self, network_id: str) -> int | None:
         pidfile = self._dir(network_id) / "pid"

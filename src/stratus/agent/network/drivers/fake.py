@@ -20,6 +20,7 @@ from stratus.agent.network.drivers.base import (
     MetadataProxyDriver,
     RouterDriver,
 )
+from stratus.agent.network.naming import Naming
 from stratus.contracts.network import (
     DhcpServer,
     MetadataSettings,
@@ -53,11 +54,12 @@ class FakeHost:
 
 
 class FakeL2(L2Driver):
-    def __init__(self, host: FakeHost):
+    def __init__(self, host: FakeHost, naming: Naming | None = None):
         self.host = host
+        self.naming = naming or Naming()
 
     def network_key(self, network: Network) -> str:
-        return "brq" + network.id[:11]
+        return self.naming.network_bridge(network.id)
 
     def ensure_network(self, network: Network, tunnel_peers: list[str]) -> None:
         self.host.maybe_fail()
@@ -98,19 +100,19 @@ class FakeL2(L2Driver):
 
 
 class FakeDhcp(DhcpDriver):
-    def __init__(self, host: FakeHost, prefix: str = "qdhcp-"):
+    def __init__(self, host: FakeHost, naming: Naming | None = None):
         self.host = host
-        self.prefix = prefix
+        self.naming = naming or Naming()
 
     def netns(self, network_id: str) -> str:
-        return self.prefix + network_id
+        return self.naming.dhcp_netns(network_id)
 
     def ensure_dhcp(self, server: DhcpServer, network: Network, l2: L2Driver) -> None:
         self.host.maybe_fail()
         have = self.host.dhcp.get(server.network_id)
         if have is None:
             self.host.created[f"dhcp:{server.network_id}"] += 1
-            dev = "tap" + server.port_id[:11]
+            dev = self.naming.tap(server.port_id)
             self.host.devices.add(dev)
             l2.plug(network, dev, server.port_id, server.mac_address, instance=False)
         elif have != server:
@@ -123,14 +125,18 @@ class FakeDhcp(DhcpDriver):
     def remove_dhcp(self, network_id: str) -> None:
         server = self.host.dhcp.pop(network_id, None)
         if server:
-            dev = "tap" + server.port_id[:11]
+            dev = self.naming.tap(server.port_id)
             self.host.devices.discard(dev)
             self.host.plugged.pop(dev, None)
 
 
 class FakeRouters(RouterDriver):
-    def __init__(self, host: FakeHost):
+    def __init__(self, host: FakeHost, naming: Naming | None = None):
         self.host = host
+        self.naming = naming or Naming()
+
+    def netns(self, router_id: str) -> str:
+        return self.naming.router_netns(router_id)
 
     def ensure_router(self, router: Router, networks: dict[str, Network], l2: L2Driver) -> None:
         self.host.maybe_fail()
@@ -141,7 +147,7 @@ class FakeRouters(RouterDriver):
             g = router.gateway
             ports.append((g.port_id, g.network_id, g.mac_address))
         for port_id, net_id, mac in ports:
-            dev = "tap" + port_id[:11]
+            dev = self.naming.tap(port_id)
             self.host.devices.add(dev)
             l2.plug(networks[net_id], dev, port_id, mac, instance=False)
         self.host.routers[router.id] = copy.deepcopy(router)
@@ -156,7 +162,7 @@ class FakeRouters(RouterDriver):
             if router.gateway:
                 ids.append(router.gateway.port_id)
             for port_id in ids:
-                dev = "tap" + port_id[:11]
+                dev = self.naming.tap(port_id)
                 self.host.devices.discard(dev)
                 self.host.plugged.pop(dev, None)
 

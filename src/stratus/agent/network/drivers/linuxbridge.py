@@ -1,9 +1,13 @@
 """L2 backend ``linuxbridge``: a Linux bridge per network plus a kernel VXLAN device.
 
-* tenant network (vxlan): bridge ``brq<net[:11]>`` with device ``vxlan-<vni>``
+* tenant network (vxlan): bridge ``<prefix>-br<net>`` with device ``<prefix>-vx<vni>``
   (unicast, head-end replication: one all-zero FDB entry per peer host);
 * provider network (flat): the bridge enslaves the interface that
-  ``physical_interface_mappings`` gives for its physical network.
+  ``physical_interface_mappings`` gives for its physical network (a Linux bridge
+  there is joined through the veth ``<prefix>-ph<iface>``/``<prefix>-in<iface>``).
+
+Only bridges, VXLAN devices and taps named with the deploy's prefix are listed,
+changed or removed (:mod:`stratus.agent.network.naming`).
 
 GRE is not available here (Linux bridges have no GRE-in-bridge without
 gretap); a ``gre`` network is carried as VXLAN with the same id, which is
@@ -15,12 +19,12 @@ from __future__ import annotations
 import logging
 
 from stratus.agent.ip_lib import IpLib
+from stratus.agent.network import naming as kinds
 from stratus.agent.network.drivers.base import DriverError, L2Driver
+from stratus.agent.network.naming import Naming
 from stratus.contracts.network import Network
 
 LOG = logging.getLogger(__name__)
-BRIDGE_PREFIX = "brq"
-VXLAN_PREFIX = "vxlan-"
 
 
 class LinuxBridgeDriver(L2Driver):
@@ -31,7 +35,9 @@ class LinuxBridgeDriver(L2Driver):
         underlay_interface: str | None = None,
         physical_interface_mappings: dict[str, str] | None = None,
         vxlan_port: int = 4789,
+        naming: Naming | None = None,
     ):
+        self.naming = naming or Naming()
         self.ip = ip
         self.local_ip = local_ip
         self.underlay_interface = underlay_interface
@@ -47,10 +53,10 @@ class LinuxBridgeDriver(L2Driver):
 
     def teardown(self) -> None:
         for iface in self.mappings.values():
-            self.ip.remove_bridge_uplink(iface)
+            self.ip.remove_bridge_uplink(*self.naming.uplink(iface))
 
     def network_key(self, network: Network) -> str:
-        return BRIDGE_PREFIX + network.id[:11]
+        return self.naming.network_bridge(network.id)
 
     def ensure_network(self, network: Network, tunnel_peers: list[str]) -> None:
         bridge = self.network_key(network)
@@ -64,10 +70,11 @@ class LinuxBridgeDriver(L2Driver):
                 )
             if self.ip.link(iface) is None:
                 raise DriverError(f"physical interface {iface} does not exist", temporary=True)
-            self.ip.ensure_link_settings(self.ip.bridge_uplink(iface), master=bridge)
+            self.ip.ensure_link_settings(
+                self.ip.bridge_uplink(iface, *self.naming.uplink(iface)), master=bridge)
             return
         assert network.segmentation_id is not None
-        vxlan = f"{VXLAN_PREFIX}{network.segmentation_id}"
+        vxlan = self.naming.vxlan(network.segmentation_id)
         info = self.ip.link(vxlan)
         data = (info or {}).get("linkinfo", {}).get("info_data", {})
         if info is not None and (
@@ -90,16 +97,19 @@ class LinuxBridgeDriver(L2Driver):
     def list_networks(self) -> set[str]:
         return {
             link["ifname"] for link in self.ip.links()
-            if link["ifname"].startswith(BRIDGE_PREFIX)
+            if self.naming.owns(link["ifname"], kinds.BRIDGE)
             and link.get("linkinfo", {}).get("info_kind") == "bridge"
         }
 
     def remove_network(self, key: str) -> None:
+        if not self.naming.owns(key, kinds.BRIDGE):
+            raise DriverError(f"refusing to remove {key}: not a bridge of deploy "
+                              f"{self.naming.deploy_prefix!r}")
         for link in self.ip.links():
             if link.get("master") != key:
                 continue
             name = link["ifname"]
-            if name.startswith(VXLAN_PREFIX):
+            if self.naming.owns(name, kinds.VXLAN):
                 self.ip.delete_link(name)
             else:
                 self.ip.change(["ip", "link", "set", "dev", name, "nomaster"], [name],
@@ -108,11 +118,9 @@ class LinuxBridgeDriver(L2Driver):
 
     def remove_stale_vxlan(self, wanted_vnis: set[int]) -> None:
         for link in self.ip.links():
-            name = link["ifname"]
-            if name.startswith(VXLAN_PREFIX) and name[len(VXLAN_PREFIX):].isdigit() and int(
-                name[len(VXLAN_PREFIX):]
-            ) not in wanted_vnis:
-                self.ip.delete_link(name)
+            vni = self.naming.vxlan_vni(link["ifname"])
+            if vni is not None and vni not in wanted_vnis:
+                self.ip.delete_link(link["ifname"])
 
     def device_exists(self, device: str) -> bool:
         return self.ip.link(device) is not None
@@ -129,11 +137,11 @@ class LinuxBridgeDriver(L2Driver):
     def list_plugged(self) -> dict[str, str]:
         return {
             link["ifname"]: link["master"] for link in self.ip.links()
-            if str(link.get("master", "")).startswith(BRIDGE_PREFIX)
-            and link["ifname"].startswith("tap")
+            if self.naming.owns(str(link.get("master", "")), kinds.BRIDGE)
+            and self.naming.owns(link["ifname"], kinds.TAP)
         }
 
     def unplug(self, device: str) -> None:
-        if self.ip.link(device) is not None:
+        if self.naming.owns(device, kinds.TAP) and self.ip.link(device) is not None:
             self.ip.change(["ip", "link", "set", "dev", device, "nomaster"], [device],
                            check=False)

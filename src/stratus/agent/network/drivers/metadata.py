@@ -1,9 +1,14 @@
 """Runs one metadata proxy process (``stratus.agent.network.metadata_proxy``) per namespace.
 
 State: ``<state_dir>/metadata/<netns>.json`` (settings, mode 0600: it holds
-the shared secret, which never appears on a command line) and
-``<netns>.pid``. A proxy whose settings changed is restarted; one that runs
-with the right settings is left alone.
+the shared secret, which never appears on a command line), ``<netns>.pid`` and
+``<netns>.netns`` (the namespace its socket was bound in, written by the proxy).
+The namespace name carries the deploy's prefix, so only our own proxies are listed.
+
+Level-triggered on what matters, every pass: the proxy is alive, its socket is in the
+namespace that has the name now (a namespace deleted and recreated under it leaves
+it listening in the dead one) and its settings are the wanted ones; otherwise it is
+restarted. One that runs as wanted is left alone.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-from stratus.agent.ip_lib import IpLib, pid_running, read_pidfile, stop_pid
+from stratus.agent.ip_lib import (
+    IpLib,
+    named_netns_identity,
+    pid_running,
+    read_pidfile,
+    stop_pid,
+)
 from stratus.agent.network.drivers.base import DriverError, MetadataProxyDriver
+from stratus.agent.network.naming import Naming
 from stratus.contracts.network import MetadataSettings
 
 LOG = logging.getLogger(__name__)
@@ -24,14 +36,26 @@ LOG = logging.getLogger(__name__)
 
 class ProcessMetadataProxy(MetadataProxyDriver):
     def __init__(self, ip: IpLib, state_dir: str, python: str = sys.executable,
-                 listen_port: int = 80):
+                 listen_port: int = 80, naming: Naming | None = None):
         self.ip = ip
+        self.naming = naming or Naming()
         self.dir = Path(state_dir) / "metadata"
         self.python = python
         self.listen_port = listen_port
 
     def _paths(self, netns: str) -> tuple[Path, Path]:
         return self.dir / f"{netns}.json", self.dir / f"{netns}.pid"
+
+    def _id_file(self, netns: str) -> Path:
+        return self.dir / f"{netns}.netns"
+
+    def bound_in_current_netns(self, netns: str) -> bool:
+        """Whether the proxy's socket is in the namespace that has the name now."""
+        try:
+            bound = self._id_file(netns).read_text()
+        except OSError:
+            return False
+        return bound == named_netns_identity(netns)
 
     def pid(self, netns: str) -> int | None:
         conf, pidfile = self._paths(netns)
@@ -54,22 +78,28 @@ class ProcessMetadataProxy(MetadataProxyDriver):
             "subnets": dict(sorted((subnets or {}).items())),
             "upstream_url": settings.upstream_url, "shared_secret": settings.shared_secret,
             "listen_host": "169.254.169.254", "listen_port": self.listen_port,
-            "pid_file": str(pidfile),
+            "pid_file": str(pidfile), "netns_id_file": str(self._id_file(netns)),
         }, sort_keys=True)
         try:
             same = conf.read_text() == content
         except OSError:
             same = False
         pid = self.pid(netns)
-        if same and pid:
+        here = self.bound_in_current_netns(netns)
+        if same and pid and here:
             return
         if pid:
-            LOG.info("metadata proxy in %s: settings changed, restarting", netns)
+            why = "settings changed" if not same else (
+                "its socket is in a namespace deleted since (not the current one)")
+            LOG.info("metadata proxy in %s: %s, restarting (pid %s)", netns, why, pid)
             stop_pid(pid)
+        elif same and conf.exists():
+            LOG.info("metadata proxy in %s is not running, starting it", netns)
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(content)
         pidfile.unlink(missing_ok=True)
+        self._id_file(netns).unlink(missing_ok=True)
         log = self.dir / f"{netns}.log"
         self.ip.runner.run(
             ["setsid", "-f", "sh", "-c",
@@ -87,11 +117,11 @@ class ProcessMetadataProxy(MetadataProxyDriver):
     def list_proxies(self) -> set[str]:
         if not self.dir.is_dir():
             return set()
-        return {p.stem for p in self.dir.glob("*.json")}
+        return {p.stem for p in self.dir.glob("*.json") if self.naming.owns_netns(p.stem)}
 
     def remove_proxy(self, netns: str) -> None:
         pid = self.pid(netns)
         if pid:
             stop_pid(pid)
-        for path in (*self._paths(netns), self.dir / f"{netns}.log"):
+        for path in (*self._paths(netns), self._id_file(netns), self.dir / f"{netns}.log"):
             path.unlink(missing_ok=True)

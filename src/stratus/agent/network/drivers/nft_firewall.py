@@ -1,13 +1,14 @@
 """Security groups and anti-spoofing in nftables, on the host of each port.
 
-Two tables, each replaced atomically and only when its text changed:
+Two tables (``<nft_prefix><deploy prefix>_...``, chains ``<deploy prefix>_...``), each
+replaced atomically and only when its text changed; no other table is ever touched:
 
-* ``bridge <prefix>antispoof`` (bridge forward hook, before anything else):
+* ``bridge stratus_<prefix>_antispoof`` (bridge forward hook, before anything else):
   frames from a port's device must carry its MAC (or an allowed pair's), ARP
   must claim its own MAC/IPs, IPv4 must come from its fixed IPs or allowed
   pairs (except the DHCP DISCOVER from 0.0.0.0), other ethertypes are
   dropped, and the port may never send DHCP server traffic (udp sport 67).
-* ``inet <prefix>sg``: the stateful part. Bridged IPv4 passes the inet
+* ``inet stratus_<prefix>_sg``: the stateful part. Bridged IPv4 passes the inet
   forward hook (``net.bridge.bridge-nf-call-iptables=1``, where conntrack
   works); frames are attributed to a port by MAC (anti-spoofing guarantees
   that a port's MAC only comes from that port). Per port an egress chain
@@ -83,7 +84,7 @@ def render_antispoof(ports: list[Port], naming: Naming) -> str:
     dispatch, chains = [], []
     for port in sorted(ports, key=lambda p: p.id):
         cid = naming.chain_id(port.id)
-        dispatch.append(f'    iifname "{port.device}" jump spoof_{cid}')
+        dispatch.append(f'    iifname "{port.device}" jump {naming.chain("spoof_" + cid)}')
         ips = _ips(port)
         macs = _macs(port)
         rules = [f"ether saddr != {_set(macs)} drop",
@@ -97,8 +98,10 @@ def render_antispoof(ports: list[Port], naming: Naming) -> str:
         else:
             rules.append("drop")
         rules += ["udp sport 67 drop", "return"]
-        chains.append(f"  chain spoof_{cid} {{\n" + "".join(f"    {r}\n" for r in rules) + "  }\n")
-    base = ("  chain forward {\n    type filter hook forward priority -10; policy accept;\n"
+        chains.append(f"  chain {naming.chain('spoof_' + cid)} {{\n"
+                      + "".join(f"    {r}\n" for r in rules) + "  }\n")
+    base = (f"  chain {naming.chain('forward')} {{\n"
+            "    type filter hook forward priority -10; policy accept;\n"
             + "".join(d + "\n" for d in dispatch) + "  }\n")
     return base + "".join(chains)
 
@@ -108,9 +111,9 @@ def render_sg(ports: list[Port], groups: dict[str, SecurityGroup], naming: Namin
     for port in sorted(ports, key=lambda p: p.id):
         cid = naming.chain_id(port.id)
         for mac in _macs(port):
-            dispatch.append(f"    ether saddr {mac} jump egress_{cid}")
+            dispatch.append(f"    ether saddr {mac} jump {naming.chain('egress_' + cid)}")
         for mac in _macs(port):
-            dispatch.append(f"    ether daddr {mac} jump ingress_{cid}")
+            dispatch.append(f"    ether daddr {mac} jump {naming.chain('ingress_' + cid)}")
         rules: dict[str, list[str]] = {"ingress": [], "egress": []}
         for group_id in port.security_groups:
             group = groups.get(group_id)
@@ -126,9 +129,11 @@ def render_sg(ports: list[Port], groups: dict[str, SecurityGroup], naming: Namin
                   "udp sport 68 udp dport 67 return", *rules["egress"], "drop"]
         ingress = ["ct state established,related return", "ct state invalid drop",
                    "udp sport 67 udp dport 68 return", *rules["ingress"], "drop"]
-        for name, body in ((f"egress_{cid}", egress), (f"ingress_{cid}", ingress)):
+        for name, body in ((naming.chain(f"egress_{cid}"), egress),
+                           (naming.chain(f"ingress_{cid}"), ingress)):
             chains.append(f"  chain {name} {{\n" + "".join(f"    {r}\n" for r in body) + "  }\n")
-    base = ("  chain forward {\n    type filter hook forward priority 0; policy accept;\n"
+    base = (f"  chain {naming.chain('forward')} {{\n"
+            "    type filter hook forward priority 0; policy accept;\n"
             + "".join(d + "\n" for d in dispatch) + "  }\n")
     return base + "".join(chains)
 

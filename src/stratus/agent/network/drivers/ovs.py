@@ -1,10 +1,15 @@
 """L2 backend ``ovs``: Open vSwitch with ``br-int`` and ``br-tun``, as Neutron's OVS agent.
 
+The bridges and ports carry the deploy's prefix (``st-br-int``, ``st-br-tun``,
+``st-br-phy``, ``st-patch-tun``; :mod:`stratus.agent.network.naming`) and every port
+and bridge we add the marks ``external_ids:stratus-deploy=<prefix>`` and
+``stratus-host=<host>``: only rows with both are listed, changed or removed.
+
 * ``br-int``: a normal learning switch; every port of a network carries the
   network's *local* VLAN tag (allocated per host, remembered in br-int's
-  ``external_ids`` as ``stratus-lvlan-<network id>``).
+  ``external_ids`` as ``stratus-<prefix>-lvlan-<network id>``).
 * ``br-tun`` (fail mode secure): one GRE or VXLAN port per other host
-  (``vxlan-<peer ip in hex>``, ``options:key=flow``), joined to br-int by a
+  (``<prefix>-vx<peer ip in hex>``, ``options:key=flow``), joined to br-int by a
   patch pair. Per network two flows, cookie ``0x57AA0000 + local vlan``:
   from br-int with that VLAN: strip it, set the tunnel key to the
   segmentation id and flood to every tunnel; from a tunnel with that key:
@@ -16,8 +21,9 @@
   tunnel endpoint IP must sit on a netdev bridge (``br-phy`` pattern): with
   ``underlay_interface`` set, the driver puts that interface into ``br-phy``
   and moves the underlay IP onto ``br-phy``.
-* Instance ports use the hybrid plug (``qbr`` Linux bridge + ``qvb``/``qvo``
-  veth into br-int) so that the nftables security groups see their traffic.
+* Instance ports use the hybrid plug (``<prefix>-qb`` Linux bridge + ``<prefix>-qv``/
+  ``<prefix>-qo`` veth into br-int) so that the nftables security groups see their
+  traffic.
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from stratus.agent.ip_lib import IpLib
+from stratus.agent.network import naming as kinds
 from stratus.agent.network.drivers.base import DriverError, L2Driver
+from stratus.agent.network.naming import Naming
 from stratus.contracts.network import Network
 
 LOG = logging.getLogger(__name__)
-LVLAN_KEY = "stratus-lvlan-"
 COOKIE_BASE = 0x57AA0000
 
 
@@ -54,12 +61,11 @@ class OvsDriver(L2Driver):
         datapath_type: str = "auto",
         underlay_interface: str | None = None,
         physical_bridge_mappings: dict[str, str] | None = None,
-        integration_bridge: str = "br-int",
-        tunnel_bridge: str = "br-tun",
-        physical_bridge: str = "br-phy",
+        naming: Naming | None = None,
     ):
         if tunnel_type not in ("vxlan", "gre"):
             raise ValueError(f"tunnel_type {tunnel_type!r} is not vxlan or gre")
+        self.naming = naming = naming or Naming()
         self.ip = ip
         self.run = ip.runner.run
         self.local_ip = local_ip
@@ -69,7 +75,10 @@ class OvsDriver(L2Driver):
             self.datapath = "system" if Path("/sys/module/openvswitch").exists() else "netdev"
         self.underlay_interface = underlay_interface
         self.mappings = physical_bridge_mappings or {}
-        self.br_int, self.br_tun, self.br_phy = integration_bridge, tunnel_bridge, physical_bridge
+        self.br_int, self.br_tun, self.br_phy = (
+            naming.ovs_bridge(role) for role in ("int", "tun", "phy"))
+        self.patch_int, self.patch_tun = naming.patch_port("int"), naming.patch_port("tun")
+        self.marks = [f"external_ids:{k}={v}" for k, v in naming.ovs_marks.items()]
         self._ports: list[dict[str, Any]] | None = None  # per-pass caches
         self._vlans: dict[str, int] | None = None
         self._tun_ids: dict[str, str] | None = None
@@ -93,7 +102,7 @@ class OvsDriver(L2Driver):
         exists = self.ip.runner.ok(["ovs-vsctl", "br-exists", name])
         if not exists:
             args = ["--may-exist", "add-br", name, "--", "set", "Bridge", name,
-                    f"datapath_type={self.datapath}"]
+                    f"datapath_type={self.datapath}", *self.marks]
             if fail_mode:
                 args += [f"fail_mode={fail_mode}"]
             self.vsctl(*args)
@@ -118,8 +127,10 @@ class OvsDriver(L2Driver):
         data = json.loads(out or "{}")
         rows = []
         for name, tag, ext in data.get("data", []):
-            rows.append({"name": name, "tag": tag if isinstance(tag, int) else None,
-                         "external_ids": _ovs_map(ext)})
+            ids = _ovs_map(ext)
+            if self.naming.owns_ovs(ids):  # another deploy's or host's port is not ours
+                rows.append({"name": name, "tag": tag if isinstance(tag, int) else None,
+                             "external_ids": ids})
         self._ports = rows
         return rows
 
@@ -128,10 +139,11 @@ class OvsDriver(L2Driver):
             return self._vlans
         out = self.vsctl("br-get-external-id", self.br_int)
         result = {}
+        prefix = self.naming.lvlan_key
         for line in out.splitlines():
             key, _, value = line.partition("=")
-            if key.startswith(LVLAN_KEY) and value.isdigit():
-                result[key[len(LVLAN_KEY):]] = int(value)
+            if key.startswith(prefix) and value.isdigit():
+                result[key[len(prefix):]] = int(value)
         self._vlans = result
         return result
 
@@ -141,7 +153,8 @@ class OvsDriver(L2Driver):
             return vlans[network_id]
         used = set(vlans.values())
         vlan = next(v for v in range(1, 4095) if v not in used)
-        self.vsctl("br-set-external-id", self.br_int, LVLAN_KEY + network_id, str(vlan))
+        self.vsctl("br-set-external-id", self.br_int, self.naming.lvlan_key + network_id,
+                   str(vlan))
         vlans[network_id] = vlan
         return vlan
 
@@ -150,10 +163,10 @@ class OvsDriver(L2Driver):
         self.ip.sysctl("net.bridge.bridge-nf-call-iptables", "1")
         self._ensure_ovs_bridge(self.br_int)
         self._ensure_ovs_bridge(self.br_tun, fail_mode="secure")
-        self.vsctl("--may-exist", "add-port", self.br_int, "patch-tun", "--", "set",
-                   "Interface", "patch-tun", "type=patch", "options:peer=patch-int")
-        self.vsctl("--may-exist", "add-port", self.br_tun, "patch-int", "--", "set",
-                   "Interface", "patch-int", "type=patch", "options:peer=patch-tun")
+        self.vsctl("--may-exist", "add-port", self.br_int, self.patch_tun, "--", "set",
+                   "Interface", self.patch_tun, "type=patch", f"options:peer={self.patch_int}")
+        self.vsctl("--may-exist", "add-port", self.br_tun, self.patch_int, "--", "set",
+                   "Interface", self.patch_int, "type=patch", f"options:peer={self.patch_tun}")
         self.begin_pass()  # the bridges' internal devices just appeared
         if self.datapath == "netdev" and self.underlay_interface:
             self._ensure_br_phy()
@@ -161,13 +174,36 @@ class OvsDriver(L2Driver):
 
     def teardown(self) -> None:
         for iface in self.mappings.values():
-            self.vsctl("--if-exists", "del-port", self.br_int, f"int-{iface}"[:15])
-            self.ip.remove_bridge_uplink(iface)
-        self.vsctl("--if-exists", "del-br", self.br_tun)
-        self.vsctl("--if-exists", "del-br", self.br_int)
+            outer, inner = self.naming.uplink(iface)
+            if any(p["name"] == inner for p in self._find_ports()):
+                self.vsctl("--if-exists", "del-port", self.br_int, inner)
+            self.ip.remove_bridge_uplink(outer, inner)
+        bridges = [self.br_tun, self.br_int]
         if not self.underlay_interface:  # else br-phy carries the host's underlay address
-            self.vsctl("--if-exists", "del-br", self.br_phy)
+            bridges.append(self.br_phy)
+        for bridge in bridges:
+            if self._owned_bridge(bridge):
+                self.vsctl("--if-exists", "del-br", bridge)
         self.begin_pass()
+
+    def _owned_bridge(self, name: str) -> bool:
+        """An existing bridge with our marks and no port but ours (a bridge of another
+        deploy or host, or one still holding others' ports, is left alone)."""
+        if not self.ip.runner.ok(["ovs-vsctl", "br-exists", name]):
+            return False
+        out = self.vsctl("br-get-external-id", name)
+        ids = dict(line.partition("=")[::2] for line in out.splitlines())
+        if not self.naming.owns_ovs(ids):
+            LOG.info("leaving OVS bridge %s: it is not marked as ours", name)
+            return False
+        self._ports = None
+        mine = {p["name"] for p in self._find_ports()} | {self.patch_int, self.patch_tun}
+        others = sorted(set(self.vsctl("list-ports", name).split()) - mine)
+        if others:
+            LOG.warning("leaving OVS bridge %s: it holds ports that are not ours: %s", name,
+                        ", ".join(others))
+            return False
+        return True
 
     def _ensure_br_phy(self) -> None:
         """Userspace tunnels route through a netdev bridge holding the underlay IP."""
@@ -189,7 +225,7 @@ class OvsDriver(L2Driver):
         return network.id
 
     def _tunnel_port(self, peer: str) -> str:
-        return f"{self.tunnel_type}-{int(ipaddress.ip_address(peer)):08x}"
+        return self.naming.tunnel_port(self.tunnel_type, f"{int(ipaddress.ip_address(peer)):08x}")
 
     def _ensure_tunnels(self, peers: set[str]) -> list[int]:
         wanted = {self._tunnel_port(p): p for p in peers}
@@ -206,7 +242,7 @@ class OvsDriver(L2Driver):
             self.vsctl("--may-exist", "add-port", self.br_tun, name, "--", "set", "Interface",
                        name, f"type={self.tunnel_type}", f"options:remote_ip={peer}",
                        f"options:local_ip={self.local_ip}", "options:key=flow", "--", "set",
-                       "Port", name, f"external_ids:stratus-tunnel={peer}")
+                       "Port", name, f"external_ids:stratus-tunnel={peer}", *self.marks)
             self._ports = None
         return sorted(self._ofport(name) for name in wanted)
 
@@ -219,10 +255,11 @@ class OvsDriver(L2Driver):
                                   f"{network.physical_network!r} has no mapping")
             if self.ip.link(iface) is None:
                 raise DriverError(f"physical interface {iface} does not exist", temporary=True)
-            self._ensure_port(self.ip.bridge_uplink(iface), vlan, network.id, {})
+            uplink = self.ip.bridge_uplink(iface, *self.naming.uplink(iface))
+            self._ensure_port(uplink, vlan, network.id, {})
             return
         tunnels = self._ensure_tunnels(set(tunnel_peers) - {self.local_ip})
-        patch = self._ofport("patch-int")
+        patch = self._ofport(self.patch_int)
         cookie = f"{COOKIE_BASE + vlan:#x}"
         outputs = ",".join(f"output:{t}" for t in tunnels) or "drop"
         flows = [
@@ -235,7 +272,7 @@ class OvsDriver(L2Driver):
         # kept in br-tun's external_ids (ovsdb, cheap to read) and the flow dump
         # (one per pass) proves vswitchd still has them (it loses them on restart).
         digest = hashlib.sha256("\n".join(flows).encode()).hexdigest()[:16]
-        key = f"stratus-flows-{vlan}"
+        key = self.naming.flows_key(vlan)
         if self._tun_ids is None:
             out = self.vsctl("br-get-external-id", self.br_tun)
             self._tun_ids = dict(line.partition("=")[::2] for line in out.splitlines())
@@ -260,9 +297,9 @@ class OvsDriver(L2Driver):
                 self._unplug_port(port)
         if vlan is not None:
             self.ofctl("del-flows", self.br_tun, f"cookie={COOKIE_BASE + vlan:#x}/-1")
-            self.vsctl("br-set-external-id", self.br_tun, f"stratus-flows-{vlan}")
+            self.vsctl("br-set-external-id", self.br_tun, self.naming.flows_key(vlan))
             self._tun_ids = self._flow_dump = None
-        self.vsctl("br-set-external-id", self.br_int, LVLAN_KEY + key)
+        self.vsctl("br-set-external-id", self.br_int, self.naming.lvlan_key + key)
         self._vlans = None
 
     def device_exists(self, device: str) -> bool:
@@ -270,7 +307,7 @@ class OvsDriver(L2Driver):
 
     def _ensure_port(self, name: str, vlan: int, network_id: str,
                      extra: dict[str, str]) -> None:
-        ext = {"stratus-net": network_id, **extra}
+        ext = {**self.naming.ovs_marks, "stratus-net": network_id, **extra}
         current = next((p for p in self._find_ports() if p["name"] == name), None)
         if current and current["tag"] == vlan and all(
                 current["external_ids"].get(k) == v for k, v in ext.items()):
@@ -295,8 +332,7 @@ class OvsDriver(L2Driver):
             self.ip.ensure_link_settings(device, mtu=network.mtu, info=info)
             self._ensure_port(device, vlan, network.id, extra)
             return
-        short = port_id[:11]
-        qbr, qvb, qvo = "qbr" + short, "qvb" + short, "qvo" + short
+        qbr, qvb, qvo = self.naming.hybrid(port_id)
         self.ip.ensure_bridge(qbr)
         if self.ip.link(qvb) is None or self.ip.link(qvo) is None:
             self.ip.delete_link(qvb)
@@ -317,10 +353,10 @@ class OvsDriver(L2Driver):
         name = port["name"]
         self.vsctl("--no-wait", "--if-exists", "del-port", self.br_int, name)
         self._ports = None
-        if name.startswith("qvo"):
-            short = name[3:]
-            self.ip.delete_link("qvb" + short)
-            self.ip.delete_link("qbr" + short)
+        if self.naming.owns(name, kinds.HYBRID_OVS):
+            suffix = name[len(self.naming.ifname(kinds.HYBRID_OVS, "")):]
+            self.ip.delete_link(self.naming.ifname(kinds.HYBRID_VETH, suffix))
+            self.ip.delete_link(self.naming.ifname(kinds.HYBRID_BRIDGE, suffix))
 
     def unplug(self, device: str) -> None:
         for port in self._find_ports():

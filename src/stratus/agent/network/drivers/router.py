@@ -1,6 +1,6 @@
-"""Routers: namespace ``qrouter-<router>`` with a ``qr-`` device per subnet,
+"""Routers: namespace ``<prefix>-qrouter-<router>`` with a ``qr-`` device per subnet,
 a ``qg-`` gateway device on the external network, and an nftables table
-``<nft_prefix>router`` doing SNAT (to the gateway IP, when ``enable_snat``),
+``stratus_<prefix>_router`` doing SNAT (to the gateway IP, when ``enable_snat``),
 floating-IP DNAT and the reverse SNAT for floating IPs. A router with
 interfaces also holds 169.254.169.254/32 on ``lo``, where its metadata proxy
 listens for the networks behind it.
@@ -21,8 +21,10 @@ LOG = logging.getLogger(__name__)
 METADATA_CIDR = "169.254.169.254/32"
 
 
-def render_nat(router: Router, internal_cidrs: list[str], gateway_dev: str | None) -> str:
+def render_nat(router: Router, internal_cidrs: list[str], gateway_dev: str | None,
+               naming: Naming | None = None) -> str:
     """The body of the router's NAT table (without the table line)."""
+    naming = naming or Naming()
     pre, out, post = [], [], []
     if router.gateway and gateway_dev:
         for fip in sorted(router.floating_ips, key=lambda f: f.floating_ip_address):
@@ -39,7 +41,8 @@ def render_nat(router: Router, internal_cidrs: list[str], gateway_dev: str | Non
             )
     def chain(name: str, hook: str, prio: str, rules: list[str]) -> str:
         body = "\n".join(rules)
-        return (f"  chain {name} {{\n    type nat hook {hook} priority {prio}; policy accept;\n"
+        return (f"  chain {naming.chain(name)} {{\n"
+                f"    type nat hook {hook} priority {prio}; policy accept;\n"
                 f"{body}{chr(10) if rules else ''}  }}\n")
     return (chain("prerouting", "prerouting", "dstnat", pre)
             + chain("output", "output", "-100", out)
@@ -90,7 +93,7 @@ class NamespaceRouterDriver(RouterDriver):
                 LOG.info("router %s: removing stale device %s", router.id, name)
                 self.ip.delete_link(name, ns)
         nft.ensure_table(self.ip.runner, "ip", self.naming.table("router"),
-                         render_nat(router, internal, gw_dev), netns=ns)
+                         render_nat(router, internal, gw_dev, self.naming), netns=ns)
 
     def netns(self, router_id: str) -> str:
         return self.naming.router_netns(router_id)
