@@ -103,8 +103,12 @@ class FakeDownstream:
                             "owner": CONTEXTS[token].project_id}
         return dict(self.images[iid])
 
-    def delete_image(self, token: str, image_id: str) -> None:
+    def delete_image(self, token: str | None, image_id: str) -> None:
         self.images.pop(image_id, None)
+
+    def list_images(self, token: str | None, **filters: Any) -> list[dict[str, Any]]:
+        return [dict(i) for i in list(self.images.values())
+                if all(i.get(k) == v for k, v in filters.items())]
 
     def get_network(self, token: str | None, network_id: str) -> dict[str, Any]:
         net = self.networks.get(network_id)

@@ -64,6 +64,9 @@ class Agent(threading.Thread):
                     elif a["task_state"] == "spawning":
                         assert a["ports"], a
                         self.http.post(path, json={"vm_state": "active", "power_state": 1})
+                    elif a["snapshots"]:  # "uploaded" (the image stays queued here)
+                        self.http.post(path, json={"snapshots_done": [
+                            x["image_id"] for x in a["snapshots"]]})
             except httpx.HTTPError:
                 params = {}
                 time.sleep(0.3)  # the compute API is being killed or restarted
@@ -204,9 +207,26 @@ def test_compute_api_killed_inside_server_create(cloud: dict[str, Any]) -> None:
         assert len(ports) == (1 if srv["status"] == "ACTIVE" else 0), ports
         outcomes[point] = srv["status"]
         check_owners(cloud)
+    # createImage killed after the image API made the image: recorded, then uploaded.
+    sid = srv["id"]
+    restart(st.compute, "compute.snapshot.after_image")
+    with pytest.raises(httpx.TransportError):
+        cloud["compute"].post(f"/servers/{sid}/action", json={"createImage": {"name": "tcr"}})
+    assert killed(st.compute) == -9
+    restart(st.compute, None)
+    deadline = time.monotonic() + WAIT
+    while cloud["compute"].get(f"/servers/{sid}").json()["server"][
+            "OS-EXT-STS:task_state"] is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    images = httpx.get(f"{st.image.url}/v2/images", headers=cloud["headers"],
+                       params={"instance_uuid": sid}).json()["images"]
+    assert [i["name"] for i in images] == ["tcr"]
+    assert f"server {sid}: taking over its image_snapshot step" in st.compute.log()
+    outcomes["compute.snapshot.after_image"] = "snapshot recorded and uploaded"
     print("\ncompute crash point -> server:", outcomes)
     # Nothing here needs failing: each step is resumed.
-    assert set(outcomes.values()) == {"ACTIVE"}, outcomes
+    assert set(outcomes.values()) == {"ACTIVE", "snapshot recorded and uploaded"}, outcomes
     for srv in cloud["compute"].get("/servers").json()["servers"]:
         assert cloud["compute"].delete(f"/servers/{srv['id']}").status_code == 204
     deadline = time.monotonic() + WAIT

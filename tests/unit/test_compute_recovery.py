@@ -20,7 +20,7 @@ import pytest
 from compute_api import ALICE, ComputeApi, in_process
 from stratus.common.clients import ServiceError
 from stratus.compute import models as m
-from stratus.compute import placement, recovery, servers
+from stratus.compute import placement, recovery, server_actions, servers
 from stratus.compute.core import Settings
 
 pytestmark = pytest.mark.unit
@@ -51,6 +51,7 @@ def crash_at(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
 
     monkeypatch.setattr(placement, "crash_point", hit)
     monkeypatch.setattr(servers, "crash_point", hit)
+    monkeypatch.setattr(server_actions, "crash_point", hit)
 
 
 def boot_until_crash(api: ComputeApi, monkeypatch: pytest.MonkeyPatch, point: str) -> str:
@@ -199,6 +200,45 @@ def test_sweep_drops_ports_of_deleted_or_finished_servers_only(api: ComputeApi) 
     assert not set(leaked) & set(api.fake.ports)
     assert api.fake.ports[given["id"]]["device_id"] == ""  # the user's: unbound, kept
     assert foreign["id"] in api.fake.ports
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_a_snapshot_stopped_before_it_was_recorded(
+        api: ComputeApi, monkeypatch: pytest.MonkeyPatch, made: bool) -> None:
+    """createImage died after the image API made the image (it is recorded and uploaded),
+    or before (the server goes back to no task)."""
+    sid = api.boot(networks="none")["server"]["id"]
+    api.report("cmp1", sid, vm_state="active", power_state=1)
+    before = set(api.fake.images)
+    if made:
+        crash_at(monkeypatch, "compute.snapshot.after_image")
+    else:
+        def dies(token: str, body: dict[str, Any]) -> dict[str, Any]:
+            raise Killed("before the image API answered")
+
+        monkeypatch.setattr(api.fake, "create_image", dies)
+    with pytest.raises(Killed):
+        api.call("POST", f"/v2.1/servers/{sid}/action", ALICE,
+                 json={"createImage": {"name": "snap"}})
+    monkeypatch.undo()
+    assert api.server(sid)["OS-EXT-STS:task_state"] == "image_snapshot"
+    # Busy meanwhile: another action waits for the step.
+    assert api.call("POST", f"/v2.1/servers/{sid}/action", ALICE,
+                    json={"os-stop": None}).status_code == 409
+    assert not recovery.recover(api.core)  # its owner (this process) is alive
+    orphan(api)
+    assert recovery.recover(api.core).resumed == [sid]
+    new = set(api.fake.images) - before
+    if made:
+        (image_id,) = new
+        assert api.server(sid)["OS-EXT-STS:task_state"] == "image_uploading"
+        a = api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers")["servers"][0]
+        assert a["snapshots"] == [{"image_id": image_id, "name": "snap"}]
+        api.report("cmp1", sid, snapshots_done=[image_id])
+    else:
+        assert new == set()
+    assert api.server(sid)["OS-EXT-STS:task_state"] is None
+    assert "owner" not in row(api, sid).scheduling
 
 
 def test_owner_liveness() -> None:

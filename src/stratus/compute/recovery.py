@@ -16,7 +16,10 @@ process with that pid and start time; on another host: no change for
 - ``networking``: the ports the network API holds for it (found by ``device_id``) that
   the row does not record are dropped, then the ports are made again (or the recorded
   ones bound to its host) and the server goes to its agent (``spawning``);
-- ``deleting`` (a delete the API itself was finishing): the delete is finished.
+- ``deleting`` (a delete the API itself was finishing): the delete is finished;
+- ``image_snapshot`` (a createImage between asking the image API and recording the
+  snapshot): the queued image made for the server (``instance_uuid``) is recorded and
+  the agent uploads it; none was made: the server goes back to no task.
 
 A step that cannot be finished fails the server: ERROR with a fault saying why, its
 host claim released and its ports dropped; its quota stays counted until it is deleted.
@@ -46,7 +49,8 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("stratus.compute.recovery")
 OWNER = "owner"
-STEPS = ("scheduling", "networking", "deleting")
+SNAPSHOT_STEP = "image_snapshot"  # createImage: between asking the image API and recording
+STEPS = ("scheduling", "networking", "deleting", SNAPSHOT_STEP)
 COMPUTE_OWNER = "compute:"
 
 __all__ = ["Outcome", "owned", "owner_alive", "process_token", "recover", "released",
@@ -150,6 +154,9 @@ def recover(core: ComputeCore, stale_after: float = 600.0) -> Outcome:
             if task == "deleting":
                 core.servers.finalize_delete(sid)
                 out.deleted.append(sid)
+            elif task == SNAPSHOT_STEP:
+                core.servers.resume_snapshot(sid)
+                out.resumed.append(sid)
             elif core.servers.resume(sid):
                 out.resumed.append(sid)
             else:

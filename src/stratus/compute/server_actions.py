@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 
 from stratus.common.auth import AuthContext
 from stratus.common.clients import ServiceError
+from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, Conflict, ServiceUnavailable
 from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
+from stratus.compute.recovery import SNAPSHOT_STEP, owned, released
 from stratus.compute.server_reads import ServerReads, ServerShown
 
 if TYPE_CHECKING:
@@ -149,6 +151,10 @@ class ServerActions(ServerReads):
             srv = core.server(s, ctx, sid)
             check_state(srv, "createImage", ("active", "stopped", "paused", "suspended"),
                         srv.task_state is not None)
+            # Recorded before the image API is asked: a crash until the snapshot is
+            # recorded is rolled back or finished by the recovery (compute/recovery.py).
+            srv.task_state, srv.updated_at = SNAPSHOT_STEP, utcnow()
+            srv.scheduling = owned(srv.scheduling)
             return srv
 
         srv = core.transaction(check)
@@ -162,23 +168,56 @@ class ServerActions(ServerReads):
         try:
             image = core.downstream.create_image(ctx.token, body)
         except ServiceError as exc:
+            self.snapshot_done(srv.id, None)
             if exc.temporary:
                 raise ServiceUnavailable(f"The image service failed: {exc}") from None
             raise BadRequest(f"The image service refused the snapshot: {exc}") from None
+        crash_point("compute.snapshot.after_image")
 
-        def record(s: Session) -> bool:
-            fresh = core.server(s, ctx, srv.id)
-            if fresh.task_state is not None:
-                return False
-            fresh.snapshots = [*fresh.snapshots, {"image_id": image["id"], "name": str(name)}]
-            fresh.task_state, fresh.updated_at = "image_uploading", utcnow()
-            core.bump(s, fresh.host)
-            return True
-
-        if not core.transaction(record):
+        if not self.snapshot_done(srv.id, {"image_id": image["id"], "name": str(name)}):
             with contextlib.suppress(ServiceError):
                 core.downstream.delete_image(ctx.token, image["id"])
             raise Conflict(f"Cannot 'createImage' instance {srv.id} while it is in "
                            "task_state busy")
         location = f"{getattr(core.downstream, 'image_url', '')}/v2/images/{image['id']}"
         return str(image["id"]), location
+
+    def snapshot_done(self, sid: str, snapshot: dict[str, str] | None) -> bool:
+        """End the server's createImage step: record ``snapshot`` (the agent uploads it:
+        ``image_uploading``), or with None, go back to no task. False when the server is
+        no longer in that step."""
+        core = self.core
+
+        def work(s: Session) -> bool:
+            srv = s.get(m.Server, sid)
+            if srv is None or srv.deleted or srv.task_state != SNAPSHOT_STEP:
+                return False
+            srv.scheduling = released(srv.scheduling)
+            srv.task_state, srv.updated_at = None, utcnow()
+            if snapshot is not None:
+                srv.snapshots = [*srv.snapshots, snapshot]
+                srv.task_state = "image_uploading"
+                core.bump(s, srv.host)
+            return True
+
+        return core.transaction(work)
+
+    def resume_snapshot(self, sid: str) -> bool:
+        """Finish a createImage that stopped between asking the image API and recording
+        the snapshot (crash recovery): the queued image made for it, if any, is recorded
+        (the newest; others are deleted); none: the server goes back to no task. True
+        when a snapshot was recorded."""
+        with self.core.db.session() as s:
+            srv = s.get(m.Server, sid)
+            known = {x["image_id"] for x in (srv.snapshots if srv is not None else [])}
+        made = sorted((i for i in self.ds.list_images(None, instance_uuid=sid)
+                       if i.get("status") == "queued" and i["id"] not in known),
+                      key=lambda i: str(i.get("created_at") or ""))
+        keep = made[-1] if made else None
+        for extra in made[:-1]:
+            self.ds.delete_image(None, extra["id"])
+        done = self.snapshot_done(sid, None if keep is None else {
+            "image_id": keep["id"], "name": str(keep.get("name") or "")})
+        if keep is not None and not done:
+            self.ds.delete_image(None, keep["id"])
+        return keep is not None and done
