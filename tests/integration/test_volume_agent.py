@@ -18,11 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from helpers import IdentityServer, ImageServer
 from stratus.agent.runner import Runner
 from stratus.agent.storage.pool import Pool
 from stratus.agent.storage.reconcile import StorageReconciler
@@ -287,3 +291,199 @@ def test_kill_9_mid_create_and_half_made_export_leave_nothing(workdir, tgtd, ima
         assert [(v.id, v.state) for v in report.volumes] == [(V1, "ready")]
     finally:
         rec.shutdown()
+
+
+# --- the whole path: real identity, image and volume APIs, the agent's console script ----------
+AGENT_HOST = "tvstor"
+
+
+def _wait_status(client: Any, path: str, key: str, want: set[str], timeout: float = 90.0
+                 ) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        resp = client.call("GET", path)
+        if resp.status_code == 404 and "deleted" in want:
+            return {"status": "deleted"}
+        assert resp.status_code == 200, resp.text
+        body = dict(resp.json()[key])
+        if body["status"] in want:
+            return body
+        assert "error" not in body["status"], body
+        time.sleep(0.3)
+    raise AssertionError(f"{path} stayed {body.get('status')}, wanted {want}")
+
+
+class AgentProcess:
+    """stratus-storage-agent (the console script) with its own config, stopped by pid."""
+
+    def __init__(self, root: Path, conf: str):
+        self.root = root
+        self.conf = root / "agent.conf"
+        self.conf.write_text(conf)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.root / "agent.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "stratus-storage-agent"), "--config-file",
+             str(self.conf)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@needs_tools
+def test_volume_api_and_agent_end_to_end(workdir, tgtd, image):
+    """Volumes made through the volume API by the agent process: blank, from an image,
+    extended, snapshot and a clone of it, an attachment whose connection_info qemu-io
+    uses, deletion; a killed agent's create is finished by its restart."""
+    volume_api = pytest.importorskip("volume_api", reason="tests/volume_api.py (V-api)")
+
+    identity = IdentityServer(workdir / "identity", f"sqlite:///{workdir}/identity.sqlite")
+    identity.prepare()
+    identity.start()
+    images = ImageServer(workdir / "image", identity)
+    vols = volume_api.VolumeServer(workdir / "volume", f"sqlite:///{workdir}/volume.sqlite",
+                                   identity)
+    agent: AgentProcess | None = None
+    client = None
+    try:
+        images.prepare()
+        images.start()
+        vols.image_url = images.url
+        vols.prepare()
+        vols.start()
+        svc_pw = "tv-agent-" + os.urandom(6).hex()
+        subprocess.run([str(Path(sys.executable).parent / "stratus-manage"), "service-user",
+                        "ensure", "--name", "tv-storage-agent"],
+                       env={**identity.env, "STRATUS_SERVICE_PASSWORD": svc_pw}, check=True,
+                       capture_output=True)
+        token = identity.token()
+        info = httpx.get(f"{identity.url}/v3/auth/tokens",
+                         headers={"X-Auth-Token": token, "X-Subject-Token": token}).json()
+        project = info["token"]["project"]["id"]
+        # an image in the image API (qcow2 holding 1 MiB of 0xa5)
+        h = {"X-Auth-Token": token}
+        img = httpx.post(f"{images.url}/v2/images", headers=h, json={
+            "name": "tv-img", "disk_format": "qcow2", "container_format": "bare"}).json()
+        put = httpx.put(f"{images.url}/v2/images/{img['id']}/file", content=image,
+                        headers={**h, "Content-Type": "application/octet-stream"})
+        assert put.status_code == 204, put.text
+
+        pool = workdir / "agent-pool"
+        agent = AgentProcess(workdir, (
+            "[DEFAULT]\ndeploy_prefix = tv\n[storage_agent]\n"
+            f"host = {AGENT_HOST}\nvolume_url = {vols.url}\nimage_url = {images.url}\n"
+            f"identity_url = {identity.url}/v3\nusername = tv-storage-agent\n"
+            f"password = {svc_pw}\npool_path = {pool}\nportal_ip = 127.0.0.1\n"
+            f"portal_port = {tgtd.portal}\ntgt_control_port = {tgtd.control}\n"
+            "report_interval = 1\nresync_interval = 2\npoll_wait = 5\nretry_interval = 1\n"))
+        agent.start()
+        client = volume_api.VolumeClient(vols.url, token, project)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            hosts = client.call("GET", "/v3/storage/hosts").json().get("hosts", [])
+            if any(x["host"] == AGENT_HOST for x in hosts):
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("the agent never registered: " + (workdir / "agent.log")
+                                 .read_text(errors="replace")[-3000:])
+
+        def create(**body: object) -> dict[str, Any]:
+            resp = client.call("POST", "/volumes", json={"volume": {"size": 1, **body}})
+            assert resp.status_code == 202, resp.text
+            vid = resp.json()["volume"]["id"]
+            return _wait_status(client, f"/volumes/{vid}", "volume", {"available"})
+
+        def path_of(vid: str) -> Path:
+            return pool / f"tv-volume-{vid}.raw"
+
+        blank = create(name="tv-blank")
+        assert path_of(blank["id"]).stat().st_size == 1 << 30
+        from_image = create(name="tv-img", imageRef=img["id"])
+        with open(path_of(from_image["id"]), "rb") as fh:
+            assert fh.read(1 << 20) == b"\xa5" * (1 << 20)
+        assert from_image["bootable"] == "true"
+        # extend while detached
+        resp = client.call("POST", f"/volumes/{blank['id']}/action",
+                           json={"os-extend": {"new_size": 2}})
+        assert resp.status_code == 202, resp.text
+        grown = _wait_status(client, f"/volumes/{blank['id']}", "volume", {"available"})
+        assert grown["size"] == 2 and path_of(blank["id"]).stat().st_size == 2 << 30
+        # snapshot, and a volume from it
+        resp = client.call("POST", "/snapshots",
+                           json={"snapshot": {"volume_id": from_image["id"], "name": "tv-s"}})
+        assert resp.status_code == 202, resp.text
+        snap = _wait_status(client, f"/snapshots/{resp.json()['snapshot']['id']}", "snapshot",
+                            {"available"})
+        clone = create(name="tv-clone", snapshot_id=snap["id"])
+        with open(path_of(clone["id"]), "rb") as fh:
+            assert fh.read(1 << 20) == b"\xa5" * (1 << 20)
+
+        # attach: connection_info from the attachments API, used by qemu-io over iSCSI
+        resp = client.call("POST", "/attachments", json={"attachment": {
+            "volume_uuid": clone["id"], "instance_uuid": str(uuid.uuid4()), "mode": "rw"}})
+        assert resp.status_code == 200, resp.text
+        att = resp.json()["attachment"]
+        resp = client.call("PUT", f"/attachments/{att['id']}", json={"attachment": {
+            "connector": {"initiator": INITIATOR, "host": "tv-compute", "ip": "127.0.0.1",
+                          "platform": "x86_64", "os_type": "linux", "multipath": False}}})
+        assert resp.status_code == 200, resp.text
+        data = resp.json()["attachment"]["connection_info"]["data"]
+        portal = data["target_portal"]
+        assert portal == f"127.0.0.1:{tgtd.portal}"
+        opts = (f"driver=iscsi,transport=tcp,portal={portal},target={data['target_iqn']},"
+                f"lun={data['target_lun']},user={data['auth_username']},"
+                f"password-secret=sec0,initiator-name={INITIATOR}")
+        out = subprocess.run(["qemu-io", "--object",
+                              f"secret,id=sec0,data={data['auth_password']}", "--image-opts",
+                              opts, "-c", "read -P 0xa5 0 1M"], capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0 and "failed" not in out.stdout, out.stdout + out.stderr
+        resp = client.call("DELETE", f"/attachments/{att['id']}")
+        assert resp.status_code == 200, resp.text
+        _wait_status(client, f"/volumes/{clone['id']}", "volume", {"available"})
+        deadline = time.monotonic() + 30
+        while data["target_iqn"] in tgtd.show() and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert data["target_iqn"] not in tgtd.show()
+
+        # a create while the agent is dead stays creating; the restarted agent makes it
+        agent.kill()
+        resp = client.call("POST", "/volumes", json={"volume": {"size": 1, "name": "tv-late"}})
+        assert resp.status_code == 202, resp.text
+        late = resp.json()["volume"]["id"]
+        assert client.call("GET", f"/volumes/{late}").json()["volume"]["status"] == "creating"
+        agent.start()
+        _wait_status(client, f"/volumes/{late}", "volume", {"available"})
+
+        # delete everything: the files go
+        assert client.call("DELETE", f"/snapshots/{snap['id']}").status_code == 202
+        _wait_status(client, f"/snapshots/{snap['id']}", "snapshot", {"deleted"})
+        for vid in (blank["id"], from_image["id"], clone["id"], late):
+            resp = client.call("DELETE", f"/volumes/{vid}")
+            assert resp.status_code == 202, resp.text
+        for vid in (blank["id"], from_image["id"], clone["id"], late):
+            _wait_status(client, f"/volumes/{vid}", "volume", {"deleted"})
+            assert not path_of(vid).exists()
+        assert not [p for p in pool.iterdir() if p.name != "tv-tgt-accounts.json"]
+    finally:
+        if client is not None:
+            client.close()
+        if agent is not None:
+            agent.stop()
+        vols.stop()
+        images.stop()
+        identity.stop()
