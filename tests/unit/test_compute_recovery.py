@@ -82,7 +82,7 @@ def row(api: ComputeApi, sid: str) -> m.Server:
 
 def claimed(api: ComputeApi) -> int:
     with api.core.db.session() as s:
-        return int(s.query(m.ComputeHost).one().claimed_instances)
+        return sum(int(h.claimed_instances) for h in s.query(m.ComputeHost))
 
 
 def ports_for(api: ComputeApi, sid: str) -> list[dict[str, Any]]:
@@ -109,6 +109,33 @@ def test_a_create_stopped_at_any_point_is_resumed(
     # The agent's assignment list now shows it; its report makes it ACTIVE.
     api.report("cmp1", sid, vm_state="active", power_state=1)
     assert api.server(sid)["status"] == "ACTIVE"
+
+
+def test_a_reschedule_stopped_before_the_new_host_is_resumed(
+        api: ComputeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent gave the server back; the API died before it found another host: the
+    recovery schedules it and binds its recorded port to the new host."""
+    api.host("cmp2")
+    sid = api.boot(networks=[{"uuid": net(api)}])["server"]["id"]
+    first = row(api, sid).host
+    assert first is not None
+    (port,) = ports_for(api, sid)
+
+    def dies(self: object, sid: str) -> str | None:
+        raise Killed("before a new host was chosen")
+
+    monkeypatch.setattr(servers.ServerFlow, "schedule", dies)  # the route makes its own
+    with pytest.raises(Killed):
+        api.report(first, sid, reschedule=True, fault={"message": "disk full"})
+    monkeypatch.undo()
+    assert (row(api, sid).task_state, row(api, sid).host) == ("scheduling", None)
+    orphan(api)
+    assert recovery.recover(api.core).resumed == [sid]
+    srv = row(api, sid)
+    assert srv.task_state == "spawning" and srv.host not in (None, first)
+    assert [p["id"] for p in ports_for(api, sid)] == [port["id"]]  # the same port, moved
+    assert api.fake.ports[port["id"]]["binding:host_id"] == srv.host
+    assert claimed(api) == 1 and "owner" not in srv.scheduling
 
 
 def test_a_step_a_live_process_owns_is_left(api: ComputeApi,
