@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +19,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from starlette.responses import PlainTextResponse, Response
 from starlette.testclient import TestClient
 
-from stratus.common import timeutil
-from stratus.common.app import Req, Router, Routes, create_app
+from stratus.common import longpoll, timeutil
+from stratus.common.app import Req, Router, Routes, create_app, drain_on_sigterm
 from stratus.common.db import Base, Database, is_contention, is_unavailable
 from stratus.common.errors import Conflict, NotFound, ServiceUnavailable, neutron_error
 
@@ -200,6 +202,61 @@ def test_several_methods_share_one_route_so_405_names_them_all() -> None:
     # The JSON body is read for PUT, not for DELETE.
     assert client.put("/sync", json={"a": 1}).json() == {"method": "PUT", "body": {"a": 1}}
     assert client.delete("/sync").json() == {"method": "DELETE", "body": None}
+
+
+# ---- restarts: draining on SIGTERM ---------------------------------------------------
+
+
+def test_a_draining_process_marks_its_answers(client: TestClient) -> None:
+    assert longpoll.DRAINING_HEADER not in client.get("/items/a").headers
+    longpoll.drain()
+    try:
+        resp = client.get("/items/a")
+        assert resp.status_code == 200  # requests still get their answer
+        assert resp.headers[longpoll.DRAINING_HEADER] == "true"
+    finally:
+        longpoll.undrain()
+    assert longpoll.DRAINING_HEADER not in client.get("/items/a").headers
+
+
+def test_sigterm_drains_the_long_polls_next_to_the_handler_in_place() -> None:
+    """What the lifespan does under uvicorn: its SIGTERM handler still runs, and the
+    long-polls of the process are drained as well."""
+    seen: list[int] = []
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        signal.signal(signal.SIGTERM, lambda signum, _frame: seen.append(signum))
+
+        async def main() -> tuple[bool, bool]:
+            assert drain_on_sigterm()
+            assert drain_on_sigterm()  # twice: wrapped once only
+            handler = signal.getsignal(signal.SIGTERM)
+            assert callable(handler)
+            handler(signal.SIGTERM, None)
+            before = longpoll.draining()
+            await asyncio.sleep(0)  # the drain is scheduled on the loop
+            return before, longpoll.draining()
+
+        assert asyncio.run(main()) == (False, True)
+        assert seen == [signal.SIGTERM]  # once, though drain_on_sigterm ran twice
+    finally:
+        longpoll.undrain()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def test_off_the_main_thread_signals_are_left_alone() -> None:
+    answers: list[bool] = []
+    before = signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=lambda: answers.append(asyncio.run(_drain())))
+    thread.start()
+    thread.join(10)
+    assert answers == [False]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+async def _drain() -> bool:
+    return drain_on_sigterm()
 
 
 # ---- is_contention ------------------------------------------------------------------

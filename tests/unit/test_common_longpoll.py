@@ -16,7 +16,8 @@ import pytest
 
 import compute_api
 import network_api
-from stratus.common.clients import ApiClient
+from stratus.common import longpoll
+from stratus.common.clients import DRAINING_HEADER, ApiClient, ServiceError
 from stratus.common.longpoll import GenerationWatch, KeyedWatch
 from stratus.compute import agents
 
@@ -216,6 +217,81 @@ def test_the_client_long_poll_sends_since_and_wait_and_keeps_the_query() -> None
     client.long_poll("stratus/compute-hosts/cmp1/servers", 7, 0)
     assert [r.url.query for r in seen[2:]] == [b"", b""]
     assert timeouts[2]["read"] == 10.0
+
+
+# --- restarts: a draining process, and its clients -----------------------------------------
+def test_drain_answers_every_waiter_at_once_and_every_later_one() -> None:
+    counters = Counters(cmp1=3)
+    watch = KeyedWatch(counters.read, INTERVAL)
+    single = GenerationWatch(lambda: 10, INTERVAL)
+
+    async def main() -> tuple[list[int | None], int | None, int]:
+        waiting = [asyncio.ensure_future(watch.wait("cmp1", 3, 30.0)) for _ in range(3)]
+        waiting.append(asyncio.ensure_future(single.wait(10, 30.0)))
+        await asyncio.sleep(0.1)
+        assert watch.waiting() == 3
+        threading.Thread(target=longpoll.drain).start()  # from another thread (a signal)
+        # Undrained, they would wait their 30 s: wait_for fails the test instead.
+        answers = await asyncio.wait_for(asyncio.gather(*waiting), 20)
+        later = await watch.wait("cmp1", 2, 30.0)  # would be a change: still "nothing"
+        return answers, later, await single.wait(9, 30.0)
+
+    try:
+        answers, later, single_later = asyncio.run(main())
+    finally:
+        longpoll.undrain()
+    assert answers == [3, 3, 3, 10]  # each its own since: nothing changed
+    assert (later, single_later) == (2, 9)
+    assert watch.waiting() == 0
+
+
+def scripted_client(answers: list[Any], seen: list[httpx.Request]) -> ApiClient:
+    """An ApiClient whose calls get ``answers`` in turn: a Response, or an exception
+    raised as the transport would (no answer)."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        nxt = answers.pop(0)
+        if isinstance(nxt, Exception):
+            raise nxt
+        return nxt
+
+    client = ApiClient("http://api.test/v2.0", None, timeout=10.0)
+    client._http = httpx.Client(transport=httpx.MockTransport(answer), timeout=10.0)
+    return client
+
+
+def test_the_client_polls_again_across_a_restart_with_the_same_since() -> None:
+    seen: list[httpx.Request] = []
+    client = scripted_client([
+        httpx.Response(200, json={"generation": 3}, headers={DRAINING_HEADER: "true"}),
+        httpx.ConnectError("Connection refused"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.Response(200, json={"generation": 4}),
+    ], seen)
+    resp = client.long_poll("stratus/compute-hosts/cmp1/servers", 3, 20)
+    assert resp.json() == {"generation": 4}  # the new process's answer
+    assert [r.url.params["since"] for r in seen] == ["3"] * 4
+    waits = [float(r.url.params["wait"]) for r in seen]
+    assert waits[0] == 20 and all(0 < w < 20 for w in waits[1:])  # the rest of the wait
+
+
+def test_the_client_gives_up_when_the_wait_is_over() -> None:
+    seen: list[httpx.Request] = []
+    client = scripted_client([httpx.ConnectError("Connection refused")] * 50, seen)
+    with pytest.raises(ServiceError) as err:
+        client.long_poll("stratus/compute-hosts/cmp1/servers", 3, 0.3)
+    assert err.value.temporary and err.value.status == 0
+    assert 2 <= len(seen) <= 6  # a short backoff, not a burst
+    # An answer with a status is the API's word: no retry.
+    seen.clear()
+    client = scripted_client([httpx.Response(404, json={"message": "no host"})], seen)
+    with pytest.raises(ServiceError) as err:
+        client.long_poll("stratus/compute-hosts/cmp1/servers", 3, 20)
+    assert err.value.status == 404 and len(seen) == 1
+    # A draining answer when no time is left comes back as it is.
+    client = scripted_client([httpx.Response(200, json={"generation": 3},
+                                             headers={DRAINING_HEADER: "true"})], seen)
+    assert client.long_poll("x", 3, 0.01).json() == {"generation": 3}
 
 
 # --- the two APIs over it ------------------------------------------------------------------

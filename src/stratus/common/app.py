@@ -6,12 +6,17 @@ request, OpenStack-shaped error bodies for every failure (including unknown
 routes, wrong methods and database outages, which become 503), and a
 ``/healthcheck`` that pings the database. ``Router`` lets a service write plain
 synchronous handlers; they run in a thread pool with the parsed JSON body.
-``serve`` runs an app under uvicorn with a graceful shutdown on SIGTERM.
+``serve`` runs an app under uvicorn with a graceful shutdown on SIGTERM: the listening
+socket closes, every long-poll answers at once ("nothing changed",
+:func:`stratus.common.longpoll.drain`), the requests in flight finish (at most
+:data:`GRACEFUL_SHUTDOWN` seconds), and the process exits (docs/operations.md,
+"Restarts").
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import functools
 import inspect
@@ -19,11 +24,14 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +43,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stratus.common import longpoll
 from stratus.common.auth import AuthContext
 from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database, is_unavailable
@@ -50,6 +59,11 @@ LOG = logging.getLogger("stratus")
 ACCESS_LOG = logging.getLogger("stratus.access")
 REQUEST_ID_RE = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_JSON_BODY = 1024 * 1024
+# Seconds a stopping process gives its requests in flight (the long-polls answer at once);
+# the process managers wait longer before they kill (roles/common: stopwaitsecs and
+# TimeoutStopSec are 20 s).
+GRACEFUL_SHUTDOWN = 15
+_DRAINING = (longpoll.DRAINING_HEADER.lower().encode(), b"true")
 
 _TITLES = {
     400: "Bad Request",
@@ -95,6 +109,8 @@ class RequestIdMiddleware:
                 status[0] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((self.header, request_id.encode()))
+                if longpoll.draining():  # a long-poll's client polls the next process
+                    headers.append(_DRAINING)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -323,6 +339,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        drain_on_sigterm()
         yield
         for fn in on_shutdown or []:
             result = fn()
@@ -352,7 +369,9 @@ def _ping(db: Database) -> None:
 
 
 def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = False) -> None:
-    """Run ``module:factory`` under uvicorn; SIGTERM drains in-flight requests."""
+    """Run ``module:factory`` under uvicorn (``workers`` processes sharing one socket);
+    SIGTERM stops accepting, answers the long-polls, finishes the requests in flight
+    (at most :data:`GRACEFUL_SHUTDOWN` seconds) and exits."""
     import uvicorn
 
     uvicorn.run(
@@ -363,12 +382,37 @@ def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = Fa
         workers=workers,
         log_level="debug" if debug else "info",
         access_log=False,  # RequestIdMiddleware writes the access log with the request id
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         proxy_headers=False,
     )
 
 
-__all__ = ["Req", "Router", "Routes", "ServiceUnavailable", "create_app", "serve", "setup_logging"]
+def drain_on_sigterm() -> bool:
+    """Make SIGTERM (and SIGINT) also drain the long-polls of this process
+    (:func:`stratus.common.longpoll.drain`) next to what the handler in place does
+    (uvicorn's: stop accepting, finish the connections in flight). Called by the app's
+    lifespan at startup, in each worker process, once uvicorn's handlers are in place;
+    False (nothing done) outside the main thread (an app under a test client)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous) or getattr(previous, "_stratus_drains", False):
+            continue
+
+        def handler(signum: int, frame: FrameType | None,
+                    previous: Callable[[int, FrameType | None], Any] = previous) -> None:
+            previous(signum, frame)
+            loop.call_soon_threadsafe(longpoll.drain)
+
+        handler._stratus_drains = True  # type: ignore[attr-defined]
+        signal.signal(sig, handler)
+    return True
+
+
+__all__ = ["GRACEFUL_SHUTDOWN", "Req", "Router", "Routes", "ServiceUnavailable", "create_app",
+           "drain_on_sigterm", "serve", "setup_logging"]
 
 
 def run_service(prog: str, description: str | None, section: str, factory: str,

@@ -19,6 +19,13 @@ from typing import Any, Protocol
 import httpx
 
 MAX_LONG_POLL = 30.0  # seconds: the longest wait of a long-poll (the APIs cut longer ones)
+# An API that is stopping (a restart) marks its answers with this header; a long-poll
+# answered so was cut short by the stop, not by a change (stratus.common.longpoll).
+DRAINING_HEADER = "X-Stratus-Draining"
+# The pauses between two long-polls while an API restarts (refused, or draining): short
+# at first, since a restart takes well under a second, then up to REPOLL_MAX apart.
+REPOLL_FIRST = 0.05
+REPOLL_MAX = 1.0
 
 
 class ServiceError(Exception):
@@ -150,13 +157,40 @@ class ApiClient:
         ``MAX_LONG_POLL``), the API answers as soon as its generation differs from
         ``since`` or when the wait is over; the call's timeout is the wait plus the
         client's. Without ``since``, or with no wait, a plain GET. ``kw``: as
-        :meth:`request` (``ok`` statuses, headers); a query of ``path`` is kept."""
+        :meth:`request` (``ok`` statuses, headers); a query of ``path`` is kept.
+
+        A restart of the API does not end the wait: an answer marked
+        :data:`DRAINING_HEADER` (the old process stopping) and a call that got no
+        answer (refused while the new one starts) are polled again with the same
+        ``since`` and the rest of the wait, after a short pause (:data:`REPOLL_FIRST`,
+        doubling up to :data:`REPOLL_MAX`); only when the wait is over does such a
+        failure raise (or the draining answer come back) as before."""
         wait = max(0.0, min(wait, MAX_LONG_POLL))
         if since is None or not wait > 0:
             return self.request("GET", path, **kw)
-        url = httpx.URL(self.url(path)).copy_merge_params(
-            {"since": str(since), "wait": f"{wait:g}"})
-        return self.request("GET", str(url), timeout=wait + self.timeout, **kw)
+        deadline = time.monotonic() + wait
+        pause = REPOLL_FIRST
+        left = wait
+        while True:
+            url = httpx.URL(self.url(path)).copy_merge_params(
+                {"since": str(since), "wait": f"{left:g}"})
+            try:
+                resp = self.request("GET", str(url), timeout=left + self.timeout, **kw)
+            except ServiceError as exc:
+                # No answer at all (refused, reset, closed): the API may be restarting.
+                # Poll again, a little later each time, until the wait is over.
+                if exc.status or time.monotonic() + pause >= deadline:
+                    raise
+            else:
+                if not resp.headers.get(DRAINING_HEADER) or \
+                        time.monotonic() + pause >= deadline:
+                    return resp
+                # A stopping API answered "nothing changed" at once: the same poll
+                # (same ``since``) goes to the process that takes over.
+                resp.close()
+            time.sleep(pause)
+            pause = min(pause * 2, REPOLL_MAX)
+            left = round(max(deadline - time.monotonic(), 0.01), 2)
 
     def url(self, path: str) -> str:
         """``path`` under the service's base URL (a full URL is kept as it is)."""

@@ -25,6 +25,14 @@ after the waiter arrived, or when it shows a value above the waiter's ``since``
 (counters only go up), so an older cached value never passes for a change. A failed
 read fails every waiter with the read's exception.
 
+Restarts. When the process is told to stop (SIGTERM, :func:`drain`, called by
+:func:`stratus.common.app.serve`), every waiter wakes at once with "nothing changed"
+(its own ``since``), and so does every long-poll that still arrives: the agents' next
+poll goes to the new process instead of holding this one for up to 30 s. The answers
+of a draining process carry the header :data:`DRAINING_HEADER`, so the client
+(:meth:`stratus.common.clients.ApiClient.long_poll`) knows to poll again, at once and
+against the new process, instead of taking the answer as the end of its wait.
+
 The client side of the same long-poll is :meth:`stratus.common.clients.ApiClient.long_poll`
 (query parameters ``since`` and ``wait``).
 """
@@ -35,19 +43,48 @@ import asyncio
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from stratus.common.clients import DRAINING_HEADER
 from stratus.common.clients import MAX_LONG_POLL as MAX_WAIT  # the APIs cut longer waits
 
-__all__ = ["MAX_WAIT", "POLL_INTERVAL", "GenerationWatch", "KeyedWatch"]
+__all__ = ["DRAINING_HEADER", "MAX_WAIT", "POLL_INTERVAL", "GenerationWatch", "KeyedWatch",
+           "drain", "draining", "undrain"]
 
 POLL_INTERVAL = 0.25  # seconds between two reads of the counters while somebody waits
 
 K = TypeVar("K", bound=Hashable)
+
+_DRAINING = threading.Event()  # set: this process is stopping (see the module's docstring)
+_WATCHES: weakref.WeakSet[KeyedWatch[Any]] = weakref.WeakSet()
+_WATCHES_LOCK = threading.Lock()
+
+
+def drain() -> None:
+    """The process is stopping: every long-poll waiting now, in every watch and event
+    loop of the process, answers at once with its own ``since`` ("nothing changed"),
+    and so does every one that arrives from now on. Thread-safe; callable from any
+    thread or event loop."""
+    _DRAINING.set()
+    with _WATCHES_LOCK:
+        watches = list(_WATCHES)
+    for watch in watches:
+        watch.release()
+
+
+def draining() -> bool:
+    """Whether :func:`drain` was called (and :func:`undrain` not since)."""
+    return _DRAINING.is_set()
+
+
+def undrain() -> None:
+    """Long-polls wait again (tests that drain a process and go on using it)."""
+    _DRAINING.clear()
 
 
 @dataclass(eq=False)
@@ -88,6 +125,8 @@ class KeyedWatch(Generic[K]):
         self.reads = 0  # how many times ``read`` was called (tests, benchmarks)
         self._lock = threading.Lock()
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState[K]] = {}
+        with _WATCHES_LOCK:
+            _WATCHES.add(self)
 
     def _state(self) -> _LoopState[K]:
         loop = asyncio.get_running_loop()
@@ -105,7 +144,7 @@ class KeyedWatch(Generic[K]):
     async def wait(self, key: K, since: int, timeout: float) -> int | None:
         """The counter of ``key`` once it differs from ``since`` (``None``: ``key`` has
         none), or after ``timeout`` seconds the last value known (``since`` if none)."""
-        if not timeout > 0:
+        if not timeout > 0 or _DRAINING.is_set():
             return since
         st = self._state()
         waiter = _Waiter(key, since, time.monotonic(), asyncio.get_running_loop().create_future())
@@ -126,6 +165,22 @@ class KeyedWatch(Generic[K]):
         finally:
             if waiter in st.waiters:
                 st.waiters.remove(waiter)
+
+    def release(self) -> None:
+        """Wake every waiter of every event loop now with its own ``since``; thread-safe."""
+        with self._lock:
+            states = list(self._loops.items())
+        for loop, st in states:
+            with contextlib.suppress(RuntimeError):  # a loop already closed: nobody waits
+                loop.call_soon_threadsafe(self._release_loop, st)
+
+    @staticmethod
+    def _release_loop(st: _LoopState[K]) -> None:
+        for w in list(st.waiters):
+            if not w.future.done():
+                w.future.set_result(w.since)
+        st.waiters.clear()
+        st.kick.set()  # the poller sees nobody waiting and stops
 
     async def _poll(self, st: _LoopState[K]) -> None:
         """Read while somebody waits; wake who must be woken; stop when nobody waits."""

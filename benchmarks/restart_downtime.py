@@ -1,0 +1,89 @@
+"""Restart downtime of every API service while clients and agents are busy (issue 19).
+
+Starts identity, image, network, compute and metadata as real processes (SQLite, one
+temporary directory under /tmp, prefix ``trs-bench-``), a client per service sending
+one request after another (10 ms apart, keep-alive), and a network and a compute agent
+long-polling their APIs (30 s waits). Then restarts each service in turn as a process
+manager does (SIGTERM to the pid, wait for the exit, start it again) and prints, per
+service: the stop time (SIGTERM to exit), the start time (exec to the first answer),
+the downtime its client saw (the longest time without a successful answer), and the
+requests that failed, by kind. Prints figures; asserts nothing.
+
+    .venv/bin/python benchmarks/restart_downtime.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from restartlab import (
+    PROBES,
+    Probe,
+    compute_agent,
+    downtime,
+    failures,
+    full_stack,
+    network_agent,
+    restart,
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="restarts per service")
+    parser.add_argument("--services", default=",".join(PROBES),
+                        help="comma-separated, from " + ",".join(PROBES))
+    args = parser.parse_args()
+    names = args.services.split(",")
+    root = Path(tempfile.mkdtemp(prefix="trs-bench-"))
+    rows = []
+    try:
+        with full_stack(root) as stack:
+            servers = stack.services()
+            probes = {name: Probe(servers[name].url, path, stack.token if auth else None)
+                      for name, (path, auth) in PROBES.items()}
+            agents = [network_agent(stack, "trs-bench-host"),
+                      compute_agent(stack, "trs-bench-host")]
+            for t in [*probes.values(), *agents]:
+                t.start()
+            time.sleep(1.0)
+            for name in names:
+                for _ in range(args.rounds):
+                    r = restart(servers[name])
+                    time.sleep(2.5)  # clients and agents go on against the new process
+                    own = [o for o in probes[name].outcomes if o.started >= r.started_at - 1]
+                    failed = Counter(o.detail.split(":")[0] if o.kind == "connection"
+                                     else o.kind for o in failures(own)
+                                     if o.started <= r.ended_at + 2)
+                    rows.append((name, r.stop, r.start, downtime(own, r), failed))
+            for t in probes.values():
+                t.finish()
+            agent_outcomes = {a.name: a.finish() for a in agents}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"{'service':10} {'stop s':>7} {'start s':>8} {'downtime s':>11}  failed requests")
+    for name, stop, start, down, failed in rows:
+        print(f"{name:10} {stop:7.2f} {start:8.2f} {down:11.2f}  {dict(failed) or '-'}")
+    print()
+    for name in names:
+        downs = [r[3] for r in rows if r[0] == name]
+        print(f"{name}: median downtime {statistics.median(downs):.2f} s "
+              f"(max {max(downs):.2f} s over {len(downs)} restarts)")
+    for agent, outcomes in agent_outcomes.items():
+        errors = Counter(o.detail[:80] for o in outcomes if o.kind != "ok")
+        print(f"{agent}: {sum(o.kind == 'ok' for o in outcomes)} long-polls answered, "
+              f"{sum(errors.values())} failed {dict(errors) or ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
