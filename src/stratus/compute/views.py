@@ -218,7 +218,9 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
                                    if v >= (2, 3) else {})} for b in volumes or []],
         "security_groups": [{"name": n} for n in security_group_names(srv, ports)],
     }
-    if srv.vm_state == "error" and srv.fault:
+    # An error's fault, or on a working server a warning the agent reported (a code under
+    # 500: its spawn was slow, agent/compute/hostcheck.py; Nova shows faults on errors only).
+    if srv.fault and (srv.vm_state == "error" or int(srv.fault.get("code") or 500) < 500):
         fault = {"code": srv.fault.get("code", 500), "created": srv.fault.get("created"),
                  "message": srv.fault.get("message", "")}
         if admin:

@@ -28,7 +28,8 @@ from stratus.contracts.instance import InstanceDocument
 
 __all__ = ["POWER_STATES", "UNSET", "Assignment", "AssignmentSet", "BlockDevice",
            "ContractError", "Fault",
-           "FixedIP", "FlavorInfo", "HostResources", "ImageInfo", "PortAssignment",
+           "FixedIP", "FlavorInfo", "HostProblem", "HostResources", "ImageInfo",
+           "PortAssignment",
            "RebootRequest", "ServerReport", "SnapshotRequest", "Unset"]
 
 # libvirt's (and Nova's) power states: NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED
@@ -442,9 +443,34 @@ HOST_TEXTS = ("virt_type", "hypervisor_type", "hypervisor_hostname", "host_ip",
 
 
 @dataclass
+class HostProblem:
+    """A condition on the host that makes its hypervisor slow (the agent's host check,
+    ``agent/compute/hostcheck.py``): ``code`` is ``kvm_device``, ``kvm_device_changed``,
+    ``qemu_reprobe``, ``slow_define`` or ``slow_start``; ``since`` is when it was first
+    seen (ISO 8601)."""
+
+    code: str
+    message: str
+    since: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "problem") -> HostProblem:
+        d = c.mapping(data, where)
+        return cls(c.required_text(d, "code", where), c.text(d, "message", where),
+                   c.opt_text(d, "since", where))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.since is not None:
+            out["since"] = self.since
+        return out
+
+
+@dataclass
 class HostResources:
     """A compute host's inventory and use, sent with every heartbeat. A field left None
-    is not sent (the API keeps what it had)."""
+    is not sent (the API keeps what it had). ``problems`` (optional, newer agents): the
+    host's current problems; an empty list says there are none any more."""
 
     vcpus: int | None = None
     memory_mb: int | None = None
@@ -460,6 +486,7 @@ class HostResources:
     host_ip: str | None = None
     availability_zone: str | None = None
     cpu_arch: str | None = None
+    problems: list[HostProblem] | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "host") -> HostResources:
@@ -469,9 +496,17 @@ class HostResources:
         for k, v in ints.items():
             if v is not None and v < 0:
                 raise ContractError(c.path(where, k), f"must not be negative, got {v}")
-        return cls(**ints, **texts)
+        problems = None
+        if d.get("problems") is not None:
+            where_p = c.path(where, "problems")
+            problems = [HostProblem.from_dict(p, c.path(where_p, i))
+                        for i, p in enumerate(c.seq(d["problems"], where_p))]
+        return cls(**ints, **texts, problems=problems)
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields; an empty text is left out too (the API refuses empty texts)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) not in (None, "")}
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name != "problems" and getattr(self, f.name) not in (None, "")}
+        if self.problems is not None:
+            out["problems"] = [p.to_dict() for p in self.problems]
+        return out

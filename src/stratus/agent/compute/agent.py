@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from stratus.agent.compute import naming
 from stratus.agent.compute.apis import HttpComputeApi, HttpImageApi, HttpNetworkApi
+from stratus.agent.compute.hostcheck import HostCheck
 from stratus.agent.compute.reconcile import ComputeAgent
 from stratus.agent.compute.state import AgentSettings
 from stratus.common.clients import Auth, PasswordAuth
@@ -120,7 +121,8 @@ def build_agent(config: Config) -> ComputeAgent:
     LOG.info("compute agent for host %s: virt_type %s, instances in %s", host, virt_type,
              settings.instances_path)
     return ComputeAgent(settings, driver, HttpComputeApi(compute_url, host, auth),
-                        HttpImageApi(config.get(s, "image_url"), auth), network)
+                        HttpImageApi(config.get(s, "image_url"), auth), network,
+                        hostcheck=HostCheck())  # /dev/kvm, QEMU re-probes, slow calls
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from stratus.agent.compute import naming
 from stratus.agent.compute.apis import ComputeApi, ImageApi, NetworkApi
+from stratus.agent.compute.hostcheck import HostCheck
 from stratus.agent.compute.state import AgentSettings, ServerState, StateStore
 from stratus.agent.compute.virt.base import (
     CRASHED,
@@ -68,6 +69,7 @@ class ServerWork:
     sleep: Callable[[float], None]
     store: StateStore
     cache: ImageCache
+    hostcheck: HostCheck  # times define and start (agent/compute/hostcheck.py)
     _console: dict[str, tuple[object, float]]
     _rescheduled: set[tuple[str, int]]
 
@@ -176,10 +178,12 @@ class ServerWork:
             self.driver.plug_vifs(spec)
             if self.s.vif_plug_wait and spec.ports:
                 self._wait_ports([p.id for p in spec.ports])
-            self.driver.define(spec)
+            with self.hostcheck.timed("define", sid):
+                self.driver.define(spec)
             desired = a.desired_power or "running"
             if desired in ("running", "paused", "suspended"):
-                self.driver.power_on(sid)
+                with self.hostcheck.timed("start", sid):
+                    self.driver.power_on(sid)
             if desired == "paused":
                 self.driver.pause(sid)
             elif desired == "suspended":
@@ -201,7 +205,8 @@ class ServerWork:
         power = info.power_state if info else NOSTATE
         LOG.info("server %s spawned in %.2fs", sid, time.monotonic() - started)
         report = ServerReport(vm_state=VM_STATE_OF[power], power_state=power, task_state=None,
-                              fault=None, reboot_generation=st.reboot_generation)
+                              fault=self.hostcheck.spawn_fault(sid),  # None unless slow
+                              reboot_generation=st.reboot_generation)
         tail = self._console_tail(sid, force=True)
         if tail is not None:
             report.console_tail = tail

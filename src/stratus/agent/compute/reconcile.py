@@ -31,6 +31,7 @@ from typing import Any
 
 from stratus.agent.compute.apis import ComputeApi, ImageApi, NetworkApi
 from stratus.agent.compute.converge import Render, ServerWork
+from stratus.agent.compute.hostcheck import HostCheck
 from stratus.agent.compute.state import AgentSettings, PassResult, StateStore
 from stratus.agent.compute.virt.base import RUNNING, ComputeDriver, VirtError
 from stratus.agent.compute.virt.imagecache import ImageCache
@@ -53,7 +54,8 @@ class ComputeAgent(ServerWork):
 
     def __init__(self, settings: AgentSettings, driver: ComputeDriver, compute: ComputeApi,
                  images: ImageApi, network: NetworkApi | None = None,
-                 render: Render = default_render, sleep: Callable[[float], None] = time.sleep):
+                 render: Render = default_render, sleep: Callable[[float], None] = time.sleep,
+                 hostcheck: HostCheck | None = None):
         self.s = settings
         self.driver = driver
         self.compute = compute
@@ -63,6 +65,8 @@ class ComputeAgent(ServerWork):
         self.sleep = sleep
         self.store = StateStore(settings.instances_path)
         self.cache = ImageCache(Path(settings.instances_path) / "_base", images.fetch)
+        # agent.py passes the real one; without it only the libvirt calls are timed
+        self.hostcheck = hostcheck or HostCheck(kvm_device=None, caps_dir=None)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, settings.workers),
                                                           thread_name_prefix="server")
         self._inflight: dict[str, concurrent.futures.Future[None]] = {}
@@ -193,7 +197,8 @@ class ComputeAgent(ServerWork):
             virt_type=hi.virt_type, hypervisor_type=hi.hypervisor_type,
             hypervisor_version=hi.hypervisor_version, hypervisor_hostname=self.s.host,
             host_ip=self.s.host_ip, availability_zone=self.s.availability_zone,
-            running_vms=sum(1 for i in instances.values() if i.power_state == RUNNING))
+            running_vms=sum(1 for i in instances.values() if i.power_state == RUNNING),
+            problems=self.hostcheck.problems())
 
     def heartbeat(self) -> bool:
         try:
