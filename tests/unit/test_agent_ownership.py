@@ -25,6 +25,7 @@ from stratus.agent.network.drivers.metadata import ProcessMetadataProxy
 from stratus.agent.network.drivers.nft_firewall import NftFirewall
 from stratus.agent.network.drivers.ovs import OvsDriver
 from stratus.agent.network.drivers.router import NamespaceRouterDriver
+from stratus.agent.network.legacy import cleanup_legacy
 from stratus.agent.network.naming import Naming
 from stratus.agent.network.reconcile import NetworkAgent, NetworkDrivers
 from stratus.agent.network.sources import StaticSource
@@ -41,7 +42,7 @@ OTHERS = [Naming(deploy_prefix="xx", host="cmp1"), Naming(deploy_prefix="stt", h
 LEGACY_LINKS = {"brq4c837e8a-ef": "bridge", "vxlan-101": "vxlan", "tap1ba43184-e0": "veth",
                 "qbr1ba43184-e0": "bridge", "qvo1ba43184-e0": "veth", "qvb1ba43184-e0": "veth",
                 "phy-br-ex": "veth", "int-br-ex": "veth"}
-LEGACY_NETNS = {f"qdhcp-{NET}", "qrouter-r1"}
+LEGACY_NETNS = {f"qdhcp-{NET}", "qrouter-9a0c1f52-0d3e-4f7a-8b6c-5d4e3f2a1b0c"}
 
 
 class FakeHostRunner(Runner):
@@ -87,6 +88,9 @@ class FakeHostRunner(Runner):
             return json.dumps([self.links[argv[6]]] if argv[6] in self.links else [])
         if argv[:4] == ["ip", "link", "delete", "dev"]:
             self.links.pop(argv[4], None)
+            for link in self.links.values():  # as the kernel: its ports are detached
+                if link.get("master") == argv[4]:
+                    del link["master"]
             return ""
         if argv[:4] == ["ip", "link", "set", "dev"] and argv[5:] == ["nomaster"]:
             self.links[argv[4]].pop("master", None)
@@ -106,6 +110,10 @@ class FakeHostRunner(Runner):
         raise AssertionError(f"unexpected command {argv}")
 
     def vsctl(self, args: list[str]) -> str:
+        if args[:3] == ["--format=json", "--columns=name,external_ids", "find"]:
+            rows = [[name, ["map", sorted(p["external_ids"].items())]]
+                    for name, p in self.ovs_ports.items()]
+            return json.dumps({"data": rows, "headings": ["name", "external_ids"]})
         if args[:3] == ["--format=json", "--columns=name,tag,external_ids", "find"]:
             rows = [[name, p["tag"] if p["tag"] is not None else ["set", []],
                      ["map", sorted(p["external_ids"].items())]]
@@ -353,3 +361,35 @@ def test_the_agent_plugs_the_tap_the_compute_agent_names() -> None:
     report = agent.reconcile_once()
     assert report.ok and not report.waiting_devices and report.active == [PORT]
     assert set(fake.plugged) == {"t16n-tp1ba43184"}
+
+
+def test_cleanup_legacy_removes_only_the_unprefixed_objects_of_an_earlier_release(
+        tmp_path: Path) -> None:
+    """``--cleanup-legacy`` (once, on upgrade) is the only way an unprefixed object goes:
+    it takes exactly the earlier release's fixed names and leaves every prefixed deploy's
+    objects (ours included) and the instance taps (detached) alone."""
+    host, keep = host_with_every_deploy(tmp_path)
+    ours = [OURS.network_bridge(NET), OURS.vxlan(101), OURS.tap(PORT), *OURS.uplink("br-ex")]
+    ours_ns = [OURS.dhcp_netns(NET), OURS.router_netns("r1")]
+    (tmp_path / "metadata" / f"qdhcp-{NET}.pid").write_text("999999999\n")
+    host.ovs_bridges = {"br-int": {"stratus-lvlan-" + NET: "1"}, "br-tun": {},
+                        "xx-br-int": dict(OTHERS[0].ovs_marks), "br-other": {}}
+    host.ovs_ports = {"qvo1ba43184-e0": {"bridge": "br-tun", "tag": None, "external_ids": {
+        "stratus-net": NET}}, "eth7": {"bridge": "br-other", "tag": None, "external_ids": {}}}
+    gone = cleanup_legacy(FakeIpLib(host), str(tmp_path), ["br-ex"])
+    assert gone
+    for name in [n for n in keep["links"] if n not in LEGACY_LINKS] + ours:
+        assert name in host.links, f"{name} (prefixed) was removed"
+    assert "tap1ba43184-e0" in host.links and "master" not in host.links["tap1ba43184-e0"]
+    assert "br-ex" in host.links and "eth0" in host.links
+    assert not set(LEGACY_LINKS) - {"tap1ba43184-e0"} & set(host.links)
+    assert host.netns == {n for n in keep["netns"] if not n.startswith("q")} | set(ours_ns)
+    legacy_tables = {("inet", "stratus_sg"), ("bridge", "stratus_antispoof")}
+    assert host.tables == {t for t in keep["tables"] if t not in legacy_tables} | {
+        ("inet", "stratus_st_sg"), ("bridge", "stratus_st_antispoof")}
+    assert set(host.ovs_bridges) == {"xx-br-int", "br-other"}
+    assert not (tmp_path / "dhcp" / NET).exists()
+    assert not list((tmp_path / "metadata").glob("q*"))
+    for path in keep["files"][:-2]:  # every prefixed deploy's state
+        assert path.exists(), path
+    assert list((tmp_path / "dhcp").glob("st-*")), "our own state went"

@@ -25,6 +25,7 @@ from stratus.agent.network.drivers.dnsmasq import DnsmasqDriver
 from stratus.agent.network.drivers.metadata import ProcessMetadataProxy
 from stratus.agent.network.drivers.nft_firewall import NftFirewall
 from stratus.agent.network.drivers.router import NamespaceRouterDriver
+from stratus.agent.network.legacy import cleanup_legacy
 from stratus.agent.network.naming import Naming
 from stratus.agent.network.reconcile import NetworkAgent, NetworkDrivers
 from stratus.agent.network.sources import (
@@ -34,7 +35,7 @@ from stratus.agent.network.sources import (
     JsonFileSource,
     StateSource,
 )
-from stratus.agent.runner import Runner
+from stratus.agent.runner import CommandError, Runner
 from stratus.common.clients import PasswordAuth
 from stratus.common.config import Config, ConfigError
 from stratus.contracts.network import MetadataSettings, ModelError
@@ -53,12 +54,16 @@ def _mappings(raw: str) -> dict[str, str]:
     return result
 
 
+def _runner(config: Config) -> Runner:
+    ovs_rundir = config.get("agent", "ovs_rundir")
+    return Runner(netns=config.get("agent", "host_netns") or None,
+                  env={"OVS_RUNDIR": ovs_rundir} if ovs_rundir else None)
+
+
 def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
     """The agent and its intervals from ``[agent]`` settings."""
     s = "agent"
-    ovs_rundir = config.get(s, "ovs_rundir")
-    runner = Runner(netns=config.get(s, "host_netns") or None,
-                    env={"OVS_RUNDIR": ovs_rundir} if ovs_rundir else None)
+    runner = _runner(config)
     ip = IpLib(runner)
     host = config.get(s, "host") or socket.gethostname()
     try:
@@ -120,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-file",
                         help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf")
     parser.add_argument("--once", action="store_true", help="converge once and exit")
+    parser.add_argument("--cleanup-legacy", action="store_true",
+                        help="once, when upgrading from a release without deploy prefixes: "
+                             "remove that release's unprefixed objects from this host "
+                             "(qdhcp-/qrouter- namespaces, their dnsmasq and proxies, brq/qbr "
+                             "bridges, vxlan- devices, stratus_sg/stratus_antispoof tables, "
+                             "its br-int/br-tun) and exit; needs no API")
     parser.add_argument("--cleanup", action="store_true",
                         help="remove everything of this deploy (its [DEFAULT] deploy_prefix) "
                              "from this host (namespaces, dnsmasq, proxies, nftables tables, "
@@ -138,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:  # a bad setting: one line, not a traceback
         sys.stderr.write(f"{PROG}: {exc}\n")
         return 1
+    if args.cleanup_legacy:
+        try:
+            cleanup_legacy(IpLib(_runner(config)), config.get("agent", "state_dir"),
+                           list(_mappings(config.get("agent",
+                                                     "physical_interface_mappings")).values()))
+        except CommandError as exc:
+            LOG.error("cleanup-legacy: %s", exc)
+            return 1
+        return 0
     if args.cleanup:
         return 0 if agent.cleanup(config.get("agent", "host") or socket.gethostname()) else 1
     if args.once:
