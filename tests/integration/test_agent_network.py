@@ -605,3 +605,75 @@ def test_the_stratus_network_agent_command_converges_once(tmp_path: Path) -> Non
         assert NAMES.network_bridge(net) not in sh("ip", "-n", host, "link")
     finally:
         lab.cleanup()
+
+
+def test_cleanup_legacy_removes_what_an_earlier_release_made_and_nothing_prefixed() -> None:
+    """Upgrade: ``--cleanup-legacy`` removes the unprefixed objects of a release before
+    deploy prefixes (here inside a fake host, its namespaces behind ``netns_prefix``)
+    and leaves the prefixed deploy's; the new agent then gets the VNI the old
+    ``vxlan-<vni>`` held."""
+    _require_tools()
+    agent_bin = Path(sys.executable).with_name("stratus-network-agent")
+    if not agent_bin.exists():
+        pytest.skip("stratus-network-agent is not installed (pip install -e .)")
+    lab = Lab()
+    try:
+        host = lab.host("t16n-lg-h1")
+        root = agent_state_root(lab)
+        net, port, old_net = uid(), uid(), uid()
+        state = {"host": "lg", "networks": [{"id": net, "segmentation_id": 310, "subnets": [
+            {"id": "s", "cidr": "10.31.0.0/24", "gateway_ip": "10.31.0.1"}]}],
+            "dhcp_servers": [{"network_id": net, "port_id": port,
+                              "mac_address": "fa:16:3e:31:00:02", "metadata_proxy": False,
+                              "fixed_ips": [{"subnet_id": "s", "ip_address": "10.31.0.2"}]}]}
+        (root / "state.json").write_text(json.dumps(state))
+        conf = root / "stratus.conf"
+        conf.write_text(
+            f"[DEFAULT]\ndeploy_prefix = {PREFIX}\n"
+            "[agent]\nl2_backend = linuxbridge\nunderlay_ip = 172.31.253.1\n"
+            f"state_dir = {root / 'state'}\nnetwork_state_url = {root / 'state.json'}\n"
+            f"host_netns = {host}\nnetns_prefix = {host}-\nnft_prefix = stratus_test_\n")
+        # what the earlier release left: its bridge with VXLAN 310 and an instance tap,
+        # a DHCP namespace with a process in it and its state directory, its table
+        old_bridge, old_tap = "brq" + old_net[:11], "tap" + port[:11]
+        for argv in (["link", "add", old_bridge, "type", "bridge"],
+                     ["link", "add", "vxlan-310", "type", "vxlan", "id", "310", "local",
+                      "172.31.253.1", "dstport", "4789", "nolearning"],
+                     ["link", "set", "vxlan-310", "master", old_bridge],
+                     ["tuntap", "add", "dev", old_tap, "mode", "tap"],
+                     ["link", "set", old_tap, "master", old_bridge]):
+            sh("ip", "-n", host, *argv)
+        old_ns = lab.netns(f"{host}-qdhcp-{old_net}")
+        sleeper = subprocess.Popen(["ip", "netns", "exec", old_ns, "sleep", "600"],
+                                   start_new_session=True)
+        lab.pids.append(sleeper.pid)
+        (root / "state" / "dhcp" / old_net).mkdir(parents=True)
+        nsx(host, "nft", "add", "table", "inet", "stratus_test_sg")
+        run = [str(agent_bin), "--config-file", str(conf)]
+        # the new agent alone: VNI 310 is taken by the old device
+        proc = subprocess.run([*run, "--once"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and "vxlan" in proc.stderr.lower(), proc.stderr
+        ours_ns = f"{host}-{PREFIX}-qdhcp-{net}"
+        assert Path("/run/netns", ours_ns).exists()
+
+        proc = subprocess.run([*run, "--cleanup-legacy"], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        links = sh("ip", "-n", host, "-o", "link")
+        assert old_bridge not in links and "vxlan-310" not in links
+        assert old_tap in links  # the compute agent's: only detached
+        assert not Path("/run/netns", old_ns).exists()
+        sleeper.wait(timeout=10)  # stopped by pid with its namespace
+        assert not (root / "state" / "dhcp" / old_net).exists()
+        tables = nsx(host, "nft", "list", "tables")
+        assert "stratus_test_sg\n" not in tables + "\n"
+        # the prefixed deploy's objects are all there, and it now converges
+        assert Path("/run/netns", ours_ns).exists()
+        assert NAMES.network_bridge(net) in links
+        proc = subprocess.run([*run, "--once"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert NAMES.vxlan(310) in sh("ip", "-n", host, "-o", "link")
+        proc = subprocess.run([*run, "--cleanup"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        lab.cleanup()

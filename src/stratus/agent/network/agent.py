@@ -151,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.cleanup_legacy:
         try:
-            cleanup_legacy(IpLib(_runner(config)), config.get("agent", "state_dir"),
-                           list(_mappings(config.get("agent",
-                                                     "physical_interface_mappings")).values()))
+            s = "agent"
+            cleanup_legacy(IpLib(_runner(config)), config.get(s, "state_dir"),
+                           list(_mappings(config.get(s, "physical_interface_mappings")).values()),
+                           netns_prefix=config.get(s, "netns_prefix"),
+                           nft_prefix=config.get(s, "nft_prefix"))
         except CommandError as exc:
             LOG.error("cleanup-legacy: %s", exc)
             return 1

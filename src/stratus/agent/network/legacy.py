@@ -16,7 +16,7 @@ runs this once: it removes exactly the earlier release's fixed names:
 * Linux bridges ``brq`` + 11 characters and ``qbr`` + 11, the ``vxlan-<vni>`` devices
   in them, the ``qvb``/``qvo`` veths, and the ``phy-``/``int-`` links of the mapped
   bridges; instance taps (``tap`` + 11, the compute agent's) are only detached;
-* nftables tables ``inet stratus_sg`` and ``bridge stratus_antispoof``;
+* nftables tables ``inet stratus_sg`` and ``bridge stratus_antispoof`` (``<nft_prefix>sg``);
 * OVS bridges ``br-tun`` and ``br-int`` when they carry the earlier agent's marks
   (``stratus-lvlan-<net>`` keys, or ``stratus-net`` on a port).
 """
@@ -33,21 +33,23 @@ from stratus.agent.ip_lib import IpLib, pid_running, read_pidfile, stop_pid
 from stratus.agent.network import nft
 
 LOG = logging.getLogger(__name__)
-NETNS = re.compile(r"^q(dhcp|router)-[0-9a-f-]{36}$")
+NETNS = re.compile(r"q(dhcp|router)-[0-9a-f-]{36}")
 BRIDGES = re.compile(r"^(brq|qbr)[0-9a-f-]{11}$")
 VETHS = re.compile(r"^(qvb|qvo)[0-9a-f-]{11}$")
 VXLAN = re.compile(r"^vxlan-[0-9]+$")
 NETWORK_DIR = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-TABLES = (("inet", "stratus_sg"), ("bridge", "stratus_antispoof"))
 
 
-def cleanup_legacy(ip: IpLib, state_dir: str, mapped: list[str]) -> list[str]:
-    """Remove the earlier release's objects (module docstring); returns what went."""
+def cleanup_legacy(ip: IpLib, state_dir: str, mapped: list[str], netns_prefix: str = "",
+                   nft_prefix: str = "stratus_") -> list[str]:
+    """Remove the earlier release's objects (module docstring); returns what went.
+    ``netns_prefix`` and ``nft_prefix`` are the ``[agent]`` settings, which that release
+    put before its namespace and table names as well."""
     gone: list[str] = []
     state = Path(state_dir)
     dhcp_dirs = [d for d in (state / "dhcp").glob("*") if NETWORK_DIR.match(d.name)]
-    proxies = {p.with_suffix("") for p in (state / "metadata").glob("q*.*")
-               if NETNS.match(p.with_suffix("").name)}
+    proxies = {p.with_suffix("") for p in (state / "metadata").glob(f"{netns_prefix}q*.*")
+               if NETNS.fullmatch(p.with_suffix("").name.removeprefix(netns_prefix))}
     for pidfile, marker in [*((d / "pid", d / "pid") for d in dhcp_dirs),
                             *((p.with_suffix(".pid"), p.with_suffix(".json")) for p in proxies)]:
         pid = read_pidfile(pidfile)
@@ -62,8 +64,8 @@ def cleanup_legacy(ip: IpLib, state_dir: str, mapped: list[str]) -> list[str]:
         for suffix in (".json", ".pid", ".log"):
             p.with_suffix(suffix).unlink(missing_ok=True)
         gone.append(f"state {p}.*")
-    for ns in ip.list_netns("q"):
-        if NETNS.match(ns):
+    for ns in ip.list_netns(f"{netns_prefix}q"):
+        if NETNS.fullmatch(ns.removeprefix(netns_prefix)):
             ip.delete_netns(ns)
             gone.append(f"namespace {ns}")
     links = ip.links()
@@ -78,7 +80,7 @@ def cleanup_legacy(ip: IpLib, state_dir: str, mapped: list[str]) -> list[str]:
         if BRIDGES.match(name) and link.get("linkinfo", {}).get("info_kind") == "bridge":
             ip.delete_link(name)  # its taps (the compute agent's) stay, detached
             gone.append(f"bridge {name}")
-    for family, table in TABLES:
+    for family, table in (("inet", f"{nft_prefix}sg"), ("bridge", f"{nft_prefix}antispoof")):
         if nft.table_hash(ip.runner, family, table) is not None:
             nft.delete_table(ip.runner, family, table)
             gone.append(f"nft table {family} {table}")
