@@ -242,7 +242,7 @@ def test_compute_api_killed_from_outside_while_creates_are_in_flight(
     they run (wherever they are), a restart: every server settles, nothing is left."""
     st: ComputeStack = cloud["stack"]
     outcomes: list[str] = []
-    for rnd in range(3):
+    for rnd in range(2):
         names = [f"tcr-burst{rnd}-{i}" for i in range(3)]
         with ThreadPoolExecutor(3) as pool:
             sent = [pool.submit(boot, cloud, name) for name in names]
@@ -263,7 +263,7 @@ def test_compute_api_killed_from_outside_while_creates_are_in_flight(
             else:
                 outcomes.append("never recorded")
         check_owners(cloud)
-    print("\nkill -9 during 3 concurrent creates, 3 rounds:", outcomes)
+    print("\nkill -9 during 3 concurrent creates, 2 rounds:", outcomes)
     for srv in cloud["compute"].get("/servers").json()["servers"]:
         assert cloud["compute"].delete(f"/servers/{srv['id']}").status_code == 204
     deadline = time.monotonic() + WAIT

@@ -170,6 +170,40 @@ def test_a_resume_the_network_api_refuses_fails_the_server_cleanly(
         assert s.get(m.ProjectUsage, "p-alice").instances == 0
 
 
+def test_a_resume_waits_while_the_network_api_is_down(
+        api: ComputeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovery at a moment the network API cannot be reached (a whole controller
+    restarting): the step stays, owned by the recovering process, and is finished on a
+    later pass; only after ``stale_after`` seconds of that does the server fail."""
+    sid = boot_until_crash(api, monkeypatch, "compute.create.after_port")
+    down = ServiceError("network unreachable", temporary=True)
+    monkeypatch.setattr(api.fake, "list_ports", lambda *a, **k: (_ for _ in ()).throw(down))
+    done = recovery.recover(api.core)
+    assert done.waiting == [sid] and not done.failed
+    assert row(api, sid).task_state == "networking"
+    assert row(api, sid).scheduling["owner"] == recovery.process_token()
+    monkeypatch.undo()
+    assert recovery.recover(api.core).resumed == [sid]  # its own step, tried again
+    assert row(api, sid).task_state == "spawning" and len(ports_for(api, sid)) == 1
+    # Down for longer than stale_after: the server fails, with nothing left.
+    crash_at(monkeypatch, "compute.create.after_row")
+    with pytest.raises(Killed):
+        api.boot(networks=[{"uuid": net(api)}])
+    monkeypatch.undo()
+    with api.core.db.session() as s:
+        srv = s.query(m.Server).filter(m.Server.id != sid).one()
+        srv.scheduling = {**srv.scheduling, "owner": DEAD}
+        other = srv.id
+        s.commit()
+    api.fake.fail_ports = down
+    gone = recovery.recover(api.core, stale_after=0)
+    assert gone.failed == [other], gone
+    srv = row(api, other)
+    assert srv.vm_state == "error" and srv.fault is not None
+    assert "network unreachable" in srv.fault["message"]
+    assert ports_for(api, other) == [] and claimed(api) == 1
+
+
 def test_a_delete_stopped_after_the_ports_is_finished(
         api: ComputeApi, monkeypatch: pytest.MonkeyPatch) -> None:
     sid = api.boot(networks=[{"uuid": net(api)}])["server"]["id"]

@@ -135,6 +135,8 @@ class Placement:
             if token is not None and not exc.temporary and exc.status in (400, 404, 409):
                 raise (Conflict if exc.status == 409 else BadRequest)(
                     f"The network API refused a port for the server: {exc}") from None
+            if token is None and exc.temporary:
+                raise  # recovery: the step stays, to be tried again on the next pass
             self.fail(sid, f"Build of instance {sid} aborted: the ports could not be made: "
                            f"{exc}", release_claim=True)
             return False
@@ -167,7 +169,8 @@ class Placement:
         ``scheduling`` or ``networking`` (crash recovery, compute/recovery.py): schedule it
         if it has no host, drop the ports the network API holds for it that it does not
         record, then make its ports or bind the recorded ones to its host. True when it went
-        to its agent; False when it failed (ERROR with a fault)."""
+        to its agent; False when it failed (ERROR with a fault). A temporary failure of the
+        network API is raised (the step stays as it is, for the next pass)."""
         with self.core.db.session() as s:
             srv = s.get(m.Server, sid)
             if srv is None or srv.deleted:
@@ -185,6 +188,8 @@ class Placement:
             try:
                 self.ds.update_port(None, port["port_id"], {"binding:host_id": host})
             except ServiceError as exc:
+                if exc.temporary:
+                    raise
                 self.fail(sid, f"Build of instance {sid} aborted: the port {port['port_id']} "
                                f"could not be bound to {host}: {exc}", release_claim=True)
                 return False

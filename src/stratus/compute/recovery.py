@@ -23,6 +23,9 @@ process with that pid and start time; on another host: no change for
 
 A step that cannot be finished fails the server: ERROR with a fault saying why, its
 host claim released and its ports dropped; its quota stays counted until it is deleted.
+While the network or image API cannot be reached the step stays as it is, owned by the
+process that took it over, which tries again on each pass (for at most
+``recovery_stale_after`` seconds, then it fails the server).
 :func:`sweep_ports` drops ports of ``compute:*`` owners whose server is deleted, or
 whose server no longer builds and does not record them.
 """
@@ -33,6 +36,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -52,6 +56,10 @@ OWNER = "owner"
 SNAPSHOT_STEP = "image_snapshot"  # createImage: between asking the image API and recording
 STEPS = ("scheduling", "networking", "deleting", SNAPSHOT_STEP)
 COMPUTE_OWNER = "compute:"
+# Server id -> when (monotonic) this process first found the network or image API down
+# while finishing the server's step; it tries again on each pass, for at most
+# ``stale_after`` seconds, then fails the server.
+_WAITING: dict[str, float] = {}
 
 __all__ = ["Outcome", "owned", "owner_alive", "process_token", "recover", "released",
            "start", "sweep_ports"]
@@ -112,9 +120,11 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     ports_dropped: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # for the network or image API
 
     def __bool__(self) -> bool:
-        return bool(self.resumed or self.failed or self.deleted or self.ports_dropped)
+        return bool(self.resumed or self.failed or self.deleted or self.ports_dropped
+                    or self.waiting)
 
 
 def _take_over(core: ComputeCore, sid: str, task: str, updated: datetime,
@@ -140,16 +150,18 @@ def recover(core: ComputeCore, stale_after: float = 600.0) -> Outcome:
         rows = [(r.id, r.task_state, r.updated_at, dict(r.scheduling or {}))
                 for r in s.scalars(sa.select(m.Server).where(
                     m.Server.deleted.is_(False), m.Server.task_state.in_(STEPS)))]
+    me = process_token()
     for sid, task, updated, sched in rows:
         owner = sched.get(OWNER)
         if task == "deleting" and not owner:
             continue  # the host's agent deletes it (or the dead-host sweep/a new delete)
-        if owner_alive(owner, updated, stale_after, now):
-            continue
-        if not _take_over(core, sid, str(task), updated, sched):
-            continue
-        LOG.warning("server %s: taking over its %s step (owner %s is gone)", sid, task,
-                    owner or "unknown")
+        if not (sid in _WAITING and owner == me):  # else: taken over, to be tried again
+            if owner_alive(owner, updated, stale_after, now):
+                continue
+            if not _take_over(core, sid, str(task), updated, sched):
+                continue
+            LOG.warning("server %s: taking over its %s step (owner %s is gone)", sid, task,
+                        owner or "unknown")
         try:
             if task == "deleting":
                 core.servers.finalize_delete(sid)
@@ -162,6 +174,13 @@ def recover(core: ComputeCore, stale_after: float = 600.0) -> Outcome:
             else:
                 out.failed.append(sid)
         except Exception as exc:  # one server's trouble must not stop the pass
+            tick = time.monotonic()
+            waited = tick - _WAITING.setdefault(sid, tick)
+            if isinstance(exc, ServiceError) and exc.temporary and waited < stale_after:
+                LOG.warning("server %s: its %s step waits for a service: %s", sid, task, exc)
+                out.waiting.append(sid)
+                continue
+            _WAITING.pop(sid, None)
             if isinstance(exc, ServiceError):
                 LOG.warning("server %s: recovery of its %s step failed: %s", sid, task, exc)
             else:
@@ -170,6 +189,8 @@ def recover(core: ComputeCore, stale_after: float = 600.0) -> Outcome:
                                    f"{task}, and the step could not be finished: "
                                    f"{type(exc).__name__}: {exc}", release_claim=True)
             out.failed.append(sid)
+        else:
+            _WAITING.pop(sid, None)
     return out
 
 
