@@ -285,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             level=logging.DEBUG if config.get_bool("DEFAULT", "debug") else logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        if not config.get_bool("DEFAULT", "debug"):  # not a line per heartbeat and report
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         agent = build_agent(config)
     except ConfigError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
