@@ -11,7 +11,8 @@ to a stand-in upstream that checks the signature. Then:
 * the network's ``qdhcp-``/``qrouter-`` namespaces are deleted (``ip netns delete``, as
   an operator or a fighting deploy would): dnsmasq and the proxies live on in the
   deleted namespaces, so a check that their pids are alive is not enough;
-* in another case dnsmasq and both proxies are killed (SIGKILL).
+* in another case dnsmasq and both proxies are killed (SIGKILL);
+* in a third the network's bridge and the DHCP port's veth are deleted.
 
 After ONE agent pass (``reconcile_once``, the pass the loop runs every resync) DHCP and
 metadata answer again. Every host object is named ``t16n-...`` (the agent's deploy
@@ -268,6 +269,27 @@ def test_killed_dnsmasq_and_proxies_are_restarted_in_one_pass(cloud: Cloud) -> N
 
     assert cloud.dnsmasq_pid() not in (None, dnsmasq)
     assert all(pid and pid != proxies[ns] for ns, pid in cloud.proxy_pids().items())
+    expect_dhcp_and_metadata(cloud)
+
+
+def test_deleted_devices_are_made_again_in_one_pass(cloud: Cloud) -> None:
+    """The network's bridge and the DHCP port's veth deleted: the pass makes both again,
+    and dnsmasq (bound to the index of an interface that is gone) is restarted."""
+    dnsmasq = cloud.dnsmasq_pid()
+    (ns_dev,) = [link["ifname"] for link in json.loads(sh("ip", "-n", cloud.qdhcp, "-j", "link"))
+                 if link["ifname"].startswith("ns-")]
+    dhcp_tap = tap_name(PREFIX, ns_dev.removeprefix("ns-"))
+    bridge = f"{PREFIX}-br{cloud.network_id.replace('-', '')}"[:15]
+    for dev in (dhcp_tap, bridge):
+        sh("ip", "-n", HOST, "link", "delete", dev)
+    assert cloud.lease() is None
+
+    cloud.one_pass()
+
+    links = sh("ip", "-n", HOST, "-o", "link")
+    assert dhcp_tap in links and bridge in links
+    new = cloud.dnsmasq_pid()
+    assert new and new != dnsmasq
     expect_dhcp_and_metadata(cloud)
 
 
