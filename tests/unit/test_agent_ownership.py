@@ -393,3 +393,13 @@ def test_cleanup_legacy_removes_only_the_unprefixed_objects_of_an_earlier_releas
     for path in keep["files"][:-2]:  # every prefixed deploy's state
         assert path.exists(), path
     assert list((tmp_path / "dhcp").glob("st-*")), "our own state went"
+
+
+def test_ovs_local_vlans_avoid_the_ones_another_deploy_took_on_a_shared_bridge() -> None:
+    host = FakeHostRunner()
+    host.ovs_bridges["st-br-int"] = {"stratus-xx-lvlan-" + NET: "1",
+                                     "stratus-lvlan-" + NET: "2",  # an earlier release's
+                                     OURS.lvlan_key + "other-net": "3"}
+    l2 = OvsDriver(FakeIpLib(host), "192.0.2.10", datapath_type="netdev", naming=OURS)
+    assert l2.local_vlan(NET) == 4
+    assert host.ovs_bridges["st-br-int"][OURS.lvlan_key + NET] == "4"

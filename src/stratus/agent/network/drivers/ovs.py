@@ -81,6 +81,7 @@ class OvsDriver(L2Driver):
         self.marks = [f"external_ids:{k}={v}" for k, v in naming.ovs_marks.items()]
         self._ports: list[dict[str, Any]] | None = None  # per-pass caches
         self._vlans: dict[str, int] | None = None
+        self._foreign_vlans: set[int] = set()
         self._tun_ids: dict[str, str] | None = None
         self._flow_dump: str | None = None
 
@@ -140,10 +141,13 @@ class OvsDriver(L2Driver):
         out = self.vsctl("br-get-external-id", self.br_int)
         result = {}
         prefix = self.naming.lvlan_key
+        self._foreign_vlans = set()
         for line in out.splitlines():
             key, _, value = line.partition("=")
             if key.startswith(prefix) and value.isdigit():
                 result[key[len(prefix):]] = int(value)
+            elif "-lvlan-" in key and value.isdigit():  # another deploy's on a shared bridge
+                self._foreign_vlans.add(int(value))
         self._vlans = result
         return result
 
@@ -151,7 +155,7 @@ class OvsDriver(L2Driver):
         vlans = self._lvlans()
         if network_id in vlans:
             return vlans[network_id]
-        used = set(vlans.values())
+        used = set(vlans.values()) | self._foreign_vlans
         vlan = next(v for v in range(1, 4095) if v not in used)
         self.vsctl("br-set-external-id", self.br_int, self.naming.lvlan_key + network_id,
                    str(vlan))
