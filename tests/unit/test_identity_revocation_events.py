@@ -127,3 +127,23 @@ def test_dropping_an_inference_rule_revokes_tokens_of_the_prior_role(api: Api) -
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_revocation_matrix_in_process(api: Api, case: str) -> None:
     CASES[case](api, "u" + str(sorted(CASES).index(case)))
+
+
+def test_an_event_committed_out_of_id_order_is_seen(identity: Identity) -> None:
+    """PostgreSQL may commit a lower id after a higher one, in a transaction whose prune
+    removed as many rows as it added: the fingerprint must still move."""
+    from stratus.identity import models as m
+
+    t = datetime(2030, 1, 1)
+    with identity.db.session() as s:
+        for eid in (5, 10):
+            s.add(m.RevocationEvent(id=eid, user_id=f"x{eid}", issued_before=t, revoked_at=t))
+    with identity.db.session() as s:
+        before = identity.revocations.fingerprint(s)
+        assert not identity.revocations.current(s).revoked(facts(user_id="late", issued=0))
+    with identity.db.session() as s:
+        s.add(m.RevocationEvent(id=7, user_id="late", issued_before=t, revoked_at=t))
+        s.delete(s.get(m.RevocationEvent, 5))
+    with identity.db.session() as s:
+        assert identity.revocations.fingerprint(s) != before
+        assert identity.revocations.current(s).revoked(facts(user_id="late", issued=0))

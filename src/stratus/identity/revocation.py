@@ -35,7 +35,8 @@ Events live until no token they could match can still be valid (the token
 lifetime plus a minute after the event); :meth:`RevocationCache.current`
 holds them in memory, indexed by which attributes they name, and reloads them
 only when the table changed (one aggregate query per validation, which replaces
-the per-validation query it had before). Processes share nothing but the table,
+the per-validation query it had before; it reads the event table, which holds
+one token lifetime of events). Processes share nothing but the table,
 so another worker's new event is seen at the next validation.
 """
 
@@ -122,9 +123,13 @@ class RevocationList:
 class RevocationCache:
     """The current :class:`RevocationList`, reloaded when the event table changes.
 
-    The table's fingerprint (row count, highest id, latest ``revoked_at``)
-    changes with every new event and every prune, so a cached list is never
-    used after an event it does not hold was committed.
+    The table's fingerprint (row count, sum of ids, highest id, latest
+    ``revoked_at``) changes with every committed event, so a cached list is never
+    used after an event it does not hold was committed. That holds even when
+    transactions commit out of id order (PostgreSQL) and a prune deletes as many
+    rows as were added: the pruned rows are older, so their ids are smaller and the
+    sum moves. A prune alone may leave the fingerprint as it was, which keeps a few
+    expired events in memory; they cannot match a token that is still valid.
     """
 
     def __init__(self) -> None:
@@ -138,6 +143,7 @@ class RevocationCache:
         row = session.execute(
             sa.select(
                 sa.func.count(m.RevocationEvent.id),
+                sa.func.sum(m.RevocationEvent.id),
                 sa.func.max(m.RevocationEvent.id),
                 sa.func.max(m.RevocationEvent.revoked_at),
             )
