@@ -238,6 +238,40 @@ def test_delete_finds_ports_by_device_id(api: ComputeApi) -> None:
     assert stray["id"] not in api.fake.ports
 
 
+def test_a_refused_create_keeps_its_row_while_a_port_may_be_left(
+        api: ComputeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The network API made the port but answered 400, and then cannot list ports: the
+    create is undone (400 to the caller), its row kept as deleted so that the sweep
+    later finds and drops that port."""
+    make = api.fake.create_port
+
+    def made_then_refused(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        make(token, body)
+        raise ServiceError("refused after all", status=400)
+
+    def down(*args: Any, **kw: Any) -> list[dict[str, Any]]:
+        raise ServiceError("network unreachable", temporary=True)
+
+    monkeypatch.setattr(api.fake, "create_port", made_then_refused)
+    monkeypatch.setattr(api.fake, "list_ports", down)
+    api.boot(networks=[{"uuid": net(api)}], status=400)
+    monkeypatch.undo()
+    with api.core.db.session() as s:
+        (srv,) = s.query(m.Server).all()
+        assert srv.deleted and s.get(m.ProjectUsage, "p-alice").instances == 0
+        sid = srv.id
+    assert len(ports_for(api, sid)) == 1 and claimed(api) == 0
+    assert api.ok("GET", "/v2.1/servers", ALICE)["servers"] == []
+    assert recovery.sweep_ports(api.core).ports_dropped and ports_for(api, sid) == []
+    # With the network API answering, a refused create leaves no row at all.
+    monkeypatch.setattr(api.fake, "create_port", made_then_refused)
+    api.boot(networks=[{"uuid": net(api)}], status=400)
+    monkeypatch.undo()
+    with api.core.db.session() as s:
+        assert [r.id for r in s.query(m.Server)] == [sid]
+    assert api.fake.ports == {}
+
+
 def test_sweep_drops_ports_of_deleted_or_finished_servers_only(api: ComputeApi) -> None:
     gone = api.boot(networks=[{"uuid": net(api)}])["server"]["id"]
     api.report("cmp1", gone, deleted=True)

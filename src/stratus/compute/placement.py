@@ -267,8 +267,10 @@ class Placement:
             raise
         return record
 
-    def drop_ports(self, ports: list[dict[str, Any]]) -> None:
-        """Delete the ports we made; unbind the ones the user gave."""
+    def drop_ports(self, ports: list[dict[str, Any]]) -> list[str]:
+        """Delete the ports we made; unbind the ones the user gave. Returns the ids of
+        those the network API could not change (logged)."""
+        left = []
         for port in ports:
             try:
                 if port["created_by_us"]:
@@ -278,6 +280,8 @@ class Placement:
                         "device_id": "", "device_owner": "", "binding:host_id": ""})
             except ServiceError as exc:
                 LOG.warning("port %s could not be cleaned up: %s", port["port_id"], exc)
+                left.append(str(port["port_id"]))
+        return left
 
     def fail(self, sid: str, message: str, release_claim: bool) -> None:
         def work(s: Session) -> None:

@@ -161,8 +161,16 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
         ServerVolumes(self.core).release_all(sid)  # compute/volumes.py
         # Its ports as recorded, and those the network API holds for it that are not (a
         # step stopped between making a port and recording it).
-        self.drop_ports(self.ports_of(sid) + self.unrecorded_ports(sid))
+        try:
+            found, clean = self.unrecorded_ports(sid, strict=True), True
+        except ServiceError as exc:
+            LOG.warning("server %s: the network API could not list its ports: %s", sid, exc)
+            found, clean = [], False
+        clean = not self.drop_ports(self.ports_of(sid) + found) and clean
         crash_point("compute.delete.after_ports")
+        # A row is only removed when no port may be left naming it: else it is kept as
+        # deleted, so that the recovery's port sweep finds and drops those ports later.
+        remove_row = remove_row and clean
         core = self.core
 
         def work(s: Session) -> None:
