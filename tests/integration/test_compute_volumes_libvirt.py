@@ -9,14 +9,21 @@ the network disk appears in the live domain, qemu holds an iSCSI session with th
 initiator name and has the drive open in its block layer; dropping the block device unplugs it and
 removes its secret; a leftover secret of the agent's prefix is swept, another is not.
 
-The volume API is not involved (the connection_info is written by the test, as the
-volume API would answer it); the compute API side runs in tests/unit with a fake volume
-API. Host objects carry ``tvc``: domains ``tvc-``, secrets ``tvc-volume-``/``tvc-other-``,
-files ``/tmp/tvc-*``; tgtd is stopped by its pid.
+In the first test the volume API is not involved (the connection_info is written by the
+test, as the volume API would answer it). The second runs the whole chain: the compute
+API in-process (its volume client finds the volume API in a real identity's catalog,
+as the admin service user), a real ``stratus-volume`` (tests/volume_api.py) and a real
+``stratus-storage-agent`` exporting through this tgtd; the agent's volume step is driven
+from the compute API's assignment, and its report completes or deletes the attachment.
+The data path is iSCSI through QEMU's own initiator in both (not the pool file).
+Host objects carry ``tvc``: domains ``tvc-``, secrets ``tvc-volume-``/``tvc-other-``,
+targets ``iqn.2010-10.org.stratus-test:tvc-…``, files ``/tmp/tvc-*``; tgtd, the storage
+agent, identity and the volume API are stopped by their pids.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -212,3 +219,141 @@ def test_hot_plug_and_unplug_an_iscsi_volume(host: dict[str, Any]) -> None:
              30, "qemu to log out of the target")
     driver.destroy(sid, [])
     tgtadm("--mode", "target", "--op", "delete", "--force", "--tid", "1")
+    virsh("secret-undefine", our_secrets()[f"{PREFIX}other-{leak_id}"])
+
+
+# --- the whole chain: compute API -> real volume API -> real storage agent -> tgtd -> qemu --
+def test_attach_and_detach_through_the_real_volume_api_and_storage_agent(
+        host: dict[str, Any]) -> None:
+    """The compute API (in-process, its volume client finding the volume API in the real
+    identity catalog with the admin service user) attaches a volume of the real
+    ``stratus-volume``; the real ``stratus-storage-agent`` exports it with this test's
+    tgtd; the agent's step plugs it into the running tiny guest; the report completes the
+    attachment (volume ``in-use``); detach unplugs, deletes the attachment (volume
+    ``available``) and the storage agent removes the target."""
+    from compute_api import ALICE, in_process
+    from helpers import ADMIN_PASSWORD, BIN, IdentityServer
+    from stratus.common.clients import PasswordAuth
+    from stratus.compute.downstream import HttpVolumes
+    from volume_api import VolumeClient, VolumeServer
+
+    work: Path = host["work"]
+    root = work / "chain"
+    identity = IdentityServer(root / "identity", f"sqlite:///{root}/identity.sqlite")
+    identity.prepare()
+    identity.start()
+    volume = VolumeServer(root / "volume", f"sqlite:///{root}/volume.sqlite", identity,
+                          extra_env={"STRATUS_VOLUME__EXPORT_TIMEOUT": "60"})
+    agent: subprocess.Popen[bytes] | None = None
+    sid = ""
+    runner = Runner(timeout=120)
+    driver = LibvirtDriver(runner, IpLib(runner), str(work / "instances"),
+                           domain_prefix=PREFIX, virt_type="qemu", poll_interval=0.2)
+    try:
+        volume.prepare()
+        volume.start()
+        conf = root / "storage.conf"
+        conf.write_text("[DEFAULT]\ndeploy_prefix = tvc\n")
+        env = {**os.environ, "STRATUS_CONFIG_FILE": str(conf),
+               "STRATUS_STORAGE_AGENT__HOST": "tvc-stor",
+               "STRATUS_STORAGE_AGENT__VOLUME_URL": volume.url,
+               "STRATUS_STORAGE_AGENT__IDENTITY_URL": f"{identity.url}/v3",
+               "STRATUS_STORAGE_AGENT__USERNAME": "admin",
+               "STRATUS_STORAGE_AGENT__PASSWORD": ADMIN_PASSWORD,
+               "STRATUS_STORAGE_AGENT__PROJECT_NAME": "admin",
+               "STRATUS_STORAGE_AGENT__POOL_PATH": str(root / "pool"),
+               "STRATUS_STORAGE_AGENT__IQN_BASE": "iqn.2010-10.org.stratus-test",
+               "STRATUS_STORAGE_AGENT__PORTAL_IP": PORTAL[0],
+               "STRATUS_STORAGE_AGENT__PORTAL_PORT": str(PORTAL[1]),
+               "STRATUS_STORAGE_AGENT__TGT_CONTROL_PORT": CONTROL_PORT,
+               "STRATUS_STORAGE_AGENT__RESYNC_INTERVAL": "2",
+               "STRATUS_STORAGE_AGENT__REPORT_INTERVAL": "2"}
+        log = (root / "storage-agent.log").open("ab")
+        agent = subprocess.Popen([str(BIN / "stratus-storage-agent")], env=env, stdout=log,
+                                 stderr=subprocess.STDOUT)
+        admin = VolumeClient(volume.url, identity.token(), "p-alice")
+        wait_for(lambda: "tvc-stor" in admin.call("GET", "/v3/storage/hosts").text, 30,
+                 "the storage agent's registration")
+        # a 1 GiB blank volume of the server's project, made by the storage agent
+        made = admin.call("POST", "/volumes", json={"volume": {"size": 1, "name": "tvc"}})
+        assert made.status_code == 202, made.text
+        vid = made.json()["volume"]["id"]
+
+        def status() -> str:
+            return str(admin.call("GET", f"/volumes/{vid}").json()["volume"]["status"])
+
+        wait_for(lambda: status() == "available", 60, "the volume to be created")
+
+        (root / "compute").mkdir()
+        with in_process(root / "compute") as api:
+            api.fake.volumes = HttpVolumes(
+                identity.url, "", PasswordAuth(identity.url, "admin", ADMIN_PASSWORD,
+                                               "admin"))
+            api.flavor(id="1")
+            api.host("cmp1", host_ip="127.0.0.1")
+            sid = api.boot()["server"]["id"]
+            spec = InstanceSpec(sid, "tvc-guest", 1, 128, 0, str(host["image"]), "qcow2")
+            driver.prepare_disks(spec)
+            driver.define(spec)
+            driver.power_on(sid)
+            api.report("cmp1", sid, vm_state="active", power_state=1)
+            console = work / "instances" / sid / "console.log"
+            wait_for(lambda: console.exists() and b"Run /init" in console.read_bytes(), 180,
+                     "the tiny guest's kernel to run init")
+
+            path = f"/v2.1/servers/{sid}/os-volume_attachments"
+            att = api.ok("POST", path, ALICE, json={"volumeAttachment": {"volumeId": vid}})
+            assert att["volumeAttachment"]["device"] == "/dev/vdb"
+            assert status() == "attaching"
+
+            def converge() -> list[str]:
+                doc = api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers")
+                a = next(Assignment.from_dict(s) for s in doc["servers"] if s["id"] == sid)
+                plugged = converge_volumes(driver, a)
+                api.report("cmp1", sid, vm_state="active", power_state=1, volumes=plugged)
+                return plugged
+
+            assert len(converge()) == 1
+            assert status() == "in-use"
+            blk = virsh("domblklist", f"{PREFIX}{sid}").stdout
+            assert "vdb" in blk and "iqn.2010-10.org.stratus-test:tvc-tvc-stor" in blk, blk
+            assert "Initiator: iqn.2010-10.org.stratus:cmp1" in tgtadm(
+                "--mode", "target", "--op", "show")
+            shown = api.server(sid)["os-extended-volumes:volumes_attached"]
+            assert [v["id"] for v in shown] == [vid]
+
+            api.ok("DELETE", f"{path}/{vid}", ALICE, status=202)
+            assert converge() == []
+            assert "vdb" not in virsh("domblklist", f"{PREFIX}{sid}").stdout
+            assert status() == "available"
+            assert api.ok("GET", path, ALICE)["volumeAttachments"] == []
+            wait_for(lambda: "tvc-tvc-stor" not in tgtadm("--mode", "target", "--op",
+                                                          "show"),
+                     30, "the storage agent to remove the target")
+            assert not [u for u in our_secrets() if u.startswith(f"{PREFIX}volume-")]
+        assert admin.call("DELETE", f"/volumes/{vid}").status_code == 202
+        wait_for(lambda: admin.call("GET", f"/volumes/{vid}").status_code == 404, 30,
+                 "the volume to be deleted")
+        assert not list((root / "pool").glob("tvc-volume-*"))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            print("VOLUMES", admin.call("GET", "/volumes/detail").text)
+        for name in ("storage-agent.log", "volume/volume.log"):
+            logfile = root / name
+            if logfile.exists():
+                lines = [x for x in logfile.read_text(errors="replace").splitlines()
+                         if "httpx" not in x and "stratus.access" not in x]
+                print(f"--- {name}\n" + "\n".join(lines)[-4000:])
+        raise
+    finally:
+        if sid:
+            driver.destroy(sid, [])
+        if agent is not None:
+            agent.send_signal(signal.SIGTERM)
+            try:
+                agent.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait()
+        volume.stop()
+        identity.stop()
