@@ -251,3 +251,25 @@ def test_server_delete_releases_attachments_and_delete_on_termination(api: Compu
     assert vols(api).attachments == {}
     assert VOL in vols(api).volumes and VOL2 not in vols(api).volumes
     assert ("delete_volume", VOL2) in vols(api).calls
+
+
+def test_an_attach_cut_short_is_undone_by_a_later_report(api: ComputeApi) -> None:
+    """The API process died after reserving (row ``reserving``, attachment made): once
+    stale, the next agent report deletes the attachment and the row."""
+    import datetime
+
+    from stratus.compute import models as m
+    from stratus.compute.volumes import RESERVING_STALE
+
+    sid = active(api)
+    att = vols(api).create_attachment("p-alice", VOL, sid)["id"]
+    old = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(
+        seconds=RESERVING_STALE + 1)
+    with api.core.db.session() as s:
+        s.add(m.BlockDeviceMapping(id="b1", server_id=sid, volume_id=VOL, attachment_id=att,
+                                   device="/dev/vdb", delete_on_termination=False,
+                                   status="reserving", created_at=old, updated_at=old))
+        s.commit()
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[])
+    assert vols(api).attachments == {} and vols(api).volumes[VOL]["status"] == "available"
+    assert api.ok("GET", P.format(sid), ALICE)["volumeAttachments"] == []

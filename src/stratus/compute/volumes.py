@@ -16,6 +16,7 @@ that fails undoes what the earlier steps made.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -44,6 +45,9 @@ CHANGEABLE = ("active", "stopped")
 # rows the agent is told to plug (the others are being reserved or unplugged)
 PLUGGED = ("attaching", "attached")
 DEVICE_LETTERS = "bcdefghijklmnopqrstuvwxyz"
+# seconds after which a mapping still "reserving" (its attach request died: the API
+# process was killed between reserving and the export's answer) is undone
+RESERVING_STALE = 600
 
 
 def initiator_of(host: str) -> str:
@@ -248,13 +252,21 @@ class ServerVolumes:
     # ---- the agent's report ------------------------------------------------------------
     def after_report(self, sid: str, plugged: list[str]) -> None:
         """The agent listed the attachments plugged into the domain: complete the new
-        ones, delete the ones it has unplugged."""
+        ones, delete the ones it has unplugged, and undo attaches that were cut short
+        (``reserving`` for ``RESERVING_STALE`` seconds)."""
         with self.core.db.session() as s:
             srv = s.get(m.Server, sid)
             rows = volumes_of(s, [sid]).get(sid, [])
             project = srv.project_id if srv is not None else ""
+        stale = utcnow() - timedelta(seconds=RESERVING_STALE)
         for row in rows:
             aid = row.attachment_id
+            if row.status == "reserving" and row.updated_at < stale:
+                # an attach whose API process died before the export answered
+                LOG.warning("server %s: dropping the unfinished attach of volume %s", sid,
+                            row.volume_id)
+                self._undo(project, row.id, aid)
+                continue
             if not aid:
                 continue
             try:
