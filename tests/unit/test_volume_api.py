@@ -4,6 +4,7 @@ by reading the host state and posting reports): statuses, guards, validation, qu
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -347,6 +348,8 @@ def test_types_zones_services(api: VolumeApi) -> None:
     assert api.call("GET", "/os-services").status_code == 403
     binaries = {s["binary"] for s in api.ok("GET", "/os-services", ADMIN)["services"]}
     assert binaries == {"cinder-scheduler", "cinder-volume"}
+    aliases = {e["alias"] for e in api.ok("GET", "/extensions")["extensions"]}
+    assert "os-volume-actions" in aliases
 
 
 def test_sweep_rederives_statuses(api: VolumeApi) -> None:
@@ -375,3 +378,25 @@ def test_sweep_rederives_statuses(api: VolumeApi) -> None:
     assert api.show(vol["id"])["status"] == "available"
     assert api.show(other["id"])["status"] == "in-use"
     assert api.ok("GET", f"/attachments/{a2}")["attachment"]["status"] == "attached"
+
+
+def test_a_kept_report_does_not_judge_a_newer_export(api: VolumeApi) -> None:
+    assert api.core is not None
+    vol = available(api)
+    att = api.ok("POST", "/attachments", status=200, json={"attachment": {
+        "volume_uuid": vol["id"]}})["attachment"]
+    api.core.settings.export_timeout = 0.2
+    api.call("PUT", f"/attachments/{att['id']}", json={"attachment": {"connector": CONNECTOR}})
+    # The agent failed the first export; the caller retries (a fresh target).
+    api.report(volumes=[vol["id"]], exports=[{"attachment_id": att["id"], "state": "error",
+                                              "fault": "old"}])
+    failed = api.call("PUT", f"/attachments/{att['id']}",
+                      json={"attachment": {"connector": CONNECTOR}})
+    assert failed.status_code == 409 and "old" in failed.text
+    assert api.state()["exports"] == []
+    time.sleep(0.01)
+    assert api.call("PUT", f"/attachments/{att['id']}",
+                    json={"attachment": {"connector": CONNECTOR}}).status_code == 409
+    api.core.sweep()  # the kept report (older than the retry) leaves the new export pending
+    assert api.core.attachments.export_state(att["id"]) == (None, None)
+    assert api.state()["exports"][0]["attachment_id"] == att["id"]

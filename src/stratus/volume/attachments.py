@@ -168,7 +168,7 @@ class Attachments:
             if not timed_out and vol is not None:
                 att.target_iqn = att.auth_username = att.auth_password = None
                 att.connector = None
-                att.export_state = None
+                att.export_state = att.export_fault = None
                 self.core.bump(s, vol.host)
             if vol is not None:
                 settle(s, vol)

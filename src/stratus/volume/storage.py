@@ -23,7 +23,7 @@ so a status is never left transitional by a crash of either side:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -156,8 +156,11 @@ class Storage:
             return self.apply(s, host, report)
         return self.core.transaction(work)
 
-    def apply(self, s: Session, host: str, report: StorageReport) -> dict[str, Any]:
-        """Move the host's objects on by what the agent has (see the module docstring)."""
+    def apply(self, s: Session, host: str, report: StorageReport,
+              as_of: datetime | None = None) -> dict[str, Any]:
+        """Move the host's objects on by what the agent has (see the module docstring).
+        ``as_of``: when a kept report was received (the sweep); an export changed since
+        (a fresh target for the same attachment) is not judged by it."""
         now = utcnow(precise=True)
         changed = 0
         have = {v.id: v for v in report.volumes}
@@ -208,6 +211,8 @@ class Storage:
         for att in s.scalars(sa.select(m.Attachment).join(
                 m.Volume, m.Volume.id == m.Attachment.volume_id).where(
                 m.Volume.host == host, m.Attachment.target_iqn.is_not(None))):
+            if as_of is not None and att.updated_at is not None and att.updated_at > as_of:
+                continue
             got_e = exports.get(att.id)
             state = None if got_e is None else got_e.state
             fault = None if got_e is None else got_e.fault
@@ -236,8 +241,9 @@ class Storage:
                 continue
             report = StorageReport.from_dict(row.last_report)
 
-            def work(s: Session, host: str = row.host, rep: StorageReport = report) -> None:
-                self.apply(s, host, rep)
+            def work(s: Session, host: str = row.host, rep: StorageReport = report,
+                     when: datetime | None = row.reported_at) -> None:
+                self.apply(s, host, rep, when)
             self.core.transaction(work)
             counts["hosts"] += 1
 

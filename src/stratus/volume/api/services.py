@@ -1,5 +1,6 @@
-"""``os-availability-zone`` and, for admins, ``os-services`` (the scheduler is this API;
-each storage host is a ``cinder-volume`` service, up while it heartbeats)."""
+"""``os-availability-zone``, ``extensions`` and, for admins, ``os-services`` (the
+scheduler is this API; each storage host is a ``cinder-volume`` service, up while it
+heartbeats)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,28 @@ def services(req: Req, svc: VolumeCore) -> dict[str, Any]:
         if wanted:
             out = [s for s in out if s[key] == wanted]
     return {"services": out}
+
+
+EXTENSIONS = (
+    ("os-admin-actions", "AdminActions", "Enable admin actions."),
+    ("os-availability-zone", "AvailabilityZones", "Describe availability zones."),
+    ("os-extended-snapshot-attributes", "ExtendedSnapshotAttributes",
+     "Extended attributes of snapshots."),
+    ("os-quota-sets", "Quotas", "Quota management support."),
+    ("os-services", "Services", "Services support."),
+    ("os-types-extra-specs", "TypesExtraSpecs", "Type extra specs support."),
+    ("os-types-manage", "TypesManage", "Types manage support."),
+    ("os-vol-host-attr", "VolumeHostAttribute", "Expose host as an attribute of a volume."),
+    ("os-vol-tenant-attr", "VolumeTenantAttribute",
+     "Expose the project of a volume as an attribute."),
+    ("os-volume-actions", "VolumeActions", "Enable volume actions."),
+    ("os-volume-type-access", "VolumeTypeAccess", "Volume type access support."),
+)
+
+
+@routes.add("GET", P + "/extensions")
+def extensions(req: Req, svc: VolumeCore) -> dict[str, Any]:
+    scope(req, svc)
+    return {"extensions": [{"alias": alias, "name": name, "description": text,
+                            "updated": "2026-01-01T00:00:00+00:00", "links": []}
+                           for alias, name, text in EXTENSIONS]}
