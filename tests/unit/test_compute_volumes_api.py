@@ -100,12 +100,12 @@ def api(tmp_path: Path) -> Iterator[ComputeApi]:
         vols = FakeVolumes()
         vols.volume(VOL)
         vols.volume(VOL2)
-        client.fake.volumes = vols  # type: ignore[attr-defined]
+        client.fake.volumes = vols
         yield client
 
 
 def vols(api: ComputeApi) -> FakeVolumes:
-    found: FakeVolumes = api.fake.volumes  # type: ignore[attr-defined]
+    found: FakeVolumes = api.fake.volumes
     return found
 
 
@@ -229,7 +229,7 @@ def test_export_failure_and_no_volume_service_leave_nothing(api: ComputeApi) -> 
     vols(api).down = True
     resp = api.call("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
     assert resp.status_code == 503 and "cannot be reached" in msg(resp)
-    api.fake.volumes = None  # type: ignore[attr-defined]
+    api.fake.volumes = None
     resp = api.call("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
     assert resp.status_code == 503 and "not configured" in msg(resp)
     assert api.ok("GET", P.format(sid), ALICE)["volumeAttachments"] == []
