@@ -239,6 +239,7 @@ def test_patch_needs_the_json_patch_media_type(api: ImageApi) -> None:
     resp = api.call("PATCH", f"/v2/images/{img['id']}", "alice",
                     json=[{"op": "replace", "path": "/name", "value": "x"}])
     assert "application/openstack-images-v2.1-json-patch" in error(resp, 415)
+    assert "application/openstack-images-v2.0-json-patch" in resp.json()["message"]
 
 
 def test_disk_format_changes_only_while_queued(api: ImageApi) -> None:
@@ -356,3 +357,48 @@ def test_list_sorting_and_pagination_with_next_links(api: ImageApi) -> None:
 def test_unknown_routes_and_methods_answer_in_glance_shape(api: ImageApi) -> None:
     error(api.call("GET", "/v2/nothing"), 404)
     error(api.call("POST", "/v2/images/x/file"), 405)
+
+
+PATCH_2_0 = {"Content-Type": "application/openstack-images-v2.0-json-patch"}
+
+
+def test_patch_2_0_names_the_operation_as_the_members_key(api: ImageApi) -> None:
+    img = api.create("alice", name="a", tags=["x"])
+    resp = api.call("PATCH", f"/v2/images/{img['id']}", "alice", headers=PATCH_2_0, json=[
+        {"replace": "/name", "value": "b"},
+        {"add": "/os_distro", "value": "debian"},
+        {"replace": "/tags", "value": ["y"]},
+    ])
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["name"], body["os_distro"], body["tags"]) == ("b", "debian", ["y"])
+    resp = api.call("PATCH", f"/v2/images/{img['id']}", "alice", headers=PATCH_2_0,
+                    json=[{"remove": "/os_distro"}])
+    assert resp.status_code == 200, resp.text
+    assert "os_distro" not in resp.json()
+    assert api.show(img["id"], "alice") == resp.json()
+
+
+@pytest.mark.parametrize(
+    ("ops", "words"),
+    [
+        # The 2.1 form is not the 2.0 form (Glance refuses it the same way).
+        ([{"op": "replace", "path": "/name", "value": "x"}], "exactly one member"),
+        ([{"replace": "/name", "add": "/k", "value": "x"}], "exactly one member"),
+        ([{"move": "/name"}], "exactly one member"),
+        ([{"replace": "/name"}], "needs a 'value'"),
+        ([{"replace": "name", "value": "x"}], "Invalid path"),
+        ([{"replace": "/name", "value": "x", "path": "/k"}], "Unknown members"),
+        ([{"replace": 3, "value": "x"}], "Invalid path"),
+        (["replace"], "must be a JSON object"),
+        ({"replace": "/name"}, "JSON list of operations"),
+    ],
+)
+def test_patch_2_0_refuses_bad_operations_atomically(
+    api: ImageApi, ops: Any, words: str
+) -> None:
+    img = api.create("alice", name="keep")
+    body = [{"replace": "/name", "value": "changed"}, *ops] if isinstance(ops, list) else ops
+    resp = api.call("PATCH", f"/v2/images/{img['id']}", "alice", headers=PATCH_2_0, json=body)
+    assert words in error(resp, 400)
+    assert api.show(img["id"], "alice")["name"] == "keep"

@@ -35,8 +35,9 @@ class FakeImages:
         self.calls.append(("list_members", ctx.user_id, image_id))
         return [{"member_id": "p2", "image_id": image_id, "status": "pending"}]
 
-    def update(self, ctx: AuthContext, image_id: str, body: Any) -> dict[str, Any]:
-        self.calls.append(("update", image_id, body))
+    def update(self, ctx: AuthContext, image_id: str, body: Any,
+               media_type: str = "") -> dict[str, Any]:
+        self.calls.append(("update", image_id, body, media_type))
         return {"id": image_id}
 
 
@@ -59,4 +60,14 @@ def test_update_checks_the_patch_media_type_before_calling_the_service() -> None
     ok = make_req({"image_id": "img-1"}, [{"op": "add"}],
                   {"content-type": "application/openstack-images-v2.1-json-patch"})
     assert images.update_image(ok, fake) == {"id": "img-1"}
-    assert fake.calls == [("update", "img-1", [{"op": "add"}])]
+    assert fake.calls == [("update", "img-1", [{"op": "add"}],
+                           "application/openstack-images-v2.1-json-patch")]
+
+
+def test_update_accepts_the_older_2_0_patch_media_type_and_says_which() -> None:
+    fake = FakeImages()
+    ok = make_req({"image_id": "img-1"}, [{"replace": "/name", "value": "x"}],
+                  {"content-type": "application/openstack-images-v2.0-json-patch"})
+    assert images.update_image(ok, fake) == {"id": "img-1"}
+    assert fake.calls == [("update", "img-1", [{"replace": "/name", "value": "x"}],
+                           "application/openstack-images-v2.0-json-patch")]

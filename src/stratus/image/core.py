@@ -31,6 +31,7 @@ from stratus.image import models as m
 from stratus.image import views
 from stratus.image.inspect import Limits
 from stratus.image.store import FileStore
+from stratus.image.views import PATCH_MEDIA_TYPE
 
 MAX_MEMBERS = 128
 
@@ -185,8 +186,10 @@ class ImageService:
         with self.db.session() as s:
             return self.view(s, self.visible(s, ctx, image_id))
 
-    def update(self, ctx: AuthContext, image_id: str, body: Any) -> dict[str, Any]:
-        ops = views.patch_ops(body)
+    def update(self, ctx: AuthContext, image_id: str, body: Any,
+               media_type: str = PATCH_MEDIA_TYPE) -> dict[str, Any]:
+        """Apply a JSON-patch document (``media_type``: the 2.1 or the 2.0 dialect)."""
+        ops = views.patch_ops(body, media_type)
         with self.db.session() as s:
             img = self.writable(s, ctx, image_id, "modify")
             props = self.properties_of(s, [img.id])[img.id]

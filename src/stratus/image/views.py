@@ -22,6 +22,12 @@ MAX_TAGS = 128
 MAX_PROPERTIES = 128
 MAX_PROPERTY_VALUE = 65535
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
+# Glance accepts both JSON-patch dialects: 2.1 is RFC 6902's form ({"op": "replace",
+# "path": "/name"}); 2.0 (deprecated, what Tempest sends) names the operation as the
+# member's key ({"replace": "/name"}), as the JSON-patch draft 4 did.
+PATCH_MEDIA_TYPE_2_0 = "application/openstack-images-v2.0-json-patch"
+PATCH_MEDIA_TYPES = (PATCH_MEDIA_TYPE, PATCH_MEDIA_TYPE_2_0)
+PATCH_OPS = ("add", "replace", "remove")
 
 # Attributes the service computes: a client may read them, never set them.
 READ_ONLY = frozenset({
@@ -220,21 +226,45 @@ def image_id_value(value: Any) -> str:
     raise BadRequest(f"'id' must be a UUID, not {value!r}.")
 
 
-def patch_ops(body: Any) -> list[tuple[str, str, Any]]:
-    """(op, attribute, value) of an openstack-images-v2.1-json-patch document."""
-    if not isinstance(body, list):
+def _patch_op_2_0(item: dict[str, Any]) -> tuple[str, Any]:
+    """(op, path) of a 2.0 operation: exactly one member named add, replace or remove."""
+    named = [op for op in PATCH_OPS if op in item]
+    if len(named) != 1:
         raise BadRequest(
-            f"A {PATCH_MEDIA_TYPE} body is a JSON list of operations like "
-            '{"op": "replace", "path": "/name", "value": "new-name"}.'
+            'Operation objects must contain exactly one member named "add", "remove", or '
+            f'"replace" ({PATCH_MEDIA_TYPE_2_0}: {{"replace": "/name", "value": "x"}}).'
         )
+    extra = set(item) - {named[0], "value"}
+    if extra:
+        raise BadRequest(f"Unknown members in a patch operation: {', '.join(sorted(extra))}.")
+    return named[0], item[named[0]]
+
+
+def _patch_op_2_1(item: dict[str, Any]) -> tuple[str, Any]:
+    """(op, path) of a 2.1 (RFC 6902) operation."""
+    if not isinstance(item.get("op"), str):
+        raise BadRequest("Each patch operation must be an object with 'op' and 'path'.")
+    op = item["op"]
+    if op not in PATCH_OPS:
+        raise BadRequest(f"Operation {op!r} is not supported; allowed: add, replace, remove.")
+    extra = set(item) - {"op", "path", "value"}
+    if extra:
+        raise BadRequest(f"Unknown members in a patch operation: {', '.join(sorted(extra))}.")
+    return op, item.get("path")
+
+
+def patch_ops(body: Any, media_type: str = PATCH_MEDIA_TYPE) -> list[tuple[str, str, Any]]:
+    """(op, attribute, value) of a JSON-patch document in either media type (2.1 or 2.0)."""
+    if not isinstance(body, list):
+        example = ('{"replace": "/name", "value": "new-name"}' if media_type == PATCH_MEDIA_TYPE_2_0
+                   else '{"op": "replace", "path": "/name", "value": "new-name"}')
+        raise BadRequest(f"A {media_type} body is a JSON list of operations like {example}.")
     ops: list[tuple[str, str, Any]] = []
     for item in body:
-        if not isinstance(item, dict) or not isinstance(item.get("op"), str):
-            raise BadRequest("Each patch operation must be an object with 'op' and 'path'.")
-        op = item["op"]
-        if op not in ("add", "replace", "remove"):
-            raise BadRequest(f"Operation {op!r} is not supported; allowed: add, replace, remove.")
-        path = item.get("path")
+        if not isinstance(item, dict):
+            raise BadRequest("Each patch operation must be a JSON object.")
+        op, path = (_patch_op_2_0(item) if media_type == PATCH_MEDIA_TYPE_2_0
+                    else _patch_op_2_1(item))
         if not isinstance(path, str) or not path.startswith("/") or path == "/":
             raise BadRequest(f"Invalid path {path!r}: a path is '/<attribute>'.")
         parts = path[1:].split("/")
@@ -246,8 +276,5 @@ def patch_ops(body: Any) -> list[tuple[str, str, Any]]:
         attr = parts[0].replace("~1", "/").replace("~0", "~")
         if op in ("add", "replace") and "value" not in item:
             raise BadRequest(f"Operation {op!r} on {path!r} needs a 'value'.")
-        extra = set(item) - {"op", "path", "value"}
-        if extra:
-            raise BadRequest(f"Unknown members in a patch operation: {', '.join(sorted(extra))}.")
         ops.append((op, attr, item.get("value")))
     return ops

@@ -36,12 +36,12 @@ def show_image(req: Req, svc: ImageService) -> dict[str, Any]:
 @routes.add("PATCH", "/v2/images/{image_id}")
 def update_image(req: Req, svc: ImageService) -> dict[str, Any]:
     media = req.header("content-type").split(";")[0].strip().lower()
-    if media != views.PATCH_MEDIA_TYPE:
+    if media not in views.PATCH_MEDIA_TYPES:
         raise UnsupportedMediaType(
-            f"Image updates must be sent as Content-Type: {views.PATCH_MEDIA_TYPE}, "
-            f"not {media or 'no Content-Type'}."
+            f"Image updates must be sent as Content-Type: {views.PATCH_MEDIA_TYPE} "
+            f"(or the older {views.PATCH_MEDIA_TYPE_2_0}), not {media or 'no Content-Type'}."
         )
-    return svc.update(req.ctx, req.params["image_id"], req.body)
+    return svc.update(req.ctx, req.params["image_id"], req.body, media)
 
 
 @routes.add("DELETE", "/v2/images/{image_id}")
