@@ -193,7 +193,7 @@ def test_database_outage_gives_503_then_heals(postgres: Postgres,
 def test_stratus_manage_reports_changes_and_errors(server: IdentityServer,
                                                    tmp_path: Path) -> None:
     out = json.loads(server.manage("db", "sync", "identity").stdout)
-    assert out == {"changed": False, "revision": "0001"}
+    assert out == {"changed": False, "revision": "0002"}  # 0002: revocation event attributes
     out = json.loads(server.manage("bootstrap", "--public-url", server.url).stdout)
     assert out == {"changed": False}
     out = json.loads(server.manage("catalog", "ensure", "--type", "image", "--name", "glance",
