@@ -416,6 +416,17 @@ def test_volume_api_and_agent_end_to_end(workdir, tgtd, image):
         with open(path_of(from_image["id"]), "rb") as fh:
             assert fh.read(1 << 20) == b"\xa5" * (1 << 20)
         assert from_image["bootable"] == "true"
+        # upload to an image (raw): the image holds the volume's data
+        resp = client.call("POST", f"/volumes/{from_image['id']}/action", json={
+            "os-volume_upload_image": {"image_name": "tv-up", "disk_format": "raw"}})
+        assert resp.status_code == 202, resp.text
+        up_id = resp.json()["os-volume_upload_image"]["image_id"]
+        _wait_status(client, f"/volumes/{from_image['id']}", "volume", {"available"})
+        got = httpx.get(f"{images.url}/v2/images/{up_id}", headers=h).json()
+        assert got["status"] == "active" and got["size"] == 1 << 30, got
+        with httpx.stream("GET", f"{images.url}/v2/images/{up_id}/file", headers=h) as r:
+            first = next(r.iter_bytes(1 << 20))
+        assert first[:65536] == b"\xa5" * 65536
         # extend while detached
         resp = client.call("POST", f"/volumes/{blank['id']}/action",
                            json={"os-extend": {"new_size": 2}})

@@ -287,8 +287,8 @@ def test_upload_refused_format_is_an_error(env):
     vols = [vol(V1)]
     converge(rec, StorageHostState(1, volumes=vols))
     report = converge(rec, StorageHostState(2, volumes=vols,
-                                            uploads=[UploadSpec(V1, "img-3", "iso")]))
-    assert report.uploads[0].state == "error" and "iso" in (report.uploads[0].fault or "")
+                                            uploads=[UploadSpec(V1, "img-3", "ploop")]))
+    assert report.uploads[0].state == "error" and "ploop" in (report.uploads[0].fault or "")
 
 
 def test_missing_image_is_an_error_and_a_new_spec_retries(env):

@@ -35,7 +35,11 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 FORMATS = ("raw", "qcow2")
 #: formats qemu-img may read from an image's data (never with backing files)
 IMAGE_INPUT_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhdx", "vpc", "qed")
-UPLOAD_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhdx")
+#: an image's disk_format -> the qemu-img format its data is written in (iso and the
+#: Amazon formats are the volume's bytes as they are; vhd is qemu's "vpc")
+UPLOAD_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi",
+                  "vhdx": "vhdx", "vhd": "vpc", "iso": "raw", "ami": "raw", "aki": "raw",
+                  "ari": "raw"}
 
 
 class PoolError(Exception):
@@ -247,13 +251,14 @@ class Pool:
                     disk_format: str) -> Iterator[Path]:
         """The volume's data in ``disk_format`` (a temporary conversion unless the
         volume's own format is asked for), removed afterwards."""
-        if disk_format not in UPLOAD_FORMATS:
+        out_fmt = UPLOAD_FORMATS.get(disk_format)
+        if out_fmt is None:
             raise PoolError(f"cannot upload a volume as {disk_format!r} "
                             f"(allowed: {', '.join(UPLOAD_FORMATS)})")
         path = self.volume_path(volume_id, fmt)
         tmp = self.scratch("upload", check_id("volume", volume_id), check_id("image", image_id))
         try:
-            self._img("convert", "-q", "-f", fmt, "-O", disk_format, str(path), str(tmp))
+            self._img("convert", "-q", "-f", fmt, "-O", out_fmt, str(path), str(tmp))
             yield tmp
         finally:
             tmp.unlink(missing_ok=True)
