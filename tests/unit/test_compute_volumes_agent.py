@@ -160,3 +160,21 @@ def test_libvirt_xml_helpers() -> None:
     assert vv.secret_prefix("tvc-") == "tvc-volume-"
     listing = " 5a1e...-uuid  iscsi tvc-volume-att-1\n 77-uuid  ceph client.admin\n"
     assert vv.parse_secret_list(listing) == {"tvc-volume-att-1": "5a1e...-uuid"}
+
+
+def test_a_detach_whose_report_was_lost_is_reported_again(env: Any) -> None:
+    """Killed after unplugging and removing the secret but before reporting: nothing of
+    the volume is left on the host, yet the agent reports (the API lists it detaching)."""
+    env.api.server["detaching"] = ["att-1"]
+    assert env.agent.reconcile_once().ok
+    assert env.api.reports[-1]["volumes"] == []
+    del env.api.server["detaching"]
+    assert env.agent.reconcile_once().ok
+    assert "volumes" not in env.api.reports[-1]  # nothing to say: no virsh call per pass
+
+
+def test_detaching_contract() -> None:
+    a = Assignment.from_dict({"id": SID, "vm_state": "active", "detaching": ["att-1"]})
+    assert a.detaching == ["att-1"] and Assignment.from_dict(a.to_dict()) == a
+    with pytest.raises(ValueError, match=r"detaching\[0\]"):
+        Assignment.from_dict({"id": SID, "vm_state": "active", "detaching": [1]})

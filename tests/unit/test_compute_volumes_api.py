@@ -153,6 +153,7 @@ def test_attach_plug_complete_detach_unplug(api: ComputeApi) -> None:
     # detach: the agent is told to unplug; its report without it deletes the attachment
     api.ok("DELETE", P.format(sid) + f"/{VOL}", ALICE, status=202)
     assert "block_devices" not in assigned(api, sid)  # absent: none
+    assert assigned(api, sid)["detaching"] == [att_id]  # the agent reports until it is gone
     api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
     assert att_id in vols(api).attachments  # still plugged: nothing deleted yet
     api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[])

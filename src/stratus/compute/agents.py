@@ -111,7 +111,9 @@ def assignment(srv: m.Server, ports: list[m.ServerPort],
         metadata_document=instance_document(srv, ports),
         snapshots=[SnapshotRequest(x["image_id"], x.get("name")) for x in srv.snapshots],
         attempt=srv.attempt, created_at=isotime(srv.created_at),
-        block_devices=block_devices(volumes or [], srv.host))
+        block_devices=block_devices(volumes or [], srv.host),
+        detaching=[v.attachment_id for v in volumes or []
+                   if v.status == "detaching" and v.attachment_id])
 
 
 # --- heartbeat, assignments, reports -------------------------------------------------------

@@ -242,6 +242,9 @@ class Assignment:
     attempt: int = 0  # the scheduling attempt this placement is
     created_at: str | None = None
     block_devices: list[BlockDevice] = field(default_factory=list)  # absent: none
+    # attachment ids the API waits to see unplugged (absent: none): the agent reports its
+    # volumes while any is listed, even when nothing of them is left on the host
+    detaching: list[str] = field(default_factory=list)
 
     @property
     def deleting(self) -> bool:
@@ -254,6 +257,11 @@ class Assignment:
         ports = c.seq(d.get("ports"), c.path(where, "ports"))
         snaps = c.seq(d.get("snapshots"), c.path(where, "snapshots"))
         bdms = c.seq(d.get("block_devices"), c.path(where, "block_devices"))
+        detaching = c.seq(d.get("detaching"), c.path(where, "detaching"))
+        for i, x in enumerate(detaching):
+            if not isinstance(x, str):
+                raise ContractError(c.path(c.path(where, "detaching"), i),
+                                    "expected an attachment id (a string)")
         return cls(
             id=c.required_text(d, "id", where), vm_state=c.required_text(d, "vm_state", where),
             name=c.opt_text(d, "name", where), hostname=c.opt_text(d, "hostname", where),
@@ -273,13 +281,17 @@ class Assignment:
                        for i, s in enumerate(snaps)],
             attempt=c.integer(d, "attempt", where), created_at=c.opt_text(d, "created_at", where),
             block_devices=[BlockDevice.from_dict(b, c.path(c.path(where, "block_devices"), i))
-                           for i, b in enumerate(bdms)])
+                           for i, b in enumerate(bdms)],
+            detaching=list(detaching))
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form; ``block_devices`` only when there are some (absent: none)."""
+        """The wire form; ``block_devices`` and ``detaching`` only when there are some
+        (absent: none)."""
         out = self._fields()
         if self.block_devices:
             out["block_devices"] = [b.to_dict() for b in self.block_devices]
+        if self.detaching:
+            out["detaching"] = list(self.detaching)
         return out
 
     def _fields(self) -> dict[str, Any]:

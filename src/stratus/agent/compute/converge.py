@@ -113,7 +113,8 @@ class ServerWork:
         self._converge_reboot(a, st, info, report)
         info = self.driver.info(sid)
         self._converge_snapshots(a, st, report)
-        if info is not None and (a.block_devices or self.driver.volume_secrets()):
+        if info is not None and (a.block_devices or a.detaching
+                                 or self.driver.volume_secrets()):
             report.volumes = converge_volumes(self.driver, a)  # agent/compute/volumes.py
         if info is None:
             if self.driver.has_disk(sid):
