@@ -327,6 +327,9 @@ def test_listing_filters_and_paging(api: VolumeApi) -> None:
     assert api.call("GET", "/volumes?sort=bogus:asc").status_code == 400
     assert api.call("GET", "/volumes?marker=nope").status_code == 400
     assert api.ok("GET", "/volumes", BOB)["volumes"] == []
+    summary = api.ok("GET", "/volumes/summary")["volume-summary"]
+    assert summary == {"total_size": 4, "total_count": 4, "metadata": {"n": ["0", "1"]}}
+    assert api.call("GET", "/volumes/summary", version="3.11").status_code == 404
     assert len(api.ok("GET", "/volumes/detail?all_tenants=1", ADMIN)["volumes"]) == 4
 
 

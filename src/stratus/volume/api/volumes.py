@@ -9,7 +9,7 @@ from starlette.responses import Response
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest
 from stratus.volume import listing, views
-from stratus.volume.api.common import P, metadata, scope
+from stratus.volume.api.common import P, metadata, scope, since
 from stratus.volume.core import VolumeCore
 from stratus.volume.views import FIELDS, MAX_SIZE, mv
 from stratus.volume.volumes import CreateSpec, Shown
@@ -64,6 +64,24 @@ def list_volumes(req: Req, svc: VolumeCore) -> dict[str, Any]:
 @routes.add("GET", P + "/volumes/detail")
 def list_volumes_detail(req: Req, svc: VolumeCore) -> dict[str, Any]:
     return _list(req, svc, detail=True)
+
+
+@routes.add("GET", P + "/volumes/summary")
+def volume_summary(req: Req, svc: VolumeCore) -> dict[str, Any]:
+    """Count and total size of the project's volumes (3.12), their metadata (3.36)."""
+    since(req, (3, 12))
+    ctx, project = scope(req, svc)
+    shown = svc.volumes.visible(ctx, project, _all(req) and ctx.is_admin)
+    out: dict[str, Any] = {"total_size": sum(v.volume.size for v in shown),
+                           "total_count": len(shown)}
+    if mv(req) >= (3, 36):
+        meta: dict[str, list[str]] = {}
+        for v in shown:
+            for key, value in (v.volume.metadata_ or {}).items():
+                if value not in meta.setdefault(key, []):
+                    meta[key].append(value)
+        out["metadata"] = meta
+    return {"volume-summary": out}
 
 
 def _text(obj: dict[str, Any], key: str, alias: str) -> str | None:
