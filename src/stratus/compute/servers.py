@@ -209,6 +209,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
                 # midway is finished by the recovery (compute/recovery.py).
                 srv.scheduling = owned(srv.scheduling)
                 return True
+            srv.scheduling = released(srv.scheduling)  # the host's agent deletes it
             core.bump(s, srv.host)
             return False
 
