@@ -320,6 +320,13 @@ def test_listing_filters_and_paging(api: VolumeApi) -> None:
     assert api.ok("GET", "/volumes/detail?name=v2")["volumes"][0]["id"] == made[2]["id"]
     odd = api.ok("GET", '/volumes/detail?metadata={"n": "1"}')["volumes"]
     assert {v["name"] for v in odd} == {"v1", "v3"}
+    assert len(api.ok("GET", "/volumes?name~=V")["volumes"]) == 4
+    born = made[2]["created_at"]
+    later = api.ok("GET", f"/volumes/detail?created_at=gte:{born}")["volumes"]
+    assert {v["name"] for v in later} == {"v2", "v3"}
+    earlier = api.ok("GET", f"/volumes/detail?created_at=lt:{born}")["volumes"]
+    assert {v["name"] for v in earlier} == {"v0", "v1"}
+    assert api.call("GET", "/volumes?created_at=soon").status_code == 400
     counted = api.ok("GET", "/volumes?with_count=true&limit=1")
     assert counted["count"] == 4
     ordered = api.ok("GET", "/volumes/detail?sort=name:asc")["volumes"]

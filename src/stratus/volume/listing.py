@@ -1,12 +1,15 @@
 """Listing volumes, snapshots and attachments as Cinder does: filters (exact match on the
 rendered attribute; ``metadata`` as a JSON object whose items must all match), sorting by
 ``sort=key:dir,...`` or ``sort_key``/``sort_dir`` (default newest first), ``marker``,
-``limit`` (at most 1000), ``offset``, ``with_count`` (3.45) and a ``<key>_links`` next link.
+``limit`` (at most 1000), ``offset``, ``with_count`` (3.45) and a ``<key>_links`` next link;
+``name~=x`` matches a part of the name (3.34), ``created_at``/``updated_at=<op>:<time>`` compare
+times (3.60; op gt, gte, lt, lte, eq, neq).
 Unknown filters are ignored, as Cinder does for the ones it does not know."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from stratus.common.errors import BadRequest
@@ -68,7 +71,32 @@ def _metadata_filter(raw: str) -> dict[str, str]:
 TRUE_WORDS = ("true", "1", "yes", "on", "t", "y")
 
 
+TIME_OPS = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b,
+            "lte": lambda a, b: a <= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b}
+
+
+def _time_filter(value: Any, wanted: str, key: str) -> bool:
+    """``created_at=gte:2026-01-01T00:00:00`` (3.60): compare timestamps."""
+    op, _, raw = wanted.partition(":")
+    if op not in TIME_OPS or not raw:
+        raise BadRequest(f"Invalid input received: {key} filter {wanted!r} must be "
+                         "<op>:<time>, op one of gt, gte, lt, lte, eq, neq.")
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "").replace("z", ""))
+    except ValueError:
+        raise BadRequest(f"Invalid input received: {key} filter time {raw!r} is not an "
+                         "ISO 8601 time.") from None
+    if value is None:
+        return False
+    return bool(TIME_OPS[op](datetime.fromisoformat(str(value)), when.replace(tzinfo=None)))
+
+
 def _matches(item: dict[str, Any], key: str, wanted: str) -> bool:
+    if key.endswith("~"):  # 3.34: a "like" filter (the value anywhere in the attribute)
+        value = item.get(key[:-1])
+        return value is not None and wanted.lower() in str(value).lower()
+    if key in ("created_at", "updated_at"):
+        return _time_filter(item.get(key), wanted, key)
     if key == "metadata":
         meta = item.get("metadata") or {}
         return all(meta.get(k) == v for k, v in _metadata_filter(wanted).items())
@@ -89,7 +117,7 @@ def apply(items: list[dict[str, Any]], query: Any, base_url: str, path: str, key
         if name in CONTROL:
             continue
         attr = ALIASES.get(name, name)
-        if attr not in filterable:
+        if attr.rstrip("~") not in filterable:
             continue
         wanted = query.get(name)
         items = [i for i in items if _matches(i, attr, wanted)]

@@ -17,7 +17,7 @@ from stratus.volume.volumes import CreateSpec, Shown
 routes = Routes()
 FILTERS = {"name", "status", "bootable", "availability_zone", "metadata", "volume_type",
            "os-vol-tenant-attr:tenant_id", "multiattach", "size", "id", "description",
-           "user_id", "project_id"}
+           "user_id", "project_id", "created_at", "updated_at"}
 UNSUPPORTED = ("backup_id", "consistencygroup_id", "group_id", "source_replica")
 
 
