@@ -364,7 +364,7 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
     key = work / "id_ed25519"
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sdep-e2e", "-f", str(key))
     ports = {name: free_port() for name in ("identity", "image", "network", "compute",
-                                            "metadata")}
+                                            "metadata", "volume", "iscsi")}
     domain_prefix = f"sdep-{tag}-"
     extra_vars: dict[str, Any] = {
         "stratus_prefix": str(prefix),
@@ -378,6 +378,9 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
         "network_api_port": ports["network"],
         "compute_api_port": ports["compute"],
         "metadata_port": ports["metadata"],
+        # the volume role: its API and its tgtd's iSCSI portal on ports of this cloud's own
+        "volume_api_port": ports["volume"],
+        "volume_storage_portal_port": ports["iscsi"],
         "network_agent_metadata_url": f"http://127.0.0.1:{ports['metadata']}",
         "network_agent_l2_backend": "linuxbridge",
         "network_vxlan_vni_ranges": "7700:7799",

@@ -270,6 +270,10 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         "network_api_port": network_port,
         "compute_api_port": _free_port(PREFERRED_PORT + 3),
         "metadata_port": metadata_port,
+        # The volume role: its API off the default 8776, its tgtd's iSCSI portal off 3261
+        # (the bystander cloud's tgtd holds its own).
+        "volume_api_port": _free_port(PREFERRED_PORT + 5),
+        "volume_storage_portal_port": _free_port(PREFERRED_PORT + 6),
         "network_agent_metadata_url": f"http://127.0.0.1:{metadata_port}",
         # The all-in-one backend: kernel bridges and VXLAN (OVS here would need the
         # userspace datapath, about 30 times slower; see docs/agent.md).
