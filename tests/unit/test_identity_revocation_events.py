@@ -8,14 +8,24 @@ from datetime import datetime
 from types import SimpleNamespace
 
 import pytest
+from argon2 import PasswordHasher
 
 from identity_api import Api
 from revocation_matrix import CASES, PW, refused, works
 from stratus.common.timeutil import from_timestamp
+from stratus.identity import passwords
 from stratus.identity.core import Identity
 from stratus.identity.revocation import RevocationList, TokenFacts
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cases make many users and tokens: argon2 at a low cost, so the module stays
+    fast (the hashing is not what it tests; the integration matrix uses the real cost)."""
+    monkeypatch.setattr(passwords, "_argon2",
+                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 T0 = 1_800_000_000.0
 
