@@ -9,13 +9,19 @@ service: the stop time (SIGTERM to exit), the start time (exec to the first answ
 the downtime its client saw (the longest time without a successful answer), and the
 requests that failed, by kind. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/restart_downtime.py [--rounds 3]
+    .venv/bin/python benchmarks/restart_downtime.py [--rounds 3] [--socket]
+
+``--socket``: the restarted process is handed a listening socket that stays open
+across the restart (systemd socket activation, ``LISTEN_FDS``), so the requests sent
+meanwhile wait in its backlog instead of being refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -32,8 +38,10 @@ from restartlab import (
     downtime,
     failures,
     full_stack,
+    listening_socket,
     network_agent,
     restart,
+    start_on_socket,
 )
 
 
@@ -42,6 +50,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="restarts per service")
     parser.add_argument("--services", default=",".join(PROBES),
                         help="comma-separated, from " + ",".join(PROBES))
+    parser.add_argument("--socket", action="store_true",
+                        help="hand each new process a listening socket that outlives the "
+                             "processes (systemd socket activation) instead of letting "
+                             "it bind its port")
     args = parser.parse_args()
     names = args.services.split(",")
     root = Path(tempfile.mkdtemp(prefix="trs-bench-"))
@@ -56,9 +68,16 @@ def main() -> int:
             for t in [*probes.values(), *agents]:
                 t.start()
             time.sleep(1.0)
+            held: dict[str, socket.socket] = {}
             for name in names:
+                if args.socket:  # the first restart binds the socket kept from then on
+                    servers[name].proc.send_signal(signal.SIGTERM)
+                    servers[name].proc.wait(60)
+                    held[name] = listening_socket(servers[name].port)
+                    start_on_socket(servers[name], held[name])
+                    time.sleep(1.0)
                 for _ in range(args.rounds):
-                    r = restart(servers[name])
+                    r = restart(servers[name], held.get(name))
                     time.sleep(2.5)  # clients and agents go on against the new process
                     own = [o for o in probes[name].outcomes if o.started >= r.started_at - 1]
                     failed = Counter(o.detail.split(":")[0] if o.kind == "connection"
@@ -68,8 +87,13 @@ def main() -> int:
             for t in probes.values():
                 t.finish()
             agent_outcomes = {a.name: a.finish() for a in agents}
+            for sock in held.values():
+                sock.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    how = "socket handed over (systemd socket activation)" if args.socket else \
+        "each process binds its port (supervisord; systemd without a .socket unit)"
+    print(f"restart: SIGTERM, wait for the exit, start again; {how}")
     print(f"{'service':10} {'stop s':>7} {'start s':>8} {'downtime s':>11}  failed requests")
     for name, stop, start, down, failed in rows:
         print(f"{name:10} {stop:7.2f} {start:8.2f} {down:11.2f}  {dict(failed) or '-'}")

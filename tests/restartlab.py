@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -186,7 +187,11 @@ class AgentPoller(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        since = self.first()
+        try:
+            since = self.first()
+        except Exception as exc:  # recorded: the test fails on it
+            self.outcomes.append(Outcome(0, 0, "error", f"first read: {exc}"))
+            return
         while not self.stop_event.is_set():
             started = time.monotonic()
             try:
@@ -247,17 +252,46 @@ class Restart:
     ended_at: float
 
 
-def restart(server: Any) -> Restart:
-    """SIGTERM the running process (by pid), wait for its exit, start it again."""
+def restart(server: Any, held: socket.socket | None = None) -> Restart:
+    """SIGTERM the running process (by pid), wait for its exit, start it again: as
+    itself (it binds its port), or with ``held``, a listening socket on its port that
+    outlives the processes, handed over as systemd's socket activation does
+    (:func:`start_on_socket`)."""
     proc = server.proc
     assert proc is not None and proc.poll() is None
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(60)
     t1 = time.monotonic()
-    server.start()
+    if held is None:
+        server.start()
+    else:
+        start_on_socket(server, held)
     t2 = time.monotonic()
     return Restart(t1 - t0, t2 - t1, t0, t2)
+
+
+def listening_socket(port: int) -> socket.socket:
+    """What a systemd .socket unit holds: a listening TCP socket on 127.0.0.1:``port``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    return sock
+
+
+def start_on_socket(server: Any, held: socket.socket) -> None:
+    """Start ``server``'s command with ``held`` as fd 3 and ``LISTEN_FDS=1``,
+    ``LISTEN_PID`` its own pid (set by a shell that then execs the service, so the pid
+    stays), as systemd does; wait until it answers."""
+    name = type(server).__name__.removesuffix("Server").lower()
+    log = open(server.root / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+    fd = held.fileno()
+    server.proc = subprocess.Popen(
+        ["sh", "-c", 'LISTEN_PID=$$ exec "$0"', str(BIN / f"stratus-{name}")],
+        env={**server.env, "LISTEN_FDS": "1"}, stdout=log, stderr=subprocess.STDOUT,
+        pass_fds=(3,), preexec_fn=lambda: os.dup2(fd, 3))
+    wait_http(f"{server.url}/healthcheck", proc=server.proc)
 
 
 def downtime(outcomes: list[Outcome], window: Restart, slack: float = 2.0) -> float:
@@ -283,5 +317,5 @@ def agent_errors_allowed(exc_text: str) -> bool:
 
 
 __all__ = ["PROBES", "AgentPoller", "MetadataServer", "Probe", "Restart", "ServiceError",
-           "Stack", "compute_agent", "downtime", "failures", "full_stack", "network_agent",
-           "restart"]
+           "Stack", "compute_agent", "downtime", "failures", "full_stack", "listening_socket",
+           "network_agent", "restart", "start_on_socket"]

@@ -294,6 +294,29 @@ def test_the_client_gives_up_when_the_wait_is_over() -> None:
     assert client.long_poll("x", 3, 0.01).json() == {"generation": 3}
 
 
+def test_a_call_waits_out_a_restart_of_the_service_it_calls() -> None:
+    seen: list[httpx.Request] = []
+    refused = httpx.ConnectError("Connection refused")
+    client = scripted_client([refused, refused, httpx.Response(201, json={"id": "p1"})], seen)
+    assert client.post("v2.0/ports", json={"port": {}}) == {"id": "p1"}  # nothing was sent
+    assert [r.method for r in seen] == ["POST"] * 3
+    # A kept-alive connection the old process closed unanswered: a GET is sent again once,
+    # a POST is not (it may have been done).
+    closed = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    client = scripted_client([closed, httpx.Response(200, json={"ok": 1})], seen)
+    assert client.get("v2.0/ports") == {"ok": 1}
+    client = scripted_client([closed], seen)
+    with pytest.raises(ServiceError, match="unreachable"):
+        client.post("v2.0/ports", json={})
+    # No hand-over time: unreachable at once, as before.
+    seen.clear()
+    client = scripted_client([refused, refused], seen)
+    client.handover = 0
+    with pytest.raises(ServiceError, match="unreachable") as err:
+        client.get("v2.0/ports")
+    assert err.value.temporary and len(seen) == 1
+
+
 # --- the two APIs over it ------------------------------------------------------------------
 def long_polls(call: Callable[[str], Any], paths: list[str]) -> list[threading.Thread]:
     threads = [threading.Thread(target=call, args=(p,)) for p in paths]

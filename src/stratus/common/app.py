@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -371,20 +372,48 @@ def _ping(db: Database) -> None:
 def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = False) -> None:
     """Run ``module:factory`` under uvicorn (``workers`` processes sharing one socket);
     SIGTERM stops accepting, answers the long-polls, finishes the requests in flight
-    (at most :data:`GRACEFUL_SHUTDOWN` seconds) and exits."""
+    (at most :data:`GRACEFUL_SHUTDOWN` seconds) and exits. A listening socket handed
+    over by the process manager (systemd socket activation, :func:`inherited_socket`)
+    is served instead of binding ``host:port``: it stays open across a restart, so
+    the connections made meanwhile wait in its backlog for the new process instead of
+    being refused."""
     import uvicorn
 
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="debug" if debug else "info",
-        access_log=False,  # RequestIdMiddleware writes the access log with the request id
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-        proxy_headers=False,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "workers": workers,
+        "log_level": "debug" if debug else "info",
+        "access_log": False,  # RequestIdMiddleware writes the access log with the id
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        "proxy_headers": False,
+    }
+    sock = inherited_socket()
+    if sock is None:
+        uvicorn.run(factory, host=host, port=port, **options)
+        return
+    LOG.info("serving the socket handed over by the process manager (%s)",
+             sock.getsockname())
+    config = uvicorn.Config(factory, **options)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def inherited_socket() -> socket.socket | None:
+    """The listening socket the process manager passed (systemd's socket activation
+    protocol: ``LISTEN_PID`` is this process, ``LISTEN_FDS`` at least 1, the socket is
+    fd 3), or None; the variables are removed so that no child takes them as its own."""
+    pid, count = os.environ.pop("LISTEN_PID", ""), os.environ.pop("LISTEN_FDS", "")
+    os.environ.pop("LISTEN_FDNAMES", None)
+    if not pid.isdigit() or int(pid) != os.getpid() or not count.isdigit() \
+            or int(count) < 1:
+        return None
+    sock = socket.socket(fileno=3)  # the family and type are read from the socket
+    os.set_inheritable(3, False)
+    return sock
 
 
 def drain_on_sigterm() -> bool:

@@ -26,6 +26,10 @@ DRAINING_HEADER = "X-Stratus-Draining"
 # at first, since a restart takes well under a second, then up to REPOLL_MAX apart.
 REPOLL_FIRST = 0.05
 REPOLL_MAX = 1.0
+# Seconds a call keeps trying a service that refuses connections (its process is being
+# restarted: the new one listens within about a second) before it says "unreachable".
+HANDOVER = 2.0
+_SAFE_METHODS = ("GET", "HEAD")  # sent again after the server closed the connection unanswered
 
 
 class ServiceError(Exception):
@@ -98,11 +102,13 @@ class ApiClient:
     token once). Non-2xx answers raise :class:`ServiceError`."""
 
     def __init__(self, base_url: str, auth: Auth | None = None, timeout: float = 30.0,
-                 service: str = "service", http: httpx.Client | None = None):
+                 service: str = "service", http: httpx.Client | None = None,
+                 handover: float = HANDOVER):
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.timeout = timeout
         self.service = service
+        self.handover = handover
         self._http = http or httpx.Client(timeout=timeout)
 
     def close(self) -> None:
@@ -111,10 +117,12 @@ class ApiClient:
     def request(self, method: str, path: str, *, json: Any = None,
                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
                 content: Any = None, ok: Iterable[int] = (), stream: bool = False,
-                timeout: float | None = None) -> httpx.Response:
+                timeout: float | None = None, handover: float | None = None
+                ) -> httpx.Response:
         """One call; ``ok``: statuses answered as they are instead of raised (a 401 still
         renews the token once first); ``timeout``: seconds for this call only (a
-        long-poll), instead of the client's."""
+        long-poll), instead of the client's; ``handover``: seconds to keep trying a
+        service that refuses connections, instead of the client's."""
         url = self.url(path)
         accepted = set(ok)
         resp: httpx.Response | None = None
@@ -126,7 +134,8 @@ class ApiClient:
                 req = self._http.build_request(
                     method, url, json=json, params=params, headers=hdrs, content=content,
                     timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
-                resp = self._http.send(req, stream=stream)
+                resp = self._send(req, stream,
+                                  self.handover if handover is None else handover)
             except httpx.HTTPError as exc:
                 raise ServiceError(f"{self.service} unreachable at {url}: {exc}",
                                    temporary=True) from None
@@ -149,6 +158,27 @@ class ApiClient:
             f"{self.service} answered {resp.status_code} to {method} {url}: {_message(body)}",
             status=resp.status_code,
             temporary=resp.status_code >= 500 or resp.status_code == 429, body=body)
+
+    def _send(self, req: httpx.Request, stream: bool, handover: float) -> httpx.Response:
+        """Send ``req``; across a restart of the service, again: while it refuses
+        connections (nothing was sent) for up to ``handover`` seconds, and once when it
+        closed a kept-alive connection without answering a GET or HEAD."""
+        deadline = time.monotonic() + handover
+        pause = REPOLL_FIRST
+        resent = False
+        while True:
+            try:
+                return self._http.send(req, stream=stream)
+            except httpx.ConnectError:
+                if time.monotonic() + pause >= deadline or \
+                        not isinstance(req.stream, httpx.ByteStream):
+                    raise  # the time is over, or a streamed body cannot be sent again
+                time.sleep(pause)
+                pause = min(pause * 2, REPOLL_MAX)
+            except httpx.RemoteProtocolError:
+                if resent or req.method not in _SAFE_METHODS:
+                    raise
+                resent = True
 
     def long_poll(self, path: str, since: int | None, wait: float, **kw: Any
                   ) -> httpx.Response:
@@ -175,7 +205,9 @@ class ApiClient:
             url = httpx.URL(self.url(path)).copy_merge_params(
                 {"since": str(since), "wait": f"{left:g}"})
             try:
-                resp = self.request("GET", str(url), timeout=left + self.timeout, **kw)
+                # handover=0: this loop itself polls again across a restart.
+                resp = self.request("GET", str(url), timeout=left + self.timeout,
+                                    handover=0, **kw)
             except ServiceError as exc:
                 # No answer at all (refused, reset, closed): the API may be restarting.
                 # Poll again, a little later each time, until the wait is over.
