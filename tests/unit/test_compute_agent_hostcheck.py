@@ -252,3 +252,12 @@ def test_the_api_takes_a_heartbeat_with_problems(compute: Any) -> None:
                          problems=[HostProblem("kvm_device", "bad")]).to_dict()
     resp = compute.call("PUT", "/v2.1/stratus/compute-hosts/cmp1", json={"host": body})
     assert resp.status_code == 200, resp.text
+
+
+def test_a_slow_call_outside_a_spawn_is_a_host_problem_but_no_spawn_fault() -> None:
+    clock = Clock(0.0)
+    hc = HostCheck(kvm_device=None, caps_dir=None, clock=clock)
+    with hc.timed("start", "s1", spawn=False):
+        clock.now += 30
+    assert codes(hc.problems()) == ["slow_start"]
+    assert hc.spawn_fault("s1") is None

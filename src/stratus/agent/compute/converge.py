@@ -249,7 +249,8 @@ class ServerWork:
             raise VirtError(f"server {sid} has no disk on this host", temporary=False)
         spec = self._spec(a)
         self.driver.prepare_disks(spec)
-        self.driver.define(spec)
+        with self.hostcheck.timed("define", sid, spawn=False):
+            self.driver.define(spec)
         info = self.driver.info(sid)
         if info is None:
             raise VirtError(f"domain of server {sid} did not appear after define")
@@ -274,7 +275,8 @@ class ServerWork:
                 elif state == SUSPENDED:
                     self.driver.resume(sid)
                 else:
-                    self.driver.power_on(sid)
+                    with self.hostcheck.timed("start", sid, spawn=False):
+                        self.driver.power_on(sid)
         elif desired == "shutdown":
             if state in (RUNNING, PAUSED, SUSPENDED):
                 self.driver.power_off(sid, self.s.shutdown_timeout)

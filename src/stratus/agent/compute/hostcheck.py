@@ -137,9 +137,10 @@ class HostCheck:
 
     # --- the slow steps ------------------------------------------------------------------
     @contextlib.contextmanager
-    def timed(self, step: str, server_id: str) -> Iterator[None]:
+    def timed(self, step: str, server_id: str, spawn: bool = True) -> Iterator[None]:
         """Time one libvirt call for one server (``step``: define, start); one over
-        ``slow_seconds`` becomes a host problem and goes into the server's spawn fault."""
+        ``slow_seconds`` becomes a host problem and, in a spawn, goes into the server's
+        spawn fault (``spawn`` False: a redefine or a power-on outside a spawn)."""
         started = self.clock()
         try:
             yield
@@ -148,10 +149,12 @@ class HostCheck:
             if took > self.slow_seconds:
                 text = f"{step} of server {server_id} took {took:.1f} s " \
                        f"(over {self.slow_seconds:g} s)"
-                with self._lock:
-                    self._slow.setdefault(server_id, []).append(f"{step} took {took:.1f} s")
-                    while len(self._slow) > MAX_SLOW_SERVERS:  # spawns that failed after
-                        del self._slow[next(iter(self._slow))]
+                if spawn:
+                    with self._lock:
+                        self._slow.setdefault(server_id, []).append(
+                            f"{step} took {took:.1f} s")
+                        while len(self._slow) > MAX_SLOW_SERVERS:  # spawns that failed after
+                            del self._slow[next(iter(self._slow))]
                 self._note(f"slow_{step}", text)
 
     def spawn_fault(self, server_id: str) -> Fault | None:
