@@ -28,7 +28,7 @@ REPOLL_FIRST = 0.05
 REPOLL_MAX = 1.0
 # Seconds a call keeps trying a service that refuses connections (its process is being
 # restarted: the new one listens within about a second) before it says "unreachable".
-HANDOVER = 2.0
+HANDOVER = 3.0
 _SAFE_METHODS = ("GET", "HEAD")  # sent again after the server closed the connection unanswered
 
 
