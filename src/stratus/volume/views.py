@@ -94,6 +94,17 @@ def legacy_attachment(att: m.Attachment) -> dict[str, Any]:
             "device": att.mountpoint, "attached_at": ts(att.attached_at)}
 
 
+# What Cinder's show/list add to a volume and its create/update answers do not carry.
+READ_ONLY_KEYS = ("os-vol-tenant-attr:tenant_id", "os-vol-host-attr:host",
+                  "os-vol-mig-status-attr:migstat", "os-vol-mig-status-attr:name_id",
+                  "volume_image_metadata")
+
+
+def written(doc: dict[str, Any]) -> dict[str, Any]:
+    """A volume as a create or update answers it (without the show-only attributes)."""
+    return {k: v for k, v in doc.items() if k not in READ_ONLY_KEYS}
+
+
 def volume(req: Req, vol: m.Volume, type_name: str, attachments: list[m.Attachment],
            backend: str = "stratus", detail: bool = True) -> dict[str, Any]:
     """A volume as Cinder shows it (``detail``: every field; else id, name, links)."""

@@ -21,17 +21,19 @@ SNAPSHOT_STATUSES = ("creating", "available", "deleting", "error", "error_deleti
                      "backing-up", "restoring", "unmanaging")
 
 
+def _written(doc: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot as a create or update answers it (Cinder's show-only attributes left out)."""
+    return {k: v for k, v in doc.items() if not k.startswith("os-extended-snapshot")}
+
+
 def _list(req: Req, svc: VolumeCore, detail: bool) -> dict[str, Any]:
     ctx, project = scope(req, svc)
     wide = ctx.is_admin and str(req.query.get("all_tenants", "")).lower() in ("1", "true")
     items = [views.snapshot(req, sn) for sn in svc.snapshots.visible(ctx, project, wide)]
     path = f"/v3/{project}/snapshots" + ("/detail" if detail else "")
 
-    def summary(item: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in item.items() if not k.startswith("os-extended")}
-
     return listing.apply(items, req.query, req.base_url, path, "snapshots", FILTERS,
-                         None if detail else summary)
+                         None if detail else _written)
 
 
 @routes.add("GET", P + "/snapshots")
@@ -60,7 +62,7 @@ def create_snapshot(req: Req, svc: VolumeCore) -> dict[str, Any]:
                                 _text(obj, "name", "display_name"),
                                 _text(obj, "description", "display_description"),
                                 metadata(obj))
-    return {"snapshot": views.snapshot(req, snap)}
+    return {"snapshot": _written(views.snapshot(req, snap))}
 
 
 @routes.add("GET", P + "/snapshots/{snapshot_id}")
@@ -82,7 +84,7 @@ def update_snapshot(req: Req, svc: VolumeCore) -> dict[str, Any]:
                (("name", "display_name"), ("description", "display_description"))
                if key in obj or alias in obj}
     snap = svc.snapshots.update(ctx, req.params["snapshot_id"], changes)
-    return {"snapshot": views.snapshot(req, snap)}
+    return {"snapshot": _written(views.snapshot(req, snap))}
 
 
 @routes.add("DELETE", P + "/snapshots/{snapshot_id}")

@@ -21,6 +21,11 @@ def _render(req: Req, vt: Any) -> dict[str, Any]:
     return views.volume_type(vt, req.ctx.is_admin)
 
 
+def _without(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """Cinder's create and update answers carry fewer attributes than a show."""
+    return {k: v for k, v in doc.items() if k not in keys}
+
+
 @routes.add("GET", P + "/types")
 def list_types(req: Req, svc: VolumeCore) -> dict[str, Any]:
     ctx, _ = scope(req, svc)
@@ -45,7 +50,7 @@ def create_type(req: Req, svc: VolumeCore) -> dict[str, Any]:
         public = FIELDS.boolean(obj, "is_public", True)
     specs = metadata(obj, "extra_specs")
     vt = svc.types.create(ctx, name, description, bool(public), specs)
-    return {"volume_type": _render(req, vt)}
+    return {"volume_type": _without(_render(req, vt), "qos_specs_id")}
 
 
 @routes.add("PUT", P + "/types/{type_id}")
@@ -64,7 +69,9 @@ def update_type(req: Req, svc: VolumeCore) -> dict[str, Any]:
         changes["is_public"] = FIELDS.boolean(obj, "is_public")
     if not changes:
         raise BadRequest("Invalid input: name, description or is_public must be given.")
-    return {"volume_type": _render(req, svc.types.update(ctx, req.params["type_id"], changes))}
+    vt = svc.types.update(ctx, req.params["type_id"], changes)
+    return {"volume_type": _without(_render(req, vt), "qos_specs_id",
+                                    "os-volume-type-access:is_public")}
 
 
 @routes.add("DELETE", P + "/types/{type_id}")

@@ -110,7 +110,7 @@ def create_volume(req: Req, svc: VolumeCore) -> dict[str, Any]:
         metadata=metadata(obj),
         multiattach=bool(FIELDS.boolean(obj, "multiattach", False)),
     )
-    return {"volume": render(req, svc, svc.volumes.create(ctx, project, spec))}
+    return {"volume": views.written(render(req, svc, svc.volumes.create(ctx, project, spec)))}
 
 
 @routes.add("GET", P + "/volumes/{volume_id}")
@@ -136,7 +136,7 @@ def update_volume(req: Req, svc: VolumeCore) -> dict[str, Any]:
     if "metadata" in obj:
         changes["metadata"] = metadata(obj)
     shown = svc.volumes.update(ctx, req.params["volume_id"], changes)
-    return {"volume": render(req, svc, shown)}
+    return {"volume": views.written(render(req, svc, shown))}
 
 
 @routes.add("DELETE", P + "/volumes/{volume_id}", status=202)
