@@ -236,6 +236,36 @@ def test_compute_api_killed_inside_server_create(cloud: dict[str, Any]) -> None:
     check_owners(cloud)
 
 
+def test_compute_api_killed_inside_a_delete_it_finishes_itself(cloud: dict[str, Any]) -> None:
+    """A delete the API finishes itself (the host is forced down) killed after the ports
+    were dropped: the restarted API finishes it (claim, quota, row)."""
+    st: ComputeStack = cloud["stack"]
+    compute = cloud["compute"]
+    resp = boot(cloud, "tcr-delete")
+    assert resp is not None and resp.status_code == 202, resp
+    srv = settle(cloud, "tcr-delete")
+    assert srv["status"] == "ACTIVE" and len(ports_of(cloud, srv["id"])) == 1
+    force = {"host": HOST, "binary": "nova-compute", "forced_down": True}
+    assert compute.put("/os-services/force-down", json=force).status_code == 200
+    try:
+        restart(st.compute, "compute.delete.after_ports")
+        with pytest.raises(httpx.TransportError):
+            compute.delete(f"/servers/{srv['id']}")
+        assert killed(st.compute) == -9
+        restart(st.compute, None)
+        deadline = time.monotonic() + WAIT
+        while compute.get(f"/servers/{srv['id']}").status_code != 404:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert f"server {srv['id']}: taking over its deleting step" in st.compute.log()
+    finally:
+        force["forced_down"] = False
+        assert compute.put("/os-services/force-down", json=force).status_code == 200
+    assert ports_of(cloud, srv["id"]) == []
+    check_owners(cloud)
+    print("\ncompute.delete.after_ports -> deleted by the restarted API")
+
+
 def test_compute_api_killed_from_outside_while_creates_are_in_flight(
         cloud: dict[str, Any]) -> None:
     """The issue's report: three concurrent creates, kill -9 of the compute API while
