@@ -41,7 +41,7 @@ from helpers import SystemLibvirt
 from stratus.agent.compute.virt.base import InstanceSpec
 from stratus.agent.compute.virt.libvirt import LibvirtDriver
 from stratus.agent.compute.virt.volumes import parse_secret_list, secret_xml
-from stratus.agent.compute.volumes import converge_volumes, sweep_secrets
+from stratus.agent.compute.volumes import boot_volume, converge_volumes, sweep_secrets
 from stratus.agent.ip_lib import IpLib
 from stratus.agent.runner import Runner
 from stratus.contracts.compute import Assignment, BlockDevice
@@ -221,6 +221,46 @@ def test_hot_plug_and_unplug_an_iscsi_volume(host: dict[str, Any]) -> None:
     tgtadm("--mode", "target", "--op", "delete", "--force", "--tid", "1")
     virsh("secret-undefine", our_secrets()[f"{PREFIX}other-{leak_id}"])
 
+
+def test_boot_from_an_iscsi_root_volume(host: dict[str, Any]) -> None:
+    """The tiny image copied onto a LUN; the domain's vda is that network disk (no local
+    disk file): the guest's bootloader and kernel come over iSCSI, and the kernel runs
+    init. Destroying the domain leaves the secret to the sweep."""
+    work: Path = host["work"]
+    sid = str(uuid.uuid4())
+    runner = Runner(timeout=120)
+    driver = LibvirtDriver(runner, IpLib(runner), str(work / "instances"),
+                           domain_prefix=PREFIX, virt_type="qemu", poll_interval=0.2)
+    target = make_target(work, sid[:8])
+    lun = work / f"{sid[:8]}.img"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(host["image"]), str(lun)],
+                   check=True)
+    aid = str(uuid.uuid4())
+    root = BlockDevice(volume_id=str(uuid.uuid4()), attachment_id=aid, device="vda",
+                       boot_index=0, initiator=INITIATOR, connection_info={
+                           "driver_volume_type": "iscsi", "data": {
+                               "target_iqn": target["iqn"],
+                               "target_portal": f"{PORTAL[0]}:{PORTAL[1]}",
+                               "target_lun": 1, "auth_username": target["user"],
+                               "auth_password": target["password"]}})
+    a = Assignment(id=sid, vm_state="active", block_devices=[root])
+    spec = InstanceSpec(sid, "tvc-bfv", 1, 128, 0, "", "raw",
+                        root_volume=boot_volume(a))
+    try:
+        driver.prepare_disks(spec)
+        assert not driver.has_disk(sid)  # no local disk file
+        driver.define(spec)
+        driver.power_on(sid)
+        console = work / "instances" / sid / "console.log"
+        wait_for(lambda: console.exists() and b"Run /init" in console.read_bytes(), 180,
+                 "the guest booted from the iSCSI volume to run init")
+        blk = virsh("domblklist", f"{PREFIX}{sid}").stdout
+        assert "vda" in blk and f"{target['iqn']}/1" in blk, blk
+        assert converge_volumes(driver, a) == [aid]  # the root volume is left alone
+    finally:
+        driver.destroy(sid, [])
+        tgtadm("--mode", "target", "--op", "delete", "--force", "--tid", "1")
+    assert sweep_secrets(driver, []) == [aid]
 
 # --- the whole chain: compute API -> real volume API -> real storage agent -> tgtd -> qemu --
 def test_attach_and_detach_through_the_real_volume_api_and_storage_agent(

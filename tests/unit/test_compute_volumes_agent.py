@@ -178,3 +178,44 @@ def test_detaching_contract() -> None:
     assert a.detaching == ["att-1"] and Assignment.from_dict(a.to_dict()) == a
     with pytest.raises(ValueError, match=r"detaching\[0\]"):
         Assignment.from_dict({"id": SID, "vm_state": "active", "detaching": [1]})
+
+
+def test_boot_from_volume_spawns_with_the_root_volume_and_no_image(env: Any) -> None:
+    env.driver.domains.clear()
+    env.driver.disks.clear()
+    env.agent.store.remove(SID)
+    env.api.server.update(vm_state="building", task_state="spawning", image_id="",
+                          block_devices=[{**bdm("att-root", "vda"), "boot_index": 0}])
+    assert env.agent.reconcile_once().ok
+    spec = env.driver.domains[SID].spec
+    assert spec.root_volume is not None and spec.root_volume.device == "vda"
+    assert spec.image_path == "" and env.api.reports[-1]["vm_state"] == "active"
+    # the next pass finds the root volume plugged and leaves it alone
+    env.driver.volumes[SID] = {"att-root": spec.root_volume}
+    env.api.server.update(vm_state="active", task_state=None)
+    assert env.agent.reconcile_once().ok
+    assert env.api.reports[-1]["volumes"] == ["att-root"]
+    assert ("detach_volume", SID) not in env.driver.calls
+
+
+def test_libvirt_root_volume_replaces_vda() -> None:
+    import xml.etree.ElementTree as ET
+
+    from stratus.agent.compute.virt.domain_xml import build_domain
+
+    class Fake(vv.LibvirtVolumes):
+        prefix = "tvc-"
+
+        def _ensure_secret(self, vol: VolumeSpec) -> str:
+            return f"tvc-volume-{vol.attachment_id}"
+
+    vol = VolumeSpec("att-root", VOL, "vda", "iqn.x:v1", 1, "127.0.0.1", 13261, "u1", "pw1")
+    dom = build_domain(InstanceSpec(SID, "x", 1, 64, 0, "", "raw"), domain_name="tvc-x",
+                       virt_type="qemu", disk_path="/i/disk", config_drive_path="/i/cd",
+                       console_path="/i/c")
+    Fake().use_root_volume(dom, vol)
+    disks = dom.findall("./devices/disk")
+    assert disks[0].get("type") == "network" and disks[0].find("boot") is not None
+    assert disks[1].get("device") == "cdrom"
+    assert "/i/disk" not in ET.tostring(dom, encoding="unicode")
+    assert dom.find("./os/boot") is None

@@ -36,7 +36,7 @@ from stratus.agent.compute.virt.base import (
     VirtError,
 )
 from stratus.agent.compute.virt.imagecache import ImageCache
-from stratus.agent.compute.volumes import converge_volumes
+from stratus.agent.compute.volumes import boot_volume, converge_volumes
 from stratus.agent.runner import CommandError
 from stratus.common.clients import ServiceError
 from stratus.contracts.compute import Assignment, Fault, ServerReport
@@ -143,9 +143,13 @@ class ServerWork:
 
     def _spec(self, a: Assignment) -> InstanceSpec:
         sid = a.id
-        if not a.image_id:
-            raise VirtError(f"server {sid} is assigned without an image_id", temporary=False)
-        image_path, fmt = self.cache.ensure(a.image_id, a.image.to_dict())
+        root = boot_volume(a)  # boot from volume: no image (agent/compute/volumes.py)
+        image_path, fmt = "", "raw"
+        if root is None:
+            if not a.image_id:
+                raise VirtError(f"server {sid} is assigned without an image_id",
+                                temporary=False)
+            image_path, fmt = self.cache.ensure(a.image_id, a.image.to_dict())
         files = None
         if a.config_drive:
             if a.metadata_document is None:
@@ -157,7 +161,7 @@ class ServerWork:
                             memory_mb=a.flavor.ram or 512,
                             disk_gb=a.flavor.disk or 0,
                             image_path=image_path, image_format=fmt, ports=self._ports(a),
-                            config_drive=files)
+                            config_drive=files, root_volume=root)
 
     def _spawn(self, a: Assignment, st: ServerState | None) -> None:
         """Build the server from scratch (image, disks, taps, ports ACTIVE, domain, power);

@@ -46,6 +46,15 @@ def volume_spec(b: BlockDevice) -> VolumeSpec:
                         temporary=False) from None
 
 
+def boot_volume(a: Assignment) -> VolumeSpec | None:
+    """The server's root volume (its block device with boot_index 0), if it boots from
+    one."""
+    for b in a.block_devices:
+        if b.boot_index == 0:
+            return volume_spec(b)
+    return None
+
+
 def converge_volumes(driver: ComputeDriver, a: Assignment) -> list[str]:
     """Plug and unplug the server's volumes; the attachment ids plugged afterwards. A
     volume that fails is logged and retried on the next pass (the others go on)."""

@@ -52,6 +52,7 @@ class InstanceSpec:
     image_format: str  # raw | qcow2
     ports: list[PortSpec] = field(default_factory=list)
     config_drive: dict[str, bytes] | None = None  # files of the config drive, or none
+    root_volume: VolumeSpec | None = None  # boot from volume: vda is this network disk
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,7 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
             leftover.unlink()
         configdrive.remove_tmp(d)
         disk = d / "disk"
-        if not disk.is_file():
+        if not disk.is_file() and spec.root_volume is None:  # else vda is the volume
             info = json.loads(self.runner.run(
                 [self.qemu_img, "info", "--output=json", "-f", spec.image_format,
                  spec.image_path]))
@@ -264,6 +264,8 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
                            virt_type=self.virt_type, disk_path=str(d / "disk"),
                            config_drive_path=str(cd) if spec.config_drive is not None else None,
                            console_path=str(d / "console.log"))
+        if spec.root_volume is not None:
+            self.use_root_volume(dom, spec.root_volume)  # virt/volumes.py
         xml = d / "domain.xml"
         tmp = d / "domain.xml.part"
         tmp.write_text(to_string(dom))

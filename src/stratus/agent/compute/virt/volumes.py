@@ -162,6 +162,26 @@ class LibvirtVolumes:
             with contextlib.suppress(CommandError):
                 self.virsh("secret-undefine", uuid)
 
+    # --- boot from volume ---------------------------------------------------------------
+    def use_root_volume(self, dom: ET.Element, volume: VolumeSpec) -> None:
+        """Make the domain's vda the volume's network disk (its secret first)."""
+        usage = self._ensure_secret(volume) if volume.username else ""
+        devices = dom.find("devices")
+        if devices is None:
+            raise VirtError("the domain has no devices element", temporary=False)
+        for i, disk in enumerate(list(devices)):
+            target = disk.find("target")
+            if disk.tag == "disk" and target is not None and target.get("dev") == "vda":
+                devices.remove(disk)
+                root = ET.fromstring(disk_xml(volume, usage))
+                ET.SubElement(root, "boot", order="1")
+                devices.insert(i, root)
+                break
+        os_el = dom.find("os")
+        if os_el is not None:  # per-device boot order instead of the os element's
+            for boot in os_el.findall("boot"):
+                os_el.remove(boot)
+
     # --- plug and unplug ----------------------------------------------------------------
     def attach_volume(self, server_id: str, volume: VolumeSpec) -> None:
         live, defined = self._disks(server_id)
