@@ -46,6 +46,16 @@ class FakeVolumes:
         # as the volume API answers the admin service user: any project's volume
         return {**vol, "os-vol-tenant-attr:tenant_id": vol["project"]}
 
+    def create_volume(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._check()
+        if body.get("imageRef") == "bad-image":
+            raise ServiceError("Image bad-image could not be found.", status=400)
+        vid = f"vol-{next(self._ids)}"
+        self.volumes[vid] = {"id": vid, "status": "available", "project": project,
+                             "source": body}
+        self.calls.append(("create_volume", vid))
+        return {"id": vid, "status": "creating"}
+
     def create_attachment(self, project: str, volume_id: str, server_id: str
                           ) -> dict[str, Any]:
         self._check()
@@ -274,3 +284,99 @@ def test_an_attach_cut_short_is_undone_by_a_later_report(api: ComputeApi) -> Non
     api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[])
     assert vols(api).attachments == {} and vols(api).volumes[VOL]["status"] == "available"
     assert api.ok("GET", P.format(sid), ALICE)["volumeAttachments"] == []
+
+
+# --- boot from volume (block_device_mapping_v2) ----------------------------------------------
+IMAGE_ID = "11111111-1111-4111-8111-111111111111"
+
+
+def bfv(api: ComputeApi, status: int = 202, **extra: Any) -> Any:
+    bdm = {"uuid": IMAGE_ID, "source_type": "image", "destination_type": "volume",
+           "boot_index": 0, "volume_size": 1, "delete_on_termination": True, **extra}
+    return api.boot(imageRef="", block_device_mapping_v2=[bdm], status=status)
+
+
+def test_boot_from_an_image_volume_and_an_extra_volume(api: ComputeApi) -> None:
+    body = {"server": {"name": "vm", "imageRef": "", "flavorRef": "1", "networks": "none",
+                       "block_device_mapping_v2": [
+                           {"uuid": IMAGE_ID, "source_type": "image",
+                            "destination_type": "volume", "boot_index": 0,
+                            "volume_size": 1, "delete_on_termination": True},
+                           {"uuid": VOL, "source_type": "volume",
+                            "destination_type": "volume", "boot_index": -1}]}}
+    sid = api.ok("POST", "/v2.1/servers", ALICE, status=202, json=body)["server"]["id"]
+    made = [v for v in vols(api).volumes.values() if v.get("source")]
+    assert [v["source"]["imageRef"] for v in made] == [IMAGE_ID]
+    srv = api.server(sid)
+    assert srv["image"] == "" and srv["status"] == "BUILD"
+    assert sorted(v["id"] for v in srv["os-extended-volumes:volumes_attached"]) == sorted(
+        [made[0]["id"], VOL])
+    bdms = assigned(api, sid)["block_devices"]
+    assert [(b["device"], b["boot_index"]) for b in bdms] == [("vda", 0), ("vdb", None)]
+    assert all(b["connection_info"]["data"]["target_lun"] == 1 for b in bdms)
+    # the agent boots and reports both plugged: both attachments completed
+    api.report("cmp1", sid, vm_state="active", power_state=1,
+               volumes=[b["attachment_id"] for b in bdms])
+    assert {a["status"] for a in vols(api).attachments.values()} == {"attached"}
+    # the root volume cannot be detached; delete removes the volume made for the server
+    root = made[0]["id"]
+    resp = api.call("DELETE", P.format(sid) + f"/{root}", ALICE)
+    assert resp.status_code == 400 and "root" in msg(resp)
+    api.ok("DELETE", f"/v2.1/servers/{sid}", ALICE, status=204)
+    api.report("cmp1", sid, deleted=True)
+    assert root not in vols(api).volumes and VOL in vols(api).volumes
+    assert vols(api).attachments == {}
+
+
+@pytest.mark.parametrize(("extra", "text"), [
+    ({"volume_size": None}, "volume_size is required"),
+    ({"source_type": "blank", "uuid": None}, "blank volume cannot be the boot"),
+    ({"destination_type": "local"}, "destination_type"),
+    ({"source_type": "floppy"}, "source_type"),
+    ({"volume_size": 0}, "minimum"),
+    ({"uuid": "bad-image"}, "cannot be made"),
+])
+def test_boot_from_volume_bad_input(api: ComputeApi, extra: dict[str, Any], text: str
+                                    ) -> None:
+    resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "vm", "imageRef": "", "flavorRef": "1", "networks": "none",
+        "block_device_mapping_v2": [{"uuid": IMAGE_ID, "source_type": "image",
+                                     "destination_type": "volume", "boot_index": 0,
+                                     "volume_size": 1, **extra}]}})
+    assert resp.status_code == 400, resp.text
+    assert text in msg(resp)
+    assert api.ok("GET", "/v2.1/servers", ALICE)["servers"] == []
+    assert [c for c in vols(api).calls if c[0] == "create_volume"] == []
+
+
+def test_boot_from_volume_refusals_leave_nothing(api: ComputeApi) -> None:
+    vols(api).volumes[VOL]["status"] = "in-use"
+    resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "vm", "flavorRef": "1", "networks": "none",
+        "block_device_mapping_v2": [{"uuid": VOL, "source_type": "volume",
+                                     "destination_type": "volume", "boot_index": 0}]}})
+    assert resp.status_code == 400 and "not available" in msg(resp)
+    resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "vm", "flavorRef": "1", "networks": "none"}})
+    assert resp.status_code == 400 and "boot_index 0" in msg(resp)
+    resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "vm", "imageRef": "", "flavorRef": "1", "networks": "none",
+        "max_count": 2, "block_device_mapping_v2": [
+            {"uuid": IMAGE_ID, "source_type": "image", "destination_type": "volume",
+             "boot_index": 0, "volume_size": 1}]}})
+    assert resp.status_code == 400 and "max_count" in msg(resp)
+    assert api.ok("GET", "/v2.1/servers", ALICE)["servers"] == []
+    assert not any(v.get("source") for v in vols(api).volumes.values())
+
+
+def test_boot_from_volume_export_failure_fails_the_build(api: ComputeApi) -> None:
+    vols(api).fail_export = ServiceError("export timed out", status=409)
+    sid = bfv(api)["server"]["id"]
+    srv = api.server(sid)
+    assert srv["status"] == "ERROR" and "Block device setup failed" in srv["fault"]["message"]
+    assert "block_devices" not in assigned(api, sid) if any(
+        s["id"] == sid for s in api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers")[
+            "servers"]) else True
+    api.ok("DELETE", f"/v2.1/servers/{sid}", ALICE, status=204)
+    assert not any(v.get("source") for v in vols(api).volumes.values())
+    assert vols(api).attachments == {}

@@ -148,6 +148,7 @@ class VolumeApi(Protocol):
     project (``project``) with the service user's admin token."""
 
     def get_volume(self, project: str, volume_id: str) -> dict[str, Any]: ...
+    def create_volume(self, project: str, body: dict[str, Any]) -> dict[str, Any]: ...
     def create_attachment(self, project: str, volume_id: str, server_id: str
                           ) -> dict[str, Any]: ...
     def update_attachment(self, project: str, attachment_id: str,
@@ -197,6 +198,10 @@ class HttpVolumes:
     def get_volume(self, project: str, volume_id: str) -> dict[str, Any]:
         return dict(self._api().get(f"/v3/{project}/volumes/{volume_id}",
                                     headers=VOLUME_VERSION)["volume"])
+
+    def create_volume(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._api().post(f"/v3/{project}/volumes", json={"volume": body},
+                                     headers=VOLUME_VERSION)["volume"])
 
     def create_attachment(self, project: str, volume_id: str, server_id: str
                           ) -> dict[str, Any]:

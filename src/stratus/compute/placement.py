@@ -20,6 +20,7 @@ from stratus.common.errors import BadRequest, Conflict
 from stratus.common.timeutil import isotime, utcnow
 from stratus.compute import models as m
 from stratus.compute import scheduler
+from stratus.compute.boot_volumes import BootVolumes
 from stratus.compute.recovery import COMPUTE_OWNER, released
 
 if TYPE_CHECKING:
@@ -111,6 +112,9 @@ class Placement:
         if host is None:
             return
         crash_point("compute.create.after_schedule")
+        if not BootVolumes(self.core).attach_all(  # compute/boot_volumes.py
+                sid, host, lambda why: self.fail(sid, why, release_claim=True)):
+            return
         self.attach_ports(ctx.token, sid, host)
 
     def attach_ports(self, token: str | None, sid: str, host: str) -> bool:

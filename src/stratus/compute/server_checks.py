@@ -39,6 +39,7 @@ class CreateRequest:
     same_host: list[str] = field(default_factory=list)
     different_host: list[str] = field(default_factory=list)
     networks_required: bool = False
+    block_devices: list[Any] = field(default_factory=list)  # boot_volumes.BootDevice
 
 def downstream_error(exc: ServiceError, what: str) -> ApiError:
     if exc.temporary:

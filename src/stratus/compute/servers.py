@@ -25,6 +25,7 @@ from stratus.common.crashpoints import crash_point
 from stratus.common.errors import ApiError, BadRequest, Conflict
 from stratus.common.timeutil import isotime, new_id, utcnow
 from stratus.compute import models as m
+from stratus.compute.boot_volumes import BootVolumes
 from stratus.compute.placement import Placement
 from stratus.compute.quotas import OverLimit
 from stratus.compute.recovery import owned, released
@@ -87,7 +88,11 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
             return flavor, key, group
 
         flavor, key, group = core.transaction(lookups)
-        image = self.check_image(ctx, req.image_id, flavor)
+        # boot from volume: no image (compute/boot_volumes.py)
+        image = self.check_image(ctx, req.image_id, flavor) if req.image_id else {}
+        if req.block_devices and req.max_count > 1:
+            raise BadRequest("Invalid input: block_device_mapping_v2 is for one server "
+                             "(max_count 1).")
         specs = self.resolve_networks(ctx, req)
         sg_ids = self.resolve_groups(ctx, req.security_groups) if specs else []
         flavor_doc = {"id": flavor.id, "name": flavor.name, "vcpus": flavor.vcpus,
@@ -137,7 +142,14 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
                 fresh.members = [*fresh.members, *ids]
             return ids
 
-        ids = core.transaction(record)
+        boot = BootVolumes(core)
+        boot.prepare(ctx, req.block_devices, req.name)  # makes nothing when it fails
+        try:
+            ids = core.transaction(record)
+        except BaseException:
+            boot.prepare_undo(ctx, req.block_devices)
+            raise
+        boot.record(ids[0], req.block_devices)
         crash_point("compute.create.after_row")
         done: list[str] = []
         try:

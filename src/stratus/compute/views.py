@@ -201,7 +201,8 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         "id": srv.id, "name": srv.name, "status": status(srv), "tenant_id": srv.project_id,
         "user_id": srv.user_id, "metadata": dict(srv.meta), "hostId": host_id,
         "image": {"id": srv.image_id, "links": [
-            {"rel": "bookmark", "href": f"{req.base_url}/images/{srv.image_id}"}]},
+            {"rel": "bookmark", "href": f"{req.base_url}/images/{srv.image_id}"}]}
+        if srv.image_id else "",  # "" when it boots from a volume (as Nova)
         "flavor": flavor_view, "created": isotime(srv.created_at),
         "updated": isotime(srv.updated_at), "addresses": addresses(ports, floating),
         "accessIPv4": "", "accessIPv6": "", "links": link(req, f"servers/{srv.id}"),

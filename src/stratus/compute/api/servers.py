@@ -22,6 +22,7 @@ from stratus.common.errors import BadRequest
 from stratus.common.listing import href
 from stratus.compute import models as m
 from stratus.compute import views
+from stratus.compute.boot_volumes import parse_bdm_v2
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_checks import CreateRequest
 from stratus.compute.server_reads import ServerQuery, ServerShown
@@ -81,13 +82,15 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
     views.only(data, CREATE_ATTRS, "server")
     name = views.text(data, "name", required=True)
     assert name is not None
+    devices = parse_bdm_v2(data.get("block_device_mapping_v2"), views.boolean)
     image = data.get("imageRef")
-    if not image:
-        raise BadRequest("Invalid input: 'imageRef' is required (booting from volume is not "
-                         "supported).")
+    boots_from_volume = any(b.boot_index == 0 for b in devices)
+    if not image and not boots_from_volume:
+        raise BadRequest("Invalid input: 'imageRef' is required, or a "
+                         "block_device_mapping_v2 entry with boot_index 0 (boot from volume).")
     if isinstance(image, str) and "/" in image:
         image = image.rstrip("/").rsplit("/", 1)[-1]
-    image = _uuid(image, "imageRef")
+    image = "" if boots_from_volume else _uuid(image, "imageRef")
     flavor = data.get("flavorRef")
     if isinstance(flavor, int) and not isinstance(flavor, bool):
         flavor = str(flavor)
@@ -154,7 +157,7 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
         config_drive=views.boolean(data.get("config_drive", False) or False, "config_drive"),
         min_count=min_count, max_count=max_count, group_id=group,
         same_host=hint_list("same_host"), different_host=hint_list("different_host"),
-        networks_required=views.mv(req) >= (2, 37))
+        networks_required=views.mv(req) >= (2, 37), block_devices=devices)
 
 
 def parse_time(value: str, key: str) -> datetime:
