@@ -389,6 +389,8 @@ class Router(_Serializable):
     gateway: RouterGateway | None = None
     enable_snat: bool = True
     floating_ips: list[FloatingIP] = field(default_factory=list)
+    # The router's extra routes (extraroute): installed in its namespace.
+    routes: list[HostRoute] = field(default_factory=list)
 
 
 @dataclass

@@ -15,7 +15,9 @@ from stratus.common.errors import neutron_error
 from stratus.network import recovery
 from stratus.network.api import (
     agent_hosts,
+    agents,
     extensions,
+    extraroutes,
     floatingips,
     networks,
     ports,
@@ -23,6 +25,7 @@ from stratus.network.api import (
     routers,
     security_group_rules,
     security_groups,
+    subnetpools,
     subnets,
     versions,
 )
@@ -40,7 +43,8 @@ def build_app(
 ) -> Starlette:
     router = Router(authenticate=authenticate)
     for module in (versions, extensions, networks, subnets, quotas, ports, routers, floatingips,
-                   security_groups, security_group_rules, agent_hosts):
+                   security_groups, security_group_rules, agent_hosts, subnetpools, agents,
+                   extraroutes):
         router.include(module.routes, core)
     return create_app("network", router.routes, neutron_error, db=core.db, public_url=public_url)
 

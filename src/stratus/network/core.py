@@ -22,6 +22,7 @@ from stratus.common.auth import AuthContext
 from stratus.common.db import Database
 from stratus.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from stratus.network import models as m
+from stratus.network.agents import AgentService
 from stratus.network.allocation import Allocations
 from stratus.network.floatingips import FloatingIPService
 from stratus.network.hosts import HostService
@@ -43,6 +44,7 @@ from stratus.network.settings import (
     neutron,
     valid_mac,
 )
+from stratus.network.subnetpools import SubnetPoolService
 from stratus.network.subnets import SubnetService
 from stratus.network.tracking import CHANGED, TRACK, bump_generation, read_generation
 
@@ -84,12 +86,14 @@ class NetworkCore(Allocations):
         self.settings = settings or Settings()
         self.networks = NetworkService(self)
         self.subnets = SubnetService(self)
+        self.subnetpools = SubnetPoolService(self)
         self.quotas = QuotaService(self)
         self.ports = PortService(self)
         self.routers = RouterService(self)
         self.floatingips = FloatingIPService(self)
         self.security_groups = SecurityGroupService(self)
         self.hosts = HostService(self)
+        self.agents = AgentService(self)
 
     # ---- transactions ------------------------------------------------------------------
 

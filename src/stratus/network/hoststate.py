@@ -202,5 +202,6 @@ def _routers(s: Session, need: Any) -> list[nm.Router]:
                     m.FloatingIP.fixed_ip_address.is_not(None)).order_by(m.FloatingIP.id))
                 if f.fixed_ip_address]
         out.append(nm.Router(id=router.id, interfaces=interfaces, gateway=gateway,
-                             enable_snat=router.enable_snat, floating_ips=fips))
+                             enable_snat=router.enable_snat, floating_ips=fips,
+                             routes=[nm.HostRoute(**x) for x in router.routes or []]))
     return out

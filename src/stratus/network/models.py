@@ -71,6 +71,8 @@ class Subnet(Standard, NetworkBase):
     dns_nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
     # [{"destination": cidr, "nexthop": ip}, ...]
     host_routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # The subnet pool its CIDR was allocated from (``subnetpools.py``), or NULL.
+    subnetpool_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True, index=True)
 
 
 class Port(Standard, NetworkBase):
@@ -91,6 +93,9 @@ class Port(Standard, NetworkBase):
     host_id: Mapped[str] = mapped_column(sa.String(255), default="", index=True)
     # [{"ip_address": ip-or-cidr, "mac_address": mac}, ...]
     allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # [{"opt_name": name, "opt_value": value, "ip_version": 4}, ...] (``extra_dhcp_opt``);
+    # NULL on rows made before the column existed: read as [].
+    extra_dhcp_opts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class IPAllocation(NetworkBase):
@@ -177,6 +182,39 @@ class FloatingIP(Standard, NetworkBase):
     fixed_ip_address: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     router_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True, index=True)
     status: Mapped[str] = mapped_column(sa.String(16), default="DOWN")
+
+
+class SubnetPool(Standard, NetworkBase):
+    """A subnet pool: the prefixes subnets are allocated from (``subnetpools.py``)."""
+
+    __tablename__ = "subnetpool"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    name: Mapped[str] = mapped_column(sa.String(255), default="")
+    ip_version: Mapped[int] = mapped_column(default=4)
+    prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    default_prefixlen: Mapped[int] = mapped_column()
+    min_prefixlen: Mapped[int] = mapped_column()
+    max_prefixlen: Mapped[int] = mapped_column()
+    shared: Mapped[bool] = mapped_column(default=False)
+    # The IP version for the default pool of that family, else NULL: one default per family.
+    default_for: Mapped[int | None] = mapped_column(nullable=True, unique=True)
+    # Bumped by every allocation from the pool: the UPDATE serializes concurrent allocations.
+    allocations: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class NetworkAgent(NetworkBase):
+    """What an admin changed about one of a host's agents (``agents.py``): the rows the
+    agents API shows are derived from ``agent_host``; this keeps admin_state_up, the
+    description and a deletion (hidden until the host registers again)."""
+
+    __tablename__ = "network_agent"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    agent_type: Mapped[str] = mapped_column(sa.String(64))
+    admin_state_up: Mapped[bool] = mapped_column(default=True)
+    description: Mapped[str] = mapped_column(sa.String(255), default="")
+    deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Quota(NetworkBase):

@@ -29,7 +29,16 @@ SUBNET_ATTRS = {
     "host_routes", "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode", "subnetpool_id",
     "service_types", "segment_id", "use_default_subnetpool", "prefixlen",
 }
-SUBNET_READ_ONLY = {"network_id", "ip_version", "cidr", "project_id", "tenant_id"}
+SUBNET_READ_ONLY = {"network_id", "ip_version", "cidr", "project_id", "tenant_id",
+                    "subnetpool_id"}
+
+
+def render(s: Session, subs: list[m.Subnet]) -> list[dict[str, Any]]:
+    """The subnets' views, with ``router:external`` (subnet-external-network) set."""
+    net_ids = {sub.network_id for sub in subs}
+    external = set(s.scalars(sa.select(m.Network.id).where(
+        m.Network.id.in_(net_ids), m.Network.external))) if net_ids else set()
+    return views.subnets(subs, external)
 
 
 def nameservers(settings: Settings, obj: dict[str, Any]) -> list[str]:
@@ -101,10 +110,12 @@ class SubnetService:
         if version != 4:
             raise BadRequest(f"Invalid input for operation: ip_version {version} is not "
                              "supported; only 4 (IPv4) is.")
-        if obj.get("cidr") is None:
-            raise BadRequest("Invalid input for operation: 'cidr' is required (subnet pools "
-                             "are not supported).")
-        cidr = ipam.parse_cidr(obj["cidr"])
+        allocated = core.subnetpools.allocate(s, ctx, obj)  # subnetpools.py
+        if allocated is None and obj.get("cidr") is None:
+            raise BadRequest("Invalid input for operation: 'cidr' is required in the absence "
+                             "of a subnet pool (give cidr, subnetpool_id or "
+                             "use_default_subnetpool).")
+        cidr, pool_id = allocated or (ipam.parse_cidr(obj["cidr"]), None)
         ipam.check_subnet_size(cidr)
         gateway = gateway_of(obj, cidr, ipam.default_gateway(cidr))
         if obj.get("allocation_pools") is None:
@@ -124,7 +135,7 @@ class SubnetService:
             enable_dhcp=views.boolean(obj, "enable_dhcp", True),
             allocation_pools=[[str(a), str(b)] for a, b in pools],
             dns_nameservers=nameservers(core.settings, obj),
-            host_routes=host_routes(core.settings, obj),
+            host_routes=host_routes(core.settings, obj), subnetpool_id=pool_id,
             created_at=now, updated_at=now, revision_number=0,
         )
         s.add(sub)
@@ -141,19 +152,19 @@ class SubnetService:
             q = q.where(sa.or_(m.Subnet.project_id == ctx.project_id,
                                m.Subnet.network_id.in_(nets)))
         with self.core.db.session() as s:
-            return views.subnets(list(s.scalars(q)))
+            return render(s, list(s.scalars(q)))
 
     def create(self, ctx: AuthContext, objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Create the subnets of ``objs`` in one transaction."""
 
         def work(s: Session) -> list[dict[str, Any]]:
-            return views.subnets([self._build(s, ctx, obj) for obj in objs])
+            return render(s, [self._build(s, ctx, obj) for obj in objs])
 
         return self.core.transaction(work)
 
     def show(self, ctx: AuthContext, subnet_id: str) -> dict[str, Any]:
         with self.core.db.session() as s:
-            return views.subnets([self.core.subnet(s, ctx, subnet_id)])[0]
+            return render(s, [self.core.subnet(s, ctx, subnet_id)])[0]
 
     def update(self, ctx: AuthContext, subnet_id: str, obj: dict[str, Any]) -> dict[str, Any]:
         core = self.core
@@ -166,7 +177,7 @@ class SubnetService:
             for key in SUBNET_READ_ONLY:
                 current = {"network_id": sub.network_id, "ip_version": sub.ip_version,
                            "cidr": sub.cidr, "project_id": sub.project_id,
-                           "tenant_id": sub.project_id}[key]
+                           "tenant_id": sub.project_id, "subnetpool_id": sub.subnetpool_id}[key]
                 if key in obj and obj[key] != current:
                     raise BadRequest(f"Cannot update read-only attribute {key}")
             cidr = ipaddress.IPv4Network(sub.cidr)
@@ -205,7 +216,7 @@ class SubnetService:
             net = s.get(m.Network, sub.network_id)
             assert net is not None
             core.sync_dhcp_port(s, net)
-            return views.subnets([sub])[0]
+            return render(s, [sub])[0]
 
         return core.transaction(work)
 

@@ -4,6 +4,7 @@ of network resources (Neutron v2.0 shapes)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -134,7 +135,9 @@ def networks(s: Session, nets: list[m.Network], admin: bool) -> list[dict[str, A
     return out
 
 
-def subnets(subs: list[m.Subnet]) -> list[dict[str, Any]]:
+def subnets(subs: list[m.Subnet], external: Collection[str] = ()) -> list[dict[str, Any]]:
+    """Subnets; ``external``: the ids of external networks (``router:external`` of a subnet,
+    the subnet-external-network extension)."""
     return [
         {
             "id": sub.id,
@@ -150,12 +153,34 @@ def subnets(subs: list[m.Subnet]) -> list[dict[str, Any]]:
             "enable_dhcp": sub.enable_dhcp,
             "ipv6_ra_mode": None,
             "ipv6_address_mode": None,
-            "subnetpool_id": None,
+            "subnetpool_id": sub.subnetpool_id,
             "segment_id": None,
             "service_types": [],
+            "router:external": sub.network_id in external,
             **standard(sub),
         }
         for sub in subs
+    ]
+
+
+def subnetpools(pools: list[m.SubnetPool]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": p.id,
+            "name": p.name,
+            **owner(p.project_id),
+            "ip_version": p.ip_version,
+            "prefixes": list(p.prefixes),
+            "default_prefixlen": p.default_prefixlen,
+            "min_prefixlen": p.min_prefixlen,
+            "max_prefixlen": p.max_prefixlen,
+            "shared": p.shared,
+            "is_default": p.default_for is not None,
+            "address_scope_id": None,
+            "default_quota": None,
+            **standard(p),
+        }
+        for p in pools
     ]
 
 

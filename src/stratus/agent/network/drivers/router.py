@@ -9,12 +9,15 @@ listens for the networks behind it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+from typing import Any
 
 from stratus.agent.ip_lib import IpLib
 from stratus.agent.network import nft
 from stratus.agent.network.drivers.base import L2Driver, RouterDriver
 from stratus.agent.network.naming import Naming
+from stratus.agent.runner import CommandError, Runner
 from stratus.contracts.network import Network, Router
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +50,34 @@ def render_nat(router: Router, internal_cidrs: list[str], gateway_dev: str | Non
     return (chain("prerouting", "prerouting", "dstnat", pre)
             + chain("output", "output", "-100", out)
             + chain("postrouting", "postrouting", "srcnat", post))
+
+
+def _route_dst(entry: dict[str, Any]) -> str:
+    dst = str(entry.get("dst", ""))
+    if dst == "default":
+        return "0.0.0.0/0"
+    return dst if "/" in dst else f"{dst}/32"
+
+
+def ensure_extra_routes(runner: Runner, ns: str, router: Router) -> None:
+    """The router's extra routes (extraroute) in its namespace, as ``proto static`` routes:
+    those are ours, so stale ones are removed and no other route is touched. A default
+    destination is left to the gateway (ensure_default_route). A route the kernel refuses
+    (its nexthop not on a device yet) is logged and retried on the next pass."""
+    wanted = {(r.destination, r.nexthop) for r in router.routes
+              if r.destination != "0.0.0.0/0"}
+    out = runner.run(["ip", "-n", ns, "-j", "-4", "route", "show", "proto", "static"])
+    have = {(_route_dst(e), str(e.get("gateway"))) for e in json.loads(out or "[]")}
+    for dst, hop in sorted(have - wanted):
+        LOG.info("router %s: removing extra route %s via %s", router.id, dst, hop)
+        runner.run(["ip", "-n", ns, "route", "del", dst, "via", hop, "proto", "static"],
+                   check=False)
+    for dst, hop in sorted(wanted - have):
+        try:
+            runner.run(["ip", "-n", ns, "route", "replace", dst, "via", hop, "proto", "static"])
+        except CommandError as exc:
+            LOG.warning("router %s: extra route %s via %s not installed: %s", router.id, dst,
+                        hop, exc)
 
 
 class NamespaceRouterDriver(RouterDriver):
@@ -87,6 +118,7 @@ class NamespaceRouterDriver(RouterDriver):
         # route to it is their default gateway (no DHCP, or no option 121) reach it here.
         lo = {"127.0.0.1/8"} | ({METADATA_CIDR} if router.interfaces else set())
         self.ip.ensure_addresses("lo", lo, ns)
+        ensure_extra_routes(self.ip.runner, ns, router)
         for link in self.ip.links(ns):
             name = link["ifname"]
             if name.startswith(("qr-", "qg-")) and name not in wanted_devs:
