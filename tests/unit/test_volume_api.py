@@ -271,6 +271,11 @@ def test_from_image_clone_and_upload(api: VolumeApi) -> None:
     missing = api.call("POST", "/volumes", json={"volume": {"size": 1,
                                                             "imageRef": "nope"}})
     assert missing.status_code == 400
+    assert api.core is not None and api.core.images is not None
+    api.core.images.images[IMAGE]["virtual_size"] = 3 * 1024**3  # type: ignore[attr-defined]
+    small = api.call("POST", "/volumes", json={"volume": {"size": 2, "imageRef": IMAGE}})
+    assert small.status_code == 400 and "3G is larger" in small.text
+    api.core.images.images[IMAGE].pop("virtual_size")  # type: ignore[attr-defined]
     api.converge()
     clone = api.volume(size=None, source_volid=vol["id"])
     assert clone["source_volid"] == vol["id"] and clone["bootable"] == "true"
@@ -340,6 +345,18 @@ def test_listing_filters_and_paging(api: VolumeApi) -> None:
     assert summary == {"total_size": 4, "total_count": 4, "metadata": {"n": ["0", "1"]}}
     assert api.call("GET", "/volumes/summary", version="3.11").status_code == 404
     assert len(api.ok("GET", "/volumes/detail?all_tenants=1", ADMIN)["volumes"]) == 4
+
+
+def test_settings_are_checked(tmp_path: Path) -> None:
+    from stratus.common.config import Config
+
+    conf = tmp_path / "stratus.conf"
+    conf.write_text("[volume]\nvolume_format = qcow2\nquota_volumes = 3\n")
+    settings = Settings.from_config(Config.load(str(conf)))
+    assert settings.volume_format == "qcow2" and settings.quotas["volumes"] == 3
+    conf.write_text("[volume]\nvolume_format = vmdk\n")
+    with pytest.raises(ValueError, match="volume_format"):
+        Settings.from_config(Config.load(str(conf)))
 
 
 def test_types_zones_services(api: VolumeApi) -> None:

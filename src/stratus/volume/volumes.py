@@ -140,8 +140,10 @@ class Volumes:
             bootable, image_meta, type_id = False, None, None
             if image is not None:
                 kind, source_id, bootable = "image", image["id"], True
-                need = max(math.ceil(int(image.get("size") or 0) / GIB),
-                           int(image.get("min_disk") or 0), 1)
+                # The disk the image holds: its virtual size when the image API knows it
+                # (a qcow2 file is smaller than its disk), else the file's size.
+                disk = int(image.get("virtual_size") or image.get("size") or 0)
+                need = max(math.ceil(disk / GIB), int(image.get("min_disk") or 0), 1)
                 size = need if size is None else size
                 if size < need:
                     raise BadRequest(f"Invalid input received: Size of specified image "
