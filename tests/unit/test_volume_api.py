@@ -469,3 +469,27 @@ def test_answers_carry_only_the_attributes_cinder_answers(api: VolumeApi) -> Non
     vt2 = api.ok("PUT", f"/types/{vt['volume_type']['id']}", ADMIN,
                  json={"volume_type": {"description": "d"}})
     assert set(vt2["volume_type"]) == {"extra_specs", "name", "is_public", "description", "id"}
+
+
+def test_admin_force_delete_and_cascade(api: VolumeApi) -> None:
+    vol = available(api)
+    attach(api, vol["id"])
+    # A member cannot force; before 3.23 force is not read; an admin forces at 3.23+.
+    assert api.call("DELETE", f"/volumes/{vol['id']}?force=true").status_code == 403
+    assert api.call("DELETE", f"/volumes/{vol['id']}?force=true", ADMIN,
+                    version="3.22").status_code == 400
+    assert api.call("DELETE", f"/volumes/{vol['id']}?force=true", ADMIN).status_code == 202
+    assert api.show(vol["id"], ADMIN)["status"] == "deleting"
+    assert api.state()["exports"] == []
+    api.converge()
+    assert api.call("GET", f"/volumes/{vol['id']}").status_code == 404
+    # cascade deletes the snapshots with the volume; os-force_delete is admin-only.
+    other = available(api)
+    api.ok("POST", "/snapshots", json={"snapshot": {"volume_id": other["id"]}})
+    api.converge()
+    assert api.action(other["id"], {"os-force_delete": None}).status_code == 403
+    assert api.call("DELETE", f"/volumes/{other['id']}?cascade=true").status_code == 202
+    assert api.state()["snapshots"] == [] and api.state()["volumes"] == []
+    api.converge()
+    assert api.ok("GET", "/snapshots")["snapshots"] == []
+    assert api.ok("GET", "/volumes")["volumes"] == []
