@@ -1,12 +1,17 @@
 """The shared pieces every service is built from: Routes bound by Router.include,
-the one database retry loop (Database.transaction, is_contention) and timeutil."""
+the one database retry loop (Database.transaction, is_contention) and timeutil; and
+how a service stops and starts for a restart (draining, a socket handed over)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -257,6 +262,24 @@ def test_off_the_main_thread_signals_are_left_alone() -> None:
 
 async def _drain() -> bool:
     return drain_on_sigterm()
+
+
+def test_a_socket_handed_over_by_the_process_manager_is_taken_over() -> None:
+    """systemd's protocol: LISTEN_PID is the process, LISTEN_FDS=1, the socket is fd 3;
+    a LISTEN_PID of another process (a parent's variables) is not taken."""
+    script = ("import os; from stratus.common.app import inherited_socket; "
+              "s = inherited_socket(); "
+              "print(s.getsockname()[1] if s else None, os.environ.get('LISTEN_FDS'))")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(8)
+        port, fd = held.getsockname()[1], held.fileno()
+        env = {**os.environ, "LISTEN_FDS": "1"}
+        ran = [subprocess.run(
+            ["sh", "-c", f'LISTEN_PID={pid} exec "$0" -c "$1"', sys.executable, script],
+            env=env, capture_output=True, text=True, pass_fds=(3,), timeout=60,
+            preexec_fn=lambda: os.dup2(fd, 3)) for pid in ("$$", "1")]
+    assert [r.stdout.split() for r in ran] == [[str(port), "None"], ["None", "None"]], ran
 
 
 # ---- is_contention ------------------------------------------------------------------
