@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -225,6 +226,27 @@ def test_life_cycle_and_bad_input(volume: VolumeServer) -> None:
     assert alice.call("GET", f"/volumes/{vid}").status_code == 404
     for c in (admin, alice, bob):
         c.close()
+
+
+def test_concurrent_creates_never_pass_the_quota(volume: VolumeServer) -> None:
+    tok, proj = member(volume.identity, "vcarol")
+    admin = admin_client(volume)
+    assert admin.call("PUT", f"/os-quota-sets/{proj}",
+                      json={"quota_set": {"volumes": 6}}).status_code == 200
+    Agent(admin, "vtest-stor4").register()
+
+    def create(_: int) -> int:
+        with httpx.Client(base_url=volume.url, timeout=60, headers={
+                "X-Auth-Token": tok, "OpenStack-API-Version": "volume 3.60"}) as c:
+            return c.post(f"/v3/{proj}/volumes", json={"volume": {"size": 1}}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(create, range(16)))
+    assert codes == [202] * 6 + [413] * 10, codes
+    carol = VolumeClient(volume.url, tok, proj)
+    assert len(carol.call("GET", "/volumes").json()["volumes"]) == 6
+    carol.close()
+    admin.close()
 
 
 def wait_for(check: Any, timeout: float = 30.0) -> None:
