@@ -14,7 +14,8 @@ test, as the volume API would answer it). The second runs the whole chain: the c
 API in-process (its volume client finds the volume API in a real identity's catalog,
 as the admin service user), a real ``stratus-volume`` (tests/volume_api.py) and a real
 ``stratus-storage-agent`` exporting through this tgtd; the agent's volume step is driven
-from the compute API's assignment, and its report completes or deletes the attachment.
+from the compute API's assignment, and its report completes or deletes the attachment;
+then boot from volume through the compute API and the compute agent's loop.
 The data path is iSCSI through QEMU's own initiator in both (not the pool file).
 Host objects carry ``tvc``: domains ``tvc-``, secrets ``tvc-volume-``/``tvc-other-``,
 targets ``iqn.2010-10.org.stratus-test:tvc-…``, files ``/tmp/tvc-*``; tgtd, the storage
@@ -38,13 +39,15 @@ from typing import Any
 import pytest
 
 from helpers import SystemLibvirt
+from stratus.agent.compute.reconcile import ComputeAgent
+from stratus.agent.compute.state import AgentSettings
 from stratus.agent.compute.virt.base import InstanceSpec
 from stratus.agent.compute.virt.libvirt import LibvirtDriver
 from stratus.agent.compute.virt.volumes import parse_secret_list, secret_xml
 from stratus.agent.compute.volumes import boot_volume, converge_volumes, sweep_secrets
 from stratus.agent.ip_lib import IpLib
 from stratus.agent.runner import Runner
-from stratus.contracts.compute import Assignment, BlockDevice
+from stratus.contracts.compute import Assignment, AssignmentSet, BlockDevice, ServerReport
 
 pytestmark = pytest.mark.integration
 
@@ -263,6 +266,35 @@ def test_boot_from_an_iscsi_root_volume(host: dict[str, Any]) -> None:
     assert sweep_secrets(driver, []) == [aid]
 
 # --- the whole chain: compute API -> real volume API -> real storage agent -> tgtd -> qemu --
+class AgentApi:
+    """The compute agent's view of the in-process compute API (host cmp1); also its
+    image API, which boot from volume never calls."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    def assignments(self, wait: float | None = None, since: int | None = None
+                    ) -> AssignmentSet:
+        return AssignmentSet.from_dict(
+            self.api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers"))
+
+    def report(self, server_id: str, report: ServerReport) -> None:
+        self.api.report("cmp1", server_id, **report.to_dict())
+
+    def heartbeat(self, resources: Any) -> None:
+        pass
+
+    def fetch(self, image_id: str) -> Iterator[bytes]:
+        raise AssertionError("boot from volume fetched an image")
+
+    def upload(self, image_id: str, path: str) -> None:
+        raise AssertionError("no snapshot here")
+
+
+def our_domains_named(sid: str) -> list[str]:
+    return [n for n in virsh("list", "--all", "--name").stdout.split() if n.endswith(sid)]
+
+
 def test_attach_and_detach_through_the_real_volume_api_and_storage_agent(
         host: dict[str, Any]) -> None:
     """The compute API (in-process, its volume client finding the volume API in the real
@@ -270,7 +302,11 @@ def test_attach_and_detach_through_the_real_volume_api_and_storage_agent(
     ``stratus-volume``; the real ``stratus-storage-agent`` exports it with this test's
     tgtd; the agent's step plugs it into the running tiny guest; the report completes the
     attachment (volume ``in-use``); detach unplugs, deletes the attachment (volume
-    ``available``) and the storage agent removes the target."""
+    ``available``) and the storage agent removes the target. Then the tiny image is
+    written into that volume's pool file and a server is created booting from it
+    (``block_device_mapping_v2`` source volume, boot_index 0): the compute agent's own
+    loop spawns it with vda on iSCSI, the guest boots, the volume is ``in-use``; deleting
+    the server leaves the volume ``available`` and no secret."""
     from compute_api import ALICE, in_process
     from helpers import ADMIN_PASSWORD, BIN, IdentityServer
     from stratus.common.clients import PasswordAuth
@@ -371,6 +407,48 @@ def test_attach_and_detach_through_the_real_volume_api_and_storage_agent(
                                                           "show"),
                      30, "the storage agent to remove the target")
             assert not [u for u in our_secrets() if u.startswith(f"{PREFIX}volume-")]
+            driver.destroy(sid, [])
+            sid = ""
+
+            # boot from that volume (the tiny image written into its pool file), spawned by
+            # the compute agent's own loop from the compute API's assignment
+            raw = root / "tiny.raw"
+            subprocess.run(["qemu-img", "convert", "-O", "raw", str(host["image"]),
+                            str(raw)], check=True)
+            pool_file = next((root / "pool").glob(f"tvc-volume-{vid}*"))
+            subprocess.run(["dd", f"if={raw}", f"of={pool_file}", "bs=1M", "conv=notrunc",
+                            "status=none"], check=True)
+            shim = AgentApi(api)
+            loop = ComputeAgent(
+                AgentSettings(host="cmp1", instances_path=str(work / "instances"),
+                              deploy_prefix="tvc", vif_plug_wait=False, shutdown_timeout=0),
+                driver, shim, shim, None, render=lambda _doc: {})
+            try:
+                bfv = api.ok("POST", "/v2.1/servers", ALICE, status=202, json={"server": {
+                    "name": "tvc-bfv", "flavorRef": "1", "networks": "none",
+                    "block_device_mapping_v2": [{
+                        "uuid": vid, "source_type": "volume", "destination_type": "volume",
+                        "boot_index": 0}]}})
+                sid = bfv["server"]["id"]
+                assert api.server(sid)["image"] == ""
+                assert loop.reconcile_once().ok
+                assert api.server(sid)["status"] == "ACTIVE"
+                console = work / "instances" / sid / "console.log"
+                wait_for(lambda: console.exists() and b"Run /init" in console.read_bytes(),
+                         180, "the guest to boot from the volume over iSCSI")
+                assert "vda" in virsh("domblklist", f"{PREFIX}{sid}").stdout
+                assert loop.reconcile_once().ok
+                assert status() == "in-use"
+                api.host("cmp1", host_ip="127.0.0.1")  # alive: the agent finishes the delete
+                api.ok("DELETE", f"/v2.1/servers/{sid}", ALICE, status=204)
+                assert loop.reconcile_once().ok
+                assert not our_domains_named(sid)
+                sid = ""
+                assert status() == "available"  # not delete_on_termination
+                assert loop.reconcile_once().ok
+                assert not [u for u in our_secrets() if u.startswith(f"{PREFIX}volume-")]
+            finally:
+                loop.pool.shutdown(wait=True)
         assert admin.call("DELETE", f"/volumes/{vid}").status_code == 202
         wait_for(lambda: admin.call("GET", f"/volumes/{vid}").status_code == 404, 30,
                  "the volume to be deleted")
