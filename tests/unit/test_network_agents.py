@@ -51,7 +51,7 @@ def test_extensions_are_advertised() -> None:
     aliases = {e[0] for e in EXTENSIONS}
     assert {"agent", "l3_agent_scheduler", "dhcp_agent_scheduler", "extraroute",
             "extraroute-atomic", "subnet_allocation", "default-subnetpools",
-            "subnet-external-network"} <= aliases
+            "subnet-external-network", "extra_dhcp_opt"} <= aliases
 
 
 def test_agents_per_host_as_neutron_shows_them(api: NetApi) -> None:

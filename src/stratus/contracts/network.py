@@ -301,12 +301,28 @@ class Port(_Serializable):
 
 
 @dataclass
+class DhcpOption(_Serializable):
+    """A port's extra DHCP option (extra_dhcp_opt): a dnsmasq option name or number."""
+
+    name: str
+    value: str
+
+    def validate(self) -> None:
+        if not self.name or not all(c.isalnum() or c in "+-" for c in self.name):
+            raise ModelError(f"dhcp option name {self.name!r} is not an option name")
+        if not self.value or any(c in self.value for c in "\n\r\x00"):
+            raise ModelError(f"dhcp option {self.name}: value {self.value!r} is not one line")
+
+
+@dataclass
 class DhcpHost(_Serializable):
-    """One static lease: every port of the network, on any host."""
+    """One static lease: every port of the network, on any host (with the port's extra
+    DHCP options)."""
 
     mac_address: str
     ip_address: str
     hostname: str | None = None
+    options: list[DhcpOption] = field(default_factory=list)
 
     def validate(self) -> None:
         self.mac_address = _check_mac(self.mac_address, "dhcp host mac_address")

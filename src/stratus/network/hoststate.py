@@ -158,8 +158,11 @@ def _dhcp_servers(s: Session, need: Any) -> list[nm.DhcpServer]:
         for p in members:
             for sid, ip in ips[p.id]:
                 if sid in dhcp_subnets:
-                    hosts.append(nm.DhcpHost(mac_address=p.mac_address, ip_address=ip,
-                                             hostname="host-" + ip.replace(".", "-")))
+                    hosts.append(nm.DhcpHost(
+                        mac_address=p.mac_address, ip_address=ip,
+                        hostname="host-" + ip.replace(".", "-"),
+                        options=[nm.DhcpOption(o["opt_name"], o["opt_value"])
+                                 for o in p.extra_dhcp_opts or [] if o["ip_version"] == 4]))
         out.append(nm.DhcpServer(
             network_id=dport.network_id, port_id=dport.id, mac_address=dport.mac_address,
             fixed_ips=[nm.FixedIP(subnet_id=sid, ip_address=ip) for sid, ip in ips[dport.id]],

@@ -18,8 +18,8 @@ from stratus.common.auth import AuthContext
 from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, Conflict, Forbidden
 from stratus.common.timeutil import utcnow
+from stratus.network import dhcpopts, views
 from stratus.network import models as m
-from stratus.network import views
 from stratus.network.settings import (
     DHCP_OWNER,
     FLOATINGIP_OWNER,
@@ -171,6 +171,7 @@ class PortService:
             admin_state_up=views.boolean(obj, "admin_state_up", True), host_id=host,
             address_pairs=pairs,
         )
+        dhcpopts.apply(port, obj)  # extra_dhcp_opt
         return port
 
     def visible(self, ctx: AuthContext) -> list[dict[str, Any]]:
@@ -281,6 +282,7 @@ class PortService:
             port.name = views.text(obj, "name", port.name)
             port.description = views.text(obj, "description", port.description)
             port.admin_state_up = views.boolean(obj, "admin_state_up", port.admin_state_up)
+            dhcpopts.apply(port, obj)  # extra_dhcp_opt
             port.status = core.port_status(port, host_before)
             port.updated_at = utcnow()
             port.revision_number += 1

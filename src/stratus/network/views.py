@@ -235,7 +235,7 @@ def ports(s: Session, items: list[m.Port]) -> list[dict[str, Any]]:
             "binding:vif_details": {"port_filter": True} if p.host_id else {},
             "binding:vnic_type": "normal",
             "binding:profile": {},
-            "extra_dhcp_opts": [],
+            "extra_dhcp_opts": [dict(o) for o in p.extra_dhcp_opts or []],
             **standard(p),
         })
     return out

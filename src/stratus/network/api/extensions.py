@@ -47,6 +47,8 @@ EXTENSIONS = [
     ("extraroute", "Neutron Extra Route", "Static routes of a router (its routes attribute)."),
     ("extraroute-atomic", "Atomically add/remove extra routes",
      "add_extraroutes and remove_extraroutes change a router's routes atomically."),
+    ("extra_dhcp_opt", "Neutron Extra DHCP options",
+     "A port's extra DHCP options (extra_dhcp_opts), served by the network's DHCP server."),
     ("stratus-host-state", "Stratus host desired state",
      "Admin-only GET /v2.0/stratus/host-state?host=<name>: everything a host's network agent "
      "must converge to (Stratus extension)."),

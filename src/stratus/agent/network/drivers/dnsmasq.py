@@ -63,6 +63,27 @@ def _write_if_changed(path: Path, content: str) -> bool:
     return True
 
 
+def host_tag(mac: str) -> str:
+    """The dnsmasq tag of a host with extra DHCP options (set in the hosts file)."""
+    return "p" + mac.replace(":", "").lower()
+
+
+def render_host_options(server: DhcpServer) -> list[str]:
+    """The ports' extra DHCP options (extra_dhcp_opt), one ``dhcp-option`` line each, for
+    the tag their host entry sets: ``option:<name>`` for a name, the bare number for a
+    numbered option, as dnsmasq reads them."""
+    lines: list[str] = []
+    done: set[tuple[str, str]] = set()
+    for host in sorted(server.hosts, key=lambda h: (h.mac_address, h.ip_address)):
+        tag = host_tag(host.mac_address)
+        for opt in host.options:
+            if (tag, opt.name) in done:
+                continue
+            done.add((tag, opt.name))
+            name = opt.name if opt.name.isdigit() else f"option:{opt.name}"
+            lines.append(f"tag:{tag},{name},{opt.value}")
+    return lines
+
 class DnsmasqDriver(DhcpDriver):
     def __init__(self, ip: IpLib, naming: Naming, state_dir: str, dnsmasq: str = "dnsmasq",
                  dhcp_release: str = "dhcp_release"):
@@ -92,7 +113,10 @@ class DnsmasqDriver(DhcpDriver):
     def render_hosts(self, server: DhcpServer) -> str:
         lines = []
         for host in sorted(server.hosts, key=lambda h: (h.mac_address, h.ip_address)):
-            line = f"{host.mac_address},{host.ip_address}"
+            line = f"{host.mac_address}"
+            if host.options:  # extra DHCP options: the host's tag (render_opts)
+                line += f",set:{host_tag(host.mac_address)}"
+            line += f",{host.ip_address}"
             if host.hostname:
                 line += f",{host.hostname}"
             lines.append(line)
@@ -121,6 +145,7 @@ class DnsmasqDriver(DhcpDriver):
                 lines.append(f"tag:{tag},option:router")
             if routes:
                 lines.append(f"tag:{tag},option:classless-static-route,{','.join(routes)}")
+        lines += render_host_options(server)
         return "\n".join(lines) + "\n"
 
     def command(self, server: DhcpServer, network: Network) -> list[str]:
