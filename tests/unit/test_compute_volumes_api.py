@@ -380,3 +380,14 @@ def test_boot_from_volume_export_failure_fails_the_build(api: ComputeApi) -> Non
     api.ok("DELETE", f"/v2.1/servers/{sid}", ALICE, status=204)
     assert not any(v.get("source") for v in vols(api).volumes.values())
     assert vols(api).attachments == {}
+
+
+def test_a_failed_boot_from_volume_spawn_is_not_rescheduled(api: ComputeApi) -> None:
+    api.host("cmp2")
+    sid = bfv(api)["server"]["id"]
+    host = api.server(sid)["OS-EXT-SRV-ATTR:host"]
+    api.report(host, sid, vm_state="error", reschedule=True,
+               fault={"code": 500, "message": "qemu could not log in"})
+    srv = api.server(sid)
+    assert srv["status"] == "ERROR" and "not rescheduled" in srv["fault"]["message"]
+    assert "qemu could not log in" in srv["fault"]["message"]

@@ -32,7 +32,7 @@ from stratus.compute.recovery import owned, released
 from stratus.compute.server_actions import ServerActions
 from stratus.compute.server_checks import CreateRequest
 from stratus.compute.server_security_groups import ServerSecurityGroups
-from stratus.compute.volumes import ServerVolumes
+from stratus.compute.volumes import ServerVolumes, volumes_of
 
 if TYPE_CHECKING:
     from stratus.compute.core import ComputeCore
@@ -271,7 +271,13 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
                 if srv.vm_state == "building" and srv.task_state not in (None, "spawning"):
                     pass  # still networking in the API; the agent is early
                 else:
-                    if srv.vm_state == "building" or srv.vm_state == "error":
+                    if srv.vm_state == "building" and isinstance(fault, dict) \
+                            and int(fault.get("code") or 500) < 500:
+                        # built, with a warning (a slow spawn, agent/compute/hostcheck.py)
+                        srv.fault = {"code": int(fault["code"]), "created": isotime(now),
+                                     "message": str(fault.get("message", "")),
+                                     "details": str(fault.get("details", ""))}
+                    elif srv.vm_state == "building" or srv.vm_state == "error":
                         srv.fault = None
                     srv.vm_state = vm_state
                     if vm_state == "active" and srv.launched_at is None:
@@ -307,6 +313,14 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
                     f"Exceeded maximum number of retries. Exhausted all hosts available for "
                     f"retrying build failures for instance {sid}. Last failure: {message}"),
                     "details": ""}
+                return False
+            if volumes_of(s, [sid]):
+                # its volumes are exported to this host's initiator (compute/volumes.py)
+                now = utcnow()
+                srv.vm_state, srv.task_state, srv.updated_at = "error", None, now
+                srv.fault = {"code": 500, "created": isotime(now), "message": (
+                    f"The spawn failed on host {host} and a server with volumes is not "
+                    f"rescheduled. Last failure: {message}"), "details": ""}
                 return False
             srv.task_state = "scheduling"
             srv.scheduling = owned(srv.scheduling)  # this process reschedules it
