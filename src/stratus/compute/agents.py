@@ -122,6 +122,8 @@ def heartbeat(core: ComputeCore, name: str, values: HostResources) -> dict[str, 
     scheduler reads bumps the host's generation. Then fail the servers stuck on dead
     hosts (throttled; never fails the heartbeat itself)."""
     given = {k: v for k, v in vars(values).items() if v is not None}
+    if "problems" in given:  # stored as the JSON the heartbeat carried
+        given["problems"] = [p.to_dict() for p in given["problems"]]
 
     def work(s: Session) -> dict[str, Any]:
         now = utcnow()

@@ -80,6 +80,8 @@ class ComputeHost(ComputeBase):
     enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     forced_down: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # The agent's host problems (contracts.compute.HostProblem as dicts; migration 0003).
+    problems: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON, nullable=True)
     generation: Mapped[int] = mapped_column(sa.Integer, default=0)
     heartbeat_at: Mapped[datetime] = mapped_column(sa.DateTime)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)

@@ -48,6 +48,11 @@ def heartbeat(req: Req, svc: ComputeCore) -> dict[str, Any]:
     given: dict[str, Any] = {k: views.text(data, k, maxlen=255) for k in HOST_TEXTS if k in data}
     if data.get("host") not in (None, name):
         raise BadRequest(f"The body names host {data['host']}, the URL {name}.")
+    if data.get("problems") is not None:  # optional: a newer agent's host problems
+        try:
+            given["problems"] = HostResources.from_dict({"problems": data["problems"]}).problems
+        except ContractError as exc:
+            raise BadRequest(str(exc)) from None
     virt = given.get("virt_type")
     if virt is not None and virt not in ("kvm", "qemu"):
         raise BadRequest(f"Invalid virt_type {virt!r}; use kvm or qemu.")

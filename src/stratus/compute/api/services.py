@@ -20,7 +20,9 @@ def service_view(h: m.ComputeHost, alive: bool) -> dict[str, Any]:
     return {"id": h.id, "binary": "nova-compute", "host": h.host,
             "zone": h.availability_zone, "status": "enabled" if h.enabled else "disabled",
             "state": "up" if alive else "down", "updated_at": isotime(h.heartbeat_at),
-            "disabled_reason": h.disabled_reason, "forced_down": h.forced_down}
+            "disabled_reason": h.disabled_reason, "forced_down": h.forced_down,
+            # Stratus extension: what the agent says makes this host slow (hostcheck.py)
+            "host_problems": list(h.problems or [])}
 
 
 @routes.add("GET", "/v2.1/os-services")
