@@ -455,6 +455,37 @@ def test_openstack_client_against_identity(deployed: Deployment) -> None:
     assert excinfo.value.code in (401, 404)
 
 
+def test_openstack_volume_create_and_delete(deployed: Deployment) -> None:
+    """The volume role: `openstack volume create --size 1` is made by the storage agent
+    (its file in the pool) and reaches available; `volume delete` removes the file."""
+    vol = openstack_json(deployed, "volume", "create", "--size", "1", "e2e-vol")
+    assert isinstance(vol, dict) and vol["size"] == 1, vol
+    pool = deployed.prefix / "var" / "lib" / "stratus" / "volumes"
+    path = pool / f"{deployed.deploy_prefix}-volume-{vol['id']}.raw"
+    deadline = time.monotonic() + 120
+    status = vol["status"]
+    while status != "available" and time.monotonic() < deadline:
+        assert status == "creating", vol
+        time.sleep(1)
+        shown = openstack_json(deployed, "volume", "show", vol["id"])
+        assert isinstance(shown, dict)
+        status = shown["status"]
+    assert status == "available", f"the volume stayed {status}"
+    assert path.stat().st_size == 1 << 30
+    openstack(deployed, "volume", "delete", vol["id"])
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not path.exists(), "volume delete left the volume's file"
+    while time.monotonic() < deadline:
+        listed = openstack_json(deployed, "volume", "list")
+        assert isinstance(listed, list)
+        if all(v["ID"] != vol["id"] for v in listed):
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError("the deleted volume is still listed")
+
+
 def test_upgrade_replaces_the_old_network_agent_program(deployed: Deployment) -> None:
     programs = deployed.config_dir / "supervisor.d"
     assert not (programs / f"{OLD_NETWORK_AGENT}.conf").exists()
