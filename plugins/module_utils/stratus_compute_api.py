@@ -171,6 +171,28 @@ class ComputeApi:
     def delete_metadata(self, server_id, key):
         self.call("DELETE", f"/servers/{server_id}/metadata/{key}", expect=(204,))
 
+    # ---- volumes of servers (os-volume_attachments) --------------------------------------
+
+    def volume_attachments(self, server_id):
+        """The server's volumeAttachments (``volumeId``, ``device``, ``serverId``)."""
+        body = self.call("GET", f"/servers/{server_id}/os-volume_attachments", expect=(200,))
+        return body.get("volumeAttachments") or []
+
+    def attach_volume(self, server_id, volume_id, device=None):
+        attrs = {"volumeId": volume_id}
+        if device:
+            attrs["device"] = device
+        return self.call("POST", f"/servers/{server_id}/os-volume_attachments",
+                         body={"volumeAttachment": attrs}, expect=(200,))["volumeAttachment"]
+
+    def detach_volume(self, server_id, volume_id):
+        try:
+            self.call("DELETE", f"/servers/{server_id}/os-volume_attachments/{volume_id}",
+                      expect=(202,))
+        except StratusError as exc:
+            if exc.status != 404:
+                raise
+
 
 def spec_value(value):
     """A value as the compute API stores extra specs and metadata: a string."""

@@ -44,6 +44,10 @@ from ansible_collections.stratus.cloud.plugins.module_utils.stratus_server_helpe
     wait_gone,
     wait_status,
 )
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_server_volumes import (
+    ServerVolumes,
+)
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_volume_api import VolumeApi
 
 
 class ServerConvergence(Convergence):
@@ -54,16 +58,18 @@ class ServerConvergence(Convergence):
     record them in ``self.diff`` before anything is written.
     """
 
-    def __init__(self, compute, images, network, params, check_mode):
+    def __init__(self, compute, images, network, params, check_mode, volumes=None):
         super().__init__(params, check_mode)
         self.compute = compute
         self.images = images
         self.network = network
         self.fips = ServerFloatingIp(network, params, self.diff)
+        self.vols = ServerVolumes(volumes, compute, params, self.diff)
 
     @classmethod
     def connect(cls, client, params, check_mode):
-        return cls(ComputeApi(client), ImageApi(client), NetworkApi(client), params, check_mode)
+        return cls(ComputeApi(client), ImageApi(client), NetworkApi(client), params, check_mode,
+                   VolumeApi(client))
 
     # ---- entry ---------------------------------------------------------------------------
 
@@ -172,10 +178,13 @@ class ServerConvergence(Convergence):
 
     def plan_create(self):
         p = self.params
-        for option in ("image", "flavor"):
+        needed = ("flavor",) if p.get("boot_volume") else ("image", "flavor")
+        for option in needed:
             if not p.get(option):
                 raise StratusError(f"{option} is needed to create server {p['name']!r}.")
-        image_id = resolve_image(self.images, p["image"])
+        image_id = resolve_image(self.images, p["image"]) if p.get("image") else None
+        bdm, boot_disk = self.vols.block_device_mapping(image_id)
+        volume_ids = self.vols.plan_new()
         flavor = self.resolve_flavor()
         networks, _net_ids = self.resolve_nics()
         if p.get("key_name") and self.compute.get_keypair(p["key_name"]) is None:
@@ -185,6 +194,10 @@ class ServerConvergence(Convergence):
         fip_network = self.fips.pool() if p.get("floating_ip") else None
         attrs = {"name": p["name"], "imageRef": image_id, "flavorRef": flavor["id"],
                  "networks": networks}
+        if bdm:
+            # Nova's shape: the boot disk is the mapping, the server's image is "".
+            attrs["imageRef"] = ""
+            attrs["block_device_mapping_v2"] = bdm
         if p.get("key_name"):
             attrs["key_name"] = p["key_name"]
         if p.get("userdata") is not None:
@@ -206,18 +219,23 @@ class ServerConvergence(Convergence):
                  "power_state": p.get("power_state") or "started"}
         if p.get("floating_ip"):
             after["floating_ip"] = p["floating_ip"]
+        if boot_disk:
+            after["image"] = None
+            after["boot_volume"] = boot_disk
+        if volume_ids:
+            after["volumes"] = volume_ids
         self.diff.create(after)
         plan = self.new_plan(None)
-        plan.then(lambda _none: self.create(attrs, fip_network))
+        plan.then(lambda _none: self.create(attrs, fip_network, volume_ids))
         return plan
 
-    def create(self, attrs, fip_network):
+    def create(self, attrs, fip_network, volume_ids=()):
         """Create the server, wait for it, then its power state and floating IP."""
         p = self.params
         server_id = self.compute.create_server(attrs)["id"]
         server = self.compute.get_server(server_id) or {"id": server_id, "name": p["name"]}
         if not p.get("wait"):
-            later = [o for o in ("floating_ip", "power_state")
+            later = [o for o in ("floating_ip", "power_state", "volumes")
                      if p.get(o) and p[o] != "started"]
             if later:
                 self.warnings.append(
@@ -239,6 +257,7 @@ class ServerConvergence(Convergence):
             except StratusError as gone:
                 raise StratusError(f"{reason} Deleting the server again failed: {gone}") from None
             raise StratusError(f"{reason} The server was deleted again.") from None
+        self.vols.attach(server_id, volume_ids, self.timeout)
         server = self.converge_power(server)
         if fip_network is not None or p.get("floating_ip"):
             self.fips.attach(server, fip_network)
@@ -286,6 +305,7 @@ class ServerConvergence(Convergence):
         fip_plan = None
         if p.get("floating_ip"):
             fip_plan = self.fips.plan(server)
+        attach_ids = self.vols.plan_existing(server)
         plan = self.new_plan(server)
 
         @plan.then
@@ -304,6 +324,7 @@ class ServerConvergence(Convergence):
                     wait_status(self.compute, sid, status, self.timeout)
             if fip_plan is not None:
                 fip_plan()
+            self.vols.attach(sid, attach_ids, self.timeout)
             return self.compute.get_server(sid) or current
 
         return plan

@@ -108,6 +108,36 @@ options:
       - Not given, a new server is started and an existing one is left as it is.
     type: str
     choices: [started, stopped, paused, suspended]
+  boot_from_volume:
+    description:
+      - Boot from a new volume made of O(image) (of O(volume_size) GiB) instead of a local
+        disk; the server's C(block_device_mapping_v2) has one mapping with C(boot_index) 0,
+        C(source_type) C(image) and C(destination_type) C(volume). Only used when creating.
+    type: bool
+    default: false
+  volume_size:
+    description: Size in GiB of the boot volume O(boot_from_volume=true) makes. Needed with it.
+    type: int
+  boot_volume:
+    description:
+      - Name or ID of an existing, available volume to boot from (a mapping with
+        C(source_type) C(volume)); O(image) is then not needed. Only used when creating.
+    type: str
+    aliases: [root_volume]
+  terminate_volume:
+    description:
+      - Whether the boot volume (O(boot_from_volume) or O(boot_volume)) is deleted with the
+        server (C(delete_on_termination)). Only used when creating.
+    type: bool
+    default: false
+  volumes:
+    description:
+      - Names or IDs of volumes attached to the server (through C(os-volume_attachments)) once
+        it is ACTIVE; an existing server that lacks some gets them attached. Volumes attached
+        beyond these are left alone (detach them with M(stratus.cloud.cloud_volume_attachment)).
+    type: list
+    elements: str
+    default: []
   timeout:
     description: How long to wait, in seconds, for the server to be active, change power or go.
     type: int
@@ -146,6 +176,16 @@ EXAMPLES = r"""
       - net-name: app-net
         fixed_ip: 192.168.10.50
       - port-name: db1-storage
+
+- name: A server booting from a 5 GiB volume made of the image, with a data volume
+  stratus.cloud.cloud_server:
+    name: db2
+    image: debian-12
+    flavor: m1.small
+    boot_from_volume: true
+    volume_size: 5
+    terminate_volume: true
+    volumes: [db2-data]
 
 - name: Stop it
   stratus.cloud.cloud_server:
@@ -232,9 +272,17 @@ class CloudServerModule(StratusModule):
         floating_ip=dict(type="str"),
         floating_ip_pool=dict(type="str"),
         power_state=dict(type="str", choices=["started", "stopped", "paused", "suspended"]),
+        boot_from_volume=dict(type="bool", default=False),
+        volume_size=dict(type="int"),
+        boot_volume=dict(type="str", aliases=["root_volume"]),
+        terminate_volume=dict(type="bool", default=False),
+        volumes=dict(type="list", elements="str", default=[]),
         timeout=dict(type="int", default=600),
     )
-    module_kwargs = dict(supports_check_mode=True)
+    module_kwargs = dict(
+        supports_check_mode=True,
+        mutually_exclusive=[("boot_volume", "boot_from_volume")],
+    )
     logic = ServerConvergence
 
 

@@ -454,3 +454,83 @@ def test_a_floating_ip_address_replaces_the_automatic_one(cu: Any) -> None:
         with pytest.raises(cu.StratusError, match=r"172\.24\.4\.61 is attached to another port"):
             converge(cu, cloud, params(floating_ip="172.24.4.61"), check)
     assert cloud.writes == []
+
+
+# ---- boot from volume and attached volumes (issue 10) ------------------------------------
+# The compute API does not take block_device_mapping_v2 yet: these check the request the
+# module sends against Nova's documented shape, with fakes.
+
+def bfv_run(cu: Any, cloud: Any, p: dict[str, Any], check: bool) -> dict[str, Any]:
+    return dict(cu.ServerConvergence(cloud.compute, cloud.images, cloud.network, p, check,
+                                     cloud.volumes).run())
+
+
+def bfv_check_then_run(cu: Any, cloud: Any, p: dict[str, Any]) -> dict[str, Any]:
+    checked = bfv_run(cu, cloud, p, True)
+    assert cloud.writes == [], "check mode must not write"
+    real = bfv_run(cu, cloud, p, False)
+    assert checked["changed"] is real["changed"] is True
+    assert checked["diff"] == real["diff"]
+    n = len(cloud.writes)
+    again = bfv_run(cu, cloud, p, False)
+    assert again["changed"] is False, again["diff"]
+    assert cloud.writes[n:] == []
+    return real
+
+
+def test_boot_from_a_new_volume_of_the_image(cu: Any) -> None:
+    from volume_module_fakes import VolumeCloud
+    cloud = VolumeCloud()
+    p = params(boot_from_volume=True, volume_size=3, terminate_volume=True)
+    result = bfv_check_then_run(cu, cloud, p)
+    (kind, body), = cloud.writes
+    assert kind == "compute.create_server"
+    assert body["imageRef"] == ""
+    assert body["block_device_mapping_v2"] == [{
+        "boot_index": 0, "uuid": cloud.image["id"], "source_type": "image",
+        "destination_type": "volume", "volume_size": 3, "delete_on_termination": True}]
+    assert result["diff"]["after"]["boot_volume"] == {
+        "source": "image", "image": cloud.image["id"], "size": 3,
+        "delete_on_termination": True}
+    assert result["diff"]["after"]["image"] is None
+
+
+def test_boot_from_an_existing_volume_without_an_image(cu: Any) -> None:
+    from volume_module_fakes import VolumeCloud
+    cloud = VolumeCloud()
+    root = cloud.volumes.add(name="smod-root", bootable="true", size=2)
+    bfv_check_then_run(cu, cloud, params(image=None, boot_volume="smod-root"))
+    body = cloud.writes[0][1]
+    assert body["imageRef"] == ""
+    assert body["block_device_mapping_v2"] == [{
+        "boot_index": 0, "uuid": root["id"], "source_type": "volume",
+        "destination_type": "volume", "delete_on_termination": False}]
+
+
+def test_boot_from_volume_needs_its_size_and_a_free_volume(cu: Any) -> None:
+    from volume_module_fakes import VolumeCloud
+    cloud = VolumeCloud()
+    with pytest.raises(cu.StratusError, match="boot_from_volume needs volume_size"):
+        bfv_run(cu, cloud, params(boot_from_volume=True), True)
+    cloud.volumes.add(name="smod-busy", status="in-use")
+    with pytest.raises(cu.StratusError, match=r"boot_volume 'smod-busy'.*is in-use"):
+        bfv_run(cu, cloud, params(image=None, boot_volume="smod-busy"), False)
+    with pytest.raises(cu.StratusError, match="Volume 'nope' was not found"):
+        bfv_run(cu, cloud, params(volumes=["nope"]), True)
+    assert cloud.writes == []
+
+
+def test_volumes_are_attached_after_create_and_to_an_existing_server(cu: Any) -> None:
+    from volume_module_fakes import VolumeCloud
+    cloud = VolumeCloud()
+    a = cloud.volumes.add(name="smod-a")
+    result = bfv_check_then_run(cu, cloud, params(volumes=["smod-a"]))
+    assert [w[0] for w in cloud.writes] == ["compute.create_server", "compute.attach_volume"]
+    assert result["diff"]["after"]["volumes"] == [a["id"]]
+    assert cloud.volumes.vols[a["id"]]["attachments"][0]["server_id"] == result["id"]
+    b = cloud.volumes.add(name="smod-b")
+    del cloud.writes[:]
+    more = bfv_check_then_run(cu, cloud, params(volumes=["smod-a", b["id"]]))
+    assert more["diff"] == {"before": {"volumes": [a["id"]]},
+                            "after": {"volumes": sorted([a["id"], b["id"]])}}
+    assert [w[0] for w in cloud.writes] == ["compute.attach_volume"]
