@@ -164,7 +164,9 @@ def test_implied_roles_and_groups(api: Api) -> None:
 def test_role_assignment_filters(api: Api) -> None:
     api.member("fay")
     everything = api.call("GET", "/v3/role_assignments").json()["role_assignments"]
-    assert len(everything) == 2
+    # admin on the admin project and on the system (bootstrap), fay on her project.
+    assert len(everything) == 3
+    assert sum("system" in a["scope"] for a in everything) == 1
     fay_id = api.call("GET", "/v3/users", params={"name": "fay"}).json()["users"][0]["id"]
     only = api.call("GET", "/v3/role_assignments", params={"user.id": fay_id}).json()
     assert [a["user"]["id"] for a in only["role_assignments"]] == [fay_id]

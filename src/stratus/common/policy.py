@@ -1,8 +1,11 @@
 """The one policy helper every service uses.
 
 Three roles, each implying the next: ``admin`` > ``member`` > ``reader``.
-Admins may do anything anywhere. Otherwise a caller needs the role on the
-project that owns the resource. Services decide whether a refusal is a 403
+Admins may do anything anywhere, whatever their token's scope (a project, a
+domain or the system: a system-scoped admin token is an admin token for every
+service). A system-scoped token with ``reader`` (or ``member``) may read
+everything, as Keystone's system readers can. Otherwise a caller needs the role
+on the project that owns the resource. Services decide whether a refusal is a 403
 (the caller may know the thing exists) or a 404 (it must not learn that).
 """
 
@@ -29,6 +32,8 @@ def allowed(ctx: AuthContext, role: str = "reader", project_id: str | None = Non
     admins pass unless ``role`` is satisfied by the caller's own scope.
     """
     if ctx.is_admin:
+        return True
+    if ctx.system and role == "reader" and has_role(ctx, "reader"):
         return True
     if project_id is None:
         return role != "admin" and has_role(ctx, role)

@@ -1,6 +1,10 @@
 """Identity service layer: role grants (a user or group holds a role on a
-project or domain), the /v3/role_assignments listing (direct or effective),
-and the projects and domains a user can scope a token to."""
+project, a domain or the system), the /v3/role_assignments listing (direct or
+effective), and the projects and domains a user can scope a token to.
+
+System grants are rows like the others, of kind ``UserSystem`` or ``GroupSystem``,
+whose target is the fixed id :data:`SYSTEM_ID` (``system``, as Keystone stores
+them): there is one system, ``{"all": true}``."""
 
 from __future__ import annotations
 
@@ -16,12 +20,17 @@ from stratus.identity.rows import get, stored
 if TYPE_CHECKING:
     from stratus.identity.core import Identity
 
-# Grant kinds are "<Actor><Target>": UserProject, GroupDomain...
+# Grant kinds are "<Actor><Target>": UserProject, GroupDomain, UserSystem...
 TARGETS: dict[str, tuple[Any, str]] = {"Project": (m.Project, "project"),
-                                       "Domain": (m.Domain, "domain")}
+                                       "Domain": (m.Domain, "domain"),
+                                       "System": (None, "system")}
+# The target id of every system grant (project and domain ids are hex, never this).
+SYSTEM_ID = "system"
 ACTORS: dict[str, tuple[Any, str]] = {"User": (m.User, "user"), "Group": (m.Group, "group")}
 # The filters /v3/role_assignments understands (exact match on an id).
-FILTERS = ("user.id", "group.id", "scope.project.id", "scope.domain.id", "role.id")
+# ``scope.system`` takes ``all`` only (the API layer checks it).
+FILTERS = ("user.id", "group.id", "scope.project.id", "scope.domain.id", "scope.system",
+           "role.id")
 
 
 def projects_of_user(core: Identity, session: Session, user_id: str) -> list[m.Project]:
@@ -51,11 +60,16 @@ class Assignments:
     def _resolve(
         self, s: Session, actor: str, target: str, target_id: str, actor_id: str
     ) -> tuple[str, str]:
-        tgt = get(s, TARGETS[target][0], target_id, TARGETS[target][1])
         act = get(s, ACTORS[actor][0], actor_id, ACTORS[actor][1])
+        if target == "System":
+            return SYSTEM_ID, act.id
+        tgt = get(s, TARGETS[target][0], target_id, TARGETS[target][1])
         return tgt.id, act.id
 
     def _missing(self, actor: str, target: str, role_id: str, aid: str, tid: str) -> NotFound:
+        if target == "System":
+            return NotFound(f"Could not find system role assignment with role: {role_id}, "
+                            f"{ACTORS[actor][1]}: {aid}.")
         return NotFound(
             f"Could not find role assignment with role: {role_id}, "
             f"{ACTORS[actor][1]}: {aid}, {TARGETS[target][1]}: {tid}."
@@ -168,14 +182,21 @@ class Assignments:
             )
 
 
+def target_kind(kind: str) -> str:
+    """``Project``, ``Domain`` or ``System`` for a grant kind such as ``GroupSystem``."""
+    return kind.removeprefix("User").removeprefix("Group")
+
+
 def _matches(row: m.Assignment, q: dict[str, str]) -> bool:
     actor_kind = "User" if row.type.startswith("User") else "Group"
-    target_kind = "Project" if row.type.endswith("Project") else "Domain"
+    target = target_kind(row.type)
+    if "scope.system" in q and target != "System":
+        return False
     checks = (
         ("user.id", actor_kind == "User"),
         ("group.id", actor_kind == "Group"),
-        ("scope.project.id", target_kind == "Project"),
-        ("scope.domain.id", target_kind == "Domain"),
+        ("scope.project.id", target == "Project"),
+        ("scope.domain.id", target == "Domain"),
     )
     for key, kind_ok in checks:
         if key in q:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from stratus.common.timeutil import new_hex_id, utcnow
 from stratus.identity import models as m
+from stratus.identity.assignments import SYSTEM_ID
 from stratus.identity.core import GLOBAL, Identity
 from stratus.identity.passwords import verify_password
 
@@ -150,10 +151,14 @@ def bootstrap(
                 user.enabled = True
                 t.mark()
         s.flush()
-        key4 = ("UserProject", user.id, project.id, roles["admin"].id)
-        if s.get(m.Assignment, key4) is None:
-            s.add(m.Assignment(type=key4[0], actor_id=key4[1], target_id=key4[2], role_id=key4[3]))
-            t.mark()
+        # The admin role on the admin project and, as keystone-manage bootstrap
+        # gives it, on the system (system-scoped tokens).
+        for key4 in (("UserProject", user.id, project.id, roles["admin"].id),
+                     ("UserSystem", user.id, SYSTEM_ID, roles["admin"].id)):
+            if s.get(m.Assignment, key4) is None:
+                s.add(m.Assignment(type=key4[0], actor_id=key4[1], target_id=key4[2],
+                                   role_id=key4[3]))
+                t.mark()
         ensure_service(
             s,
             t,

@@ -26,7 +26,7 @@ from stratus.common.timeutil import from_timestamp, utcnow
 from stratus.identity import models as m
 from stratus.identity import rows, views
 from stratus.identity.app_credentials import AppCredentials
-from stratus.identity.assignments import Assignments
+from stratus.identity.assignments import SYSTEM_ID, Assignments
 from stratus.identity.catalog import Endpoints, Regions, Services, catalog_entries
 from stratus.identity.domains import Domains
 from stratus.identity.groups import Groups
@@ -39,7 +39,8 @@ from stratus.identity.tokens import TokenDecodeError, TokenPayload, TokenSealer,
 from stratus.identity.users import Users
 from stratus.identity.views import INTERFACES
 
-ASSIGNMENT_TYPES = ("UserProject", "UserDomain", "GroupProject", "GroupDomain")
+ASSIGNMENT_TYPES = ("UserProject", "UserDomain", "GroupProject", "GroupDomain",
+                    "UserSystem", "GroupSystem")
 __all__ = ["ASSIGNMENT_TYPES", "GLOBAL", "INTERFACES", "Identity", "ValidatedToken"]
 
 
@@ -407,16 +408,10 @@ class Identity:
             raise Unauthorized(AUTH_REQUIRED)
         return ValidatedToken(payload, user, user_domain, project, project_domain, domain, roles)
 
-    def _system_roles(self, session: Session, user_id: str) -> tuple[str | None, list[m.Role]]:
-        """System scope is granted to holders of the admin role on the admin project:
-        (the admin project's id, the roles)."""
-        admin_project = session.scalar(
-            sa.select(m.Project).where(m.Project.name == "admin", m.Project.domain_id == "default")
-        )
-        if admin_project is None:
-            return None, []
-        roles = self.effective_roles(session, user_id, admin_project.id, "Project")
-        return admin_project.id, roles if any(r.name == "admin" for r in roles) else []
+    def _system_roles(self, session: Session, user_id: str) -> tuple[str, list[m.Role]]:
+        """The roles the user holds on the system (``PUT /v3/system/users/...``),
+        directly or through a group: (the system's target id, the roles)."""
+        return SYSTEM_ID, self.effective_roles(session, user_id, SYSTEM_ID, "System")
 
     def validate(self, token: str, session: Session | None = None) -> ValidatedToken:
         """Decrypt and check a token; 404 for a token that is not (or no longer) valid."""
@@ -479,7 +474,9 @@ class Identity:
                 sa.select(m.Membership.user_id).where(m.Membership.group_id == actor_id)))
         else:
             users = [actor_id]
-        where = {"project_id": target_id} if target == "Project" else {
+        # A system grant's target id is SYSTEM_ID, which a system-scoped token's
+        # revocation facts carry as their project_id (revocation.py).
+        where = {"project_id": target_id} if target in ("Project", "System") else {
             "scope_domain_id": target_id}
         for uid in users:
             self.revoke(session, user_id=uid, **where)

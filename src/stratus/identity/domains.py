@@ -101,7 +101,7 @@ class Domains:
             # Its groups' grants may be on other domains' projects, for other domains' users.
             for row in s.scalars(sa.select(m.Assignment).where(
                     m.Assignment.actor_id.in_(groups),
-                    m.Assignment.type.in_(("GroupProject", "GroupDomain")))).all():
+                    m.Assignment.type.in_(("GroupProject", "GroupDomain", "GroupSystem")))).all():
                 self.core.revoke_grant(s, "Group", row.actor_id, row.type.removeprefix("Group"),
                                        row.target_id)
             s.execute(

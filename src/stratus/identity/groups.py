@@ -123,7 +123,7 @@ class Groups:
     @staticmethod
     def _grants(s: Session, group_id: str) -> list[m.Assignment]:
         return list(s.scalars(sa.select(m.Assignment).where(
-            m.Assignment.type.in_(("GroupProject", "GroupDomain")),
+            m.Assignment.type.in_(("GroupProject", "GroupDomain", "GroupSystem")),
             m.Assignment.actor_id == group_id)))
 
     def remove_member(self, group_id: str, user_id: str) -> None:

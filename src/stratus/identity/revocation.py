@@ -13,8 +13,8 @@ What each attribute matches in a token (all the named ones must match):
 - ``audit_id``: one of the token's audit ids (its own, or the token it was
   rescoped from, so revoking a token revokes the tokens made from it);
 - ``user_id``: the token's user;
-- ``project_id``: the project the token's roles come from (its project scope,
-  or the admin project for a system-scoped token);
+- ``project_id``: the project the token's roles come from (its project scope),
+  or ``system`` (assignments.SYSTEM_ID) for a system-scoped token;
 - ``scope_domain_id``: the domain a domain-scoped token is scoped to;
 - ``domain_id``: anything in the domain: the user's domain, the project's
   domain, or the scope domain;
@@ -23,8 +23,9 @@ What each attribute matches in a token (all the named ones must match):
 
 Who writes which event: a grant removed (directly, from a group, a member
 removed from a group, the group, the role or the target deleted) writes
-``user_id`` + ``project_id`` or ``user_id`` + ``scope_domain_id`` for each user
-who had it, so the user's tokens on that target stop whatever roles they carry;
+``user_id`` + ``project_id`` (``system`` for a system grant) or ``user_id`` +
+``scope_domain_id`` for each user who had it, so the user's tokens on that
+target stop whatever roles they carry;
 a user disabled, deleted or given a new password writes ``user_id``; a project
 disabled or deleted ``project_id``; a domain disabled or deleted ``domain_id``;
 a role deleted, or an inference rule dropped, ``role_id`` (of the prior role);

@@ -262,6 +262,15 @@ def role_assignment(
         return {"id": obj_id, **names.get(obj_id, {})}
 
     actor = "user" if row.type.startswith("User") else "group"
+    if row.type.endswith("System"):
+        return {
+            "role": ident(row.role_id),
+            actor: ident(row.actor_id),
+            "scope": {"system": {"all": True}},
+            "links": {
+                "assignment": f"{base}/v3/system/{actor}s/{row.actor_id}/roles/{row.role_id}"
+            },
+        }
     target = "project" if row.type.endswith("Project") else "domain"
     return {
         "role": ident(row.role_id),

@@ -1,5 +1,5 @@
-"""Identity API: role grants (``/v3/{projects,domains}/{id}/{users,groups}/{id}/roles``)
-and ``/v3/role_assignments``.
+"""Identity API: role grants (``/v3/{projects,domains}/{id}/{users,groups}/{id}/roles``,
+``/v3/system/{users,groups}/{id}/roles``) and ``/v3/role_assignments``.
 
 The grant handlers serve the four actor/target combinations; each route binds
 its ``Grant`` (which actor kind on which target kind) as a keyword argument.
@@ -16,7 +16,7 @@ from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, Forbidden
 from stratus.identity import views
 from stratus.identity.api.access import admin
-from stratus.identity.assignments import FILTERS
+from stratus.identity.assignments import FILTERS, SYSTEM_ID
 from stratus.identity.core import Identity
 
 routes = Routes()
@@ -35,14 +35,21 @@ class Grant:
         return f"{self.actor.lower()}_{self.target.lower()}_grant"
 
     def path(self, target_id: str, actor_id: str) -> str:
+        if self.target == "System":
+            return f"/v3/system/{self.actor.lower()}s/{actor_id}/roles"
         return f"/v3/{self.target.lower()}s/{target_id}/{self.actor.lower()}s/{actor_id}/roles"
+
+
+def _target(req: Req) -> str:
+    """The target id in the path; a system route has none (there is one system)."""
+    return req.params.get("target_id", SYSTEM_ID)
 
 
 def list_grants(req: Req, svc: Identity, grant: Grant) -> dict[str, Any]:
     admin(req, f"list_{grant.action}s")
     p = req.params
     tid, aid, roles = svc.assignments.roles_granted(
-        grant.actor, grant.target, p["target_id"], p["actor_id"]
+        grant.actor, grant.target, _target(req), p["actor_id"]
     )
     items = [views.role(req.base_url, r) for r in roles]
     return views.collection(req.base_url, grant.path(tid, aid), "roles", items)
@@ -51,19 +58,19 @@ def list_grants(req: Req, svc: Identity, grant: Grant) -> dict[str, Any]:
 def create_grant(req: Req, svc: Identity, grant: Grant) -> None:
     admin(req, f"create_{grant.action}")
     p = req.params
-    svc.assignments.grant(grant.actor, grant.target, p["target_id"], p["actor_id"], p["role_id"])
+    svc.assignments.grant(grant.actor, grant.target, _target(req), p["actor_id"], p["role_id"])
 
 
 def check_grant(req: Req, svc: Identity, grant: Grant) -> None:
     admin(req, f"check_{grant.action}")
     p = req.params
-    svc.assignments.check(grant.actor, grant.target, p["target_id"], p["actor_id"], p["role_id"])
+    svc.assignments.check(grant.actor, grant.target, _target(req), p["actor_id"], p["role_id"])
 
 
 def revoke_grant(req: Req, svc: Identity, grant: Grant) -> None:
     admin(req, f"revoke_{grant.action}")
     p = req.params
-    svc.assignments.revoke(grant.actor, grant.target, p["target_id"], p["actor_id"], p["role_id"])
+    svc.assignments.revoke(grant.actor, grant.target, _target(req), p["actor_id"], p["role_id"])
 
 
 def _bound(handler: Callable[..., Any], grant: Grant) -> Callable[..., Any]:
@@ -73,7 +80,7 @@ def _bound(handler: Callable[..., Any], grant: Grant) -> Callable[..., Any]:
     return bound
 
 
-for _grant in (Grant(a, t) for t in ("Project", "Domain") for a in ("User", "Group")):
+for _grant in (Grant(a, t) for t in ("Project", "Domain", "System") for a in ("User", "Group")):
     _base = _grant.path("{target_id}", "{actor_id}")
     routes.add("GET", _base)(_bound(list_grants, _grant))
     routes.add("PUT", f"{_base}/{{role_id}}", status=204, body=False)(
@@ -98,8 +105,12 @@ def role_assignments(req: Req, svc: Identity) -> dict[str, Any]:
     include_names = views.query_bool(q.get("include_names"), "include_names") or False
     if effective and "group.id" in q:
         raise BadRequest("'effective' and 'group.id' cannot be combined.")
-    if "scope.project.id" in q and "scope.domain.id" in q:
-        raise BadRequest("Give at most one of scope.project.id and scope.domain.id.")
+    scopes = [k for k in ("scope.project.id", "scope.domain.id", "scope.system") if k in q]
+    if len(scopes) > 1:
+        raise BadRequest("Give at most one of scope.project.id, scope.domain.id and "
+                         "scope.system.")
+    if "scope.system" in q and q["scope.system"] != "all":
+        raise BadRequest("scope.system takes one value: all.")
     filters = {k: q[k] for k in FILTERS if k in q}
     rows, names = svc.assignments.listing(filters, effective, include_names)
     items = [views.role_assignment(req.base_url, r, names) for r in rows]
