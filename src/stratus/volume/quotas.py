@@ -1,8 +1,8 @@
 """Quotas: volumes, gigabytes (volumes and snapshots) and snapshots per project.
 
-Usage is counted in the same transaction as the change it guards; on SQLite writers are
-serialized, on PostgreSQL the transaction locks the project's quota rows first (``SELECT
-... FOR UPDATE`` on a per-project row made when missing) so two creates cannot both pass.
+Usage is counted in the same transaction as the change it guards, after a write to a
+per-project lock row (made when missing): concurrent creates of one project take turns, so
+two can never both pass a limit (on SQLite and on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -48,11 +48,14 @@ class Quotas:
                 "gigabytes": int(vols[1]) + int(snaps[1])}
 
     def lock(self, s: Session, project_id: str) -> None:
-        """Serialize quota checks of one project (a row lock on PostgreSQL)."""
-        row = s.scalar(sa.select(m.Quota).where(m.Quota.project_id == project_id,
-                                                m.Quota.resource == LOCK_RESOURCE)
-                       .with_for_update())
-        if row is None:
+        """Serialize quota checks of one project: a write to its lock row before the
+        counts are read (PostgreSQL: a row lock until commit; SQLite: the write starts the
+        transaction and takes the database's write lock, so the counts read next are
+        current and no other writer runs until this one commits)."""
+        done = s.execute(sa.update(m.Quota).where(
+            m.Quota.project_id == project_id, m.Quota.resource == LOCK_RESOURCE)
+            .values(limit=0))
+        if not getattr(done, "rowcount", 0):
             s.add(m.Quota(project_id=project_id, resource=LOCK_RESOURCE, limit=0))
             s.flush()  # a concurrent twin fails on the primary key and is retried
 
