@@ -185,6 +185,7 @@ class AgentPoller(threading.Thread):
         self.first, self.poll = first, poll
         self.outcomes: list[Outcome] = []
         self.stop_event = threading.Event()
+        self.first_read = threading.Event()  # set once the first read is done (or failed)
 
     def run(self) -> None:
         try:
@@ -192,6 +193,8 @@ class AgentPoller(threading.Thread):
         except Exception as exc:  # recorded: the test fails on it
             self.outcomes.append(Outcome(0, 0, "error", f"first read: {exc}"))
             return
+        finally:
+            self.first_read.set()
         while not self.stop_event.is_set():
             started = time.monotonic()
             try:

@@ -100,7 +100,11 @@ def test_restart_every_service_while_clients_and_agents_are_busy(stack: Stack) -
     try:
         wait_for("every probe answered", lambda: all(
             answered_after(p.outcomes, 0) for p in probes.values()))
-        wait_for("both agents long-poll", lambda: all(a.is_alive() for a in agents))
+        wait_for("both agents read their state", lambda: all(
+            a.first_read.is_set() for a in agents))
+        bad_start = [o.detail for a in agents for o in a.outcomes if o.kind != "ok"]
+        assert not bad_start, (bad_start, servers["network"].log()[-3000:],
+                               servers["compute"].log()[-3000:])
         vcpus = 2
         for name, server in servers.items():
             old_pid = server.proc.pid
