@@ -21,7 +21,7 @@ from __future__ import annotations
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_client import StratusError
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_volume_api import (
     one,
-    wait_for,
+    wait_attached,
 )
 
 
@@ -114,7 +114,4 @@ class ServerVolumes:
         for volume_id in volume_ids:
             self.compute.attach_volume(server_id, volume_id)
             if self.params.get("wait"):
-                wait_for(self.volumes.get_volume, volume_id, "volume",
-                         lambda v: any(a.get("server_id") == server_id
-                                       for a in (v or {}).get("attachments") or []),
-                         timeout)
+                wait_attached(self.compute, self.volumes, server_id, volume_id, timeout)

@@ -214,3 +214,22 @@ def wait_for(get, item_id, kind, done, timeout):
                                f"(it is {status}).")
         time.sleep(interval)
         interval = min(interval * 1.5, 3.0)
+
+
+def wait_attached(compute, volumes, server_id, volume_id, timeout):
+    """After an attach request: until the volume API lists the volume attached to the server.
+
+    The compute API keeps its own record of the attach (``os-volume_attachments``) from the
+    request on; when that record goes before the volume is attached, the compute API undid a
+    failed attach, and this fails at once instead of waiting out the timeout.
+    """
+    def done(vol):
+        if any(a.get("server_id") == server_id for a in (vol or {}).get("attachments") or []):
+            return True
+        if not any(a.get("volumeId") == volume_id
+                   for a in compute.volume_attachments(server_id)):
+            raise StratusError(f"The compute API gave up attaching volume {volume_id} to "
+                               f"server {server_id} (the attachment is gone; the volume is "
+                               f"{(vol or {}).get('status')}). See the compute agent's log.")
+        return False
+    return wait_for(volumes.get_volume, volume_id, "volume", done, timeout)

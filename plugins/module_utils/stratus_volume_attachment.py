@@ -25,6 +25,7 @@ from ansible_collections.stratus.cloud.plugins.module_utils.stratus_volume_api i
     VOLUME_TRANSIENT,
     VolumeApi,
     one,
+    wait_attached,
     wait_for,
 )
 
@@ -98,8 +99,8 @@ class AttachmentConvergence(Convergence):
             attachment = self.compute.attach_volume(server["id"], volume["id"], p.get("device"))
             vol = volume
             if p.get("wait"):
-                vol = wait_for(self.volumes.get_volume, volume["id"], "volume",
-                               lambda v: attached_to(v, server["id"]), self.timeout)
+                vol = wait_attached(self.compute, self.volumes, server["id"], volume["id"],
+                                    self.timeout)
             return attachment, vol
 
         return plan

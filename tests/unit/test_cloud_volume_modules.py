@@ -258,6 +258,17 @@ def test_attach_to_a_second_server_or_unavailable_fails_before_writing(au: Any) 
     assert cloud.writes == []
 
 
+def test_an_attach_the_compute_api_undoes_fails_at_once(au: Any) -> None:
+    cloud = VolumeCloud()
+    cloud.compute.add_server(name="vmod-web")
+    cloud.volumes.add(name="vmod-data")
+    cloud.compute.attach_undone = True
+    with pytest.raises(au.StratusError, match=r"gave up attaching volume .* the volume is "
+                                              r"available"):
+        attach_maker(au, cloud)(aparams(timeout=1), False).run()
+    assert kinds(cloud) == ["compute.attach_volume"]
+
+
 def test_attach_with_a_device(au: Any) -> None:
     cloud = VolumeCloud()
     cloud.compute.add_server(name="vmod-web")

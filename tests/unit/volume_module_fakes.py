@@ -143,6 +143,8 @@ class VolumeCompute(FakeCompute):
     """FakeCompute plus os-volume_attachments, which it keeps in the volumes' attachments."""
 
     volumes: FakeVolumes
+    # True: an attach request is accepted, then undone (as when the compute agent failed).
+    attach_undone = False
 
     def volume_attachments(self, server_id: str) -> list[dict[str, Any]]:
         out = []
@@ -159,6 +161,9 @@ class VolumeCompute(FakeCompute):
         vol = self.volumes.vols[volume_id]
         if vol["status"] != "available":
             raise StratusError("Invalid volume: not available.", 400)
+        if self.attach_undone:
+            return {"id": volume_id, "volumeId": volume_id, "serverId": server_id,
+                    "device": device or "/dev/vdb"}
         used = [a["device"] for a in self.volume_attachments(server_id)]
         device = device or next(f"/dev/vd{c}" for c in "bcdefgh" if f"/dev/vd{c}" not in used)
         vol["attachments"].append({"server_id": server_id, "device": device,
