@@ -111,6 +111,12 @@ class VolumeConvergence(Convergence):
             raise StratusError(f"Volume {volume.get('name')!r} ({volume['id']}) is attached to "
                                f"server(s) {', '.join(map(str, servers))}; detach it first "
                                "(cloud_volume_attachment state: absent).")
+        snaps = self.volumes.snapshots({"volume_id": volume["id"]})
+        if snaps:
+            names = ", ".join(str(s.get("name") or s["id"]) for s in snaps)
+            raise StratusError(f"Volume {volume.get('name')!r} ({volume['id']}) has "
+                               f"{len(snaps)} snapshot(s) ({names}); delete them first "
+                               "(cloud_volume_snapshot state: absent).")
         self.diff.delete(summary(volume))
 
         @plan.then

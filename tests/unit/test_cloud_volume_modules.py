@@ -183,6 +183,12 @@ def test_absent_of_an_attached_volume_fails_before_writing(vu: Any) -> None:
     with pytest.raises(vu.StratusError, match=r"attached to server.*srv-1; detach it first"):
         vu.VolumeConvergence(cloud.volumes, cloud.images, vparams(state="absent"), True).run()
     assert cloud.writes == []
+    kept = cloud.volumes.add(name="vmod-kept")
+    cloud.volumes.add_snapshot(name="vmod-s1", volume_id=kept["id"], size=1)
+    with pytest.raises(vu.StratusError, match=r"has 1 snapshot\(s\) \(vmod-s1\); delete them"):
+        vu.VolumeConvergence(cloud.volumes, cloud.images,
+                             vparams(name="vmod-kept", state="absent"), True).run()
+    assert cloud.writes == []
     nothing = vu.VolumeConvergence(cloud.volumes, cloud.images,
                                    vparams(name="vmod-none", state="absent"), False).run()
     assert nothing["changed"] is False
