@@ -136,15 +136,37 @@ def test_which_agents_host_a_router_or_a_network(api: NetApi) -> None:
     assert api.call("GET", "/v2.0/routers/nope/l3-agents", ADMIN).status_code == 404
     assert api.call("GET", f"/v2.0/routers/{router['id']}/l3-agents",
                     ALICE).status_code == 403
-    # Scheduling by hand: already hosted (409); unscheduling is refused (400).
-    resp = api.call("POST", f"/v2.0/agents/{l3['id']}/l3-routers", ADMIN,
-                    json={"router_id": router["id"]})
+    # An L3 agent adding a router it hosts: a no-op (201), as in Neutron.
+    add = f"/v2.0/agents/{l3['id']}/l3-routers"
+    assert api.call("POST", add, ADMIN, json={"router_id": router["id"]}).status_code == 201
+    assert api.call("POST", add, ADMIN, json=["x"]).status_code == 400
+    assert api.call("POST", add, ADMIN, json={"router_id": 5}).status_code == 400
+    # Removed from net1's L3 agent: net1's state document drops it, net2 keeps it.
+    api.ok("DELETE", f"{add}/{router['id']}", ADMIN)
+    hosting = api.ok("GET", f"/v2.0/routers/{router['id']}/l3-agents", ADMIN)["agents"]
+    assert [a["host"] for a in hosting] == ["net2"]
+    assert api.ok("GET", add, ADMIN)["routers"] == []
+    assert api.ok("GET", "/v2.0/stratus-agent/hosts/net1", ADMIN)["routers"] == []
+    assert len(api.ok("GET", "/v2.0/stratus-agent/hosts/net2", ADMIN)["routers"]) == 1
+    resp = api.call("DELETE", f"{add}/{router['id']}", ADMIN)
     assert resp.status_code == 409
-    assert resp.json()["NeutronError"]["type"] == "RouterHostedByL3Agent"
-    assert api.call("POST", f"/v2.0/agents/{l3['id']}/l3-routers", ADMIN,
-                    json=["x"]).status_code == 400
-    assert api.call("DELETE", f"/v2.0/agents/{l3['id']}/l3-routers/{router['id']}",
-                    ADMIN).status_code == 400
+    assert resp.json()["NeutronError"]["type"] == "RouterNotHostedByL3Agent"
+    assert api.call("POST", add, ADMIN, json={"router_id": router["id"]}).status_code == 201
+    assert len(api.ok("GET", "/v2.0/stratus-agent/hosts/net1", ADMIN)["routers"]) == 1
+    # DHCP: a served network is a 409 to add; removing it stops net2 serving it.
+    dadd = f"/v2.0/agents/{d['id']}/dhcp-networks"
+    resp = api.call("POST", dadd, ADMIN, json={"network_id": net["id"]})
+    assert resp.status_code == 409
+    assert resp.json()["NeutronError"]["type"] == "NetworkHostedByDHCPAgent"
+    api.ok("DELETE", f"{dadd}/{net['id']}", ADMIN)
+    served = api.ok("GET", "/v2.0/stratus-agent/hosts/net2", ADMIN)["dhcp_servers"]
+    assert served == []
+    assert len(api.ok("GET", "/v2.0/stratus-agent/hosts/net1", ADMIN)["dhcp_servers"]) == 1
+    # A network without DHCP added to an agent is listed as hosted (nothing to serve yet).
+    assert api.call("POST", dadd, ADMIN, json={"network_id": quiet["id"]}).status_code == 201
+    assert [n["id"] for n in api.ok("GET", dadd, ADMIN)["networks"]] == [quiet["id"]]
+    assert api.call("DELETE", f"{dadd}/nope", ADMIN).status_code == 404
+    assert api.call("DELETE", f"{dadd}/{quiet['id']}", ALICE).status_code == 403
 
 
 def routed(api: NetApi) -> tuple[dict[str, Any], str]:

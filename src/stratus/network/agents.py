@@ -14,8 +14,11 @@ other effect. DELETE hides the agent until its host registers again, after the l
 registration seen (then it reappears with the defaults, as a Neutron agent that reports
 again does).
 
-Which agents host a router or a network: the L3 (DHCP) agents of every network node
-(a network with no DHCP port has none), exactly what ``hoststate.py`` gives them.
+Which agents host a router or a network: by default the L3 (DHCP) agents of every network
+node (a network with no DHCP port has none). An admin may remove a router or network from
+one agent (``DELETE /v2.0/agents/{id}/l3-routers/{router}``): that host's state document
+then leaves it out and its agent tears it down; adding it back (POST) restores it. Those
+choices are ``agent_binding`` rows; ``hoststate.py`` reads them through ``unhosted``.
 """
 
 from __future__ import annotations
@@ -168,26 +171,44 @@ class AgentService:
 
     # ---- schedulers ---------------------------------------------------------------------
 
+    @staticmethod
+    def _bindings(s: Session, agent_ids: list[str]) -> dict[tuple[str, str], bool]:
+        if not agent_ids:
+            return {}
+        return {(b.agent_id, b.resource_id): b.hosted for b in s.scalars(
+            sa.select(m.AgentBinding).where(m.AgentBinding.agent_id.in_(agent_ids)))}
+
+    @staticmethod
+    def _router_hosted(bindings: dict[tuple[str, str], bool], agent: str, router: str) -> bool:
+        return bindings.get((agent, router), True)
+
+    def _network_hosted(self, s: Session, bindings: dict[tuple[str, str], bool], agent: str,
+                        network: str) -> bool:
+        return bindings.get((agent, network), self._has_dhcp(s, network))
+
+    @staticmethod
+    def _has_dhcp(s: Session, network_id: str) -> bool:
+        return s.scalar(sa.select(m.Port.id).where(
+            m.Port.network_id == network_id, m.Port.device_owner == DHCP_OWNER)) is not None
+
     def hosting_router(self, ctx: AuthContext, router_id: str) -> list[dict[str, Any]]:
-        """``GET /v2.0/routers/{id}/l3-agents``: every network node's L3 agent."""
+        """``GET /v2.0/routers/{id}/l3-agents``: the network nodes' L3 agents hosting it."""
         self.core.require_admin(ctx, "get_l3-agents")
         with self.core.db.session() as s:
             self.core.router(s, ctx, router_id)
-            return [{**a, "ha_state": None} for a in self._all(s, (L3,))]
+            agents = self._all(s, (L3,))
+            bindings = self._bindings(s, [a["id"] for a in agents])
+            return [{**a, "ha_state": None} for a in agents
+                    if self._router_hosted(bindings, a["id"], router_id)]
 
     def hosting_network(self, ctx: AuthContext, network_id: str) -> list[dict[str, Any]]:
         """``GET /v2.0/networks/{id}/dhcp-agents``: the DHCP agents serving the network."""
         self.core.require_admin(ctx, "get_dhcp-agents")
         with self.core.db.session() as s:
             self.core.network(s, ctx, network_id)
-            if not self._has_dhcp(s, network_id):
-                return []
-            return self._all(s, (DHCP,))
-
-    @staticmethod
-    def _has_dhcp(s: Session, network_id: str) -> bool:
-        return s.scalar(sa.select(m.Port.id).where(
-            m.Port.network_id == network_id, m.Port.device_owner == DHCP_OWNER)) is not None
+            agents = self._all(s, (DHCP,))
+            bindings = self._bindings(s, [a["id"] for a in agents])
+            return [a for a in agents if self._network_hosted(s, bindings, a["id"], network_id)]
 
     def _typed(self, s: Session, ctx: AuthContext, wanted: str, agent_type: str
                ) -> dict[str, Any]:
@@ -198,42 +219,80 @@ class AgentService:
         return agent
 
     def routers_of(self, ctx: AuthContext, wanted: str) -> list[dict[str, Any]]:
-        """``GET /v2.0/agents/{id}/l3-routers``: an L3 agent hosts every router."""
+        """``GET /v2.0/agents/{id}/l3-routers``: every router not removed from the agent."""
         with self.core.db.session() as s:
-            self._typed(s, ctx, wanted, L3)
-            rows = list(s.scalars(sa.select(m.Router).order_by(m.Router.created_at,
-                                                               m.Router.id)))
+            agent = self._typed(s, ctx, wanted, L3)
+            bindings = self._bindings(s, [agent["id"]])
+            rows = [r for r in s.scalars(sa.select(m.Router).order_by(
+                m.Router.created_at, m.Router.id))
+                if self._router_hosted(bindings, agent["id"], r.id)]
             return views.routers(s, rows)
 
     def networks_of(self, ctx: AuthContext, wanted: str) -> list[dict[str, Any]]:
-        """``GET /v2.0/agents/{id}/dhcp-networks``: the networks with a DHCP server."""
+        """``GET /v2.0/agents/{id}/dhcp-networks``: networks with a DHCP server or added to
+        the agent, but not removed from it."""
         with self.core.db.session() as s:
-            self._typed(s, ctx, wanted, DHCP)
-            served = sa.select(m.Port.network_id).where(m.Port.device_owner == DHCP_OWNER)
-            rows = list(s.scalars(sa.select(m.Network).where(m.Network.id.in_(served))
-                                  .order_by(m.Network.created_at, m.Network.id)))
+            agent = self._typed(s, ctx, wanted, DHCP)
+            bindings = self._bindings(s, [agent["id"]])
+            rows = [n for n in s.scalars(sa.select(m.Network).order_by(
+                m.Network.created_at, m.Network.id))
+                if self._network_hosted(s, bindings, agent["id"], n.id)]
             return views.networks(s, rows, ctx.is_admin)
+
+    def _bind(self, ctx: AuthContext, wanted: str, agent_type: str, target: object,
+              hosted: bool) -> None:
+        """Add (``hosted``) or remove a router / network on one agent, as Neutron answers:
+        an L3 agent adding a router it hosts is a no-op, a DHCP agent adding a network it
+        serves a 409; removing what the agent does not host is a 409."""
+
+        def work(s: Session) -> None:
+            agent = self._typed(s, ctx, wanted, agent_type)
+            if agent_type == L3:
+                rid = self.core.router(s, ctx, target).id
+                now = self._router_hosted(self._bindings(s, [agent["id"]]), agent["id"], rid)
+            else:
+                rid = self.core.network(s, ctx, target).id
+                now = self._network_hosted(s, self._bindings(s, [agent["id"]]), agent["id"],
+                                           rid)
+            if hosted and now and agent_type == DHCP:
+                raise neutron(Conflict, "NetworkHostedByDHCPAgent",
+                              f"The network {rid} has been already hosted by the DHCP Agent "
+                              f"{agent['id']}.")
+            if not hosted and not now:
+                kind = ("RouterNotHostedByL3Agent", "router", "L3 agent") if (
+                    agent_type == L3) else ("NetworkNotHostedByDhcpAgent", "network",
+                                            "DHCP Agent")
+                raise neutron(Conflict, kind[0], f"The {kind[1]} {rid} is not hosted by the "
+                              f"{kind[2]} {agent['id']}.")
+            if hosted == now:
+                return
+            row = s.get(m.AgentBinding, (agent["id"], rid))
+            if row is None:
+                s.add(m.AgentBinding(agent_id=agent["id"], resource_id=rid, hosted=hosted))
+            else:
+                row.hosted = hosted
+            s.flush()
+
+        self.core.require_admin(ctx, "update_agent")
+        self.core.transaction(work)
 
     def schedule(self, ctx: AuthContext, wanted: str, agent_type: str, obj: dict[str, Any],
                  key: str) -> None:
-        """POST /v2.0/agents/{id}/l3-routers | dhcp-networks: already hosted (409)."""
-        with self.core.db.session() as s:
-            agent = self._typed(s, ctx, wanted, agent_type)
-            target = obj.get(key)
-            if agent_type == L3:
-                self.core.router(s, ctx, target)
-                raise neutron(Conflict, "RouterHostedByL3Agent",
-                              f"The router {target} has been already hosted by the L3 Agent "
-                              f"{agent['id']} (Stratus hosts every router on every network "
-                              "node).")
-            self.core.network(s, ctx, target)
-            raise neutron(Conflict, "NetworkHostedByDHCPAgent",
-                          f"The network {target} has been already hosted by the DHCP Agent "
-                          f"{agent['id']} (Stratus serves DHCP on every network node).")
+        """POST /v2.0/agents/{id}/l3-routers | dhcp-networks."""
+        if not isinstance(obj.get(key), str):
+            raise BadRequest(f"Invalid input: '{key}' (an id) is required.")
+        self._bind(ctx, wanted, agent_type, obj[key], hosted=True)
 
-    def unschedule(self, ctx: AuthContext, wanted: str, agent_type: str) -> None:
-        with self.core.db.session() as s:
-            self._typed(s, ctx, wanted, agent_type)
-        raise BadRequest("Stratus hosts every router and DHCP server on every network node; "
-                         "one cannot be removed from an agent (set the agent's "
-                         "admin_state_up or delete the host's agent instead).")
+    def unschedule(self, ctx: AuthContext, wanted: str, agent_type: str, target: str) -> None:
+        """DELETE /v2.0/agents/{id}/l3-routers/{router} | dhcp-networks/{network}."""
+        self._bind(ctx, wanted, agent_type, target, hosted=False)
+
+
+def unhosted(s: Session, host: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(routers, networks) an admin removed from ``host``'s L3 / DHCP agent: the host-state
+    document leaves them out (``hoststate.py``)."""
+    off = {(b.agent_id, b.resource_id) for b in s.scalars(sa.select(m.AgentBinding).where(
+        m.AgentBinding.agent_id.in_([agent_id(host, L3), agent_id(host, DHCP)]),
+        ~m.AgentBinding.hosted))}
+    return (frozenset(r for a, r in off if a == agent_id(host, L3)),
+            frozenset(r for a, r in off if a == agent_id(host, DHCP)))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from stratus.contracts import network as nm
 from stratus.network import models as m
+from stratus.network.agents import unhosted
 from stratus.network.settings import DHCP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE
 
 AGENT_PROTOCOLS = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "icmp": "icmp",
@@ -132,8 +133,10 @@ def host_state(s: Session, host: str, network_node: bool | None = None) -> dict[
     dhcp_servers: list[nm.DhcpServer] = []
     routers: list[nm.Router] = []
     if network_node:
-        dhcp_servers = _dhcp_servers(s, need)
-        routers = _routers(s, need)
+        # What an admin removed from this host's DHCP / L3 agent (agents.py) is not served.
+        skip_routers, skip_networks = unhosted(s, host)
+        dhcp_servers = _dhcp_servers(s, need, skip_networks)
+        routers = _routers(s, need, skip_routers)
     state = nm.HostState(
         host=host, tunnel_peers=peers, networks=[_network(s, n) for n in needed.values()],
         ports=ports, dhcp_servers=dhcp_servers, routers=routers,
@@ -142,10 +145,13 @@ def host_state(s: Session, host: str, network_node: bool | None = None) -> dict[
     return state.to_dict()
 
 
-def _dhcp_servers(s: Session, need: Any) -> list[nm.DhcpServer]:
+def _dhcp_servers(s: Session, need: Any, skip: frozenset[str] = frozenset()
+                  ) -> list[nm.DhcpServer]:
     out = []
     for dport in s.scalars(sa.select(m.Port).where(m.Port.device_owner == DHCP_OWNER)
                            .order_by(m.Port.network_id)):
+        if dport.network_id in skip:
+            continue
         need(dport.network_id)
         dhcp_subnets = set(s.scalars(sa.select(m.Subnet.id).where(
             m.Subnet.network_id == dport.network_id, m.Subnet.enable_dhcp)))
@@ -170,9 +176,11 @@ def _dhcp_servers(s: Session, need: Any) -> list[nm.DhcpServer]:
     return out
 
 
-def _routers(s: Session, need: Any) -> list[nm.Router]:
+def _routers(s: Session, need: Any, skip: frozenset[str] = frozenset()) -> list[nm.Router]:
     out = []
     for router in s.scalars(sa.select(m.Router).order_by(m.Router.created_at, m.Router.id)):
+        if router.id in skip:
+            continue
         itf_ports = list(s.scalars(sa.select(m.Port).where(
             m.Port.device_id == router.id, m.Port.device_owner == ROUTER_INTERFACE)))
         gw_port = s.get(m.Port, router.gw_port_id) if router.gw_port_id else None

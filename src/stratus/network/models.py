@@ -217,6 +217,17 @@ class NetworkAgent(NetworkBase):
     deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class AgentBinding(NetworkBase):
+    """An admin's scheduling of a router (L3 agent) or a network (DHCP agent) on one
+    host's agent (``agents.py``): ``hosted`` false removes it from that host, true adds a
+    network no DHCP port would otherwise put there."""
+
+    __tablename__ = "agent_binding"
+    agent_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    hosted: Mapped[bool] = mapped_column()
+
+
 class Quota(NetworkBase):
     __tablename__ = "quota"
     project_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)

@@ -17,7 +17,7 @@ TRACK = "stratus.network.track"
 CHANGED = "stratus.network.hoststate_changed"
 STATE_MODELS: tuple[type, ...] = (
     m.Network, m.Subnet, m.Port, m.IPAllocation, m.SecurityGroup, m.SecurityGroupRule,
-    m.PortSecurityGroup, m.Router, m.FloatingIP, m.AgentHost,
+    m.PortSecurityGroup, m.Router, m.FloatingIP, m.AgentHost, m.AgentBinding,
 )
 STATE_TABLES = {cls.__tablename__ for cls in STATE_MODELS}  # type: ignore[attr-defined]
 # Columns in no host state document: a change of only these bumps nothing (the agents' own

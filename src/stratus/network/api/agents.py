@@ -64,22 +64,24 @@ def agent_networks(req: Req, svc: NetworkCore) -> dict[str, Any]:
 
 
 @routes.add("POST", "/v2.0/agents/{agent_id}/l3-routers", status=201)
-def add_router(req: Req, svc: NetworkCore) -> None:
+def add_router(req: Req, svc: NetworkCore) -> dict[str, Any]:
     svc.agents.schedule(req.ctx, req.params["agent_id"], L3, plain(req.body),
                         "router_id")
+    return {}  # Neutron answers 201 with an empty body of JSON
 
 
 @routes.add("POST", "/v2.0/agents/{agent_id}/dhcp-networks", status=201)
-def add_network(req: Req, svc: NetworkCore) -> None:
+def add_network(req: Req, svc: NetworkCore) -> dict[str, Any]:
     svc.agents.schedule(req.ctx, req.params["agent_id"], DHCP, plain(req.body),
                         "network_id")
+    return {}
 
 
 @routes.add("DELETE", "/v2.0/agents/{agent_id}/l3-routers/{router_id}")
 def remove_router(req: Req, svc: NetworkCore) -> None:
-    svc.agents.unschedule(req.ctx, req.params["agent_id"], L3)
+    svc.agents.unschedule(req.ctx, req.params["agent_id"], L3, req.params["router_id"])
 
 
 @routes.add("DELETE", "/v2.0/agents/{agent_id}/dhcp-networks/{network_id}")
 def remove_network(req: Req, svc: NetworkCore) -> None:
-    svc.agents.unschedule(req.ctx, req.params["agent_id"], DHCP)
+    svc.agents.unschedule(req.ctx, req.params["agent_id"], DHCP, req.params["network_id"])
