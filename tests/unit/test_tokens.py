@@ -85,3 +85,13 @@ def test_missing_repository_is_a_clear_error(tmp_path: Path) -> None:
         KeyRepository(tmp_path).load()
     with pytest.raises(ValueError):
         KeyRepository(tmp_path, max_active_keys=1)
+
+
+def test_system_and_trust_scope_survive_sealing(tmp_path: Path) -> None:
+    repo = KeyRepository(tmp_path / "k")
+    repo.setup()
+    sealer = TokenSealer(repo)
+    system = sealer.unseal(sealer.seal(payload(project_id=None, system=True)))
+    assert system.system and system.project_id is None and system.trust_id is None
+    trust = sealer.unseal(sealer.seal(payload(trust_id="t1")))
+    assert (trust.trust_id, trust.project_id, trust.system) == ("t1", "p1", False)

@@ -41,6 +41,7 @@ class AuthContext:
     audit_ids: tuple[str, ...] = ()
     expires_at: float = 0.0
     token: str = field(default="", repr=False)
+    trust_id: str | None = None  # a token scoped to a trust (OS-TRUST)
 
     @property
     def is_admin(self) -> bool:
@@ -63,6 +64,7 @@ class AuthContext:
             domain_id=domain.get("id"),
             system="system" in tok,
             roles=frozenset(r["name"] for r in tok.get("roles", [])),
+            trust_id=(tok.get("OS-TRUST:trust") or {}).get("id"),
             audit_ids=tuple(tok.get("audit_ids", [])),
             expires_at=expires,
             token=token,

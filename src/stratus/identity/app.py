@@ -12,14 +12,17 @@ from stratus.identity.api import (
     app_credentials,
     assignments,
     auth,
+    credentials,
     domains,
     endpoints,
     groups,
+    policies,
     projects,
     regions,
     roles,
     services,
     tokens,
+    trusts,
     users,
     versions,
 )
@@ -53,7 +56,8 @@ def build_app(identity: Identity, public_url: str = "") -> Starlette:
     order, which is the order Starlette tries them in)."""
     router = Router(authenticate=identity.context)
     for module in (versions, tokens, auth, domains, projects, users, groups, app_credentials,
-                   roles, assignments, regions, services, endpoints):
+                   roles, assignments, regions, services, endpoints, credentials, policies,
+                   trusts):
         router.include(module.routes, identity)
     return create_app(
         "identity", router.routes, keystone_error, db=identity.db, public_url=public_url

@@ -5,7 +5,9 @@ The HTTP layer (the modules of ``api/``) parses requests and renders
 responses; everything that reads or writes the database lives in the service
 layer: here for tokens, and in one module per resource family (domains.py,
 projects.py, users.py, groups.py, roles.py, assignments.py, catalog.py,
-app_credentials.py), reached as attributes of ``Identity`` (``identity.users``...).
+app_credentials.py, credentials.py, trusts.py), reached as attributes of
+``Identity`` (``identity.users``...). This file is a little over 500 lines:
+authentication and validation read best in one place.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from stratus.identity import rows, views
 from stratus.identity.app_credentials import AppCredentials
 from stratus.identity.assignments import SYSTEM_ID, Assignments
 from stratus.identity.catalog import Endpoints, Regions, Services, catalog_entries
+from stratus.identity.credentials import Credentials, Policies
 from stratus.identity.domains import Domains
 from stratus.identity.groups import Groups
 from stratus.identity.passwords import DUMMY_HASH, hash_password, verify_password
@@ -36,6 +39,7 @@ from stratus.identity.revocation import RevocationCache, TokenFacts
 from stratus.identity.roles import Roles
 from stratus.identity.rows import GLOBAL
 from stratus.identity.tokens import TokenDecodeError, TokenPayload, TokenSealer, new_audit_id
+from stratus.identity.trusts import Trusts
 from stratus.identity.users import Users
 from stratus.identity.views import INTERFACES
 
@@ -55,6 +59,7 @@ class ValidatedToken:
     project_domain: m.Domain | None
     domain: m.Domain | None
     roles: list[m.Role]
+    trust: m.Trust | None = None
 
     def context(self, token: str) -> AuthContext:
         return AuthContext(
@@ -70,6 +75,7 @@ class ValidatedToken:
             audit_ids=tuple(self.payload.audit_ids),
             expires_at=self.payload.expires_at,
             token=token,
+            trust_id=self.payload.trust_id,
         )
 
 
@@ -98,6 +104,9 @@ class Identity:
         self.regions = Regions(self)
         self.services = Services(self)
         self.endpoints = Endpoints(self)
+        self.credentials = Credentials(self)
+        self.policies = Policies(self)
+        self.trusts = Trusts(self)
         self.revocations = RevocationCache()
 
     # ---- lookups -------------------------------------------------------------------------
@@ -232,6 +241,21 @@ class Identity:
             return None, None, True
         raise BadRequest("scope must have exactly one of 'project', 'domain' or 'system'.")
 
+    def _scope_or_trust(
+        self, session: Session, scope: Any, user: m.User
+    ) -> tuple[m.User, str | None, str | None, bool, str | None]:
+        """(token user, project_id, domain_id, system, trust_id): ``_scope``, or for
+        ``{"OS-TRUST:trust": {"id": ...}}`` the trust's project, with the trustor as
+        the token's user when the trust allows impersonation (trusts.py)."""
+        if isinstance(scope, dict) and "OS-TRUST:trust" in scope:
+            if len(scope) != 1:
+                raise BadRequest("A trust scope cannot be combined with another scope.")
+            trust = self.trusts.consume(session, scope["OS-TRUST:trust"], user)
+            if trust.impersonation:
+                user = self.get(session, m.User, trust.trustor_user_id, "user")
+            return user, trust.project_id, None, False, trust.id
+        return (user, *self._scope(session, scope, user), None)
+
     def authenticate(self, body: Any) -> tuple[str, ValidatedToken]:
         """POST /v3/auth/tokens: returns the new token and what it grants."""
         if not isinstance(body, dict) or not isinstance(body.get("auth"), dict):
@@ -251,10 +275,11 @@ class Identity:
         with self.db.session() as session:
             audit_ids = [new_audit_id()]
             expires_at = now + self.token_ttl
-            app_cred_id = None
+            app_cred_id = trust_id = None
             if method == "password":
                 user = self._password_user(session, ident.get("password"))
-                project_id, domain_id, system = self._scope(session, auth.get("scope"), user)
+                user, project_id, domain_id, system, trust_id = self._scope_or_trust(
+                    session, auth.get("scope"), user)
             elif method == "token":
                 spec = ident.get("token")
                 if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
@@ -264,9 +289,9 @@ class Identity:
                 except NotFound:
                     raise Unauthorized(AUTH_REQUIRED) from None
                 user = old.user
-                if old.payload.app_cred_id:
-                    raise Unauthorized(AUTH_REQUIRED)
-                project_id, domain_id, system = self._scope(
+                if old.payload.app_cred_id or old.payload.trust_id:
+                    raise Unauthorized(AUTH_REQUIRED)  # neither kind may be rescoped
+                user, project_id, domain_id, system, trust_id = self._scope_or_trust(
                     session, auth.get("scope", "unscoped"), user
                 )
                 # A rescoped token never outlives the token it came from.
@@ -290,6 +315,7 @@ class Identity:
                 domain_id=domain_id,
                 system=system,
                 app_cred_id=app_cred_id,
+                trust_id=trust_id,
             )
             try:
                 validated = self._check_payload(session, payload)
@@ -379,7 +405,7 @@ class Identity:
         user_domain = session.get(m.Domain, user.domain_id)
         if user_domain is None or not user_domain.enabled:
             raise NotFound("The token's user domain is disabled.")
-        project = project_domain = domain = None
+        project = project_domain = domain = trust = None
         roles: list[m.Role] = []
         roles_from = payload.project_id  # the project the roles come from
         if payload.project_id:
@@ -397,6 +423,9 @@ class Identity:
             roles = self.effective_roles(session, user.id, domain.id, "Domain")
         elif payload.system:
             roles_from, roles = self._system_roles(session, user.id)
+        if payload.trust_id:
+            # The trust's roles, as long as the trust and its trustor still give them.
+            trust, roles = self.trusts.token_roles(session, payload.trust_id, user.id)
         if payload.app_cred_id:
             cred = session.get(m.ApplicationCredential, payload.app_cred_id)
             if cred is None:
@@ -406,7 +435,8 @@ class Identity:
             raise NotFound("The token has been revoked.")
         if (payload.project_id or payload.domain_id or payload.system) and not roles:
             raise Unauthorized(AUTH_REQUIRED)
-        return ValidatedToken(payload, user, user_domain, project, project_domain, domain, roles)
+        return ValidatedToken(payload, user, user_domain, project, project_domain, domain, roles,
+                              trust)
 
     def _system_roles(self, session: Session, user_id: str) -> tuple[str, list[m.Role]]:
         """The roles the user holds on the system (``PUT /v3/system/users/...``),

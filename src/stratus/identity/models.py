@@ -165,3 +165,44 @@ class ApplicationCredential(IdentityBase):
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     unrestricted: Mapped[bool] = mapped_column(default=False)
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Credential(IdentityBase):
+    """A user's stored secret (``/v3/credentials``): an EC2 key pair, a TOTP seed,
+    a certificate; ``blob`` is the client's string, kept as given."""
+
+    __tablename__ = "credential"
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    type: Mapped[str] = mapped_column(sa.String(255), index=True)
+    blob: Mapped[str] = mapped_column(sa.Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Policy(IdentityBase):
+    """A stored policy document (``/v3/policies``): an opaque blob and its media type."""
+
+    __tablename__ = "policy"
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(255))
+    blob: Mapped[str] = mapped_column(sa.Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Trust(IdentityBase):
+    """A trustor's delegation of some of its roles on a project to a trustee
+    (``/v3/OS-TRUST/trusts``, identity/trusts.py)."""
+
+    __tablename__ = "trust"
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    trustor_user_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    trustee_user_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    impersonation: Mapped[bool] = mapped_column(default=False)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    remaining_uses: Mapped[int | None] = mapped_column(nullable=True)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -115,6 +115,7 @@ class TokenPayload:
     domain_id: str | None = None
     system: bool = False
     app_cred_id: str | None = None
+    trust_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -134,6 +135,8 @@ class TokenPayload:
             body["s"] = True
         if self.app_cred_id:
             body["ac"] = self.app_cred_id
+        if self.trust_id:
+            body["t"] = self.trust_id
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -152,6 +155,7 @@ class TokenPayload:
                 domain_id=body.get("d"),
                 system=bool(body.get("s", False)),
                 app_cred_id=body.get("ac"),
+                trust_id=body.get("t"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise TokenDecodeError("malformed token payload") from exc

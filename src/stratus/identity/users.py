@@ -113,8 +113,8 @@ class Users:
             return user
 
     def delete(self, user_id: str) -> None:
-        """Delete a user with its grants, memberships and application credentials;
-        revoke its tokens."""
+        """Delete a user with its grants, memberships, application credentials,
+        credentials and trusts (as trustor or trustee); revoke its tokens."""
         with self.core.db.session() as s:
             user = get(s, m.User, user_id, "user")
             s.execute(sa.delete(m.Assignment).where(m.Assignment.actor_id == user.id))
@@ -122,6 +122,9 @@ class Users:
             s.execute(
                 sa.delete(m.ApplicationCredential).where(m.ApplicationCredential.user_id == user.id)
             )
+            s.execute(sa.delete(m.Credential).where(m.Credential.user_id == user.id))
+            s.execute(sa.delete(m.Trust).where(sa.or_(m.Trust.trustor_user_id == user.id,
+                                                      m.Trust.trustee_user_id == user.id)))
             self.core.revoke(s, user_id=user.id)
             s.delete(user)
 

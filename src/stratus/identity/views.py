@@ -243,6 +243,47 @@ def app_credential(base: str, c: m.ApplicationCredential, roles: list[m.Role]) -
     }
 
 
+def credential(base: str, c: m.Credential) -> dict[str, Any]:
+    return {
+        **(c.extra or {}),
+        "id": c.id,
+        "user_id": c.user_id,
+        "project_id": c.project_id,
+        "type": c.type,
+        "blob": c.blob,
+        "links": {"self": f"{base}/v3/credentials/{c.id}"},
+    }
+
+
+def policy(base: str, p: m.Policy) -> dict[str, Any]:
+    return {
+        **(p.extra or {}),
+        "id": p.id,
+        "type": p.type,
+        "blob": p.blob,
+        "links": {"self": f"{base}/v3/policies/{p.id}"},
+    }
+
+
+def trust(base: str, t: m.Trust, roles: list[m.Role]) -> dict[str, Any]:
+    path = f"{base}/v3/OS-TRUST/trusts/{t.id}"
+    return {
+        "id": t.id,
+        "trustor_user_id": t.trustor_user_id,
+        "trustee_user_id": t.trustee_user_id,
+        "project_id": t.project_id,
+        "impersonation": t.impersonation,
+        "expires_at": isotime(t.expires_at, precise=True),
+        "remaining_uses": t.remaining_uses,
+        "allow_redelegation": False,
+        "redelegation_count": 0,
+        "redelegated_trust_id": None,
+        "roles": [role(base, r) for r in roles],
+        "roles_links": {"self": f"{path}/roles", "previous": None, "next": None},
+        "links": {"self": path},
+    }
+
+
 def role_inference(base: str, prior: m.Role, implied: m.Role | list[m.Role]) -> dict[str, Any]:
     """A prior role and the role (or roles) it implies."""
 
@@ -314,6 +355,13 @@ def token(vt: ValidatedToken, catalog: list[dict[str, Any]] | None) -> dict[str,
         tok["roles"] = [{"id": r.id, "name": r.name} for r in vt.roles]
         if catalog is not None:
             tok["catalog"] = catalog
+    if vt.trust is not None:
+        tok["OS-TRUST:trust"] = {
+            "id": vt.trust.id,
+            "impersonation": vt.trust.impersonation,
+            "trustor_user": {"id": vt.trust.trustor_user_id},
+            "trustee_user": {"id": vt.trust.trustee_user_id},
+        }
     if p.app_cred_id:
         tok["application_credential"] = {"id": p.app_cred_id, "restricted": True}
     return {"token": tok}
