@@ -244,7 +244,20 @@ def test_concurrent_creates_never_pass_the_quota(volume: VolumeServer) -> None:
         codes = sorted(pool.map(create, range(16)))
     assert codes == [202] * 6 + [413] * 10, codes
     carol = VolumeClient(volume.url, tok, proj)
-    assert len(carol.call("GET", "/volumes").json()["volumes"]) == 6
+    vols = carol.call("GET", "/volumes").json()["volumes"]
+    assert len(vols) == 6
+    # Concurrent attachments of one volume: exactly one is made.
+    Agents(admin).converge()
+
+    def reserve(_: int) -> int:
+        with httpx.Client(base_url=volume.url, timeout=60, headers={
+                "X-Auth-Token": tok, "OpenStack-API-Version": "volume 3.60"}) as c:
+            return c.post(f"/v3/{proj}/attachments", json={"attachment": {
+                "volume_uuid": vols[0]["id"], "instance_uuid": SERVER}}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(reserve, range(8)))
+    assert codes == [200] + [400] * 7, codes
     carol.close()
     admin.close()
 

@@ -103,8 +103,18 @@ class VolumeCore:
     # ---- transactions ----------------------------------------------------------------
 
     def transaction(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in one transaction (rerun when it lost a race)."""
-        return self.db.transaction(work, attempts=TRANSACTION_ATTEMPTS, conflict_after=3)
+        """Run ``work`` in one transaction (rerun when it lost a race).
+
+        A status guard reads a row and then writes: on PostgreSQL the read locks the row
+        (``SELECT ... FOR UPDATE``); on SQLite, whose driver would begin the transaction
+        only at the first write, the transaction begins IMMEDIATE (taking the write lock
+        first), so two requests cannot both pass a guard on the same volume."""
+        return self.db.transaction(work, attempts=TRANSACTION_ATTEMPTS, conflict_after=3,
+                                   begin=self._begin)
+
+    def _begin(self, s: Session) -> None:
+        if self.db.url.startswith("sqlite"):
+            s.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
     @staticmethod
     def bump(s: Session, host: str | None) -> None:
