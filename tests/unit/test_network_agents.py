@@ -72,9 +72,10 @@ def test_agents_per_host_as_neutron_shows_them(api: NetApi) -> None:
     assert api.ok("GET", f"/v2.0/agents/{l3['id']}", ADMIN)["agent"] == l3
     assert [a["host"] for a in agents(api, "?agent_type=DHCP%20agent")] == ["net1"]
     assert agents(api, "?host=cmp1&fields=agent_type") == [{"agent_type": "Open vSwitch agent"}]
-    # Admin only, as in Neutron.
-    assert api.call("GET", "/v2.0/agents", ALICE).status_code == 403
-    assert api.call("GET", f"/v2.0/agents/{l3['id']}", ALICE).status_code == 403
+    assert l3["configurations"] == {"agent_mode": "legacy"}
+    # Admin only, as in Neutron: a project lists none and finds none.
+    assert api.ok("GET", "/v2.0/agents", ALICE) == {"agents": []}
+    assert api.call("GET", f"/v2.0/agents/{l3['id']}", ALICE).status_code == 404
 
 
 def test_alive_follows_the_hosts_registrations(api: NetApi) -> None:
@@ -93,6 +94,8 @@ def test_update_and_delete_agents(api: NetApi) -> None:
                                                   "description": "draining"}})["agent"]
     assert up["admin_state_up"] is False and up["description"] == "draining"
     assert by_type(api, "DHCP agent", "net1")["admin_state_up"] is False
+    cleared = api.ok("PUT", url, ADMIN, json={"agent": {"description": None}})["agent"]
+    assert cleared["description"] is None and cleared["admin_state_up"] is False
     for body in ({"agent": {"host": "x"}}, {"agent": {"admin_state_up": "maybe"}}, {"x": 1}):
         assert api.call("PUT", url, ADMIN, json=body).status_code == 400
     assert api.call("PUT", url, ALICE, json={"agent": {"description": "x"}}).status_code == 403

@@ -49,6 +49,12 @@ AGENT_TYPES: dict[str, tuple[str, str, str | None]] = {
     L3: ("neutron-l3-agent", "l3_agent", "nova"),
     METADATA: ("neutron-metadata-agent", "N/A", None),
 }
+CONFIGURATIONS: dict[str, Any] = {
+    L2: lambda host: {"tunneling_ip": host.underlay_ip, "l2_population": True},
+    DHCP: lambda host: {"dhcp_driver": "dnsmasq"},
+    L3: lambda host: {"agent_mode": "legacy"},
+    METADATA: lambda host: {},
+}
 _ID_NAMESPACE = uuid.UUID("5a0f3b2e-6f1d-4c55-9a57-9e2a8d1c0b77")
 AGENT_ATTRS = {"admin_state_up", "description"}
 
@@ -90,7 +96,7 @@ def render(host: m.AgentHost, agent_type: str, row: m.NetworkAgent | None,
         "alive": now - host.updated_at <= timedelta(seconds=AGENT_DOWN_TIME),
         "description": kept.description if kept and kept.description else None,
         "heartbeat_timestamp": beat, "created_at": beat, "started_at": beat,
-        "configurations": {"underlay_ip": host.underlay_ip} if agent_type == L2 else {},
+        "configurations": CONFIGURATIONS[agent_type](host),
         "resources_synced": None, "resource_versions": {},
     }
 
@@ -114,14 +120,17 @@ class AgentService:
         return out
 
     def _find(self, s: Session, ctx: AuthContext, wanted: object) -> dict[str, Any]:
-        self.core.require_admin(ctx, "get_agent")
+        if not ctx.is_admin:  # as Neutron: another's resource is not found, not forbidden
+            raise agent_not_found(wanted)
         for agent in self._all(s):
             if agent["id"] == wanted:
                 return agent
         raise agent_not_found(wanted)
 
     def every(self, ctx: AuthContext) -> list[dict[str, Any]]:
-        self.core.require_admin(ctx, "get_agent")
+        """Every agent; none for a non-admin (Neutron's policy filters the list)."""
+        if not ctx.is_admin:
+            return []
         with self.core.db.session() as s:
             return self._all(s)
 
@@ -145,7 +154,10 @@ class AgentService:
                                      description="", deleted_at=None)
                 s.add(row)
             row.admin_state_up = views.boolean(obj, "admin_state_up", row.admin_state_up)
-            row.description = views.text(obj, "description", row.description)
+            if obj.get("description", "") is not None:  # null: no description
+                row.description = views.text(obj, "description", row.description)
+            else:
+                row.description = ""
             s.flush()
             return self._find(s, ctx, wanted)
 
