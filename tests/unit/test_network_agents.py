@@ -200,6 +200,13 @@ def test_extra_routes_put_add_remove(api: NetApi) -> None:
     state = api.ok("GET", "/v2.0/stratus-agent/hosts/net1", ADMIN)
     (r,) = state["routers"]
     assert r["routes"] == [a, c]
+    # An interface a route's nexthop needs stays (Neutron's 409); without routes it goes.
+    sub_id = api.ok("GET", "/v2.0/subnets?cidr=10.0.0.0/24", ALICE)["subnets"][0]["id"]
+    resp = api.call("PUT", f"{url}/remove_router_interface", ALICE, json={"subnet_id": sub_id})
+    assert resp.status_code == 409
+    assert resp.json()["NeutronError"]["type"] == "RouterInterfaceInUseByRoute"
+    api.ok("PUT", url, ALICE, json={"router": {"routes": None}})
+    api.ok("PUT", f"{url}/remove_router_interface", ALICE, json={"subnet_id": sub_id})
 
 
 @pytest.mark.parametrize(("body", "words"), [

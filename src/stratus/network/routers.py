@@ -325,6 +325,12 @@ class RouterService:
                                   f"Router interface for subnet {sub.id} on router {r.id} "
                                   "cannot be deleted, as it is required by one or more "
                                   "floating IPs.")
+            for route in r.routes or []:  # extraroute: a nexthop needs its interface
+                if ipaddress.IPv4Address(route["nexthop"]) in cidr:
+                    raise neutron(Conflict, "RouterInterfaceInUseByRoute",
+                                  f"Router interface for subnet {sub.id} on router {r.id} "
+                                  f"cannot be deleted, as it is required by one or more "
+                                  f"routes (nexthop {route['nexthop']}).")
             info = interface_info(r, port, subnet_ids)
             s.delete(port)
             return info
