@@ -192,3 +192,38 @@ def test_no_5xx_from_the_new_routes_and_fields(engine_api: NetApi) -> None:
         "network_id": net["id"], "subnetpool_id": pool["id"], "prefixlen": 24,
         "ip_version": 4}})  # the fuzz may have changed the pool's bounds: valid ones
     assert made.status_code == 201, made.text
+
+
+def test_the_agent_installs_extra_routes_in_a_real_namespace() -> None:
+    """ensure_extra_routes with the real ip(8) in a namespace (prefix tnetimg-)."""
+    from stratus.agent.network.drivers.router import ensure_extra_routes
+    from stratus.agent.runner import Runner
+    from stratus.contracts.network import HostRoute, Router
+
+    ns, runner = "tnetimg-xr", Runner()
+
+    def routes() -> set[tuple[str, str]]:
+        out = json.loads(runner.run(["ip", "-n", ns, "-j", "-4", "route", "show"]) or "[]")
+        return {(r["dst"], r.get("gateway", "")) for r in out}
+
+    runner.run(["ip", "netns", "add", ns], wrap=False)
+    try:
+        runner.run(["ip", "-n", ns, "link", "add", "qr-tnetimg", "type", "veth", "peer",
+                    "name", "qr-tnetimgp"])  # no dummy module here: a veth pair in the ns
+        runner.run(["ip", "-n", ns, "addr", "add", "10.0.0.1/24", "dev", "qr-tnetimg"])
+        for dev in ("qr-tnetimg", "qr-tnetimgp"):
+            runner.run(["ip", "-n", ns, "link", "set", dev, "up"])
+        router = Router(id="r", routes=[HostRoute("192.168.5.0/24", "10.0.0.7"),
+                                        HostRoute("192.168.6.9/32", "10.0.0.8"),
+                                        HostRoute("192.168.7.0/24", "172.16.0.1")])
+        ensure_extra_routes(runner, ns, router)  # the third: no such nexthop, logged
+        assert {("192.168.5.0/24", "10.0.0.7"), ("192.168.6.9", "10.0.0.8")} <= routes()
+        assert not any(d == "192.168.7.0/24" for d, _ in routes())
+        router.routes = [HostRoute("192.168.6.9/32", "10.0.0.8")]
+        ensure_extra_routes(runner, ns, router)
+        assert routes() == {("10.0.0.0/24", ""), ("192.168.6.9", "10.0.0.8")}
+        router.routes = []
+        ensure_extra_routes(runner, ns, router)
+        assert routes() == {("10.0.0.0/24", "")}  # the connected route is not ours
+    finally:
+        runner.run(["ip", "netns", "delete", ns], wrap=False, check=False)
