@@ -124,6 +124,8 @@ class Server(ComputeBase):
     snapshots: Mapped[list[dict[str, str]]] = mapped_column(sa.JSON, default=list)
     group_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
     progress: Mapped[int] = mapped_column(sa.Integer, default=0)
+    access_ip_v4: Mapped[str | None] = mapped_column(sa.String(45), nullable=True)
+    access_ip_v6: Mapped[str | None] = mapped_column(sa.String(45), nullable=True)
     deleted: Mapped[bool] = mapped_column(sa.Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime)

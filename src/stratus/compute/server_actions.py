@@ -59,10 +59,11 @@ class ServerActions(ServerReads):
     core: ComputeCore
     ds: Downstream
 
-    def rename(self, ctx: AuthContext, sid: str, name: Callable[[], str | None]
-               ) -> ServerShown:
+    def rename(self, ctx: AuthContext, sid: str, name: Callable[[], str | None],
+               access: dict[str, str | None] | None = None) -> ServerShown:
         """Set the server's name (``name()`` is read once the server is found: a missing
-        server is a 404 before a bad name is a 400); returns the server to show."""
+        server is a 404 before a bad name is a 400) and its ``access`` addresses
+        (accessIPv4/accessIPv6 given); returns the server to show."""
         core = self.core
 
         def work(s: Session) -> ServerShown:
@@ -70,6 +71,10 @@ class ServerActions(ServerReads):
             new = name()
             if new is not None:
                 srv.name = new
+            if access and "accessIPv4" in access:
+                srv.access_ip_v4 = access["accessIPv4"]
+            if access and "accessIPv6" in access:
+                srv.access_ip_v6 = access["accessIPv6"]
             srv.updated_at = utcnow()
             s.flush()
             return self._shown(s, ctx, srv)

@@ -40,6 +40,8 @@ class CreateRequest:
     different_host: list[str] = field(default_factory=list)
     networks_required: bool = False
     block_devices: list[Any] = field(default_factory=list)  # boot_volumes.BootDevice
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
 
 def downstream_error(exc: ServiceError, what: str) -> ApiError:
     if exc.temporary:

@@ -133,6 +133,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
                     meta=dict(req.metadata), security_groups=groups,
                     config_drive=req.config_drive, launch_index=index,
                     group_id=group.id if group else None, progress=0, deleted=False,
+                    access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6,
                     snapshots=[], console_tail="", created_at=now, updated_at=now)
                 s.add(srv)
                 ids.append(srv.id)

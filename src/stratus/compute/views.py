@@ -127,8 +127,18 @@ def metadata(value: Any, limit: int, key: str = "metadata") -> dict[str, str]:
     return dict(value)
 
 
-def link(req: Req, path: str) -> list[dict[str, str]]:
+def root(req: Req) -> str:
+    """The API's root URL: the configured public URL (the catalog's, which ends in
+    ``/v2.1``) or the request's host, without a version suffix."""
     base = req.base_url
+    for suffix in ("/v2.1", "/v2"):
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def link(req: Req, path: str) -> list[dict[str, str]]:
+    base = root(req)
     return [{"rel": "self", "href": f"{base}/v2.1/{path}"},
             {"rel": "bookmark", "href": f"{base}/{path}"}]
 
@@ -143,12 +153,18 @@ def flavor(req: Req, f: m.Flavor) -> dict[str, Any]:
     return out
 
 
-def keypair(k: m.KeyPair, v: tuple[int, int], detail: bool = True) -> dict[str, Any]:
+def keypair(k: m.KeyPair, v: tuple[int, int], detail: bool = True,
+            created: bool = False) -> dict[str, Any]:
+    """A key pair as Nova shows it: in a list (``detail`` false: name, public key,
+    fingerprint; type from 2.2), just made (``created``: plus its user), or shown (plus its
+    user, id and dates)."""
     out: dict[str, Any] = {"name": k.name, "public_key": k.public_key,
                            "fingerprint": k.fingerprint}
     if v >= (2, 2):
         out["type"] = k.type
-    if detail:
+    if created:
+        out["user_id"] = k.user_id
+    elif detail:
         out.update({"user_id": k.user_id, "created_at": isotime(k.created_at),
                     "deleted": False, "deleted_at": None, "updated_at": None, "id": k.id})
     return out
@@ -194,18 +210,19 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
             "original_name": f["name"], "extra_specs": f.get("extra_specs", {})}
     else:
         flavor_view = {"id": srv.flavor_id, "links": [
-            {"rel": "bookmark", "href": f"{req.base_url}/flavors/{srv.flavor_id}"}]}
+            {"rel": "bookmark", "href": f"{root(req)}/flavors/{srv.flavor_id}"}]}
     host_id = hashlib.sha224(f"{srv.project_id}{srv.host}".encode()).hexdigest() \
         if srv.host else ""
     out: dict[str, Any] = {
         "id": srv.id, "name": srv.name, "status": status(srv), "tenant_id": srv.project_id,
         "user_id": srv.user_id, "metadata": dict(srv.meta), "hostId": host_id,
         "image": {"id": srv.image_id, "links": [
-            {"rel": "bookmark", "href": f"{req.base_url}/images/{srv.image_id}"}]}
+            {"rel": "bookmark", "href": f"{root(req)}/images/{srv.image_id}"}]}
         if srv.image_id else "",  # "" when it boots from a volume (as Nova)
         "flavor": flavor_view, "created": isotime(srv.created_at),
         "updated": isotime(srv.updated_at), "addresses": addresses(ports, floating),
-        "accessIPv4": "", "accessIPv6": "", "links": link(req, f"servers/{srv.id}"),
+        "accessIPv4": srv.access_ip_v4 or "", "accessIPv6": srv.access_ip_v6 or "",
+        "links": link(req, f"servers/{srv.id}"),
         "OS-DCF:diskConfig": "MANUAL", "progress": srv.progress,
         "OS-EXT-AZ:availability_zone": srv.availability_zone or "",
         "config_drive": "True" if srv.config_drive else "", "key_name": srv.key_name,
@@ -246,6 +263,22 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         out["description"] = None
     if v >= (2, 26):
         out["tags"] = []
+    return out
+
+
+BASIC_KEYS = frozenset({
+    "id", "name", "status", "image", "flavor", "fault", "user_id", "tenant_id", "created",
+    "updated", "progress", "metadata", "links", "addresses", "hostId", "OS-DCF:diskConfig",
+    "accessIPv4", "accessIPv6", "locked", "description", "tags"})
+
+
+def basic(full: dict[str, Any]) -> dict[str, Any]:
+    """The server as Nova answers an update (before 2.75): :func:`server` without the
+    extension attributes (zone, states, host, volumes, groups, key, config drive) and
+    with plain addresses."""
+    out = {k: v for k, v in full.items() if k in BASIC_KEYS}
+    out["addresses"] = {net: [{"version": a["version"], "addr": a["addr"]} for a in entries]
+                        for net, entries in full["addresses"].items()}
     return out
 
 

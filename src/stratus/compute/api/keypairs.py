@@ -70,7 +70,7 @@ def create_keypair(req: Req, svc: ComputeCore) -> JSONResponse:
     elif not isinstance(public, str):
         raise BadRequest("Keypair data is invalid: public_key must be a string.")
     row = svc.keypairs.create(req.ctx.project_id or "", user, name, kind, public.strip())
-    out = views.keypair(row, v)
+    out = views.keypair(row, v, created=True)
     if private is not None:
         out["private_key"] = private
     return JSONResponse({"keypair": out}, status_code=201 if v >= (2, 2) else 200)

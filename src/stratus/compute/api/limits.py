@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.common.app import Req, Routes
+from stratus.compute import views
 from stratus.compute.core import ComputeCore
 
 routes = Routes()
@@ -16,7 +17,7 @@ def show_limits(req: Req, svc: ComputeCore) -> dict[str, Any]:
     if project != req.ctx.project_id:
         svc.require_admin(req.ctx, "os_compute_api:limits:other_project")
     q = svc.quotas.quota_set(project, detail=True)
-    return {"limits": {"rate": [], "absolute": {
+    absolute = {
         "maxTotalInstances": q["instances"]["limit"],
         "maxTotalCores": q["cores"]["limit"], "maxTotalRAMSize": q["ram"]["limit"],
         "maxServerMeta": q["metadata_items"]["limit"],
@@ -27,7 +28,12 @@ def show_limits(req: Req, svc: ComputeCore) -> dict[str, Any]:
         "maxServerGroupMembers": q["server_group_members"]["limit"],
         "totalInstancesUsed": q["instances"]["in_use"],
         "totalCoresUsed": q["cores"]["in_use"], "totalRAMUsed": q["ram"]["in_use"],
-        "totalServerGroupsUsed": q["server_groups"]["in_use"],
-        "maxSecurityGroups": -1, "maxSecurityGroupRules": -1,
-        "maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0,
-        "totalSecurityGroupsUsed": 0}}}
+        "totalServerGroupsUsed": q["server_groups"]["in_use"]}
+    v = views.mv(req)
+    if v >= (2, 39):  # image metadata is the image API's since 2.39
+        del absolute["maxImageMeta"]
+    if v < (2, 36):  # the network API's limits, shown by Nova before 2.36
+        absolute.update({"maxSecurityGroups": 10, "maxSecurityGroupRules": 20,
+                         "maxTotalFloatingIps": 10, "totalFloatingIpsUsed": 0,
+                         "totalSecurityGroupsUsed": 0})
+    return {"limits": {"rate": [], "absolute": absolute}}

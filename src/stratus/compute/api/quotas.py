@@ -14,6 +14,18 @@ from stratus.compute.quotas import FIXED_LIMITS, QUOTA_RESOURCES
 
 routes = Routes()
 P = "/v2.1/os-quota-sets/{project}"
+# The network quotas Nova showed (and stored, unenforced) before 2.36; the network API owns
+# them. Shown with Nova's defaults below 2.36, accepted and ignored there in an update.
+NETWORK_QUOTAS = {"floating_ips": 10, "fixed_ips": -1, "security_groups": 10,
+                  "security_group_rules": 20}
+
+
+def shaped(req: Req, quota_set: dict[str, Any], detail: bool = False) -> dict[str, Any]:
+    """The quota set as Nova shows it at the request's microversion."""
+    if views.mv(req) < (2, 36):
+        for res, val in NETWORK_QUOTAS.items():
+            quota_set[res] = {"limit": val, "in_use": 0, "reserved": 0} if detail else val
+    return {"quota_set": quota_set}
 
 
 def quota_project(req: Req, svc: ComputeCore) -> str:
@@ -26,26 +38,27 @@ def quota_project(req: Req, svc: ComputeCore) -> str:
 
 @routes.add("GET", P)
 def show_quota_set(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    return {"quota_set": svc.quotas.quota_set(quota_project(req, svc))}
+    return shaped(req, svc.quotas.quota_set(quota_project(req, svc)))
 
 
 @routes.add("GET", P + "/detail")
 def show_quota_set_detail(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    return {"quota_set": svc.quotas.quota_set(quota_project(req, svc), detail=True)}
+    return shaped(req, svc.quotas.quota_set(quota_project(req, svc), detail=True), True)
 
 
 @routes.add("GET", P + "/defaults")
 def show_quota_defaults(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    return {"quota_set": svc.quotas.defaults(req.params["project"])}
+    return shaped(req, svc.quotas.defaults(req.params["project"]))
 
 
 @routes.add("PUT", P)
 def update_quota_set(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-quota-sets:update")
     data = views.obj(req.body, "quota_set")
-    views.only(data, {*QUOTA_RESOURCES, "force", *FIXED_LIMITS}, "quota_set")
+    old = set(NETWORK_QUOTAS) if views.mv(req) < (2, 36) else set()
+    views.only(data, {*QUOTA_RESOURCES, "force", *FIXED_LIMITS, *old}, "quota_set")
     values = {r: views.integer(data, r, minimum=-1) for r in QUOTA_RESOURCES if r in data}
-    return {"quota_set": svc.quotas.update(req.params["project"], values)}
+    return shaped(req, svc.quotas.update(req.params["project"], values))
 
 
 @routes.add("DELETE", P, status=202)

@@ -15,15 +15,19 @@ from stratus.compute.server_groups import POLICIES
 routes = Routes()
 
 
-def group_view(g: m.ServerGroup) -> dict[str, Any]:
-    return {"id": g.id, "name": g.name, "policies": [g.policy], "members": list(g.members),
-            "metadata": {}, "project_id": g.project_id, "user_id": g.user_id}
+def group_view(req: Req, g: m.ServerGroup) -> dict[str, Any]:
+    """A server group as Nova shows it (its project and user from 2.13)."""
+    out = {"id": g.id, "name": g.name, "policies": [g.policy], "members": list(g.members),
+           "metadata": {}}
+    if views.mv(req) >= (2, 13):
+        out.update({"project_id": g.project_id, "user_id": g.user_id})
+    return out
 
 
 @routes.add("GET", "/v2.1/os-server-groups")
 def list_server_groups(req: Req, svc: ComputeCore) -> dict[str, Any]:
     all_projects = req.query.get("all_projects", "").lower() in ("true", "1")
-    rows = [group_view(g) for g in svc.server_groups.visible(req.ctx, all_projects)]
+    rows = [group_view(req, g) for g in svc.server_groups.visible(req.ctx, all_projects)]
     offset = views.integer({"offset": req.query.get("offset", 0)}, "offset")
     rows = rows[offset:]
     limit = views.LISTER.limit(req.query)
@@ -34,7 +38,7 @@ def list_server_groups(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 @routes.add("GET", "/v2.1/os-server-groups/{id}")
 def show_server_group(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    return {"server_group": group_view(svc.server_groups.show(req.ctx, req.params["id"]))}
+    return {"server_group": group_view(req, svc.server_groups.show(req.ctx, req.params["id"]))}
 
 
 @routes.add("POST", "/v2.1/os-server-groups")
@@ -50,7 +54,7 @@ def create_server_group(req: Req, svc: ComputeCore) -> dict[str, Any]:
             or pols[0] not in allowed:
         raise BadRequest(f"Invalid input for field/attribute policies: exactly one of "
                          f"{', '.join(sorted(allowed))} is expected.")
-    return {"server_group": group_view(svc.server_groups.create(req.ctx, name, pols[0]))}
+    return {"server_group": group_view(req, svc.server_groups.create(req.ctx, name, pols[0]))}
 
 
 @routes.add("DELETE", "/v2.1/os-server-groups/{id}")

@@ -157,7 +157,25 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
         config_drive=views.boolean(data.get("config_drive", False) or False, "config_drive"),
         min_count=min_count, max_count=max_count, group_id=group,
         same_host=hint_list("same_host"), different_host=hint_list("different_host"),
-        networks_required=views.mv(req) >= (2, 37), block_devices=devices)
+        networks_required=views.mv(req) >= (2, 37), block_devices=devices,
+        access_ip_v4=access_ip(data, 4), access_ip_v6=access_ip(data, 6))
+
+
+def access_ip(data: dict[str, Any], family: int) -> str | None:
+    """``accessIPv4``/``accessIPv6`` of a create or update body: an address of that family
+    (kept as given, shown back), or None when absent."""
+    key = f"accessIPv{family}"
+    if key not in data:
+        return None
+    value = data[key]
+    try:
+        addr = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        addr = None
+    if addr is None or addr.version != family:
+        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not an "
+                         f"IPv{family} address.")
+    return str(addr)
 
 
 def parse_time(value: str, key: str) -> datetime:
@@ -189,7 +207,7 @@ def create_server(req: Req, svc: ComputeCore) -> JSONResponse:
     if req.body["server"].get("return_reservation_id"):
         body = {"reservation_id": f"r-{ids[0][:8]}"}
     return JSONResponse(body, status_code=202,
-                        headers={"Location": f"{req.base_url}/v2.1/servers/{ids[0]}"})
+                        headers={"Location": f"{views.root(req)}/v2.1/servers/{ids[0]}"})
 
 
 LIST_FILTERS = {
@@ -281,7 +299,7 @@ def listing(req: Req, svc: ComputeCore, detail: bool) -> dict[str, Any]:
     if page.more and rows:
         path = "servers/detail" if detail else "servers"
         body["servers_links"] = [{"rel": "next", "href": href(
-            f"{req.base_url}/v2.1/{path}", None, (),
+            f"{views.root(req)}/v2.1/{path}", None, (),
             [("limit", str(views.LISTER.limit(q))), ("marker", rows[-1].id)])}]
     return body
 
@@ -307,8 +325,11 @@ def update_server(req: Req, svc: ComputeCore) -> dict[str, Any]:
     views.only(data, {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig",
                       "description"}, "server")
     svc.require_member(req.ctx, "os_compute_api:servers:update")
-    shown = svc.servers.rename(req.ctx, req.params["id"], lambda: views.text(data, "name"))
-    return {"server": server_view(req, shown)}
+    access = {k: access_ip(data, n) for k, n in (("accessIPv4", 4), ("accessIPv6", 6))
+              if k in data}
+    shown = svc.servers.rename(req.ctx, req.params["id"], lambda: views.text(data, "name"),
+                               access)
+    return {"server": views.basic(server_view(req, shown))}
 
 
 @routes.add("DELETE", P + "/{id}")

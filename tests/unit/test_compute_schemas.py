@@ -1,0 +1,200 @@
+"""Compute responses against Tempest's own response schemas (tempest.lib.api_schema, the
+pinned Tempest of the test extra) at the microversions Stratus claims: 2.1, 2.2 and 2.47
+(the latest). Tempest validates every response it gets the same way, with
+``additionalProperties: false`` in most objects, so an extra or missing key here is a
+failed Tempest test there.
+
+The compute API runs in-process with the fake image/network APIs of tests/compute_api.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from tempest.lib.common.jsonschema_validator import FORMAT_CHECKER, JSONSCHEMA_VALIDATOR
+
+from compute_api import ADMIN, ALICE, ComputeApi, in_process
+
+pytestmark = pytest.mark.unit
+VERSIONS = ("2.1", "2.2", "2.47")
+BASE = "tempest.lib.api_schema.response.compute"
+SCHEMA_DIRS = sorted(
+    (tuple(int(x) for x in p.name[1:].split("_")), p.name)
+    for p in Path(importlib.import_module(BASE).__file__ or "").parent.iterdir()
+    if p.is_dir() and p.name.startswith("v2_"))
+PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDb3cpnV/r24G8PYeiTzTHyyyjeqyzOUV"
+              "3ZX9Pc5Y5xb test")
+
+
+def schema(module: str, name: str, version: str) -> dict[str, Any]:
+    """Tempest's schema ``name`` of ``module`` for a microversion: the one of the newest
+    vX_Y directory at or below it that defines it (as Tempest's clients pick them)."""
+    wanted = tuple(int(x) for x in version.split("."))
+    for ver, dirname in reversed(SCHEMA_DIRS):
+        if ver > wanted:
+            continue
+        try:
+            mod = importlib.import_module(f"{BASE}.{dirname}.{module}")
+        except ModuleNotFoundError:
+            continue
+        if hasattr(mod, name):
+            found: dict[str, Any] = getattr(mod, name)
+            return found
+    raise LookupError(f"no Tempest schema {module}.{name} at {version}")
+
+
+def check(resp: httpx.Response, module: str, name: str, version: str) -> Any:
+    """Assert the response is what Tempest's schema allows (status, body, headers)."""
+    sch = schema(module, name, version)
+    assert resp.status_code in sch["status_code"], (module, name, resp.status_code,
+                                                     resp.text)
+    body = resp.json() if resp.content else None
+    if sch.get("response_body"):
+        try:
+            jsonschema.validate(body, sch["response_body"], cls=JSONSCHEMA_VALIDATOR,
+                                format_checker=FORMAT_CHECKER)
+        except jsonschema.ValidationError as exc:
+            pytest.fail(f"{module}.{name} at {version}: {exc.message} at "
+                        f"{list(exc.absolute_path)}\n{body}")
+    else:
+        assert not body, (module, name, body)
+    if sch.get("response_header"):
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        jsonschema.validate(headers, sch["response_header"], cls=JSONSCHEMA_VALIDATOR,
+                            format_checker=FORMAT_CHECKER)
+    return body
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ComputeApi]:
+    with in_process(tmp_path) as client:
+        client.flavor(id="1")
+        client.host("cmp1")
+        yield client
+
+
+def active(api: ComputeApi, version: str, **attrs: Any) -> str:
+    net = api.fake.network(f"net-{len(api.fake.ports)}")
+    body = {"server": {"name": "vm", "imageRef": "11111111-1111-4111-8111-111111111111",
+                       "flavorRef": "1", "networks": [{"uuid": net["id"]}], **attrs}}
+    resp = api.call("POST", "/v2.1/servers", ALICE, version=version, json=body)
+    sid = check(resp, "servers", "create_server_with_admin_pass"
+                if "adminPass" in resp.json().get("server", {}) else "create_server",
+                version)["server"]["id"]
+    srv = api.server(sid)
+    api.report(srv["OS-EXT-SRV-ATTR:host"], sid, vm_state="active", power_state=1)
+    return str(sid)
+
+
+def test_versions(api: ComputeApi) -> None:
+    body = check(api.call("GET", "/", version=None), "versions", "list_versions", "2.1")
+    # Every version's self link resolves to that version's document.
+    for doc in body["versions"]:
+        href = next(x["href"] for x in doc["links"] if x["rel"] == "self")
+        path = httpx.URL(href).path
+        resp = api.call("GET", path, version=None)
+        assert check(resp, "versions", "get_one_version", "2.1")["version"]["id"] == doc["id"]
+    check(api.call("GET", "/v2.1", version=None), "versions", "get_one_version", "2.1")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_keypairs(api: ComputeApi, version: str) -> None:
+    new = {"keypair": {"name": "gen"}}
+    made = check(api.call("POST", "/v2.1/os-keypairs", ALICE, version=version, json=new),
+                 "keypairs", "create_keypair", version)["keypair"]
+    assert made["private_key"] and made["user_id"] == "u-alice"
+    imported = {"keypair": {"name": "imp", "public_key": PUBLIC_KEY}}
+    made = check(api.call("POST", "/v2.1/os-keypairs", ALICE, version=version,
+                          json=imported), "keypairs", "create_keypair", version)["keypair"]
+    assert "private_key" not in made
+    check(api.call("GET", "/v2.1/os-keypairs/imp", ALICE, version=version),
+          "keypairs", "get_keypair", version)
+    check(api.call("GET", "/v2.1/os-keypairs", ALICE, version=version),
+          "keypairs", "list_keypairs", version)
+    check(api.call("DELETE", "/v2.1/os-keypairs/imp", ALICE, version=version),
+          "keypairs", "delete_keypair", version)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_flavors(api: ComputeApi, version: str) -> None:
+    body = {"flavor": {"name": f"f{version}", "vcpus": 1, "ram": 64, "disk": 1}}
+    made = check(api.call("POST", "/v2.1/flavors", version=version, json=body),
+                 "flavors", "create_update_get_flavor_details", version)["flavor"]
+    check(api.call("GET", f"/v2.1/flavors/{made['id']}", ALICE, version=version),
+          "flavors", "create_update_get_flavor_details", version)
+    check(api.call("GET", "/v2.1/flavors", ALICE, version=version), "flavors",
+          "list_flavors", version)
+    check(api.call("GET", "/v2.1/flavors/detail", ALICE, version=version), "flavors",
+          "list_flavors_details", version)
+    check(api.call("DELETE", f"/v2.1/flavors/{made['id']}", version=version), "flavors",
+          "delete_flavor", version)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_servers(api: ComputeApi, version: str) -> None:
+    sid = active(api, version, accessIPv4="1.1.1.1", accessIPv6="::babe:202:202",
+                 metadata={"a": "b"})
+    for token in (ALICE, ADMIN):
+        srv = check(api.call("GET", f"/v2.1/servers/{sid}", token, version=version),
+                    "servers", "get_server", version)["server"]
+        assert (srv["accessIPv4"], srv["accessIPv6"]) == ("1.1.1.1", "::babe:202:202")
+        check(api.call("GET", "/v2.1/servers/detail", token, version=version),
+              "servers", "list_servers_detail", version)
+    check(api.call("GET", "/v2.1/servers", ALICE, version=version), "servers",
+          "list_servers", version)
+    upd = {"server": {"name": "renamed", "accessIPv4": "2.2.2.2"}}
+    srv = check(api.call("PUT", f"/v2.1/servers/{sid}", ALICE, version=version, json=upd),
+                "servers", "update_server", version)["server"]
+    assert srv["accessIPv4"] == "2.2.2.2" and srv["accessIPv6"] == "::babe:202:202"
+    check(api.call("GET", f"/v2.1/servers/{sid}/metadata", ALICE, version=version),
+          "servers", "list_server_metadata", version)
+    check(api.call("DELETE", f"/v2.1/servers/{sid}", ALICE, version=version), "servers",
+          "delete_server", version)
+
+
+def test_access_ips_are_checked(api: ComputeApi) -> None:
+    body = {"server": {"name": "vm", "imageRef": "11111111-1111-4111-8111-111111111111",
+                       "flavorRef": "1", "networks": "none", "accessIPv4": "::1"}}
+    resp = api.call("POST", "/v2.1/servers", ALICE, json=body)
+    assert resp.status_code == 400 and "accessIPv4" in resp.text
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_server_groups(api: ComputeApi, version: str) -> None:
+    body = {"server_group": {"name": "g", "policies": ["affinity"]}}
+    made = check(api.call("POST", "/v2.1/os-server-groups", ALICE, version=version,
+                          json=body), "server_groups", "create_show_server_group",
+                 version)["server_group"]
+    check(api.call("GET", f"/v2.1/os-server-groups/{made['id']}", ALICE, version=version),
+          "server_groups", "create_show_server_group", version)
+    check(api.call("GET", "/v2.1/os-server-groups", ALICE, version=version),
+          "server_groups", "list_server_groups", version)
+    check(api.call("DELETE", f"/v2.1/os-server-groups/{made['id']}", ALICE,
+                   version=version), "server_groups", "delete_server_group", version)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_limits_quotas_and_zones(api: ComputeApi, version: str) -> None:
+    check(api.call("GET", "/v2.1/limits", ALICE, version=version), "limits", "get_limit",
+          version)
+    check(api.call("GET", "/v2.1/os-quota-sets/p-alice", ALICE, version=version),
+          "quotas", "get_quota_set", version)
+    check(api.call("GET", "/v2.1/os-quota-sets/p-alice/defaults", ALICE, version=version),
+          "quotas", "get_quota_set", version)
+    check(api.call("GET", "/v2.1/os-quota-sets/p-alice/detail", ADMIN, version=version),
+          "quotas", "get_quota_set_details", version)
+    upd = {"quota_set": {"cores": 30}}
+    check(api.call("PUT", "/v2.1/os-quota-sets/p-alice", ADMIN, version=version, json=upd),
+          "quotas", "update_quota_set", version)
+    check(api.call("DELETE", "/v2.1/os-quota-sets/p-alice", ADMIN, version=version),
+          "quotas", "delete_quota", version)
+    check(api.call("GET", "/v2.1/os-availability-zone", ALICE, version=version),
+          "availability_zone", "list_availability_zone_list", version)
+    check(api.call("GET", "/v2.1/os-availability-zone/detail", ADMIN, version=version),
+          "availability_zone", "list_availability_zone_list_detail", version)
