@@ -205,6 +205,54 @@ class FakeDownstream:
             raise ServiceError(f"Security group {group_id} does not exist", status=404)
         return dict(group)
 
+    # The security-group proxy's calls (Neutron's rules, simplified).
+    def list_security_groups(self, token: str, **filters: Any) -> list[dict[str, Any]]:
+        project = filters.get("project_id")
+        found = [self._group(f"sg-default-{project}")] if project else []
+        found += [g for g in self.groups.values() if project in (None, g["project_id"])]
+        return [dict(g) for g in found if g and self._visible(token, g["project_id"])]
+
+    def create_security_group(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        group = self.security_group(body["name"], CONTEXTS[token].project_id or "")
+        group["description"] = body.get("description", "")
+        return dict(group)
+
+    def update_security_group(self, token: str, group_id: str, body: dict[str, Any]
+                              ) -> dict[str, Any]:
+        group = self.get_security_group(token, group_id)
+        self.groups[group_id].update(body)
+        return {**group, **body}
+
+    def delete_security_group(self, token: str, group_id: str) -> None:
+        self.get_security_group(token, group_id)
+        if any(group_id in (p.get("security_groups") or []) for p in self.ports.values()):
+            raise ServiceError(f"Security group {group_id} is in use", status=409)
+        del self.groups[group_id]
+
+    def create_security_group_rule(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        group = self.groups[body["security_group_id"]]
+        rule = {"remote_group_id": None, "remote_ip_prefix": None, **body}
+        same = [r for r in group["security_group_rules"]
+                if {k: v for k, v in r.items() if k != "id"} == rule]
+        if same:
+            raise ServiceError("Security group rule already exists.", status=409)
+        rule["id"] = str(uuid.uuid4())
+        group["security_group_rules"].append(rule)
+        return dict(rule)
+
+    def get_security_group_rule(self, token: str, rule_id: str) -> dict[str, Any]:
+        for g in self.groups.values():
+            for r in g["security_group_rules"]:
+                if r["id"] == rule_id and self._visible(token, g["project_id"]):
+                    return dict(r)
+        raise ServiceError(f"Security group rule {rule_id} does not exist", status=404)
+
+    def delete_security_group_rule(self, token: str, rule_id: str) -> None:
+        self.get_security_group_rule(token, rule_id)
+        for g in self.groups.values():
+            g["security_group_rules"] = [r for r in g["security_group_rules"]
+                                         if r["id"] != rule_id]
+
     def floating_ips(self, port_id: str) -> list[dict[str, Any]]:
         fip = self.floating.get(port_id)
         return [{"floating_ip_address": fip, "port_id": port_id}] if fip else []

@@ -198,3 +198,36 @@ def test_limits_quotas_and_zones(api: ComputeApi, version: str) -> None:
           "availability_zone", "list_availability_zone_list", version)
     check(api.call("GET", "/v2.1/os-availability-zone/detail", ADMIN, version=version),
           "availability_zone", "list_availability_zone_list_detail", version)
+
+
+@pytest.mark.parametrize("version", ("2.1", "2.35"))
+def test_security_group_proxy(api: ComputeApi, version: str) -> None:
+    body = {"security_group": {"name": "web", "description": "web servers"}}
+    made = check(api.call("POST", "/v2.1/os-security-groups", ALICE, version=version,
+                          json=body), "security_groups", "create_security_group",
+                 version)["security_group"]
+    rules = [{"ip_protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"},
+             {"ip_protocol": "icmp", "from_port": -1, "to_port": -1},
+             {"ip_protocol": "udp", "from_port": 53, "to_port": 53, "group_id": made["id"]}]
+    for rule in rules:
+        rule_body = {"security_group_rule": {"parent_group_id": made["id"], **rule}}
+        check(api.call("POST", "/v2.1/os-security-group-rules", ALICE, version=version,
+                       json=rule_body), "security_groups", "create_security_group_rule",
+              version)
+    shown = check(api.call("GET", f"/v2.1/os-security-groups/{made['id']}", ALICE,
+                           version=version), "security_groups", "get_security_group",
+                  version)["security_group"]
+    assert len(shown["rules"]) == 3
+    check(api.call("GET", "/v2.1/os-security-groups", ALICE, version=version),
+          "security_groups", "list_security_groups", version)
+    upd = {"security_group": {"name": "web2", "description": "renamed"}}
+    check(api.call("PUT", f"/v2.1/os-security-groups/{made['id']}", ALICE, version=version,
+                   json=upd), "security_groups", "update_security_group", version)
+    check(api.call("DELETE", f"/v2.1/os-security-group-rules/{shown['rules'][0]['id']}",
+                   ALICE, version=version), "security_groups", "delete_security_group_rule",
+          version)
+    check(api.call("DELETE", f"/v2.1/os-security-groups/{made['id']}", ALICE,
+                   version=version), "security_groups", "delete_security_group", version)
+    sid = active(api, version)
+    check(api.call("GET", f"/v2.1/servers/{sid}/os-security-groups", ALICE, version=version),
+          "security_groups", "list_security_groups", version)

@@ -26,6 +26,7 @@ from stratus.compute.api import (
     keypairs,
     limits,
     quotas,
+    security_groups,
     server_actions,
     server_groups,
     server_interfaces,
@@ -47,6 +48,7 @@ API_TABLES = (
     availability_zones.routes, hypervisors.routes, services.routes, servers.routes,
     server_metadata.routes, server_interfaces.routes, server_security_groups.routes,
     server_password.routes, server_actions.routes, volume_attachments.routes,
+    security_groups.routes,
 )
 
 

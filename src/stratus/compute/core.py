@@ -42,6 +42,7 @@ from stratus.compute.hostcache import CHANGED_HOSTS, HostCache, changed
 from stratus.compute.hosts import Hosts
 from stratus.compute.keypairs import Keypairs
 from stratus.compute.quotas import QUOTA_RESOURCES, Quotas
+from stratus.compute.security_groups import SecurityGroupProxy
 from stratus.compute.server_groups import ServerGroups
 from stratus.compute.servers import ServerFlow
 
@@ -126,6 +127,7 @@ class ComputeCore:
         self.quotas = Quotas(self)
         self.hosts = Hosts(self)
         self.servers = ServerFlow(self)
+        self.security_groups = SecurityGroupProxy(self)
 
     # ---- transactions ------------------------------------------------------------------
 

@@ -27,6 +27,15 @@ class Downstream(Protocol):
     def list_ports(self, token: str | None, **filters: Any) -> list[dict[str, Any]]: ...
     def security_groups(self, token: str, name: str, project_id: str) -> list[dict[str, Any]]: ...
     def get_security_group(self, token: str, group_id: str) -> dict[str, Any]: ...
+    def list_security_groups(self, token: str, **filters: Any) -> list[dict[str, Any]]: ...
+    def create_security_group(self, token: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def update_security_group(self, token: str, group_id: str, body: dict[str, Any]
+                              ) -> dict[str, Any]: ...
+    def delete_security_group(self, token: str, group_id: str) -> None: ...
+    def create_security_group_rule(self, token: str, body: dict[str, Any]
+                                   ) -> dict[str, Any]: ...
+    def get_security_group_rule(self, token: str, rule_id: str) -> dict[str, Any]: ...
+    def delete_security_group_rule(self, token: str, rule_id: str) -> None: ...
     def floating_ips(self, port_id: str) -> list[dict[str, Any]]: ...
     def floating_map(self, port_ids: list[str]) -> dict[str, list[str]]: ...
 
@@ -121,6 +130,36 @@ class HttpDownstream:
 
     def get_security_group(self, token: str, group_id: str) -> dict[str, Any]:
         return dict(self._net(token).get(f"/v2.0/security-groups/{group_id}")["security_group"])
+
+    # The security-group proxy (compute/security_groups.py): always as the caller.
+    def list_security_groups(self, token: str, **filters: Any) -> list[dict[str, Any]]:
+        found = self._net(token).get("/v2.0/security-groups", params=filters)
+        return list(found["security_groups"])
+
+    def create_security_group(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._net(token).post("/v2.0/security-groups",
+                                          json={"security_group": body})["security_group"])
+
+    def update_security_group(self, token: str, group_id: str, body: dict[str, Any]
+                              ) -> dict[str, Any]:
+        return dict(self._net(token).put(f"/v2.0/security-groups/{group_id}",
+                                         json={"security_group": body})["security_group"])
+
+    def delete_security_group(self, token: str, group_id: str) -> None:
+        self._net(token).delete(f"/v2.0/security-groups/{group_id}")
+
+    def create_security_group_rule(self, token: str, body: dict[str, Any]
+                                   ) -> dict[str, Any]:
+        return dict(self._net(token).post(
+            "/v2.0/security-group-rules",
+            json={"security_group_rule": body})["security_group_rule"])
+
+    def get_security_group_rule(self, token: str, rule_id: str) -> dict[str, Any]:
+        return dict(self._net(token).get(
+            f"/v2.0/security-group-rules/{rule_id}")["security_group_rule"])
+
+    def delete_security_group_rule(self, token: str, rule_id: str) -> None:
+        self._net(token).delete(f"/v2.0/security-group-rules/{rule_id}")
 
     def floating_ips(self, port_id: str) -> list[dict[str, Any]]:
         return list(self._service_net.get("/v2.0/floatingips",
