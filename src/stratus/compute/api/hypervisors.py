@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from stratus.common.app import Req, Routes
 from stratus.common.errors import NotFound
 from stratus.compute import models as m
+from stratus.compute import views
 from stratus.compute.core import ComputeCore
 
 routes = Routes()
@@ -15,21 +17,24 @@ SUMMED = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "loc
           "running_vms")
 
 
-def hypervisor_view(h: m.ComputeHost, alive: bool, detail: bool) -> dict[str, Any]:
+def hypervisor_view(h: m.ComputeHost, alive: bool, detail: bool,
+                    v: tuple[int, int] = views.MAX_VERSION) -> dict[str, Any]:
+    """A hypervisor as Nova shows it (``cpu_info`` a JSON string before 2.28)."""
     out: dict[str, Any] = {"id": h.id, "hypervisor_hostname": h.hypervisor_hostname,
                            "state": "up" if alive else "down",
                            "status": "enabled" if h.enabled else "disabled"}
     if detail:
+        cpu = {"arch": h.cpu_arch}
         out.update({
             "vcpus": h.vcpus, "memory_mb": h.memory_mb, "local_gb": h.local_gb,
             "vcpus_used": h.vcpus_used, "memory_mb_used": h.memory_mb_used,
             "local_gb_used": h.local_gb_used, "hypervisor_type": h.hypervisor_type,
-            "hypervisor_version": h.hypervisor_version, "host_ip": h.host_ip,
+            "hypervisor_version": h.hypervisor_version, "host_ip": h.host_ip or None,
             "running_vms": h.running_vms,
             "free_ram_mb": h.memory_mb - h.memory_mb_used,
             "free_disk_gb": h.local_gb - h.local_gb_used, "current_workload": 0,
             "disk_available_least": h.local_gb - h.local_gb_used,
-            "cpu_info": {"arch": h.cpu_arch},
+            "cpu_info": cpu if v >= (2, 28) else json.dumps(cpu),
             "service": {"host": h.host, "id": h.id, "disabled_reason": h.disabled_reason}})
     return out
 
@@ -47,7 +52,7 @@ def list_hypervisors(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 @routes.add("GET", P + "/detail")
 def list_hypervisors_detail(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    return {"hypervisors": [hypervisor_view(h, svc.hosts.alive(h), True)
+    return {"hypervisors": [hypervisor_view(h, svc.hosts.alive(h), True, views.mv(req))
                             for h in hypervisors_of(req, svc)]}
 
 
@@ -68,5 +73,5 @@ def show_hypervisor_statistics(req: Req, svc: ComputeCore) -> dict[str, Any]:
 def show_hypervisor(req: Req, svc: ComputeCore) -> dict[str, Any]:
     for h in hypervisors_of(req, svc):
         if str(h.id) == req.params["id"] or h.hypervisor_hostname == req.params["id"]:
-            return {"hypervisor": hypervisor_view(h, svc.hosts.alive(h), True)}
+            return {"hypervisor": hypervisor_view(h, svc.hosts.alive(h), True, views.mv(req))}
     raise NotFound(f"Hypervisor {req.params['id']} could not be found.")

@@ -16,20 +16,25 @@ from stratus.compute.hosts import SERVICE_ACTIONS
 routes = Routes()
 
 
-def service_view(h: m.ComputeHost, alive: bool) -> dict[str, Any]:
-    return {"id": h.id, "binary": "nova-compute", "host": h.host,
-            "zone": h.availability_zone, "status": "enabled" if h.enabled else "disabled",
-            "state": "up" if alive else "down", "updated_at": isotime(h.heartbeat_at),
-            "disabled_reason": h.disabled_reason, "forced_down": h.forced_down,
-            # Stratus extension: what the agent says makes this host slow (hostcheck.py)
-            "host_problems": list(h.problems or [])}
+def service_view(h: m.ComputeHost, alive: bool, v: tuple[int, int] = views.MAX_VERSION
+                 ) -> dict[str, Any]:
+    """A host's nova-compute service as Nova shows it (``forced_down`` from 2.11)."""
+    out = {"id": h.id, "binary": "nova-compute", "host": h.host,
+           "zone": h.availability_zone, "status": "enabled" if h.enabled else "disabled",
+           "state": "up" if alive else "down", "updated_at": isotime(h.heartbeat_at),
+           "disabled_reason": h.disabled_reason, "forced_down": h.forced_down,
+           # Stratus extension: what the agent says makes this host slow (hostcheck.py)
+           "host_problems": list(h.problems or [])}
+    if v < (2, 11):
+        del out["forced_down"]
+    return out
 
 
 @routes.add("GET", "/v2.1/os-services")
 def list_services(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-services:list")
     q = req.query
-    rows = [service_view(h, svc.hosts.alive(h)) for h in svc.hosts.all()]
+    rows = [service_view(h, svc.hosts.alive(h), views.mv(req)) for h in svc.hosts.all()]
     if "host" in q:
         rows = [r for r in rows if r["host"] == q["host"]]
     if "binary" in q:
