@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from stratus.agent.ip_lib import IpLib
+from stratus.agent.network.devwatch import DeviceWatch
 from stratus.agent.network.drivers.base import L2Driver
 from stratus.agent.network.drivers.dnsmasq import DnsmasqDriver
 from stratus.agent.network.drivers.metadata import ProcessMetadataProxy
@@ -109,7 +110,7 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
                                 config.get(s, "password"), config.get(s, "project_name"))
         http = HttpSource(url, host, auth,
                           underlay_ip=local_ip or None,
-                          network_node=config.get_bool(s, "network_node"))
+                          network_node=config.get_bool(s, "network_node"), l2_backend=backend)
         source, reporter = http, http
     else:
         source = JsonFileSource(url.removeprefix("file://"))
@@ -174,7 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     LOG.info("%s starting for host %s", PROG, config.get("agent", "host"))
-    agent.run(resync, retry, stop, long_poll_wait=wait)
+    # netlink link events wake the loop when a tap it waits for appears (devwatch.py)
+    agent.devwatch = DeviceWatch(agent.wake, _runner(config).wrap(["ip", "-o", "monitor",
+                                                                   "link"]))
+    agent.devwatch.start()
+    try:
+        agent.run(resync, retry, stop, long_poll_wait=wait)
+    finally:
+        agent.devwatch.stop()
     return 0
 
 

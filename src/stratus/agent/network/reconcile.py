@@ -20,7 +20,9 @@ gives the tap.
 Edges only make it faster: between passes a watcher thread long-polls the network
 API (``since`` the generation of the state last read, ``long_poll_wait`` seconds at a
 time) and wakes the loop as soon as the host's state changed; while a port's device is
-missing the loop also looks for it every ``DEVICE_POLL`` seconds. A woken pass whose
+missing a link monitor (:mod:`stratus.agent.network.devwatch`, netlink) wakes the loop
+the moment the device appears (without one, the loop looks for it every ``DEVICE_POLL``
+seconds). A woken pass whose
 state equals the last one converged without any problem changes nothing on the host and
 is skipped (the periodic passes never are).
 
@@ -41,6 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from stratus.agent.network.devwatch import DeviceWatch
 from stratus.agent.network.drivers.base import (
     DhcpDriver,
     DriverError,
@@ -108,6 +111,8 @@ class NetworkAgent:
         self.wake = threading.Event()  # set: the next pass starts now
         self.passes = 0
         self.skipped = 0
+        # netlink link events: wakes the loop when an awaited device appears (devwatch.py)
+        self.devwatch: DeviceWatch | None = None
 
     # --- one pass -----------------------------------------------------------------------
     def _attempt(self, report: ReconcileReport, what: str, fn: Callable[..., object],
@@ -300,17 +305,34 @@ class NetworkAgent:
         resume.set()
 
     def _sleep(self, delay: float, stop: threading.Event, waiting: list[str]) -> bool:
-        """Wait ``delay`` seconds, less when woken (True) or a missing device appeared."""
+        """Wait ``delay`` seconds, less when woken (True) or a missing device appeared.
+
+        With a live :attr:`devwatch` (netlink link events) the loop tells it the devices
+        it waits for, looks at the host once (a device that appeared before the watch
+        knew of it) and then only waits for the wake-up; without one it looks for the
+        devices every ``DEVICE_POLL`` seconds. Each look reads the host afresh (the
+        pass's cached link table would never show the new device)."""
+        watch = self.devwatch if self.devwatch is not None and self.devwatch.alive else None
+        if watch is not None:
+            watch.expect(waiting)
         deadline = time.monotonic() + delay
+        look = bool(waiting)
         while not stop.is_set():
+            if look and self._appeared(waiting):
+                return False
+            look = bool(waiting) and watch is None
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if self.wake.wait(min(left, DEVICE_POLL if waiting else 1.0)):
+            if self.wake.wait(min(left, DEVICE_POLL if look else 1.0)):
                 return not stop.is_set()
-            if waiting and any(self.d.l2.device_exists(dev) for dev in waiting):
-                LOG.debug("a missing device appeared")
-                return False
+        return False
+
+    def _appeared(self, waiting: list[str]) -> bool:
+        self.d.l2.begin_pass()  # forget the cached link table: read the host again
+        if any(self.d.l2.device_exists(dev) for dev in waiting):
+            LOG.debug("a missing device appeared")
+            return True
         return False
 
     def _watch(self, source: WatchableSource, wait: float, retry: float,
