@@ -25,7 +25,7 @@ from stratus.agent.network.drivers.fake import (
 )
 from stratus.agent.network.reconcile import NetworkAgent, NetworkDrivers
 from stratus.agent.network.sources import StaticSource
-from stratus.contracts.network import HostState
+from stratus.contracts.network import HostState, Port, SecurityGroup
 
 pytestmark = pytest.mark.unit
 
@@ -48,6 +48,18 @@ class CachingL2(FakeL2):
         if self._seen is None:
             self._seen = set(self.host.devices)
         return device in self._seen
+
+
+class TapAfterFilter(FakeFirewall):
+    """The tap appears right after the first pass's last look at the links."""
+
+    def __init__(self, host: FakeHost, tap: str):
+        super().__init__(host)
+        self.tap = tap
+
+    def apply(self, ports: list[Port], groups: dict[str, SecurityGroup]) -> None:
+        super().apply(ports, groups)
+        self.host.devices.add(self.tap)
 
 
 def state() -> HostState:
@@ -131,13 +143,7 @@ def test_a_tap_made_before_the_watch_knew_is_found_by_a_fresh_look(tmp_path: Pat
     tap = agent.naming.tap(PORT)
     agent.devwatch = DeviceWatch(agent.wake, fake_monitor(tmp_path / "never", tap))
     assert agent.devwatch.start()
-    real_plug_pass = agent.d.firewall.apply
-
-    def apply_then_tap(*args: object) -> None:  # the last step of the first pass
-        real_plug_pass(*args)  # type: ignore[arg-type]
-        host.devices.add(tap)
-
-    agent.d.firewall.apply = apply_then_tap  # type: ignore[method-assign, assignment]
+    agent.d.firewall = TapAfterFilter(host, tap)
     stop = threading.Event()
     loop = threading.Thread(target=agent.run, args=(FOREVER, FOREVER, stop),
                             kwargs={"long_poll_wait": 0})
