@@ -296,3 +296,42 @@ def test_admin_views_and_flavor_extras(api: ComputeApi, version: str) -> None:
     check(api.call("POST", f"/v2.1/servers/{sid}/action", ALICE, version=version,
                    json={"reboot": {"type": "SOFT"}}), "servers",
           "server_actions_common_schema", version)
+
+
+def test_hosts_usage_and_diagnostics(api: ComputeApi) -> None:
+    version = "2.1"
+    sid = active(api, version)
+    gone = active(api, version)
+    api.ok("DELETE", f"/v2.1/servers/{gone}", ALICE, status=204)
+    api.report("cmp1", gone, deleted=True)
+    hosts = check(api.call("GET", "/v2.1/os-hosts", version=version), "hosts", "list_hosts",
+                  version)["hosts"]
+    assert hosts == [{"host_name": "cmp1", "service": "compute", "zone": "nova"}]
+    rows = check(api.call("GET", "/v2.1/os-hosts/cmp1", version=version), "hosts",
+                 "get_host_detail", version)["host"]
+    assert [r["resource"]["project"] for r in rows] == [
+        "(total)", "(used_now)", "(used_max)", "p-alice"]
+    assert rows[3]["resource"]["cpu"] == 1 and rows[3]["resource"]["memory_mb"] == 512
+    assert api.call("GET", "/v2.1/os-hosts", ALICE, version=version).status_code == 403
+    assert api.call("GET", "/v2.1/os-hosts", version="2.43").status_code == 404
+    assert api.call("GET", "/v2.1/os-hosts/nope", version=version).status_code == 404
+    window = "start=2020-01-01T00:00:00.000000&end=2099-01-01T00:00:00"
+    listed = check(api.call("GET", f"/v2.1/os-simple-tenant-usage?{window}&detailed=1",
+                            version=version), "tenant_usages", "list_tenant_usage",
+                   version)["tenant_usages"]
+    assert [u["tenant_id"] for u in listed] == ["p-alice"]
+    states = {u["instance_id"]: u["state"] for u in listed[0]["server_usages"]}
+    assert states == {sid: "active", gone: "terminated"}
+    one = check(api.call("GET", f"/v2.1/os-simple-tenant-usage/p-alice?{window}", ALICE,
+                         version=version), "tenant_usages", "get_tenant_usage",
+                version)["tenant_usage"]
+    assert len(one["server_usages"]) == 2 and one["total_hours"] >= 0
+    assert api.call("GET", f"/v2.1/os-simple-tenant-usage/p-admin?{window}", ALICE,
+                    version=version).status_code == 403
+    assert api.call("GET", "/v2.1/os-simple-tenant-usage?start=yesterday",
+                    version=version).status_code == 400
+    diag = check(api.call("GET", f"/v2.1/servers/{sid}/diagnostics", version=version),
+                 "servers", "show_server_diagnostics", version)
+    assert diag["state"] == "running" and diag["num_cpus"] == 1 and diag["num_nics"] == 1
+    assert api.call("GET", f"/v2.1/servers/{sid}/diagnostics", ALICE,
+                    version=version).status_code == 403

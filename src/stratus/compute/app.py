@@ -35,6 +35,7 @@ from stratus.compute.api import (
     server_security_groups,
     servers,
     services,
+    usage,
     versions,
     volume_attachments,
 )
@@ -48,7 +49,7 @@ API_TABLES = (
     availability_zones.routes, hypervisors.routes, services.routes, servers.routes,
     server_metadata.routes, server_interfaces.routes, server_security_groups.routes,
     server_password.routes, server_actions.routes, volume_attachments.routes,
-    security_groups.routes,
+    security_groups.routes, usage.routes,
 )
 
 

@@ -45,6 +45,7 @@ from stratus.compute.quotas import QUOTA_RESOURCES, Quotas
 from stratus.compute.security_groups import SecurityGroupProxy
 from stratus.compute.server_groups import ServerGroups
 from stratus.compute.servers import ServerFlow
+from stratus.compute.usage import Usage
 
 T = TypeVar("T")
 SECTION = "compute"
@@ -128,6 +129,7 @@ class ComputeCore:
         self.hosts = Hosts(self)
         self.servers = ServerFlow(self)
         self.security_groups = SecurityGroupProxy(self)
+        self.accounting = Usage(self)
 
     # ---- transactions ------------------------------------------------------------------
 
