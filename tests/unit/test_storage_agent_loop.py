@@ -18,6 +18,7 @@ from stratus.agent.runner import Runner
 from stratus.agent.storage.agent import AgentSettings, StorageAgent, build_agent, iqn_prefix
 from stratus.agent.storage.pool import Pool
 from stratus.agent.storage.reconcile import StorageReconciler
+from stratus.agent.storage.tgt import Tgt
 from stratus.common.clients import ServiceError
 from stratus.common.config import Config, ConfigError
 from stratus.contracts.volume import (
@@ -146,7 +147,8 @@ def test_build_agent_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert ag.s.portal == "127.0.0.1:3999"
         assert ag.s.iqn_prefix == "iqn.2010-10.org.stratus:tv-h9"
         assert ag.reconciler.pool.prefix == "tv" and (tmp_path / "pool").is_dir()
-        assert ag.reconciler.exports.control_port == 77
+        tgt = ag.reconciler.exports
+        assert isinstance(tgt, Tgt) and tgt.control_port == 77
     finally:
         ag.reconciler.shutdown()
     conf.write_text(f"[storage_agent]\npool_path = {tmp_path}/pool\nvolume_format = vmdk\n")

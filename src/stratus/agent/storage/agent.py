@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from stratus.agent.runner import Runner
@@ -65,6 +66,17 @@ class AgentSettings:
     resync_interval: float = 30.0
     retry_interval: float = 5.0
     poll_wait: float = 30.0
+
+
+class StorageApi(Protocol):
+    """The volume API's storage endpoints for one host (:class:`HttpStorageApi`; a fake
+    in the unit tests)."""
+
+    def register(self, reg: HostRegistration) -> None: ...
+
+    def state(self, since: int | None = None, wait: float = 0.0) -> StorageHostState: ...
+
+    def report(self, report: StorageReport) -> None: ...
 
 
 class HttpStorageApi:
@@ -116,7 +128,7 @@ class HttpImageApi:
 class StorageAgent:
     """The loop around one :class:`StorageReconciler`."""
 
-    def __init__(self, settings: AgentSettings, api: HttpStorageApi,
+    def __init__(self, settings: AgentSettings, api: StorageApi,
                  reconciler: StorageReconciler):
         self.s = settings
         self.api = api
