@@ -193,7 +193,8 @@ def test_database_outage_gives_503_then_heals(postgres: Postgres,
 def test_stratus_manage_reports_changes_and_errors(server: IdentityServer,
                                                    tmp_path: Path) -> None:
     out = json.loads(server.manage("db", "sync", "identity").stdout)
-    assert out == {"changed": False, "revision": "0002"}  # 0002: revocation event attributes
+    # 0003: credentials, policies and trusts
+    assert out == {"changed": False, "revision": "0003"}
     out = json.loads(server.manage("bootstrap", "--public-url", server.url).stdout)
     assert out == {"changed": False}
     out = json.loads(server.manage("catalog", "ensure", "--type", "image", "--name", "glance",

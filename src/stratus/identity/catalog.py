@@ -66,6 +66,13 @@ def catalog_entries(session: Session, project_id: str | None = None) -> list[dic
     ]
 
 
+def _ensure_region(s: Session, region_id: str | None) -> None:
+    """Make the region an endpoint names when it does not exist (Keystone does)."""
+    if region_id is not None and s.get(m.Region, region_id) is None:
+        s.add(m.Region(id=region_id, parent_region_id=None, description=""))
+        s.flush()
+
+
 def _description(obj: dict[str, Any]) -> str:
     return views.text(obj, "description", allow_empty=True, max_len=65535, default="") or ""
 
@@ -212,14 +219,14 @@ class Endpoints:
         region_id: str | None,
         obj: dict[str, Any],
     ) -> m.Endpoint:
-        """A new endpoint of an existing service (in an existing region, if any)."""
+        """A new endpoint of an existing service; a region it names that does not
+        exist yet is made, as Keystone does."""
         with self.core.db.session() as s:
             if s.get(m.Service, service_id) is None:
                 raise BadRequest(
                     f"service_id {service_id!r} does not refer to an existing service."
                 )
-            if region_id is not None and s.get(m.Region, region_id) is None:
-                raise BadRequest(f"region_id {region_id!r} does not refer to an existing region.")
+            _ensure_region(s, region_id)
             ep = m.Endpoint(
                 id=new_hex_id(),
                 service_id=service_id,
@@ -244,11 +251,12 @@ class Endpoints:
                 if s.get(m.Service, sid) is None:
                     raise BadRequest(f"service_id {sid!r} does not refer to an existing service.")
                 ep.service_id = sid
-            if "region_id" in obj:
-                rid = views.text(obj, "region_id")
-                if rid is not None and s.get(m.Region, rid) is None:
-                    raise BadRequest(f"region_id {rid!r} does not refer to an existing region.")
-                ep.region_id = rid
+            for key in ("region_id", "region"):  # "region" is the legacy name
+                if key in obj:
+                    rid = views.text(obj, key)
+                    _ensure_region(s, rid)
+                    ep.region_id = rid
+                    break
             enabled = views.boolean(obj, "enabled")
             if enabled is not None:
                 ep.enabled = enabled

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.common.app import Req, Routes
+from stratus.common.errors import BadRequest
 from stratus.common.timeutil import new_hex_id
 from stratus.identity import views
 from stratus.identity.api.access import admin
@@ -26,6 +27,18 @@ def create_region(req: Req, svc: Identity) -> dict[str, Any]:
     admin(req, "create_region")
     obj = views.entity(req.body, "region")
     region_id = views.text(obj, "id") or new_hex_id()
+    parent = views.text(obj, "parent_region_id")
+    return {"region": views.region(req.base_url, svc.regions.create(region_id, parent, obj))}
+
+
+@routes.add("PUT", "/v3/regions/{region_id}", status=201)
+def create_region_with_id(req: Req, svc: Identity) -> dict[str, Any]:
+    """Create a region with the id in the path (Keystone's PUT form)."""
+    admin(req, "create_region")
+    obj = views.entity(req.body, "region")
+    region_id = req.params["region_id"]
+    if views.text(obj, "id") not in (None, region_id):
+        raise BadRequest("The region id in the body differs from the one in the path.")
     parent = views.text(obj, "parent_region_id")
     return {"region": views.region(req.base_url, svc.regions.create(region_id, parent, obj))}
 
