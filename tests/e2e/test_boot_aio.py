@@ -5,15 +5,23 @@ then teardown.yml.
 The whole cloud is deployed with ``playbooks/site.yml`` into a temporary prefix (every Stratus
 path under ``/tmp/sdep-e2e-*``, ports off the defaults, Stratus's own supervisord, the
 linuxbridge network backend, a VXLAN range, an external bridge ``sdepex`` with its own
-172.24.77.0/24 and libvirt domains named ``sdep-<random>-...``), so it never clashes with a real
-deploy or another test. Guests run under TCG (the role detects that KVM cannot boot them here).
-The module holds an exclusive ``flock`` on /tmp/stratus-e2e.lock from start to end, like the
-other e2e modules, so two all-in-one deploys never run at once.
+172.24.77.0/24, and its own deploy prefix ``z<random>``, which every host object of the deploy
+carries: namespaces, bridges, taps, nftables tables, libvirt domains ``z...-instance-<id>``), so
+it never clashes with a real deploy or another test. Guests run under TCG (the role detects
+that KVM cannot boot them here).
+
+The cloud is also the suite's bystander (issue 16): it is deployed once per session, its last
+test here boots a guest that stays up and snapshots the cloud's host objects; the other e2e
+modules then deploy, churn and tear down their clouds beside it, and
+test_bystander_is_unchanged_by_the_other_deploys (moved after them by tests/e2e/conftest.py)
+checks that the guest still answers on its floating IP, the objects are unchanged and the
+agents removed nothing, then tears the cloud down. Only the site.yml/teardown.yml runs take
+the flock on /tmp/stratus-e2e.lock (tests/e2e/e2e_support.py), so deploys stand side by side.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
 import re
@@ -33,8 +41,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from e2e_support import HostObjects, log_size, new_log_lines, playbook_lock, removals
 
 from helpers import SystemLibvirt
+from stratus.contracts.network import tap_name
 
 # The module's deploy (two site.yml runs) and teardown count against the test that sets
 # them up / the last one; the whole module stays under 15 minutes.
@@ -42,7 +52,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-LOCK_FILE = "/tmp/stratus-e2e.lock"
 LOGS_KEPT = Path("/tmp/sdep-e2e-last-logs")
 PLAYBOOK_TIMEOUT = 1200
 EXT_CIDR = "172.24.77.0/24"
@@ -126,9 +135,21 @@ class Cloud:
     work: Path
     ports: dict[str, int]
     extra_vars: dict[str, Any]
-    domain_prefix: str
+    deploy_prefix: str
     key: Path
     _token: tuple[str, dict[str, str], float] | None = field(default=None, repr=False)
+    # tears the cloud down (once); the session fixture and the bystander check call it
+    close: Callable[[], None] = field(default=lambda: None, repr=False)
+    # the bystander's guest and what the host held when it was up (test_bystander_*)
+    bystander: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def domain_prefix(self) -> str:
+        """The compute role's default: ``<deploy prefix>-instance-``."""
+        return f"{self.deploy_prefix}-instance-"
+
+    def tap(self, port_id: str) -> str:
+        return tap_name(self.deploy_prefix, port_id)
 
     @property
     def config_dir(self) -> Path:
@@ -151,7 +172,13 @@ class Cloud:
         return self.prefix / "run" / "stratus" / "supervisord.pid"
 
     # ---- Ansible -----------------------------------------------------------------------
-    def ansible(self, playbook: Path | str, log_name: str, *args: str) -> str:
+    def ansible(self, playbook: Path | str, log_name: str, *args: str,
+                lock: bool = False) -> str:
+        """Runs a playbook; ``lock``: under the e2e playbook lock (site.yml, teardown.yml)."""
+        with playbook_lock() if lock else contextlib.nullcontext():
+            return self._ansible(playbook, log_name, *args)
+
+    def _ansible(self, playbook: Path | str, log_name: str, *args: str) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OS_"))}
         env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_FORCE_COLOR="0",
@@ -329,19 +356,10 @@ def fixed_ip(server: dict[str, Any]) -> str:
     raise AssertionError(f"no fixed address in {server['addresses']}")
 
 
-@pytest.fixture(scope="module")
-def e2e_lock() -> Iterator[None]:
-    """One all-in-one deploy at a time on this machine (the other e2e modules take it too)."""
-    with open(LOCK_FILE, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@pytest.fixture(scope="module")
-def cloud(e2e_lock: None) -> Iterator[Cloud]:
+@pytest.fixture(scope="session")
+def cloud() -> Iterator[Cloud]:
+    """The cloud, once per session: it stays up beside the other e2e modules' deploys (the
+    bystander) until test_bystander_is_unchanged_by_the_other_deploys tears it down."""
     if os.geteuid() != 0:
         pytest.skip("the all-in-one deploy installs packages, runs libvirt guests: run as root")
     if shutil.which("apt-get") is None:
@@ -351,7 +369,8 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
     tiny = run("bash", str(REPO / "tests" / "images" / "build-tiny.sh"), timeout=600)
     assert Path(tiny.stdout.strip().splitlines()[-1]).exists()
 
-    tag = secrets.token_hex(3)
+    # z never occurs in a hex id: nothing of another deploy reads as this deploy's.
+    deploy_prefix = "z" + secrets.token_hex(2)[:3]
     prefix = Path(tempfile.mkdtemp(prefix="sdep-e2e-", dir="/tmp"))
     prefix.chmod(0o755)  # the stratus and libvirt-qemu users must reach the directories below
     work = Path(tempfile.mkdtemp(prefix="sdep-e2e-work-", dir="/tmp"))
@@ -365,7 +384,6 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sdep-e2e", "-f", str(key))
     ports = {name: free_port() for name in ("identity", "image", "network", "compute",
                                             "metadata", "volume", "iscsi")}
-    domain_prefix = f"sdep-{tag}-"
     extra_vars: dict[str, Any] = {
         "stratus_prefix": str(prefix),
         "stratus_process_manager": "supervisor",
@@ -387,23 +405,23 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
         "network_external_bridge": EXT_BRIDGE,
         "network_external_cidr": f"{EXT_GATEWAY}/24",
         "network_agent_resync_interval": 5,
-        "compute_agent_domain_prefix": domain_prefix,
+        # every host object of the deploy carries it; the domain prefix derives from it
+        "stratus_deploy_prefix": deploy_prefix,
         "compute_agent_resync_interval": 5,
         # libvirtd is the machine's (ensure_libvirtd): other tests use it too.
         "compute_agent_libvirt_manager": "external",
         "common_package_source": str(source),
         "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
     }
-    cloud = Cloud(prefix, work, ports, extra_vars, domain_prefix, key)
+    cloud = Cloud(prefix, work, ports, extra_vars, deploy_prefix, key)
     supervisord_pid: int | None = None
-    try:
-        first = cloud.ansible(REPO / "playbooks" / "site.yml", "site-1.log")
-        assert recap(first)["failed"] == 0 and recap(first)["changed"] > 0
-        supervisord_pid = int(cloud.pidfile.read_text().strip())
-        # A second site.yml run must change nothing: tests/e2e/test_deploy_aio.py checks that
-        # (on SQLite and PostgreSQL); this module keeps its time for the guests.
-        yield cloud
-    finally:
+    closed = False
+
+    def close() -> None:
+        nonlocal closed, supervisord_pid
+        if closed:
+            return
+        closed = True
         # The services' logs outlive the run (teardown removes the prefix): the last run's
         # are kept in LOGS_KEPT for whoever has to find out why a test failed.
         shutil.rmtree(LOGS_KEPT, ignore_errors=True)
@@ -413,7 +431,7 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
                 shutil.copy2(log, LOGS_KEPT / log.name)
         if supervisord_pid is None and cloud.pidfile.exists():
             supervisord_pid = int(cloud.pidfile.read_text().strip())
-        output = cloud.ansible(REPO / "playbooks" / "teardown.yml", "teardown.log")
+        output = cloud.ansible(REPO / "playbooks" / "teardown.yml", "teardown.log", lock=True)
         assert recap(output)["failed"] == 0
         if supervisord_pid is not None:
             wait_for("supervisord to exit", lambda: not pid_alive(supervisord_pid), 60, 0.5)
@@ -427,6 +445,17 @@ def cloud(e2e_lock: None) -> Iterator[Cloud]:
         shutil.rmtree(prefix, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
         libvirt.stop()
+
+    cloud.close = close
+    try:
+        first = cloud.ansible(REPO / "playbooks" / "site.yml", "site-1.log", lock=True)
+        assert recap(first)["failed"] == 0 and recap(first)["changed"] > 0
+        supervisord_pid = int(cloud.pidfile.read_text().strip())
+        # A second site.yml run must change nothing: tests/e2e/test_deploy_aio.py checks that
+        # (on SQLite and PostgreSQL); this module keeps its time for the guests.
+        yield cloud
+    finally:
+        close()
 
 
 def test_deploy_detects_tcg_and_registers_the_host(cloud: Cloud) -> None:
@@ -554,7 +583,7 @@ def test_deleting_the_servers_leaves_nothing(
         assert cloud.server(server["id"]) is None
         assert not (cloud.instances / server["id"]).exists()
         for port in ports[name]:
-            cloud.wait_device_gone("tap" + port["id"][:11])
+            cloud.wait_device_gone(cloud.tap(port["id"]))
             for needle in (port["mac_address"], port["fixed_ips"][0]["ip_address"]):
                 cloud.wait_dhcp_gone(needle)
             DELETED_PORTS.append(port)
@@ -595,7 +624,7 @@ def test_openstackclient_boot_stop_start_reboot_delete(cloud: Cloud) -> None:
     assert cloud.server(server["id"]) is None
     assert not (cloud.instances / server["id"]).exists()
     for port in ports:
-        cloud.wait_device_gone("tap" + port["id"][:11])
+        cloud.wait_device_gone(cloud.tap(port["id"]))
     assert cloud.domains() == []
 
 
@@ -618,7 +647,7 @@ def test_agent_killed_during_build_heals(cloud: Cloud) -> None:
     cloud.openstack("server", "delete", "--wait", server["id"], fmt=False, timeout=400)
     assert cloud.server(server["id"]) is None
     for port in ports:
-        cloud.wait_device_gone("tap" + port["id"][:11])
+        cloud.wait_device_gone(cloud.tap(port["id"]))
     assert cloud.domains() == []
     assert cloud.instance_leftovers() == []
 
@@ -657,3 +686,75 @@ def test_debian_guest_runs_cloud_init_through_the_metadata_service(cloud: Cloud)
                                                     "state": "absent", "timeout": 300}}],
                    "debian-delete")
     assert cloud.domains() == []
+
+
+# ---- the bystander (issue 16): this cloud stays up while the other e2e deploys run ----------
+KEEP = "sdep-keep"
+
+
+def agent_log(cloud: Cloud, name: str) -> Path:
+    return cloud.prefix / "var" / "log" / "stratus" / f"{name}.log"
+
+
+def domain_id(cloud: Cloud, name: str) -> str:
+    """The running domain's id (a new one after any restart) and its state."""
+    domid = run("virsh", "-c", "qemu:///system", "domid", name, check=False).stdout.strip()
+    state = run("virsh", "-c", "qemu:///system", "domstate", name, check=False).stdout.strip()
+    return f"{domid} {state}"
+
+
+def test_bystander_guest_answers_on_its_floating_ip(cloud: Cloud) -> None:
+    """A guest that stays up while the other e2e modules deploy, boot fake VMs, churn and
+    tear down their clouds (other deploy prefixes) beside this one; what this cloud holds on
+    the host is recorded for test_bystander_is_unchanged_by_the_other_deploys."""
+    auth = {"clouds_yaml": str(cloud.clouds_yaml)}
+    setup = boot_tasks(cloud)[:6]
+    results, _ = cloud.play([*setup, {"stratus.cloud.cloud_server": {
+        **auth, "name": KEEP, "image": "sdep-tiny", "flavor": "m1.tiny",
+        "networks": ["sdep-net"], "key_name": "sdep-key", "config_drive": True,
+        "security_groups": ["default", "sdep-ssh"], "floating_ip": "auto", "timeout": 300,
+    }}], "bystander")
+    server = results[f"r{len(setup)}"]["server"]
+    assert server["status"] == "ACTIVE" and server["floating_ip"], server
+    address = server["floating_ip"]
+    cloud.wait_ssh(address)
+    assert cloud.ssh(address, "hostname").stdout.strip() == KEEP
+    [domain] = cloud.domains()
+    ports = cloud.server_ports(server["id"])
+    objects = HostObjects.of(cloud.deploy_prefix, cloud.agent_state, (EXT_BRIDGE,))
+    print(f"bystander {cloud.deploy_prefix}: {objects.summary()}")
+    # What the issue names must be there to be compared: its namespaces, bridges, the
+    # guest's tap, dnsmasq.
+    assert any("-qdhcp-" in ns for ns in objects.namespaces), objects
+    assert any("-qrouter-" in ns for ns in objects.namespaces), objects
+    assert cloud.tap(ports[0]["id"]) in objects.interfaces, objects
+    assert EXT_BRIDGE in objects.interfaces and objects.dnsmasq, objects
+    cloud.bystander = {
+        "server": server, "address": address, "domain": domain,
+        "domain_id": domain_id(cloud, domain), "objects": objects,
+        "logs": {name: log_size(agent_log(cloud, name))
+                 for name in ("stratus-network-agent", "stratus-compute-agent")},
+    }
+
+
+@pytest.mark.e2e_last
+def test_bystander_is_unchanged_by_the_other_deploys(cloud: Cloud) -> None:
+    """Runs after every other e2e module (tests/e2e/conftest.py): their deploys, boots and
+    teardowns left this cloud exactly as it was; then this cloud is torn down."""
+    try:
+        keep = cloud.bystander
+        if not keep:
+            pytest.skip("test_bystander_guest_answers_on_its_floating_ip did not run")
+        cloud.wait_ssh(keep["address"], timeout=60)
+        assert cloud.ssh(keep["address"], "hostname").stdout.strip() == KEEP
+        assert domain_id(cloud, keep["domain"]) == keep["domain_id"], "the guest was restarted"
+        after = HostObjects.of(cloud.deploy_prefix, cloud.agent_state, (EXT_BRIDGE,))
+        print(f"bystander {cloud.deploy_prefix} after: {after.summary()}")
+        assert keep["objects"].differences(after) == []
+        for name, offset in keep["logs"].items():
+            lines = new_log_lines(agent_log(cloud, name), offset)
+            assert removals(lines) == [], f"{name} removed things while the others ran"
+        server = cloud.server(keep["server"]["id"])
+        assert server is not None and server["status"] == "ACTIVE", server
+    finally:
+        cloud.close()

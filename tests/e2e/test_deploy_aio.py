@@ -13,13 +13,15 @@ what a release before issue 9 left, the network agent's supervisor program under
 name ``stratus-agent`` (running, with a stand-in for the old console script), and checks
 that site.yml stopped and removed it and runs ``stratus-network-agent`` instead.
 
-The module holds an exclusive ``flock`` on /tmp/stratus-e2e.lock for each whole deploy: other
-e2e tests deploy the whole cloud on this host too.
+Each deploy has its own deploy prefix (``y<random><engine>``), which every host object it
+makes carries (namespaces ``<prefix>-qdhcp-<id>``, taps, bridges, nftables tables, libvirt
+domains), and runs beside the boot module's cloud, which stays up with a guest as the
+bystander (issue 16, tests/e2e/test_boot_aio.py). Only its site.yml and teardown.yml runs
+take the flock on /tmp/stratus-e2e.lock (tests/e2e/e2e_support.py).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -37,16 +39,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from e2e_support import playbook_lock
 
 from netlab import FakeVM, Lab, nsx, sh
+from stratus.contracts.network import tap_name
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# A deploy's two site.yml runs count against its first test, and may wait for the playbook
+# lock while other deploys (the bystander's, a developer's) run theirs.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PREFERRED_PORT = 15000
 PLAYBOOK_TIMEOUT = 900
-LOCK_FILE = "/tmp/stratus-e2e.lock"
 EXT_BRIDGE = "snetex"
 EXT_NET = "172.24.66"  # the external network: the host is .1 on EXT_BRIDGE
 NETWORK_AGENT = "stratus-network-agent"
@@ -85,6 +90,7 @@ class Deployment:
     admin_password: str
     extra_vars: dict[str, object]
     logs: Path
+    deploy_prefix: str = "st"
     network_port: int = 0
     # host objects the network agent made, checked again after teardown
     agent_namespaces: list[str] | None = None
@@ -166,17 +172,18 @@ def run_playbook(deployment: Deployment, playbook: str, log_name: str) -> str:
         json.dumps(deployment.extra_vars),
     ]
     started = time.monotonic()
-    proc = subprocess.run(
-        cmd,
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=PLAYBOOK_TIMEOUT,
-        check=False,
-    )
+    with playbook_lock():  # one site.yml/teardown.yml at a time; the clouds stay side by side
+        proc = subprocess.run(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=PLAYBOOK_TIMEOUT,
+            check=False,
+        )
     elapsed = time.monotonic() - started
     log = deployment.logs / log_name
     log.write_text(proc.stdout)
@@ -232,10 +239,6 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     if shutil.which("apt-get") is None:
         pytest.skip("the all-in-one deploy targets Debian (apt-get not found)")
 
-    # Other e2e tests deploy the whole cloud here too: one deploy at a time.
-    lock = open(LOCK_FILE, "a+")  # noqa: SIM115 - held until the fixture ends
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    request.addfinalizer(lock.close)  # closing releases the lock, after the teardown below
     prefix = Path(tempfile.mkdtemp(prefix=f"stratus-e2e-{engine}-", dir="/tmp"))
     prefix.chmod(0o755)  # the stratus service user must reach its directories below
     logs = Path(tempfile.mkdtemp(prefix="stratus-e2e-logs-", dir="/tmp"))
@@ -255,8 +258,11 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     db_prefix = f"stratus_e2e_{secrets.token_hex(3)}_"
     network_port = _free_port(PREFERRED_PORT + 2)
     metadata_port = _free_port(PREFERRED_PORT + 4)
+    # Its own deploy prefix: beside the bystander cloud (and a user's), nothing is shared.
+    deploy_prefix = "y" + secrets.token_hex(1) + engine[0]
     extra_vars: dict[str, object] = {
         "stratus_prefix": str(prefix),
+        "stratus_deploy_prefix": deploy_prefix,
         "stratus_process_manager": "supervisor",
         "stratus_database_engine": engine,
         "database_postgresql_name_prefix": db_prefix,
@@ -286,7 +292,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     }
     dep = Deployment(
         prefix=prefix, port=port, admin_password=password, extra_vars=extra_vars, logs=logs,
-        network_port=network_port, upgrade=engine == "sqlite",
+        network_port=network_port, upgrade=engine == "sqlite", deploy_prefix=deploy_prefix,
     )
     try:
         yield dep
@@ -318,9 +324,11 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
                 f"teardown left process {agent_pid} (dnsmasq or metadata proxy)"
             )
         links = sh("ip", "-o", "link", "show")
-        assert f" {EXT_BRIDGE}:" not in links and f"phy-{EXT_BRIDGE}" not in links, (
-            "teardown left the external bridge or its veth"
-        )
+        assert f" {EXT_BRIDGE}:" not in links, "teardown left the external bridge"
+        ours = re.findall(rf"^\d+: ({re.escape(deploy_prefix)}-[^:@ ]+)", links, re.MULTILINE)
+        assert ours == [], f"teardown left interfaces of the deploy: {ours}"
+        netns = sh("ip", "netns", "list")
+        assert f"{deploy_prefix}-" not in netns, f"teardown left namespaces:\n{netns}"
         left = subprocess.run(["pgrep", "-af", str(prefix)], capture_output=True, text=True,
                               check=False).stdout.strip()
         assert left == "", f"processes of the deploy still run after teardown:\n{left}"
@@ -576,7 +584,8 @@ def test_network_agent_serves_a_fake_vm(deployed: Deployment) -> None:
     assert isinstance(router, dict)
     openstack(deployed, "router", "set", "--external-gateway", "public", "e2e-router")
     openstack(deployed, "router", "add", "subnet", "e2e-router", "e2e-subnet")
-    qdhcp, qrouter = f"qdhcp-{net['id']}", f"qrouter-{router['id']}"
+    qdhcp = f"{deployed.deploy_prefix}-qdhcp-{net['id']}"
+    qrouter = f"{deployed.deploy_prefix}-qrouter-{router['id']}"
     deployed.agent_namespaces = [qdhcp, qrouter]
     state_dir = deployed.prefix / "var" / "lib" / "stratus-agent"
     pidfile = state_dir / "dhcp" / net["id"] / "pid"
@@ -608,7 +617,7 @@ def test_network_agent_serves_a_fake_vm(deployed: Deployment) -> None:
     lab = Lab()
     try:
         vm_ns = lab.netns(f"snet-e2e-{secrets.token_hex(3)}")
-        tap = "tap" + port["id"][:11]
+        tap = tap_name(deployed.deploy_prefix, port["id"])
         sh("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", vm_ns)
         sh("ip", "-n", vm_ns, "link", "set", "eth0", "address", port["mac_address"], "up")
         sh("ip", "link", "set", tap, "up")

@@ -5,13 +5,16 @@ site.yml the image service needs) into a temporary prefix with Stratus's own
 supervisord and ports off the defaults, then drives the deployed service as a
 user would: python-openstackclient with the clouds.yaml the identity role
 wrote, and the cloud_image module (check mode, real run, second run). Finally
-it tears the deployment down and checks that nothing of it still runs.
+it tears the deployment down and checks that nothing of it still runs. The deploy has its
+own deploy prefix and runs beside the boot module's cloud (the bystander, issue 16); only
+its deploy and teardown runs take the e2e playbook lock (tests/e2e/e2e_support.py).
 (tests/e2e/test_deploy_aio.py deploys the whole site.yml, this role included,
 twice on SQLite and PostgreSQL and checks that the second run changes nothing.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,6 +32,7 @@ from typing import Any
 
 import pytest
 import yaml
+from e2e_support import playbook_lock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -83,7 +87,13 @@ class Deployed:
         return self.prefix / "var" / "lib" / "stratus" / "images"
 
     def playbook(self, plays: list[dict[str, Any]], name: str, *args: str,
-                 collections: Path | None = None) -> str:
+                 collections: Path | None = None, lock: bool = False) -> str:
+        """Runs plays; ``lock``: under the e2e playbook lock (the deploy and teardown)."""
+        with playbook_lock() if lock else contextlib.nullcontext():
+            return self._playbook(plays, name, *args, collections=collections)
+
+    def _playbook(self, plays: list[dict[str, Any]], name: str, *args: str,
+                  collections: Path | None = None) -> str:
         path = self.work / f"{name}.yml"
         path.write_text(yaml.safe_dump(plays, sort_keys=False))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OS_"))}
@@ -132,6 +142,7 @@ def deployed() -> Iterator[Deployed]:
     identity_port, image_port = free_port(), free_port()
     dep = Deployed(prefix, work, identity_port, image_port, {
         "stratus_prefix": str(prefix),
+        "stratus_deploy_prefix": "x" + secrets.token_hex(1),
         "stratus_process_manager": "supervisor",
         "stratus_database_engine": "sqlite",
         "stratus_admin_password": "e2e-" + secrets.token_urlsafe(12),
@@ -142,10 +153,10 @@ def deployed() -> Iterator[Deployed]:
         "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
     })
     try:
-        dep.playbook(DEPLOY, "deploy")
+        dep.playbook(DEPLOY, "deploy", lock=True)
         yield dep
     finally:
-        dep.playbook(TEARDOWN, "teardown")
+        dep.playbook(TEARDOWN, "teardown", lock=True)
         assert not listening(image_port), "stratus-image still listens after teardown"
         assert not (prefix / "etc" / "stratus").exists()
         shutil.rmtree(prefix, ignore_errors=True)

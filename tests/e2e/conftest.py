@@ -1,0 +1,33 @@
+"""Ordering of the e2e modules (issue 16): the boot module's cloud is the bystander.
+
+test_boot_aio.py deploys its cloud once per session, and its last test boots a guest that
+stays up with a snapshot of the cloud's host objects. The other e2e modules then deploy,
+churn and tear down their own clouds beside it; the tests marked ``e2e_last`` (the
+bystander's final check, which also tears it down) are moved after every other test of
+this directory, so that they see what the other deploys did, and the bystander is gone
+before the integration tests start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "e2e_last: runs after every other test of tests/e2e (the bystander check)")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    last = [item for item in items if item.get_closest_marker("e2e_last")]
+    if not last:
+        return
+    rest = [item for item in items if not item.get_closest_marker("e2e_last")]
+    here = [i for i, item in enumerate(rest) if HERE in Path(str(item.path)).resolve().parents]
+    at = (here[-1] + 1) if here else len(rest)
+    items[:] = rest[:at] + last + rest[at:]
