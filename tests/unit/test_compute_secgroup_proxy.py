@@ -86,7 +86,7 @@ def test_rules_map_to_network_rules(api: ComputeApi) -> None:
     ssh = rule(api, parent_group_id=gid, ip_protocol="TCP", from_port="22", to_port=22,
                cidr="10.1.2.3/8").json()["security_group_rule"]
     assert ssh == {"id": ssh["id"], "parent_group_id": gid, "ip_protocol": "tcp",
-                   "from_port": 22, "to_port": 22, "ip_range": {"cidr": "10.0.0.0/8"},
+                   "from_port": 22, "to_port": 22, "ip_range": {"cidr": "10.1.2.3/8"},
                    "group": {}}
     ping = rule(api, parent_group_id=gid, ip_protocol="icmp", from_port=-1, to_port=-1)
     assert ping.json()["security_group_rule"]["from_port"] == -1
@@ -96,12 +96,12 @@ def test_rules_map_to_network_rules(api: ComputeApi) -> None:
     assert peers["ip_range"] == {}
     sent = {r["id"]: r for r in api.fake.groups[gid]["security_group_rules"]}
     assert sent[ssh["id"]]["direction"] == "ingress"
-    assert sent[ssh["id"]]["remote_ip_prefix"] == "10.0.0.0/8"
+    assert sent[ssh["id"]]["remote_ip_prefix"] == "10.1.2.3/8"
     assert (sent[ping.json()["security_group_rule"]["id"]]["port_range_min"],
             sent[ping.json()["security_group_rule"]["id"]]["port_range_max"]) == (None, None)
     assert sent[peers["id"]]["remote_group_id"] == gid
     status, message = err(rule(api, parent_group_id=gid, ip_protocol="tcp", from_port=22,
-                               to_port=22, cidr="10.0.0.0/8"))
+                               to_port=22, cidr="10.1.2.3/8"))
     assert status == 400 and "already exists" in message
     assert api.call("DELETE", f"{R}/{ssh['id']}", BOB, version="2.1").status_code == 404
     assert api.call("DELETE", f"{R}/{ssh['id']}", ALICE, version="2.1").status_code == 202

@@ -77,7 +77,8 @@ def rule_body(data: dict[str, Any], parent: str) -> dict[str, Any]:
         except ValueError:
             raise BadRequest(f"Invalid cidr {cidr!r}: an IPv4 or IPv6 network is "
                              "expected.") from None
-        body["remote_ip_prefix"] = str(net)
+        # As given (the network API keeps it, Neutron's normalized_cidr is the network)
+        body["remote_ip_prefix"] = str(cidr or "0.0.0.0/0")
         body["ethertype"] = f"IPv{net.version}"
     return body
 
