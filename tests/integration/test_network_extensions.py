@@ -16,10 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import BIN, IdentityServer, Postgres
+from helpers import ADMIN_PASSWORD, BIN, IdentityServer, Postgres
 from network_api import ADMIN, ALICE, NetApi, NetworkServer, in_process
 from stratus.agent.network.drivers.dnsmasq import DnsmasqDriver
 from stratus.agent.network.naming import Naming
+from stratus.agent.network.sources import HttpSource
+from stratus.common.clients import PasswordAuth
 from stratus.contracts.network import HostState
 
 pytestmark = [pytest.mark.integration]
@@ -113,6 +115,22 @@ def test_agents_routes_and_dhcp_options_through_the_client(network: NetworkServe
     check = subprocess.run(["dnsmasq", "--test", f"--conf-file={conf}"], capture_output=True,
                            text=True, timeout=30)
     assert check.returncode == 0, (check.stderr, conf.read_text())
+
+
+def test_each_hosts_l2_backend_as_its_agent_registers_it(network: NetworkServer) -> None:
+    """The network agent's own registration (HttpSource) names its L2 backend; the client
+    then lists a Linux bridge or an Open vSwitch agent for that host."""
+    auth = PasswordAuth(network.identity.url, "admin", ADMIN_PASSWORD, "admin")
+    url = f"{network.url}/v2.0/stratus-agent/hosts/{{host}}"
+    for host, backend in (("tnetimg-lb1", "linuxbridge"), ("tnetimg-ovs1", "ovs")):
+        HttpSource(url, host, auth, underlay_ip="192.0.2.21", l2_backend=backend).register()
+    listed = {a["Host"]: (a["Agent Type"], a["Binary"])
+              for a in osc(network.identity, "network", "agent", "list", "--long")}
+    assert listed["tnetimg-lb1"] == ("Linux bridge agent", "neutron-linuxbridge-agent")
+    assert listed["tnetimg-ovs1"] == ("Open vSwitch agent", "neutron-openvswitch-agent")
+    with admin(network) as c:
+        lb = c.get("/v2.0/agents", params={"host": "tnetimg-lb1"}).json()["agents"]
+        assert [a["configurations"]["tunnel_types"] for a in lb] == [["vxlan"]]
 
 
 FIELDS: dict[str, tuple[str, list[str]]] = {

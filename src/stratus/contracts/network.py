@@ -51,6 +51,7 @@ T = TypeVar("T")
 
 # The one error of every contract; this module's documents have always called it so.
 ModelError = ContractError
+L2_BACKENDS = ("ovs", "linuxbridge")  # HostRegistration.l2_backend
 
 
 def _check_ip(value: str, what: str) -> str:
@@ -520,22 +521,32 @@ class HostState(_Serializable):
 # --- what the agent sends back ---------------------------------------------------------------
 @dataclass
 class HostRegistration(_Serializable):
-    """The agent's host: its tunnel endpoint (every other host's tunnel peer) and whether it
-    is a network node (DHCP servers and routers). Body: ``{"host": {...}}``."""
+    """The agent's host: its tunnel endpoint (every other host's tunnel peer), whether it
+    is a network node (DHCP servers and routers) and, optionally, its L2 backend
+    (``l2_backend``: one of :data:`L2_BACKENDS`; absent or null: unknown, as from an agent
+    older than the field). Body: ``{"host": {...}}``."""
 
     underlay_ip: str | None = None
     network_node: bool = False
+    l2_backend: str | None = None
 
     def validate(self) -> None:
         if self.underlay_ip:
             _check_ip(self.underlay_ip, "underlay_ip")
+        if self.l2_backend is not None and self.l2_backend not in L2_BACKENDS:
+            raise ModelError(f"l2_backend {self.l2_backend!r} is not one of "
+                             f"{', '.join(L2_BACKENDS)} (or null: unknown)")
 
     @classmethod
     def from_body(cls, body: Any) -> HostRegistration:
         return cls.from_dict(_unwrap(body, "host", cls.__name__))
 
     def to_body(self) -> dict[str, Any]:
-        return {"host": self.to_dict()}
+        """The body; an unknown ``l2_backend`` is left out (an older API refuses the key)."""
+        data = self.to_dict()
+        if data["l2_backend"] is None:
+            del data["l2_backend"]
+        return {"host": data}
 
 
 @dataclass

@@ -2,7 +2,9 @@
 Neutron shows them, derived from the hosts' registrations (``agent_host``).
 
 One Stratus network agent does on each host what several Neutron agents do, so every
-registered host shows an L2 agent ("Open vSwitch agent"), and a network node also a
+registered host shows an L2 agent ("Linux bridge agent" when its registration says
+``l2_backend: linuxbridge``, else "Open vSwitch agent": an agent that does not say is shown
+as one, as before the field existed), and a network node also a
 "DHCP agent", an "L3 agent" and a "Metadata agent" (it runs dnsmasq, the router
 namespaces and the metadata proxy). An agent's id is derived from (host, type), so it
 is stable. ``alive``: the host registered (which its agent does before every pass)
@@ -42,15 +44,20 @@ if TYPE_CHECKING:
 
 AGENT_DOWN_TIME = 75  # seconds; Neutron's agent_down_time default
 L2, DHCP, L3, METADATA = "Open vSwitch agent", "DHCP agent", "L3 agent", "Metadata agent"
+LINUXBRIDGE = "Linux bridge agent"
 # agent_type: (binary, topic, availability_zone)
 AGENT_TYPES: dict[str, tuple[str, str, str | None]] = {
     L2: ("neutron-openvswitch-agent", "N/A", None),
+    LINUXBRIDGE: ("neutron-linuxbridge-agent", "N/A", None),
     DHCP: ("neutron-dhcp-agent", "dhcp_agent", "nova"),
     L3: ("neutron-l3-agent", "l3_agent", "nova"),
     METADATA: ("neutron-metadata-agent", "N/A", None),
 }
 CONFIGURATIONS: dict[str, Any] = {
     L2: lambda host: {"tunneling_ip": host.underlay_ip, "l2_population": True},
+    # Stratus's linuxbridge backend always tunnels with VXLAN (FDB entries from the API).
+    LINUXBRIDGE: lambda host: {"tunneling_ip": host.underlay_ip, "tunnel_types": ["vxlan"],
+                               "l2_population": True},
     DHCP: lambda host: {"dhcp_driver": "dnsmasq"},
     L3: lambda host: {"agent_mode": "legacy"},
     METADATA: lambda host: {},
@@ -81,7 +88,8 @@ def _current(row: m.NetworkAgent | None) -> m.NetworkAgent | None:
 
 
 def types_of(host: m.AgentHost) -> list[str]:
-    return [L2, DHCP, L3, METADATA] if host.network_node else [L2]
+    l2 = LINUXBRIDGE if host.l2_backend == "linuxbridge" else L2
+    return [l2, DHCP, L3, METADATA] if host.network_node else [l2]
 
 
 def render(host: m.AgentHost, agent_type: str, row: m.NetworkAgent | None,

@@ -30,19 +30,23 @@ NODE_OWNERS = (DHCP_OWNER, ROUTER_INTERFACE, ROUTER_GATEWAY)
 
 def host_document(row: m.AgentHost) -> dict[str, Any]:
     return {"host": row.host, "underlay_ip": row.underlay_ip, "network_node": row.network_node,
-            "updated_at": views.ts(row.updated_at)}
+            "l2_backend": row.l2_backend, "updated_at": views.ts(row.updated_at)}
 
 
-def register(s: Session, host: str, underlay: str | None, node: bool) -> dict[str, Any]:
-    """Insert or refresh the registration of ``host``."""
+def register(s: Session, host: str, underlay: str | None, node: bool,
+             backend: str | None = None, *, keep_backend: bool = False) -> dict[str, Any]:
+    """Insert or refresh the registration of ``host``; ``backend`` is its L2 backend (None:
+    unknown), left as it was with ``keep_backend`` (a registration that does not say)."""
     row = s.get(m.AgentHost, host)
     if row is None:
         row = m.AgentHost(host=host, underlay_ip=underlay, network_node=node,
-                          updated_at=utcnow())
+                          l2_backend=backend, updated_at=utcnow())
         s.add(row)
     else:
         row.underlay_ip = underlay
         row.network_node = node
+        if not keep_backend:
+            row.l2_backend = backend
         row.updated_at = utcnow()
     s.flush()
     return {"host": host_document(row)}
@@ -69,7 +73,8 @@ class HostService:
         the host is registered first (as ``register``)."""
         core = self.core
         if underlay is not None:
-            core.transaction(lambda s: register(s, host, underlay, bool(network_node)))
+            core.transaction(lambda s: register(s, host, underlay, bool(network_node),
+                                                keep_backend=True))
         with core.db.session() as s:
             # The generation first: the document is then at least that new.
             generation = read_generation(s)
@@ -81,8 +86,10 @@ class HostService:
             rows = s.scalars(sa.select(m.AgentHost).order_by(m.AgentHost.host))
             return [host_document(r) for r in rows]
 
-    def register(self, host: str, underlay: str | None, node: bool) -> dict[str, Any]:
-        return self.core.transaction(lambda s: register(s, host, underlay, node))
+    def register(self, host: str, underlay: str | None, node: bool,
+                 backend: str | None = None) -> dict[str, Any]:
+        """Register ``host`` (see ``register``)."""
+        return self.core.transaction(lambda s: register(s, host, underlay, node, backend))
 
     def report_ports(self, host: str, active: set[str], down: set[str]) -> dict[str, Any]:
         """Apply an agent's port report (see ``api/agent_hosts.py``); answers the ports whose

@@ -240,13 +240,14 @@ def row_dict(obj: Any) -> dict[str, Any]:
 
 
 class AgentHost(NetworkBase):
-    """A host whose network agent registered: its tunnel endpoint and whether it is a
-    network node (DHCP servers, routers)."""
+    """A host whose network agent registered: its tunnel endpoint, whether it is a
+    network node (DHCP servers, routers) and its L2 backend (null: not reported)."""
 
     __tablename__ = "agent_host"
     host: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     underlay_ip: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     network_node: Mapped[bool] = mapped_column(default=False)
+    l2_backend: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     updated_at: Mapped[datetime] = mapped_column()
 
 

@@ -91,12 +91,12 @@ class HttpSource:
 
     def __init__(self, url: str, host: str, auth: Auth | None = None,
                  timeout: float = 10.0, underlay_ip: str | None = None,
-                 network_node: bool = False):
+                 network_node: bool = False, l2_backend: str | None = None):
         self.url = url.replace("{host}", host)
         self.host = host
         self.timeout = timeout
         self.registration = HostRegistration(underlay_ip=underlay_ip or None,
-                                             network_node=network_node)
+                                             network_node=network_node, l2_backend=l2_backend)
         base = self.url.split("/v2.0/", 1)[0] if "/v2.0/" in self.url else self.url
         self.host_url = f"{base.rstrip('/')}/v2.0/stratus-agent/hosts/{quote(host, safe='')}"
         # The loop's calls and the watcher's long-poll each have their own connections.

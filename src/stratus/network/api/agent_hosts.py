@@ -9,11 +9,14 @@ Admin only (the agent authenticates as a service user):
   with ``&underlay_ip=<ip>`` the call also registers the host (as the PUT
   below), so an agent that only polls keeps its registration current.
 * ``PUT /v2.0/stratus-agent/hosts/{host}`` with
-  ``{"host": {"underlay_ip": "10.0.0.11", "network_node": false}}`` registers
-  the host: its tunnel endpoint becomes every other host's tunnel peer.
+  ``{"host": {"underlay_ip": "10.0.0.11", "network_node": false, "l2_backend": "ovs"}}``
+  registers the host: its tunnel endpoint becomes every other host's tunnel peer;
+  ``l2_backend`` (optional: ``ovs`` or ``linuxbridge``; absent or null: unknown) names the
+  L2 agent the agents listing shows. The GET registration above leaves it as it was.
   The agent sends it at start and before every pass (level-triggered).
 * ``GET /v2.0/stratus-agent/hosts`` lists the registered hosts (``{"hosts": [{"host",
-  "underlay_ip", "network_node", "updated_at"}]}``), freshest registration time included.
+  "underlay_ip", "network_node", "l2_backend", "updated_at"}]}``), freshest registration
+  time included.
 * ``PUT /v2.0/stratus-agent/hosts/{host}/ports`` with
   ``{"ports": {"active": [port ids], "down": [port ids]}}``: the agent's view
   of its ports after every pass. Instance ports bound to the host become
@@ -42,6 +45,7 @@ from starlette.concurrency import run_in_threadpool
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest
 from stratus.common.longpoll import MAX_WAIT
+from stratus.contracts.network import L2_BACKENDS
 from stratus.network import views
 from stratus.network.core import NetworkCore
 
@@ -92,6 +96,13 @@ def underlay_ip(value: object) -> str | None:
 
 def _bad_ip(value: object) -> str:
     raise BadRequest(f"underlay_ip {value!r} is not an IP address.")
+
+
+def l2_backend(value: object) -> str | None:
+    if value is not None and value not in L2_BACKENDS:
+        raise BadRequest(f"l2_backend {value!r}: use one of {', '.join(L2_BACKENDS)} "
+                         "(or null: unknown).")
+    return value if isinstance(value, str) else None
 
 
 def port_ids(obj: dict[str, Any], key: str) -> set[str]:
@@ -158,10 +169,10 @@ def register_host(req: Req, svc: NetworkCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "register_host")
     host = host_name(req.params["host"])
     obj = views.entity(req.body, "host")
-    views.only(obj, {"underlay_ip", "network_node"}, "host")
+    views.only(obj, {"underlay_ip", "network_node", "l2_backend"}, "host")
     underlay = underlay_ip(obj.get("underlay_ip"))
     node = views.boolean(obj, "network_node", False)
-    return svc.hosts.register(host, underlay, node)
+    return svc.hosts.register(host, underlay, node, l2_backend(obj.get("l2_backend")))
 
 
 @routes.add("PUT", "/v2.0/stratus-agent/hosts/{host}/ports")
