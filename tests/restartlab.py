@@ -9,7 +9,10 @@ measures.
 * an :class:`AgentPoller` thread long-polls the network or compute API the way the
   agents do (their own HTTP clients: ``HttpSource.watch``, ``HttpComputeApi.assignments``);
 * :func:`restart` is what a process manager does: SIGTERM to the pid, wait for the exit,
-  start the same command again (supervisord's ``restart``, systemd's ``restart``).
+  start the same command again (supervisord's ``restart``, systemd's ``restart``);
+* :func:`reload` is the reload: SIGHUP to the tracked pid (``supervisorctl signal HUP``,
+  ``systemctl reload``); the hand-over parent keeps its pid and its socket and swaps its
+  worker (:mod:`stratus.common.handover`).
 """
 
 from __future__ import annotations
@@ -274,6 +277,67 @@ def restart(server: Any, held: socket.socket | None = None) -> Restart:
     return Restart(t1 - t0, t2 - t1, t0, t2)
 
 
+@dataclass
+class Reload:
+    """One reload: the worker before and after, the parent's pid (unchanged), and its
+    time (SIGHUP to the old worker's exit, seconds)."""
+
+    parent: int
+    old_worker: int
+    new_worker: int
+    took: float
+    started_at: float
+    ended_at: float
+
+
+def workers_of(parent: int) -> set[int]:
+    """The pids of the processes whose parent is ``parent`` (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[1]) == parent:
+            found.add(int(entry.name))
+    return found
+
+
+def wait_worker(parent: int, timeout: float = 60.0) -> int:
+    """The one worker of the hand-over parent ``parent`` (waits for it to be alone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = workers_of(parent)
+        if len(found) == 1:
+            return found.pop()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"parent {parent} has workers {found}, not one")
+        time.sleep(0.02)
+
+
+def reload(server: Any, timeout: float = 60.0) -> Reload:
+    """SIGHUP to the service's tracked pid; wait until its old worker has exited and a
+    new one is the only one."""
+    proc = server.proc
+    assert proc is not None and proc.poll() is None
+    old = wait_worker(proc.pid)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGHUP)
+    deadline = t0 + timeout
+    while True:
+        found = workers_of(proc.pid)
+        if old not in found and len(found) == 1:
+            break
+        assert proc.poll() is None, f"the parent exited with {proc.returncode}"
+        assert time.monotonic() < deadline, f"no new worker after {timeout} s: {found}"
+        time.sleep(0.01)
+    t1 = time.monotonic()
+    return Reload(proc.pid, old, found.pop(), t1 - t0, t0, t1)
+
+
 def listening_socket(port: int) -> socket.socket:
     """What a systemd .socket unit holds: a listening TCP socket on 127.0.0.1:``port``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -297,10 +361,11 @@ def start_on_socket(server: Any, held: socket.socket) -> None:
     wait_http(f"{server.url}/healthcheck", proc=server.proc)
 
 
-def downtime(outcomes: list[Outcome], window: Restart, slack: float = 2.0) -> float:
-    """The longest time without a successful answer around the restart: between two
-    successive successful answers (ends), from the last one before the SIGTERM to the
-    first after the new process answered."""
+def downtime(outcomes: list[Outcome], window: Restart | Reload, slack: float = 2.0) -> float:
+    """The longest time without a successful answer around the restart (or reload):
+    between two successive successful answers (ends), from the last one before the
+    signal to the first after the new process answered. A request that failed does not
+    end a gap."""
     ok = [o.ended for o in outcomes if o.kind == "ok"]
     before = [t for t in ok if t <= window.started_at]
     after = [t for t in ok if window.started_at < t <= window.ended_at + slack]
@@ -319,6 +384,8 @@ def agent_errors_allowed(exc_text: str) -> bool:
     return "unreachable" in exc_text
 
 
-__all__ = ["PROBES", "AgentPoller", "MetadataServer", "Probe", "Restart", "ServiceError",
+__all__ = ["PROBES", "AgentPoller", "MetadataServer", "Probe", "Reload", "Restart",
+           "ServiceError",
            "Stack", "compute_agent", "downtime", "failures", "full_stack", "listening_socket",
-           "network_agent", "restart", "start_on_socket"]
+           "network_agent", "reload", "restart", "start_on_socket", "wait_worker",
+           "workers_of"]

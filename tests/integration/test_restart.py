@@ -14,12 +14,17 @@ What must hold (functional properties; the figures are printed, never asserted):
 * no agent long-poll fails: the shared client polls again across the hand-over, and
   the next change (a network created, a heartbeat) reaches the agent from the new
   process;
-* with the socket handed over (systemd socket activation) no request fails at all.
+* with the socket handed over (systemd socket activation) no request fails at all;
+* a reload (SIGHUP to the tracked pid: the hand-over parent starts a new worker on its
+  socket and drains the old one once the new one is ready) refuses no connection and
+  fails no request, the agents' long-polls go on, a change made after it reaches them,
+  and the worker's pid changes while the parent's does not.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +33,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpers import IdentityServer
 from restartlab import (
     PROBES,
     AgentPoller,
@@ -40,8 +46,11 @@ from restartlab import (
     full_stack,
     listening_socket,
     network_agent,
+    reload,
     restart,
     start_on_socket,
+    wait_worker,
+    workers_of,
 )
 
 pytestmark = [pytest.mark.integration]
@@ -189,3 +198,108 @@ def test_a_socket_handed_over_loses_no_request(stack: Stack) -> None:
         ("RemoteProtocolError", "ReadError"))], found
     assert not [o for o in agent_found if o.kind != "ok"], agent_found
     assert "serving the socket handed over" in server.log()
+
+
+def not_a_keepalive_race(outcomes: list[Outcome]) -> list[Outcome]:
+    """The failures other than the one race no server can avoid: the draining worker
+    closes an idle kept-alive connection just as the client sends on it (reset or
+    closed unanswered; nothing was processed, the Stratus clients send a GET again).
+    A refused connection or an HTTP error is a failure."""
+    return [o for o in outcomes if o.kind != "ok" and not (
+        o.kind == "connection" and o.detail.startswith(("RemoteProtocolError", "ReadError")))]
+
+
+def test_reload_every_service_fails_no_request(stack: Stack) -> None:
+    servers = stack.services()
+    admin = httpx.Client(headers={"X-Auth-Token": stack.token}, timeout=30)
+    probes = {name: Probe(servers[name].url, path, stack.token if auth else None)
+              for name, (path, auth) in PROBES.items()}
+    net_agent = network_agent(stack, "trs-reload-host")
+    cmp_agent = compute_agent(stack, "trs-reload-host")
+    agents: list[AgentPoller] = [net_agent, cmp_agent]
+    for t in [*probes.values(), *agents]:
+        t.start()
+    figures = []
+    try:
+        wait_for("every probe answered", lambda: all(
+            answered_after(p.outcomes, 0) for p in probes.values()))
+        wait_for("both agents read their state", lambda: all(
+            a.first_read.is_set() for a in agents))
+        vcpus = 2
+        for name, server in servers.items():
+            parent = server.proc.pid
+            r = reload(server)
+            assert r.parent == parent and server.proc.poll() is None
+            assert r.new_worker != r.old_worker
+            wait_for(f"{name}'s client is answered after the reload",
+                     lambda r=r, name=name: answered_after(probes[name].outcomes,
+                                                           r.ended_at))
+            before = int(net_agent.outcomes[-1].detail) if net_agent.outcomes else -1
+            created = admin.post(f"{servers['network'].url}/v2.0/networks",
+                                 json={"network": {"name": f"trs-reload-{name}"}})
+            assert created.status_code == 201, created.text
+            wait_for(f"the network agent sees the change after {name}'s reload",
+                     lambda r=r, before=before: answered_after(
+                         net_agent.outcomes, r.ended_at, lambda d: int(d) > before))
+            vcpus += 1
+            gen = cmp_agent.outcomes[-1].detail if cmp_agent.outcomes else "-1"
+            beat = admin.put(f"{servers['compute'].url}/v2.1/stratus/compute-hosts/"
+                             "trs-reload-host", json={"host": {"vcpus": vcpus}})
+            assert beat.status_code == 200, beat.text
+            wait_for(f"the compute agent sees the change after {name}'s reload",
+                     lambda r=r, gen=gen: answered_after(
+                         cmp_agent.outcomes, r.ended_at, lambda d: int(d) > int(gen)))
+            figures.append((name, r, downtime(probes[name].outcomes, r)))
+    finally:
+        outcomes = {name: p.finish() for name, p in probes.items()}
+        agent_outcomes = {a.name: a.finish() for a in agents}
+        admin.close()
+    for name, r, down in figures:
+        print(f"reload {name}: worker {r.old_worker} -> {r.new_worker} in {r.took:.2f} s, "
+              f"client saw {down:.2f} s without an answer")
+    for name, found in outcomes.items():
+        assert not not_a_keepalive_race(found), (name, not_a_keepalive_race(found)[:5])
+    for name, found in agent_outcomes.items():
+        errors = [o for o in found if o.kind != "ok"]
+        assert not errors, (name, errors[:5])
+    for name in servers:
+        log = servers[name].log()
+        assert "Traceback" not in log, log[-3000:]
+        assert "drains" in log, log[-3000:]  # the parent said which worker it replaced
+
+
+def test_reload_with_two_uvicorn_processes_and_a_failed_reload() -> None:
+    """identity as deployed (``workers = 2``): the new worker is ready once both its
+    uvicorn processes are; a reload whose new worker cannot start (a bad configuration)
+    leaves the old one serving, and the next reload after the fix goes through."""
+    root = Path(tempfile.mkdtemp(prefix="trs-"))
+    server = IdentityServer(root, f"sqlite:///{root}/identity.db",
+                            extra_env={"STRATUS_IDENTITY__WORKERS": "2"})
+    probe = Probe(server.url, "/v3", None)
+    try:
+        server.prepare()
+        server.start()
+        probe.start()
+        wait_for("the client is answered", lambda: answered_after(probe.outcomes, 0))
+        first = reload(server)
+        assert first.new_worker != first.old_worker
+        assert len(workers_of(first.new_worker)) >= 2  # its uvicorn processes
+        conf = root / "stratus.conf"
+        good = conf.read_text()
+        conf.write_text(good + "[identity]\nbind_prot = 1\n")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for("the failed reload is logged", lambda: "reload failed" in server.log())
+        assert wait_worker(server.proc.pid) == first.new_worker  # still serving
+        conf.write_text(good)
+        second = reload(server)
+        assert second.old_worker == first.new_worker != second.new_worker
+        wait_for("answered after the reloads", lambda: answered_after(
+            probe.outcomes, second.ended_at))
+    finally:
+        found = probe.finish()
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"reload identity with 2 uvicorn processes: {first.took:.2f} s, "
+          f"{second.took:.2f} s; client saw {downtime(found, first):.2f} s, "
+          f"{downtime(found, second):.2f} s without an answer")
+    assert not not_a_keepalive_race(found), not_a_keepalive_race(found)

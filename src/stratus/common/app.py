@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stratus.common import longpoll
+from stratus.common import handover, longpoll
 from stratus.common.auth import AuthContext
 from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database, is_unavailable
@@ -341,6 +341,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         drain_on_sigterm()
+        handover.notify_ready()  # under a hand-over parent: this process serves now
         yield
         for fn in on_shutdown or []:
             result = fn()
@@ -369,14 +370,15 @@ def _ping(db: Database) -> None:
         conn.execute(sa.text("SELECT 1"))
 
 
-def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = False) -> None:
+def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = False,
+          sock: socket.socket | None = None) -> None:
     """Run ``module:factory`` under uvicorn (``workers`` processes sharing one socket);
     SIGTERM stops accepting, answers the long-polls, finishes the requests in flight
     (at most :data:`GRACEFUL_SHUTDOWN` seconds) and exits. A listening socket handed
     over by the process manager (systemd socket activation, :func:`inherited_socket`)
     is served instead of binding ``host:port``: it stays open across a restart, so
     the connections made meanwhile wait in its backlog for the new process instead of
-    being refused."""
+    being refused. ``sock``: serve this listening socket (a hand-over parent's)."""
     import uvicorn
 
     options: dict[str, Any] = {
@@ -387,12 +389,13 @@ def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = Fa
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
         "proxy_headers": False,
     }
-    sock = inherited_socket()
     if sock is None:
-        uvicorn.run(factory, host=host, port=port, **options)
-        return
-    LOG.info("serving the socket handed over by the process manager (%s)",
-             sock.getsockname())
+        sock = inherited_socket()
+        if sock is None:
+            uvicorn.run(factory, host=host, port=port, **options)
+            return
+        LOG.info("serving the socket handed over by the process manager (%s)",
+                 sock.getsockname())
     config = uvicorn.Config(factory, **options)
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
@@ -450,7 +453,11 @@ def run_service(prog: str, description: str | None, section: str, factory: str,
     :meth:`Config.load` (a missing file or an unknown section or key), logging,
     ``check(config)`` to fail fast on a bad setting -- each of these a one-line
     message and exit status 1, no traceback, before uvicorn starts -- then
-    :func:`serve` with the section's ``bind_host``, ``bind_port`` and ``workers``."""
+    the section's ``bind_host``, ``bind_port`` and ``workers`` served through a
+    hand-over parent (:mod:`stratus.common.handover`): this process keeps the listening
+    socket and the pid, a worker process serves it, and SIGHUP replaces the worker
+    without closing the socket (a reload; docs/operations.md). A worker (started by
+    the parent with the socket) serves it with :func:`serve`."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--config-file", help="default: $STRATUS_CONFIG_FILE or /etc/stratus/stratus.conf"
@@ -468,5 +475,27 @@ def run_service(prog: str, description: str | None, section: str, factory: str,
     except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         return 1
-    serve(factory, *bind, workers=workers, debug=debug)
-    return 0
+    inherited = handover.worker_socket()
+    if inherited is not None:  # a worker: serve the parent's socket
+        serve(factory, *bind, workers=workers, debug=debug, sock=inherited)
+        return 0
+    listening = inherited_socket()
+    if listening is not None:
+        LOG.info("serving the socket handed over by the process manager (%s)",
+                 listening.getsockname())
+    else:
+        listening = bind_socket(*bind)
+
+    def serve_here(sock: socket.socket) -> int:
+        serve(factory, *bind, workers=workers, debug=debug, sock=sock)
+        return 0
+
+    return handover.run_parent(listening, serve_here, expected=workers)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The service's listening socket on ``host:port``, bound as uvicorn binds it
+    (``SO_REUSEADDR``, its backlog); exits with a one-line message when the port is taken."""
+    import uvicorn
+
+    return uvicorn.Config("unused:app", host=host, port=port).bind_socket()
