@@ -92,3 +92,20 @@ def test_a_bad_backend_is_refused_with_what_is_allowed(api: NetApi, bad: object)
     assert resp.status_code == 400
     assert "ovs, linuxbridge" in resp.text
     assert l2_agents(api) == {}
+
+
+@pytest.mark.parametrize("backend", ["ovs", "linuxbridge"])
+def test_the_agent_registers_its_configured_backend(tmp_path: Path, backend: str) -> None:
+    from stratus.agent.network.agent import build_agent
+    from stratus.agent.network.sources import HttpSource
+    from stratus.common.config import Config
+
+    conf = tmp_path / "agent.conf"
+    conf.write_text(f"[agent]\nhost = nl2-h1\nl2_backend = {backend}\nunderlay_ip = 10.0.0.5\n"
+                    f"state_dir = {tmp_path / 'state'}\n"
+                    "network_state_url = http://127.0.0.1:9/v2.0/stratus-agent/hosts/{host}\n")
+    agent, _, _ = build_agent(Config.load(str(conf)))
+    source = agent.source
+    assert isinstance(source, HttpSource)
+    assert source.registration.to_body() == {"host": {
+        "underlay_ip": "10.0.0.5", "network_node": False, "l2_backend": backend}}
