@@ -126,6 +126,9 @@ class FakeNetworkApi:
         self.calls += 1
         return "ACTIVE" if self.calls > self.active_after else "DOWN"
 
+    def wait_active(self, port_id: str, timeout: float) -> str:
+        return self.port_status(port_id)  # an API that answers at once (cannot wait)
+
 
 def fallback_render(doc: InstanceDocument) -> dict[str, bytes]:
     """A stand-in for stratus.contracts.metadata_tree.render in unit tests."""
@@ -282,6 +285,33 @@ def test_vif_plug_wait_waits_for_active_then_times_out(env: Any) -> None:
     body = env.api.last(SERVER_B)
     assert body["reschedule"] is True and "not ACTIVE" in body["fault"]["message"]
     assert SERVER_B not in env.driver.domains
+
+
+class WaitingNetworkApi:
+    """A network API with the long-poll: each wait ends when its port is ACTIVE."""
+
+    def __init__(self) -> None:
+        self.waits: list[tuple[str, float]] = []
+
+    def port_status(self, port_id: str) -> str:
+        raise AssertionError("the agent asked instead of waiting")
+
+    def wait_active(self, port_id: str, timeout: float) -> str:
+        self.waits.append((port_id, timeout))
+        return "ACTIVE"
+
+
+def test_vif_plug_wait_long_polls_without_pausing(env: Any) -> None:
+    pauses: list[float] = []
+    env.agent.network = WaitingNetworkApi()
+    env.agent.sleep = pauses.append
+    env.api.servers[SERVER_A] = assignment()
+    env.agent.reconcile_once()
+    assert env.api.last(SERVER_A)["vm_state"] == "active"
+    waits = env.agent.network.waits
+    assert [p for p, _ in waits] == [p["id"] for p in assignment()["ports"]]
+    assert all(0 < t <= env.settings.vif_plug_timeout for _, t in waits)
+    assert pauses == []
 
 
 def test_vif_plug_wait_off_does_not_ask_the_network(env: Any) -> None:

@@ -20,6 +20,7 @@ from stratus.network.api import (
     extraroutes,
     floatingips,
     networks,
+    port_wait,
     ports,
     quotas,
     routers,
@@ -44,7 +45,7 @@ def build_app(
     router = Router(authenticate=authenticate)
     for module in (versions, extensions, networks, subnets, quotas, ports, routers, floatingips,
                    security_groups, security_group_rules, agent_hosts, subnetpools, agents,
-                   extraroutes):
+                   extraroutes, port_wait):
         router.include(module.routes, core)
     return create_app("network", router.routes, neutron_error, db=core.db, public_url=public_url)
 

@@ -15,11 +15,14 @@ help); an assignment document of the wrong shape is one too (status 502).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Protocol
 
 from stratus.common.clients import ApiClient, Auth, ServiceError
 from stratus.contracts.compute import AssignmentSet, ContractError, HostResources, ServerReport
+
+LOG = logging.getLogger(__name__)
 
 
 class ComputeApi(Protocol):
@@ -39,6 +42,10 @@ class ImageApi(Protocol):
 
 class NetworkApi(Protocol):
     def port_status(self, port_id: str) -> str: ...
+
+    def wait_active(self, port_id: str, timeout: float) -> str:
+        """The port's status once ACTIVE, or after at most ``timeout`` seconds."""
+        ...
 
 
 class HttpComputeApi:
@@ -92,10 +99,31 @@ class HttpImageApi:
 
 
 class HttpNetworkApi:
-    """A port's status (the agent starts a guest once its ports are ACTIVE)."""
+    """A port's status (the agent starts a guest once its ports are ACTIVE).
+
+    :meth:`wait_active` long-polls ``GET /v2.0/stratus-agent/ports/{id}/status?wait=``
+    (``stratus.network.api.port_wait``): the answer comes the moment the network agent
+    reports the port ACTIVE. A network API without that route (an older release during
+    an upgrade) is asked for the port once per call instead."""
 
     def __init__(self, url: str, auth: Auth | None):
         self.client = ApiClient(url, auth, timeout=30.0, service="network")
+        self.can_wait = True
 
     def port_status(self, port_id: str) -> str:
         return str(self.client.get(f"v2.0/ports/{port_id}")["port"].get("status", ""))
+
+    def wait_active(self, port_id: str, timeout: float) -> str:
+        if self.can_wait:
+            try:
+                resp = self.client.long_poll(f"v2.0/stratus-agent/ports/{port_id}/status",
+                                             0, timeout)
+                return str(resp.json()["port"].get("status", ""))
+            except ServiceError as exc:
+                if exc.status not in (404, 405):
+                    raise
+            status = self.port_status(port_id)  # raises when the port itself is gone
+            self.can_wait = False
+            LOG.info("the network API cannot wait for a port's status: asking for it instead")
+            return status
+        return self.port_status(port_id)

@@ -221,13 +221,16 @@ class ServerWork:
         if self.network is None:
             raise VirtError("vif_plug_wait is on but no network API is configured",
                             temporary=False)
+        # Each call returns the moment its port is ACTIVE (a long-poll on the network
+        # API); the pause below only follows an error or an API that cannot wait.
         deadline = time.monotonic() + self.s.vif_plug_timeout
         waiting = list(port_ids)
         while True:
             still = []
             for pid in waiting:
                 try:
-                    status = self.network.port_status(pid)
+                    status = self.network.wait_active(
+                        pid, max(0.0, deadline - time.monotonic()))
                 except ServiceError as exc:
                     if not exc.temporary:
                         raise
