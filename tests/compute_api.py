@@ -78,7 +78,8 @@ class FakeDownstream:
                 ) -> dict[str, Any]:
         nid, sid = str(uuid.uuid4()), str(uuid.uuid4())
         self.networks[nid] = {"id": nid, "name": name, "project_id": project, "shared": shared,
-                              "mtu": 1450, "status": "ACTIVE", "router:external": False}
+                              "mtu": 1450, "status": "ACTIVE", "router:external": False,
+                              "subnets": [sid]}
         self.subnets[sid] = {"id": sid, "network_id": nid, "cidr": "192.168.10.0/24",
                              "gateway_ip": "192.168.10.1", "dns_nameservers": [],
                              "host_routes": [], "enable_dhcp": True, "ip_version": 4}
@@ -163,6 +164,11 @@ class FakeDownstream:
             raise ServiceError("no port", status=404)
         if port_id in self.refuse_updates:
             raise self.refuse_updates[port_id]
+        if "fixed_ips" in body:  # a subnet without an address: the next free one
+            body = {**body, "fixed_ips": [
+                ip if ip.get("ip_address") else
+                {"subnet_id": ip["subnet_id"], "ip_address": f"192.168.10.{next(self.ips)}"}
+                for ip in body["fixed_ips"]]}
         port.update(body)
         return dict(port)
 

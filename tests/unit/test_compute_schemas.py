@@ -340,3 +340,35 @@ def test_hosts_usage_and_diagnostics(api: ComputeApi) -> None:
     assert diag["state"] == "running" and diag["num_cpus"] == 1 and diag["num_nics"] == 1
     assert api.call("GET", f"/v2.1/servers/{sid}/diagnostics", ALICE,
                     version=version).status_code == 403
+
+
+def test_add_and_remove_fixed_ip(api: ComputeApi) -> None:
+    version = "2.1"
+    sid = active(api, version)
+    srv = api.server(sid)
+    (net_name, entries), = srv["addresses"].items()
+    first = entries[0]["addr"]
+    net_id = next(n["id"] for n in api.fake.networks.values() if n["name"] == net_name)
+    act = f"/v2.1/servers/{sid}/action"
+    check(api.call("POST", act, ALICE, version=version,
+                   json={"addFixedIp": {"networkId": net_id}}), "servers",
+          "server_actions_common_schema", version)
+    listed = check(api.call("GET", f"/v2.1/servers/{sid}/ips", ALICE, version=version),
+                   "servers", "list_addresses", version)["addresses"][net_name]
+    added = {a["addr"] for a in listed} - {first}
+    assert len(listed) == 2 and len(added) == 1
+    check(api.call("GET", f"/v2.1/servers/{sid}/ips/{net_name}", ALICE, version=version),
+          "servers", "list_addresses_by_network", version)
+    port = next(iter(api.fake.ports.values()))
+    assert {ip["ip_address"] for ip in port["fixed_ips"]} == {first, *added}
+    resp = api.call("POST", act, ALICE, version=version,
+                    json={"removeFixedIp": {"address": added.pop()}})
+    assert resp.status_code == 202
+    assert [a["addr"] for a in api.server(sid)["addresses"][net_name]] == [first]
+    for body, status in (({"removeFixedIp": {"address": "10.9.9.9"}}, 400),
+                         ({"addFixedIp": {"networkId": "nope"}}, 400),
+                         ({"addFixedIp": {"network": net_id}}, 400)):
+        assert api.call("POST", act, ALICE, version=version, json=body).status_code == status
+    assert api.call("POST", act, ALICE, version="2.44",
+                    json={"addFixedIp": {"networkId": net_id}}).status_code == 404
+    assert len(api.fake.ports[port["id"]]["fixed_ips"]) == 1

@@ -31,6 +31,7 @@ from stratus.compute.quotas import OverLimit
 from stratus.compute.recovery import owned, released
 from stratus.compute.server_actions import ServerActions
 from stratus.compute.server_checks import CreateRequest
+from stratus.compute.server_fixed_ips import ServerFixedIps
 from stratus.compute.server_security_groups import ServerSecurityGroups
 from stratus.compute.volumes import ServerVolumes, volumes_of
 
@@ -48,7 +49,7 @@ TASK_TARGETS = {
 }
 
 
-class ServerFlow(Placement, ServerSecurityGroups, ServerActions):
+class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions):
     """Every server operation over the compute database and the downstream APIs
     (``ComputeCore.servers``)."""
 

@@ -1,6 +1,6 @@
 """Server actions (``POST /servers/{id}/action``): os-start, os-stop, pause, unpause,
-suspend, resume, reboot, os-getConsoleOutput, createImage, addSecurityGroup and
-removeSecurityGroup."""
+suspend, resume, reboot, os-getConsoleOutput, createImage, addSecurityGroup,
+removeSecurityGroup, addFixedIp and removeFixedIp (below 2.44)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from stratus.common.app import Req, Routes
-from stratus.common.errors import BadRequest
+from stratus.common.errors import BadRequest, NotFound
 from stratus.compute import views
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_actions import ACTIONS
 
 routes = Routes()
 GROUP_ACTIONS = ("addSecurityGroup", "removeSecurityGroup")
-KNOWN = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage", *GROUP_ACTIONS}
+FIXED_IP_ACTIONS = {"addFixedIp": "networkId", "removeFixedIp": "address"}  # below 2.44
+KNOWN = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage", *GROUP_ACTIONS,
+         *FIXED_IP_ACTIONS}
 
 
 @routes.add("POST", "/v2.1/servers/{id}/action", status=202)
@@ -34,6 +36,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
     svc.require_member(ctx, f"os_compute_api:servers:{name}")
     if name == "createImage":
         return create_image(req, svc, arg)
+    if name in FIXED_IP_ACTIONS:
+        return fixed_ip_action(req, svc, name, arg)
     if name in GROUP_ACTIONS:
         if not isinstance(arg, dict) or set(arg) != {"name"} \
                 or not isinstance(arg["name"], str) or not arg["name"].strip():
@@ -52,6 +56,22 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
     elif arg is not None and not isinstance(arg, dict):
         raise BadRequest(f"Invalid input for {name}: null or an object is expected.")
     svc.servers.act(ctx, sid, name, reboot_type)
+    return Response(status_code=202)
+
+
+def fixed_ip_action(req: Req, svc: ComputeCore, name: str, arg: Any) -> Response:
+    """addFixedIp ``{"networkId"}`` / removeFixedIp ``{"address"}`` (404 from 2.44)."""
+    if views.mv(req) >= (2, 44):
+        raise NotFound(f"The {name} action is gone from microversion 2.44; use the network "
+                       "API's ports.")
+    key = FIXED_IP_ACTIONS[name]
+    if not isinstance(arg, dict) or set(arg) != {key} or not isinstance(arg[key], str) \
+            or not arg[key].strip():
+        raise BadRequest(f"Invalid input for {name}: {{\"{key}\": \"...\"}} is expected.")
+    if name == "addFixedIp":
+        svc.servers.add_fixed_ip(req.ctx, req.params["id"], arg[key])
+    else:
+        svc.servers.remove_fixed_ip(req.ctx, req.params["id"], arg[key])
     return Response(status_code=202)
 
 
