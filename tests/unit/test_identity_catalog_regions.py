@@ -35,3 +35,42 @@ def test_an_endpoint_naming_a_new_region_makes_it(api: Api) -> None:
     moved = api.call("PATCH", f"/v3/endpoints/{ep_id}", json={"endpoint": {"region": "rg-b"}})
     assert moved.status_code == 200 and moved.json()["endpoint"]["region_id"] == "rg-b"
     assert api.call("GET", "/v3/regions/rg-b").status_code == 200
+
+
+def test_project_tags_one_by_one_and_all_at_once(api: Api) -> None:
+    proj = api.create("project", name="tagged", tags=["a"])
+    base = f"/v3/projects/{proj['id']}/tags"
+    assert api.call("PUT", f"{base}/b").status_code == 201
+    assert api.call("GET", f"{base}/b").status_code == 204
+    assert api.call("HEAD", f"{base}/b").status_code == 204
+    assert api.call("GET", base).json()["tags"] == ["a", "b"]
+    got = api.call("PUT", base, json={"tags": ["x", "y", "x"]})
+    assert got.status_code == 200 and got.json()["tags"] == ["x", "y"]
+    assert api.call("DELETE", f"{base}/x").status_code == 204
+    assert api.call("GET", f"{base}/x").status_code == 404
+    assert api.call("DELETE", f"{base}/x").status_code == 404
+    assert api.call("PUT", f"{base}/a,b").status_code == 400
+    assert api.call("PUT", base, json={"tags": [f"t{i}" for i in range(81)]}).status_code == 400
+    assert api.call("DELETE", base).status_code == 204
+    assert api.call("GET", base).json()["tags"] == []
+    assert api.call("GET", f"/v3/projects/{proj['id']}").json()["project"]["tags"] == []
+    other = api.member("tagless")
+    assert api.call("GET", base, other["token"]).status_code == 403
+    assert api.call("PUT", f"/v3/projects/{other['project']['id']}/tags/z",
+                    other["token"]).status_code == 403
+
+
+def test_implied_role_check_and_show(api: Api) -> None:
+    prior, implied = api.create("role", name="prior-r"), api.create("role", name="implied-r")
+    path = f"/v3/roles/{prior['id']}/implies/{implied['id']}"
+    assert api.call("HEAD", path).status_code == 404
+    assert api.call("PUT", path).status_code == 201
+    assert api.call("HEAD", path).status_code == 204
+    shown = api.call("GET", path).json()["role_inference"]
+    assert shown["prior_role"]["id"] == prior["id"]
+    assert shown["implies"]["id"] == implied["id"]
+
+
+def test_user_in_a_missing_domain_is_404(api: Api) -> None:
+    resp = api.call("POST", "/v3/users", json={"user": {"name": "x", "domain_id": "nope"}})
+    assert resp.status_code == 404

@@ -123,3 +123,26 @@ def test_policies_crud_admin_only(api: Api) -> None:
     assert api.call("POST", "/v3/policies", json={"policy": {"type": "x"}}).status_code == 400
     assert api.call("DELETE", f"/v3/policies/{pol['id']}").status_code == 204
     assert api.call("GET", f"/v3/policies/{pol['id']}").status_code == 404
+
+
+def test_os_ec2_credentials_of_a_user(api: Api) -> None:
+    gus, hal = api.member("gus"), api.member("hal")
+    uid, pid = gus["user"]["id"], gus["project"]["id"]
+    base = f"/v3/users/{uid}/credentials/OS-EC2"
+    made = api.call("POST", base, gus["token"], json={"tenant_id": pid})
+    assert made.status_code == 201, made.text
+    cred = made.json()["credential"]
+    assert cred["user_id"] == uid and cred["tenant_id"] == pid
+    assert cred["access"] and cred["secret"] and cred["trust_id"] is None
+    assert cred["links"]["self"].endswith(f"{base}/{cred['access']}")
+    listed = api.call("GET", base, gus["token"]).json()["credentials"]
+    assert [c["access"] for c in listed] == [cred["access"]]
+    assert api.call("GET", f"{base}/{cred['access']}", gus["token"]).json()[
+        "credential"] == cred
+    # The same key pair is an ec2 credential of /v3/credentials.
+    generic = api.call("GET", "/v3/credentials", params={"user_id": uid}).json()["credentials"]
+    assert [json.loads(c["blob"])["access"] for c in generic] == [cred["access"]]
+    assert api.call("GET", base, hal["token"]).status_code == 403
+    assert api.call("POST", base, json={}).status_code == 400
+    assert api.call("DELETE", f"{base}/{cred['access']}", gus["token"]).status_code == 204
+    assert api.call("GET", f"{base}/{cred['access']}").status_code == 404

@@ -14,9 +14,11 @@ from stratus.identity.api import (
     auth,
     credentials,
     domains,
+    ec2_credentials,
     endpoints,
     groups,
     policies,
+    project_tags,
     projects,
     regions,
     roles,
@@ -55,9 +57,9 @@ def build_app(identity: Identity, public_url: str = "") -> Starlette:
     """The identity app: every API module's routes bound to ``identity`` (in this
     order, which is the order Starlette tries them in)."""
     router = Router(authenticate=identity.context)
-    for module in (versions, tokens, auth, domains, projects, users, groups, app_credentials,
-                   roles, assignments, regions, services, endpoints, credentials, policies,
-                   trusts):
+    for module in (versions, tokens, auth, domains, project_tags, projects, users, groups,
+                   app_credentials, roles, assignments, regions, services, endpoints,
+                   credentials, ec2_credentials, policies, trusts):
         router.include(module.routes, identity)
     return create_app(
         "identity", router.routes, keystone_error, db=identity.db, public_url=public_url

@@ -156,3 +156,12 @@ class Policies:
     def delete(self, policy_id: str) -> None:
         with self.core.db.session() as s:
             s.delete(get(s, m.Policy, policy_id, "policy"))
+
+
+def ec2_blob(cred: m.Credential) -> dict[str, Any]:
+    """An ec2 credential's blob as an object (empty when it is not one)."""
+    try:
+        data = json.loads(cred.blob)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from stratus.common.errors import BadRequest, Conflict, Forbidden
+from stratus.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from stratus.common.timeutil import new_hex_id
 from stratus.identity import models as m
 from stratus.identity import views
 from stratus.identity.rows import get, require_domain, stored
+
+MAX_TAGS = 80  # Keystone's limit on a project's tags
 
 if TYPE_CHECKING:
     from stratus.identity.core import Identity
@@ -133,3 +135,29 @@ class Projects:
             )
             self.core.revoke(s, project_id=proj.id)
             s.delete(proj)
+
+    # ---- tags (/v3/projects/{id}/tags) ----------------------------------------------------
+
+    def tags(self, project_id: str) -> list[str]:
+        with self.core.db.session() as s:
+            proj: m.Project = get(s, m.Project, project_id, "project")
+            return list(proj.tags or [])
+
+    def change_tags(self, project_id: str, add: list[str] | None = None,
+                    remove: str | None = None, replace: list[str] | None = None) -> list[str]:
+        """Replace the tags, add some, or remove one (404 when it is not there);
+        the tags afterwards. At most MAX_TAGS, as Keystone allows."""
+        with self.core.db.session() as s:
+            proj: m.Project = get(s, m.Project, project_id, "project")
+            tags = list(proj.tags or []) if replace is None else []
+            for tag in [*(replace or []), *(add or [])]:
+                if tag not in tags:
+                    tags.append(tag)
+            if remove is not None:
+                if remove not in tags:
+                    raise NotFound(f"Tag {remove!r} not found for project {proj.id}.")
+                tags.remove(remove)
+            if len(tags) > MAX_TAGS:
+                raise BadRequest(f"A project has at most {MAX_TAGS} tags.")
+            proj.tags = tags
+            return tags

@@ -13,7 +13,7 @@ from stratus.identity import models as m
 from stratus.identity import views
 from stratus.identity.assignments import projects_of_user
 from stratus.identity.passwords import verify_password
-from stratus.identity.rows import get, require_domain, stored
+from stratus.identity.rows import get, stored
 
 if TYPE_CHECKING:
     from stratus.identity.core import Identity
@@ -47,7 +47,8 @@ class Users:
         """A new user in an existing domain; the rest of ``obj`` is checked once the
         domain and the default project are known to exist and the name to be free."""
         with self.core.db.session() as s:
-            require_domain(s, domain_id)
+            # A missing domain is a 404 for a user, as Keystone answers (Tempest checks it).
+            get(s, m.Domain, domain_id, "domain")
             default_project_id = views.text(obj, "default_project_id", max_len=64)
             if default_project_id and s.get(m.Project, default_project_id) is None:
                 raise BadRequest(

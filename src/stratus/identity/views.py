@@ -235,7 +235,8 @@ def app_credential(base: str, c: m.ApplicationCredential, roles: list[m.Role]) -
         "user_id": c.user_id,
         "project_id": c.project_id,
         "description": c.description,
-        "expires_at": c.expires_at.isoformat() + "Z" if c.expires_at else None,
+        # Keystone shows an application credential's expiry without a zone suffix.
+        "expires_at": c.expires_at.isoformat() if c.expires_at else None,
         "unrestricted": c.unrestricted,
         "access_rules": [],
         "roles": [{"id": r.id, "name": r.name, "domain_id": None} for r in roles],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.common.app import Req, Routes
+from stratus.common.errors import NotFound
 from stratus.identity import views
 from stratus.identity.api.access import admin
 from stratus.identity.core import Identity
@@ -60,6 +61,27 @@ def create_implied(req: Req, svc: Identity) -> dict[str, Any]:
 def list_implied(req: Req, svc: Identity) -> dict[str, Any]:
     admin(req, "list_implied_roles")
     prior, implied = svc.roles.implied_by(req.params["prior_id"])
+    return {"role_inference": views.role_inference(req.base_url, prior, implied)}
+
+
+def _one_inference(req: Req, svc: Identity) -> tuple[Any, Any]:
+    prior, implied = svc.roles.implied_by(req.params["prior_id"])
+    match = next((r for r in implied if r.id == req.params["implied_id"]), None)
+    if match is None:
+        raise NotFound(f"Role {prior.id} does not imply {req.params['implied_id']}.")
+    return prior, match
+
+
+@routes.add("HEAD", "/v3/roles/{prior_id}/implies/{implied_id}", status=204, body=False)
+def check_implied(req: Req, svc: Identity) -> None:
+    admin(req, "check_implied_role")
+    _one_inference(req, svc)
+
+
+@routes.add("GET", "/v3/roles/{prior_id}/implies/{implied_id}")
+def show_implied(req: Req, svc: Identity) -> dict[str, Any]:
+    admin(req, "get_implied_role")
+    prior, implied = _one_inference(req, svc)
     return {"role_inference": views.role_inference(req.base_url, prior, implied)}
 
 
