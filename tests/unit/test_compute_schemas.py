@@ -361,6 +361,8 @@ def test_add_and_remove_fixed_ip(api: ComputeApi) -> None:
           "servers", "list_addresses_by_network", version)
     port = next(iter(api.fake.ports.values()))
     assert {ip["ip_address"] for ip in port["fixed_ips"]} == {first, *added}
+    check(api.call("GET", f"/v2.1/servers/{sid}/os-interface/{port['id']}", ALICE,
+                   version=version), "interfaces", "get_create_interfaces", version)
     resp = api.call("POST", act, ALICE, version=version,
                     json={"removeFixedIp": {"address": added.pop()}})
     assert resp.status_code == 202
