@@ -74,3 +74,21 @@ def test_implied_role_check_and_show(api: Api) -> None:
 def test_user_in_a_missing_domain_is_404(api: Api) -> None:
     resp = api.call("POST", "/v3/users", json={"user": {"name": "x", "domain_id": "nope"}})
     assert resp.status_code == 404
+
+
+def test_domain_roles_imply_but_are_not_effective(api: Api) -> None:
+    dom_role = api.create("role", name="dom-r", domain_id="default")
+    member = api.role_id("member")
+    # A global role may not imply a domain role; the other way is fine.
+    assert api.call("PUT", f"/v3/roles/{member}/implies/{dom_role['id']}").status_code == 403
+    assert api.call("PUT", f"/v3/roles/{dom_role['id']}/implies/{member}").status_code == 201
+    pat = api.create("user", name="pat", password="pw")
+    proj = api.create("project", name="pat-p")
+    assert api.call("PUT", f"/v3/projects/{proj['id']}/users/{pat['id']}/roles/"
+                    f"{dom_role['id']}").status_code == 204
+    eff = api.call("GET", "/v3/role_assignments", params={
+        "effective": "", "user.id": pat["id"]}).json()["role_assignments"]
+    assert dom_role["id"] not in {a["role"]["id"] for a in eff}
+    assert member in {a["role"]["id"] for a in eff}
+    tok = api.issue("pat", "pw", "pat-p").json()["token"]
+    assert {r["name"] for r in tok["roles"]} == {"member", "reader"}

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from stratus.common.errors import NotFound
 from stratus.identity import models as m
-from stratus.identity.rows import get, stored
+from stratus.identity.rows import GLOBAL, get, stored
 
 if TYPE_CHECKING:
     from stratus.identity.core import Identity
@@ -142,12 +142,14 @@ class Assignments:
         for mem in s.scalars(sa.select(m.Membership)):
             members.setdefault(mem.group_id, []).append(mem.user_id)
         out: dict[tuple[str, str, str, str], m.Assignment] = {}
+        # Domain-specific roles are never effective themselves, only what they imply.
+        domain_roles = set(s.scalars(sa.select(m.Role.id).where(m.Role.domain_id != GLOBAL)))
         for row in rows:
             users = (
                 members.get(row.actor_id, []) if row.type.startswith("Group") else [row.actor_id]
             )
             kind = "User" + row.type.removeprefix("Group").removeprefix("User")
-            for role_id in self.core.expand_implied(s, [row.role_id]):
+            for role_id in self.core.expand_implied(s, [row.role_id]) - domain_roles:
                 for uid in users:
                     key = (kind, uid, row.target_id, role_id)
                     out.setdefault(

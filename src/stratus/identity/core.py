@@ -166,7 +166,9 @@ class Identity:
         if not direct:
             return []
         ids = self.expand_implied(session, direct)
-        return list(session.scalars(sa.select(m.Role).where(m.Role.id.in_(ids))).all())
+        # Domain-specific roles only lead to the global roles they imply (Keystone).
+        return list(session.scalars(sa.select(m.Role).where(
+            m.Role.id.in_(ids), m.Role.domain_id == GLOBAL)).all())
 
     # ---- authentication ------------------------------------------------------------------
 

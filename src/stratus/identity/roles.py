@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from stratus.common.errors import BadRequest, Conflict, NotFound
+from stratus.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from stratus.common.timeutil import new_hex_id
 from stratus.identity import models as m
 from stratus.identity import views
@@ -99,6 +99,9 @@ class Roles:
         with self.core.db.session() as s:
             prior = get(s, m.Role, prior_id, "role")
             implied = get(s, m.Role, implied_id, "role")
+            if prior.domain_id == GLOBAL and implied.domain_id != GLOBAL:
+                raise Forbidden(f"Global role {prior.name} cannot imply domain-specific role "
+                                f"{implied.name} (a domain role may imply a global one).")
             if prior.id in self.core.expand_implied(s, [implied.id]):
                 raise BadRequest(
                     f"Role {implied.name} already implies {prior.name}; "
