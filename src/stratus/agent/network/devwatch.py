@@ -95,6 +95,7 @@ class DeviceWatch:
             event = link_event(line)
             if event is None or event[1] or event[0] not in self._waiting:
                 continue
+            self._waiting -= {event[0]}  # one wake-up per appearance, not per change
             self.events += 1
             LOG.debug("device %s appeared: waking the loop", event[0])
             self.wake.set()
