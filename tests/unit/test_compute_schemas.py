@@ -270,10 +270,9 @@ def test_admin_views_and_flavor_extras(api: ComputeApi, version: str) -> None:
     check(api.call("GET", "/v2.1/os-hypervisors/statistics", version=version),
           "hypervisors", "get_hypervisor_statistics", version)
     services = api.call("GET", "/v2.1/os-services", version=version)
-    # host_problems is a Stratus extension (docs/compute-agent.md) Tempest's schema does not
-    # know: every other key is checked.
+    # host_problems (a Stratus extension, docs/compute-agent.md) appears only while a host has
+    # a problem, so a healthy host's entry validates as it is.
     rows = services.json()["services"]
-    assert [r.pop("host_problems") for r in rows] == [[]]
     jsonschema.validate({"services": rows},
                         schema("services", "list_services", version)["response_body"],
                         cls=JSONSCHEMA_VALIDATOR, format_checker=FORMAT_CHECKER)

@@ -22,11 +22,14 @@ def service_view(h: m.ComputeHost, alive: bool, v: tuple[int, int] = views.MAX_V
     out = {"id": h.id, "binary": "nova-compute", "host": h.host,
            "zone": h.availability_zone, "status": "enabled" if h.enabled else "disabled",
            "state": "up" if alive else "down", "updated_at": isotime(h.heartbeat_at),
-           "disabled_reason": h.disabled_reason, "forced_down": h.forced_down,
-           # Stratus extension: what the agent says makes this host slow (hostcheck.py)
-           "host_problems": list(h.problems or [])}
+           "disabled_reason": h.disabled_reason, "forced_down": h.forced_down}
     if v < (2, 11):
         del out["forced_down"]
+    if h.problems:
+        # Stratus extension: what the agent says makes this host slow (hostcheck.py). Only
+        # while there is one, so a healthy host's entry is exactly Nova's (Tempest's schema
+        # forbids other keys).
+        out["host_problems"] = list(h.problems)
     return out
 
 
