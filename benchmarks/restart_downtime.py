@@ -4,10 +4,14 @@ Starts identity, image, network, compute and metadata as real processes (SQLite,
 temporary directory under /tmp, prefix ``trs-bench-``), a client per service sending
 one request after another (10 ms apart, keep-alive), and a network and a compute agent
 long-polling their APIs (30 s waits). Then restarts each service in turn as a process
-manager does (SIGTERM to the pid, wait for the exit, start it again) and prints, per
-service: the stop time (SIGTERM to exit), the start time (exec to the first answer),
-the downtime its client saw (the longest time without a successful answer), and the
-requests that failed, by kind. Prints figures; asserts nothing.
+manager does (SIGTERM to the pid, wait for the exit, start it again), and reloads it
+(SIGHUP to the same pid: ``supervisorctl signal HUP``, ``systemctl reload``; the
+hand-over parent starts a new worker on its socket and drains the old one once the new
+one is ready, :mod:`stratus.common.handover`), and prints, per service and per
+restart or reload: the stop time (SIGTERM to exit; for a reload, SIGHUP to the old
+worker's exit), the start time (exec to the first answer), the downtime its client saw
+(the longest time without a successful answer; a refused or failed request does not
+end it), and the requests that failed, by kind. Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/restart_downtime.py [--rounds 3] [--socket]
 
@@ -40,6 +44,7 @@ from restartlab import (
     full_stack,
     listening_socket,
     network_agent,
+    reload,
     restart,
     start_on_socket,
 )
@@ -83,7 +88,16 @@ def main() -> int:
                     failed = Counter(o.detail.split(":")[0] if o.kind == "connection"
                                      else o.kind for o in failures(own)
                                      if o.started <= r.ended_at + 2)
-                    rows.append((name, r.stop, r.start, downtime(own, r), failed))
+                    rows.append((name, "restart", r.stop, r.start, downtime(own, r), failed))
+                for _ in range(args.rounds):
+                    h = reload(servers[name])
+                    time.sleep(2.5)
+                    own = [o for o in probes[name].outcomes if o.started >= h.started_at - 1]
+                    failed = Counter(o.detail.split(":")[0] if o.kind == "connection"
+                                     else o.kind for o in failures(own)
+                                     if o.started <= h.ended_at + 2)
+                    rows.append((name, "reload", h.took, float("nan"), downtime(own, h),
+                                 failed))
             for t in probes.values():
                 t.finish()
             agent_outcomes = {a.name: a.finish() for a in agents}
@@ -94,14 +108,21 @@ def main() -> int:
     how = "socket handed over (systemd socket activation)" if args.socket else \
         "each process binds its port (supervisord; systemd without a .socket unit)"
     print(f"restart: SIGTERM, wait for the exit, start again; {how}")
-    print(f"{'service':10} {'stop s':>7} {'start s':>8} {'downtime s':>11}  failed requests")
-    for name, stop, start, down, failed in rows:
-        print(f"{name:10} {stop:7.2f} {start:8.2f} {down:11.2f}  {dict(failed) or '-'}")
+    print("reload: SIGHUP to the same pid; a new worker on the same socket, the old one "
+          "drains once it is ready (stop: SIGHUP to the old worker's exit)")
+    print(f"{'service':10} {'how':8} {'stop s':>7} {'start s':>8} {'downtime s':>11}  "
+          "failed requests")
+    for name, kind, stop, start, down, failed in rows:
+        print(f"{name:10} {kind:8} {stop:7.2f} {start:8.2f} {down:11.2f}  "
+              f"{dict(failed) or '-'}")
     print()
     for name in names:
-        downs = [r[3] for r in rows if r[0] == name]
-        print(f"{name}: median downtime {statistics.median(downs):.2f} s "
-              f"(max {max(downs):.2f} s over {len(downs)} restarts)")
+        line = []
+        for kind in ("restart", "reload"):
+            downs = [r[4] for r in rows if r[0] == name and r[1] == kind]
+            line.append(f"{kind} median downtime {statistics.median(downs):.2f} s "
+                        f"(max {max(downs):.2f} s over {len(downs)})")
+        print(f"{name}: " + "; ".join(line))
     for agent, outcomes in agent_outcomes.items():
         errors = Counter(o.detail[:80] for o in outcomes if o.kind != "ok")
         print(f"{agent}: {sum(o.kind == 'ok' for o in outcomes)} long-polls answered, "

@@ -341,6 +341,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         drain_on_sigterm()
+        if db is not None and handover.under_parent():
+            # A reload's new worker opens its database connection before it reports
+            # ready, so its first request does not pay for it while the old one drains.
+            try:
+                await run_in_threadpool(_ping, db)
+            except Exception as exc:  # its requests answer 503 as they would anyway
+                LOG.warning("%s: the database did not answer at startup: %s", service, exc)
         handover.notify_ready()  # under a hand-over parent: this process serves now
         yield
         for fn in on_shutdown or []:

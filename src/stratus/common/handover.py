@@ -195,6 +195,11 @@ class Parent:
 # ---- the real processes -------------------------------------------------------------
 
 
+def under_parent() -> bool:
+    """Whether this process is (or belongs to) a worker of a hand-over parent."""
+    return bool(os.environ.get(ENV_NOTIFY))
+
+
 def notify_ready() -> bool:
     """In a worker's uvicorn process once its app started: tell the parent (nothing
     outside a hand-over). True when told."""
@@ -253,8 +258,12 @@ class ProcessLauncher:
         code = 1
         try:  # the child: never returns into the parent's loop
             _die_with_parent(parent)
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
+            # A reload is the parent's: a SIGHUP sent to the whole group does not end the
+            # worker (ignored across the exec; uvicorn's multi-process supervisor installs
+            # its own: it restarts its processes).
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.set_wakeup_fd(-1)
             for fd in self.close_in_child:
                 os.close(fd)
@@ -316,6 +325,7 @@ def run_parent(sock: socket.socket, serve_here: Callable[[socket.socket], int],
                 elif got in (signal.SIGTERM, signal.SIGINT):
                     LOG.info("%s: stopping the workers", signal.Signals(got).name)
                     parent.stop()
+                    sock.close()  # as the service alone did: no new connection waits
             with contextlib.suppress(BlockingIOError):
                 while True:
                     token, _, sender = notify.recv(256).decode(errors="replace").partition(" ")
@@ -345,4 +355,4 @@ def _reap() -> list[tuple[int, int]]:
 
 
 __all__ = ["ENV_FD", "ENV_NOTIFY", "Launcher", "Parent", "ProcessLauncher", "Worker",
-           "notify_ready", "run_parent", "worker_socket"]
+           "notify_ready", "run_parent", "under_parent", "worker_socket"]
