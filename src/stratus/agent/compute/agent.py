@@ -110,7 +110,7 @@ def build_agent(config: Config) -> ComputeAgent:
     driver = LibvirtDriver(runner, IpLib(runner), settings.instances_path, uri=uri,
                            domain_prefix=naming.domain_prefix(config.get(s, "domain_prefix"),
                                                               deploy_prefix),
-                           virt_type=virt_type)
+                           virt_type=virt_type, lifecycle_events=True)
     auth: Auth | None = None
     if config.get(s, "username"):
         # [compute_agent] identity_url (the role writes it) or else [DEFAULT] identity_url

@@ -43,6 +43,7 @@ from stratus.agent.compute.virt.domain_xml import (
     server_id_of,
     to_string,
 )
+from stratus.agent.compute.virt.domevents import Events, lifecycle_events
 from stratus.agent.compute.virt.volumes import LibvirtVolumes
 from stratus.agent.ip_lib import IpLib
 from stratus.agent.runner import CommandError, Runner
@@ -50,6 +51,7 @@ from stratus.agent.runner import CommandError, Runner
 LOG = logging.getLogger(__name__)
 
 GIB = 1024 ** 3
+BACKSTOP = 2.0  # seconds between looks at a domain's state while libvirt's events wake us
 _STATES = {"running": RUNNING, "idle": RUNNING, "blocked": RUNNING, "in shutdown": RUNNING,
            "paused": PAUSED, "shut off": SHUTDOWN, "crashed": CRASHED,
            "pmsuspended": SUSPENDED}
@@ -113,7 +115,7 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
     def __init__(self, runner: Runner, ip: IpLib, instances_path: str, *,
                  uri: str = "qemu:///system", domain_prefix: str = "instance-",
                  virt_type: str = "qemu", qemu_img: str = "qemu-img",
-                 poll_interval: float = 0.5):
+                 poll_interval: float = 0.5, lifecycle_events: bool = False):
         self.runner = runner
         self.ip = ip
         self.instances_path = Path(instances_path)
@@ -122,6 +124,8 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
         self.virt_type = virt_type
         self.qemu_img = qemu_img
         self.poll_interval = poll_interval
+        # a graceful stop/reboot waits on libvirt's events, not a poll (virt/domevents.py)
+        self.lifecycle_events = lifecycle_events
         self._ours: dict[str, str] = {}  # domain name -> server id (checked metadata)
         self._net_lock = threading.Lock()  # IpLib's link cache is not thread-safe
 
@@ -152,15 +156,36 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
         info = self._dominfo(server_id)
         return None if info is None else info[0]
 
-    def _wait_state(self, server_id: str, wanted: set[int], timeout: float) -> bool:
+    def _wait_state(self, server_id: str, wanted: set[int], timeout: float,
+                    events: Events | None = None) -> bool:
+        """Whether the domain reached ``wanted`` (or vanished) within ``timeout``; woken by
+        libvirt's lifecycle ``events`` when given (a look every ``BACKSTOP`` seconds as
+        well), else a look every ``poll_interval``."""
         deadline = time.monotonic() + timeout
         while True:
+            if events is not None:
+                events.changed.clear()  # before the look: no event is lost
             state = self._state(server_id)
             if state is None or state in wanted:
                 return True
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
-            time.sleep(self.poll_interval)
+            if events is not None and events.alive:
+                events.wait(min(left, BACKSTOP))
+            else:
+                time.sleep(min(left, self.poll_interval))
+
+    def _shutdown_and_wait(self, server_id: str, args: tuple[str, ...], timeout: float
+                           ) -> bool:
+        """Send ``virsh <args>`` (a shutdown) and wait until the domain is off."""
+        events = contextlib.nullcontext(None) if not self.lifecycle_events else \
+            lifecycle_events(self.runner.wrap(
+                ["virsh", "-q", "-c", self.uri, "event", "--domain",
+                 self.domain_name(server_id), "--event", "lifecycle", "--loop"]))
+        with events as ev:
+            self._ignore(*args, benign=("not running",))
+            return self._wait_state(server_id, {SHUTDOWN, CRASHED}, timeout, ev)
 
     def _ignore(self, *args: str, benign: tuple[str, ...]) -> None:
         try:
@@ -313,8 +338,7 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
         name = self.domain_name(server_id)
         if state in (RUNNING, PAUSED):
             if timeout > 0 and state == RUNNING:
-                self._ignore("shutdown", name, benign=("not running",))
-                if self._wait_state(server_id, {SHUTDOWN, CRASHED}, timeout):
+                if self._shutdown_and_wait(server_id, ("shutdown", name), timeout):
                     return
                 LOG.info("%s did not shut down within %.0fs: forcing it off", name, timeout)
             self._ignore("destroy", name, benign=("not running",))
@@ -332,8 +356,8 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
             if hard or state == PAUSED:
                 self._ignore("destroy", name, benign=("not running",))
             else:
-                self._ignore("shutdown", "--mode", "acpi", name, benign=("not running",))
-                if not self._wait_state(server_id, {SHUTDOWN, CRASHED}, timeout):
+                if not self._shutdown_and_wait(server_id, ("shutdown", "--mode", "acpi", name),
+                                               timeout):
                     LOG.info("%s ignored the ACPI shutdown for %.0fs: hard reboot", name,
                              timeout)
                     self._ignore("destroy", name, benign=("not running",))
