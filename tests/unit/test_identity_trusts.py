@@ -128,3 +128,31 @@ def test_trust_create_errors(api: Api) -> None:
     tid = make_trust(api, tor, tee).json()["trust"]["id"]
     assert api.call("DELETE", f"/v3/users/{tee['user']['id']}").status_code == 204
     assert api.call("GET", f"{BASE}/{tid}").status_code == 404
+
+
+@pytest.mark.parametrize("path,body", [
+    (BASE, {"trust": {"trustor_user_id": 5, "trustee_user_id": [], "impersonation": "x"}}),
+    (BASE, {"trust": "nope"}),
+    (BASE, [1, 2]),
+    ("/v3/credentials", {"credential": {"user_id": {}, "type": 1, "blob": None}}),
+    ("/v3/credentials", {"credential": []}),
+    ("/v3/policies", {"policy": {"type": None, "blob": {"a": 1}}}),
+    ("/v3/projects/none/tags", {"tags": "x"}),
+])
+def test_bad_bodies_are_4xx_never_500(api: Api, path: str, body: Any) -> None:
+    method = "PUT" if path.endswith("/tags") else "POST"
+    resp = api.call(method, path, json=body)
+    assert 400 <= resp.status_code < 500, resp.text
+
+
+def test_bad_trust_fields_are_400(api: Api) -> None:
+    tor, tee = api.member("mia"), api.member("ned")
+    for extra in ({"roles": "member"}, {"roles": [{"name": 3}]}, {"remaining_uses": "2"},
+                  {"remaining_uses": True}, {"impersonation": "yes"}):
+        resp = make_trust(api, tor, tee, **extra)
+        assert resp.status_code == 400, (extra, resp.text)
+    scope = api.client.post("/v3/auth/tokens", json={"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "ned", "domain": {"id": "default"}, "password": "pw"}}},
+        "scope": {"OS-TRUST:trust": "x"}}})
+    assert scope.status_code == 400
