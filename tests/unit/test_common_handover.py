@@ -90,11 +90,27 @@ def test_a_worker_with_several_uvicorn_processes_is_ready_when_all_of_them_are()
     assert launcher.signals == [(100, signal.SIGTERM)]
 
 
-def test_a_second_sighup_during_a_reload_starts_nothing_more() -> None:
+def test_a_sighup_during_a_start_reloads_once_that_worker_is_ready() -> None:
     parent, launcher, _ = serving_parent()
     parent.reload()
+    parent.reload()  # the starting worker may have read the old files: one more after it
     parent.reload()
     assert len(launcher.started) == 2
+    parent.ready(launcher.token(101), 101)
+    assert [p for p, _, _ in launcher.started] == [100, 101, 102]
+    parent.ready(launcher.token(102), 102)
+    assert launcher.signals == [(100, signal.SIGTERM), (101, signal.SIGTERM)]
+    assert len(launcher.started) == 3
+
+
+def test_a_sighup_during_the_first_start_reloads_once_it_is_ready() -> None:
+    launcher = FakeLauncher()
+    parent = Parent(launcher, 1, Clock())
+    parent.start()
+    parent.reload()
+    parent.ready(launcher.token(100), 100)
+    assert [p for p, _, first in launcher.started] == [100, 101]
+    assert launcher.started[1][2] is False
 
 
 def test_a_failed_reload_leaves_the_serving_worker_in_place() -> None:

@@ -86,6 +86,7 @@ class Parent:
         self.restart_at: float | None = None
         self.reloads = 0
         self.ever_served = False
+        self.reload_pending = False  # a SIGHUP came while a worker was starting
 
     @property
     def alive(self) -> set[int]:
@@ -120,18 +121,27 @@ class Parent:
         if old is None:
             LOG.info("worker %d serves (ready %.2f s after its start)", new.pid,
                      self.clock() - new.started)
+            self._pending()
             return
         LOG.info("worker %d serves (ready %.2f s after its start); worker %d drains",
                  new.pid, self.clock() - new.started, old.pid)
         self.retiring.add(old.pid)
         self.launcher.signal(old.pid, signal.SIGTERM)
+        self._pending()
+
+    def _pending(self) -> None:
+        if self.reload_pending and self.serving is not None and self.starting is None:
+            self.reload_pending = False
+            LOG.info("the reload asked for during the start")
+            self.reload()
 
     def reload(self) -> None:
         """SIGHUP: start a new worker; the serving one drains once it is ready."""
         if self.stopping:
             return
-        if self.starting is not None:
-            LOG.info("reload: worker %d is already starting", self.starting.pid)
+        if self.starting is not None:  # it may have read what changed since: one more
+            LOG.info("reload: once worker %d, starting now, is ready", self.starting.pid)
+            self.reload_pending = True
             return
         self.reloads += 1
         self.restart_at = None
@@ -141,6 +151,7 @@ class Parent:
         """SIGTERM or SIGINT: every worker drains; the parent exits when all are gone."""
         self.stopping = True
         self.restart_at = None
+        self.reload_pending = False
         for pid in sorted(self.alive):
             self.launcher.signal(pid, signal.SIGTERM)
         if not self.alive and self.exit_code is None:
@@ -164,6 +175,7 @@ class Parent:
                 LOG.error("reload failed: the new worker %d ended before it was ready "
                           "(status %d); worker %d goes on serving", pid, code,
                           self.serving.pid)
+                self._pending()
             elif not self.ever_served:
                 LOG.error("the first worker %d ended before it was ready (status %d)",
                           pid, code)
