@@ -5,6 +5,7 @@ libvirt driver's XML and parsing helpers."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import types
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,19 @@ def test_leftover_secrets_of_destroyed_servers_are_swept(env: Any) -> None:
     env.driver.secrets.add("att-gone")  # a leftover of a server destroyed earlier
     env.agent.reconcile_once()
     assert env.driver.secrets == {"att-1"}  # the wanted one stays
+
+
+def test_the_daemon_passes_sweep_leftover_secrets_once_idle(env: Any) -> None:
+    """The run loop's passes do not wait for the servers' work: the sweep runs in a pass
+    that finds nothing in flight (a deleted boot-from-volume server's secret, seen e2e)."""
+    env.api.server["block_devices"] = [bdm()]
+    env.agent.reconcile_once()
+    env.driver.secrets.add("att-gone")
+    servers = env.api.assignments().servers
+    for _ in range(2):
+        env.agent.reconcile(servers)
+        concurrent.futures.wait(list(env.agent._inflight.values()))
+    assert env.driver.secrets == {"att-1"}
 
 
 def test_volume_spec_from_connection_info() -> None:

@@ -113,7 +113,11 @@ class ComputeAgent(ServerWork):
                 futures[sid] = fut
         if wait:
             concurrent.futures.wait(list(futures.values()))
-            try:  # volume secrets nothing uses any more (agent/compute/volumes.py)
+        # Volume secrets nothing uses any more (agent/compute/volumes.py), e.g. a destroyed
+        # server's boot volume's: after a waited pass, or in the daemon's passes once no
+        # server's work is in flight (a plug in flight defines only secrets it lists).
+        if wait or self._idle():
+            try:
                 sweep_secrets(self.driver, assigned.values())
             except (VirtError, CommandError) as exc:
                 result.errors["volume secrets"] = str(exc)
@@ -125,6 +129,11 @@ class ComputeAgent(ServerWork):
             result.errors["image cache"] = str(exc)
         self.last_errors = result.errors
         return result
+
+    def _idle(self) -> bool:
+        """Whether no server's work is in flight."""
+        with self._lock:
+            return all(fut.done() for fut in self._inflight.values())
 
     def _submit(self, sid: str, fn: Callable[..., None], *args: Any
                 ) -> concurrent.futures.Future[None] | None:
