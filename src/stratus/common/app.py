@@ -491,7 +491,7 @@ def run_service(prog: str, description: str | None, section: str, factory: str,
         LOG.info("serving the socket handed over by the process manager (%s)",
                  listening.getsockname())
     else:
-        listening = bind_socket(*bind)
+        listening = handover.bind_socket(*bind)
 
     def serve_here(sock: socket.socket) -> int:
         serve(factory, *bind, workers=workers, debug=debug, sock=sock)
@@ -499,10 +499,3 @@ def run_service(prog: str, description: str | None, section: str, factory: str,
 
     return handover.run_parent(listening, serve_here, expected=workers)
 
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """The service's listening socket on ``host:port``, bound as uvicorn binds it
-    (``SO_REUSEADDR``, its backlog); exits with a one-line message when the port is taken."""
-    import uvicorn
-
-    return uvicorn.Config("unused:app", host=host, port=port).bind_socket()

@@ -228,6 +228,14 @@ def notify_ready() -> bool:
     return True
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The parent's listening socket on ``host:port``, bound as uvicorn binds it
+    (``SO_REUSEADDR``, its backlog); exits with a one-line message when the port is taken."""
+    import uvicorn
+
+    return uvicorn.Config("unused:app", host=host, port=port).bind_socket()
+
+
 def worker_socket() -> socket.socket | None:
     """In a worker: the listening socket its parent handed over, or None. The variable
     is removed so that no later child takes the fd as its own."""
@@ -366,5 +374,16 @@ def _reap() -> list[tuple[int, int]]:
         ended.append((pid, os.waitstatus_to_exitcode(status)))
 
 
-__all__ = ["ENV_FD", "ENV_NOTIFY", "Launcher", "Parent", "ProcessLauncher", "Worker",
-           "notify_ready", "run_parent", "under_parent", "worker_socket"]
+__all__ = [
+    "ENV_FD",
+    "ENV_NOTIFY",
+    "Launcher",
+    "Parent",
+    "ProcessLauncher",
+    "Worker",
+    "bind_socket",
+    "notify_ready",
+    "run_parent",
+    "under_parent",
+    "worker_socket",
+]
