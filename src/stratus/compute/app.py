@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.auth import AuthContext, RemoteTokenValidator
@@ -15,6 +13,7 @@ from stratus.common.config import Config
 from stratus.common.crashpoints import arm
 from stratus.common.db import Database
 from stratus.common.errors import nova_error
+from stratus.common.microversion import MicroversionMiddleware
 from stratus.compute import recovery, views
 from stratus.compute.api import agents as agents_api
 from stratus.compute.api import (
@@ -53,61 +52,6 @@ API_TABLES = (
 )
 
 
-class MicroversionMiddleware:
-    """Negotiates ``OpenStack-API-Version: compute X.Y`` (or the legacy
-    ``X-OpenStack-Nova-API-Version``), stores it in the request state, and echoes it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        wanted = ""
-        for part in headers.get("openstack-api-version", "").split(","):
-            service, _, value = part.strip().partition(" ")
-            if service.lower() == "compute":
-                wanted = value.strip()
-        if not wanted:
-            wanted = headers.get("x-openstack-nova-api-version", "").strip()
-        version = views.MIN_VERSION
-        error: tuple[int, str] | None = None
-        if wanted.lower() == "latest":
-            version = views.MAX_VERSION
-        elif wanted:
-            match = views.VERSION_RE.match(wanted)
-            if not match:
-                error = (400, f"API Version String {wanted} is of invalid format. Must be of "
-                              "format MajorNum.MinorNum.")
-            else:
-                version = (int(match.group(1)), int(match.group(2)))
-                if not views.MIN_VERSION <= version <= views.MAX_VERSION:
-                    error = (406, f"Version {wanted} is not supported by the API. Minimum is "
-                                  f"{views.version_text(views.MIN_VERSION)} and maximum is "
-                                  f"{views.version_text(views.MAX_VERSION)}.")
-        scope.setdefault("state", {})["microversion"] = version
-        text = views.version_text(version)
-        extra = [(b"openstack-api-version", f"compute {text}".encode()),
-                 (b"x-openstack-nova-api-version", text.encode()),
-                 (b"vary", b"OpenStack-API-Version, X-OpenStack-Nova-API-Version")]
-        if error is not None and scope["path"].startswith("/v2"):
-            body = json.dumps(nova_error(error[0], "", error[1])).encode()
-            await send({"type": "http.response.start", "status": error[0], "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()), *extra]})
-            await send({"type": "http.response.body", "body": body})
-            return
-
-        async def send_with_version(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_version)
-
-
 def build_core(config: Config, downstream: Downstream | None = None) -> ComputeCore:
     if downstream is None:
         service_auth = None
@@ -134,7 +78,12 @@ def build_app(
         router.include(table, core)
     router.include(agents_api.routes, core)
     app = create_app("compute", router.routes, nova_error, db=core.db, public_url=public_url)
-    app.add_middleware(MicroversionMiddleware)
+    # ``OpenStack-API-Version: compute X.Y`` or the legacy header, on every path; a bad
+    # version is answered with its 400/406 only under /v2.
+    app.add_middleware(MicroversionMiddleware, service="compute",
+                       legacy_header="X-OpenStack-Nova-API-Version",
+                       min_version=views.MIN_VERSION, max_version=views.MAX_VERSION,
+                       version_re=views.VERSION_RE, error_prefix="/v2")
     return app
 
 

@@ -4,19 +4,18 @@ start and every ``[volume] sweep_interval`` seconds."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.auth import AuthContext, RemoteTokenValidator
 from stratus.common.config import Config
 from stratus.common.db import Database
 from stratus.common.errors import nova_error
+from stratus.common.microversion import MicroversionMiddleware
 from stratus.volume import views
 from stratus.volume.api import (
     attachments,
@@ -40,58 +39,6 @@ LOG = logging.getLogger("stratus.volume")
 API_TABLES = (storage_hosts.routes, versions.routes, volumes.routes, volume_actions.routes,
               volume_metadata.routes, attachments.routes, snapshots.routes, types.routes,
               quotas.routes, services.routes)
-
-
-class MicroversionMiddleware:
-    """Negotiates ``OpenStack-API-Version: volume X.Y`` on /v3 paths (3.0 when absent,
-    ``latest`` the newest; 400 when malformed, 406 outside 3.0..3.60), stores it in the
-    request state, and answers it in ``OpenStack-API-Version`` with ``Vary``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v3/"):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        wanted = ""
-        for part in headers.get("openstack-api-version", "").split(","):
-            service, _, value = part.strip().partition(" ")
-            if service.lower() in ("volume", "block-storage"):
-                wanted = value.strip()
-        version = views.MIN_VERSION
-        error: tuple[int, str] | None = None
-        if wanted.lower() == "latest":
-            version = views.MAX_VERSION
-        elif wanted:
-            match = views.VERSION_RE.match(wanted)
-            if not match:
-                error = (400, f"API Version String {wanted} is of invalid format. Must be of "
-                              "format MajorNum.MinorNum.")
-            else:
-                version = (int(match.group(1)), int(match.group(2)))
-                if not views.MIN_VERSION <= version <= views.MAX_VERSION:
-                    error = (406, f"Version {wanted} is not supported by the API. Minimum is "
-                                  f"{views.version_text(views.MIN_VERSION)} and maximum is "
-                                  f"{views.version_text(views.MAX_VERSION)}.")
-        scope.setdefault("state", {})["microversion"] = version
-        extra = [(b"openstack-api-version", f"volume {views.version_text(version)}".encode()),
-                 (b"vary", b"OpenStack-API-Version")]
-        if error is not None:
-            body = json.dumps(nova_error(error[0], "", error[1])).encode()
-            await send({"type": "http.response.start", "status": error[0], "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()), *extra]})
-            await send({"type": "http.response.body", "body": body})
-            return
-
-        async def send_with_version(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_version)
 
 
 class Sweeper:
@@ -136,7 +83,11 @@ def build_app(core: VolumeCore, authenticate: Callable[[str], AuthContext],
         shutdown.append(sweeper.stop)
     app = create_app("volume", router.routes, nova_error, db=core.db, public_url=public_url,
                      on_shutdown=shutdown)
-    app.add_middleware(MicroversionMiddleware)
+    # ``OpenStack-API-Version: volume X.Y`` (or block-storage) on /v3 paths only.
+    app.add_middleware(MicroversionMiddleware, service="volume",
+                       aliases=("volume", "block-storage"), min_version=views.MIN_VERSION,
+                       max_version=views.MAX_VERSION, version_re=views.VERSION_RE,
+                       path_prefix="/v3/")
     return app
 
 
