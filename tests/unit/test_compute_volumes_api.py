@@ -331,7 +331,9 @@ def test_boot_from_an_image_volume_and_an_extra_volume(api: ComputeApi) -> None:
 @pytest.mark.parametrize(("extra", "text"), [
     ({"volume_size": None}, "volume_size is required"),
     ({"source_type": "blank", "uuid": None}, "blank volume cannot be the boot"),
-    ({"destination_type": "local"}, "destination_type"),
+    ({"destination_type": "local", "boot_index": 1}, "destination_type"),
+    ({"source_type": "blank", "uuid": None, "destination_type": "local", "boot_index": -1},
+     "destination_type"),
     ({"source_type": "floppy"}, "source_type"),
     ({"volume_size": 0}, "minimum"),
     ({"uuid": "bad-image"}, "cannot be made"),
@@ -347,6 +349,28 @@ def test_boot_from_volume_bad_input(api: ComputeApi, extra: dict[str, Any], text
     assert text in msg(resp)
     assert api.ok("GET", "/v2.1/servers", ALICE)["servers"] == []
     assert [c for c in vols(api).calls if c[0] == "create_volume"] == []
+
+
+def test_an_image_root_disk_mapping_is_the_image_boot_openstackclient_sends(api: ComputeApi
+                                                                            ) -> None:
+    """``openstack server create --image`` sends the image as a local root disk mapping
+    (``destination_type local``, boot_index 0) next to imageRef, as Nova accepts it."""
+    local = {"uuid": IMAGE_ID, "boot_index": 0, "source_type": "image",
+             "destination_type": "local", "delete_on_termination": True}
+    for server in ({"imageRef": IMAGE_ID}, {}):
+        resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+            "name": "vm", "flavorRef": "1", "networks": "none", "min_count": 1,
+            "max_count": 1, "block_device_mapping_v2": [local], **server}})
+        assert resp.status_code == 202, resp.text
+        sid = resp.json()["server"]["id"]
+        shown = api.ok("GET", f"/v2.1/servers/{sid}", ALICE)["server"]
+        assert shown["image"]["id"] == IMAGE_ID
+    assert [c for c in vols(api).calls if c[0] == "create_volume"] == []
+    other = "22222222-2222-4222-8222-222222222222"
+    resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "vm", "flavorRef": "1", "networks": "none", "imageRef": other,
+        "block_device_mapping_v2": [local]}})
+    assert resp.status_code == 400 and "different images" in msg(resp)
 
 
 def test_boot_from_volume_refusals_leave_nothing(api: ComputeApi) -> None:

@@ -70,6 +70,24 @@ def _int(value: Any, key: str, minimum: int) -> int | None:
     return out
 
 
+def _is_local_root(item: dict[str, Any]) -> bool:
+    return (item.get("source_type") == "image" and str(item.get("boot_index")) == "0"
+            and isinstance(item.get("uuid"), str) and bool(item.get("uuid")))
+
+
+def local_root_image(raw: Any) -> str | None:
+    """The image of an entry ``source_type image, destination_type local, boot_index 0``:
+    the image booted from a local disk, as python-openstackclient sends it next to (or
+    instead of) ``imageRef``; ``None`` without one."""
+    if not isinstance(raw, list):
+        return None
+    for item in raw:
+        if isinstance(item, dict) and item.get("destination_type") == "local" \
+                and _is_local_root(item):
+            return str(item["uuid"])
+    return None
+
+
 def parse_bdm_v2(raw: Any, flag: Callable[[Any, str], bool]) -> list[BootDevice]:
     """The block devices of a create request; 400 naming what is wrong."""
     if raw is None:
@@ -86,10 +104,12 @@ def parse_bdm_v2(raw: Any, flag: Callable[[Any, str], bool]) -> list[BootDevice]
         if source not in SOURCES:
             raise BadRequest(f"Invalid input: {where}.source_type must be one of "
                              f"{', '.join(SOURCES)}.")
+        if dest == "local" and _is_local_root(item):
+            continue  # the image as the local root disk: imageRef (local_root_image)
         if dest != "volume":
             raise BadRequest(f"Invalid input: {where}.destination_type {dest!r} is not "
-                             "supported; use 'volume' (a local image disk comes from "
-                             "imageRef).")
+                             "supported here: 'local' only for the image's root disk "
+                             "(source_type image, boot_index 0), else 'volume'.")
         uuid = item.get("uuid")
         if source != "blank" and (not isinstance(uuid, str) or not uuid):
             raise BadRequest(f"Invalid input: {where}.uuid is required for source_type "

@@ -22,7 +22,7 @@ from stratus.common.errors import BadRequest
 from stratus.common.listing import href
 from stratus.compute import models as m
 from stratus.compute import views
-from stratus.compute.boot_volumes import parse_bdm_v2
+from stratus.compute.boot_volumes import local_root_image, parse_bdm_v2
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_checks import CreateRequest
 from stratus.compute.server_reads import ServerQuery, ServerShown
@@ -83,8 +83,16 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
     name = views.text(data, "name", required=True)
     assert name is not None
     devices = parse_bdm_v2(data.get("block_device_mapping_v2"), views.boolean)
-    image = data.get("imageRef")
+    local_image = local_root_image(data.get("block_device_mapping_v2"))
+    image = data.get("imageRef") or local_image
     boots_from_volume = any(b.boot_index == 0 for b in devices)
+    if local_image and boots_from_volume:
+        raise BadRequest("Invalid input: only one block device may have boot_index 0.")
+    if local_image and isinstance(image, str) \
+            and image.rstrip("/").rsplit("/", 1)[-1] != local_image:
+        raise BadRequest("Invalid input: imageRef and the block_device_mapping_v2 entry "
+                         "with destination_type local and boot_index 0 name different "
+                         "images.")
     if not image and not boots_from_volume:
         raise BadRequest("Invalid input: 'imageRef' is required, or a "
                          "block_device_mapping_v2 entry with boot_index 0 (boot from volume).")
