@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterator
 from typing import Protocol
 
+from stratus.agent.images import HttpImageApi as HttpImageApi  # the ImageApi over HTTP
 from stratus.common.clients import ApiClient, Auth, ServiceError
 from stratus.contracts.compute import AssignmentSet, ContractError, HostResources, ServerReport
 
@@ -73,29 +74,6 @@ class HttpComputeApi:
 
     def heartbeat(self, resources: HostResources) -> None:
         self.client.put(f"stratus/compute-hosts/{self.host}", json={"host": resources.to_dict()})
-
-
-class HttpImageApi:
-    """Image data: the base images downloaded, the snapshots uploaded."""
-
-    def __init__(self, url: str, auth: Auth | None, chunk: int = 1 << 20):
-        self.client = ApiClient(url, auth, timeout=300.0, service="image")
-        self.chunk = chunk
-
-    def fetch(self, image_id: str) -> Iterator[bytes]:
-        resp = self.client.request("GET", f"v2/images/{image_id}/file", stream=True)
-        try:
-            yield from resp.iter_bytes(self.chunk)
-        finally:
-            resp.close()
-
-    def upload(self, image_id: str, path: str) -> None:
-        def chunks() -> Iterator[bytes]:
-            with open(path, "rb") as fh:
-                while data := fh.read(self.chunk):
-                    yield data
-        self.client.request("PUT", f"v2/images/{image_id}/file", content=chunks(),
-                            headers={"Content-Type": "application/octet-stream"})
 
 
 class HttpNetworkApi:

@@ -21,12 +21,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from stratus.agent.images import HttpImageApi
 from stratus.agent.runner import Runner
 from stratus.agent.storage.pool import Pool
 from stratus.agent.storage.reconcile import StorageReconciler
@@ -100,29 +100,6 @@ class HttpStorageApi:
 
     def report(self, report: StorageReport) -> None:
         self.client.post(report_path(self.host), json=report.to_dict())
-
-
-class HttpImageApi:
-    """Image data: downloaded for a create from image, uploaded for an upload to image."""
-
-    def __init__(self, url: str, auth: Auth | None, chunk: int = 1 << 20):
-        self.client = ApiClient(url, auth, timeout=300.0, service="image")
-        self.chunk = chunk
-
-    def fetch(self, image_id: str) -> Iterator[bytes]:
-        resp = self.client.request("GET", f"v2/images/{image_id}/file", stream=True)
-        try:
-            yield from resp.iter_bytes(self.chunk)
-        finally:
-            resp.close()
-
-    def upload(self, image_id: str, path: str) -> None:
-        def chunks() -> Iterator[bytes]:
-            with open(path, "rb") as fh:
-                while data := fh.read(self.chunk):
-                    yield data
-        self.client.request("PUT", f"v2/images/{image_id}/file", content=chunks(),
-                            headers={"Content-Type": "application/octet-stream"})
 
 
 class StorageAgent:
