@@ -26,6 +26,7 @@ from stratus.agent.compute.state import AgentSettings
 from stratus.agent.compute.virt.base import RUNNING, SHUTDOWN
 from stratus.agent.compute.virt.fake import FakeDriver
 from stratus.common.clients import StaticToken
+from stratus.contracts.network import tap_name
 
 pytestmark = [pytest.mark.integration]
 HOST = "scag-cmp1"
@@ -90,7 +91,7 @@ def test_agent_loop_with_the_real_compute_api(cloud: dict[str, Any]) -> None:
         meta = json.loads(driver.config_drives[sid]["openstack/latest/meta_data.json"])
         assert meta["uuid"] == sid and meta["hostname"]
         port = srv_port = driver.domains[sid].spec.ports[0]
-        assert srv_port.device == "tap" + port.id[:11]
+        assert srv_port.device == tap_name(settings.deploy_prefix, port.id)  # st-tp…
         deadline = time.monotonic() + 30
         while "booted" not in osc(ident, "console", "log", "show", "scag-vm1", json_out=False):
             assert time.monotonic() < deadline
