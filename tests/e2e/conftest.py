@@ -6,6 +6,12 @@ churn and tear down their own clouds beside it; the tests marked ``e2e_last`` (t
 bystander's final check, which also tears it down) are moved after every other test of
 this directory, so that they see what the other deploys did, and the bystander is gone
 before the integration tests start.
+
+The cloud itself is the session fixture ``cloud`` defined here (from test_boot_aio.py's
+deploy_cloud), so that other modules use the same deploy: their tests, marked
+``e2e_boot_cloud`` (test_volumes_aio.py), are moved before the bystander's guest is booted
+(test_bystander_guest_answers_on_its_floating_ip), so that what they create and delete is
+not part of the bystander's snapshot.
 """
 
 from __future__ import annotations
@@ -13,17 +19,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_boot_aio import deploy_cloud
 
 HERE = Path(__file__).resolve().parent
+BYSTANDER_SETUP = "test_bystander_guest_answers_on_its_floating_ip"
+
+cloud = pytest.fixture(scope="session", name="cloud")(deploy_cloud)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "e2e_last: runs after every other test of tests/e2e (the bystander check)")
+    config.addinivalue_line(
+        "markers", "e2e_boot_cloud: uses the boot module's cloud; runs before its bystander")
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
+    shared = [item for item in items if item.get_closest_marker("e2e_boot_cloud")]
+    setup = [i for i, item in enumerate(items) if item.name == BYSTANDER_SETUP]
+    if shared and setup:
+        before = [item for item in items[:setup[0]] if item not in shared]
+        after = [item for item in items[setup[0]:] if item not in shared]
+        items[:] = before + shared + after
     last = [item for item in items if item.get_closest_marker("e2e_last")]
     if not last:
         return

@@ -356,10 +356,11 @@ def fixed_ip(server: dict[str, Any]) -> str:
     raise AssertionError(f"no fixed address in {server['addresses']}")
 
 
-@pytest.fixture(scope="session")
-def cloud() -> Iterator[Cloud]:
+def deploy_cloud() -> Iterator[Cloud]:
     """The cloud, once per session: it stays up beside the other e2e modules' deploys (the
-    bystander) until test_bystander_is_unchanged_by_the_other_deploys tears it down."""
+    bystander) until test_bystander_is_unchanged_by_the_other_deploys tears it down. It is
+    the session fixture ``cloud`` of tests/e2e/conftest.py, so that test_volumes_aio.py uses
+    the same deploy."""
     if os.geteuid() != 0:
         pytest.skip("the all-in-one deploy installs packages, runs libvirt guests: run as root")
     if shutil.which("apt-get") is None:
