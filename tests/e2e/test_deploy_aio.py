@@ -588,7 +588,7 @@ def test_network_agent_serves_a_fake_vm(deployed: Deployment) -> None:
     qrouter = f"{deployed.deploy_prefix}-qrouter-{router['id']}"
     deployed.agent_namespaces = [qdhcp, qrouter]
     state_dir = deployed.prefix / "var" / "lib" / "stratus-agent"
-    pidfile = state_dir / "dhcp" / net["id"] / "pid"
+    pidfile = state_dir / "dhcp" / qdhcp / "pid"  # dnsmasq's files are named after its namespace
     wait_for("the qdhcp and qrouter namespaces and dnsmasq", lambda: (
         Path("/run/netns", qdhcp).exists() and Path("/run/netns", qrouter).exists()
         and pidfile.exists()), timeout=90, deployment=deployed)
