@@ -257,7 +257,11 @@ def test_compute_api_killed_inside_a_delete_it_finishes_itself(cloud: dict[str, 
         while compute.get(f"/servers/{srv['id']}").status_code != 404:
             assert time.monotonic() < deadline
             time.sleep(0.3)
-        assert f"server {srv['id']}: taking over its deleting step" in st.compute.log()
+        # Finished by the restarted API: its recovery pass took the step over, or the
+        # agent's next report (the agents re-poll the new process at once) completed it.
+        log = st.compute.log()
+        assert (f"server {srv['id']}: taking over its deleting step" in log
+                or f"/servers/{srv['id']}/report\" 200" in log), "the delete was not finished"
     finally:
         force["forced_down"] = False
         assert compute.put("/os-services/force-down", json=force).status_code == 200

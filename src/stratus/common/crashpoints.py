@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from pathlib import Path
 
 from stratus.common.config import Config
+from stratus.common.handover import ENV_NOTIFY
 
 LOG = logging.getLogger("stratus.crash")
 _armed: str = ""
@@ -34,8 +36,31 @@ def disarm() -> None:
     _armed = ""
 
 
+def _handover_parent() -> int | None:
+    """The hand-over parent above this worker (``common/handover.py``), if any: the first
+    ancestor whose environment has no worker mark."""
+    if not os.environ.get(ENV_NOTIFY):
+        return None
+    pid = os.getppid()
+    for _ in range(4):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            status = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        if not any(v.startswith(ENV_NOTIFY.encode() + b"=") for v in env):
+            return pid if pid > 1 else None
+        pid = int(status.rsplit(")", 1)[1].split()[1])  # its parent
+    return None
+
+
 def crash_point(name: str) -> None:
-    """SIGKILL this process if ``name`` is the armed crash point."""
+    """SIGKILL the service if ``name`` is the armed crash point: this process and, under a
+    hand-over parent, that parent too (a ``kill -9`` of the service, not only of a worker,
+    which the parent would replace)."""
     if _armed and _armed == name:
         LOG.warning("crash point %s reached: SIGKILL", name)
+        parent = _handover_parent()
+        if parent is not None:
+            os.kill(parent, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
