@@ -40,13 +40,17 @@ _HASHERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="image-md5")
 
 
 def _process_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks), or None if no such process."""
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks), or None if no such process
+    or it is already dead (a zombie waiting to be reaped, or exiting: a killed service's
+    worker can linger so for a moment, or for good under a parent that never reaps)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     rest = stat.rsplit(")", 1)[-1].split()
+    if rest and rest[0] in ("Z", "X", "x"):
+        return None
     return rest[19] if len(rest) > 19 else None
 
 
