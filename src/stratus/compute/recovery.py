@@ -67,10 +67,12 @@ __all__ = ["Outcome", "owned", "owner_alive", "process_token", "recover", "relea
 
 def _start_time(pid: int) -> str:
     """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22); ""
-    when there is no such process (or no /proc)."""
+    when there is no such process (or no /proc), or it is already dead: a zombie not yet
+    reaped or exiting (a killed service's worker lingers so)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rpartition(")")[2].split()[19]
+            fields = fh.read().rpartition(")")[2].split()
+        return "" if fields[0] in ("Z", "X", "x") else fields[19]
     except (OSError, IndexError):
         return ""
 
