@@ -10,14 +10,21 @@ those, with an exclusive ``flock`` on /tmp/stratus-e2e.lock.
 nftables tables (by handle, on the host and in its namespaces) and its processes (dnsmasq,
 metadata proxies: by pid and start time): a recreated object compares unequal, so "unchanged"
 means never removed or rebuilt.
+
+:func:`free_external` picks each deploy's external bridge name and /24: a name no interface
+on the host has and a 172.24.X.0/24 no address on the host is in, so that a leftover of an
+interrupted run (or a user's cloud, or a second suite) never makes a deploy adopt a bridge
+its teardown must not delete.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import re
+import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +42,23 @@ def playbook_lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def free_external(stem: str, preferred: int) -> tuple[str, str]:
+    """(bridge name, "172.24.X") for a deploy's external network: ``stem`` plus four hex
+    digits, not an interface of the host; X the first of ``preferred``, preferred+1, … whose
+    /24 no address on the host is in."""
+    links = {item.get("ifname") for item in json.loads(_run("ip", "-j", "link", "show") or "[]")}
+    used = [ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network
+            for item in json.loads(_run("ip", "-j", "addr", "show") or "[]")
+            for a in item.get("addr_info", []) if a.get("family") == "inet"]
+    bridge = next(name for name in (stem + secrets.token_hex(2) for _ in range(100))
+                  if name not in links)
+    for third in [*range(preferred, 250), *range(16, preferred)]:
+        net = ipaddress.ip_network(f"172.24.{third}.0/24")
+        if not any(net.overlaps(other) for other in used):
+            return bridge, f"172.24.{third}"
+    raise RuntimeError("no free 172.24.X.0/24 on this host for an external network")
 
 
 def _run(*cmd: str) -> str:

@@ -4,11 +4,11 @@ then teardown.yml.
 
 The whole cloud is deployed with ``playbooks/site.yml`` into a temporary prefix (every Stratus
 path under ``/tmp/sdep-e2e-*``, ports off the defaults, Stratus's own supervisord, the
-linuxbridge network backend, a VXLAN range, an external bridge ``sdepex`` with its own
-172.24.77.0/24, and its own deploy prefix ``z<random>``, which every host object of the deploy
-carries: namespaces, bridges, taps, nftables tables, libvirt domains ``z...-instance-<id>``), so
-it never clashes with a real deploy or another test. Guests run under TCG (the role detects
-that KVM cannot boot them here).
+linuxbridge network backend, a VXLAN range, an external bridge ``sdepex<hex>`` with its own
+free 172.24.X.0/24 (e2e_support.free_external), and its own deploy prefix ``z<random>``,
+which every host object of the deploy carries: namespaces, bridges, taps, nftables tables,
+libvirt domains ``z...-instance-<id>``), so it never clashes with a real deploy or another
+test. Guests run under TCG (the role detects that KVM cannot boot them here).
 
 The cloud is also the suite's bystander (issue 16): it is deployed once per session, its last
 test here boots a guest that stays up and snapshots the cloud's host objects; the other e2e
@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from e2e_support import HostObjects, log_size, new_log_lines, playbook_lock, removals
+from e2e_support import HostObjects, free_external, log_size, new_log_lines, playbook_lock, removals
 
 from helpers import SystemLibvirt
 from stratus.contracts.network import tap_name
@@ -54,9 +54,11 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LOGS_KEPT = Path("/tmp/sdep-e2e-last-logs")
 PLAYBOOK_TIMEOUT = 1200
-EXT_CIDR = "172.24.77.0/24"
-EXT_GATEWAY = "172.24.77.1"
-EXT_BRIDGE = "sdepex"
+# A bridge name and /24 nothing on the host uses (a leftover of an interrupted run would
+# otherwise be adopted, and kept by the teardown as another deploy's).
+EXT_BRIDGE, EXT_NET = free_external("sdepex", 77)
+EXT_CIDR = f"{EXT_NET}.0/24"
+EXT_GATEWAY = f"{EXT_NET}.1"
 TENANT_CIDR = "192.168.77.0/24"
 READY = "STRATUS-GUEST: ready"
 SSH_OPTS = [
@@ -503,8 +505,8 @@ def boot_tasks(cloud: Cloud, state: str = "present") -> list[dict[str, Any]]:
             "provider_physical_network": "public",
             "subnets": [{"name": "public-subnet", "cidr": EXT_CIDR, "gateway_ip": EXT_GATEWAY,
                          "enable_dhcp": False,
-                         "allocation_pools": [{"start": "172.24.77.100",
-                                               "end": "172.24.77.200"}]}]}},
+                         "allocation_pools": [{"start": f"{EXT_NET}.100",
+                                               "end": f"{EXT_NET}.200"}]}]}},
         {"stratus.cloud.cloud_network": {
             **auth, "name": "sdep-net",
             "subnets": [{"name": "sdep-subnet", "cidr": TENANT_CIDR}]}},

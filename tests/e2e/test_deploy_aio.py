@@ -2,7 +2,7 @@
 
 Deploys Stratus on this machine with ``ansible-playbook -i inventories/aio playbooks/site.yml``
 into a temporary prefix (every Stratus path under ``/tmp/stratus-e2e-*``, unusual ports,
-Stratus's own supervisord, an external bridge ``snetex``) so it never clashes with a real
+Stratus's own supervisord, an external bridge ``snetex<hex>``) so it never clashes with a real
 deploy, checks that a second run reports no change, drives the identity service with the real
 ``openstack`` client the way a user would, proves the network agent (registration, DHCP and
 router namespaces, a fake VM's lease, port status, metadata through the proxies), and finally
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e_support import playbook_lock
+from e2e_support import free_external, playbook_lock
 
 from netlab import FakeVM, Lab, nsx, sh
 from stratus.contracts.network import tap_name
@@ -52,8 +52,9 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PREFERRED_PORT = 15000
 PLAYBOOK_TIMEOUT = 900
-EXT_BRIDGE = "snetex"
-EXT_NET = "172.24.66"  # the external network: the host is .1 on EXT_BRIDGE
+# the external network (the host is .1 on EXT_BRIDGE): a bridge name and /24 nothing on the
+# host uses
+EXT_BRIDGE, EXT_NET = free_external("snetex", 66)
 NETWORK_AGENT = "stratus-network-agent"
 OLD_NETWORK_AGENT = "stratus-agent"  # the network agent's program name before issue 9
 
