@@ -5,7 +5,6 @@ Everything started here is stopped by pid, and lives in a temporary directory.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import shutil
@@ -55,14 +54,19 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 
 class SystemLibvirt:
     """The system libvirtd (with virtlogd) the libvirt tests share: started here, as
-    MACHINE.md says (no systemd), only when nothing answers on qemu:///system, and then
-    stopped again by :meth:`stop` through the pids the daemons wrote; a daemon someone
-    else runs is left alone."""
+    MACHINE.md says (no systemd), only when nothing answers on qemu:///system.
+
+    :meth:`stop` stops only a daemon this object started: it runs in the foreground as
+    this object's child (its pid is the child's, never read from a pid file another
+    daemon may have written), is checked to be that same process (its start time), and a
+    libvirtd that still holds a domain (someone else's: the tests remove theirs first)
+    is left running. A daemon someone else runs is never touched."""
 
     PIDFILES = {"virtlogd": Path("/run/virtlogd.pid"), "libvirtd": Path("/run/libvirtd.pid")}
 
     def __init__(self) -> None:
-        self.started: list[int] = []
+        self.started: list[tuple[subprocess.Popen[bytes], str]] = []  # (child, start time)
+        self.left_running: list[int] = []
 
     @staticmethod
     def answers() -> bool:
@@ -74,28 +78,55 @@ class SystemLibvirt:
             return
         Path("/var/log/libvirt").mkdir(parents=True, exist_ok=True)
         for name, pidfile in self.PIDFILES.items():
-            if pidfile.exists() and _pid_alive(_read_pid(pidfile)):
-                continue
-            subprocess.run([name, "-d"], capture_output=True)
-            deadline = time.monotonic() + 10
-            while not pidfile.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if pidfile.exists():
-                self.started.append(_read_pid(pidfile))
+            if _pid_alive(_read_pid(pidfile)):
+                continue  # someone else's (perhaps still starting): never ours to stop
+            child = subprocess.Popen([name], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+            time.sleep(0.5)
+            if child.poll() is not None:
+                continue  # another instance holds its pid file: that one is not ours
+            self.started.append((child, _start_time(child.pid)))
         deadline = time.monotonic() + timeout
         while not self.answers():
             if time.monotonic() > deadline:
                 raise TimeoutError("libvirtd did not answer on qemu:///system")
             time.sleep(0.2)
 
+    @staticmethod
+    def domains() -> list[str]:
+        out = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+                             capture_output=True, text=True)
+        return [line for line in out.stdout.split() if line.strip()]
+
     def stop(self) -> None:
-        for pid in reversed(self.started):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
+        """Stop the daemons this object started (see the class), libvirtd first."""
+        for child, started in reversed(self.started):
+            if child.poll() is not None:
+                continue
+            if _start_time(child.pid) != started:
+                continue  # not our process any more (cannot happen to an unreaped child)
+            if child.args == ["libvirtd"] and self.domains():
+                self.left_running.append(child.pid)  # someone uses it now: leave it
+                continue
+            if self.left_running:
+                continue  # virtlogd serves the libvirtd left running
+            child.terminate()
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         self.started.clear()
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time (field 22 of /proc/<pid>/stat), '' when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
 
 
 def _read_pid(path: Path) -> int:
