@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,14 @@ from typing import Any
 import pytest
 
 from stratus.agent.runner import CommandError
-from stratus.agent.storage.tgt import AccountJournal, Target, Tgt, parse_accounts, parse_targets
+from stratus.agent.storage.tgt import (
+    AccountJournal,
+    Target,
+    Tgt,
+    lun_too_small,
+    parse_accounts,
+    parse_targets,
+)
 from stratus.contracts.volume import ExportSpec
 
 pytestmark = pytest.mark.unit
@@ -57,6 +65,7 @@ def test_parse_targets_and_accounts():
     t1, t4 = parse_targets(SHOW)
     assert (t1.tid, t1.iqn, t1.luns, t1.accounts, t1.acls) == (
         1, IQN, {1: "/pool/tv-volume-v1.raw"}, ["user1"], ["iqn.2010-10.org.stratus:c1"])
+    assert t1.sizes == {1: 67}
     assert (t4.tid, t4.luns, t4.accounts, t4.acls) == (4, {}, [], ["ALL", "192.168.0.0/24"])
     assert parse_accounts("Account list:\n    user1\n    user2\n") == {"user1", "user2"}
     assert parse_accounts("Account list:\n") == set()
@@ -157,3 +166,36 @@ def test_delete_of_a_missing_target_is_fine(tgt):
     t, rec, _ = tgt
     rec.fail = "delete"
     t.delete_target(9)
+
+
+def test_lun_smaller_than_its_file_is_made_again_on_the_same_target(tgt, tmp_path):
+    """An in-use extend: the file grew, tgt still shows the old size; the LUN (only) is
+    deleted and made again, the target, account and ACL stay."""
+    t, rec, _ = tgt
+    backing = tmp_path / "tv-volume-v1.raw"
+    backing.write_bytes(b"")
+    os.truncate(backing, 64 * 2**20)  # tgt shows 67 MB for it: unchanged
+
+    def target() -> list[Target]:
+        return parse_targets(SHOW.replace("/pool/tv-volume-v1.raw", str(backing)))[:1]
+    t.ensure(spec(), str(backing), target(), {"user1"})  # the journal learns the account
+    rec.calls.clear()
+    t.ensure(spec(), str(backing), target(), {"user1"})
+    assert rec.calls == []
+    os.truncate(backing, 128 * 2**20)
+    t.ensure(spec(), str(backing), target(), {"user1"})
+    assert ops(rec) == ["delete logicalunit", "new logicalunit"]
+    assert rec.calls[1][-2:] == ["-b", str(backing)]
+    # a kill -9 between the two: the target without its LUN gets the LUN back, in place
+    rec.calls.clear()
+    bare = parse_targets(SHOW.replace("/pool/tv-volume-v1.raw", str(backing)))[0]
+    bare.luns.clear()
+    t.ensure(spec(), str(backing), [bare], {"user1"})
+    assert ops(rec) == ["new logicalunit"]
+
+
+def test_lun_size_rounding_is_not_an_extend():
+    gib = 2**30
+    assert not lun_too_small(1073, gib) and not lun_too_small(1074, gib)
+    assert lun_too_small(1073, 2 * gib)
+    assert not lun_too_small(None, 2 * gib)

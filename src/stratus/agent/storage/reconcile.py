@@ -11,7 +11,8 @@ and acts on the difference, in this order:
 3. missing volumes and snapshots are made by jobs in a small worker pool (a
    download or a big copy never holds the exports up); volumes smaller than
    wanted are grown;
-4. every wanted export is made exactly as described (target, LUN, CHAP, ACL);
+4. every wanted export is made exactly as described (target, LUN, CHAP, ACL); a LUN
+   smaller than its grown file is made again, so an in-use extend reaches the initiator;
 5. volumes and snapshots no longer wanted are deleted (never one a running job
    reads), CHAP accounts no export needs are deleted;
 6. uploads to images run as jobs; each is reported ``done`` once.
@@ -168,8 +169,8 @@ class StorageReconciler:
             if key not in wanted_keys:
                 self.faults.pop(key, None)
 
+        self._volumes(wanted_vols, inv)  # grows first: an export then shows the new size
         export_reports = self._exports(state.exports, inv)
-        self._volumes(wanted_vols, inv)
         self._snapshots(wanted_snaps, inv)
         self._deletions(wanted_vols, wanted_snaps, state.exports, inv)
         upload_reports = self._uploads(state.uploads, inv)

@@ -14,6 +14,13 @@ every account it creates is written there BEFORE it is created, with a hash of i
 password; an account is ours only if the journal names it. A kill -9 at any moment
 therefore leaves at most an account or target the next pass recognises and
 removes or finishes.
+
+tgt reads a LUN's size when the LUN is made and never again, so a LUN smaller than its
+file (the volume was extended while exported) is deleted and made again on the same
+target: the initiator's session stays (seen here with QEMU's initiator), and the next
+READ CAPACITY answers the new size (the compute agent then has QEMU re-read it). A
+command the initiator sends in the few milliseconds between the two tgtadm calls fails
+and is retried by the initiator's error handling, as with Cinder's own tgt target update.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class Target:
     tid: int
     iqn: str
     luns: dict[int, str] = field(default_factory=dict)  # lun -> backing store path (not LUN 0)
+    sizes: dict[int, int] = field(default_factory=dict)  # lun -> size in MB (10**6 bytes)
     accounts: list[str] = field(default_factory=list)
     acls: list[str] = field(default_factory=list)  # initiator names and addresses ("ALL")
 
@@ -73,6 +81,10 @@ def parse_targets(text: str) -> list[Target]:
                 lun = int(line.split(":", 1)[1])
             elif line.startswith("Backing store path:") and lun:
                 cur.luns[lun] = line.split(":", 1)[1].strip()
+            elif line.startswith("Size:") and lun:
+                mb = line.split(":", 1)[1].split()[0]
+                if mb.isdigit():
+                    cur.sizes[lun] = int(mb)
         elif section == "Account information" and indent == 8:
             cur.accounts.append(line.split()[0])
         elif section == "ACL information" and indent == 8:
@@ -83,6 +95,19 @@ def parse_targets(text: str) -> list[Target]:
 def parse_accounts(text: str) -> set[str]:
     """The user names of ``tgtadm --op show --mode account`` output."""
     return {line.split()[0] for line in text.splitlines()[1:] if line.strip()}
+
+
+def lun_too_small(shown_mb: int | None, file_bytes: int) -> bool:
+    """Whether a LUN tgt shows at ``shown_mb`` MB is smaller than its file (tgt shows whole
+    MB of 10**6 bytes; a difference under one MB is rounding, not an extend)."""
+    return shown_mb is not None and file_bytes - shown_mb * 1_000_000 >= 1_000_000
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _secret_hash(username: str, password: str) -> str:
@@ -155,7 +180,7 @@ class Tgt:
             raise CommandError(["tgtadm"], 1, f"target {spec.target_iqn} is not under this "
                                f"host's iqn prefix {self.iqn_prefix}:", temporary=False)
         cur = next((t for t in all_targets if t.iqn == spec.target_iqn), None)
-        if cur is not None and set(cur.luns.items()) != {(spec.lun, backing)}:
+        if cur is not None and cur.luns and set(cur.luns.items()) != {(spec.lun, backing)}:
             LOG.info("target %s exports %s, not %s as LUN %d: recreating it", cur.iqn,
                      cur.luns, backing, spec.lun)
             self.delete_target(cur.tid)
@@ -169,8 +194,28 @@ class Tgt:
                      "--lun", str(spec.lun), "-b", backing)
             cur.luns[spec.lun] = backing
             LOG.info("target %s (tid %d) exports %s", spec.target_iqn, tid, backing)
+        elif not cur.luns:  # a kill -9 between a LUN's delete and its new: make it again
+            self.adm("--op", "new", "--mode", "logicalunit", "--tid", str(cur.tid),
+                     "--lun", str(spec.lun), "-b", backing)
+            cur.luns[spec.lun] = backing
+        elif lun_too_small(cur.sizes.get(spec.lun), _file_size(backing)):
+            self.refresh_lun(cur, spec.lun, backing)
         self._ensure_account(spec, cur, accounts)
         self._ensure_acl(spec, cur)
+
+    def refresh_lun(self, cur: Target, lun: int, backing: str) -> None:
+        """Make the LUN again on its target so tgt reads the grown file's size (the
+        target, its account, its ACL and the initiators' sessions stay)."""
+        LOG.info("target %s: LUN %d is %s MB, its file %s is larger: making the LUN again",
+                 cur.iqn, lun, cur.sizes.get(lun), backing)
+        try:
+            self.adm("--op", "delete", "--mode", "logicalunit", "--tid", str(cur.tid),
+                     "--lun", str(lun))
+        except CommandError as exc:
+            if "can't find the logical unit" not in exc.stderr:
+                raise
+        self.adm("--op", "new", "--mode", "logicalunit", "--tid", str(cur.tid),
+                 "--lun", str(lun), "-b", backing)
 
     def _ensure_account(self, spec: ExportSpec, cur: Target, accounts: set[str]) -> None:
         user = spec.auth_username
