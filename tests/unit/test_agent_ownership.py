@@ -29,7 +29,7 @@ from stratus.agent.network.legacy import cleanup_legacy
 from stratus.agent.network.naming import Naming
 from stratus.agent.network.reconcile import NetworkAgent, NetworkDrivers
 from stratus.agent.network.sources import StaticSource
-from stratus.agent.runner import Runner
+from stratus.agent.runner import CommandError, Runner
 from stratus.contracts.network import HostState
 
 pytestmark = pytest.mark.unit
@@ -57,6 +57,7 @@ class FakeHostRunner(Runner):
         self.ovs_ports: dict[str, dict[str, Any]] = {}  # name -> bridge, tag, external_ids
         self.flows: dict[str, set[str]] = {}  # bridge -> cookies
         self.calls: list[list[str]] = []
+        self.ovs = "running"  # or "down" (ovsdb-server does not answer), or "absent"
 
     def link(self, name: str, kind: str, master: str | None = None) -> None:
         info: dict[str, Any] = {"ifname": name, "ifindex": len(self.links) + 2,
@@ -67,14 +68,24 @@ class FakeHostRunner(Runner):
 
     def ok(self, argv: Sequence[str]) -> bool:
         argv = list(argv)
+        if argv[0].startswith("ovs-") and self.ovs == "absent":
+            raise FileNotFoundError(argv[0])
+        if argv == ["ovs-vsctl", "--version"]:
+            return True
         if argv[:2] == ["ovs-vsctl", "br-exists"]:
-            return argv[2] in self.ovs_bridges
+            return self.ovs == "running" and argv[2] in self.ovs_bridges
         raise AssertionError(f"unexpected check {argv}")
 
     def run(self, argv: Sequence[str], check: bool = True, input: str | None = None,
             wrap: bool = True) -> str:
         argv = list(argv)
         self.calls.append(argv)
+        if argv[0].startswith("ovs-") and self.ovs != "running":  # as Runner.run says it
+            if self.ovs == "absent":
+                raise CommandError(argv, 127, f"No such file or directory: '{argv[0]}'",
+                                   temporary=False)
+            raise CommandError(argv, 1, f"{argv[0]}: unix:/var/run/openvswitch/db.sock: "
+                                        "database connection failed (No such file or directory)")
         if argv[:3] == ["ip", "netns", "list"]:
             return "".join(f"{n} (id: {i})\n" for i, n in enumerate(sorted(self.netns)))
         if argv[:3] == ["ip", "netns", "delete"]:
@@ -119,6 +130,8 @@ class FakeHostRunner(Runner):
                      ["map", sorted(p["external_ids"].items())]]
                     for name, p in self.ovs_ports.items()]
             return json.dumps({"data": rows, "headings": ["name", "tag", "external_ids"]})
+        if args == ["show"]:
+            return ""
         if args[0] == "list-ports":
             return "".join(f"{n}\n" for n, p in self.ovs_ports.items() if p["bridge"] == args[1])
         if args[0] == "br-get-external-id":
@@ -322,6 +335,36 @@ def test_ovs_cleanup_removes_only_this_deploys_and_hosts_ports_and_bridges(
     # (ours alone) goes
     assert "st-br-int" in host.ovs_bridges and "st-br-tun" not in host.ovs_bridges
     assert_only_ours_went(host, keep, tmp_path)
+
+
+@pytest.mark.parametrize("ovs", ["down", "absent"])
+def test_ovs_cleanup_without_open_vswitch_removes_the_rest_and_says_what_it_left(
+        tmp_path: Path, ovs: str, caplog: pytest.LogCaptureFixture) -> None:
+    """``--cleanup`` with Open vSwitch stopped or not installed: no crash; namespaces,
+    dnsmasq/proxy state, nftables tables, the uplink veths and the hybrid plugs' Linux
+    devices of this deploy go (by name), nobody else's; with OVS installed but down the
+    cleanup fails saying which OVS bridges it could not remove, without OVS it succeeds."""
+    host, keep = ovs_host(tmp_path)
+    for naming in (OURS, *OTHERS):
+        qbr, qvb, qvo = naming.hybrid(PORT)
+        host.link(qbr, "bridge")
+        host.link(qvb, "veth", master=qbr)
+        host.link(qvo, "veth")
+        if naming is not OURS:
+            keep["links"] += [qbr, qvb, qvo]
+    rows = (dict(host.ovs_bridges), dict(host.ovs_ports))
+    host.ovs = ovs
+    l2 = OvsDriver(FakeIpLib(host), "192.0.2.10", datapath_type="netdev", naming=OURS,
+                   physical_bridge_mappings={"public": "br-ex"})
+    agent = agent_on(host, l2, tmp_path)
+    assert agent.cleanup("cmp1") is (ovs == "absent")
+    assert_only_ours_went(host, keep, tmp_path)
+    assert not set(OURS.hybrid(PORT)) & set(host.links)
+    assert (host.ovs_bridges, host.ovs_ports) == rows  # nothing could be asked or changed
+    if ovs == "down":
+        said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert any("Open vSwitch does not answer" in m and "st-br-int" in m and
+                   "database connection failed" in m for m in said), said
 
 
 def test_ovs_teardown_deletes_its_own_marked_bridges() -> None:

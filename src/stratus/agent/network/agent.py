@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cleanup", action="store_true",
                         help="remove everything of this deploy (its [DEFAULT] deploy_prefix) "
                              "from this host (namespaces, dnsmasq, proxies, nftables tables, "
-                             "segments, bridges) and exit; needs no API")
+                             "segments, bridges) and exit; needs no API; with Open vSwitch "
+                             "stopped or not installed it removes the rest and names what it "
+                             "left (exit 1 if OVS bridges remain)")
     args = parser.parse_args(argv)
     if args.config_file:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file

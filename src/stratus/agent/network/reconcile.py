@@ -246,7 +246,9 @@ class NetworkAgent:
                           router_id)
         wanted_keys = {d.l2.network_key(n): n for n in state.networks}
         known_devices = {p.device for p in present}
-        for dev, key in sorted(d.l2.list_plugged().items()):
+        plugged: dict[str, str] = {}
+        self._attempt(report, "list plugged devices", lambda: plugged.update(d.l2.list_plugged()))
+        for dev, key in sorted(plugged.items()):
             owner = wanted_keys.get(key)
             if owner is None:
                 continue  # goes with its segment below
@@ -254,7 +256,10 @@ class NetworkAgent:
                 continue
             LOG.info("unplugging %s (no longer desired)", dev)
             self._attempt(report, f"unplug {dev}", d.l2.unplug, dev)
-        for key in sorted(d.l2.list_networks() - set(wanted_keys)):
+        segments: set[str] = set()
+        self._attempt(report, "list network segments",
+                      lambda: segments.update(d.l2.list_networks()))
+        for key in sorted(segments - set(wanted_keys)):
             LOG.info("removing network segment %s", key)
             self._attempt(report, f"remove network {key}", d.l2.remove_network, key)
         cleanup = getattr(d.l2, "remove_stale_vxlan", None)

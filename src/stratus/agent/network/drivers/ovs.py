@@ -39,6 +39,7 @@ from stratus.agent.ip_lib import IpLib
 from stratus.agent.network import naming as kinds
 from stratus.agent.network.drivers.base import DriverError, L2Driver
 from stratus.agent.network.naming import Naming
+from stratus.agent.runner import CommandError
 from stratus.contracts.network import Network
 
 LOG = logging.getLogger(__name__)
@@ -124,7 +125,12 @@ class OvsDriver(L2Driver):
     def _find_ports(self) -> list[dict[str, Any]]:
         if self._ports is not None:
             return self._ports
-        out = self.vsctl("--format=json", "--columns=name,tag,external_ids", "find", "Port")
+        try:
+            out = self.vsctl("--format=json", "--columns=name,tag,external_ids", "find", "Port")
+        except CommandError:
+            if self.installed():
+                raise
+            return []  # nothing can be plugged into an Open vSwitch that is not there
         data = json.loads(out or "{}")
         rows = []
         for name, tag, ext in data.get("data", []):
@@ -138,7 +144,12 @@ class OvsDriver(L2Driver):
     def _lvlans(self) -> dict[str, int]:
         if self._vlans is not None:
             return self._vlans
-        out = self.vsctl("br-get-external-id", self.br_int)
+        try:
+            out = self.vsctl("br-get-external-id", self.br_int)
+        except CommandError:
+            if self.installed():
+                raise
+            return {}
         result = {}
         prefix = self.naming.lvlan_key
         self._foreign_vlans = set()
@@ -176,7 +187,36 @@ class OvsDriver(L2Driver):
             self._ensure_br_phy()
             self.begin_pass()
 
+    def installed(self) -> bool:
+        """Whether Open vSwitch is installed on this host (without it none of its objects
+        exist): asked only after an ``ovs-vsctl`` failed."""
+        try:
+            return self.ip.runner.ok(["ovs-vsctl", "--version"])
+        except OSError:
+            return False
+
+    def _unreachable(self) -> str | None:
+        """Why Open vSwitch cannot be asked (not running, or not installed: then the
+        reason is ``not installed``), or None when it answers."""
+        try:
+            self.run(["ovs-vsctl", "--timeout=10", "show"])
+        except CommandError as exc:
+            return (exc.stderr or str(exc)) if self.installed() else "not installed"
+        return None
+
     def teardown(self) -> None:
+        reason = self._unreachable()
+        if reason is not None:  # the host side goes; OVS's own rows only if it answers
+            removed = self._teardown_host_devices()
+            if reason != "not installed":
+                raise DriverError(
+                    f"Open vSwitch does not answer ({reason}): removed the host devices "
+                    f"({', '.join(removed) or 'none'}), but not this deploy's OVS bridges "
+                    f"({self.br_int}, {self.br_tun}) and ports; start Open vSwitch and run "
+                    "the cleanup again")
+            LOG.info("Open vSwitch is not installed: no OVS bridge or port to remove; "
+                     "removed the host devices %s", ", ".join(removed) or "(none)")
+            return
         for iface in self.mappings.values():
             outer, inner = self.naming.uplink(iface)
             if any(p["name"] == inner for p in self._find_ports()):
@@ -189,6 +229,24 @@ class OvsDriver(L2Driver):
             if self._owned_bridge(bridge):
                 self.vsctl("--if-exists", "del-br", bridge)
         self.begin_pass()
+
+    def _teardown_host_devices(self) -> list[str]:
+        """Our Linux devices around OVS (the uplinks' veths, the hybrid plugs' bridges and
+        veths), by their names: what a cleanup removes while OVS cannot be asked."""
+        removed = []
+        for iface in self.mappings.values():
+            for dev in self.naming.uplink(iface):
+                if self.ip.link(dev) is not None:
+                    self.ip.delete_link(dev)
+                    removed.append(dev)
+        kinds_ = (kinds.HYBRID_OVS, kinds.HYBRID_VETH, kinds.HYBRID_BRIDGE)
+        for link in self.ip.links():
+            name = link["ifname"]
+            if any(self.naming.owns(name, k) for k in kinds_) and self.ip.link(name):
+                self.ip.delete_link(name)
+                removed.append(name)
+        self.begin_pass()
+        return removed
 
     def _owned_bridge(self, name: str) -> bool:
         """An existing bridge with our marks and no port but ours (a bridge of another
