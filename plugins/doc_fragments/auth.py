@@ -10,15 +10,23 @@ class ModuleDocFragment:
 options:
   cloud:
     description:
-      - Name of the cloud in the clouds.yaml file.
-    type: str
-    default: stratus
+      - The cloud to use, as in C(openstack.cloud) - the name of an entry of a clouds.yaml, or a
+        dict holding such an entry (C(auth), C(region_name), C(interface), C(verify),
+        C(cacert), C(auth_type)...).
+      - When not set - the cloud named by the environment variable C(OS_CLOUD); else, when
+        C(OS_AUTH_URL) is set, the C(OS_*) variables of an openrc (C(OS_USERNAME),
+        C(OS_PASSWORD), C(OS_PROJECT_NAME), C(OS_APPLICATION_CREDENTIAL_ID)...,
+        C(OS_REGION_NAME), C(OS_INTERFACE), C(OS_CACERT)); else O(auth) alone when it has an
+        O(auth.auth_url); else the cloud named C(stratus) (which the identity role writes).
+      - A named cloud is read from the first clouds.yaml found - O(clouds_yaml), the file named
+        by C(OS_CLIENT_CONFIG_FILE), C(./clouds.yaml), C(~/.config/openstack/clouds.yaml),
+        C(/etc/openstack/clouds.yaml), then C(/etc/stratus/clouds.yaml); the same entry of the
+        first C(secure.yaml) found in those directories is merged over it.
+    type: raw
   clouds_yaml:
     description:
-      - Path of a clouds.yaml file on the host the module runs on.
-      - When not set, C(/etc/stratus/clouds.yaml) (written by the identity role), then the file
-        named by the environment variable C(OS_CLIENT_CONFIG_FILE), unless O(auth.auth_url) is
-        given (then no file is read).
+      - Path of the clouds.yaml file to read, on the host the module runs on, instead of
+        searching for one (see O(cloud)).
     type: path
   auth:
     description:
@@ -64,6 +72,23 @@ options:
       token:
         description: An existing token to use instead of a password.
         type: str
+      application_credential_id:
+        description: ID of an application credential (O(auth_type=v3applicationcredential)).
+        type: str
+      application_credential_name:
+        description:
+          - Name of an application credential, with O(auth.username) or O(auth.user_id).
+        type: str
+      application_credential_secret:
+        description: Secret of the application credential.
+        type: str
+  auth_type:
+    description:
+      - How to authenticate; default the cloud's C(auth_type), else C(v3applicationcredential)
+        when an application credential secret is given, C(token) when only a token is, else
+        C(password).
+    type: str
+    choices: [password, token, v3applicationcredential]
   region_name:
     description:
       - Region whose endpoints are used; default the clouds.yaml's C(region_name), else any.
@@ -80,8 +105,20 @@ options:
     type: bool
   ca_cert:
     description:
-      - A CA bundle to verify TLS certificates with.
+      - A CA bundle to verify TLS certificates with; default the cloud's C(cacert).
     type: path
+    aliases: [cacert]
+  client_cert:
+    description:
+      - A client certificate (PEM) to present to the APIs; default the cloud's C(cert).
+    type: path
+    aliases: [cert]
+  client_key:
+    description:
+      - The private key of O(client_cert), when it is not in the same file; default the
+        cloud's C(key).
+    type: path
+    aliases: [key]
   api_timeout:
     description:
       - Seconds to wait for an answer to one API request.

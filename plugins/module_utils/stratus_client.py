@@ -5,10 +5,9 @@
 Standard library only (urllib, http.client, ssl, json), so modules run on any
 host with Python; PyYAML is needed only to read a clouds.yaml. It
 
-- loads credentials from a clouds.yaml (default /etc/stratus/clouds.yaml,
-  cloud ``stratus``, as the identity role writes it) and/or explicit ``auth``
-  values, which override the file's;
-- gets a token with password authentication from identity v3, once per
+- takes a ``CloudConfig`` (``stratus_auth.resolve_cloud`` builds it from a
+  clouds.yaml, OS_CLOUD, an openrc's OS_* variables and/or an ``auth`` dict);
+- gets a token (password, token or application credential) from identity v3, once per
   client (that is, once per module run), and again once if a call answers 401;
 - finds service endpoints in the token's catalog by service type, interface
   and region;
@@ -51,6 +50,9 @@ AUTH_KEYS = (
     "domain_name",
     "domain_id",
     "token",
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
 )
 
 
@@ -82,8 +84,14 @@ class CloudConfig:
         cacert=None,
         timeout=60,
         name=None,
+        auth_type=None,
+        cert=None,
+        key=None,
     ):
         self.auth = dict(auth)
+        self.auth_type = auth_type
+        self.cert = cert
+        self.key = key
         self.region_name = region_name
         self.interface = interface or "public"
         self.verify = verify
@@ -99,7 +107,8 @@ class CloudConfig:
         return url if url.endswith("/v3") else url + "/v3"
 
 
-def _read_clouds_yaml(path):
+def read_yaml_clouds(path):
+    """The ``clouds`` mapping of a clouds.yaml (or secure.yaml) file."""
     try:
         import yaml
     except ImportError:
@@ -116,62 +125,16 @@ def _read_clouds_yaml(path):
     return data.get("clouds") or {}
 
 
-def load_cloud(
-    cloud=DEFAULT_CLOUD,
-    clouds_yaml=None,
-    auth=None,
-    region_name=None,
-    interface=None,
-    validate_certs=None,
-    ca_cert=None,
-    api_timeout=None,
-):
-    """A CloudConfig from a clouds.yaml entry, overridden by the explicit values given.
+def load_cloud(cloud=None, clouds_yaml=None, auth=None, **options):
+    """A CloudConfig from the module options: ``stratus_auth.resolve_cloud`` does the work.
 
-    The file is read when ``clouds_yaml`` is given, or else when the default
-    ($OS_CLIENT_CONFIG_FILE, then /etc/stratus/clouds.yaml) exists; explicit
-    ``auth`` with an ``auth_url`` needs no file at all.
+    Kept for callers of the client alone; ``options`` are resolve_cloud's other keywords.
     """
-    entry = {}
-    explicit = dict((k, v) for k, v in (auth or {}).items() if v is not None)
-    path = clouds_yaml
-    if path is None and not explicit.get("auth_url"):
-        for candidate in (os.environ.get("OS_CLIENT_CONFIG_FILE"), DEFAULT_CLOUDS_YAML):
-            if candidate and os.path.isfile(candidate):
-                path = candidate
-                break
-        else:
-            raise StratusError(
-                f"No credentials: {DEFAULT_CLOUDS_YAML} does not exist (the identity role "
-                "writes it); give clouds_yaml, or auth with auth_url, username, password and "
-                "project_name."
-            )
-    if path is not None:
-        clouds = _read_clouds_yaml(path)
-        if cloud not in clouds:
-            raise StratusError(
-                "Cloud {!r} is not in {}; it has: {}.".format(
-                    cloud, path, ", ".join(sorted(clouds)) or "no clouds"
-                )
-            )
-        entry = clouds[cloud] or {}
-    merged = dict(entry.get("auth") or {})
-    merged.update(explicit)
-    unknown = sorted(set(merged) - set(AUTH_KEYS))
-    if unknown:
-        raise StratusError(
-            "Unknown auth keys: {}; allowed: {}.".format(", ".join(unknown), ", ".join(AUTH_KEYS))
-        )
-    verify = entry.get("verify", True) if validate_certs is None else validate_certs
-    return CloudConfig(
-        merged,
-        region_name=region_name or entry.get("region_name"),
-        interface=interface or entry.get("interface") or "public",
-        verify=bool(verify),
-        cacert=ca_cert or entry.get("cacert"),
-        timeout=api_timeout or 60,
-        name=cloud,
+    from ansible_collections.stratus.cloud.plugins.module_utils.stratus_auth import (
+        resolve_cloud,
     )
+
+    return resolve_cloud(cloud=cloud, clouds_yaml=clouds_yaml, auth=auth, **options)
 
 
 def query_value(value):
@@ -224,14 +187,27 @@ class StratusClient:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            return context
-        return ssl.create_default_context(cafile=self.config.cacert)
+        else:
+            context = ssl.create_default_context(cafile=self.config.cacert)
+        if self.config.cert:
+            context.load_cert_chain(self.config.cert, self.config.key)
+        return context
 
     # ---- authentication ------------------------------------------------------------------
 
     def _auth_body(self):
         auth = self.config.auth
-        if auth.get("token"):
+        if self.config.auth_type == "v3applicationcredential":
+            cred = {"secret": auth.get("application_credential_secret")}
+            if auth.get("application_credential_id"):
+                cred["id"] = auth["application_credential_id"]
+            else:
+                cred["name"] = auth.get("application_credential_name")
+                cred["user"] = ({"id": auth["user_id"]} if auth.get("user_id") else
+                                {"name": auth.get("username"), "domain": _domain(auth, "user")})
+            identity = {"methods": ["application_credential"], "application_credential": cred}
+            return {"auth": {"identity": identity}}
+        if auth.get("token") and self.config.auth_type != "password":
             identity = {"methods": ["token"], "token": {"id": auth["token"]}}
         else:
             if not auth.get("password") or not (auth.get("username") or auth.get("user_id")):

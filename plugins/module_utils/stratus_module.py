@@ -16,12 +16,11 @@ else calls fail_json.
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stratus.cloud.plugins.module_utils.stratus_auth import resolve_cloud
 from ansible_collections.stratus.cloud.plugins.module_utils.stratus_client import (
-    DEFAULT_CLOUD,
     DEFAULT_CLOUDS_YAML,
     StratusClient,
     StratusError,
-    load_cloud,
 )
 
 AUTH_OPTIONS = dict(
@@ -38,19 +37,25 @@ AUTH_OPTIONS = dict(
     domain_name=dict(type="str"),
     domain_id=dict(type="str"),
     token=dict(type="str", no_log=True),
+    application_credential_id=dict(type="str"),
+    application_credential_name=dict(type="str"),
+    application_credential_secret=dict(type="str", no_log=True),
 )
 
 
 def auth_argument_spec():
     """The options of the stratus.cloud.auth doc fragment."""
     return dict(
-        cloud=dict(type="str", default=DEFAULT_CLOUD),
+        cloud=dict(type="raw"),
         clouds_yaml=dict(type="path"),
         auth=dict(type="dict", options=AUTH_OPTIONS),
+        auth_type=dict(type="str", choices=["password", "token", "v3applicationcredential"]),
         region_name=dict(type="str"),
         interface=dict(type="str", choices=["public", "internal", "admin"]),
         validate_certs=dict(type="bool"),
-        ca_cert=dict(type="path"),
+        ca_cert=dict(type="path", aliases=["cacert"]),
+        client_cert=dict(type="path", aliases=["cert"]),
+        client_key=dict(type="path", no_log=False, aliases=["key"]),
         api_timeout=dict(type="int", default=60),
         wait=dict(type="bool", default=True),
         timeout=dict(type="int", default=180),
@@ -78,16 +83,12 @@ class StratusModule:
     def client(self):
         """The API client, connected on first use (so argument errors fail first)."""
         if self._client is None:
-            config = load_cloud(
-                cloud=self.params["cloud"],
-                clouds_yaml=self.params["clouds_yaml"],
-                auth=self.params["auth"],
-                region_name=self.params["region_name"],
-                interface=self.params["interface"],
-                validate_certs=self.params["validate_certs"],
-                ca_cert=self.params["ca_cert"],
-                api_timeout=self.params["api_timeout"],
-            )
+            cloud = self.params["cloud"]
+            if cloud is not None and not isinstance(cloud, (str, dict)):
+                raise StratusError("cloud must be a cloud's name or a clouds.yaml entry (a dict).")
+            names = ("clouds_yaml", "auth", "auth_type", "region_name", "interface",
+                     "validate_certs", "ca_cert", "client_cert", "client_key", "api_timeout")
+            config = resolve_cloud(cloud=cloud, **dict((k, self.params[k]) for k in names))
             self._client = StratusClient(config)
             self._client.authenticate()
         return self._client
