@@ -3,6 +3,8 @@
 #   make test       install the test dependencies and run lint and the whole test suite
 #   make test-fast  unit tests only
 #   make venv       the project's virtualenv .venv (the package, editable, with its test extra)
+#   make tempest    Tempest's smoke tests against the cloud of /etc/stratus (make aio's);
+#                   TEMPEST_ARGS='--regex tempest.api.network' for another set (docs/tempest.md)
 #   make lint       ruff (src, tests, benchmarks, plugins), mypy, lint-imports (the import
 #                   layers in pyproject.toml), ansible-lint
 
@@ -12,7 +14,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 ANSIBLE_ARGS ?=
 
-.PHONY: aio test test-fast lint unit integration e2e deps test-deps venv clean-venv
+.PHONY: aio test test-fast lint unit integration e2e deps test-deps venv clean-venv tempest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +68,20 @@ integration: test-deps $(VENV)/.test-deps
 
 e2e: test-deps $(VENV)/.test-deps
 	$(BIN)/pytest -m e2e tests $(PYTEST_ARGS)
+
+# A fresh Tempest workspace, its tempest.conf generated from the deployed cloud
+# (stratus.tools.tempest_conf), then `tempest run` without the tests of etc/tempest-skips.txt.
+TEMPEST_CLOUDS ?= /etc/stratus/clouds.yaml
+TEMPEST_IMAGE ?= stratus-tiny
+TEMPEST_DIR ?= .tempest
+TEMPEST_ARGS ?= --smoke
+tempest: $(VENV)/.test-deps
+	rm -rf $(TEMPEST_DIR) && mkdir -p $(TEMPEST_DIR)
+	$(BIN)/tempest init --workspace-path $(TEMPEST_DIR)/workspace.yaml $(TEMPEST_DIR)/ws
+	$(BIN)/python -m stratus.tools.tempest_conf --clouds-yaml $(TEMPEST_CLOUDS) \
+	    --image $(TEMPEST_IMAGE) --ssh-user root --output $(TEMPEST_DIR)/ws/etc/tempest.conf
+	cd $(TEMPEST_DIR)/ws && $(abspath $(BIN))/tempest run --concurrency 2 \
+	    --exclude-list $(abspath etc/tempest-skips.txt) $(TEMPEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

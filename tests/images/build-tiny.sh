@@ -155,7 +155,8 @@ depmod -b "$ROOT" "$KVER"
 cp -a "$HERE/tiny/." "$ROOT/"
 chmod 600 "$ROOT/etc/shadow"
 chmod 755 "$ROOT/etc/init.d/rcS" "$ROOT/etc/init.d/rcK" "$ROOT/usr/sbin/stratus-metadata" \
-    "$ROOT/usr/share/udhcpc/default.script" "$ROOT/etc/acpi/PWRF/00000080"
+    "$ROOT/usr/share/udhcpc/default.script" "$ROOT/etc/acpi/PWRF/00000080" \
+    "$ROOT/usr/bin/curl" "$ROOT/usr/bin/sudo" "$ROOT/usr/bin/blkid"
 echo localhost > "$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n' > "$ROOT/etc/hosts"
 mknod -m 600 "$ROOT/dev/console" c 5 1

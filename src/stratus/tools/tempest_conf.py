@@ -180,7 +180,7 @@ def render(facts: CloudFacts) -> str:
     exts = facts.network_extensions
     conf["network-feature-enabled"] = {
         "api_extensions": ",".join(exts),
-        "ipv6": "true",
+        "ipv6": "false",  # subnets are IPv4 only (network/subnets.py refuses ip_version 6)
         "ipv6_subnet_attributes": _flag("ipv6-subnet-attributes" in exts),
         "port_security": _flag("port-security" in exts),
         "floating_ips": _flag("router" in exts),
