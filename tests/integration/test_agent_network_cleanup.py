@@ -11,6 +11,7 @@ at an empty ``ovs_rundir`` (Open vSwitch down) or at a PATH without ``ovs-*`` (a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -133,3 +134,124 @@ def test_cleanup_of_an_ovs_deploy_without_open_vswitch(lab: Lab, ovs: str) -> No
     for dev in (*OTHER.hybrid(port), *OTHER.uplink("ext0")):
         assert dev in links, f"{dev} (another deploy's) was removed"
     assert OTHER.table("sg") in tables
+
+
+PLAYBOOK = """\
+- name: The network role's agent state directory and legacy cleanup
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Prepare the agent's state directory
+      ansible.builtin.include_role:
+        name: network
+        tasks_from: agent_state.yml
+    - name: Remove what a release before deploy prefixes left
+      ansible.builtin.include_role:
+        name: network
+        tasks_from: agent_legacy.yml
+      when: _network_agent_legacy_layout | bool
+"""
+
+
+def _role_run(root: Path, conf: Path, state_dir: Path, deploy_prefix: str
+              ) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook over the role's two task files, as site.yml runs them (the agent's
+    service deploy between them is what the e2e deploys cover)."""
+    (root / "play.yml").write_text(PLAYBOOK)
+    extra = {"common_deploy_prefix": deploy_prefix, "common_config_file": str(conf),
+             "common_venv_dir": str(AGENT.parent.parent),
+             "network_agent_state_dir": str(state_dir),
+             "ansible_python_interpreter": sys.executable}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update({"ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+                "ANSIBLE_LOCAL_TEMP": str(root / "ansible-tmp"),
+                "ANSIBLE_HOME": str(root / "ansible-home")})
+    return subprocess.run(
+        [str(AGENT.with_name("ansible-playbook")), "-i", "localhost,", str(root / "play.yml"),
+         "-e", json.dumps(extra)], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _recap(proc: subprocess.CompletedProcess[str]) -> str:
+    return next(line for line in proc.stdout.splitlines() if line.startswith("localhost"))
+
+
+def test_the_role_removes_an_earlier_releases_objects_once_on_upgrade(lab: Lab) -> None:
+    """A state directory an earlier release made (no ``deploy-prefix`` mark, its
+    ``dhcp/<network id>`` layout) is the old layout: the role runs ``--cleanup-legacy``,
+    which removes that release's namespace (and the process in it), bridge, VXLAN device,
+    table and state, leaves this deploy's and another deploy's objects, and marks the
+    directory. A second run changes nothing and removes nothing (an unprefixed namespace
+    made since stays: it is not ours to judge). A fresh directory is marked without any
+    cleanup; a directory marked by another deploy prefix is refused."""
+    host = lab.host(f"{PREFIX}-lg-{uuid.uuid4().hex[:6]}")
+    root = _root(lab)
+    state = root / "state"
+    old_net, net = str(uuid.uuid4()), str(uuid.uuid4())
+    conf = root / "stratus.conf"
+    conf.write_text(
+        f"[DEFAULT]\ndeploy_prefix = {PREFIX}\n"
+        "[agent]\nl2_backend = linuxbridge\nunderlay_ip = 172.31.254.2\n"
+        f"state_dir = {state}\nnetwork_state_url = {root / 'state.json'}\n"
+        f"host_netns = {host}\nnetns_prefix = {host}-\nnft_prefix = stratus_test_\n")
+    # the earlier release's objects (unprefixed names, its state layout)
+    old_bridge = "brq" + old_net[:11]
+    for argv in (["link", "add", old_bridge, "type", "bridge"],
+                 ["link", "add", "vxlan-310", "type", "vxlan", "id", "310", "local",
+                  "172.31.254.2", "dstport", "4789", "nolearning"],
+                 ["link", "set", "vxlan-310", "master", old_bridge]):
+        sh("ip", "-n", host, *argv)
+    old_ns = lab.netns(f"{host}-qdhcp-{old_net}")
+    sleeper = _sleeper(lab, old_ns)
+    (state / "dhcp" / old_net).mkdir(parents=True)
+    nsx(host, "nft", "add", "table", "inet", "stratus_test_sg")
+    # this deploy's and another deploy's objects: they stay
+    keep_ns = [lab.netns(f"{host}-{n.dhcp_netns(net)}") for n in (OURS, OTHER)]
+    keep_links = [n.network_bridge(net) for n in (OURS, OTHER)]
+    for name in keep_links:
+        sh("ip", "-n", host, "link", "add", name, "type", "bridge")
+    for n in (OURS, OTHER):
+        nsx(host, "nft", "add", "table", "inet", n.table("sg"))
+    (state / "dhcp" / OURS.dhcp_netns(net)).mkdir()
+
+    proc = _role_run(root, conf, state, PREFIX)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "changed=2" in _recap(proc), proc.stdout
+    links = sh("ip", "-n", host, "-o", "link")
+    assert old_bridge not in links and "vxlan-310" not in links
+    assert not Path("/run/netns", old_ns).exists()
+    sleeper.wait(timeout=10)  # stopped by pid with its namespace
+    assert not (state / "dhcp" / old_net).exists()
+    tables = nsx(host, "nft", "list", "tables")
+    assert "stratus_test_sg\n" not in tables + "\n"
+    for ns in keep_ns:
+        assert Path("/run/netns", ns).exists(), ns
+    for name in keep_links:
+        assert name in links, name
+    for n in (OURS, OTHER):
+        assert n.table("sg") in tables
+    assert (state / "dhcp" / OURS.dhcp_netns(net)).is_dir()
+    assert (state / "deploy-prefix").read_text() == f"{PREFIX}\n"
+
+    # marked now: a second run changes nothing, and judges no unprefixed object
+    later_ns = lab.netns(f"{host}-qrouter-{uuid.uuid4()}")
+    proc = _role_run(root, conf, state, PREFIX)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "changed=0" in _recap(proc), proc.stdout
+    assert Path("/run/netns", later_ns).exists()
+
+    # a fresh directory: marked, no cleanup
+    fresh = root / "fresh"
+    proc = _role_run(root, conf, fresh, PREFIX)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (fresh / "deploy-prefix").read_text() == f"{PREFIX}\n"
+    assert Path("/run/netns", later_ns).exists()
+    assert "--cleanup-legacy" not in proc.stdout
+
+    # another deploy prefix on the same directory: refused, nothing changed
+    proc = _role_run(root, conf, state, "zsby")
+    assert proc.returncode != 0
+    assert "belongs to the deploy with prefix 'zsb'" in proc.stdout, proc.stdout
+    assert (state / "deploy-prefix").read_text() == f"{PREFIX}\n"
+    assert Path("/run/netns", later_ns).exists()
