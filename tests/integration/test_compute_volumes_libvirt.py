@@ -25,6 +25,7 @@ agent, identity and the volume API are stopped by their pids.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -43,7 +44,7 @@ from stratus.agent.compute.reconcile import ComputeAgent
 from stratus.agent.compute.state import AgentSettings
 from stratus.agent.compute.virt.base import InstanceSpec
 from stratus.agent.compute.virt.libvirt import LibvirtDriver
-from stratus.agent.compute.virt.volumes import parse_secret_list, secret_xml
+from stratus.agent.compute.virt.volumes import parse_capacity, parse_secret_list, secret_xml
 from stratus.agent.compute.volumes import boot_volume, converge_volumes, sweep_secrets
 from stratus.agent.ip_lib import IpLib
 from stratus.agent.runner import Runner
@@ -202,6 +203,24 @@ def test_hot_plug_and_unplug_an_iscsi_volume(host: dict[str, Any]) -> None:
     assert "iscsi" in block and target["iqn"] in block, block
     # a second pass changes nothing
     assert converge_volumes(driver, wanted) == [aid]
+
+    # extended while attached: until the LUN shows the new size QEMU refuses to grow
+    # (retried next pass); once the LUN is made again (as the storage agent does), the
+    # pass has QEMU re-read the capacity and the running domain's disk is 1 GiB
+    def capacity() -> int | None:
+        return parse_capacity(virsh("domblkinfo", domain, "vdb").stdout)
+    assert capacity() == 64 * 1024 * 1024
+    grown = Assignment(id=sid, vm_state="active",
+                       block_devices=[dataclasses.replace(device, size_gb=1)])
+    os.truncate(work / f"{sid[:8]}.img", 1024 ** 3)
+    assert converge_volumes(driver, grown) == [aid]
+    assert capacity() == 64 * 1024 * 1024
+    tgtadm("--mode", "logicalunit", "--op", "delete", "--tid", "1", "--lun", "1")
+    tgtadm("--mode", "logicalunit", "--op", "new", "--tid", "1", "--lun", "1",
+           "-b", str(work / f"{sid[:8]}.img"))
+    assert converge_volumes(driver, grown) == [aid]
+    assert capacity() == 1024 ** 3
+    assert f"Initiator: {INITIATOR}" in tgtadm("--mode", "target", "--op", "show")
 
     # leftovers: a secret of ours nothing uses is swept, another prefix's is kept
     leak_id = str(uuid.uuid4())

@@ -233,3 +233,32 @@ def test_libvirt_root_volume_replaces_vda() -> None:
     assert disks[1].get("device") == "cdrom"
     assert "/i/disk" not in ET.tostring(dom, encoding="unicode")
     assert dom.find("./os/boot") is None
+
+
+def test_extend_while_attached_has_the_domain_grow_the_disk_once(env: Any) -> None:
+    """size_gb larger than the disk shows: the driver is asked to grow it (retried while
+    the export still shows the old size), then not asked again."""
+    gib = 1024 ** 3
+    env.api.server["block_devices"] = [{**bdm("att-grow"), "size_gb": 1}]
+    assert env.agent.reconcile_once().ok
+    assert env.driver.volume_sizes == {"att-grow": gib}
+    env.api.server["block_devices"] = [{**bdm("att-grow"), "size_gb": 2}]
+    env.driver.fail["resize_volume"] = VirtError("Cannot grow iSCSI devices")
+    env.agent.reconcile_once()
+    assert env.driver.volume_sizes == {"att-grow": gib}
+    assert env.api.reports[-1]["volumes"] == ["att-grow"]  # still plugged and reported
+    del env.driver.fail["resize_volume"]
+    assert env.agent.reconcile_once().ok
+    assert env.driver.volume_sizes == {"att-grow": 2 * gib}
+    calls = len(env.driver.calls)
+    assert env.agent.reconcile_once().ok  # seen at that size: no driver call
+    assert len(env.driver.calls) == calls
+    assert BlockDevice.from_dict({**bdm(), "size_gb": 2}).to_dict()["size_gb"] == 2
+    with pytest.raises(ValueError, match="size_gb"):
+        BlockDevice.from_dict({**bdm(), "size_gb": "2"})
+
+
+def test_libvirt_capacity_parsing() -> None:
+    out = "Capacity:       2147483648\nAllocation:     0\nPhysical:       2147483648\n"
+    assert vv.parse_capacity(out) == 2 * 1024 ** 3
+    assert vv.parse_capacity("error") is None

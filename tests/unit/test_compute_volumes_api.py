@@ -415,3 +415,30 @@ def test_a_failed_boot_from_volume_spawn_is_not_rescheduled(api: ComputeApi) -> 
     srv = api.server(sid)
     assert srv["status"] == "ERROR" and "not rescheduled" in srv["fault"]["message"]
     assert "qemu could not log in" in srv["fault"]["message"]
+
+
+def test_an_extend_while_attached_reaches_the_agent(api: ComputeApi,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block device carries the volume's size; the agent's reports re-read it (at
+    most every SIZE_CHECK_SECONDS) and a larger one is handed to the agent."""
+    from stratus.compute import volumes as cv
+    sid = active(api)
+    vols(api).volumes[VOL]["size"] = 1
+    api.ok("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    bdm = assigned(api, sid)["block_devices"][0]
+    assert bdm["size_gb"] == 1 and "volume_size_gb" not in bdm["connection_info"]
+    att_id = bdm["attachment_id"]
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
+    vols(api).volumes[VOL]["size"] = 3  # os-extend while in-use
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
+    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 3
+    vols(api).volumes[VOL]["size"] = 4
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
+    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 3  # not read again yet
+    monkeypatch.setattr(cv, "SIZE_CHECK_SECONDS", 0.0)
+    vols(api).down = True  # the volume API away: nothing changes, nothing fails
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
+    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 3
+    vols(api).down = False
+    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
+    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 4

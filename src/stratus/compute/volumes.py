@@ -11,11 +11,20 @@ the attachment is completed and the row ``attached``. Detach: the row becomes
 and so is the row. Deleting a server deletes its attachments (and the volumes marked
 ``delete_on_termination``). Calls to the volume API happen outside transactions; a step
 that fails undoes what the earlier steps made.
+
+Extend of an attached volume: the row keeps the volume's size (``volume_size_gb`` next to
+the volume API's ``connection_info``, sent to the agent as the block device's
+``size_gb``). The agent's reports of a server re-read the sizes of its attached volumes
+at most every ``SIZE_CHECK_SECONDS``; a larger size is stored and the host's agent woken,
+which has QEMU re-read the disk's capacity (``virsh blockresize``), so the guest sees
+the new size (Nova learns it from Cinder's ``volume-extended`` external event).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -48,6 +57,11 @@ DEVICE_LETTERS = "bcdefghijklmnopqrstuvwxyz"
 # seconds after which a mapping still "reserving" (its attach request died: the API
 # process was killed between reserving and the export's answer) is undone
 RESERVING_STALE = 600
+# least seconds between two reads of an attached volume's size (on the agent's reports)
+SIZE_CHECK_SECONDS = 20.0
+SIZE_KEY = "volume_size_gb"  # the volume's size, kept in the row's connection_info
+_size_checked: dict[str, float] = {}  # mapping id -> monotonic time of its last size read
+_size_lock = threading.Lock()
 
 
 def initiator_of(host: str) -> str:
@@ -77,9 +91,35 @@ def block_devices(rows: list[m.BlockDeviceMapping], host: str | None) -> list[Bl
     """What the agent must have plugged: the rows with their connection_info."""
     return [BlockDevice(volume_id=r.volume_id, attachment_id=r.attachment_id,
                         device=r.device.removeprefix("/dev/"),
-                        connection_info=dict(r.connection_info), boot_index=r.boot_index,
-                        initiator=initiator_of(host) if host else None)
+                        connection_info={k: v for k, v in r.connection_info.items()
+                                         if k != SIZE_KEY},
+                        boot_index=r.boot_index,
+                        initiator=initiator_of(host) if host else None,
+                        size_gb=_size_of(r.connection_info))
             for r in rows if r.status in PLUGGED and r.connection_info and r.attachment_id]
+
+
+def _size_of(info: dict[str, Any] | None) -> int | None:
+    size = (info or {}).get(SIZE_KEY)
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
+def with_size(info: dict[str, Any], volume: dict[str, Any]) -> dict[str, Any]:
+    """The connection_info to keep for a mapping: the volume API's, with the volume's size."""
+    size = volume.get("size")
+    return {**info, SIZE_KEY: size} if isinstance(size, int) and size > 0 else dict(info)
+
+
+def _size_check_due(bdm_id: str) -> bool:
+    now = time.monotonic()
+    with _size_lock:
+        if now - _size_checked.get(bdm_id, -SIZE_CHECK_SECONDS) < SIZE_CHECK_SECONDS:
+            return False
+        _size_checked[bdm_id] = now
+        if len(_size_checked) > 10000:  # forget mappings long gone
+            for key in [k for k, t in _size_checked.items() if now - t > 10 * SIZE_CHECK_SECONDS]:
+                _size_checked.pop(key, None)
+        return True
 
 
 def _volume_error(exc: ServiceError, what: str) -> ApiError:
@@ -189,7 +229,8 @@ class ServerVolumes:
             live = s.get(m.Server, sid)
             if row is None or live is None or live.deleted:
                 raise NotFound(f"Instance {sid} could not be found.")
-            row.connection_info, row.status, row.updated_at = info, "attaching", utcnow()
+            row.connection_info, row.status = with_size(info, vol), "attaching"
+            row.updated_at = utcnow()
             core.bump(s, live.host)
             s.flush()
             s.expunge(row)
@@ -279,6 +320,33 @@ class ServerVolumes:
             except (ServiceError, ApiError) as exc:
                 LOG.warning("server %s volume %s: %s (retried on the next report)", sid,
                             row.volume_id, exc)
+        for row in rows:
+            if row.status == "attached" and _size_check_due(row.id):
+                self._refresh_size(project, row)
+
+    def _refresh_size(self, project: str, row: m.BlockDeviceMapping) -> None:
+        """Store the volume's size when it grew (an extend while attached) and wake the
+        host's agent, which has QEMU re-read the disk's capacity."""
+        try:
+            size = self.api.get_volume(project, row.volume_id).get("size")
+        except (ServiceError, ApiError) as exc:
+            LOG.warning("server %s volume %s: size not read: %s", row.server_id,
+                        row.volume_id, exc)
+            return
+        if not isinstance(size, int) or size <= (_size_of(row.connection_info) or 0):
+            return
+
+        def work(s: Session) -> None:
+            cur = s.get(m.BlockDeviceMapping, row.id)
+            srv = s.get(m.Server, row.server_id)
+            if cur is None or srv is None or not cur.connection_info:
+                return
+            if size > (_size_of(cur.connection_info) or 0):
+                cur.connection_info = {**cur.connection_info, SIZE_KEY: size}
+                cur.updated_at = utcnow()
+                self.core.bump(s, srv.host)
+        self.core.transaction(work)
+        LOG.info("server %s: volume %s is now %d GiB", row.server_id, row.volume_id, size)
 
     def _move(self, bdm_id: str, old: str, new: str | None) -> None:
         t = cast(sa.Table, m.BlockDeviceMapping.__table__)

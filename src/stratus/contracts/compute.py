@@ -193,7 +193,9 @@ class BlockDevice:
     ``connection_info`` is the volume API's (``driver_volume_type`` iscsi, ``data`` with
     ``target_iqn``, ``target_portal``, ``target_lun``, ``auth_username``,
     ``auth_password``); ``initiator`` is the iSCSI initiator name the export was made
-    for (the agent's QEMU logs in with it)."""
+    for (the agent's QEMU logs in with it). ``size_gb`` is the volume's size as the
+    compute API last read it: a plugged disk smaller than that (an extend while attached)
+    has QEMU re-read its capacity, so the guest sees the new size."""
 
     volume_id: str
     attachment_id: str
@@ -201,6 +203,7 @@ class BlockDevice:
     connection_info: dict[str, Any] = field(default_factory=dict)
     boot_index: int | None = None
     initiator: str | None = None
+    size_gb: int | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "block_device") -> BlockDevice:
@@ -210,12 +213,14 @@ class BlockDevice:
                    device=c.required_text(d, "device", where),
                    connection_info=c.obj(d, "connection_info", where),
                    boot_index=c.opt_integer(d, "boot_index", where),
-                   initiator=c.opt_text(d, "initiator", where))
+                   initiator=c.opt_text(d, "initiator", where),
+                   size_gb=c.opt_integer(d, "size_gb", where))
 
     def to_dict(self) -> dict[str, Any]:
         return {"volume_id": self.volume_id, "attachment_id": self.attachment_id,
                 "device": self.device, "connection_info": dict(self.connection_info),
-                "boot_index": self.boot_index, "initiator": self.initiator}
+                "boot_index": self.boot_index, "initiator": self.initiator,
+                "size_gb": self.size_gb}
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,13 @@ has plugged (hooked into ``converge.ServerWork.converge`` and the reconcile pass
 
 Level-triggered: every pass reads the attachments plugged into the domain (the driver
 reads them from the domain's XML), unplugs those the assignment no longer lists (the
-API marked them detaching), plugs the ones it lists that are missing, and reports the
-plugged ones; the compute API completes or deletes the attachments from that report.
-After a pass over every server, :func:`sweep_secrets` removes this agent's secrets that
-no assignment wants and no domain uses (a crash between unplugging and removing the
-secret, or a server destroyed with its volumes).
+API marked them detaching), plugs the ones it lists that are missing, has the domain
+re-read the capacity of a plugged one smaller than its ``size_gb`` (extended while
+attached: the guest then sees the new size), and reports the plugged ones; the compute
+API completes or deletes the attachments from that report. After a pass over every
+server, :func:`sweep_secrets` removes this agent's secrets that no assignment wants
+and no domain uses (a crash between unplugging and removing the secret, or a server
+destroyed with its volumes).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from stratus.agent.runner import CommandError
 from stratus.contracts.compute import Assignment, BlockDevice
 
 LOG = logging.getLogger("stratus.agent.compute.volumes")
+GIB = 1024 ** 3
+# attachment id -> the size_gb the domain was last seen at (or grown to): the capacity is
+# read again only when the assignment's size_gb changes (or after a restart)
+_sizes_seen: dict[str, int] = {}
 
 
 def volume_spec(b: BlockDevice) -> VolumeSpec:
@@ -64,6 +70,7 @@ def converge_volumes(driver: ComputeDriver, a: Assignment) -> list[str]:
     for aid in sorted(plugged - set(wanted)):
         try:
             driver.detach_volume(sid, aid)
+            _sizes_seen.pop(aid, None)
             LOG.info("server %s: volume attachment %s unplugged", sid, aid)
         except (VirtError, CommandError) as exc:
             LOG.warning("server %s: unplugging attachment %s failed: %s", sid, aid, exc)
@@ -75,7 +82,18 @@ def converge_volumes(driver: ComputeDriver, a: Assignment) -> list[str]:
             LOG.info("server %s: volume %s plugged as %s", sid, b.volume_id, b.device)
         except (VirtError, CommandError) as exc:
             LOG.warning("server %s: plugging volume %s failed: %s", sid, b.volume_id, exc)
-    return sorted(driver.plugged_volumes(sid))
+    plugged = driver.plugged_volumes(sid)
+    for aid, b in sorted(wanted.items()):
+        if aid in plugged and b.size_gb and _sizes_seen.get(aid) != b.size_gb:
+            try:
+                if driver.resize_volume(sid, aid, b.size_gb * GIB):
+                    LOG.info("server %s: volume %s grown to %d GiB in the guest", sid,
+                             b.volume_id, b.size_gb)
+                _sizes_seen[aid] = b.size_gb
+            except (VirtError, CommandError) as exc:
+                LOG.warning("server %s: growing volume %s failed: %s (retried next pass)",
+                            sid, b.volume_id, exc)
+    return sorted(plugged)
 
 
 def sweep_secrets(driver: ComputeDriver, servers: Iterable[Assignment]) -> list[str]:

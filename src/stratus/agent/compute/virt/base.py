@@ -179,3 +179,9 @@ class ComputeDriver(abc.ABC):
     def remove_volume_secret(self, attachment_id: str) -> None:
         """Remove this agent's secret of that attachment (none: nothing to do)."""
         return None
+
+    def resize_volume(self, server_id: str, attachment_id: str, size_bytes: int) -> bool:
+        """Have the running domain re-read the capacity of a plugged volume that shows less
+        than ``size_bytes`` (the volume was extended while attached), so the guest sees the
+        new size; True when it grew. Drivers without volumes: nothing to do."""
+        return False

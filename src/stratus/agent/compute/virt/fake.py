@@ -40,6 +40,7 @@ class FakeDriver(ComputeDriver):
     snapshots: dict[str, str] = field(default_factory=dict)  # dest -> server id
     # server id -> attachment id -> the plugged volume; attachment ids with a secret
     volumes: dict[str, dict[str, VolumeSpec]] = field(default_factory=dict)
+    volume_sizes: dict[str, int] = field(default_factory=dict)  # attachment id -> bytes shown
     secrets: set[str] = field(default_factory=set)
 
     def _call(self, method: str, server_id: str) -> None:
@@ -184,3 +185,12 @@ class FakeDriver(ComputeDriver):
     def remove_volume_secret(self, attachment_id: str) -> None:
         self._call("remove_volume_secret", attachment_id)
         self.secrets.discard(attachment_id)
+
+    def resize_volume(self, server_id: str, attachment_id: str, size_bytes: int) -> bool:
+        if attachment_id not in self.volumes.get(server_id, {}):
+            return False
+        if self.volume_sizes.get(attachment_id, 0) >= size_bytes:
+            return False
+        self._call("resize_volume", server_id)
+        self.volume_sizes[attachment_id] = size_bytes
+        return True

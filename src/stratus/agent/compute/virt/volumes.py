@@ -10,6 +10,12 @@ own secrets. Which attachments a domain has is read back from its XML (the usage
 in its disks), so the host is the state: an attach or detach cut short by a crash is
 finished by the next pass, and a secret no domain uses nor any assignment wants is
 removed (``agent/compute/volumes.py``).
+
+An extend while attached: the storage agent makes the LUN again at the new size; QEMU's
+iSCSI client keeps the capacity it read at login until ``block_resize`` asks it again
+(``virsh blockresize`` to the volume's new size: QEMU re-reads the capacity, and the
+virtio disk tells the guest). Before the target shows the new size QEMU refuses ("Cannot
+grow iSCSI devices"): the next pass tries again.
 """
 
 from __future__ import annotations
@@ -75,6 +81,15 @@ def volume_disks(xml_text: str, prefix: str) -> dict[str, str]:
         if usage.startswith(prefix) and target is not None:
             out[usage[len(prefix):]] = target.get("dev", "")
     return out
+
+
+def parse_capacity(text: str) -> int | None:
+    """The ``Capacity`` in bytes of ``virsh domblkinfo`` output."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Capacity" and value.strip().isdigit():
+            return int(value.strip())
+    return None
 
 
 def parse_secret_list(text: str) -> dict[str, str]:
@@ -216,6 +231,29 @@ class LibvirtVolumes:
                                     "(the guest has not released it); retried next pass")
                 time.sleep(0.5)
         self.remove_volume_secret(attachment_id)
+
+    # --- extend while attached ----------------------------------------------------------
+    def resize_volume(self, server_id: str, attachment_id: str, size_bytes: int) -> bool:
+        """Have QEMU re-read the capacity of a plugged volume shown smaller than
+        ``size_bytes`` (never shrinks); True when it grew."""
+        if self._state(server_id) != RUNNING:
+            return False  # a domain that starts later logs in and reads the new size
+        live, _ = self._disks(server_id)
+        dev = live.get(attachment_id)
+        if not dev:
+            return False
+        name = self.domain_name(server_id)
+        shown = parse_capacity(self.virsh("domblkinfo", name, dev))
+        if shown is None or shown >= size_bytes:
+            return False
+        try:
+            self.virsh("blockresize", name, dev, f"{size_bytes}B")
+        except CommandError as exc:
+            if "Cannot grow" in exc.stderr:
+                raise VirtError(f"volume attachment {attachment_id}: the export does not show "
+                                f"{size_bytes} bytes yet; retried next pass") from None
+            raise
+        return True
 
     def _detach(self, name: str, dev: str, flag: str) -> None:
         try:
