@@ -255,3 +255,68 @@ def test_the_role_removes_an_earlier_releases_objects_once_on_upgrade(lab: Lab) 
     assert "belongs to the deploy with prefix 'zsb'" in proc.stdout, proc.stdout
     assert (state / "deploy-prefix").read_text() == f"{PREFIX}\n"
     assert Path("/run/netns", later_ns).exists()
+
+
+PREFLIGHT = """\
+- name: The common preflight and the database role's names for one deploy prefix
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Common preflight
+      ansible.builtin.include_role:
+        name: common
+        tasks_from: preflight.yml
+    - name: Database preflight
+      ansible.builtin.include_role:
+        name: database
+        tasks_from: preflight.yml
+        public: true
+    - name: Show the PostgreSQL name prefix
+      ansible.builtin.debug:
+        msg: "name prefix [{{ database_postgresql_name_prefix }}]"
+"""
+
+
+def test_a_common_prefix_holds_one_deploy_and_databases_carry_the_deploy_prefix() -> None:
+    """Two deploys with one stratus_prefix would share stratus.conf, the virtualenv,
+    supervisord and every state directory: the common preflight refuses a deploy prefix
+    other than the one in the stratus.conf already there (a stratus.conf without one, an
+    earlier release's, is an upgrade). PostgreSQL names carry the deploy prefix (not for the
+    default st), so deploys sharing the host's PostgreSQL never share or drop each other's."""
+    if not AGENT.with_name("ansible-playbook").exists():
+        pytest.skip("ansible-playbook is not installed in the test virtualenv")
+    root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-", dir="/tmp"))
+    try:
+        (root / "play.yml").write_text(PREFLIGHT)
+        conf = root / "etc" / "stratus" / "stratus.conf"
+        conf.parent.mkdir(parents=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+        env.update({"ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_NOCOLOR": "1",
+                    "ANSIBLE_LOCALHOST_WARNING": "0",
+                    "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+                    "ANSIBLE_LOCAL_TEMP": str(root / "ansible-tmp"),
+                    "ANSIBLE_HOME": str(root / "ansible-home")})
+
+        def preflight(deploy_prefix: str) -> subprocess.CompletedProcess[str]:
+            extra = {"stratus_prefix": str(root), "stratus_deploy_prefix": deploy_prefix,
+                     "ansible_python_interpreter": sys.executable}
+            return subprocess.run(
+                [str(AGENT.with_name("ansible-playbook")), "-i", "localhost,",
+                 str(root / "play.yml"), "-e", json.dumps(extra)],
+                env=env, capture_output=True, text=True, timeout=300)
+
+        conf.write_text("[DEFAULT]\ndebug = false\ndeploy_prefix = zsb\n")
+        proc = preflight("zsb")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "name prefix [stratus_zsb_]" in proc.stdout
+        proc = preflight("zsby")
+        assert proc.returncode != 0
+        assert "belongs to the deploy with prefix 'zsb', not to this one ('zsby')" in (
+            proc.stdout + proc.stderr), proc.stdout
+        conf.write_text("[DEFAULT]\ndebug = false\n")  # an earlier release's: an upgrade
+        proc = preflight("st")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "name prefix [stratus_]" in proc.stdout
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
