@@ -8,6 +8,9 @@ answers are exercised by tests/e2e/test_provision_aio.py).
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,3 +284,18 @@ def test_project_is_created_with_grants_then_unchanged(mu: Any) -> None:
     assert api.grants == {("id-alpha", "bob", "r-member"), ("id-alpha", "me", "r-admin")}
     second = mu.identity.ProjectConvergence(api, params, False).run()
     assert not second["changed"], second["diff"]
+
+
+def test_ansible_doc_renders_the_inventory_plugin() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    done = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "-t", "inventory",
+                           "--json", "stratus.cloud.servers"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)["stratus.cloud.servers"]["doc"]
+    options = doc["options"]
+    for name in ("cloud", "clouds_yaml_path", "only_clouds", "all_projects", "expand_hostvars",
+                 "inventory_hostname", "private", "compose", "groups", "keyed_groups", "cache",
+                 "cache_plugin"):
+        assert options[name]["description"], name
