@@ -406,6 +406,31 @@ def test_security_groups_and_rules(api: NetApi) -> None:
     api.ok("DELETE", f"/v2.0/security-groups/{web['id']}", ALICE)
 
 
+def test_remote_ip_prefix_is_kept_as_given_and_normalized_cidr_is_its_network(
+        api: NetApi) -> None:
+    """As Neutron (security-groups-normalized-cidr): the prefix as given, the mask added
+    to a bare address; normalized_cidr is the network (what the host state gives the
+    agents); a rule whose prefix means the same network as another's is a duplicate."""
+    web = api.ok("POST", "/v2.0/security-groups", ALICE, json={"security_group": {
+        "name": "norm"}})["security_group"]
+    base = {"security_group_id": web["id"], "direction": "ingress", "protocol": "tcp"}
+    made = {}
+    for given, kept, normalized in (("10.1.2.3/24", "10.1.2.3/24", "10.1.2.0/24"),
+                                    ("192.0.2.7", "192.0.2.7/32", "192.0.2.7/32")):
+        rule = api.ok("POST", "/v2.0/security-group-rules", ALICE, json={
+            "security_group_rule": {**base, "remote_ip_prefix": given}})["security_group_rule"]
+        assert (rule["remote_ip_prefix"], rule["normalized_cidr"]) == (kept, normalized)
+        made[rule["id"]] = normalized
+    dup = api.call("POST", "/v2.0/security-group-rules", ALICE, json={
+        "security_group_rule": {**base, "remote_ip_prefix": "10.1.2.0/24"}})
+    assert dup.status_code == 409, dup.text
+    shown = api.ok("GET", f"/v2.0/security-groups/{web['id']}", ALICE)["security_group"]
+    assert {r["id"]: r["normalized_cidr"] for r in shown["security_group_rules"]
+            if r["id"] in made} == made
+    assert "security-groups-normalized-cidr" in {
+        e["alias"] for e in api.ok("GET", "/v2.0/extensions", ALICE)["extensions"]}
+
+
 # ---- lists and quotas ------------------------------------------------------------------
 
 def test_filters_fields_sorting_and_pagination(api: NetApi) -> None:

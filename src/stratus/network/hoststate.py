@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from stratus.contracts import network as nm
 from stratus.network import models as m
+from stratus.network import views
 from stratus.network.agents import unhosted
 from stratus.network.settings import DHCP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE
 
@@ -76,7 +77,8 @@ def _security_group(s: Session, group: m.SecurityGroup) -> nm.SecurityGroup:
         rules.append(nm.SecurityGroupRule(
             direction=rule.direction, ethertype=rule.ethertype, protocol=protocol,
             port_range_min=rule.port_range_min, port_range_max=rule.port_range_max,
-            remote_ip_prefix=rule.remote_ip_prefix, remote_group_id=rule.remote_group_id,
+            remote_ip_prefix=views.normalized_cidr(rule.remote_ip_prefix),
+            remote_group_id=rule.remote_group_id,
             id=rule.id))
     members = s.scalars(
         sa.select(m.IPAllocation.ip_address)

@@ -30,9 +30,13 @@ def add_rule(core: NetworkCore, s: Session, ctx: AuthContext, group: m.SecurityG
     if spec["remote_group_id"] is not None:
         remote = core.security_group(s, ctx, spec["remote_group_id"])
         spec = {**spec, "remote_group_id": remote.id}
+    same = {**spec, "remote_ip_prefix": views.normalized_cidr(spec["remote_ip_prefix"])}
     for rule in s.scalars(sa.select(m.SecurityGroupRule).where(
             m.SecurityGroupRule.security_group_id == group.id)):
-        if all(getattr(rule, k) == v for k, v in spec.items()):
+        # 10.0.0.5/24 and 10.0.0.0/24 are one rule (the same normalized_cidr)
+        have = {k: getattr(rule, k) for k in spec}
+        have["remote_ip_prefix"] = views.normalized_cidr(rule.remote_ip_prefix)
+        if have == same:
             raise neutron(Conflict, "SecurityGroupRuleExists",
                           f"Security group rule already exists. Rule id is {rule.id}.")
     core.check_quota(s, group.project_id, "security_group_rule")

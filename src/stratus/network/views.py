@@ -3,6 +3,7 @@ of network resources (Neutron v2.0 shapes)."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime
@@ -298,6 +299,12 @@ def floatingips(items: list[m.FloatingIP]) -> list[dict[str, Any]]:
     ]
 
 
+def normalized_cidr(prefix: str | None) -> str | None:
+    """The network a rule's remote_ip_prefix means (10.0.0.5/24 -> 10.0.0.0/24), as
+    Neutron's security-groups-normalized-cidr shows it; the agents filter on it."""
+    return None if prefix is None else str(ipaddress.ip_network(prefix, strict=False))
+
+
 def rules(items: list[m.SecurityGroupRule]) -> list[dict[str, Any]]:
     return [
         {
@@ -312,7 +319,7 @@ def rules(items: list[m.SecurityGroupRule]) -> list[dict[str, Any]]:
             "remote_ip_prefix": r.remote_ip_prefix,
             "remote_group_id": r.remote_group_id,
             "remote_address_group_id": None,
-            "normalized_cidr": r.remote_ip_prefix,
+            "normalized_cidr": normalized_cidr(r.remote_ip_prefix),
             "belongs_to_default_sg": None,
             **standard(r),
         }

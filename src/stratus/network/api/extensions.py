@@ -19,6 +19,8 @@ EXTENSIONS = [
     ("ext-gw-mode", "Neutron L3 Configurable external gateway mode",
      "Extension of the router abstraction for specifying whether SNAT should occur."),
     ("security-group", "security-group", "The security groups extension."),
+    ("security-groups-normalized-cidr", "Security Group Rule normalized CIDR",
+     "A rule's normalized_cidr: the network its remote_ip_prefix means."),
     ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
     ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
     ("quotas", "Quota management support", "Expose functions for quotas management per project"),

@@ -99,7 +99,9 @@ def parse_rule(obj: dict[str, Any]) -> dict[str, Any]:
                              "a valid IP prefix.") from None
         if (net.version == 4) != (ethertype == "IPv4"):
             raise BadRequest(f"Conflicting value ethertype {ethertype} for CIDR {prefix}")
-        prefix = str(net)
+        # As Neutron: kept as given, with the mask added when absent (10.0.0.5 ->
+        # 10.0.0.5/32); the network it means is the rule's normalized_cidr (views.py).
+        prefix = str(ipaddress.ip_interface(prefix))
     remote_group = views.id_value(obj, "remote_group_id")
     if prefix is not None and remote_group is not None:
         raise BadRequest("Only remote_ip_prefix or remote_group_id may be provided.")
