@@ -154,12 +154,14 @@ PLAYBOOK = """\
 """
 
 
-def _role_run(root: Path, conf: Path, state_dir: Path, deploy_prefix: str
-              ) -> subprocess.CompletedProcess[str]:
+def _role_run(root: Path, conf: Path, state_dir: Path, deploy_prefix: str,
+              config_legacy: bool = False) -> subprocess.CompletedProcess[str]:
     """ansible-playbook over the role's two task files, as site.yml runs them (the agent's
-    service deploy between them is what the e2e deploys cover)."""
+    service deploy between them is what the e2e deploys cover). ``config_legacy``: what
+    the common preflight notes when stratus.conf had no deploy_prefix before the run."""
     (root / "play.yml").write_text(PLAYBOOK)
     extra = {"common_deploy_prefix": deploy_prefix, "common_config_file": str(conf),
+             "_common_config_legacy": config_legacy,
              "common_venv_dir": str(AGENT.parent.parent),
              "network_agent_state_dir": str(state_dir),
              "ansible_python_interpreter": sys.executable}
@@ -183,8 +185,9 @@ def test_the_role_removes_an_earlier_releases_objects_once_on_upgrade(lab: Lab) 
     which removes that release's namespace (and the process in it), bridge, VXLAN device,
     table and state, leaves this deploy's and another deploy's objects, and marks the
     directory. A second run changes nothing and removes nothing (an unprefixed namespace
-    made since stays: it is not ours to judge). A fresh directory is marked without any
-    cleanup; a directory marked by another deploy prefix is refused."""
+    made since stays: it is not ours to judge). A fresh directory, or an unmarked one of
+    this release, is only marked; an unmarked one on a host whose stratus.conf an earlier
+    release wrote is cleaned; a directory marked by another deploy prefix is refused."""
     host = lab.host(f"{PREFIX}-lg-{uuid.uuid4().hex[:6]}")
     root = _root(lab)
     state = root / "state"
@@ -241,20 +244,36 @@ def test_the_role_removes_an_earlier_releases_objects_once_on_upgrade(lab: Lab) 
     assert "changed=0" in _recap(proc), proc.stdout
     assert Path("/run/netns", later_ns).exists()
 
-    # a fresh directory: marked, no cleanup
-    fresh = root / "fresh"
-    proc = _role_run(root, conf, fresh, PREFIX)
+    # an unmarked directory of this release (prefixed layout only), or a fresh one: marked,
+    # no cleanup
+    current, fresh = root / "current", root / "fresh"
+    (current / "dhcp" / OURS.dhcp_netns(net)).mkdir(parents=True)
+    for state_dir in (current, fresh):
+        proc = _role_run(root, conf, state_dir, PREFIX)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (state_dir / "deploy-prefix").read_text() == f"{PREFIX}\n"
+        made = 2 if state_dir is fresh else 1  # (the directory and) the mark alone
+        assert f"changed={made}" in _recap(proc), proc.stdout
+        assert Path("/run/netns", later_ns).exists()
+
+    # a host whose stratus.conf an earlier release wrote (a compute host: no dnsmasq
+    # directories): the cleanup runs
+    old_host = root / "old-host"
+    old_host.mkdir()
+    proc = _role_run(root, conf, old_host, PREFIX, config_legacy=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (fresh / "deploy-prefix").read_text() == f"{PREFIX}\n"
-    assert Path("/run/netns", later_ns).exists()
-    assert "--cleanup-legacy" not in proc.stdout
+    assert not Path("/run/netns", later_ns).exists()
+    assert (old_host / "deploy-prefix").read_text() == f"{PREFIX}\n"
+    for ns in keep_ns:
+        assert Path("/run/netns", ns).exists(), ns
 
     # another deploy prefix on the same directory: refused, nothing changed
-    proc = _role_run(root, conf, state, "zsby")
+    proc = _role_run(root, conf, state, "zsby", config_legacy=True)
     assert proc.returncode != 0
     assert "belongs to the deploy with prefix 'zsb'" in proc.stdout, proc.stdout
     assert (state / "deploy-prefix").read_text() == f"{PREFIX}\n"
-    assert Path("/run/netns", later_ns).exists()
+    for ns in keep_ns:
+        assert Path("/run/netns", ns).exists(), ns
 
 
 PREFLIGHT = """\
