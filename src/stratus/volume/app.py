@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.auth import AuthContext, RemoteTokenValidator
 from stratus.common.config import Config
+from stratus.common.crashpoints import arm
 from stratus.common.db import Database
 from stratus.common.errors import nova_error
 from stratus.common.microversion import MicroversionMiddleware
@@ -99,6 +100,7 @@ def create_app_from_config() -> Starlette:
         config.get(SECTION, "identity_url"),
         cache_seconds=float(config.get("identity", "token_cache_seconds")),
     )
+    arm(config)  # [debug] crash_at: test only, inert when empty
     return build_app(build_core(config), validator.validate, config.get(SECTION, "public_url"),
                      sweep=True)
 

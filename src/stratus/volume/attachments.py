@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.common.auth import AuthContext
+from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, Conflict
 from stratus.common.timeutil import new_id, utcnow
 from stratus.volume import models as m
@@ -154,6 +155,7 @@ class Attachments:
                 raise invalid(f"Volume {vol.id} is {vol.status}; it cannot be connected.")
             self._export(s, vol, att, connector)
         self.core.transaction(work)
+        crash_point("volume.attachment_update.after_commit")  # exported; no connection_info
 
     def export_failed(self, attachment_id: str, timed_out: bool) -> None:
         """The export did not become ready: the attachment goes back to ``reserved``; a

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.common.auth import AuthContext
+from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, NotFound, ServiceUnavailable
 from stratus.common.timeutil import new_id, utcnow
 from stratus.volume import models as m
@@ -206,8 +207,11 @@ class Volumes:
             s.add(vol)
             self.core.bump(s, vol.host)
             s.flush()
+            crash_point("volume.create.before_commit")  # nothing made: the row is not kept
             return self.shown(s, [vol])[0]
-        return self.core.transaction(work)
+        shown = self.core.transaction(work)
+        crash_point("volume.create.after_commit")  # made; the caller gets no answer
+        return shown
 
     # ---- update / delete -------------------------------------------------------------
 
