@@ -70,6 +70,13 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "5",
             "How long a validated token is cached in a service's auth middleware.",
         ),
+        "validation_cache_seconds": (
+            "30",
+            "Identity's own cache of validated tokens: the longest a change that revokes "
+            "nothing (a grant, a rename) made by another worker process takes to show in "
+            "this one's validations; revocations and this process's changes show at once; "
+            "0: no cache.",
+        ),
     },
     "image": {
         "bind_host": ("0.0.0.0", "Address the image API listens on."),
@@ -426,6 +433,47 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "poll_wait": ("30", "Seconds a long-poll of the host state may wait."),
         "workers": ("2", "Volume files made in parallel (creates, snapshots, uploads)."),
         "command_timeout": ("3600", "Seconds a qemu-img command may take."),
+    },
+    "dashboard": {
+        "bind_host": ("127.0.0.1", "Address stratus-dashboard listens on."),
+        "bind_port": ("8000", "Port stratus-dashboard listens on."),
+        "workers": ("1", "uvicorn workers; must be 1 (the sessions live in the process)."),
+        "identity_url": (
+            "http://127.0.0.1:5000/v3",
+            "Identity API the dashboard signs users in with (the other APIs come from the "
+            "token's catalog).",
+        ),
+        "interface": ("public", "Catalog interface of the endpoints the dashboard calls."),
+        "session_timeout": (
+            "3600",
+            "Seconds a session lives without a request (it ends with its token anyway).",
+        ),
+        "secure_cookies": (
+            "false",
+            "Mark the session cookie Secure (set it behind TLS; a https request sets it too).",
+        ),
+        "api_timeout": ("30", "Seconds to wait for an API before showing its failure."),
+    },
+    "object": {
+        "bind_host": ("0.0.0.0", "Address the object storage API (Swift v1 proxy) listens on."),
+        "bind_port": ("8080", "Port the object storage API listens on."),
+        "public_url": (
+            "",
+            "Base URL used in /info and links; empty: taken from each request.",
+        ),
+        "database_url": (
+            "sqlite:////var/lib/stratus/object.sqlite",
+            "SQLAlchemy URL of the object listing database (accounts, containers, rows).",
+        ),
+        "workers": ("1", "Number of uvicorn worker processes."),
+        "identity_url": ("http://127.0.0.1:5000/v3", "Identity API that validates tokens."),
+        "ring_file": ("/etc/stratus/object-ring.json", "The object ring (stratus-manage "
+                      "ring build writes it; re-read when it changes)."),
+        "max_file_size": ("5368709122", "Largest single object in bytes (larger: 413)."),
+        "container_listing_limit": ("10000", "Most entries one listing returns."),
+        "replicator_interval": ("30", "Seconds between two replication passes."),
+        "auditor_interval": ("300", "Seconds between two auditor passes over every object."),
+        "expirer_interval": ("30", "Seconds between two passes of the expirer."),
     },
     "debug": {
         "crash_at": (

@@ -50,6 +50,7 @@ def build_identity(config: Config) -> Identity:
         TokenSealer(repo),
         token_ttl=config.get_int(SECTION, "token_expiration", minimum=60),
         hash_algorithm=algorithm,
+        validation_cache_seconds=config.get_int(SECTION, "validation_cache_seconds", minimum=0),
     )
 
 

@@ -38,6 +38,7 @@ from stratus.identity.projects import Projects
 from stratus.identity.revocation import RevocationCache, TokenFacts
 from stratus.identity.roles import Roles
 from stratus.identity.rows import GLOBAL
+from stratus.identity.tokencache import ValidationCache
 from stratus.identity.tokens import TokenDecodeError, TokenPayload, TokenSealer, new_audit_id
 from stratus.identity.trusts import Trusts
 from stratus.identity.users import Users
@@ -88,6 +89,7 @@ class Identity:
         sealer: TokenSealer,
         token_ttl: int = 3600,
         hash_algorithm: str = "argon2id",
+        validation_cache_seconds: float = 0,
     ) -> None:
         self.db = db
         self.sealer = sealer
@@ -108,6 +110,10 @@ class Identity:
         self.policies = Policies(self)
         self.trusts = Trusts(self)
         self.revocations = RevocationCache()
+        # Validated tokens (identity/tokencache.py); off when the seconds are 0.
+        self.validations = ValidationCache(validation_cache_seconds)
+        if validation_cache_seconds > 0:
+            self.validations.watch(db.engine)
 
     # ---- lookups -------------------------------------------------------------------------
 
@@ -378,6 +384,7 @@ class Identity:
         project: m.Project | None,
         roles: list[m.Role],
         roles_from: str | None,
+        fingerprint: Any = None,
     ) -> bool:
         """Whether a revocation event matches the token (identity/revocation.py)."""
         domains = {user.domain_id}
@@ -395,10 +402,12 @@ class Identity:
             role_ids=frozenset(r.id for r in roles),
             app_cred_id=payload.app_cred_id,
         )
-        return self.revocations.current(session).revoked(facts)
+        return self.revocations.current(session, fingerprint).revoked(facts)
 
-    def _check_payload(self, session: Session, payload: TokenPayload) -> ValidatedToken:
-        """Everything but decryption: expiry, revocation, user/project state, roles."""
+    def _check_payload(self, session: Session, payload: TokenPayload,
+                       fingerprint: Any = None) -> ValidatedToken:
+        """Everything but decryption: expiry, revocation, user/project state, roles
+        (``fingerprint``: the revocation events' as the session already read it)."""
         if payload.expires_at <= time.time():
             raise NotFound("The token has expired.")
         user = session.get(m.User, payload.user_id)
@@ -433,7 +442,7 @@ class Identity:
             if cred is None:
                 raise NotFound("The token's application credential no longer exists.")
             roles = [r for r in roles if r.id in set(cred.roles)]
-        if self._revoked(session, payload, user, project, roles, roles_from):
+        if self._revoked(session, payload, user, project, roles, roles_from, fingerprint):
             raise NotFound("The token has been revoked.")
         if (payload.project_id or payload.domain_id or payload.system) and not roles:
             raise Unauthorized(AUTH_REQUIRED)
@@ -446,11 +455,17 @@ class Identity:
         return SYSTEM_ID, self.effective_roles(session, user_id, SYSTEM_ID, "System")
 
     def validate(self, token: str, session: Session | None = None) -> ValidatedToken:
-        """Decrypt and check a token; 404 for a token that is not (or no longer) valid."""
+        """Decrypt and check a token; 404 for a token that is not (or no longer) valid.
+        Without a session, a result of the validation cache (identity/tokencache.py)
+        answers while nothing it came from can have changed."""
         try:
             payload = self.sealer.unseal(token)
         except TokenDecodeError:
             raise NotFound("The token is not valid.") from None
+        cache = self.validations
+        if (session is None and cache.seconds > 0 and not payload.trust_id
+                and not payload.app_cred_id):
+            return self._validate_cached(token, payload, cache)
         try:
             if session is not None:
                 return self._check_payload(session, payload)
@@ -458,6 +473,23 @@ class Identity:
                 return self._check_payload(own, payload)
         except Unauthorized:
             raise NotFound("The token no longer grants any role on its scope.") from None
+
+    def _validate_cached(self, token: str, payload: TokenPayload,
+                         cache: ValidationCache) -> ValidatedToken:
+        if payload.expires_at <= time.time():
+            raise NotFound("The token has expired.")
+        before = cache.state()
+        try:
+            with self.db.session() as own:
+                key = self.revocations.fingerprint(own)
+                hit = cache.get(token, key, payload.expires_at)
+                if hit is not None:
+                    return hit
+                validated = self._check_payload(own, payload, key)
+        except Unauthorized:
+            raise NotFound("The token no longer grants any role on its scope.") from None
+        cache.put(token, validated, key, before)
+        return validated
 
     def context(self, token: str) -> AuthContext:
         """The caller behind X-Auth-Token, or 401."""

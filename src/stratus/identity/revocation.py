@@ -151,9 +151,11 @@ class RevocationCache:
         ).one()
         return tuple(row)
 
-    def current(self, session: Session) -> RevocationList:
-        """The events as the session sees them (one query when nothing changed)."""
-        key = self.fingerprint(session)
+    def current(self, session: Session, key: tuple[Any, ...] | None = None) -> RevocationList:
+        """The events as the session sees them (one query when nothing changed; none
+        when the caller read the fingerprint in this session already: ``key``)."""
+        if key is None:
+            key = self.fingerprint(session)
         if key == self._key:
             return self._list
         with self._lock:
