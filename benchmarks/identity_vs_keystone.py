@@ -1,0 +1,241 @@
+"""Token validation over HTTP: stratus-identity next to Keystone, on this machine, in one run.
+
+Keystone from PyPI (``pip install keystone uwsgi`` into a throwaway virtualenv under /tmp,
+made here when ``--keystone-venv`` does not exist yet; kept for the next run) under uWSGI,
+one process, one thread, SQLite, Fernet tokens; measured twice: with its in-memory cache
+(``[cache] backend = dogpile.cache.memory``) and with the cache disabled. Stratus identity as
+deployed (one uvicorn worker, SQLite, Fernet). Each validates the same kind of token
+(``GET /v3/auth/tokens`` with the admin's project token as both X-Auth-Token and
+X-Subject-Token, ``?nocatalog``), from 1 and 4 client processes, with a new connection per
+request and over keep-alive connections; prints requests per second, p50 and p99 and the
+ratio Stratus / Keystone-with-cache (the issue's target: at least 3x). When Keystone cannot
+be installed or started, it says so and prints the Stratus figures alone.
+
+Figures, not pass/fail; the two cores are shared, so the client processes compete with the
+server (the same for both). Everything it starts is stopped by pid; its directories under
+/tmp (``zbn-ks-*``, ``stratus-bench-*``) are removed. Run from the repository root:
+
+    .venv/bin/python benchmarks/identity_vs_keystone.py [--seconds 5] \
+        [--keystone-venv /tmp/zbn-keystone-venv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from helpers import ADMIN_PASSWORD, IdentityServer  # noqa: E402
+
+KEYSTONE_PASSWORD = "zbn-keystone-admin"
+PATH = "/v3/auth/tokens?nocatalog"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def issue_token(port: int, password: str) -> str:
+    body = json.dumps({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/v3/auth/tokens", body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    if resp.status != 201:
+        raise RuntimeError(f"token issue on port {port}: HTTP {resp.status}")
+    return str(resp.getheader("X-Subject-Token"))
+
+
+def client(job: tuple[int, str, float, bool]) -> list[float]:
+    """One client process: validations until the deadline; their latencies in seconds."""
+    port, token, until, keepalive = job
+    headers = {"X-Auth-Token": token, "X-Subject-Token": token}
+    lat: list[float] = []
+    conn: http.client.HTTPConnection | None = None
+    while time.time() < until and len(lat) < 200000:
+        t0 = time.perf_counter()
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", PATH, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"validation: HTTP {resp.status}")
+        if not keepalive or resp.will_close:
+            conn.close()
+            conn = None
+        lat.append(time.perf_counter() - t0)
+    if conn is not None:
+        conn.close()
+    return lat
+
+
+def measure(port: int, token: str, clients: int, seconds: float, keepalive: bool,
+            ) -> tuple[float, float, float]:
+    """(requests per second, p50 ms, p99 ms) for `clients` processes over `seconds`."""
+    client((port, token, time.time() + 0.3, keepalive))  # warm the server's caches
+    start = time.time() + 0.2
+    with multiprocessing.get_context("fork").Pool(clients) as pool:
+        results = pool.map(client, [(port, token, start + seconds, keepalive)] * clients)
+    lat = sorted(x for r in results for x in r)
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return len(lat) / seconds, statistics.median(lat) * 1000, p99 * 1000
+
+
+class Keystone:
+    """Keystone under uWSGI in a directory of its own; cache on or off."""
+
+    def __init__(self, venv: Path, cache: bool) -> None:
+        self.venv = venv
+        self.cache = cache
+        self.dir = Path(tempfile.mkdtemp(prefix="zbn-ks-", dir="/tmp"))
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def conf(self) -> Path:
+        d = self.dir
+        cache = ("[cache]\nenabled = true\nbackend = dogpile.cache.memory\n" if self.cache
+                 else "[cache]\nenabled = false\n")
+        path = d / "keystone.conf"
+        path.write_text(
+            f"[DEFAULT]\ndebug = false\nlog_file = {d / 'keystone.log'}\n"
+            f"[database]\nconnection = sqlite:///{d / 'keystone.db'}\n"
+            "[token]\nprovider = fernet\n"
+            f"[fernet_tokens]\nkey_repository = {d / 'fernet-keys'}\n"
+            f"[fernet_receipts]\nkey_repository = {d / 'fernet-receipts'}\n"
+            f"[credential]\nkey_repository = {d / 'credential-keys'}\n" + cache)
+        return path
+
+    def manage(self, conf: Path, *args: str) -> None:
+        subprocess.run([str(self.venv / "bin" / "keystone-manage"), "--config-file", str(conf),
+                        *args], check=True, capture_output=True, timeout=300)
+
+    def __enter__(self) -> Keystone:
+        conf = self.conf()
+        self.manage(conf, "db_sync")
+        for what in ("fernet_setup", "credential_setup"):
+            self.manage(conf, what, "--keystone-user", "root", "--keystone-group", "root")
+        url = f"http://127.0.0.1:{self.port}/v3/"
+        self.manage(conf, "bootstrap", "--bootstrap-password", KEYSTONE_PASSWORD,
+                    "--bootstrap-admin-url", url, "--bootstrap-public-url", url,
+                    "--bootstrap-internal-url", url, "--bootstrap-region-id", "RegionOne")
+        log = open(self.dir / "uwsgi.log", "ab")  # closed below, the process keeps its copy
+        self.proc = subprocess.Popen([
+            str(self.venv / "bin" / "uwsgi"), "--http11-socket", f"127.0.0.1:{self.port}",
+            "--module", "keystone.wsgi.api:application", "--virtualenv", str(self.venv),
+            "--env", f"OS_KEYSTONE_CONFIG_FILES={conf}", "--processes", "1", "--threads", "1",
+            "--master", "--need-app", "--disable-logging", "--die-on-term",
+            "--buffer-size", "65535"], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.token = issue_token(self.port, KEYSTONE_PASSWORD)
+                return self
+            except (OSError, RuntimeError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (self.dir / "uwsgi.log").read_text(errors="replace")[-2000:]
+                    self.__exit__()
+                    raise RuntimeError(f"Keystone did not start:\n{tail}") from None
+                time.sleep(0.5)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def ensure_keystone(venv: Path) -> str | None:
+    """None when the venv has keystone and uwsgi, else why it could not be made."""
+    if (venv / "bin" / "uwsgi").exists() and (venv / "bin" / "keystone-manage").exists():
+        return None
+    print(f"installing Keystone and uWSGI from PyPI into {venv} (once) ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+        done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "keystone", "uwsgi"],
+                              capture_output=True, text=True, timeout=1800, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"could not make the virtualenv: {exc}"
+    if done.returncode != 0:
+        return f"pip install keystone uwsgi failed: {done.stderr.strip()[-1000:]}"
+    return None
+
+
+def run_all(label: str, port: int, token: str, seconds: float,
+            table: dict[tuple[str, bool, int], tuple[float, float, float]]) -> None:
+    for keepalive in (False, True):
+        for clients in (1, 4):
+            rps, p50, p99 = measure(port, token, clients, seconds, keepalive)
+            table[(label, keepalive, clients)] = (rps, p50, p99)
+            conn = "keep-alive" if keepalive else "new connection"
+            print(f"  {label:<22} {conn:<15} {clients} client(s)  {rps:8.1f} req/s"
+                  f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--keystone-venv", type=Path, default=Path("/tmp/zbn-keystone-venv"))
+    args = parser.parse_args()
+    table: dict[tuple[str, bool, int], tuple[float, float, float]] = {}
+
+    print("Token validation, GET /v3/auth/tokens over HTTP")
+    with tempfile.TemporaryDirectory(prefix="stratus-bench-") as tmp:
+        srv = IdentityServer(Path(tmp), f"sqlite:///{tmp}/identity.sqlite")
+        srv.prepare()
+        srv.start()
+        try:
+            run_all("stratus", srv.port, issue_token(srv.port, ADMIN_PASSWORD), args.seconds,
+                    table)
+        finally:
+            srv.stop()
+
+    why = ensure_keystone(args.keystone_venv)
+    if why is None:
+        for cache in (True, False):
+            label = "keystone cached" if cache else "keystone no cache"
+            try:
+                with Keystone(args.keystone_venv, cache) as ks:
+                    run_all(label, ks.port, ks.token, args.seconds, table)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                print(f"  {label}: Keystone could not run here: {exc}")
+    else:
+        print(f"  Keystone not measured: {why}")
+
+    print("\nStratus / Keystone with its cache (target: at least 3x)")
+    for keepalive in (False, True):
+        for clients in (1, 4):
+            ours = table.get(("stratus", keepalive, clients))
+            theirs = table.get(("keystone cached", keepalive, clients))
+            if ours and theirs:
+                conn = "keep-alive" if keepalive else "new connection"
+                print(f"  {conn:<15} {clients} client(s)  {ours[0] / theirs[0]:5.2f}x req/s,"
+                      f"  p50 {theirs[1] / ours[1]:5.2f}x lower")
+
+
+if __name__ == "__main__":
+    main()
