@@ -150,10 +150,13 @@ def fake_cloud(types: tuple[str, ...] = ("identity", "compute", "network", "imag
                 {"id": "v3.0", "version": "3.60", "min_version": "3.0"}]})
         if path == "/v2/images":
             assert request.url.params["status"] == "active"
-            images = [{"id": "big", "name": "tiny", "size": 900},
-                      {"id": "small", "name": "tiny", "size": 20}]
+            images = [{"id": "big", "name": "tiny", "size": 900, "visibility": "public"},
+                      {"id": "small", "name": "tiny", "size": 20, "visibility": "public"},
+                      {"id": "smaller", "name": "tiny", "size": 10, "visibility": "private"}]
             if request.url.params.get("name") == "absent":
                 images = []
+            if request.url.params.get("name") == "mine":
+                images = [{"id": "p", "name": "mine", "visibility": "private"}]
             return httpx.Response(200, json={"images": images})
         if path == "/v2.0/networks":
             assert request.url.params["router:external"] == "true"
@@ -195,6 +198,7 @@ def test_discover_takes_the_older_volume_catalog_type() -> None:
 @pytest.mark.parametrize(("kwargs", "cloud", "message"), [
     ({}, {"externals": 0}, "no external network"),
     ({"image": "absent"}, {}, "no active image named 'absent'"),
+    ({"image": "mine"}, {}, "the image 'mine' is private: Tempest's projects cannot boot it"),
     ({}, {"login": 401}, "POST http://cloud.example:5000/v3/auth/tokens: 401"),
     ({}, {"types": ("identity", "network", "image")}, "no public compute endpoint"),
 ])

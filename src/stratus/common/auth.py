@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import httpx
 
 from stratus.common.clients import ApiClient, ServiceError
-from stratus.common.errors import ServiceUnavailable, Unauthorized
+from stratus.common.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 AUTH_REQUIRED = "The request you have made requires authentication."
 
@@ -69,6 +69,20 @@ class AuthContext:
             expires_at=expires,
             token=token,
         )
+
+
+def require_project_scope(ctx: AuthContext, action: str) -> str:
+    """The token's project, for ``action`` that creates a resource owned by a project.
+
+    A system- or domain-scoped token has no project: it is refused with 403, as Nova,
+    Neutron, Glance and Cinder refuse it (their policies for project resources are
+    project-scoped), so that no resource is ever made without an owner.
+    """
+    if ctx.project_id:
+        return ctx.project_id
+    scope = "system" if ctx.system else "domain" if ctx.domain_id else "unscoped"
+    raise Forbidden(f"{action} needs a project-scoped token: a {scope}-scoped token cannot "
+                    "create the resources of a project.")
 
 
 class TokenValidator(Protocol):

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.common import policy
-from stratus.common.auth import AuthContext
+from stratus.common.auth import AuthContext, require_project_scope
 from stratus.common.db import Database
 from stratus.common.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from stratus.common.timeutil import new_id, utcnow
@@ -133,6 +133,7 @@ class ImageService:
 
     def create(self, ctx: AuthContext, body: Any) -> dict[str, Any]:
         policy.enforce(ctx, "add_image", "member", ctx.project_id)
+        require_project_scope(ctx, "add_image")
         core, props = views.create_body(body, self.settings.formats)
         owner = core.pop("owner", ctx.project_id)
         if owner != ctx.project_id and not ctx.is_admin:

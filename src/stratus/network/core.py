@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.common import policy
-from stratus.common.auth import AuthContext
+from stratus.common.auth import AuthContext, require_project_scope
 from stratus.common.db import Database
 from stratus.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from stratus.network import models as m
@@ -138,6 +138,7 @@ class NetworkCore(Allocations):
 
     def target_project(self, ctx: AuthContext, obj: dict[str, Any]) -> str:
         """The project a new resource belongs to: the caller's, or any for an admin."""
+        own = require_project_scope(ctx, "This request")  # never a system/domain token
         wanted = obj.get("project_id") or obj.get("tenant_id")
         if wanted is not None:
             if not isinstance(wanted, str) or not 0 < len(wanted) <= 64 or "\x00" in wanted:
@@ -152,9 +153,7 @@ class NetworkCore(Allocations):
                     "project in request requires admin privileges"
                 )
             return wanted
-        if not ctx.project_id:
-            raise BadRequest("A project-scoped token is needed to create resources.")
-        return ctx.project_id
+        return own
 
     @staticmethod
     def network_visible(ctx: AuthContext, net: m.Network) -> bool:

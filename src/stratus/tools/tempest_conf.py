@@ -319,7 +319,12 @@ class Discovery:
         found = self._get(base, **params)["images"]
         if not found:
             raise DiscoveryError(f"no active image{f' named {name!r}' if name else ''}")
-        return str(sorted(found, key=lambda i: (i.get("size") or 0, i["id"]))[0]["id"])
+        # Tempest's tests run in projects of their own: only a public image is theirs too.
+        usable = [i for i in found if i.get("visibility") in ("public", "community")]
+        if not usable:
+            raise DiscoveryError(f"the image {found[0]['name']!r} is {found[0].get('visibility')}"
+                                 ": Tempest's projects cannot boot it (make it public)")
+        return str(sorted(usable, key=lambda i: (i.get("size") or 0, i["id"]))[0]["id"])
 
     def public_network(self, name: str | None) -> tuple[str, str]:
         base = self.endpoint("network").removesuffix("/v2.0") + "/v2.0"

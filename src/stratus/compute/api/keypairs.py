@@ -8,6 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from stratus.common.app import Req, Routes
+from stratus.common.auth import require_project_scope
 from stratus.common.errors import BadRequest
 from stratus.compute import views
 from stratus.compute.core import ComputeCore
@@ -43,6 +44,7 @@ def show_keypair(req: Req, svc: ComputeCore) -> dict[str, Any]:
 def create_keypair(req: Req, svc: ComputeCore) -> JSONResponse:
     """Import ``public_key``, or generate a pair and answer with its private key once."""
     svc.require_member(req.ctx, "os_compute_api:os-keypairs:create")
+    require_project_scope(req.ctx, "os_compute_api:os-keypairs:create")
     data = views.obj(req.body, "keypair")
     v = views.mv(req)
     views.only(data, CREATE_ATTRS, "keypair")

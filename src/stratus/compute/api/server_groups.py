@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.common.app import Req, Routes
+from stratus.common.auth import require_project_scope
 from stratus.common.errors import BadRequest
 from stratus.compute import models as m
 from stratus.compute import views
@@ -44,6 +45,7 @@ def show_server_group(req: Req, svc: ComputeCore) -> dict[str, Any]:
 @routes.add("POST", "/v2.1/os-server-groups")
 def create_server_group(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_member(req.ctx, "os_compute_api:os-server-groups:create")
+    require_project_scope(req.ctx, "os_compute_api:os-server-groups:create")
     data = views.obj(req.body, "server_group")
     views.only(data, {"name", "policies"}, "server_group")
     name = views.text(data, "name", required=True)

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from stratus.common.app import Req, Routes
+from stratus.common.auth import require_project_scope
 from stratus.common.errors import BadRequest
 from stratus.common.listing import href
 from stratus.compute import models as m
@@ -205,6 +206,7 @@ def server_view(req: Req, shown: ServerShown) -> dict[str, Any]:
 @routes.add("POST", P, status=202)
 def create_server(req: Req, svc: ComputeCore) -> JSONResponse:
     svc.require_member(req.ctx, "os_compute_api:servers:create")
+    require_project_scope(req.ctx, "os_compute_api:servers:create")
     parsed = parse_create(req, svc)
     ids = svc.servers.create(req.ctx, parsed)
     body: dict[str, Any] = {"server": {
