@@ -8,6 +8,10 @@ assignment carrying the block device and the connection_info the volume API woul
 the network disk appears in the live domain, qemu holds an iSCSI session with the
 initiator name and has the drive open in its block layer; dropping the block device unplugs it and
 removes its secret; a leftover secret of the agent's prefix is swept, another is not.
+The first test also grows the plugged disk after the LUN is made again at a larger size
+(an extend while attached), and kills the agent's volume step (a forked child armed with
+a crash point, SIGKILL) after the secret, after the plug and after the unplug: the next
+pass finishes it, nothing is plugged twice, no secret is left.
 
 In the first test the volume API is not involved (the connection_info is written by the
 test, as the volume API would answer it). The second runs the whole chain: the compute
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import multiprocessing
 import os
 import shutil
 import signal
@@ -48,6 +53,8 @@ from stratus.agent.compute.virt.volumes import parse_capacity, parse_secret_list
 from stratus.agent.compute.volumes import boot_volume, converge_volumes, sweep_secrets
 from stratus.agent.ip_lib import IpLib
 from stratus.agent.runner import Runner
+from stratus.common.config import Config
+from stratus.common.crashpoints import arm
 from stratus.contracts.compute import Assignment, AssignmentSet, BlockDevice, ServerReport
 
 pytestmark = pytest.mark.integration
@@ -221,6 +228,9 @@ def test_hot_plug_and_unplug_an_iscsi_volume(host: dict[str, Any]) -> None:
     assert converge_volumes(driver, grown) == [aid]
     assert capacity() == 1024 ** 3
     assert f"Initiator: {INITIATOR}" in tgtadm("--mode", "target", "--op", "show")
+
+    # kill -9 of the agent in the middle of an attach or a detach
+    crash_steps(driver, work, domain, target["iqn"], wanted)
 
     # leftovers: a secret of ours nothing uses is swept, another prefix's is kept
     leak_id = str(uuid.uuid4())
@@ -494,3 +504,49 @@ def test_attach_and_detach_through_the_real_volume_api_and_storage_agent(
                 agent.wait()
         volume.stop()
         identity.stop()
+
+
+def _killed_in(point: str, work: Path, driver: LibvirtDriver, wanted: Assignment) -> None:
+    """Run the agent's volume step in a forked child armed to SIGKILL itself at
+    ``point`` (common/crashpoints.py), as a kill -9 of the compute agent there would."""
+    conf = work / "crash.conf"
+    conf.write_text(f"[debug]\ncrash_at = {point}\n")
+
+    def child() -> None:
+        arm(Config.load(str(conf)))
+        converge_volumes(driver, wanted)
+        os._exit(0)  # the point was not reached
+
+    proc = multiprocessing.get_context("fork").Process(target=child)
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == -signal.SIGKILL, (point, proc.exitcode)
+
+
+def crash_steps(driver: LibvirtDriver, work: Path, domain: str, iqn: str,
+                wanted: Assignment) -> None:
+    """kill -9 of the agent's volume step after the secret, after the plug (not
+    reported) and after the unplug (secret left): the next pass plugs it once and reports
+    it; after the unplug the sweep removes the secret. Ends with the volume plugged."""
+    aid = wanted.block_devices[0].attachment_id
+    gone = Assignment(id=wanted.id, vm_state="active")
+    # killed after the unplug, before the secret's removal: the sweep removes it
+    _killed_in("compute_agent.volume_detach.after_unplug", work, driver, gone)
+    assert "vdb" not in virsh("domblklist", domain).stdout
+    assert list(our_secrets()) == [f"{PREFIX}volume-{aid}"]
+    assert converge_volumes(driver, gone) == []
+    assert sweep_secrets(driver, [gone]) == [aid]
+    assert our_secrets() == {}
+    # killed after the secret, before the plug: the next pass plugs it
+    _killed_in("compute_agent.volume_attach.after_secret", work, driver, wanted)
+    assert list(our_secrets()) == [f"{PREFIX}volume-{aid}"]
+    assert "vdb" not in virsh("domblklist", domain).stdout
+    assert converge_volumes(driver, wanted) == [aid]
+    assert virsh("domblklist", domain).stdout.count(f"{iqn}/1") == 1
+    # killed after the plug, before its report: the next pass plugs nothing more and
+    # reports it (the compute API then completes the attachment)
+    assert converge_volumes(driver, gone) == []
+    _killed_in("compute_agent.volume_attach.after_plug", work, driver, wanted)
+    assert converge_volumes(driver, wanted) == [aid]
+    assert virsh("domblklist", domain).stdout.count(f"{iqn}/1") == 1
+    assert list(our_secrets()) == [f"{PREFIX}volume-{aid}"]

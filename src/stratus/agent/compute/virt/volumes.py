@@ -29,6 +29,7 @@ from pathlib import Path
 
 from stratus.agent.compute.virt.base import RUNNING, VirtError, VolumeSpec
 from stratus.agent.runner import CommandError
+from stratus.common.crashpoints import crash_point
 
 DETACH_TIMEOUT = 30.0  # seconds the guest gets to release a hot-unplugged disk
 _NO_DOMAIN = ("failed to get domain", "Domain not found")
@@ -204,6 +205,7 @@ class LibvirtVolumes:
         if self._state(server_id) is None:
             raise VirtError(f"domain of server {server_id} is not defined")
         usage = self._ensure_secret(volume) if volume.username else ""
+        crash_point("compute_agent.volume_attach.after_secret")
         flags = []
         if volume.attachment_id not in defined:
             flags.append("--config")
@@ -215,6 +217,7 @@ class LibvirtVolumes:
             path = Path(tmp, "disk.xml")
             path.write_text(disk_xml(volume, usage))
             self.virsh("attach-device", self.domain_name(server_id), str(path), *flags)
+        crash_point("compute_agent.volume_attach.after_plug")  # plugged, not reported
 
     def detach_volume(self, server_id: str, attachment_id: str) -> None:
         live, defined = self._disks(server_id)
@@ -230,6 +233,7 @@ class LibvirtVolumes:
                                     f"running domain {name} after {DETACH_TIMEOUT:.0f}s "
                                     "(the guest has not released it); retried next pass")
                 time.sleep(0.5)
+        crash_point("compute_agent.volume_detach.after_unplug")  # the secret is left
         self.remove_volume_secret(attachment_id)
 
     # --- extend while attached ----------------------------------------------------------
