@@ -213,16 +213,35 @@ class ProvisionPlanInfo:
     def connect(cls, client, params, check_mode):
         return cls(client, params, check_mode)
 
+    def _identity(self, path, key):
+        """An identity listing; empty when the credentials may not list it (not an admin)."""
+        try:
+            return self.client.get("identity", path).get(key) or []
+        except StratusError as exc:
+            if exc.status == 403:
+                return []
+            raise
+
     def _projects(self):
-        body = self.client.get("identity", "/v3/projects")
-        return dict((p["id"], p["name"]) for p in body.get("projects") or [])
+        return dict((p["id"], p["name"]) for p in self._identity("/v3/projects", "projects"))
+
+    def volumes(self):
+        """Every project's volumes (none when the cloud has no volume service)."""
+        for service_type in ("block-storage", "volumev3"):
+            try:
+                return self.client.get(service_type, "/volumes/detail",
+                                       query={"all_tenants": "1"}).get("volumes") or []
+            except StratusError as exc:
+                if exc.status is not None:  # an answer, not a missing endpoint
+                    raise
+        return []
 
     def existing(self, projects):
         c = self.client
         nets = c.get("network", "/v2.0/networks").get("networks") or []
         return {
             "projects": set(projects.values()),
-            "users": set(u["name"] for u in c.get("identity", "/v3/users").get("users") or []),
+            "users": set(u["name"] for u in self._identity("/v3/users", "users")),
             "flavors": set(f["name"] for f in self.flavors()),
             "images": set(i["name"] for i in self.images() if i.get("name")),
             "keypairs": set(k["keypair"]["name"] for k in
@@ -232,7 +251,7 @@ class ProvisionPlanInfo:
             "subnets": set(s["name"] for s in
                            c.get("network", "/v2.0/subnets").get("subnets") or []),
             "routers": set(r["name"] for r in self.routers()),
-            "volumes": set(),
+            "volumes": set(v.get("name") for v in self.volumes()),
             "servers": set(),
         }
 
@@ -265,15 +284,7 @@ class ProvisionPlanInfo:
         for flavor in self.flavors():
             specs = c.get("compute", f"/flavors/{flavor['id']}/os-extra_specs")
             flavors.append(dict(flavor, extra_specs=specs.get("extra_specs") or {}, project=None))
-        volumes = []
-        for service_type in ("block-storage", "volumev3"):
-            try:
-                volumes = c.get(service_type, "/volumes/detail", query={"all_tenants": "1"}).get(
-                    "volumes") or []
-                break
-            except StratusError as exc:
-                if exc.status is not None:  # an answer, not a missing endpoint
-                    raise
+        volumes = self.volumes()
         return {
             "servers": named(servers, "tenant_id"),
             "volumes": named(volumes, "os-vol-tenant-attr:tenant_id"),
