@@ -299,3 +299,32 @@ def test_ansible_doc_renders_the_inventory_plugin() -> None:
                  "inventory_hostname", "private", "compose", "groups", "keyed_groups", "cache",
                  "cache_plugin"):
         assert options[name]["description"], name
+
+
+class FakeClient:
+    """Answers the listings read_cloud makes; a 403 for the project listing (not an admin)."""
+
+    def __init__(self, mu: Any) -> None:
+        self.mu = mu
+        self.queries: list[tuple[str, str, Any]] = []
+
+    def get(self, service: str, path: str, query: Any = None) -> Any:
+        self.queries.append((service, path, query))
+        if path.startswith("/v3/projects"):
+            raise self.mu.client.StratusError("forbidden", status=403, method="GET", url=path)
+        if path.startswith("/servers/detail"):
+            return {"servers": [{"id": "u-1", "name": "web1", "tenant_id": "p1",
+                                 "flavor": {"id": "f1"}, "image": {"id": "i1"}},
+                                {"id": "u-2", "name": "vol", "tenant_id": "p1",
+                                 "flavor": {"original_name": "m1.small"}, "image": ""}]}
+        if path.startswith("/flavors"):
+            return {"flavors": [{"id": "f1", "name": "m1.tiny"}]}
+        return {"images": [{"id": "i1", "name": "tiny"}]}
+
+
+def test_read_cloud_names_flavors_images_and_keeps_ids_it_may_not_name(mu: Any) -> None:
+    client = FakeClient(mu)
+    servers = mu.inventory.read_cloud(client, "stratus", {"all_projects": True})
+    assert [(s["_project"], s["_flavor"], s["_image"]) for s in servers] == [
+        ("p1", "m1.tiny", "tiny"), ("p1", "m1.small", None)]
+    assert ("compute", "/servers/detail", {"all_tenants": "1"}) in client.queries
