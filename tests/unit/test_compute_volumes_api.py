@@ -442,3 +442,31 @@ def test_an_extend_while_attached_reaches_the_agent(api: ComputeApi,
     vols(api).down = False
     api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
     assert assigned(api, sid)["block_devices"][0]["size_gb"] == 4
+
+
+def test_a_boot_from_volume_server_claims_no_local_disk(api: ComputeApi) -> None:
+    """The flavor's root disk is not claimed on the host for a server booted from a
+    volume (its root disk is the volume); an image boot of the same flavor is refused by
+    the DiskFilter, and a delete gives back exactly what was claimed."""
+    from stratus.compute import models as m
+    api.flavor(name="m1.disk500", disk=500, id="500")
+
+    def claimed() -> int:
+        with api.core.db.session() as s:
+            host = s.query(m.ComputeHost).filter_by(host="cmp1").one()
+            return int(host.claimed_disk)
+    before = claimed()
+    image = api.boot(flavorRef="500")["server"]["id"]
+    assert api.server(image)["status"] == "ERROR"
+    assert "DiskFilter" in api.server(image)["fault"]["message"]
+    assert claimed() == before
+    bdm = {"uuid": IMAGE_ID, "source_type": "image", "destination_type": "volume",
+           "boot_index": 0, "volume_size": 1, "delete_on_termination": True}
+    sid = api.boot(imageRef="", flavorRef="500", block_device_mapping_v2=[bdm])["server"]["id"]
+    srv = api.server(sid)
+    assert srv["status"] == "BUILD" and srv["OS-EXT-SRV-ATTR:host"] == "cmp1", srv
+    assert srv["flavor"]["disk"] == 500  # still shown as the flavor has it
+    assert claimed() == before
+    api.ok("DELETE", f"/v2.1/servers/{sid}", ALICE, status=204)
+    api.report("cmp1", sid, deleted=True)
+    assert claimed() == before

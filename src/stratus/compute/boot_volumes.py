@@ -135,6 +135,13 @@ def parse_bdm_v2(raw: Any, flag: Callable[[Any, str], bool]) -> list[BootDevice]
     return out
 
 
+
+def local_disk_gb(srv: m.Server) -> int:
+    """The local disk a server claims on its host: the flavor's root disk, or none for a
+    server booted from a volume (no image: its root disk is the volume, as Nova does not
+    count a boot-from-volume server's root_gb against the host's local disk)."""
+    return 0 if not srv.image_id else int(srv.flavor.get("disk") or 0)
+
 class BootVolumes:
     """The volumes of a server being created (``ComputeCore`` has no attribute for it:
     build one per call)."""

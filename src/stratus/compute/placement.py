@@ -20,7 +20,7 @@ from stratus.common.errors import BadRequest, Conflict
 from stratus.common.timeutil import isotime, utcnow
 from stratus.compute import models as m
 from stratus.compute import scheduler
-from stratus.compute.boot_volumes import BootVolumes
+from stratus.compute.boot_volumes import BootVolumes, local_disk_gb
 from stratus.compute.recovery import COMPUTE_OWNER, released
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class Placement:
             policy, ghosts = self.group_hosts(s, srv.group_id, sid)
             sched = srv.scheduling or {}
             q = scheduler.Request(
-                vcpus=srv.flavor["vcpus"], ram=srv.flavor["ram"], disk=srv.flavor["disk"],
+                vcpus=srv.flavor["vcpus"], ram=srv.flavor["ram"], disk=local_disk_gb(srv),
                 availability_zone=srv.requested_az, force_host=sched.get("force_host"),
                 image_properties=srv.image.get("properties", {}), group_id=srv.group_id,
                 group_policy=policy, group_hosts=ghosts, same_host=sched.get("same_host", []),
@@ -294,7 +294,7 @@ class Placement:
             now = utcnow()
             if release_claim and srv.host:
                 f = srv.flavor
-                self.core.unclaim(s, srv.host, f["vcpus"], f["ram"], f["disk"])
+                self.core.unclaim(s, srv.host, f["vcpus"], f["ram"], local_disk_gb(srv))
                 srv.host = None
             srv.vm_state, srv.task_state, srv.updated_at = "error", None, now
             srv.scheduling = released(srv.scheduling)

@@ -25,7 +25,7 @@ from stratus.common.crashpoints import crash_point
 from stratus.common.errors import ApiError, BadRequest, Conflict
 from stratus.common.timeutil import isotime, new_id, utcnow
 from stratus.compute import models as m
-from stratus.compute.boot_volumes import BootVolumes
+from stratus.compute.boot_volumes import BootVolumes, local_disk_gb
 from stratus.compute.placement import Placement
 from stratus.compute.quotas import OverLimit
 from stratus.compute.recovery import owned, released
@@ -193,7 +193,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions)
                 return
             f = srv.flavor
             if srv.host:
-                core.unclaim(s, srv.host, f["vcpus"], f["ram"], f["disk"])
+                core.unclaim(s, srv.host, f["vcpus"], f["ram"], local_disk_gb(srv))
             core.release(s, srv.project_id, 1, f["vcpus"], f["ram"])
             if srv.group_id:
                 group = s.get(m.ServerGroup, srv.group_id)
@@ -306,7 +306,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions)
             srv = s.get(m.Server, sid)
             assert srv is not None
             f = srv.flavor
-            core.unclaim(s, host, f["vcpus"], f["ram"], f["disk"])
+            core.unclaim(s, host, f["vcpus"], f["ram"], local_disk_gb(srv))
             srv.host = None
             if srv.attempt >= core.settings.scheduler_max_attempts:
                 now = utcnow()
