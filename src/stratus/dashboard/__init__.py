@@ -1,0 +1,1 @@
+"""stratus-dashboard: the web interface (Horizon's panels) over the Stratus APIs."""
