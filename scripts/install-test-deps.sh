@@ -13,6 +13,7 @@ packages=(
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients genisoimage
   tgt qemu-block-extra
   openssh-client dosfstools mtools
+  chromium chromium-driver
 )
 
 missing=()
