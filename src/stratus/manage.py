@@ -23,6 +23,7 @@ SERVICES = {
     "network": "stratus.network",
     "compute": "stratus.compute",
     "volume": "stratus.volume",
+    "object": "stratus.object",
 }
 
 
@@ -117,6 +118,22 @@ def cmd_service_user_ensure(config: Config, args: argparse.Namespace) -> dict[st
     return {"changed": changed}
 
 
+def cmd_ring_build(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    from stratus.object.ring import ensure
+
+    path = args.ring_file or config.get("object", "ring_file")
+    changed, ring = ensure(path, args.device, args.part_power, args.replicas)
+    return {"changed": changed, "version": ring.version, "replicas": ring.replicas}
+
+
+def cmd_ring_show(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    from stratus.contracts.object import ring_summary
+    from stratus.object.ring import load
+
+    ring = load(args.ring_file or config.get("object", "ring_file"))
+    return {"changed": False, **ring_summary(ring)}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stratus-manage", description=__doc__)
     p.add_argument(
@@ -164,6 +181,19 @@ def parser() -> argparse.ArgumentParser:
     ue.add_argument("--project", default="service")
     ue.add_argument("--role", default="admin")
     ue.set_defaults(func=cmd_service_user_ensure)
+
+    rp = sub.add_parser("ring", help="the object ring (stratus-object)")
+    rsub = rp.add_subparsers(dest="ring_command", required=True)
+    rb = rsub.add_parser("build", help="place partitions on the devices (rebalance)")
+    rb.add_argument("--device", action="append", required=True,
+                    help="host:zone:/path[:weight], once per device")
+    rb.add_argument("--part-power", type=int, default=10)
+    rb.add_argument("--replicas", type=int, default=3)
+    rb.add_argument("--ring-file", help="default: [object] ring_file")
+    rb.set_defaults(func=cmd_ring_build)
+    rs = rsub.add_parser("show", help="print the ring: devices and their partitions")
+    rs.add_argument("--ring-file", help="default: [object] ring_file")
+    rs.set_defaults(func=cmd_ring_show)
     return p
 
 

@@ -1,0 +1,1 @@
+"""The Swift v1 API handlers, one module per resource."""

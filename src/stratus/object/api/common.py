@@ -1,0 +1,74 @@
+"""What every Swift handler shares: the caller (a token is optional: container ACLs may
+let anonymous callers in), the account and container path checks, the access check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from stratus.common.app import Req
+from stratus.common.auth import AuthContext
+from stratus.common.errors import BadRequest, NotFound
+from stratus.object import acl
+from stratus.object.core import ObjectService
+from stratus.object.views import LIMITS, check_name
+
+
+async def caller(req: Req) -> AuthContext | None:
+    """The token's context, None without a token; 401 for a bad token."""
+    if not req.header("x-auth-token"):
+        return None
+    return await run_in_threadpool(lambda: req.ctx)
+
+
+def account_name(req: Req) -> str:
+    account = check_name("account", req.params["account"], LIMITS["max_account_name_length"])
+    if not account.startswith(acl.RESELLER_PREFIX):
+        raise BadRequest(f"The account {account!r} is not an account of this cluster; "
+                         f"accounts are {acl.RESELLER_PREFIX}<project_id>.")
+    return account
+
+
+def container_name(req: Req) -> str:
+    return check_name("container", req.params["container"],
+                      LIMITS["max_container_name_length"])
+
+
+def object_name(req: Req) -> str:
+    return check_name("object", req.params["object"], LIMITS["max_object_name_length"])
+
+
+async def container_access(req: Req, svc: ObjectService, account: str, container: str,
+                           write: bool, listing: bool = False
+                           ) -> tuple[AuthContext | None, dict[str, Any]]:
+    """The caller and the container (404 when missing), if the caller may read
+    (or write) in it as its owner or through its ACLs; else 401/403."""
+    ctx = await caller(req)
+    level = acl.owner_access(ctx, account)
+    if level == "write" or (level == "read" and not write):
+        info = await run_in_threadpool(svc.listings.container, account, container)
+        return ctx, info
+    try:
+        info = await run_in_threadpool(svc.listings.container, account, container)
+    except NotFound:
+        raise acl.deny(ctx) from None
+    meta = info["meta"]
+    if write and acl.may_write(ctx, meta.get("x-container-write", "")):
+        return ctx, info
+    if not write and acl.may_read(ctx, meta.get("x-container-read", ""), listing):
+        return ctx, info
+    raise acl.deny(ctx)
+
+
+async def account_access(req: Req, account: str, write: bool) -> AuthContext:
+    """The caller, if it owns the account (or is an admin): account operations."""
+    ctx = await caller(req)
+    level = acl.owner_access(ctx, account)
+    if ctx is None or not level or (write and level != "write"):
+        raise acl.deny(ctx)
+    return ctx
+
+
+def std_headers(ts: str) -> dict[str, str]:
+    return {"X-Timestamp": ts}

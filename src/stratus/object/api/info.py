@@ -1,0 +1,26 @@
+"""``GET /info``: the cluster's capabilities, without a token (outside ``/v1``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stratus.common.app import Req, Routes
+from stratus.object.core import ObjectService
+from stratus.object.views import LIMITS
+
+routes = Routes()
+
+
+def capabilities(svc: ObjectService) -> dict[str, Any]:
+    """What python-swiftclient and Tempest read: the limits and the policies."""
+    return {"swift": {**LIMITS, "max_file_size": svc.settings.max_file_size,
+                      "container_listing_limit": svc.settings.listing_limit,
+                      "account_listing_limit": svc.settings.listing_limit,
+                      "version": "2.31.0-stratus",
+                      "policies": [{"name": "Policy-0", "default": True}]},
+            "container_quotas": {}, "account_quotas": {}}
+
+
+@routes.add(("GET", "HEAD"), "/info")
+async def info(req: Req, svc: ObjectService) -> dict[str, Any]:
+    return capabilities(svc)

@@ -1,0 +1,197 @@
+"""The consistency processes of the object store: the replicator, the auditor and the
+expirer, run by ``stratus-object-replicator`` (on storage hosts; ``--once`` for one pass).
+
+- Replicator: for each partition a device holds, compare the partition's digest with
+  each primary's; where they differ, compare object by object and copy the newer state
+  (data, metadata or tombstone) to the peers that lack it. A handoff device pushes its
+  partitions to the primaries and drops its copy once every primary has it.
+- Auditor: re-read every object, check its md5 and size against its metadata, and
+  move a bad one to quarantine (replication then restores a good copy); remove
+  tombstones older than the reclaim age and abandoned temporary files.
+- Expirer: delete the objects whose X-Delete-At has passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+from stratus.common.config import Config, ConfigError
+from stratus.object.core import SECTION, ObjectService
+from stratus.object.diskfile import Device
+from stratus.object.store import RingHolder
+
+LOG = logging.getLogger("stratus.object.consistency")
+RECLAIM_AGE = 7 * 24 * 3600.0  # seconds a tombstone is kept (replicas down that long lose)
+
+
+@dataclass
+class PassReport:
+    """What one pass did."""
+
+    pushed: int = 0
+    removed_handoffs: int = 0
+    quarantined: int = 0
+    checked: int = 0
+    reclaimed: int = 0
+    skipped_partitions: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def replicate(rings: RingHolder) -> PassReport:
+    """One replication pass over every available device of the ring."""
+    ring, devices = rings.get()
+    report = PassReport()
+    for dev in devices.values():
+        if not dev.available():
+            continue
+        for part in dev.partitions():
+            if part >= ring.partitions:
+                continue
+            primaries = [devices[d.id] for d in ring.primaries(part)]
+            try:
+                _replicate_partition(dev, part, primaries, report)
+            except OSError as exc:
+                report.errors.append(f"device {dev.id} partition {part}: {exc}")
+                LOG.warning("replication of partition %s from device %s: %s", part, dev.id,
+                            exc)
+    return report
+
+
+def _replicate_partition(dev: Device, part: int, primaries: list[Device],
+                         report: PassReport) -> None:
+    local = dev.hashes(part)
+    for h in local:  # files an older state left (a copy put back behind a tombstone)
+        dev.cleanup(dev.object_dir(part, h))
+    is_primary = any(p.id == dev.id for p in primaries)
+    digest = dev.partition_digest(part)
+    complete = True
+    for peer in primaries:
+        if peer.id == dev.id:
+            continue
+        if not peer.available():
+            complete = False
+            continue
+        if is_primary and peer.partition_digest(part) == digest:
+            report.skipped_partitions += 1
+            continue
+        remote = peer.hashes(part)
+        for h, state in local.items():
+            if remote.get(h, "") < state:
+                peer.receive(part, h, dev.current_files(part, h))
+                report.pushed += 1
+    if not is_primary and complete:
+        for h, state in local.items():
+            if all(p.hashes(part).get(h, "") >= state for p in primaries):
+                dev.remove(part, h)
+                report.removed_handoffs += 1
+
+
+def audit(rings: RingHolder, reclaim_age: float = RECLAIM_AGE) -> PassReport:
+    """One auditor pass: every object's bytes against its md5 and size."""
+    _ring, devices = rings.get()
+    report = PassReport()
+    now = time.time()
+    for dev in devices.values():
+        if not dev.available():
+            continue
+        dev.sweep_tmp()
+        for part in dev.partitions():
+            base = dev.path / "objects" / str(part)
+            for h in sorted(os.listdir(base)) if base.is_dir() else []:
+                f = dev.read(part, h)
+                if f is None:
+                    continue
+                if f.kind == "tombstone":
+                    if now - float(f.timestamp) > reclaim_age:
+                        dev.remove(part, h)
+                        report.reclaimed += 1
+                    continue
+                report.checked += 1
+                if not _intact(f.data_path, f.metadata):
+                    where = dev.quarantine(part, h)
+                    report.quarantined += 1
+                    LOG.warning("quarantined %s (device %s): bytes do not match its "
+                                "metadata; moved to %s", f.metadata.get("name", h), dev.id,
+                                where)
+    return report
+
+
+def _intact(path: os.PathLike[str] | None, metadata: dict[str, object]) -> bool:
+    if path is None:
+        return False
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                md5.update(chunk)
+                size += len(chunk)
+    except OSError:
+        return False
+    return md5.hexdigest() == metadata.get("etag") and size == metadata.get("size")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """stratus-object-replicator: the replicator, auditor and expirer loops."""
+    from stratus.object.app import build_core
+
+    parser = argparse.ArgumentParser(prog="stratus-object-replicator", description=__doc__)
+    parser.add_argument("--config-file")
+    parser.add_argument("--once", action="store_true", help="one pass of each, then exit")
+    args = parser.parse_args(argv)
+    if args.config_file:
+        os.environ["STRATUS_CONFIG_FILE"] = args.config_file
+    try:
+        config = Config.load()
+        intervals = {name: config.get_int(SECTION, f"{name}_interval", minimum=1)
+                     for name in ("replicator", "auditor", "expirer")}
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(process)d %(levelname)s %(name)s "
+                                   "%(message)s")
+        core = build_core(config)
+    except (ConfigError, ValueError) as exc:
+        sys.stderr.write(f"stratus-object-replicator: {exc}\n")
+        return 1
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    run_loops(core, intervals, stop, once=args.once)
+    core.db.dispose()
+    return 0
+
+
+def run_loops(core: ObjectService, intervals: dict[str, int], stop: threading.Event,
+              once: bool = False) -> None:
+    """Run each pass when its interval has passed, until ``stop`` is set."""
+    rings = core.store.rings
+    jobs: dict[str, Callable[[], object]] = {
+        "replicator": lambda: replicate(rings), "auditor": lambda: audit(rings),
+        "expirer": core.expire}
+    due = dict.fromkeys(jobs, 0.0)
+    while not stop.is_set():
+        for name, job in jobs.items():
+            if time.monotonic() < due[name]:
+                continue
+            try:
+                result = job()
+                LOG.info("%s pass: %s", name, result)
+            except Exception:  # a missing ring or a database outage: the next pass retries
+                LOG.exception("%s pass failed", name)
+            due[name] = time.monotonic() + intervals[name]
+        if once:
+            return
+        stop.wait(1.0)

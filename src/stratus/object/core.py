@@ -1,0 +1,105 @@
+"""The object service layer: ``ObjectService`` holds the listing database
+(:class:`Listings`), the replicated store (:class:`ObjectStore`) and the settings, and
+does the object operations that touch both (a PUT is stored on a quorum of replicas
+first, then listed; a DELETE writes tombstones first, then unlists).
+
+A process killed between the two steps leaves an object stored but not listed (or
+unlisted but stored for a delete that the client will retry); the expirer and the
+replicator never bring a deleted object back because the tombstone is newer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from stratus.common.config import Config
+from stratus.common.db import Database
+from stratus.common.errors import NotFound
+from stratus.object.diskfile import ObjectFile, timestamp
+from stratus.object.listings import Listings
+from stratus.object.store import ObjectStore, PutSession, RingHolder
+
+SECTION = "object"
+
+
+@dataclass
+class Settings:
+    ring_file: str
+    max_file_size: int = 5368709122
+    listing_limit: int = 10000
+    public_url: str = ""
+
+    @classmethod
+    def from_config(cls, config: Config) -> Settings:
+        return cls(ring_file=config.get(SECTION, "ring_file"),
+                   max_file_size=config.get_int(SECTION, "max_file_size", minimum=1),
+                   listing_limit=config.get_int(SECTION, "container_listing_limit",
+                                                minimum=1),
+                   public_url=config.get(SECTION, "public_url"))
+
+
+class ObjectService:
+    """The root of the service layer."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.listings = Listings(db)
+        self.store = ObjectStore(RingHolder(settings.ring_file))
+
+    # objects ------------------------------------------------------------------------
+    def begin_put(self, account: str, container: str, name: str) -> PutSession:
+        """Open one writer per replica (404 when the container does not exist)."""
+        self.listings.container(account, container)
+        return self.store.begin_put(account, container, name)
+
+    def finish_put(self, session: PutSession, account: str, container: str, name: str,
+                   metadata: dict[str, Any], ts: str | None = None) -> str:
+        """Rename the replicas into place (a quorum), then list the object; the timestamp."""
+        ts = ts or timestamp()
+        metadata = {**metadata, "name": f"/{account}/{container}/{name}",
+                    "size": session.size, "etag": session.etag, "timestamp": ts}
+        self.store.commit_put(session, ts, metadata)
+        self.listings.record_object(account, container, name, session.size, session.etag,
+                                    metadata.get("content_type", ""), ts,
+                                    metadata.get("delete_at"))
+        return ts
+
+    def read(self, account: str, container: str, name: str) -> ObjectFile:
+        """The object's newest data; 404 when missing, deleted or expired."""
+        f = self.store.read(account, container, name)
+        if f is None or f.kind != "data" or f.data_path is None:
+            raise NotFound("The resource could not be found.")
+        delete_at = f.metadata.get("delete_at")
+        if delete_at is not None and int(delete_at) <= time.time():
+            raise NotFound("The resource could not be found.")
+        return f
+
+    def delete(self, account: str, container: str, name: str) -> None:
+        self.read(account, container, name)
+        ts = timestamp()
+        self.store.delete(account, container, name, ts)
+        self.listings.forget_object(account, container, name, ts)
+
+    def post(self, account: str, container: str, name: str, update: dict[str, Any]) -> None:
+        current = self.read(account, container, name)
+        if not self.store.post(account, container, name, timestamp(), update):
+            raise NotFound("The resource could not be found.")
+        self.listings.update_object(account, container, name,
+                                    update.get("content_type",
+                                               current.metadata.get("content_type", "")),
+                                    update.get("delete_at"))
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete the objects whose X-Delete-At has passed (the expirer); how many."""
+        done = 0
+        for account, container, name, ts in self.listings.expired(int(now or time.time())):
+            f = self.store.read(account, container, name)
+            if f is not None and f.kind == "data" and f.timestamp > ts:
+                continue  # replaced since; its new row says when it expires
+            self.store.delete(account, container, name, timestamp())
+            self.listings.forget_object(account, container, name, ts)
+            done += 1
+        return done
