@@ -163,6 +163,8 @@ def test_names_render_as_text_and_headers_are_set(app: Any) -> None:
     assert page.headers["cache-control"] == "no-store"
     kinds = [(k, p) for k, _m, p in cloud.seen]
     assert len(kinds) == len(set(kinds)) == 3  # one call per resource kind
+    assert page.headers["x-stratus-api-calls"] == "3"
+    assert page.headers["server-timing"].startswith("page;dur=")
 
 
 def test_ids_from_urls_are_checked(app: Any) -> None:

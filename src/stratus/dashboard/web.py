@@ -13,6 +13,7 @@ longer valid: the session ends there.
 from __future__ import annotations
 
 import functools
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from stratus.dashboard.sessions import (
     SessionStore,
 )
 
+API_CALLS_HEADER = "X-Stratus-Api-Calls"
 MAX_FORM = 1024 * 1024  # bytes of a form body (user data is at most 64 KiB in Nova)
 
 
@@ -144,10 +146,17 @@ def page(fn: PageFn) -> Callable[[Req, Dashboard], Awaitable[Response]]:
                     "(reload the page and send it again).", session)
         ctx = Page(request, session, svc.cloud.user_api(session.token, session.catalog),
                    svc, form)
+        started = time.perf_counter()
         try:
-            return await run_in_threadpool(fn, ctx)
+            resp = await run_in_threadpool(fn, ctx)
         except (ApiFailure, FormError) as exc:
-            return failure(ctx, exc)
+            resp = failure(ctx, exc)
+        # What the page cost: the API calls it made and the server-side time (the
+        # benchmark reads both; a browser's devtools show Server-Timing).
+        resp.headers[API_CALLS_HEADER] = str(ctx.api.calls)
+        resp.headers["Server-Timing"] = \
+            f"page;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return resp
 
     return handler
 
