@@ -181,10 +181,13 @@ class ServerWork:
             spec = self._spec(a)
             self.driver.prepare_disks(spec)
             self.driver.plug_vifs(spec)
-            if self.s.vif_plug_wait and spec.ports:
-                self._wait_ports([p.id for p in spec.ports])
+            # Defined while the network agent plumbs the taps (the domain needs them to
+            # exist, not to be ACTIVE): the two overlap instead of adding up (issue 17).
+            # Only the start waits for the ports.
             with self.hostcheck.timed("define", sid):
                 self.driver.define(spec)
+            if self.s.vif_plug_wait and spec.ports:
+                self._wait_ports([p.id for p in spec.ports])
             desired = a.desired_power or "running"
             if desired in ("running", "paused", "suspended"):
                 with self.hostcheck.timed("start", sid):
