@@ -242,3 +242,19 @@ def test_tempest_dashboard_basic_ops_flow(env: dict[str, Any]) -> None:
               "csrfmiddlewaretoken": parser.csrf_token}
     opener.open(req, urllib.parse.urlencode(params).encode())
     assert "Overview" in opener.open(url).read().decode()
+
+
+def test_admin_panels_for_admins_only(env: dict[str, Any], alice: DashClient) -> None:
+    refused = alice.get("/admin/")
+    assert refused.status_code == 403 and "admin role" in refused.text
+    assert 'href="/admin/"' not in alice.get("/project/").text
+    admin = DashClient(env["dash"].url)
+    from helpers import ADMIN_PASSWORD
+
+    admin.login("admin", ADMIN_PASSWORD)
+    page = admin.get("/admin/")
+    assert page.status_code == 200, page.text
+    assert "zdb-tiny" in page.text and env["alice"].name in page.text
+    assert 'id="hypervisors"' in page.text and 'id="all-instances"' in page.text
+    assert int(page.headers["x-stratus-api-calls"]) == 6
+    admin.close()

@@ -22,7 +22,16 @@ from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.config import Config, ConfigError
 from stratus.common.errors import nova_error
 from stratus.dashboard import views
-from stratus.dashboard.api import auth, images, instances, keypairs, network, overview, volumes
+from stratus.dashboard.api import (
+    admin,
+    auth,
+    images,
+    instances,
+    keypairs,
+    network,
+    overview,
+    volumes,
+)
 from stratus.dashboard.cloud import Cloud
 from stratus.dashboard.core import DashboardCore
 from stratus.dashboard.sessions import SessionStore
@@ -30,7 +39,7 @@ from stratus.dashboard.web import Dashboard
 
 SECTION = "dashboard"
 TABLES = (auth.routes, overview.routes, instances.routes, images.routes, volumes.routes,
-          network.routes, keypairs.routes)
+          network.routes, keypairs.routes, admin.routes)
 
 
 def build_app(dashboard: Dashboard, on_shutdown: list[Callable[[], Any]] | None = None

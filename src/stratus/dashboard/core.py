@@ -154,6 +154,49 @@ class DashboardCore:
         else:
             raise ApiFailure(f"Unknown action {action!r}.", 400)
 
+    def server_extras(self, api: UserApi, server: dict[str, Any]) -> dict[str, Any]:
+        """For an instance's page: its floating IPs and the volumes it could attach
+        (one call each, when those APIs exist)."""
+        fixed = {a.get("addr") for addrs in (server.get("addresses") or {}).values()
+                 for a in addrs}
+        extras: dict[str, Any] = {"floatingips": [], "free_floatingips": [],
+                                  "volumes": []}
+        if api.has("network"):
+            fips = api.get("network", "v2.0/floatingips").get("floatingips", [])
+            extras["floatingips"] = [f for f in fips if f.get("port_id")
+                                     and f.get("fixed_ip_address") in fixed]
+            extras["free_floatingips"] = [f for f in fips if not f.get("port_id")]
+        if api.has("volume"):
+            extras["volumes"] = [v for v in api.get("volume", "volumes/detail")
+                                 .get("volumes", []) if v.get("status") == "available"]
+        return extras
+
+    def attach_volume(self, api: UserApi, server_id: str, volume_id: str) -> None:
+        api.call("compute", "POST", f"servers/{server_id}/os-volume_attachments",
+                 json={"volumeAttachment": {"volumeId": volume_id}})
+
+    def detach_volume(self, api: UserApi, server_id: str, volume_id: str) -> None:
+        api.call("compute", "DELETE", f"servers/{server_id}/os-volume_attachments/{volume_id}")
+
+    # -- admin ------------------------------------------------------------------------
+    def admin_state(self, api: UserApi) -> dict[str, Any]:
+        """For admins: projects, users, role assignments, flavors, hypervisors with their
+        usage, every project's servers (one call each)."""
+        return {
+            "projects": api.get("identity", "projects").get("projects", []),
+            "users": api.get("identity", "users").get("users", []),
+            "assignments": api.get("identity", "role_assignments",
+                                   params={"include_names": "true"})
+            .get("role_assignments", []),
+            "flavors": api.get("compute", "flavors/detail",
+                               params={"is_public": "None"}).get("flavors", []),
+            "hypervisors": api.get("compute", "os-hypervisors/detail")
+            .get("hypervisors", []),
+            "servers": [status_row(s) | {"project_id": s.get("tenant_id", "")}
+                        for s in api.get("compute", "servers/detail",
+                                         params={"all_tenants": "1"}).get("servers", [])],
+        }
+
     # -- images -----------------------------------------------------------------------
     def images(self, api: UserApi) -> list[dict[str, Any]]:
         return list(api.get("image", "v2/images", params={"limit": 1000}).get("images", []))

@@ -18,7 +18,7 @@ STATIC = Path(__file__).parent / "static"
 ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
     autoescape=True,  # every value is escaped, in every template
-    undefined=jinja2.StrictUndefined,
+    undefined=jinja2.ChainableUndefined,  # a field an API leaves out shows as empty
 )
 
 # No inline script or style anywhere: the pages load /static/dashboard.{js,css} only.

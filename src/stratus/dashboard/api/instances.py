@@ -77,7 +77,8 @@ def show_instance(ctx: Page) -> Response:
     log = ctx.svc.core.console_log(ctx.api, server_id) \
         if server.get("status") not in ("BUILD", "ERROR") else ""
     return ctx.render("instance.html", section="instances", server=server, console_log=log,
-                      actions=sorted(POWER_ACTIONS))
+                      actions=sorted(POWER_ACTIONS),
+                      **ctx.svc.core.server_extras(ctx.api, server))
 
 
 @routes.add("GET", "/project/instances/{server_id}/console_log.json")
@@ -105,3 +106,23 @@ def associate_floating_ip(ctx: Page) -> Response:
                                        _server_id(ctx))
     ctx.flash("info", "Floating IP associated.")
     return ctx.redirect("/project/instances/")
+
+
+@routes.add("POST", "/project/instances/{server_id}/volumes")
+@page
+def attach_volume(ctx: Page) -> Response:
+    server_id = _server_id(ctx)
+    ctx.svc.core.attach_volume(ctx.api, server_id,
+                               check_id(ctx.field("volume", required=True), "volume"))
+    ctx.flash("info", "Volume attachment requested.")
+    return ctx.redirect(f"/project/instances/{server_id}/")
+
+
+@routes.add("POST", "/project/instances/{server_id}/volumes/{volume_id}/detach")
+@page
+def detach_volume(ctx: Page) -> Response:
+    server_id = _server_id(ctx)
+    ctx.svc.core.detach_volume(ctx.api, server_id,
+                               check_id(ctx.request.path_params["volume_id"], "volume"))
+    ctx.flash("info", "Volume detachment requested.")
+    return ctx.redirect(f"/project/instances/{server_id}/")

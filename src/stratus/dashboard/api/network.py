@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from stratus.common.app import Routes
 from stratus.dashboard import views
-from stratus.dashboard.web import Page, check_id, page
+from stratus.dashboard.web import Page, check_id, page, safe_next
 
 routes = Routes()
 
@@ -91,7 +91,7 @@ def disassociate_floating_ip(ctx: Page) -> Response:
     ctx.svc.core.disassociate_floating_ip(ctx.api, check_id(
         ctx.request.path_params["fip_id"], "floating IP"))
     ctx.flash("info", "Floating IP disassociated.")
-    return ctx.redirect(ctx.field("back") or "/project/networks/")
+    return ctx.redirect(safe_next(ctx.field("back") or "/project/networks/"))
 
 
 @routes.add("POST", "/project/floating_ips/{fip_id}/release")
