@@ -136,9 +136,9 @@ def fake_cloud(types: tuple[str, ...] = ("identity", "compute", "network", "imag
         assert request.headers["X-Auth-Token"] == "tok"
         if url.startswith("http://c:8774/v2.1/flavors/detail"):
             return httpx.Response(200, json={"flavors": [
-                {"id": "3", "ram": 2048, "disk": 20, "vcpus": 1},
-                {"id": "1", "ram": 512, "disk": 1, "vcpus": 1},
-                {"id": "2", "ram": 1024, "disk": 10, "vcpus": 1}]})
+                {"id": "3", "name": "m1.medium", "ram": 2048, "disk": 20, "vcpus": 1},
+                {"id": "1", "name": "m1.tiny", "ram": 512, "disk": 1, "vcpus": 1},
+                {"id": "2", "name": "m1.small", "ram": 1024, "disk": 10, "vcpus": 1}]})
         if url.startswith("http://c:8774/v2.1/os-hypervisors"):
             return httpx.Response(200, json={"hypervisors": [{"id": 1}, {"id": 2}]})
         if url == "http://c:8774/":
@@ -184,6 +184,13 @@ def test_discover_reads_the_cloud() -> None:
     assert got.admin_domain == "Default" and got.ssh_user == "root"
 
 
+def test_discover_takes_the_flavors_named() -> None:
+    got = tc.discover(ENTRY, fake_cloud(), flavors=("m1.small", "3"))
+    assert (got.flavor_ref, got.flavor_alt_ref) == ("2", "3")
+    got = tc.discover(ENTRY, fake_cloud(), flavors=(None, "m1.medium"))
+    assert (got.flavor_ref, got.flavor_alt_ref) == ("1", "3")
+
+
 def test_discover_without_volume_service() -> None:
     got = tc.discover(ENTRY, fake_cloud(types=("identity", "compute", "network", "image")))
     assert got.volume_catalog_type is None and got.volume_microversions is None
@@ -197,6 +204,7 @@ def test_discover_takes_the_older_volume_catalog_type() -> None:
 
 @pytest.mark.parametrize(("kwargs", "cloud", "message"), [
     ({}, {"externals": 0}, "no external network"),
+    ({"flavors": ("m1.huge", None)}, {}, r"no flavor named 'm1.huge' \(the cloud has: "),
     ({"image": "absent"}, {}, "no active image named 'absent'"),
     ({"image": "mine"}, {}, "the image 'mine' is private: Tempest's projects cannot boot it"),
     ({}, {"login": 401}, "POST http://cloud.example:5000/v3/auth/tokens: 401"),

@@ -303,13 +303,25 @@ class Discovery:
                                  f"in region {self.region} (it has: {sorted(self.catalog)})")
         return self.catalog[kind]
 
-    def flavors(self) -> tuple[str, str]:
+    def flavors(self, wanted: Sequence[str | None] = (None, None)) -> tuple[str, str]:
+        """The ids of the flavors named (or with the ids) ``wanted``; for each not given,
+        the smallest flavors (RAM, disk, vCPUs): the first and the second."""
         found = self._get(self.endpoint("compute") + "/flavors/detail")["flavors"]
         if not found:
             raise DiscoveryError("the cloud has no flavor")
         ordered = sorted(found, key=lambda f: (f.get("ram", 0), f.get("disk", 0),
                                                f.get("vcpus", 0), f["id"]))
-        return str(ordered[0]["id"]), str(ordered[min(1, len(ordered) - 1)]["id"])
+        picked: list[str] = []
+        for i, want in enumerate(wanted):
+            if want is None:
+                picked.append(str(ordered[min(i, len(ordered) - 1)]["id"]))
+                continue
+            match = [f for f in ordered if want in (f["id"], f.get("name"))]
+            if not match:
+                raise DiscoveryError(f"no flavor named {want!r} (the cloud has: "
+                                     f"{sorted(str(f.get('name')) for f in ordered)})")
+            picked.append(str(match[0]["id"]))
+        return picked[0], picked[1]
 
     def image(self, name: str | None) -> str:
         base = self.endpoint("image").removesuffix("/v2") + "/v2/images"
@@ -352,12 +364,13 @@ class Discovery:
 
 def discover(entry: dict[str, Any], http: httpx.Client, *, image: str | None = None,
              public_network: str | None = None, ssh_user: str | None = None,
+             flavors: Sequence[str | None] = (None, None),
              build_timeout: int = 300) -> CloudFacts:
     """The facts of the cloud ``entry`` (a clouds.yaml entry) describes."""
     d = Discovery(entry, http)
     d.login()
     volume_type = next((t for t in VOLUME_TYPES if t in d.catalog), None)
-    flavor, flavor_alt = d.flavors()
+    flavor, flavor_alt = d.flavors(flavors)
     image_id = d.image(image)
     net_id, net_name = d.public_network(public_network)
     auth = d.auth
@@ -394,6 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image", help="the image's name (default: the smallest active one)")
     parser.add_argument("--public-network", help="the external network's name (default: the "
                         "first external network)")
+    parser.add_argument("--flavor", help="the servers' flavor, by name or id (default: the "
+                        "smallest)")
+    parser.add_argument("--flavor-alt", help="the resize flavor (default: the second "
+                        "smallest)")
     parser.add_argument("--ssh-user", help="validate guests over SSH as this user (default: "
                         "validation off)")
     parser.add_argument("--build-timeout", type=int, default=300)
@@ -403,7 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         entry = load_cloud(args.clouds_yaml, args.cloud)
         with httpx.Client(timeout=60) as http:
             facts = discover(entry, http, image=args.image, public_network=args.public_network,
-                             ssh_user=args.ssh_user, build_timeout=args.build_timeout)
+                             ssh_user=args.ssh_user, flavors=(args.flavor, args.flavor_alt),
+                             build_timeout=args.build_timeout)
     except (DiscoveryError, httpx.HTTPError) as exc:
         print(f"tempest_conf: {exc}", file=sys.stderr)
         return 1
