@@ -172,3 +172,50 @@ def test_dhcp_hook_uses_the_router_without_static_routes(busybox: Path, tmp_path
     assert "default via 10.9.0.1 dev eth0 onlink" in routes
     assert "10.9.0.2" not in routes
     assert "10.9.0.0/16 dev eth0" in routes
+
+
+def test_curl_stand_in_gets_and_posts_over_busybox_wget(busybox: Path, tmp_path: Path) -> None:
+    """tiny/usr/bin/curl (Tempest's `curl URL`, `curl -X POST -d DATA URL`) on busybox
+    wget, against a local HTTP server; options it does not know exit 2."""
+    import http.server
+    import threading
+
+    posted: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"172.24.4.10")
+
+        def do_POST(self) -> None:
+            posted.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for applet in ("wget", "timeout"):
+        (bindir / applet).symlink_to(busybox)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+    url = f"http://127.0.0.1:{server.server_address[1]}/latest/meta-data/public-ipv4"
+    curl = [str(busybox), "sh", str(TINY / "usr" / "bin" / "curl")]
+    try:
+        got = subprocess.run([*curl, url], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert (got.returncode, got.stdout) == (0, "172.24.4.10"), got.stderr
+        done = subprocess.run([*curl, "-X", "POST", "-d", "testtest", url], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert posted == [b"testtest"]
+        bad = subprocess.run([*curl, "-k", url], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert bad.returncode == 2 and "option -k is not supported" in bad.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
