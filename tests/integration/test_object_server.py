@@ -138,3 +138,55 @@ def test_replicator_restores_a_replica_after_a_device_returns(server: ObjectServ
     server.replicate_once()
     assert httpx.get(f"{url}/o", headers=h).status_code == 404
     assert httpx.delete(url, headers=h).status_code == 204
+
+
+def test_container_and_object_module_logic(server: ObjectServer, tmp_path: Path,
+                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    """cloud_container and cloud_object's convergence against the real service: check
+    mode, the real run, the second run unchanged, a metadata-only change, a delete."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+    from compute_module_fakes import collections_root, compute_utils
+
+    roots = collections_root(tmp_path_factory)
+    next(roots)
+    try:
+        cl = compute_utils("stratus_client")
+        ou = compute_utils("stratus_object")
+        client = cl.StratusClient(cl.load_cloud(
+            "stratus", clouds_yaml=str(server.identity.clouds_yaml())))
+        client.authenticate()
+        cont = {"name": "zob-mod", "state": "present", "metadata": {"Owner": "ops"},
+                "delete_metadata_keys": None, "read_ACL": None, "write_ACL": None,
+                "public": True, "delete_with_all_objects": False}
+
+        def run_c(p: dict[str, Any], check: bool = False) -> dict[str, Any]:
+            return dict(ou.ContainerConvergence.connect(client, p, check).run())
+
+        assert run_c(cont, check=True)["changed"] is True
+        assert ou.ObjectStoreApi(client).container("zob-mod") is None
+        made = run_c(cont)
+        assert made["changed"] and made["container"]["read_ACL"] == ".r:*,.rlistings"
+        assert run_c(cont)["changed"] is False
+        obj = {"container": "zob-mod", "name": "dir/o.txt", "filename": None,
+               "data": "text body", "content_type": None, "metadata": {"k": "v"},
+               "state": "present"}
+
+        def run_o(p: dict[str, Any], check: bool = False) -> dict[str, Any]:
+            return dict(ou.ObjectConvergence.connect(client, p, check).run())
+
+        assert run_o(obj, check=True)["object"] is None
+        up = run_o(obj)
+        assert up["changed"] and up["object"]["metadata"] == {"k": "v"}
+        assert run_o(obj)["changed"] is False
+        assert httpx.get(f"{server.url}/v1/AUTH_{client.project_id}/zob-mod/dir/o.txt"
+                         ).text == "text body"  # public: no token needed
+        meta_only = run_o({**obj, "metadata": {"k": "w"}})
+        assert meta_only["changed"] and meta_only["diff"]["after"] == {"metadata.k": "w"}
+        (tmp_path / "f").write_text("file body")
+        assert run_o({**obj, "data": None, "filename": str(tmp_path / "f")})["changed"]
+        gone = run_c({**cont, "state": "absent", "delete_with_all_objects": True})
+        assert gone["changed"] and ou.ObjectStoreApi(client).container("zob-mod") is None
+    finally:
+        next(roots, None)
