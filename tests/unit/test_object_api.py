@@ -206,3 +206,41 @@ def test_lost_and_corrupt_replicas_come_back_and_deletes_stay(api: ObjectApi) ->
     replicate(api.core.store.rings)
     assert api.client.get(f"{A}/c/o", headers=H).status_code == 404
     assert copies(api, "o") == []
+
+
+def _sig(key: str, method: str, expires: int, path: str, digest: str = "sha1") -> str:
+    import hmac
+
+    return hmac.new(key.encode(), f"{method}\n{expires}\n{path}".encode(),
+                    getattr(hashlib, digest)).hexdigest()
+
+
+def test_tempurl(api: ObjectApi) -> None:
+    assert put(api, "t", b"temp").status_code == 201
+    assert api.client.post(A, headers={**H, "X-Account-Meta-Temp-URL-Key": "k1"}
+                           ).status_code == 204
+    path = f"{A}/c/t"
+    exp = int(time.time()) + 60
+    for digest in ("sha1", "sha256", "sha512"):
+        url = f"{path}?temp_url_sig={_sig('k1', 'GET', exp, path, digest)}&temp_url_expires={exp}"
+        assert api.client.get(url).content == b"temp"
+    assert api.client.head(
+        f"{path}?temp_url_sig={_sig('k1', 'GET', exp, path)}&temp_url_expires={exp}"
+    ).status_code == 200
+    bad = api.client.get(f"{path}?temp_url_sig={'0' * 40}&temp_url_expires={exp}")
+    assert bad.status_code == 401 and "does not match" in bad.text
+    old = int(time.time()) - 1
+    r = api.client.get(f"{path}?temp_url_sig={_sig('k1', 'GET', old, path)}"
+                       f"&temp_url_expires={old}")
+    assert r.status_code == 401 and "expired" in r.text
+    # a GET signature does not let a PUT in; a PUT signature does, with a container key
+    assert api.client.post(f"{A}/c", headers={**H, "X-Container-Meta-Temp-URL-Key": "k2"}
+                           ).status_code == 204
+    new = f"{A}/c/up"
+    r = api.client.put(f"{new}?temp_url_sig={_sig('k2', 'GET', exp, new)}"
+                       f"&temp_url_expires={exp}", content=b"x")
+    assert r.status_code == 401
+    r = api.client.put(f"{new}?temp_url_sig={_sig('k2', 'PUT', exp, new)}"
+                       f"&temp_url_expires={exp}", content=b"x")
+    assert r.status_code == 201
+    assert "tempurl" in api.client.get("/info").json()

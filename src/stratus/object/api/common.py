@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from stratus.common.app import Req
 from stratus.common.auth import AuthContext
-from stratus.common.errors import BadRequest, NotFound
-from stratus.object import acl
+from stratus.common.errors import BadRequest, NotFound, Unauthorized
+from stratus.object import acl, tempurl
 from stratus.object.core import ObjectService
 from stratus.object.views import LIMITS, check_name
 
@@ -49,6 +49,8 @@ async def container_access(req: Req, svc: ObjectService, account: str, container
     if level == "write" or (level == "read" and not write):
         info = await run_in_threadpool(svc.listings.container, account, container)
         return ctx, info
+    if ctx is None and "temp_url_sig" in req.query and "object" in req.params:
+        return None, await _tempurl(req, svc, account, container)
     try:
         info = await run_in_threadpool(svc.listings.container, account, container)
     except NotFound:
@@ -72,3 +74,24 @@ async def account_access(req: Req, account: str, write: bool) -> AuthContext:
 
 def std_headers(ts: str) -> dict[str, str]:
     return {"X-Timestamp": ts}
+
+
+async def _tempurl(req: Req, svc: ObjectService, account: str, container: str
+                   ) -> dict[str, Any]:
+    """The container, when the request's TempURL signature is good; else 401."""
+    keys: list[str] = []
+    acct = await run_in_threadpool(svc.listings.account, account)
+    keys += [acct["meta"][k] for k in tempurl.KEY_NAMES if acct["meta"].get(k)]
+    try:
+        info = await run_in_threadpool(svc.listings.container, account, container)
+    except NotFound:
+        info = None
+    if info is not None:
+        keys += [info["meta"][k] for k in tempurl.KEY_NAMES if info["meta"].get(k)]
+    method = req.request.method
+    why = "TempURL is not allowed for this method." if method not in tempurl.METHODS else \
+        tempurl.valid(method, req.request.url.path, req.query.get("temp_url_sig", ""),
+                      req.query.get("temp_url_expires", ""), keys)
+    if why or info is None:
+        raise Unauthorized(why or "The temporary URL's signature does not match.")
+    return info

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.common.app import Req, Routes
+from stratus.object import tempurl
 from stratus.object.core import ObjectService
 from stratus.object.views import LIMITS
 
@@ -18,7 +19,10 @@ def capabilities(svc: ObjectService) -> dict[str, Any]:
                       "account_listing_limit": svc.settings.listing_limit,
                       "version": "2.31.0-stratus",
                       "policies": [{"name": "Policy-0", "default": True}]},
-            "container_quotas": {}, "account_quotas": {}}
+            "container_quotas": {}, "account_quotas": {},
+            "tempurl": {"methods": list(tempurl.METHODS),
+                        "allowed_digests": sorted(tempurl.DIGESTS),
+                        "incoming_remove_headers": [], "outgoing_remove_headers": []}}
 
 
 @routes.add(("GET", "HEAD"), "/info")
