@@ -244,3 +244,17 @@ def test_tempurl(api: ObjectApi) -> None:
                        f"&temp_url_expires={exp}", content=b"x")
     assert r.status_code == 201
     assert "tempurl" in api.client.get("/info").json()
+
+
+def test_bulk_delete(api: ObjectApi) -> None:
+    for name in ("b1", "b 2"):
+        assert put(api, name, b"x").status_code == 201
+    body = "/c/b1\n/c/b%202\n/c/none\n/c\n"
+    r = api.client.post(f"{A}?bulk-delete", headers={**H, "Accept": "application/json",
+                                                     "Content-Type": "text/plain"},
+                        content=body)
+    assert r.status_code == 200
+    assert r.json()["Number Deleted"] == 3 and r.json()["Number Not Found"] == 1
+    assert api.client.head(f"{A}/c", headers=H).status_code == 404
+    r = api.client.post(f"{A}?bulk-delete", headers={"X-Auth-Token": BOB}, content=body)
+    assert r.status_code == 403

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, Forbidden, MethodNotAllowed
+from stratus.object.api.bulk import bulk_delete
 from stratus.object.api.common import account_access, account_name
 from stratus.object.core import ObjectService
 from stratus.object.listings import ListParams
@@ -64,10 +65,12 @@ def account_headers(info: dict[str, Any]) -> dict[str, str]:
 async def account(req: Req, svc: ObjectService) -> Response:
     name = account_name(req)
     method = req.request.method
-    if method in ("PUT", "DELETE"):
+    if method == "PUT" or (method == "DELETE" and "bulk-delete" not in req.query):
         raise MethodNotAllowed("Accounts are made on first use and cannot be deleted here.",
                                headers={"Allow": "GET, HEAD, POST"})
-    ctx = await account_access(req, name, write=method == "POST")
+    ctx = await account_access(req, name, write=method in ("POST", "DELETE"))
+    if "bulk-delete" in req.query and method in ("POST", "DELETE"):
+        return await bulk_delete(req, svc, name)
     if method == "POST":
         updates = meta_updates(req.request.headers, "account")
         if any(k in QUOTA_KEYS for k in updates) and not ctx.is_admin:

@@ -6,6 +6,7 @@ from typing import Any
 
 from stratus.common.app import Req, Routes
 from stratus.object import tempurl
+from stratus.object.api import bulk
 from stratus.object.core import ObjectService
 from stratus.object.views import LIMITS
 
@@ -20,6 +21,8 @@ def capabilities(svc: ObjectService) -> dict[str, Any]:
                       "version": "2.31.0-stratus",
                       "policies": [{"name": "Policy-0", "default": True}]},
             "container_quotas": {}, "account_quotas": {},
+            "bulk_delete": {"max_deletes_per_request": bulk.MAX_DELETES,
+                            "max_failed_deletes": bulk.MAX_DELETES},
             "tempurl": {"methods": list(tempurl.METHODS),
                         "allowed_digests": sorted(tempurl.DIGESTS),
                         "incoming_remove_headers": [], "outgoing_remove_headers": []}}
