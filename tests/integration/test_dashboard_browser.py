@@ -30,6 +30,7 @@ CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver")
 By = pytest.importorskip("selenium.webdriver.common.by").By
 Select = pytest.importorskip("selenium.webdriver.support.select").Select
+WebDriverException = pytest.importorskip("selenium.common.exceptions").WebDriverException
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def until(fn: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        value = fn()
+        try:
+            value = fn()
+        except WebDriverException:  # the page changed under the lookup: look again
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

@@ -217,3 +217,16 @@ def test_catalog_lookup_prefers_the_configured_interface() -> None:
     assert api.endpoint("network") is None and not api.has("network")
     with pytest.raises(ApiFailure):
         api.client("network")
+
+
+def test_instances_are_paged_by_marker(app: Any) -> None:
+    client, cloud, _dash = app
+    login(client)
+    servers = [{"id": f"{i:08x}-0000", "name": f"s{i}", "status": "ACTIVE"}
+               for i in range(50)]
+    cloud.answers[("compute", "GET", "servers/detail")] = {"servers": servers}
+    page = client.get("/project/instances/")
+    assert 'href="/project/instances/?marker=00000031-0000"' in page.text
+    page = client.get("/project/instances/?marker=00000031-0000")
+    assert 'data-status-url="/project/instances/status.json?marker=00000031-0000"' in page.text
+    assert client.get("/project/instances/?marker=../x").status_code == 400

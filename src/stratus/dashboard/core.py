@@ -16,6 +16,7 @@ import httpx
 
 from stratus.dashboard.cloud import ApiFailure, Cloud, UserApi
 
+PAGE_SIZE = 50  # servers per instances page (Nova's marker paging): a page's cost is flat
 POWER_ACTIONS = {"start": {"os-start": None}, "stop": {"os-stop": None},
                  "reboot": {"reboot": {"type": "SOFT"}},
                  "hard-reboot": {"reboot": {"type": "HARD"}}}
@@ -72,9 +73,11 @@ class DashboardCore:
         return charts
 
     # -- instances --------------------------------------------------------------------
-    def servers(self, api: UserApi) -> list[dict[str, Any]]:
-        """The project's servers, with their image name joined from one image list."""
-        servers = api.get("compute", "servers/detail").get("servers", [])
+    def servers(self, api: UserApi, marker: str = "", limit: int = PAGE_SIZE
+                ) -> list[dict[str, Any]]:
+        """One page of the project's servers (newest first, after ``marker``), with
+        their image name joined from one image list."""
+        servers = self._server_page(api, marker, limit)
         images = {i["id"]: i.get("name") or i["id"] for i in self.images(api)} \
             if api.has("image") else {}
         rows = []
@@ -84,12 +87,19 @@ class DashboardCore:
                          if isinstance(image, dict) and image else "(volume)",
                          "flavor_name": (s.get("flavor") or {}).get("original_name", ""),
                          "created": s.get("created", "")})
-        rows.sort(key=lambda r: (r["name"], r["id"]))
         return rows
 
-    def statuses(self, api: UserApi) -> list[dict[str, Any]]:
-        """What the instances page refreshes without a reload (one call)."""
-        return [status_row(s) for s in api.get("compute", "servers/detail").get("servers", [])]
+    def statuses(self, api: UserApi, marker: str = "", limit: int = PAGE_SIZE
+                 ) -> list[dict[str, Any]]:
+        """What the instances page refreshes without a reload (one call, the same page)."""
+        return [status_row(s) for s in self._server_page(api, marker, limit)]
+
+    @staticmethod
+    def _server_page(api: UserApi, marker: str, limit: int) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if marker:
+            params["marker"] = marker
+        return list(api.get("compute", "servers/detail", params=params).get("servers", []))
 
     def server(self, api: UserApi, server_id: str) -> dict[str, Any]:
         return dict(api.get("compute", f"servers/{server_id}")["server"])

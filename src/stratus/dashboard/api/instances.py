@@ -10,12 +10,17 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from stratus.common.app import Routes
-from stratus.dashboard.core import POWER_ACTIONS
+from stratus.dashboard.core import PAGE_SIZE, POWER_ACTIONS
 from stratus.dashboard.web import FormError, Page, check_id, page
 
 routes = Routes()
 ACTIONS = {*POWER_ACTIONS, "delete", "snapshot"}
 MAX_USER_DATA = 65535
+
+
+def _marker(ctx: Page) -> str:
+    marker = ctx.request.query_params.get("marker", "")
+    return check_id(marker, "instance") if marker else ""
 
 
 def _server_id(ctx: Page) -> str:
@@ -25,18 +30,20 @@ def _server_id(ctx: Page) -> str:
 @routes.add("GET", "/project/instances/")
 @page
 def list_instances(ctx: Page) -> Response:
-    servers = ctx.svc.core.servers(ctx.api)
+    marker = _marker(ctx)
+    servers = ctx.svc.core.servers(ctx.api, marker)
     fips = []
     if ctx.api.has("network"):
         fips = ctx.api.get("network", "v2.0/floatingips").get("floatingips", [])
     return ctx.render("instances.html", section="instances", servers=servers,
-                      actions=sorted(POWER_ACTIONS), floatingips=fips)
+                      actions=sorted(POWER_ACTIONS), floatingips=fips, marker=marker,
+                      next_marker=servers[-1]["id"] if len(servers) == PAGE_SIZE else "")
 
 
 @routes.add("GET", "/project/instances/status.json")
 @page
 def instance_statuses(ctx: Page) -> Response:
-    return JSONResponse({"servers": ctx.svc.core.statuses(ctx.api)})
+    return JSONResponse({"servers": ctx.svc.core.statuses(ctx.api, _marker(ctx))})
 
 
 @routes.add("GET", "/project/instances/launch")
