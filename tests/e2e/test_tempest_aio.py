@@ -1,0 +1,150 @@
+"""Tempest's smoke tests (issue 12) against the suite's session cloud (test_boot_aio.py's
+deploy, the ``cloud`` fixture of tests/e2e/conftest.py), as ``make tempest`` runs them
+against /etc/stratus's cloud.
+
+The external network ``public`` is the boot module's (its task, idempotent, so this
+module also runs alone); the tiny image is uploaded public as ``ztp-tiny-<hex>`` (Tempest's
+projects must see it) and deleted afterwards; the tempest.conf comes from
+stratus.tools.tempest_conf, with validation over SSH on (root, the tiny guest's key from
+the metadata); ``tempest run --smoke --concurrency 2`` without the tests of
+etc/tempest-skips.txt. The test fails naming every failed test, and every test skipped for
+a reason not in ALLOWED_SKIPS (each there says why it is allowed). Tempest's dynamic
+credentials make and delete their own projects, users and networks; afterwards no
+server, volume or project of Tempest's is left that was not there before. Marked
+``e2e_boot_cloud``: it runs before the bystander guest is booted. About 4-5 minutes here
+(two guests at once, TCG).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from test_boot_aio import BIN, REPO, Cloud, boot_tasks
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.e2e_boot_cloud,
+              pytest.mark.timeout(1500)]
+
+RESULT = re.compile(r"^\{\d+\} (?P<test>\S+(?: \([^)]*\))?)(?: \[[\d.]+s\])? \.\.\. "
+                    r"(?P<status>ok|FAILED|SKIPPED(?:: (?P<reason>.*))?)$", re.MULTILINE)
+
+# Skip reasons the smoke run may give, each with why it is not a failure of Stratus.
+ALLOWED_SKIPS = {
+    # Object storage: joins the run by itself once the catalog has an object-store service.
+    "skipped as swift is not available": "no object storage service in the catalog",
+    # The dashboard test needs a Horizon login page; Stratus has no Horizon.
+    "Horizon support is required": "no dashboard",
+    # The multinode scenario: the all-in-one deploy has one compute host.
+    "Less than 2 compute nodes": "one compute host (all-in-one)",
+    # Subnets are IPv4 only (network/subnets.py refuses ip_version 6): the IPv6 variants
+    # of the network API classes skip themselves. docs/tempest.md lists it as not built.
+    "IPv6 Tests are disabled": "IPv6 subnets not built",
+}
+
+
+def results(output: str) -> tuple[list[str], list[str], dict[str, str]]:
+    """(passed, failed, skipped: test -> reason) from `tempest run`'s per-test lines."""
+    passed: list[str] = []
+    failed: list[str] = []
+    skipped: dict[str, str] = {}
+    for match in RESULT.finditer(output):
+        test, status = match["test"], match["status"]
+        if status == "ok":
+            passed.append(test)
+        elif status == "FAILED":
+            failed.append(test)
+        else:
+            skipped[test] = match["reason"] or ""
+    return passed, failed, skipped
+
+
+def test_results_parser_reads_tempest_lines() -> None:
+    output = (
+        "{0} tempest.api.a.T.test_x[id-1,smoke] [0.5s] ... ok\n"
+        "{1} tempest.api.b.T.test_y[id-2,smoke] [1.0s] ... FAILED\n"
+        "{1} setUpClass (tempest.api.c.T) ... SKIPPED: Horizon support is required\n"
+        "{0} setUpClass (tempest.api.d.T) [0.000000s] ... FAILED\n")
+    passed, failed, skipped = results(output)
+    assert passed == ["tempest.api.a.T.test_x[id-1,smoke]"]
+    assert failed == ["tempest.api.b.T.test_y[id-2,smoke]", "setUpClass (tempest.api.d.T)"]
+    assert skipped == {"setUpClass (tempest.api.c.T)": "Horizon support is required"}
+
+
+def run_tempest(ws: Path, env: dict[str, str], *args: str,
+                timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    """`tempest run` in its own process group: on a timeout the whole group (its stestr
+    workers too, which would outlive tempest) is killed before the test fails."""
+    proc = subprocess.Popen([str(BIN / "tempest"), "run", *args], cwd=ws, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"tempest run did not finish in {timeout:.0f} s:\n{out[-4000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def tempest_leftovers(cloud: Cloud) -> list[str]:
+    """Servers, volumes and projects of Tempest's (names start with tempest-) still there."""
+    left: list[str] = []
+    servers = cloud.api("GET", "compute", "/servers?all_tenants=1").json()["servers"]
+    left += [f"server {s['name']}" for s in servers if s["name"].lower().startswith("tempest")]
+    resp = cloud.api("GET", "block-storage", "/volumes?all_tenants=1")
+    if resp.status_code == 200:
+        left += [f"volume {v['name']}" for v in resp.json()["volumes"]
+                 if (v.get("name") or "").lower().startswith("tempest")]
+    projects = cloud.api("GET", "identity", "/v3/projects").json()["projects"]
+    left += [f"project {p['name']}" for p in projects
+             if p["name"].lower().startswith("tempest")]
+    return left
+
+
+def test_tempest_smoke_passes(cloud: Cloud) -> None:
+    cloud.play(boot_tasks(cloud)[1:2], "tempest-setup")  # the external network public
+    before = set(tempest_leftovers(cloud))
+    image_name = f"ztp-tiny-{secrets.token_hex(3)}"
+    image = cloud.openstack("image", "create", "--public", "--disk-format", "qcow2",
+                            "--container-format", "bare", "--file",
+                            str(REPO / "tests" / "images" / "cache" / "tiny.qcow2"), image_name)
+    workdir = Path(tempfile.mkdtemp(prefix="ztp-tempest-", dir="/tmp"))
+    try:
+        ws = workdir / "ws"
+        subprocess.run([str(BIN / "tempest"), "init", "--workspace-path",
+                        str(workdir / "workspace.yaml"), str(ws)], check=True,
+                       capture_output=True, text=True, timeout=120)
+        subprocess.run([str(BIN / "python"), "-m", "stratus.tools.tempest_conf",
+                        "--clouds-yaml", str(cloud.clouds_yaml), "--image", image_name,
+                        "--public-network", "public", "--ssh-user", "root",
+                        "--flavor", "m1.tiny", "--flavor-alt", "m1.small",
+                        "--output", str(ws / "etc" / "tempest.conf")],
+                       check=True, capture_output=True, text=True, timeout=120)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        done = run_tempest(ws, env, "--smoke", "--concurrency", "2",
+                           "--exclude-list", str(REPO / "etc" / "tempest-skips.txt"))
+        (cloud.work / "tempest-smoke.log").write_text(done.stdout + done.stderr)
+        passed, failed, skipped = results(done.stdout)
+        totals = done.stdout.rpartition("Totals")[2][:400]
+        print(f"tempest smoke: {len(passed)} passed, {len(failed)} failed, "
+              f"{len(skipped)} skipped\n{totals}")
+        assert not failed, ("Tempest smoke tests failed (log: tempest-smoke.log of "
+                            "the kept logs):\n" + "\n".join(failed))
+        unexplained = {test: reason for test, reason in skipped.items()
+                       if not any(allowed in reason for allowed in ALLOWED_SKIPS)}
+        assert not unexplained, f"Tempest smoke tests skipped for other reasons: {unexplained}"
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+        # 69 pass on the all-in-one cloud (12 skipped classes, all in ALLOWED_SKIPS): a run
+        # that silently lost tests is a failure too
+        assert len(passed) >= 69, f"only {len(passed)} smoke tests passed:\n{totals}"
+        assert set(tempest_leftovers(cloud)) - before == set()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        cloud.openstack("image", "delete", image["id"], fmt=False, check=False)
