@@ -23,13 +23,18 @@ from stratus.object.diskfile import MARKER, Device
 pytestmark = [pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectServer]:
-    root = tmp_path_factory.mktemp("zob-object")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectServer]:
+    root = tmp_path_factory.mktemp(f"zob-object-{request.param}")
+    url = ""
+    if request.param == "postgresql":
+        pg = request.getfixturevalue("postgres")
+        url = pg.create_database(f"zob_object_{os.getpid()}_{root.name.replace('-', '_')}")
     identity = IdentityServer(root / "identity", f"sqlite:///{root}/identity.sqlite")
     identity.prepare()
     identity.start()
-    srv = ObjectServer(root / "object", identity)
+    srv = ObjectServer(root / "object", identity, database_url=url)
     try:
         srv.prepare()
         srv.start()
@@ -190,3 +195,18 @@ def test_container_and_object_module_logic(server: ObjectServer, tmp_path: Path,
         assert gone["changed"] and ou.ObjectStoreApi(client).container("zob-mod") is None
     finally:
         next(roots, None)
+
+
+def test_listing_order_is_byte_order(server: ObjectServer) -> None:
+    token, account = _token_and_account(server)
+    h = {"X-Auth-Token": token}
+    url = f"{server.url}/v1/{account}/zob-order"
+    assert httpx.put(url, headers=h).status_code in (201, 202)
+    names = ["a", "B", "\u00e9", "Z", "a-b", "a/b"]
+    for name in names:
+        assert httpx.put(f"{url}/{name}", headers=h, content=b"").status_code == 201
+    listed = httpx.get(url, headers=h).text.splitlines()
+    assert listed == sorted(names, key=lambda n: n.encode())
+    for name in names:
+        assert httpx.delete(f"{url}/{name}", headers=h).status_code == 204
+    assert httpx.delete(url, headers=h).status_code == 204

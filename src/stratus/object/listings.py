@@ -202,7 +202,7 @@ class Listings:
             q = (sa.select(Container.name, Container.put_timestamp, stats.c.n, stats.c.b)
                  .outerjoin(stats, stats.c.c == Container.name)
                  .where(Container.account == account))
-            q = _window(q, Container.name, p, after, before)
+            q = _window(q, Container.name, p, after, before, s.get_bind().dialect.name)
             return [{"name": n, "count": int(c or 0), "bytes": int(b or 0),
                      "last_modified": t} for n, t, c, b in s.execute(q).all()]
         return self.db.transaction(lambda s: _walk(s, fetch, p))
@@ -212,15 +212,19 @@ class Listings:
             q = sa.select(ObjectRow.name, ObjectRow.size, ObjectRow.etag,
                           ObjectRow.content_type, ObjectRow.timestamp).where(
                 ObjectRow.account == account, ObjectRow.container == container)
-            q = _window(q, ObjectRow.name, p, after, before)
+            q = _window(q, ObjectRow.name, p, after, before, s.get_bind().dialect.name)
             return [{"name": n, "bytes": int(b), "hash": e, "content_type": ct,
                      "last_modified": t} for n, b, e, ct, t in s.execute(q).all()]
         return self.db.transaction(lambda s: _walk(s, fetch, p))
 
 
-def _window(q: Any, col: Any, p: ListParams, after: str, before: str) -> Any:
+def _window(q: Any, col: Any, p: ListParams, after: str, before: str,
+            dialect: str = "sqlite") -> Any:
     """Rows strictly between ``after`` and ``before`` (empty: unbounded), with the
-    prefix, in listing order, one batch."""
+    prefix, in listing order (by code point, as Swift's byte order: PostgreSQL compares
+    with the "C" collation), one batch."""
+    if dialect == "postgresql":
+        col = col.collate("C")
     if after:
         q = q.where(col > after)
     if before:
