@@ -132,14 +132,26 @@ class DashClient:
 
 
 @contextmanager
-def dashboard_stack(root: Path) -> Iterator[tuple[ComputeStack, DashboardServer]]:
-    """The API services and the dashboard; everything stopped by pid afterwards; a
-    traceback in the dashboard's log fails the caller."""
+def dashboard_stack(root: Path, volume: bool = False
+                    ) -> Iterator[tuple[ComputeStack, DashboardServer]]:
+    """The API services (with ``volume``: stratus-volume too, in the catalog, without a
+    storage host) and the dashboard; everything stopped by pid afterwards; a traceback
+    in the dashboard's log fails the caller."""
     with compute_stack(root) as st:
+        vol = None
+        if volume:
+            from volume_api import VolumeServer
+
+            vol = VolumeServer(root / "volume", f"sqlite:///{root}/volume.sqlite",
+                               st.identity, image_url=st.image.url)
+            vol.prepare()
+            vol.start()
         dash = DashboardServer(root / "dashboard", st.identity)
-        dash.start()
         try:
+            dash.start()
             yield st, dash
             assert "Traceback" not in dash.log(), dash.log()[-3000:]
         finally:
             dash.stop()
+            if vol is not None:
+                vol.stop()

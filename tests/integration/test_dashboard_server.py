@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("zdb-dash")
-    with dashboard_stack(root) as (st, dash):
+    with dashboard_stack(root, volume=True) as (st, dash):
         admin = st.identity.token()
         flavor = make_flavor(st.compute.url, admin, "zdb-tiny")
         yield {"stack": st, "dash": dash, "flavor": flavor,
@@ -258,3 +258,20 @@ def test_admin_panels_for_admins_only(env: dict[str, Any], alice: DashClient) ->
     assert 'id="hypervisors"' in page.text and 'id="all-instances"' in page.text
     assert int(page.headers["x-stratus-api-calls"]) == 6
     admin.close()
+
+
+def test_volumes_page_and_overview_charts(env: dict[str, Any], alice: DashClient) -> None:
+    overview = alice.get("/project/")
+    for label in ("Instances", "VCPUs", "RAM", "Volumes", "Volume storage",
+                  "Floating IPs", "Security groups"):
+        assert f"<strong>{label}</strong>" in overview.text
+    alice.get("/project/volumes/")
+    resp = alice.post("/project/volumes/create", {"name": "zdb-vol", "size": "1"})
+    assert "zdb-vol" in resp.text.split('id="volumes"')[1], resp.text[-2000:]
+    refused = alice.post("/project/volumes/create", {"name": "zdb-vol2", "size": "0"})
+    assert "flash error" in refused.text and "size" in refused.text
+    volume_id = resp.text.split('id="volumes"')[1].split('data-id="')[1].split('"')[0]
+    deleted = alice.post(f"/project/volumes/{volume_id}/delete")
+    assert deleted.status_code == 200
+    assert wait_for(lambda: "zdb-vol" not in alice.get("/project/volumes/").text
+                    .split('id="volumes"')[1]) or "flash error" in deleted.text
