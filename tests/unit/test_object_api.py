@@ -258,3 +258,36 @@ def test_bulk_delete(api: ObjectApi) -> None:
     assert api.client.head(f"{A}/c", headers=H).status_code == 404
     r = api.client.post(f"{A}?bulk-delete", headers={"X-Auth-Token": BOB}, content=body)
     assert r.status_code == 403
+
+
+def test_static_large_object(api: ObjectApi) -> None:
+    assert api.client.put(f"{A}/segs", headers=H).status_code == 201
+    parts = [b"a" * 5, b"b" * 7, b"c" * 3]
+    manifest = []
+    for i, part in enumerate(parts):
+        r = api.client.put(f"{A}/segs/p{i}", headers=H, content=part)
+        manifest.append({"path": f"/segs/p{i}", "etag": r.headers["etag"],
+                         "size_bytes": len(part)})
+    r = api.client.put(f"{A}/c/big?multipart-manifest=put", headers=H,
+                       content=json.dumps(manifest))
+    assert r.status_code == 201
+    whole = b"".join(parts)
+    slo_etag = hashlib.md5("".join(m["etag"] for m in manifest).encode()).hexdigest()
+    assert r.headers["etag"] == slo_etag
+    r = api.client.get(f"{A}/c/big", headers=H)
+    assert r.content == whole and r.headers["x-static-large-object"] == "True"
+    assert r.headers["etag"].strip('"') == slo_etag
+    r = api.client.get(f"{A}/c/big", headers={**H, "Range": "bytes=3-9"})
+    assert r.status_code == 206 and r.content == whole[3:10]
+    listed = api.client.get(f"{A}/c?format=json", headers=H).json()
+    assert listed[0]["bytes"] == len(whole) and listed[0]["hash"] == slo_etag
+    got = api.client.get(f"{A}/c/big?multipart-manifest=get", headers=H).json()
+    assert [g["name"] for g in got] == ["/segs/p0", "/segs/p1", "/segs/p2"]
+    bad = [{**manifest[0], "etag": "0" * 32}, {"path": "/segs/none"}]
+    r = api.client.put(f"{A}/c/bad?multipart-manifest=put", headers=H,
+                       content=json.dumps(bad))
+    assert r.status_code == 400 and "Etag Mismatch" in r.text and "404" in r.text
+    assert api.client.get(f"{A}/c/bad", headers=H).status_code == 404
+    r = api.client.delete(f"{A}/c/big?multipart-manifest=delete", headers=H)
+    assert r.status_code == 200
+    assert api.client.get(f"{A}/segs", headers=H).status_code == 204

@@ -62,7 +62,10 @@ class ObjectService:
         metadata = {**metadata, "name": f"/{account}/{container}/{name}",
                     "size": session.size, "etag": session.etag, "timestamp": ts}
         self.store.commit_put(session, ts, metadata)
-        self.listings.record_object(account, container, name, session.size, session.etag,
+        large = metadata.get("slo") or {}
+        self.listings.record_object(account, container, name,
+                                    large.get("size", session.size),
+                                    large.get("etag", session.etag),
                                     metadata.get("content_type", ""), ts,
                                     metadata.get("delete_at"))
         return ts

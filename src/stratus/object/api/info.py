@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.common.app import Req, Routes
-from stratus.object import tempurl
+from stratus.object import slo, tempurl
 from stratus.object.api import bulk
 from stratus.object.core import ObjectService
 from stratus.object.views import LIMITS
@@ -21,6 +21,9 @@ def capabilities(svc: ObjectService) -> dict[str, Any]:
                       "version": "2.31.0-stratus",
                       "policies": [{"name": "Policy-0", "default": True}]},
             "container_quotas": {}, "account_quotas": {},
+            "slo": {"max_manifest_segments": slo.MAX_SEGMENTS,
+                    "max_manifest_size": slo.MAX_MANIFEST_SIZE,
+                    "min_segment_size": slo.MIN_SEGMENT_SIZE},
             "bulk_delete": {"max_deletes_per_request": bulk.MAX_DELETES,
                             "max_failed_deletes": bulk.MAX_DELETES},
             "tempurl": {"methods": list(tempurl.METHODS),

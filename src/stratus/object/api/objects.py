@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 
 from stratus.common.app import Req, Routes
 from stratus.common.errors import ApiError, BadRequest, PayloadTooLarge
+from stratus.object import slo
 from stratus.object.api.common import (
     account_name,
     container_access,
@@ -57,6 +58,9 @@ def object_headers(f: ObjectFile) -> dict[str, str]:
         headers[key.title()] = value
     if m.get("delete_at") is not None:
         headers["X-Delete-At"] = str(m["delete_at"])
+    if m.get("slo"):
+        headers["ETag"] = f'"{m["slo"]["etag"]}"'
+        headers["X-Static-Large-Object"] = "True"
     return headers
 
 
@@ -151,6 +155,11 @@ async def put_object(req: Req, svc: ObjectService, account: str, container: str,
         raise PayloadTooLarge(f"Your request is too large: objects are at most "
                               f"{svc.settings.max_file_size} bytes.")
     meta = new_metadata(req, name)
+    manifest_body: bytes | None = None
+    if req.query.get("multipart-manifest") == "put" and not copy_from:
+        raw = b"".join([chunk async for chunk in _body(req)])
+        built, meta["slo"] = await run_in_threadpool(slo.build_manifest, svc, account, raw)
+        manifest_body, expected = built, len(built)
     if req.header("if-none-match").strip() == "*":
         try:
             await run_in_threadpool(svc.read, account, container, name)
@@ -168,10 +177,13 @@ async def put_object(req: Req, svc: ObjectService, account: str, container: str,
             if not req.header("content-type"):
                 meta["content_type"] = base.get("content_type", meta["content_type"])
         expected = int(base.get("size", 0))
-    await _quota_check(svc, account, container, info, expected or 0)
+    await _quota_check(svc, account, container, info,
+                       meta["slo"]["size"] if manifest_body is not None else expected or 0)
     session: PutSession = await run_in_threadpool(svc.begin_put, account, container, name)
     try:
-        if source is not None and source.data_path is not None:
+        if manifest_body is not None:
+            await run_in_threadpool(session.write, manifest_body)
+        elif source is not None and source.data_path is not None:
             fh = open(source.data_path, "rb")  # noqa: SIM115 - closed by iter_file
             for chunk in iter_file(fh, 0, expected or 0, chunk=BUFFER):
                 await run_in_threadpool(session.write, chunk)
@@ -184,7 +196,8 @@ async def put_object(req: Req, svc: ObjectService, account: str, container: str,
             raise ClientGone(f"The body had {session.size} bytes, not the "
                              f"{expected} of its Content-Length; nothing was stored.")
         etag = req.header("etag").strip().strip('"').lower()
-        if etag and etag != session.etag:
+        wanted = meta["slo"]["etag"] if manifest_body is not None else session.etag
+        if etag and etag != wanted:
             raise Unprocessable("The ETag header does not match the md5 of the body; "
                                 "nothing was stored.")
         if expected is None:  # chunked: the quotas now that the size is known
@@ -194,7 +207,8 @@ async def put_object(req: Req, svc: ObjectService, account: str, container: str,
     except BaseException:
         session.abort()
         raise
-    headers = {"ETag": session.etag, "Last-Modified": http_date(ts), "X-Timestamp": ts,
+    headers = {"ETag": meta["slo"]["etag"] if manifest_body is not None else session.etag,
+               "Last-Modified": http_date(ts), "X-Timestamp": ts,
                "Content-Type": "text/html; charset=UTF-8"}
     if copy_from:
         headers["X-Copied-From"] = unquote(copy_from).lstrip("/")
@@ -211,6 +225,12 @@ async def get_object(req: Req, svc: ObjectService, account: str, container: str,
     if check_conditions(lowered, f.metadata.get("etag", ""), float(f.timestamp), method):
         return Response(status_code=304, headers={
             k: v for k, v in headers.items() if k != "Content-Type"})
+    if f.metadata.get("slo") and req.query.get("multipart-manifest") != "get":
+        return await _get_slo(req, svc, account, f, headers)
+    if f.metadata.get("slo"):
+        headers["Content-Type"] = "application/json; charset=utf-8"
+        headers.pop("X-Static-Large-Object", None)
+        headers["ETag"] = f.metadata.get("etag", "")
     size = int(f.metadata.get("size", 0))
     if method == "HEAD":
         headers["Content-Length"] = str(size)
@@ -237,6 +257,30 @@ async def get_object(req: Req, svc: ObjectService, account: str, container: str,
     return StreamingResponse(chunks, status_code=206, headers=headers)
 
 
+async def _get_slo(req: Req, svc: ObjectService, account: str, f: ObjectFile,
+                   headers: dict[str, str]) -> Response:
+    """A static large object: its segments in order (one range across them at most)."""
+    assert f.data_path is not None
+    segments = await run_in_threadpool(slo.manifest, svc, f.data_path)
+    size = int(f.metadata["slo"]["size"])
+    if req.request.method == "HEAD":
+        headers["Content-Length"] = str(size)
+        return Response(status_code=200, headers=headers)
+    ranges = parse_range(req.header("range"), size) if req.header("range") else None
+    if ranges is not None and not ranges:
+        raise RangeNotSatisfiable("The Range header matches no byte of the object.",
+                                  headers={"Content-Range": f"bytes */{size}"})
+    if ranges is not None and len(ranges) == 1:
+        a, b = ranges[0]
+        headers["Content-Length"] = str(b - a + 1)
+        headers["Content-Range"] = f"bytes {a}-{b}/{size}"
+        return StreamingResponse(slo.iter_segments(svc, account, segments, a, b - a + 1),
+                                 status_code=206, headers=headers)
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(slo.iter_segments(svc, account, segments, 0, size),
+                             status_code=200, headers=headers)
+
+
 @routes.add(("GET", "HEAD", "PUT", "POST", "DELETE", "COPY"),
             "/v1/{account}/{container}/{object:path}")
 async def object_resource(req: Req, svc: ObjectService) -> Response:
@@ -259,6 +303,13 @@ async def object_resource(req: Req, svc: ObjectService) -> Response:
         return await put_object(req, svc, account, dest_cont, dest_obj,
                                 copy_from=f"{container}/{name}")
     await container_access(req, svc, account, container, write=True)
+    if method == "DELETE" and req.query.get("multipart-manifest") == "delete":
+        f = await run_in_threadpool(svc.read, account, container, name)
+        if f.metadata.get("slo") and f.data_path is not None:
+            segments = await run_in_threadpool(slo.manifest, svc, f.data_path)
+            await run_in_threadpool(slo.delete_all, svc, account, container, name, segments)
+            return Response(f"Number Deleted: {len(segments) + 1}\nResponse Status: 200 OK\n",
+                            media_type="text/plain")
     if method == "DELETE":
         await run_in_threadpool(svc.delete, account, container, name)
         return Response(status_code=204, headers={"Content-Type": "text/html; charset=UTF-8"})
