@@ -291,3 +291,15 @@ def test_static_large_object(api: ObjectApi) -> None:
     r = api.client.delete(f"{A}/c/big?multipart-manifest=delete", headers=H)
     assert r.status_code == 200
     assert api.client.get(f"{A}/segs", headers=H).status_code == 204
+
+
+def test_dynamic_large_object(api: ObjectApi) -> None:
+    for i, part in enumerate((b"one-", b"two-", b"three")):
+        assert put(api, f"segs/{i:03d}", part).status_code == 201
+    r = put(api, "dlo", b"", **{"X-Object-Manifest": "c/segs/"})
+    assert r.status_code == 201
+    r = api.client.get(f"{A}/c/dlo", headers=H)
+    assert r.content == b"one-two-three"
+    assert api.client.get(f"{A}/c/dlo", headers={**H, "Range": "bytes=4-6"}
+                          ).content == b"two"
+    assert api.client.head(f"{A}/c/dlo", headers=H).headers["content-length"] == "13"

@@ -3,6 +3,7 @@ GET (ranges, conditions), HEAD, POST (metadata), DELETE, COPY and ``X-Copy-From`
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from stratus.object.api.common import (
 )
 from stratus.object.core import ObjectService
 from stratus.object.diskfile import ObjectFile
+from stratus.object.listings import ListParams
 from stratus.object.ranges import check_conditions, multipart, parse_range
 from stratus.object.store import PutSession, iter_file
 from stratus.object.views import (
@@ -226,7 +228,15 @@ async def get_object(req: Req, svc: ObjectService, account: str, container: str,
         return Response(status_code=304, headers={
             k: v for k, v in headers.items() if k != "Content-Type"})
     if f.metadata.get("slo") and req.query.get("multipart-manifest") != "get":
-        return await _get_slo(req, svc, account, f, headers)
+        assert f.data_path is not None
+        segments = await run_in_threadpool(slo.manifest, svc, f.data_path)
+        return _get_segments(req, svc, account, segments, headers)
+    dlo = f.metadata.get("headers", {}).get("x-object-manifest")
+    if dlo and req.query.get("multipart-manifest") != "get":
+        segments = await run_in_threadpool(_dlo_segments, svc, account, dlo)
+        headers["ETag"] = '"{}"'.format(hashlib.md5(
+            "".join(s["hash"] for s in segments).encode(), usedforsecurity=False).hexdigest())
+        return _get_segments(req, svc, account, segments, headers)
     if f.metadata.get("slo"):
         headers["Content-Type"] = "application/json; charset=utf-8"
         headers.pop("X-Static-Large-Object", None)
@@ -257,12 +267,19 @@ async def get_object(req: Req, svc: ObjectService, account: str, container: str,
     return StreamingResponse(chunks, status_code=206, headers=headers)
 
 
-async def _get_slo(req: Req, svc: ObjectService, account: str, f: ObjectFile,
-                   headers: dict[str, str]) -> Response:
-    """A static large object: its segments in order (one range across them at most)."""
-    assert f.data_path is not None
-    segments = await run_in_threadpool(slo.manifest, svc, f.data_path)
-    size = int(f.metadata["slo"]["size"])
+def _dlo_segments(svc: ObjectService, account: str, manifest: str) -> list[dict[str, Any]]:
+    """A dynamic large object's segments: the objects under ``<container>/<prefix>``."""
+    cont, _, prefix = unquote(manifest).lstrip("/").partition("/")
+    rows = svc.listings.list_objects(account, cont, ListParams(
+        limit=svc.settings.listing_limit, prefix=prefix))
+    return [{"name": f"/{cont}/{r['name']}", "hash": r["hash"], "bytes": r["bytes"]}
+            for r in rows if "name" in r]
+
+
+def _get_segments(req: Req, svc: ObjectService, account: str,
+                  segments: list[dict[str, Any]], headers: dict[str, str]) -> Response:
+    """A large object: its segments in order (one range across them at most)."""
+    size = sum(int(s["bytes"]) for s in segments)
     if req.request.method == "HEAD":
         headers["Content-Length"] = str(size)
         return Response(status_code=200, headers=headers)
