@@ -303,3 +303,14 @@ def test_dynamic_large_object(api: ObjectApi) -> None:
     assert api.client.get(f"{A}/c/dlo", headers={**H, "Range": "bytes=4-6"}
                           ).content == b"two"
     assert api.client.head(f"{A}/c/dlo", headers=H).headers["content-length"] == "13"
+
+
+def test_account_quota_set_by_an_admin_only(api: ObjectApi) -> None:
+    r = api.client.post(A, headers={**H, "X-Account-Meta-Quota-Bytes": "3"})
+    assert r.status_code == 403
+    r = api.client.post(A, headers={"X-Auth-Token": ADMIN, "X-Account-Meta-Quota-Bytes": "3"})
+    assert r.status_code == 204
+    assert put(api, "fits", b"123").status_code == 201
+    r = put(api, "over", b"4")
+    assert r.status_code == 413 and "account's quota" in r.text
+    assert api.client.get(f"{A}/c/over", headers=H).status_code == 404

@@ -105,12 +105,23 @@ class Listings:
             return False
         return self.db.transaction(work)
 
-    def container(self, account: str, name: str) -> dict[str, Any]:
-        """A container's metadata, policy and counts; 404 when there is none."""
+    def account_meta(self, account: str) -> dict[str, Any]:
+        """An account's metadata alone (no counting)."""
+        def work(s: Session) -> dict[str, Any]:
+            row = s.get(Account, account)
+            return dict(row.meta) if row else {}
+        return self.db.transaction(work)
+
+    def container(self, account: str, name: str, stats: bool = True) -> dict[str, Any]:
+        """A container's metadata, policy and (with ``stats``) counts; 404 when there is
+        none."""
         def work(s: Session) -> dict[str, Any]:
             row = s.get(Container, (account, name))
             if row is None:
                 raise NotFound("The container could not be found.")
+            if not stats:
+                return {"meta": dict(row.meta), "policy": row.policy,
+                        "created_at": row.created_at, "objects": None, "bytes": None}
             count, size = s.execute(
                 sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(ObjectRow.size), 0))
                 .where(ObjectRow.account == account, ObjectRow.container == name)).one()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -131,13 +132,18 @@ class ObjectStore:
 
     def commit_put(self, session: PutSession, ts: str, metadata: dict[str, Any]) -> None:
         ring, _ = self.rings.get()
-        done = 0
-        for w in session.writers:
+
+        def commit(w: Writer) -> bool:
             try:
                 w.commit(ts, metadata)
-                done += 1
+                return True
             except OSError:
                 w.abort()
+                return False
+
+        # the replicas' fsyncs and renames at once (each on its own device)
+        with ThreadPoolExecutor(max(1, len(session.writers))) as pool:
+            done = sum(pool.map(commit, session.writers))
         if done < quorum(ring.replicas):
             raise ServiceUnavailable("The object was not stored on enough devices; retry.")
 

@@ -47,12 +47,12 @@ async def container_access(req: Req, svc: ObjectService, account: str, container
     ctx = await caller(req)
     level = acl.owner_access(ctx, account)
     if level == "write" or (level == "read" and not write):
-        info = await run_in_threadpool(svc.listings.container, account, container)
+        info = await run_in_threadpool(svc.listings.container, account, container, listing)
         return ctx, info
     if ctx is None and "temp_url_sig" in req.query and "object" in req.params:
         return None, await _tempurl(req, svc, account, container)
     try:
-        info = await run_in_threadpool(svc.listings.container, account, container)
+        info = await run_in_threadpool(svc.listings.container, account, container, listing)
     except NotFound:
         raise acl.deny(ctx) from None
     meta = info["meta"]
@@ -80,10 +80,10 @@ async def _tempurl(req: Req, svc: ObjectService, account: str, container: str
                    ) -> dict[str, Any]:
     """The container, when the request's TempURL signature is good; else 401."""
     keys: list[str] = []
-    acct = await run_in_threadpool(svc.listings.account, account)
-    keys += [acct["meta"][k] for k in tempurl.KEY_NAMES if acct["meta"].get(k)]
+    acct = await run_in_threadpool(svc.listings.account_meta, account)
+    keys += [acct[k] for k in tempurl.KEY_NAMES if acct.get(k)]
     try:
-        info = await run_in_threadpool(svc.listings.container, account, container)
+        info = await run_in_threadpool(svc.listings.container, account, container, False)
     except NotFound:
         info = None
     if info is not None:

@@ -95,19 +95,24 @@ def new_metadata(req: Req, name: str) -> dict[str, Any]:
 
 async def _quota_check(svc: ObjectService, account: str, container: str,
                        info: dict[str, Any], size: int) -> None:
-    """413 when ``size`` more bytes (one more object) would pass a quota."""
+    """413 when ``size`` more bytes (one more object) would pass a quota (the counts are
+    only read when there is a quota)."""
     meta = info["meta"]
-    if "meta-quota-bytes" in meta and info["bytes"] + size > int(meta["meta-quota-bytes"]):
-        raise PayloadTooLarge("Upload exceeds the container's quota (X-Container-Meta-"
-                              "Quota-Bytes); nothing was stored.")
-    if "meta-quota-count" in meta and info["objects"] + 1 > int(meta["meta-quota-count"]):
-        raise PayloadTooLarge("Upload exceeds the container's object count quota "
-                              "(X-Container-Meta-Quota-Count); nothing was stored.")
-    acct = await run_in_threadpool(svc.listings.account, account)
-    quota = acct["meta"].get("meta-quota-bytes")
-    if quota is not None and acct["bytes"] + size > int(quota):
-        raise PayloadTooLarge("Upload exceeds the account's quota (X-Account-Meta-Quota-"
-                              "Bytes); nothing was stored.")
+    if "meta-quota-bytes" in meta or "meta-quota-count" in meta:
+        used = await run_in_threadpool(svc.listings.stats, account, container)
+        if "meta-quota-bytes" in meta and used.bytes + size > int(meta["meta-quota-bytes"]):
+            raise PayloadTooLarge("Upload exceeds the container's quota (X-Container-Meta-"
+                                  "Quota-Bytes); nothing was stored.")
+        if "meta-quota-count" in meta and used.count + 1 > int(meta["meta-quota-count"]):
+            raise PayloadTooLarge("Upload exceeds the container's object count quota "
+                                  "(X-Container-Meta-Quota-Count); nothing was stored.")
+    quota = (await run_in_threadpool(svc.listings.account_meta, account)).get(
+        "meta-quota-bytes")
+    if quota is not None:
+        used = await run_in_threadpool(svc.listings.stats, account)
+        if used.bytes + size > int(quota):
+            raise PayloadTooLarge("Upload exceeds the account's quota (X-Account-Meta-"
+                                  "Quota-Bytes); nothing was stored.")
 
 
 async def _body(req: Req) -> AsyncIterator[bytes]:
