@@ -275,3 +275,37 @@ def test_volumes_page_and_overview_charts(env: dict[str, Any], alice: DashClient
     assert deleted.status_code == 200
     assert wait_for(lambda: "zdb-vol" not in alice.get("/project/volumes/").text
                     .split('id="volumes"')[1]) or "flash error" in deleted.text
+
+
+def test_key_pairs_server_groups_and_rules(env: dict[str, Any], alice: DashClient) -> None:
+    alice.get("/project/key_pairs/")
+    made = alice.post("/project/key_pairs/create", {"name": "zdb-key"})
+    assert "BEGIN" in made.text and "PRIVATE KEY" in made.text  # shown this once
+    assert "PRIVATE KEY" not in alice.get("/project/key_pairs/").text
+    bad = alice.post("/project/key_pairs/create", {"name": "zdb-imp", "public_key": "nope"})
+    assert "flash error" in bad.text
+    gone = alice.post("/project/key_pairs/zdb-key/delete")
+    assert "zdb-key" not in gone.text.split('id="keypairs"')[1]
+
+    alice.get("/project/server_groups/")
+    made = alice.post("/project/server_groups/create", {"name": "zdb-sg",
+                                                        "policy": "anti-affinity"})
+    assert "zdb-sg" in made.text and "anti-affinity" in made.text
+    group_id = made.text.split('id="server-groups"')[1].split('data-id="')[1].split('"')[0]
+    gone = alice.post(f"/project/server_groups/{group_id}/delete")
+    assert "zdb-sg" not in gone.text.split('id="server-groups"')[1]
+
+    page = alice.post("/project/security_groups/create", {"name": "zdb-web"})
+    group = page.text.split('data-id="')
+    web = next(part for part in group[1:] if "zdb-web" in part.split("</h2>")[0])
+    web_id = web.split('"')[0]
+    added = alice.post(f"/project/security_groups/{web_id}/rules", {
+        "direction": "ingress", "protocol": "tcp", "port_min": "80",
+        "remote_ip_prefix": "0.0.0.0/0"})
+    section = added.text.split(f'data-id="{web_id}"')[1].split("</section>")[0]
+    assert "tcp" in section and "80-80" in section
+    bad = alice.post(f"/project/security_groups/{web_id}/rules", {
+        "direction": "ingress", "protocol": "tcp", "port_min": "90", "port_max": "80"})
+    assert "flash error" in bad.text
+    alice.post(f"/project/security_groups/{web_id}/delete")
+    assert "zdb-web" not in alice.get("/project/security_groups/").text

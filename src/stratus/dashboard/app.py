@@ -30,6 +30,7 @@ from stratus.dashboard.api import (
     keypairs,
     network,
     overview,
+    server_groups,
     volumes,
 )
 from stratus.dashboard.cloud import Cloud
@@ -39,7 +40,8 @@ from stratus.dashboard.web import Dashboard
 
 SECTION = "dashboard"
 TABLES = (auth.routes, overview.routes, instances.routes, images.routes, volumes.routes,
-          network.routes, keypairs.routes, admin.routes)
+          network.routes, keypairs.routes, server_groups.routes,
+          admin.routes)
 
 
 def build_app(dashboard: Dashboard, on_shutdown: list[Callable[[], Any]] | None = None

@@ -331,6 +331,25 @@ class DashboardCore:
     def delete_security_group(self, api: UserApi, group_id: str) -> None:
         api.call("network", "DELETE", f"v2.0/security-groups/{group_id}")
 
+    def add_rule(self, api: UserApi, group_id: str, rule: dict[str, Any]) -> None:
+        api.call("network", "POST", "v2.0/security-group-rules",
+                 json={"security_group_rule": {"security_group_id": group_id, **rule}})
+
+    def delete_rule(self, api: UserApi, rule_id: str) -> None:
+        api.call("network", "DELETE", f"v2.0/security-group-rules/{rule_id}")
+
+    # -- server groups ----------------------------------------------------------------
+    def server_groups(self, api: UserApi) -> list[dict[str, Any]]:
+        return list(api.get("compute", "os-server-groups").get("server_groups", []))
+
+    def create_server_group(self, api: UserApi, name: str, policy: str) -> None:
+        api.call("compute", "POST", "os-server-groups",
+                 json={"server_group": {"name": name, "policies": [policy]}},
+                 headers={"OpenStack-API-Version": "compute 2.1"})
+
+    def delete_server_group(self, api: UserApi, group_id: str) -> None:
+        api.call("compute", "DELETE", f"os-server-groups/{group_id}")
+
     # -- key pairs --------------------------------------------------------------------
     def keypairs(self, api: UserApi) -> list[dict[str, Any]]:
         return [k["keypair"] for k in api.get("compute", "os-keypairs").get("keypairs", [])]

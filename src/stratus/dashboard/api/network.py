@@ -3,11 +3,13 @@ routers, floating IPs and security groups."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import Response
 
 from stratus.common.app import Routes
 from stratus.dashboard import views
-from stratus.dashboard.web import Page, check_id, page, safe_next
+from stratus.dashboard.web import FormError, Page, check_id, page, safe_next
 
 routes = Routes()
 
@@ -125,4 +127,38 @@ def delete_security_group(ctx: Page) -> Response:
     ctx.svc.core.delete_security_group(ctx.api, check_id(
         ctx.request.path_params["group_id"], "security group"))
     ctx.flash("info", "Security group deleted.")
+    return ctx.redirect("/project/security_groups/")
+
+
+@routes.add("POST", "/project/security_groups/{group_id}/rules")
+@page
+def add_rule(ctx: Page) -> Response:
+    """A rule: direction, ether type, protocol, port range, remote prefix."""
+    group_id = check_id(ctx.request.path_params["group_id"], "security group")
+    direction = ctx.field("direction", default="ingress")
+    if direction not in ("ingress", "egress"):
+        raise FormError("The direction is ingress or egress.")
+    rule: dict[str, Any] = {"direction": direction,
+                            "ethertype": ctx.field("ethertype", default="IPv4")}
+    protocol = ctx.field("protocol")
+    if protocol:
+        rule["protocol"] = protocol
+    low, high = ctx.field("port_min"), ctx.field("port_max")
+    if low:
+        rule["port_range_min"] = ctx.int_field("port_min", 0, 65535)
+        rule["port_range_max"] = ctx.int_field("port_max", 0, 65535) if high \
+            else rule["port_range_min"]
+    prefix = ctx.field("remote_ip_prefix")
+    if prefix:
+        rule["remote_ip_prefix"] = prefix
+    ctx.svc.core.add_rule(ctx.api, group_id, rule)
+    ctx.flash("info", "Rule added.")
+    return ctx.redirect("/project/security_groups/")
+
+
+@routes.add("POST", "/project/security_group_rules/{rule_id}/delete")
+@page
+def delete_rule(ctx: Page) -> Response:
+    ctx.svc.core.delete_rule(ctx.api, check_id(ctx.request.path_params["rule_id"], "rule"))
+    ctx.flash("info", "Rule deleted.")
     return ctx.redirect("/project/security_groups/")
