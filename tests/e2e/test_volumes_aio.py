@@ -14,7 +14,10 @@ and are reused across the steps:
   create``) and cloned from the snapshot (``openstack volume create --snapshot``);
 - guest B boots from the volume made from the tiny image (``openstack server create
   --volume``), and gets the extended volume through openstacksdk (``attach_volume``): it
-  sees 2 GiB and reads the checksum back; ``detach_volume``;
+  sees 2 GiB and reads the checksum back; the volume is extended again while attached
+  (``openstack --os-volume-api-version 3.42 volume set --size 3``) and the running guest
+  sees 3 GiB (the LUN made again by the storage agent, QEMU's capacity re-read by the
+  compute agent) with the same checksum; ``detach_volume``;
 - a playbook with cloud_volume + cloud_volume_attachment attaches the snapshot's clone to
   guest A (check mode first, then for real, then a second run unchanged): same checksum;
 - after the deletes: no tgt target of the deploy, no libvirt secret, no pool file.
@@ -261,6 +264,15 @@ def test_volumes_on_real_guests(cloud: Cloud) -> None:
             conn.attach_volume(sdk_server, sdk_volume, wait=True, timeout=180)
             disk, size = wait_new_disk(cloud, addr_b, disks)
             assert size == 2 * GIB, (disk, size)
+            assert read_checksum(cloud, addr_b, disk) == checksum
+            # Extend while attached (3.42): the running guest sees 3 GiB, the data stays.
+            cloud.openstack("--os-volume-api-version", "3.42", "volume", "set", "--size", "3",
+                            blank["id"], fmt=False)
+            wait_for("the in-use volume extended", lambda: (lambda v: v if v and v[
+                "status"] == "in-use" and v["size"] == 3 else None)(
+                    volume(cloud, blank["id"])), 120, 1)
+            wait_for("the running guest to see 3 GiB", lambda: guest_disks(
+                cloud, addr_b).get(disk) == 3 * GIB, 150, 2)
             assert read_checksum(cloud, addr_b, disk) == checksum
             conn.detach_volume(sdk_server, conn.get_volume_by_id(blank["id"]), wait=True,
                                timeout=180)
