@@ -134,6 +134,10 @@ def test_image_upload_launch_and_live_status(env: dict[str, Any], alice: DashCli
     assert up.status_code == 200, up.text
     page = alice.get("/project/images/")
     assert "zdb-img" in page.text and "active" in page.text
+    edited = alice.post(f"/project/images/{image_id}/edit", {"name": "zdb-img",
+                                                            "visibility": "shared"})
+    row = edited.text.split(f'data-id="{image_id}"')[1].split("</tr>")[0]
+    assert "<td>shared</td>" in row, row
     # Without a network, the compute API's own refusal is what the user reads.
     refused = alice.post("/project/instances/launch", {
         "name": "zdb-nonet", "image": image_id, "flavor": env["flavor"], "count": "1"})

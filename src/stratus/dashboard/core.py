@@ -8,6 +8,7 @@ call undo what they made when a later call fails, so nothing is left half-made.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -232,6 +233,13 @@ class DashboardCore:
                                     headers=headers)
         if not resp.is_success:
             raise ApiFailure(_error_text(resp), resp.status_code)
+
+    def update_image(self, api: UserApi, image_id: str, name: str, visibility: str) -> None:
+        """Rename and re-share an image (Glance's JSON patch)."""
+        patch = [{"op": "replace", "path": "/name", "value": name},
+                 {"op": "replace", "path": "/visibility", "value": visibility}]
+        api.call("image", "PATCH", f"v2/images/{image_id}", content=json.dumps(patch),
+                 headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
 
     def delete_image(self, api: UserApi, image_id: str) -> None:
         api.call("image", "DELETE", f"v2/images/{image_id}")

@@ -11,6 +11,7 @@ from stratus.dashboard.sessions import CSRF_HEADER, SESSION_COOKIE
 from stratus.dashboard.web import Dashboard, FormError, Page, check_id, page
 
 routes = Routes()
+VISIBILITIES = ("private", "shared", "community", "public")
 DISK_FORMATS = ("qcow2", "raw", "iso", "vmdk", "vdi", "vhd", "vhdx", "ami", "ari", "aki")
 
 
@@ -18,7 +19,7 @@ DISK_FORMATS = ("qcow2", "raw", "iso", "vmdk", "vdi", "vhd", "vhdx", "ami", "ari
 @page
 def list_images(ctx: Page) -> Response:
     return ctx.render("images.html", section="images", images=ctx.svc.core.images(ctx.api),
-                      disk_formats=DISK_FORMATS)
+                      disk_formats=DISK_FORMATS, visibilities=VISIBILITIES)
 
 
 @routes.add("POST", "/project/images/create.json")
@@ -29,8 +30,8 @@ def create_image(ctx: Page) -> Response:
     if fmt not in DISK_FORMATS:
         raise FormError(f"Disk format {fmt!r} is not one of {', '.join(DISK_FORMATS)}.")
     visibility = ctx.field("visibility", default="private")
-    if visibility not in ("private", "shared", "community", "public"):
-        raise FormError("Visibility must be private, shared, community or public.")
+    if visibility not in VISIBILITIES:
+        raise FormError(f"Visibility must be one of {', '.join(VISIBILITIES)}.")
     image = ctx.svc.core.create_image(ctx.api, ctx.field("name", required=True), fmt,
                                       visibility)
     return JSONResponse({"id": image["id"]}, status_code=201)
@@ -57,6 +58,18 @@ async def upload_image(req: Req, svc: Dashboard) -> Response:
     except ApiFailure as exc:
         return JSONResponse({"error": exc.message}, exc.status if exc.status >= 400 else 502)
     return JSONResponse({"id": image_id})
+
+
+@routes.add("POST", "/project/images/{image_id}/edit")
+@page
+def edit_image(ctx: Page) -> Response:
+    visibility = ctx.field("visibility", default="private")
+    if visibility not in VISIBILITIES:
+        raise FormError(f"Visibility must be one of {', '.join(VISIBILITIES)}.")
+    ctx.svc.core.update_image(ctx.api, check_id(ctx.request.path_params["image_id"], "image"),
+                              ctx.field("name", required=True), visibility)
+    ctx.flash("info", "Image updated.")
+    return ctx.redirect("/project/images/")
 
 
 @routes.add("POST", "/project/images/{image_id}/delete")
