@@ -279,11 +279,16 @@ class StratusBoots:
         while "ready" not in seen and time.monotonic() - t0 < TIMEOUT:
             if "active" not in seen and time.monotonic() - last_get >= 2 * POLL:
                 last_get = time.monotonic()
-                status = c.api("GET", "compute", f"/servers/{sid}").json()["server"]["status"]
-                if status == "ACTIVE":
+                server = c.api("GET", "compute", f"/servers/{sid}").json()["server"]
+                if server["status"] == "ACTIVE":
                     seen["active"] = time.monotonic() - t0
-                elif status == "ERROR":
-                    raise RuntimeError(f"server {sid} went to ERROR")
+                elif server["status"] == "ERROR":
+                    # counted, not fatal: one failed boot among many says something too
+                    fault = (server.get("fault") or {}).get("message", "")
+                    print(f"  server {sid} went to ERROR after "
+                          f"{time.monotonic() - t0:.1f} s: {fault}", flush=True)
+                    seen["error"] = time.monotonic() - t0
+                    break
             scan_console(console, t0, seen)
             time.sleep(POLL)
         if keep:
@@ -311,6 +316,9 @@ def summary(label: str, runs: list[dict[str, float]]) -> dict[str, float]:
     print(row(label + " median", med))
     print(row(label + " min", {k: min(v) for k, v in values.items() if v}))
     print(row(label + " max", {k: max(v) for k, v in values.items() if v}))
+    errors = sum(1 for r in runs if "error" in r)
+    if errors:
+        print(f"  ({label}: {errors} of {len(runs)} boots went to ERROR)")
     short = {k: len(v) for k, v in values.items() if len(v) < len(runs)}
     if short:
         print(f"  ({label}: of {len(runs)} boots, reached: "
