@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import BIN, IdentityServer
+from helpers import ADMIN_PASSWORD, BIN, IdentityServer
 from object_api import ObjectServer
 from stratus.object.diskfile import MARKER, Device
 
@@ -210,3 +210,47 @@ def test_listing_order_is_byte_order(server: ObjectServer) -> None:
     for name in names:
         assert httpx.delete(f"{url}/{name}", headers=h).status_code == 204
     assert httpx.delete(url, headers=h).status_code == 204
+
+
+def swift(server: ObjectServer, cwd: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
+    env.update(OS_AUTH_URL=f"{server.identity.url}/v3", OS_USERNAME="admin",
+               OS_PASSWORD=ADMIN_PASSWORD, OS_PROJECT_NAME="admin",
+               OS_USER_DOMAIN_NAME="Default", OS_PROJECT_DOMAIN_NAME="Default",
+               OS_IDENTITY_API_VERSION="3", OS_AUTH_VERSION="3")
+    proc = subprocess.run([str(BIN / "swift"), *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"swift {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.mark.skipif(not (BIN / "swift").exists(), reason="python-swiftclient not installed")
+def test_python_swiftclient(server: ObjectServer, tmp_path: Path) -> None:
+    (tmp_path / "up").mkdir()
+    big = os.urandom(250_000)
+    (tmp_path / "up" / "big.bin").write_bytes(big)
+    (tmp_path / "up" / "small.txt").write_text("small\n")
+    swift(server, tmp_path / "up", "upload", "zob-swift", "small.txt")
+    swift(server, tmp_path / "up", "upload", "--segment-size", "100000", "zob-swift",
+          "big.bin")
+    listed = swift(server, tmp_path, "list", "zob-swift").split()
+    assert "big.bin" in listed and "small.txt" in listed
+    token, account = _token_and_account(server)
+    small_url = f"{server.url}/v1/{account}/zob-swift/small.txt"
+    before = httpx.head(small_url, headers={"X-Auth-Token": token}).headers["x-timestamp"]
+    swift(server, tmp_path / "up", "upload", "--skip-identical", "zob-swift", "small.txt")
+    after = httpx.head(small_url, headers={"X-Auth-Token": token}).headers["x-timestamp"]
+    assert after == before  # identical: not uploaded again
+    stat = swift(server, tmp_path, "stat", "zob-swift", "big.bin")
+    assert "250000" in stat and "X-Static-Large-Object: True" in stat, stat
+    (tmp_path / "down").mkdir()
+    swift(server, tmp_path / "down", "download", "zob-swift", "big.bin")
+    assert (tmp_path / "down" / "big.bin").read_bytes() == big
+    swift(server, tmp_path, "upload", "--use-dlo", "--segment-size", "100000",
+          "zob-swift", str(tmp_path / "up" / "big.bin"), "--object-name", "dlo.bin")
+    assert "Manifest" in swift(server, tmp_path, "stat", "zob-swift", "dlo.bin")
+    swift(server, tmp_path / "down", "download", "zob-swift", "dlo.bin")
+    assert (tmp_path / "down" / "dlo.bin").read_bytes() == big
+    swift(server, tmp_path, "delete", "zob-swift")
+    swift(server, tmp_path, "delete", "zob-swift_segments")
+    assert "zob-swift" not in swift(server, tmp_path, "list").split()
