@@ -475,26 +475,6 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "auditor_interval": ("300", "Seconds between two auditor passes over every object."),
         "expirer_interval": ("30", "Seconds between two passes of the expirer."),
     },
-    "dashboard": {
-        "bind_host": ("127.0.0.1", "Address stratus-dashboard listens on."),
-        "bind_port": ("8000", "Port stratus-dashboard listens on."),
-        "workers": ("1", "uvicorn workers; must be 1 (the sessions live in the process)."),
-        "identity_url": (
-            "http://127.0.0.1:5000/v3",
-            "Identity API the dashboard signs users in with (the other APIs come from the "
-            "token's catalog).",
-        ),
-        "interface": ("public", "Catalog interface of the endpoints the dashboard calls."),
-        "session_timeout": (
-            "3600",
-            "Seconds a session lives without a request (it ends with its token anyway).",
-        ),
-        "secure_cookies": (
-            "false",
-            "Mark the session cookie Secure (set it behind TLS; a https request sets it too).",
-        ),
-        "api_timeout": ("30", "Seconds to wait for an API before showing its failure."),
-    },
     "debug": {
         "crash_at": (
             "",
