@@ -16,7 +16,8 @@ that site.yml stopped and removed it and runs ``stratus-network-agent`` instead.
 Each deploy has its own deploy prefix (``y<random><engine>``), which every host object it
 makes carries (namespaces ``<prefix>-qdhcp-<id>``, taps, bridges, nftables tables, libvirt
 domains), and runs beside the boot module's cloud, which stays up with a guest as the
-bystander (issue 16, tests/e2e/test_boot_aio.py). Only its site.yml and teardown.yml runs
+bystander (issue 16, tests/e2e/test_boot_aio.py); the SQLite deploy also boots one tiny TCG
+guest beside it, reaches it on a floating IP and deletes it. Only its site.yml and teardown.yml runs
 take the flock on /tmp/stratus-e2e.lock (tests/e2e/e2e_support.py).
 """
 
@@ -645,3 +646,40 @@ def test_network_agent_serves_a_fake_vm(deployed: Deployment) -> None:
             deployed, "port", "show", port["id"])["status"] == "DOWN")  # type: ignore[index]
     finally:
         lab.cleanup()
+
+
+def test_a_real_guest_boots_and_goes_beside_the_bystander(deployed: Deployment) -> None:
+    """Issue 16: the other deploys boot too. The SQLite deploy (another deploy prefix
+    than the boot module's bystander cloud) boots one tiny TCG guest on the network of the
+    fake-VM test, reaches it on a floating IP from the host, and deletes it: its domain
+    carries this deploy's prefix, and nothing of the guest stays (the bystander's final
+    check sees that none of this touched its cloud)."""
+    if not deployed.upgrade:
+        pytest.skip("one guest per suite: the SQLite deploy boots it")
+    tiny = subprocess.run(["bash", str(REPO / "tests" / "images" / "build-tiny.sh")],
+                          capture_output=True, text=True, timeout=600, check=True)
+    image = Path(tiny.stdout.strip().splitlines()[-1])
+    openstack(deployed, "image", "create", "--disk-format", "qcow2", "--container-format",
+              "bare", "--file", str(image), "e2e-tiny")
+    openstack(deployed, "security", "group", "create", "e2e-icmp")
+    openstack(deployed, "security", "group", "rule", "create", "--protocol", "icmp",
+              "--remote-ip", "0.0.0.0/0", "e2e-icmp")
+    server = openstack_json(deployed, "server", "create", "--image", "e2e-tiny", "--flavor",
+                            "m1.tiny", "--network", "e2e-net", "--security-group", "e2e-icmp",
+                            "--config-drive", "true", "--wait", "e2e-guest")
+    assert isinstance(server, dict) and server["status"] == "ACTIVE", server
+    fip = openstack_json(deployed, "floating", "ip", "create", "public")
+    assert isinstance(fip, dict)
+    address = str(fip["floating_ip_address"])
+    openstack(deployed, "server", "add", "floating", "ip", "e2e-guest", address)
+    domains = sh("virsh", "-c", "qemu:///system", "list", "--name").split()
+    ours = [d for d in domains if d.startswith(f"{deployed.deploy_prefix}-instance-")]
+    assert len(ours) == 1, domains
+    wait_for(f"the guest to answer ping on its floating IP {address}", lambda: (
+        subprocess.run(["ping", "-c", "1", "-W", "1", address], capture_output=True,
+                       check=False).returncode == 0), timeout=240, interval=2,
+             deployment=deployed)
+    openstack(deployed, "server", "delete", "--wait", "e2e-guest")
+    wait_for("the guest's domain to go", lambda: ours[0] not in sh(
+        "virsh", "-c", "qemu:///system", "list", "--all", "--name").split(), timeout=60)
+    openstack(deployed, "floating", "ip", "delete", address)
