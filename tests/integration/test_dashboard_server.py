@@ -180,18 +180,27 @@ def test_another_projects_instance_is_not_reachable(env: dict[str, Any],
         "identity": {"methods": ["token"], "token": {"id": bob_token}},
         "scope": {"project": {"id": env["bob"].project_id}}}})
     headers = {"X-Auth-Token": scoped.headers["X-Subject-Token"]}
-    made = httpx.post(f"{st.compute.url}/v2.1/servers", headers=headers, json={"server": {
-        "name": "zdb-bob", "imageRef": "", "flavorRef": env["flavor"],
-        "networks": "none"}})
-    server_id = made.json()["server"]["id"] if made.status_code == 202 else \
-        "11111111-2222-3333-4444-555555555555"
+    image = httpx.post(f"{st.image.url}/v2/images", headers=headers, json={
+        "name": "zdb-bob-img", "disk_format": "raw", "container_format": "bare"}).json()
+    httpx.put(f"{st.image.url}/v2/images/{image['id']}/file", content=b"\0" * 4096,
+              headers={**headers, "Content-Type": "application/octet-stream"}
+              ).raise_for_status()
+    made = httpx.post(f"{st.compute.url}/v2.1/servers", json={"server": {
+        "name": "zdb-bob", "imageRef": image["id"], "flavorRef": env["flavor"],
+        "networks": "none"}}, headers={**headers, "OpenStack-API-Version": "compute 2.47"})
+    assert made.status_code == 202, made.text
+    server_id = made.json()["server"]["id"]
     resp = alice.get(f"/project/instances/{server_id}/")
     assert resp.status_code == 404
     assert "zdb-bob" not in resp.text
     resp = alice.post(f"/project/instances/{server_id}/action", {"action": "delete"})
     assert "flash error" in resp.text
-    if made.status_code == 202:
-        httpx.delete(f"{st.compute.url}/v2.1/servers/{server_id}", headers=headers)
+    assert "zdb-bob" not in alice.get("/project/instances/").text
+    # bob's server is still there: alice's delete reached nothing
+    assert httpx.get(f"{st.compute.url}/v2.1/servers/{server_id}",
+                     headers=headers).status_code == 200
+    httpx.delete(f"{st.compute.url}/v2.1/servers/{server_id}", headers=headers)
+    httpx.delete(f"{st.image.url}/v2/images/{image['id']}", headers=headers)
 
 
 def test_logout_revokes_the_token_and_ends_the_session(env: dict[str, Any]) -> None:
