@@ -152,6 +152,8 @@ def mark(declared, owner):
                 entry["metadata"] = dict(entry.get("metadata") or {}, **{MARK_KEY: owner})
             elif kind == "images":
                 entry["properties"] = dict(entry.get("properties") or {}, **{MARK_KEY: owner})
+            elif kind == "users":
+                entry.pop("password", None)
             elif kind == "flavors":
                 entry["extra_specs"] = dict(entry.get("extra_specs") or {}, **{MARK_KEY: owner})
             entries.append(entry)

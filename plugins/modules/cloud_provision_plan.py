@@ -38,7 +38,9 @@ options:
     type: list
     elements: dict
   users:
-    description: Declared users (entries of C(stratus_users)).
+    description:
+      - Declared users (entries of C(stratus_users)); a C(password) key is ignored and never
+        returned (the provision role leaves it out).
     type: list
     elements: dict
   flavors:
@@ -122,7 +124,7 @@ class CloudProvisionPlanModule(StratusModule):
         owner=dict(type="str", default="provision"),
         prune=dict(type="bool", default=False),
         projects=dict(type="list", elements="dict"),
-        users=dict(type="list", elements="dict", no_log=True),
+        users=dict(type="list", elements="dict"),
         flavors=dict(type="list", elements="dict"),
         images=dict(type="list", elements="dict"),
         keypairs=dict(type="list", elements="dict", no_log=False),

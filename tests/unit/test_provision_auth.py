@@ -170,6 +170,8 @@ def test_marks_and_ownership(mu: Any) -> None:
     assert marked["servers"][0]["metadata"] == {"role": "web", "stratus_provision": "team"}
     assert marked["networks"][0]["description"] == "[stratus_provision:team]"
     assert DECLARED["servers"][0]["metadata"] == {"role": "web"}  # the input is left alone
+    users = mu.provision.mark({"users": [{"name": "u", "password": "secret"}]}, "team")["users"]
+    assert users == [{"name": "u"}]  # the plan's result never carries a password
     assert mu.provision.owner_of("networks", {"description": "x [stratus_provision:team]"}) \
         == "team"
     assert mu.provision.owner_of("networks", {"description": "made by hand"}) is None
