@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from compute_api import ALICE, ComputeApi, in_process
 from stratus.common.clients import ServiceError
@@ -218,6 +220,41 @@ def test_a_delete_stopped_after_the_ports_is_finished(
     assert row(api, sid).task_state == "deleting" and not row(api, sid).deleted
     orphan(api)
     assert recovery.recover(api.core).deleted == [sid]
+    assert row(api, sid).deleted and claimed(api) == 0 and ports_for(api, sid) == []
+    with api.core.db.session() as s:
+        assert s.get(m.ProjectUsage, "p-alice").instances == 0
+
+
+def test_two_finishers_of_one_delete_release_its_claim_once(
+        api: ComputeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recovery pass and the agent's report finish the same delete at once (seen in a
+    real run: the claim went to -1): the agent's report commits between the recovery's
+    read of the server and its write; the claim, the quota and the row are released once."""
+    sid = api.boot(networks=[{"uuid": net(api)}])["server"]["id"]
+    api.report("cmp1", sid, vm_state="active", power_state=1)
+    with api.core.db.session() as s:
+        s.query(m.ComputeHost).one().forced_down = True
+        s.commit()
+    crash_at(monkeypatch, "compute.delete.after_ports")
+    with pytest.raises(Killed):
+        api.call("DELETE", f"/v2.1/servers/{sid}", ALICE)
+    monkeypatch.undo()
+    orphan(api)
+    raced: list[int] = []
+
+    def other_finisher(state: ORMExecuteState) -> None:
+        text = str(state.statement)
+        if state.is_update and "deleted_at" in text and "deleted IS" in text and not raced:
+            raced.append(0)  # once: the report's own finish must not race again
+            api.report("cmp1", sid, deleted=True)  # asserts its 200
+            raced[0] = 200
+
+    event.listen(Session, "do_orm_execute", other_finisher)
+    try:
+        recovery.recover(api.core)
+    finally:
+        event.remove(Session, "do_orm_execute", other_finisher)
+    assert raced == [200]
     assert row(api, sid).deleted and claimed(api) == 0 and ports_for(api, sid) == []
     with api.core.db.session() as s:
         assert s.get(m.ProjectUsage, "p-alice").instances == 0

@@ -191,6 +191,16 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions)
             srv = s.get(m.Server, sid)
             if srv is None or srv.deleted:
                 return
+            now = utcnow()
+            # Two finishers may race (the recovery pass and the agent's report): the read
+            # above may be stale (SQLite reads before taking the write lock), so the finish
+            # is claimed by a conditional update only one of them matches; the other
+            # releases nothing a second time.
+            won = s.execute(sa.update(m.Server).where(
+                m.Server.id == sid, m.Server.deleted.is_(False)).values(
+                deleted=True, deleted_at=now, updated_at=now)).rowcount  # type: ignore[attr-defined]
+            if won != 1:
+                return
             f = srv.flavor
             if srv.host:
                 core.unclaim(s, srv.host, f["vcpus"], f["ram"], local_disk_gb(srv))
@@ -204,7 +214,6 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions)
             if remove_row:
                 s.delete(srv)
                 return
-            now = utcnow()
             srv.deleted, srv.deleted_at, srv.updated_at = True, now, now
             srv.vm_state, srv.task_state, srv.host = "deleted", None, None
 
@@ -304,7 +313,15 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions)
 
         def release(s: Session) -> bool:
             srv = s.get(m.Server, sid)
-            assert srv is not None
+            if srv is None or srv.deleted:
+                return False
+            # Only while the server is still on this host and not deleted (a delete may
+            # have finished since the report was checked): the conditional update decides.
+            moved = s.execute(sa.update(m.Server).where(
+                m.Server.id == sid, m.Server.host == host, m.Server.deleted.is_(False),
+            ).values(host=None)).rowcount  # type: ignore[attr-defined]
+            if moved != 1:
+                return False
             f = srv.flavor
             core.unclaim(s, host, f["vcpus"], f["ram"], local_disk_gb(srv))
             srv.host = None
