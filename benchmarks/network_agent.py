@@ -39,8 +39,13 @@ from netlab import Lab, nsx, sh
 from stratus.agent.network.agent import build_agent
 from stratus.agent.network.reconcile import NetworkAgent
 from stratus.common.config import Config
+from stratus.contracts.network import tap_name
 
 SUBNET = "sub-bench"
+
+# The deploy prefix of the benchmark's agents: their taps are named as the compute agent
+# names a deploy's (contracts.network.tap_name), or the agent never plugs them.
+DEPLOY_PREFIX = "zbb"
 
 
 def make_agent(tmp: Path, name: str, ns: str, ip: str, backend: str, rundir: str,
@@ -53,7 +58,8 @@ def make_agent(tmp: Path, name: str, ns: str, ip: str, backend: str, rundir: str
         f"underlay_ip = {ip}\ntunnel_type = gre\ndatapath_type = netdev\n"
         f"ovs_rundir = {rundir}\nstate_dir = {tmp / name}\n"
         f"network_state_url = {tmp / name}.json\nmetadata_shared_secret = bench\n"
-        f"host_netns = {ns}\nnetns_prefix = {ns}-\nnft_prefix = stratus_test_\n")
+        f"host_netns = {ns}\nnetns_prefix = {ns}-\nnft_prefix = stratus_test_\n"
+        f"[DEFAULT]\ndeploy_prefix = {DEPLOY_PREFIX}\n")
     agent, _, _ = build_agent(Config.load(str(conf)))
     return agent
 
@@ -111,9 +117,9 @@ def bench_convergence(backend: str, n: int) -> None:
         ports = []
         for i in range(n):
             port_id = str(uuid.uuid4())
-            sh("ip", "-n", host, "link", "add", "tap" + port_id[:11], "type", "veth", "peer",
-               "name", f"stbv{i}")
-            sh("ip", "-n", host, "link", "set", "tap" + port_id[:11], "up")
+            tap = tap_name(DEPLOY_PREFIX, port_id)  # as the compute agent names it
+            sh("ip", "-n", host, "link", "add", tap, "type", "veth", "peer", "name", f"stbv{i}")
+            sh("ip", "-n", host, "link", "set", tap, "up")
             ports.append(port(port_id, net_id, i))
         doc = state_for("h1", net_id, ports, ["172.31.251.1", "172.31.251.2"], dhcp=True)
         agent = make_agent(tmp, "h1", host, "172.31.251.1", backend, rundir, doc)
@@ -167,8 +173,10 @@ def bench_throughput(backends: list[str], seconds: int) -> None:
             lab.link_hosts(h1, "ul0", "172.31.251.1/24", h2, "ul0", "172.31.251.2/24")
             net_id = str(uuid.uuid4())
             p1, p2 = port(str(uuid.uuid4()), net_id, 1), port(str(uuid.uuid4()), net_id, 2)
-            vm1 = lab.vm("st-bench-vm1", h1, p1["id"], p1["mac_address"])
-            vm2 = lab.vm("st-bench-vm2", h2, p2["id"], p2["mac_address"])
+            vm1 = lab.vm("st-bench-vm1", h1, p1["id"], p1["mac_address"],
+                         tap=tap_name(DEPLOY_PREFIX, p1["id"]))
+            vm2 = lab.vm("st-bench-vm2", h2, p2["id"], p2["mac_address"],
+                         tap=tap_name(DEPLOY_PREFIX, p2["id"]))
             peers = ["172.31.251.1", "172.31.251.2"]
             for name, ns, ip, ports in (("h1", h1, peers[0], [p1]), ("h2", h2, peers[1], [p2])):
                 rundir = lab.ovs(ns) if backend == "ovs" else ""
