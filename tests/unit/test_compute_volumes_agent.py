@@ -6,6 +6,8 @@ libvirt driver's XML and parsing helpers."""
 from __future__ import annotations
 
 import concurrent.futures
+import threading
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -129,15 +131,29 @@ def test_leftover_secrets_of_destroyed_servers_are_swept(env: Any) -> None:
 
 
 def test_the_daemon_passes_sweep_leftover_secrets_once_idle(env: Any) -> None:
-    """The run loop's passes do not wait for the servers' work: the sweep runs in a pass
-    that finds nothing in flight (a deleted boot-from-volume server's secret, seen e2e)."""
+    """The run loop's passes do not wait for the servers' work: a pass sweeps when the last
+    pass's work is all done (a deleted boot-from-volume server's secret, seen e2e), even
+    though every pass submits new work for the assigned servers."""
     env.api.server["block_devices"] = [bdm()]
     env.agent.reconcile_once()
-    env.driver.secrets.add("att-gone")
     servers = env.api.assignments().servers
-    for _ in range(2):
-        env.agent.reconcile(servers)
-        concurrent.futures.wait(list(env.agent._inflight.values()))
+    converge = env.agent.converge
+    gate = threading.Event()
+
+    def slow_converge(a: Any) -> None:  # a pass's own work is still running as it ends
+        gate.wait(5)
+        time.sleep(0.2)
+        converge(a)
+
+    env.agent.converge = slow_converge
+    env.agent.reconcile(servers)
+    env.driver.secrets.add("att-gone")
+    env.agent.reconcile(servers)  # the last pass's work is in flight: no sweep
+    assert "att-gone" in env.driver.secrets
+    gate.set()
+    concurrent.futures.wait(list(env.agent._inflight.values()))
+    env.agent.reconcile(servers)  # the last pass's work is done: this one sweeps
+    concurrent.futures.wait(list(env.agent._inflight.values()))
     assert env.driver.secrets == {"att-1"}
 
 

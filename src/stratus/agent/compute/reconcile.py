@@ -95,6 +95,12 @@ class ComputeAgent(ServerWork):
         result = PassResult()
         assigned = {s.id: s for s in servers}
         self._assigned = assigned
+        # Volume secrets nothing uses any more (agent/compute/volumes.py), e.g. a destroyed
+        # server's boot volume's. The daemon's passes sweep before they submit this pass's
+        # work, when the last pass's work is all done (a plug in flight defines only secrets
+        # its assignment lists; checked after submitting, a pass would nearly never be idle).
+        if not wait and self._idle():
+            self._sweep(assigned, result)
         futures: dict[str, concurrent.futures.Future[None]] = {}
         for sid, a in assigned.items():
             fut = self._submit(sid, self._converge_safe, a, result)
@@ -113,14 +119,8 @@ class ComputeAgent(ServerWork):
                 futures[sid] = fut
         if wait:
             concurrent.futures.wait(list(futures.values()))
-        # Volume secrets nothing uses any more (agent/compute/volumes.py), e.g. a destroyed
-        # server's boot volume's: after a waited pass, or in the daemon's passes once no
-        # server's work is in flight (a plug in flight defines only secrets it lists).
-        if wait or self._idle():
-            try:
-                sweep_secrets(self.driver, assigned.values())
-            except (VirtError, CommandError) as exc:
-                result.errors["volume secrets"] = str(exc)
+        if wait:
+            self._sweep(assigned, result)
         try:
             in_use = {a.image_id for a in assigned.values() if a.image_id}
             self.cache.touch(in_use)
@@ -129,6 +129,12 @@ class ComputeAgent(ServerWork):
             result.errors["image cache"] = str(exc)
         self.last_errors = result.errors
         return result
+
+    def _sweep(self, assigned: dict[str, Assignment], result: PassResult) -> None:
+        try:
+            sweep_secrets(self.driver, assigned.values())
+        except (VirtError, CommandError) as exc:
+            result.errors["volume secrets"] = str(exc)
 
     def _idle(self) -> bool:
         """Whether no server's work is in flight."""
