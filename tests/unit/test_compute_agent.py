@@ -519,3 +519,58 @@ def test_main_says_a_bad_config_in_one_line(tmp_path: Path, capsys: pytest.Captu
     assert main(["--config-file", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("stratus-compute-agent: ") and "hots" in err and err.count("\n") == 1
+
+
+# --- resume after a host boot (agent/compute/bootresume.py) ---------------------------
+
+
+def _booted(env: Any, tmp_path: Path, boot: str, **kw: Any) -> ComputeAgent:
+    """A new agent process on a host whose kernel boot id is now ``boot``."""
+    boot_id = tmp_path / "boot_id_now"
+    boot_id.write_text(boot + "\n")
+    env.settings.boot_id_path = str(boot_id)
+    env.agent.pool.shutdown(wait=True)
+    env.agent = env.make(**kw)
+    return env.agent
+
+
+def test_a_host_boot_starts_the_running_servers_but_not_the_stopped_ones(
+        env: Any, tmp_path: Path) -> None:
+    _booted(env, tmp_path, "boot-1")
+    env.api.servers[SERVER_A] = assignment()
+    env.api.servers[SERVER_B] = assignment(SERVER_B)
+    env.agent.reconcile_once()
+    env.api.servers[SERVER_A].update(vm_state="active", task_state=None)
+    env.api.servers[SERVER_B].update(vm_state="stopped", task_state=None,
+                                     desired_power="shutdown")
+    for sid in (SERVER_A, SERVER_B):  # the boot: every domain is shut off
+        env.driver.domains[sid].state = SHUTDOWN
+    agent = _booted(env, tmp_path, "boot-2")
+    assert agent.boot_resume.booted
+    agent.reconcile_once()
+    assert env.driver.domains[SERVER_A].state == RUNNING
+    assert env.api.last(SERVER_A)["vm_state"] == "active"
+    assert env.driver.domains[SERVER_B].state == SHUTDOWN
+    assert env.api.last(SERVER_B)["vm_state"] == "stopped"
+    assert (Path(env.settings.instances_path) / "boot_id").read_text().strip() == "boot-2"
+    # the same boot: a guest that shuts itself down now stays down
+    env.driver.domains[SERVER_A].state = SHUTDOWN
+    agent = _booted(env, tmp_path, "boot-2")
+    assert not agent.boot_resume.booted
+    agent.reconcile_once()
+    assert env.driver.domains[SERVER_A].state == SHUTDOWN
+
+
+def test_no_resume_when_the_setting_is_off_or_on_a_first_start(
+        env: Any, tmp_path: Path) -> None:
+    env.api.servers[SERVER_A] = assignment()
+    _booted(env, tmp_path, "boot-1").reconcile_once()
+    env.api.servers[SERVER_A].update(vm_state="active", task_state=None)
+    env.driver.domains[SERVER_A].state = SHUTDOWN
+    env.settings.resume_guests_state_on_host_boot = False
+    _booted(env, tmp_path, "boot-2").reconcile_once()
+    assert env.driver.domains[SERVER_A].state == SHUTDOWN
+    (Path(env.settings.instances_path) / "boot_id").unlink()  # never recorded: a first start
+    env.settings.resume_guests_state_on_host_boot = True
+    _booted(env, tmp_path, "boot-3").reconcile_once()
+    assert env.driver.domains[SERVER_A].state == SHUTDOWN

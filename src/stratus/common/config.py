@@ -360,6 +360,11 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "memory_mb": ("0", "RAM reported in MiB (0: the host's memory)."),
         "disk_gb": ("0", "Disk reported in GiB (0: size of instances_path's filesystem)."),
         "host_ip": ("", "Address reported as host_ip (empty: route to compute_url)."),
+        "resume_guests_state_on_host_boot": (
+            "true",
+            "After a host boot, start the servers that were running before it (their "
+            "domains are shut off); servers a user stopped stay stopped.",
+        ),
         "vif_plug_wait": (
             "true",
             "Wait for the ports to be ACTIVE in the network API before starting a domain.",

@@ -99,6 +99,7 @@ def build_agent(config: Config) -> ComputeAgent:
         disk_gb=config.get_int(s, "disk_gb", minimum=0),
         availability_zone=config.get(s, "availability_zone"),
         host_ip=config.get(s, "host_ip") or _route_ip(compute_url),
+        resume_guests_state_on_host_boot=config.get_bool(s, "resume_guests_state_on_host_boot"),
     )
     Path(settings.instances_path).mkdir(parents=True, exist_ok=True)
     os.chmod(settings.instances_path, 0o755)

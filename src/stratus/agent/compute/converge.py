@@ -20,6 +20,7 @@ from pathlib import Path
 
 from stratus.agent.compute import naming
 from stratus.agent.compute.apis import ComputeApi, ImageApi, NetworkApi
+from stratus.agent.compute.bootresume import BootResume
 from stratus.agent.compute.hostcheck import HostCheck
 from stratus.agent.compute.state import AgentSettings, ServerState, StateStore
 from stratus.agent.compute.virt.base import (
@@ -70,6 +71,7 @@ class ServerWork:
     store: StateStore
     cache: ImageCache
     hostcheck: HostCheck  # times define and start (agent/compute/hostcheck.py)
+    boot_resume: BootResume  # which servers a host boot stopped
     _console: dict[str, tuple[object, float]]
     _rescheduled: set[tuple[str, int]]
 
@@ -109,6 +111,7 @@ class ServerWork:
                 self._report(sid, ServerReport(power_state=info.power_state))
             return
         report = ServerReport()
+        info = self._resume_after_boot(a, info)
         info = self._converge_power(a, st, info, report)
         self._converge_reboot(a, st, info, report)
         info = self.driver.info(sid)
@@ -266,6 +269,26 @@ class ServerWork:
         info = self.driver.info(sid)
         if info is None:
             raise VirtError(f"domain of server {sid} did not appear after define")
+        return info
+
+    def _resume_after_boot(self, a: Assignment, info: InstanceInfo | None
+                           ) -> InstanceInfo | None:
+        """After a host boot, start a server that was running before it (its domain is
+        shut off or gone with its disk kept); agent/compute/bootresume.py decides which."""
+        sid = a.id
+        if not self.boot_resume.take(sid):
+            return info
+        state = info.power_state if info else NOSTATE
+        gone = info is None and not self.driver.has_disk(sid)  # nothing to start
+        if state in (SHUTDOWN, CRASHED, NOSTATE) and not gone:
+            if info is None:
+                info = self._ensure_defined(a)
+            self._plug(a)
+            with self.hostcheck.timed("start", sid, spawn=False):
+                self.driver.power_on(sid)
+            LOG.info("server %s: started again after the host boot", sid)
+            info = self.driver.info(sid)
+        self.boot_resume.done(sid)
         return info
 
     def _converge_power(self, a: Assignment, st: ServerState, info: InstanceInfo | None,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from stratus.agent.compute.apis import ComputeApi, ImageApi, NetworkApi
+from stratus.agent.compute.bootresume import BootResume
 from stratus.agent.compute.converge import Render, ServerWork
 from stratus.agent.compute.hostcheck import HostCheck
 from stratus.agent.compute.state import AgentSettings, PassResult, StateStore
@@ -76,6 +77,9 @@ class ComputeAgent(ServerWork):
         self._rescheduled: set[tuple[str, int]] = set()
         self._logged: dict[str, str] = {}
         self.last_errors: dict[str, str] = {}
+        self.boot_resume = BootResume(settings.instances_path,
+                                      settings.resume_guests_state_on_host_boot,
+                                      settings.boot_id_path)
         # snapshot copies a killed agent left behind (none can be in progress yet)
         shutil.rmtree(Path(settings.instances_path) / "_snapshots", ignore_errors=True)
 
@@ -95,6 +99,7 @@ class ComputeAgent(ServerWork):
         result = PassResult()
         assigned = {s.id: s for s in servers}
         self._assigned = assigned
+        self.boot_resume.decide(servers)
         # Volume secrets nothing uses any more (agent/compute/volumes.py), e.g. a destroyed
         # server's boot volume's. The daemon's passes sweep before they submit this pass's
         # work, when the last pass's work is all done (a plug in flight defines only secrets

@@ -36,6 +36,9 @@ class AgentSettings:
     disk_gb: int = 0
     availability_zone: str = "nova"
     host_ip: str = ""
+    # start the servers a host boot stopped (agent/compute/bootresume.py)
+    resume_guests_state_on_host_boot: bool = True
+    boot_id_path: str = "/proc/sys/kernel/random/boot_id"
 
 
 @dataclass
