@@ -27,6 +27,7 @@ from stratus.agent.compute.reconcile import ComputeAgent
 from stratus.agent.compute.state import AgentSettings
 from stratus.common.clients import Auth, PasswordAuth
 from stratus.common.config import Config, ConfigError
+from stratus.common.logs import setup_agent_logging
 from stratus.contracts.network import ModelError, check_deploy_prefix
 
 LOG = logging.getLogger("stratus.agent.compute")
@@ -138,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file
     try:
         config = Config.load()
-        logging.basicConfig(
-            level=logging.DEBUG if config.get_bool("DEFAULT", "debug") else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        setup_agent_logging(config.get_bool("DEFAULT", "debug"))  # HTTP traffic at DEBUG
         agent = build_agent(config)
     except ConfigError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")

@@ -39,6 +39,7 @@ from stratus.agent.network.sources import (
 from stratus.agent.runner import CommandError, Runner
 from stratus.common.clients import PasswordAuth
 from stratus.common.config import Config, ConfigError
+from stratus.common.logs import setup_agent_logging
 from stratus.contracts.network import MetadataSettings, ModelError
 
 LOG = logging.getLogger(__name__)
@@ -143,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file
     try:
         config = Config.load()
-        logging.basicConfig(
-            level=logging.DEBUG if config.get_bool("DEFAULT", "debug") else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        setup_agent_logging(config.get_bool("DEFAULT", "debug"))  # HTTP traffic at DEBUG
         agent, resync, retry = build_agent(config)
         wait = min(float(config.get_int("agent", "long_poll_wait", minimum=0)), MAX_LONG_POLL)
     except (ConfigError, ValueError) as exc:  # a bad setting: one line, not a traceback

@@ -33,6 +33,7 @@ from stratus.agent.storage.reconcile import StorageReconciler
 from stratus.agent.storage.tgt import AccountJournal, Tgt
 from stratus.common.clients import ApiClient, Auth, PasswordAuth, ServiceError
 from stratus.common.config import Config, ConfigError
+from stratus.common.logs import setup_agent_logging
 from stratus.contracts.volume import (
     ContractError,
     HostRegistration,
@@ -270,12 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file
     try:
         config = Config.load()
-        logging.basicConfig(
-            level=logging.DEBUG if config.get_bool("DEFAULT", "debug") else logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        if not config.get_bool("DEFAULT", "debug"):  # not a line per heartbeat and report
-            logging.getLogger("httpx").setLevel(logging.WARNING)
+        setup_agent_logging(config.get_bool("DEFAULT", "debug"))  # HTTP traffic at DEBUG
         agent = build_agent(config)
     except ConfigError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
