@@ -252,6 +252,15 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "",
             "Provider networks: comma-separated physnet:interface (e.g. public:eth1).",
         ),
+        "external_bridge": (
+            "",
+            "The deploy's external bridge (e.g. st-br-ex): made again, marked "
+            "stratus:<deploy_prefix>, when missing (after a host boot); empty: none.",
+        ),
+        "external_bridge_cidr": (
+            "",
+            "Address of external_bridge (e.g. 172.24.4.1/24), added when missing; empty: none.",
+        ),
         "state_dir": (
             "/var/lib/stratus-agent",
             "Agent state: dnsmasq files and leases, metadata proxy settings and pid files "

@@ -26,6 +26,7 @@ from stratus.agent.network.drivers.dnsmasq import DnsmasqDriver
 from stratus.agent.network.drivers.metadata import ProcessMetadataProxy
 from stratus.agent.network.drivers.nft_firewall import NftFirewall
 from stratus.agent.network.drivers.router import NamespaceRouterDriver
+from stratus.agent.network.external import ExternalBridge
 from stratus.agent.network.legacy import cleanup_legacy
 from stratus.agent.network.naming import Naming
 from stratus.agent.network.reconcile import NetworkAgent, NetworkDrivers
@@ -117,7 +118,11 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
         source = JsonFileSource(url.removeprefix("file://"))
     metadata = MetadataSettings(upstream_url=config.get(s, "metadata_url"),
                                 shared_secret=config.get(s, "metadata_shared_secret"))
-    agent = NetworkAgent(drivers, source, metadata, reporter, naming=naming)
+    external = None
+    if config.get(s, "external_bridge"):
+        external = ExternalBridge(ip, config.get(s, "external_bridge"),
+                                  config.get(s, "external_bridge_cidr"), naming.deploy_prefix)
+    agent = NetworkAgent(drivers, source, metadata, reporter, naming=naming, external=external)
     return (agent, float(config.get_int(s, "resync_interval", minimum=1)),
             float(config.get_int(s, "retry_interval", minimum=1)))
 

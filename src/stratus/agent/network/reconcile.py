@@ -52,6 +52,7 @@ from stratus.agent.network.drivers.base import (
     MetadataProxyDriver,
     RouterDriver,
 )
+from stratus.agent.network.external import ExternalBridge
 from stratus.agent.network.naming import Naming
 from stratus.agent.network.sources import (
     MAX_LONG_POLL,
@@ -99,8 +100,10 @@ class NetworkAgent:
 
     def __init__(self, drivers: NetworkDrivers, source: StateSource,
                  metadata_defaults: MetadataSettings | None = None,
-                 reporter: HostReporter | None = None, naming: Naming | None = None):
+                 reporter: HostReporter | None = None, naming: Naming | None = None,
+                 external: ExternalBridge | None = None):
         self.d = drivers
+        self.external = external  # the deploy's external bridge, made again when missing
         self.naming = naming or Naming()
         self.source = source
         self.reporter = reporter
@@ -172,6 +175,8 @@ class NetworkAgent:
             p if p.device_name else dataclasses.replace(p, device_name=self.naming.tap(p.id))
             for p in state.ports])
         d.l2.begin_pass()
+        if self.external is not None:  # before the segments: the public one uses it
+            self._attempt(report, "external bridge", self.external.ensure)
         if not self._ready:
             self._ready = self._attempt(report, "host setup", d.l2.ensure_ready)
         networks = {n.id: n for n in state.networks}
