@@ -43,9 +43,6 @@ ALLOWED_SKIPS = {
     "Horizon support is required": "no dashboard",
     # The multinode scenario: the all-in-one deploy has one compute host.
     "Less than 2 compute nodes": "one compute host (all-in-one)",
-    # Subnets are IPv4 only (network/subnets.py refuses ip_version 6): the IPv6 variants
-    # of the network API classes skip themselves. docs/tempest.md lists it as not built.
-    "IPv6 Tests are disabled": "IPv6 subnets not built",
 }
 
 

@@ -150,7 +150,7 @@ def test_subnet_validation_messages(api: NetApi) -> None:
         return err(resp)["message"]
 
     assert bad(cidr="10.0.0.0/33") == "cidr 10.0.0.0/33 is not a valid IPv4 network."
-    assert "only 4" in bad(ip_version=6)
+    assert "needs an IPv6 one" in bad(ip_version=6)
     assert "is not inside the subnet" in bad(gateway_ip="10.9.9.9")
     assert "conflicts with allocation pool" in bad(
         gateway_ip="10.0.0.5", allocation_pools=[{"start": "10.0.0.2", "end": "10.0.0.9"}])

@@ -24,6 +24,11 @@ from stratus.network import models as m
 from stratus.network.settings import DHCP_OWNER, ROUTER_INTERFACE, Settings, neutron
 
 
+def auto_address(sub: m.Subnet) -> bool:
+    """True for a SLAAC or dhcpv6-stateless subnet (addresses are EUI-64 from the MAC)."""
+    return ipam.auto_address(sub.ip_version, sub.ipv6_ra_mode, sub.ipv6_address_mode)
+
+
 class Allocations:
     """The allocation half of ``NetworkCore`` (it needs only ``settings``)."""
 
@@ -100,20 +105,48 @@ class Allocations:
         )
 
     @staticmethod
-    def pools(sub: m.Subnet) -> list[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]]:
+    def pools(sub: m.Subnet) -> list[tuple[ipam.IP, ipam.IP]]:
         return [
-            (ipaddress.IPv4Address(a), ipaddress.IPv4Address(b)) for a, b in sub.allocation_pools
+            (ipaddress.ip_address(a), ipaddress.ip_address(b)) for a, b in sub.allocation_pools
         ]
 
-    def allocate_ip(self, s: Session, sub: m.Subnet) -> str | None:
-        """A free address of the subnet's pools, or None when the pools are full."""
+    def allocate_ip(self, s: Session, sub: m.Subnet, mac: str | None = None) -> str | None:
+        """A free address of the subnet's pools, or None when the pools are full; on a
+        SLAAC or dhcpv6-stateless subnet the EUI-64 address of ``mac``."""
+        if mac is not None and auto_address(sub):
+            return ipam.eui64(ipaddress.ip_network(sub.cidr), mac)
         return ipam.pick_free_ip(self.pools(sub), self.allocated(s, sub.id))
+
+    def automatic_ips(self, s: Session, net: m.Network, subnets: list[m.Subnet],
+                      mac: str | None, device_owner: str) -> list[tuple[str, str]]:
+        """The addresses of a port that asked for none, as Neutron gives them: one from the
+        first IPv4 subnet with room, one from the first stateful IPv6 subnet with room, and
+        the EUI-64 address on every SLAAC/dhcpv6-stateless subnet (not for router ports)."""
+        out: list[tuple[str, str]] = []
+        for version in (4, 6):
+            pooled = [x for x in subnets if x.ip_version == version and not auto_address(x)]
+            for candidate in pooled:
+                ip = self.allocate_ip(s, candidate)
+                if ip is not None:
+                    out.append((candidate.id, ip))
+                    break
+            else:
+                if pooled:
+                    raise neutron(
+                        Conflict, "IpAddressGenerationFailure",
+                        f"No more IP addresses available on network {net.id}.",
+                    )
+        if mac is not None and not device_owner.startswith("network:router"):
+            out += [(x.id, ipam.eui64(ipaddress.ip_network(x.cidr), mac))
+                    for x in subnets if auto_address(x)]
+        return out
 
     def resolve_fixed_ips(
         self, s: Session, net: m.Network, requested: list[dict[str, Any]] | None,
-        device_owner: str = "",
+        device_owner: str = "", mac: str | None = None,
     ) -> list[tuple[str, str]]:
-        """(subnet_id, ip) pairs for a port; None asks for one address on the network.
+        """(subnet_id, ip) pairs for a port; None asks for the automatic addresses
+        (``automatic_ips``); ``mac`` gives the EUI-64 addresses on SLAAC subnets.
 
         Requested addresses are checked for use now (409) and again by the
         unique constraint when inserted; automatic ones are picked at random
@@ -121,16 +154,7 @@ class Allocations:
         """
         subnets = self.subnets_of(s, net.id)
         if requested is None:
-            for candidate in subnets:
-                ip = self.allocate_ip(s, candidate)
-                if ip is not None:
-                    return [(candidate.id, ip)]
-            if not subnets:
-                return []
-            raise neutron(
-                Conflict, "IpAddressGenerationFailure",
-                f"No more IP addresses available on network {net.id}.",
-            )
+            return self.automatic_ips(s, net, subnets, mac, device_owner)
         by_id = {x.id: x for x in subnets}
         out: list[tuple[str, str]] = []
         for item in requested:
@@ -145,17 +169,24 @@ class Allocations:
                     )
             ip_text = item.get("ip_address")
             if ip_text is not None:
-                addr = ipam.parse_ip(ip_text, "fixed ip_address")
+                addr = ipam.parse_ip(ip_text, "fixed ip_address",
+                                     sub.ip_version if sub is not None else None)
                 if sub is None:
                     sub = next(
-                        (x for x in subnets if addr in ipaddress.IPv4Network(x.cidr)), None
+                        (x for x in subnets if addr in ipaddress.ip_network(x.cidr)), None
                     )
                     if sub is None:
                         raise BadRequest(
                             f"IP address {addr} does not belong to any subnet of network {net.id}."
                         )
-                net_cidr = ipaddress.IPv4Network(sub.cidr)
+                net_cidr = ipaddress.ip_network(sub.cidr)
                 ipam.check_usable(net_cidr, addr, "fixed ip_address")
+                if auto_address(sub) and device_owner != ROUTER_INTERFACE:
+                    raise BadRequest(
+                        f"Invalid input for operation: IPv6 address {addr} cannot be directly "
+                        f"assigned to a port on subnet {sub.id} as the subnet is configured "
+                        "for automatic addresses."
+                    )
                 if (
                     sub.gateway_ip == str(addr)
                     and device_owner != ROUTER_INTERFACE
@@ -179,7 +210,7 @@ class Allocations:
                 out.append((sub.id, str(addr)))
             else:
                 assert sub is not None
-                ip_auto = self.allocate_ip(s, sub)
+                ip_auto = self.allocate_ip(s, sub, mac)
                 if ip_auto is None:
                     raise neutron(
                         Conflict, "IpAddressGenerationFailure",
@@ -306,8 +337,12 @@ class Allocations:
                 s.execute(sa.delete(m.IPAllocation).where(
                     m.IPAllocation.port_id == port.id, m.IPAllocation.subnet_id.in_(stale)))
         add = []
+        mac = port.mac_address if port is not None else self.pick_mac(s, net.id)
         for sub in wanted:
             if sub.id in have:
+                continue
+            if auto_address(sub):
+                add.append((sub.id, ipam.eui64(ipaddress.ip_network(sub.cidr), mac)))
                 continue
             ip = ipam.pick_free_ip(self.pools(sub), self.allocated(s, sub.id), window=1)
             if ip is None:
@@ -319,7 +354,7 @@ class Allocations:
         if port is None:
             self.make_port(
                 s, project_id=net.project_id, net=net, fixed=add, device_owner=DHCP_OWNER,
-                device_id=f"dhcp-{net.id}",
+                device_id=f"dhcp-{net.id}", mac=mac,
             )
             return
         for subnet_id, ip in add:

@@ -77,5 +77,6 @@ def _shape(item: Any) -> dict[str, str]:
     if not isinstance(item, dict) or set(item) != {"destination", "nexthop"}:
         raise BadRequest(f"Invalid input for routes. Reason: {item!r} must have exactly "
                          "'destination' and 'nexthop'.")
-    return {"destination": str(ipam.parse_cidr(item["destination"], "route destination")),
-            "nexthop": str(ipam.parse_ip(item["nexthop"], "route nexthop"))}
+    dest = ipam.parse_cidr(item["destination"], "route destination", None)
+    return {"destination": str(dest),
+            "nexthop": str(ipam.parse_ip(item["nexthop"], "route nexthop", dest.version))}

@@ -35,6 +35,8 @@ def _ips(s: Session, port_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
                          .where(m.IPAllocation.port_id.in_(port_ids))
                          .order_by(m.IPAllocation.id))
         for port_id, subnet_id, ip in rows:
+            if ":" in ip:  # IPv6: API only for now, the agents' data plane is IPv4 (ipv6.md)
+                continue
             out[port_id].append((subnet_id, ip))
     return out
 
@@ -196,7 +198,7 @@ def _routers(s: Session, need: Any, skip: frozenset[str] = frozenset()) -> list[
                     interfaces.append(nm.RouterInterface(
                         port_id=p.id, network_id=p.network_id, subnet_id=sid,
                         mac_address=p.mac_address, ip_address=ip,
-                        prefixlen=ipaddress.IPv4Network(sub.cidr).prefixlen))
+                        prefixlen=ipaddress.ip_network(sub.cidr).prefixlen))
         gateway = None
         if gw_port is not None and ips[gw_port.id]:
             need(gw_port.network_id)
@@ -206,7 +208,7 @@ def _routers(s: Session, need: Any, skip: frozenset[str] = frozenset()) -> list[
                 gateway = nm.RouterGateway(
                     port_id=gw_port.id, network_id=gw_port.network_id,
                     mac_address=gw_port.mac_address, ip_address=ip,
-                    prefixlen=ipaddress.IPv4Network(sub.cidr).prefixlen,
+                    prefixlen=ipaddress.ip_network(sub.cidr).prefixlen,
                     gateway_ip=sub.gateway_ip)
         fips = [nm.FloatingIP(floating_ip_address=f.floating_ip_address,
                               fixed_ip_address=f.fixed_ip_address, id=f.id)

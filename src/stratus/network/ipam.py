@@ -17,89 +17,145 @@ from stratus.common.errors import BadRequest
 
 IPv4Net = ipaddress.IPv4Network
 IPv4 = ipaddress.IPv4Address
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 CANDIDATE_WINDOW = 64
+_FORM = {4: "a.b.c.d/nn", 6: "x:y::/nn"}
 
 
-def parse_cidr(value: object, what: str = "cidr") -> IPv4Net:
-    """An IPv4 network in canonical form, or a 400 that says what is wrong."""
+def _ipv(version: int | None) -> str:
+    return "IP" if version is None else f"IPv{version}"
+
+
+def parse_cidr(value: object, what: str = "cidr", version: int | None = 4) -> IPNet:
+    """A network of ``version`` (None: either) in canonical form, or a 400 saying what is wrong."""
+    kind = _ipv(version)
     if not isinstance(value, str) or "/" not in value:
-        raise BadRequest(f"{what} {value!r} is not a valid IPv4 network (expected a.b.c.d/nn).")
+        form = _FORM.get(version or 4) if version else "a.b.c.d/nn or x:y::/nn"
+        raise BadRequest(f"{what} {value!r} is not a valid {kind} network (expected {form}).")
     try:
-        net = ipaddress.ip_network(value, strict=False)
+        net = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
-        raise BadRequest(f"{what} {value} is not a valid IPv4 network.") from None
-    if not isinstance(net, IPv4Net):
-        raise BadRequest(f"{what} {value} is an IPv6 network; only IPv4 is supported.")
-    if str(net) != value.strip():
+        raise BadRequest(f"{what} {value} is not a valid {kind} network.") from None
+    if version is not None and net.version != version:
+        raise BadRequest(f"{what} {value} is an IPv{net.version} network; ip_version "
+                         f"{version} needs an {kind} one.")
+    if net.network_address != _addr(value):
         raise BadRequest(
             f"{what} {value} has host bits set; the network is {net} (use that instead)."
         )
     return net
 
 
-def parse_ip(value: object, what: str = "ip_address") -> IPv4:
+def parse_cidr4(value: object, what: str = "cidr") -> IPv4Net:
+    """An IPv4 network (``parse_cidr`` with version 4, typed so)."""
+    net = parse_cidr(value, what, 4)
+    assert isinstance(net, IPv4Net)
+    return net
+
+
+def _addr(value: str) -> IP | None:
+    try:
+        return ipaddress.ip_address(value.strip().partition("/")[0])
+    except ValueError:
+        return None
+
+
+def parse_ip(value: object, what: str = "ip_address", version: int | None = 4) -> IP:
+    """An address of ``version`` (None: either), or a 400 saying what is wrong."""
+    kind = _ipv(version)
     if not isinstance(value, str):
-        raise BadRequest(f"{what} {value!r} is not a valid IPv4 address.")
+        raise BadRequest(f"{what} {value!r} is not a valid {kind} address.")
     try:
         ip = ipaddress.ip_address(value)
     except ValueError:
-        raise BadRequest(f"{what} {value!r} is not a valid IPv4 address.") from None
-    if not isinstance(ip, IPv4):
-        raise BadRequest(f"{what} {value} is an IPv6 address; only IPv4 is supported.")
+        raise BadRequest(f"{what} {value!r} is not a valid {kind} address.") from None
+    if version is not None and ip.version != version:
+        raise BadRequest(f"{what} {value} is an IPv{ip.version} address; an {kind} address "
+                         "is expected here.")
     return ip
 
 
-def host_range(net: IPv4Net) -> tuple[int, int]:
-    """First and last usable host address (as ints) of a subnet of at least a /30."""
+def host_range(net: IPNet) -> tuple[int, int]:
+    """First and last usable host address (as ints): IPv4 leaves out the network and
+    broadcast addresses, IPv6 only the subnet-router anycast one (the prefix itself)."""
+    if net.version == 6:
+        return int(net.network_address) + 1, int(net.broadcast_address)
     return int(net.network_address) + 1, int(net.broadcast_address) - 1
 
 
-def check_subnet_size(net: IPv4Net) -> None:
-    if net.prefixlen > 30:
+def check_subnet_size(net: IPNet) -> None:
+    limit = 30 if net.version == 4 else 126
+    if net.prefixlen > limit:
         raise BadRequest(
-            f"cidr {net} is too small: a subnet needs at least a /30 (two usable addresses)."
+            f"cidr {net} is too small: a subnet needs at least a /{limit} "
+            "(two usable addresses)."
         )
 
 
-def check_usable(net: IPv4Net, ip: IPv4, what: str) -> None:
+def check_usable(net: IPNet, ip: IP, what: str) -> None:
     if ip not in net:
         raise BadRequest(f"{what} {ip} is not inside the subnet {net}.")
-    if ip in (net.network_address, net.broadcast_address):
-        raise BadRequest(f"{what} {ip} is the network or broadcast address of {net}.")
+    if ip == net.network_address:
+        raise BadRequest(f"{what} {ip} is the network address of {net}.")
+    if net.version == 4 and ip == net.broadcast_address:
+        raise BadRequest(f"{what} {ip} is the broadcast address of {net}.")
 
 
-def default_gateway(net: IPv4Net) -> IPv4:
-    return IPv4(host_range(net)[0])
+def _ip(version: int, value: int) -> IP:
+    return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
 
 
-def default_pools(net: IPv4Net, gateway: IPv4 | None) -> list[tuple[IPv4, IPv4]]:
+def default_gateway(net: IPNet) -> IP:
+    return _ip(net.version, host_range(net)[0])
+
+
+def default_pools(net: IPNet, gateway: IP | None) -> list[tuple[IP, IP]]:
     """All host addresses except the gateway, as one or two ranges."""
     first, last = host_range(net)
+    v = net.version
     if gateway is None or not first <= int(gateway) <= last:
-        return [(IPv4(first), IPv4(last))]
+        return [(_ip(v, first), _ip(v, last))]
     g = int(gateway)
     pools = []
     if g > first:
-        pools.append((IPv4(first), IPv4(g - 1)))
+        pools.append((_ip(v, first), _ip(v, g - 1)))
     if g < last:
-        pools.append((IPv4(g + 1), IPv4(last)))
+        pools.append((_ip(v, g + 1), _ip(v, last)))
     return pools
 
 
+AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+
+
+def auto_address(version: int, ra_mode: str | None, address_mode: str | None) -> bool:
+    """True for an IPv6 subnet whose hosts make their own address (EUI-64 from the MAC)."""
+    mode = address_mode if address_mode is not None else ra_mode
+    return version == 6 and mode in AUTO_ADDRESS_MODES
+
+
+def eui64(net: IPNet, mac: str) -> str:
+    """The modified EUI-64 address of ``mac`` in the /64 ``net`` (RFC 4291 appendix A)."""
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    iid = int.from_bytes(bytes([*octets[:3], 0xFF, 0xFE, *octets[3:]]), "big")
+    return str(ipaddress.IPv6Address(int(net.network_address) | iid))
+
+
 def parse_pools(
-    raw: object, net: IPv4Net, gateway: IPv4 | None
-) -> list[tuple[IPv4, IPv4]]:
+    raw: object, net: IPNet, gateway: IP | None
+) -> list[tuple[IP, IP]]:
     """Validate allocation_pools: inside the cidr, ordered, disjoint, not holding the gateway."""
     if not isinstance(raw, list) or not raw:
         raise BadRequest("allocation_pools must be a non-empty list of {start, end} objects.")
-    pools: list[tuple[IPv4, IPv4]] = []
+    pools: list[tuple[IP, IP]] = []
     for item in raw:
         if not isinstance(item, dict) or set(item) != {"start", "end"}:
             raise BadRequest(
                 f"allocation pool {item!r} must be an object with exactly 'start' and 'end'."
             )
-        start = parse_ip(item["start"], "allocation pool start")
-        end = parse_ip(item["end"], "allocation pool end")
+        start = parse_ip(item["start"], "allocation pool start", net.version)
+        end = parse_ip(item["end"], "allocation pool end", net.version)
         check_usable(net, start, "allocation pool start")
         check_usable(net, end, "allocation pool end")
         if int(start) > int(end):
@@ -116,7 +172,7 @@ def parse_pools(
     return pools
 
 
-def pool_size(pools: Iterable[tuple[IPv4, IPv4]]) -> int:
+def pool_size(pools: Iterable[tuple[IP, IP]]) -> int:
     return sum(int(e) - int(s) + 1 for s, e in pools)
 
 
@@ -144,11 +200,15 @@ def pick_free(
 
 
 def pick_free_ip(
-    pools: Iterable[tuple[IPv4, IPv4]], taken: Iterable[str], window: int = CANDIDATE_WINDOW
+    pools: Iterable[tuple[IP, IP]], taken: Iterable[str], window: int = CANDIDATE_WINDOW
 ) -> str | None:
-    used = {int(ipaddress.IPv4Address(t)) for t in taken}
+    pools = list(pools)
+    if not pools:
+        return None
+    version = pools[0][0].version
+    used = {int(ipaddress.ip_address(t)) for t in taken}
     value = pick_free(((int(s), int(e)) for s, e in pools), used, window)
-    return None if value is None else str(IPv4(value))
+    return None if value is None else str(_ip(version, value))
 
 
 def parse_ranges(spec: str, lowest: int, highest: int, what: str) -> list[tuple[int, int]]:
@@ -170,5 +230,5 @@ def parse_ranges(spec: str, lowest: int, highest: int, what: str) -> list[tuple[
     return out
 
 
-def overlaps(a: IPv4Net, b: IPv4Net) -> bool:
-    return a.overlaps(b)
+def overlaps(a: IPNet, b: IPNet) -> bool:
+    return a.version == b.version and a.overlaps(b)

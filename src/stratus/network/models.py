@@ -73,6 +73,9 @@ class Subnet(Standard, NetworkBase):
     host_routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     # The subnet pool its CIDR was allocated from (``subnetpools.py``), or NULL.
     subnetpool_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True, index=True)
+    # IPv6 only: slaac, dhcpv6-stateful, dhcpv6-stateless or NULL (``subnets.check_ipv6_modes``).
+    ipv6_ra_mode: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    ipv6_address_mode: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
 
 
 class Port(Standard, NetworkBase):

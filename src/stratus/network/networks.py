@@ -200,12 +200,23 @@ class NetworkService:
             if not core.owns(ctx, net.project_id):
                 raise Forbidden("rule:delete_network is disallowed by policy")
             core.require_member(ctx, "delete_network")
+            # Unassociated floating IPs go with their external network, as in Neutron
+            # (Tempest: test_delete_external_networks_with_floating_ip); associated ones
+            # keep it in use.
+            loose = list(s.scalars(sa.select(m.FloatingIP).where(
+                m.FloatingIP.floating_network_id == net.id,
+                m.FloatingIP.fixed_port_id.is_(None))))
+            loose_ports = {f.floating_port_id for f in loose}
             in_use = s.scalar(sa.select(m.Port.id).where(
-                m.Port.network_id == net.id, m.Port.device_owner != DHCP_OWNER))
+                m.Port.network_id == net.id, m.Port.device_owner != DHCP_OWNER,
+                m.Port.id.not_in(loose_ports)))
             if in_use is not None:
                 raise neutron(Conflict, "NetworkInUse",
                               f"Unable to complete operation on network {net.id}. There are "
                               "one or more ports still in use on the network.")
+            for fip in loose:
+                s.delete(fip)
+            s.flush()
             s.execute(sa.delete(m.Port).where(m.Port.network_id == net.id))
             s.execute(sa.delete(m.Subnet).where(m.Subnet.network_id == net.id))
             s.delete(net)

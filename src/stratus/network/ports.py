@@ -162,7 +162,8 @@ class PortService:
                       if security and not owner.startswith("network:") else [])
         else:
             groups = self._groups_for(s, ctx, project, sg_ids)
-        fixed = core.resolve_fixed_ips(s, net, requested, owner)
+        mac = mac or core.pick_mac(s, net.id)  # SLAAC addresses are made from it
+        fixed = core.resolve_fixed_ips(s, net, requested, owner, mac)
         port = core.make_port(
             s, project_id=project, net=net, fixed=fixed, device_owner=owner,
             device_id=views.text(obj, "device_id"), mac=mac, port_security=security,
@@ -248,7 +249,7 @@ class PortService:
                 s.execute(sa.delete(m.IPAllocation).where(m.IPAllocation.port_id == port.id))
                 s.flush()
                 fixed = core.resolve_fixed_ips(s, net, [r for r in requested if r not in keep],
-                                               port.device_owner)
+                                               port.device_owner, port.mac_address)
                 for r in keep:
                     sid = r.get("subnet_id") or next(x for x, ip in current
                                                      if ip == r["ip_address"])

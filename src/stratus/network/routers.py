@@ -111,15 +111,15 @@ def parse_routes(core: NetworkCore, s: Session, r: m.Router, raw: Any) -> list[d
         return []
     if not isinstance(raw, list):
         raise BadRequest("Invalid input for routes. Reason: a list is expected.")
-    attached = [ipaddress.IPv4Network(sub.cidr) for _, sub in interface_subnets(core, s, r.id)]
+    attached = [ipaddress.ip_network(sub.cidr) for _, sub in interface_subnets(core, s, r.id)]
     out = []
     for item in raw:
         if not isinstance(item, dict) or set(item) != {"destination", "nexthop"}:
             raise BadRequest(f"Invalid input for routes. Reason: {item!r} must have exactly "
                              "'destination' and 'nexthop'.")
-        dest = ipam.parse_cidr(item["destination"], "route destination")
-        hop = ipam.parse_ip(item["nexthop"], "route nexthop")
-        if not any(hop in cidr for cidr in attached):
+        dest = ipam.parse_cidr(item["destination"], "route destination", None)
+        hop = ipam.parse_ip(item["nexthop"], "route nexthop", dest.version)
+        if not any(hop in cidr for cidr in attached if cidr.version == hop.version):
             raise BadRequest(f"Invalid format for routes: {item}, the nexthop is not "
                              "connected with router.")
         out.append({"destination": str(dest), "nexthop": str(hop)})
@@ -134,12 +134,12 @@ def interface_info(r: m.Router, port: m.Port, subnet_ids: list[str]) -> dict[str
 
 
 def check_overlap(core: NetworkCore, s: Session, r: m.Router, sub: m.Subnet) -> None:
-    cidr = ipaddress.IPv4Network(sub.cidr)
+    cidr = ipaddress.ip_network(sub.cidr)
     for _port, other in interface_subnets(core, s, r.id):
         if other.id == sub.id:
             raise BadRequest(f"Bad router request: Router already has a port on subnet "
                              f"{sub.id}.")
-        if ipaddress.IPv4Network(other.cidr).overlaps(cidr):
+        if ipam.overlaps(ipaddress.ip_network(other.cidr), cidr):
             raise BadRequest(f"Bad router request: Cidr {sub.cidr} of subnet {sub.id} "
                              f"overlaps with cidr {other.cidr} of subnet {other.id}.")
 
@@ -318,15 +318,15 @@ class RouterService:
                               f"Router {r.id} does not have an interface with id {port_id}")
             port, sub = found
             subnet_ids = [sid for sid, _ in core.port_ips(s, port.id)]
-            cidr = ipaddress.IPv4Network(sub.cidr)
+            cidr = ipaddress.ip_network(sub.cidr)
             for fip in s.scalars(sa.select(m.FloatingIP).where(m.FloatingIP.router_id == r.id)):
-                if fip.fixed_ip_address and ipaddress.IPv4Address(fip.fixed_ip_address) in cidr:
+                if fip.fixed_ip_address and ipaddress.ip_address(fip.fixed_ip_address) in cidr:
                     raise neutron(Conflict, "RouterInterfaceInUseByFloatingIP",
                                   f"Router interface for subnet {sub.id} on router {r.id} "
                                   "cannot be deleted, as it is required by one or more "
                                   "floating IPs.")
             for route in r.routes or []:  # extraroute: a nexthop needs its interface
-                if ipaddress.IPv4Address(route["nexthop"]) in cidr:
+                if ipaddress.ip_address(route["nexthop"]) in cidr:
                     raise neutron(Conflict, "RouterInterfaceInUseByRoute",
                                   f"Router interface for subnet {sub.id} on router {r.id} "
                                   f"cannot be deleted, as it is required by one or more "

@@ -59,7 +59,7 @@ def parse_prefixes(raw: object) -> list[IPv4Net]:
         if isinstance(item, str) and ":" in item:
             raise BadRequest(f"Invalid input for prefixes. Reason: {item} is an IPv6 prefix; "
                              "only IPv4 subnet pools are supported.")
-        nets.append(ipam.parse_cidr(item, "prefix"))
+        nets.append(ipam.parse_cidr4(item, "prefix"))
     return sorted(ipaddress.collapse_addresses(nets))
 
 
@@ -289,7 +289,7 @@ class SubnetPoolService:
         if obj.get("cidr") is not None:
             if obj.get("prefixlen") is not None:
                 raise BadRequest("cidr and prefixlen cannot both be given.")
-            cidr = ipam.parse_cidr(obj["cidr"])
+            cidr = ipam.parse_cidr4(obj["cidr"])
             self._check_len(pool, cidr.prefixlen)
             if not any(cidr.subnet_of(p) for p in prefixes):
                 raise neutron(BadRequest, "SubnetAllocationError",

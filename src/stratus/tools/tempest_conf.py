@@ -180,8 +180,9 @@ def render(facts: CloudFacts) -> str:
     exts = facts.network_extensions
     conf["network-feature-enabled"] = {
         "api_extensions": ",".join(exts),
-        "ipv6": "false",  # subnets are IPv4 only (network/subnets.py refuses ip_version 6)
-        "ipv6_subnet_attributes": _flag("ipv6-subnet-attributes" in exts),
+        "ipv6": "true",  # IPv6 subnets (network/subnets.py; docs/ipv6.md says what the
+        # data plane does with them)
+        "ipv6_subnet_attributes": "true",  # ipv6_ra_mode / ipv6_address_mode are core
         "port_security": _flag("port-security" in exts),
         "floating_ips": _flag("router" in exts),
     }
