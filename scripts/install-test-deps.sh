@@ -14,6 +14,7 @@ packages=(
   tgt qemu-block-extra
   openssh-client dosfstools mtools
   chromium chromium-driver
+  podman runc netavark mmdebstrap  # molecule's systemd hosts (extensions/molecule, docs/molecule.md)
 )
 
 missing=()
