@@ -65,6 +65,29 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "argon2id",
             "Password hash for new passwords: argon2id | bcrypt.",
         ),
+        "lockout_failure_attempts": (
+            "0",
+            "Wrong passwords in a row that lock a user out (Keystone's "
+            "lockout_failure_attempts); 0: never locked.",
+        ),
+        "lockout_duration": (
+            "1800",
+            "Seconds a locked-out user stays locked; an admin unlocks earlier by "
+            "updating the user with enabled=true.",
+        ),
+        "password_min_length": ("0", "Shortest password accepted when one is set; 0: any."),
+        "password_regex": (
+            "",
+            "Regular expression a new password must match in full; empty: any.",
+        ),
+        "password_regex_description": (
+            "",
+            "What password_regex asks for, in words: the 400 answer says it.",
+        ),
+        "unique_last_password_count": (
+            "0",
+            "A new password must differ from the user's last N passwords; 0: no history.",
+        ),
         "workers": ("1", "Number of uvicorn worker processes."),
         "token_cache_seconds": (
             "5",

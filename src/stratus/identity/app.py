@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from stratus.common.app import Router, create_app, run_service, setup_logging
-from stratus.common.config import Config
+from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database
 from stratus.common.errors import keystone_error
 from stratus.identity.api import (
@@ -30,6 +30,7 @@ from stratus.identity.api import (
 )
 from stratus.identity.core import Identity
 from stratus.identity.passwords import ALGORITHMS
+from stratus.identity.security import SecurityRules
 from stratus.identity.tokens import KeyRepository, TokenSealer
 
 SECTION = "identity"
@@ -51,7 +52,25 @@ def build_identity(config: Config) -> Identity:
         token_ttl=config.get_int(SECTION, "token_expiration", minimum=60),
         hash_algorithm=algorithm,
         validation_cache_seconds=config.get_int(SECTION, "validation_cache_seconds", minimum=0),
+        security=security_rules(config),
     )
+
+
+def security_rules(config: Config) -> SecurityRules:
+    """The lockout and password rules from ``[identity]`` (security.py)."""
+    try:
+        return SecurityRules(
+            lockout_failure_attempts=config.get_int(
+                SECTION, "lockout_failure_attempts", minimum=0),
+            lockout_duration=config.get_int(SECTION, "lockout_duration", minimum=1),
+            password_min_length=config.get_int(SECTION, "password_min_length", minimum=0),
+            password_regex=config.get(SECTION, "password_regex"),
+            password_regex_description=config.get(SECTION, "password_regex_description"),
+            unique_last_password_count=config.get_int(
+                SECTION, "unique_last_password_count", minimum=0),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def build_app(identity: Identity, public_url: str = "") -> Starlette:

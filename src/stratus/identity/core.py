@@ -38,6 +38,7 @@ from stratus.identity.projects import Projects
 from stratus.identity.revocation import RevocationCache, TokenFacts
 from stratus.identity.roles import Roles
 from stratus.identity.rows import GLOBAL
+from stratus.identity.security import SecurityRules
 from stratus.identity.tokencache import ValidationCache
 from stratus.identity.tokens import TokenDecodeError, TokenPayload, TokenSealer, new_audit_id
 from stratus.identity.trusts import Trusts
@@ -90,8 +91,11 @@ class Identity:
         token_ttl: int = 3600,
         hash_algorithm: str = "argon2id",
         validation_cache_seconds: float = 0,
+        security: SecurityRules | None = None,
     ) -> None:
         self.db = db
+        # Lockout and password rules (security.py); all off by default.
+        self.security = security or SecurityRules()
         self.sealer = sealer
         self.token_ttl = token_ttl
         self.hash_algorithm = hash_algorithm
@@ -202,8 +206,16 @@ class Identity:
             raise BadRequest("The password method needs user.id, or user.name with user.domain.")
         # Always spend the hashing time so timing does not tell which part was wrong.
         ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+        if user is not None and self.security.locked(user):
+            # Locked: the right password gets the same answer as a wrong one.
+            raise Unauthorized(AUTH_REQUIRED)
+        if user is not None and not ok:
+            # Counted in a transaction of its own: the caller's rolls back with the 401.
+            with self.db.session() as counting:
+                self.security.record_failure(counting, user.id)
         if user is None or not ok or not user.enabled:
             raise Unauthorized(AUTH_REQUIRED)
+        self.security.clear(user)
         return user
 
     def _scope(
@@ -561,8 +573,11 @@ class Identity:
     # ---- passwords -----------------------------------------------------------------------
 
     def set_password(self, session: Session, user: m.User, password: str) -> None:
+        """Set a password that passes the rules (400 naming the rule otherwise)."""
+        self.security.check_password(session, user, password)
         user.password_hash = hash_password(password, self.hash_algorithm)
         user.password_changed_at = utcnow(precise=True)
+        self.security.remember(session, user)
 
     # ---- catalog -------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class IdentityBase(DeclarativeBase):
@@ -51,6 +51,23 @@ class User(IdentityBase):
     password_changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column()
+    # Lockout (security.py): wrong passwords in a row and when the last one came.
+    failed_auth_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    failed_auth_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class PasswordHistory(IdentityBase):
+    """A user's earlier password hashes, for ``unique_last_password_count``."""
+
+    __tablename__ = "password_history"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), index=True
+    )
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column()
+    # So that a new user's row is inserted before its first history row.
+    user: Mapped[User] = relationship()
 
 
 class Group(IdentityBase):

@@ -103,6 +103,8 @@ class Users:
                 self.core.revoke(s, user_id=user.id)
             if enabled is not None:
                 user.enabled = enabled
+            if enabled is True:
+                self.core.security.clear(user)  # an admin's unlock, as in Keystone
             if password is not None:
                 self.core.set_password(s, user, password)
             user.extra = {**(user.extra or {}), **views.extras(obj)}

@@ -3,13 +3,17 @@ credential), validate, check and revoke tokens."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from starlette.responses import JSONResponse, Response
 
 from stratus.common.app import Req, Routes
-from stratus.common.errors import Forbidden, NotFound
+from stratus.common.errors import Forbidden, NotFound, Unauthorized
 from stratus.identity.core import Identity, ValidatedToken
 
 routes = Routes()
+log = logging.getLogger(__name__)
 
 
 def subject(req: Req, svc: Identity) -> tuple[str, ValidatedToken]:
@@ -29,10 +33,35 @@ def subject(req: Req, svc: Identity) -> tuple[str, ValidatedToken]:
 
 @routes.add("POST", "/v3/auth/tokens", status=201)
 def issue_token(req: Req, svc: Identity) -> Response:
-    token, validated = svc.authenticate(req.body)
+    try:
+        token, validated = svc.authenticate(req.body)
+    except Unauthorized:
+        client = req.request.client
+        log.warning(
+            "failed authentication from %s for %s",
+            client.host if client else "-", who(req.body),
+        )
+        raise
     include_catalog = "nocatalog" not in req.query
     body = svc.token_body(None, validated, include_catalog)
     return JSONResponse(body, status_code=201, headers={"X-Subject-Token": token})
+
+
+def who(body: Any) -> str:
+    """Whom a token request named (method, user id or name and domain), never a secret."""
+    try:
+        ident = body["auth"]["identity"]
+        method = str(ident["methods"][0])
+        user = ident.get(method, {}).get("user", {}) if method == "password" else {}
+        if isinstance(user, dict) and (user.get("id") or user.get("name")):
+            domain = user.get("domain") or {}
+            where = domain.get("id") or domain.get("name") if isinstance(domain, dict) else None
+            name = user.get("id") or user.get("name")
+            return f"{method} user {str(name)[:255]!r}" + (f" in domain {str(where)[:64]!r}"
+                                                          if where else "")
+        return f"{method} method"
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return "a malformed request"
 
 
 # GET is registered before HEAD, as it always was: Starlette lets a GET route
