@@ -17,7 +17,16 @@ from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database
 from stratus.common.errors import glance_error
 from stratus.image import transfer, views
-from stratus.image.api import image_data, images, members, schemas, tags, tasks, versions
+from stratus.image.api import (
+    image_data,
+    images,
+    members,
+    metadefs,
+    schemas,
+    tags,
+    tasks,
+    versions,
+)
 from stratus.image.core import ImageService, Settings
 from stratus.image.inspect import Limits
 from stratus.image.store import FileStore
@@ -69,7 +78,7 @@ def build_app(
     """The image app: every API module's routes bound to ``service``; ``authenticate``
     turns an X-Auth-Token into the caller (a remote identity check in production)."""
     router = Router(authenticate=authenticate)
-    for module in (versions, images, tags, members, image_data, schemas, tasks):
+    for module in (versions, images, tags, members, image_data, schemas, tasks, metadefs):
         router.include(module.routes, service)
     return create_app("image", router.routes, glance_error, db=service.db, public_url=public_url)
 

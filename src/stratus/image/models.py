@@ -75,3 +75,34 @@ class ImageMember(ImageBase):
     status: Mapped[str] = mapped_column(sa.String(16))
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class MetadefNamespace(ImageBase):
+    """A metadata-definition namespace (Glance metadefs): a named catalogue of
+    property, object and tag definitions, public or private to its owner."""
+
+    __tablename__ = "metadef_namespace"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    display_name: Mapped[str | None] = mapped_column(sa.String(80), nullable=True)
+    description: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    visibility: Mapped[str] = mapped_column(sa.String(16))
+    protected: Mapped[bool] = mapped_column(default=False)
+    owner: Mapped[str | None] = mapped_column(sa.String(255), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class MetadefItem(ImageBase):
+    """One definition inside a namespace: ``kind`` is object, property, tag or
+    resource_type (an association); ``body`` is its JSON definition without the name."""
+
+    __tablename__ = "metadef_item"
+    namespace_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("metadef_namespace.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
