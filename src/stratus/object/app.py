@@ -28,7 +28,7 @@ API_TABLES = (info.routes, objects.routes, containers.routes, accounts.routes)
 
 
 class TransIdMiddleware:
-    """``X-Trans-Id`` and ``X-Openstack-Request-Id`` on every answer."""
+    """``X-Trans-Id``, ``X-Openstack-Request-Id`` and a ``Content-Type`` on every answer."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,6 +44,9 @@ class TransIdMiddleware:
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() != b"x-openstack-request-id"]
                 headers += [(b"x-trans-id", tx), (b"x-openstack-request-id", tx)]
+                if not any(k.lower() == b"content-type" for k, _ in headers):
+                    # Swift types every answer, an empty 204 or 202 too (Tempest checks it)
+                    headers.append((b"content-type", b"text/html; charset=UTF-8"))
                 message = {**message, "headers": headers}
             await send(message)
 

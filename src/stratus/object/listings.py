@@ -147,8 +147,8 @@ class Listings:
             first = s.scalar(sa.select(ObjectRow.name).where(
                 ObjectRow.account == account, ObjectRow.container == name).limit(1))
             if first is not None:
-                raise Conflict("There was a conflict when trying to complete your request: "
-                               "the container is not empty.")
+                raise Conflict("There was a conflict when trying to complete your request. "
+                               "The container is not empty.")
             s.delete(row)
         self.db.transaction(work)
 

@@ -4,7 +4,9 @@ The signature is the HMAC of ``METHOD\\nexpires\\npath`` with a key from the acc
 (``X-Account-Meta-Temp-URL-Key``, ``-Key-2``) or the container's
 (``X-Container-Meta-Temp-URL-Key``, ``-Key-2``) metadata; the digest is sha1 (what
 openstacksdk still signs with), sha256 or sha512, told apart by the signature's length
-(hex) or a ``<digest>:<base64>`` prefix. A HEAD is allowed by a GET, HEAD or PUT signature.
+(hex) or a ``<digest>:<base64>`` prefix; ``temp_url_prefix`` signs every object whose name
+starts with it, and ``inline`` / ``filename`` set the Content-Disposition. A HEAD is
+allowed by a GET, HEAD or PUT signature.
 """
 
 from __future__ import annotations
@@ -41,8 +43,16 @@ def _decode(sig: str) -> tuple[str, bytes] | None:
 
 
 def valid(method: str, path: str, sig: str, expires: str, keys: list[str],
-          now: float | None = None) -> str:
-    """"" when the signature is good for this request, else why not."""
+          now: float | None = None, prefix: str | None = None) -> str:
+    """"" when the signature is good for this request, else why not. With ``prefix``
+    (``temp_url_prefix``) the signed path is ``prefix:/v1/<account>/<container>/<prefix>``
+    and the object's name must start with the prefix."""
+    if prefix is not None:
+        container_path = "/".join(path.split("/", 4)[:4])
+        signed = f"{container_path}/{prefix}"
+        if not path.startswith(signed):
+            return "The object's name does not start with temp_url_prefix."
+        path = f"prefix:{signed}"
     if not expires.isdigit():
         return "temp_url_expires must be a Unix time in whole seconds."
     if int(expires) < (time.time() if now is None else now):

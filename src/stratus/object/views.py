@@ -87,8 +87,10 @@ def check_name(kind: str, name: str, limit: int) -> str:
         raise BadRequest(f"The {kind} name contains a NUL character, which is not allowed.")
     if "\ufffd" in name:
         raise BadRequest(f"The {kind} name is not valid UTF-8.")
-    if len(name.encode("utf-8")) > limit:
-        raise BadRequest(f"The {kind} name is longer than {limit} bytes.")
+    if (size := len(name.encode("utf-8"))) > limit:
+        # Swift's own words (Tempest looks for them): "<Kind> name length of N longer than L"
+        raise BadRequest(f"{kind.capitalize()} name length of {size} longer than {limit} "
+                         "(bytes).")
     return name
 
 

@@ -91,7 +91,8 @@ async def _tempurl(req: Req, svc: ObjectService, account: str, container: str
     method = req.request.method
     why = "TempURL is not allowed for this method." if method not in tempurl.METHODS else \
         tempurl.valid(method, req.request.url.path, req.query.get("temp_url_sig", ""),
-                      req.query.get("temp_url_expires", ""), keys)
+                      req.query.get("temp_url_expires", ""), keys,
+                      prefix=req.query.get("temp_url_prefix"))
     if why or info is None:
         raise Unauthorized(why or "The temporary URL's signature does not match.")
     return info

@@ -214,11 +214,15 @@ async def put_object(req: Req, svc: ObjectService, account: str, container: str,
     except BaseException:
         session.abort()
         raise
-    headers = {"ETag": meta["slo"]["etag"] if manifest_body is not None else session.etag,
+    # an SLO manifest's ETag (the md5 of its segments' etags) is quoted, as Swift's
+    headers = {"ETag": f'"{meta["slo"]["etag"]}"' if manifest_body is not None
+               else session.etag,
                "Last-Modified": http_date(ts), "X-Timestamp": ts,
                "Content-Type": "text/html; charset=UTF-8"}
     if copy_from:
         headers["X-Copied-From"] = unquote(copy_from).lstrip("/")
+        if source is not None:
+            headers["X-Copied-From-Last-Modified"] = http_date(source.timestamp)
     return Response(status_code=201, headers=headers)
 
 
@@ -227,6 +231,14 @@ async def get_object(req: Req, svc: ObjectService, account: str, container: str,
     await container_access(req, svc, account, container, write=False)
     f = await run_in_threadpool(svc.read, account, container, name)
     headers = object_headers(f)
+    if "temp_url_sig" in req.query:  # TempURL's inline / filename (as Swift's tempurl)
+        filename = "".join(c for c in req.query.get("filename", "") if c.isprintable()
+                           and c != '"') or None
+        if "inline" in req.query:
+            headers["Content-Disposition"] = (f'inline; filename="{filename}"' if filename
+                                              else "inline")
+        elif filename:
+            headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     method = req.request.method
     lowered = {k.lower(): v for k, v in req.request.headers.items()}
     if check_conditions(lowered, f.metadata.get("etag", ""), float(f.timestamp), method):
