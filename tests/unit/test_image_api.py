@@ -277,12 +277,18 @@ def test_tags(api: ImageApi) -> None:
     error(api.call("PUT", f"{tags}/x", "carol"), 403)
 
 
-def test_deactivate_and_reactivate_are_admin_actions(api: ImageApi) -> None:
-    img = api.create("alice")
+def test_deactivate_and_reactivate_by_admins_and_the_owners_members(api: ImageApi) -> None:
+    img = api.create("alice", visibility="community")
     path = f"/v2/images/{img['id']}"
     assert "status 'queued'" in error(api.call("POST", f"{path}/actions/deactivate"), 403)
     assert api.upload(img["id"], b"\x01" * 8192, "alice").status_code == 204
-    error(api.call("POST", f"{path}/actions/deactivate", "alice"), 403)
+    for other in ("bob", "carol"):  # another project; a reader of the owner's project
+        assert "deactivate_image" in error(
+            api.call("POST", f"{path}/actions/deactivate", other), 403)
+    assert api.call("POST", f"{path}/actions/deactivate", "alice").status_code == 204
+    assert "deactivated" in error(api.call("GET", f"{path}/file", "bob"), 403)
+    error(api.call("POST", f"{path}/actions/reactivate", "bob"), 403)
+    assert api.call("POST", f"{path}/actions/reactivate", "alice").status_code == 204
     assert api.call("POST", f"{path}/actions/deactivate").status_code == 204
     assert api.call("POST", f"{path}/actions/deactivate").status_code == 204
     assert api.show(img["id"], "alice")["status"] == "deactivated"
@@ -402,3 +408,10 @@ def test_patch_2_0_refuses_bad_operations_atomically(
     resp = api.call("PATCH", f"/v2/images/{img['id']}", "alice", headers=PATCH_2_0, json=body)
     assert words in error(resp, 400)
     assert api.show(img["id"], "alice")["name"] == "keep"
+
+
+def test_an_empty_image_id_is_a_404_not_a_redirect(api: ImageApi) -> None:
+    for method in ("GET", "DELETE", "PATCH"):
+        resp = api.call(method, "/v2/images/", follow_redirects=False)
+        assert "No image id" in error(resp, 404)
+    assert api.call("GET", "/v2/images").status_code == 200

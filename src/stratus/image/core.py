@@ -293,7 +293,9 @@ class ImageService:
         action = "reactivate" if active else "deactivate"
         with self.db.session() as s:
             img = self.visible(s, ctx, image_id)
-            policy.enforce(ctx, f"{action}_image", "admin")
+            # Glance's default: admins, or members of the owning project (Tempest's
+            # owner deactivates its own image); readers and other projects get a 403.
+            policy.enforce(ctx, f"{action}_image", "member", img.owner)
             target, source = ("active", "deactivated") if active else ("deactivated", "active")
             if img.status == target:
                 return

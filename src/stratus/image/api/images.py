@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from stratus.common.app import Req, Routes
-from stratus.common.errors import UnsupportedMediaType
+from stratus.common.errors import NotFound, UnsupportedMediaType
 from stratus.image import listing, views
 from stratus.image.core import ImageService
 
@@ -57,3 +57,10 @@ def deactivate(req: Req, svc: ImageService) -> None:
 @routes.add("POST", "/v2/images/{image_id}/actions/reactivate", body=False)
 def reactivate(req: Req, svc: ImageService) -> None:
     svc.set_active(req.ctx, req.params["image_id"], active=True)
+
+
+@routes.add(("GET", "DELETE", "PATCH"), "/v2/images/", body=False)
+def empty_image_id(req: Req, svc: ImageService) -> None:
+    """``/v2/images/`` (an empty image id, as Glance's router sees it) is a 404, not a
+    redirect to the list (which would turn a DELETE into a 405)."""
+    raise NotFound("No image id was given: use /v2/images/{image_id} (or /v2/images to list).")
