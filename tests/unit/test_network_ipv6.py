@@ -165,3 +165,14 @@ def test_ipv6_security_group_rule(api: NetApi) -> None:
         "security_group_id": group["id"], "direction": "ingress", "ethertype": "IPv6",
         "protocol": "ipv6-icmp", "remote_ip_prefix": "2001:db8::/64"}})["security_group_rule"]
     assert rule["ethertype"] == "IPv6" and rule["remote_ip_prefix"] == "2001:db8::/64"
+
+
+def test_slaac_subnet_deleted_under_its_ports(api: NetApi) -> None:
+    net = api.network(token=ALICE)
+    api.subnet(net["id"], "10.9.0.0/24", token=ALICE)
+    sub = v6(api, net["id"], token=ALICE, ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
+    port = api.port(net["id"], token=ALICE)
+    assert len(port["fixed_ips"]) == 2
+    assert api.call("DELETE", f"/v2.0/subnets/{sub['id']}", ALICE).status_code == 204
+    after = api.ok("GET", f"/v2.0/ports/{port['id']}", ALICE)["port"]
+    assert [f["subnet_id"] for f in after["fixed_ips"]] == [port["fixed_ips"][0]["subnet_id"]]

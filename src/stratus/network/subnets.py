@@ -19,7 +19,7 @@ from stratus.common.errors import BadRequest, Conflict, Forbidden
 from stratus.common.timeutil import new_id, utcnow
 from stratus.network import ipam, views
 from stratus.network import models as m
-from stratus.network.settings import DHCP_OWNER, Settings, neutron
+from stratus.network.settings import DHCP_OWNER, ROUTER_INTERFACE, Settings, neutron
 
 if TYPE_CHECKING:
     from stratus.network.core import NetworkCore
@@ -288,10 +288,14 @@ class SubnetService:
             if not core.owns(ctx, sub.project_id):
                 raise Forbidden("rule:delete_subnet is disallowed by policy")
             core.require_member(ctx, "delete_subnet")
+            # On a SLAAC/dhcpv6-stateless subnet the hosts made their addresses themselves:
+            # as in Neutron they go with the subnet, only a router interface keeps it.
+            blocking = (m.Port.device_owner == ROUTER_INTERFACE if is_auto_address(sub)
+                        else m.Port.device_owner != DHCP_OWNER)
             used = s.scalar(
                 sa.select(m.IPAllocation.port_id)
                 .join(m.Port, m.Port.id == m.IPAllocation.port_id)
-                .where(m.IPAllocation.subnet_id == sub.id, m.Port.device_owner != DHCP_OWNER))
+                .where(m.IPAllocation.subnet_id == sub.id, blocking))
             if used is not None:
                 raise neutron(Conflict, "SubnetInUse",
                               f"Unable to complete operation on subnet {sub.id}: One or more "
