@@ -7,6 +7,8 @@
 #                   TEMPEST_ARGS='--regex tempest.api.network' for another set (docs/tempest.md)
 #   make lint       ruff (src, tests, benchmarks, plugins), mypy, lint-imports (the import
 #                   layers in pyproject.toml), ansible-lint
+#   make collection the installable collection dist/stratus-cloud-<version>.tar.gz, carrying
+#                   the stratus package (scripts/build-collection.sh, docs/collection.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +16,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 ANSIBLE_ARGS ?=
 
-.PHONY: aio test test-fast lint unit integration e2e deps test-deps venv clean-venv tempest
+.PHONY: aio test test-fast lint unit integration e2e deps test-deps venv clean-venv tempest collection
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,3 +87,7 @@ tempest: $(VENV)/.test-deps
 
 clean-venv:
 	rm -rf $(VENV)
+
+collection: $(BIN)/python
+	$(BIN)/pip install --quiet "ansible-core>=2.19,<2.20"
+	scripts/build-collection.sh dist
