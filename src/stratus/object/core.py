@@ -81,6 +81,14 @@ class ObjectService:
         return f
 
     def delete(self, account: str, container: str, name: str) -> None:
+        f = self.store.read(account, container, name)
+        if f is not None and f.kind == "data" and f.metadata.get("delete_at") is not None \
+                and int(f.metadata["delete_at"]) <= time.time():
+            # expired but not yet removed by the expirer: remove it now (still a 404), so
+            # the container can be deleted right after
+            self.store.delete(account, container, name, timestamp())
+            self.listings.forget_object(account, container, name, f.timestamp)
+            raise NotFound("The resource could not be found.")
         self.read(account, container, name)
         ts = timestamp()
         self.store.delete(account, container, name, ts)

@@ -31,6 +31,8 @@ import httpx
 # Not built (their tests are skipped by these settings or listed in etc/tempest-skips.txt):
 # OS-INHERIT, OS-OAUTH1, OS-EP-FILTER (endpoint groups), OS-FEDERATION, domain configs.
 IDENTITY_EXTENSIONS = ("OS-EC2", "OS-TRUST")
+# What stratus-object's GET /info lists (docs/object-storage.md)
+OBJECT_APIS = ("account_quotas", "container_quotas", "slo", "bulk_delete", "tempurl")
 
 # What the compute API and agent do (Tempest cannot discover these): server actions
 # os-start/os-stop, pause/unpause, suspend/resume, reboot, createImage, console output,
@@ -194,6 +196,16 @@ def render(facts: CloudFacts) -> str:
         "build_timeout": timeout,
     }
     conf["image-feature-enabled"] = {"api_v2": "true", "import_image": "false"}
+    if "object-store" in has:
+        # members write their account (Tempest's operator role); /info's middlewares are
+        # the discoverable APIs, so the tests of the others (staticweb, formpost,
+        # container_sync, versioning, extract archive...) skip themselves
+        conf["object-storage"] = {"region": facts.region, "endpoint_type": "publicURL",
+                                  "operator_role": "member",
+                                  "reseller_admin_role": "admin"}
+        conf["object-storage-feature-enabled"] = {
+            "discoverable_apis": ",".join(OBJECT_APIS), "container_sync": "false",
+            "object_versioning": "false"}
     if facts.volume_catalog_type is not None:
         volume = {"region": facts.region, "endpoint_type": "publicURL",
                   "catalog_type": facts.volume_catalog_type, "build_timeout": timeout,

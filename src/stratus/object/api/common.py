@@ -44,13 +44,15 @@ async def container_access(req: Req, svc: ObjectService, account: str, container
                            ) -> tuple[AuthContext | None, dict[str, Any]]:
     """The caller and the container (404 when missing), if the caller may read
     (or write) in it as its owner or through its ACLs; else 401/403."""
+    if "temp_url_sig" in req.query and "object" in req.params:
+        # a TempURL is judged by its signature alone, with or without a token (Swift's
+        # tempurl runs before auth): an expired one is a 401 even for the owner
+        return None, await _tempurl(req, svc, account, container)
     ctx = await caller(req)
     level = acl.owner_access(ctx, account)
     if level == "write" or (level == "read" and not write):
         info = await run_in_threadpool(svc.listings.container, account, container, listing)
         return ctx, info
-    if ctx is None and "temp_url_sig" in req.query and "object" in req.params:
-        return None, await _tempurl(req, svc, account, container)
     try:
         info = await run_in_threadpool(svc.listings.container, account, container, listing)
     except NotFound:

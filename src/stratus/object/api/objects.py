@@ -84,7 +84,11 @@ def delete_at(req: Req) -> int | None:
 
 def new_metadata(req: Req, name: str) -> dict[str, Any]:
     """The metadata a PUT or POST gives an object (user metadata, type, headers)."""
-    user = {k: v for k, v in meta_updates(req.request.headers, "object").items() if v}
+    # an empty X-Object-Meta-* is kept (as Swift does); X-Remove-Object-Meta-* drops one
+    removed = {"meta-" + k.lower()[len("x-remove-object-meta-"):]
+               for k in req.request.headers if k.lower().startswith("x-remove-object-meta-")}
+    user = {k: v or "" for k, v in meta_updates(req.request.headers, "object").items()
+            if k not in removed}
     ctype = req.header("content-type").strip()
     if not ctype or req.header("x-detect-content-type").lower() == "true":
         ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -223,6 +227,7 @@ async def put_object(req: Req, svc: ObjectService, account: str, container: str,
         headers["X-Copied-From"] = unquote(copy_from).lstrip("/")
         if source is not None:
             headers["X-Copied-From-Last-Modified"] = http_date(source.timestamp)
+        headers.update(meta_headers(meta["user"], "object"))
     return Response(status_code=201, headers=headers)
 
 
