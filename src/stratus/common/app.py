@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stratus.common import handover, longpoll
+from stratus.common import handover, longpoll, policy
 from stratus.common.auth import AuthContext
 from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database, is_unavailable
@@ -477,6 +477,7 @@ def run_service(prog: str, description: str | None, section: str, factory: str,
         debug = config.get_bool("DEFAULT", "debug")
         setup_logging(debug)
         check(config)
+        policy.use_file(config.get(section, "policy_file"))  # overrides; ValueError if bad
         bind = (config.get(section, "bind_host"), config.get_int(section, "bind_port"))
         workers = config.get_int(section, "workers", minimum=1)
     except (ConfigError, ValueError) as exc:

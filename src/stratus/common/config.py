@@ -29,6 +29,12 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
     "DEFAULT": {
         "debug": ("false", "Log at DEBUG level and include tracebacks in the log."),
         "state_path": ("/var/lib/stratus", "Directory for service state (SQLite files, stores)."),
+        "policy_file": (
+            "",
+            "Policy overrides (rule name: check) read by every API service at start; empty "
+            "or a missing file: none (docs/security.md). A service's own section may name "
+            "another.",
+        ),
         "identity_url": (
             "http://127.0.0.1:5000/v3",
             "Where services other than identity validate tokens (the internal identity URL).",

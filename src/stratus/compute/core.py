@@ -150,12 +150,12 @@ class ComputeCore:
 
     @staticmethod
     def require_admin(ctx: AuthContext, action: str) -> None:
-        if not ctx.is_admin:
+        if not policy.permits(ctx, action, ctx.is_admin):
             raise Forbidden(f"Policy doesn't allow {action} to be performed.")
 
     @staticmethod
     def require_member(ctx: AuthContext, action: str) -> None:
-        if not policy.has_role(ctx, "member"):
+        if not policy.permits(ctx, action, policy.has_role(ctx, "member")):
             raise Forbidden(f"Policy doesn't allow {action} to be performed.")
 
     # ---- quotas (stratus.compute.quotas) ------------------------------------------------

@@ -124,12 +124,12 @@ class NetworkCore(Allocations):
 
     @staticmethod
     def require_member(ctx: AuthContext, action: str) -> None:
-        if not policy.has_role(ctx, "member"):
+        if not policy.permits(ctx, action, policy.has_role(ctx, "member")):
             raise Forbidden(f"rule:{action} is disallowed by policy")
 
     @staticmethod
     def require_admin(ctx: AuthContext, action: str) -> None:
-        if not ctx.is_admin:
+        if not policy.permits(ctx, action, ctx.is_admin):
             raise Forbidden(f"rule:{action} is disallowed by policy")
 
     @staticmethod
