@@ -8,6 +8,13 @@ deploy, checks that a second run reports no change, drives the identity service 
 router namespaces, a fake VM's lease, port status, metadata through the proxies), and finally
 runs playbooks/teardown.yml and checks that nothing of ours is left running.
 
+The SQLite deploy runs from the installed collection (issue 18): `make collection`'s script
+builds the tarball, ``ansible-galaxy collection install`` puts it into an empty collections
+path, and ``ansible-playbook stratus.cloud.site`` / ``stratus.cloud.teardown`` run from a
+temporary directory with only that path configured (no checkout on any path; the roles
+install the ``stratus`` package the collection carries). The PostgreSQL deploy runs the
+checkout's playbooks, as ``make aio`` does.
+
 The SQLite deploy is also an upgrade in place: before its first site.yml run the test plants
 what a release before issue 9 left, the network agent's supervisor program under its old
 name ``stratus-agent`` (running, with a stand-in for the old console script), and checks
@@ -99,6 +106,9 @@ class Deployment:
     agent_pids: list[int] | None = None
     # whether the first site.yml run upgrades a planted deploy of an earlier release
     upgrade: bool = False
+    # a directory holding ansible.cfg, inventory/ and collections/ with the installed
+    # collection: the playbooks run from there by FQCN (None: the checkout's playbooks)
+    collection_dir: Path | None = None
 
     @property
     def config_dir(self) -> Path:
@@ -156,8 +166,48 @@ def plant_old_release(deployment: Deployment) -> None:
         f"stdout_logfile = {log_dir}/{OLD_NETWORK_AGENT}.log\n")
 
 
+def install_collection(workdir: Path) -> Path:
+    """Builds the collection (scripts/build-collection.sh, what `make collection` runs),
+    installs it into an empty collections path under ``workdir`` and writes an ansible.cfg
+    naming only that path and a copy of the aio inventory the collection carries. Returns
+    the directory to run ``ansible-playbook stratus.cloud.<name>`` from."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "ANSIBLE_GALAXY": _tool("ansible-galaxy")}
+    subprocess.run([str(REPO / "scripts" / "build-collection.sh"), str(workdir / "dist")],
+                   env=env, check=True, capture_output=True, text=True, timeout=300)
+    (tarball,) = (workdir / "dist").glob("stratus-cloud-*.tar.gz")
+    collections = workdir / "collections"
+    collections.mkdir()
+    # Away from the checkout's ansible.cfg, whose collections path links the checkout (an
+    # install would find stratus.cloud there and do nothing).
+    env = {k: v for k, v in env.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
+    subprocess.run([_tool("ansible-galaxy"), "collection", "install", "-p", str(collections),
+                    str(tarball)], cwd=workdir, env=env, check=True, capture_output=True,
+                   text=True, timeout=300)
+    installed = collections / "ansible_collections" / "stratus" / "cloud"
+    assert (installed / "roles" / "common" / "files" / "stratus-src.tar.gz").is_file(), (
+        "the collection does not carry the stratus package"
+    )
+    assert not (installed / "src").exists() and not (installed / "pyproject.toml").exists()
+    run_dir = workdir / "run"
+    run_dir.mkdir()
+    shutil.copytree(installed / "inventories" / "aio", run_dir / "inventory")
+    (run_dir / "ansible.cfg").write_text(
+        "[defaults]\n"
+        f"collections_path = {collections}\n"
+        "interpreter_python = auto_silent\n"
+        "callback_result_format = yaml\n"
+        "retry_files_enabled = false\n"
+        "[ssh_connection]\n"
+        "pipelining = true\n"
+    )
+    return run_dir
+
+
 def run_playbook(deployment: Deployment, playbook: str, log_name: str) -> str:
-    """Runs a playbook of this repository against the aio inventory; returns its output."""
+    """Runs a playbook against the aio inventory, from the installed collection by FQCN
+    when the deployment has one, else the checkout's; returns its output."""
     env = {
         **os.environ,
         "ANSIBLE_NOCOLOR": "1",
@@ -165,19 +215,21 @@ def run_playbook(deployment: Deployment, playbook: str, log_name: str) -> str:
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    cmd = [
-        _tool("ansible-playbook"),
-        "-i",
-        "inventories/aio",
-        f"playbooks/{playbook}",
-        "-e",
-        json.dumps(deployment.extra_vars),
-    ]
+    cwd = REPO
+    cmd = [_tool("ansible-playbook"), "-i", "inventories/aio", f"playbooks/{playbook}"]
+    if deployment.collection_dir is not None:
+        cwd = deployment.collection_dir
+        env["ANSIBLE_CONFIG"] = str(cwd / "ansible.cfg")
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(cwd.parent / "collections")
+        env.pop("ANSIBLE_ROLES_PATH", None)
+        name = playbook.removesuffix(".yml")
+        cmd = [_tool("ansible-playbook"), "-i", "inventory", f"stratus.cloud.{name}"]
+    cmd += ["-e", json.dumps(deployment.extra_vars)]
     started = time.monotonic()
     with playbook_lock():  # one site.yml/teardown.yml at a time; the clouds stay side by side
         proc = subprocess.run(
             cmd,
-            cwd=REPO,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -246,7 +298,8 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     logs = Path(tempfile.mkdtemp(prefix="stratus-e2e-logs-", dir="/tmp"))
     port = _free_port(PREFERRED_PORT)
     # Deploy a snapshot of the package source, so that editing the working tree
-    # while the test runs cannot make the second run (rightly) reinstall.
+    # while the test runs cannot make the second run (rightly) reinstall (the collection's
+    # tarball is such a snapshot too).
     source = logs / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -289,12 +342,22 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         "network_external_bridge": EXT_BRIDGE,
         "network_external_cidr": f"{EXT_NET}.1/24",
         "network_agent_resync_interval": 3,
-        "common_package_source": str(source),
         "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
     }
+    collection_dir = None
+    if engine == "sqlite":
+        try:
+            collection_dir = install_collection(logs)
+        except BaseException:
+            shutil.rmtree(prefix, ignore_errors=True)
+            shutil.rmtree(logs, ignore_errors=True)
+            raise
+    else:
+        extra_vars["common_package_source"] = str(source)
     dep = Deployment(
         prefix=prefix, port=port, admin_password=password, extra_vars=extra_vars, logs=logs,
         network_port=network_port, upgrade=engine == "sqlite", deploy_prefix=deploy_prefix,
+        collection_dir=collection_dir,
     )
     try:
         yield dep
@@ -348,6 +411,14 @@ def deployed(deployment: Deployment) -> Deployment:
     counts = recap(first)
     assert counts["failed"] == 0 and counts["unreachable"] == 0
     assert counts["changed"] > 0
+    if deployment.collection_dir is not None:
+        # no checkout to tar up: the package the collection carries was installed
+        build = re.split(r"TASK \[(?:stratus\.cloud\.)?common : Build the source tarball",
+                         first, maxsplit=1)
+        assert len(build) == 2, "site.yml did not run the common role's install tasks"
+        assert "skipping: [localhost]" in build[1].split("TASK [", 1)[0], (
+            "site.yml built a tarball from a checkout instead of the collection's"
+        )
 
     second = run_playbook(deployment, "site.yml", "site-2.log")
     counts = recap(second)
