@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.auth import AuthContext, RemoteTokenValidator
 from stratus.common.config import Config
+from stratus.common.crashpoints import arm
 from stratus.common.db import Database
 from stratus.common.errors import ApiError, glance_error
 from stratus.object import views
@@ -87,6 +88,7 @@ def create_app_from_config() -> Starlette:
     """uvicorn factory: reads the configuration named by STRATUS_CONFIG_FILE."""
     config = Config.load()
     setup_logging(config.get_bool("DEFAULT", "debug"))
+    arm(config)  # [debug] crash_at: test only, inert when empty
     validator = RemoteTokenValidator(
         config.get(SECTION, "identity_url"),
         cache_seconds=float(config.get("identity", "token_cache_seconds")),

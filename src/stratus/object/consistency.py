@@ -9,6 +9,8 @@ expirer, run by ``stratus-object-replicator`` (on storage hosts; ``--once`` for 
   move a bad one to quarantine (replication then restores a good copy); remove
   tombstones older than the reclaim age and abandoned temporary files.
 - Expirer: delete the objects whose X-Delete-At has passed.
+- Updater: the listing updates a killed stratus-object left pending
+  (:mod:`stratus.object.pending`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from types import FrameType
 from stratus.common.config import Config, ConfigError
 from stratus.object.core import SECTION, ObjectService
 from stratus.object.diskfile import Device
+from stratus.object.pending import update_listings
 from stratus.object.store import RingHolder
 
 LOG = logging.getLogger("stratus.object.consistency")
@@ -155,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         config = Config.load()
         intervals = {name: config.get_int(SECTION, f"{name}_interval", minimum=1)
                      for name in ("replicator", "auditor", "expirer")}
+        intervals["updater"] = intervals["replicator"]  # listings a crash left behind
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(process)d %(levelname)s %(name)s "
                                    "%(message)s")
@@ -180,7 +184,7 @@ def run_loops(core: ObjectService, intervals: dict[str, int], stop: threading.Ev
     rings = core.store.rings
     jobs: dict[str, Callable[[], object]] = {
         "replicator": lambda: replicate(rings), "auditor": lambda: audit(rings),
-        "expirer": core.expire}
+        "expirer": core.expire, "updater": lambda: update_listings(core)}
     due = dict.fromkeys(jobs, 0.0)
     while not stop.is_set():
         for name, job in jobs.items():

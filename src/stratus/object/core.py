@@ -3,8 +3,9 @@
 does the object operations that touch both (a PUT is stored on a quorum of replicas
 first, then listed; a DELETE writes tombstones first, then unlists).
 
-A process killed between the two steps leaves an object stored but not listed (or
-unlisted but stored for a delete that the client will retry); the expirer and the
+A process killed between the two steps leaves a pending record on a device
+(:mod:`stratus.object.pending`) from which stratus-object-replicator's next pass sets the
+listing right; the expirer and the
 replicator never bring a deleted object back because the tombstone is newer.
 """
 
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from stratus.common.config import Config
+from stratus.common.crashpoints import crash_point
 from stratus.common.db import Database
 from stratus.common.errors import NotFound
 from stratus.object.diskfile import ObjectFile, timestamp
 from stratus.object.listings import Listings
+from stratus.object.pending import pending
 from stratus.object.store import ObjectStore, PutSession, RingHolder
 
 SECTION = "object"
@@ -61,13 +64,15 @@ class ObjectService:
         ts = ts or timestamp()
         metadata = {**metadata, "name": f"/{account}/{container}/{name}",
                     "size": session.size, "etag": session.etag, "timestamp": ts}
-        self.store.commit_put(session, ts, metadata)
         large = metadata.get("slo") or {}
-        self.listings.record_object(account, container, name,
-                                    large.get("size", session.size),
-                                    large.get("etag", session.etag),
-                                    metadata.get("content_type", ""), ts,
-                                    metadata.get("delete_at"))
+        with pending(session.writers[0].device, account, container, name):
+            self.store.commit_put(session, ts, metadata)
+            crash_point("object.put.after_store")
+            self.listings.record_object(account, container, name,
+                                        large.get("size", session.size),
+                                        large.get("etag", session.etag),
+                                        metadata.get("content_type", ""), ts,
+                                        metadata.get("delete_at"))
         return ts
 
     def read(self, account: str, container: str, name: str) -> ObjectFile:
@@ -91,8 +96,11 @@ class ObjectService:
             raise NotFound("The resource could not be found.")
         self.read(account, container, name)
         ts = timestamp()
-        self.store.delete(account, container, name, ts)
-        self.listings.forget_object(account, container, name, ts)
+        with pending(self.store.locate(account, container, name).devices[0], account,
+                     container, name):
+            self.store.delete(account, container, name, ts)
+            crash_point("object.delete.after_store")
+            self.listings.forget_object(account, container, name, ts)
 
     def post(self, account: str, container: str, name: str, update: dict[str, Any]) -> None:
         current = self.read(account, container, name)

@@ -1,0 +1,106 @@
+"""Listing updates a crash may lose, kept on a device until they are done (Swift's
+async pendings, in short).
+
+A PUT or DELETE stores the object (or its tombstones) first and then updates the listing
+database. Before the first step it leaves a pending record in ``<device>/async_pending/``
+(written to ``tmp``, fsynced, locked with ``flock``, renamed into place) and removes it
+after the second. A process killed in between leaves the record, unlocked (the kernel
+drops a dead process's locks); :func:`update_listings` (a pass of
+``stratus-object-replicator``) then sets the listing row from the object's newest state
+on the replicas and removes the record. A record still locked belongs to a request in
+progress and is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from stratus.common.errors import NotFound
+from stratus.object.diskfile import Device
+
+if TYPE_CHECKING:
+    from stratus.object.core import ObjectService
+
+LOG = logging.getLogger("stratus.object.pending")
+PENDING_DIR = "async_pending"
+
+
+@contextmanager
+def pending(dev: Device, account: str, container: str, name: str) -> Iterator[None]:
+    """A locked pending record on ``dev`` for the block's duration; left behind (to be
+    reconciled) when the block raises or the process dies in it."""
+    where = dev.path / PENDING_DIR
+    where.mkdir(parents=True, exist_ok=True)
+    dev.tmp.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dev.tmp, suffix=".pending")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # locked before anyone can see it
+        os.write(fd, json.dumps({"account": account, "container": container,
+                                 "name": name}).encode())
+        os.fsync(fd)
+        final = where / os.path.basename(tmp).replace(".pending", ".json")
+        os.replace(tmp, final)
+        dir_fd = os.open(where, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        yield
+        final.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def reconcile(core: ObjectService, account: str, container: str, name: str) -> None:
+    """The listing row of one object set from its newest state on the replicas."""
+    f = core.store.read(account, container, name)
+    if f is None:
+        return
+    if f.kind == "tombstone":
+        core.listings.forget_object(account, container, name, f.timestamp)
+        return
+    core.listings.container(account, container, stats=False)  # NotFound: it is gone
+    md = f.metadata
+    large = md.get("slo") or {}
+    core.listings.record_object(account, container, name, large.get("size", md.get("size", 0)),
+                                large.get("etag", md.get("etag", "")),
+                                md.get("content_type", ""), f.timestamp, md.get("delete_at"))
+
+
+def update_listings(core: ObjectService) -> int:
+    """Reconcile every unlocked pending record of the available devices; how many."""
+    _ring, devices = core.store.rings.get()
+    done = 0
+    for dev in devices.values():
+        if not dev.available():
+            continue
+        where = dev.path / PENDING_DIR
+        for path in sorted(where.glob("*.json")) if where.is_dir() else []:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # its request finished meanwhile
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a request in progress
+                entry = json.loads(os.read(fd, 1 << 16) or b"{}")
+                with contextlib.suppress(NotFound):  # the container is gone: no listing
+                    reconcile(core, entry["account"], entry["container"], entry["name"])
+                path.unlink(missing_ok=True)
+                done += 1
+            except (ValueError, KeyError) as exc:
+                LOG.warning("unreadable pending record %s removed: %s", path, exc)
+                path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+    return done
