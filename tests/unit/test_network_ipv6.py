@@ -176,3 +176,21 @@ def test_slaac_subnet_deleted_under_its_ports(api: NetApi) -> None:
     assert api.call("DELETE", f"/v2.0/subnets/{sub['id']}", ALICE).status_code == 204
     after = api.ok("GET", f"/v2.0/ports/{port['id']}", ALICE)["port"]
     assert [f["subnet_id"] for f in after["fixed_ips"]] == [port["fixed_ips"][0]["subnet_id"]]
+
+
+@pytest.mark.parametrize("ethertype", ["IPv4", "IPv6"])
+def test_rule_port_range_wording_tempest_matches(api: NetApi, ethertype: str) -> None:
+    group = api.ok("POST", "/v2.0/security-groups", ALICE,
+                   json={"security_group": {"name": "w"}})["security_group"]
+    base = {"security_group_id": group["id"], "direction": "ingress", "ethertype": ethertype}
+    path, key = "/v2.0/security-group-rules", "security_group_rule"
+    for pmin, pmax, wanted in [(-16, 80, "Invalid value for port -16"),
+                               (80, 65536, "Invalid value for port 65536"),
+                               (80, 79, "port_range_min must be <= port_range_max")]:
+        body = {**base, "protocol": "tcp", "port_range_min": pmin, "port_range_max": pmax}
+        assert wanted in bad(api, body, path, key)
+    for pmin, pmax, wanted in [(1, 256, "Invalid value for ICMP code"),
+                               (-1, 25, "Invalid value for ICMP type"),
+                               (300, 1, "Invalid value for ICMP type")]:
+        body = {**base, "protocol": "icmp", "port_range_min": pmin, "port_range_max": pmax}
+        assert wanted in bad(api, body, path, key)

@@ -62,8 +62,15 @@ def parse_rule(obj: dict[str, Any]) -> dict[str, Any]:
                          "['IPv4', 'IPv6'].")
     ethertype = "IPv4" if ethertype.lower() == "ipv4" else "IPv6"
     protocol = parse_protocol(obj.get("protocol"))
-    pmin = views.integer(obj, "port_range_min", 0, 65535)
-    pmax = views.integer(obj, "port_range_max", 0, 65535)
+    # Any integer is read; the range each protocol allows is checked below with Neutron's
+    # wording ("Invalid value for port N", "Invalid value for ICMP type ..."), which
+    # Tempest's negative tests match.
+    pmin = views.integer(obj, "port_range_min", -(2**31), 2**31)
+    pmax = views.integer(obj, "port_range_max", -(2**31), 2**31)
+    if protocol not in ICMP_PROTOCOLS:
+        for val in (pmin, pmax):
+            if val is not None and not 0 <= val <= 65535:
+                raise BadRequest(f"Invalid value for port {val}.")
     if (pmin is not None or pmax is not None) and protocol is None:
         raise BadRequest("Must also specify protocol if port range is given.")
     if protocol in PORT_PROTOCOLS:
@@ -79,7 +86,7 @@ def parse_rule(obj: dict[str, Any]) -> dict[str, Any]:
                                  "port_range_max")
     elif protocol in ICMP_PROTOCOLS:
         for key, val in (("type", pmin), ("code", pmax)):
-            if val is not None and val > 255:
+            if val is not None and not 0 <= val <= 255:
                 raise BadRequest(f"Invalid value for ICMP {key} {val}: it must be 0-255.")
         if pmax is not None and pmin is None:
             raise BadRequest("ICMP code (port-range-max) is provided but ICMP type "
