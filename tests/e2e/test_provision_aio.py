@@ -1,12 +1,15 @@
 """Issue 18 end to end, on the boot module's session cloud (tests/e2e/conftest.py ``cloud``).
 
 - playbooks/provision.yml with an inventory declaring two projects, a user, a flavor, an
-  image, a key pair, a security group, two networks (one per project) with a router, and one
-  tiny server with a floating IP and user data: it converges, and a second run is changed=0;
+  image, a key pair, a security group, two networks (one per project) with a router, and three
+  tiny servers (the tiny flavor and image), one of them with a floating IP and user data: it
+  converges, and a second run is changed=0;
 - the stratus.cloud.servers inventory plugin lists that server (ansible-inventory --graph
   shows the default and keyed groups, a second listing comes from the jsonfile cache) and a
-  play over that inventory reaches the guest over SSH on its floating IP (the tiny busybox
-  guest has no Python, so the play uses ansible.builtin.raw rather than fact gathering);
+  follow-up play over that inventory reaches the guest over SSH on its floating IP and gathers
+  its facts. The tiny busybox guest has no Python, so ``setup`` cannot run there: the play
+  gathers them with ``ansible.builtin.raw`` (uname, /proc/meminfo, /proc/cpuinfo, its
+  addresses) and ``set_fact`` with ``cacheable: true`` (facts of the host, as setup's are);
 - the same read-only module through every way of giving credentials: OS_CLOUD naming a
   cloud of ~/.config/openstack/clouds.yaml, the OS_* variables of the deploy's openrc, an
   auth dict, a cloud dict with an application credential, and module_defaults on the
@@ -17,7 +20,7 @@
   network made by hand in the same project, and the external network, survive;
 - everything made here (prefix zpv) is deleted at the end.
 
-One guest (TCG, the tiny image); marked e2e_boot_cloud so it runs before the bystander.
+Three guests (TCG, the tiny image); marked e2e_boot_cloud so it runs before the bystander.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.e2e_boot_cloud,
               pytest.mark.timeout(1800)]
 
 SERVER = "zpv-s1"
+SERVERS = (SERVER, "zpv-s2", "zpv-s3")
 USERDATA = "#!/bin/sh\necho zpv-userdata > /root/zpv-userdata\nexit 0\n"
 
 
@@ -74,8 +78,45 @@ def declared(cloud: Cloud) -> dict[str, Any]:
             "name": SERVER, "project": "zpv-alpha", "image": "zpv-tiny", "flavor": "m1.tiny",
             "networks": ["zpv-net1"], "key_name": "zpv-key",
             "security_groups": ["default", "zpv-ssh"], "userdata": USERDATA,
-            "metadata": {"role": "web"}, "floating_ip_pool": "public"}],
+            "metadata": {"role": "web"}, "floating_ip_pool": "public"}] + [{
+            "name": name, "project": "zpv-alpha", "image": "zpv-tiny", "flavor": "m1.tiny",
+            "networks": ["zpv-net1"], "key_name": "zpv-key", "security_groups": ["default"],
+            "metadata": {"role": "worker"}} for name in SERVERS[1:]],
     }
+
+
+# Facts of a host with no Python (the busybox guest): ansible.builtin.setup needs Python on
+# the host, so they are read with raw commands and kept with set_fact cacheable (host facts,
+# in the fact cache when one is configured), under the names setup gives them.
+_RAW_FACTS = (
+    "uname -n; uname -s; uname -r; uname -m; "
+    "awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo; "
+    "grep -c '^processor' /proc/cpuinfo; "
+    "ip -o -4 addr show scope global | awk '{split($4, a, \"/\"); print a[1]}' | tr '\\n' ' '"
+)
+FACTS_PLAY = [{
+    "name": "Gather the facts of the web servers (no Python on them: raw)",
+    "hosts": "meta-role_web", "gather_facts": False,
+    "tasks": [
+        {"name": "Read the facts with raw commands", "ansible.builtin.raw": _RAW_FACTS,
+         "register": "raw_facts", "changed_when": False},
+        {"name": "Keep them as facts of the host", "ansible.builtin.set_fact": {
+            "cacheable": True,
+            "ansible_hostname": "{{ raw_facts.stdout_lines[0] | trim }}",
+            "ansible_system": "{{ raw_facts.stdout_lines[1] | trim }}",
+            "ansible_kernel": "{{ raw_facts.stdout_lines[2] | trim }}",
+            "ansible_architecture": "{{ raw_facts.stdout_lines[3] | trim }}",
+            "ansible_memtotal_mb": "{{ raw_facts.stdout_lines[4] | trim | int }}",
+            "ansible_processor_count": "{{ raw_facts.stdout_lines[5] | trim | int }}",
+            "ansible_all_ipv4_addresses": "{{ raw_facts.stdout_lines[6] | split }}"}},
+        {"name": "Write them out on the controller", "delegate_to": "localhost",
+         "ansible.builtin.copy": {"dest": "{{ facts_file }}", "mode": "0644", "content": "{{ {"
+            "'hostname': ansible_facts.hostname, 'system': ansible_facts.system, "
+            "'kernel': ansible_facts.kernel, 'architecture': ansible_facts.architecture, "
+            "'memtotal_mb': ansible_facts.memtotal_mb, "
+            "'processor_count': ansible_facts.processor_count, "
+            "'all_ipv4_addresses': ansible_facts.all_ipv4_addresses} | to_json }}"}},
+    ]}]
 
 
 class Runner:
@@ -191,9 +232,14 @@ def test_provision_inventory_auth_and_prune(cloud: Cloud, runner: Runner) -> Non
     assert recap(first.stdout)["changed"] > 0
     second = r.provision(full, "zpv-provision-2")
     assert recap(second.stdout)["changed"] == 0, second.stdout[-6000:]
-    server = next(s for s in cloud.api("GET", "compute", "/servers/detail",
-                                       params={"all_tenants": "1"}).json()["servers"]
-                  if s["name"] == SERVER)
+    servers = {s["name"]: s for s in cloud.api("GET", "compute", "/servers/detail",
+                                               params={"all_tenants": "1"}).json()["servers"]}
+    assert set(SERVERS) <= set(servers), sorted(servers)
+    for name in SERVERS[1:]:
+        assert servers[name]["metadata"] == {"role": "worker", "stratus_provision": "zpv"}
+        assert not [a for addrs in servers[name]["addresses"].values() for a in addrs
+                    if a.get("OS-EXT-IPS:type") == "floating"], servers[name]["addresses"]
+    server = servers[SERVER]
     assert server["metadata"] == {"role": "web", "stratus_provision": "zpv"}
     floating = [a["addr"] for addrs in server["addresses"].values() for a in addrs
                 if a.get("OS-EXT-IPS:type") == "floating"]
@@ -213,8 +259,10 @@ def test_provision_inventory_auth_and_prune(cloud: Cloud, runner: Runner) -> Non
                                                "-o UserKnownHostsFile=/dev/null'"}}))
     graph = r.run("ansible-inventory", "-i", str(plugin), "--graph", log="zpv-graph").stdout
     for group in ("@stratus:", "@project-zpv-alpha:", "@flavor-m1_tiny:", "@image-zpv-tiny:",
-                  "@status-active:", "@meta-role_web:", "@role_web:"):
+                  "@status-active:", "@meta-role_web:", "@role_web:", "@role_worker:"):
         assert group in graph, graph
+    for name in SERVERS:
+        assert f"--{name}" in graph, graph
     listing = json.loads(r.run("ansible-inventory", "-i", str(plugin), "--list",
                                log="zpv-list").stdout)
     hostvars = plain(listing["_meta"]["hostvars"][SERVER])
@@ -226,14 +274,17 @@ def test_provision_inventory_auth_and_prune(cloud: Cloud, runner: Runner) -> Non
         floating[0], "cat /root/zpv-userdata", check=False).stdout.strip() == "zpv-userdata",
         120, 3)
     play = r.work / "zpv-reach.yml"
-    play.write_text(yaml.safe_dump([{"name": "Reach the web servers", "hosts": "meta-role_web",
-                                     "gather_facts": False, "tasks": [{
-                                         "name": "Hostname", "ansible.builtin.raw": "hostname",
-                                         "register": "out", "changed_when": False},
-                                         {"name": "Show", "ansible.builtin.debug": {
-                                             "msg": "HOST={{ out.stdout | trim }}"}}]}]))
-    reached = r.run("ansible-playbook", "-i", str(plugin), str(play), log="zpv-reach").stdout
-    assert f"HOST={SERVER}" in reached, reached[-3000:]
+    play.write_text(yaml.safe_dump(FACTS_PLAY))
+    facts_file = r.work / "zpv-facts.json"
+    r.run("ansible-playbook", "-i", str(plugin), str(play), "-e",
+          json.dumps({"facts_file": str(facts_file),
+                      "ansible_python_interpreter": str(BIN / "python")}), log="zpv-reach")
+    facts = json.loads(facts_file.read_text())
+    assert facts["hostname"] == SERVER, facts
+    assert facts["system"] == "Linux" and facts["architecture"] == "x86_64", facts
+    assert facts["kernel"] and int(facts["memtotal_mb"]) > 0, facts
+    assert int(facts["processor_count"]) >= 1, facts
+    assert any(addr.startswith("10.231.1.") for addr in facts["all_ipv4_addresses"]), facts
 
     check_auth_ways(r)
 
@@ -253,8 +304,8 @@ def test_provision_inventory_auth_and_prune(cloud: Cloud, runner: Runner) -> Non
     after = names(cloud, "network", "/v2.0/networks", "networks")
     assert before - after == {"zpv-net2"}, (before, after)
     assert {"zpv-net1", "zpv-byhand", "public"} <= after
-    wait_for(f"{SERVER} deleted", lambda: SERVER not in names(
-        cloud, "compute", "/servers?all_tenants=1", "servers"), 120, 2)
+    wait_for("the servers deleted", lambda: not set(SERVERS) & names(
+        cloud, "compute", "/servers?all_tenants=1", "servers"), 180, 2)
     again = r.provision(pruned, "zpv-prune-2")
     assert recap(again.stdout)["changed"] == 0, again.stdout[-6000:]
 
