@@ -186,7 +186,8 @@ def test_rule_port_range_wording_tempest_matches(api: NetApi, ethertype: str) ->
     path, key = "/v2.0/security-group-rules", "security_group_rule"
     for pmin, pmax, wanted in [(-16, 80, "Invalid value for port -16"),
                                (80, 65536, "Invalid value for port 65536"),
-                               (80, 79, "port_range_min must be <= port_range_max")]:
+                               (80, 79, "port_range_min must be <= port_range_max"),
+                               (None, 6, "port_range_min must be <= port_range_max")]:
         body = {**base, "protocol": "tcp", "port_range_min": pmin, "port_range_max": pmax}
         assert wanted in bad(api, body, path, key)
     for pmin, pmax, wanted in [(1, 256, "Invalid value for ICMP code"),

@@ -75,8 +75,9 @@ def parse_rule(obj: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest("Must also specify protocol if port range is given.")
     if protocol in PORT_PROTOCOLS:
         if pmin is None and pmax is not None:
-            raise BadRequest("Security group rule for protocol requires port_range_min when "
-                             "port_range_max is given.")
+            raise BadRequest("For TCP/UDP protocols, port_range_min must be <= "
+                             "port_range_max (port_range_max is given without a "
+                             "port_range_min).")
         if pmin is not None:
             pmax = pmin if pmax is None else pmax
             if pmin == 0 or pmax == 0:
