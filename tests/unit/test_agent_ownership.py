@@ -285,6 +285,17 @@ def test_linuxbridge_lists_only_its_own_segments_taps_and_tunnels() -> None:
     assert host.links["tap1ba43184-e0"]["master"] == "brq4c837e8a-ef"
 
 
+def test_linuxbridge_never_lists_the_mapped_external_bridge_as_a_segment() -> None:
+    """The default external bridge (``st-br-ex``) is named like the deploy's network bridges;
+    a pass must neither list nor remove it (seen on a fresh all-in-one deploy)."""
+    host = FakeHostRunner()
+    host.link("st-br-ex", "bridge")
+    host.link(OURS.network_bridge(NET), "bridge")
+    l2 = LinuxBridgeDriver(FakeIpLib(host), "192.0.2.10",
+                           physical_interface_mappings={"public": "st-br-ex"}, naming=OURS)
+    assert l2.list_networks() == {"st-br4c837e8aef"}
+
+
 def ovs_host(tmp: Path) -> tuple[FakeHostRunner, dict[str, list[Any]]]:
     host, keep = host_with_every_deploy(tmp, linuxbridge=False)
     keep["ports"], keep["bridge_ids"] = [], []

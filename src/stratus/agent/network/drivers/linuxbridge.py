@@ -95,10 +95,15 @@ class LinuxBridgeDriver(L2Driver):
         # through the flood entries, and the bridge learns the remote MACs.
 
     def list_networks(self) -> set[str]:
+        # A mapped bridge is never a segment, though the default external bridge's name
+        # (``st-br-ex``) starts as this deploy's network bridges do: listed, it was removed
+        # as a stale segment on the agent's first pass.
+        mapped = set(self.mappings.values())
         return {
             link["ifname"] for link in self.ip.links()
             if self.naming.owns(link["ifname"], kinds.BRIDGE)
             and link.get("linkinfo", {}).get("info_kind") == "bridge"
+            and link["ifname"] not in mapped
         }
 
     def remove_network(self, key: str) -> None:
