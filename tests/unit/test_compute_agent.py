@@ -552,7 +552,7 @@ def test_a_host_boot_starts_the_running_servers_but_not_the_stopped_ones(
     assert env.api.last(SERVER_A)["vm_state"] == "active"
     assert env.driver.domains[SERVER_B].state == SHUTDOWN
     assert env.api.last(SERVER_B)["vm_state"] == "stopped"
-    assert (Path(env.settings.instances_path) / "boot_id").read_text().strip() == "boot-2"
+    assert (Path(env.settings.instances_path) / "_boot_id").read_text().strip() == "boot-2"
     # the same boot: a guest that shuts itself down now stays down
     env.driver.domains[SERVER_A].state = SHUTDOWN
     agent = _booted(env, tmp_path, "boot-2")
@@ -570,7 +570,7 @@ def test_no_resume_when_the_setting_is_off_or_on_a_first_start(
     env.settings.resume_guests_state_on_host_boot = False
     _booted(env, tmp_path, "boot-2").reconcile_once()
     assert env.driver.domains[SERVER_A].state == SHUTDOWN
-    (Path(env.settings.instances_path) / "boot_id").unlink()  # never recorded: a first start
+    (Path(env.settings.instances_path) / "_boot_id").unlink()  # never recorded: a first start
     env.settings.resume_guests_state_on_host_boot = True
     _booted(env, tmp_path, "boot-3").reconcile_once()
     assert env.driver.domains[SERVER_A].state == SHUTDOWN

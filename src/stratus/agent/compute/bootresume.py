@@ -1,7 +1,7 @@
 """Resuming the guests a host boot stopped (like Nova's ``resume_guests_state_on_host_boot``).
 
 The agent records the kernel's boot id (``/proc/sys/kernel/random/boot_id``, new on every
-boot) in its state directory (``instances_path/boot_id``). When it starts and finds a
+boot) in its state directory (``instances_path/_boot_id``). When it starts and finds a
 different recorded id, the host has booted since its last run: every server the API still
 sees as running (``vm_state`` active, no task, desired power running) whose domain is now
 shut off is started again, before the agent reports anything about it. Servers a user
@@ -36,7 +36,7 @@ class BootResume:
     """Which servers to start again after a host boot, decided once per boot."""
 
     def __init__(self, state_dir: str, enabled: bool, boot_id_path: str = BOOT_ID_PATH):
-        self._record = Path(state_dir) / "boot_id"
+        self._record = Path(state_dir) / "_boot_id"  # "_": the agent's own file, no server's
         self._current = read_boot_id(boot_id_path)
         self._lock = threading.Lock()
         self._pending: set[str] | None = None  # None: not decided yet
