@@ -25,6 +25,7 @@ from stratus.agent.network.drivers.metadata import ProcessMetadataProxy
 from stratus.agent.network.drivers.nft_firewall import NftFirewall
 from stratus.agent.network.drivers.ovs import OvsDriver
 from stratus.agent.network.drivers.router import NamespaceRouterDriver
+from stratus.agent.network.external import ExternalBridge
 from stratus.agent.network.legacy import cleanup_legacy
 from stratus.agent.network.naming import Naming
 from stratus.agent.network.reconcile import NetworkAgent, NetworkDrivers
@@ -294,6 +295,18 @@ def test_linuxbridge_never_lists_the_mapped_external_bridge_as_a_segment() -> No
     l2 = LinuxBridgeDriver(FakeIpLib(host), "192.0.2.10",
                            physical_interface_mappings={"public": "st-br-ex"}, naming=OURS)
     assert l2.list_networks() == {"st-br4c837e8aef"}
+
+
+def test_cleanup_removes_and_never_makes_the_external_bridge_again(tmp_path: Path) -> None:
+    """--cleanup converges to nothing: a missing external bridge is not made again (the
+    daemon's passes make it; teardown deletes it after the cleanup)."""
+    host = FakeHostRunner()
+    l2 = LinuxBridgeDriver(FakeIpLib(host), "192.0.2.10",
+                           physical_interface_mappings={"public": "st-br-ex"}, naming=OURS)
+    agent = agent_on(host, l2, tmp_path)
+    agent.external = ExternalBridge(l2.ip, "st-br-ex", "172.24.4.1/24", "st")
+    agent.cleanup("cmp1")
+    assert "st-br-ex" not in host.links
 
 
 def ovs_host(tmp: Path) -> tuple[FakeHostRunner, dict[str, list[Any]]]:

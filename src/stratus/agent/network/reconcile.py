@@ -277,6 +277,7 @@ class NetworkAgent:
     def cleanup(self, host: str) -> bool:
         """Converge to an empty state, then remove the host-wide objects (teardown)."""
         self._ready = True  # build nothing first
+        self.external = None  # nor make the external bridge again: teardown deletes it
         report = self.reconcile(HostState(host=host))
         self._attempt(report, "host teardown", self.d.l2.teardown)
         for what, error in {**report.temporary, **report.permanent}.items():
