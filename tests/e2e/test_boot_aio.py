@@ -386,7 +386,7 @@ def deploy_cloud() -> Iterator[Cloud]:
     key = work / "id_ed25519"
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sdep-e2e", "-f", str(key))
     ports = {name: free_port() for name in ("identity", "image", "network", "compute",
-                                            "metadata", "volume", "iscsi")}
+                                            "metadata", "volume", "iscsi", "object")}
     extra_vars: dict[str, Any] = {
         "stratus_prefix": str(prefix),
         "stratus_process_manager": "supervisor",
@@ -402,6 +402,7 @@ def deploy_cloud() -> Iterator[Cloud]:
         # the volume role: its API and its tgtd's iSCSI portal on ports of this cloud's own
         "volume_api_port": ports["volume"],
         "volume_storage_portal_port": ports["iscsi"],
+        "object_store_port": ports["object"],
         "network_agent_metadata_url": f"http://127.0.0.1:{ports['metadata']}",
         "network_agent_l2_backend": "linuxbridge",
         "network_vxlan_vni_ranges": "7700:7799",

@@ -335,6 +335,8 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         # (the bystander cloud's tgtd holds its own).
         "volume_api_port": _free_port(PREFERRED_PORT + 5),
         "volume_storage_portal_port": _free_port(PREFERRED_PORT + 6),
+        # Object storage (issue 14): off the default 8080.
+        "object_store_port": _free_port(PREFERRED_PORT + 7),
         "network_agent_metadata_url": f"http://127.0.0.1:{metadata_port}",
         # The all-in-one backend: kernel bridges and VXLAN (OVS here would need the
         # userspace datapath, about 30 times slower; see docs/agent.md).
