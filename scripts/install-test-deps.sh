@@ -11,7 +11,7 @@ packages=(
   openvswitch-switch dnsmasq-base dnsmasq-utils nftables iproute2 iputils-ping busybox conntrack iperf3
   procps util-linux ethtool
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients genisoimage
-  tgt qemu-block-extra
+  tgt qemu-block-extra fuse3
   openssh-client dosfstools mtools
   chromium chromium-driver
   podman runc netavark mmdebstrap  # molecule's systemd hosts (extensions/molecule, docs/molecule.md)

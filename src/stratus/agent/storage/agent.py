@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from stratus.agent.images import HttpImageApi
 from stratus.agent.runner import Runner
 from stratus.agent.storage.pool import Pool
+from stratus.agent.storage.rawview import RawViews
 from stratus.agent.storage.reconcile import StorageReconciler
 from stratus.agent.storage.tgt import AccountJournal, Tgt
 from stratus.common.clients import ApiClient, Auth, PasswordAuth, ServiceError
@@ -240,7 +241,8 @@ def build_agent(config: Config) -> StorageAgent:
     pool_path.mkdir(parents=True, exist_ok=True)
     try:
         pool = Pool(pool_path, prefix,
-                    Runner(timeout=float(config.get_int(s, "command_timeout", minimum=10))))
+                    Runner(timeout=float(config.get_int(s, "command_timeout", minimum=10))),
+                    views=RawViews(pool_path, prefix, Runner(timeout=60.0)))
     except ValueError as exc:
         raise ConfigError(f"setting [{s}] deploy_prefix: {exc}") from None
     tgt = Tgt(Runner(timeout=30.0), settings.iqn_prefix,

@@ -9,6 +9,11 @@ directory is ever touched:
   and renamed when complete, so a kill -9 leaves only ``.part`` files, which the
   next pass removes (:meth:`Pool.remove_partials`).
 
+While a qcow2 volume is exported, its file is held (and locked) by the
+``qemu-storage-daemon`` serving its raw view (:mod:`stratus.agent.storage.rawview`):
+reads of it (a snapshot, a clone, an upload) then go through the view as raw data, and a
+grow truncates the view, which grows the qcow2 image through the daemon.
+
 Image data for a create-from-image is downloaded into a ``.part`` file, checked
 with ``qemu-img info`` (no backing or external data file allowed) and converted
 with ``qemu-img convert`` into the volume's format; an upload to an image converts
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stratus.agent.runner import CommandError, Runner
+from stratus.agent.storage.rawview import RawViews
 
 LOG = logging.getLogger(__name__)
 
@@ -70,12 +76,14 @@ def check_id(kind: str, value: str) -> str:
 class Pool:
     """One pool directory of volume files (``prefix`` marks this agent's files)."""
 
-    def __init__(self, path: str | Path, prefix: str, runner: Runner):
+    def __init__(self, path: str | Path, prefix: str, runner: Runner,
+                 views: RawViews | None = None):
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.]*$", prefix):
             raise ValueError(f"pool prefix {prefix!r}: letters, digits, '_' and '.' only")
         self.path = Path(path)
         self.prefix = prefix
         self.runner = runner
+        self.views = views
         p = re.escape(prefix)
         self._vol_re = re.compile(rf"^{p}-volume-([A-Za-z0-9_-]+)\.(raw|qcow2)$")
         self._snap_re = re.compile(rf"^{p}-snapshot-([A-Za-z0-9_-]+)\.qcow2$")
@@ -122,8 +130,16 @@ class Pool:
                 gone.append(path)
         return gone
 
+    def source(self, volume_id: str, fmt: str) -> tuple[Path, str]:
+        """Where to read a volume's data and in which format: its file, or its raw view
+        while a daemon serves it (the daemon holds the qcow2 file)."""
+        if fmt == "qcow2" and self.views is not None and self.views.active(volume_id):
+            return self.views.view_path(volume_id), "raw"
+        return self.volume_path(volume_id, fmt), fmt
+
     def info(self, path: Path, fmt: str | None = None) -> dict[str, object]:
-        argv = ["qemu-img", "info", "--output=json"]
+        # -U: a qcow2 volume served by its view's daemon is locked; its header is read
+        argv = ["qemu-img", "info", "-U", "--output=json"]
         if fmt:
             argv += ["-f", fmt]
         argv.append(str(path))
@@ -221,8 +237,11 @@ class Pool:
 
     def grow(self, volume_id: str, fmt: str, size_gb: int) -> None:
         """Grow a volume to ``size_gb`` (never shrinks)."""
-        path = self.volume_path(volume_id, fmt)
-        if self.size_gb(path, fmt) < size_gb:
+        path, src_fmt = self.source(volume_id, fmt)
+        if src_fmt != fmt:  # served by its view: grown through the daemon
+            if os.path.getsize(path) < size_gb * GIB:
+                os.truncate(path, size_gb * GIB)
+        elif self.size_gb(path, fmt) < size_gb:
             self._img("resize", "-q", "-f", fmt, str(path), f"{size_gb}G")
 
     def snapshot(self, snapshot_id: str, volume_id: str, fmt: str) -> Path:
@@ -230,9 +249,9 @@ class Pool:
         final = self.snapshot_path(snapshot_id)
         part = self.part(final)
         self._ready()
+        src, src_fmt = self.source(volume_id, fmt)
         try:
-            self._img("convert", "-q", "-f", fmt, "-O", "qcow2",
-                      str(self.volume_path(volume_id, fmt)), str(part))
+            self._img("convert", "-q", "-f", src_fmt, "-O", "qcow2", str(src), str(part))
             self._finish(part, final)
         finally:
             part.unlink(missing_ok=True)
@@ -255,10 +274,10 @@ class Pool:
         if out_fmt is None:
             raise PoolError(f"cannot upload a volume as {disk_format!r} "
                             f"(allowed: {', '.join(UPLOAD_FORMATS)})")
-        path = self.volume_path(volume_id, fmt)
+        path, src_fmt = self.source(volume_id, fmt)
         tmp = self.scratch("upload", check_id("volume", volume_id), check_id("image", image_id))
         try:
-            self._img("convert", "-q", "-f", fmt, "-O", out_fmt, str(path), str(tmp))
+            self._img("convert", "-q", "-f", src_fmt, "-O", out_fmt, str(path), str(tmp))
             yield tmp
         finally:
             tmp.unlink(missing_ok=True)

@@ -11,8 +11,11 @@ and acts on the difference, in this order:
 3. missing volumes and snapshots are made by jobs in a small worker pool (a
    download or a big copy never holds the exports up); volumes smaller than
    wanted are grown;
-4. every wanted export is made exactly as described (target, LUN, CHAP, ACL); a LUN
-   smaller than its grown file is made again, so an in-use extend reaches the initiator;
+4. raw views no export needs are stopped; every wanted export is made exactly as
+   described (target, LUN, CHAP, ACL; a qcow2 volume through its raw view,
+   :mod:`stratus.agent.storage.rawview`); a LUN smaller than its grown file is made
+   again, so an in-use extend reaches the initiator, and so is a LUN whose view's daemon
+   was started again;
 5. volumes and snapshots no longer wanted are deleted (never one a running job
    reads), CHAP accounts no export needs are deleted;
 6. uploads to images run as jobs; each is reported ``done`` once.
@@ -74,6 +77,8 @@ class Exports(Protocol):
                accounts: set[str]) -> None: ...
 
     def delete_target(self, tid: int) -> None: ...
+
+    def refresh_lun(self, cur: Target, lun: int, backing: str) -> None: ...
 
     def prune_accounts(self, keep: set[str], accounts: set[str] | None = None) -> list[str]: ...
 
@@ -203,7 +208,8 @@ class StorageReconciler:
             src = self.pool.scan().volumes.get(sid)
             if src is None:
                 raise PoolError(f"source volume {sid} is not on this host", temporary=True)
-            self.pool.create_from_file(spec.id, spec.format, spec.size_gb, src[1], src[0])
+            path, fmt = self.pool.source(sid, src[0])
+            self.pool.create_from_file(spec.id, spec.format, spec.size_gb, path, fmt)
         else:
             snap = self.pool.scan().snapshots.get(sid)
             if snap is None:
@@ -242,23 +248,32 @@ class StorageReconciler:
                 except CommandError as exc:
                     LOG.error("target %s: %s", iqn, exc)
         targets = [t for t in targets if t.iqn in wanted or t.iqn not in ours]
+        self._prune_views(exports, inv)
         for spec in exports:
             vol = inv.volumes.get(spec.volume_id)
             if vol is None:
                 reports.append(ExportReport(spec.attachment_id, "error",
                                             f"volume {spec.volume_id} is not on this host"))
                 continue
-            if vol[0] != "raw":
+            if vol[0] != "raw" and self.pool.views is None:
                 reports.append(ExportReport(
                     spec.attachment_id, "error", f"volume {spec.volume_id} is {vol[0]}: tgt "
-                    "exports raw files only (set [storage_agent] volume_format = raw)"))
+                    "exports raw files only, and this agent serves no raw views"))
                 continue
             try:
-                self.exports.ensure(spec, str(vol[1]), targets, accounts)
+                backing = str(vol[1])
+                if vol[0] == "qcow2" and self.pool.views is not None:
+                    backing = str(self.pool.views.view_path(spec.volume_id))
+                    if self.pool.views.ensure(spec.volume_id, vol[1]):
+                        cur = next((t for t in targets if t.iqn == spec.target_iqn), None)
+                        if cur is not None and cur.luns.get(spec.lun) == backing:
+                            # the LUN holds the dead view open: open the new one
+                            self.exports.refresh_lun(cur, spec.lun, backing)
+                self.exports.ensure(spec, backing, targets, accounts)
                 reports.append(ExportReport(spec.attachment_id, "ready"))
                 if all(t.iqn != spec.target_iqn for t in targets):
                     targets = self.exports.targets()
-            except CommandError as exc:
+            except (CommandError, OSError) as exc:
                 LOG.error("export %s: %s", spec.attachment_id, exc)
                 reports.append(ExportReport(spec.attachment_id, "error", str(exc)))
         try:
@@ -266,6 +281,20 @@ class StorageReconciler:
         except CommandError as exc:
             LOG.error("CHAP accounts: %s", exc)
         return reports
+
+    def _prune_views(self, exports: list[ExportSpec], inv: Inventory) -> None:
+        """Stop the raw views no export (and no running job) needs any more."""
+        views = self.pool.views
+        if views is None:
+            return
+        keep = {e.volume_id for e in exports}
+        keep |= {r.split(":", 1)[1] for j in self.busy() for r in j.reads
+                 if r.startswith("volume:")}
+        for vid in views.present() - keep:
+            try:
+                views.remove(vid)
+            except (CommandError, OSError) as exc:
+                LOG.error("raw view of volume %s: %s", vid, exc)
 
     def _deletions(self, vols: dict[str, VolumeSpec], snaps: dict[str, SnapshotSpec],
                    exports: list[ExportSpec], inv: Inventory) -> None:
