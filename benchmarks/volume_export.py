@@ -68,7 +68,7 @@ def main() -> None:
         pool = Pool(work / "pool", "zvb", Runner(timeout=600), views=views)
         tgt = Tgt(Runner(timeout=30), IQN, AccountJournal(work / "pool" / "zvb-acc.json"),
                   control_port=control)
-        rec = StorageReconciler(pool, tgt, images=None, workers=1)  # type: ignore[arg-type]
+        rec = StorageReconciler(pool, tgt, images=None, workers=1)
         print(f"{opts.mib} MiB sequential, 1 MiB requests, queue depth 4")
         print(f"{'format':8} {'iSCSI write':>12} {'iSCSI read':>11} {'host write':>11} "
               f"{'host read':>10} {'on disk':>9}")
