@@ -27,6 +27,7 @@ from stratus.agent.compute.reconcile import ComputeAgent
 from stratus.agent.compute.state import AgentSettings
 from stratus.common.clients import Auth, PasswordAuth
 from stratus.common.config import Config, ConfigError
+from stratus.common.crashpoints import arm
 from stratus.common.logs import setup_agent_logging
 from stratus.contracts.network import ModelError, check_deploy_prefix
 
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = Config.load()
         setup_agent_logging(config.get_bool("DEFAULT", "debug"))  # HTTP traffic at DEBUG
+        arm(config)  # [debug] crash_at: inert unless a fault-injection test sets it
         agent = build_agent(config)
     except ConfigError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
