@@ -44,6 +44,29 @@ ALLOWED_SKIPS = {
 }
 
 
+# Issue 10: Tempest's volume smoke tests and the boot-from-volume compute smoke tests
+# (ServersTestBootFromVolume: the server boots from a volume made from the image) must be
+# among the PASSED tests, not skipped or missing from the run.
+VOLUME_SMOKE = (
+    "tempest.api.volume.test_versions.VersionsTest.test_list_versions",
+    "tempest.api.volume.test_volumes_actions.VolumesActionsTest."
+    "test_attach_detach_volume_to_instance",
+    "tempest.api.volume.test_volumes_get.VolumesGetTest.test_volume_create_get_update_delete",
+    "tempest.api.volume.test_volumes_get.VolumesGetTest."
+    "test_volume_create_get_update_delete_from_image",
+    "tempest.api.volume.test_volumes_list.VolumesListTestJSON.test_volume_list",
+    "tempest.api.compute.servers.test_create_server.ServersTestBootFromVolume."
+    "test_verify_server_details",
+    "tempest.api.compute.servers.test_create_server.ServersTestBootFromVolume."
+    "test_list_servers",
+)
+
+
+def missing_passes(passed: list[str], wanted: tuple[str, ...] = VOLUME_SMOKE) -> list[str]:
+    """The ``wanted`` tests (names without their ``[id-...]`` attributes) not passed."""
+    return [t for t in wanted if not any(p == t or p.startswith(t + "[") for p in passed)]
+
+
 def results(output: str) -> tuple[list[str], list[str], dict[str, str]]:
     """(passed, failed, skipped: test -> reason) from `tempest run`'s per-test lines."""
     passed: list[str] = []
@@ -70,6 +93,9 @@ def test_results_parser_reads_tempest_lines() -> None:
     assert passed == ["tempest.api.a.T.test_x[id-1,smoke]"]
     assert failed == ["tempest.api.b.T.test_y[id-2,smoke]", "setUpClass (tempest.api.d.T)"]
     assert skipped == {"setUpClass (tempest.api.c.T)": "Horizon support is required"}
+    ok = [f"{VOLUME_SMOKE[0]}[id-1,smoke]", VOLUME_SMOKE[1]]
+    assert missing_passes(ok, VOLUME_SMOKE[:2]) == []
+    assert missing_passes([f"{VOLUME_SMOKE[0]}_x[id-1]"], VOLUME_SMOKE[:1]) == [VOLUME_SMOKE[0]]
 
 
 def run_tempest(ws: Path, env: dict[str, str], *args: str,
@@ -140,6 +166,9 @@ def test_tempest_smoke_passes(cloud: Cloud) -> None:
         # ALLOWED_SKIPS), and object storage's 15 smoke tests (site.yml deploys it since
         # issue 14): a run that silently lost tests is a failure too
         assert len(passed) >= 84, f"only {len(passed)} smoke tests passed:\n{totals}"
+        missing = missing_passes(passed)
+        assert not missing, ("volume / boot-from-volume smoke tests skipped or missing "
+                             "(issue 10):\n" + "\n".join(missing))
         assert set(tempest_leftovers(cloud)) - before == set()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
