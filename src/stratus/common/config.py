@@ -463,8 +463,9 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "project_name": ("service", "Project the agent's token is scoped to."),
         "pool_path": ("/var/lib/stratus/volumes",
                       "Directory of the volume files <deploy_prefix>-volume-<id>.<format>."),
-        "volume_format": ("raw", "raw | qcow2: the formats this host registers (tgt exports "
-                          "raw files; a qcow2 volume's export is reported as an error)."),
+        "volume_format": ("raw", "raw | qcow2: the format this host registers (an exported "
+                          "qcow2 volume is served to tgt through a qemu-storage-daemon raw "
+                          "view over FUSE)."),
         "iqn_base": ("iqn.2010-10.org.stratus", "Target names are <iqn_base>:<deploy_prefix>-"
                      "<host>:<attachment id>; only targets under that prefix are touched."),
         "portal_ip": ("", "Address tgtd listens on (empty: the route to volume_url)."),
