@@ -417,6 +417,10 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Seconds an unused image in _base/ is kept before it is removed.",
         ),
         "console_interval": ("2", "Least seconds between two console reports of a server."),
+        "vnc_enabled": ("true", "Give each guest a VNC display (the consoles of the "
+                        "novncproxy, docs/consoles.md)."),
+        "vnc_listen": ("", "Address the guests' VNC displays listen on; empty: host_ip (the "
+                       "management address), never a wildcard unless set here."),
         "workers": ("4", "Servers converged in parallel (spawns, power actions)."),
         "command_timeout": ("600", "Seconds a host command (virsh, qemu-img) may take."),
     },

@@ -389,6 +389,8 @@ class ServerReport:
     snapshots_done: list[str] | Unset = UNSET
     console_tail: str | Unset = UNSET
     volumes: list[str] | Unset = UNSET       # attachment ids plugged into the domain
+    # the guest's VNC display {"host": address, "port": int}; None: it has none (stopped)
+    vnc: dict[str, Any] | Unset | None = UNSET
 
     @classmethod
     def from_dict(cls, data: Any) -> ServerReport:
@@ -432,6 +434,8 @@ class ServerReport:
             if not (isinstance(volumes, list) and all(isinstance(x, str) for x in volumes)):
                 raise ContractError("volumes", "volumes must be a list of attachment IDs.")
             r.volumes = list(volumes)
+        if "vnc" in data:
+            r.vnc = vnc_address(data["vnc"])
         for flag in ("deleted", "reschedule"):
             if isinstance(data.get(flag), bool):
                 setattr(r, flag, data[flag])
@@ -450,6 +454,19 @@ class ServerReport:
                 continue
             out[f.name] = value.to_dict() if isinstance(value, Fault) else value
         return out
+
+
+def vnc_address(value: Any) -> dict[str, Any] | None:
+    """A report's ``vnc``: null or ``{"host": non-empty text, "port": 1-65535}``."""
+    if value is None:
+        return None
+    if not (isinstance(value, Mapping) and set(value) == {"host", "port"}
+            and isinstance(value["host"], str) and 0 < len(value["host"]) <= 255
+            and isinstance(value["port"], int) and not isinstance(value["port"], bool)
+            and 0 < value["port"] < 65536):
+        raise ContractError("vnc", "vnc must be null or {\"host\": address, \"port\": "
+                            "1-65535}.")
+    return {"host": value["host"], "port": value["port"]}
 
 
 # --- the heartbeat -------------------------------------------------------------------------

@@ -66,6 +66,14 @@ def _route_ip(url: str) -> str:
         return ""
 
 
+def _vnc_listen(config: Config, host_ip: str) -> str | None:
+    """The guests' VNC address: ``vnc_listen``, else the management address (host_ip),
+    never a wildcard unless set; None when ``vnc_enabled`` is off."""
+    if not config.get_bool("compute_agent", "vnc_enabled"):
+        return None
+    return config.get("compute_agent", "vnc_listen") or host_ip or "127.0.0.1"
+
+
 def build_agent(config: Config) -> ComputeAgent:
     """The agent ``[compute_agent]`` describes (creates the instances directory)."""
     from stratus.agent.compute.virt.libvirt import (
@@ -113,7 +121,8 @@ def build_agent(config: Config) -> ComputeAgent:
     driver = LibvirtDriver(runner, IpLib(runner), settings.instances_path, uri=uri,
                            domain_prefix=naming.domain_prefix(config.get(s, "domain_prefix"),
                                                               deploy_prefix),
-                           virt_type=virt_type, lifecycle_events=True)
+                           virt_type=virt_type, lifecycle_events=True,
+                           vnc_listen=_vnc_listen(config, settings.host_ip))
     auth: Auth | None = None
     if config.get(s, "username"):
         # [compute_agent] identity_url (the role writes it) or else [DEFAULT] identity_url

@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from stratus.agent.compute import naming
 from stratus.agent.compute.apis import ComputeApi, ImageApi, NetworkApi
@@ -130,10 +131,21 @@ class ServerWork:
         else:
             report.vm_state = VM_STATE_OF[info.power_state]
             report.power_state = info.power_state
+        report.vnc = self._vnc(sid, info)
         tail = self._console_tail(sid, force=False)
         if tail is not None:
             report.console_tail = tail
         self._report(sid, report)
+
+    def _vnc(self, sid: str, info: InstanceInfo | None) -> dict[str, Any] | None:
+        """The guest's VNC display while it has one (running or paused), for the API's
+        consoles; a failed lookup is no display."""
+        if info is None or info.power_state not in (RUNNING, PAUSED):
+            return None
+        try:
+            return self.driver.vnc_address(sid)
+        except (VirtError, CommandError, OSError):
+            return None
 
     def _devices(self, a: Assignment) -> list[str]:
         return [naming.tap(self.s.deploy_prefix, p.id) for p in a.ports]
@@ -217,7 +229,8 @@ class ServerWork:
         LOG.info("server %s spawned in %.2fs", sid, time.monotonic() - started)
         report = ServerReport(vm_state=VM_STATE_OF[power], power_state=power, task_state=None,
                               fault=self.hostcheck.spawn_fault(sid),  # None unless slow
-                              reboot_generation=st.reboot_generation)
+                              reboot_generation=st.reboot_generation,
+                              vnc=self._vnc(sid, info))
         tail = self._console_tail(sid, force=True)
         if tail is not None:
             report.console_tail = tail

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Any
 
 # Nova's power_state codes (what the agent reports).
 NOSTATE = 0
@@ -153,6 +154,10 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def console_tail(self, server_id: str, max_bytes: int) -> tuple[object, bytes] | None:
         """(a key that changes when the log changes, its last ``max_bytes``), or None."""
+
+    def vnc_address(self, server_id: str) -> dict[str, Any] | None:
+        """The running guest's VNC display ``{"host", "port"}``, or None (no display)."""
+        return None
 
     @abc.abstractmethod
     def snapshot(self, server_id: str, dest: str) -> None:

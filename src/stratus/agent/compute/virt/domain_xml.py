@@ -18,10 +18,13 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 
 
 def build_domain(spec: InstanceSpec, *, domain_name: str, virt_type: str, disk_path: str,
-                 config_drive_path: str | None, console_path: str) -> ET.Element:
+                 config_drive_path: str | None, console_path: str,
+                 vnc_listen: str | None = None) -> ET.Element:
     """The ``<domain>`` element: TCG (``qemu``) or ``kvm``, machine ``pc``, SMBIOS that
     makes cloud-init pick the OpenStack datasource, a virtio disk, the config drive as
-    an IDE cdrom, virtio NICs on unmanaged taps, the serial console into a file."""
+    an IDE cdrom, virtio NICs on unmanaged taps, the serial console into a file, and a
+    VNC display on ``vnc_listen`` (a port libvirt picks; none when ``vnc_listen`` is
+    None)."""
     if virt_type not in ("kvm", "qemu"):
         raise ValueError(f"virt_type {virt_type!r} is not kvm or qemu")
     dom = ET.Element("domain", {"type": virt_type})
@@ -81,6 +84,11 @@ def build_domain(spec: InstanceSpec, *, domain_name: str, virt_type: str, disk_p
     console = _sub(devices, "console", type="file")
     _sub(console, "source", path=console_path, append="on")
     _sub(console, "target", type="serial", port="0")
+    if vnc_listen is not None:
+        graphics = _sub(devices, "graphics", type="vnc", autoport="yes", listen=vnc_listen)
+        _sub(graphics, "listen", type="address", address=vnc_listen)
+        video = _sub(devices, "video")
+        _sub(video, "model", type="vga")
     _sub(devices, "memballoon", model="virtio")
     return dom
 

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from stratus.agent.compute.naming import server_of_domain
 from stratus.agent.compute.virt import configdrive
@@ -109,13 +110,26 @@ def parse_dominfo(text: str) -> tuple[int, bool]:
     return state, managed
 
 
+def parse_vncdisplay(text: str, listen: str) -> dict[str, Any] | None:
+    """``127.0.0.1:0`` or ``[::1]:3`` (a display number, port 5900 + n) as ``{"host",
+    "port"}``; an empty or wildcard address is the configured ``listen``."""
+    host, sep, display = text.strip().rpartition(":")
+    if not sep or not display.isdigit():
+        return None
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = listen
+    return {"host": host, "port": 5900 + int(display)}
+
+
 class LibvirtDriver(LibvirtVolumes, ComputeDriver):
     """Volumes (iSCSI network disks, CHAP secrets): virt/volumes.py."""
 
     def __init__(self, runner: Runner, ip: IpLib, instances_path: str, *,
                  uri: str = "qemu:///system", domain_prefix: str = "instance-",
                  virt_type: str = "qemu", qemu_img: str = "qemu-img",
-                 poll_interval: float = 0.5, lifecycle_events: bool = False):
+                 poll_interval: float = 0.5, lifecycle_events: bool = False,
+                 vnc_listen: str | None = None):
         self.runner = runner
         self.ip = ip
         self.instances_path = Path(instances_path)
@@ -127,6 +141,7 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
         # a graceful stop/reboot waits on libvirt's events, not a poll (virt/domevents.py)
         self.lifecycle_events = lifecycle_events
         self._ours: dict[str, str] = {}  # domain name -> server id (checked metadata)
+        self.vnc_listen = vnc_listen  # the guests' VNC address; None: no display
         self._net_lock = threading.Lock()  # IpLib's link cache is not thread-safe
 
     # --- helpers ------------------------------------------------------------------------
@@ -288,7 +303,7 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
         dom = build_domain(spec, domain_name=self.domain_name(spec.server_id),
                            virt_type=self.virt_type, disk_path=str(d / "disk"),
                            config_drive_path=str(cd) if spec.config_drive is not None else None,
-                           console_path=str(d / "console.log"))
+                           console_path=str(d / "console.log"), vnc_listen=self.vnc_listen)
         if spec.root_volume is not None:
             self.use_root_volume(dom, spec.root_volume)  # virt/volumes.py
         xml = d / "domain.xml"
@@ -388,6 +403,14 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
                 return (st.st_size, st.st_mtime_ns), fh.read(max_bytes)
         except OSError:
             return None
+
+    def vnc_address(self, server_id: str) -> dict[str, Any] | None:
+        """``virsh vncdisplay`` (``address:display``) as ``{"host", "port": 5900 +
+        display}``; None when the domain has no display or does not run."""
+        if self.vnc_listen is None:
+            return None
+        out = self.virsh("vncdisplay", self.domain_name(server_id), check=False).strip()
+        return parse_vncdisplay(out, self.vnc_listen)
 
     def snapshot(self, server_id: str, dest: str) -> None:
         """Pause a running guest while its disk is copied (a consistent image), flatten
