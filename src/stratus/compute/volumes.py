@@ -324,6 +324,20 @@ class ServerVolumes:
             if row.status == "attached" and _size_check_due(row.id):
                 self._refresh_size(project, row)
 
+    def volume_extended(self, sid: str, volume_id: str) -> bool:
+        """Cinder's ``volume-extended`` event: re-read the attached volume's size now and,
+        when it grew, store it and wake the host's agent. False when the server has no such
+        attached volume."""
+        with self.core.db.session() as s:
+            srv = s.get(m.Server, sid)
+            row = next((r for r in volumes_of(s, [sid]).get(sid, [])
+                        if r.volume_id == volume_id and r.status == "attached"), None)
+            project = srv.project_id if srv is not None else ""
+        if row is None:
+            return False
+        self._refresh_size(project, row)
+        return True
+
     def _refresh_size(self, project: str, row: m.BlockDeviceMapping) -> None:
         """Store the volume's size when it grew (an extend while attached) and wake the
         host's agent, which has QEMU re-read the disk's capacity."""
