@@ -230,3 +230,36 @@ def test_instances_are_paged_by_marker(app: Any) -> None:
     page = client.get("/project/instances/?marker=00000031-0000")
     assert 'data-status-url="/project/instances/status.json?marker=00000031-0000"' in page.text
     assert client.get("/project/instances/?marker=../x").status_code == 400
+
+
+def test_console_page_frames_the_proxy_and_only_it(app: Any) -> None:
+    client, cloud, _dash = app
+    login(client)
+    sid = "0c3f4d2e-1111-4222-8333-944455556666"
+    cloud.answers[("compute", "GET", f"servers/{sid}")] = {"server": {
+        "id": sid, "name": "<b>vm</b>", "status": "ACTIVE"}}
+    url = ("http://proxy.test:6080/vnc_lite.html?path=websockify%3Ftoken%3Dabc%26instance%3D"
+           + sid)
+    cloud.answers[("compute", "POST", f"servers/{sid}/remote-consoles")] = {
+        "remote_console": {"protocol": "vnc", "type": "novnc", "url": url}}
+    page = client.get(f"/project/instances/{sid}/console/")
+    assert page.status_code == 200, page.text
+    assert 'id="vnc-console"' in page.text and "&lt;b&gt;vm&lt;/b&gt;" in page.text
+    assert url.replace("&", "&amp;") in page.text
+    csp = page.headers["content-security-policy"]
+    assert "frame-src 'self' http://proxy.test:6080;" in csp
+    assert csp.count("frame-src") == 1 and "frame-ancestors 'none'" in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    # other pages keep the strict policy; an unframable URL is refused with its reason
+    assert "frame-src 'self';" in client.get("/project/key_pairs/").headers[
+        "content-security-policy"]
+    cloud.answers[("compute", "POST", f"servers/{sid}/remote-consoles")] = {
+        "remote_console": {"url": "javascript:alert(1)"}}
+    bad = client.get(f"/project/instances/{sid}/console/")
+    assert bad.status_code == 400 and "cannot frame" in bad.text
+    cloud.answers[("compute", "POST", f"servers/{sid}/remote-consoles")] = ApiFailure(
+        f"Instance {sid} is not ready: it has no VNC display yet", 409)
+    busy = client.get(f"/project/instances/{sid}/console/")
+    assert busy.status_code == 409 and "no VNC display" in busy.text
+    assert views.frame_origin("http://h;script-src:1/") is None
+    assert views.frame_origin("http://h:1/x; script-src *") == "http://h:1"

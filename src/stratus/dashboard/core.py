@@ -110,6 +110,12 @@ class DashboardCore:
                         json={"os-getConsoleOutput": {"length": lines}})
         return str((body or {}).get("output", ""))
 
+    def console_url(self, api: UserApi, server_id: str) -> str:
+        """A VNC console of the server (a one-time token in the URL of the novncproxy)."""
+        body = api.call("compute", "POST", f"servers/{server_id}/remote-consoles",
+                        json={"remote_console": {"protocol": "vnc", "type": "novnc"}})
+        return str(((body or {}).get("remote_console") or {}).get("url", ""))
+
     def launch_choices(self, api: UserApi) -> dict[str, Any]:
         """Everything the launch form offers (one call per kind)."""
         choices: dict[str, Any] = {

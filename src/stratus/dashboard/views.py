@@ -4,8 +4,10 @@ and the SVG network topology."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 import jinja2
@@ -49,13 +51,30 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += SECURITY_HEADERS
+                given = {name.lower() for name, _ in headers}  # a page's own CSP stays
+                headers += [h for h in SECURITY_HEADERS if h[0] not in given]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+FRAME_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
+def frame_origin(url: str) -> str | None:
+    """The origin of a URL the page may frame (the novncproxy's), or None when it is not
+    a plain http(s) origin (nothing of it then reaches the CSP)."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return origin if FRAME_ORIGIN.match(origin) else None
+
+
+def csp_framing(origin: str) -> str:
+    """:data:`CSP` with ``origin`` allowed in frames (the console page only)."""
+    return CSP.replace("frame-src 'self'", f"frame-src 'self' {origin}")
 
 
 def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:

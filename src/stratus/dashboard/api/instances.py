@@ -1,6 +1,7 @@
 """Project > Instances: the list (its status refreshed without a reload from
 ``/project/instances/status.json``), launch, the actions, an instance's page with its
-console log, and the floating-IP association."""
+console log, its VNC console (the novncproxy's page in a frame), and the floating-IP
+association."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from stratus.common.app import Routes
+from stratus.dashboard import views
 from stratus.dashboard.core import PAGE_SIZE, POWER_ACTIONS
 from stratus.dashboard.web import FormError, Page, check_id, page
 
@@ -92,6 +94,22 @@ def show_instance(ctx: Page) -> Response:
 @page
 def console_log(ctx: Page) -> Response:
     return JSONResponse({"output": ctx.svc.core.console_log(ctx.api, _server_id(ctx))})
+
+
+@routes.add("GET", "/project/instances/{server_id}/console/")
+@page
+def vnc_console(ctx: Page) -> Response:
+    """Horizon's Console tab: the noVNC client of a fresh one-time console URL in a frame;
+    this page's CSP allows frames from the proxy's origin only."""
+    server_id = _server_id(ctx)
+    server = ctx.svc.core.server(ctx.api, server_id)
+    url = ctx.svc.core.console_url(ctx.api, server_id)
+    origin = views.frame_origin(url)
+    if origin is None:
+        raise FormError(f"The compute API gave a console URL this page cannot frame: {url}")
+    resp = ctx.render("console.html", section="instances", server=server, console_url=url)
+    resp.headers["content-security-policy"] = views.csp_framing(origin)
+    return resp
 
 
 @routes.add("POST", "/project/instances/{server_id}/action")
