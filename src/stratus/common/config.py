@@ -121,7 +121,24 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "workers": ("1", "Number of uvicorn worker processes."),
         "images_dir": (
             "/var/lib/stratus/images",
-            "The content-addressed image store (blobs/, tmp/); on the controller's disk.",
+            "The content-addressed image store (blobs/, tmp/); on the controller's disk. "
+            "With store = object only tmp/: uploads are received and inspected there.",
+        ),
+        "store": (
+            "file",
+            "Where image data is kept: file (images_dir) | object (object storage, a "
+            "container of this service's account; docs/object-storage.md).",
+        ),
+        "object_url": (
+            "",
+            "With store = object: base URL of stratus-object (without /v1).",
+        ),
+        "object_container": ("images", "With store = object: the container of image data."),
+        "username": ("", "With store = object: service user of the image service."),
+        "password": ("", "Password of that user."),
+        "project_name": (
+            "service",
+            "Project of that user: its account AUTH_<project id> holds the image data.",
         ),
         "max_image_size": (
             "1099511627776",

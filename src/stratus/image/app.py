@@ -29,7 +29,8 @@ from stratus.image.api import (
 )
 from stratus.image.core import ImageService, Settings
 from stratus.image.inspect import Limits
-from stratus.image.store import FileStore
+from stratus.image.objectstore import ObjectStore
+from stratus.image.store import BlobStore, FileStore
 
 SECTION = "image"
 
@@ -62,10 +63,29 @@ def settings_from(config: Config) -> Settings:
     )
 
 
+def build_store(config: Config) -> BlobStore:
+    """The store ``[image] store`` names: ``file`` (images_dir) or ``object`` (object
+    storage, uploads staged in images_dir/tmp)."""
+    kind = config.get(SECTION, "store")
+    if kind == "file":
+        return FileStore(config.get(SECTION, "images_dir"))
+    if kind != "object":
+        raise ConfigError(f"setting [{SECTION}] store={kind!r}: use file or object")
+    missing = [k for k in ("object_url", "username", "password") if not config.get(SECTION, k)]
+    if missing:
+        raise ConfigError(f"setting [{SECTION}] store=object needs [{SECTION}] "
+                          f"{', '.join(missing)} (the object store and the service user)")
+    return ObjectStore.from_settings(
+        config.get(SECTION, "images_dir"), config.get(SECTION, "object_url"),
+        config.get(SECTION, "identity_url"), config.get(SECTION, "username"),
+        config.get(SECTION, "password"), config.get(SECTION, "project_name"),
+        config.get(SECTION, "object_container"))
+
+
 def build_image_service(config: Config) -> ImageService:
     return ImageService(
         Database(config.get(SECTION, "database_url"), "image"),
-        FileStore(config.get(SECTION, "images_dir")),
+        build_store(config),
         settings_from(config),
     )
 

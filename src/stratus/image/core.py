@@ -30,7 +30,7 @@ from stratus.common.timeutil import new_id, utcnow
 from stratus.image import models as m
 from stratus.image import views
 from stratus.image.inspect import Limits
-from stratus.image.store import FileStore
+from stratus.image.store import BlobStore
 from stratus.image.views import PATCH_MEDIA_TYPE
 
 MAX_MEMBERS = 128
@@ -61,7 +61,7 @@ def not_found(image_id: str) -> NotFound:
 class ImageService:
     """The image service's behaviour over its database and file store."""
 
-    def __init__(self, db: Database, store: FileStore, settings: Settings | None = None) -> None:
+    def __init__(self, db: Database, store: BlobStore, settings: Settings | None = None) -> None:
         self.db = db
         self.store = store
         self.settings = settings or Settings()

@@ -1,4 +1,6 @@
-"""The content-addressed file store that holds image data on the controller.
+"""Where image data lives: the storage interface (:class:`BlobStore`) and its file
+implementation, the content-addressed store on the controller's disk (the other one is
+:mod:`stratus.image.objectstore`, image data in object storage; ``[image] store``).
 
 Layout under ``[image] images_dir``::
 
@@ -32,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 TMP_SUFFIX = ".part"
 HASH_ALGO = "sha512"
@@ -134,6 +136,31 @@ class Upload:
             self.path.unlink()
 
 
+class BlobStore(Protocol):
+    """What the image service needs of a store (the file store, the object store).
+
+    An upload is always received into a local temporary file (``begin``: hashed while
+    written, inspected once complete); ``commit`` moves it into the store and returns the
+    key the image row records. ``locked`` serializes the commits and removals of this
+    host's processes with the database rows that refer to the keys."""
+
+    def ensure(self) -> None: ...
+
+    def locked(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def begin(self, limit: int, owner: str) -> Upload: ...
+
+    def commit(self, upload: Upload) -> str: ...
+
+    def open(self, key: str) -> tuple[IO[bytes], int]: ...
+
+    def remove(self, key: str) -> bool: ...
+
+    def clean_tmp(self) -> list[str]: ...
+
+    def collect_garbage(self, referenced: Iterable[str]) -> list[str]: ...
+
+
 class FileStore:
     """Blobs named by their sha512 under ``root``; see the module docstring."""
 
@@ -196,6 +223,13 @@ class FileStore:
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # only succeeds when empty
         return True
+
+    def open(self, key: str) -> tuple[IO[bytes], int]:
+        """The blob opened for reading, and its size (FileNotFoundError when gone)."""
+        fh = open(self.path_of(key), "rb")  # noqa: SIM115 - the caller closes it
+        size = fh.seek(0, 2)
+        fh.seek(0)
+        return fh, size
 
     def keys(self) -> Iterator[str]:
         if not self.blobs.is_dir():

@@ -248,13 +248,15 @@ def open_download(service: ImageService, ctx: AuthContext, image_id: str) -> Dow
             )
         if img.status not in ("active", "deactivated") or not img.store_key:
             return None
-        key, checksum = img.store_key, img.checksum
+        key, checksum, expected = img.store_key, img.checksum, img.size
     try:
-        fh = open(service.store.path_of(key), "rb")  # noqa: SIM115 - closed by the response
+        fh, size = service.store.open(key)  # closed by the response
     except FileNotFoundError:
         raise Gone(f"The data of image {image_id} is gone (it was deleted).") from None
-    size = fh.seek(0, 2)
-    fh.seek(0)
+    if expected is not None and size != expected:
+        fh.close()
+        raise StoreFailure(f"The stored data of image {image_id} has {size} bytes, not the "
+                           f"{expected} it was uploaded with; it is not sent.")
     return Download(fh, size, checksum)
 
 
