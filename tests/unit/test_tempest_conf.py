@@ -63,7 +63,8 @@ def tempest_options() -> dict[str, set[str]]:
 def test_every_key_written_is_an_option_tempest_knows() -> None:
     known = tempest_options()
     known["DEFAULT"] |= {"log_file", "debug"}  # oslo.log's options, registered by Tempest
-    conf = parse(tc.render(facts(ssh_user="root")))
+    conf = parse(tc.render(facts(ssh_user="root", dashboard_url="http://h:8000")))
+    assert "dashboard" in conf.sections()
     for section in conf.sections():
         assert section in known, f"tempest has no section [{section}]"
         unknown = set(conf[section]) - set(conf.defaults()) - known[section]
@@ -95,6 +96,13 @@ def test_without_a_volume_service_cinder_is_unavailable_and_volume_sections_abse
     assert conf["service_available"]["cinder"] == "false"
     assert conf["service_available"]["neutron"] == "false"
     assert "volume" not in conf and "volume-feature-enabled" not in conf
+
+
+def test_a_dashboard_url_turns_horizon_on() -> None:
+    conf = parse(tc.render(facts(dashboard_url="http://h:8000")))
+    assert conf["service_available"]["horizon"] == "true"
+    assert conf["dashboard"]["dashboard_url"] == "http://h:8000/"
+    assert "dashboard" not in parse(tc.render(facts()))
 
 
 def test_an_ssh_user_turns_validation_on_with_it() -> None:

@@ -109,6 +109,8 @@ class CloudFacts:
     ssh_user: str | None = None  # None: validation over SSH off
     build_timeout: int = 300
     extra: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # stratus-dashboard's root URL (it is not in the catalog): Tempest's dashboard test runs
+    dashboard_url: str | None = None
 
 
 def _flag(value: bool) -> str:
@@ -153,8 +155,11 @@ def render(facts: CloudFacts) -> str:
         "glance": _flag("image" in has),
         "cinder": _flag(facts.volume_catalog_type is not None),
         "swift": _flag("object-store" in has),
-        "horizon": "false",
+        "horizon": _flag(facts.dashboard_url is not None),
     }
+    if facts.dashboard_url is not None:
+        # the login form's action is read from the page (Tempest's HorizonHTMLParser)
+        conf["dashboard"] = {"dashboard_url": facts.dashboard_url.rstrip("/") + "/"}
     compute = {
         "region": facts.region,
         "endpoint_type": "publicURL",
@@ -378,7 +383,7 @@ class Discovery:
 def discover(entry: dict[str, Any], http: httpx.Client, *, image: str | None = None,
              public_network: str | None = None, ssh_user: str | None = None,
              flavors: Sequence[str | None] = (None, None),
-             build_timeout: int = 300) -> CloudFacts:
+             build_timeout: int = 300, dashboard_url: str | None = None) -> CloudFacts:
     """The facts of the cloud ``entry`` (a clouds.yaml entry) describes."""
     d = Discovery(entry, http)
     d.login()
@@ -408,6 +413,7 @@ def discover(entry: dict[str, Any], http: httpx.Client, *, image: str | None = N
         compute_nodes=d.compute_nodes(),
         ssh_user=ssh_user,
         build_timeout=build_timeout,
+        dashboard_url=dashboard_url,
     )
 
 
@@ -427,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ssh-user", help="validate guests over SSH as this user (default: "
                         "validation off)")
     parser.add_argument("--build-timeout", type=int, default=300)
+    parser.add_argument("--dashboard-url", help="stratus-dashboard's root URL: turns on "
+                        "Tempest's dashboard test (default: off; the catalog does not list it)")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
@@ -434,7 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with httpx.Client(timeout=60) as http:
             facts = discover(entry, http, image=args.image, public_network=args.public_network,
                              ssh_user=args.ssh_user, flavors=(args.flavor, args.flavor_alt),
-                             build_timeout=args.build_timeout)
+                             build_timeout=args.build_timeout,
+                             dashboard_url=args.dashboard_url)
     except (DiscoveryError, httpx.HTTPError) as exc:
         print(f"tempest_conf: {exc}", file=sys.stderr)
         return 1
