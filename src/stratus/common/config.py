@@ -455,6 +455,12 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "workers": ("1", "Number of uvicorn worker processes."),
         "image_url": ("http://127.0.0.1:9292", "Image API (Glance v2): create from image, "
                       "upload to image (called with the caller's token)."),
+        "compute_url": ("", "Compute API (Nova v2.1) that gets the volume-extended event after "
+                        "an extend of an attached volume; empty: no events are sent."),
+        "username": ("", "Service user of the volume API (admin role): sends the compute "
+                     "API's external events."),
+        "password": ("", "Password of that user."),
+        "project_name": ("service", "Project that user's token is scoped to."),
         "default_availability_zone": ("nova", "Availability zone of volumes and storage hosts."),
         "default_volume_type": ("__DEFAULT__", "Volume type of volumes created without one "
                                 "(made at start when missing)."),

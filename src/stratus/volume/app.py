@@ -1,6 +1,7 @@
 """stratus-volume: builds the volume ASGI app (the Cinder v3 subset) from configuration and
 runs it; a sweeper thread re-derives statuses from the storage agents' last reports at
-start and every ``[volume] sweep_interval`` seconds."""
+start and every ``[volume] sweep_interval`` seconds, and a sender thread delivers the
+``volume-extended`` events owed to the compute API (``volume/server_events.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.applications import Starlette
 
 from stratus.common.app import Router, create_app, run_service, setup_logging
 from stratus.common.auth import AuthContext, RemoteTokenValidator
+from stratus.common.clients import PasswordAuth
 from stratus.common.config import Config
 from stratus.common.crashpoints import arm
 from stratus.common.db import Database
@@ -32,6 +34,7 @@ from stratus.volume.api import (
 )
 from stratus.volume.core import SECTION, Settings, VolumeCore
 from stratus.volume.images import HttpImageApi
+from stratus.volume.server_events import HttpComputeEvents
 
 LOG = logging.getLogger("stratus.volume")
 
@@ -68,9 +71,55 @@ class Sweeper:
         self.stopped.set()
 
 
+class EventSender:
+    """Sends the server events owed to the compute API (``volume/server_events.py``) when
+    woken (a report finished an extend of an attached volume) and every ``interval``
+    seconds (what a killed process committed and did not send)."""
+
+    def __init__(self, core: VolumeCore, interval: float) -> None:
+        self.core = core
+        self.interval = interval
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="volume-events", daemon=True)
+
+    def start(self) -> EventSender:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        events = self.core.server_events
+        while not self.stopped:
+            events.woken.wait(self.interval)
+            events.woken.clear()
+            if self.stopped:
+                return
+            try:
+                events.flush()
+            except Exception:  # a database outage: the next round tries again
+                LOG.exception("sending server events failed")
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.core.server_events.wake()
+
+
+def compute_events(config: Config) -> HttpComputeEvents | None:
+    """The compute API's external events as ``[volume]`` describes them (None: no
+    ``compute_url``)."""
+    url = config.get(SECTION, "compute_url").strip()
+    if not url:
+        return None
+    auth = None
+    if config.get(SECTION, "username"):
+        auth = PasswordAuth(config.get(SECTION, "identity_url"), config.get(SECTION, "username"),
+                            config.get(SECTION, "password"), config.get(SECTION, "project_name"))
+    return HttpComputeEvents(url, auth)
+
+
 def build_core(config: Config) -> VolumeCore:
     return VolumeCore(Database(config.get(SECTION, "database_url"), "volume"),
-                      Settings.from_config(config), HttpImageApi(config.get(SECTION, "image_url")))
+                      Settings.from_config(config), HttpImageApi(config.get(SECTION, "image_url")),
+                      compute_events(config))
 
 
 def build_app(core: VolumeCore, authenticate: Callable[[str], AuthContext],
@@ -82,6 +131,8 @@ def build_app(core: VolumeCore, authenticate: Callable[[str], AuthContext],
     if sweep:
         sweeper = Sweeper(core, core.settings.sweep_interval).start()
         shutdown.append(sweeper.stop)
+        sender = EventSender(core, core.settings.sweep_interval).start()
+        shutdown.append(sender.stop)
     app = create_app("volume", router.routes, nova_error, db=core.db, public_url=public_url,
                      on_shutdown=shutdown)
     # ``OpenStack-API-Version: volume X.Y`` (or block-storage) on /v3 paths only.

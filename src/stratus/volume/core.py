@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -30,6 +30,9 @@ from stratus.common.errors import BadRequest, Forbidden, NotFound
 from stratus.common.longpoll import KeyedWatch
 from stratus.volume import models as m
 from stratus.volume.images import ImageApi
+
+if TYPE_CHECKING:
+    from stratus.volume.server_events import ComputeEvents
 
 T = TypeVar("T")
 SECTION = "volume"
@@ -80,9 +83,10 @@ class VolumeCore:
     """The volume service's behaviour over its database and the image API."""
 
     def __init__(self, db: Database, settings: Settings | None = None,
-                 images: ImageApi | None = None) -> None:
+                 images: ImageApi | None = None, compute: ComputeEvents | None = None) -> None:
         from stratus.volume.attachments import Attachments
         from stratus.volume.quotas import Quotas
+        from stratus.volume.server_events import ServerEvents
         from stratus.volume.snapshots import Snapshots
         from stratus.volume.storage import Storage
         from stratus.volume.types import VolumeTypes
@@ -97,6 +101,7 @@ class VolumeCore:
         self.snapshots = Snapshots(self)
         self.attachments = Attachments(self)
         self.storage = Storage(self)
+        self.server_events = ServerEvents(self, compute)
         self.watch: KeyedWatch[str] = KeyedWatch(self.storage.generations)
         self._sweep_lock = threading.Lock()
 

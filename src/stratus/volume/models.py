@@ -126,3 +126,16 @@ class StorageHost(VolumeBase):
     reported_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     heartbeat_at: Mapped[datetime] = mapped_column(sa.DateTime)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class ServerEvent(VolumeBase):
+    """An external event owed to the compute API (Cinder's ``volume-extended`` after an
+    extend of an attached volume), written in the transaction that finished the extend and
+    removed once the compute API has answered it (``volume/server_events.py``)."""
+
+    __tablename__ = "server_event"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64))
+    server_uuid: Mapped[str] = mapped_column(sa.String(36))
+    tag: Mapped[str] = mapped_column(sa.String(255))  # the volume id
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.common.errors import NotFound
-from stratus.common.timeutil import utcnow
+from stratus.common.timeutil import new_id, utcnow
 from stratus.contracts.volume import (
     ExportSpec,
     HostRegistration,
@@ -153,8 +153,14 @@ class Storage:
                 raise NotFound(f"Storage host {host} is not registered; register it first.")
             row.last_report = report.to_dict()
             row.reported_at = utcnow(precise=True)
-            return self.apply(s, host, report)
-        return self.core.transaction(work)
+            out = self.apply(s, host, report)
+            queued[0] = bool(s.info.pop("server_events", False))
+            return out
+        queued = [False]
+        result = self.core.transaction(work)
+        if queued[0]:
+            self.core.server_events.wake()  # sent now, not at the next sweep
+        return result
 
     def apply(self, s: Session, host: str, report: StorageReport,
               as_of: datetime | None = None) -> dict[str, Any]:
@@ -179,6 +185,8 @@ class Storage:
                 if got.state == "error":
                     vol.status, vol.fault = "error_extending", got.fault
                 elif got.size_gb >= vol.size:
+                    if vol.previous_status == "in-use":
+                        self._volume_extended(s, vol, now)
                     vol.status, vol.previous_status = vol.previous_status or "available", None
             elif vol.status == "uploading" and vol.upload_image_id:
                 up = uploads.get((vol.id, vol.upload_image_id))
@@ -220,6 +228,16 @@ class Storage:
                 att.export_state, att.export_fault = state, fault
                 changed += 1
         return {"changed": changed}
+
+    def _volume_extended(self, s: Session, vol: m.Volume, now: datetime) -> None:
+        """An attached volume finished growing: owe each server it is attached to Nova's
+        ``volume-extended`` event (sent after the commit, ``volume/server_events.py``)."""
+        for att in s.scalars(sa.select(m.Attachment).where(
+                m.Attachment.volume_id == vol.id, m.Attachment.instance_uuid.is_not(None),
+                m.Attachment.attach_status == "attached")):
+            s.add(m.ServerEvent(id=new_id(), name="volume-extended",
+                                server_uuid=att.instance_uuid, tag=vol.id, created_at=now))
+            s.info["server_events"] = True
 
     def _drop(self, s: Session, vol: m.Volume) -> None:
         for snap in s.scalars(sa.select(m.Snapshot).where(m.Snapshot.volume_id == vol.id)):
