@@ -417,11 +417,10 @@ def test_a_failed_boot_from_volume_spawn_is_not_rescheduled(api: ComputeApi) -> 
     assert "qemu could not log in" in srv["fault"]["message"]
 
 
-def test_an_extend_while_attached_reaches_the_agent(api: ComputeApi,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """The block device carries the volume's size; the agent's reports re-read it (at
-    most every SIZE_CHECK_SECONDS) and a larger one is handed to the agent."""
-    from stratus.compute import volumes as cv
+def test_an_extend_while_attached_reaches_the_agent(api: ComputeApi) -> None:
+    """The block device carries the volume's size; reports alone never re-read it (no
+    polling): Cinder's volume-extended event does, and a larger one goes to the agent."""
+    from stratus.compute.external_events import Event, deliver
     sid = active(api)
     vols(api).volumes[VOL]["size"] = 1
     api.ok("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
@@ -431,17 +430,14 @@ def test_an_extend_while_attached_reaches_the_agent(api: ComputeApi,
     api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
     vols(api).volumes[VOL]["size"] = 3  # os-extend while in-use
     api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
-    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 3
-    vols(api).volumes[VOL]["size"] = 4
-    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
-    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 3  # not read again yet
-    monkeypatch.setattr(cv, "SIZE_CHECK_SECONDS", 0.0)
+    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 1  # no event yet
+    event = Event("volume-extended", sid, tag=VOL)
     vols(api).down = True  # the volume API away: nothing changes, nothing fails
-    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
-    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 3
+    assert deliver(api.core, [event])[0].code == 200
+    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 1
     vols(api).down = False
-    api.report("cmp1", sid, vm_state="active", power_state=1, volumes=[att_id])
-    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 4
+    deliver(api.core, [Event("volume-extended", sid, tag=VOL)])
+    assert assigned(api, sid)["block_devices"][0]["size_gb"] == 3
 
 
 def test_a_boot_from_volume_server_claims_no_local_disk(api: ComputeApi) -> None:

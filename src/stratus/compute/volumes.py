@@ -14,17 +14,15 @@ that fails undoes what the earlier steps made.
 
 Extend of an attached volume: the row keeps the volume's size (``volume_size_gb`` next to
 the volume API's ``connection_info``, sent to the agent as the block device's
-``size_gb``). The agent's reports of a server re-read the sizes of its attached volumes
-at most every ``SIZE_CHECK_SECONDS``; a larger size is stored and the host's agent woken,
-which has QEMU re-read the disk's capacity (``virsh blockresize``), so the guest sees
-the new size (Nova learns it from Cinder's ``volume-extended`` external event).
+``size_gb``). The volume API sends Nova's ``volume-extended`` external event once the
+extend is done (``compute/external_events.py``): the size is re-read, a larger one is
+stored and the host's agent woken, which has QEMU re-read the disk's capacity (``virsh
+blockresize``), so the guest sees the new size without a reattach.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -57,11 +55,7 @@ DEVICE_LETTERS = "bcdefghijklmnopqrstuvwxyz"
 # seconds after which a mapping still "reserving" (its attach request died: the API
 # process was killed between reserving and the export's answer) is undone
 RESERVING_STALE = 600
-# least seconds between two reads of an attached volume's size (on the agent's reports)
-SIZE_CHECK_SECONDS = 20.0
 SIZE_KEY = "volume_size_gb"  # the volume's size, kept in the row's connection_info
-_size_checked: dict[str, float] = {}  # mapping id -> monotonic time of its last size read
-_size_lock = threading.Lock()
 
 
 def initiator_of(host: str) -> str:
@@ -108,18 +102,6 @@ def with_size(info: dict[str, Any], volume: dict[str, Any]) -> dict[str, Any]:
     """The connection_info to keep for a mapping: the volume API's, with the volume's size."""
     size = volume.get("size")
     return {**info, SIZE_KEY: size} if isinstance(size, int) and size > 0 else dict(info)
-
-
-def _size_check_due(bdm_id: str) -> bool:
-    now = time.monotonic()
-    with _size_lock:
-        if now - _size_checked.get(bdm_id, -SIZE_CHECK_SECONDS) < SIZE_CHECK_SECONDS:
-            return False
-        _size_checked[bdm_id] = now
-        if len(_size_checked) > 10000:  # forget mappings long gone
-            for key in [k for k, t in _size_checked.items() if now - t > 10 * SIZE_CHECK_SECONDS]:
-                _size_checked.pop(key, None)
-        return True
 
 
 def _volume_error(exc: ServiceError, what: str) -> ApiError:
@@ -320,9 +302,6 @@ class ServerVolumes:
             except (ServiceError, ApiError) as exc:
                 LOG.warning("server %s volume %s: %s (retried on the next report)", sid,
                             row.volume_id, exc)
-        for row in rows:
-            if row.status == "attached" and _size_check_due(row.id):
-                self._refresh_size(project, row)
 
     def volume_extended(self, sid: str, volume_id: str) -> bool:
         """Cinder's ``volume-extended`` event: re-read the attached volume's size now and,
