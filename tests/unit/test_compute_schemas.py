@@ -22,7 +22,8 @@ from tempest.lib.common.jsonschema_validator import FORMAT_CHECKER, JSONSCHEMA_V
 from compute_api import ADMIN, ALICE, ComputeApi, in_process
 
 pytestmark = pytest.mark.unit
-VERSIONS = ("2.1", "2.2", "2.47")
+VERSIONS = ("2.1", "2.2", "2.47", "2.48", "2.53", "2.55", "2.57", "2.61", "2.64",
+            "2.70", "2.71", "2.73", "2.75", "2.79")
 BASE = "tempest.lib.api_schema.response.compute"
 SCHEMA_DIRS = sorted(
     (tuple(int(x) for x in p.name[1:].split("_")), p.name)
@@ -173,6 +174,9 @@ def test_access_ips_are_checked(api: ComputeApi) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_server_groups(api: ComputeApi, version: str) -> None:
     body = {"server_group": {"name": "g", "policies": ["affinity"]}}
+    if tuple(map(int, version.split("."))) >= (2, 64):  # policy and rules, not policies
+        body = {"server_group": {"name": "g", "policy": "anti-affinity",
+                                  "rules": {"max_server_per_host": 1}}}
     made = check(api.call("POST", "/v2.1/os-server-groups", ALICE, version=version,
                           json=body), "server_groups", "create_show_server_group",
                  version)["server_group"]

@@ -50,6 +50,7 @@ class BootDevice:
     device_name: str | None = None
     tag: str | None = None
     volume_id: str = ""  # filled by prepare
+    volume_type: str | None = None  # of the volume made (2.67)
     made: bool = False  # the volume was made for this server
 
 
@@ -123,13 +124,21 @@ def parse_bdm_v2(raw: Any, flag: Callable[[Any, str], bool]) -> list[BootDevice]
             raise BadRequest(f"Invalid input: {where}: a blank volume cannot be the boot "
                              "disk.")
         dot = item.get("delete_on_termination")
+        vtype = item.get("volume_type")
+        if vtype is not None and (not isinstance(vtype, str) or not 1 <= len(vtype) <= 255):
+            raise BadRequest(f"Invalid input: {where}.volume_type must be 1 to 255 "
+                             "characters.")
+        if vtype is not None and source == "volume":
+            raise BadRequest("Specifying a volume_type with source_type=volume is not "
+                             "supported: the volume exists already.")
         out.append(BootDevice(
             source_type=str(source), uuid=uuid if source != "blank" else None,
             volume_size=size, boot_index=boot if boot is not None and boot >= 0 else None,
             delete_on_termination=flag(dot, "delete_on_termination")
             if dot is not None else False,
             device_name=item.get("device_name") if isinstance(item.get("device_name"), str)
-            else None, tag=item.get("tag") if isinstance(item.get("tag"), str) else None))
+            else None, tag=item.get("tag") if isinstance(item.get("tag"), str) else None,
+            volume_type=vtype))
     if sum(1 for b in out if b.boot_index == 0) > 1:
         raise BadRequest("Invalid input: only one block device may have boot_index 0.")
     return out
@@ -177,6 +186,8 @@ class BootVolumes:
                 body: dict[str, Any] = {"name": f"{name}-{b.source_type}"}
                 if b.volume_size is not None:
                     body["size"] = b.volume_size
+                if b.volume_type is not None:
+                    body["volume_type"] = b.volume_type
                 if b.source_type == "image":
                     body["imageRef"] = b.uuid
                 elif b.source_type == "snapshot":

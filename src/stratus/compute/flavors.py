@@ -38,12 +38,13 @@ class Flavors:
             return self.core.flavor(s, ctx, flavor_id)
 
     def create(self, flavor_id: str, name: str, vcpus: int, ram: int, disk: int,
-               ephemeral: int, swap: int, rxtx_factor: float, is_public: bool) -> m.Flavor:
+               ephemeral: int, swap: int, rxtx_factor: float, is_public: bool,
+               description: str | None = None) -> m.Flavor:
         """A new flavor; 409 when its id or its name is taken."""
         flavor = m.Flavor(
             id=flavor_id, name=name, vcpus=vcpus, ram=ram, disk=disk, ephemeral=ephemeral,
             swap=swap, rxtx_factor=rxtx_factor, is_public=is_public, extra_specs={},
-            created_at=utcnow())
+            description=description, created_at=utcnow())
 
         def work(s: Session) -> m.Flavor:
             if s.get(m.Flavor, flavor.id) is not None:
@@ -52,6 +53,16 @@ class Flavors:
                 raise Conflict(f"Flavor with name {name} already exists.")
             s.add(flavor)
             return flavor
+
+        return self.core.transaction(work)
+
+    def describe(self, ctx: AuthContext, flavor_id: str, description: str | None) -> m.Flavor:
+        """Set a flavor's description (2.55: the one thing of a flavor that changes)."""
+        def work(s: Session) -> m.Flavor:
+            f = self.core.flavor(s, ctx, flavor_id)
+            f.description = description
+            s.flush()
+            return f
 
         return self.core.transaction(work)
 

@@ -57,3 +57,11 @@ class Hosts:
             return h
 
         return core.transaction(work)
+
+    def servers_on(self, host: str) -> list[tuple[str, str]]:
+        """(id, name) of the servers placed on ``host`` and not deleted (os-hypervisors
+        ``with_servers``, 2.53)."""
+        with self.core.db.session() as s:
+            return [(r.id, r.name) for r in s.scalars(sa.select(m.Server).where(
+                m.Server.host == host, m.Server.deleted.is_(False)).order_by(
+                m.Server.created_at))]

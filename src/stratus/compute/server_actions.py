@@ -75,6 +75,8 @@ class ServerActions(ServerReads):
                 srv.access_ip_v4 = access["accessIPv4"]
             if access and "accessIPv6" in access:
                 srv.access_ip_v6 = access["accessIPv6"]
+            if access and "description" in access:  # 2.19
+                srv.description = access["description"]
             srv.updated_at = utcnow()
             s.flush()
             return self._shown(s, ctx, srv)

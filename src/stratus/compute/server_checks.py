@@ -42,6 +42,8 @@ class CreateRequest:
     block_devices: list[Any] = field(default_factory=list)  # boot_volumes.BootDevice
     access_ip_v4: str | None = None
     access_ip_v6: str | None = None
+    description: str | None = None  # from 2.19
+    tags: list[str] = field(default_factory=list)  # from 2.52
 
 def downstream_error(exc: ServiceError, what: str) -> ApiError:
     if exc.temporary:

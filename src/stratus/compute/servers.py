@@ -32,6 +32,7 @@ from stratus.compute.recovery import owned, released
 from stratus.compute.server_actions import ServerActions
 from stratus.compute.server_checks import CreateRequest
 from stratus.compute.server_fixed_ips import ServerFixedIps
+from stratus.compute.server_rebuild import ServerRebuild
 from stratus.compute.server_security_groups import ServerSecurityGroups
 from stratus.compute.volumes import ServerVolumes, volumes_of
 
@@ -49,7 +50,8 @@ TASK_TARGETS = {
 }
 
 
-class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions):
+class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
+                 ServerRebuild):
     """Every server operation over the compute database and the downstream APIs
     (``ComputeCore.servers``)."""
 
@@ -135,6 +137,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions)
                     config_drive=req.config_drive, launch_index=index,
                     group_id=group.id if group else None, progress=0, deleted=False,
                     access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6,
+                    description=req.description, tags=list(req.tags) or None,
                     snapshots=[], console_tail="", created_at=now, updated_at=now)
                 s.add(srv)
                 ids.append(srv.id)
@@ -300,6 +303,10 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions)
                     if srv.task_state in ("rebooting", "rebooting_hard") and isinstance(gen, int) \
                             and gen >= srv.reboot_generation:
                         srv.task_state = None
+                    gen = body.get("rebuild_generation")
+                    if srv.task_state == "rebuilding" and isinstance(gen, int) \
+                            and gen >= srv.rebuild_generation:
+                        srv.task_state = None  # rebuilt (compute/server_rebuild.py)
             srv.updated_at = now
 
         core.transaction(work)

@@ -20,7 +20,7 @@ from stratus.common.validation import Dialect, Fields
 from stratus.compute import models as m
 
 MIN_VERSION = (2, 1)
-MAX_VERSION = (2, 47)
+MAX_VERSION = (2, 79)  # every step up to it: docs/compute.md, Microversions
 VERSION_RE = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
 STATUS = {"building": "BUILD", "active": "ACTIVE", "stopped": "SHUTOFF", "paused": "PAUSED",
           "suspended": "SUSPENDED", "error": "ERROR", "deleted": "DELETED"}
@@ -150,6 +150,13 @@ def flavor(req: Req, f: m.Flavor) -> dict[str, Any]:
         "rxtx_factor": f.rxtx_factor, "os-flavor-access:is_public": f.is_public,
         "OS-FLV-DISABLED:disabled": False, "links": link(req, f"flavors/{f.id}"),
     }
+    v = mv(req)
+    if v >= (2, 55):
+        out["description"] = f.description
+    if v >= (2, 61):
+        out["extra_specs"] = dict(f.extra_specs or {})
+    if v >= (2, 75):
+        out["swap"] = f.swap or 0
     return out
 
 
@@ -175,6 +182,8 @@ def status(srv: m.Server) -> str:
         return "REBOOT"
     if srv.vm_state == "active" and srv.task_state == "rebooting_hard":
         return "HARD_REBOOT"
+    if srv.task_state == "rebuilding" and srv.vm_state in ("active", "stopped", "error"):
+        return "REBUILD"
     return STATUS.get(srv.vm_state, "UNKNOWN")
 
 
@@ -260,16 +269,21 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
     if v >= (2, 16) and admin:
         out["host_status"] = host_state or ""
     if v >= (2, 19):
-        out["description"] = None
+        out["description"] = srv.description
     if v >= (2, 26):
-        out["tags"] = []
+        out["tags"] = list(srv.tags or [])
+    if v >= (2, 63):
+        out["trusted_image_certificates"] = None  # refused at create and rebuild
+    if v >= (2, 73):
+        out["locked_reason"] = None  # Stratus has no lock action
     return out
 
 
 BASIC_KEYS = frozenset({
     "id", "name", "status", "image", "flavor", "fault", "user_id", "tenant_id", "created",
     "updated", "progress", "metadata", "links", "addresses", "hostId", "OS-DCF:diskConfig",
-    "accessIPv4", "accessIPv6", "locked", "description", "tags"})
+    "accessIPv4", "accessIPv6", "locked", "description", "tags",
+    "trusted_image_certificates", "locked_reason", "server_groups"})
 
 
 def basic(full: dict[str, Any]) -> dict[str, Any]:

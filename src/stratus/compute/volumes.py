@@ -145,9 +145,10 @@ class ServerVolumes:
 
     # ---- attach ------------------------------------------------------------------------
     def attach(self, ctx: AuthContext, sid: str, volume_id: str, device: str | None,
-               tag: str | None = None, delete_on_termination: bool = False
-               ) -> tuple[m.Server, m.BlockDeviceMapping]:
-        """Reserve, export and record one volume of a server (ACTIVE or SHUTOFF)."""
+               tag: str | None = None, delete_on_termination: bool = False,
+               multiattach: bool = True) -> tuple[m.Server, m.BlockDeviceMapping]:
+        """Reserve, export and record one volume of a server (ACTIVE or SHUTOFF);
+        ``multiattach`` False (below 2.60) refuses a multiattach volume."""
         core = self.core
         api = self.api
         bdm_id = new_id()
@@ -181,6 +182,9 @@ class ServerVolumes:
             # project's may be attached to it.
             if vol.get("os-vol-tenant-attr:tenant_id", project) != project:
                 raise NotFound(f"Volume {volume_id} could not be found.")
+            if vol.get("multiattach") and not multiattach:
+                raise BadRequest("Multiattach volumes are only supported starting with "
+                                 "compute API version 2.60.")
             try:
                 attachment_id = str(api.create_attachment(project, volume_id, sid)["id"])
             except ServiceError as exc:

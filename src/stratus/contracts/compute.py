@@ -239,6 +239,9 @@ class Assignment:
     task_state: str | None = None
     desired_power: str | None = "running"
     reboot: RebootRequest = field(default_factory=RebootRequest)
+    # the last rebuild asked for: the agent rebuilds (a fresh root disk from ``image_id``,
+    # same ports) while the generation it last rebuilt at is below it
+    rebuild: int = 0
     delete: bool = False
     config_drive: bool = False
     ports: list[PortAssignment] = field(default_factory=list)
@@ -277,6 +280,7 @@ class Assignment:
             task_state=c.opt_text(d, "task_state", where),
             desired_power=c.opt_text(d, "desired_power", where),
             reboot=RebootRequest.from_dict(d.get("reboot"), c.path(where, "reboot")),
+            rebuild=c.integer(d, "rebuild", where),
             delete=c.boolean(d, "delete", where), config_drive=c.boolean(d, "config_drive", where),
             ports=[PortAssignment.from_dict(p, c.path(c.path(where, "ports"), i))
                    for i, p in enumerate(ports)],
@@ -290,9 +294,11 @@ class Assignment:
             detaching=list(detaching))
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form; ``block_devices`` and ``detaching`` only when there are some
-        (absent: none)."""
+        """The wire form; ``rebuild``, ``block_devices`` and ``detaching`` only when there
+        are some (absent: none)."""
         out = self._fields()
+        if self.rebuild:
+            out["rebuild"] = self.rebuild
         if self.block_devices:
             out["block_devices"] = [b.to_dict() for b in self.block_devices]
         if self.detaching:
@@ -385,6 +391,7 @@ class ServerReport:
     fault: Fault | Unset | None = UNSET      # None: no fault any more
     reschedule: bool | Unset = UNSET         # the spawn failed: place it elsewhere
     reboot_generation: int | Unset = UNSET
+    rebuild_generation: int | Unset = UNSET  # the rebuild done (Assignment.rebuild)
     deleted: bool | Unset = UNSET            # domain and files are gone
     snapshots_done: list[str] | Unset = UNSET
     console_tail: str | Unset = UNSET
@@ -397,7 +404,8 @@ class ServerReport:
         """The report in a request body. Keys it does not know are ignored (a newer agent
         still reports); the messages are the compute API's 400 answers. Of the fields the
         API only acts on when well-formed (``deleted``, ``reschedule``,
-        ``reboot_generation``, ``task_state``), a value of another type is dropped."""
+        ``reboot_generation``, ``rebuild_generation``, ``task_state``), a
+        value of another type is dropped."""
         if not isinstance(data, Mapping):
             raise ContractError("", "The report must be a JSON object.")
         r = cls()
@@ -439,8 +447,9 @@ class ServerReport:
         for flag in ("deleted", "reschedule"):
             if isinstance(data.get(flag), bool):
                 setattr(r, flag, data[flag])
-        if isinstance(data.get("reboot_generation"), int):
-            r.reboot_generation = int(data["reboot_generation"])
+        for gen in ("reboot_generation", "rebuild_generation"):
+            if isinstance(data.get(gen), int) and not isinstance(data[gen], bool):
+                setattr(r, gen, int(data[gen]))
         if "task_state" in data and (data["task_state"] is None
                                      or isinstance(data["task_state"], str)):
             r.task_state = data["task_state"]

@@ -105,8 +105,12 @@ class ServerWork:
         if st is None:
             # Placed here but never spawned by us (e.g. state lost): adopt what exists.
             st = ServerState(spawned=info is not None, attempt=a.attempt,
-                             devices=self._devices(a), reboot_generation=a.reboot.generation)
+                             devices=self._devices(a), reboot_generation=a.reboot.generation,
+                             rebuild_generation=a.rebuild)
             self.store.save(sid, st)
+        if a.rebuild > st.rebuild_generation:
+            self._rebuild(a, st)
+            return
         if a.vm_state == "error":
             if info is not None:
                 self._report(sid, ServerReport(power_state=info.power_state))
@@ -231,6 +235,47 @@ class ServerWork:
                               fault=self.hostcheck.spawn_fault(sid),  # None unless slow
                               reboot_generation=st.reboot_generation,
                               vnc=self._vnc(sid, info))
+        tail = self._console_tail(sid, force=True)
+        if tail is not None:
+            report.console_tail = tail
+        self._report(sid, report)
+
+    def _rebuild(self, a: Assignment, st: ServerState) -> None:
+        """Rebuild: the domain and its disks go, a fresh root disk is made from the
+        assignment's (new) image and the guest boots again on the same ports. The state
+        file keeps the old generation until the end, so an agent killed half-way starts the
+        rebuild again from the top; a failure puts the server in ERROR (Nova's rebuild)."""
+        sid = a.id
+        gen = a.rebuild
+        started = time.monotonic()
+        report = ServerReport(task_state=None, rebuild_generation=gen)
+        try:
+            LOG.info("server %s: rebuilding from image %s (generation %d)", sid, a.image_id,
+                     gen)
+            self.driver.destroy(sid, st.devices)
+            self._console.pop(sid, None)
+            spec = self._spec(a)
+            self.driver.prepare_disks(spec)
+            self.driver.plug_vifs(spec)
+            with self.hostcheck.timed("define", sid, spawn=False):
+                self.driver.define(spec)
+            if self.s.vif_plug_wait and spec.ports:
+                self._wait_ports([p.id for p in spec.ports])
+            if (a.desired_power or "running") != "shutdown":
+                with self.hostcheck.timed("start", sid, spawn=False):
+                    self.driver.power_on(sid)
+        except Exception as exc:
+            LOG.error("server %s: rebuild failed (%s)", sid, exc)
+            report.vm_state, report.power_state = "error", NOSTATE
+            report.fault = fault_of(exc)
+        else:
+            info = self.driver.info(sid)
+            power = info.power_state if info else NOSTATE
+            report.vm_state, report.power_state = VM_STATE_OF[power], power
+            LOG.info("server %s rebuilt in %.2fs", sid, time.monotonic() - started)
+        st.spawned, st.rebuild_generation = True, gen
+        st.devices, st.reboot_generation = self._devices(a), a.reboot.generation
+        self.store.save(sid, st)
         tail = self._console_tail(sid, force=True)
         if tail is not None:
             report.console_tail = tail

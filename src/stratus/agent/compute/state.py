@@ -49,6 +49,7 @@ class ServerState:
     attempt: int = 0
     devices: list[str] = field(default_factory=list)
     reboot_generation: int = 0
+    rebuild_generation: int = 0  # the last rebuild done (Assignment.rebuild)
     snapshots_done: list[str] = field(default_factory=list)
 
 

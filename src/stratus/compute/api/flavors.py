@@ -1,5 +1,5 @@
 """Flavors: list (with Nova's is_public, minRam/minDisk, sort, marker, limit), show,
-create and delete (admin)."""
+create, update (its description, 2.55) and delete (admin)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import Response
 
 from stratus.common.app import Req, Routes
-from stratus.common.errors import BadRequest
+from stratus.common.errors import BadRequest, MethodNotAllowed
 from stratus.common.timeutil import new_id
 from stratus.compute import models as m
 from stratus.compute import views
@@ -58,7 +58,9 @@ def visible_flavors(req: Req, svc: ComputeCore) -> list[m.Flavor]:
 
 @routes.add("GET", "/v2.1/flavors")
 def list_flavors(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    return {"flavors": [{"id": f.id, "name": f.name, "links": views.link(req, f"flavors/{f.id}")}
+    new = views.mv(req) >= (2, 55)
+    return {"flavors": [{"id": f.id, "name": f.name, "links": views.link(req, f"flavors/{f.id}"),
+                         **({"description": f.description} if new else {})}
                         for f in visible_flavors(req, svc)]}
 
 
@@ -76,7 +78,8 @@ def show_flavor(req: Req, svc: ComputeCore) -> dict[str, Any]:
 def create_flavor(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-flavor-manage:create")
     data = views.obj(req.body, "flavor")
-    views.only(data, CREATE_ATTRS, "flavor")
+    views.only(data, CREATE_ATTRS if views.mv(req) >= (2, 55)
+               else CREATE_ATTRS - {"description"}, "flavor")
     name = views.text(data, "name", required=True)
     assert name is not None
     fid = data.get("id")
@@ -94,7 +97,29 @@ def create_flavor(req: Req, svc: ComputeCore) -> dict[str, Any]:
         str(fid), name, vcpus=views.integer(data, "vcpus", minimum=1),
         ram=views.integer(data, "ram", minimum=1), disk=views.integer(data, "disk", minimum=0),
         ephemeral=views.integer(data, "OS-FLV-EXT-DATA:ephemeral", 0),
-        swap=views.integer(data, "swap", 0), rxtx_factor=float(rxtx), is_public=is_public)
+        swap=views.integer(data, "swap", 0), rxtx_factor=float(rxtx), is_public=is_public,
+        description=flavor_description(data))
+    return {"flavor": views.flavor(req, flavor)}
+
+
+def flavor_description(data: dict[str, Any]) -> str | None:
+    """A flavor's ``description`` (2.55): up to 65535 characters, or null."""
+    if data.get("description") is None:
+        return None
+    return views.text(data, "description", maxlen=65535, allow_empty=True)
+
+
+@routes.add("PUT", "/v2.1/flavors/{id}")
+def update_flavor(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    """2.55: change a flavor's description (the only attribute that can change)."""
+    if views.mv(req) < (2, 55):
+        raise MethodNotAllowed("Flavors cannot be changed before microversion 2.55.")
+    svc.require_admin(req.ctx, "os_compute_api:os-flavor-manage:update")
+    data = views.obj(req.body, "flavor")
+    views.only(data, {"description"}, "flavor")
+    if "description" not in data:
+        raise BadRequest("Invalid input: 'description' is a required property.")
+    flavor = svc.flavors.describe(req.ctx, req.params["id"], flavor_description(data))
     return {"flavor": views.flavor(req, flavor)}
 
 

@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from stratus.common.app import Req, Routes
-from stratus.common.errors import NotFound
+from stratus.common.errors import BadRequest, NotFound
 from stratus.compute import models as m
 from stratus.compute import views
+from stratus.compute.api.services import host_uuid
 from stratus.compute.core import ComputeCore
 
 routes = Routes()
@@ -20,7 +21,8 @@ SUMMED = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "loc
 def hypervisor_view(h: m.ComputeHost, alive: bool, detail: bool,
                     v: tuple[int, int] = views.MAX_VERSION) -> dict[str, Any]:
     """A hypervisor as Nova shows it (``cpu_info`` a JSON string before 2.28)."""
-    out: dict[str, Any] = {"id": h.id, "hypervisor_hostname": h.hypervisor_hostname,
+    hid: int | str = host_uuid(h) if v >= (2, 53) else h.id
+    out: dict[str, Any] = {"id": hid, "hypervisor_hostname": h.hypervisor_hostname,
                            "state": "up" if alive else "down",
                            "status": "enabled" if h.enabled else "disabled"}
     if detail:
@@ -35,25 +37,48 @@ def hypervisor_view(h: m.ComputeHost, alive: bool, detail: bool,
             "free_disk_gb": h.local_gb - h.local_gb_used, "current_workload": 0,
             "disk_available_least": h.local_gb - h.local_gb_used,
             "cpu_info": cpu if v >= (2, 28) else json.dumps(cpu),
-            "service": {"host": h.host, "id": h.id, "disabled_reason": h.disabled_reason}})
+            "service": {"host": h.host, "id": hid, "disabled_reason": h.disabled_reason}})
     return out
 
 
 def hypervisors_of(req: Req, svc: ComputeCore) -> list[m.ComputeHost]:
+    """The hypervisors (admin); from 2.53 filtered by ``hypervisor_hostname_pattern`` (a
+    part of the name)."""
     svc.require_admin(req.ctx, "os_compute_api:os-hypervisors")
-    return svc.hosts.all()
+    hosts = svc.hosts.all()
+    pattern = req.query.get("hypervisor_hostname_pattern")
+    if pattern is not None:
+        if views.mv(req) < (2, 53):
+            raise BadRequest("Invalid filter hypervisor_hostname_pattern (from 2.53).")
+        hosts = [h for h in hosts if pattern in h.hypervisor_hostname]
+        if not hosts:
+            raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
+    return hosts
+
+
+def with_servers(req: Req, svc: ComputeCore, h: m.ComputeHost, out: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """2.53's ``with_servers=true``: the hypervisor's servers (uuid, name)."""
+    flag = req.query.get("with_servers")
+    if flag is None:
+        return out
+    if views.mv(req) < (2, 53):
+        raise BadRequest("Invalid filter with_servers (from 2.53).")
+    if views.boolean(flag, "with_servers"):
+        out["servers"] = [{"uuid": i, "name": n} for i, n in svc.hosts.servers_on(h.host)]
+    return out
 
 
 @routes.add("GET", P)
 def list_hypervisors(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    return {"hypervisors": [hypervisor_view(h, svc.hosts.alive(h), False)
-                            for h in hypervisors_of(req, svc)]}
+    return {"hypervisors": [with_servers(req, svc, h, hypervisor_view(
+        h, svc.hosts.alive(h), False, views.mv(req))) for h in hypervisors_of(req, svc)]}
 
 
 @routes.add("GET", P + "/detail")
 def list_hypervisors_detail(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    return {"hypervisors": [hypervisor_view(h, svc.hosts.alive(h), True, views.mv(req))
-                            for h in hypervisors_of(req, svc)]}
+    return {"hypervisors": [with_servers(req, svc, h, hypervisor_view(
+        h, svc.hosts.alive(h), True, views.mv(req))) for h in hypervisors_of(req, svc)]}
 
 
 @routes.add("GET", P + "/statistics")
@@ -71,7 +96,10 @@ def show_hypervisor_statistics(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 @routes.add("GET", P + "/{id}")
 def show_hypervisor(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    new = views.mv(req) >= (2, 53)  # by UUID only
     for h in hypervisors_of(req, svc):
-        if str(h.id) == req.params["id"] or h.hypervisor_hostname == req.params["id"]:
-            return {"hypervisor": hypervisor_view(h, svc.hosts.alive(h), True, views.mv(req))}
+        if (new and host_uuid(h) == req.params["id"]) or (not new and (
+                str(h.id) == req.params["id"] or h.hypervisor_hostname == req.params["id"])):
+            return {"hypervisor": with_servers(req, svc, h, hypervisor_view(
+                h, svc.hosts.alive(h), True, views.mv(req)))}
     raise NotFound(f"Hypervisor {req.params['id']} could not be found.")

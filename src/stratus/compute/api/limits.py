@@ -32,6 +32,8 @@ def show_limits(req: Req, svc: ComputeCore) -> dict[str, Any]:
     v = views.mv(req)
     if v >= (2, 39):  # image metadata is the image API's since 2.39
         del absolute["maxImageMeta"]
+    if v >= (2, 57):  # file injection (personality) is gone from 2.57
+        del absolute["maxPersonality"], absolute["maxPersonalitySize"]
     if v < (2, 36):  # the network API's limits, shown by Nova before 2.36
         absolute.update({"maxSecurityGroups": 10, "maxSecurityGroupRules": 20,
                          "maxTotalFloatingIps": 10, "totalFloatingIpsUsed": 0,

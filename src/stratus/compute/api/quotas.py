@@ -25,6 +25,9 @@ def shaped(req: Req, quota_set: dict[str, Any], detail: bool = False) -> dict[st
     if views.mv(req) < (2, 36):
         for res, val in NETWORK_QUOTAS.items():
             quota_set[res] = {"limit": val, "in_use": 0, "reserved": 0} if detail else val
+    if views.mv(req) >= (2, 57):  # file injection (personality) is gone from 2.57
+        for res in FIXED_LIMITS:
+            quota_set.pop(res, None)
     return {"quota_set": quota_set}
 
 
@@ -56,7 +59,8 @@ def update_quota_set(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-quota-sets:update")
     data = views.obj(req.body, "quota_set")
     old = set(NETWORK_QUOTAS) if views.mv(req) < (2, 36) else set()
-    views.only(data, {*QUOTA_RESOURCES, "force", *FIXED_LIMITS, *old}, "quota_set")
+    fixed = set(FIXED_LIMITS) if views.mv(req) < (2, 57) else set()
+    views.only(data, {*QUOTA_RESOURCES, "force", *fixed, *old}, "quota_set")
     values = {r: views.integer(data, r, minimum=-1) for r in QUOTA_RESOURCES if r in data}
     return shaped(req, svc.quotas.update(req.params["project"], values))
 

@@ -1,6 +1,7 @@
 """Server actions (``POST /servers/{id}/action``): os-start, os-stop, pause, unpause,
 suspend, resume, reboot, os-getConsoleOutput, createImage, addSecurityGroup,
-removeSecurityGroup, addFixedIp and removeFixedIp (below 2.44)."""
+removeSecurityGroup, addFixedIp and removeFixedIp (below 2.44), rebuild
+(``api/server_rebuild.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, NotFound
 from stratus.compute import views
+from stratus.compute.api.server_rebuild import rebuild
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_actions import ACTIONS
 
@@ -19,6 +21,8 @@ GROUP_ACTIONS = ("addSecurityGroup", "removeSecurityGroup")
 FIXED_IP_ACTIONS = {"addFixedIp": "networkId", "removeFixedIp": "address"}  # below 2.44
 KNOWN = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage", *GROUP_ACTIONS,
          *FIXED_IP_ACTIONS}
+
+KNOWN.add("rebuild")  # api/server_rebuild.py
 
 
 @routes.add("POST", "/v2.1/servers/{id}/action", status=202)
@@ -36,6 +40,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
     svc.require_member(ctx, f"os_compute_api:servers:{name}")
     if name == "createImage":
         return create_image(req, svc, arg)
+    if name == "rebuild":
+        return rebuild(req, svc, arg)
     if name in FIXED_IP_ACTIONS:
         return fixed_ip_action(req, svc, name, arg)
     if name in GROUP_ACTIONS:

@@ -16,11 +16,12 @@ P = "/v2.1/servers/{id}"
 @routes.add("GET", P + "/os-interface")
 def list_interfaces(req: Req, svc: ComputeCore) -> dict[str, Any]:
     srv, ports = svc.servers.with_ports(req.ctx, req.params["id"])
+    tagged = {"tag": None} if views.mv(req) >= (2, 70) else {}  # no device tags kept
     return {"interfaceAttachments": [{
         "port_id": p.port_id, "net_id": p.network_id, "mac_addr": p.mac_address,
         "port_state": "ACTIVE" if srv.vm_state == "active" else "DOWN",
         "fixed_ips": [{"subnet_id": ip["subnet_id"], "ip_address": ip["ip_address"]}
-                      for ip in p.fixed_ips]} for p in ports]}
+                      for ip in p.fixed_ips], **tagged} for p in ports]}
 
 
 @routes.add("GET", P + "/os-interface/{port}")

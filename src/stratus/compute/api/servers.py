@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from stratus.common.app import Req, Routes
 from stratus.common.auth import require_project_scope
-from stratus.common.errors import BadRequest
+from stratus.common.errors import BadRequest, Forbidden
 from stratus.common.listing import href
 from stratus.compute import models as m
 from stratus.compute import views
@@ -80,9 +80,15 @@ def parse_networks(value: Any) -> list[dict[str, str]] | str:
 
 def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
     data = views.obj(req.body, "server")
-    views.only(data, CREATE_ATTRS, "server")
+    v = views.mv(req)
+    views.only(data, create_attrs(v), "server")
+    refuse_unsupported(data)
     name = views.text(data, "name", required=True)
     assert name is not None
+    if v < (2, 67) and isinstance(data.get("block_device_mapping_v2"), list) and any(
+            isinstance(b, dict) and "volume_type" in b for b in data["block_device_mapping_v2"]):
+        raise BadRequest("Invalid input for field/attribute block_device_mapping_v2: "
+                         "volume_type is allowed from microversion 2.67.")
     devices = parse_bdm_v2(data.get("block_device_mapping_v2"), views.boolean)
     local_image = local_root_image(data.get("block_device_mapping_v2"))
     image = data.get("imageRef") or local_image
@@ -107,19 +113,7 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
         raise BadRequest("Invalid input: 'flavorRef' is a required property (a flavor ID).")
     flavor = flavor.rstrip("/").rsplit("/", 1)[-1]
     nets = parse_networks(data["networks"]) if "networks" in data else None
-    user_data = data.get("user_data")
-    if user_data is not None:
-        if not isinstance(user_data, str):
-            raise BadRequest("Invalid input for field/attribute user_data: a base64 string is "
-                             "expected.")
-        if len(user_data) > MAX_USER_DATA:
-            raise BadRequest(f"Invalid input for field/attribute user_data: at most "
-                             f"{MAX_USER_DATA} bytes of base64 are allowed.")
-        try:
-            base64.b64decode(user_data, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest("Invalid input for field/attribute user_data: it is not valid "
-                             "base64.") from None
+    user_data = check_user_data(data.get("user_data"))
     meta = views.metadata(data.get("metadata", {}), svc.settings.quotas["metadata_items"])
     groups = data.get("security_groups", [])
     if not isinstance(groups, list) or not all(
@@ -136,6 +130,16 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
         az, _, force_host = az.partition(":")
         force_host = force_host.split(":", 1)[0] or None
         az = az or None
+    if "host" in data or "hypervisor_hostname" in data:  # 2.74: admins only
+        if not req.ctx.is_admin:
+            raise Forbidden("Policy doesn't allow compute:servers:create:requested_destination "
+                            "to be performed (host and hypervisor_hostname are for admins).")
+        host = views.text(data, "host")
+        node = views.text(data, "hypervisor_hostname")
+        if host and node and host != node:
+            raise BadRequest(f"Compute host {host} and node {node} do not match (a Stratus "
+                             "host is its own hypervisor).")
+        force_host = host or node
     min_count = views.integer(data, "min_count", 1, 1, 1000)
     max_count = views.integer(data, "max_count", min_count, 1, 1000)
     if max_count < min_count:
@@ -167,7 +171,75 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
         min_count=min_count, max_count=max_count, group_id=group,
         same_host=hint_list("same_host"), different_host=hint_list("different_host"),
         networks_required=views.mv(req) >= (2, 37), block_devices=devices,
-        access_ip_v4=access_ip(data, 4), access_ip_v6=access_ip(data, 6))
+        access_ip_v4=access_ip(data, 4), access_ip_v6=access_ip(data, 6),
+        description=description(data), tags=parse_tags(data.get("tags")))
+
+
+def create_attrs(v: tuple[int, int]) -> set[str]:
+    """The create attributes Nova's schema allows at microversion ``v``."""
+    out = set(CREATE_ATTRS)
+    if v < (2, 19):
+        out.discard("description")
+    if v < (2, 52):
+        out.discard("tags")
+    if v >= (2, 57):
+        out.discard("personality")
+    if v >= (2, 63):
+        out.add("trusted_image_certificates")
+    if v >= (2, 74):
+        out.update({"host", "hypervisor_hostname"})
+    return out
+
+
+def refuse_unsupported(data: dict[str, Any]) -> None:
+    """400 for what Stratus cannot honour: file injection (``personality``, before 2.57)
+    and image certificate validation (``trusted_image_certificates``, from 2.63)."""
+    if data.get("personality"):
+        raise BadRequest("Personality file injection is not supported; give the files in "
+                         "user_data (cloud-init) instead.")
+    if data.get("trusted_image_certificates") is not None:
+        raise BadRequest("Image certificate validation is not supported: Stratus verifies "
+                         "no image signatures, so trusted_image_certificates cannot be "
+                         "honoured (omit it or give null).")
+
+
+def description(data: dict[str, Any]) -> str | None:
+    """A create's or update's ``description`` (2.19): up to 255 characters, or null."""
+    if data.get("description") is None:
+        return None
+    return views.text(data, "description", maxlen=255, allow_empty=True)
+
+
+def parse_tags(value: Any) -> list[str]:
+    """The ``tags`` of a create (2.52): at most 50 strings of 1 to 60 characters without
+    '/' or ','."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 50 or not all(
+            isinstance(t, str) and 1 <= len(t) <= 60 and "/" not in t and "," not in t
+            for t in value):
+        raise BadRequest("Invalid input for field/attribute tags: a list of at most 50 "
+                         "tags of 1 to 60 characters without '/' or ',' is expected.")
+    return list(dict.fromkeys(value))
+
+
+def check_user_data(user_data: Any) -> str | None:
+    """``user_data`` of a create or rebuild body: base64 of at most 65535 characters, or
+    None."""
+    if user_data is None:
+        return None
+    if not isinstance(user_data, str):
+        raise BadRequest("Invalid input for field/attribute user_data: a base64 string is "
+                         "expected.")
+    if len(user_data) > MAX_USER_DATA:
+        raise BadRequest(f"Invalid input for field/attribute user_data: at most "
+                         f"{MAX_USER_DATA} bytes of base64 are allowed.")
+    try:
+        base64.b64decode(user_data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("Invalid input for field/attribute user_data: it is not valid "
+                         "base64.") from None
+    return user_data
 
 
 def access_ip(data: dict[str, Any], family: int) -> str | None:
@@ -199,8 +271,13 @@ def parse_time(value: str, key: str) -> datetime:
 
 
 def server_view(req: Req, shown: ServerShown) -> dict[str, Any]:
-    return views.server(req, shown.server, shown.ports, req.ctx.is_admin, shown.host_state,
-                        shown.floating, shown.volumes)
+    """One server as a show, update or rebuild answers it (``server_groups`` from 2.71,
+    which a listing does not show)."""
+    out = views.server(req, shown.server, shown.ports, req.ctx.is_admin, shown.host_state,
+                       shown.floating, shown.volumes)
+    if views.mv(req) >= (2, 71):
+        out["server_groups"] = [shown.server.group_id] if shown.server.group_id else []
+    return out
 
 
 @routes.add("POST", P, status=202)
@@ -254,6 +331,16 @@ def parse_listing(req: Req) -> ServerQuery:
         query.deleted_project = ctx.project_id
         query.deleted_all_projects = ctx.is_admin and all_tenants
     tests: list[Callable[[m.Server], object]] = []
+    if "changes-before" in q and views.mv(req) >= (2, 66):
+        before = parse_time(q["changes-before"], "changes-before")
+        if query.changes_since is not None and query.changes_since > before:
+            raise BadRequest("The value of changes-since must be less than or equal to "
+                             "changes-before.")
+        if query.changes_since is None:  # the deleted ones come too, as with changes-since
+            query.changes_since = datetime(1970, 1, 1)
+            query.deleted_project = ctx.project_id
+            query.deleted_all_projects = ctx.is_admin and all_tenants
+        tests.append(lambda r: r.updated_at <= before)
     if "name" in q:
         try:
             pattern = re.compile(q["name"])
@@ -337,9 +424,15 @@ def update_server(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_member(req.ctx, "os_compute_api:servers:update")
     access = {k: access_ip(data, n) for k, n in (("accessIPv4", 4), ("accessIPv6", 6))
               if k in data}
+    if "description" in data:
+        if views.mv(req) < (2, 19):
+            raise BadRequest("Invalid input for server: additional properties are not "
+                             "allowed ('description' was unexpected before 2.19).")
+        access["description"] = description(data)
     shown = svc.servers.rename(req.ctx, req.params["id"], lambda: views.text(data, "name"),
                                access)
-    return {"server": views.basic(server_view(req, shown))}
+    full = server_view(req, shown)
+    return {"server": full if views.mv(req) >= (2, 75) else views.basic(full)}
 
 
 @routes.add("DELETE", P + "/{id}")

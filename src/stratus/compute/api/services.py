@@ -3,6 +3,7 @@ force down."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from stratus.common.app import Req, Routes
@@ -18,11 +19,14 @@ routes = Routes()
 
 def service_view(h: m.ComputeHost, alive: bool, v: tuple[int, int] = views.MAX_VERSION
                  ) -> dict[str, Any]:
-    """A host's nova-compute service as Nova shows it (``forced_down`` from 2.11)."""
-    out = {"id": h.id, "binary": "nova-compute", "host": h.host,
-           "zone": h.availability_zone, "status": "enabled" if h.enabled else "disabled",
-           "state": "up" if alive else "down", "updated_at": isotime(h.heartbeat_at),
-           "disabled_reason": h.disabled_reason, "forced_down": h.forced_down}
+    """A host's nova-compute service as Nova shows it (``forced_down`` from 2.11, a UUID
+    ``id`` from 2.53)."""
+    out: dict[str, Any] = {
+        "id": host_uuid(h) if v >= (2, 53) else h.id, "binary": "nova-compute",
+        "host": h.host, "zone": h.availability_zone,
+        "status": "enabled" if h.enabled else "disabled", "state": "up" if alive else "down",
+        "updated_at": isotime(h.heartbeat_at), "disabled_reason": h.disabled_reason,
+        "forced_down": h.forced_down}
     if v < (2, 11):
         del out["forced_down"]
     if h.problems:
@@ -31,6 +35,15 @@ def service_view(h: m.ComputeHost, alive: bool, v: tuple[int, int] = views.MAX_V
         # forbids other keys).
         out["host_problems"] = list(h.problems)
     return out
+
+
+HOST_UUIDS = uuid.UUID("6f1d9a55-2c57-4a0e-9d7b-5a3c1c8f0b53")
+
+
+def host_uuid(h: m.ComputeHost) -> str:
+    """The host's service and hypervisor id from 2.53: a UUID derived from its name, so it
+    is the same in every answer and after a restart."""
+    return str(uuid.uuid5(HOST_UUIDS, f"compute-host:{h.host}"))
 
 
 @routes.add("GET", "/v2.1/os-services")
@@ -49,6 +62,8 @@ def list_services(req: Req, svc: ComputeCore) -> dict[str, Any]:
 def update_service(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-services:update")
     action = req.params["action"]
+    if views.mv(req) >= (2, 53):
+        return update_service_by_id(req, svc, action)
     if action not in SERVICE_ACTIONS:
         raise NotFound(f"Unknown action {action}; use enable, disable, disable-log-reason "
                        "or force-down.")
@@ -68,3 +83,33 @@ def update_service(req: Req, svc: ComputeCore) -> dict[str, Any]:
     if action == "force-down":
         out["forced_down"] = h.forced_down
     return {"service": out}
+
+
+def update_service_by_id(req: Req, svc: ComputeCore, service_id: str) -> dict[str, Any]:
+    """2.53: ``PUT /os-services/{service_id}`` with ``status`` (enabled, disabled),
+    ``disabled_reason`` (only when disabling) and ``forced_down``; answers the service."""
+    host = next((h for h in svc.hosts.all() if host_uuid(h) == service_id), None)
+    if host is None:
+        raise NotFound(f"Service {service_id} could not be found.")
+    data = req.body if isinstance(req.body, dict) else {}
+    views.only(data, {"status", "disabled_reason", "forced_down"}, "service")
+    if not data:
+        raise BadRequest("At least one of status, disabled_reason or forced_down must be "
+                         "given.")
+    status = data.get("status")
+    if status is not None and status not in ("enabled", "disabled"):
+        raise BadRequest(f"Invalid input for field/attribute status: {status!r} is not one "
+                         "of enabled, disabled.")
+    reason = views.text(data, "disabled_reason")
+    if reason is not None and status != "disabled":
+        raise BadRequest("Specifying a disabled_reason is only supported when the status is "
+                         "disabled.")
+    h = host
+    if status == "enabled":
+        h = svc.hosts.update_service(host.host, "enable", None, lambda: False)
+    elif status == "disabled":
+        h = svc.hosts.update_service(host.host, "disable-log-reason", reason, lambda: False)
+    if data.get("forced_down") is not None:
+        flag = views.boolean(data["forced_down"], "forced_down")
+        h = svc.hosts.update_service(host.host, "force-down", None, lambda: flag)
+    return {"service": service_view(h, svc.hosts.alive(h), views.mv(req))}

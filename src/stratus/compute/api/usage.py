@@ -1,5 +1,5 @@
-"""os-hosts (admin, until 2.43 as in Nova), os-simple-tenant-usage and a server's
-diagnostics (admin)."""
+"""os-hosts (admin, until 2.43 as in Nova), os-simple-tenant-usage, a server's
+diagnostics (admin; Nova's standard form from 2.48) and its topology (2.78)."""
 
 from __future__ import annotations
 
@@ -71,4 +71,23 @@ def show_usage(req: Req, svc: ComputeCore) -> dict[str, Any]:
 @routes.add("GET", "/v2.1/servers/{id}/diagnostics")
 def server_diagnostics(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-server-diagnostics")
-    return svc.accounting.diagnostics(req.ctx, req.params["id"])
+    old = svc.accounting.diagnostics(req.ctx, req.params["id"])
+    if views.mv(req) < (2, 48):
+        return old
+    # 2.48: Nova's standard form; the per-CPU, NIC and disk counters are not measured
+    # here, so their lists are empty (the counts stand).
+    out = {k: old[k] for k in ("state", "driver", "hypervisor", "hypervisor_os", "uptime",
+                                "config_drive", "num_cpus", "num_nics", "num_disks")}
+    out["memory_details"] = {"maximum": old["memory_details"]["maxmem"], "used": None}
+    out.update(cpu_details=[], nic_details=[], disk_details=[])
+    return out
+
+
+@routes.add("GET", "/v2.1/servers/{id}/topology")
+def server_topology(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    """2.78: the guest's NUMA topology. Stratus defines no NUMA cells, CPU pinning or huge
+    pages in its domains, so there are no nodes (Nova's answer for such a server)."""
+    if views.mv(req) < (2, 78):
+        raise NotFound("The server topology API is available from microversion 2.78.")
+    svc.servers.show(req.ctx, req.params["id"])  # 404 for a server the caller cannot see
+    return {"nodes": [], "pagesize_kb": None}

@@ -63,7 +63,7 @@ def attach(req: Req, svc: ComputeCore) -> dict[str, Any]:
         if body.get("delete_on_termination") is not None else False
     assert volume_id is not None
     _srv, row = ServerVolumes(svc).attach(req.ctx, req.params["id"], volume_id, device, tag,
-                                          dot)
+                                          dot, multiattach=v >= (2, 60))
     return {"volumeAttachment": attachment(req, row)}
 
 
