@@ -80,7 +80,8 @@ def test_rules_render_to_nft_matches() -> None:
     assert r(direction="egress", remote_group_id="sg") == (
         "ip daddr { 10.0.0.11, 10.0.0.12 } return")
     assert r(direction="ingress", remote_group_id="empty") is None
-    assert r(direction="ingress", ethertype="IPv6") is None
+    assert r(direction="ingress", ethertype="IPv6") == "meta nfproto ipv6 return"
+    assert r(direction="ingress", ethertype="IPv6", remote_ip_prefix="10.0.0.0/8") is None
     assert r(direction="ingress", protocol="icmp") == "meta nfproto ipv4 meta l4proto icmp return"
 
 
@@ -97,12 +98,13 @@ def test_security_groups_are_stateful_and_default_deny() -> None:
     groups = {"sg": SecurityGroup(id="sg", rules=[
         SecurityGroupRule(direction="ingress", protocol="tcp", port_range_min=80)])}
     text = render_sg([port()], groups, Naming())
-    ingress = text.split("chain st_ingress_port_123456 {")[1].split("}")[0]
+    ingress = text.split("chain st_ingress_port_123456 {")[1].split("\n  }")[0]
     lines = [line.strip() for line in ingress.strip().splitlines()]
-    assert lines[0] == "ct state established,related return"
+    assert lines[0].startswith("icmpv6 type { nd-router-advert, ")  # IPv6 ND always in
+    assert lines[1] == "ct state established,related return"
     assert "meta nfproto ipv4 tcp dport 80 return" in lines
     assert lines[-1] == "drop"
-    egress = text.split("chain st_egress_port_123456 {")[1].split("}")[0]
+    egress = text.split("chain st_egress_port_123456 {")[1].split("\n  }")[0]
     assert egress.strip().splitlines()[-1].strip() == "drop"  # no egress rule: nothing out
 
 

@@ -9,7 +9,7 @@ Both sides import these types, and nothing else of each other. Everything here i
 plain dataclass with ``from_dict``/``to_dict``; unknown keys are ignored (so
 the API can add fields before the agent knows them) and missing required
 keys or bad values raise :class:`ModelError` (``ContractError``, the error of every
-contract) saying what was wrong. (One file of about 500 lines on purpose: the whole
+contract) saying what was wrong. (One file of about 600 lines on purpose: the whole
 document and its checks, read top to bottom.)
 
 What a host receives:
@@ -44,7 +44,8 @@ from stratus.contracts._check import ContractError
 
 SEGMENTATION_TYPES = ("vxlan", "gre", "flat")
 DIRECTIONS = ("ingress", "egress")
-PROTOCOLS = (None, "tcp", "udp", "icmp")
+PROTOCOLS = (None, "tcp", "udp", "icmp")  # icmp: ICMPv6 in an IPv6 rule
+IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
 
 T = TypeVar("T")
 
@@ -187,7 +188,12 @@ class HostRoute(_Serializable):
 
 @dataclass
 class Subnet(_Serializable):
-    """An IPv4 subnet of a network."""
+    """A subnet of a network, IPv4 or IPv6 (its ``cidr`` says which).
+
+    IPv6 only: ``ipv6_ra_mode``/``ipv6_address_mode`` as the API keeps them (one of
+    :data:`IPV6_MODES` or null, docs/ipv6.md); ``router_ra``: a router of the cloud has an
+    interface on the subnet, so its namespace sends the router advertisements (the DHCP
+    server then sends none)."""
 
     id: str
     cidr: str
@@ -195,6 +201,9 @@ class Subnet(_Serializable):
     dns_nameservers: list[str] = field(default_factory=list)
     host_routes: list[HostRoute] = field(default_factory=list)
     enable_dhcp: bool = True
+    ipv6_ra_mode: str | None = None
+    ipv6_address_mode: str | None = None
+    router_ra: bool = False
 
     def validate(self) -> None:
         _check_cidr(self.cidr, "subnet cidr")
@@ -202,6 +211,20 @@ class Subnet(_Serializable):
             _check_ip(self.gateway_ip, "subnet gateway_ip")
         for dns in self.dns_nameservers:
             _check_ip(dns, "dns nameserver")
+        for what in ("ipv6_ra_mode", "ipv6_address_mode"):
+            if getattr(self, what) not in (None, *IPV6_MODES):
+                raise ModelError(f"subnet {self.id}: {what} {getattr(self, what)!r} is not "
+                                 f"one of {', '.join(IPV6_MODES)} or null")
+
+    @property
+    def ip_version(self) -> int:
+        return ipaddress.ip_network(self.cidr, strict=False).version
+
+    @property
+    def ipv6_mode(self) -> str | None:
+        """How hosts get their address: the address mode, else the RA mode (as the API
+        allocates), None for an IPv4 subnet or a subnet with neither (stateful DHCPv6)."""
+        return self.ipv6_address_mode or self.ipv6_ra_mode
 
     @property
     def prefixlen(self) -> int:
@@ -370,7 +393,9 @@ class RouterInterface(_Serializable):
 
 @dataclass
 class RouterGateway(_Serializable):
-    """The router's port on the external network (``qg-`` device)."""
+    """The router's port on the external network (``qg-`` device): its first address
+    (IPv4 when it has one) and, when the external network has an IPv6 subnet, its IPv6
+    address there (``ipv6_*``; never translated: IPv6 has no NAT, as in Neutron)."""
 
     port_id: str
     network_id: str
@@ -378,10 +403,17 @@ class RouterGateway(_Serializable):
     ip_address: str
     prefixlen: int
     gateway_ip: str | None = None
+    ipv6_address: str | None = None
+    ipv6_prefixlen: int = 64
+    ipv6_gateway_ip: str | None = None
 
     def validate(self) -> None:
         self.mac_address = _check_mac(self.mac_address, "router gateway mac_address")
         _check_ip(self.ip_address, "router gateway ip_address")
+        if self.ipv6_address:
+            _check_ip(self.ipv6_address, "router gateway ipv6_address")
+        if self.ipv6_gateway_ip:
+            _check_ip(self.ipv6_gateway_ip, "router gateway ipv6_gateway_ip")
 
 
 @dataclass

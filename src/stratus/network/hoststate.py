@@ -25,6 +25,8 @@ from stratus.network.settings import DHCP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFAC
 
 AGENT_PROTOCOLS = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp", "icmp": "icmp",
                    "1": "icmp"}
+# In an IPv6 rule ICMP means ICMPv6 (Neutron's names for it, and its number).
+AGENT_PROTOCOLS_V6 = {**AGENT_PROTOCOLS, "ipv6-icmp": "icmp", "icmpv6": "icmp", "58": "icmp"}
 
 
 def _ips(s: Session, port_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -35,8 +37,6 @@ def _ips(s: Session, port_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
                          .where(m.IPAllocation.port_id.in_(port_ids))
                          .order_by(m.IPAllocation.id))
         for port_id, subnet_id, ip in rows:
-            if ":" in ip:  # IPv6: API only for now, the agents' data plane is IPv4 (ipv6.md)
-                continue
             out[port_id].append((subnet_id, ip))
     return out
 
@@ -55,6 +55,10 @@ def _groups(s: Session, port_ids: list[str]) -> dict[str, list[str]]:
 def _network(s: Session, net: m.Network) -> nm.Network:
     subnets = s.scalars(sa.select(m.Subnet).where(m.Subnet.network_id == net.id)
                         .order_by(m.Subnet.created_at, m.Subnet.id))
+    # Subnets a router has an interface on: that router sends their RAs (IPv6).
+    routed = set(s.scalars(sa.select(m.IPAllocation.subnet_id).join(
+        m.Port, m.Port.id == m.IPAllocation.port_id).where(
+        m.Port.network_id == net.id, m.Port.device_owner == ROUTER_INTERFACE)))
     return nm.Network(
         id=net.id, segmentation_type=net.network_type, segmentation_id=net.segmentation_id,
         physical_network=net.physical_network, mtu=net.mtu, external=net.external,
@@ -62,7 +66,10 @@ def _network(s: Session, net: m.Network) -> nm.Network:
         subnets=[nm.Subnet(id=sub.id, cidr=sub.cidr, gateway_ip=sub.gateway_ip,
                            dns_nameservers=list(sub.dns_nameservers),
                            host_routes=[nm.HostRoute(**r) for r in sub.host_routes],
-                           enable_dhcp=sub.enable_dhcp) for sub in subnets],
+                           enable_dhcp=sub.enable_dhcp, ipv6_ra_mode=sub.ipv6_ra_mode,
+                           ipv6_address_mode=sub.ipv6_address_mode,
+                           router_ra=sub.ip_version == 6 and sub.id in routed)
+                  for sub in subnets],
     )
 
 
@@ -73,7 +80,8 @@ def _security_group(s: Session, group: m.SecurityGroup) -> nm.SecurityGroup:
             .order_by(m.SecurityGroupRule.created_at, m.SecurityGroupRule.id)):
         protocol = None
         if rule.protocol is not None:
-            protocol = AGENT_PROTOCOLS.get(rule.protocol)
+            known = AGENT_PROTOCOLS_V6 if rule.ethertype == "IPv6" else AGENT_PROTOCOLS
+            protocol = known.get(rule.protocol)
             if protocol is None:
                 continue  # a protocol the agent cannot filter: the rule opens nothing
         rules.append(nm.SecurityGroupRule(
@@ -157,8 +165,12 @@ def _dhcp_servers(s: Session, need: Any, skip: frozenset[str] = frozenset()
         if dport.network_id in skip:
             continue
         need(dport.network_id)
-        dhcp_subnets = set(s.scalars(sa.select(m.Subnet.id).where(
-            m.Subnet.network_id == dport.network_id, m.Subnet.enable_dhcp)))
+        # Static leases: IPv4, and IPv6 where DHCPv6 gives the address (stateful, or no
+        # mode); a SLAAC/stateless address is the host's own EUI-64 one, not a lease.
+        dhcp_subnets = {sub.id for sub in s.scalars(sa.select(m.Subnet).where(
+            m.Subnet.network_id == dport.network_id, m.Subnet.enable_dhcp))
+            if sub.ip_version == 4 or (sub.ipv6_address_mode or sub.ipv6_ra_mode) in (
+                None, "dhcpv6-stateful")}
         members = list(s.scalars(sa.select(m.Port).where(
             m.Port.network_id == dport.network_id, ~m.Port.device_owner.in_(
                 [DHCP_OWNER, ROUTER_GATEWAY, "network:floatingip"]))
@@ -168,11 +180,13 @@ def _dhcp_servers(s: Session, need: Any, skip: frozenset[str] = frozenset()
         for p in members:
             for sid, ip in ips[p.id]:
                 if sid in dhcp_subnets:
+                    v6 = ":" in ip  # extra DHCP options: DHCPv4 ones only (docs/ipv6.md)
                     hosts.append(nm.DhcpHost(
                         mac_address=p.mac_address, ip_address=ip,
-                        hostname="host-" + ip.replace(".", "-"),
-                        options=[nm.DhcpOption(o["opt_name"], o["opt_value"])
-                                 for o in p.extra_dhcp_opts or [] if o["ip_version"] == 4]))
+                        hostname="host-" + ip.replace(".", "-").replace(":", "-"),
+                        options=[] if v6 else [
+                            nm.DhcpOption(o["opt_name"], o["opt_value"])
+                            for o in p.extra_dhcp_opts or [] if o["ip_version"] == 4]))
         out.append(nm.DhcpServer(
             network_id=dport.network_id, port_id=dport.id, mac_address=dport.mac_address,
             fixed_ips=[nm.FixedIP(subnet_id=sid, ip_address=ip) for sid, ip in ips[dport.id]],
@@ -202,14 +216,22 @@ def _routers(s: Session, need: Any, skip: frozenset[str] = frozenset()) -> list[
         gateway = None
         if gw_port is not None and ips[gw_port.id]:
             need(gw_port.network_id)
-            sid, ip = ips[gw_port.id][0]
+            # The first IPv4 address first (SNAT uses it); an IPv6 one beside it.
+            gw_ips = sorted(ips[gw_port.id], key=lambda x: ":" in x[1])
+            sid, ip = gw_ips[0]
             sub = s.get(m.Subnet, sid)
+            v6 = next(((sid6, ip6) for sid6, ip6 in gw_ips if ":" in ip6 and ip6 != ip), None)
+            sub6 = s.get(m.Subnet, v6[0]) if v6 else None
             if sub is not None:
                 gateway = nm.RouterGateway(
                     port_id=gw_port.id, network_id=gw_port.network_id,
                     mac_address=gw_port.mac_address, ip_address=ip,
                     prefixlen=ipaddress.ip_network(sub.cidr).prefixlen,
                     gateway_ip=sub.gateway_ip)
+                if v6 and sub6 is not None:
+                    gateway.ipv6_address = v6[1]
+                    gateway.ipv6_prefixlen = ipaddress.ip_network(sub6.cidr).prefixlen
+                    gateway.ipv6_gateway_ip = sub6.gateway_ip
         fips = [nm.FloatingIP(floating_ip_address=f.floating_ip_address,
                               fixed_ip_address=f.fixed_ip_address, id=f.id)
                 for f in s.scalars(sa.select(m.FloatingIP).where(

@@ -96,7 +96,7 @@ def build_agent(config: Config) -> tuple[NetworkAgent, float, float]:
     drivers = NetworkDrivers(
         l2=l2,
         dhcp=DnsmasqDriver(ip, naming, state_dir),
-        routers=NamespaceRouterDriver(ip, naming),
+        routers=NamespaceRouterDriver(ip, naming, state_dir),
         firewall=NftFirewall(runner, naming),
         metadata=ProcessMetadataProxy(ip, state_dir,
                                       listen_port=config.get_int(s, "metadata_proxy_port"),

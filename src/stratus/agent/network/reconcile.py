@@ -216,7 +216,8 @@ class NetworkAgent:
             wanted_proxies.add(ns)
             if up:
                 subnets = {str(ipaddress.ip_interface(f"{i.ip_address}/{i.prefixlen}").network):
-                           i.network_id for i in router.interfaces}
+                           i.network_id for i in router.interfaces
+                           if ":" not in i.ip_address}  # metadata is IPv4 (169.254.169.254)
                 self._attempt(report, f"metadata proxy {ns}", d.metadata.ensure_proxy, ns, "",
                               metadata, subnets)
         # 4. instance ports: plug the devices that exist, then filter them

@@ -16,6 +16,16 @@ on (``<dir>/interface`` holds the name and ifindex: a recreated veth gets anothe
 index, and dnsmasq bound to the old one answers nothing), and its command line is
 the one wanted. Otherwise it is restarted.
 
+IPv6 subnets (docs/ipv6.md), by the subnet's modes as Neutron's DHCP agent serves them:
+DHCPv6 addresses from the static host entries (``dhcpv6-stateful``, or no mode), DHCPv6
+information only (``dhcpv6-stateless``: DNS servers), nothing for ``slaac`` (the host
+forms its EUI-64 address from the router's advertisements). Router advertisements come
+from the router of the subnet (``radvd.py``); dnsmasq sends them only for a subnet with
+an RA mode and no router of the cloud on it (``Subnet.router_ra`` false), with a router
+lifetime of 0: it announces the prefix and the flags, never itself as a default router.
+The DHCP port holds its IPv6 address (its EUI-64 one on a SLAAC/stateless subnet) and
+takes nothing from RAs.
+
 A lease whose host entry is gone (its port was deleted, or its address or MAC
 changed) is released with ``dhcp_release`` (package ``dnsmasq-utils``) run in
 the namespace once dnsmasq has the new hosts file, so the address can be
@@ -42,9 +52,10 @@ from stratus.agent.ip_lib import (
     stop_pid,
 )
 from stratus.agent.network.drivers.base import DhcpDriver, DriverError, L2Driver
+from stratus.agent.network.ipv6 import ensure_addresses6, is_v6, no_autoconf, split_families
 from stratus.agent.network.naming import Naming
 from stratus.agent.runner import CommandError
-from stratus.contracts.network import DhcpServer, Network
+from stratus.contracts.network import DhcpServer, Network, Subnet
 
 LOG = logging.getLogger(__name__)
 METADATA_IP = "169.254.169.254"
@@ -61,6 +72,23 @@ def _write_if_changed(path: Path, content: str) -> bool:
     tmp.chmod(0o644)
     os.replace(tmp, path)
     return True
+
+
+def dnsmasq_ra(subnet: Subnet) -> bool:
+    """Whether dnsmasq sends the RAs of an IPv6 subnet: it has an RA mode and no router
+    of the cloud on it does."""
+    return subnet.ip_version == 6 and subnet.ipv6_ra_mode is not None and not subnet.router_ra
+
+
+def v6_range_mode(subnet: Subnet) -> str | None:
+    """dnsmasq's ``dhcp-range`` mode for an IPv6 subnet, None when dnsmasq has nothing to
+    do for it (SLAAC with the router's RAs)."""
+    mode = subnet.ipv6_mode
+    if mode == "slaac":
+        return "ra-only" if dnsmasq_ra(subnet) else None
+    if mode == "dhcpv6-stateless":
+        return "ra-stateless" if dnsmasq_ra(subnet) else "static"
+    return "static"  # stateful, or no mode: addresses from the host entries
 
 
 def host_tag(mac: str) -> str:
@@ -102,12 +130,14 @@ class DnsmasqDriver(DhcpDriver):
     # --- files ------------------------------------------------------------------------
     @staticmethod
     def _served_subnets(server: DhcpServer, network: Network) -> list[tuple[str, str, str]]:
-        """(tag, subnet id, our IP) for each DHCP-enabled subnet the DHCP port is on."""
+        """(tag, subnet id, our IP) for each DHCP-enabled subnet the DHCP port is on (an
+        IPv6 one only when dnsmasq has something to do for it)."""
         ours = {f.subnet_id: f.ip_address for f in server.fixed_ips}
         return [
             (f"s{i}", subnet.id, ours[subnet.id])
             for i, subnet in enumerate(network.subnets)
             if subnet.enable_dhcp and subnet.id in ours
+            and (subnet.ip_version == 4 or v6_range_mode(subnet) is not None)
         ]
 
     def render_hosts(self, server: DhcpServer) -> str:
@@ -116,7 +146,7 @@ class DnsmasqDriver(DhcpDriver):
             line = f"{host.mac_address}"
             if host.options:  # extra DHCP options: the host's tag (render_opts)
                 line += f",set:{host_tag(host.mac_address)}"
-            line += f",{host.ip_address}"
+            line += f",[{host.ip_address}]" if is_v6(host.ip_address) else f",{host.ip_address}"
             if host.hostname:
                 line += f",{host.hostname}"
             lines.append(line)
@@ -127,9 +157,16 @@ class DnsmasqDriver(DhcpDriver):
         lines = []
         for tag, subnet_id, our_ip in self._served_subnets(server, network):
             subnet = subnets[subnet_id]
+            dns4, dns6 = split_families(subnet.dns_nameservers)
+            if subnet.ip_version == 6:
+                if dns6:
+                    lines.append(f"tag:{tag},option6:dns-server,"
+                                 + ",".join(f"[{d}]" for d in sorted(dns6)))
+                continue
             lines.append(f"tag:{tag},option:mtu,{network.mtu}")
-            if subnet.dns_nameservers:
-                lines.append(f"tag:{tag},option:dns-server,{','.join(subnet.dns_nameservers)}")
+            if dns4:
+                servers = [d for d in subnet.dns_nameservers if d in dns4]
+                lines.append(f"tag:{tag},option:dns-server,{','.join(servers)}")
             else:
                 lines.append(f"tag:{tag},option:dns-server")
             routes: list[str] = []
@@ -160,12 +197,22 @@ class DnsmasqDriver(DhcpDriver):
             f"--dhcp-lease-max={max(256, 2 * len(server.hosts))}",
             f"--log-facility={d / 'log'}", "--log-dhcp",
         ]
+        ra_devs = False
         for tag, subnet_id, _ in self._served_subnets(server, network):
-            net = ipaddress.ip_network(subnets[subnet_id].cidr, strict=False)
+            subnet = subnets[subnet_id]
+            net = ipaddress.ip_network(subnet.cidr, strict=False)
+            if net.version == 6:
+                ra_devs |= dnsmasq_ra(subnet)
+                argv.append(f"--dhcp-range=set:{tag},{net.network_address},"
+                            f"{v6_range_mode(subnet)},{net.prefixlen},{server.lease_seconds}s")
+                continue
             argv.append(
                 f"--dhcp-range=set:{tag},{net.network_address},static,{net.netmask},"
                 f"{server.lease_seconds}s"
             )
+        if ra_devs:  # not a default router: an RA every 30 s, router lifetime 0
+            argv += ["--enable-ra",
+                     f"--ra-param={self.naming.dhcp_dev(server.port_id)},30,0"]
         return argv
 
     # --- interface --------------------------------------------------------------------
@@ -180,7 +227,11 @@ class DnsmasqDriver(DhcpDriver):
         wanted = {f"{f.ip_address}/{prefixes.get(f.subnet_id, 32)}" for f in server.fixed_ips}
         if server.metadata_proxy:
             wanted.add(f"{METADATA_IP}/32")
-        self.ip.ensure_addresses(ns_dev, wanted, ns)
+        v4, v6 = split_families(wanted)
+        self.ip.ensure_addresses(ns_dev, v4, ns)
+        if v6 or any(s.ip_version == 6 for s in network.subnets):
+            no_autoconf(self.ip, ns_dev, ns)
+            ensure_addresses6(self.ip, ns_dev, v6, ns)
         interface = ""
         for link in self.ip.links(ns):  # stale ports of an earlier DHCP port id
             if link["ifname"] == ns_dev:

@@ -50,6 +50,7 @@ class LinuxBridgeDriver(L2Driver):
     def ensure_ready(self) -> None:
         # Bridged IPv4 must traverse the inet hooks for the stateful security groups.
         self.ip.sysctl("net.bridge.bridge-nf-call-iptables", "1")
+        self.ip.sysctl("net.bridge.bridge-nf-call-ip6tables", "1")  # IPv6 groups
 
     def teardown(self) -> None:
         for iface in self.mappings.values():

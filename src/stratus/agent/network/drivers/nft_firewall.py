@@ -18,6 +18,14 @@ replaced atomically and only when its text changed; no other table is ever touch
   packet between two ports on one host passes the sender's egress and the
   receiver's ingress.
 
+IPv6 as Neutron filters it: rules of ethertype ``IPv6`` (``icmp`` there is ICMPv6);
+a port may send from its IPv6 fixed IPs, its pairs and the link-local address of its MAC
+(and from ``::`` to link multicast: duplicate address detection, MLD), never a router
+advertisement, redirect or DHCPv6 server reply; router solicitation, neighbour
+discovery and MLD out, and router advertisements, neighbour discovery and MLD queries
+in, are always allowed, as are the DHCPv6 client's exchanges. Bridged IPv6 passes the
+inet forward hook with ``net.bridge.bridge-nf-call-ip6tables=1`` (set by the L2 driver).
+
 Ports with ``port_security_enabled: false`` get no chain at all.
 """
 
@@ -27,6 +35,7 @@ import logging
 
 from stratus.agent.network import nft
 from stratus.agent.network.drivers.base import FirewallDriver
+from stratus.agent.network.ipv6 import is_v6, link_local
 from stratus.agent.network.naming import Naming
 from stratus.agent.runner import Runner
 from stratus.contracts.network import Port, SecurityGroup, SecurityGroupRule
@@ -48,22 +57,32 @@ def _ips(port: Port) -> list[str]:
     return sorted(set(port.ips) | {p.ip_address for p in port.allowed_address_pairs})
 
 
+# ICMPv6 a port always sends / always receives (Neutron's ICMPV6_ALLOWED_*_TYPES).
+ICMP6_OUT = "nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, " \
+    "mld-listener-report, mld2-listener-report"
+ICMP6_IN = "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query"
+
+
 def render_rule(rule: SecurityGroupRule, groups: dict[str, SecurityGroup]) -> str | None:
     """One rule as an nft match ending in ``return``; None when it can match nothing."""
-    if rule.ethertype != "IPv4":
+    if rule.ethertype not in ("IPv4", "IPv6"):
         return None
+    v6 = rule.ethertype == "IPv6"
+    fam = "ip6" if v6 else "ip"
     parts: list[str] = []
     addr = "saddr" if rule.direction == "ingress" else "daddr"
     if rule.remote_ip_prefix:
-        parts.append(f"ip {addr} {rule.remote_ip_prefix}")
+        if is_v6(rule.remote_ip_prefix) != v6:
+            return None  # a prefix of the other family matches nothing
+        parts.append(f"{fam} {addr} {rule.remote_ip_prefix}")
     elif rule.remote_group_id:
         group = groups.get(rule.remote_group_id)
-        members = sorted(set(group.member_ips)) if group else []
+        members = sorted({ip for ip in group.member_ips if is_v6(ip) == v6}) if group else []
         if not members:
             return None
-        parts.append(f"ip {addr} {_set(members)}")
+        parts.append(f"{fam} {addr} {_set(members)}")
     else:
-        parts.append("meta nfproto ipv4")
+        parts.append("meta nfproto ipv6" if v6 else "meta nfproto ipv4")
     if rule.protocol in ("tcp", "udp"):
         if rule.port_range_min is not None:
             hi = rule.port_range_max if rule.port_range_max is not None else rule.port_range_min
@@ -72,6 +91,10 @@ def render_rule(rule: SecurityGroupRule, groups: dict[str, SecurityGroup]) -> st
             parts.append(f"{rule.protocol} dport {ports}")
         else:
             parts.append(f"meta l4proto {rule.protocol}")
+    elif rule.protocol == "icmp" and v6:
+        parts.append("meta l4proto ipv6-icmp")
+        if rule.port_range_min is not None:
+            parts.append(f"icmpv6 type {rule.port_range_min}")
     elif rule.protocol == "icmp":
         parts.append("meta l4proto icmp")
         if rule.port_range_min is not None:
@@ -85,18 +108,20 @@ def render_antispoof(ports: list[Port], naming: Naming) -> str:
     for port in sorted(ports, key=lambda p: p.id):
         cid = naming.chain_id(port.id)
         dispatch.append(f'    iifname "{port.device}" jump {naming.chain("spoof_" + cid)}')
-        ips = _ips(port)
+        ips = [ip for ip in _ips(port) if not is_v6(ip)]
+        ips6 = sorted({ip for ip in _ips(port) if is_v6(ip)} | {link_local(m) for m in _macs(port)})
         macs = _macs(port)
         rules = [f"ether saddr != {_set(macs)} drop",
                  f"ether type arp arp saddr ether != {_set(macs)} drop",
                  f"ether type arp arp saddr ip != {_set([*ips, '0.0.0.0'])} drop",
                  "ether type arp return",
-                 "ether type != ip drop",
-                 "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return"]
-        if ips:
-            rules.append(f"ip saddr != {_set(ips)} drop")
-        else:
-            rules.append("drop")
+                 "ether type != { ip, ip6 } drop",
+                 "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",
+                 f"ip saddr != {_set(ips)} drop" if ips else "ether type ip drop",
+                 "ip6 saddr :: ip6 daddr ff02::/16 return",
+                 f"ip6 saddr != {_set(ips6)} drop",
+                 "icmpv6 type { nd-router-advert, nd-redirect } drop",
+                 "udp sport 547 drop"]
         rules += ["udp sport 67 drop", "return"]
         chains.append(f"  chain {naming.chain('spoof_' + cid)} {{\n"
                       + "".join(f"    {r}\n" for r in rules) + "  }\n")
@@ -125,10 +150,14 @@ def render_sg(ports: list[Port], groups: dict[str, SecurityGroup], naming: Namin
                 text = render_rule(rule, groups)
                 if text and text not in rules[rule.direction]:
                     rules[rule.direction].append(text)
-        egress = ["ct state established,related return", "ct state invalid drop",
-                  "udp sport 68 udp dport 67 return", *rules["egress"], "drop"]
-        ingress = ["ct state established,related return", "ct state invalid drop",
-                   "udp sport 67 udp dport 68 return", *rules["ingress"], "drop"]
+        egress = [f"icmpv6 type {{ {ICMP6_OUT} }} return",
+                  "ct state established,related return", "ct state invalid drop",
+                  "udp sport 68 udp dport 67 return", "udp sport 546 udp dport 547 return",
+                  *rules["egress"], "drop"]
+        ingress = [f"icmpv6 type {{ {ICMP6_IN} }} return",
+                   "ct state established,related return", "ct state invalid drop",
+                   "udp sport 67 udp dport 68 return", "udp sport 547 udp dport 546 return",
+                   *rules["ingress"], "drop"]
         for name, body in ((naming.chain(f"egress_{cid}"), egress),
                            (naming.chain(f"ingress_{cid}"), ingress)):
             chains.append(f"  chain {name} {{\n" + "".join(f"    {r}\n" for r in body) + "  }\n")

@@ -176,6 +176,7 @@ class OvsDriver(L2Driver):
     # --- interface --------------------------------------------------------------------
     def ensure_ready(self) -> None:
         self.ip.sysctl("net.bridge.bridge-nf-call-iptables", "1")
+        self.ip.sysctl("net.bridge.bridge-nf-call-ip6tables", "1")  # IPv6 groups
         self._ensure_ovs_bridge(self.br_int)
         self._ensure_ovs_bridge(self.br_tun, fail_mode="secure")
         self.vsctl("--may-exist", "add-port", self.br_int, self.patch_tun, "--", "set",
@@ -323,10 +324,12 @@ class OvsDriver(L2Driver):
         tunnels = self._ensure_tunnels(set(tunnel_peers) - {self.local_ip})
         patch = self._ofport(self.patch_int)
         cookie = f"{COOKIE_BASE + vlan:#x}"
-        outputs = ",".join(f"output:{t}" for t in tunnels) or "drop"
+        # No peer (a single host): drop, alone (OVS refuses "drop" after other actions).
+        outputs = (f"strip_vlan,set_tunnel:{network.segmentation_id},"
+                   + ",".join(f"output:{t}" for t in tunnels)) if tunnels else "drop"
         flows = [
             f"cookie={cookie},priority=10,in_port={patch},dl_vlan={vlan},"
-            f"actions=strip_vlan,set_tunnel:{network.segmentation_id},{outputs}",
+            f"actions={outputs}",
             f"cookie={cookie},priority=10,tun_id={network.segmentation_id},"
             f"actions=mod_vlan_vid:{vlan},output:{patch}",
         ]
