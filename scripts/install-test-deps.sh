@@ -9,6 +9,7 @@ packages=(
   postgresql postgresql-client supervisor
   git ca-certificates curl
   openvswitch-switch dnsmasq-base dnsmasq-utils nftables iproute2 iputils-ping busybox conntrack iperf3
+  radvd isc-dhcp-client  # IPv6: router advertisements, a DHCPv6 client (test_agent_network_ipv6.py)
   procps util-linux ethtool
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients genisoimage
   tgt qemu-block-extra fuse3
