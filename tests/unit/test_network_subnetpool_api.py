@@ -199,7 +199,9 @@ def test_delete_refused_while_subnets_were_allocated(api: NetApi) -> None:
     {"subnetpool": {"prefixes": []}},
     {"subnetpool": {"prefixes": "10.0.0.0/8"}},
     {"subnetpool": {"prefixes": ["10.0.0.1/8"]}},
-    {"subnetpool": {"prefixes": ["2001:db8::/48"]}},
+    {"subnetpool": {"prefixes": ["10.0.0.0/8", "2001:db8::/48"]}},  # one family per pool
+    {"subnetpool": {"prefixes": ["2001:db8::/48"], "ip_version": 4}},
+    {"subnetpool": {"prefixes": ["2001:db8::/48"], "min_prefixlen": 129}},
     {"subnetpool": {"prefixes": ["10.0.0.0/8"], "ip_version": 6}},
     {"subnetpool": {"prefixes": ["10.0.0.0/8"], "min_prefixlen": 33}},
     {"subnetpool": {"prefixes": ["10.0.0.0/8"], "min_prefixlen": True}},
@@ -214,3 +216,32 @@ def test_bad_pool_bodies_are_400(api: NetApi, body: dict[str, Any]) -> None:
     assert resp.status_code == 400, resp.text
     assert resp.json()["NeutronError"]["message"]
     assert api.ok("GET", "/v2.0/subnetpools", ALICE)["subnetpools"] == []
+
+
+def test_ipv6_pool_allocates_64s_and_is_its_familys_default(api: NetApi) -> None:
+    """Issue 12: IPv6 pools (Neutron's bounds /64-/128, so /64s unless asked otherwise)."""
+    v6 = pool(api, prefixes=["2001:db8:100::/56", "2001:db8:100:100::/56"])
+    assert v6["ip_version"] == 6 and v6["prefixes"] == ["2001:db8:100::/55"]  # merged
+    assert (v6["min_prefixlen"], v6["default_prefixlen"], v6["max_prefixlen"]) == (64, 64, 128)
+    net = api.network(token=ALICE)
+    got = []
+    for attrs in ({}, {}, {"prefixlen": 80}):
+        resp = from_pool(api, net["id"], v6["id"], ip_version=6, **attrs)
+        assert resp.status_code == 201, resp.text
+        got.append(resp.json()["subnet"]["cidr"])
+    assert got == ["2001:db8:100::/64", "2001:db8:100:1::/64", "2001:db8:100:2::/80"]
+    sub = from_pool(api, net["id"], v6["id"], ip_version=6, prefixlen=64,
+                    ipv6_ra_mode="slaac", ipv6_address_mode="slaac").json()["subnet"]
+    assert sub["cidr"] == "2001:db8:100:3::/64" and sub["gateway_ip"] == "2001:db8:100:3::1"
+    assert "IPv6" in err(from_pool(api, net["id"], v6["id"]), 400)["message"]  # ip_version 4
+    assert err(from_pool(api, net["id"], v6["id"], ip_version=6, prefixlen=48), 400)[
+        "type"] == "SubnetAllocationError"
+    # one default per family: an IPv4 default and an IPv6 default live side by side
+    pool(api, ADMIN, prefixes=["10.20.0.0/16"], is_default=True)
+    pool(api, ADMIN, prefixes=["2001:db8:200::/48"], is_default=True, shared=True)
+    resp = from_pool(api, net["id"], None, use_default_subnetpool=True, ip_version=6)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["subnet"]["cidr"] == "2001:db8:200::/64"
+    resp = api.call("PUT", f"/v2.0/subnetpools/{v6['id']}", ALICE, json={"subnetpool": {
+        "prefixes": ["10.0.0.0/8"]}})
+    assert err(resp, 400)["type"] == "PrefixVersionMismatch"

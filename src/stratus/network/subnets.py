@@ -161,7 +161,7 @@ class SubnetService:
         if version not in (4, 6):
             raise BadRequest(f"Invalid input for ip_version. Reason: {version} is not in "
                              "[4, 6].")
-        allocated = core.subnetpools.allocate(s, ctx, obj)  # subnetpools.py
+        allocated = core.subnetpools.allocate(s, ctx, obj, version)  # subnetpools.py
         if allocated is None and obj.get("cidr") is None:
             raise BadRequest("Invalid input for operation: 'cidr' is required in the absence "
                              "of a subnet pool (give cidr, subnetpool_id or "
