@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from stratus.common.crashpoints import crash_point
 from stratus.common.errors import NotFound
 from stratus.common.timeutil import new_id, utcnow
 from stratus.contracts.volume import (
@@ -159,6 +160,7 @@ class Storage:
         queued = [False]
         result = self.core.transaction(work)
         if queued[0]:
+            crash_point("volume.report.after_server_events")  # committed, not yet sent
             self.core.server_events.wake()  # sent now, not at the next sweep
         return result
 
