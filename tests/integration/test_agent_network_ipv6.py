@@ -9,7 +9,10 @@ nftables, and fake guests (namespaces behind veths with the ports' MACs):
 * guest 2 on network B (``slaac``) is reached across the router namespace, and only while
   its security group has an ICMPv6 echo rule;
 * guest 3 on network C (``slaac``, no router) gets its address from dnsmasq's own RAs;
-* a guest sending from an address that is not its own is dropped.
+* a guest sending from an address that is not its own is dropped;
+* the router's gateway holds its IPv6 address on the external network and routes IPv6
+  out (its IPv6 default route) and back without translation: the outside sees the
+  guest's own address.
 
 Every host object carries ``z6d-<random>`` (namespaces, state directory; the agent's
 deploy prefix ``z6d`` and its nftables tables live inside the fake host) and is removed,
@@ -45,6 +48,18 @@ NEEDED = ("ip", "dnsmasq", "radvd", "dhclient", "nft", "ping", "bridge", "ethtoo
 PREFIX = "z6d"
 NAMES = Naming(deploy_prefix=PREFIX, nft_prefix="z6d_test_")
 ICMP6_ECHO_REQUEST = 128
+PEER_ECHO = """
+import socket
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("2001:db8:ee::1", 9606)); s.listen(4)
+while True:
+    c, addr = s.accept(); c.sendall(addr[0].encode()); c.close()
+"""
+PEER_ASK = """
+import socket
+c = socket.create_connection(("2001:db8:ee::1", 9606), timeout=3)
+print(c.recv(100).decode())
+"""
 
 
 def eui64(prefix: str, mac: str) -> str:
@@ -60,15 +75,24 @@ class World:
         self.lab, self.tmp = lab, tmp
         self.h1 = lab.host(f"{tag}-h1")
         ovs_rundir = lab.ovs(self.h1) if backend == "ovs" else ""
+        # the outside: a namespace on the external network, with an address beyond it
+        # (reached through the router's IPv6 default route) and a route back to network A
+        self.inet = lab.netns(f"{tag}-inet")
+        lab.link_hosts(self.h1, "ext0", None, self.inet, "eth0", None)
+        nsx(self.inet, "ethtool", "-K", "eth0", "tx", "off")  # as a real NIC
+        sh("ip", "-n", self.inet, "addr", "add", "2001:db8:ff::1/64", "dev", "eth0", "nodad")
+        sh("ip", "-n", self.inet, "addr", "add", "2001:db8:ee::1/128", "dev", "lo")
+        sh("ip", "-n", self.inet, "route", "add", "2001:db8:a1::/64", "via", "2001:db8:ff::10")
         # the underlay (no peer host: a veth pair inside the host; no dummy module here)
         sh("ip", "-n", self.h1, "link", "add", "ul0", "type", "veth", "peer", "name", "ul1")
         sh("ip", "-n", self.h1, "addr", "add", "172.31.251.1/24", "dev", "ul0")
         sh("ip", "-n", self.h1, "link", "set", "ul0", "up")
         sh("ip", "-n", self.h1, "link", "set", "ul1", "up")
-        ids = ("net_a", "net_b", "net_c", "a1", "a2", "b1", "c1", "router", "sg_g1", "sg_g2")
+        ids = ("net_a", "net_b", "net_c", "a1", "a2", "b1", "c1", "router", "sg_g1", "sg_g2",
+               "public", "pub4", "pub6")
         self.id = {name: str(uuid.uuid4()) for name in ids}
         self.ports = {name: str(uuid.uuid4()) for name in (
-            "g1", "g2", "g3", "dhcp_a", "dhcp_b", "dhcp_c", "r_a1", "r_a2", "r_b1")}
+            "g1", "g2", "g3", "dhcp_a", "dhcp_b", "dhcp_c", "r_a1", "r_a2", "r_b1", "r_gw")}
         self.macs = {name: f"fa:16:3e:00:06:{i:02x}" for i, name in enumerate(self.ports, 1)}
         self.echo_open = False
         self.guests: dict[str, FakeVM] = {
@@ -88,7 +112,8 @@ class World:
             f"underlay_ip = 172.31.251.1\nstate_dir = {tmp / 'h1'}\n"
             f"network_state_url = {tmp / 'h1'}.json\n"
             "metadata_url = http://127.0.0.1:9\nmetadata_shared_secret = z6d\n"
-            f"host_netns = {self.h1}\nnetns_prefix = {self.h1}-\nnft_prefix = z6d_test_\n")
+            f"host_netns = {self.h1}\nnetns_prefix = {self.h1}-\nnft_prefix = z6d_test_\n"
+            "physical_interface_mappings = public:ext0\n")
         self.agent: NetworkAgent = build_agent(Config.load(str(conf)))[0]
 
     # --- the desired state --------------------------------------------------------------
@@ -109,6 +134,12 @@ class World:
                 self.subnet("b1", "2001:db8:b1::/64", "slaac", True)]},
             {"id": i["net_c"], "segmentation_id": 603, "mtu": 1450, "subnets": [
                 self.subnet("c1", "2001:db8:c1::/64", "slaac", False)]},
+            {"id": i["public"], "segmentation_type": "flat", "physical_network": "public",
+             "mtu": 1500, "external": True, "subnets": [
+                 {"id": i["pub4"], "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1",
+                  "enable_dhcp": False},
+                 {"id": i["pub6"], "cidr": "2001:db8:ff::/64", "gateway_ip": "2001:db8:ff::1",
+                  "enable_dhcp": False}]},
         ]
         m = self.macs
 
@@ -146,7 +177,12 @@ class World:
             "routers": [{"id": i["router"], "interfaces": [
                 itf("r_a1", "net_a", "a1", "2001:db8:a1::1"),
                 itf("r_a2", "net_a", "a2", "2001:db8:a2::1"),
-                itf("r_b1", "net_b", "b1", "2001:db8:b1::1")]}],
+                itf("r_b1", "net_b", "b1", "2001:db8:b1::1")],
+                "gateway": {"port_id": self.ports["r_gw"], "network_id": i["public"],
+                            "mac_address": m["r_gw"], "ip_address": "203.0.113.10",
+                            "prefixlen": 24, "gateway_ip": "203.0.113.1",
+                            "ipv6_address": "2001:db8:ff::10", "ipv6_prefixlen": 64,
+                            "ipv6_gateway_ip": "2001:db8:ff::1"}}],
             "security_groups": [
                 {"id": i["sg_g1"], "rules": [{"direction": "egress", "ethertype": "IPv6"}]},
                 {"id": i["sg_g2"], "rules": [{"direction": "egress", "ethertype": "IPv6"}]
@@ -296,3 +332,34 @@ def test_a_spoofed_ipv6_source_is_dropped(world: World) -> None:
     finally:
         world.echo_open = False
         world.converge()
+
+
+def test_ipv6_leaves_through_the_gateway_untranslated(world: World) -> None:
+    router_ns = world.agent.d.routers.netns(world.id["router"])
+    gw = NAMES.gateway_dev(world.ports["r_gw"])
+    assert "2001:db8:ff::10/64" in sh("ip", "-n", router_ns, "-6", "-o", "addr", "show",
+                                      "dev", gw)
+    assert f"default via 2001:db8:ff::1 dev {gw}" in sh("ip", "-n", router_ns, "-6", "route")
+    assert world.wait_address("g1", world.addr["g1_slaac"]), world.diagnose()
+    g1 = world.guests["g1"].name
+    # beyond the external network: out by the router's IPv6 default route
+    assert world.lab.ping(g1, "2001:db8:ee::1", source=world.addr["g1_slaac"]), world.diagnose()
+    # the outside sees the guest's own address (no NAT for IPv6): a TCP server there
+    # answers each connection with the peer's address
+    server = subprocess.Popen(["ip", "netns", "exec", world.inet, "python3", "-c", PEER_ECHO],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    world.lab.pids.append(server.pid)  # stopped by pid at the end (and here)
+    try:
+        peer = ""
+        for _ in range(20):  # until the server listens
+            proc = subprocess.run(["ip", "netns", "exec", g1, "python3", "-c", PEER_ASK],
+                                  capture_output=True, text=True, timeout=30)
+            peer = proc.stdout.strip()
+            if proc.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert peer == world.addr["g1_slaac"], (peer, proc.stderr)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
