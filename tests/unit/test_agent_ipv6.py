@@ -224,3 +224,24 @@ def test_icmpv6_rule_names_reach_the_agent(api: NetApi) -> None:
     assert sg is not None
     icmp = [r for r in sg.rules if r.direction == "ingress" and r.ethertype == "IPv6"]
     assert len(icmp) == 3 and {r.protocol for r in icmp} == {"icmp"}
+
+
+def test_a_radvd_left_by_a_deleted_namespace_is_listed_and_removed(tmp_path: Path) -> None:
+    from stratus.agent.network.drivers.router import NamespaceRouterDriver
+
+    class NoNamespaces:
+        def list_netns(self, prefix: str) -> list[str]:
+            return []
+
+        def delete_netns(self, name: str) -> None:
+            pass
+
+    naming = Naming()
+    driver = NamespaceRouterDriver(NoNamespaces(), naming, str(tmp_path))  # type: ignore[arg-type]
+    left = tmp_path / "ra" / naming.router_netns("r1")
+    left.mkdir(parents=True)
+    (left / "pid").write_text("999999999\n")  # no such process: nothing to stop
+    (tmp_path / "ra" / "other-ns").mkdir()  # not a router namespace of this deploy
+    assert driver.list_routers() == {"r1"}
+    driver.remove_router("r1")
+    assert not left.exists() and driver.list_routers() == set()

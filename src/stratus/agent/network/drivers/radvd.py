@@ -124,6 +124,12 @@ class Radvd:
         if self.pid(ns) is None:
             raise DriverError(f"radvd in {ns} did not start (see {d / 'log'})", temporary=True)
 
+    def namespaces(self) -> set[str]:
+        """The namespaces with a radvd directory."""
+        if not self.root.is_dir():
+            return set()
+        return {p.name for p in self.root.iterdir() if p.is_dir()}
+
     def remove(self, ns: str) -> None:
         """Stop the namespace's radvd (by pid) and drop its files."""
         pid = self.pid(ns)

@@ -176,8 +176,14 @@ class NamespaceRouterDriver(RouterDriver):
         return self.naming.router_netns(router_id)
 
     def list_routers(self) -> set[str]:
+        """Routers with a namespace of ours, or only a radvd directory of ours (its
+        namespace deleted under us: that radvd is stopped too, as dnsmasq's are)."""
         prefix = self.naming.router_netns_prefix
-        return {ns[len(prefix):] for ns in self.ip.list_netns(prefix)}
+        found = {ns[len(prefix):] for ns in self.ip.list_netns(prefix)}
+        if self.radvd is not None:
+            found |= {ns[len(prefix):] for ns in self.radvd.namespaces()
+                      if ns.startswith(prefix)}
+        return found
 
     def remove_router(self, router_id: str) -> None:
         ns = self.naming.router_netns(router_id)
