@@ -245,3 +245,19 @@ def test_a_radvd_left_by_a_deleted_namespace_is_listed_and_removed(tmp_path: Pat
     assert driver.list_routers() == {"r1"}
     driver.remove_router("r1")
     assert not left.exists() and driver.list_routers() == set()
+
+
+def test_extra_dhcp_options_of_each_family_go_with_its_entry(tmp_path: Path) -> None:
+    doc = server().to_dict()
+    doc["hosts"][0]["options"] = [{"name": "tftp-server", "value": "10.0.0.2"}]
+    doc["hosts"][1]["options"] = [{"name": "dns-server", "value": "[2001:db8::53]"},
+                                  {"name": "23", "value": "[2001:db8::54]"}]
+    dual = DhcpServer.from_dict(doc)
+    driver = DnsmasqDriver(None, Naming(), str(tmp_path))  # type: ignore[arg-type,unused-ignore]
+    assert driver.render_hosts(dual) == (
+        "fa:16:3e:00:00:0b,set:pfa163e00000b,10.0.0.11\n"
+        "fa:16:3e:00:00:0b,set:qfa163e00000b,[2001:db8:1::b],host-2001-db8-1--b\n")
+    opts = driver.render_opts(dual, network("dhcpv6-stateful", True)).splitlines()
+    assert "tag:pfa163e00000b,option:tftp-server,10.0.0.2" in opts
+    assert "tag:qfa163e00000b,option6:dns-server,[2001:db8::53]" in opts
+    assert "tag:qfa163e00000b,option6:23,[2001:db8::54]" in opts

@@ -180,13 +180,13 @@ def _dhcp_servers(s: Session, need: Any, skip: frozenset[str] = frozenset()
         for p in members:
             for sid, ip in ips[p.id]:
                 if sid in dhcp_subnets:
-                    v6 = ":" in ip  # extra DHCP options: DHCPv4 ones only (docs/ipv6.md)
+                    version = 6 if ":" in ip else 4  # each entry its family's options
                     hosts.append(nm.DhcpHost(
                         mac_address=p.mac_address, ip_address=ip,
                         hostname="host-" + ip.replace(".", "-").replace(":", "-"),
-                        options=[] if v6 else [
-                            nm.DhcpOption(o["opt_name"], o["opt_value"])
-                            for o in p.extra_dhcp_opts or [] if o["ip_version"] == 4]))
+                        options=[nm.DhcpOption(o["opt_name"], o["opt_value"])
+                                 for o in p.extra_dhcp_opts or []
+                                 if o["ip_version"] == version]))
         out.append(nm.DhcpServer(
             network_id=dport.network_id, port_id=dport.id, mac_address=dport.mac_address,
             fixed_ips=[nm.FixedIP(subnet_id=sid, ip_address=ip) for sid, ip in ips[dport.id]],

@@ -91,24 +91,29 @@ def v6_range_mode(subnet: Subnet) -> str | None:
     return "static"  # stateful, or no mode: addresses from the host entries
 
 
-def host_tag(mac: str) -> str:
-    """The dnsmasq tag of a host with extra DHCP options (set in the hosts file)."""
-    return "p" + mac.replace(":", "").lower()
+def host_tag(mac: str, ip: str = "") -> str:
+    """The dnsmasq tag of a host with extra DHCP options (set in the hosts file): one for
+    its DHCPv4 entry, another (``q``) for its DHCPv6 one."""
+    return ("q" if is_v6(ip) else "p") + mac.replace(":", "").lower()
 
 
 def render_host_options(server: DhcpServer) -> list[str]:
     """The ports' extra DHCP options (extra_dhcp_opt), one ``dhcp-option`` line each, for
     the tag their host entry sets: ``option:<name>`` for a name, the bare number for a
-    numbered option, as dnsmasq reads them."""
+    numbered option, as dnsmasq reads them; ``option6:<name or number>`` on a DHCPv6
+    entry."""
     lines: list[str] = []
     done: set[tuple[str, str]] = set()
     for host in sorted(server.hosts, key=lambda h: (h.mac_address, h.ip_address)):
-        tag = host_tag(host.mac_address)
+        tag = host_tag(host.mac_address, host.ip_address)
         for opt in host.options:
             if (tag, opt.name) in done:
                 continue
             done.add((tag, opt.name))
-            name = opt.name if opt.name.isdigit() else f"option:{opt.name}"
+            if is_v6(host.ip_address):
+                name = f"option6:{opt.name}"
+            else:
+                name = opt.name if opt.name.isdigit() else f"option:{opt.name}"
             lines.append(f"tag:{tag},{name},{opt.value}")
     return lines
 
@@ -145,7 +150,7 @@ class DnsmasqDriver(DhcpDriver):
         for host in sorted(server.hosts, key=lambda h: (h.mac_address, h.ip_address)):
             line = f"{host.mac_address}"
             if host.options:  # extra DHCP options: the host's tag (render_opts)
-                line += f",set:{host_tag(host.mac_address)}"
+                line += f",set:{host_tag(host.mac_address, host.ip_address)}"
             line += f",[{host.ip_address}]" if is_v6(host.ip_address) else f",{host.ip_address}"
             if host.hostname:
                 line += f",{host.hostname}"
