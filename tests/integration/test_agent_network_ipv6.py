@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -363,3 +365,26 @@ def test_ipv6_leaves_through_the_gateway_untranslated(world: World) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_killed_radvd_is_started_again_and_a_changed_config_reloaded(world: World) -> None:
+    radvd = world.agent.d.routers.radvd  # type: ignore[attr-defined]
+    ns = world.agent.d.routers.netns(world.id["router"])
+    pid = radvd.pid(ns)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(50):  # until it is gone (a zombie of no one: init reaps it)
+        if radvd.pid(ns) is None:
+            break
+        time.sleep(0.1)
+    world.converge()
+    again = radvd.pid(ns)
+    assert again is not None and again != pid
+    # a router interface fewer: the same radvd, its configuration re-read
+    state = world.state()
+    state["routers"][0]["interfaces"] = state["routers"][0]["interfaces"][:2]
+    world.converge(state)
+    assert radvd.pid(ns) == again
+    conf = (world.tmp / "h1" / "ra" / ns / "radvd.conf").read_text()
+    assert "2001:db8:b1::" not in conf and "2001:db8:a1::/64" in conf
+    world.converge()
