@@ -40,6 +40,17 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Where services other than identity validate tokens (the internal identity URL).",
         ),
         "region_name": ("RegionOne", "Region this deployment registers its endpoints in."),
+        "tls_cert_file": (
+            "",
+            "PEM certificate (chain) an API service serves https with; empty: plain http "
+            "(docs/security.md, TLS). A service's own section may name another.",
+        ),
+        "tls_key_file": ("", "PEM private key of tls_cert_file (0640 root:stratus)."),
+        "tls_ca_file": (
+            "",
+            "PEM CA bundle this process verifies the other services' https with (every "
+            "httpx client and the metadata proxies); empty: the system's trust store.",
+        ),
         "deploy_prefix": (
             "st",
             "This deploy's short id (^[a-z][a-z0-9]{0,3}$): every host object the agents "
@@ -265,6 +276,13 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "quota_server_groups": ("10", "Default server groups per project (-1: unlimited)."),
         "quota_server_group_members": ("10", "Default servers per server group (-1: unlimited)."),
         "quota_metadata_items": ("128", "Metadata items per server (-1: unlimited)."),
+        "console_token_ttl": ("600", "Seconds a console token (the URL of os-remote-consoles "
+                              "and os-getVNCConsole) stays valid; it works once."),
+        "novncproxy_base_url": (
+            "http://127.0.0.1:6080/vnc_lite.html",
+            "The noVNC page of stratus-novncproxy as users reach it; console URLs are it plus "
+            "the token.",
+        ),
         "recovery_interval": (
             "10",
             "Seconds between two passes over the API's unfinished work (builds and deletes "
@@ -504,6 +522,16 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "poll_wait": ("30", "Seconds a long-poll of the host state may wait."),
         "workers": ("2", "Volume files made in parallel (creates, snapshots, uploads)."),
         "command_timeout": ("3600", "Seconds a qemu-img command may take."),
+    },
+    "novncproxy": {
+        "bind_host": ("127.0.0.1", "Address stratus-novncproxy listens on (browsers reach it)."),
+        "bind_port": ("6080", "Port stratus-novncproxy listens on."),
+        "web": ("/usr/share/novnc", "The noVNC client's files (Debian's novnc package)."),
+        "compute_url": ("http://127.0.0.1:8774/v2.1", "Compute API the tokens are checked with."),
+        "username": ("", "Service user that spends console tokens (admin role)."),
+        "password": ("", "Password of that user."),
+        "project_name": ("service", "Project the proxy's token is scoped to."),
+        "api_timeout": ("10", "Seconds to wait for the compute API's answer on a token."),
     },
     "dashboard": {
         "bind_host": ("127.0.0.1", "Address stratus-dashboard listens on."),

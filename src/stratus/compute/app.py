@@ -18,6 +18,7 @@ from stratus.compute import recovery, views
 from stratus.compute.api import agents as agents_api
 from stratus.compute.api import (
     availability_zones,
+    consoles,
     external_events,
     flavor_access,
     flavor_extra_specs,
@@ -50,7 +51,7 @@ API_TABLES = (
     server_metadata.routes, server_interfaces.routes, server_security_groups.routes,
     server_password.routes, server_actions.routes, volume_attachments.routes,
     external_events.routes,
-    security_groups.routes, usage.routes,
+    security_groups.routes, usage.routes, consoles.routes,
 )
 
 

@@ -36,6 +36,7 @@ from stratus.common.timeutil import isotime, utcnow
 from stratus.compute import models as m
 from stratus.compute import quotas as project_quotas
 from stratus.compute import scheduler
+from stratus.compute.consoles import Consoles
 from stratus.compute.downstream import Downstream
 from stratus.compute.flavors import Flavors
 from stratus.compute.hostcache import CHANGED_HOSTS, HostCache, changed
@@ -70,6 +71,9 @@ class Settings:
     # Seconds between two sweeps for servers stuck on dead hosts (per process; run from
     # the heartbeat route). Derived from service_down_time by from_config.
     dead_host_sweep_interval: float = 10.0
+    # consoles (compute/consoles.py): a token's life, the noVNC page its URL opens
+    console_token_ttl: int = 600
+    novncproxy_base_url: str = "http://127.0.0.1:6080/vnc_lite.html"
     quotas: dict[str, int] = field(default_factory=lambda: {
         "instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100, "server_groups": 10,
         "server_group_members": 10, "metadata_items": 128})
@@ -100,6 +104,8 @@ class Settings:
             dead_host_sweep_interval=min(
                 10.0, config.get_int(SECTION, "service_down_time", 1) / 4),
             default_availability_zone=config.get(SECTION, "default_availability_zone"),
+            console_token_ttl=config.get_int(SECTION, "console_token_ttl", 1),
+            novncproxy_base_url=config.get(SECTION, "novncproxy_base_url"),
             quotas={r: config.get_int(SECTION, f"quota_{r}", -1) for r in QUOTA_RESOURCES},
         )
 
@@ -130,6 +136,7 @@ class ComputeCore:
         self.servers = ServerFlow(self)
         self.security_groups = SecurityGroupProxy(self)
         self.accounting = Usage(self)
+        self.consoles = Consoles(self)
 
     # ---- transactions ------------------------------------------------------------------
 

@@ -215,3 +215,31 @@ class BlockDeviceMapping(ComputeBase):
     connection_info: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class ServerConsole(ComputeBase):
+    """Where a server's VNC display is, as its host's agent last reported it (0006)."""
+
+    __tablename__ = "server_console"
+    server_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("server.id", ondelete="CASCADE"), primary_key=True
+    )
+    host: Mapped[str] = mapped_column(sa.String(255))  # the compute host's name
+    address: Mapped[str] = mapped_column(sa.String(255))  # what the display listens on
+    port: Mapped[int] = mapped_column(sa.Integer)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class ConsoleToken(ComputeBase):
+    """A one-time console token (Nova's consoleauth): only its SHA-256 is kept; it is for
+    one server, expires, and is spent by its first use (``compute/consoles.py``, 0006)."""
+
+    __tablename__ = "console_token"
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    server_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("server.id", ondelete="CASCADE"), index=True
+    )
+    console_type: Mapped[str] = mapped_column(sa.String(16))
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)

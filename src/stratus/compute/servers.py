@@ -26,6 +26,7 @@ from stratus.common.errors import ApiError, BadRequest, Conflict
 from stratus.common.timeutil import isotime, new_id, utcnow
 from stratus.compute import models as m
 from stratus.compute.boot_volumes import BootVolumes, local_disk_gb
+from stratus.compute.consoles import Consoles
 from stratus.compute.placement import Placement
 from stratus.compute.quotas import OverLimit
 from stratus.compute.recovery import owned, released
@@ -266,6 +267,8 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
             now = utcnow()
             if "console_tail" in body and isinstance(body["console_tail"], str):
                 srv.console_tail = body["console_tail"][-CONSOLE_MAX:]
+            if "vnc" in body:  # checked by ServerReport.from_dict (compute/consoles.py)
+                Consoles.record(s, sid, host, body["vnc"])
             if isinstance(body.get("power_state"), int):
                 srv.power_state = body["power_state"]
             done = body.get("snapshots_done")

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, NotFound
 from stratus.compute import views
+from stratus.compute.api import consoles
 from stratus.compute.api.server_rebuild import rebuild
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_actions import ACTIONS
@@ -20,7 +21,7 @@ routes = Routes()
 GROUP_ACTIONS = ("addSecurityGroup", "removeSecurityGroup")
 FIXED_IP_ACTIONS = {"addFixedIp": "networkId", "removeFixedIp": "address"}  # below 2.44
 KNOWN = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage", *GROUP_ACTIONS,
-         *FIXED_IP_ACTIONS}
+         *FIXED_IP_ACTIONS, "os-getVNCConsole"}
 
 KNOWN.add("rebuild")  # api/server_rebuild.py
 
@@ -37,6 +38,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
     sid = req.params["id"]
     if name == "os-getConsoleOutput":
         return console_output(req, svc, arg)
+    if name == "os-getVNCConsole":
+        return consoles.get_vnc_console(req, svc, arg)  # api/consoles.py
     svc.require_member(ctx, f"os_compute_api:servers:{name}")
     if name == "createImage":
         return create_image(req, svc, arg)
