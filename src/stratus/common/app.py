@@ -55,6 +55,7 @@ from stratus.common.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
 )
+from stratus.common.tls import Tls, use_ca_file
 
 LOG = logging.getLogger("stratus")
 ACCESS_LOG = logging.getLogger("stratus.access")
@@ -378,14 +379,15 @@ def _ping(db: Database) -> None:
 
 
 def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = False,
-          sock: socket.socket | None = None) -> None:
+          sock: socket.socket | None = None, tls: Tls | None = None) -> None:
     """Run ``module:factory`` under uvicorn (``workers`` processes sharing one socket);
     SIGTERM stops accepting, answers the long-polls, finishes the requests in flight
     (at most :data:`GRACEFUL_SHUTDOWN` seconds) and exits. A listening socket handed
     over by the process manager (systemd socket activation, :func:`inherited_socket`)
     is served instead of binding ``host:port``: it stays open across a restart, so
     the connections made meanwhile wait in its backlog for the new process instead of
-    being refused. ``sock``: serve this listening socket (a hand-over parent's)."""
+    being refused. ``sock``: serve this listening socket (a hand-over parent's);
+    ``tls``: serve https with its certificate (plain http without)."""
     import uvicorn
 
     options: dict[str, Any] = {
@@ -395,6 +397,7 @@ def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = Fa
         "access_log": False,  # RequestIdMiddleware writes the access log with the id
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
         "proxy_headers": False,
+        **(tls or Tls()).uvicorn_options(),
     }
     if sock is None:
         sock = inherited_socket()
@@ -480,12 +483,14 @@ def run_service(prog: str, description: str | None, section: str, factory: str,
         policy.use_file(config.get(section, "policy_file"))  # overrides; ValueError if bad
         bind = (config.get(section, "bind_host"), config.get_int(section, "bind_port"))
         workers = config.get_int(section, "workers", minimum=1)
+        tls = Tls.from_config(config, section)
+        use_ca_file(config.get(section, "tls_ca_file"))  # the services this one calls
     except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         return 1
     inherited = handover.worker_socket()
     if inherited is not None:  # a worker: serve the parent's socket
-        serve(factory, *bind, workers=workers, debug=debug, sock=inherited)
+        serve(factory, *bind, workers=workers, debug=debug, sock=inherited, tls=tls)
         return 0
     listening = inherited_socket()
     if listening is not None:
@@ -495,7 +500,7 @@ def run_service(prog: str, description: str | None, section: str, factory: str,
         listening = handover.bind_socket(*bind)
 
     def serve_here(sock: socket.socket) -> int:
-        serve(factory, *bind, workers=workers, debug=debug, sock=sock)
+        serve(factory, *bind, workers=workers, debug=debug, sock=sock, tls=tls)
         return 0
 
     return handover.run_parent(listening, serve_here, expected=workers)
