@@ -324,6 +324,7 @@ def test_a_spoofed_ipv6_source_is_dropped(world: World) -> None:
     world.echo_open = True
     world.converge()
     try:
+        assert world.wait_address("g1", world.addr["g1_slaac"]), world.diagnose()
         assert world.wait_address("g2", world.addr["g2"]), world.diagnose()
         assert lab.ping(g1, world.addr["g2"], count=2)
         sh("ip", "-n", g1, "addr", "add", "2001:db8:a1::99/64", "dev", "eth0", "nodad")
@@ -388,3 +389,43 @@ def test_a_killed_radvd_is_started_again_and_a_changed_config_reloaded(world: Wo
     conf = (world.tmp / "h1" / "ra" / ns / "radvd.conf").read_text()
     assert "2001:db8:b1::" not in conf and "2001:db8:a1::/64" in conf
     world.converge()
+
+
+SEND_NA = """
+import socket, sys, time
+target, mac = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+idx = socket.if_nametoindex("eth0")
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+na = (bytes([136, 0, 0, 0, 0x20, 0, 0, 0]) + socket.inet_pton(socket.AF_INET6, target)
+      + bytes([2, 1]) + bytes.fromhex(mac.replace(":", "")))
+for _ in range(3):
+    s.sendto(na, ("ff02::1", 0, 0, idx)); time.sleep(0.1)
+"""
+
+
+def test_a_guest_cannot_claim_another_address_in_a_neighbour_advertisement(
+        world: World) -> None:
+    """g1 advertises (unsolicited, override) the DHCP port's address with its own MAC:
+    the router's neighbour entry is poisoned only when g1's port has no port security."""
+    router_ns = world.agent.d.routers.netns(world.id["router"])
+    victim, g1 = "2001:db8:a2::2", world.guests["g1"]
+
+    def router_sees() -> str:
+        assert world.lab.ping(router_ns, victim, count=1)  # a fresh entry, the true MAC
+        nsx(g1.name, "python3", "-c", SEND_NA, victim, g1.mac)
+        time.sleep(0.3)
+        return sh("ip", "-n", router_ns, "-6", "neigh", "show", victim)
+
+    sh("ip", "-n", router_ns, "-6", "neigh", "flush", "to", victim, check=False)
+    assert world.macs["dhcp_a"] in router_sees()
+    unsecured = world.state()
+    unsecured["ports"][0]["port_security_enabled"] = False
+    world.converge(unsecured)
+    try:
+        sh("ip", "-n", router_ns, "-6", "neigh", "flush", "to", victim, check=False)
+        assert g1.mac in router_sees()  # the test can fail: without the check, poisoned
+    finally:
+        world.converge()
+        sh("ip", "-n", router_ns, "-6", "neigh", "flush", "to", victim, check=False)

@@ -147,6 +147,9 @@ def test_ipv6_antispoofing_and_always_allowed_icmpv6() -> None:
     assert ("ip6 saddr != { 2001:db8:1::100/128, 2001:db8:1::b, fe80::f816:3eff:fe00:b } drop"
             in text)
     assert "ip6 saddr :: ip6 daddr ff02::/16 return" in text  # DAD and MLD
+    assert ("icmpv6 type nd-neighbor-advert @th,64,128 != { "
+            "0x20010db8000100000000000000000100, 0x20010db800010000000000000000000b, "
+            "0xfe80000000000000f8163efffe00000b } drop") in text  # no neighbour spoofing
     assert "icmpv6 type { nd-router-advert, nd-redirect } drop" in text  # no rogue router
     assert "udp sport 547 drop" in text  # no rogue DHCPv6 server
     assert "ether type != { ip, ip6 } drop" in text
