@@ -1,6 +1,7 @@
 """Compute responses against Tempest's own response schemas (tempest.lib.api_schema, the
-pinned Tempest of the test extra) at the microversions Stratus claims: 2.1, 2.2 and 2.47
-(the latest). Tempest validates every response it gets the same way, with
+pinned Tempest of the test extra) at microversions Stratus claims: 2.1, 2.2, 2.47 and the
+steps up to 2.79 (the latest) whose shapes change most (test_compute_microversions.py
+checks the others at their boundaries). Tempest validates every response it gets the same way, with
 ``additionalProperties: false`` in most objects, so an extra or missing key here is a
 failed Tempest test there.
 
@@ -22,8 +23,7 @@ from tempest.lib.common.jsonschema_validator import FORMAT_CHECKER, JSONSCHEMA_V
 from compute_api import ADMIN, ALICE, ComputeApi, in_process
 
 pytestmark = pytest.mark.unit
-VERSIONS = ("2.1", "2.2", "2.47", "2.48", "2.53", "2.55", "2.57", "2.61", "2.64",
-            "2.70", "2.71", "2.73", "2.75", "2.79")
+VERSIONS = ("2.1", "2.2", "2.47", "2.53", "2.57", "2.64", "2.73", "2.75", "2.79")
 BASE = "tempest.lib.api_schema.response.compute"
 SCHEMA_DIRS = sorted(
     (tuple(int(x) for x in p.name[1:].split("_")), p.name)
