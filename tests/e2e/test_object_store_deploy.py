@@ -1,11 +1,12 @@
-"""End-to-end test of the object_store role: deploy common, database, identity and
-object_store into a temporary prefix (its own deploy prefix, ports off the defaults,
-Stratus's own supervisord), run it a second time (no change), use the deployed service
-with ``openstack container|object``, check the ring the role built, then tear down and
-check that nothing of it still runs; Tempest's ``tempest.api.object_storage`` tests (the
-smoke ones among them) against it, without etc/tempest-object-skips.txt. Uses the
-image_store e2e module's ``Deployed`` helper; only the deploy and teardown runs take the
-e2e playbook lock."""
+"""End-to-end test of the object_store role: deploy common, database, identity,
+object_store and image_store (``image_store_backend: object``) into a temporary prefix
+(its own deploy prefix, ports off the defaults, Stratus's own supervisord), run it a
+second time (no change), use the deployed service with ``openstack container|object``,
+check the ring the role built, keep an image's data in object storage (``openstack image
+create/save/delete``), then tear down and check that nothing of it still runs; Tempest's
+``tempest.api.object_storage`` tests (the smoke ones among them) against it, without
+etc/tempest-object-skips.txt. Uses the image_store e2e module's ``Deployed`` helper; only
+the deploy and teardown runs take the e2e playbook lock."""
 
 from __future__ import annotations
 
@@ -32,11 +33,11 @@ from stratus.tools.tempest_conf import OBJECT_APIS
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 DEPLOY = [{
-    "name": "Deploy identity and object storage",
+    "name": "Deploy identity, object storage and the image service keeping its data there",
     "hosts": "controller",
     "gather_facts": True,
     "gather_subset": ["!all", "!min", "service_mgr", "distribution"],
-    "roles": ["common", "database", "identity", "object_store"],
+    "roles": ["common", "database", "identity", "object_store", "image_store"],
 }]
 TEARDOWN = [{
     "name": "Tear down identity and object storage",
@@ -64,7 +65,7 @@ def deployed() -> Iterator[Deployed]:
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "src", source / "src",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    identity_port, object_port = free_port(), free_port()
+    identity_port, object_port, image_port = free_port(), free_port(), free_port()
     dep = Deployed(prefix, work, identity_port, object_port, {
         "stratus_prefix": str(prefix),
         "stratus_deploy_prefix": "z" + secrets.token_hex(1),
@@ -74,6 +75,9 @@ def deployed() -> Iterator[Deployed]:
         "identity_port": identity_port,
         "object_store_port": object_port,
         "object_store_part_power": 6,
+        "image_store_port": image_port,
+        "image_store_backend": "object",
+        "stratus_service_password": "e2e-svc-" + secrets.token_urlsafe(12),
         "common_package_source": str(source),
         "identity_clouds_yaml_paths": [str(prefix / "etc" / "stratus" / "clouds.yaml")],
     })
@@ -83,6 +87,7 @@ def deployed() -> Iterator[Deployed]:
     finally:
         dep.playbook(TEARDOWN, "teardown", lock=True)
         assert not listening(object_port), "stratus-object still listens after teardown"
+        assert not listening(image_port), "stratus-image still listens after teardown"
         assert not (prefix / "etc" / "stratus").exists()
         shutil.rmtree(prefix, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
@@ -174,3 +179,29 @@ def test_tempest_object_storage(deployed: Deployed) -> None:
     # tests fails
     assert len(smoke) >= 14 and smoke <= set(passed), sorted(smoke - set(passed))
     assert len(passed) >= 120, f"only {len(passed)} passed"
+
+
+def test_image_data_kept_in_object_storage(deployed: Deployed, tmp_path: Path) -> None:
+    conf = (deployed.prefix / "etc" / "stratus" / "stratus.conf").read_text()
+    assert re.search(r"^store = object$", conf, re.MULTILINE), "[image] store must be object"
+    devices = deployed.prefix / "var" / "lib" / "stratus" / "object"
+    before = len(list(devices.rglob("*.data")))
+    data = tmp_path / "zob.raw"
+    data.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
+    image = deployed.openstack("image", "create", "--disk-format", "raw",
+                               "--container-format", "bare", "--file", str(data), "zob-e2e")
+    assert image["status"] == "active"
+    # three more replicas on the devices, nothing kept under the image service's dir
+    assert len(list(devices.rglob("*.data"))) == before + 3
+    assert [p for p in deployed.images_dir.rglob("*") if p.is_file()
+            and p.name != ".lock"] == []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(deployed.clouds_yaml)
+    subprocess.run([str(BIN / "openstack"), "--os-cloud", "stratus", "image", "save",
+                    "--file", str(tmp_path / "back.raw"), image["id"]], env=env,
+                   check=True, timeout=300)
+    assert (tmp_path / "back.raw").read_bytes() == data.read_bytes()
+    subprocess.run([str(BIN / "openstack"), "--os-cloud", "stratus", "image", "delete",
+                    image["id"]], env=env, check=True, timeout=300)
+    # the object's replicas are tombstones now
+    assert len(list(devices.rglob("*.data"))) == before
