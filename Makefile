@@ -77,11 +77,13 @@ TEMPEST_CLOUDS ?= /etc/stratus/clouds.yaml
 TEMPEST_IMAGE ?= stratus-tiny
 TEMPEST_DIR ?= .tempest
 TEMPEST_ARGS ?= --smoke
+TEMPEST_DASHBOARD ?= http://127.0.0.1:8000/
 tempest: $(VENV)/.test-deps
 	rm -rf $(TEMPEST_DIR) && mkdir -p $(TEMPEST_DIR)
 	$(BIN)/tempest init --workspace-path $(TEMPEST_DIR)/workspace.yaml $(TEMPEST_DIR)/ws
 	$(BIN)/python -m stratus.tools.tempest_conf --clouds-yaml $(TEMPEST_CLOUDS) \
-	    --image $(TEMPEST_IMAGE) --ssh-user root --output $(TEMPEST_DIR)/ws/etc/tempest.conf
+	    --image $(TEMPEST_IMAGE) --ssh-user root --dashboard-url $(TEMPEST_DASHBOARD) \
+	    --output $(TEMPEST_DIR)/ws/etc/tempest.conf
 	cd $(TEMPEST_DIR)/ws && $(abspath $(BIN))/tempest run --concurrency 2 \
 	    --exclude-list $(abspath etc/tempest-skips.txt) $(TEMPEST_ARGS)
 

@@ -386,7 +386,8 @@ def deploy_cloud() -> Iterator[Cloud]:
     key = work / "id_ed25519"
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sdep-e2e", "-f", str(key))
     ports = {name: free_port() for name in ("identity", "image", "network", "compute",
-                                            "metadata", "volume", "iscsi", "object")}
+                                            "metadata", "volume", "iscsi", "object",
+                                            "novncproxy", "dashboard")}
     extra_vars: dict[str, Any] = {
         "stratus_prefix": str(prefix),
         "stratus_process_manager": "supervisor",
@@ -403,6 +404,10 @@ def deploy_cloud() -> Iterator[Cloud]:
         "volume_api_port": ports["volume"],
         "volume_storage_portal_port": ports["iscsi"],
         "object_store_port": ports["object"],
+        # issue 15: the console proxy and the dashboard of this cloud
+        "novncproxy_port": ports["novncproxy"],
+        "novncproxy_public_host": "127.0.0.1",
+        "dashboard_port": ports["dashboard"],
         "network_agent_metadata_url": f"http://127.0.0.1:{ports['metadata']}",
         "network_agent_l2_backend": "linuxbridge",
         "network_vxlan_vni_ranges": "7700:7799",

@@ -337,6 +337,9 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         "volume_storage_portal_port": _free_port(PREFERRED_PORT + 6),
         # Object storage (issue 14): off the default 8080.
         "object_store_port": _free_port(PREFERRED_PORT + 7),
+        # Issue 15: the console proxy and the dashboard, off the defaults 6080 and 8000.
+        "novncproxy_port": _free_port(PREFERRED_PORT + 8),
+        "dashboard_port": _free_port(PREFERRED_PORT + 9),
         "network_agent_metadata_url": f"http://127.0.0.1:{metadata_port}",
         # The all-in-one backend: kernel bridges and VXLAN (OVS here would need the
         # userspace datapath, about 30 times slower; see docs/agent.md).
