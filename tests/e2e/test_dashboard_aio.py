@@ -30,8 +30,10 @@ import pytest
 import yaml
 from test_boot_aio import READY, REPO, Cloud, wait_for
 
+# 1800 s: run alone, the first test also pays for the session cloud's deploy and its wait
+# for the e2e playbook lock (the tests themselves take about 20 s and 40 s here)
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.e2e_boot_cloud,
-              pytest.mark.timeout(900)]
+              pytest.mark.timeout(1800)]
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
