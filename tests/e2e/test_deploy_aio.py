@@ -30,12 +30,14 @@ take the flock on /tmp/stratus-e2e.lock (tests/e2e/e2e_support.py).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -45,6 +47,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e_support import free_external, playbook_lock
@@ -109,6 +112,8 @@ class Deployment:
     # a directory holding ansible.cfg, inventory/ and collections/ with the installed
     # collection: the playbooks run from there by FQCN (None: the checkout's playbooks)
     collection_dir: Path | None = None
+    # every API over https with the deploy's own CA (issue 13: the SQLite deploy)
+    tls: bool = False
 
     @property
     def config_dir(self) -> Path:
@@ -123,8 +128,23 @@ class Deployment:
         return self.prefix / "run" / "stratus" / "supervisord.pid"
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA bundle the deploy's services verify each other with (TLS on)."""
+        return self.config_dir / "tls" / "ca.crt"
+
+    def urlopen(self, request: urllib.request.Request | str, timeout: float = 10
+                ) -> Any:
+        """urllib's urlopen, verifying the deploy's https with its CA."""
+        context = ssl.create_default_context(cafile=str(self.ca_file)) if self.tls else None
+        return urllib.request.urlopen(request, timeout=timeout, context=context)
 
     @property
     def old_agent_pidfile(self) -> Path:
@@ -340,7 +360,11 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         # Issue 15: the console proxy and the dashboard, off the defaults 6080 and 8000.
         "novncproxy_port": _free_port(PREFERRED_PORT + 8),
         "dashboard_port": _free_port(PREFERRED_PORT + 9),
-        "network_agent_metadata_url": f"http://127.0.0.1:{metadata_port}",
+        # the proxy -> stratus-metadata hop (https with TLS on; the guest's hop stays http)
+        "network_agent_metadata_url": f"{'https' if engine == 'sqlite' else 'http'}"
+                                      f"://127.0.0.1:{metadata_port}",
+        # Issue 13: the SQLite deploy serves every API over https from its own CA.
+        "stratus_tls_enabled": engine == "sqlite",
         # The all-in-one backend: kernel bridges and VXLAN (OVS here would need the
         # userspace datapath, about 30 times slower; see docs/agent.md).
         "network_agent_l2_backend": "linuxbridge",
@@ -362,7 +386,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     dep = Deployment(
         prefix=prefix, port=port, admin_password=password, extra_vars=extra_vars, logs=logs,
         network_port=network_port, upgrade=engine == "sqlite", deploy_prefix=deploy_prefix,
-        collection_dir=collection_dir,
+        collection_dir=collection_dir, tls=engine == "sqlite",
     )
     try:
         yield dep
@@ -444,6 +468,8 @@ def openstack(
         empty = deployment.logs / "no-clouds.yaml"
         empty.write_text("clouds: {}\n")
         env["OS_CLIENT_CONFIG_FILE"] = str(empty)
+        if deployment.tls:
+            env["OS_CACERT"] = str(deployment.ca_file)
     cmd = [_tool("openstack"), *(["--os-cloud", "stratus"] if cloud else []), *args]
     proc = subprocess.run(
         cmd,
@@ -468,7 +494,7 @@ def test_deploy_writes_admin_credentials(deployed: Deployment) -> None:
         assert path.exists(), path
         assert path.stat().st_mode & 0o777 == 0o600, f"{path} must be mode 0600"
     assert deployed.admin_password in deployed.clouds_yaml.read_text()
-    with urllib.request.urlopen(f"{deployed.url}/healthcheck", timeout=10) as response:
+    with deployed.urlopen(f"{deployed.url}/healthcheck") as response:
         assert response.status == 200
 
 
@@ -537,8 +563,65 @@ def test_openstack_client_against_identity(deployed: Deployment) -> None:
         headers={"X-Auth-Token": token["id"], "X-Subject-Token": user_token["id"]},
     )
     with pytest.raises(urllib.error.HTTPError) as excinfo:
-        urllib.request.urlopen(request, timeout=10)
+        deployed.urlopen(request)
     assert excinfo.value.code in (401, 404)
+
+
+def test_tls_on_every_endpoint(deployed: Deployment) -> None:
+    """Issue 13, the SQLite deploy with common_tls_enabled: every catalog URL is https, the
+    client works with the deploy's CA (clouds.yaml names it) and fails without it, a plain
+    http request to an API gets no answer, TLS 1.1 is refused, the certificate names the
+    host's addresses, and the keys are not world-readable."""
+    if not deployed.tls:
+        pytest.skip("the SQLite deploy runs with TLS (one deploy proves it)")
+    endpoints = openstack_json(deployed, "endpoint", "list")
+    assert isinstance(endpoints, list) and endpoints
+    urls = [str(e["URL"]) for e in endpoints]
+    assert all(u.startswith("https://") for u in urls), urls
+    openstack(deployed, "server", "list")
+
+    # Without the CA (the same cloud, no cacert): a certificate error.
+    plain = deployed.logs / "clouds-no-ca.yaml"
+    plain.write_text("".join(line for line in deployed.clouds_yaml.read_text().splitlines(True)
+                             if "cacert" not in line))
+    # A client with the public CAs only (certifi): none of the variables that point it at
+    # the host's bundle, which holds the deploy's CA (the role put it there).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k not in (
+        "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(plain)
+    refused = subprocess.run([_tool("openstack"), "--os-cloud", "stratus", "server", "list"],
+                             env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr or \
+        "certificate verify failed" in refused.stderr, refused.stderr[-2000:]
+
+    # Plain http to the identity port gets no HTTP answer.
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(f"http://127.0.0.1:{deployed.port}/healthcheck", timeout=10)
+
+    # openssl s_client: TLS 1.2 works and names the host; TLS 1.1 (allowed on the client's
+    # side by SECLEVEL=0) is refused by the server.
+    def s_client(*opts: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{deployed.port}",
+                               "-CAfile", str(deployed.ca_file), *opts],
+                              input="", capture_output=True, text=True, timeout=30,
+                              check=False)
+
+    ok = s_client("-tls1_2", "-verify_return_error", "-verify_ip", "127.0.0.1")
+    assert ok.returncode == 0 and "Verify return code: 0 (ok)" in ok.stdout, ok.stdout[-2000:]
+    old = s_client("-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+    assert old.returncode != 0, "a TLS 1.1 handshake was accepted"
+    names = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+                            str(deployed.config_dir / "tls" / "stratus.crt")],
+                           capture_output=True, text=True, check=True).stdout
+    assert "IP Address:127.0.0.1" in names and "DNS:localhost" in names, names
+
+    # Secrets: the host key root:stratus 0640, the CA key 0600 under a 0700 directory.
+    key = (deployed.config_dir / "tls" / "stratus.key").stat()
+    assert key.st_mode & 0o777 == 0o640 and key.st_uid == 0, oct(key.st_mode)
+    ca_dir = deployed.config_dir / "tls-ca"
+    assert ca_dir.stat().st_mode & 0o777 == 0o700
+    assert (ca_dir / "ca.key").stat().st_mode & 0o777 == 0o600
 
 
 def test_openstack_volume_create_and_delete(deployed: Deployment) -> None:
@@ -610,9 +693,9 @@ def wait_for(what: str, check: object, timeout: float = 60.0, interval: float = 
 
 def network_api(deployment: Deployment, token: str, method: str, path: str) -> object:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{deployment.network_port}{path}", method=method,
+        f"{deployment.scheme}://127.0.0.1:{deployment.network_port}{path}", method=method,
         headers={"X-Auth-Token": token, "Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with deployment.urlopen(request) as response:
         return json.loads(response.read())
 
 
