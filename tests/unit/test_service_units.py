@@ -112,3 +112,14 @@ def test_supervisor_is_installed_only_where_it_runs_the_services() -> None:
     tasks = yaml.safe_load((ROLE / "tasks" / "install.yml").read_text())
     [task] = [t for t in tasks if "supervisor" in str(t.get("ansible.builtin.apt", {}))]
     assert task["when"] == "_common_process_manager == 'supervisor'"
+
+
+def test_the_storage_agent_unit_stops_only_its_main_process() -> None:
+    volume_vars = yaml.safe_load((ROLE.parent / "volume" / "vars" / "main.yml").read_text())
+    described = volume_vars["_volume_storage_service"]
+    unit = _render("systemd.service.j2",
+                   _svc("stratus-storage-agent", kill_mode=described["kill_mode"]))
+    assert _unit_lines(unit, "KillMode") == ["process"]
+    # every other unit keeps systemd's default: the whole control group is stopped
+    assert _unit_lines(_render("systemd.service.j2", _svc("stratus-compute-agent")),
+                       "KillMode") == []
