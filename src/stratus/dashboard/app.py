@@ -25,6 +25,7 @@ from stratus.dashboard import views
 from stratus.dashboard.api import (
     admin,
     auth,
+    containers,
     images,
     instances,
     keypairs,
@@ -41,7 +42,7 @@ from stratus.dashboard.web import Dashboard
 SECTION = "dashboard"
 TABLES = (auth.routes, overview.routes, instances.routes, images.routes, volumes.routes,
           network.routes, keypairs.routes, server_groups.routes,
-          admin.routes)
+          containers.routes, admin.routes)
 
 
 def build_app(dashboard: Dashboard, on_shutdown: list[Callable[[], Any]] | None = None

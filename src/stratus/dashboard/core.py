@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 
+from stratus.dashboard.admin_writes import AdminWritesCore
 from stratus.dashboard.cloud import ApiFailure, Cloud, UserApi
+from stratus.dashboard.storage import ObjectStoreCore
 
 PAGE_SIZE = 50  # servers per instances page (Nova's marker paging): a page's cost is flat
 POWER_ACTIONS = {"start": {"os-start": None}, "stop": {"os-stop": None},
@@ -41,8 +43,10 @@ class Chart:
         return min(100, round(100 * self.used / self.limit))
 
 
-class DashboardCore:
-    """The pages' reads and writes (one object per process, stateless)."""
+class DashboardCore(ObjectStoreCore, AdminWritesCore):
+    """The pages' reads and writes (one object per process, stateless); containers and
+    objects are in :mod:`stratus.dashboard.storage`, the admins' writes in
+    :mod:`stratus.dashboard.admin_writes`."""
 
     def __init__(self, cloud: Cloud) -> None:
         self.cloud = cloud

@@ -106,6 +106,42 @@ function imageUpload(form) {
   });
 }
 
+// Containers: send a file as an object, streamed through the dashboard to the object
+// store, with a progress bar; the name is the folder's prefix and the given name (or
+// the file's own).
+function objectUpload(form) {
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var file = form.querySelector('input[type="file"]').files[0];
+    var state = document.getElementById("object-state");
+    var bar = document.getElementById("object-progress");
+    if (!file) { state.textContent = "Choose a file."; return; }
+    var name = (form.getAttribute("data-prefix") || "") +
+      (form.elements.name.value || file.name);
+    var xhr = new XMLHttpRequest();
+    xhr.open("PUT", form.getAttribute("data-url") + "?name=" + encodeURIComponent(name));
+    xhr.setRequestHeader("X-CSRF-Token", csrfToken());
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.upload.onprogress = function (e) {
+      if (e.lengthComputable) { bar.value = Math.round(100 * e.loaded / e.total); }
+    };
+    xhr.onload = function () {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        bar.value = 100;
+        state.textContent = "Uploaded.";
+        window.setTimeout(function () { window.location.reload(); }, 500);
+      } else {
+        var msg = "The upload failed.";
+        try { msg = JSON.parse(xhr.responseText).error; } catch (e) { /* not JSON */ }
+        state.textContent = msg;
+      }
+    };
+    xhr.onerror = function () { state.textContent = "The upload failed."; };
+    state.textContent = "Uploading...";
+    xhr.send(file);
+  });
+}
+
 // Network topology: reload the SVG every few seconds, so it stays current.
 function liveTopology(img) {
   var base = img.getAttribute("src");
@@ -118,6 +154,8 @@ document.addEventListener("DOMContentLoaded", function () {
   if (table) { liveInstances(table); }
   var upload = document.getElementById("image-upload");
   if (upload) { imageUpload(upload); }
+  var objects = document.getElementById("object-upload");
+  if (objects) { objectUpload(objects); }
   var topo = document.getElementById("topology");
   if (topo) { liveTopology(topo); }
   document.querySelectorAll("button.danger").forEach(function (b) {
