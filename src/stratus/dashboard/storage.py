@@ -151,10 +151,8 @@ class ObjectStoreCore:
         url = self._object_url(api, container, name)
         headers = {"X-Auth-Token": api.token,
                    "Content-Type": content_type or "application/octet-stream"}
-        if length:
+        if length:  # else httpx sends the body chunked
             headers["Content-Length"] = length
-        else:
-            headers["Transfer-Encoding"] = "chunked"
         api.calls += 1
         async with self._stream_client() as client:
             try:
