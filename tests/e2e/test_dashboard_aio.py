@@ -7,10 +7,11 @@ stratus-dashboard and stratus-novncproxy on ports of its own.
   carries the guest's RFB handshake, once: the same token is refused afterwards;
 - in headless Chromium (Debian's chromium + chromium-driver, selenium): sign in as the
   cloud's admin, create a network and a router and find both in the topology, upload an
-  image with the progress bar moving, launch an instance of the tiny image and watch it
-  reach ACTIVE without a reload, read its console log, open its VNC console and find the
-  guest's screen drawn (the noVNC canvas's pixels vary), delete what was made, sign out and
-  find the old session refused.
+  image with the progress bar moving, make a container and upload an object into a
+  pseudo-folder from the browser (progress bar, read back, deleted), launch an instance of
+  the tiny image and watch it reach ACTIVE without a reload, read its console log, open
+  its VNC console and find the guest's screen drawn (the noVNC canvas's pixels vary),
+  delete what was made, sign out and find the old session refused.
 
 Screenshots of every step are kept under the test's temporary directory (printed).
 Everything made is named ``zcn-*`` and deleted by the test.
@@ -231,6 +232,49 @@ def test_dashboard_in_chromium_on_the_deployed_cloud(
             By.CSS_SELECTOR, ".status").text.strip() == "active", what="the image active")
         shot("images")
 
+        # Object storage (site.yml deploys it): a container, an object uploaded from the
+        # browser into a pseudo-folder with the progress bar, read back, then deleted
+        b.get(url + "/project/containers/")
+        form = find("#container-form")
+        form.find_element(By.NAME, "name").send_keys("zcn-box")
+        form.find_element(By.TAG_NAME, "button").click()
+        until(lambda: row("containers", "zcn-box"), what="the container")
+        row("containers", "zcn-box").find_element(By.CSS_SELECTOR, "a").click()
+        until(lambda: b.find_elements(By.ID, "object-upload"), what="the container's page")
+        content = b"zcn object " * 300_000  # 3.3 MB: the upload reports progress
+        payload = root / "zcn-object.txt"
+        payload.write_bytes(content)
+        find("#id_object_name").send_keys("docs/zcn-object.txt")
+        find("#id_object_file").send_keys(str(payload))
+        find("#object-upload-submit").click()
+        # read in one script: the page reloads half a second after the upload ends
+        bar = until(lambda: b.execute_script(
+            "var s = document.getElementById('object-state');"
+            "return s && s.textContent.indexOf('Uploaded') >= 0"
+            " && document.getElementById('object-progress').value;"),
+            what="the object uploaded")
+        assert bar == 100
+        until(lambda: row("objects", "docs/"), what="the pseudo-folder docs/")
+        shot("container")
+        row("objects", "docs/").find_element(By.CSS_SELECTOR, "a").click()
+        until(lambda: row("objects", "zcn-object.txt"), what="the object in docs/")
+        href = row("objects", "zcn-object.txt").find_element(
+            By.CSS_SELECTOR, "a").get_attribute("href")
+        size = b.execute_async_script(
+            "var done = arguments[1]; fetch(arguments[0]).then(function (r) {"
+            " return r.arrayBuffer(); }).then(function (a) { done(a.byteLength); });", href)
+        assert size == len(content)
+        no_confirm()
+        row("objects", "zcn-object.txt").find_element(By.CSS_SELECTOR, "button.danger").click()
+        until(lambda: find("#objects") and row("objects", "zcn-object.txt") is None,
+              what="the object gone")
+        b.get(url + "/project/containers/")
+        no_confirm()
+        row("containers", "zcn-box").find_element(By.CSS_SELECTOR, "button.danger").click()
+        until(lambda: find("#containers") and row("containers", "zcn-box") is None,
+              what="the container gone")
+        shot("containers")
+
         # Launch the tiny image: BUILD turns ACTIVE in the page, without a reload
         b.get(url + "/project/instances/launch")
         find("#id_name").send_keys("zcn-vm")
@@ -320,3 +364,6 @@ def leftovers(cloud: Cloud, image: str | bool) -> None:
         cloud.openstack("network", "delete", net["ID"], fmt=False, check=False)
     if image:
         cloud.openstack("image", "delete", str(image), fmt=False, check=False)
+    for container in cloud.openstack("container", "list", "--prefix", "zcn-box") or []:
+        cloud.openstack("container", "delete", "--recursive", container["Name"], fmt=False,
+                        check=False)
