@@ -37,6 +37,19 @@ def test_config_file_then_env_then_default(tmp_path: Path, monkeypatch: pytest.M
         cfg.get("identity", "no_such_key")
 
 
+def test_config_default_section_env_applies_to_every_section(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "s.conf"
+    conf.write_text("[DEFAULT]\ndebug = false\n[image]\ndebug = false\n")
+    cfg = Config.load(str(conf))
+    monkeypatch.setenv("STRATUS_DEFAULT__DEBUG", "true")
+    assert cfg.get_bool("DEFAULT", "debug") is True
+    assert cfg.get_bool("identity", "debug") is True  # not set for [identity]: [DEFAULT]'s
+    assert cfg.get_bool("image", "debug") is False  # the section's own value wins
+    monkeypatch.setenv("STRATUS_IMAGE__DEBUG", "true")
+    assert cfg.get_bool("image", "debug") is True
+
+
 def test_config_misspelled_key_names_file_key_and_nearest_valid_key(tmp_path: Path) -> None:
     conf = tmp_path / "s.conf"
     conf.write_text("[DEFAULT]\ndebug = true\n[identity]\ndatabse_url = sqlite:///x\n")

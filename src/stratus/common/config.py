@@ -4,7 +4,9 @@ The file path comes from ``--config-file``, else ``STRATUS_CONFIG_FILE``, else
 ``/etc/stratus/stratus.conf``. Any single setting can be overridden from the
 environment as ``STRATUS_<SECTION>__<KEY>`` (for example
 ``STRATUS_IDENTITY__DATABASE_URL``), which is how tests point a service at a
-temporary database. Every setting has a documented default in ``DEFAULTS``.
+temporary database. A key a section does not set falls back to ``[DEFAULT]``:
+``STRATUS_DEFAULT__<KEY>``, then the file's ``[DEFAULT]``, then the documented
+default in ``DEFAULTS``.
 
 ``Config.load`` is strict: a missing file, an unknown section or key (in the
 file or in a ``STRATUS_<SECTION>__<KEY>`` variable) raises :class:`ConfigError`
@@ -666,6 +668,11 @@ class Config:
             return env
         if section != "DEFAULT" and self._parser.has_option(section, key):
             return self._parser.get(section, key)
+        # A section's key not set for the section falls back to [DEFAULT]: its
+        # environment variable first, as for every other section, then the file.
+        env = os.environ.get(_env_name("DEFAULT", key)) if section != "DEFAULT" else None
+        if env is not None:
+            return env
         if self._parser.has_option("DEFAULT", key):
             return self._parser.get("DEFAULT", key)
         for sect in (section, "DEFAULT"):
