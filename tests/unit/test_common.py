@@ -13,6 +13,7 @@ import pytest
 from stratus.common import policy
 from stratus.common.app import run_service
 from stratus.common.auth import AuthContext, RemoteTokenValidator, TTLCache
+from stratus.common.clients import ApiClient
 from stratus.common.config import DEFAULTS, Config, ConfigError, known_keys
 from stratus.common.errors import Forbidden, ServiceUnavailable, Unauthorized
 from stratus.identity.passwords import hash_password, verify_password
@@ -262,3 +263,13 @@ def test_remote_validator_unreachable_identity_is_503() -> None:
                              client=httpx.Client(transport=httpx.MockTransport(handler)))
     with pytest.raises(ServiceUnavailable, match="cannot be reached"):
         v.validate("t")
+
+
+def test_api_client_keeps_only_whole_urls_as_they_are() -> None:
+    client = ApiClient("https://api.test/v2.0/")
+    assert client.url("networks") == "https://api.test/v2.0/networks"
+    assert client.url("/http:evil.test/x") == "https://api.test/v2.0/http:evil.test/x"
+    assert client.url("http:evil.test") == "https://api.test/v2.0/http:evil.test"
+    assert client.url("httpbin") == "https://api.test/v2.0/httpbin"
+    assert client.url("https://api.test/v2.0/ports?marker=1") == \
+        "https://api.test/v2.0/ports?marker=1"

@@ -225,8 +225,12 @@ class ApiClient:
             left = round(max(deadline - time.monotonic(), 0.01), 2)
 
     def url(self, path: str) -> str:
-        """``path`` under the service's base URL (a full URL is kept as it is)."""
-        return path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
+        """``path`` under the service's base URL. Only a whole ``http://`` or ``https://``
+        URL is kept as it is: a relative path that merely starts with "http" (a name such
+        as ``http:evil.test``) stays under the base URL, so the token never leaves it."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw).json()
