@@ -58,7 +58,7 @@ lint: $(VENV)/.test-deps
 
 test: test-deps $(VENV)/.test-deps
 	$(MAKE) lint
-	STRATUS_REQUIRE_POSTGRES=1 $(BIN)/pytest tests $(PYTEST_ARGS)
+	STRATUS_REQUIRE_POSTGRES=1 $(BIN)/pytest tests --durations=30 $(PYTEST_ARGS)
 
 # molecule's aio scenario on a podman systemd host (about 8 minutes; not in `make test` yet)
 test-molecule: $(VENV)/.test-deps
