@@ -106,6 +106,13 @@ class Server(ComputeBase):
     reboot_type: Mapped[str] = mapped_column(sa.String(8), default="SOFT")
     # the last rebuild asked for: the agent rebuilds while its own is below it (0005)
     rebuild_generation: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # a resize (0007, compute/server_resize.py): the flavor it came from while it waits to be
+    # confirmed, the last resize or revert asked of the agent, and whether that is a revert
+    old_flavor: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+    old_flavor_id: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    resize_generation: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    resize_revert: Mapped[bool] = mapped_column(sa.Boolean, default=False,
+                                                server_default=sa.false())
     description: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     tags: Mapped[list[str] | None] = mapped_column(sa.JSON, nullable=True)
     host: Mapped[str | None] = mapped_column(sa.String(255), nullable=True, index=True)
@@ -243,3 +250,23 @@ class ConsoleToken(ComputeBase):
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class Migration(ComputeBase):
+    """One resize of a server as ``os-migrations`` lists it (0007): migrating -> finished
+    (VERIFY_RESIZE) -> confirmed, or -> reverted; error when the agent failed it."""
+
+    __tablename__ = "migration"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    server_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    project_id: Mapped[str] = mapped_column(sa.String(64))
+    user_id: Mapped[str] = mapped_column(sa.String(64))
+    migration_type: Mapped[str] = mapped_column(sa.String(16))
+    source_compute: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    old_flavor_id: Mapped[str] = mapped_column(sa.String(255))
+    new_flavor_id: Mapped[str] = mapped_column(sa.String(255))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime)
