@@ -361,11 +361,11 @@ def test_compute_long_polls_of_several_hosts_share_one_read_and_wake_their_own(
         assert time.monotonic() - started < 5
 
 
-def test_network_long_polls_wait_on_one_generation_watch(tmp_path: Path) -> None:
+def test_network_long_polls_wait_on_one_keyed_watch(tmp_path: Path) -> None:
     with network_api.in_process(tmp_path) as api:
         assert api.core is not None
         watch = api.core.hosts.watch
-        assert isinstance(watch, GenerationWatch)
+        assert isinstance(watch, KeyedWatch)  # per-host generations, every host in one read
         since = api.ok("GET", "/v2.0/stratus-agent/hosts/cmp1")["generation"]
         answers: list[int] = []
 

@@ -100,11 +100,11 @@ def test_handlers_refuse_bad_requests_before_reaching_the_service() -> None:
 
 class FakeHosts:
     def __init__(self) -> None:
-        self.waited: list[tuple[int, float]] = []
+        self.waited: list[tuple[object, int, float]] = []
         self.watch = self
 
-    async def wait(self, since: int, timeout: float) -> int:
-        self.waited.append((since, timeout))
+    async def wait(self, key: object, since: int, timeout: float) -> int:
+        self.waited.append((key, since, timeout))
         return since + 1
 
     def state(self, host: str, network_node: bool | None, underlay: str | None = None
@@ -121,7 +121,8 @@ def test_the_async_long_poll_handler_waits_on_the_service_then_answers_the_state
     answer = asyncio.run(agent_hosts.host_state_path(req, svc))
     assert answer == {"host": "cmp1", "network_node": True, "underlay": "10.0.0.11",
                       "generation": 8}
-    assert hosts.waited == [(7, 30.0)]  # the wait is cut to MAX_WAIT
+    # The host's own generation (as a network node), the wait cut to MAX_WAIT.
+    assert hosts.waited == [(("cmp1", True), 7, 30.0)]
     with pytest.raises(Forbidden):
         asyncio.run(agent_hosts.host_state_path(
             request("GET", "/v2.0/stratus-agent/hosts/cmp1", {"host": "cmp1"}), svc))

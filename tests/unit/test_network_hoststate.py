@@ -166,59 +166,105 @@ def generation(api: NetApi, host: str = "cmp1") -> int:
     return gen
 
 
-def test_every_change_to_a_hosts_state_bumps_the_generation_and_nothing_else(
+HOSTS = ("cmp1", "cmp2", "net1")  # two compute hosts and a network node
+EVERY = set(HOSTS)
+NODE = {"net1"}
+
+
+def test_every_change_bumps_the_generation_of_the_hosts_it_touches_and_no_other(
         api: NetApi) -> None:
-    def bumps(what: str, fn: Any) -> Any:
-        before = generation(api)
+    """Per-host generations: a change bumps the hosts whose state documents it may
+    change (conservatively: every host when that cannot be told), and no other."""
+
+    def generations() -> dict[str, int]:
+        return {h: generation(api, h) for h in HOSTS}
+
+    def bumps(what: str, fn: Any, woken: set[str]) -> Any:
+        before = generations()
         result = fn()
-        assert generation(api) > before, f"{what} did not bump the generation"
+        after = generations()
+        moved = {h for h in HOSTS if after[h] != before[h]}
+        assert moved == woken, f"{what} bumped {sorted(moved)}, not {sorted(woken)}"
+        assert all(after[h] > before[h] for h in moved), what
         return result
 
-    def same(what: str, fn: Any) -> Any:
-        before = generation(api)
-        result = fn()
-        assert generation(api) == before, f"{what} bumped the generation"
-        return result
+    def register(host: str, node: bool) -> Any:
+        return api.ok("PUT", f"/v2.0/stratus-agent/hosts/{host}", json={
+            "host": {"underlay_ip": f"192.0.2.{11 + HOSTS.index(host)}", "network_node": node}})
 
-    reg = {"host": {"underlay_ip": "192.0.2.11", "network_node": False}}
-    bumps("a new registration", lambda: api.ok("PUT", "/v2.0/stratus-agent/hosts/cmp1",
-                                                json=reg))
-    same("the same registration again", lambda: api.ok("PUT", "/v2.0/stratus-agent/hosts/cmp1",
-                                                       json=reg))
-    net = bumps("a network", lambda: api.network(token=ALICE, name="app"))
-    sub = bumps("a subnet", lambda: api.subnet(net["id"], "10.0.0.0/24", ALICE))
-    port = bumps("a port", lambda: api.port(net["id"], ALICE))
-    bumps("a binding", lambda: api.ok("PUT", f"/v2.0/ports/{port['id']}", json={"port": {
-        "binding:host_id": "cmp1", "device_owner": "compute:nova"}}))
+    def bind(port: dict[str, Any], host: str) -> Any:
+        return api.ok("PUT", f"/v2.0/ports/{port['id']}", json={"port": {
+            "binding:host_id": host, "device_owner": "compute:nova"}})
+
+    register("cmp2", False)
+    register("net1", True)
+    bumps("a new registration (every host's tunnel peers)",
+          lambda: register("cmp1", False), EVERY)
+    bumps("the same registration again", lambda: register("cmp1", False), set())
+    net = bumps("a network", lambda: api.network(token=ALICE, name="app"), NODE)
+    sub = bumps("a subnet (its DHCP port: every host)",
+                lambda: api.subnet(net["id"], "10.0.0.0/24", ALICE), EVERY)
+    port = bumps("an unbound port", lambda: api.port(net["id"], ALICE), NODE)
+    bumps("a binding", lambda: bind(port, "cmp1"), {"cmp1", *NODE})
     # the agent's own reports: a status change is not a change of its desired state
-    same("a port status report", lambda: api.ok(
-        "PUT", "/v2.0/stratus-agent/hosts/cmp1/ports", json={"ports": {"active": [port["id"]]}}))
+    bumps("a port status report", lambda: api.ok(
+        "PUT", "/v2.0/stratus-agent/hosts/cmp1/ports", json={"ports": {"active": [port["id"]]}}),
+        set())
     assert api.ok("GET", f"/v2.0/ports/{port['id']}")["port"]["status"] == "ACTIVE"
-    same("a read", lambda: api.ok("GET", "/v2.0/ports"))
-    same("a quota", lambda: api.ok("PUT", "/v2.0/quotas/p-alice", json={"quota": {
-        "network": 5}}))
+    bumps("a read", lambda: api.ok("GET", "/v2.0/ports"), set())
+    bumps("a quota", lambda: api.ok("PUT", "/v2.0/quotas/p-alice", json={"quota": {
+        "network": 5}}), set())
     group = port["security_groups"][0]
-    bumps("a security group rule", lambda: api.ok(
+    bumps("a security group rule of cmp1's port's group", lambda: api.ok(
         "POST", "/v2.0/security-group-rules", ALICE, json={"security_group_rule": {
             "security_group_id": group, "direction": "ingress", "protocol": "tcp",
-            "port_range_min": 22, "port_range_max": 22}}))
-    router = bumps("a router", lambda: api.router(ALICE))
+            "port_range_min": 22, "port_range_max": 22}}), {"cmp1", *NODE})
+    # A port on cmp2 in the same group: cmp1's document lists the group's member addresses.
+    peer = bumps("a port of the same group (a new member address)",
+                 lambda: api.port(net["id"], ALICE), {"cmp1", *NODE})
+    bumps("bound to cmp2", lambda: bind(peer, "cmp2"), EVERY)
+    other = api.ok("POST", "/v2.0/security-groups", ALICE, json={
+        "security_group": {"name": "other"}})["security_group"]
+    lone = bumps("a port of another group", lambda: api.port(
+        net["id"], ALICE, security_groups=[other["id"]]), NODE)
+    bumps("bound to cmp2", lambda: bind(lone, "cmp2"), {"cmp2", *NODE})
+    bumps("a rule of the other group", lambda: api.ok(
+        "POST", "/v2.0/security-group-rules", ALICE, json={"security_group_rule": {
+            "security_group_id": other["id"], "direction": "ingress", "protocol": "icmp"}}),
+        {"cmp2", *NODE})
+    bumps("a rule of cmp1's group naming the other group as remote", lambda: api.ok(
+        "POST", "/v2.0/security-group-rules", ALICE, json={"security_group_rule": {
+            "security_group_id": group, "direction": "ingress", "protocol": "udp",
+            "remote_group_id": other["id"]}}), EVERY)
+    bumps("the lone port's name (in a remote group of cmp1's: woken too)", lambda: api.ok(
+        "PUT", f"/v2.0/ports/{lone['id']}", ALICE, json={"port": {"name": "x"}}), EVERY)
+    bumps("cmp2's port moved out of cmp1's port's group", lambda: api.ok(
+        "PUT", f"/v2.0/ports/{peer['id']}", ALICE, json={"port": {
+            "security_groups": [other["id"]]}}), EVERY)
+    router = bumps("a router", lambda: api.router(ALICE), NODE)
     bumps("a router interface", lambda: api.ok(
         "PUT", f"/v2.0/routers/{router['id']}/add_router_interface", ALICE,
-        json={"subnet_id": sub["id"]}))
+        json={"subnet_id": sub["id"]}), EVERY)
     bumps("a port name", lambda: api.ok("PUT", f"/v2.0/ports/{port['id']}", ALICE,
-                                        json={"port": {"name": "renamed"}}))
-    same("a refused request", lambda: api.call("POST", "/v2.0/ports", ALICE, json={
-        "port": {"network_id": net["id"], "mac_address": port["mac_address"]}}))
+                                        json={"port": {"name": "renamed"}}), {"cmp1", *NODE})
+    bumps("a refused request", lambda: api.call("POST", "/v2.0/ports", ALICE, json={
+        "port": {"network_id": net["id"], "mac_address": port["mac_address"]}}), set())
     bumps("a port deleted", lambda: api.ok("DELETE", f"/v2.0/ports/{port['id']}", ALICE,
-                                           status=204))
+                                           status=204), {"cmp1", *NODE})
     bumps("a network deleted with its subnets' ports", lambda: (
         api.ok("PUT", f"/v2.0/routers/{router['id']}/remove_router_interface", ALICE,
                json={"subnet_id": sub["id"]}),
-        api.ok("DELETE", f"/v2.0/networks/{net['id']}", ALICE, status=204)))
+        api.ok("DELETE", f"/v2.0/ports/{lone['id']}", ALICE, status=204),
+        api.ok("DELETE", f"/v2.0/ports/{peer['id']}", ALICE, status=204),
+        api.ok("DELETE", f"/v2.0/networks/{net['id']}", ALICE, status=204)), EVERY)
+    # A host asked for as a network node reads the network nodes' generation too.
+    node_view = api.ok("GET", "/v2.0/stratus-agent/hosts/cmp1",
+                       params={"network_node": "true"})["generation"]
+    assert node_view >= generation(api, "net1") > 0
 
 
 def test_the_long_poll_answers_as_soon_as_the_generation_moves(api: NetApi) -> None:
+    net = api.network(name="wake-up")
     since = generation(api)
     answers: list[dict[str, Any]] = []
     poll = threading.Thread(target=lambda: answers.append(api.ok(
@@ -232,7 +278,7 @@ def test_the_long_poll_answers_as_soon_as_the_generation_moves(api: NetApi) -> N
             params={"since": str(since), "wait": "1"})) for _ in range(3)]
         for t in others:
             t.start()
-        net = api.network(token=ALICE, name="wake-up")
+        api.port(net["id"], **{"binding:host_id": "cmp1", "device_owner": "compute:nova"})
         poll.join(timeout=20)
         assert not poll.is_alive(), "the long-poll did not return on a change"
         for t in others:

@@ -4,9 +4,11 @@ database moves, so that an agent learns of a change within a fraction of a secon
 The choice. Both services keep what they always had in the database, and this module
 only watches it:
 
-* network: one global ``state_generation``, bumped in the same transaction as every
-  change a host state document can show (``stratus/network/tracking.py``). Its
-  watch is a :class:`GenerationWatch` (a single counter: ``read()`` returns it).
+* network: a generation per host, bumped in the same transaction as every change
+  that host's state document can show (``stratus/network/tracking.py``: only the
+  hosts a change touches). Its watch is a :class:`KeyedWatch` keyed by
+  ``(host, network_node)``. (:class:`GenerationWatch`, a single counter, is kept
+  for one global counter.)
 * compute: a ``generation`` per compute host row, bumped with every change of the
   host's assignments (``ComputeCore.bump`` and the claims). It maps onto the same
   mechanism with a key per host: a :class:`KeyedWatch` whose ``read(keys)`` answers

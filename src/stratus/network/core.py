@@ -46,7 +46,7 @@ from stratus.network.settings import (
 )
 from stratus.network.subnetpools import SubnetPoolService
 from stratus.network.subnets import SubnetService
-from stratus.network.tracking import CHANGED, TRACK, bump_generation, read_generation
+from stratus.network.tracking import TRACK, bump_generation, bump_if_changed, read_generation
 
 __all__ = [
     "DHCP_OWNER", "FLOATINGIP_OWNER", "NETWORK_TYPES", "QUOTA_RESOURCES", "ROUTER_GATEWAY",
@@ -74,8 +74,7 @@ def _track(session: Session) -> None:
 
 
 def _bump_if_changed(session: Session) -> None:
-    if session.info.pop(CHANGED, False):
-        bump_generation(session)
+    bump_if_changed(session)  # the generations of the hosts the transaction touched
 
 
 class NetworkCore(Allocations):
@@ -116,7 +115,7 @@ class NetworkCore(Allocations):
             raise
 
     def generation(self) -> int:
-        """The current generation of the hosts' desired state (``state_generation``)."""
+        """The newest generation of any host's desired state (``state_generation``)."""
         with self.db.session() as s:
             return read_generation(s)
 

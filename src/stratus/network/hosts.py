@@ -3,9 +3,11 @@
 ``HostService`` (``core.hosts``) owns the ``agent_hosts`` rows, the agents'
 port status reports and the host state document with its generation
 (built by ``hoststate.host_state``). ``HostService.watch`` is the long-poll's
-view of the generation, a :class:`stratus.common.longpoll.GenerationWatch`:
+view of the per-host generations (``tracking.py``), a
+:class:`stratus.common.longpoll.KeyedWatch` keyed by ``(host, network_node)``:
 however many agents wait in one API process, the database is read about once
-per ``longpoll.POLL_INTERVAL`` (0.25 s), and not at all when nobody waits.
+per ``longpoll.POLL_INTERVAL`` (0.25 s), every waiting host in one query, and not
+at all when nobody waits; a change wakes only the agents of the hosts it touched.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from stratus.common.longpoll import GenerationWatch
+from stratus.common.longpoll import KeyedWatch
 from stratus.common.timeutil import utcnow
 from stratus.network import hoststate, views
 from stratus.network import models as m
 from stratus.network.settings import DHCP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE
-from stratus.network.tracking import read_generation
+from stratus.network.tracking import host_generations
 
 if TYPE_CHECKING:
     from stratus.network.core import NetworkCore
@@ -65,7 +67,13 @@ class HostService:
 
     def __init__(self, core: NetworkCore) -> None:
         self.core = core
-        self.watch = GenerationWatch(core.generation)
+        self.watch: KeyedWatch[tuple[str, bool | None]] = KeyedWatch(self.generations)
+
+    def generations(self, keys: frozenset[tuple[str, bool | None]]
+                    ) -> dict[tuple[str, bool | None], int]:
+        """The generation of each ``(host, network_node)`` (see ``tracking.host_generations``)."""
+        with self.core.db.session() as s:
+            return host_generations(s, keys)
 
     def state(self, host: str, network_node: bool | None, underlay: str | None = None
               ) -> dict[str, Any]:
@@ -77,7 +85,7 @@ class HostService:
                                                 keep_backend=True))
         with core.db.session() as s:
             # The generation first: the document is then at least that new.
-            generation = read_generation(s)
+            generation = host_generations(s, [(host, network_node)])[(host, network_node)]
             return {**hoststate.host_state(s, host, network_node), "generation": generation}
 
     def every_host(self) -> list[dict[str, Any]]:

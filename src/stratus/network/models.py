@@ -258,8 +258,19 @@ class StateGeneration(NetworkBase):
     """The generation of every host's desired state (one row, ``id`` 1): bumped in the
     same transaction as any change that can alter a host's state document, so a
     long-polling agent served by any API process sees it (``tracking.py``,
-    ``hosts.py``, ``api/agent_hosts.py``). One global counter: a change wakes every host's agent."""
+    ``hosts.py``, ``api/agent_hosts.py``). The sequence the per-host generations
+    (``HostGeneration``) take their values from."""
 
     __tablename__ = "state_generation"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class HostGeneration(NetworkBase):
+    """The generation of one host's desired state (``host``), or of every host
+    (``/every``), or of every network node (``/network-nodes``): see ``tracking.py``.
+    A host's generation is the largest of the rows that apply to it."""
+
+    __tablename__ = "host_generation"
+    host: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     generation: Mapped[int] = mapped_column(sa.BigInteger, default=0)

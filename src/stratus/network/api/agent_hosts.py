@@ -25,13 +25,16 @@ Admin only (the agent authenticates as a service user):
   router ports listed take the status given. Answers the ports whose status
   changed.
 
-The state document carries ``"generation"``: the generation of the hosts' desired
-state (``state_generation``, bumped in the same transaction by every change that can
-alter a host's document, see ``tracking.py``). With ``&since=<generation>&wait=<seconds>``
-(at most 30) the GET is a long-poll: it answers as soon as the generation differs from
-``since``, or after ``wait`` seconds. Those handlers are async: a waiting agent holds no
-worker thread, and one read of the generation per ``longpoll.POLL_INTERVAL`` serves every
-waiter of the process (``HostService.watch``, a ``stratus.common.longpoll.GenerationWatch``).
+The state document carries ``"generation"``: the generation of THIS host's desired
+state (bumped in the same transaction by every change that can alter the host's
+document, see ``tracking.py``; a change elsewhere leaves it). It only goes up; the
+values come from one sequence, so a ``since`` an older API answered (one global
+generation) stays valid: the first poll answers at once and the next ones wait.
+With ``&since=<generation>&wait=<seconds>`` (at most 30) the GET is a long-poll: it
+answers as soon as the host's generation differs from ``since``, or after ``wait``
+seconds. Those handlers are async: a waiting agent holds no worker thread, and one read
+of every waiting host's generation per ``longpoll.POLL_INTERVAL`` serves every waiter of
+the process (``HostService.watch``, a ``stratus.common.longpoll.KeyedWatch``).
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ async def long_poll(req: Req, svc: NetworkCore, host: Callable[[Req], str]) -> d
     # Async: an agent waiting for a change holds no worker thread.
     wait, since = await run_in_threadpool(check, req, svc, host(req))
     if since is not None and wait > 0:
-        await svc.hosts.watch.wait(since, wait)
+        await svc.hosts.watch.wait((host(req), network_node_flag(req)), since, wait)
     return await run_in_threadpool(state, req, svc, host(req))
 
 
