@@ -38,6 +38,7 @@ from stratus.contracts.compute import (
     ImageInfo,
     PortAssignment,
     RebootRequest,
+    ResizeRequest,
     SnapshotRequest,
 )
 from stratus.contracts.instance import (
@@ -103,6 +104,8 @@ def assignment(srv: m.Server, ports: list[m.ServerPort],
         task_state=srv.task_state, desired_power=srv.desired_power,
         reboot=RebootRequest(srv.reboot_generation, srv.reboot_type),
         rebuild=srv.rebuild_generation or 0,
+        resize=ResizeRequest(srv.resize_generation or 0, bool(srv.resize_revert),
+                             pending=srv.old_flavor is not None),  # server_resize.py
         delete=srv.task_state == "deleting", config_drive=srv.config_drive,
         ports=[PortAssignment(id=p.port_id, network_id=p.network_id, mac_address=p.mac_address,
                               mtu=p.mtu, device_name=f"tap{p.port_id[:11]}",

@@ -33,6 +33,7 @@ from stratus.compute.api import (
     server_interfaces,
     server_metadata,
     server_password,
+    server_resize,
     server_security_groups,
     servers,
     services,
@@ -52,6 +53,7 @@ API_TABLES = (
     server_password.routes, server_actions.routes, volume_attachments.routes,
     external_events.routes,
     security_groups.routes, usage.routes, consoles.routes,
+    server_resize.routes,
 )
 
 

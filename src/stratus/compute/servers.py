@@ -34,6 +34,9 @@ from stratus.compute.server_actions import ServerActions
 from stratus.compute.server_checks import CreateRequest
 from stratus.compute.server_fixed_ips import ServerFixedIps
 from stratus.compute.server_rebuild import ServerRebuild
+from stratus.compute.server_resize import ServerResize
+from stratus.compute.server_resize import after_report as resize_report
+from stratus.compute.server_resize import settle as resize_settle
 from stratus.compute.server_security_groups import ServerSecurityGroups
 from stratus.compute.volumes import ServerVolumes, volumes_of
 
@@ -52,7 +55,7 @@ TASK_TARGETS = {
 
 
 class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
-                 ServerRebuild):
+                 ServerRebuild, ServerResize):
     """Every server operation over the compute database and the downstream APIs
     (``ComputeCore.servers``)."""
 
@@ -265,6 +268,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
         def work(s: Session) -> None:
             srv = check(s)
             now = utcnow()
+            resize_report(s, srv, body)  # a resize or revert done (server_resize.py)
             if "console_tail" in body and isinstance(body["console_tail"], str):
                 srv.console_tail = body["console_tail"][-CONSOLE_MAX:]
             if "vnc" in body:  # checked by ServerReport.from_dict (compute/consoles.py)
@@ -310,6 +314,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
                     if srv.task_state == "rebuilding" and isinstance(gen, int) \
                             and gen >= srv.rebuild_generation:
                         srv.task_state = None  # rebuilt (compute/server_rebuild.py)
+            resize_settle(srv)  # a resize waiting for confirmation stays VERIFY_RESIZE
             srv.updated_at = now
 
         core.transaction(work)

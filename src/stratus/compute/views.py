@@ -23,7 +23,8 @@ MIN_VERSION = (2, 1)
 MAX_VERSION = (2, 79)  # every step up to it: docs/compute.md, Microversions
 VERSION_RE = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
 STATUS = {"building": "BUILD", "active": "ACTIVE", "stopped": "SHUTOFF", "paused": "PAUSED",
-          "suspended": "SUSPENDED", "error": "ERROR", "deleted": "DELETED"}
+          "suspended": "SUSPENDED", "error": "ERROR", "deleted": "DELETED",
+          "resized": "VERIFY_RESIZE"}
 POWER = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED", 7: "SUSPENDED"}
 
 
@@ -184,6 +185,10 @@ def status(srv: m.Server) -> str:
         return "HARD_REBOOT"
     if srv.task_state == "rebuilding" and srv.vm_state in ("active", "stopped", "error"):
         return "REBUILD"
+    if srv.task_state == "resize_prep" and srv.vm_state in ("active", "stopped"):
+        return "RESIZE"  # compute/server_resize.py
+    if srv.task_state == "resize_reverting":
+        return "REVERT_RESIZE"
     return STATUS.get(srv.vm_state, "UNKNOWN")
 
 

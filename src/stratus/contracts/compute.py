@@ -170,6 +170,29 @@ class RebootRequest:
 
 
 @dataclass(frozen=True)
+class ResizeRequest:
+    """The last resize asked for (``compute/server_resize.py``): the agent resizes the
+    server to the assignment's flavor (``revert``: back to it, from the old disk it kept)
+    while the generation it last resized at is below ``generation``; ``pending`` keeps the
+    old disk for a revert (the resize waits for confirmation), and without it the agent
+    drops the old disk."""
+
+    generation: int = 0
+    revert: bool = False
+    pending: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "resize") -> ResizeRequest:
+        d = c.mapping(data if data is not None else {}, where)
+        return cls(c.integer(d, "generation", where), c.boolean(d, "revert", where),
+                   c.boolean(d, "pending", where))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"generation": self.generation, "revert": self.revert,
+                "pending": self.pending}
+
+
+@dataclass(frozen=True)
 class SnapshotRequest:
     """A snapshot to upload into the (queued) image ``image_id``."""
 
@@ -242,6 +265,7 @@ class Assignment:
     # the last rebuild asked for: the agent rebuilds (a fresh root disk from ``image_id``,
     # same ports) while the generation it last rebuilt at is below it
     rebuild: int = 0
+    resize: ResizeRequest = field(default_factory=ResizeRequest)  # absent: none asked
     delete: bool = False
     config_drive: bool = False
     ports: list[PortAssignment] = field(default_factory=list)
@@ -281,6 +305,7 @@ class Assignment:
             desired_power=c.opt_text(d, "desired_power", where),
             reboot=RebootRequest.from_dict(d.get("reboot"), c.path(where, "reboot")),
             rebuild=c.integer(d, "rebuild", where),
+            resize=ResizeRequest.from_dict(d.get("resize"), c.path(where, "resize")),
             delete=c.boolean(d, "delete", where), config_drive=c.boolean(d, "config_drive", where),
             ports=[PortAssignment.from_dict(p, c.path(c.path(where, "ports"), i))
                    for i, p in enumerate(ports)],
@@ -294,11 +319,13 @@ class Assignment:
             detaching=list(detaching))
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form; ``rebuild``, ``block_devices`` and ``detaching`` only when there
-        are some (absent: none)."""
+        """The wire form; ``rebuild``, ``resize``, ``block_devices`` and ``detaching``
+        only when there are some (absent: none)."""
         out = self._fields()
         if self.rebuild:
             out["rebuild"] = self.rebuild
+        if self.resize.generation:
+            out["resize"] = self.resize.to_dict()
         if self.block_devices:
             out["block_devices"] = [b.to_dict() for b in self.block_devices]
         if self.detaching:
@@ -392,6 +419,7 @@ class ServerReport:
     reschedule: bool | Unset = UNSET         # the spawn failed: place it elsewhere
     reboot_generation: int | Unset = UNSET
     rebuild_generation: int | Unset = UNSET  # the rebuild done (Assignment.rebuild)
+    resize_generation: int | Unset = UNSET  # the resize or revert done (Assignment.resize)
     deleted: bool | Unset = UNSET            # domain and files are gone
     snapshots_done: list[str] | Unset = UNSET
     console_tail: str | Unset = UNSET
@@ -404,7 +432,8 @@ class ServerReport:
         """The report in a request body. Keys it does not know are ignored (a newer agent
         still reports); the messages are the compute API's 400 answers. Of the fields the
         API only acts on when well-formed (``deleted``, ``reschedule``,
-        ``reboot_generation``, ``rebuild_generation``, ``task_state``), a
+        ``reboot_generation``, ``rebuild_generation``, ``resize_generation``,
+        ``task_state``), a
         value of another type is dropped."""
         if not isinstance(data, Mapping):
             raise ContractError("", "The report must be a JSON object.")
@@ -447,7 +476,7 @@ class ServerReport:
         for flag in ("deleted", "reschedule"):
             if isinstance(data.get(flag), bool):
                 setattr(r, flag, data[flag])
-        for gen in ("reboot_generation", "rebuild_generation"):
+        for gen in ("reboot_generation", "rebuild_generation", "resize_generation"):
             if isinstance(data.get(gen), int) and not isinstance(data[gen], bool):
                 setattr(r, gen, int(data[gen]))
         if "task_state" in data and (data["task_state"] is None

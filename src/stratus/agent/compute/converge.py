@@ -106,11 +106,19 @@ class ServerWork:
             # Placed here but never spawned by us (e.g. state lost): adopt what exists.
             st = ServerState(spawned=info is not None, attempt=a.attempt,
                              devices=self._devices(a), reboot_generation=a.reboot.generation,
-                             rebuild_generation=a.rebuild)
+                             rebuild_generation=a.rebuild,
+                             resize_generation=a.resize.generation)
             self.store.save(sid, st)
         if a.rebuild > st.rebuild_generation:
             self._rebuild(a, st)
             return
+        if a.resize.generation > st.resize_generation:
+            self._resize(a, st)
+            return
+        if a.resize.generation and not a.resize.pending and self.driver.has_disk_copy(sid):
+            # the resize was confirmed: the disk kept for a revert goes
+            self.driver.drop_disk_copy(sid)
+            LOG.info("server %s: resize confirmed, old disk dropped", sid)
         if a.vm_state == "error":
             if info is not None:
                 self._report(sid, ServerReport(power_state=info.power_state))
@@ -279,6 +287,49 @@ class ServerWork:
         tail = self._console_tail(sid, force=True)
         if tail is not None:
             report.console_tail = tail
+        self._report(sid, report)
+
+    def _resize(self, a: Assignment, st: ServerState) -> None:
+        """Resize to the assignment's flavor, on this host: the guest is stopped, its root
+        disk kept aside (a revert: the kept disk put back) and grown, the domain redefined
+        with the flavor's memory and vcpus, the power restored. Each step is idempotent and
+        the state file keeps the old generation until the end, so an agent killed half-way
+        does it again from the top; a failure puts the server in ERROR (as Nova)."""
+        sid = a.id
+        req = a.resize
+        report = ServerReport(resize_generation=req.generation)
+        try:
+            LOG.info("server %s: %s to flavor %s (generation %d)", sid,
+                     "reverting a resize" if req.revert else "resizing", a.flavor.name,
+                     req.generation)
+            spec = self._spec(a)
+            info = self.driver.info(sid)
+            if info is not None and info.power_state in (RUNNING, PAUSED, SUSPENDED):
+                self.driver.power_off(sid, self.s.shutdown_timeout)
+            if spec.root_volume is None:  # a volume-backed root disk keeps its size
+                if req.revert:
+                    self.driver.restore_disk_copy(sid)
+                else:
+                    self.driver.keep_disk_copy(sid)
+                    self.driver.grow_disk(sid, spec.disk_gb)
+            self.driver.prepare_disks(spec)
+            self.driver.plug_vifs(spec)
+            with self.hostcheck.timed("define", sid, spawn=False):
+                self.driver.define(spec)
+            if (a.desired_power or "running") != "shutdown":
+                with self.hostcheck.timed("start", sid, spawn=False):
+                    self.driver.power_on(sid)
+        except Exception as exc:
+            LOG.error("server %s: resize failed (%s)", sid, exc)
+            report.vm_state, report.power_state = "error", NOSTATE
+            report.fault = fault_of(exc)
+        else:
+            info = self.driver.info(sid)
+            power = info.power_state if info else NOSTATE
+            report.vm_state, report.power_state = VM_STATE_OF[power], power
+            report.vnc = self._vnc(sid, info)
+        st.resize_generation = req.generation
+        self.store.save(sid, st)
         self._report(sid, report)
 
     def _wait_ports(self, port_ids: list[str]) -> None:

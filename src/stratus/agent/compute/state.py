@@ -50,6 +50,7 @@ class ServerState:
     devices: list[str] = field(default_factory=list)
     reboot_generation: int = 0
     rebuild_generation: int = 0  # the last rebuild done (Assignment.rebuild)
+    resize_generation: int = 0  # the last resize or revert done (Assignment.resize)
     snapshots_done: list[str] = field(default_factory=list)
 
 

@@ -1,7 +1,8 @@
 """Server actions (``POST /servers/{id}/action``): os-start, os-stop, pause, unpause,
 suspend, resume, reboot, os-getConsoleOutput, createImage, addSecurityGroup,
 removeSecurityGroup, addFixedIp and removeFixedIp (below 2.44), rebuild
-(``api/server_rebuild.py``)."""
+(``api/server_rebuild.py``), resize, confirmResize and revertResize
+(``api/server_resize.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from stratus.common.errors import BadRequest, NotFound
 from stratus.compute import views
 from stratus.compute.api import consoles
 from stratus.compute.api.server_rebuild import rebuild
+from stratus.compute.api.server_resize import ACTIONS as RESIZE_ACTIONS
+from stratus.compute.api.server_resize import resize_action
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_actions import ACTIONS
 
@@ -24,6 +27,7 @@ KNOWN = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage", *GROUP_ACTION
          *FIXED_IP_ACTIONS, "os-getVNCConsole"}
 
 KNOWN.add("rebuild")  # api/server_rebuild.py
+KNOWN.update(RESIZE_ACTIONS)  # api/server_resize.py
 
 
 @routes.add("POST", "/v2.1/servers/{id}/action", status=202)
@@ -45,6 +49,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
         return create_image(req, svc, arg)
     if name == "rebuild":
         return rebuild(req, svc, arg)
+    if name in RESIZE_ACTIONS:
+        return resize_action(req, svc, name, arg)
     if name in FIXED_IP_ACTIONS:
         return fixed_ip_action(req, svc, name, arg)
     if name in GROUP_ACTIONS:

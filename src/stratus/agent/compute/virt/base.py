@@ -163,6 +163,29 @@ class ComputeDriver(abc.ABC):
     def snapshot(self, server_id: str, dest: str) -> None:
         """Write a flattened qcow2 copy of the server's disk to ``dest``."""
 
+    # --- resize (agent/compute/converge.py, ServerWork._resize) -------------------------
+    def has_disk_copy(self, server_id: str) -> bool:
+        """Whether the root disk's copy a resize keeps for a revert is on the host."""
+        return False
+
+    def keep_disk_copy(self, server_id: str) -> None:
+        """Copy the (stopped) server's root disk aside for a revert, unless a copy is
+        there already (a resize started again keeps the first, original copy)."""
+        raise VirtError("this compute driver cannot resize servers", temporary=False)
+
+    def restore_disk_copy(self, server_id: str) -> bool:
+        """Put the kept copy back as the root disk (a revert); False when none is kept."""
+        raise VirtError("this compute driver cannot resize servers", temporary=False)
+
+    def drop_disk_copy(self, server_id: str) -> None:
+        """Remove the kept copy (a confirmed resize); none: nothing to do."""
+        return None
+
+    def grow_disk(self, server_id: str, disk_gb: int) -> bool:
+        """Grow the (stopped) server's root disk to ``disk_gb`` GiB; never shrinks it.
+        True when it grew."""
+        raise VirtError("this compute driver cannot resize servers", temporary=False)
+
     # --- volumes (network disks; drivers without them refuse) ---------------------------
     def plugged_volumes(self, server_id: str) -> set[str]:
         """Attachment ids of the volumes plugged into the server's domain."""

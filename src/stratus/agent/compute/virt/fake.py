@@ -42,6 +42,8 @@ class FakeDriver(ComputeDriver):
     volumes: dict[str, dict[str, VolumeSpec]] = field(default_factory=dict)
     volume_sizes: dict[str, int] = field(default_factory=dict)  # attachment id -> bytes shown
     secrets: set[str] = field(default_factory=set)
+    disk_copies: dict[str, str] = field(default_factory=dict)  # server id -> kept disk
+    disk_sizes: dict[str, int] = field(default_factory=dict)  # server id -> GiB grown to
 
     def _call(self, method: str, server_id: str) -> None:
         self.calls.append((method, server_id))
@@ -99,6 +101,8 @@ class FakeDriver(ComputeDriver):
         for dev in devs:
             self.taps.pop(dev, None)
         self.disks.pop(server_id, None)
+        self.disk_copies.pop(server_id, None)
+        self.disk_sizes.pop(server_id, None)
         self.config_drives.pop(server_id, None)
         self.consoles.pop(server_id, None)
         self.dirs.discard(server_id)
@@ -158,6 +162,41 @@ class FakeDriver(ComputeDriver):
         with open(dest, "wb") as fh:
             fh.write(b"QFI\xfb fake snapshot of " + server_id.encode())
         self.snapshots[dest] = server_id
+
+    # --- resize -------------------------------------------------------------------------
+    def has_disk_copy(self, server_id: str) -> bool:
+        return server_id in self.disk_copies
+
+    def keep_disk_copy(self, server_id: str) -> None:
+        self._call("keep_disk_copy", server_id)
+        if server_id not in self.disks:
+            raise VirtError(f"server {server_id} has no disk on this host", temporary=False)
+        if server_id not in self.disk_copies:
+            self.disk_copies[server_id] = f"{self.disks[server_id]}@" \
+                f"{self.disk_sizes.get(server_id, 0)}"
+
+    def restore_disk_copy(self, server_id: str) -> bool:
+        self._call("restore_disk_copy", server_id)
+        kept = self.disk_copies.pop(server_id, None)
+        if kept is None:
+            return False
+        path, _, size = kept.rpartition("@")
+        self.disks[server_id] = path
+        self.disk_sizes[server_id] = int(size)
+        return True
+
+    def drop_disk_copy(self, server_id: str) -> None:
+        self._call("drop_disk_copy", server_id)
+        self.disk_copies.pop(server_id, None)
+
+    def grow_disk(self, server_id: str, disk_gb: int) -> bool:
+        self._call("grow_disk", server_id)
+        if server_id not in self.disks:
+            raise VirtError(f"server {server_id} has no disk on this host", temporary=False)
+        if self.disk_sizes.get(server_id, 0) >= disk_gb:
+            return False
+        self.disk_sizes[server_id] = disk_gb
+        return True
 
     # --- volumes ------------------------------------------------------------------------
     def plugged_volumes(self, server_id: str) -> set[str]:

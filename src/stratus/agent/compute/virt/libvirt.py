@@ -52,6 +52,7 @@ from stratus.agent.runner import CommandError, Runner
 LOG = logging.getLogger(__name__)
 
 GIB = 1024 ** 3
+RESIZE_COPY = "disk.resize-orig"  # the root disk kept while a resize waits (keep_disk_copy)
 BACKSTOP = 2.0  # seconds between looks at a domain's state while libvirt's events wake us
 _STATES = {"running": RUNNING, "idle": RUNNING, "blocked": RUNNING, "in shutdown": RUNNING,
            "paused": PAUSED, "shut off": SHUTDOWN, "crashed": CRASHED,
@@ -411,6 +412,46 @@ class LibvirtDriver(LibvirtVolumes, ComputeDriver):
             return None
         out = self.virsh("vncdisplay", self.domain_name(server_id), check=False).strip()
         return parse_vncdisplay(out, self.vnc_listen)
+
+    # --- resize -------------------------------------------------------------------------
+    def has_disk_copy(self, server_id: str) -> bool:
+        return self.instance_path(server_id, RESIZE_COPY).is_file()
+
+    def keep_disk_copy(self, server_id: str) -> None:
+        """``disk`` copied to ``disk.resize-orig`` (through a ``.part`` file, which
+        ``prepare_disks`` removes when a crash left it), unless the copy exists."""
+        disk = self.instance_path(server_id, "disk")
+        kept = self.instance_path(server_id, RESIZE_COPY)
+        if kept.is_file():
+            return
+        if not disk.is_file():
+            raise VirtError(f"server {server_id} has no disk on this host", temporary=False)
+        tmp = kept.with_name(kept.name + ".part")
+        shutil.copyfile(disk, tmp)
+        tmp.rename(kept)
+
+    def restore_disk_copy(self, server_id: str) -> bool:
+        kept = self.instance_path(server_id, RESIZE_COPY)
+        if not kept.is_file():
+            return False
+        kept.replace(self.instance_path(server_id, "disk"))
+        return True
+
+    def drop_disk_copy(self, server_id: str) -> None:
+        self.instance_path(server_id, RESIZE_COPY).unlink(missing_ok=True)
+
+    def grow_disk(self, server_id: str, disk_gb: int) -> bool:
+        """``qemu-img resize`` the overlay to ``disk_gb`` GiB when it is smaller."""
+        disk = self.instance_path(server_id, "disk")
+        if not disk.is_file():
+            raise VirtError(f"server {server_id} has no disk on this host", temporary=False)
+        info = json.loads(self.runner.run([self.qemu_img, "info", "--output=json", "-U",
+                                           "-f", "qcow2", str(disk)]))
+        wanted = disk_gb * GIB
+        if wanted <= int(info.get("virtual-size", 0)):
+            return False
+        self.runner.run([self.qemu_img, "resize", "-q", "-f", "qcow2", str(disk), str(wanted)])
+        return True
 
     def snapshot(self, server_id: str, dest: str) -> None:
         """Pause a running guest while its disk is copied (a consistent image), flatten
