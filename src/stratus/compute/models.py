@@ -160,6 +160,7 @@ class ServerPort(ComputeBase):
     fixed_ips: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
     subnets: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
     created_by_us: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    tag: Mapped[str | None] = mapped_column(sa.String(60), nullable=True)  # 2.49 (0008)
 
 
 class ServerAddress(ComputeBase):
