@@ -13,6 +13,7 @@ from stratus.common.auth import AuthContext
 from stratus.common.errors import BadRequest, Forbidden
 from stratus.identity import models as m
 from stratus.identity.api import assignments, users
+from stratus.identity.security import SecurityRules
 
 pytestmark = pytest.mark.unit
 
@@ -48,7 +49,7 @@ class FakeUsers:
 
 
 def test_create_user_validates_then_renders_what_the_service_made() -> None:
-    fake = SimpleNamespace(users=FakeUsers())
+    fake = SimpleNamespace(users=FakeUsers(), security=SecurityRules())
     body = {"user": {"name": " bob ", "password": "s3cret"}}
     out = users.create_user(make_req(ADMIN, body=body), fake)
     # The handler trims the name, keeps the password for the service, and takes

@@ -107,6 +107,11 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "0",
             "A new password must differ from the user's last N passwords; 0: no history.",
         ),
+        "password_expires_days": (
+            "0",
+            "Days a password stays valid after it is set (Keystone's password_expires_days); "
+            "0: never expires. A user's option ignore_password_expiry exempts it.",
+        ),
         "workers": ("1", "Number of uvicorn worker processes."),
         "token_cache_seconds": (
             "5",
@@ -575,6 +580,23 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "replicator_interval": ("30", "Seconds between two replication passes."),
         "auditor_interval": ("300", "Seconds between two auditor passes over every object."),
         "expirer_interval": ("30", "Seconds between two passes of the expirer."),
+        "spool_dir": ("/var/lib/stratus/object-spool", "Where the proxy spools an object "
+                      "body bound for object servers, and keeps its pending listing "
+                      "updates (ring devices with a port: docs/object-storage.md)."),
+        "consistency_jobs": ("replicator,auditor,expirer,updater", "What "
+                             "stratus-object-replicator runs here; a storage host without "
+                             "the listing database: replicator,auditor."),
+    },
+    "object_server": {
+        "bind_host": ("127.0.0.1", "Address stratus-object-server listens on (the "
+                      "management address; the ring names its devices host:port)."),
+        "bind_port": ("6200", "Port stratus-object-server listens on."),
+        "workers": ("1", "Number of uvicorn worker processes."),
+        "secret": ("", "Shared secret the proxy and the replicators send to the object "
+                   "servers (X-Object-Secret); the same on every host; the object server "
+                   "refuses to start while it is empty."),
+        "timeout": ("10", "Seconds a proxy or replicator waits for an object server "
+                    "before it counts as down."),
     },
     "debug": {
         "crash_at": (

@@ -68,6 +68,7 @@ def security_rules(config: Config) -> SecurityRules:
             password_regex_description=config.get(SECTION, "password_regex_description"),
             unique_last_password_count=config.get_int(
                 SECTION, "unique_last_password_count", minimum=0),
+            password_expires_days=config.get_int(SECTION, "password_expires_days", minimum=0),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -215,6 +215,11 @@ class Identity:
                 self.security.record_failure(counting, user.id)
         if user is None or not ok or not user.enabled:
             raise Unauthorized(AUTH_REQUIRED)
+        if self.security.expired(user):
+            # Keystone's answer; the user changes it with POST /v3/users/{id}/password.
+            raise Unauthorized(
+                f"The password is expired and needs to be changed for user: {user.id}."
+            )
         self.security.clear(user)
         return user
 
@@ -598,4 +603,4 @@ class Identity:
         if (p.project_id or p.domain_id or p.system) and include_catalog:
             catalog = (self.service_catalog(p.project_id) if session is None
                        else self.catalog(session, p.project_id))
-        return views.token(vt, catalog)
+        return views.token(vt, catalog, self.security.password_expires_days)

@@ -7,6 +7,9 @@ restart) and is cleared by a good login, by the lock running out, or by an
 admin updating the user with ``enabled: true``. Password rules (minimum length,
 a regex with its description, the last N passwords not reused) are checked
 wherever a password is set: user create, user update, self-service change.
+``password_expires_days`` makes a password expire that many days after it was set
+(a user's option ``ignore_password_expiry`` exempts it); an expired password still
+changes through ``POST /v3/users/{id}/password``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class SecurityRules:
     password_regex: str = ""
     password_regex_description: str = ""
     unique_last_password_count: int = 0
+    password_expires_days: int = 0
 
     def __post_init__(self) -> None:
         if self.password_regex:
@@ -48,6 +52,8 @@ class SecurityRules:
         """Is the user locked out now?"""
         if self.lockout_failure_attempts <= 0 or user.failed_auth_at is None:
             return False
+        if user_option(user, "ignore_lockout_failure_attempts"):
+            return False
         if (user.failed_auth_count or 0) < self.lockout_failure_attempts:
             return False
         until = _naive(user.failed_auth_at) + timedelta(seconds=self.lockout_duration)
@@ -58,7 +64,7 @@ class SecurityRules:
         if self.lockout_failure_attempts <= 0:
             return
         user = session.get(m.User, user_id)
-        if user is None:
+        if user is None or user_option(user, "ignore_lockout_failure_attempts"):
             return
         now = utcnow(precise=True)
         expired = (
@@ -75,6 +81,17 @@ class SecurityRules:
         if user.failed_auth_count or user.failed_auth_at is not None:
             user.failed_auth_count = 0
             user.failed_auth_at = None
+
+    # ---- password expiry ------------------------------------------------------------------
+
+    def expires_at(self, user: m.User) -> datetime | None:
+        """When the user's password expires (None: never, or the user has none)."""
+        return password_expires_at(user, self.password_expires_days)
+
+    def expired(self, user: m.User, now: datetime | None = None) -> bool:
+        """Has the user's password expired (it authenticates no more)?"""
+        until = self.expires_at(user)
+        return until is not None and _naive(now or utcnow(precise=True)) >= _naive(until)
 
     # ---- password rules ------------------------------------------------------------------
 
@@ -133,6 +150,27 @@ class SecurityRules:
                 created_at=utcnow(precise=True),
             )
         )
+
+
+# Keystone's user options that Stratus honours (``options`` of a user; a null value unsets).
+USER_OPTIONS = ("ignore_lockout_failure_attempts", "ignore_password_expiry")
+
+
+def user_option(user: m.User, name: str) -> bool:
+    """A boolean user option (kept in the user's ``extra`` under ``options``)."""
+    options = (getattr(user, "extra", None) or {}).get("options") or {}
+    return bool(options.get(name, False))
+
+
+def password_expires_at(user: m.User, days: int) -> datetime | None:
+    """``password_changed_at`` + ``days``; None when expiry is off (0), the user has no
+    password or its ``ignore_password_expiry`` option is set."""
+    if days <= 0 or not user.password_hash or user.password_changed_at is None:
+        return None
+    if user_option(user, "ignore_password_expiry"):
+        return None
+    return _naive(user.password_changed_at) + timedelta(days=days)
+
 
 def _naive(when: datetime) -> datetime:
     """Compare datetimes whatever the engine gave back (SQLite drops the zone)."""

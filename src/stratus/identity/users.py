@@ -72,7 +72,7 @@ class Users:
                 default_project_id=default_project_id,
                 description=views.text(obj, "description", allow_empty=True, max_len=65535),
                 enabled=views.boolean(obj, "enabled", True),
-                extra=views.extras(obj),
+                extra=_with_options(views.extras(obj), views.user_options(obj, {})),
                 created_at=utcnow(precise=True),
             )
             if password is not None:
@@ -107,7 +107,9 @@ class Users:
                 self.core.security.clear(user)  # an admin's unlock, as in Keystone
             if password is not None:
                 self.core.set_password(s, user, password)
-            user.extra = {**(user.extra or {}), **views.extras(obj)}
+            current = (user.extra or {}).get("options") or {}
+            user.extra = _with_options(
+                {**(user.extra or {}), **views.extras(obj)}, views.user_options(obj, current))
             with stored(
                 s,
                 f"user - Duplicate entry found with name {user.name} at domain ID {user.domain_id}",
@@ -158,3 +160,11 @@ class Users:
                     .where(m.Membership.user_id == user_id)
                 ).all()
             )
+
+
+def _with_options(extra: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The user's ``extra`` with its options under ``options`` (none: no key)."""
+    out = {k: v for k, v in extra.items() if k != "options"}
+    if options:
+        out["options"] = options
+    return out

@@ -11,6 +11,7 @@ from stratus.common.timeutil import isotime
 from stratus.common.validation import Dialect, Fields
 from stratus.identity import models as m
 from stratus.identity.passwords import MAX_PASSWORD_BYTES
+from stratus.identity.security import USER_OPTIONS, password_expires_at
 
 if TYPE_CHECKING:
     from stratus.identity.core import ValidatedToken
@@ -117,6 +118,30 @@ def extras(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in RESERVED}
 
 
+def user_options(obj: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A user's ``options`` after ``obj`` sets them (a null value unsets one); 400 for
+    an option Stratus does not know or a value that is not true/false."""
+    given = obj.get("options")
+    if given is None:
+        return dict(current)
+    if not isinstance(given, dict):
+        raise BadRequest("'options' must be an object of user options.")
+    out = dict(current)
+    for name, value in given.items():
+        if name not in USER_OPTIONS:
+            raise BadRequest(
+                f"Invalid user option {name!r}: the options supported are "
+                f"{', '.join(USER_OPTIONS)}."
+            )
+        if value is None:
+            out.pop(name, None)
+        elif isinstance(value, bool):
+            out[name] = value
+        else:
+            raise BadRequest(f"User option {name!r} must be true, false or null, not {value!r}.")
+    return out
+
+
 def tags(obj: dict[str, Any]) -> list[str] | None:
     """A project's tags: None when absent; repeats dropped (NUL is let through)."""
     return FIELDS.strings(obj, "tags", null=False, unique=True, allow_nul=True)
@@ -155,15 +180,22 @@ def project(base: str, p: m.Project) -> dict[str, Any]:
     }
 
 
-def user(base: str, u: m.User) -> dict[str, Any]:
+def _expires(u: m.User, days: int) -> str | None:
+    """``password_expires_at`` in Keystone's shape (``2016-11-06T15:32:17.000000``)."""
+    expires = password_expires_at(u, days)
+    return expires.strftime("%Y-%m-%dT%H:%M:%S.%f") if expires else None
+
+
+def user(base: str, u: m.User, expires_days: int = 0) -> dict[str, Any]:
+    """A user as Keystone shows it; ``expires_days`` is ``[identity] password_expires_days``."""
     out = {
         **(u.extra or {}),
         "id": u.id,
         "name": u.name,
         "domain_id": u.domain_id,
         "enabled": u.enabled,
-        "password_expires_at": None,
-        "options": {},
+        "password_expires_at": _expires(u, expires_days),
+        "options": dict((u.extra or {}).get("options") or {}),
         "links": {"self": f"{base}/v3/users/{u.id}"},
     }
     if u.default_project_id:
@@ -329,7 +361,9 @@ def ref(obj: m.Domain | m.Project | None) -> dict[str, str] | None:
     return {"id": obj.id, "name": obj.name} if obj is not None else None
 
 
-def token(vt: ValidatedToken, catalog: list[dict[str, Any]] | None) -> dict[str, Any]:
+def token(
+    vt: ValidatedToken, catalog: list[dict[str, Any]] | None, expires_days: int = 0
+) -> dict[str, Any]:
     """A token as Keystone shows it (``{"token": ...}``); ``catalog`` is left out
     when None (an unscoped token, or ``nocatalog``)."""
     p = vt.payload
@@ -339,7 +373,7 @@ def token(vt: ValidatedToken, catalog: list[dict[str, Any]] | None) -> dict[str,
             "id": vt.user.id,
             "name": vt.user.name,
             "domain": ref(vt.user_domain),
-            "password_expires_at": None,
+            "password_expires_at": _expires(vt.user, expires_days),
         },
         "audit_ids": p.audit_ids,
         "expires_at": isotime(p.expires_at, precise=True),

@@ -52,7 +52,8 @@ def delete_group(req: Req, svc: Identity) -> None:
 def group_users(req: Req, svc: Identity) -> dict[str, Any]:
     admin(req, "list_users_in_group")
     gid = req.params["group_id"]
-    items = [views.user(req.base_url, u) for u in svc.groups.users(gid)]
+    days = svc.security.password_expires_days
+    items = [views.user(req.base_url, u, days) for u in svc.groups.users(gid)]
     return views.collection(req.base_url, f"/v3/groups/{gid}/users", "users", items)
 
 

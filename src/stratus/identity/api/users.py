@@ -18,7 +18,8 @@ def list_users(req: Req, svc: Identity) -> dict[str, Any]:
     admin(req, "list_users")
     filters = {k: req.query[k] for k in ("name", "domain_id") if k in req.query}
     enabled = views.query_bool(req.query.get("enabled"), "enabled")
-    items = [views.user(req.base_url, u) for u in svc.users.find(filters, enabled)]
+    days = svc.security.password_expires_days
+    items = [views.user(req.base_url, u, days) for u in svc.users.find(filters, enabled)]
     return views.collection(req.base_url, "/v3/users", "users", items)
 
 
@@ -30,14 +31,15 @@ def create_user(req: Req, svc: Identity) -> dict[str, Any]:
     password = views.password_value(obj)
     domain_id = views.text(obj, "domain_id", max_len=64) or default_domain(req)
     user = svc.users.create(name, password, domain_id, obj)
-    return {"user": views.user(req.base_url, user)}
+    return {"user": views.user(req.base_url, user, svc.security.password_expires_days)}
 
 
 @routes.add("GET", "/v3/users/{user_id}")
 def show_user(req: Req, svc: Identity) -> dict[str, Any]:
     uid = req.params["user_id"]
     self_or_admin(req, uid, "get_user")
-    return {"user": views.user(req.base_url, svc.users.show(uid))}
+    user = svc.users.show(uid)
+    return {"user": views.user(req.base_url, user, svc.security.password_expires_days)}
 
 
 @routes.add("PATCH", "/v3/users/{user_id}")
@@ -48,7 +50,7 @@ def update_user(req: Req, svc: Identity) -> dict[str, Any]:
         raise BadRequest("A user cannot be moved to another domain.")
     password = views.password_value(obj)
     user = svc.users.update(req.params["user_id"], obj, password)
-    return {"user": views.user(req.base_url, user)}
+    return {"user": views.user(req.base_url, user, svc.security.password_expires_days)}
 
 
 @routes.add("DELETE", "/v3/users/{user_id}")
