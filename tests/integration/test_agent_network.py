@@ -111,6 +111,9 @@ class World:
         self.inet = lab.netns("t16n-inet")
         sh("ip", "-n", self.h1, "link", "set", "lo", "up")
         lab.link_hosts(self.h1, "ul0", "172.31.250.1/24", self.h2, "ul0", "172.31.250.2/24")
+        if backend == "ovs":  # a route through the underlay: br-phy must take it along
+            sh("ip", "-n", self.h1, "route", "add", "198.51.100.0/24", "via", "172.31.250.2",
+               "dev", "ul0")
         lab.link_hosts(self.h1, "ext0", None, self.inet, "eth0", "203.0.113.1/24")
         sh("ip", "netns", "exec", self.inet, "ethtool", "-K", "eth0", "tx", "off")  # a real NIC
         self.upstream = Upstream(self.h1)
@@ -290,6 +293,17 @@ def test_dhcp_gave_each_vm_its_fixed_ip_and_the_metadata_route(world: World) -> 
 def test_two_vms_on_two_hosts_ping_over_the_tunnel(world: World) -> None:
     assert world.lab.ping(world.vms["vm1"].name, world.ips["vm2"])
     assert world.lab.ping(world.vms["vm2"].name, world.ips["vm1"])
+
+
+def test_br_phy_took_the_underlay_address_and_its_routes_along(world: World) -> None:
+    """Userspace datapath: the underlay address moved onto br-phy, and so did the routes
+    through the underlay interface (a single-NIC host keeps its default route)."""
+    if world.backend != "ovs":
+        pytest.skip("br-phy is the ovs backend's (userspace datapath)")
+    br_phy = NAMES.ovs_bridge("phy")
+    assert "172.31.250.1/24" in sh("ip", "-n", world.h1, "-4", "addr", "show", "dev", br_phy)
+    route = sh("ip", "-n", world.h1, "-4", "route", "show", "198.51.100.0/24")
+    assert f"via 172.31.250.2 dev {br_phy}" in route, route
 
 
 def test_another_tenants_network_is_isolated(world: World) -> None:

@@ -20,7 +20,9 @@ and bridge we add the marks ``external_ids:stratus-deploy=<prefix>`` and
   without; ``auto`` picks by ``/sys/module/openvswitch``. In netdev mode the
   tunnel endpoint IP must sit on a netdev bridge (``br-phy`` pattern): with
   ``underlay_interface`` set, the driver puts that interface into ``br-phy``
-  and moves the underlay IP onto ``br-phy``.
+  and moves the underlay IP onto ``br-phy``, with the routes through the interface
+  (a host with one NIC keeps its default route); ``teardown`` moves both back and
+  removes ``br-phy``.
 * Instance ports use the hybrid plug (``<prefix>-qb`` Linux bridge + ``<prefix>-qv``/
   ``<prefix>-qo`` veth into br-int) so that the nftables security groups see their
   traffic.
@@ -223,10 +225,9 @@ class OvsDriver(L2Driver):
             if any(p["name"] == inner for p in self._find_ports()):
                 self.vsctl("--if-exists", "del-port", self.br_int, inner)
             self.ip.remove_bridge_uplink(outer, inner)
-        bridges = [self.br_tun, self.br_int]
-        if not self.underlay_interface:  # else br-phy carries the host's underlay address
-            bridges.append(self.br_phy)
-        for bridge in bridges:
+        if self.underlay_interface and self.ip.link(self.br_phy) is not None:
+            self._release_br_phy()
+        for bridge in (self.br_tun, self.br_int, self.br_phy):
             if self._owned_bridge(bridge):
                 self.vsctl("--if-exists", "del-br", bridge)
         self.begin_pass()
@@ -279,10 +280,53 @@ class OvsDriver(L2Driver):
         if not any(a.split("/")[0] == self.local_ip for a in have):
             cidr = next(iter(moved), f"{self.local_ip}/24")
             self.ip.runner.run(["ip", "addr", "add", cidr, "dev", self.br_phy])
+        self.ip.ensure_link_settings(self.br_phy)  # up: its gateways become reachable
+        if moved:  # the routes through the interface follow its address (else they vanish)
+            self._move_routes(self.underlay_interface, self.br_phy)
         for cidr in moved:
             self.ip.runner.run(["ip", "addr", "del", cidr, "dev", self.underlay_interface])
-        self.ip.ensure_link_settings(self.br_phy)
         self.ip.ensure_link_settings(self.underlay_interface)
+
+    def _release_br_phy(self) -> None:
+        """Teardown: the underlay address and the routes through br-phy go back to the
+        underlay interface, which leaves br-phy (then removed as our bridge)."""
+        assert self.underlay_interface
+        iface = self.underlay_interface
+        back = {a for a in self.ip.addresses(self.br_phy) if a.split("/")[0] == self.local_ip}
+        have = self.ip.addresses(iface)
+        for cidr in sorted(back - have):
+            self.ip.runner.run(["ip", "addr", "add", cidr, "dev", iface])
+        self.ip.ensure_link_settings(iface)
+        if back:
+            self._move_routes(self.br_phy, iface)
+        self.vsctl("--if-exists", "del-port", self.br_phy, iface)
+        LOG.info("moved the underlay address %s and its routes from %s back to %s",
+                 ", ".join(sorted(back)) or "(none)", self.br_phy, iface)
+
+    def _move_routes(self, src: str, dst: str) -> None:
+        """Every IPv4 route of the main table through ``src`` but the kernel's own (the
+        connected subnet, made with the address), re-made through ``dst``."""
+        out = self.ip.runner.run(["ip", "-j", "-4", "route", "show", "dev", src])
+        for route in json.loads(out or "[]"):
+            if route.get("protocol") == "kernel" or "dst" not in route:
+                continue
+            argv = ["ip", "-4", "route", "replace", route["dst"]]
+            if route.get("gateway"):
+                argv += ["via", route["gateway"]]
+            argv += ["dev", dst]
+            for key, word in (("metric", "metric"), ("protocol", "proto"),
+                              ("scope", "scope"), ("prefsrc", "src")):
+                if route.get(key) not in (None, ""):
+                    argv += [word, str(route[key])]
+            if "onlink" in route.get("flags", []):
+                argv.append("onlink")
+            self.ip.runner.run(argv)
+            # replace matches on destination and metric: the old one stays if dst differs
+            drop = ["ip", "-4", "route", "del", route["dst"], "dev", src]
+            if route.get("metric") is not None:
+                drop += ["metric", str(route["metric"])]
+            self.ip.runner.run(drop, check=False)
+            LOG.info("route %s moved from %s to %s", route["dst"], src, dst)
 
     def network_key(self, network: Network) -> str:
         return network.id
