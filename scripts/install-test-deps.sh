@@ -15,6 +15,7 @@ packages=(
   tgt qemu-block-extra fuse3
   openssh-client dosfstools mtools
   chromium chromium-driver
+  libnss3-tools  # certutil: Chromium trusts the e2e cloud's CA through an NSS db (test_dashboard_aio.py)
   novnc  # the noVNC client stratus-novncproxy serves (tests/integration/test_novncproxy_console.py)
   podman runc netavark mmdebstrap  # molecule's systemd hosts (extensions/molecule, docs/molecule.md)
 )

@@ -16,15 +16,30 @@ not part of the bystander's snapshot.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from e2e_support import remove_stale_test_cas
 from test_boot_aio import deploy_cloud
 
 HERE = Path(__file__).resolve().parent
 BYSTANDER_SETUP = "test_bystander_guest_answers_on_its_floating_ip"
 
 cloud = pytest.fixture(scope="session", name="cloud")(deploy_cloud)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stale_test_cas(request: pytest.FixtureRequest) -> None:
+    """TLS is on by default: a killed e2e run leaves its deploy's CA in the host's trust
+    store (/usr/local/share/ca-certificates/stratus-<prefix>-ca.crt). Before the e2e tests,
+    those of test prefixes whose deploy is gone are removed (e2e_support.stale_test_cas)."""
+    if os.geteuid() != 0 or not any(item.get_closest_marker("e2e")
+                                    for item in request.session.items):
+        return
+    removed = remove_stale_test_cas()
+    if removed:
+        print(f"removed stale test CAs from the trust store: {[p.name for p in removed]}")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -61,6 +61,53 @@ def free_external(stem: str, preferred: int) -> tuple[str, str]:
     raise RuntimeError("no free 172.24.X.0/24 on this host for an external network")
 
 
+# The deploy prefixes the e2e modules give their clouds (test_boot_aio: z+3 hex,
+# test_object_store_deploy: z+2 hex, test_deploy_aio: y+2 hex+s/p, test_image_store_deploy:
+# x+2 hex); a real deploy's default is "st".
+TEST_DEPLOY_PREFIX = re.compile(r"^(z[0-9a-f]{2,3}|y[0-9a-f]{2}[sp]|x[0-9a-f]{2})$")
+TRUST_DIR = Path("/usr/local/share/ca-certificates")
+
+
+def stale_test_cas(trust_dir: Path = TRUST_DIR, live_roots: tuple[str, ...] = (
+        "/tmp/*/etc/stratus/tls/ca.crt", "/etc/stratus/tls/ca.crt")) -> list[Path]:
+    """The CAs a killed e2e run left in the host's trust store: ``stratus-<p>-ca.crt`` with
+    ``<p>`` a test deploy prefix, a Stratus CA of that prefix (its subject), whose
+    certificate no existing deploy's ``tls/ca.crt`` holds (a deploy's teardown removes its
+    own; the session cloud's, or another run's deploy still up, are kept)."""
+    live: set[bytes] = set()
+    for pattern in live_roots:
+        for path in Path("/").glob(pattern.lstrip("/")):
+            try:
+                live.add(path.read_bytes().strip())
+            except OSError:
+                continue
+    stale = []
+    for path in sorted(trust_dir.glob("stratus-*-ca.crt")):
+        prefix = path.name.removeprefix("stratus-").removesuffix("-ca.crt")
+        if not TEST_DEPLOY_PREFIX.match(prefix):
+            continue
+        try:
+            text = path.read_bytes().strip()
+        except OSError:
+            continue
+        subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", str(path)],
+                                 capture_output=True, text=True, check=False).stdout
+        if f"Stratus {prefix} CA" in subject and text not in live:
+            stale.append(path)
+    return stale
+
+
+def remove_stale_test_cas() -> list[Path]:
+    """Removes :func:`stale_test_cas` and rebuilds the trust store (``--fresh``) if any."""
+    stale = stale_test_cas()
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        subprocess.run(["update-ca-certificates", "--fresh"], capture_output=True,
+                       check=True, timeout=300)
+    return stale
+
+
 def _run(*cmd: str) -> str:
     done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL, check=False)

@@ -139,7 +139,10 @@ def object_tempest_conf(clouds_yaml: Path) -> str:
                     "default_credentials_domain_name": "Default"}
     conf["identity"] = {"uri_v3": auth["auth_url"].rstrip("/").removesuffix("/v3") + "/v3",
                         "auth_version": "v3", "region": cloud.get("region_name", "RegionOne"),
-                        "v3_endpoint_type": "public"}
+                        "v3_endpoint_type": "public",
+                        "disable_ssl_certificate_validation": "false"}
+    if cloud.get("cacert"):  # TLS on (the default): the deploy's own CA
+        conf["identity"]["ca_certificates_file"] = str(cloud["cacert"])
     conf["identity-feature-enabled"] = {"api_v2": "false", "api_v3": "true"}
     conf["service_available"] = {"swift": "true", "nova": "false", "neutron": "false",
                                  "glance": "false", "cinder": "false", "horizon": "false"}

@@ -8,6 +8,10 @@ upgrade this process spends the token with the compute API
 connects to the host and port the API answers. A token that is unknown, used,
 expired or for another server closes the connection. Each connection runs in its own
 child process (websockify's model), so one slow guest holds up no other.
+
+With ``tls_cert_file`` set (``[DEFAULT]`` or ``[novncproxy]``, as the APIs) the proxy
+serves only https and wss (TLS 1.2 at least) and verifies the compute and identity APIs
+with ``tls_ca_file`` (docs/security.md, "TLS").
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 import sys
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from stratus.common.clients import ApiClient, Auth, PasswordAuth, ServiceError
 from stratus.common.config import Config, ConfigError
+from stratus.common.tls import Tls, use_ca_file
 
 PROG = "stratus-novncproxy"
 SECTION = "novncproxy"
@@ -63,8 +69,21 @@ def token_and_instance(path: str) -> tuple[str | None, str | None]:
     return token or None, instance or None
 
 
+def tls_options(tls: Tls) -> dict[str, Any]:
+    """websockify's options for ``tls``: https/wss only, TLS 1.0 and 1.1 refused (websockify
+    sets its context's options to exactly ``ssl_options``, so they start from the
+    defaults); plain http and ws when ``tls`` is off."""
+    if not tls.enabled:
+        return {}
+    options = (ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).options
+               | ssl.OP_NO_TLSv1 | ssl.OP_NO_TLSv1_1)
+    return {"cert": tls.cert_file, "key": tls.key_file or None, "ssl_only": True,
+            "ssl_options": options}
+
+
 def make_server(checker: TokenChecker, host: str, port: int, web: str, **kw: Any) -> Any:
-    """The websockify server bound to ``host:port`` serving ``web`` (the noVNC files)."""
+    """The websockify server bound to ``host:port`` serving ``web`` (the noVNC files);
+    ``kw`` goes to websockify (``tls_options`` for https/wss)."""
     from websockify import websocketproxy
 
     class Handler(websocketproxy.ProxyRequestHandler):
@@ -88,6 +107,7 @@ def make_server(checker: TokenChecker, host: str, port: int, web: str, **kw: Any
 
 def build(config: Config) -> tuple[TokenChecker, str, int, str]:
     """The checker and where to listen, from ``[novncproxy]``."""
+    use_ca_file(config.get(SECTION, "tls_ca_file"))  # before any client is made
     auth: Auth | None = None
     if config.get(SECTION, "username"):
         auth = PasswordAuth(config.get("DEFAULT", "identity_url"),
@@ -117,11 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG if config.get_bool("DEFAULT", "debug")
                             else logging.INFO, format="%(asctime)s %(name)s %(message)s")
         checker, host, port, web = build(config)
+        tls = Tls.from_config(config, SECTION)
     except ConfigError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return 1
-    server = make_server(checker, host, port, web)
-    LOG.info("%s on %s:%s serving %s", PROG, host, port, web)
+    server = make_server(checker, host, port, web, **tls_options(tls))
+    LOG.info("%s on %s:%s (%s) serving %s", PROG, host, port,
+             "https/wss" if tls.enabled else "http/ws", web)
     server.start_server()  # returns on SIGTERM/SIGINT (websockify's handlers)
     return 0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import io
+import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,9 @@ class CloudFacts:
     extra: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # stratus-dashboard's root URL (it is not in the catalog): Tempest's dashboard test runs
     dashboard_url: str | None = None
+    # the CA bundle the cloud's https is verified with (clouds.yaml ``cacert``); None: the
+    # system's trust store
+    ca_file: str | None = None
 
 
 def _flag(value: bool) -> str:
@@ -138,7 +142,10 @@ def render(facts: CloudFacts) -> str:
         "region": facts.region,
         "v3_endpoint_type": "public",
         "default_domain_id": "default",
+        "disable_ssl_certificate_validation": "false",
     }
+    if facts.ca_file:
+        conf["identity"]["ca_certificates_file"] = facts.ca_file
     conf["identity-feature-enabled"] = {
         "api_v2": "false",
         "api_v3": "true",
@@ -159,7 +166,10 @@ def render(facts: CloudFacts) -> str:
     }
     if facts.dashboard_url is not None:
         # the login form's action is read from the page (Tempest's HorizonHTMLParser)
-        conf["dashboard"] = {"dashboard_url": facts.dashboard_url.rstrip("/") + "/"}
+        # Tempest's dashboard test verifies with the system's trust store (where the
+        # common role puts the cloud's CA), never unverified.
+        conf["dashboard"] = {"dashboard_url": facts.dashboard_url.rstrip("/") + "/",
+                             "disable_ssl_certificate_validation": "false"}
     compute = {
         "region": facts.region,
         "endpoint_type": "publicURL",
@@ -414,7 +424,16 @@ def discover(entry: dict[str, Any], http: httpx.Client, *, image: str | None = N
         ssh_user=ssh_user,
         build_timeout=build_timeout,
         dashboard_url=dashboard_url,
+        ca_file=str(entry["cacert"]) if entry.get("cacert") else None,
     )
+
+
+def verify_for(entry: dict[str, Any]) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a clouds.yaml entry: its ``cacert`` when it names one (a TLS
+    cloud with its own CA), ``verify: false`` as written, else the default trust."""
+    if entry.get("cacert"):
+        return ssl.create_default_context(cafile=str(entry["cacert"]))
+    return bool(entry.get("verify", True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -439,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         entry = load_cloud(args.clouds_yaml, args.cloud)
-        with httpx.Client(timeout=60) as http:
+        with httpx.Client(timeout=60, verify=verify_for(entry)) as http:
             facts = discover(entry, http, image=args.image, public_network=args.public_network,
                              ssh_user=args.ssh_user, flavors=(args.flavor, args.flavor_alt),
                              build_timeout=args.build_timeout,
