@@ -33,6 +33,7 @@ from stratus.compute.recovery import owned, released
 from stratus.compute.server_actions import ServerActions
 from stratus.compute.server_checks import CreateRequest
 from stratus.compute.server_fixed_ips import ServerFixedIps
+from stratus.compute.server_interfaces import ServerInterfaces
 from stratus.compute.server_rebuild import ServerRebuild
 from stratus.compute.server_resize import ServerResize
 from stratus.compute.server_resize import after_report as resize_report
@@ -55,7 +56,7 @@ TASK_TARGETS = {
 
 
 class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
-                 ServerRebuild, ServerResize):
+                 ServerRebuild, ServerResize, ServerInterfaces):
     """Every server operation over the compute database and the downstream APIs
     (``ComputeCore.servers``)."""
 

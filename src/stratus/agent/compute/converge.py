@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from stratus.agent.compute import naming
 from stratus.agent.compute.apis import ComputeApi, ImageApi, NetworkApi
 from stratus.agent.compute.bootresume import BootResume
+from stratus.agent.compute.changes import VM_STATE_OF, ServerChanges, fault_of
 from stratus.agent.compute.hostcheck import HostCheck
 from stratus.agent.compute.state import AgentSettings, ServerState, StateStore
 from stratus.agent.compute.virt.base import (
@@ -47,20 +47,14 @@ from stratus.contracts.instance import InstanceDocument
 LOG = logging.getLogger("stratus.agent.compute.reconcile")
 
 CONSOLE_TAIL_BYTES = 64 * 1024
-VM_STATE_OF = {RUNNING: "active", PAUSED: "paused", SHUTDOWN: "stopped", CRASHED: "stopped",
-               SUSPENDED: "suspended", NOSTATE: "stopped"}
 POWER_TASKS = {"powering-off", "powering-on", "pausing", "unpausing", "suspending", "resuming"}
 # The config drive's files from the instance document (tests pass a stand-in).
 Render = Callable[[InstanceDocument], dict[str, bytes]]
 
 
-def fault_of(exc: BaseException) -> Fault:
-    return Fault(500, str(exc)[:255] or type(exc).__name__,
-                 "".join(traceback.format_exception_only(type(exc), exc))[-2000:])
-
-
-class ServerWork:
-    """The per-server half of the compute agent (state it shares with the loop)."""
+class ServerWork(ServerChanges):
+    """The per-server half of the compute agent (state it shares with the loop); resizes
+    and interface hot-plugs are in :class:`~stratus.agent.compute.changes.ServerChanges`."""
 
     s: AgentSettings
     driver: ComputeDriver
@@ -127,6 +121,7 @@ class ServerWork:
         info = self._resume_after_boot(a, info)
         info = self._converge_power(a, st, info, report)
         self._converge_reboot(a, st, info, report)
+        self._converge_interfaces(a, st)
         info = self.driver.info(sid)
         self._converge_snapshots(a, st, report)
         if info is not None and (a.block_devices or a.detaching
@@ -287,49 +282,6 @@ class ServerWork:
         tail = self._console_tail(sid, force=True)
         if tail is not None:
             report.console_tail = tail
-        self._report(sid, report)
-
-    def _resize(self, a: Assignment, st: ServerState) -> None:
-        """Resize to the assignment's flavor, on this host: the guest is stopped, its root
-        disk kept aside (a revert: the kept disk put back) and grown, the domain redefined
-        with the flavor's memory and vcpus, the power restored. Each step is idempotent and
-        the state file keeps the old generation until the end, so an agent killed half-way
-        does it again from the top; a failure puts the server in ERROR (as Nova)."""
-        sid = a.id
-        req = a.resize
-        report = ServerReport(resize_generation=req.generation)
-        try:
-            LOG.info("server %s: %s to flavor %s (generation %d)", sid,
-                     "reverting a resize" if req.revert else "resizing", a.flavor.name,
-                     req.generation)
-            spec = self._spec(a)
-            info = self.driver.info(sid)
-            if info is not None and info.power_state in (RUNNING, PAUSED, SUSPENDED):
-                self.driver.power_off(sid, self.s.shutdown_timeout)
-            if spec.root_volume is None:  # a volume-backed root disk keeps its size
-                if req.revert:
-                    self.driver.restore_disk_copy(sid)
-                else:
-                    self.driver.keep_disk_copy(sid)
-                    self.driver.grow_disk(sid, spec.disk_gb)
-            self.driver.prepare_disks(spec)
-            self.driver.plug_vifs(spec)
-            with self.hostcheck.timed("define", sid, spawn=False):
-                self.driver.define(spec)
-            if (a.desired_power or "running") != "shutdown":
-                with self.hostcheck.timed("start", sid, spawn=False):
-                    self.driver.power_on(sid)
-        except Exception as exc:
-            LOG.error("server %s: resize failed (%s)", sid, exc)
-            report.vm_state, report.power_state = "error", NOSTATE
-            report.fault = fault_of(exc)
-        else:
-            info = self.driver.info(sid)
-            power = info.power_state if info else NOSTATE
-            report.vm_state, report.power_state = VM_STATE_OF[power], power
-            report.vnc = self._vnc(sid, info)
-        st.resize_generation = req.generation
-        self.store.save(sid, st)
         self._report(sid, report)
 
     def _wait_ports(self, port_ids: list[str]) -> None:

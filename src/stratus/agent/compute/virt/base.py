@@ -186,6 +186,20 @@ class ComputeDriver(abc.ABC):
         True when it grew."""
         raise VirtError("this compute driver cannot resize servers", temporary=False)
 
+    # --- interfaces (os-interface; agent/compute/converge.py) ----------------------------
+    def plugged_interfaces(self, server_id: str) -> set[str]:
+        """The tap devices of the domain's interfaces (running or defined)."""
+        raise VirtError("this compute driver cannot hot-plug interfaces", temporary=False)
+
+    def attach_interface(self, server_id: str, port: PortSpec) -> None:
+        """Plug the port's interface (its tap made) into the running domain and its
+        definition."""
+        raise VirtError("this compute driver cannot hot-plug interfaces", temporary=False)
+
+    def detach_interface(self, server_id: str, device: str) -> None:
+        """Unplug the interface on tap ``device`` from the domain, then delete the tap."""
+        raise VirtError("this compute driver cannot hot-plug interfaces", temporary=False)
+
     # --- volumes (network disks; drivers without them refuse) ---------------------------
     def plugged_volumes(self, server_id: str) -> set[str]:
         """Attachment ids of the volumes plugged into the server's domain."""

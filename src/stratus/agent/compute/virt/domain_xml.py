@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from stratus.agent.compute.virt.base import InstanceSpec
+from stratus.agent.compute.virt.base import InstanceSpec, PortSpec
 
 METADATA_NS = "https://stratus.dev/xmlns/compute/1"
 ET.register_namespace("stratus", METADATA_NS)
@@ -72,12 +72,7 @@ def build_domain(spec: InstanceSpec, *, domain_name: str, virt_type: str, disk_p
         _sub(cdrom, "target", dev="hda", bus="ide")
         _sub(cdrom, "readonly")
     for port in spec.ports:
-        nic = _sub(devices, "interface", type="ethernet")
-        _sub(nic, "mac", address=port.mac_address)
-        _sub(nic, "target", dev=port.device, managed="no")
-        _sub(nic, "model", type="virtio")
-        if port.mtu:
-            _sub(nic, "mtu", size=str(port.mtu))
+        devices.append(interface_element(port))
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=console_path, append="on")
     _sub(serial, "target", port="0")
@@ -91,6 +86,32 @@ def build_domain(spec: InstanceSpec, *, domain_name: str, virt_type: str, disk_p
         _sub(video, "model", type="vga")
     _sub(devices, "memballoon", model="virtio")
     return dom
+
+
+def interface_element(port: PortSpec) -> ET.Element:
+    """A port's ``<interface>``: a virtio NIC on its unmanaged tap (the boot's and a
+    hot-plug's, ``virt/interfaces.py``)."""
+    nic = ET.Element("interface", type="ethernet")
+    _sub(nic, "mac", address=port.mac_address)
+    _sub(nic, "target", dev=port.device, managed="no")
+    _sub(nic, "model", type="virtio")
+    if port.mtu:
+        _sub(nic, "mtu", size=str(port.mtu))
+    return nic
+
+
+def interface_macs(xml_text: str) -> dict[str, str]:
+    """The tap name -> MAC address of a domain's ethernet interfaces."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError:
+        return {}
+    out = {}
+    for nic in root.findall("devices/interface[@type='ethernet']"):
+        target, mac = nic.find("target"), nic.find("mac")
+        if target is not None and target.get("dev"):
+            out[str(target.get("dev"))] = mac.get("address", "") if mac is not None else ""
+    return out
 
 
 def to_string(dom: ET.Element) -> str:

@@ -14,6 +14,7 @@ from stratus.agent.compute.virt.base import (
     HostInfo,
     InstanceInfo,
     InstanceSpec,
+    PortSpec,
     VirtError,
     VolumeSpec,
 )
@@ -162,6 +163,25 @@ class FakeDriver(ComputeDriver):
         with open(dest, "wb") as fh:
             fh.write(b"QFI\xfb fake snapshot of " + server_id.encode())
         self.snapshots[dest] = server_id
+
+    # --- interfaces ---------------------------------------------------------------------
+    def plugged_interfaces(self, server_id: str) -> set[str]:
+        dom = self.domains.get(server_id)
+        return {p.device for p in dom.spec.ports} if dom else set()
+
+    def attach_interface(self, server_id: str, port: PortSpec) -> None:
+        self._call("attach_interface", server_id)
+        dom = self._dom(server_id)
+        if port.device not in self.taps:
+            raise VirtError(f"tap {port.device} does not exist", temporary=False)
+        if all(p.device != port.device for p in dom.spec.ports):
+            dom.spec.ports = [*dom.spec.ports, port]
+
+    def detach_interface(self, server_id: str, device: str) -> None:
+        self._call("detach_interface", server_id)
+        dom = self._dom(server_id)
+        dom.spec.ports = [p for p in dom.spec.ports if p.device != device]
+        self.taps.pop(device, None)
 
     # --- resize -------------------------------------------------------------------------
     def has_disk_copy(self, server_id: str) -> bool:

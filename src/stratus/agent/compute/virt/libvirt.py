@@ -45,6 +45,7 @@ from stratus.agent.compute.virt.domain_xml import (
     to_string,
 )
 from stratus.agent.compute.virt.domevents import Events, lifecycle_events
+from stratus.agent.compute.virt.interfaces import LibvirtInterfaces
 from stratus.agent.compute.virt.volumes import LibvirtVolumes
 from stratus.agent.ip_lib import IpLib
 from stratus.agent.runner import CommandError, Runner
@@ -123,7 +124,7 @@ def parse_vncdisplay(text: str, listen: str) -> dict[str, Any] | None:
     return {"host": host, "port": 5900 + int(display)}
 
 
-class LibvirtDriver(LibvirtVolumes, ComputeDriver):
+class LibvirtDriver(LibvirtInterfaces, LibvirtVolumes, ComputeDriver):
     """Volumes (iSCSI network disks, CHAP secrets): virt/volumes.py."""
 
     def __init__(self, runner: Runner, ip: IpLib, instances_path: str, *,
