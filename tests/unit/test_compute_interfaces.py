@@ -119,7 +119,7 @@ def test_attach_refusals(api: ComputeApi, body: dict[str, Any], version: str, st
     net = api.fake.network("net1")
     sid = active(api, net)
     ports = dict(api.fake.ports)
-    body = {k: (net["id"] if v == "N" else list(ports)[0] if v == "P" else v)
+    body = {k: (net["id"] if v == "N" else next(iter(ports)) if v == "P" else v)
             for k, v in body.items()}
     resp = attach(api, sid, body, version)
     assert resp.status_code == status and word in resp.text, resp.text
