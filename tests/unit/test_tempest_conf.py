@@ -9,8 +9,11 @@ cloud (httpx.MockTransport: the real cloud is the e2e module test_tempest_aio.py
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import json
+import ssl
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +66,8 @@ def tempest_options() -> dict[str, set[str]]:
 def test_every_key_written_is_an_option_tempest_knows() -> None:
     known = tempest_options()
     known["DEFAULT"] |= {"log_file", "debug"}  # oslo.log's options, registered by Tempest
-    conf = parse(tc.render(facts(ssh_user="root", dashboard_url="http://h:8000")))
+    conf = parse(tc.render(facts(ssh_user="root", dashboard_url="http://h:8000",
+                                 ca_file="/etc/stratus/tls/ca.crt")))
     assert "dashboard" in conf.sections()
     for section in conf.sections():
         assert section in known, f"tempest has no section [{section}]"
@@ -103,6 +107,32 @@ def test_a_dashboard_url_turns_horizon_on() -> None:
     assert conf["service_available"]["horizon"] == "true"
     assert conf["dashboard"]["dashboard_url"] == "http://h:8000/"
     assert "dashboard" not in parse(tc.render(facts()))
+
+
+def test_a_tls_cloud_is_verified_with_its_cacert(tmp_path: Path) -> None:
+    """clouds.yaml's ``cacert`` (TLS on, the default deploy) becomes Tempest's CA bundle;
+    certificate validation is never turned off, with or without it."""
+    got = tc.discover({**ENTRY, "cacert": "/etc/stratus/tls/ca.crt"}, fake_cloud())
+    assert got.ca_file == "/etc/stratus/tls/ca.crt"
+    conf = parse(tc.render(dataclasses.replace(got, dashboard_url="https://h:8000")))
+    assert conf["identity"]["ca_certificates_file"] == "/etc/stratus/tls/ca.crt"
+    assert conf["identity"]["disable_ssl_certificate_validation"] == "false"
+    assert conf["dashboard"]["disable_ssl_certificate_validation"] == "false"
+    plain = parse(tc.render(facts()))
+    assert "ca_certificates_file" not in plain["identity"]
+    assert plain["identity"]["disable_ssl_certificate_validation"] == "false"
+    assert tc.discover(ENTRY, fake_cloud()).ca_file is None
+    # the discovery's client: a context with the CA, or the default trust
+    ca = tmp_path / "ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(tmp_path / "ca.key"),
+                    "-days", "1", "-subj", "/CN=ztd CA", "-out", str(ca)],
+                   check=True, capture_output=True)
+    verify = tc.verify_for({**ENTRY, "cacert": str(ca)})
+    assert isinstance(verify, ssl.SSLContext) and verify.verify_mode == ssl.CERT_REQUIRED
+    assert any(c["subject"] == ((("commonName", "ztd CA"),),)
+               for c in verify.get_ca_certs())
+    assert tc.verify_for(ENTRY) is True and tc.verify_for({**ENTRY, "verify": False}) is False
 
 
 def test_an_ssh_user_turns_validation_on_with_it() -> None:
