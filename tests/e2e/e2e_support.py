@@ -66,14 +66,16 @@ def free_external(stem: str, preferred: int) -> tuple[str, str]:
 # x+2 hex); a real deploy's default is "st".
 TEST_DEPLOY_PREFIX = re.compile(r"^(z[0-9a-f]{2,3}|y[0-9a-f]{2}[sp]|x[0-9a-f]{2})$")
 TRUST_DIR = Path("/usr/local/share/ca-certificates")
+TRUST_FILE = re.compile(r"^stratus-([a-z0-9]+)-ca(?:-previous)?\.crt$")
 
 
 def stale_test_cas(trust_dir: Path = TRUST_DIR, live_roots: tuple[str, ...] = (
         "/tmp/*/etc/stratus/tls/ca.crt", "/etc/stratus/tls/ca.crt")) -> list[Path]:
-    """The CAs a killed e2e run left in the host's trust store: ``stratus-<p>-ca.crt`` with
-    ``<p>`` a test deploy prefix, a Stratus CA of that prefix (its subject), whose
-    certificate no existing deploy's ``tls/ca.crt`` holds (a deploy's teardown removes its
-    own; the session cloud's, or another run's deploy still up, are kept)."""
+    """The CAs a killed e2e run left in the host's trust store: ``stratus-<p>-ca.crt`` (or
+    ``-ca-previous.crt``, a renewed CA's predecessor) with ``<p>`` a test deploy prefix, a
+    Stratus CA of that prefix (its subject), whose certificate no existing deploy's
+    ``tls/ca.crt`` bundle holds (a deploy's teardown removes its own; the session cloud's,
+    or another run's deploy still up, are kept)."""
     live: set[bytes] = set()
     for pattern in live_roots:
         for path in Path("/").glob(pattern.lstrip("/")):
@@ -82,8 +84,9 @@ def stale_test_cas(trust_dir: Path = TRUST_DIR, live_roots: tuple[str, ...] = (
             except OSError:
                 continue
     stale = []
-    for path in sorted(trust_dir.glob("stratus-*-ca.crt")):
-        prefix = path.name.removeprefix("stratus-").removesuffix("-ca.crt")
+    for path in sorted(trust_dir.glob("stratus-*.crt")):
+        named = TRUST_FILE.match(path.name)
+        prefix = named.group(1) if named else ""
         if not TEST_DEPLOY_PREFIX.match(prefix):
             continue
         try:
@@ -92,7 +95,7 @@ def stale_test_cas(trust_dir: Path = TRUST_DIR, live_roots: tuple[str, ...] = (
             continue
         subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", str(path)],
                                  capture_output=True, text=True, check=False).stdout
-        if f"Stratus {prefix} CA" in subject and text not in live:
+        if f"Stratus {prefix} CA" in subject and not any(text in bundle for bundle in live):
             stale.append(path)
     return stale
 

@@ -35,5 +35,13 @@ def test_only_test_prefixes_without_a_deploy_are_stale(tmp_path: Path) -> None:
     make_ca(trust / "stratus-st-ca.crt", "Stratus st CA")  # a real deploy's prefix: kept
     make_ca(trust / "stratus-y12s-ca.crt", "Stratus y12s CA")  # test_deploy_aio's: removed
     make_ca(trust / "stratus-zab-ca.crt", "Someone else")  # not a Stratus CA: kept
+    # a renewed CA: the deploy's bundle holds the new and the previous CA, both kept
+    new = make_ca(trust / "stratus-z5c6-ca.crt", "Stratus z5c6 CA")
+    previous = make_ca(trust / "stratus-z5c6-ca-previous.crt", "Stratus z5c6 CA")
+    renewed = tmp_path / "sdep-renewed" / "etc" / "stratus" / "tls"
+    renewed.mkdir(parents=True)
+    (renewed / "ca.crt").write_bytes(new + previous)
+    make_ca(trust / "stratus-z7d8-ca-previous.crt", "Stratus z7d8 CA")  # its deploy is gone
     found = stale_test_cas(trust, (f"{tmp_path}/*/etc/stratus/tls/ca.crt",))
-    assert [p.name for p in found] == ["stratus-y12s-ca.crt", "stratus-z1a2-ca.crt"]
+    assert [p.name for p in found] == ["stratus-y12s-ca.crt", "stratus-z1a2-ca.crt",
+                                       "stratus-z7d8-ca-previous.crt"]
