@@ -39,13 +39,13 @@ def active(api: ComputeApi, **attrs: Any) -> dict[str, Any]:
 def test_versions_and_microversion_headers(api: ComputeApi) -> None:
     versions = api.client.get("/").json()["versions"]
     v21 = next(v for v in versions if v["id"] == "v2.1")
-    assert v21["version"] == "2.79" and v21["min_version"] == "2.1"
+    assert v21["version"] == "2.96" and v21["min_version"] == "2.1"
     resp = api.call("GET", "/v2.1/flavors", version="2.30")
     assert resp.headers["OpenStack-API-Version"] == "compute 2.30"
     assert api.call("GET", "/v2.1/flavors", version="latest").headers[
-        "X-OpenStack-Nova-API-Version"] == "2.79"
+        "X-OpenStack-Nova-API-Version"] == "2.96"
     resp = api.call("GET", "/v2.1/flavors", version="2.99")
-    assert resp.status_code == 406 and "maximum is 2.79" in resp.text
+    assert resp.status_code == 406 and "maximum is 2.96" in resp.text
     assert api.call("GET", "/v2.1/flavors", version="abc").status_code == 400
     assert api.call("GET", "/v2.1/flavors", version=None).headers[
         "X-OpenStack-Nova-API-Version"] == "2.1"

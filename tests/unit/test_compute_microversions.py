@@ -1,7 +1,8 @@
-"""The compute API's microversions 2.48 to 2.79, one boundary at a time: the answer at N-1
-and at N differ exactly as Nova's do (docs/compute.md, Microversions), and the new shapes
-validate against Tempest's own response schemas. Rebuild's versions (2.54, 2.57, 2.63,
-2.75) are in test_compute_rebuild.py."""
+"""The compute API's microversions 2.48 to 2.79 (2.80 to 2.96: test_compute_mv_2_80.py),
+one boundary at a time: the answer at N-1 and at N differ exactly as Nova's do
+(docs/compute-api.md, Microversions), and the new shapes validate against Tempest's own
+response schemas. Rebuild's versions (2.54, 2.57, 2.63, 2.75) are in
+test_compute_rebuild.py."""
 
 from __future__ import annotations
 
@@ -47,14 +48,14 @@ def get(api: ComputeApi, path: str, version: str, token: str = ADMIN) -> Any:
     return resp.json()
 
 
-def test_the_range_is_2_1_to_2_79(api: ComputeApi) -> None:
+def test_the_range_is_2_1_to_2_96(api: ComputeApi) -> None:
     doc = get(api, "/v2.1", "2.1")["version"]
-    assert (doc["min_version"], doc["version"]) == ("2.1", "2.79")
-    assert api.call("GET", "/v2.1/flavors", version="2.79").status_code == 200
-    resp = api.call("GET", "/v2.1/flavors", version="2.80")
-    assert resp.status_code == 406 and "maximum is 2.79" in resp.text
+    assert (doc["min_version"], doc["version"]) == ("2.1", "2.96")
+    assert api.call("GET", "/v2.1/flavors", version="2.96").status_code == 200
+    resp = api.call("GET", "/v2.1/flavors", version="2.97")
+    assert resp.status_code == 406 and "maximum is 2.96" in resp.text
     latest = api.call("GET", "/v2.1/flavors", version="latest")
-    assert latest.headers["OpenStack-API-Version"] == "compute 2.79"
+    assert latest.headers["OpenStack-API-Version"] == "compute 2.96"
 
 
 def test_2_48_diagnostics_in_the_standard_form(api: ComputeApi) -> None:

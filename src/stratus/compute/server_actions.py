@@ -77,6 +77,9 @@ class ServerActions(ServerReads):
                 srv.access_ip_v6 = access["accessIPv6"]
             if access and "description" in access:  # 2.19
                 srv.description = access["description"]
+            hostname = (access or {}).get("hostname")
+            if hostname:  # 2.90
+                srv.hostname = hostname
             srv.updated_at = utcnow()
             s.flush()
             return self._shown(s, ctx, srv)

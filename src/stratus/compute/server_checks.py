@@ -44,6 +44,7 @@ class CreateRequest:
     access_ip_v6: str | None = None
     description: str | None = None  # from 2.19
     tags: list[str] = field(default_factory=list)  # from 2.52
+    hostname: str | None = None  # from 2.90 (an FQDN from 2.94); else made from the name
 
 def downstream_error(exc: ServiceError, what: str) -> ApiError:
     if exc.temporary:

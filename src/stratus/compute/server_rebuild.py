@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.common.auth import AuthContext
-from stratus.common.errors import BadRequest
+from stratus.common.errors import BadRequest, Conflict
 from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
 from stratus.compute.server_actions import check_state
@@ -39,6 +39,7 @@ class RebuildRequest:
 
     image_id: str
     changes: dict[str, Any] = field(default_factory=dict)
+    reimage_volume: bool = False  # 2.93: a volume-backed server's rebuild is asked for
 
 
 class ServerRebuild(ServerChecks, ServerReads):
@@ -54,6 +55,11 @@ class ServerRebuild(ServerChecks, ServerReads):
         def lookups(s: Session) -> tuple[m.Flavor, m.KeyPair | None]:
             srv = core.server(s, ctx, sid)
             check_state(srv, "rebuild", REBUILD_STATES, srv.task_state is not None)
+            if not srv.image_id and req.reimage_volume:
+                # 2.93: Nova's 409 when the server's host cannot re-image its boot volume
+                raise Conflict("Rebuilding a volume-backed server is not supported by the "
+                               "compute service of its host: Stratus cannot re-image the "
+                               "boot volume (make a new server from the image instead).")
             if not srv.image_id:
                 raise BadRequest("Unable to rebuild with a different image for a "
                                  "volume-backed server.")
@@ -91,6 +97,8 @@ class ServerRebuild(ServerChecks, ServerReads):
                 srv.user_data = ch["user_data"]
             if "description" in ch:
                 srv.description = ch["description"]
+            if "hostname" in ch:  # 2.90
+                srv.hostname = ch["hostname"]
             if "accessIPv4" in ch:
                 srv.access_ip_v4 = ch["accessIPv4"]
             if "accessIPv6" in ch:

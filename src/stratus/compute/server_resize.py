@@ -194,7 +194,8 @@ class ServerResize:
                                             m.Migration.id.desc())
         cols = {"status": m.Migration.status, "instance_uuid": m.Migration.server_id,
                 "migration_type": m.Migration.migration_type,
-                "source_compute": m.Migration.source_compute}
+                "source_compute": m.Migration.source_compute,
+                "user_id": m.Migration.user_id, "project_id": m.Migration.project_id}  # 2.80
         for key, value in filters.items():
             q = q.where(cols[key] == value)
         with self.core.db.session() as s:

@@ -127,7 +127,8 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
             for index in range(count):
                 name = req.name if count == 1 else f"{req.name}-{index + 1}"
                 srv = m.Server(
-                    id=new_id(), name=name, hostname=_hostname(name), project_id=project,
+                    id=new_id(), name=name, hostname=req.hostname or _hostname(name),
+                    project_id=project,
                     user_id=ctx.user_id, image_id=req.image_id, image=image,
                     flavor_id=flavor.id, flavor=flavor_doc, vm_state="building",
                     task_state="scheduling", power_state=0, desired_power="running",

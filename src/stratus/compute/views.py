@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from stratus.common.app import Req
@@ -20,7 +21,7 @@ from stratus.common.validation import Dialect, Fields
 from stratus.compute import models as m
 
 MIN_VERSION = (2, 1)
-MAX_VERSION = (2, 79)  # every step up to it: docs/compute.md, Microversions
+MAX_VERSION = (2, 96)  # every step up to it: docs/compute-api.md, Microversions
 VERSION_RE = re.compile(r"^([1-9][0-9]*)\.([0-9]+)$")
 STATUS = {"building": "BUILD", "active": "ACTIVE", "stopped": "SHUTOFF", "paused": "PAUSED",
           "suspended": "SUSPENDED", "error": "ERROR", "deleted": "DELETED",
@@ -258,6 +259,8 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         if admin:
             fault["details"] = srv.fault.get("details", "")
         out["fault"] = fault
+    if v >= (2, 90):  # the hostname is shown to its owner too (it may set it)
+        out["OS-EXT-SRV-ATTR:hostname"] = srv.hostname
     if admin:
         out["OS-EXT-SRV-ATTR:host"] = srv.host
         out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = srv.host
@@ -281,6 +284,8 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         out["trusted_image_certificates"] = None  # refused at create and rebuild
     if v >= (2, 73):
         out["locked_reason"] = None  # Stratus has no lock action
+    if v >= (2, 96):
+        out["pinned_availability_zone"] = srv.requested_az  # the zone asked for at create
     return out
 
 
@@ -304,3 +309,35 @@ def basic(full: dict[str, Any]) -> dict[str, Any]:
 def brief(req: Req, srv: m.Server) -> dict[str, Any]:
     return {"id": srv.id, "name": srv.name, "links": link(req, f"servers/{srv.id}")}
 
+
+def _member_of(attr: str, wanted: set[str]) -> Callable[[m.Server], object]:
+    return lambda r: getattr(r, attr) in wanted
+
+
+def state_filters(q: Any) -> list[Callable[[m.Server], object]]:
+    """The tests of the filters of :data:`OWNER_FILTERS_2_83` a listing gives (exact
+    matches; ``config_drive`` a boolean word, ``power_state`` a number or its name). The
+    ``*_at`` times are accepted and not applied."""
+    tests: list[Callable[[m.Server], object]] = []
+    plain = {"availability_zone": "availability_zone", "key_name": "key_name",
+             "vm_state": "vm_state", "task_state": "task_state", "user_id": "user_id"}
+    for key, attr in plain.items():
+        if key in q:
+            tests.append(_member_of(attr, set(q.getlist(key))))
+    if "config_drive" in q:
+        drive = boolean(q["config_drive"], "config_drive")
+        tests.append(lambda r: bool(r.config_drive) == drive)
+    if "power_state" in q:
+        names = {n.lower(): k for k, n in POWER.items()}
+        states = set()
+        for raw in q.getlist("power_state"):
+            state = names.get(raw.lower()) if not raw.isdigit() else int(raw)
+            if state is None:
+                raise BadRequest(f"Invalid filter power_state: {raw!r}; a number or one of "
+                                 f"{', '.join(sorted(names))}.")
+            states.add(state)
+        tests.append(lambda r: r.power_state in states)
+    if "progress" in q:
+        progress = integer({"progress": q["progress"]}, "progress", maximum=100)
+        tests.append(lambda r: (r.progress or 0) == progress)
+    return tests

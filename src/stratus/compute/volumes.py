@@ -143,6 +143,12 @@ class ServerVolumes:
                 return srv, row
         raise NotFound(f"Volume {volume_id} is not attached to the instance {sid}.")
 
+    def set_delete_on_termination(self, ctx: AuthContext, sid: str, volume_id: str,
+                                  value: bool) -> None:
+        """2.85: change whether the attached volume goes with the server."""
+        _srv, row = self.show(ctx, sid, volume_id)
+        self._set(row.id, delete_on_termination=value)
+
     # ---- attach ------------------------------------------------------------------------
     def attach(self, ctx: AuthContext, sid: str, volume_id: str, device: str | None,
                tag: str | None = None, delete_on_termination: bool = False,

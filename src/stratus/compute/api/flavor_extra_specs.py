@@ -6,16 +6,18 @@ from typing import Any
 
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, NotFound
+from stratus.compute import views
 from stratus.compute.core import ComputeCore
+from stratus.compute.extra_specs import problem
 
 routes = Routes()
 P = "/v2.1/flavors/{id}/os-extra_specs"
 POLICY = "os_compute_api:os-flavor-extra-specs"
 
 
-def check_specs(value: Any) -> dict[str, str]:
+def check_specs(value: Any, version: tuple[int, int] = (2, 1)) -> dict[str, str]:
     """Extra specs of a request body: keys and values of 1-255 characters (numbers become
-    strings)."""
+    strings); from 2.86 the keys of Nova's namespaces are validated (compute/extra_specs.py)."""
     if not isinstance(value, dict):
         raise BadRequest("Invalid input: 'extra_specs' must be an object.")
     out = {}
@@ -25,6 +27,9 @@ def check_specs(value: Any) -> dict[str, str]:
         if not 1 <= len(k) <= 255 or len(str(v)) > 255:
             raise BadRequest("Extra spec keys and values are 1-255 characters.")
         out[k] = str(v)
+        why = problem(k, out[k]) if version >= (2, 86) else None
+        if why:
+            raise BadRequest(why)
     return out
 
 
@@ -35,7 +40,8 @@ def list_extra_specs(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 @routes.add("POST", P)
 def set_extra_specs(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    new = check_specs(req.body.get("extra_specs") if isinstance(req.body, dict) else None)
+    new = check_specs(req.body.get("extra_specs") if isinstance(req.body, dict) else None,
+                      views.mv(req))
     svc.require_admin(req.ctx, POLICY)
     svc.flavors.merge_extra_specs(req.ctx, req.params["id"], new)
     return {"extra_specs": new}
@@ -52,7 +58,7 @@ def show_extra_spec(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 @routes.add("PUT", P + "/{key}")
 def put_extra_spec(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    new = check_specs(req.body)
+    new = check_specs(req.body, views.mv(req))
     if list(new) != [req.params["key"]]:
         raise BadRequest("Request body and URI mismatch")
     svc.require_admin(req.ctx, POLICY)

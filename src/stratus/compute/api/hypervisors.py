@@ -20,12 +20,19 @@ SUMMED = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "loc
 
 def hypervisor_view(h: m.ComputeHost, alive: bool, detail: bool,
                     v: tuple[int, int] = views.MAX_VERSION) -> dict[str, Any]:
-    """A hypervisor as Nova shows it (``cpu_info`` a JSON string before 2.28)."""
+    """A hypervisor as Nova shows it (``cpu_info`` a JSON string before 2.28; from 2.88
+    without ``cpu_info``, the sizes, the use and the counts, with ``uptime``)."""
     hid: int | str = host_uuid(h) if v >= (2, 53) else h.id
     out: dict[str, Any] = {"id": hid, "hypervisor_hostname": h.hypervisor_hostname,
                            "state": "up" if alive else "down",
                            "status": "enabled" if h.enabled else "disabled"}
-    if detail:
+    if detail and v >= (2, 88):  # the inventory and use moved to placement in Nova
+        out.update({"hypervisor_type": h.hypervisor_type,
+                    "hypervisor_version": h.hypervisor_version, "host_ip": h.host_ip or None,
+                    "uptime": None,  # the agent reports no host uptime (Nova: driver-optional)
+                    "service": {"host": h.host, "id": hid,
+                                "disabled_reason": h.disabled_reason}})
+    elif detail:
         cpu = {"arch": h.cpu_arch}
         out.update({
             "vcpus": h.vcpus, "memory_mb": h.memory_mb, "local_gb": h.local_gb,
@@ -83,6 +90,9 @@ def list_hypervisors_detail(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 @routes.add("GET", P + "/statistics")
 def show_hypervisor_statistics(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    if views.mv(req) >= (2, 88):  # Nova: the route is gone from 2.88
+        raise NotFound("The resource could not be found: os-hypervisors/statistics is gone "
+                       "from microversion 2.88 (ask for 2.87 or lower).")
     hs = hypervisors_of(req, svc)
     stats: dict[str, Any] = {"count": len(hs)}
     for key in SUMMED:

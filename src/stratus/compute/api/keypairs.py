@@ -42,7 +42,8 @@ def show_keypair(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 @routes.add("POST", "/v2.1/os-keypairs")
 def create_keypair(req: Req, svc: ComputeCore) -> JSONResponse:
-    """Import ``public_key``, or generate a pair and answer with its private key once."""
+    """Import ``public_key``, or (below 2.92) generate a pair and answer with its private
+    key once."""
     svc.require_member(req.ctx, "os_compute_api:os-keypairs:create")
     require_project_scope(req.ctx, "os_compute_api:os-keypairs:create")
     data = views.obj(req.body, "keypair")
@@ -50,9 +51,15 @@ def create_keypair(req: Req, svc: ComputeCore) -> JSONResponse:
     views.only(data, CREATE_ATTRS, "keypair")
     name = views.text(data, "name", required=True)
     assert name is not None
-    if not all(c.isalnum() or c in "_- @." for c in name):
+    signs = "_- @." if v >= (2, 92) else "_- "  # 2.92 allows '@' and '.'
+    if not all(c.isalnum() or c in signs for c in name):
         raise BadRequest("Keypair data is invalid: names may contain letters, digits, "
-                         "'_', '-', ' ', '@' and '.'.")
+                         + ("'_', '-', ' ', '@' and '.'." if v >= (2, 92) else
+                            "'_', '-' and ' ' ('@' and '.' from microversion 2.92)."))
+    if v >= (2, 92) and data.get("public_key") is None:  # import only, as Nova from 2.92
+        raise BadRequest("Invalid input for field/attribute keypair: 'public_key' is a "
+                         "required property (from microversion 2.92 key pairs are imported, "
+                         "not generated: make one with ssh-keygen and give its public key).")
     kind = views.text(data, "type", default="ssh")
     if kind not in ("ssh", "x509"):
         raise BadRequest(f"Invalid input for field/attribute type: {kind!r}; use 'ssh'.")

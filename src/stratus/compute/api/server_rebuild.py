@@ -14,7 +14,13 @@ from starlette.responses import JSONResponse
 from stratus.common.app import Req
 from stratus.common.errors import BadRequest
 from stratus.compute import views
-from stratus.compute.api.servers import _uuid, access_ip, check_user_data, server_view
+from stratus.compute.api.servers import (
+    _uuid,
+    access_ip,
+    check_user_data,
+    parse_hostname,
+    server_view,
+)
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_rebuild import RebuildRequest
 
@@ -35,6 +41,8 @@ def allowed_attrs(v: tuple[int, int]) -> set[str]:
         out.add("user_data")
     if v >= (2, 63):
         out.add("trusted_image_certificates")
+    if v >= (2, 90):
+        out.add("hostname")
     return out
 
 
@@ -79,13 +87,15 @@ def parse_rebuild(req: Req, svc: ComputeCore, arg: Any) -> tuple[RebuildRequest,
             data, "key_name", required=True)
     if "user_data" in data:
         changes["user_data"] = check_user_data(data["user_data"])
+    if "hostname" in data:  # 2.90
+        changes["hostname"] = parse_hostname(data, v)
     password = ""
     if data.get("adminPass") is not None:
         if not isinstance(data["adminPass"], str):
             raise BadRequest("Invalid input for field/attribute adminPass: a string is "
                              "expected.")
         password = data["adminPass"]
-    return RebuildRequest(image, changes), password
+    return RebuildRequest(image, changes, reimage_volume=v >= (2, 93)), password
 
 
 def rebuild(req: Req, svc: ComputeCore, arg: Any) -> JSONResponse:

@@ -58,13 +58,13 @@ def resize_action(req: Req, svc: ComputeCore, name: str, arg: Any) -> Response:
 @routes.add("GET", "/v2.1/os-migrations")
 def list_migrations(req: Req, svc: ComputeCore) -> JSONResponse:
     """Every resize, newest first (admin), filtered by status, instance_uuid,
-    migration_type or source_compute."""
-    unknown = set(req.query) - set(MIGRATION_FILTERS) - {"hidden", "host", "cell_name",
-                                                         "limit", "marker"}
-    if unknown and views.mv(req) >= (2, 59):
-        raise BadRequest(f"Invalid input for query parameters {', '.join(sorted(unknown))}; "
-                         f"allowed: {', '.join(MIGRATION_FILTERS)}.")
-    filters = {k: str(req.query[k]) for k in MIGRATION_FILTERS if k in req.query}
+    migration_type or source_compute, and from 2.80 user_id or project_id."""
     v = views.mv(req)
+    known = MIGRATION_FILTERS + (("user_id", "project_id") if v >= (2, 80) else ())  # 2.80
+    unknown = set(req.query) - set(known) - {"hidden", "host", "cell_name", "limit", "marker"}
+    if unknown and v >= (2, 59):
+        raise BadRequest(f"Invalid input for query parameters {', '.join(sorted(unknown))}; "
+                         f"allowed: {', '.join(known)}.")
+    filters = {k: str(req.query[k]) for k in known if k in req.query}
     return JSONResponse({"migrations": [migration_view(x, v)
                                         for x in svc.servers.migrations(req.ctx, filters)]})

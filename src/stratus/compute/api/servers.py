@@ -39,6 +39,9 @@ CREATE_ATTRS = {
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
                      r"[0-9a-fA-F]{12}$")
 MAX_USER_DATA = 65535
+LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+HOSTNAME_RE = re.compile(rf"^{LABEL}$")  # 2.90: one label (RFC 1123)
+FQDN_RE = re.compile(rf"^{LABEL}(?:\.{LABEL})*$")  # 2.94: a fully qualified name
 
 
 def _uuid(value: Any, what: str) -> str:
@@ -172,7 +175,30 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
         same_host=hint_list("same_host"), different_host=hint_list("different_host"),
         networks_required=views.mv(req) >= (2, 37), block_devices=devices,
         access_ip_v4=access_ip(data, 4), access_ip_v6=access_ip(data, 6),
-        description=description(data), tags=parse_tags(data.get("tags")))
+        description=description(data), tags=parse_tags(data.get("tags")),
+        hostname=parse_hostname(data, v, max_count))
+
+
+def parse_hostname(data: dict[str, Any], v: tuple[int, int], count: int = 1) -> str | None:
+    """2.90's ``hostname`` (an RFC 1123 label of at most 63 characters; from 2.94 a fully
+    qualified name of at most 255), None when absent."""
+    if "hostname" not in data:
+        return None
+    value = data["hostname"]
+    fqdn = v >= (2, 94)
+    pattern = FQDN_RE if fqdn else HOSTNAME_RE
+    if not isinstance(value, str) or not pattern.match(value) \
+            or len(value) > (255 if fqdn else 63):
+        allowed = ("a fully qualified domain name of at most 255 characters (labels of "
+                   "letters, digits and '-', not starting or ending with '-', joined by '.')"
+                   if fqdn else "1-63 letters, digits and '-', not starting or ending with "
+                   "'-' (a fully qualified name from microversion 2.94)")
+        raise BadRequest(f"Invalid input for field/attribute hostname. Value: {value!r}. "
+                         f"It must be {allowed}.")
+    if count > 1:
+        raise BadRequest("Invalid input: hostname cannot be given when several servers are "
+                         "created at once (max_count > 1): each needs its own.")
+    return value
 
 
 def create_attrs(v: tuple[int, int]) -> set[str]:
@@ -188,6 +214,8 @@ def create_attrs(v: tuple[int, int]) -> set[str]:
         out.add("trusted_image_certificates")
     if v >= (2, 74):
         out.update({"host", "hypervisor_hostname"})
+    if v >= (2, 90):
+        out.add("hostname")
     return out
 
 
@@ -303,7 +331,11 @@ LIST_FILTERS = {
     "availability_zone", "reservation_id", "changes-before", "user_id", "key_name",
     "vm_state", "task_state", "power_state", "locked", "config_drive", "created_at",
     "launched_at", "terminated_at", "uuid", "hostname", "node", "tags", "not-tags",
-    "tags-any", "not-tags-any", "description", "ip6"}
+    "tags-any", "not-tags-any", "description", "ip6", "progress"}
+# Filters Nova lets owners use from 2.83 (below, only admins: an owner's are ignored)
+OWNER_FILTERS_2_83 = ("availability_zone", "config_drive", "key_name", "created_at",
+                      "launched_at", "terminated_at", "power_state", "task_state", "vm_state",
+                      "progress", "user_id")
 
 
 def parse_listing(req: Req) -> ServerQuery:
@@ -359,8 +391,8 @@ def parse_listing(req: Req) -> ServerQuery:
     if "flavor" in q:
         fl = q["flavor"].rstrip("/").rsplit("/", 1)[-1]
         tests.append(lambda r: r.flavor_id == fl)
-    if "availability_zone" in q:
-        tests.append(lambda r: r.availability_zone == q["availability_zone"])
+    if ctx.is_admin or views.mv(req) >= (2, 83):
+        tests.extend(views.state_filters(q))
     if tests:
         query.keep = lambda r: all(test(r) for test in tests)
     if "ip" in q:
@@ -419,8 +451,9 @@ def show_server(req: Req, svc: ComputeCore) -> dict[str, Any]:
 @routes.add("PUT", P + "/{id}")
 def update_server(req: Req, svc: ComputeCore) -> dict[str, Any]:
     data = views.obj(req.body, "server")
-    views.only(data, {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig",
-                      "description"}, "server")
+    v = views.mv(req)
+    views.only(data, {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "description",
+                      *(("hostname",) if v >= (2, 90) else ())}, "server")
     svc.require_member(req.ctx, "os_compute_api:servers:update")
     access = {k: access_ip(data, n) for k, n in (("accessIPv4", 4), ("accessIPv6", 6))
               if k in data}
@@ -429,6 +462,8 @@ def update_server(req: Req, svc: ComputeCore) -> dict[str, Any]:
             raise BadRequest("Invalid input for server: additional properties are not "
                              "allowed ('description' was unexpected before 2.19).")
         access["description"] = description(data)
+    if "hostname" in data:  # 2.90
+        access["hostname"] = parse_hostname(data, v)
     shown = svc.servers.rename(req.ctx, req.params["id"], lambda: views.text(data, "name"),
                                access)
     full = server_view(req, shown)
