@@ -1,9 +1,10 @@
-"""Resize end to end with the fake driver: python-openstackclient resizes a server on the
-real stratus-compute (with identity, image and network) and confirms, resizes again and
-reverts; the compute agent's loop stops the guest, keeps its disk, grows it and redefines
-the domain with the new flavor (a revert puts the kept disk back, a confirm drops it); an
-agent killed in the middle of a resize is replaced by a new one that finishes it. No guest
-boots here (tests/integration/test_compute_resize_libvirt.py resizes a real domain)."""
+"""Resize and interfaces end to end with the fake driver: python-openstackclient resizes
+a server on the real stratus-compute (with identity, image and network) and confirms,
+resizes again and reverts; the compute agent's loop stops the guest, keeps its disk, grows
+it and redefines the domain with the new flavor (a revert puts the kept disk back, a
+confirm drops it); an agent killed in the middle of a resize is replaced by a new one that
+finishes it. ``server add port|network`` and ``remove port`` attach and detach ports, the
+agent hot-plugging the taps. No guest boots here (the fake driver)."""
 
 from __future__ import annotations
 
@@ -45,10 +46,11 @@ def image(cloud: dict[str, Any], headers: dict[str, str], name: str) -> str:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
     made = httpx.post(f"{cloud['image'].url}/v2/images", headers=headers, json={
         "name": name, "disk_format": "qcow2", "container_format": "bare",
-        "visibility": "public"}).json()
+        "visibility": "public"}, timeout=120).json()
     up = httpx.put(f"{cloud['image'].url}/v2/images/{made['id']}/file",
                    content=disk.read_bytes(),
-                   headers={**headers, "Content-Type": "application/octet-stream"})
+                   headers={**headers, "Content-Type": "application/octet-stream"},
+                   timeout=120)
     assert up.status_code == 204, up.text
     return str(made["id"])
 
@@ -129,7 +131,7 @@ def test_resize_confirm_revert_and_a_killed_agent(cloud: dict[str, Any]) -> None
     # The agent is gone; a resize is asked for, and a new agent process dies half-way.
     resp = httpx.post(f"{cloud['compute'].url}/v2.1/servers/{sid}/action",
                       headers={**headers, "OpenStack-API-Version": "compute 2.79"},
-                      json={"resize": {"flavorRef": "3"}})
+                      json={"resize": {"flavorRef": "3"}}, timeout=120)
     assert resp.status_code == 202, resp.text
     assert osc(ident, "server", "show", "zrs-vm1")["status"] == "RESIZE"
     dying = Loop(cloud, driver, token)
@@ -148,3 +150,49 @@ def test_resize_confirm_revert_and_a_killed_agent(cloud: dict[str, Any]) -> None
         assert driver.disk_sizes[sid] == 3
         osc(ident, "server", "delete", "--wait", "zrs-vm1", json_out=False)
     assert not driver.domains and not driver.taps and not driver.disk_copies
+
+
+def _until(check: Any, what: str) -> None:
+    for _ in range(300):
+        if check():
+            return
+        threading.Event().wait(0.2)
+    raise AssertionError(f"not reached: {what}")
+
+
+def test_add_and_remove_port_and_network(cloud: dict[str, Any]) -> None:
+    """``openstack server add port|network`` and ``remove port``: the port's device and
+    owner in the network API, the tap hot-plugged into (and out of) the domain."""
+    ident: IdentityServer = cloud["identity"]
+    token = ident.token()
+    img = image(cloud, {"X-Auth-Token": token}, "zrs-tiny-if")
+    net = osc(ident, "network", "create", "zrs-inet1")
+    osc(ident, "subnet", "create", "--network", "zrs-inet1", "--subnet-range",
+        "192.168.82.0/24", "zrs-isub1")
+    osc(ident, "network", "create", "zrs-inet2")
+    osc(ident, "subnet", "create", "--network", "zrs-inet2", "--subnet-range",
+        "192.168.83.0/24", "zrs-isub2")
+    osc(ident, "flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "--id",
+        "11", "zrs.if")
+    port = osc(ident, "port", "create", "--network", "zrs-inet2", "zrs-port1")
+    driver = FakeDriver(prefix="zrs-")
+    with Loop(cloud, driver, token):
+        sid = osc(ident, "server", "create", "--image", img, "--flavor", "zrs.if",
+                  "--network", net["id"], "--wait", "zrs-vm2")["id"]
+        osc(ident, "server", "add", "port", "zrs-vm2", "zrs-port1", json_out=False)
+        shown = osc(ident, "port", "show", "zrs-port1")
+        assert shown["device_id"] == sid and shown["device_owner"].startswith("compute:")
+        macs = lambda: {p.mac_address for p in driver.domains[sid].spec.ports}  # noqa: E731
+        _until(lambda: port["mac_address"] in macs(), "the port plugged into the domain")
+        osc(ident, "server", "add", "network", "zrs-vm2", "zrs-inet2", json_out=False)
+        _until(lambda: len(macs()) == 3, "the network's new port plugged")
+        listed = osc(ident, "port", "list", "--server", "zrs-vm2")
+        assert len(listed) == 3
+        assert "zrs-inet2" in osc(ident, "server", "show", "zrs-vm2")["addresses"]
+        osc(ident, "server", "remove", "port", "zrs-vm2", "zrs-port1", json_out=False)
+        assert osc(ident, "port", "show", "zrs-port1")["device_id"] == ""
+        _until(lambda: port["mac_address"] not in macs(), "the port unplugged")
+        assert len(macs()) == 2 and len(driver.taps) == 2
+        osc(ident, "server", "delete", "--wait", "zrs-vm2", json_out=False)
+    assert not driver.domains and not driver.taps
+    osc(ident, "port", "delete", "zrs-port1", json_out=False)
