@@ -306,3 +306,40 @@ def test_agent_resize_failure_is_an_error(env: Any) -> None:  # noqa: F811
     last = env.api.last(SERVER_A)
     assert last["vm_state"] == "error" and "boom" in last["fault"]["message"]
     assert last["resize_generation"] == 1
+
+
+def test_a_volume_backed_server_resizes_memory_and_vcpus_only(tmp_path: Path) -> None:
+    from test_compute_volumes_api import VOL, FakeVolumes
+
+    with in_process(tmp_path) as api:
+        api.flavor(id="1")
+        api.flavor(name="m1.nodisk", id="3", vcpus=2, ram=1024, disk=0)  # 0: no local disk
+        api.host("cmp1", host_ip="192.0.2.10")
+        vols = FakeVolumes()
+        vols.volume(VOL)
+        api.fake.volumes = vols
+        sid = api.boot(imageRef="", block_device_mapping_v2=[{
+            "uuid": VOL, "source_type": "volume", "destination_type": "volume",
+            "boot_index": 0}])["server"]["id"]
+        bdms = agent_view(api, sid)["block_devices"]
+        api.report("cmp1", sid, vm_state="active", power_state=1,
+                   volumes=[b["attachment_id"] for b in bdms])
+        disk_before = claimed(api)[2]
+        assert action(api, sid, {"resize": {"flavorRef": "3"}}).status_code == 202
+        assert claimed(api)[2] == disk_before  # the root disk is the volume
+        assert agent_view(api, sid)["flavor"]["ram"] == 1024
+
+
+def test_agent_resize_of_a_volume_backed_server_leaves_the_disk(env: Any) -> None:  # noqa: F811
+    vda = {"volume_id": "v1", "attachment_id": "a1", "device": "vda", "boot_index": 0,
+           "initiator": "iqn.x", "connection_info": {
+               "driver_volume_type": "iscsi", "data": {
+                   "target_iqn": "iqn.t", "target_portal": "127.0.0.1:3260",
+                   "target_lun": 1, "volume_id": "v1"}}}
+    env.api.servers[SERVER_A] = assignment(image_id=None, block_devices=[vda])
+    assert env.agent.reconcile_once().ok
+    env.api.servers[SERVER_A] = resized(image_id=None, block_devices=[vda])
+    assert env.agent.reconcile_once().ok
+    assert env.api.last(SERVER_A)["resize_generation"] == 1
+    assert env.driver.domains[SERVER_A].spec.memory_mb == 1024
+    assert not {"keep_disk_copy", "grow_disk"} & {m for m, _ in env.driver.calls}
