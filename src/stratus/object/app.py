@@ -67,9 +67,10 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return views.error_response(exc.status_code, message, dict(exc.headers or {}))
 
 
-def build_core(config: Config) -> ObjectService:
+def build_core(config: Config, here: tuple[str, int] | None = None) -> ObjectService:
+    """The service layer; ``here``: this host's object server (see Settings)."""
     return ObjectService(Database(config.get(SECTION, "database_url"), "object"),
-                         Settings.from_config(config))
+                         Settings.from_config(config, here))
 
 
 def build_app(core: ObjectService, authenticate: Callable[[str], AuthContext],

@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from stratus.common.config import Config, ConfigError
+from stratus.common.tls import use_ca_file
 from stratus.object.core import SECTION, ObjectService
 from stratus.object.diskfile import Device
 from stratus.object.pending import update_listings
-from stratus.object.store import RingHolder
+from stratus.object.store import AnyDevice, RingHolder
 
 LOG = logging.getLogger("stratus.object.consistency")
+JOBS = ("replicator", "auditor", "expirer", "updater")
 RECLAIM_AGE = 7 * 24 * 3600.0  # seconds a tombstone is kept (replicas down that long lose)
 
 
@@ -55,8 +57,8 @@ def replicate(rings: RingHolder) -> PassReport:
     ring, devices = rings.get()
     report = PassReport()
     for dev in devices.values():
-        if not dev.available():
-            continue
+        if not isinstance(dev, Device) or not dev.available():
+            continue  # another host's device: its own replicator pushes it
         for part in dev.partitions():
             if part >= ring.partitions:
                 continue
@@ -70,7 +72,7 @@ def replicate(rings: RingHolder) -> PassReport:
     return report
 
 
-def _replicate_partition(dev: Device, part: int, primaries: list[Device],
+def _replicate_partition(dev: Device, part: int, primaries: list[AnyDevice],
                          report: PassReport) -> None:
     local = dev.hashes(part)
     for h in local:  # files an older state left (a copy put back behind a tombstone)
@@ -105,7 +107,7 @@ def audit(rings: RingHolder, reclaim_age: float = RECLAIM_AGE) -> PassReport:
     report = PassReport()
     now = time.time()
     for dev in devices.values():
-        if not dev.available():
+        if not isinstance(dev, Device) or not dev.available():
             continue
         dev.sweep_tmp()
         for part in dev.partitions():
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stratus-object-replicator", description=__doc__)
     parser.add_argument("--config-file")
     parser.add_argument("--once", action="store_true", help="one pass of each, then exit")
+    parser.add_argument("--jobs", help="comma-separated subset of replicator, auditor, "
+                        "expirer, updater (default: [object] consistency_jobs)")
     args = parser.parse_args(argv)
     if args.config_file:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file
@@ -162,7 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(process)d %(levelname)s %(name)s "
                                    "%(message)s")
-        core = build_core(config)
+        jobs = [j.strip() for j in (args.jobs or config.get(SECTION, "consistency_jobs"))
+                .split(",") if j.strip()]
+        unknown = sorted(set(jobs) - set(JOBS))
+        if unknown:
+            raise ConfigError(f"consistency jobs {unknown}: expected some of {JOBS}")
+        use_ca_file(config.get(SECTION, "tls_ca_file"))  # the object servers' https
+        here = (config.get("object_server", "bind_host"),
+                config.get_int("object_server", "bind_port"))
+        core = build_core(config, here)
     except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"stratus-object-replicator: {exc}\n")
         return 1
@@ -173,18 +185,20 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    run_loops(core, intervals, stop, once=args.once)
+    run_loops(core, intervals, stop, once=args.once, only=jobs)
     core.db.dispose()
     return 0
 
 
 def run_loops(core: ObjectService, intervals: dict[str, int], stop: threading.Event,
-              once: bool = False) -> None:
-    """Run each pass when its interval has passed, until ``stop`` is set."""
+              once: bool = False, only: list[str] | None = None) -> None:
+    """Run each pass (of ``only``, default all) when its interval has passed, until
+    ``stop`` is set."""
     rings = core.store.rings
     jobs: dict[str, Callable[[], object]] = {
         "replicator": lambda: replicate(rings), "auditor": lambda: audit(rings),
         "expirer": core.expire, "updater": lambda: update_listings(core)}
+    jobs = {k: v for k, v in jobs.items() if only is None or k in only}
     due = dict.fromkeys(jobs, 0.0)
     while not stop.is_set():
         for name, job in jobs.items():

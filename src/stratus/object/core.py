@@ -19,10 +19,11 @@ from stratus.common.config import Config
 from stratus.common.crashpoints import crash_point
 from stratus.common.db import Database
 from stratus.common.errors import NotFound
+from stratus.common.tls import Tls
 from stratus.object.diskfile import ObjectFile, timestamp
 from stratus.object.listings import Listings
 from stratus.object.pending import pending
-from stratus.object.store import ObjectStore, PutSession, RingHolder
+from stratus.object.store import ObjectStore, PutSession, Remote, RingHolder
 
 SECTION = "object"
 
@@ -33,14 +34,23 @@ class Settings:
     max_file_size: int = 5368709122
     listing_limit: int = 10000
     public_url: str = ""
+    spool_dir: str = ""
+    remote: Remote | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> Settings:
+    def from_config(cls, config: Config, here: tuple[str, int] | None = None) -> Settings:
+        """``here``: this host's object server (the consistency processes) -- its
+        devices are reached on the local disks, the others over HTTP."""
+        srv = "object_server"
+        remote = Remote(secret=config.get(srv, "secret"),
+                        scheme="https" if Tls.from_config(config, srv).enabled else "http",
+                        timeout=float(config.get_int(srv, "timeout", minimum=1)), here=here)
         return cls(ring_file=config.get(SECTION, "ring_file"),
                    max_file_size=config.get_int(SECTION, "max_file_size", minimum=1),
                    listing_limit=config.get_int(SECTION, "container_listing_limit",
                                                 minimum=1),
-                   public_url=config.get(SECTION, "public_url"))
+                   public_url=config.get(SECTION, "public_url"),
+                   spool_dir=config.get(SECTION, "spool_dir"), remote=remote)
 
 
 class ObjectService:
@@ -50,7 +60,8 @@ class ObjectService:
         self.db = db
         self.settings = settings
         self.listings = Listings(db)
-        self.store = ObjectStore(RingHolder(settings.ring_file))
+        self.store = ObjectStore(RingHolder(settings.ring_file, settings.remote),
+                                 settings.spool_dir)
 
     # objects ------------------------------------------------------------------------
     def begin_put(self, account: str, container: str, name: str) -> PutSession:
@@ -65,7 +76,8 @@ class ObjectService:
         metadata = {**metadata, "name": f"/{account}/{container}/{name}",
                     "size": session.size, "etag": session.etag, "timestamp": ts}
         large = metadata.get("slo") or {}
-        with pending(session.writers[0].device, account, container, name):
+        where = self.store.pending_device([w.device for w in session.writers])
+        with pending(where, account, container, name):
             self.store.commit_put(session, ts, metadata)
             crash_point("object.put.after_store")
             self.listings.record_object(account, container, name,
@@ -78,7 +90,7 @@ class ObjectService:
     def read(self, account: str, container: str, name: str) -> ObjectFile:
         """The object's newest data; 404 when missing, deleted or expired."""
         f = self.store.read(account, container, name)
-        if f is None or f.kind != "data" or f.data_path is None:
+        if f is None or f.kind != "data":
             raise NotFound("The resource could not be found.")
         delete_at = f.metadata.get("delete_at")
         if delete_at is not None and int(delete_at) <= time.time():
@@ -96,8 +108,9 @@ class ObjectService:
             raise NotFound("The resource could not be found.")
         self.read(account, container, name)
         ts = timestamp()
-        with pending(self.store.locate(account, container, name).devices[0], account,
-                     container, name):
+        with pending(self.store.pending_device(
+                self.store.locate(account, container, name).devices), account, container,
+                name):
             self.store.delete(account, container, name, ts)
             crash_point("object.delete.after_store")
             self.listings.forget_object(account, container, name, ts)

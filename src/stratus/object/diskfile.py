@@ -25,9 +25,12 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from stratus.common.crashpoints import crash_point
 
 MARKER = ".stratus-object-device"
 TMP_AGE = 3600.0  # seconds after which an abandoned temporary file is removed
@@ -64,6 +67,15 @@ class ObjectFile:
     metadata: dict[str, Any]
     data_path: Path | None = None
     meta_timestamp: str = ""
+    opener: Callable[[], BinaryIO] | None = None  # a remote replica's bytes
+
+    def open(self) -> BinaryIO:
+        """The object's bytes (a local file, or a remote replica's ranged reads)."""
+        if self.opener is not None:
+            return self.opener()
+        if self.data_path is None:
+            raise OSError("a tombstone has no bytes")
+        return open(self.data_path, "rb")
 
     @property
     def state(self) -> str:
@@ -108,6 +120,8 @@ class Writer:
 
 class Device:
     """One device directory."""
+
+    local = True
 
     def __init__(self, dev_id: int, path: str | Path) -> None:
         self.id = dev_id
@@ -267,6 +281,39 @@ class Device:
                 os.fsync(out.fileno())
             os.replace(tmp, d / src.name)
         _fsync_dir(d)
+        self.cleanup(d)
+
+    def install(self, part: int, obj_hash: str, files: list[tuple[str, int]],
+                read: Callable[[int], bytes]) -> None:
+        """Files of an object arriving as one stream (an object server's PUT): each
+        written to ``tmp`` and fsynced, then all renamed in the given order (``.data``
+        last), then clean up. ValueError when the stream ends early; nothing is renamed
+        then."""
+        tmps: list[tuple[Path, str]] = []
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            for name, size in files:
+                fd, tmp = tempfile.mkstemp(dir=self.tmp, suffix=".tmp")
+                tmps.append((Path(tmp), name))
+                with os.fdopen(fd, "wb") as out:
+                    left = size
+                    while left > 0:
+                        chunk = read(min(left, 1 << 16))
+                        if not chunk:
+                            raise ValueError(f"{name}: the body ended {left} bytes early")
+                        out.write(chunk)
+                        left -= len(chunk)
+                        crash_point("object.server.put.partial")
+                    out.flush()
+                    os.fsync(out.fileno())
+            d = self.object_dir(part, obj_hash)
+            d.mkdir(parents=True, exist_ok=True)
+            for tmp_path, name in tmps:
+                os.replace(tmp_path, d / name)
+            _fsync_dir(d)
+        finally:
+            for tmp_path, _name in tmps:
+                tmp_path.unlink(missing_ok=True)
         self.cleanup(d)
 
     def remove(self, part: int, obj_hash: str) -> None:

@@ -77,11 +77,12 @@ def reconcile(core: ObjectService, account: str, container: str, name: str) -> N
 
 def update_listings(core: ObjectService) -> int:
     """Reconcile every unlocked pending record of the available devices; how many."""
-    _ring, devices = core.store.rings.get()
+    places = [d for d in core.store.local_devices() if d.available()]
+    spool = core.store.spool_device()
+    if spool is not None:
+        places.append(spool)
     done = 0
-    for dev in devices.values():
-        if not dev.available():
-            continue
+    for dev in places:
         where = dev.path / PENDING_DIR
         for path in sorted(where.glob("*.json")) if where.is_dir() else []:
             try:

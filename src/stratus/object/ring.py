@@ -99,13 +99,20 @@ def same_layout(a: Ring, b: Ring) -> bool:
 
 
 def parse_device(spec: str, dev_id: int) -> Device:
-    """``host:zone:path[:weight]`` (the role's and the operator's device syntax)."""
+    """``host:zone:/path[:weight]`` (a device this process writes itself) or
+    ``host:port:zone:/path[:weight]`` (a device of the object server at ``host:port``):
+    the role's and the operator's device syntax."""
     parts = spec.split(":")
+    port = 0
+    if len(parts) >= 4 and parts[3].startswith("/"):
+        if not parts[1].isdigit() or not 0 < int(parts[1]) < 65536:
+            raise ValueError(f"device {spec!r}: the port is 1-65535")
+        port = int(parts.pop(1))
     if len(parts) not in (3, 4) or not parts[1].isdigit() or not parts[2].startswith("/"):
-        raise ValueError(f"device {spec!r}: expected host:zone:/absolute/path[:weight]")
+        raise ValueError(f"device {spec!r}: expected host[:port]:zone:/absolute/path[:weight]")
     weight = float(parts[3]) if len(parts) == 4 else 1.0
     return Device(id=dev_id, host=parts[0], zone=int(parts[1]), path=parts[2],
-                  weight=weight)
+                  weight=weight, port=port)
 
 
 def ensure(path: str | Path, specs: list[str], part_power: int, replicas: int
@@ -115,16 +122,16 @@ def ensure(path: str | Path, specs: list[str], part_power: int, replicas: int
     and host stay; a new one takes the next free id."""
     target = Path(path)
     previous = load(target) if target.exists() else None
-    known = {(d.host, d.path): d.id for d in previous.devices} if previous else {}
+    known = {(d.host, d.port, d.path): d.id for d in previous.devices} if previous else {}
     next_id = max(known.values(), default=-1) + 1
     devices = []
     for spec in specs:
         dev = parse_device(spec, 0)
-        dev_id = known.get((dev.host, dev.path))
+        dev_id = known.get((dev.host, dev.port, dev.path))
         if dev_id is None:
             dev_id, next_id = next_id, next_id + 1
         devices.append(Device(id=dev_id, host=dev.host, zone=dev.zone, path=dev.path,
-                              weight=dev.weight))
+                              weight=dev.weight, port=dev.port))
     if previous is not None:
         same_devices = [d.to_dict() for d in previous.devices] == [d.to_dict()
                                                                    for d in devices]

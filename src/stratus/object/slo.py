@@ -19,6 +19,7 @@ from typing import Any
 
 from stratus.common.errors import BadRequest, NotFound
 from stratus.object.core import ObjectService
+from stratus.object.diskfile import ObjectFile
 from stratus.object.store import iter_file
 from stratus.object.views import LIMITS, check_name
 
@@ -76,8 +77,9 @@ def build_manifest(svc: ObjectService, account: str, raw: bytes
     return json.dumps(out).encode(), {"size": total, "etag": slo_etag}
 
 
-def manifest(svc: ObjectService, path: Any) -> list[dict[str, Any]]:
-    with open(path, "rb") as fh:
+def manifest(svc: ObjectService, f: ObjectFile) -> list[dict[str, Any]]:
+    """The segment list a manifest object holds."""
+    with f.open() as fh:
         data = json.loads(fh.read())
     return data if isinstance(data, list) else []
 
@@ -95,11 +97,11 @@ def iter_segments(svc: ObjectService, account: str, segments: list[dict[str, Any
             return
         cont, obj = _split(seg["name"])
         f = svc.read(account, cont, obj)
-        if f.metadata.get("etag") != seg["hash"] or f.data_path is None:
+        if f.metadata.get("etag") != seg["hash"]:
             raise NotFound(f"SLO segment {seg['name']} changed or is gone.")
         first = max(0, start - offset)
         take = min(size - first, length)
-        yield from iter_file(open(f.data_path, "rb"), first, take)  # noqa: SIM115
+        yield from iter_file(f.open(), first, take)
         length -= take
         start += take
         offset += size

@@ -194,8 +194,8 @@ async def put_object(req: Req, svc: ObjectService, account: str, container: str,
     try:
         if manifest_body is not None:
             await run_in_threadpool(session.write, manifest_body)
-        elif source is not None and source.data_path is not None:
-            fh = open(source.data_path, "rb")  # noqa: SIM115 - closed by iter_file
+        elif source is not None and source.kind == "data":
+            fh = await run_in_threadpool(source.open)
             for chunk in iter_file(fh, 0, expected or 0, chunk=BUFFER):
                 await run_in_threadpool(session.write, chunk)
         else:
@@ -250,8 +250,7 @@ async def get_object(req: Req, svc: ObjectService, account: str, container: str,
         return Response(status_code=304, headers={
             k: v for k, v in headers.items() if k != "Content-Type"})
     if f.metadata.get("slo") and req.query.get("multipart-manifest") != "get":
-        assert f.data_path is not None
-        segments = await run_in_threadpool(slo.manifest, svc, f.data_path)
+        segments = await run_in_threadpool(slo.manifest, svc, f)
         return _get_segments(req, svc, account, segments, headers)
     dlo = f.metadata.get("headers", {}).get("x-object-manifest")
     if dlo and req.query.get("multipart-manifest") != "get":
@@ -267,8 +266,7 @@ async def get_object(req: Req, svc: ObjectService, account: str, container: str,
     if method == "HEAD":
         headers["Content-Length"] = str(size)
         return Response(status_code=200, headers=headers)
-    assert f.data_path is not None
-    fh = await run_in_threadpool(open, f.data_path, "rb")
+    fh = await run_in_threadpool(f.open)
     ranges = parse_range(req.header("range"), size) if req.header("range") else None
     if ranges is not None and not ranges:
         fh.close()
@@ -344,8 +342,8 @@ async def object_resource(req: Req, svc: ObjectService) -> Response:
     await container_access(req, svc, account, container, write=True)
     if method == "DELETE" and req.query.get("multipart-manifest") == "delete":
         f = await run_in_threadpool(svc.read, account, container, name)
-        if f.metadata.get("slo") and f.data_path is not None:
-            segments = await run_in_threadpool(slo.manifest, svc, f.data_path)
+        if f.metadata.get("slo"):
+            segments = await run_in_threadpool(slo.manifest, svc, f)
             await run_in_threadpool(slo.delete_all, svc, account, container, name, segments)
             return Response(f"Number Deleted: {len(segments) + 1}\nResponse Status: 200 OK\n",
                             media_type="text/plain")
