@@ -186,7 +186,8 @@ def parser() -> argparse.ArgumentParser:
     rsub = rp.add_subparsers(dest="ring_command", required=True)
     rb = rsub.add_parser("build", help="place partitions on the devices (rebalance)")
     rb.add_argument("--device", action="append", required=True,
-                    help="host:zone:/path[:weight], once per device")
+                    help="host[:port]:zone:/path[:weight], once per device (with a "
+                         "port: a device of the stratus-object-server at host:port)")
     rb.add_argument("--part-power", type=int, default=10)
     rb.add_argument("--replicas", type=int, default=3)
     rb.add_argument("--ring-file", help="default: [object] ring_file")
