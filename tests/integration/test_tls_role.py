@@ -8,7 +8,12 @@ under /tmp/ztl-*) get their certificates from the cloud's CA, made on the first 
 - a second run changes nothing;
 - a certificate within ``common_tls_renew_days`` of its end is issued again on the next
   run; the other host's certificate is kept (same bytes);
-- a name added to ``common_tls_extra_names`` re-issues both.
+- a name added to ``common_tls_extra_names`` re-issues both;
+- on the multinode inventory each host's certificate names its own names and address
+  (ztlb is 127.0.0.2), not the other's, and both chain to the one CA;
+- the CA's own renewal: a CA that ends within ``common_tls_ca_renew_days`` is replaced on the
+  next run, the old one stays in each host's CA bundle (a rollover), every host certificate is
+  issued again from the new CA, and a further run changes nothing.
 
 The host trust store is left alone (``common_tls_trust_store: false``). Takes about 30 s.
 """
@@ -32,6 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HOSTS = ("ztla", "ztlb")
+ADDRESSES = {"ztla": "127.0.0.1", "ztlb": "127.0.0.2"}
 
 PLAYBOOK = """\
 - name: Certificates of the common role
@@ -59,7 +65,7 @@ def workdir() -> Iterator[Path]:
 def run(workdir: Path, **extra: object) -> dict[str, int]:
     """One run of the TLS tasks for both hosts; the recap's counters of each host summed."""
     inventory = {"all": {"hosts": {
-        host: {"ansible_connection": "local", "ansible_host": "127.0.0.1",
+        host: {"ansible_connection": "local", "ansible_host": ADDRESSES[host],
                "ansible_python_interpreter": sys.executable,
                "common_tls_dir": str(workdir / host / "tls")}
         for host in HOSTS}, "vars": {
@@ -105,6 +111,7 @@ def test_certificates_are_issued_kept_and_renewed(workdir: Path) -> None:
                 str(cert(workdir, host)))
         key = workdir / host / "tls" / "stratus.key"
         assert key.stat().st_mode & 0o777 == 0o640
+    check_own_names_and_one_ca(workdir)
     first = {host: cert(workdir, host).read_bytes() for host in HOSTS}
 
     assert run(workdir)["changed"] == 0
@@ -130,3 +137,90 @@ def test_certificates_are_issued_kept_and_renewed(workdir: Path) -> None:
         names = openssl("x509", "-noout", "-ext", "subjectAltName", "-in", str(cert(workdir, host)))
         assert "DNS:api.ztl.example" in names, names
     assert run(workdir, common_tls_extra_names=["api.ztl.example"])["changed"] == 0
+
+
+def names_of(path: Path) -> set[str]:
+    text = openssl("x509", "-noout", "-ext", "subjectAltName", "-in", str(path))
+    return {part.strip() for part in text.splitlines()[-1].split(",")}
+
+
+def issuer_of(path: Path) -> str:
+    return openssl("x509", "-noout", "-issuer", "-in", str(path)).strip()
+
+
+def check_own_names_and_one_ca(workdir: Path) -> None:
+    """The multinode inventory: each host's certificate names its own names and address,
+    not the other's, and both chain to the one CA (same issuer, same CA bundle)."""
+    ca = workdir / "ca" / "ca.crt"
+    for host in HOSTS:
+        other = next(h for h in HOSTS if h != host)
+        names = names_of(cert(workdir, host))
+        assert {f"DNS:{host}", f"IP Address:{ADDRESSES[host]}"} <= names, names
+        assert f"DNS:{other}" not in names, names
+        if ADDRESSES[other] != "127.0.0.1":
+            assert f"IP Address:{ADDRESSES[other]}" not in names, names
+        openssl("verify", "-CAfile", str(ca), str(cert(workdir, host)))
+        assert (workdir / host / "tls" / "ca.crt").read_bytes() == ca.read_bytes()
+    assert issuer_of(cert(workdir, "ztla")) == issuer_of(cert(workdir, "ztlb"))
+
+
+def test_a_ca_near_its_end_is_renewed_with_a_rollover_and_every_host_reissued(
+    workdir: Path,
+) -> None:
+    run(workdir)
+    ca_dir = workdir / "ca"
+    # The CA as if made long ago: same key and name (the host certificates still chain to
+    # it), but it ends in 100 days, inside the 365-day window.
+    openssl("req", "-x509", "-new", "-key", str(ca_dir / "ca.key"), "-sha256", "-days", "100",
+            "-subj", "/CN=Stratus ztl CA/O=Stratus",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", str(ca_dir / "ca.crt"))
+    old_ca = (ca_dir / "ca.crt").read_bytes()
+    old_key = (ca_dir / "ca.key").read_bytes()
+    before = {host: cert(workdir, host).read_bytes() for host in HOSTS}
+    for host in HOSTS:
+        openssl("verify", "-CAfile", str(ca_dir / "ca.crt"), str(cert(workdir, host)))
+
+    assert run(workdir)["changed"] > 0  # the renewal
+    new_ca = (ca_dir / "ca.crt").read_bytes()
+    assert new_ca != old_ca and (ca_dir / "ca.key").read_bytes() != old_key
+    assert (ca_dir / "ca-previous.crt").read_bytes() == old_ca
+    assert (ca_dir / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert not list(ca_dir.glob("ca-next*")), "the renewal left its temporary files"
+    assert subprocess.run(["openssl", "x509", "-noout", "-checkend", str(365 * 86400), "-in",
+                           str(ca_dir / "ca.crt")], capture_output=True,
+                          check=False).returncode == 0, "the new CA ends within the window"
+    for host in HOSTS:
+        bundle = (workdir / host / "tls" / "ca.crt").read_text()
+        assert bundle.count("BEGIN CERTIFICATE") == 2, "the CA bundle lacks the old or new CA"
+        assert bundle.startswith(new_ca.decode().strip())
+        assert old_ca.decode().strip() in bundle
+        assert cert(workdir, host).read_bytes() != before[host], f"{host} was not re-issued"
+        # Signed by the new CA alone; a client that still trusts only the old CA fails.
+        openssl("verify", "-CAfile", str(ca_dir / "ca.crt"), str(cert(workdir, host)))
+        old_only = workdir / "old-ca.crt"
+        old_only.write_bytes(old_ca)
+        assert subprocess.run(["openssl", "verify", "-CAfile", str(old_only),
+                               str(cert(workdir, host))], capture_output=True,
+                              check=False).returncode != 0
+
+    assert run(workdir)["changed"] == 0  # the rollover is stable
+    assert (ca_dir / "ca.crt").read_bytes() == new_ca
+
+
+def test_an_interrupted_ca_renewal_is_finished_by_the_next_run(workdir: Path) -> None:
+    run(workdir)
+    ca_dir = workdir / "ca"
+    # Killed after the new key was moved in, before the new certificate was: ca.key is the
+    # new key, ca.crt still the old CA, ca-next.crt waiting.
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+            str(ca_dir / "ca.key"))
+    openssl("req", "-x509", "-new", "-key", str(ca_dir / "ca.key"), "-sha256", "-days", "3650",
+            "-subj", "/CN=Stratus ztl CA next/O=Stratus", "-out", str(ca_dir / "ca-next.crt"))
+    waiting = (ca_dir / "ca-next.crt").read_bytes()
+    assert run(workdir)["changed"] > 0
+    assert (ca_dir / "ca.crt").read_bytes() == waiting
+    assert not (ca_dir / "ca-next.crt").exists()
+    for host in HOSTS:
+        openssl("verify", "-CAfile", str(ca_dir / "ca.crt"), str(cert(workdir, host)))
+    assert run(workdir)["changed"] == 0

@@ -61,7 +61,7 @@ def test_the_ca_is_made_private() -> None:
              if "block" not in t]
     makers = [t for t in tasks if "ansible.builtin.shell" in t
               and re.search(r"genpkey|-newkey", str(t["ansible.builtin.shell"]))]
-    assert len(makers) == 2, "the CA's key and a host's key"
+    assert len(makers) == 3, "the CA's key, its renewal's and a host's key"
     for task in makers:
         assert "umask 077" in str(task["ansible.builtin.shell"]["cmd"]), task.get("name")
     dirs = [t for t in tasks if "ansible.builtin.file" in t]
