@@ -30,7 +30,7 @@ def api(tmp_path: Path) -> Iterator[ComputeApi]:
         client.host("cmp1")
         vols = FakeVolumes()
         vols.volume(VOL)
-        client.fake.volumes = vols  # type: ignore[attr-defined]
+        client.fake.volumes = vols
         yield client
 
 
@@ -44,8 +44,9 @@ def test_apis_stratus_does_not_have_stay_refused(api: ComputeApi) -> None:
     for path in ("/v2.1/os-aggregates",
                  f"/v2.1/servers/{sid}/os-instance-actions"):
         assert call(api, "GET", path, "2.96", ADMIN).status_code == 404, path
-    for action in ({"rescue": {}}, {"shelve": None}, {"unshelve": {"host": "cmp1"}},
-                   {"evacuate": {}}):
+    actions: list[dict[str, Any]] = [{"rescue": {}}, {"shelve": None},
+                                     {"unshelve": {"host": "cmp1"}}, {"evacuate": {}}]
+    for action in actions:
         resp = call(api, "POST", f"/v2.1/servers/{sid}/action", "2.96", ADMIN, json=action)
         assert resp.status_code == 400 and "no such action" in resp.text
 
@@ -100,6 +101,11 @@ def test_2_83_owner_filters(api: ComputeApi) -> None:
     assert names("config_drive=false", "2.83") == both
     assert names("user_id=someone-else", "2.83") == set()
     assert names("availability_zone=nowhere", "2.83") == set()
+    today = get(api, f"/v2.1/servers/{stopped}", "2.83", ALICE)["server"]["created"][:10]
+    assert names(f"created_at=^{today}", "2.83") == both
+    assert names("created_at=^1999-", "2.83") == set()
+    assert names("terminated_at=.", "2.83") == set()  # none is deleted
+    assert names("created_at=^1999-", "2.82") == both  # ignored below 2.83
     progress = get(api, f"/v2.1/servers/{with_key}", "2.83", ALICE)["server"]["progress"]
     assert with_key in names(f"progress={progress}", "2.83")
     assert names(f"progress={(progress + 37) % 101}", "2.83") == set()
@@ -182,6 +188,9 @@ def test_2_90_and_2_94_hostname(api: ComputeApi) -> None:
         "OS-EXT-SRV-ATTR:hostname") is None  # only admins below 2.90
     assert get(api, f"/v2.1/servers/{sid}", "2.90", ALICE)["server"][
         "OS-EXT-SRV-ATTR:hostname"] == "web-1"
+    # the agent's assignment (and so the guest's metadata) carries it
+    assigned = api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers")["servers"]
+    assert next(a for a in assigned if a["id"] == sid)["hostname"] == "web-1"
     upd = {"server": {"hostname": "web-2"}}
     assert call(api, "PUT", f"/v2.1/servers/{sid}", "2.89", json=upd).status_code == 400
     shown = call(api, "PUT", f"/v2.1/servers/{sid}", "2.90", json=upd).json()["server"]

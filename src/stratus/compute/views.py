@@ -314,10 +314,24 @@ def _member_of(attr: str, wanted: set[str]) -> Callable[[m.Server], object]:
     return lambda r: getattr(r, attr) in wanted
 
 
+def _time_matches(attr: str, key: str, raw: str) -> Callable[[m.Server], object]:
+    try:
+        pattern = re.compile(raw)
+    except re.error:
+        raise BadRequest(f"Invalid filter {key}: {raw!r} is not a regular expression.") \
+            from None
+
+    def test(r: m.Server) -> object:
+        when = getattr(r, attr)
+        return when is not None and pattern.search(when.strftime("%Y-%m-%d %H:%M:%S"))
+    return test
+
+
 def state_filters(q: Any) -> list[Callable[[m.Server], object]]:
-    """The tests of the filters of :data:`OWNER_FILTERS_2_83` a listing gives (exact
-    matches; ``config_drive`` a boolean word, ``power_state`` a number or its name). The
-    ``*_at`` times are accepted and not applied."""
+    """The tests of the filters of api/servers.py's ``OWNER_FILTERS_2_83`` a listing gives
+    (exact matches; ``config_drive`` a boolean word, ``power_state`` a number or its name;
+    ``created_at``, ``launched_at``, ``terminated_at`` a regular expression searched in the
+    time as ``YYYY-MM-DD HH:MM:SS``, as Nova matches them against its stored times)."""
     tests: list[Callable[[m.Server], object]] = []
     plain = {"availability_zone": "availability_zone", "key_name": "key_name",
              "vm_state": "vm_state", "task_state": "task_state", "user_id": "user_id"}
@@ -337,6 +351,10 @@ def state_filters(q: Any) -> list[Callable[[m.Server], object]]:
                                  f"{', '.join(sorted(names))}.")
             states.add(state)
         tests.append(lambda r: r.power_state in states)
+    for key, attr in (("created_at", "created_at"), ("launched_at", "launched_at"),
+                      ("terminated_at", "deleted_at")):
+        if key in q:
+            tests.append(_time_matches(attr, key, q[key]))
     if "progress" in q:
         progress = integer({"progress": q["progress"]}, "progress", maximum=100)
         tests.append(lambda r: (r.progress or 0) == progress)
