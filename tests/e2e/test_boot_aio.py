@@ -29,6 +29,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,27 @@ class Cloud:
         return self.config_dir / "clouds.yaml"
 
     @property
+    def cacert(self) -> str | None:
+        """The CA the cloud's https is verified with (clouds.yaml ``cacert``; TLS is on by
+        default), None for a plain-http cloud."""
+        entry = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["stratus"]
+        return str(entry["cacert"]) if entry.get("cacert") else None
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's ``verify`` for this cloud: its own CA, never unverified."""
+        ca = self.cacert
+        return ssl.create_default_context(cafile=ca) if ca else True
+
+    def url(self, name: str, path: str = "") -> str:
+        """The root URL of the dashboard or the console proxy (``ports`` name) on this host,
+        with the scheme of clouds.yaml's identity URL."""
+        auth_url = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["stratus"]["auth"][
+            "auth_url"]
+        scheme = str(auth_url).split("://", 1)[0]
+        return f"{scheme}://127.0.0.1:{self.ports[name]}{path}"
+
+    @property
     def instances(self) -> Path:
         return self.prefix / "var" / "lib" / "stratus" / "instances"
 
@@ -223,7 +245,7 @@ class Cloud:
                 "name": auth["username"], "domain": {"id": "default"},
                 "password": auth["password"]}}},
             "scope": {"project": {"name": auth["project_name"], "domain": {"id": "default"}}},
-        }}, timeout=30)
+        }}, timeout=30, verify=self.verify)
         assert resp.status_code == 201, resp.text
         endpoints = {}
         for service in resp.json()["token"]["catalog"]:
@@ -237,6 +259,7 @@ class Cloud:
         token, endpoints = self.token()
         headers = {"X-Auth-Token": token, **kwargs.pop("headers", {})}
         return httpx.request(method, endpoints[service] + path, headers=headers, timeout=60,
+                             verify=self.verify,
                              **kwargs)
 
     def server(self, server_id: str) -> dict[str, Any] | None:

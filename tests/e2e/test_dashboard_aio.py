@@ -20,10 +20,13 @@ Everything made is named ``zcn-*`` and deleted by the test.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -57,21 +60,42 @@ def until(fn: Callable[[], Any], timeout: float = 120.0, what: str = "") -> Any:
         time.sleep(0.3)
 
 
+def nss_home(root: Path, ca: str | None) -> dict[str, str]:
+    """The environment of a Chromium that trusts the cloud's CA: a HOME whose NSS db
+    (~/.pki/nssdb, where Chromium on Linux reads its trust) holds it — certificate checks
+    stay on (no --ignore-certificate-errors). A plain-http cloud: the environment as is."""
+    env = dict(os.environ)
+    if ca is None:
+        return env
+    if shutil.which("certutil") is None:
+        pytest.fail("certutil is not installed (scripts/install-test-deps.sh installs "
+                    "libnss3-tools)")
+    db = root / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True,
+                   capture_output=True, timeout=60)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "zcn-cloud-ca", "-t", "C,,",
+                    "-i", ca], check=True, capture_output=True, timeout=60)
+    env["HOME"] = str(root)
+    return env
+
+
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def browser(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.fail("chromium and chromium-driver are not installed "
                     "(scripts/install-test-deps.sh installs them)")
     from selenium import webdriver
 
+    env = nss_home(tmp_path_factory.mktemp("zcn-home"), cloud.cacert)
     profile = tmp_path_factory.mktemp("zcn-chromium")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                 "--disable-gpu", "--window-size=1280,1000", f"--user-data-dir={profile}"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(options=options,
-                              service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(
+        executable_path=CHROMEDRIVER, env=env))
     driver.set_page_load_timeout(60)
     try:
         yield driver
@@ -90,13 +114,16 @@ def tiny_image(cloud: Cloud) -> tuple[str, bool]:
     return "zcn-tiny", True
 
 
-def open_console(url: str) -> bytes:
-    """The first bytes the proxy relays for a console URL; raises when it refuses."""
+def open_console(url: str, ca: str | None = None) -> bytes:
+    """The first bytes the proxy relays for a console URL (wss, verified with ``ca``,
+    for an https page); raises when it refuses."""
     import websocket
 
     page = urlparse(url)
     path = unquote(parse_qs(page.query)["path"][0])
-    ws = websocket.create_connection(f"ws://{page.netloc}/{path}", subprotocols=["binary"],
+    scheme = "wss" if page.scheme == "https" else "ws"
+    ws = websocket.create_connection(f"{scheme}://{page.netloc}/{path}", subprotocols=["binary"],
+                                     sslopt={"ca_certs": ca} if ca else None,
                                      timeout=30)
     try:
         data = ws.recv()
@@ -127,12 +154,14 @@ def test_console_url_show_opens_the_guest_display_once(cloud: Cloud) -> None:
             cloud.openstack("console", "url", "show", "--novnc", server["id"], "-f", "json",
                             fmt=False, check=False)), 120, 3)
         url = json.loads(got.stdout)["url"]
-        assert url.startswith(f"http://127.0.0.1:{cloud.ports['novncproxy']}/vnc_lite.html?")
-        assert open_console(url).startswith(b"RFB 003.")
+        assert url.startswith(cloud.url("novncproxy", "/vnc_lite.html?"))
+        if cloud.cacert:  # TLS on (the default): https only, wss with the cloud's CA
+            assert url.startswith("https://")
+        assert open_console(url, cloud.cacert).startswith(b"RFB 003.")
         import websocket
 
         with pytest.raises((websocket.WebSocketException, OSError)):
-            open_console(url)  # spent by its first use
+            open_console(url, cloud.cacert)  # spent by its first use
         conf = (cloud.config_dir / "stratus.conf").read_text()
         assert "\n[novncproxy]\n" in conf
         assert re.search(r"^vnc_enabled = true$", conf, re.MULTILINE)
@@ -156,7 +185,7 @@ def test_dashboard_in_chromium_on_the_deployed_cloud(
     compute_host_up(cloud)
     image, made = tiny_image(cloud)
     auth = yaml.safe_load(cloud.clouds_yaml.read_text())["clouds"]["stratus"]["auth"]
-    url = f"http://127.0.0.1:{cloud.ports['dashboard']}"
+    url = cloud.url("dashboard")
     b = browser
     step = [0]
 
@@ -338,10 +367,14 @@ def test_dashboard_in_chromium_on_the_deployed_cloud(
 
         # Sign out; the old session cookie is refused afterwards
         old = b.get_cookie("stratus_session")
+        assert old is not None
+        # over https (TLS on, the default) the session cookie is Secure: never sent over http
+        assert old.get("secure") is url.startswith("https://"), old
         find("#logout").click()
         until(lambda: b.find_elements(By.ID, "id_username"), what="the login page")
         shot("logged-out")
-        b.add_cookie({"name": "stratus_session", "value": old["value"], "path": "/"})
+        b.add_cookie({"name": "stratus_session", "value": old["value"], "path": "/",
+                      "secure": bool(old.get("secure"))})
         b.get(url + "/project/instances/")
         assert b.find_elements(By.ID, "id_username"), "the old session still works"
     finally:

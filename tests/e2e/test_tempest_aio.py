@@ -152,10 +152,12 @@ def test_tempest_smoke_passes(cloud: Cloud) -> None:
                         "--flavor", "m1.tiny", "--flavor-alt", "m1.small",
                         # issue 15: site.yml deploys stratus-dashboard; Tempest's
                         # test_dashboard_basic_ops signs in to it
-                        "--dashboard-url", f"http://127.0.0.1:{cloud.ports['dashboard']}/",
+                        "--dashboard-url", cloud.url("dashboard", "/"),
                         "--output", str(ws / "etc" / "tempest.conf")],
                        check=True, capture_output=True, text=True, timeout=120)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        if cloud.cacert:  # the dashboard test's urllib: the cloud's CA (the APIs': the conf's)
+            env["SSL_CERT_FILE"] = cloud.cacert
         done = run_tempest(ws, env, "--smoke", "--concurrency", "2",
                            "--exclude-list", str(REPO / "etc" / "tempest-skips.txt"))
         (cloud.work / "tempest-smoke.log").write_text(done.stdout + done.stderr)
