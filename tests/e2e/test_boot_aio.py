@@ -431,7 +431,9 @@ def deploy_cloud() -> Iterator[Cloud]:
         "novncproxy_port": ports["novncproxy"],
         "novncproxy_public_host": "127.0.0.1",
         "dashboard_port": ports["dashboard"],
-        "network_agent_metadata_url": f"http://127.0.0.1:{ports['metadata']}",
+        # the proxy -> stratus-metadata hop: https (TLS is on by default; the guest's hop
+        # to 169.254.169.254 stays http)
+        "network_agent_metadata_url": f"https://127.0.0.1:{ports['metadata']}",
         "network_agent_l2_backend": "linuxbridge",
         "network_vxlan_vni_ranges": "7700:7799",
         "network_external_bridge": EXT_BRIDGE,

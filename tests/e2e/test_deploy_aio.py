@@ -363,7 +363,8 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         # the proxy -> stratus-metadata hop (https with TLS on; the guest's hop stays http)
         "network_agent_metadata_url": f"{'https' if engine == 'sqlite' else 'http'}"
                                       f"://127.0.0.1:{metadata_port}",
-        # Issue 13: the SQLite deploy serves every API over https from its own CA.
+        # Issue 13: TLS is on by default (the SQLite deploy: every API over https from its
+        # own CA); the PostgreSQL deploy sets it false explicitly, so plain http stays proven.
         "stratus_tls_enabled": engine == "sqlite",
         # The all-in-one backend: kernel bridges and VXLAN (OVS here would need the
         # userspace datapath, about 30 times slower; see docs/agent.md).
