@@ -17,8 +17,10 @@ scheduler chose (``POST /v2.0/ports`` with ``binding:host_id``). Printed:
 * the agents' requests per second at each API while idle and during the boots, by kind
   (compute: heartbeats, assignment long-polls, reports; network: state reads,
   long-polls, registrations, port reports);
-* the network agents' passes during the boots (per-host generations: a port wakes only
-  its own host's agent, so about one pass per port, not one per port and agent);
+* the network agents' passes during the boots (per-host generations: a port wakes its own
+  host's agent and those of the hosts with a port in one of its security groups, whose
+  documents list the group's member addresses; ``--no-security-groups`` leaves only the
+  first, about one pass per port, where one global generation woke every agent);
 * the time until every server is ACTIVE and every port ACTIVE (every agent converged)
   after the last create.
 
@@ -55,6 +57,10 @@ from scale_agents import FLAVOR, CountingApi, Images, free_port
 from stratus.agent.network.sources import HttpSource
 
 PREFIX = "zsc"
+# Seconds an idle HTTP connection stays open at the APIs: above the agents' 10 s heartbeat,
+# so that an agent never sends on a connection the server is closing (uvicorn's default
+# of 5 s made a few requests per run end in "connection reset" under load).
+KEEP_ALIVE = 75
 IMAGE = "11111111-1111-4111-8111-111111111111"
 
 
@@ -77,7 +83,19 @@ def serve_network(port: int, url: str, every: bool = False) -> None:
 
     core = make_core(url, Settings(quotas={r: -1 for r in QUOTA_RESOURCES}))
     app = build_app(core, fake_validate, public_url=f"http://127.0.0.1:{port}")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning",
+                timeout_keep_alive=KEEP_ALIVE)
+
+
+def serve_compute(port: int, url: str) -> None:
+    """The compute API process (``--serve-compute``): scale_agents.py's, with the
+    keep-alive below."""
+    import uvicorn
+    from scale_agents import serve
+
+    run = uvicorn.run
+    uvicorn.run = lambda app, **kw: run(app, **{**kw, "timeout_keep_alive": KEEP_ALIVE})
+    serve(port, url)
 
 
 def balance(port: int, backends: list[int]) -> None:
@@ -238,9 +256,11 @@ def boot(args: argparse.Namespace, compute: httpx.Client, network: httpx.Client,
     def port_for(server_id: str) -> str:
         show = compute.get(f"/servers/{server_id}", headers={"X-Auth-Token": ADMIN})
         host = show.json()["server"]["OS-EXT-SRV-ATTR:host"]
-        r = network.post("/v2.0/ports", json={"port": {
-            "network_id": net_id, "device_id": server_id, "device_owner": "compute:nova",
-            "binding:host_id": host}})
+        body = {"network_id": net_id, "device_id": server_id, "device_owner": "compute:nova",
+                "binding:host_id": host}
+        if args.no_security_groups:
+            body["security_groups"] = []
+        r = network.post("/v2.0/ports", json={"port": body})
         if r.status_code != 201:
             raise RuntimeError(f"port of {server_id}: {r.status_code} {r.text[:200]}")
         return str(r.json()["port"]["id"])
@@ -294,16 +314,24 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=50, help="servers per batch")
     ap.add_argument("--replicas", type=int, default=1, choices=(1, 2),
                     help="network API processes (2: on PostgreSQL behind a balancer)")
-    ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle measurement")
+    ap.add_argument("--idle", type=float, default=35.0,
+                    help="seconds of idle measurement (above the network agents' 30 s resync)")
+    ap.add_argument("--no-security-groups", action="store_true",
+                    help="ports in no security group (default: all in the project's default "
+                         "group, whose member list is on every host with one of them)")
     ap.add_argument("--global-generation", action="store_true",
                     help="for comparison: every change wakes every network agent")
     ap.add_argument("--serve-network", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--serve-compute", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--balance", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--to", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_network:
         serve_network(args.serve_network, args.db, args.global_generation)
+        return 0
+    if args.serve_compute:
+        serve_compute(args.serve_compute, args.db)
         return 0
     if args.balance:
         balance(args.balance, [int(p) for p in args.to.split(",")])
@@ -316,10 +344,9 @@ def main() -> int:
     pg = None
     stop = threading.Event()
     threads: list[threading.Thread] = []
-    here = str(Path(__file__).resolve().parent)
     try:
         cport = free_port()
-        procs.append(subprocess.Popen([sys.executable, f"{here}/scale_agents.py", "--serve",
+        procs.append(subprocess.Popen([sys.executable, __file__, "--serve-compute",
                                        str(cport), "--db", f"sqlite:///{root}/compute.sqlite"]))
         if args.replicas == 1:
             url = f"sqlite:///{root}/network.sqlite"
@@ -355,7 +382,9 @@ def main() -> int:
         print(f"{args.agents} compute agents and {args.agents} network agents; network API: "
               + ("1 process on SQLite" if args.replicas == 1 else
                  f"{args.replicas} replicas on PostgreSQL behind a round-robin balancer")
-              + ("; ONE GLOBAL GENERATION (comparison)" if args.global_generation else ""))
+              + ("; ONE GLOBAL GENERATION (comparison)" if args.global_generation else "")
+              + ("; ports in no security group" if args.no_security_groups else
+                 "; every port in the default security group"))
 
         _computes, networks, threads, ccounts = start_agents(
             args, root, compute_url, network_url, stop)
