@@ -42,6 +42,10 @@ from stratus.object.ring import ensure, load
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 SECRET = "zob-shared-secret"
+# generous: the machine is shared and often loaded (never a timing assertion, only a
+# bound on how long a call may take before the test gives up)
+HTTP = httpx.Client(timeout=120)
+SLOW = "120"  # [object_server] timeout of the proxy and replicators, seconds
 
 
 @dataclass
@@ -71,6 +75,7 @@ class StorageServer:
             "STRATUS_OBJECT_SERVER__BIND_HOST": "127.0.0.1",
             "STRATUS_OBJECT_SERVER__BIND_PORT": str(self.port),
             "STRATUS_OBJECT_SERVER__SECRET": SECRET,
+            "STRATUS_OBJECT_SERVER__TIMEOUT": SLOW,
             **self.extra_env, **more})
         return env
 
@@ -127,6 +132,7 @@ class Proxy(ObjectServer):
     def env(self) -> dict[str, str]:
         env = super().env
         env.update({"STRATUS_OBJECT_SERVER__SECRET": SECRET,
+                    "STRATUS_OBJECT_SERVER__TIMEOUT": SLOW,
                     "STRATUS_OBJECT__SPOOL_DIR": str(self.root / "spool"), **self.extra})
         return env
 
@@ -187,7 +193,7 @@ def _cluster(root: Path, tls_env: dict[str, str] | None = None) -> Iterator[Clus
             srv.start()
         proxy.start()
         token = identity.token()
-        body = httpx.get(f"{identity.url}/v3/auth/tokens",
+        body = HTTP.get(f"{identity.url}/v3/auth/tokens",
                          headers={"X-Auth-Token": token, "X-Subject-Token": token}).json()
         yield Cluster(identity, proxy, servers, token,
                       f"AUTH_{body['token']['project']['id']}")
@@ -216,8 +222,8 @@ def cluster(zob_root: Path) -> Iterator[Cluster]:
 
 
 def _put(c: Cluster, container: str, name: str, body: bytes) -> int:
-    assert httpx.put(c.url(f"/{container}"), headers=c.h).status_code in (201, 202)
-    return httpx.put(c.url(f"/{container}/{name}"), headers=c.h, content=body,
+    assert HTTP.put(c.url(f"/{container}"), headers=c.h).status_code in (201, 202)
+    return HTTP.put(c.url(f"/{container}/{name}"), headers=c.h, content=body,
                      timeout=60).status_code
 
 
@@ -231,9 +237,9 @@ def _intact(f: ObjectFile | None, body: bytes) -> bool:
 def test_secret_is_required(cluster: Cluster) -> None:
     srv = cluster.servers[0]
     base = f"http://127.0.0.1:{srv.port}/dev/0"
-    assert httpx.get(base).status_code == 401
-    assert httpx.get(base, headers={"X-Object-Secret": "wrong"}).status_code == 401
-    assert httpx.get(base, headers={"X-Object-Secret": SECRET}).status_code == 200
+    assert HTTP.get(base).status_code == 401
+    assert HTTP.get(base, headers={"X-Object-Secret": "wrong"}).status_code == 401
+    assert HTTP.get(base, headers={"X-Object-Secret": SECRET}).status_code == 200
 
 
 def test_put_while_a_server_is_down_then_replicated(cluster: Cluster) -> None:
@@ -242,7 +248,7 @@ def test_put_while_a_server_is_down_then_replicated(cluster: Cluster) -> None:
     down.stop()
     try:
         assert _put(cluster, "zob-down", "obj", body) == 201
-        got = httpx.get(cluster.url("/zob-down/obj"), headers=cluster.h)
+        got = HTTP.get(cluster.url("/zob-down/obj"), headers=cluster.h)
         assert got.status_code == 200 and got.content == body
         assert cluster.on_disk(down, "zob-down", "obj") is None
     finally:
@@ -250,7 +256,7 @@ def test_put_while_a_server_is_down_then_replicated(cluster: Cluster) -> None:
     cluster.replicate_all()
     assert _intact(cluster.on_disk(down, "zob-down", "obj"), body)
     # a ranged read through the proxy (the server answers the range)
-    got = httpx.get(cluster.url("/zob-down/obj"), headers={**cluster.h,
+    got = HTTP.get(cluster.url("/zob-down/obj"), headers={**cluster.h,
                                                              "Range": "bytes=1000-1999"})
     assert got.status_code == 206 and got.content == body[1000:2000]
 
@@ -281,7 +287,7 @@ def test_flipped_bytes_quarantined_and_replaced(cluster: Cluster) -> None:
     assert list((victim.root / "dev" / "quarantined" / "objects").iterdir())
     cluster.replicate_all()
     assert _intact(cluster.on_disk(victim, "zob-rot", "obj"), body)
-    got = httpx.get(cluster.url("/zob-rot/obj"), headers=cluster.h)
+    got = HTTP.get(cluster.url("/zob-rot/obj"), headers=cluster.h)
     assert got.content == body
 
 
@@ -291,7 +297,7 @@ def test_deleted_object_does_not_come_back(cluster: Cluster) -> None:
     missed = cluster.servers[2]
     missed.stop()
     try:
-        assert httpx.delete(cluster.url("/zob-del/obj"), headers=cluster.h).status_code == 204
+        assert HTTP.delete(cluster.url("/zob-del/obj"), headers=cluster.h).status_code == 204
     finally:
         missed.start()
     assert _intact(cluster.on_disk(missed, "zob-del", "obj"), body)  # it missed the delete
@@ -300,8 +306,8 @@ def test_deleted_object_does_not_come_back(cluster: Cluster) -> None:
     for srv in cluster.servers:
         f = cluster.on_disk(srv, "zob-del", "obj")
         assert f is not None and f.kind == "tombstone"
-    assert httpx.get(cluster.url("/zob-del/obj"), headers=cluster.h).status_code == 404
-    listing = httpx.get(cluster.url("/zob-del"), headers=cluster.h)
+    assert HTTP.get(cluster.url("/zob-del/obj"), headers=cluster.h).status_code == 404
+    listing = HTTP.get(cluster.url("/zob-del"), headers=cluster.h)
     assert "obj" not in listing.text.split()
 
 
@@ -316,7 +322,7 @@ def test_server_killed_mid_put_leaves_no_partial_object(cluster: Cluster) -> Non
     one.proc = None
     one.start()
     assert cluster.on_disk(one, "zob-kill", "a") is None
-    got = httpx.get(cluster.url("/zob-kill/a"), headers=cluster.h, timeout=60)
+    got = HTTP.get(cluster.url("/zob-kill/a"), headers=cluster.h, timeout=60)
     assert got.content == body
     # two of three killed: no quorum, a 503 and nothing listed or readable
     for srv in (one, two):
@@ -329,9 +335,9 @@ def test_server_killed_mid_put_leaves_no_partial_object(cluster: Cluster) -> Non
         srv.start()
     # the one replica that was stored is complete: as in Swift, a PUT that missed its
     # quorum may still be read whole (never a part of it), and it is not listed
-    got = httpx.get(cluster.url("/zob-kill/b"), headers=cluster.h, timeout=60)
+    got = HTTP.get(cluster.url("/zob-kill/b"), headers=cluster.h, timeout=60)
     assert got.status_code == 404 or got.content == body
-    assert httpx.get(cluster.url("/zob-kill"), headers=cluster.h).text.split() == ["a"]
+    assert HTTP.get(cluster.url("/zob-kill"), headers=cluster.h).text.split() == ["a"]
     for srv in (one, two):  # what they had received stays in their tmp/, never visible
         assert cluster.on_disk(srv, "zob-kill", "b") is None
 
@@ -364,12 +370,12 @@ def test_object_servers_over_tls(zob_root: Path) -> None:
         body = os.urandom(100_000)
         srv = c.servers[0]
         with pytest.raises(httpx.HTTPError):  # no plain http on the server
-            httpx.get(f"http://127.0.0.1:{srv.port}/dev/0", timeout=5)
+            HTTP.get(f"http://127.0.0.1:{srv.port}/dev/0", timeout=5)
         ctx = ssl.create_default_context(cafile=tls["STRATUS_OBJECT_SERVER__TLS_CA_FILE"])
         assert httpx.get(f"https://127.0.0.1:{srv.port}/dev/0", verify=ctx,
                          headers={"X-Object-Secret": SECRET}).status_code == 200
         assert _put(c, "zob-tls", "obj", body) == 201
-        assert httpx.get(c.url("/zob-tls/obj"), headers=c.h).content == body
+        assert HTTP.get(c.url("/zob-tls/obj"), headers=c.h).content == body
         part, h = c.where("zob-tls", "obj")
         shutil.rmtree(c.servers[2].device.object_dir(part, h))
         c.servers[0].consistency("replicator")
