@@ -20,12 +20,13 @@ host should keep serving its peers' replication while identity is down. TLS as e
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -34,7 +35,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from stratus.common.app import run_service, setup_logging
+from stratus.common import handover
+from stratus.common.app import drain_on_sigterm, run_service, setup_logging
 from stratus.common.config import Config, ConfigError
 from stratus.common.crashpoints import arm
 from stratus.object import ring as ringfile
@@ -206,9 +208,15 @@ def create_app(devices: Callable[[], dict[int, Device]], secret: str) -> Starlet
     async def healthcheck(_req: Request) -> Response:
         return Response("OK\n", media_type="text/plain")
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        drain_on_sigterm()
+        handover.notify_ready()  # under a hand-over parent: this process serves now
+        yield
+
     prefix = "/dev/{dev:int}"
     obj_path = prefix + "/objects/{part:int}/{hash}"
-    return Starlette(routes=[
+    return Starlette(lifespan=lifespan, routes=[
         Route("/healthcheck", healthcheck, methods=["GET", "HEAD"]),
         Route(prefix, wrap(status), methods=["GET"]),
         Route(obj_path, wrap(state), methods=["GET"]),
