@@ -1,5 +1,6 @@
 """End-to-end test of the object_store role: deploy common, database, identity,
-object_store and image_store (``image_store_backend: object``) into a temporary prefix
+object_store (the proxy and one stratus-object-server with three devices on this host) and
+image_store (``image_store_backend: object``) into a temporary prefix
 (its own deploy prefix, ports off the defaults, Stratus's own supervisord), run it a
 second time (no change), use the deployed service with ``openstack container|object``,
 check the ring the role built, keep an image's data in object storage (``openstack image
@@ -66,6 +67,7 @@ def deployed() -> Iterator[Deployed]:
     shutil.copytree(REPO / "src", source / "src",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     identity_port, object_port, image_port = free_port(), free_port(), free_port()
+    server_port = free_port()
     dep = Deployed(prefix, work, identity_port, object_port, {
         "stratus_prefix": str(prefix),
         "stratus_deploy_prefix": "z" + secrets.token_hex(1),
@@ -75,6 +77,8 @@ def deployed() -> Iterator[Deployed]:
         "identity_port": identity_port,
         "object_store_port": object_port,
         "object_store_part_power": 6,
+        "object_store_server_port": server_port,
+        "stratus_object_server_secret": "e2e-obj-" + secrets.token_urlsafe(16),
         "image_store_port": image_port,
         "image_store_backend": "object",
         "stratus_service_password": "e2e-svc-" + secrets.token_urlsafe(12),
@@ -87,6 +91,7 @@ def deployed() -> Iterator[Deployed]:
     finally:
         dep.playbook(TEARDOWN, "teardown", lock=True)
         assert not listening(object_port), "stratus-object still listens after teardown"
+        assert not listening(server_port), "stratus-object-server still listens"
         assert not listening(image_port), "stratus-image still listens after teardown"
         assert not (prefix / "etc" / "stratus").exists()
         shutil.rmtree(prefix, ignore_errors=True)
@@ -122,6 +127,8 @@ def test_deployed_object_store_with_the_openstack_client(deployed: Deployed,
     ring = json.loads((deployed.prefix / "var" / "lib" / "stratus" / "object" / "ring.json"
                        ).read_text())
     assert ring["replicas"] == 3 and len(ring["devices"]) == 3
+    # the devices are the object server's (host:port): the proxy wrote them over HTTP
+    assert {d["port"] for d in ring["devices"]} == {deployed.extra_vars["object_store_server_port"]}
 
 
 def object_tempest_conf(clouds_yaml: Path) -> str:
