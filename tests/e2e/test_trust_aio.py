@@ -40,14 +40,8 @@ import httpx
 import pytest
 from test_boot_aio import Cloud, run, wait_for
 
-# Not yet run against a session cloud (the session that wrote it ran out of time behind the
-# e2e lock): it runs only with STRATUS_TRUST_E2E=1 until a run has shown it green, e.g.
-#   STRATUS_TRUST_E2E=1 pytest -m e2e tests/e2e/test_boot_aio.py tests/e2e/test_trust_aio.py \
-#       -k 'trust or bystander' --timeout 2400
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.e2e_boot_cloud,
-              pytest.mark.timeout(1800),
-              pytest.mark.skipif(os.environ.get("STRATUS_TRUST_E2E") != "1",
-                                 reason="not yet shown green: set STRATUS_TRUST_E2E=1 to run")]
+              pytest.mark.timeout(1800)]
 
 # docs/security.md "What the host scan expects": the programs that keep root (host tools).
 ROOT_PROGRAMS = {"stratus-network-agent", "stratus-compute-agent", "stratus-storage-agent",
