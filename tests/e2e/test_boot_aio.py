@@ -410,7 +410,7 @@ def deploy_cloud() -> Iterator[Cloud]:
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sdep-e2e", "-f", str(key))
     ports = {name: free_port() for name in ("identity", "image", "network", "compute",
                                             "metadata", "volume", "iscsi", "object",
-                                            "novncproxy", "dashboard")}
+                                            "object_server", "novncproxy", "dashboard")}
     extra_vars: dict[str, Any] = {
         "stratus_prefix": str(prefix),
         "stratus_process_manager": "supervisor",
@@ -427,6 +427,9 @@ def deploy_cloud() -> Iterator[Cloud]:
         "volume_api_port": ports["volume"],
         "volume_storage_portal_port": ports["iscsi"],
         "object_store_port": ports["object"],
+        # its own port for stratus-object-server (the default, object_store_port + 1, may be
+        # one of the other free ports picked here)
+        "object_store_server_port": ports["object_server"],
         # issue 15: the console proxy and the dashboard of this cloud
         "novncproxy_port": ports["novncproxy"],
         "novncproxy_public_host": "127.0.0.1",

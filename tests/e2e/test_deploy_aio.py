@@ -357,6 +357,9 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         "volume_storage_portal_port": _free_port(PREFERRED_PORT + 6),
         # Object storage (issue 14): off the default 8080.
         "object_store_port": _free_port(PREFERRED_PORT + 7),
+        # its stratus-object-server: by default object_store_port + 1, which is the console
+        # proxy's port here, so give it one of its own
+        "object_store_server_port": _free_port(PREFERRED_PORT + 10),
         # Issue 15: the console proxy and the dashboard, off the defaults 6080 and 8000.
         "novncproxy_port": _free_port(PREFERRED_PORT + 8),
         "dashboard_port": _free_port(PREFERRED_PORT + 9),
