@@ -123,12 +123,17 @@ def test_restart_every_service_while_clients_and_agents_are_busy(stack: Stack) -
             wait_for(f"{name}'s client is answered by the new process",
                      lambda r=r, name=name: answered_after(probes[name].outcomes,
                                                            r.ended_at))
-            # A change now: the agent's long-poll, begun against the old process, is
-            # answered by the new one with the new generation.
+            # A change of this agent's host now (generations are per host: a port bound to
+            # trs-host): the agent's long-poll, begun against the old process, is answered
+            # by the new one with the new generation.
             before = int(net_agent.outcomes[-1].detail) if net_agent.outcomes else -1
             created = admin.post(f"{servers['network'].url}/v2.0/networks",
                                  json={"network": {"name": f"trs-after-{name}"}})
             assert created.status_code == 201, created.text
+            bound = admin.post(f"{servers['network'].url}/v2.0/ports", json={"port": {
+                "network_id": created.json()["network"]["id"], "name": f"trs-after-{name}",
+                "binding:host_id": "trs-host"}})
+            assert bound.status_code == 201, bound.text
             wait_for(f"the network agent sees the change after {name}'s restart",
                      lambda r=r, before=before: answered_after(
                          net_agent.outcomes, r.ended_at, lambda d: int(d) > before))
