@@ -94,6 +94,17 @@ def unexpected_failures(outcomes: list[Outcome], windows: list[Restart]) -> list
     return bad
 
 
+def change_host(admin: httpx.Client, network_url: str, name: str, host: str) -> None:
+    """A change of ``host``'s state: a network and a port bound to the host (generations
+    are per host, so a network with no port on the host wakes no agent)."""
+    created = admin.post(f"{network_url}/v2.0/networks", json={"network": {"name": name}})
+    assert created.status_code == 201, created.text
+    bound = admin.post(f"{network_url}/v2.0/ports", json={"port": {
+        "network_id": created.json()["network"]["id"], "name": name,
+        "binding:host_id": host}})
+    assert bound.status_code == 201, bound.text
+
+
 def test_restart_every_service_while_clients_and_agents_are_busy(stack: Stack) -> None:
     servers = stack.services()
     admin = httpx.Client(headers={"X-Auth-Token": stack.token}, timeout=30)
@@ -127,13 +138,7 @@ def test_restart_every_service_while_clients_and_agents_are_busy(stack: Stack) -
             # trs-host): the agent's long-poll, begun against the old process, is answered
             # by the new one with the new generation.
             before = int(net_agent.outcomes[-1].detail) if net_agent.outcomes else -1
-            created = admin.post(f"{servers['network'].url}/v2.0/networks",
-                                 json={"network": {"name": f"trs-after-{name}"}})
-            assert created.status_code == 201, created.text
-            bound = admin.post(f"{servers['network'].url}/v2.0/ports", json={"port": {
-                "network_id": created.json()["network"]["id"], "name": f"trs-after-{name}",
-                "binding:host_id": "trs-host"}})
-            assert bound.status_code == 201, bound.text
+            change_host(admin, servers["network"].url, f"trs-after-{name}", "trs-host")
             wait_for(f"the network agent sees the change after {name}'s restart",
                      lambda r=r, before=before: answered_after(
                          net_agent.outcomes, r.ended_at, lambda d: int(d) > before))
@@ -240,9 +245,7 @@ def test_reload_every_service_fails_no_request(stack: Stack) -> None:
                      lambda r=r, name=name: answered_after(probes[name].outcomes,
                                                            r.ended_at))
             before = int(net_agent.outcomes[-1].detail) if net_agent.outcomes else -1
-            created = admin.post(f"{servers['network'].url}/v2.0/networks",
-                                 json={"network": {"name": f"trs-reload-{name}"}})
-            assert created.status_code == 201, created.text
+            change_host(admin, servers["network"].url, f"trs-reload-{name}", "trs-reload-host")
             wait_for(f"the network agent sees the change after {name}'s reload",
                      lambda r=r, before=before: answered_after(
                          net_agent.outcomes, r.ended_at, lambda d: int(d) > before))
