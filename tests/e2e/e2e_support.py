@@ -62,8 +62,9 @@ def free_external(stem: str, preferred: int) -> tuple[str, str]:
 
 
 # The deploy prefixes the e2e modules give their clouds (test_boot_aio: z+3 hex,
-# test_object_store_deploy: z+2 hex, test_deploy_aio: y+2 hex+s/p, test_image_store_deploy:
-# x+2 hex); a real deploy's default is "st".
+# test_object_store_deploy: z+2 hex, test_deploy_aio: y+2 hex+s/p; x+2 hex was
+# test_image_store_deploy's, still recognised for the leftovers of older runs); a real
+# deploy's default is "st".
 TEST_DEPLOY_PREFIX = re.compile(r"^(z[0-9a-f]{2,3}|y[0-9a-f]{2}[sp]|x[0-9a-f]{2})$")
 TRUST_DIR = Path("/usr/local/share/ca-certificates")
 TRUST_FILE = re.compile(r"^stratus-([a-z0-9]+)-ca(?:-previous)?\.crt$")

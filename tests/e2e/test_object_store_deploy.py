@@ -1,17 +1,22 @@
-"""End-to-end test of the object_store role: deploy common, database, identity,
-object_store (the proxy and one stratus-object-server with three devices on this host) and
-image_store (``image_store_backend: object``) into a temporary prefix
-(its own deploy prefix, ports off the defaults, Stratus's own supervisord), run it a
+"""End-to-end test of the object_store and image_store roles deployed alone: common,
+database, identity, object_store (the proxy and one stratus-object-server with three
+devices on this host) and image_store (``image_store_backend: object``) into a temporary
+prefix (its own deploy prefix, ports off the defaults, Stratus's own supervisord), run it a
 second time (no change), use the deployed service with ``openstack container|object``,
 check the ring the role built, keep an image's data in object storage (``openstack image
-create/save/delete``), then tear down and check that nothing of it still runs; Tempest's
-``tempest.api.object_storage`` tests (the smoke ones among them) against it, without
-etc/tempest-object-skips.txt. Uses the image_store e2e module's ``Deployed`` helper; only
-the deploy and teardown runs take the e2e playbook lock."""
+create/save/delete``), drive the image service with the ``cloud_image`` module (check mode,
+real run, second run, removal), then tear down and check that nothing of it still runs;
+Tempest's ``tempest.api.object_storage`` tests (the smoke ones among them) against it,
+without etc/tempest-object-skips.txt. Only the deploy and teardown runs take the e2e
+playbook lock (role_deploy.py).
+
+(The image service's file store, its default, is deployed by every whole-site.yml deploy of
+the suite: the session cloud of test_boot_aio.py and both of test_deploy_aio.py.)"""
 
 from __future__ import annotations
 
 import configparser
+import hashlib
 import io
 import json
 import os
@@ -19,13 +24,15 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from test_image_store_deploy import BIN, REPO, Deployed, free_port, listening
+from role_deploy import BIN, REPO, Deployed, free_port, listening
 from test_tempest_aio import results, run_tempest
 
 from stratus.tools.tempest_conf import OBJECT_APIS
@@ -108,7 +115,7 @@ def test_deployed_object_store_with_the_openstack_client(deployed: Deployed,
                                                          tmp_path: Path) -> None:
     catalog = deployed.openstack("catalog", "list")
     entry = next(c for c in catalog if c["Type"] == "object-store")
-    assert f":{deployed.image_port}/v1/AUTH_" in json.dumps(entry)
+    assert f":{deployed.api_port}/v1/AUTH_" in json.dumps(entry)
     deployed.openstack("container", "create", "zob-e2e")
     (tmp_path / "f.bin").write_bytes(os.urandom(300_000))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
@@ -198,9 +205,15 @@ def test_image_data_kept_in_object_storage(deployed: Deployed, tmp_path: Path) -
     before = len(list(devices.rglob("*.data")))
     data = tmp_path / "zob.raw"
     data.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
+    catalog = deployed.openstack("catalog", "list")
+    image_entry = next(c for c in catalog if c["Type"] == "image")
+    assert image_entry["Name"] == "glance"
+    assert f":{deployed.extra_vars['image_store_port']}" in json.dumps(image_entry)
     image = deployed.openstack("image", "create", "--disk-format", "raw",
                                "--container-format", "bare", "--file", str(data), "zob-e2e")
     assert image["status"] == "active"
+    checksum = hashlib.md5(data.read_bytes(), usedforsecurity=False).hexdigest()
+    assert deployed.openstack("image", "show", image["id"])["checksum"] == checksum
     # three more replicas on the devices, nothing kept under the image service's dir
     assert len(list(devices.rglob("*.data"))) == before + 3
     assert [p for p in deployed.images_dir.rglob("*") if p.is_file()
@@ -215,3 +228,39 @@ def test_image_data_kept_in_object_storage(deployed: Deployed, tmp_path: Path) -
                     image["id"]], env=env, check=True, timeout=300)
     # the object's replicas are tombstones now
     assert len(list(devices.rglob("*.data"))) == before
+
+
+def test_cloud_image_module_against_the_deployed_role(deployed: Deployed, tmp_path: Path
+                                                      ) -> None:
+    data = tmp_path / "module.raw"
+    data.write_bytes(os.urandom(1024 * 1024))
+    collections = deployed.work / "collections"
+    (collections / "ansible_collections" / "stratus").mkdir(parents=True, exist_ok=True)
+    link = collections / "ansible_collections" / "stratus" / "cloud"
+    if not link.exists():
+        link.symlink_to(REPO)
+    task = {"stratus.cloud.cloud_image": {
+        "name": "zob-module", "filename": str(data), "disk_format": "raw",
+        "clouds_yaml": str(deployed.clouds_yaml), "properties": {"os_distro": "busybox"}},
+        "register": "result"}
+    show = {"ansible.builtin.copy": {"content": "{{ result | to_json }}",
+                                     "dest": str(deployed.work / "result.json"), "mode": "0600"},
+            "check_mode": False}
+    play = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
+             "vars": {"ansible_python_interpreter": sys.executable}, "tasks": [task, show]}]
+
+    def run(*args: str) -> dict[str, Any]:
+        deployed.playbook(play, "module", *args, collections=collections)
+        return dict(json.loads((deployed.work / "result.json").read_text()))
+
+    assert run("--check")["changed"] is True
+    assert deployed.openstack("image", "list", "--name", "zob-module") == []
+    first = run()
+    assert first["changed"] is True and first["image"]["status"] == "active"
+    assert first["image"]["os_distro"] == "busybox"  # custom properties at the top level
+    assert run()["changed"] is False
+    assert run("--check")["changed"] is False
+    task["stratus.cloud.cloud_image"] = {"name": "zob-module", "state": "absent",
+                                         "clouds_yaml": str(deployed.clouds_yaml)}
+    assert run()["changed"] is True
+    assert deployed.openstack("image", "list", "--name", "zob-module") == []
