@@ -5,7 +5,8 @@ Every request comes from a proxy in a network's namespace with three headers:
 ``X-Stratus-Signature`` (hex HMAC-SHA256 of ``"<network id>\\n<fixed ip>"`` with
 the shared secret). A missing header is a 400, a wrong signature a 403. The
 instance is looked up by network + fixed IP through the compute API (service
-user token), cached for ``cache_ttl`` seconds, and its files are served from
+user token; an IPv6 address in its canonical text, docs/metadata.md), cached for
+``cache_ttl`` seconds, and its files are served from
 :func:`stratus.contracts.metadata_tree.render` (the same files the compute agent
 writes into config drives) plus the EC2 plain-text tree. An instance can only
 ever see its own data: nothing else selects the instance.
@@ -144,7 +145,7 @@ class MetadataService:
         network_id = headers[HEADER_NETWORK].strip()
         signature = headers[HEADER_SIGNATURE].strip().lower()
         try:
-            ipaddress.ip_address(fixed_ip)
+            address = ipaddress.ip_address(fixed_ip)
         except ValueError:
             raise BadRequest(f"X-Forwarded-For {fixed_ip!r} is not an IP address.") from None
         wanted = expected_signature(self.settings.shared_secret, network_id, fixed_ip)
@@ -154,7 +155,7 @@ class MetadataService:
             raise Forbidden("The X-Stratus-Signature of this request is not valid for its "
                             "network and address (is the proxy's shared secret the same as "
                             "[metadata] shared_secret?).")
-        return network_id, fixed_ip
+        return network_id, _fixed_ip(address)
 
     def instance(self, network_id: str, fixed_ip: str, load_ok: bool = True) -> Instance:
         if not load_ok:
@@ -265,6 +266,21 @@ class MetadataService:
                                      "try again later.") from None
         finally:
             self.cache.invalidate((network_id, fixed_ip))
+
+
+def _fixed_ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """The address as the compute API keeps fixed IPs (canonical text; an IPv4-mapped
+    IPv6 address as IPv4). A link-local IPv6 address is no fixed IP: the proxy maps a
+    link-local client to its port's fixed IP (``agent/network/metadata_v6.py``)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        if address.is_link_local:
+            raise NotFound(f"X-Forwarded-For {address} is a link-local address, which is no "
+                           "port's fixed IP: the metadata proxy sends the fixed IP of the "
+                           "port it maps a link-local client to.")
+        return str(ipaddress.IPv6Address(address.packed))  # without a zone
+    return str(address)
 
 
 class _MustLoad(Exception):

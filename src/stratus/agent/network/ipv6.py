@@ -3,15 +3,17 @@
 ``IpLib`` (shared with the compute agent) manages IPv4 addresses; these do the same for
 the global IPv6 addresses of a namespace's device, level-triggered: read with ``ip -6``,
 then only the difference is changed. Link-local addresses are the kernel's (from the
-MAC) and never touched. Addresses are added ``nodad``: a DHCP or router port owns its
-address by the API's allocation, and duplicate address detection would only leave it
-"tentative" (unusable) for a second after every (re)creation.
+MAC) and never touched, but for the metadata one (``ensure_link_address6``). Addresses
+are added ``nodad``: a DHCP or router port owns its address by the API's allocation,
+and duplicate address detection would only leave it "tentative" (unusable) for a second
+after every (re)creation.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 
 from stratus.agent.ip_lib import IpLib
 
@@ -53,6 +55,27 @@ def ensure_addresses6(ip: IpLib, dev: str, wanted: set[str], netns: str | None =
         ip.runner.run(["ip", *ns, "-6", "addr", "del", cidr, "dev", dev])
     for cidr in sorted(wanted - have):
         ip.runner.run(["ip", *ns, "-6", "addr", "add", cidr, "dev", dev, "nodad"])
+
+
+def ipv6_available() -> bool:
+    """Whether this host's kernel has IPv6 at all (``ipv6.disable=1`` removes it)."""
+    return os.path.isdir("/proc/sys/net/ipv6")
+
+
+def ensure_link_address6(ip: IpLib, dev: str, cidr: str, present: bool,
+                         netns: str | None = None) -> None:
+    """The extra link-local address ``cidr`` (``addr/prefixlen``) is on ``dev`` when
+    ``present``, and not otherwise (added ``nodad``); nothing on a host without IPv6."""
+    if not ipv6_available():
+        return
+    ns = ["-n", netns] if netns else []
+    out = ip.runner.run(["ip", *ns, "-j", "-6", "addr", "show", "dev", dev, "scope", "link"])
+    have = {f"{a['local']}/{a['prefixlen']}" for entry in json.loads(out or "[]")
+            for a in entry.get("addr_info", []) if "local" in a}
+    if present and cidr not in have:
+        ip.runner.run(["ip", *ns, "-6", "addr", "add", cidr, "dev", dev, "nodad"])
+    elif not present and cidr in have:
+        ip.runner.run(["ip", *ns, "-6", "addr", "del", cidr, "dev", dev])
 
 
 def no_autoconf(ip: IpLib, dev: str, netns: str) -> None:

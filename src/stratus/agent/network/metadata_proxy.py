@@ -17,9 +17,15 @@ In a router namespace one proxy serves every network behind the router: the
 settings map each subnet CIDR to its network (``subnets``) and the client's
 address picks the network (a client on none of them gets 404).
 
+In a DHCP namespace the proxy also listens on ``fe80::a9fe:a9fe`` (``listen_v6``: the
+device and its ifindex, the socket's scope) and maps a link-local client to a fixed IP of
+its port before signing (:mod:`stratus.agent.network.metadata_v6`: ``slaac_prefixes`` and
+the ``hosts_file`` it re-reads when it changed).
+
 The config file (JSON, mode 0600) holds ``netns``, ``network_id``, ``subnets``,
 ``upstream_url``, ``shared_secret``, ``listen_host``, ``listen_port``, ``pid_file`` and
-``netns_id_file``. An empty secret is refused: the process exits with status 2.
+``netns_id_file`` (and ``listen_v6``, ``slaac_prefixes``, ``hosts_file`` where it serves
+IPv6). An empty secret is refused: the process exits with status 2.
 
 Once listening, the process writes ``netns_id_file`` (the ``<device>:<inode>`` of the
 namespace its socket was bound in, read from the very file descriptor it entered) and
@@ -39,12 +45,18 @@ import http.client
 import ipaddress
 import json
 import os
+import socket
+import socketserver
 import sys
+import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from stratus.agent.network.metadata_v6 import HostsFile, client_address, fixed_ip_for
+
 CLONE_NEWNET = 0x40000000
+IP_FREEBIND = 15  # bind before the address is there (a device being set up)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
 OUR_HEADERS = {"x-forwarded-for", "x-stratus-network-id", "x-stratus-signature"}
@@ -108,10 +120,32 @@ def network_of(client_ip: str, network_id: str,
 
 
 def make_handler(network_id: str, upstream_url: str, secret: str,
-                 subnets: dict[str, str] | None = None) -> type:
+                 subnets: dict[str, str] | None = None,
+                 slaac_prefixes: list[str] | None = None, hosts_file: str | None = None
+                 ) -> type:
+    """The request handler class; ``slaac_prefixes``/``hosts_file`` map link-local clients
+    to a fixed IP of their port (``metadata_v6``)."""
     upstream = urllib.parse.urlsplit(upstream_url)
     base_path = upstream.path.rstrip("/")
     cidrs = [(ipaddress.IPv4Network(c, strict=False), n) for c, n in (subnets or {}).items()]
+    hosts = HostsFile(hosts_file)
+    prefixes = tuple(slaac_prefixes or ())
+    hosts_lock = threading.Lock()
+
+    def fixed_ip(raw: str) -> tuple[str | None, str]:
+        """(the address to sign, or None; why not) for the client address ``raw``."""
+        addr = client_address(raw)
+        if addr is None:
+            return None, f"the client address {raw!r} is not an IP address"
+        if isinstance(addr, ipaddress.IPv6Address) and addr.is_link_local:
+            with hosts_lock:
+                known = hosts.current()
+            found = fixed_ip_for(addr, known, prefixes)
+            if found is None:
+                return None, (f"no port of this network has the MAC of the link-local "
+                              f"address {addr} (an EUI-64 one is needed)")
+            return found, ""
+        return str(addr), ""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -124,12 +158,13 @@ def make_handler(network_id: str, upstream_url: str, secret: str,
             sys.stderr.write("metadata-proxy: " + (format % args) + "\n")
 
         def _proxy(self) -> None:
-            client_ip = self.client_address[0]
+            client_ip, why = fixed_ip(self.client_address[0])
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
-            net_id = network_of(client_ip, network_id, cidrs)
-            if net_id is None:
-                data = b"no network behind this router holds the client address\n"
+            net_id = network_of(client_ip, network_id, cidrs) if client_ip else None
+            if client_ip is None or net_id is None:
+                data = (why or "no network behind this router holds the client address"
+                        ).encode() + b"\n"
                 self.send_response(404)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(data)))
@@ -172,6 +207,37 @@ def make_handler(network_id: str, upstream_url: str, secret: str,
     return Handler
 
 
+class _V6Server(ThreadingHTTPServer):
+    """An HTTP server on a link-local address: its scope is the device (``ifindex``)."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        socketserver.TCPServer.server_bind(self)  # no reverse lookup of the address
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+
+def _servers(conf: dict[str, Any], handler: type) -> tuple[ThreadingHTTPServer,
+                                                           ThreadingHTTPServer | None]:
+    """The IPv4 server and, with ``listen_v6``, the link-local one (None when this host
+    has no IPv6: the IPv4 address is still served)."""
+    v4 = ThreadingHTTPServer(
+        (conf.get("listen_host", "169.254.169.254"), int(conf.get("listen_port", 80))), handler)
+    listen_v6 = conf.get("listen_v6")
+    if not listen_v6:
+        return v4, None
+    address = (listen_v6["address"], int(conf.get("listen_port", 80)), 0,
+               int(listen_v6["ifindex"]))
+    try:
+        return v4, _V6Server(address, handler)
+    except OSError as exc:
+        sys.stderr.write(f"metadata-proxy: cannot listen on [{address[0]}%"
+                         f"{listen_v6.get('interface')}]:{address[1]}: {exc}; "
+                         "serving IPv4 only\n")
+        return v4, None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Stratus metadata proxy (run by the agent)")
     parser.add_argument("--config", required=True, help="JSON settings file (mode 0600)")
@@ -183,16 +249,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("metadata-proxy: the shared secret is empty; refusing to start\n")
         return 2
     handler = make_handler(conf.get("network_id") or "", conf["upstream_url"], secret,
-                           conf.get("subnets") or None)
+                           conf.get("subnets") or None, conf.get("slaac_prefixes") or None,
+                           conf.get("hosts_file"))
     entered: list[str] = []
-    server = bind_in_netns(
-        conf.get("netns_path"),
-        lambda: ThreadingHTTPServer(
-            (conf.get("listen_host", "169.254.169.254"), int(conf.get("listen_port", 80))), handler
-        ),
-        entered,
-    )
+    server, server6 = bind_in_netns(conf.get("netns_path"), lambda: _servers(conf, handler),
+                                    entered)
     server.daemon_threads = True
+    if server6 is not None:
+        server6.daemon_threads = True
+        threading.Thread(target=server6.serve_forever, name="listen-v6", daemon=True).start()
     id_file = conf.get("netns_id_file")
     if id_file and entered:
         with open(id_file + ".tmp", "w") as fh:

@@ -53,6 +53,7 @@ from stratus.agent.network.drivers.base import (
     RouterDriver,
 )
 from stratus.agent.network.external import ExternalBridge
+from stratus.agent.network.metadata_v6 import link_local_metadata
 from stratus.agent.network.naming import Naming
 from stratus.agent.network.sources import (
     MAX_LONG_POLL,
@@ -199,8 +200,11 @@ class NetworkAgent:
             if up and server.metadata_proxy:
                 ns = d.dhcp.netns(server.network_id)
                 wanted_proxies.add(ns)
+                # also fe80::a9fe:a9fe on the DHCP port's device (metadata_v6.py)
+                link_local = link_local_metadata(server, net,
+                                                 self.naming.dhcp_dev(server.port_id))
                 self._attempt(report, f"metadata proxy {ns}", d.metadata.ensure_proxy, ns,
-                              server.network_id, metadata)
+                              server.network_id, metadata, None, link_local)
             elif server.metadata_proxy:
                 wanted_proxies.add(d.dhcp.netns(server.network_id))
         # 3. routers, each with a metadata proxy for the networks behind it
@@ -217,7 +221,7 @@ class NetworkAgent:
             if up:
                 subnets = {str(ipaddress.ip_interface(f"{i.ip_address}/{i.prefixlen}").network):
                            i.network_id for i in router.interfaces
-                           if ":" not in i.ip_address}  # metadata is IPv4 (169.254.169.254)
+                           if ":" not in i.ip_address}  # IPv4: fe80::a9fe:a9fe is the DHCP's
                 self._attempt(report, f"metadata proxy {ns}", d.metadata.ensure_proxy, ns, "",
                               metadata, subnets)
         # 4. instance ports: plug the devices that exist, then filter them

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 
+from stratus.agent.network.metadata_v6 import LinkLocalMetadata
 from stratus.contracts.network import (
     DhcpServer,
     MetadataSettings,
@@ -134,14 +135,18 @@ class FirewallDriver(abc.ABC):
 
 
 class MetadataProxyDriver(abc.ABC):
-    """The metadata proxy listening on 169.254.169.254:80 inside a namespace."""
+    """The metadata proxy listening on 169.254.169.254:80 inside a namespace (and on
+    fe80::a9fe:a9fe in a DHCP namespace: ``metadata_v6``)."""
 
     @abc.abstractmethod
     def ensure_proxy(self, netns: str, network_id: str, settings: MetadataSettings,
-                     subnets: dict[str, str] | None = None) -> None:
+                     subnets: dict[str, str] | None = None,
+                     link_local: LinkLocalMetadata | None = None) -> None:
         """A proxy runs in ``netns`` for ``network_id`` with these settings. A router's
         proxy serves several networks: ``subnets`` maps each CIDR behind it to its
-        network id (the client's address chooses), and ``network_id`` is empty."""
+        network id (the client's address chooses), and ``network_id`` is empty. With
+        ``link_local`` it also serves ``fe80::a9fe:a9fe`` on that device, mapping
+        link-local clients to their port's fixed IP."""
 
     @abc.abstractmethod
     def list_proxies(self) -> set[str]:

@@ -52,7 +52,14 @@ from stratus.agent.ip_lib import (
     stop_pid,
 )
 from stratus.agent.network.drivers.base import DhcpDriver, DriverError, L2Driver
-from stratus.agent.network.ipv6 import ensure_addresses6, is_v6, no_autoconf, split_families
+from stratus.agent.network.ipv6 import (
+    ensure_addresses6,
+    ensure_link_address6,
+    is_v6,
+    no_autoconf,
+    split_families,
+)
+from stratus.agent.network.metadata_v6 import METADATA_V6_CIDR
 from stratus.agent.network.naming import Naming
 from stratus.agent.runner import CommandError
 from stratus.contracts.network import DhcpServer, Network, Subnet
@@ -237,6 +244,8 @@ class DnsmasqDriver(DhcpDriver):
         if v6 or any(s.ip_version == 6 for s in network.subnets):
             no_autoconf(self.ip, ns_dev, ns)
             ensure_addresses6(self.ip, ns_dev, v6, ns)
+        # metadata over IPv6 on every network with a proxy here (metadata_v6.py)
+        ensure_link_address6(self.ip, ns_dev, METADATA_V6_CIDR, server.metadata_proxy, ns)
         interface = ""
         for link in self.ip.links(ns):  # stale ports of an earlier DHCP port id
             if link["ifname"] == ns_dev:

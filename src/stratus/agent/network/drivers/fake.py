@@ -20,6 +20,7 @@ from stratus.agent.network.drivers.base import (
     MetadataProxyDriver,
     RouterDriver,
 )
+from stratus.agent.network.metadata_v6 import LinkLocalMetadata
 from stratus.agent.network.naming import Naming
 from stratus.contracts.network import (
     DhcpServer,
@@ -43,6 +44,7 @@ class FakeHost:
     firewall: dict[str, Port] = field(default_factory=dict)
     proxies: dict[str, tuple[str, MetadataSettings]] = field(default_factory=dict)
     proxy_subnets: dict[str, dict[str, str]] = field(default_factory=dict)
+    proxy_link_local: dict[str, LinkLocalMetadata] = field(default_factory=dict)
     created: Counter[str] = field(default_factory=Counter)
     reloads: Counter[str] = field(default_factory=Counter)
     fail_next: list[DriverError] = field(default_factory=list)
@@ -189,14 +191,22 @@ class FakeMetadata(MetadataProxyDriver):
         self.host = host
 
     def ensure_proxy(self, netns: str, network_id: str, settings: MetadataSettings,
-                     subnets: dict[str, str] | None = None) -> None:
+                     subnets: dict[str, str] | None = None,
+                     link_local: LinkLocalMetadata | None = None) -> None:
         if not settings.shared_secret:
             raise DriverError("metadata shared secret is empty: refusing to start the proxy")
+        listen = (link_local.interface, link_local.slaac_prefixes) if link_local else None
+        old = self.host.proxy_link_local.get(netns)
+        had = (old.interface, old.slaac_prefixes) if old else None
         if self.host.proxies.get(netns) != (network_id, settings) or \
-                self.host.proxy_subnets.get(netns) != (subnets or {}):
-            self.host.created[f"proxy:{netns}"] += 1
+                self.host.proxy_subnets.get(netns) != (subnets or {}) or had != listen:
+            self.host.created[f"proxy:{netns}"] += 1  # the real proxy restarts
         self.host.proxies[netns] = (network_id, copy.deepcopy(settings))
         self.host.proxy_subnets[netns] = dict(subnets or {})
+        if link_local is None:
+            self.host.proxy_link_local.pop(netns, None)
+        else:  # the host entries alone: a file the real proxy re-reads, no restart
+            self.host.proxy_link_local[netns] = copy.deepcopy(link_local)
 
     def list_proxies(self) -> set[str]:
         return set(self.host.proxies)
@@ -204,3 +214,4 @@ class FakeMetadata(MetadataProxyDriver):
     def remove_proxy(self, netns: str) -> None:
         self.host.proxies.pop(netns, None)
         self.host.proxy_subnets.pop(netns, None)
+        self.host.proxy_link_local.pop(netns, None)

@@ -1,8 +1,12 @@
 """Runs one metadata proxy process (``stratus.agent.network.metadata_proxy``) per namespace.
 
 State: ``<state_dir>/metadata/<netns>.json`` (settings, mode 0600: it holds
-the shared secret, which never appears on a command line), ``<netns>.pid`` and
-``<netns>.netns`` (the namespace its socket was bound in, written by the proxy).
+the shared secret, which never appears on a command line), ``<netns>.pid``,
+``<netns>.netns`` (the namespace its socket was bound in, written by the proxy) and, for a
+proxy that serves ``fe80::a9fe:a9fe`` too, ``<netns>.hosts`` (MAC -> fixed IPs, which the
+proxy re-reads: a port added to the network restarts nothing; ``metadata_v6``). The
+device's ifindex is part of the settings: a device recreated under a running proxy
+leaves its link-local socket scoped to the old one, so it is restarted.
 The namespace name carries the deploy's prefix, so only our own proxies are listed.
 
 Level-triggered on what matters, every pass: the proxy is alive, its socket is in the
@@ -28,6 +32,7 @@ from stratus.agent.ip_lib import (
     stop_pid,
 )
 from stratus.agent.network.drivers.base import DriverError, MetadataProxyDriver
+from stratus.agent.network.metadata_v6 import METADATA_V6_IP, LinkLocalMetadata, write_hosts
 from stratus.agent.network.naming import Naming
 from stratus.contracts.network import MetadataSettings
 
@@ -49,6 +54,25 @@ class ProcessMetadataProxy(MetadataProxyDriver):
     def _id_file(self, netns: str) -> Path:
         return self.dir / f"{netns}.netns"
 
+    def _hosts_file(self, netns: str) -> Path:
+        return self.dir / f"{netns}.hosts"
+
+    def _listen_v6(self, netns: str, link_local: LinkLocalMetadata | None) -> dict[str, object]:
+        """The settings of the link-local listener (none without ``link_local``)."""
+        if link_local is None:
+            return {}
+        ifindex = next((link.get("ifindex") for link in self.ip.links(netns)
+                        if link.get("ifname") == link_local.interface), None)
+        if ifindex is None:
+            raise DriverError(f"metadata proxy in {netns}: no device {link_local.interface} "
+                              "to listen on fe80::a9fe:a9fe", temporary=True)
+        hosts = self._hosts_file(netns)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_hosts(str(hosts), link_local.hosts)
+        return {"listen_v6": {"address": METADATA_V6_IP, "interface": link_local.interface,
+                              "ifindex": ifindex},
+                "slaac_prefixes": list(link_local.slaac_prefixes), "hosts_file": str(hosts)}
+
     def bound_in_current_netns(self, netns: str) -> bool:
         """Whether the proxy's socket is in the namespace that has the name now."""
         try:
@@ -63,7 +87,8 @@ class ProcessMetadataProxy(MetadataProxyDriver):
         return pid if pid_running(pid, str(conf)) else None
 
     def ensure_proxy(self, netns: str, network_id: str, settings: MetadataSettings,
-                     subnets: dict[str, str] | None = None) -> None:
+                     subnets: dict[str, str] | None = None,
+                     link_local: LinkLocalMetadata | None = None) -> None:
         if not settings.shared_secret:
             raise DriverError(
                 "metadata shared secret is empty: refusing to start the metadata proxy "
@@ -73,7 +98,10 @@ class ProcessMetadataProxy(MetadataProxyDriver):
             raise DriverError("metadata upstream URL is empty (set [agent] metadata_url)")
         self.dir.mkdir(parents=True, exist_ok=True)
         conf, pidfile = self._paths(netns)
-        content = json.dumps({
+        v6 = self._listen_v6(netns, link_local)
+        if not v6:
+            self._hosts_file(netns).unlink(missing_ok=True)
+        content = json.dumps({**v6,
             "netns": netns, "netns_path": f"/run/netns/{netns}", "network_id": network_id,
             "subnets": dict(sorted((subnets or {}).items())),
             "upstream_url": settings.upstream_url, "shared_secret": settings.shared_secret,
@@ -123,5 +151,6 @@ class ProcessMetadataProxy(MetadataProxyDriver):
         pid = self.pid(netns)
         if pid:
             stop_pid(pid)
-        for path in (*self._paths(netns), self._id_file(netns), self.dir / f"{netns}.log"):
+        for path in (*self._paths(netns), self._id_file(netns), self._hosts_file(netns),
+                     self.dir / f"{netns}.log"):
             path.unlink(missing_ok=True)
