@@ -24,6 +24,7 @@ from stratus.compute.api import (
     flavor_extra_specs,
     flavors,
     hypervisors,
+    instance_actions,
     keypairs,
     limits,
     quotas,
@@ -43,6 +44,7 @@ from stratus.compute.api import (
 )
 from stratus.compute.core import SECTION, ComputeCore, Settings
 from stratus.compute.downstream import Downstream, HttpDownstream, HttpVolumes
+from stratus.compute.instance_actions import RequestBinding
 
 # Every route table of the Nova-compatible API, bound to the one ComputeCore.
 API_TABLES = (
@@ -53,7 +55,7 @@ API_TABLES = (
     server_password.routes, server_actions.routes, volume_attachments.routes,
     external_events.routes,
     security_groups.routes, usage.routes, consoles.routes,
-    server_resize.routes,
+    server_resize.routes, instance_actions.routes,
 )
 
 
@@ -89,6 +91,8 @@ def build_app(
                        legacy_header="X-OpenStack-Nova-API-Version",
                        min_version=views.MIN_VERSION, max_version=views.MAX_VERSION,
                        version_re=views.VERSION_RE, error_prefix="/v2")
+    # the request's id for the instance actions its service calls record
+    app.add_middleware(RequestBinding)
     return app
 
 

@@ -41,6 +41,7 @@ from stratus.compute.downstream import Downstream
 from stratus.compute.flavors import Flavors
 from stratus.compute.hostcache import CHANGED_HOSTS, HostCache, changed
 from stratus.compute.hosts import Hosts
+from stratus.compute.instance_actions import InstanceActions
 from stratus.compute.keypairs import Keypairs
 from stratus.compute.quotas import QUOTA_RESOURCES, Quotas
 from stratus.compute.security_groups import SecurityGroupProxy
@@ -137,6 +138,7 @@ class ComputeCore:
         self.security_groups = SecurityGroupProxy(self)
         self.accounting = Usage(self)
         self.consoles = Consoles(self)
+        self.instance_actions = InstanceActions(self)  # os-instance-actions
 
     # ---- transactions ------------------------------------------------------------------
 

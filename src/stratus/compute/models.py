@@ -271,3 +271,41 @@ class Migration(ComputeBase):
     status: Mapped[str] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class InstanceAction(ComputeBase):
+    """One request that changed a server (Nova's instance action, 0009;
+    ``compute/instance_actions.py``): kept as long as the server row, deleted or not."""
+
+    __tablename__ = "instance_action"
+    __table_args__ = (sa.Index("ix_instance_action_server_request", "server_id", "request_id"),)
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    server_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("server.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(sa.String(64))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    project_id: Mapped[str] = mapped_column(sa.String(64))
+    user_id: Mapped[str] = mapped_column(sa.String(64))
+    message: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    start_time: Mapped[datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class InstanceActionEvent(ComputeBase):
+    """The work of an action (``compute_<thing>``): open (no ``finish_time``) until the
+    agent's report or the API ends it; ``awaits`` says which (task, report, delete)."""
+
+    __tablename__ = "instance_action_event"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    action_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("instance_action.id", ondelete="CASCADE"), index=True)
+    server_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("server.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(sa.String(64))
+    awaits: Mapped[str] = mapped_column(sa.String(8))
+    host: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    start_time: Mapped[datetime] = mapped_column(sa.DateTime)
+    finish_time: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+    result: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    traceback: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    details: Mapped[str | None] = mapped_column(sa.Text, nullable=True)

@@ -18,8 +18,8 @@ from stratus.common.clients import ServiceError
 from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, Conflict
 from stratus.common.timeutil import isotime, utcnow
+from stratus.compute import instance_actions, scheduler
 from stratus.compute import models as m
-from stratus.compute import scheduler
 from stratus.compute.boot_volumes import BootVolumes, local_disk_gb
 from stratus.compute.recovery import COMPUTE_OWNER, released
 
@@ -103,6 +103,7 @@ class Placement:
             srv.fault = {"code": 500, "created": isotime(now),
                          "message": f"No valid host was found. {reason}".strip(),
                          "details": ""}
+            instance_actions.settle(s, srv, reported=False, failed=True)
             return None
 
         return core.transaction(work)
@@ -300,6 +301,7 @@ class Placement:
             srv.scheduling = released(srv.scheduling)
             srv.fault = {"code": 500, "created": isotime(now), "message": message,
                          "details": ""}
+            instance_actions.settle(s, srv, reported=False, failed=True)
 
         self.core.transaction(work)
 

@@ -20,6 +20,8 @@ from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, Conflict, ServiceUnavailable
 from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
+from stratus.compute.instance_actions import abandon as abandon_action
+from stratus.compute.instance_actions import record as record_action
 from stratus.compute.recovery import SNAPSHOT_STEP, owned, released
 from stratus.compute.server_reads import ServerReads, ServerShown
 
@@ -139,6 +141,7 @@ class ServerActions(ServerReads):
                 srv.desired_power = DESIRED[name]
             srv.updated_at = utcnow()
             core.bump(s, srv.host)
+            record_action(s, ctx, srv, name)  # compute/instance_actions.py
 
         core.transaction(work)
 
@@ -165,6 +168,7 @@ class ServerActions(ServerReads):
             # recorded is rolled back or finished by the recovery (compute/recovery.py).
             srv.task_state, srv.updated_at = SNAPSHOT_STEP, utcnow()
             srv.scheduling = owned(srv.scheduling)
+            record_action(s, ctx, srv, "createImage")
             return srv
 
         srv = core.transaction(check)
@@ -204,6 +208,8 @@ class ServerActions(ServerReads):
                 return False
             srv.scheduling = released(srv.scheduling)
             srv.task_state, srv.updated_at = None, utcnow()
+            if snapshot is None:  # its instance action's event fails
+                abandon_action(s, srv, "The image service did not make the snapshot.")
             if snapshot is not None:
                 srv.snapshots = [*srv.snapshots, snapshot]
                 srv.task_state = "image_uploading"

@@ -14,6 +14,7 @@ from stratus.common.clients import ServiceError
 from stratus.common.errors import BadRequest
 from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
+from stratus.compute.instance_actions import record as record_action
 from stratus.compute.server_checks import ServerChecks, downstream_error
 
 
@@ -43,7 +44,8 @@ class ServerFixedIps(ServerChecks):
         except ServiceError as exc:
             raise downstream_error(exc, f"No fixed IP could be added to instance {sid}") \
                 from None
-        self._record(sid, port_id, network_id, list(port.get("fixed_ips") or []))
+        self._record(ctx, "addFixedIp", sid, port_id, network_id,
+                     list(port.get("fixed_ips") or []))
 
     def remove_fixed_ip(self, ctx: AuthContext, sid: str, address: str) -> None:
         """Take ``address`` off the server's port that has it."""
@@ -54,7 +56,8 @@ class ServerFixedIps(ServerChecks):
                 if len(kept) == len(current):
                     continue
                 port = self.ds.update_port(ctx.token, port_id, {"fixed_ips": kept})
-                self._record(sid, port_id, network_id, list(port.get("fixed_ips") or []))
+                self._record(ctx, "removeFixedIp", sid, port_id, network_id,
+                             list(port.get("fixed_ips") or []))
                 return
         except ServiceError as exc:
             raise downstream_error(exc, f"The fixed IP {address} could not be removed from "
@@ -62,9 +65,10 @@ class ServerFixedIps(ServerChecks):
         raise BadRequest(f"Fixed IP address {address} is not associated with instance "
                          f"{sid}.")
 
-    def _record(self, sid: str, port_id: str, network_id: str,
+    def _record(self, ctx: AuthContext, action: str, sid: str, port_id: str, network_id: str,
                 fixed_ips: list[dict[str, Any]]) -> None:
-        """The port's addresses as the network API now has them."""
+        """The port's addresses as the network API now has them (and the instance
+        action ``action``)."""
         core = self.core
 
         def work(s: Session) -> None:
@@ -81,5 +85,6 @@ class ServerFixedIps(ServerChecks):
                                       server_id=sid))
             srv.updated_at = utcnow()
             core.bump(s, srv.host)
+            record_action(s, ctx, srv, action)  # compute/instance_actions.py
 
         core.transaction(work)

@@ -22,6 +22,7 @@ from stratus.common.clients import ServiceError
 from stratus.common.errors import BadRequest, Conflict, NotFound
 from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
+from stratus.compute.instance_actions import record as record_action
 from stratus.compute.server_actions import check_state
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class ServerInterfaces:
                                       ip_address=ip["ip_address"], server_id=sid))
             srv.updated_at = utcnow()
             core.bump(s, host)
+            record_action(s, ctx, srv, "attach_interface")  # compute/instance_actions.py
             s.flush()
             return srv, row
 
@@ -149,6 +151,7 @@ class ServerInterfaces:
             s.delete(row)
             srv.updated_at = utcnow()
             core.bump(s, srv.host)
+            record_action(s, ctx, srv, "detach_interface")
             return out
 
         self.drop_ports([core.transaction(forget)])

@@ -22,6 +22,7 @@ from stratus.common.auth import AuthContext
 from stratus.common.errors import BadRequest, Conflict
 from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
+from stratus.compute.instance_actions import record as record_action
 from stratus.compute.server_actions import check_state
 from stratus.compute.server_checks import ServerChecks
 from stratus.compute.server_reads import ServerReads, ServerShown
@@ -108,6 +109,7 @@ class ServerRebuild(ServerChecks, ServerReads):
             srv.rebuild_generation = (srv.rebuild_generation or 0) + 1
             srv.updated_at = utcnow()
             core.bump(s, srv.host)
+            record_action(s, ctx, srv, "rebuild")  # compute/instance_actions.py
             s.flush()
             return self._shown(s, ctx, srv)
 

@@ -30,6 +30,7 @@ from stratus.common.errors import BadRequest, Conflict, NotFound
 from stratus.common.timeutil import isotime, new_id, utcnow
 from stratus.compute import models as m
 from stratus.compute.hostcache import changed
+from stratus.compute.instance_actions import record as record_action
 from stratus.compute.server_actions import check_state
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ class ServerResize:
             srv.resize_revert = False
             srv.task_state, srv.updated_at = "resize_prep", now
             core.bump(s, srv.host)
+            record_action(s, ctx, srv, "resize")  # compute/instance_actions.py
 
         core.transaction(work)
 
@@ -162,6 +164,7 @@ class ServerResize:
             srv.vm_state = "stopped" if srv.desired_power == "shutdown" else "active"
             srv.updated_at = now
             core.bump(s, srv.host)
+            record_action(s, ctx, srv, "confirmResize")
 
         core.transaction(work)
 
@@ -183,6 +186,7 @@ class ServerResize:
             srv.resize_revert = True
             srv.task_state, srv.updated_at = "resize_reverting", now
             core.bump(s, srv.host)
+            record_action(s, ctx, srv, "revertResize")
 
         core.transaction(work)
 

@@ -24,6 +24,7 @@ from stratus.common.clients import ServiceError
 from stratus.common.crashpoints import crash_point
 from stratus.common.errors import ApiError, BadRequest, Conflict
 from stratus.common.timeutil import isotime, new_id, utcnow
+from stratus.compute import instance_actions
 from stratus.compute import models as m
 from stratus.compute.boot_volumes import BootVolumes, local_disk_gb
 from stratus.compute.consoles import Consoles
@@ -146,6 +147,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
                     description=req.description, tags=list(req.tags) or None,
                     snapshots=[], console_tail="", created_at=now, updated_at=now)
                 s.add(srv)
+                instance_actions.record(s, ctx, srv, "create", now)
                 ids.append(srv.id)
             if group is not None:
                 fresh = s.get(m.ServerGroup, group.id)
@@ -224,6 +226,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
                 s.delete(srv)
                 return
             srv.deleted, srv.deleted_at, srv.updated_at = True, now, now
+            instance_actions.close_all(s, srv)  # its delete is done (instance_actions.py)
             srv.vm_state, srv.task_state, srv.host = "deleted", None, None
 
         core.transaction(work)
@@ -236,6 +239,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
             host = s.scalars(sa.select(m.ComputeHost).where(
                 m.ComputeHost.host == srv.host)).first() if srv.host else None
             srv.task_state, srv.updated_at = "deleting", utcnow()
+            instance_actions.record(s, ctx, srv, "delete")
             if host is None or not core.alive(host):
                 # This process finishes the delete: recorded first, so that a crash
                 # midway is finished by the recovery (compute/recovery.py).
@@ -318,6 +322,9 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
                         srv.task_state = None  # rebuilt (compute/server_rebuild.py)
             resize_settle(srv)  # a resize waiting for confirmation stays VERIFY_RESIZE
             srv.updated_at = now
+            # the events of the actions this report ended (compute/instance_actions.py)
+            instance_actions.settle(s, srv, reported=vm_state is not None, failed=(
+                vm_state == "error" or (isinstance(fault, dict) and vm_state is None)))
 
         core.transaction(work)
         if isinstance(body.get("volumes"), list):  # the attachments plugged (volumes.py)
@@ -349,6 +356,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
                     f"Exceeded maximum number of retries. Exhausted all hosts available for "
                     f"retrying build failures for instance {sid}. Last failure: {message}"),
                     "details": ""}
+                instance_actions.settle(s, srv, reported=False, failed=True)
                 return False
             if volumes_of(s, [sid]):
                 # its volumes are exported to this host's initiator (compute/volumes.py)
@@ -357,6 +365,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
                 srv.fault = {"code": 500, "created": isotime(now), "message": (
                     f"The spawn failed on host {host} and a server with volumes is not "
                     f"rescheduled. Last failure: {message}"), "details": ""}
+                instance_actions.settle(s, srv, reported=False, failed=True)
                 return False
             srv.task_state = "scheduling"
             srv.scheduling = owned(srv.scheduling)  # this process reschedules it

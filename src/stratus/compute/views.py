@@ -359,3 +359,39 @@ def state_filters(q: Any) -> list[Callable[[m.Server], object]]:
         progress = integer({"progress": q["progress"]}, "progress", maximum=100)
         tests.append(lambda r: (r.progress or 0) == progress)
     return tests
+
+
+def action_time(value: Any) -> str | None:
+    """An instance action's time as Nova shows it (``2026-01-02T03:04:05.000000``)."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
+
+
+def instance_action(a: m.InstanceAction, v: tuple[int, int]) -> dict[str, Any]:
+    """One action of os-instance-actions (``updated_at`` from 2.58)."""
+    out: dict[str, Any] = {
+        "action": a.action, "instance_uuid": a.server_id, "request_id": a.request_id,
+        "user_id": a.user_id, "project_id": a.project_id,
+        "start_time": action_time(a.start_time), "message": a.message}
+    if v >= (2, 58):
+        out["updated_at"] = action_time(a.updated_at)
+    return out
+
+
+def action_event(ev: m.InstanceActionEvent, project_id: str, v: tuple[int, int],
+                 privileged: bool, details: bool) -> dict[str, Any]:
+    """One event of an action: ``traceback`` and (from 2.62) ``host`` when ``privileged``
+    (the events policy), ``hostId`` from 2.62, ``details`` from 2.84 when allowed."""
+    out: dict[str, Any] = {
+        "event": ev.event, "start_time": action_time(ev.start_time),
+        "finish_time": action_time(ev.finish_time), "result": ev.result}
+    if privileged:
+        out["traceback"] = ev.traceback
+    if v >= (2, 62):
+        host = ev.host or ""
+        out["hostId"] = hashlib.sha224(f"{project_id}{host}".encode()).hexdigest() \
+            if host else ""
+        if privileged:
+            out["host"] = host
+    if details:
+        out["details"] = ev.details
+    return out

@@ -40,6 +40,7 @@ from stratus.common.errors import (
 )
 from stratus.common.timeutil import new_id, utcnow
 from stratus.compute import models as m
+from stratus.compute.instance_actions import record as record_action
 from stratus.contracts.compute import BlockDevice
 
 if TYPE_CHECKING:
@@ -224,6 +225,7 @@ class ServerVolumes:
             row.connection_info, row.status = with_size(info, vol), "attaching"
             row.updated_at = utcnow()
             core.bump(s, live.host)
+            record_action(s, ctx, live, "attach_volume")  # compute/instance_actions.py
             s.flush()
             s.expunge(row)
             return row
@@ -279,6 +281,7 @@ class ServerVolumes:
                 return
             row.status, row.updated_at = "detaching", utcnow()
             core.bump(s, srv.host)
+            record_action(s, ctx, srv, "detach_volume")
 
         core.transaction(work)
 
