@@ -62,6 +62,7 @@ def test_each_request_is_an_action_its_report_closes(api: ComputeApi) -> None:
     assert created.status_code == 202, created.text
     sid = created.json()["server"]["id"]
     create_rid = created.headers["x-openstack-request-id"]
+    assert created.headers["x-compute-request-id"] == create_rid  # Nova's header (Tempest)
     build = show(api, sid, create_rid, "2.51")
     assert build["action"] == "create" and build["instance_uuid"] == sid
     assert (build["user_id"], build["project_id"]) == ("u-alice", "p-alice")

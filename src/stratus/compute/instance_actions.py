@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stratus.common.auth import AuthContext
 from stratus.common.errors import NotFound
@@ -75,8 +75,10 @@ ACTION_NAMES = {"os-start": "start", "os-stop": "stop"}
 
 class RequestBinding:
     """ASGI middleware: makes the request's state (and so its request id, which the
-    request-id middleware sets in it) visible to the service layer of this request.
-    Added outside the request-id middleware; both share the one ``scope["state"]``."""
+    request-id middleware sets in it) visible to the service layer of this request, and
+    answers the id under Nova's own header too (``x-compute-request-id``, which Tempest
+    reads to find a server's create action). Added outside the request-id middleware;
+    both share the one ``scope["state"]``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -85,9 +87,18 @@ class RequestBinding:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = _STATE.set(scope.setdefault("state", {}))
+        state = scope.setdefault("state", {})
+        token = _STATE.set(state)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start" and state.get("request_id"):
+                message = {**message, "headers": [
+                    *message.get("headers", []),
+                    (b"x-compute-request-id", str(state["request_id"]).encode())]}
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_with_id)
         finally:
             _STATE.reset(token)
 

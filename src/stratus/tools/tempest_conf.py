@@ -36,8 +36,12 @@ IDENTITY_EXTENSIONS = ("OS-EC2", "OS-TRUST")
 OBJECT_APIS = ("account_quotas", "container_quotas", "slo", "bulk_delete", "tempurl")
 
 # What the compute API and agent do (Tempest cannot discover these): server actions
-# os-start/os-stop, pause/unpause, suspend/resume, reboot, createImage, console output,
-# interface and volume attach; no resize, migration, shelve, rescue or rebuild.
+# os-start/os-stop, pause/unpause, suspend/resume, reboot, rebuild, createImage, console
+# output, interface hot-plug (os-interface: by port, network or fixed IP, and detach) and
+# volume attach; resize with confirm and revert on the server's own host (Nova's
+# allow_resize_to_same_host: Tempest's resize tests need no second host); instance
+# actions (os-instance-actions, no option). No migration, shelve, rescue or password
+# change.
 COMPUTE_FEATURES: dict[str, bool] = {
     "console_output": True,
     "pause": True,
@@ -46,7 +50,7 @@ COMPUTE_FEATURES: dict[str, bool] = {
     "interface_attach": True,
     "config_drive": True,
     "metadata_service": True,
-    "resize": False,
+    "resize": True,
     "cold_migration": False,
     "live_migration": False,
     "shelve": False,
@@ -54,7 +58,7 @@ COMPUTE_FEATURES: dict[str, bool] = {
     "rescue": False,
     "change_password": False,
     "personality": False,
-    "disk_config": True,  # OS-DCF:diskConfig MANUAL (the only one without resize)
+    "disk_config": True,  # OS-DCF:diskConfig accepted (AUTO is not kept: tempest-skips.txt)
     "attach_encrypted_volume": False,
     "swap_volume": False,
     "volume_multiattach": False,
