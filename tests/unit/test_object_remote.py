@@ -4,6 +4,7 @@ client the proxy and the replicators use (:class:`RemoteDevice`), and the ring's
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from stratus.object.diskfile import Device
-from stratus.object.remote import FILES_HEADER, SECRET_HEADER, RemoteDevice, Spool
+from stratus.object.remote import FILES_HEADER, SECRET_HEADER, RemoteDevice
 from stratus.object.ring import parse_device
 from stratus.object.server import create_app
 
@@ -40,12 +41,10 @@ def test_put_read_ranges_meta_tombstone(client: TestClient, device: Device,
                                         tmp_path: Path) -> None:
     rdev = remote(client)
     assert rdev.available()
-    spool = Spool(tmp_path / "spool")
-    session_writer = rdev.writer(3, H, spool)
-    spool.write(b"hello ")
-    spool.write(b"object")
-    session_writer.commit(TS, {"etag": spool.md5.hexdigest(), "size": 12})
-    spool.discard()
+    session_writer = rdev.writer(3, H)
+    session_writer.write(b"hello ")
+    session_writer.write(b"object")
+    session_writer.commit(TS, {"etag": hashlib.md5(b"hello object").hexdigest(), "size": 12})
     local = device.read(3, H)
     assert local is not None and local.kind == "data"
     assert local.data_path is not None and local.data_path.read_bytes() == b"hello object"

@@ -580,9 +580,10 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "replicator_interval": ("30", "Seconds between two replication passes."),
         "auditor_interval": ("300", "Seconds between two auditor passes over every object."),
         "expirer_interval": ("30", "Seconds between two passes of the expirer."),
-        "spool_dir": ("/var/lib/stratus/object-spool", "Where the proxy spools an object "
-                      "body bound for object servers, and keeps its pending listing "
-                      "updates (ring devices with a port: docs/object-storage.md)."),
+        "spool_dir": ("/var/lib/stratus/object-spool", "Where the proxy keeps its pending "
+                      "listing updates when it has no local ring device (bodies are "
+                      "streamed to the object servers, never spooled: "
+                      "docs/object-storage.md)."),
         "consistency_jobs": ("replicator,auditor,expirer,updater", "What "
                              "stratus-object-replicator runs here; a storage host without "
                              "the listing database: replicator,auditor."),

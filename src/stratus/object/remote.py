@@ -11,16 +11,25 @@ proxy writes to a handoff instead.
 
 Files travel as one body: the header ``X-Object-Files`` lists ``[name, size]`` pairs and
 the body is their bytes one after the other (``.data`` last); the server writes each to
-a temporary file, fsyncs and renames them in that order.
+a temporary file, fsyncs and renames them in that order (tombstones, replication).
+
+A proxy's PUT is streamed instead (``X-Object-Stream: 1``, :class:`StreamWriter` and
+:class:`FrameReader`): the client's body goes to every replica while it arrives, in
+frames, and the object's metadata (size, md5, timestamp) comes last, once the proxy has
+checked the whole body; the server writes the bytes to a temporary file, and only a
+complete stream whose metadata matches what it received (size and md5) is fsynced and
+renamed into place. A stream cut anywhere before that leaves nothing visible.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import io
 import json
-import os
-import tempfile
+import queue
+import struct
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -31,69 +40,167 @@ from stratus.object.diskfile import ObjectFile
 
 SECRET_HEADER = "X-Object-Secret"
 FILES_HEADER = "X-Object-Files"
+STREAM_HEADER = "X-Object-Stream"
 CHUNK = 1 << 16
+FRAME = struct.Struct(">I")  # a streamed PUT's frame header: the frame's length
+MAX_META = 1 << 20  # bytes of an object's metadata frame at most
+QUEUE_DEPTH = 8  # queued items per replica (a frame is two: header and bytes)
 
 
-class Spool:
-    """A PUT's body kept in one local temporary file while it arrives (its md5 too);
-    every remote replica is sent from it when the PUT commits."""
+class FrameReader:
+    """The server's side of a streamed PUT's body (:class:`StreamWriter`): frames of a
+    4-byte big-endian length and that many bytes; data frames, an empty frame ending
+    the data, then one frame with the object's metadata (JSON) and nothing after it.
 
-    def __init__(self, directory: str | Path) -> None:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        fd, path = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        self.path = Path(path)
-        self.file = os.fdopen(fd, "wb")
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.size = 0
+    :meth:`feed` takes the body's chunks as they come and returns the data bytes in
+    them (a frame's bytes are passed on as they arrive, never gathered whole);
+    :attr:`metadata` is set once the last frame is complete."""
 
-    def write(self, chunk: bytes) -> None:
-        self.file.write(chunk)
-        self.md5.update(chunk)
-        self.size += len(chunk)
+    def __init__(self, max_meta: int = MAX_META) -> None:
+        self.max_meta = max_meta
+        self._head = bytearray()
+        self._left = -1  # bytes left in the current frame; -1: reading a header
+        self._data_done = False
+        self._meta = bytearray()
+        self.metadata: dict[str, Any] | None = None
 
-    def finish(self) -> None:
-        if not self.file.closed:
-            self.file.flush()
-            self.file.close()
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The data bytes in ``chunk``; ValueError on a malformed stream."""
+        out: list[bytes] = []
+        view = memoryview(chunk)
+        while view:
+            if self.metadata is not None:
+                raise ValueError("bytes after the object's metadata")
+            if self._left < 0:
+                take = min(FRAME.size - len(self._head), len(view))
+                self._head += view[:take]
+                view = view[take:]
+                if len(self._head) < FRAME.size:
+                    break
+                (self._left,) = FRAME.unpack(self._head)
+                self._head.clear()
+                if self._data_done and self._left > self.max_meta:
+                    raise ValueError(f"the metadata frame is over {self.max_meta} bytes")
+                if self._left == 0:
+                    self._left = -1
+                    if self._data_done:
+                        raise ValueError("an empty metadata frame")
+                    self._data_done = True
+                continue
+            take = min(self._left, len(view))
+            if self._data_done:
+                self._meta += view[:take]
+            else:
+                out.append(bytes(view[:take]))
+            view = view[take:]
+            self._left -= take
+            if self._left == 0:
+                self._left = -1
+                if self._data_done:
+                    self._finish_meta()
+        return out
 
-    def discard(self) -> None:
-        self.finish()
-        self.path.unlink(missing_ok=True)
+    def _finish_meta(self) -> None:
+        try:
+            meta = json.loads(bytes(self._meta))
+        except ValueError as exc:
+            raise ValueError("the metadata frame is not JSON") from exc
+        if not isinstance(meta, dict):
+            raise ValueError("the metadata frame is not a JSON object")
+        self.metadata = meta
 
 
-class RemoteWriter:
-    """One remote replica of a PUT: sent from the session's spool at commit."""
+class _Aborted(Exception):
+    """The proxy gave up this replica (the body is cut, the server keeps nothing)."""
 
-    def __init__(self, device: RemoteDevice, part: int, obj_hash: str, spool: Spool) -> None:
+
+class StreamWriter:
+    """One remote replica of a PUT, streamed while the client's body arrives: a thread
+    of its own sends one chunked request to the server, fed through a short queue (so
+    memory stays flat and the slowest replica sets the pace, up to the client's
+    timeout); :meth:`commit` sends the metadata frame, which makes the server rename the
+    object into place, and waits for its answer. :meth:`abort` cuts the body: the
+    server keeps nothing (see :class:`FrameReader`)."""
+
+    def __init__(self, device: RemoteDevice, part: int, obj_hash: str,
+                 depth: int = QUEUE_DEPTH) -> None:
         self.device = device
         self.part = part
         self.obj_hash = obj_hash
-        self.spool = spool
+        self.queue: queue.Queue[bytes | None] = queue.Queue(depth)
+        self.status = 0
+        self.error = ""
+        self.done = threading.Event()
+        self._aborted = False
+        self._timeout = float(device.client.timeout.read or 60.0)
+        self.thread = threading.Thread(target=self._run, daemon=True,
+                                       name=f"put-{device.base}")
+        self.thread.start()
 
-    @property
-    def md5(self) -> Any:
-        return self.spool.md5
+    def _body(self) -> Iterator[bytes]:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                if self._aborted:
+                    raise _Aborted
+                return
+            yield item
+
+    def _run(self) -> None:
+        try:
+            resp = self.device.client.request(
+                "PUT", f"{self.device.url}/objects/{self.part}/{self.obj_hash}",
+                headers={**self.device.headers, STREAM_HEADER: "1"}, content=self._body())
+            self.status = resp.status_code
+            if resp.status_code != 201:
+                self.error = f"{resp.status_code}: {resp.text[:200]}"
+        except _Aborted:
+            self.error = "aborted"
+        except (httpx.HTTPError, OSError) as exc:
+            self.error = str(exc) or type(exc).__name__
+        finally:
+            self.done.set()
+
+    def _put(self, item: bytes | None) -> None:
+        deadline = time.monotonic() + self._timeout
+        while True:
+            if self.done.is_set():
+                raise OSError(f"object server {self.device.base}: {self.error}")
+            try:
+                self.queue.put(item, timeout=min(0.5, self._timeout))
+                return
+            except queue.Full:
+                if time.monotonic() > deadline:
+                    raise OSError(f"object server {self.device.base}: no progress in "
+                                  f"{self._timeout:.0f} s") from None
 
     def write(self, chunk: bytes) -> None:
-        """Nothing: the session writes the spool once for every remote replica."""
+        """Queue one data frame; OSError when this replica failed (the session drops it)."""
+        if chunk:
+            self._put(FRAME.pack(len(chunk)))
+            self._put(chunk)
 
     def commit(self, ts: str, metadata: dict[str, Any]) -> None:
-        """Send the metadata and the bytes; OSError when the server did not store them."""
-        self.spool.finish()
-        meta = json.dumps(metadata).encode()
-
-        def body() -> Iterator[bytes]:
-            yield meta
-            with open(self.spool.path, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    yield chunk
-
-        self.device.send_files(self.part, self.obj_hash,
-                               [(f"{ts}.json", len(meta)), (f"{ts}.data", self.spool.size)],
-                               body())
+        """End the data, send the metadata; OSError unless the server stored the object."""
+        meta = json.dumps({**metadata, "timestamp": ts}).encode()
+        self._put(FRAME.pack(0) + FRAME.pack(len(meta)) + meta)
+        self._put(None)
+        self.done.wait()
+        if self.status != 201:
+            raise OSError(f"object server {self.device.base}: {self.error}")
 
     def abort(self) -> None:
-        """Nothing was sent yet (the session discards the spool)."""
+        """Cut the body without the metadata frame (does not wait)."""
+        if self.done.is_set():
+            return
+        self._aborted = True
+        while True:  # make room: the thread stops at the first None it takes
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(None)
 
 
 class RemoteFile(io.RawIOBase):
@@ -201,10 +308,9 @@ class RemoteDevice:
         except OSError:
             return False
 
-    def writer(self, part: int, obj_hash: str, spool: Spool | None = None) -> RemoteWriter:
-        if spool is None:
-            raise OSError("a remote replica needs the session's spool")
-        return RemoteWriter(self, part, obj_hash, spool)
+    def writer(self, part: int, obj_hash: str) -> StreamWriter:
+        """A streamed PUT of this object (its request starts now)."""
+        return StreamWriter(self, part, obj_hash)
 
     def send_files(self, part: int, obj_hash: str, files: list[tuple[str, int]],
                    body: Iterator[bytes]) -> None:

@@ -12,7 +12,9 @@ host should keep serving its peers' replication while identity is down. TLS as e
 ``/healthcheck``                       GET: 200 (no secret: the deploy's health check)
 ``/dev/<id>``                          GET: 200 when the device is mounted (507 if not)
 ``/dev/<id>/objects/<part>/<hash>``    GET: the newest state (JSON; 404: nothing here);
-                                       PUT: install files (``X-Object-Files``); POST
+                                       PUT: install files (``X-Object-Files``), or
+                                       a proxy's streamed PUT (``X-Object-Stream``,
+                                       frames: data, then the metadata); POST
                                        ``?ts=``: metadata (202; 404 without data)
 ``/dev/<id>/objects/<part>/<hash>/<ts>.data``  GET: the bytes (``Range``: one range)
 ``/dev/<id>/partitions[/<part>[/digest]]``    GET: partitions, object states, digest
@@ -31,17 +33,17 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from stratus.common import handover
 from stratus.common.app import drain_on_sigterm, run_service, setup_logging
 from stratus.common.config import Config, ConfigError
-from stratus.common.crashpoints import arm
+from stratus.common.crashpoints import arm, crash_point
 from stratus.object import ring as ringfile
 from stratus.object.diskfile import Device
-from stratus.object.remote import FILES_HEADER, SECRET_HEADER
+from stratus.object.remote import FILES_HEADER, SECRET_HEADER, STREAM_HEADER, FrameReader
 from stratus.object.store import iter_file
 
 SECTION = "object_server"
@@ -50,6 +52,7 @@ HASH = re.compile(r"^[0-9a-f]{32}$")
 TS = re.compile(r"^\d{10}\.\d{5}$")
 FILE = re.compile(r"^\d{10}\.\d{5}\.(data|json|meta|ts)$")
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+STREAM_BATCH = 1 << 20  # bytes of a streamed PUT gathered before one write to disk
 
 
 class BadRequest(Exception):
@@ -117,6 +120,8 @@ def create_app(devices: Callable[[], dict[int, Device]], secret: str) -> Starlet
 
     async def put(req: Request) -> Response:
         dev, part, h = obj(req)
+        if req.headers.get(STREAM_HEADER):
+            return await put_stream(req, dev, part, h)
         try:
             files = [(str(n), int(s)) for n, s in json.loads(req.headers[FILES_HEADER])]
         except (KeyError, ValueError, TypeError) as exc:
@@ -146,6 +151,53 @@ def create_app(devices: Callable[[], dict[int, Device]], secret: str) -> Starlet
             await run_in_threadpool(dev.install, part, h, files, read)
         except ValueError as exc:
             raise BadRequest(str(exc)) from exc
+        return Response(status_code=201)
+
+    async def put_stream(req: Request, dev: Device, part: int, h: str) -> Response:
+        """A proxy's streamed PUT (:class:`stratus.object.remote.FrameReader`): the bytes
+        to a temporary file as they arrive; renamed into place only when the stream is
+        complete and its metadata names this size and md5."""
+        writer = await run_in_threadpool(dev.writer, part, h)
+        frames = FrameReader()
+        pending: list[bytes] = []
+        held = 0
+        committed = False
+
+        def write(chunks: list[bytes]) -> None:
+            for chunk in chunks:
+                writer.write(chunk)
+                crash_point("object.server.put.partial")
+
+        try:
+            try:
+                async for chunk in req.stream():
+                    for data in frames.feed(chunk):
+                        pending.append(data)
+                        held += len(data)
+                    if held >= STREAM_BATCH:
+                        await run_in_threadpool(write, pending)
+                        pending, held = [], 0
+            except ValueError as exc:
+                raise BadRequest(f"streamed PUT: {exc}") from exc
+            except ClientDisconnect:
+                return Response("the stream was cut; nothing was stored\n", 400)
+            if pending:
+                await run_in_threadpool(write, pending)
+            meta = frames.metadata
+            if meta is None:
+                raise BadRequest("streamed PUT: the body ended before the object's "
+                                 "metadata; nothing was stored")
+            ts = str(meta.get("timestamp", ""))
+            if not TS.match(ts):
+                raise BadRequest("streamed PUT: metadata timestamp: an X-Timestamp")
+            if meta.get("size") != writer.size or meta.get("etag") != writer.md5.hexdigest():
+                return Response("the bytes received do not match the metadata's size and "
+                                "etag; nothing was stored\n", 422)
+            await run_in_threadpool(writer.commit, ts, meta)
+            committed = True
+        finally:
+            if not committed:
+                writer.abort()
         return Response(status_code=201)
 
     async def post(req: Request) -> Response:

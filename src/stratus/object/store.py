@@ -1,18 +1,25 @@
 """Objects on the ring's devices: a PUT writes every replica and succeeds on a quorum,
 a read takes the newest state the replicas answer, a delete writes tombstones.
 
-A primary device that is down (:meth:`Device.available`) is replaced by the next
-handoff device; the replicator later moves the handoff's copy to the primary. A ring
-device with a port is another process's (``stratus-object-server``): it is reached as a
-:class:`stratus.object.remote.RemoteDevice`, and a PUT spools the body once locally and
-sends it to each such replica when it commits.
+A primary device that is down (:meth:`Device.available`, asked of every primary at
+once) is replaced by the next handoff device; the replicator later moves the handoff's
+copy to the primary. A ring device with a port is another process's
+(``stratus-object-server``): it is reached as a
+:class:`stratus.object.remote.RemoteDevice`, and a PUT streams the client's body to
+every such replica while it arrives (:class:`stratus.object.remote.StreamWriter`, one
+request per replica, each fed through a short queue), the md5 computed once here; a
+replica that fails mid-stream is dropped, and the servers make the object visible only
+when the metadata frame (size, md5, timestamp) arrives after the whole body. A read asks
+the primaries and the first handoffs at once and takes the newest state among the
+answers (a tombstone newer than the data is a 404).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +31,7 @@ from stratus.common.errors import ServiceUnavailable
 from stratus.contracts.object import Ring, hash_path
 from stratus.object import ring as ringfile
 from stratus.object.diskfile import Device, ObjectFile, Writer
-from stratus.object.remote import RemoteDevice, RemoteWriter, Spool
+from stratus.object.remote import RemoteDevice, StreamWriter
 
 HANDOFF_READS = 2  # handoff devices a read also asks (where a write may have gone)
 
@@ -34,7 +41,7 @@ def quorum(replicas: int) -> int:
 
 
 AnyDevice = Device | RemoteDevice
-AnyWriter = Writer | RemoteWriter
+AnyWriter = Writer | StreamWriter
 
 
 @dataclass(frozen=True)
@@ -57,17 +64,19 @@ class Location:
 
 @dataclass
 class PutSession:
-    """An object PUT in progress: one writer per replica."""
+    """An object PUT in progress: one writer per replica, fed each chunk once (a remote
+    writer only queues it: the replicas receive it at the same time); a writer that
+    fails is dropped, and once fewer than ``needed`` are left the PUT fails (503)."""
 
     location: Location
     writers: list[AnyWriter] = field(default_factory=list)
     size: int = 0
-    spool: Spool | None = None  # the body, for the remote replicas
+    needed: int = 1
+    md5: Any = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        if self.spool is not None:
-            self.spool.write(chunk)
+        self.md5.update(chunk)
         failed: list[AnyWriter] = []
         for w in self.writers:
             try:
@@ -77,17 +86,19 @@ class PutSession:
         for w in failed:
             w.abort()
             self.writers.remove(w)
+        if len(self.writers) < self.needed:
+            self.abort()
+            raise ServiceUnavailable("Too many storage devices failed during the upload; "
+                                     "nothing was stored, retry.")
 
     @property
     def etag(self) -> str:
-        return self.writers[0].md5.hexdigest() if self.writers else ""
+        return str(self.md5.hexdigest())
 
     def abort(self) -> None:
         for w in self.writers:
             w.abort()
         self.writers = []
-        if self.spool is not None:
-            self.spool.discard()
 
 
 class RingHolder:
@@ -101,6 +112,7 @@ class RingHolder:
         self._mtime = 0.0
         self._devices: dict[int, AnyDevice] = {}
         self._client: httpx.Client | None = None
+        self.pool = ThreadPoolExecutor(32, thread_name_prefix="object-replicas")
 
     def _device(self, d: Any) -> AnyDevice:
         if d.port == 0 or (d.host, d.port) == self.remote.here:
@@ -166,18 +178,22 @@ class ObjectStore:
         h = hash_path(ring.salt, account, container, name)
         primaries = [devices[d.id] for d in ring.primaries(part)]
         handoffs = (devices[d.id] for d in ring.handoffs(part))
+        extra = [devices[d.id] for d in ring.handoffs(part)][:HANDOFF_READS]
+        asked = primaries + [d for d in extra if d not in primaries]
+        # every primary (and the first handoffs) asked at once
+        up = dict(zip([id(d) for d in asked],
+                      self.rings.pool.map(lambda d: d.available(), asked), strict=True))
         targets: list[AnyDevice] = []
-        readable = [d for d in primaries if d.available()]
+        readable = [d for d in primaries if up[id(d)]]
         for dev in primaries:
             if dev in readable:
                 targets.append(dev)
                 continue
             for spare in handoffs:
-                if spare.available():
+                if up[id(spare)] if id(spare) in up else spare.available():
                     targets.append(spare)
                     break
-        extra = [devices[d.id] for d in ring.handoffs(part)][:HANDOFF_READS]
-        readable += [d for d in extra if d.available() and d not in readable]
+        readable += [d for d in extra if up[id(d)] and d not in readable]
         return Location(part, h, targets, readable)
 
     def begin_put(self, account: str, container: str, name: str) -> PutSession:
@@ -185,18 +201,12 @@ class ObjectStore:
         ring, _ = self.rings.get()
         if len(loc.devices) < quorum(ring.replicas):
             raise ServiceUnavailable("Not enough storage devices are up to store the object.")
-        session = PutSession(loc)
-        try:
-            if any(isinstance(d, RemoteDevice) for d in loc.devices):
-                session.spool = Spool(self.spool_dir or Path(ring_dir(self.rings)))
-            for dev in loc.devices:
-                if isinstance(dev, RemoteDevice):
-                    session.writers.append(dev.writer(loc.part, loc.obj_hash, session.spool))
-                else:
-                    session.writers.append(dev.writer(loc.part, loc.obj_hash))
-        except OSError:
-            session.abort()
-            raise ServiceUnavailable("The object cannot be spooled here; retry.") from None
+        session = PutSession(loc, needed=quorum(ring.replicas))
+        for dev in loc.devices:
+            try:
+                session.writers.append(dev.writer(loc.part, loc.obj_hash))
+            except OSError:
+                continue
         if len(session.writers) < quorum(ring.replicas):
             session.abort()
             raise ServiceUnavailable("Not enough storage devices are up to store the object.")
@@ -214,27 +224,30 @@ class ObjectStore:
                 return False
 
         # the replicas' fsyncs and renames at once (each on its own device or server)
-        try:
-            with ThreadPoolExecutor(max(1, len(session.writers))) as pool:
-                done = sum(pool.map(commit, session.writers))
-        finally:
-            if session.spool is not None:
-                session.spool.discard()
+        done = sum(self.rings.pool.map(commit, list(session.writers)))
         if done < quorum(ring.replicas):
             raise ServiceUnavailable("The object was not stored on enough devices; retry.")
 
     def read(self, account: str, container: str, name: str) -> ObjectFile | None:
-        """The newest state among the replicas that answer (None: nobody has it)."""
-        loc = self.locate(account, container, name)
-        best: ObjectFile | None = None
-        for dev in loc.readable:
+        """The newest state among the replicas that answer (None: nobody has it): the
+        primaries and the first handoffs are asked at once, without asking first whether
+        they are up (one that does not answer within the timeout counts as knowing
+        nothing); a 404 from one replica does not hide another's data, a tombstone newer
+        than the data wins."""
+        ring, devices = self.rings.get()
+        part = ring.partition(account, container, name)
+        h = hash_path(ring.salt, account, container, name)
+        asked = [devices[d.id] for d in ring.primaries(part)]
+        asked += [d for d in (devices[d.id] for d in ring.handoffs(part))
+                  if d not in asked][:HANDOFF_READS]
+
+        def state(dev: AnyDevice) -> ObjectFile | None:
             try:
-                f = dev.read(loc.part, loc.obj_hash)
+                return dev.read(part, h)
             except OSError:
-                continue
-            if f is not None and (best is None or f.state > best.state):
-                best = f
-        return best
+                return None
+
+        return newest(self.rings.pool.map(state, asked))
 
     def delete(self, account: str, container: str, name: str, ts: str) -> None:
         loc = self.locate(account, container, name)
@@ -262,9 +275,13 @@ class ObjectStore:
         return done > 0
 
 
-def ring_dir(rings: RingHolder) -> str:
-    """The ring file's directory (a spool directory of last resort)."""
-    return str(rings.path.parent)
+def newest(states: Iterable[ObjectFile | None]) -> ObjectFile | None:
+    """The newest of the replicas' answers (see :attr:`ObjectFile.state`)."""
+    best: ObjectFile | None = None
+    for f in states:
+        if f is not None and (best is None or f.state > best.state):
+            best = f
+    return best
 
 
 def iter_file(fh: BinaryIO, start: int, length: int, chunk: int = 1 << 16,
