@@ -241,3 +241,35 @@ def test_policy_rules_by_their_nova_names(api: ComputeApi,
     [event] = show(api, sid, rid, "2.84")["events"]  # the owner now sees what admins do
     assert {"traceback", "host", "details"} <= set(event)
     assert "host" not in show(api, sid, rid, "2.84", READER)["events"][0]
+
+
+def test_disk_config_is_kept_through_create_update_rebuild_and_resize(api: ComputeApi) -> None:
+    """Tempest's disk-config tests (run now that resize is on): the value given is the one
+    shown, and each change of it through a rebuild or resize is an action too."""
+    api.flavor(name="m1.small", id="2", vcpus=2, ram=1024)
+    made = boot(api, "2.47", **{"OS-DCF:diskConfig": "AUTO"})["server"]
+    assert made["OS-DCF:diskConfig"] == "AUTO"
+    sid = made["id"]
+    api.report("cmp1", sid, vm_state="active", power_state=1)
+
+    def shown() -> str:
+        resp = api.call("GET", f"/v2.1/servers/{sid}", ALICE, version="2.47")
+        return str(check(resp, "servers", "get_server", "2.47")["server"]["OS-DCF:diskConfig"])
+
+    assert shown() == "AUTO"
+    resp = api.call("PUT", f"/v2.1/servers/{sid}", ALICE, version="2.47",
+                    json={"server": {"OS-DCF:diskConfig": "MANUAL"}})
+    assert resp.status_code == 200 and resp.json()["server"]["OS-DCF:diskConfig"] == "MANUAL"
+    act(api, sid, {"rebuild": {"imageRef": IMAGE, "OS-DCF:diskConfig": "AUTO"}})
+    assert shown() == "AUTO"
+    api.report("cmp1", sid, vm_state="active", power_state=1, rebuild_generation=1)
+    act(api, sid, {"resize": {"flavorRef": "2", "OS-DCF:diskConfig": "MANUAL"}})
+    assert shown() == "MANUAL"
+    assert [a["action"] for a in actions(api, sid, "2.1")] == ["resize", "rebuild", "create"]
+    for body in ({"server": {"OS-DCF:diskConfig": "auto"}},):
+        resp = api.call("PUT", f"/v2.1/servers/{sid}", ALICE, version="2.47", json=body)
+        assert resp.status_code == 400 and "diskConfig" in resp.text
+    resp = api.call("POST", "/v2.1/servers", ALICE, version="2.47", json={"server": {
+        "name": "vm", "imageRef": IMAGE, "flavorRef": "1", "networks": "none",
+        "OS-DCF:diskConfig": "SOMETIMES"}})
+    assert resp.status_code == 400 and "AUTO" in resp.text

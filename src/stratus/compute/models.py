@@ -137,6 +137,9 @@ class Server(ComputeBase):
     progress: Mapped[int] = mapped_column(sa.Integer, default=0)
     access_ip_v4: Mapped[str | None] = mapped_column(sa.String(45), nullable=True)
     access_ip_v6: Mapped[str | None] = mapped_column(sa.String(45), nullable=True)
+    # OS-DCF:diskConfig given at create, update, rebuild or resize (0010)
+    disk_config: Mapped[str] = mapped_column(sa.String(8), default="MANUAL",
+                                             server_default="MANUAL")
     deleted: Mapped[bool] = mapped_column(sa.Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime)

@@ -82,6 +82,8 @@ class ServerActions(ServerReads):
             hostname = (access or {}).get("hostname")
             if hostname:  # 2.90
                 srv.hostname = hostname
+            if (access or {}).get("disk_config"):  # OS-DCF:diskConfig
+                srv.disk_config = str((access or {})["disk_config"])
             srv.updated_at = utcnow()
             s.flush()
             return self._shown(s, ctx, srv)

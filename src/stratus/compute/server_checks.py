@@ -45,6 +45,7 @@ class CreateRequest:
     description: str | None = None  # from 2.19
     tags: list[str] = field(default_factory=list)  # from 2.52
     hostname: str | None = None  # from 2.90 (an FQDN from 2.94); else made from the name
+    disk_config: str = "MANUAL"  # OS-DCF:diskConfig, kept and shown (migration 0010)
 
 def downstream_error(exc: ServiceError, what: str) -> ApiError:
     if exc.temporary:

@@ -100,6 +100,8 @@ class ServerRebuild(ServerChecks, ServerReads):
                 srv.description = ch["description"]
             if "hostname" in ch:  # 2.90
                 srv.hostname = ch["hostname"]
+            if "disk_config" in ch:  # OS-DCF:diskConfig
+                srv.disk_config = ch["disk_config"]
             if "accessIPv4" in ch:
                 srv.access_ip_v4 = ch["accessIPv4"]
             if "accessIPv6" in ch:

@@ -98,8 +98,10 @@ class ServerResize:
                              "host).")
         changed(s, srv.host)
 
-    def resize(self, ctx: AuthContext, sid: str, flavor_id: str) -> None:
-        """Check and record the resize to ``flavor_id``, wake the host's agent."""
+    def resize(self, ctx: AuthContext, sid: str, flavor_id: str,
+               disk_config: str | None = None) -> None:
+        """Check and record the resize to ``flavor_id`` (and ``disk_config``, AUTO or
+        MANUAL, when given), wake the host's agent."""
         core = self.core
 
         def work(s: Session) -> None:
@@ -134,6 +136,7 @@ class ServerResize:
             srv.resize_generation = (srv.resize_generation or 0) + 1
             srv.resize_revert = False
             srv.task_state, srv.updated_at = "resize_prep", now
+            srv.disk_config = disk_config or srv.disk_config
             core.bump(s, srv.host)
             record_action(s, ctx, srv, "resize")  # compute/instance_actions.py
 

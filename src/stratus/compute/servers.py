@@ -145,6 +145,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
                     group_id=group.id if group else None, progress=0, deleted=False,
                     access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6,
                     description=req.description, tags=list(req.tags) or None,
+                    disk_config=req.disk_config,
                     snapshots=[], console_tail="", created_at=now, updated_at=now)
                 s.add(srv)
                 instance_actions.record(s, ctx, srv, "create", now)

@@ -114,6 +114,22 @@ as a body integer of at least 0; a marker not in the list is a 400."""
 LISTER = Lister(NOVA_LISTS)
 
 
+DISK_CONFIGS = ("AUTO", "MANUAL")
+
+
+def disk_config(data: dict[str, Any]) -> str | None:
+    """``OS-DCF:diskConfig`` of a create, update, rebuild or resize body (AUTO or MANUAL;
+    None when absent). Kept and shown: the root disk is grown the same way either way
+    (the guest grows its own filesystem)."""
+    value = data.get("OS-DCF:diskConfig")
+    if value is None and "OS-DCF:diskConfig" not in data:
+        return None
+    if value not in DISK_CONFIGS:
+        raise BadRequest("Invalid input for field/attribute OS-DCF:diskConfig: "
+                         f"{value!r} is not one of ['AUTO', 'MANUAL'].")
+    return str(value)
+
+
 def metadata(value: Any, limit: int, key: str = "metadata") -> dict[str, str]:
     if not isinstance(value, dict):
         raise BadRequest(f"Invalid input for field/attribute {key}: an object of strings is "
@@ -238,7 +254,7 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         "updated": isotime(srv.updated_at), "addresses": addresses(ports, floating),
         "accessIPv4": srv.access_ip_v4 or "", "accessIPv6": srv.access_ip_v6 or "",
         "links": link(req, f"servers/{srv.id}"),
-        "OS-DCF:diskConfig": "MANUAL", "progress": srv.progress,
+        "OS-DCF:diskConfig": srv.disk_config or "MANUAL", "progress": srv.progress,
         "OS-EXT-AZ:availability_zone": srv.availability_zone or "",
         "config_drive": "True" if srv.config_drive else "", "key_name": srv.key_name,
         "OS-SRV-USG:launched_at": srv.launched_at.strftime("%Y-%m-%dT%H:%M:%S.000000")

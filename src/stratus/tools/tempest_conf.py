@@ -58,7 +58,7 @@ COMPUTE_FEATURES: dict[str, bool] = {
     "rescue": False,
     "change_password": False,
     "personality": False,
-    "disk_config": True,  # OS-DCF:diskConfig accepted (AUTO is not kept: tempest-skips.txt)
+    "disk_config": True,  # OS-DCF:diskConfig AUTO/MANUAL kept and shown (migration 0010)
     "attach_encrypted_volume": False,
     "swap_volume": False,
     "volume_multiattach": False,

@@ -89,6 +89,8 @@ def parse_rebuild(req: Req, svc: ComputeCore, arg: Any) -> tuple[RebuildRequest,
         changes["user_data"] = check_user_data(data["user_data"])
     if "hostname" in data:  # 2.90
         changes["hostname"] = parse_hostname(data, v)
+    if views.disk_config(data):
+        changes["disk_config"] = views.disk_config(data)
     password = ""
     if data.get("adminPass") is not None:
         if not isinstance(data["adminPass"], str):

@@ -17,7 +17,6 @@ from stratus.compute.server_resize import migration_view
 
 routes = Routes()
 ACTIONS = ("resize", "confirmResize", "revertResize")
-DISK_CONFIGS = ("AUTO", "MANUAL")
 MIGRATION_FILTERS = ("status", "instance_uuid", "migration_type", "source_compute")
 
 
@@ -33,10 +32,6 @@ def parse_resize(arg: Any) -> str:
     if not isinstance(ref, str) or not ref.strip():
         raise BadRequest("Invalid input for field/attribute flavorRef: 'flavorRef' is a "
                          "required property (a flavor id or link).")
-    disk_config = arg.get("OS-DCF:diskConfig")
-    if disk_config is not None and disk_config not in DISK_CONFIGS:
-        raise BadRequest("Invalid input for field/attribute OS-DCF:diskConfig: "
-                         f"{disk_config!r} is not one of ['AUTO', 'MANUAL'].")
     return ref.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -44,7 +39,8 @@ def resize_action(req: Req, svc: ComputeCore, name: str, arg: Any) -> Response:
     """One of :data:`ACTIONS` on the server of the request."""
     sid = req.params["id"]
     if name == "resize":
-        svc.servers.resize(req.ctx, sid, parse_resize(arg))
+        flavor_id = parse_resize(arg)
+        svc.servers.resize(req.ctx, sid, flavor_id, views.disk_config(arg))
         return Response(status_code=202)
     if arg is not None and arg != {}:
         raise BadRequest(f"Invalid input for {name}: null is expected.")

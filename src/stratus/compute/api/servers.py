@@ -176,7 +176,8 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
         networks_required=views.mv(req) >= (2, 37), block_devices=devices,
         access_ip_v4=access_ip(data, 4), access_ip_v6=access_ip(data, 6),
         description=description(data), tags=parse_tags(data.get("tags")),
-        hostname=parse_hostname(data, v, max_count))
+        hostname=parse_hostname(data, v, max_count),
+        disk_config=views.disk_config(data) or "MANUAL")
 
 
 def parse_hostname(data: dict[str, Any], v: tuple[int, int], count: int = 1) -> str | None:
@@ -316,7 +317,7 @@ def create_server(req: Req, svc: ComputeCore) -> JSONResponse:
     ids = svc.servers.create(req.ctx, parsed)
     body: dict[str, Any] = {"server": {
         "id": ids[0], "links": views.link(req, f"servers/{ids[0]}"),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": parsed.disk_config,
         "security_groups": [{"name": n} for n in (parsed.security_groups or ["default"])],
         "adminPass": ""}}
     if req.body["server"].get("return_reservation_id"):
@@ -464,6 +465,8 @@ def update_server(req: Req, svc: ComputeCore) -> dict[str, Any]:
         access["description"] = description(data)
     if "hostname" in data:  # 2.90
         access["hostname"] = parse_hostname(data, v)
+    if views.disk_config(data):
+        access["disk_config"] = views.disk_config(data)
     shown = svc.servers.rename(req.ctx, req.params["id"], lambda: views.text(data, "name"),
                                access)
     full = server_view(req, shown)
