@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from test_compute_microversions import active, boot
 from test_compute_schemas import check
 
 from compute_api import ADMIN, ALICE, BOB, IMAGE, READER, ComputeApi, in_process
 from network_api import CONTEXTS
 from stratus.common import policy
+from stratus.compute import models as m
+from stratus.compute.core import Settings
 from stratus.compute.instance_actions import ActionQuery
 
 pytestmark = pytest.mark.unit
@@ -273,3 +277,21 @@ def test_disk_config_is_kept_through_create_update_rebuild_and_resize(api: Compu
         "name": "vm", "imageRef": IMAGE, "flavorRef": "1", "networks": "none",
         "OS-DCF:diskConfig": "SOMETIMES"}})
     assert resp.status_code == 400 and "AUTO" in resp.text
+
+
+def test_the_dead_host_sweep_fails_the_open_event(tmp_path: Path) -> None:
+    with in_process(tmp_path, Settings(dead_host_sweep_interval=0.0)) as api:
+        api.flavor(id="1")
+        api.host("cmp1")
+        sid = active(api)
+        rid = act(api, sid, {"os-stop": None})
+        with api.core.db.session() as s, s.begin():  # the host and the server fall silent
+            for h in s.scalars(sa.select(m.ComputeHost)):
+                h.heartbeat_at -= timedelta(seconds=600)
+            for srv in s.scalars(sa.select(m.Server)):
+                srv.updated_at -= timedelta(seconds=600)
+        api.host("cmp2")  # another host's heartbeat sweeps
+        action = show(api, sid, rid, "2.84", ADMIN)
+        [event] = action["events"]
+        assert (action["message"], event["result"], event["host"]) == ("Error", "Error", "cmp1")
+        assert "stopped reporting" in event["details"]

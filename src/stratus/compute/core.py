@@ -33,9 +33,9 @@ from stratus.common.config import Config
 from stratus.common.db import Database
 from stratus.common.errors import Forbidden, NotFound
 from stratus.common.timeutil import isotime, utcnow
+from stratus.compute import instance_actions, scheduler
 from stratus.compute import models as m
 from stratus.compute import quotas as project_quotas
-from stratus.compute import scheduler
 from stratus.compute.consoles import Consoles
 from stratus.compute.downstream import Downstream
 from stratus.compute.flavors import Flavors
@@ -344,7 +344,9 @@ class ComputeCore:
                 t.c.id == sid, t.c.updated_at == updated, t.c.vm_state == vm_state,
                 t.c.task_state.is_not_distinct_from(task), t.c.deleted.is_(False)).values(
                 vm_state="error", task_state=None, fault=fault, updated_at=now))
-            changed += int(result.rowcount == 1)  # type: ignore[attr-defined]
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                changed += 1
+                instance_actions.fail_open(s, sid, host, str(fault["message"]))
         if changed:
             s.expire_all()
         return changed

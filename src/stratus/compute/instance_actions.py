@@ -18,7 +18,8 @@ A report that puts the server in ERROR closes every open event with ``Error`` (t
 fault's message is the event's ``details`` from 2.84, its details the admin-only
 ``traceback``) and marks the action's ``message`` ``Error``, as Nova does. ``settle`` is
 the hook the agent report path (``servers.ServerFlow.report``) calls; a finished delete
-closes what is still open (``close_all``).
+closes what is still open (``close_all``), and so does the sweep that puts the servers
+of a dead host in ERROR (``fail_open``).
 """
 
 from __future__ import annotations
@@ -173,6 +174,19 @@ def abandon(s: Session, srv: m.Server, details: str) -> None:
     for ev in _open(s, srv.id):
         if ev.awaits == "task":
             _close(s, ev, srv, False, now, details)
+
+
+def fail_open(s: Session, sid: str, host: str | None, details: str) -> None:
+    """The heartbeat sweep put the server in ERROR (its host stopped reporting): every
+    open event ends with ``Error`` and ``details``."""
+    now = utcnow()
+    for ev in _open(s, sid):
+        ev.finish_time, ev.result, ev.details = now, "Error", details
+        ev.host = ev.host or host
+        action = s.get(m.InstanceAction, ev.action_id)
+        if action is not None:
+            action.updated_at, action.message = now, "Error"
+    s.flush()  # the sweep expires the session's objects next
 
 
 def close_all(s: Session, srv: m.Server) -> None:
