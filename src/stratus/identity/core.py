@@ -6,15 +6,16 @@ responses; everything that reads or writes the database lives in the service
 layer: here for tokens, and in one module per resource family (domains.py,
 projects.py, users.py, groups.py, roles.py, assignments.py, catalog.py,
 app_credentials.py, credentials.py, trusts.py), reached as attributes of
-``Identity`` (``identity.users``...). This file is a little over 500 lines:
+``Identity`` (``identity.users``...). This file is about 640 lines:
 authentication and validation read best in one place.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -39,7 +40,7 @@ from stratus.identity.revocation import RevocationCache, TokenFacts
 from stratus.identity.roles import Roles
 from stratus.identity.rows import GLOBAL
 from stratus.identity.security import SecurityRules
-from stratus.identity.tokencache import ValidationCache
+from stratus.identity.tokencache import NotCached, ValidationCache
 from stratus.identity.tokens import TokenDecodeError, TokenPayload, TokenSealer, new_audit_id
 from stratus.identity.trusts import Trusts
 from stratus.identity.users import Users
@@ -62,6 +63,10 @@ class ValidatedToken:
     domain: m.Domain | None
     roles: list[m.Role]
     trust: m.Trust | None = None
+    # The token document as JSON, with (True) and without (False) its catalog, made
+    # once per validation: a cached validation carries its renderings with it, and a
+    # fresh validation starts without any (Identity.token_json).
+    rendered: dict[bool, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def context(self, token: str) -> AuthContext:
         return AuthContext(
@@ -471,10 +476,13 @@ class Identity:
         directly or through a group: (the system's target id, the roles)."""
         return SYSTEM_ID, self.effective_roles(session, user_id, SYSTEM_ID, "System")
 
-    def validate(self, token: str, session: Session | None = None) -> ValidatedToken:
+    def validate(self, token: str, session: Session | None = None,
+                 cached_only: bool = False) -> ValidatedToken:
         """Decrypt and check a token; 404 for a token that is not (or no longer) valid.
         Without a session, a result of the validation cache (identity/tokencache.py)
-        answers while nothing it came from can have changed."""
+        answers while nothing it came from can have changed. ``cached_only``: answer
+        only from the cache (one read of the revocation events' fingerprint), else
+        raise :class:`NotCached` (the caller validates again off the event loop)."""
         try:
             payload = self.sealer.unseal(token)
         except TokenDecodeError:
@@ -482,7 +490,9 @@ class Identity:
         cache = self.validations
         if (session is None and cache.seconds > 0 and not payload.trust_id
                 and not payload.app_cred_id):
-            return self._validate_cached(token, payload, cache)
+            return self._validate_cached(token, payload, cache, cached_only)
+        if cached_only:
+            raise NotCached(token)
         try:
             if session is not None:
                 return self._check_payload(session, payload)
@@ -492,21 +502,32 @@ class Identity:
             raise NotFound("The token no longer grants any role on its scope.") from None
 
     def _validate_cached(self, token: str, payload: TokenPayload,
-                         cache: ValidationCache) -> ValidatedToken:
+                         cache: ValidationCache, cached_only: bool = False) -> ValidatedToken:
         if payload.expires_at <= time.time():
             raise NotFound("The token has expired.")
         before = cache.state()
+        # The events' fingerprint as committed now (no ORM session: a hit opens none);
+        # a miss reads everything else in a session begun after it.
+        key = self.revocations.fingerprint_now(self.db.engine)
+        hit = cache.get(token, key, payload.expires_at)
+        if hit is not None:
+            return hit
+        if cached_only:
+            raise NotCached(token)
         try:
             with self.db.session() as own:
-                key = self.revocations.fingerprint(own)
-                hit = cache.get(token, key, payload.expires_at)
-                if hit is not None:
-                    return hit
                 validated = self._check_payload(own, payload, key)
         except Unauthorized:
             raise NotFound("The token no longer grants any role on its scope.") from None
         cache.put(token, validated, key, before)
         return validated
+
+    @property
+    def validates_on_loop(self) -> bool:
+        """Whether a cached validation may run on the event loop: the cache is on and
+        its one read (the events' fingerprint) is of a local SQLite file, which takes
+        microseconds; a PostgreSQL read waits on the network, so it stays in a thread."""
+        return self.validations.seconds > 0 and self.db.engine.dialect.name == "sqlite"
 
     def context(self, token: str) -> AuthContext:
         """The caller behind X-Auth-Token, or 401."""
@@ -592,6 +613,22 @@ class Identity:
         """The catalog a token scoped to ``project_id`` carries (GET /v3/auth/catalog)."""
         with self.db.session() as session:
             return self.catalog(session, project_id)
+
+    def token_json(self, vt: ValidatedToken, include_catalog: bool = True,
+                   cached_only: bool = False) -> bytes:
+        """The token document (:meth:`token_body`) as JSON, rendered once per validation
+        (``vt.rendered``): a cached validation's document, catalog included, is as
+        fresh as the validation (identity/tokencache.py). ``cached_only``: raise
+        :class:`NotCached` instead of reading the catalog."""
+        body = vt.rendered.get(include_catalog)
+        if body is None:
+            p = vt.payload
+            if cached_only and include_catalog and (p.project_id or p.domain_id or p.system):
+                raise NotCached("catalog")
+            body = json.dumps(self.token_body(None, vt, include_catalog), ensure_ascii=False,
+                              allow_nan=False, separators=(",", ":")).encode()
+            vt.rendered[include_catalog] = body
+        return body
 
     def token_body(
         self, session: Session | None, vt: ValidatedToken, include_catalog: bool = True

@@ -37,8 +37,10 @@ lifetime plus a minute after the event); :meth:`RevocationCache.current`
 holds them in memory, indexed by which attributes they name, and reloads them
 only when the table changed (one aggregate query per validation, which replaces
 the per-validation query it had before; it reads the event table, which holds
-one token lifetime of events). Processes share nothing but the table,
-so another worker's new event is seen at the next validation.
+one token lifetime of events; the validation cache reads it on a pooled
+connection without an ORM session, :meth:`RevocationCache.fingerprint_now`).
+Processes share nothing but the table, so another worker's new event is seen at
+the next validation.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from stratus.identity import models as m
+
+# The event table's fingerprint (RevocationCache), built once.
+_FINGERPRINT = sa.select(
+    sa.func.count(m.RevocationEvent.id),
+    sa.func.sum(m.RevocationEvent.id),
+    sa.func.max(m.RevocationEvent.id),
+    sa.func.max(m.RevocationEvent.revoked_at),
+)
 
 # The attributes an event may name, in a fixed order (the index keys use it).
 FIELDS = ("audit_id", "user_id", "project_id", "scope_domain_id", "domain_id", "role_id",
@@ -135,38 +145,50 @@ class RevocationCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[Any, ...] | None = None
+        self._keys: dict[bool, tuple[Any, ...]] = {}
         self._list = RevocationList(())
+        self._sql: dict[sa.engine.Engine, str] = {}
         self.loads = 0  # how many times the events were read (tests, figures)
 
     @staticmethod
     def fingerprint(session: Session) -> tuple[Any, ...]:
-        row = session.execute(
-            sa.select(
-                sa.func.count(m.RevocationEvent.id),
-                sa.func.sum(m.RevocationEvent.id),
-                sa.func.max(m.RevocationEvent.id),
-                sa.func.max(m.RevocationEvent.revoked_at),
-            )
-        ).one()
-        return tuple(row)
+        """The table's fingerprint as ``session`` sees it."""
+        return tuple(session.execute(_FINGERPRINT).one())
+
+    def fingerprint_now(self, engine: sa.engine.Engine) -> tuple[Any, ...]:
+        """The table's fingerprint as committed now, read on a pooled connection of
+        ``engine`` without an ORM session (the validation cache's check on every
+        validation: about 30 microseconds on SQLite against 270 through a session, as
+        measured for issue 17). Its values come straight from the driver, so they are
+        compared only with other results of this method (:meth:`current` keeps one
+        key of each kind); a list loaded under such a key in a session begun after it
+        was read is at least as new as the key."""
+        sql = self._sql.get(engine)
+        if sql is None:
+            sql = self._sql[engine] = str(_FINGERPRINT.compile(dialect=engine.dialect))
+        with engine.connect() as conn:  # the driver's errors wrapped (503 when down)
+            row = conn.exec_driver_sql(sql).fetchone()
+        return ("now", *(row or ()))
 
     def current(self, session: Session, key: tuple[Any, ...] | None = None) -> RevocationList:
         """The events as the session sees them (one query when nothing changed; none
-        when the caller read the fingerprint in this session already: ``key``)."""
+        when the caller read the fingerprint already: ``key``, from :meth:`fingerprint`
+        in this session or from :meth:`fingerprint_now` before this session began)."""
         if key is None:
             key = self.fingerprint(session)
-        if key == self._key:
+        kind = bool(key) and key[0] == "now"  # each kind of key compares with its own
+        if self._keys.get(kind) == key:
             return self._list
         with self._lock:
-            if key != self._key:
+            if self._keys.get(kind) != key:
                 events = session.scalars(sa.select(m.RevocationEvent)).all()
                 self._list = RevocationList(events)
-                self._key = key
+                # The list is new: a key of the other kind no longer names it.
+                self._keys = {kind: key}
                 self.loads += 1
             return self._list
 
     def invalidate(self) -> None:
         """Forget the cached list (the next validation reads the events again)."""
         with self._lock:
-            self._key = None
+            self._keys = {}

@@ -19,6 +19,13 @@ can have changed:
 - the token has not expired. Tokens whose validity depends on the clock beyond their own
   expiry (trust-scoped, application-credential) are never cached.
 
+A cached validation also carries its token document as JSON, with and without the
+catalog (``ValidatedToken.rendered``), so a repeated validation renders nothing; a catalog
+change made by another worker process shows within the same bound as any other change
+that revokes nothing. With SQLite the API answers a cached validation on the event loop
+(its one read, the fingerprint, is of a local file) instead of handing it to a thread
+(``Identity.validates_on_loop``): the hand-off cost more than the validation (issue 17).
+
 Nothing here is shared between processes; the cache is bounded (least recently used out).
 """
 
@@ -35,6 +42,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, SessionTransaction
 
 WRITING = "stratus.identity.tokencache.writing"
+
+
+class NotCached(Exception):
+    """The answer needs the database beyond the fingerprint read (a validation the cache
+    does not hold, or a catalog not rendered yet): asked with ``cached_only``, the
+    caller does the work again off the event loop."""
 
 
 class ValidationCache:

@@ -4,23 +4,38 @@ credential), validate, check and revoke tokens."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from stratus.common.app import Req, Routes
+from stratus.common.auth import AUTH_REQUIRED
 from stratus.common.errors import Forbidden, NotFound, Unauthorized
 from stratus.identity.core import Identity, ValidatedToken
+from stratus.identity.tokencache import NotCached
 
 routes = Routes()
 log = logging.getLogger(__name__)
 
 
-def subject(req: Req, svc: Identity) -> tuple[str, ValidatedToken]:
+def subject(req: Req, svc: Identity, cached_only: bool = False
+            ) -> tuple[str, ValidatedToken]:
     """The token named by X-Subject-Token, validated; only an admin may look at
-    another user's token."""
-    caller = req.ctx
+    another user's token. A token that validates itself (the services' check of their
+    callers' tokens) is validated once. ``cached_only``: answer from the validation
+    cache or raise ``NotCached`` (identity/tokencache.py)."""
     token = req.header("x-subject-token")
+    if token and token == req.header("x-auth-token"):
+        try:
+            validated = svc.validate(token, cached_only=cached_only)
+        except NotFound:  # as the caller's token: not authenticated
+            raise Unauthorized(AUTH_REQUIRED) from None
+        return token, validated
+    if cached_only:
+        raise NotCached(token)
+    caller = req.ctx
     if not token:
         raise NotFound("The X-Subject-Token header is missing.")
     validated = svc.validate(token)
@@ -29,6 +44,18 @@ def subject(req: Req, svc: Identity) -> tuple[str, ValidatedToken]:
             "You are not authorized to perform the requested action: identity:validate_token."
         )
     return token, validated
+
+
+async def cached_first(fn: Callable[..., Response], req: Req, svc: Identity) -> Response:
+    """``fn(req, svc, cached_only)``: on the event loop when the validation cache can
+    answer there (``Identity.validates_on_loop``), else (or when it cannot) in a
+    worker thread."""
+    if svc.validates_on_loop:
+        try:
+            return fn(req, svc, True)
+        except NotCached:
+            pass
+    return await run_in_threadpool(fn, req, svc, False)
 
 
 @routes.add("POST", "/v3/auth/tokens", status=201)
@@ -67,15 +94,23 @@ def who(body: Any) -> str:
 # GET is registered before HEAD, as it always was: Starlette lets a GET route
 # answer HEAD too, so a HEAD request is served by validate_token.
 @routes.add("GET", "/v3/auth/tokens")
-def validate_token(req: Req, svc: Identity) -> Response:
-    token, validated = subject(req, svc)
-    body = svc.token_body(None, validated, "nocatalog" not in req.query)
-    return JSONResponse(body, headers={"X-Subject-Token": token})
+async def validate_token(req: Req, svc: Identity) -> Response:
+    return await cached_first(_validation, req, svc)
+
+
+def _validation(req: Req, svc: Identity, cached_only: bool) -> Response:
+    token, validated = subject(req, svc, cached_only)
+    body = svc.token_json(validated, "nocatalog" not in req.query, cached_only)
+    return Response(body, media_type="application/json", headers={"X-Subject-Token": token})
 
 
 @routes.add("HEAD", "/v3/auth/tokens")
-def check_token(req: Req, svc: Identity) -> Response:
-    token, _ = subject(req, svc)
+async def check_token(req: Req, svc: Identity) -> Response:
+    return await cached_first(_check, req, svc)
+
+
+def _check(req: Req, svc: Identity, cached_only: bool) -> Response:
+    token, _ = subject(req, svc, cached_only)
     return Response(status_code=200, headers={"X-Subject-Token": token})
 
 
