@@ -23,7 +23,7 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -53,6 +53,10 @@ MAX_PASSWORD_BYTES = 256
 HEADER_IP = "x-forwarded-for"
 HEADER_NETWORK = "x-stratus-network-id"
 HEADER_SIGNATURE = "x-stratus-signature"
+# Answers kept per cached instance (a crawl asks a few dozen paths), and signed header
+# triples remembered as verified (MetadataService.identify).
+MAX_ANSWERS = 128
+MAX_VERIFIED = 20000
 
 
 def expected_signature(secret: str, network_id: str, fixed_ip: str) -> str:
@@ -104,6 +108,9 @@ class Instance:
     doc: InstanceDocument
     files: dict[str, bytes]
     ec2: dict[str, Any]
+    # Answers already given, by path (MetadataService.cached): at most MAX_ANSWERS, and
+    # gone with the entry when the cache reloads the instance.
+    answers: dict[str, tuple[bytes, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_doc(cls, doc: InstanceDocument | dict[str, Any]) -> Instance:
@@ -130,10 +137,26 @@ class MetadataService:
         self.settings = settings
         self.cache: TTLCache[Instance] = TTLCache(
             settings.cache_ttl, settings.negative_cache_ttl, settings.cache_max_entries)
+        self._verified: dict[tuple[Any, Any, Any], tuple[str, str]] = {}
 
     # -- who is asking -------------------------------------------------------------
     def identify(self, headers: Any) -> tuple[str, str]:
-        """(network id, fixed ip) of a correctly signed request; 400/403 otherwise."""
+        """(network id, fixed ip) of a correctly signed request; 400/403 otherwise. The
+        header values of a request that passed are remembered (the same three values
+        always give the same answer), so a guest's next requests skip the parsing and
+        the HMAC."""
+        raw = (headers.get(HEADER_IP), headers.get(HEADER_NETWORK),
+               headers.get(HEADER_SIGNATURE))
+        known = self._verified.get(raw)
+        if known is not None:
+            return known
+        found = self._identify(headers)
+        if len(self._verified) >= MAX_VERIFIED:
+            self._verified.clear()  # a flood of different addresses: start again
+        self._verified[raw] = found
+        return found
+
+    def _identify(self, headers: Any) -> tuple[str, str]:
         missing = [h for h in ("X-Forwarded-For", "X-Stratus-Network-ID", "X-Stratus-Signature")
                    if not headers.get(h.lower(), "").strip()]
         if missing:
@@ -194,6 +217,25 @@ class MetadataService:
             ) -> tuple[bytes, str]:
         """(body, content type) for GET/HEAD of ``path``; raises NotFound. With
         ``load=False`` only the cache is used (``_MustLoad`` when it has no entry)."""
+        return self._render(path, lambda: self.instance(network_id, fixed_ip, load))
+
+    def cached(self, network_id: str, fixed_ip: str, path: str) -> tuple[bytes, str]:
+        """:meth:`get` from the cache only (``_MustLoad`` when it has no entry), the
+        answer kept with the cached instance for the next request of the same path."""
+        found, inst = self.cache.peek((network_id, fixed_ip))
+        if not found:
+            raise _MustLoad()
+        if inst is None:  # no such instance: only the listings that need none answer
+            return self.get(network_id, fixed_ip, path, load=False)
+        answer = inst.answers.get(path)
+        if answer is None:
+            answer = self._render(path, lambda: inst)
+            if len(inst.answers) < MAX_ANSWERS:
+                inst.answers[path] = answer
+        return answer
+
+    def _render(self, path: str, instance: Callable[[], Instance]) -> tuple[bytes, str]:
+        """The answer for ``path``; ``instance()`` gives the instance when it needs one."""
         parts = [p for p in path.split("/") if p]
         if not parts:
             return _text([*content.EC2_VERSIONS, "latest"])
@@ -201,7 +243,7 @@ class MetadataService:
             if len(parts) == 1:
                 return _text([*content.OPENSTACK_VERSIONS, "latest"])
             version = _openstack_version(parts[1])
-            inst = self.instance(network_id, fixed_ip, load)
+            inst = instance()
             names = sorted(n.rsplit("/", 1)[1] for n in inst.files
                            if n.startswith(f"openstack/{version}/"))
             has_password = version == "latest" or version >= content.PASSWORD_SINCE
@@ -220,7 +262,7 @@ class MetadataService:
         version = parts[0]
         if version != "latest" and version not in content.EC2_VERSIONS:
             raise NotFound(f"{path} does not exist: the metadata versions are listed at /.")
-        inst = self.instance(network_id, fixed_ip, load)
+        inst = instance()
         user_data = inst.files.get("ec2/latest/user-data")
         if len(parts) == 1:
             return _text(["meta-data/"] + (["user-data"] if user_data is not None else []))
@@ -325,17 +367,14 @@ async def serve_path(req: Req, svc: MetadataService) -> Response:
 async def get_path(req: Req, svc: MetadataService) -> Response:
     """Any metadata file or listing (async: a cached answer needs no thread)."""
     request = req.request
-    path = request.url.path
+    path = request.scope["path"]
     net, ip = svc.identify(request.headers)
-    if svc.cache.peek((net, ip))[0]:
+    try:
         # Cached (or a path that needs no instance): answering takes microseconds,
         # so skip the thread hand-off. An entry expiring right now is only reloaded
         # in a thread.
-        try:
-            data, kind = svc.get(net, ip, path, load=False)
-        except _MustLoad:
-            data, kind = await run_in_threadpool(svc.get, net, ip, path)
-    else:
+        data, kind = svc.cached(net, ip, path)
+    except _MustLoad:
         data, kind = await run_in_threadpool(svc.get, net, ip, path)
     if kind == "text/plain":
         kind = "text/plain; charset=utf-8"
