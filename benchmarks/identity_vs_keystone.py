@@ -8,15 +8,18 @@ deployed (one uvicorn worker, SQLite, Fernet). Each validates the same kind of t
 (``GET /v3/auth/tokens`` with the admin's project token as both X-Auth-Token and
 X-Subject-Token, ``?nocatalog``), from 1 and 4 client processes, with a new connection per
 request and over keep-alive connections; prints requests per second, p50 and p99 and the
-ratio Stratus / Keystone-with-cache (the issue's target: at least 3x). When Keystone cannot
-be installed or started, it says so and prints the Stratus figures alone.
+ratio Stratus / Keystone-with-cache (the issue's target: at least 3x), and for each cell
+the server's CPU time per request (its process tree, from /proc) and the load average:
+on a shared machine the CPU time moves far less than the wall-clock figures. When Keystone
+cannot be installed or started (or with ``--no-keystone``), it says so and prints the
+Stratus figures alone.
 
 Figures, not pass/fail; the two cores are shared, so the client processes compete with the
 server (the same for both). Everything it starts is stopped by pid; its directories under
 /tmp (``zbn-ks-*``, ``stratus-bench-*``) are removed. Run from the repository root:
 
     .venv/bin/python benchmarks/identity_vs_keystone.py [--seconds 5] \
-        [--keystone-venv /tmp/zbn-keystone-venv]
+        [--keystone-venv /tmp/zbn-keystone-venv] [--no-keystone]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import http.client
 import json
 import multiprocessing
+import os
 import shutil
 import signal
 import socket
@@ -39,6 +43,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from helpers import ADMIN_PASSWORD, IdentityServer  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from metadata_requests import tree_cpu  # noqa: E402
 
 KEYSTONE_PASSWORD = "zbn-keystone-admin"
 PATH = "/v3/auth/tokens?nocatalog"
@@ -90,15 +97,19 @@ def client(job: tuple[int, str, float, bool]) -> list[float]:
 
 
 def measure(port: int, token: str, clients: int, seconds: float, keepalive: bool,
-            ) -> tuple[float, float, float]:
-    """(requests per second, p50 ms, p99 ms) for `clients` processes over `seconds`."""
+            pid: int | None = None) -> tuple[float, float, float, float]:
+    """(requests per second, p50 ms, p99 ms, the server's CPU microseconds per request:
+    0 without ``pid``) for `clients` processes over `seconds`."""
     client((port, token, time.time() + 0.3, keepalive))  # warm the server's caches
+    cpu = tree_cpu(pid) if pid else 0.0
     start = time.time() + 0.2
     with multiprocessing.get_context("fork").Pool(clients) as pool:
         results = pool.map(client, [(port, token, start + seconds, keepalive)] * clients)
+    used = tree_cpu(pid) - cpu if pid else 0.0
     lat = sorted(x for r in results for x in r)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    return len(lat) / seconds, statistics.median(lat) * 1000, p99 * 1000
+    return (len(lat) / seconds, statistics.median(lat) * 1000, p99 * 1000,
+            used / max(len(lat), 1) * 1e6)
 
 
 class Keystone:
@@ -186,20 +197,24 @@ def ensure_keystone(venv: Path) -> str | None:
 
 
 def run_all(label: str, port: int, token: str, seconds: float,
-            table: dict[tuple[str, bool, int], tuple[float, float, float]]) -> None:
+            table: dict[tuple[str, bool, int], tuple[float, float, float]],
+            pid: int | None = None) -> None:
     for keepalive in (False, True):
         for clients in (1, 4):
-            rps, p50, p99 = measure(port, token, clients, seconds, keepalive)
+            rps, p50, p99, used = measure(port, token, clients, seconds, keepalive, pid)
             table[(label, keepalive, clients)] = (rps, p50, p99)
             conn = "keep-alive" if keepalive else "new connection"
             print(f"  {label:<22} {conn:<15} {clients} client(s)  {rps:8.1f} req/s"
-                  f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms", flush=True)
+                  f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  server CPU {used:5.0f} us/request"
+                  f"  load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--keystone-venv", type=Path, default=Path("/tmp/zbn-keystone-venv"))
+    parser.add_argument("--no-keystone", action="store_true",
+                        help="measure Stratus alone (Keystone's figures: docs/performance.md)")
     args = parser.parse_args()
     table: dict[tuple[str, bool, int], tuple[float, float, float]] = {}
 
@@ -209,18 +224,20 @@ def main() -> None:
         srv.prepare()
         srv.start()
         try:
+            assert srv.proc is not None
             run_all("stratus", srv.port, issue_token(srv.port, ADMIN_PASSWORD), args.seconds,
-                    table)
+                    table, srv.proc.pid)
         finally:
             srv.stop()
 
-    why = ensure_keystone(args.keystone_venv)
+    why = "--no-keystone" if args.no_keystone else ensure_keystone(args.keystone_venv)
     if why is None:
         for cache in (True, False):
             label = "keystone cached" if cache else "keystone no cache"
             try:
                 with Keystone(args.keystone_venv, cache) as ks:
-                    run_all(label, ks.port, ks.token, args.seconds, table)
+                    assert ks.proc is not None
+                    run_all(label, ks.port, ks.token, args.seconds, table, ks.proc.pid)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 print(f"  {label}: Keystone could not run here: {exc}")
     else:

@@ -10,6 +10,11 @@ of paths a cloud-init crawl asks for, spread over 200 instances:
 * warm: ``cache_ttl`` 300 s, the cache filled before measuring;
 * cold: ``cache_ttl`` 0, every request asks the compute API (lookup + render).
 
+Besides requests per second and p50/p99 it prints the CPU time the service's processes
+(the hand-over parent and its workers) used per request during the run, and the load
+average: on a shared machine the wall-clock figures move with everyone else's work, the
+CPU time per request much less (issue 17).
+
 Prints figures; asserts nothing. Bounded by time and count.
 Run from the repository root, in the project's virtualenv (`make venv`: .venv with
 ``pip install -e '.[test]'``):
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -39,6 +45,31 @@ PATHS = ("/openstack/latest/meta_data.json", "/openstack/latest/network_data.jso
          "/latest/meta-data/public-keys/0/openssh-key")
 INSTANCES = 200
 MAX_REQUESTS = 200000
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its descendants."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        stats[int(entry)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    todo = [pid]
+    while todo:
+        cur = todo.pop()
+        if cur in stats:
+            total += (int(stats[cur][11]) + int(stats[cur][12])) / tick
+        todo.extend(children.get(cur, []))
+    return total
 
 
 def ips() -> list[str]:
@@ -99,13 +130,16 @@ async def run(url: str, seconds: float, clients: int) -> tuple[int, int, list[fl
     return count, errors, latencies, elapsed
 
 
-def report(name: str, result: tuple[int, int, list[float], float], lookups: int) -> None:
+def report(name: str, result: tuple[int, int, list[float], float], lookups: int,
+           cpu: float) -> None:
     count, errors, lat, elapsed = result
     lat.sort()
     p50 = statistics.median(lat) * 1000
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    load = os.getloadavg()[0]
     print(f"{name:<6} {count / elapsed:8.0f} req/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
-          f"requests {count}  errors {errors}  compute lookups {lookups}")
+          f"server CPU {cpu / max(count, 1) * 1e6:5.0f} us/request   requests {count}  "
+          f"errors {errors}  compute lookups {lookups}  load average {load:.1f}")
 
 
 def scenario(name: str, ttl: float, args: argparse.Namespace, tmp: Path) -> None:
@@ -123,8 +157,10 @@ def scenario(name: str, ttl: float, args: argparse.Namespace, tmp: Path) -> None
                     for ip in ips():
                         http.get(PATHS[0], headers=signed(ip))
         before = compute.lookups
+        assert proc.proc is not None
+        cpu = tree_cpu(proc.proc.pid)
         result = asyncio.run(run(proc.url, args.seconds, args.clients))
-        report(name, result, compute.lookups - before)
+        report(name, result, compute.lookups - before, tree_cpu(proc.proc.pid) - cpu)
     finally:
         proc.stop()
         compute.close()
