@@ -1,45 +1,98 @@
 """Image transfer benchmark: upload and download through stratus-image next to a plain cp.
 
 Prints figures; asserts nothing. Starts a real stratus-identity and
-stratus-image (one uvicorn worker, SQLite) in a temporary directory, writes a
-file of random bytes (no sparse regions, nothing compressible), then times:
+stratus-image (one uvicorn worker, SQLite) in a temporary directory, once
+over plain http and once over https (a self-signed certificate made here),
+writes a file of random bytes (no sparse regions, nothing compressible),
+then, ``--rounds`` times, alternately:
 
-- ``cp`` of the file to the same disk (the floor a local copy gives);
-- an upload (PUT /v2/images/{id}/file, streamed from the file with a
-  Content-Length): receive, md5 + sha512, fsync, inspection with qemu-img,
-  rename into the content-addressed store;
-- a download (GET .../file) streamed into a file on the same disk;
+- ``cp`` of the file to the same disk, then ``sync -f`` (the floor a local copy gives);
+- an upload with ``curl -T`` (PUT /v2/images/{id}/file, streamed from the file with a
+  Content-Length): receive, md5 + sha512, fsync, inspection, rename into the
+  content-addressed store;
+- a download (GET .../file) into a file on the same disk, received into a reusable
+  256 KiB buffer and written from it (a plain socket), then ``sync -f`` as after cp.
 
-and reports the service's peak resident memory (VmHWM) before and after, to
-show that image data is never held in memory. Everything it starts is stopped
-by pid and its directory removed; every transfer has a timeout. Needs qemu-img
-(``make test-deps``).
-Run from the repository root, in the project's virtualenv (`make venv`: .venv with
-``pip install -e '.[test]'``):
+The clients are lean (curl; a buffer-reusing reader) so that the figures are the
+service's, not a Python client's; the client side's CPU time is printed too. For each
+operation it prints the median wall time, MB/s, the ratio against the median cp of the
+same rounds, and the CPU seconds the service's worker process and the client used;
+then the worker's peak resident memory (VmHWM) before and after, which shows that
+image data is never held in memory, and the load average during the runs (the machine
+may be shared: ratios between alternating runs mean more than absolute figures).
+Everything it starts is stopped by pid and its directory removed; every transfer has a
+timeout. Needs curl, openssl and qemu-img (``make test-deps``). Run from the repository
+root, in the project's virtualenv (`make venv`: .venv with ``pip install -e '.[test]'``):
 
-    .venv/bin/python benchmarks/image_transfer.py [--size-mib 1024] [--dir /var/tmp]
+    .venv/bin/python benchmarks/image_transfer.py [--size-mib 1024] [--rounds 3]
+        [--schemes http,https] [--dir /var/tmp]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
+import resource
 import shutil
+import socket
+import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from helpers import IdentityServer, ImageServer
+from helpers import BIN, IdentityServer, ImageServer, wait_http
 
 CHUNK = 1 << 20
-TIMEOUT = 900.0
+# The download's buffer: small enough to stay in the CPU's cache between the receive and
+# the write (a 1 MiB one cost several times the CPU time in one run).
+RECV_BUFFER = 256 << 10
+TIMEOUT = 900
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class TlsImageServer(ImageServer):
+    """stratus-image serving https with the certificate ``cert`` (and its key)."""
+
+    cert: Path = Path()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.root / "image.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([str(BIN / "stratus-image")], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthcheck", verify=str(self.cert)).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError(f"{self.url} did not answer")
+
+
+def worker_pid(parent: int) -> int:
+    """The process serving requests: the hand-over parent's child (else the parent)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    return parent
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -47,6 +100,16 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def write_random_file(path: Path, size: int) -> str:
@@ -63,89 +126,194 @@ def write_random_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def mb_per_s(size: int, seconds: float) -> float:
-    return size / seconds / 1e6
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class Sample:
+    wall: float
+    server_cpu: float
+    client_cpu: float
+
+
+Step = list[str] | Callable[[], None]
+
+
+def timed(steps: list[Step], server: int | None) -> Sample:
+    """Run the steps (commands, or functions run in this thread) one after the other;
+    wall time and CPU seconds of the server and of the client side (the commands, or
+    this thread)."""
+    server_before = cpu_seconds(server) if server else 0.0
+    client_before = children_cpu() + time.thread_time()
+    started = time.perf_counter()
+    for step in steps:
+        if callable(step):
+            step()
+        else:
+            subprocess.run(step, check=True, timeout=TIMEOUT, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    return Sample(wall, (cpu_seconds(server) - server_before) if server else 0.0,
+                  children_cpu() + time.thread_time() - client_before)
+
+
+def download(url: str, token: str, target: Path, cafile: Path | None) -> Callable[[], None]:
+    """A GET of ``url`` into ``target`` over a plain socket: the body received into one
+    reusable buffer and written from it, as cp does (curl -o used more CPU than the
+    service spent sending, and http.client's readinto more still)."""
+
+    def run() -> None:
+        parts = urlsplit(url)
+        sock = socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT)
+        if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=str(cafile))
+            sock = context.wrap_socket(sock, server_hostname=parts.hostname)
+        try:
+            sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                         f"X-Auth-Token: {token}\r\nConnection: close\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                more = sock.recv(65536)
+                if not more:
+                    raise RuntimeError(f"GET {url}: connection closed in the headers")
+                head += more
+            head, body = head.split(b"\r\n\r\n", 1)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"GET {url}: {head[:200]!r}")
+            buf = memoryview(bytearray(RECV_BUFFER))
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, body)
+                while count := sock.recv_into(buf):
+                    done = 0
+                    while done < count:
+                        done += os.write(fd, buf[done:count])
+            finally:
+                os.close(fd)
+        finally:
+            sock.close()
+
+    return run
+
+
+def make_cert(work: Path) -> tuple[Path, Path]:
+    cert, key = work / "cert.pem", work / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def run_scheme(scheme: str, work: Path, source: Path, size: int, rounds: int,
+               identity: IdentityServer, checksum: str) -> None:
+    root = work / f"image-{scheme}"
+    image: ImageServer
+    curl = ["curl", "-sS", "--fail", "--max-time", str(TIMEOUT)]
+    env = {"STRATUS_IMAGE__MAX_IMAGE_SIZE": str(size)}
+    if scheme == "https":
+        cert, key = make_cert(work)
+        env.update({"STRATUS_IMAGE__TLS_CERT_FILE": str(cert),
+                    "STRATUS_IMAGE__TLS_KEY_FILE": str(key)})
+        tls_image = TlsImageServer(root, identity, extra_env=env)
+        tls_image.cert = cert
+        image = tls_image
+        curl += ["--cacert", str(cert)]
+        verify: str | bool = str(cert)
+        cafile: Path | None = cert
+    else:
+        image = ImageServer(root, identity, extra_env=env)
+        verify, cafile = True, None
+    image.prepare()
+    try:
+        image.start()
+        assert image.proc is not None
+        server = worker_pid(image.proc.pid)
+        token = identity.token()
+        auth = ["-H", f"X-Auth-Token: {token}"]
+        samples: dict[str, list[Sample]] = {"cp": [], "upload": [], "download": []}
+        loads: list[float] = []
+        copy, target = work / "copy.raw", work / "downloaded.raw"
+        with httpx.Client(base_url=image.url, headers={"X-Auth-Token": token},
+                          timeout=TIMEOUT, verify=verify) as client:
+            client.get("/v2/images").raise_for_status()
+            rss_idle = peak_rss_mib(server)
+            for _ in range(rounds):
+                loads.append(os.getloadavg()[0])
+                samples["cp"].append(timed([["cp", str(source), str(copy)],
+                                            ["sync", "-f", str(copy)]], None))
+                copy.unlink()
+                created = client.post("/v2/images", json={
+                    "name": "bench", "disk_format": "raw", "container_format": "bare"})
+                created.raise_for_status()
+                image_id = created.json()["id"]
+                url = f"{image.url}/v2/images/{image_id}/file"
+                samples["upload"].append(timed([[
+                    *curl, *auth, "-H", "Content-Type: application/octet-stream",
+                    "-H", "Expect:", "-T", str(source), url]], server))
+                shown = client.get(f"/v2/images/{image_id}").json()
+                samples["download"].append(timed([download(url, token, target, cafile),
+                                                  ["sync", "-f", str(target)]], server))
+                downloaded = file_md5(target)
+                target.unlink()
+                client.delete(f"/v2/images/{image_id}").raise_for_status()
+                if not shown["checksum"] == downloaded == checksum:
+                    print(f"CHECKSUM MISMATCH: source {checksum}, service "
+                          f"{shown['checksum']}, downloaded {downloaded}")
+        rss_end = peak_rss_mib(server)
+    finally:
+        image.stop()
+    report(scheme, size, samples, loads, rss_idle, rss_end)
+
+
+def report(scheme: str, size: int, samples: dict[str, list[Sample]], loads: list[float],
+           rss_idle: float, rss_end: float) -> None:
+    cp = statistics.median(s.wall for s in samples["cp"])
+    print()
+    print(f"{scheme}: {len(samples['cp'])} alternating rounds, load average (1 min) "
+          f"{min(loads):.1f}-{max(loads):.1f}")
+    print(f"{'operation':<26}{'median s':>9}{'min-max s':>13}{'MB/s':>7}{'/ cp':>7}"
+          f"{'server CPU s':>14}{'client CPU s':>14}")
+    for name, label in (("cp", "cp + sync (same disk)"), ("upload", "upload (curl -T)"),
+                        ("download", "download + sync")):
+        walls = [s.wall for s in samples[name]]
+        wall = statistics.median(walls)
+        server = statistics.median(s.server_cpu for s in samples[name])
+        client = statistics.median(s.client_cpu for s in samples[name])
+        print(f"{label:<26}{wall:>9.2f}{f'{min(walls):.2f}-{max(walls):.2f}':>13}"
+              f"{size / wall / 1e6:>7.0f}{cp / wall:>7.2f}"
+              f"{server if name != 'cp' else float('nan'):>14.2f}{client:>14.2f}")
+    print(f"stratus-image worker peak RSS (VmHWM): {rss_idle:.1f} MiB after start and one "
+          f"small request, {rss_end:.1f} MiB after every transfer")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="image size (default 1024)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--schemes", default="http,https",
+                        help="comma-separated: http, https (default both)")
     parser.add_argument("--dir", default=None, help="where to work (default: $TMPDIR)")
     args = parser.parse_args()
     size = args.size_mib * CHUNK
 
-    work = Path(tempfile.mkdtemp(prefix="stratus-bench-image-", dir=args.dir))
-    identity = image = None
+    work = Path(tempfile.mkdtemp(prefix="zim-bench-image-", dir=args.dir))
+    identity = None
     try:
         source = work / "image.raw"
         print(f"writing {args.size_mib} MiB of random data to {source} ...", flush=True)
         checksum = write_random_file(source, size)
-
-        started = time.perf_counter()
-        subprocess.run(["cp", str(source), str(work / "copy.raw")], check=True)
-        subprocess.run(["sync", "-f", str(work / "copy.raw")], check=True)
-        cp_seconds = time.perf_counter() - started
-        (work / "copy.raw").unlink()
-
         identity = IdentityServer(work / "identity", f"sqlite:///{work}/identity.sqlite")
         identity.prepare()
         identity.start()
-        image = ImageServer(work / "image", identity,
-                            extra_env={"STRATUS_IMAGE__MAX_IMAGE_SIZE": str(size)})
-        image.prepare()
-        image.start()
-        assert image.proc is not None
-        headers = {"X-Auth-Token": identity.token()}
-        with httpx.Client(base_url=image.url, headers=headers, timeout=TIMEOUT) as client:
-            created = client.post("/v2/images", json={
-                "name": "bench", "disk_format": "raw", "container_format": "bare"})
-            created.raise_for_status()
-            image_id = created.json()["id"]
-            rss_idle = peak_rss_mib(image.proc.pid)
-
-            started = time.perf_counter()
-            with open(source, "rb") as fh:
-                resp = client.put(f"/v2/images/{image_id}/file", content=fh,
-                                  headers={"Content-Type": "application/octet-stream",
-                                           "Content-Length": str(size)})
-            up_seconds = time.perf_counter() - started
-            resp.raise_for_status()
-            rss_upload = peak_rss_mib(image.proc.pid)
-            shown = client.get(f"/v2/images/{image_id}").json()
-
-            target = work / "downloaded.raw"
-            digest = hashlib.md5(usedforsecurity=False)
-            started = time.perf_counter()
-            with client.stream("GET", f"/v2/images/{image_id}/file") as stream, \
-                    open(target, "wb") as out:
-                stream.raise_for_status()
-                for part in stream.iter_bytes(CHUNK):
-                    digest.update(part)
-                    out.write(part)
-                out.flush()
-                os.fsync(out.fileno())
-            down_seconds = time.perf_counter() - started
-            rss_download = peak_rss_mib(image.proc.pid)
-
-        print()
-        print(f"image: {args.size_mib} MiB of random bytes, disk_format raw, on {work}")
-        print(f"{'operation':<34}{'seconds':>9}{'MB/s':>9}")
-        print(f"{'cp + sync (same disk)':<34}{cp_seconds:>9.2f}{mb_per_s(size, cp_seconds):>9.0f}")
-        print(f"{'upload (PUT .../file)':<34}{up_seconds:>9.2f}"
-              f"{mb_per_s(size, up_seconds):>9.0f}")
-        print(f"{'download (GET .../file)':<34}{down_seconds:>9.2f}"
-              f"{mb_per_s(size, down_seconds):>9.0f}")
-        print()
-        print("stratus-image peak RSS (VmHWM):")
-        print(f"  after start and one small request   {rss_idle:7.1f} MiB")
-        print(f"  after the upload                    {rss_upload:7.1f} MiB")
-        print(f"  after the download                  {rss_download:7.1f} MiB")
-        print()
-        print(f"checksums: source {checksum}, service {shown['checksum']}, "
-              f"downloaded {digest.hexdigest()}")
+        wait_http(f"{identity.url}/healthcheck")
+        for scheme in args.schemes.split(","):
+            run_scheme(scheme.strip(), work, source, size, args.rounds, identity, checksum)
     finally:
-        if image is not None:
-            image.stop()
         if identity is not None:
             identity.stop()
         shutil.rmtree(work, ignore_errors=True)

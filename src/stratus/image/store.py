@@ -10,8 +10,8 @@ Layout under ``[image] images_dir``::
                         database rows that refer to them
 
 An upload is streamed into ``tmp/`` while its md5 and sha512 are computed
-(never whole in memory), fsynced, inspected, and only then renamed into
-``blobs/`` under the lock, in the same critical section that records the
+(never whole in memory; :mod:`stratus.image.streaming`), fsynced, inspected, and only
+then renamed into ``blobs/`` under the lock, in the same critical section that records the
 blob in the database. So a crash leaves at most a temporary file (removed at
 the next start when its process is dead) or a blob no image refers to
 (removed by ``collect_garbage`` at the next start), never an image whose
@@ -31,14 +31,14 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
+
+from stratus.image.streaming import ThreadedHash, WriteBehind
 
 TMP_SUFFIX = ".part"
 HASH_ALGO = "sha512"
-_HASHERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="image-md5")
 
 
 def _process_start_time(pid: int) -> str | None:
@@ -87,51 +87,66 @@ class LimitExceeded(Exception):
 
 @dataclass
 class Upload:
-    """One upload being written into tmp/: size and hashes grow with every write."""
+    """One upload being written into tmp/: size and hashes grow with every write.
+
+    md5 and sha512 run on threads of their own (:class:`ThreadedHash`, bounded queues)
+    while the caller's thread only writes, and the file's pages go to the disk while
+    more data arrives (:class:`WriteBehind`), so ``finish`` waits for little."""
 
     path: Path
     limit: int
     size: int = 0
-    _md5: Any = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
-    _sha512: Any = field(default_factory=hashlib.sha512)
-    _fh: Any = None
+    _md5: ThreadedHash = field(default_factory=lambda: ThreadedHash(
+        lambda: hashlib.md5(usedforsecurity=False), name="md5"))
+    _sha512: ThreadedHash = field(default_factory=lambda: ThreadedHash(
+        hashlib.sha512, name="sha512"))
+    _fd: int = -1
+    _behind: WriteBehind | None = None
 
     def __post_init__(self) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
-        self._fh = os.fdopen(fd, "wb", buffering=0)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                           0o640)
+        self._behind = WriteBehind(self._fd)
 
     def write(self, data: bytes) -> None:
-        """Append ``data``; md5 runs on a helper thread while sha512 and the write run here
-        (hashlib releases the GIL), so the two hashes cost the time of one."""
+        """Append ``data`` (bytes: it is hashed after this returns, so it must not change)."""
         if self.size + len(data) > self.limit:
             raise LimitExceeded(self.limit)
-        md5_done = _HASHERS.submit(self._md5.update, data)
-        try:
-            view = memoryview(data)
-            while view:
-                written = self._fh.write(view)
-                view = view[written:]
-            self._sha512.update(data)
-        finally:
-            md5_done.result()
+        self._md5.update(data)
+        self._sha512.update(data)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
         self.size += len(data)
+        assert self._behind is not None
+        self._behind.advance(self.size)
 
     def finish(self) -> None:
         """Flush the data to disk; the hashes are final after this."""
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        os.fsync(self._fd)
+        self._close_fd()
+        self._md5.hexdigest()
+        self._sha512.hexdigest()
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     @property
     def checksum(self) -> str:
-        return str(self._md5.hexdigest())
+        return self._md5.hexdigest()
 
     @property
     def sha512(self) -> str:
-        return str(self._sha512.hexdigest())
+        return self._sha512.hexdigest()
 
     def discard(self) -> None:
+        self._md5.close()
+        self._sha512.close()
         with contextlib.suppress(OSError):
-            self._fh.close()
+            self._close_fd()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -229,6 +244,8 @@ class FileStore:
         fh = open(self.path_of(key), "rb")  # noqa: SIM115 - the caller closes it
         size = fh.seek(0, 2)
         fh.seek(0)
+        with contextlib.suppress(AttributeError, OSError):  # a larger read-ahead
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return fh, size
 
     def keys(self) -> Iterator[str]:

@@ -60,9 +60,11 @@ class UploadTicket:
     limit_message: str
     upload: Upload
 
-    def write(self, data: bytes) -> None:
+    def write(self, chunks: list[bytes]) -> None:
+        """Append the chunks, in order (413 beyond the limit)."""
         try:
-            self.upload.write(data)
+            for data in chunks:
+                self.upload.write(data)
         except LimitExceeded:
             raise TooLarge(self.limit_message) from None
 

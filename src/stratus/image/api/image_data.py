@@ -112,14 +112,17 @@ async def upload(req: Req, svc: ImageService) -> Response:
         raise
     writer = _Pipeline(ticket.write)
     try:
-        buffer = bytearray()
+        batch: list[bytes] = []  # the received chunks, handed over as they are (no copy)
+        batched = 0
         async for chunk in chunks:
-            buffer += chunk
-            if len(buffer) >= CHUNK:
-                await writer.write(bytes(buffer))
-                buffer.clear()
-        if buffer:
-            await writer.write(bytes(buffer))
+            if chunk:
+                batch.append(chunk)
+                batched += len(chunk)
+            if batched >= CHUNK:
+                await writer.write(batch)
+                batch, batched = [], 0
+        if batch:
+            await writer.write(batch)
         await writer.flush()
         await run_in_threadpool(transfer.finish_upload, svc, ticket)
     except BaseException as exc:
@@ -163,17 +166,17 @@ async def download(req: Req, svc: ImageService) -> Response:
 
 
 class _Pipeline:
-    """Writes chunks on a worker thread while the next chunk is being received.
+    """Writes batches of chunks on a worker thread while the next batch is being received.
 
-    At most one write is in flight (so at most two chunks are in memory); its
-    error surfaces at the next ``write`` or at ``flush``.
+    At most one write is in flight (so at most two batches, and the hashes' bounded
+    queues, are in memory); its error surfaces at the next ``write`` or at ``flush``.
     """
 
-    def __init__(self, write: Callable[[bytes], None]) -> None:
+    def __init__(self, write: Callable[[list[bytes]], None]) -> None:
         self._write = write
         self._pending: asyncio.Future[None] | None = None
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: list[bytes]) -> None:
         await self.flush()
         self._pending = asyncio.get_running_loop().run_in_executor(None, self._write, data)
 
