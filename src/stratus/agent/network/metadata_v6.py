@@ -6,7 +6,8 @@ address (``nodad``) on the DHCP port's device of every network whose DHCP server
 metadata proxy, IPv4-only networks included (a guest there has a link-local address too,
 and a client that tries the IPv6 URL first is answered instead of waiting for a timeout),
 and the namespace's proxy listens on it as well (scope: that device). Router namespaces
-do not: one holder per segment, or the address would be a duplicate on the link.
+do not: every network with a DHCP server has its proxy there, and a second holder would
+make the address a duplicate on the link.
 
 A guest asking a link-local address answers from its own link-local address (RFC 6724
 chooses the source of the destination's scope), which names no fixed IP. As Neutron's
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from stratus.contracts.network import DhcpServer, Network
 
 METADATA_V6_IP = "fe80::a9fe:a9fe"
-METADATA_V6_CIDR = f"{METADATA_V6_IP}/64"
+METADATA_V6_CIDR = f"{METADATA_V6_IP}/128"  # no second fe80::/64 route
 LINK_LOCAL = ipaddress.IPv6Network("fe80::/10")
 
 
