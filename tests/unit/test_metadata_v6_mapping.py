@@ -228,6 +228,11 @@ def test_the_real_driver_writes_the_listener_and_the_hosts_file(tmp_path: Path) 
                                "ifindex": 7}
     assert json.loads(Path(str(v6["hosts_file"])).read_text()) == {MAC_G1: ["10.0.0.5"]}
     assert driver._listen_v6("st-qdhcp-x", None) == {}
+    # a hosts file without settings (the agent stopped in between) is listed, then removed
+    assert driver.list_proxies() == {"st-qdhcp-x"}
+    driver.remove_proxy("st-qdhcp-x")
+    assert driver.list_proxies() == set()
+    assert not list((tmp_path / "metadata").iterdir())
 
 
 # --- stratus-metadata: the lookup key ---------------------------------------------------------

@@ -145,7 +145,9 @@ class ProcessMetadataProxy(MetadataProxyDriver):
     def list_proxies(self) -> set[str]:
         if not self.dir.is_dir():
             return set()
-        return {p.stem for p in self.dir.glob("*.json") if self.naming.owns_netns(p.stem)}
+        # a hosts file alone: the agent stopped between writing it and the settings
+        found = {p.stem for p in (*self.dir.glob("*.json"), *self.dir.glob("*.hosts"))}
+        return {ns for ns in found if self.naming.owns_netns(ns)}
 
     def remove_proxy(self, netns: str) -> None:
         pid = self.pid(netns)
