@@ -46,8 +46,25 @@ def mb_s(size: int, seconds: float) -> str:
     return f"{size / seconds / 1e6:8.1f} MB/s"
 
 
+def peak_rss_mib(pid: int) -> float:
+    """The largest peak resident size (VmHWM) of a process and its children, MiB (the
+    proxy's hand-over parent and its worker)."""
+    pids = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                pids.append(int(stat.parent.name))
+    peak = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+    return peak / 1024
+
+
 @contextlib.contextmanager
-def local_stack(root: Path, layout: str) -> Iterator[tuple[str, str]]:
+def local_stack(root: Path, layout: str) -> Iterator[tuple[str, str, int]]:
     """A stratus-identity and a stratus-object (with three object servers for the
     ``servers`` layout) under ``root``; yields (the container URL, a token)."""
     identity = IdentityServer(root / "identity", f"sqlite:///{root}/identity.sqlite")
@@ -77,7 +94,9 @@ def local_stack(root: Path, layout: str) -> Iterator[tuple[str, str]]:
         token = identity.token()
         body = httpx.get(f"{identity.url}/v3/auth/tokens",
                          headers={"X-Auth-Token": token, "X-Subject-Token": token}).json()
-        yield f"{proxy.url}/v1/AUTH_{body['token']['project']['id']}/bench", token
+        assert proxy.proc is not None
+        yield (f"{proxy.url}/v1/AUTH_{body['token']['project']['id']}/bench", token,
+               proxy.proc.pid)
     finally:
         with contextlib.suppress(NameError):
             proxy.stop()
@@ -87,7 +106,7 @@ def local_stack(root: Path, layout: str) -> Iterator[tuple[str, str]]:
 
 
 def run(base: str, token: str, root: Path, size_mib: int, small_count: int,
-        cleanup: bool = False) -> None:
+        cleanup: bool = False, proxy_pid: int = 0) -> None:
     """Measure and print (``cleanup``: delete every object stored, at the end)."""
     h = {"X-Auth-Token": token}
     httpx.put(base, headers=h, timeout=60).raise_for_status()
@@ -123,6 +142,8 @@ def run(base: str, token: str, root: Path, size_mib: int, small_count: int,
         print(f"  cp of the file on this disk  {mb_s(size, cp_time)}  ({cp_time:.1f} s)")
         print(f"  PUT through stratus-object   {mb_s(size, put_time)}  ({put_time:.1f} s)")
         print(f"  GET through stratus-object   {mb_s(size, get_time)}  ({get_time:.1f} s)")
+        if proxy_pid:
+            print(f"  stratus-object's peak RSS    {peak_rss_mib(proxy_pid):8.1f} MiB")
         small = os.urandom(4096)
         for workers in (1, 16):
             with httpx.Client(timeout=120, limits=httpx.Limits(
@@ -168,9 +189,9 @@ def main() -> int:
             run(f"{args.url.rstrip('/')}/bench", args.token, root, args.size_mib, args.small,
                 cleanup=True)
         else:
-            with local_stack(root, args.layout) as (base, token):
+            with local_stack(root, args.layout) as (base, token, pid):
                 print(f"layout: {args.layout}")
-                run(base, token, root, args.size_mib, args.small)
+                run(base, token, root, args.size_mib, args.small, proxy_pid=pid)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

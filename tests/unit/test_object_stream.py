@@ -19,7 +19,14 @@ from starlette.testclient import TestClient
 
 from stratus.common.errors import ServiceUnavailable
 from stratus.object.diskfile import Device, ObjectFile
-from stratus.object.remote import FRAME, SECRET_HEADER, STREAM_HEADER, FrameReader, RemoteDevice
+from stratus.object.remote import (
+    FRAME,
+    SECRET_HEADER,
+    STREAM_HEADER,
+    FrameReader,
+    RemoteDevice,
+    StreamWriter,
+)
 from stratus.object.ring import ensure
 from stratus.object.server import create_app
 from stratus.object.store import Location, ObjectStore, PutSession, RingHolder, newest
@@ -196,9 +203,11 @@ def _nothing(device: Device) -> bool:
     return device.read(3, H) is None and not list(device.tmp.iterdir())
 
 
-def test_streamed_put_through_the_client(client: TestClient, device: Device) -> None:
+@pytest.mark.parametrize("start_after", [0, 1 << 18])  # streamed at once / one request
+def test_streamed_put_through_the_client(client: TestClient, device: Device,
+                                         start_after: int) -> None:
     rdev = RemoteDevice(7, "http://testserver", client, "s3cret")
-    w = rdev.writer(3, H)
+    w = StreamWriter(rdev, 3, H, start_after=start_after)
     for chunk in (b"a" * 70_000, b"b" * 5, b""):
         w.write(chunk)
     body = b"a" * 70_000 + b"b" * 5
@@ -206,6 +215,14 @@ def test_streamed_put_through_the_client(client: TestClient, device: Device) -> 
     f = device.read(3, H)
     assert f is not None and f.data_path is not None and f.data_path.read_bytes() == body
     assert f.metadata["timestamp"] == TS and not list(device.tmp.iterdir())
+    assert (w.thread is None) == bool(start_after)
+
+
+def test_a_small_put_aborted_sends_nothing(client: TestClient, device: Device) -> None:
+    w = RemoteDevice(7, "http://testserver", client, "s3cret").writer(3, H)
+    w.write(b"never sent")
+    w.abort()
+    assert w.thread is None and w.done.is_set() and _nothing(device)
 
 
 @pytest.mark.parametrize(("meta", "status"), [

@@ -45,6 +45,7 @@ CHUNK = 1 << 16
 FRAME = struct.Struct(">I")  # a streamed PUT's frame header: the frame's length
 MAX_META = 1 << 20  # bytes of an object's metadata frame at most
 QUEUE_DEPTH = 8  # queued items per replica (a frame is two: header and bytes)
+START_AFTER = 1 << 18  # bytes of a PUT held before its streamed request starts
 
 
 class FrameReader:
@@ -120,10 +121,14 @@ class StreamWriter:
     memory stays flat and the slowest replica sets the pace, up to the client's
     timeout); :meth:`commit` sends the metadata frame, which makes the server rename the
     object into place, and waits for its answer. :meth:`abort` cuts the body: the
-    server keeps nothing (see :class:`FrameReader`)."""
+    server keeps nothing (see :class:`FrameReader`).
+
+    The request starts once ``start_after`` bytes are waiting: a small object (all of it
+    below that) goes at commit as one request with its length, in one write, without a
+    thread (small frames sent one by one would wait on delayed ACKs)."""
 
     def __init__(self, device: RemoteDevice, part: int, obj_hash: str,
-                 depth: int = QUEUE_DEPTH) -> None:
+                 depth: int = QUEUE_DEPTH, start_after: int = START_AFTER) -> None:
         self.device = device
         self.part = part
         self.obj_hash = obj_hash
@@ -133,9 +138,22 @@ class StreamWriter:
         self.done = threading.Event()
         self._aborted = False
         self._timeout = float(device.client.timeout.read or 60.0)
+        self._start_after = start_after
+        self._waiting: list[bytes] = []  # frames held until the request starts
+        self._held = 0
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.device.url}/objects/{self.part}/{self.obj_hash}"
+
+    def _start(self) -> None:
         self.thread = threading.Thread(target=self._run, daemon=True,
-                                       name=f"put-{device.base}")
+                                       name=f"put-{self.device.base}")
         self.thread.start()
+        waiting, self._waiting, self._held = self._waiting, [], 0
+        for item in waiting:
+            self._put(item)
 
     def _body(self) -> Iterator[bytes]:
         while True:
@@ -149,8 +167,8 @@ class StreamWriter:
     def _run(self) -> None:
         try:
             resp = self.device.client.request(
-                "PUT", f"{self.device.url}/objects/{self.part}/{self.obj_hash}",
-                headers={**self.device.headers, STREAM_HEADER: "1"}, content=self._body())
+                "PUT", self.url, headers={**self.device.headers, STREAM_HEADER: "1"},
+                content=self._body())
             self.status = resp.status_code
             if resp.status_code != 201:
                 self.error = f"{resp.status_code}: {resp.text[:200]}"
@@ -176,14 +194,36 @@ class StreamWriter:
 
     def write(self, chunk: bytes) -> None:
         """Queue one data frame; OSError when this replica failed (the session drops it)."""
-        if chunk:
-            self._put(FRAME.pack(len(chunk)))
-            self._put(chunk)
+        if not chunk:
+            return
+        if self.thread is None:
+            self._waiting.append(FRAME.pack(len(chunk)) + chunk)
+            self._held += len(chunk)
+            if self._held >= self._start_after:
+                self._start()
+            return
+        self._put(FRAME.pack(len(chunk)))
+        self._put(chunk)
 
     def commit(self, ts: str, metadata: dict[str, Any]) -> None:
         """End the data, send the metadata; OSError unless the server stored the object."""
         meta = json.dumps({**metadata, "timestamp": ts}).encode()
-        self._put(FRAME.pack(0) + FRAME.pack(len(meta)) + meta)
+        end = FRAME.pack(0) + FRAME.pack(len(meta)) + meta
+        if self.thread is None:  # a small object: one request, all of it at once
+            body = b"".join([*self._waiting, end])
+            self._waiting = []
+            try:
+                resp = self.device.client.request("PUT", self.url, content=body, headers={
+                    **self.device.headers, STREAM_HEADER: "1"})
+            except httpx.HTTPError as exc:
+                raise OSError(f"object server {self.device.base}: {exc}") from exc
+            finally:
+                self.done.set()
+            if resp.status_code != 201:
+                raise OSError(f"object server {self.device.base}: {resp.status_code}: "
+                              f"{resp.text[:200]}")
+            return
+        self._put(end)
         self._put(None)
         self.done.wait()
         if self.status != 201:
@@ -191,7 +231,9 @@ class StreamWriter:
 
     def abort(self) -> None:
         """Cut the body without the metadata frame (does not wait)."""
-        if self.done.is_set():
+        self._waiting = []
+        if self.done.is_set() or self.thread is None:
+            self.done.set()
             return
         self._aborted = True
         while True:  # make room: the thread stops at the first None it takes
