@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from starlette.testclient import TestClient
@@ -63,7 +63,7 @@ class FakeWriter:
 
 def session(*writers: FakeWriter) -> PutSession:
     s = PutSession(Location(0, H, [], []), needed=2)
-    s.writers = list(writers)
+    s.writers = [cast(Any, w) for w in writers]
     return s
 
 
