@@ -40,6 +40,7 @@ import pytest
 from helpers import BIN, IdentityServer, free_port, stop, wait_http
 from object_api import ObjectServer
 from stratus.contracts.object import hash_path
+from stratus.object.dbs import Db, db_path
 from stratus.object.diskfile import Device, ObjectFile
 from stratus.object.ring import ensure, load
 
@@ -452,3 +453,78 @@ def test_wrong_etag_leaves_nothing_on_any_server(cluster: Cluster) -> None:
     for srv in cluster.servers:
         assert cluster.on_disk(srv, "zos-etag", "obj") is None
         assert _settled(srv, before[srv.port]), _tmp(srv) - before[srv.port]
+
+
+# -- container databases on the servers (issue 14, listings) ---------------------------
+def _container_db(c: Cluster, srv: StorageServer, container: str) -> Db:
+    ring = load(c.proxy.root / "ring.json")
+    part = ring.partition(c.account, container)
+    return Db(db_path(srv.root / "dev", "container", part,
+                      hash_path(ring.salt, c.account, container)), "container")
+
+
+def _proxy_pass(c: Cluster, jobs: str) -> None:
+    """One pass of the proxy host's consistency jobs (the updater: pending updates)."""
+    out = subprocess.run([str(BIN / "stratus-object-replicator"), "--once", "--jobs", jobs],
+                         env=c.proxy.env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+
+
+def _names(c: Cluster, container: str) -> list[str]:
+    r = HTTP.get(c.url(f"/{container}"), headers=c.h, params={"format": "json"})
+    assert r.status_code == 200, r.text
+    return [e["name"] for e in r.json()]
+
+
+def test_listing_with_a_container_replica_down_converges(cluster: Cluster) -> None:
+    """Objects PUT while one container database replica is down are listed and counted
+    at once (the other replicas); the update waits in the proxy's async_pending and
+    reaches the returned server at the updater's next pass. A delete that one server
+    missed reaches it by the database replicator, and a listing served by that server
+    alone is then right (the deleted row stays a tombstone)."""
+    cont = "zol-list"
+    assert HTTP.put(cluster.url(f"/{cont}"), headers=cluster.h).status_code == 201
+    down = cluster.servers[2]
+    down.stop()
+    try:
+        for name, size in (("a", 10), ("b/1", 20), ("b/2", 30)):
+            assert _put(cluster, cont, name, b"z" * size) == 201
+        assert _names(cluster, cont) == ["a", "b/1", "b/2"]
+        head = HTTP.head(cluster.url(f"/{cont}"), headers=cluster.h)
+        assert head.headers["x-container-object-count"] == "3"
+        assert head.headers["x-container-bytes-used"] == "60"
+        assert _container_db(cluster, down, cont).info()["objects"] == 0
+        assert list((cluster.proxy.root / "spool" / "async_pending").glob("*.json"))
+        r = HTTP.get(cluster.url(f"/{cont}"), headers=cluster.h,
+                     params={"delimiter": "/", "format": "json"})
+        assert [e.get("name", e.get("subdir")) for e in r.json()] == ["a", "b/"]
+    finally:
+        down.start()
+    _proxy_pass(cluster, "updater")
+    info = _container_db(cluster, down, cont).info()
+    assert (info["objects"], info["bytes"]) == (3, 60)
+    assert not list((cluster.proxy.root / "spool" / "async_pending").glob("*.json"))
+    # a delete the second server misses reaches it through the database replicator
+    missed = cluster.servers[1]
+    missed.stop()
+    try:
+        assert HTTP.delete(cluster.url(f"/{cont}/a"), headers=cluster.h).status_code == 204
+    finally:
+        missed.start()
+    assert _container_db(cluster, missed, cont).info()["objects"] == 3
+    cluster.replicate_all()
+    db = _container_db(cluster, missed, cont)
+    assert (db.info()["objects"], db.info()["bytes"]) == (2, 50)
+    assert [r["deleted"] for r in db.rows_since(0) if r["name"] == "a"] == [1]
+    # the listing and counts with only that server up
+    others = [s for s in cluster.servers if s is not missed]
+    for srv in others:
+        srv.stop()
+    try:
+        assert _names(cluster, cont) == ["b/1", "b/2"]
+        r = HTTP.get(cluster.url(""), headers=cluster.h, params={"format": "json"})
+        row = next(e for e in r.json() if e["name"] == cont)
+        assert (row["count"], row["bytes"]) == (2, 50)
+    finally:
+        for srv in others:
+            srv.start()

@@ -23,6 +23,7 @@ from stratus.common.errors import ApiError, glance_error
 from stratus.object import views
 from stratus.object.api import accounts, containers, info, objects
 from stratus.object.core import SECTION, ObjectService, Settings
+from stratus.object.migrate import try_migrate
 
 # The most specific path first: objects, then containers, then accounts.
 API_TABLES = (info.routes, objects.routes, containers.routes, accounts.routes)
@@ -94,7 +95,9 @@ def create_app_from_config() -> Starlette:
         config.get(SECTION, "identity_url"),
         cache_seconds=float(config.get("identity", "token_cache_seconds")),
     )
-    return build_app(build_core(config), validator.validate, config.get(SECTION, "public_url"))
+    core = build_core(config)
+    try_migrate(core)  # an existing deploy's central listings, once (see object/migrate.py)
+    return build_app(core, validator.validate, config.get(SECTION, "public_url"))
 
 
 def main(argv: list[str] | None = None) -> int:

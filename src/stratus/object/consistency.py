@@ -9,8 +9,11 @@ expirer, run by ``stratus-object-replicator`` (on storage hosts; ``--once`` for 
   move a bad one to quarantine (replication then restores a good copy); remove
   tombstones older than the reclaim age and abandoned temporary files.
 - Expirer: delete the objects whose X-Delete-At has passed.
-- Updater: the listing updates a killed stratus-object left pending
-  (:mod:`stratus.object.pending`).
+- Updater: the listing updates a killed stratus-object (or a container database
+  replica that was down) left pending (:mod:`stratus.object.pending`); the move of the
+  central listings to the devices' databases while it has not succeeded.
+- The replicator also replicates the container and account databases
+  (:mod:`stratus.object.dbreplicate`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from types import FrameType
 from stratus.common.config import Config, ConfigError
 from stratus.common.tls import use_ca_file
 from stratus.object.core import SECTION, ObjectService
+from stratus.object.dbreplicate import replicate_dbs
 from stratus.object.diskfile import Device
+from stratus.object.migrate import try_migrate
 from stratus.object.pending import update_listings
 from stratus.object.store import AnyDevice, RingHolder
 
@@ -49,6 +54,7 @@ class PassReport:
     checked: int = 0
     reclaimed: int = 0
     skipped_partitions: int = 0
+    db_rows_pushed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -69,6 +75,9 @@ def replicate(rings: RingHolder) -> PassReport:
                 report.errors.append(f"device {dev.id} partition {part}: {exc}")
                 LOG.warning("replication of partition %s from device %s: %s", part, dev.id,
                             exc)
+    pushed, errors = replicate_dbs(ring, devices)  # the container and account databases
+    report.db_rows_pushed += pushed
+    report.errors += errors
     return report
 
 
@@ -197,7 +206,7 @@ def run_loops(core: ObjectService, intervals: dict[str, int], stop: threading.Ev
     rings = core.store.rings
     jobs: dict[str, Callable[[], object]] = {
         "replicator": lambda: replicate(rings), "auditor": lambda: audit(rings),
-        "expirer": core.expire, "updater": lambda: update_listings(core)}
+        "expirer": core.expire, "updater": lambda: _updater(core)}
     jobs = {k: v for k, v in jobs.items() if only is None or k in only}
     due = dict.fromkeys(jobs, 0.0)
     while not stop.is_set():
@@ -213,3 +222,10 @@ def run_loops(core: ObjectService, intervals: dict[str, int], stop: threading.Ev
         if once:
             return
         stop.wait(1.0)
+
+
+def _updater(core: ObjectService) -> int:
+    """The updater pass: the listings' move while it has not succeeded, then the
+    pending listing updates."""
+    try_migrate(core)
+    return update_listings(core)

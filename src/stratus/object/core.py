@@ -1,12 +1,15 @@
-"""The object service layer: ``ObjectService`` holds the listing database
-(:class:`Listings`), the replicated store (:class:`ObjectStore`) and the settings, and
-does the object operations that touch both (a PUT is stored on a quorum of replicas
-first, then listed; a DELETE writes tombstones first, then unlists).
+"""The object service layer: ``ObjectService`` holds the listings (:class:`RingListings`:
+the container and account databases on the storage devices), the replicated store
+(:class:`ObjectStore`) and the settings, and does the object operations that touch both
+(a PUT is stored on a quorum of replicas first, then listed; a DELETE writes tombstones
+first, then unlists).
 
-A process killed between the two steps leaves a pending record on a device
-(:mod:`stratus.object.pending`) from which stratus-object-replicator's next pass sets the
-listing right; the expirer and the
-replicator never bring a deleted object back because the tombstone is newer.
+A process killed between the two steps, or a container database replica that is down,
+leaves a pending record on a device (:mod:`stratus.object.pending`) from which
+stratus-object-replicator's next pass sets the listing right; the expirer and the
+replicator never bring a deleted object back because the tombstone is newer. The central
+listing database (:class:`Listings`) is only read once, to move an existing deploy's
+listings to the devices (:mod:`stratus.object.migrate`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from stratus.common.tls import Tls
 from stratus.object.diskfile import ObjectFile, timestamp
 from stratus.object.listings import Listings
 from stratus.object.pending import pending
+from stratus.object.ringdb import RingListings
 from stratus.object.store import ObjectStore, PutSession, Remote, RingHolder
 
 SECTION = "object"
@@ -59,9 +63,10 @@ class ObjectService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.listings = Listings(db)
+        self.sql_listings = Listings(db)  # the old central tables: read by the migration
         self.store = ObjectStore(RingHolder(settings.ring_file, settings.remote),
                                  settings.spool_dir)
+        self.listings = RingListings(self.store.rings)
 
     # objects ------------------------------------------------------------------------
     def begin_put(self, account: str, container: str, name: str) -> PutSession:
@@ -77,14 +82,13 @@ class ObjectService:
                     "size": session.size, "etag": session.etag, "timestamp": ts}
         large = metadata.get("slo") or {}
         where = self.store.pending_device([w.device for w in session.writers])
-        with pending(where, account, container, name):
+        with pending(where, account, container, name) as record:
             self.store.commit_put(session, ts, metadata)
             crash_point("object.put.after_store")
-            self.listings.record_object(account, container, name,
-                                        large.get("size", session.size),
-                                        large.get("etag", session.etag),
-                                        metadata.get("content_type", ""), ts,
-                                        metadata.get("delete_at"))
+            record.keep = not self.listings.record_object(
+                account, container, name, large.get("size", session.size),
+                large.get("etag", session.etag), metadata.get("content_type", ""), ts,
+                metadata.get("delete_at"))
         return ts
 
     def read(self, account: str, container: str, name: str) -> ObjectFile:
@@ -103,26 +107,32 @@ class ObjectService:
                 and int(f.metadata["delete_at"]) <= time.time():
             # expired but not yet removed by the expirer: remove it now (still a 404), so
             # the container can be deleted right after
-            self.store.delete(account, container, name, timestamp())
-            self.listings.forget_object(account, container, name, f.timestamp)
+            gone = timestamp()
+            self.store.delete(account, container, name, gone)
+            self.listings.forget_object(account, container, name, gone)
             raise NotFound("The resource could not be found.")
         self.read(account, container, name)
         ts = timestamp()
         with pending(self.store.pending_device(
                 self.store.locate(account, container, name).devices), account, container,
-                name):
+                name) as record:
             self.store.delete(account, container, name, ts)
             crash_point("object.delete.after_store")
-            self.listings.forget_object(account, container, name, ts)
+            record.keep = not self.listings.forget_object(account, container, name, ts)
 
     def post(self, account: str, container: str, name: str, update: dict[str, Any]) -> None:
         current = self.read(account, container, name)
-        if not self.store.post(account, container, name, timestamp(), update):
+        meta_ts = timestamp()
+        if not self.store.post(account, container, name, meta_ts, update):
             raise NotFound("The resource could not be found.")
+        md = current.metadata
+        large = md.get("slo") or {}
         self.listings.update_object(account, container, name,
-                                    update.get("content_type",
-                                               current.metadata.get("content_type", "")),
-                                    update.get("delete_at"))
+                                    update.get("content_type", md.get("content_type", "")),
+                                    update.get("delete_at"), ts=current.timestamp,
+                                    size=large.get("size", md.get("size", 0)),
+                                    etag=large.get("etag", md.get("etag", "")),
+                                    meta_ts=meta_ts)
 
     def expire(self, now: float | None = None) -> int:
         """Delete the objects whose X-Delete-At has passed (the expirer); how many."""
@@ -131,7 +141,8 @@ class ObjectService:
             f = self.store.read(account, container, name)
             if f is not None and f.kind == "data" and f.timestamp > ts:
                 continue  # replaced since; its new row says when it expires
-            self.store.delete(account, container, name, timestamp())
-            self.listings.forget_object(account, container, name, ts)
+            gone = timestamp()
+            self.store.delete(account, container, name, gone)
+            self.listings.forget_object(account, container, name, gone)
             done += 1
         return done

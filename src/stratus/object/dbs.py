@@ -434,6 +434,8 @@ def call(device: Path, kind: str, part: int, db_hash: str, op: str,
         if op == "merge_info":
             return db.merge_info(dict(args["info"]))
         if op == "merge_rows":
+            if args.get("info") and not db.exists():  # the first row makes the database
+                db.merge_info(dict(args["info"]))
             db.merge_rows(list(args["rows"]))
             return db.info()
         if op == "listing":

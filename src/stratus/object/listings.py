@@ -1,4 +1,7 @@
-"""The listing database's service layer: accounts, containers, object rows, listings.
+"""The old central listing database's service layer: accounts, containers, object rows,
+listings. Since the listings live in the storage devices' databases
+(:mod:`stratus.object.ringdb`) it is only read once, by :mod:`stratus.object.migrate`, to
+move an existing deploy's rows there (and by its tests to make such rows).
 
 Every method runs in one :meth:`Database.transaction`. A listing walks the rows in
 name order from ``marker`` (or backwards for ``reverse``), folds names that carry the

@@ -52,3 +52,14 @@ class ObjectRow(ObjectBase):
     content_type: Mapped[str] = mapped_column(sa.String(256))
     timestamp: Mapped[str] = mapped_column(sa.String(20))
     delete_at: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True, index=True)
+
+
+class ListingMove(ObjectBase):
+    """The move of the listings above to the storage devices' databases: one row once
+    it is done (:mod:`stratus.object.migrate`); the tables above are no longer used then."""
+
+    __tablename__ = "listing_move"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    done_at: Mapped[str] = mapped_column(sa.String(20))
+    containers: Mapped[int] = mapped_column(sa.Integer)
+    objects: Mapped[int] = mapped_column(sa.BigInteger)

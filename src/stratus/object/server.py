@@ -42,6 +42,7 @@ from stratus.common.app import drain_on_sigterm, run_service, setup_logging
 from stratus.common.config import Config, ConfigError
 from stratus.common.crashpoints import arm, crash_point
 from stratus.object import ring as ringfile
+from stratus.object.dbapi import db_routes
 from stratus.object.diskfile import Device
 from stratus.object.remote import FILES_HEADER, SECRET_HEADER, STREAM_HEADER, FrameReader
 from stratus.object.store import iter_file
@@ -278,6 +279,7 @@ def create_app(devices: Callable[[], dict[int, Device]], secret: str) -> Starlet
         Route(prefix + "/partitions", wrap(partitions), methods=["GET"]),
         Route(prefix + "/partitions/{part:int}", wrap(hashes), methods=["GET"]),
         Route(prefix + "/partitions/{part:int}/digest", wrap(digest), methods=["GET"]),
+        *db_routes(device, wrap, prefix),  # container and account databases (dbapi.py)
     ])
 
 
