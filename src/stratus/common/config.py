@@ -120,9 +120,9 @@ DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "validation_cache_seconds": (
             "30",
             "Identity's own cache of validated tokens: the longest a change that revokes "
-            "nothing (a grant, a rename) made by another worker process takes to show in "
-            "this one's validations; revocations and this process's changes show at once; "
-            "0: no cache.",
+            "nothing (a grant, a rename, the catalog) made by another worker process takes "
+            "to show in this one's validations; revocations and this process's changes show "
+            "at once; 0: no cache.",
         ),
     },
     "image": {
