@@ -223,8 +223,11 @@ class ObjectStore:
                 w.abort()
                 return False
 
-        # the replicas' fsyncs and renames at once (each on its own device or server)
-        done = sum(self.rings.pool.map(commit, list(session.writers)))
+        # the replicas' fsyncs and renames at once (each on its own device or server), on
+        # threads of this PUT's own: a commit waits for fsyncs, and on the shared pool
+        # concurrent PUTs' commits would hold up every other request's quick lookups
+        with ThreadPoolExecutor(max(1, len(session.writers))) as pool:
+            done = sum(pool.map(commit, list(session.writers)))
         if done < quorum(ring.replicas):
             raise ServiceUnavailable("The object was not stored on enough devices; retry.")
 
