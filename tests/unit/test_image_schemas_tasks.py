@@ -87,3 +87,11 @@ def test_tasks_are_admin_only_and_none_is_ever_made(api: ImageApi) -> None:
     assert listed.json() == {"tasks": [], "first": "/v2/tasks", "schema": "/v2/schemas/tasks"}
     assert api.call("GET", "/v2/tasks/1b2c").status_code == 404
     assert api.call("GET", "/v2/images").status_code == 200  # the image routes still match
+
+
+def test_import_info_says_no_import_method_in_glances_shape(api: ImageApi) -> None:
+    resp = api.call("GET", "/v2/info/import", as_="alice")
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"import-methods": {"description": "Import methods available.",
+                                              "type": "array", "value": []}}
+    assert api.call("GET", "/v2/info/import", as_="nobody").status_code == 401

@@ -20,6 +20,7 @@ from stratus.image import transfer, views
 from stratus.image.api import (
     image_data,
     images,
+    info,
     members,
     metadefs,
     schemas,
@@ -98,7 +99,8 @@ def build_app(
     """The image app: every API module's routes bound to ``service``; ``authenticate``
     turns an X-Auth-Token into the caller (a remote identity check in production)."""
     router = Router(authenticate=authenticate)
-    for module in (versions, images, tags, members, image_data, schemas, tasks, metadefs):
+    for module in (versions, images, tags, members, image_data, schemas, tasks, metadefs,
+                   info):
         router.include(module.routes, service)
     return create_app("image", router.routes, glance_error, db=service.db, public_url=public_url)
 
