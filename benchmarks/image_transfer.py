@@ -6,12 +6,14 @@ over plain http and once over https (a self-signed certificate made here),
 writes a file of random bytes (no sparse regions, nothing compressible),
 then, ``--rounds`` times, alternately:
 
-- ``cp`` of the file to the same disk, then ``sync -f`` (the floor a local copy gives);
+- ``cp`` of the file to the same disk, then ``sync`` of the copy (its fsync; not
+  ``sync -f``, which would also wait for other processes' data): the floor a local
+  copy gives;
 - an upload with ``curl -T`` (PUT /v2/images/{id}/file, streamed from the file with a
   Content-Length): receive, md5 + sha512, fsync, inspection, rename into the
   content-addressed store;
 - a download (GET .../file) into a file on the same disk, received into a reusable
-  256 KiB buffer and written from it (a plain socket), then ``sync -f`` as after cp.
+  256 KiB buffer and written from it (a plain socket), then ``sync`` of it as after cp.
 
 The clients are lean (curl; a buffer-reusing reader) so that the figures are the
 service's, not a Python client's; the client side's CPU time is printed too. For each
@@ -245,7 +247,7 @@ def run_scheme(scheme: str, work: Path, source: Path, size: int, rounds: int,
             for _ in range(rounds):
                 loads.append(os.getloadavg()[0])
                 samples["cp"].append(timed([["cp", str(source), str(copy)],
-                                            ["sync", "-f", str(copy)]], None))
+                                            ["sync", str(copy)]], None))
                 copy.unlink()
                 created = client.post("/v2/images", json={
                     "name": "bench", "disk_format": "raw", "container_format": "bare"})
@@ -257,7 +259,7 @@ def run_scheme(scheme: str, work: Path, source: Path, size: int, rounds: int,
                     "-H", "Expect:", "-T", str(source), url]], server))
                 shown = client.get(f"/v2/images/{image_id}").json()
                 samples["download"].append(timed([download(url, token, target, cafile),
-                                                  ["sync", "-f", str(target)]], server))
+                                                  ["sync", str(target)]], server))
                 downloaded = file_md5(target)
                 target.unlink()
                 client.delete(f"/v2/images/{image_id}").raise_for_status()
