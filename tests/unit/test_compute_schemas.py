@@ -279,8 +279,6 @@ def test_admin_views_and_flavor_extras(api: ComputeApi, version: str) -> None:
         check(api.call("GET", "/v2.1/os-hypervisors/statistics", version=version),
               "hypervisors", "get_hypervisor_statistics", version)
     services = api.call("GET", "/v2.1/os-services", version=version)
-    # host_problems (a Stratus extension, docs/compute-agent.md) appears only while a host has
-    # a problem, so a healthy host's entry validates as it is.
     rows = services.json()["services"]
     jsonschema.validate({"services": rows},
                         schema("services", "list_services", version)["response_body"],

@@ -59,6 +59,17 @@ def heartbeat(req: Req, svc: ComputeCore) -> dict[str, Any]:
     return agents.heartbeat(svc, name, HostResources(**ints, **given))
 
 
+@routes.add("GET", P + "/compute-hosts", body=False)
+def list_hosts(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    """Every compute host with what its agent last said makes it slow (``problems``:
+    contracts.compute.HostProblem documents, empty when healthy), for operators; Nova's
+    os-services entry has no room for it."""
+    svc.require_admin(req.ctx, "os_compute_api:os-services:list")
+    return {"hosts": [{"host": h.host, "state": "up" if svc.hosts.alive(h) else "down",
+                       "virt_type": h.virt_type, "problems": list(h.problems or [])}
+                      for h in svc.hosts.all()]}
+
+
 @routes.add("GET", P + "/compute-hosts/{host}/servers")
 async def assignments(req: Req, svc: ComputeCore) -> Response:
     """The host's servers; with ``since`` (its last generation) and ``wait`` (at most

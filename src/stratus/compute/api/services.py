@@ -29,11 +29,9 @@ def service_view(h: m.ComputeHost, alive: bool, v: tuple[int, int] = views.MAX_V
         "forced_down": h.forced_down}
     if v < (2, 11):
         del out["forced_down"]
-    if h.problems:
-        # Stratus extension: what the agent says makes this host slow (hostcheck.py). Only
-        # while there is one, so a healthy host's entry is exactly Nova's (Tempest's schema
-        # forbids other keys).
-        out["host_problems"] = list(h.problems)
+    # Exactly Nova's keys, always: a host's problems (what the agent says makes it slow,
+    # hostcheck.py) are shown by GET /v2.1/stratus/compute-hosts (api/agents.py), since a
+    # host without /dev/kvm has one for good and Tempest's schema forbids any other key.
     return out
 
 
