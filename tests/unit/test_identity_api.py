@@ -257,3 +257,17 @@ def test_application_credentials(api: Api) -> None:
     assert resp.status_code == 403
     assert api.call("DELETE", f"/v3/users/{uid}/application_credentials/{cred['id']}",
                     gus["token"]).status_code == 204
+
+
+def test_bootstrap_makes_keystones_default_roles_and_a_manager_is_a_member(api: Api) -> None:
+    names = {r["name"] for r in api.call("GET", "/v3/roles").json()["roles"]}
+    assert {"admin", "manager", "member", "reader", "service"} <= names
+    rules = api.call("GET", "/v3/role_inferences").json()["role_inferences"]
+    implied = {(r["prior_role"]["name"], i["name"]) for r in rules for i in r["implies"]}
+    assert {("manager", "member"), ("member", "reader"), ("admin", "member")} <= implied
+    ann_project = api.create("project", name="ann-proj")
+    ann = api.create("user", name="ann", password="pw")
+    assert api.call("PUT", f"/v3/projects/{ann_project['id']}/users/{ann['id']}/roles/"
+                    f"{api.role_id('manager')}").status_code == 204
+    tok = api.issue("ann", "pw", "ann-proj").json()["token"]
+    assert {r["name"] for r in tok["roles"]} == {"manager", "member", "reader"}

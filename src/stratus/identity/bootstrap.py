@@ -13,8 +13,11 @@ from stratus.identity.assignments import SYSTEM_ID
 from stratus.identity.core import GLOBAL, Identity
 from stratus.identity.passwords import verify_password
 
-BASE_ROLES = ("admin", "member", "reader")
-IMPLIED = (("admin", "member"), ("member", "reader"))
+# The roles Keystone's bootstrap makes: "manager" (a project's manager, implying member) and
+# "service" (service users under the new default policies) too, which Tempest's dynamic
+# credentials assign (project manager and service credentials) and look up by name.
+BASE_ROLES = ("admin", "manager", "member", "reader", "service")
+IMPLIED = (("admin", "member"), ("manager", "member"), ("member", "reader"))
 
 
 @dataclass
