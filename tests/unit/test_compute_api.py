@@ -469,3 +469,16 @@ def test_a_malformed_network_answer_leaves_an_error_not_a_half_made_server(
     with api.core.db.session() as s:
         from stratus.compute import models as m
         assert s.query(m.ComputeHost).one().claimed_ram == 0
+
+
+def test_metadata_over_its_quota_is_a_403_as_in_nova(api: ComputeApi) -> None:
+    too_many = {f"k{i}": "v" for i in range(129)}  # metadata_items: 128
+    refused = api.boot(status=403, metadata=too_many)
+    assert "metadata_items" in refused["forbidden"]["message"]
+    sid = api.boot(metadata={"a": "b"})["server"]["id"]
+    for method in ("PUT", "POST"):
+        resp = api.call(method, f"/v2.1/servers/{sid}/metadata", token=ALICE,
+                            json={"metadata": too_many})
+        assert resp.status_code == 403 and "metadata_items" in resp.text, resp.text
+    assert api.call("GET", f"/v2.1/servers/{sid}/metadata",
+                        token=ALICE).json()["metadata"] == {"a": "b"}  # nothing changed

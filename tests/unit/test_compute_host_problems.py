@@ -59,3 +59,4 @@ def test_the_hosts_problems_are_shown_and_a_slow_spawn_keeps_its_warning(
                    fault={"code": SLOW_FAULT_CODE, "message": "built slowly", "details": "d"})
     got = compute.server(sid)
     assert got["status"] == "ACTIVE" and got["fault"]["message"] == "built slowly"
+

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from stratus.common.auth import AuthContext
 from stratus.common.clients import ServiceError
 from stratus.common.crashpoints import crash_point
-from stratus.common.errors import BadRequest, Conflict, ServiceUnavailable
+from stratus.common.errors import BadRequest, Conflict, Forbidden, ServiceUnavailable
 from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
 from stratus.compute.instance_actions import abandon as abandon_action
@@ -103,9 +103,9 @@ class ServerActions(ServerReads):
                                "being deleted.")
             result, new = change(dict(srv.meta))
             limit = core.quota_limits(s, srv.project_id)["metadata_items"]
-            if 0 <= limit < len(new):
-                raise BadRequest(f"Quota exceeded for metadata_items: at most {limit} items "
-                                 "are allowed.")
+            if 0 <= limit < len(new):  # a quota: 403, as Nova answers it
+                raise Forbidden(f"Quota exceeded for metadata_items: at most {limit} items "
+                                "are allowed.")
             srv.meta, srv.updated_at = new, utcnow()
             return result
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stratus.common.app import Req
-from stratus.common.errors import BadRequest
+from stratus.common.errors import BadRequest, Forbidden
 from stratus.common.listing import ListDialect, Lister
 from stratus.common.timeutil import isotime
 from stratus.common.validation import Dialect, Fields
@@ -139,9 +139,9 @@ def metadata(value: Any, limit: int, key: str = "metadata") -> dict[str, str]:
                 or len(v) > 255:
             raise BadRequest(f"Invalid input for field/attribute {key}: keys must be 1-255 "
                              "characters and values strings of at most 255 characters.")
-    if 0 <= limit < len(value):
-        raise BadRequest(f"Quota exceeded for metadata_items: at most {limit} items are "
-                         "allowed.")
+    if 0 <= limit < len(value):  # a quota: 403, as Nova answers it
+        raise Forbidden(f"Quota exceeded for metadata_items: at most {limit} items are "
+                        "allowed.")
     return dict(value)
 
 
