@@ -42,6 +42,31 @@ def test_adding_a_device_moves_only_its_share(tmp_path: Path) -> None:
     assert moved <= total // 4 + 3  # the new device's share, no more
 
 
+def test_a_new_device_takes_its_full_share(tmp_path: Path) -> None:
+    """Each old device gives up only its excess, one replica per partition, so the new
+    device (which can hold one replica of a partition) gets its whole share: 4 and 5
+    devices for 3 replicas of 256 partitions (it used to get a third of it)."""
+    _, ring = ensure(tmp_path / "r.json", specs(tmp_path, 3), 8, 3)
+    for n in (4, 5):
+        before = ring
+        _, ring = ensure(tmp_path / "r.json", specs(tmp_path, n), 8, 3)
+        counts = Counter(dev for row in ring.assignment for dev in row)
+        share = 3 * 256 / n
+        assert all(share - 3 <= c <= share + 1 for c in counts.values()), counts
+        moved = sum(a != b for ra, rb in zip(before.assignment, ring.assignment, strict=True)
+                    for a, b in zip(ra, rb, strict=True))
+        assert moved == counts[n - 1]  # only what the new device took over
+        for part in range(ring.partitions):
+            assert len({d.zone for d in ring.primaries(part)}) == 3
+
+
+def test_a_replica_added_with_a_device_keeps_every_placement(tmp_path: Path) -> None:
+    _, before = ensure(tmp_path / "r.json", specs(tmp_path, 2), 4, 2)
+    _, after = ensure(tmp_path / "r.json", specs(tmp_path, 3), 4, 3)
+    assert after.assignment[:2] == before.assignment
+    assert after.assignment[2] == [2] * 16
+
+
 def test_fewer_devices_than_replicas(tmp_path: Path) -> None:
     _, ring = ensure(tmp_path / "r.json", specs(tmp_path, 1), 4, 3)
     assert ring.replicas == 1

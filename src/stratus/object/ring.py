@@ -41,7 +41,7 @@ def build(devices: list[Device], part_power: int, replicas: int,
             used_zones: set[int] = set()
             for r in range(min(replicas, previous.replicas)):
                 dev_id = previous.assignment[r][part]
-                if dev_id not in have or dev_id in used or have[dev_id] >= cap[dev_id]:
+                if dev_id not in have or dev_id in used:
                     continue
                 if zone[dev_id] in used_zones and len(used_zones) < zones:
                     continue
@@ -49,6 +49,7 @@ def build(devices: list[Device], part_power: int, replicas: int,
                 have[dev_id] += 1
                 used.add(dev_id)
                 used_zones.add(zone[dev_id])
+        _shed_excess(assignment, have, cap)
     for part in range(parts):
         used = {assignment[r][part] for r in range(replicas)} - {-1}
         used_zones = {zone[d] for d in used}
@@ -67,6 +68,24 @@ def build(devices: list[Device], part_power: int, replicas: int,
     salt = previous.salt if previous is not None and previous.salt else secrets.token_hex(8)
     return Ring(part_power=part_power, replicas=replicas, devices=list(devices),
                 assignment=assignment, salt=salt, version=version)
+
+
+def _shed_excess(assignment: list[list[int]], have: dict[int, int],
+                 cap: dict[int, int]) -> None:
+    """Free the placements a device keeps beyond its share, spread over the partitions
+    (those that lost the fewest so far first): a partition's replicas must be on
+    distinct devices, so a new device can take over only one replica of each."""
+    freed = [0] * len(assignment[0])
+    for dev_id in sorted(have):
+        excess = have[dev_id] - cap[dev_id]
+        if excess <= 0:
+            continue
+        slots = sorted((freed[part], part, r) for r, row in enumerate(assignment)
+                       for part, d in enumerate(row) if d == dev_id)
+        for _n, part, r in slots[:excess]:
+            assignment[r][part] = -1
+            freed[part] += 1
+            have[dev_id] -= 1
 
 
 def load(path: str | Path) -> Ring:
