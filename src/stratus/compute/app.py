@@ -27,6 +27,7 @@ from stratus.compute.api import (
     instance_actions,
     keypairs,
     limits,
+    quota_classes,
     quotas,
     security_groups,
     server_actions,
@@ -49,7 +50,8 @@ from stratus.compute.instance_actions import RequestBinding
 # Every route table of the Nova-compatible API, bound to the one ComputeCore.
 API_TABLES = (
     versions.routes, flavors.routes, flavor_access.routes, flavor_extra_specs.routes,
-    keypairs.routes, server_groups.routes, quotas.routes, limits.routes,
+    keypairs.routes, server_groups.routes, quotas.routes, quota_classes.routes,
+    limits.routes,
     availability_zones.routes, hypervisors.routes, services.routes, servers.routes,
     server_metadata.routes, server_interfaces.routes, server_security_groups.routes,
     server_password.routes, server_actions.routes, volume_attachments.routes,

@@ -195,6 +195,16 @@ class QuotaLimit(ComputeBase):
     hard_limit: Mapped[int] = mapped_column(sa.Integer)
 
 
+class QuotaClassLimit(ComputeBase):
+    """A quota class's limit (os-quota-class-sets; migration 0011): the ``default`` class's
+    rows are the defaults of every project without its own override."""
+
+    __tablename__ = "quota_class_limit"
+    class_name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(sa.Integer)
+
+
 class ProjectUsage(ComputeBase):
     """Counters changed by conditional UPDATEs so concurrent creates cannot pass the quota."""
 

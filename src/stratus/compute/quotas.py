@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from stratus.common.errors import ApiError
 from stratus.compute import models as m
+from stratus.compute.quota_classes import class_limits
 
 if TYPE_CHECKING:
     from stratus.compute.core import ComputeCore
@@ -33,8 +34,9 @@ class OverLimit(ApiError):
 
 
 def quota_limits(s: Session, defaults: dict[str, int], project_id: str) -> dict[str, int]:
-    """The project's hard limits: the configured defaults with its overrides."""
-    limits = dict(defaults)
+    """The project's hard limits: the defaults (the configured ones with the ``default``
+    quota class's, quota_classes.py) with its overrides."""
+    limits = class_limits(s, defaults)
     for row in s.scalars(sa.select(m.QuotaLimit).where(m.QuotaLimit.project_id == project_id)):
         limits[row.resource] = row.hard_limit
     return limits
@@ -115,7 +117,10 @@ class Quotas:
             return self._quota_set(s, project, detail)
 
     def defaults(self, project: str) -> dict[str, Any]:
-        return {"id": project, **self.core.settings.quotas, **FIXED_LIMITS}
+        """The defaults a project without overrides gets (the ``default`` quota class)."""
+        with self.core.db.session() as s:
+            limits = class_limits(s, self.core.settings.quotas)
+        return {"id": project, **limits, **FIXED_LIMITS}
 
     def update(self, project: str, values: dict[str, int]) -> dict[str, Any]:
         """Set the project's overrides; returns its new quota set (without ``id``)."""

@@ -10,6 +10,7 @@ from stratus.common.errors import BadRequest, NotFound
 from stratus.compute import models as m
 from stratus.compute import views
 from stratus.compute.api.services import host_uuid
+from stratus.compute.api.usage import NotImplementedByDriver
 from stratus.compute.core import ComputeCore
 
 routes = Routes()
@@ -104,12 +105,72 @@ def show_hypervisor_statistics(req: Req, svc: ComputeCore) -> dict[str, Any]:
     return {"hypervisor_statistics": stats}
 
 
-@routes.add("GET", P + "/{id}")
-def show_hypervisor(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    new = views.mv(req) >= (2, 53)  # by UUID only
+def find_hypervisor(req: Req, svc: ComputeCore) -> m.ComputeHost:
+    """The hypervisor of the URL's ``id`` (from 2.53 its UUID only); 404 if none."""
+    new = views.mv(req) >= (2, 53)
     for h in hypervisors_of(req, svc):
         if (new and host_uuid(h) == req.params["id"]) or (not new and (
                 str(h.id) == req.params["id"] or h.hypervisor_hostname == req.params["id"])):
-            return {"hypervisor": with_servers(req, svc, h, hypervisor_view(
-                h, svc.hosts.alive(h), True, views.mv(req)))}
+            return h
     raise NotFound(f"Hypervisor {req.params['id']} could not be found.")
+
+
+@routes.add("GET", P + "/{id}")
+def show_hypervisor(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    h = find_hypervisor(req, svc)
+    return {"hypervisor": with_servers(req, svc, h, hypervisor_view(
+        h, svc.hosts.alive(h), True, views.mv(req)))}
+
+
+def before_253(req: Req, what: str) -> None:
+    """``/os-hypervisors/{pattern}/search`` and ``/servers`` exist until 2.52 (Nova)."""
+    if views.mv(req) >= (2, 53):
+        raise NotFound(f"The resource could not be found: os-hypervisors/{{pattern}}/{what} "
+                       "is gone from microversion 2.53; use GET /os-hypervisors?"
+                       "hypervisor_hostname_pattern=...&with_servers=true.")
+
+
+def matching(req: Req, svc: ComputeCore) -> list[m.ComputeHost]:
+    """The hypervisors whose name contains the URL's pattern (404 when none does)."""
+    svc.require_admin(req.ctx, "os_compute_api:os-hypervisors")
+    pattern = req.params["pattern"]
+    hosts = [h for h in svc.hosts.all() if pattern in h.hypervisor_hostname]
+    if not hosts:
+        raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
+    return hosts
+
+
+@routes.add("GET", P + "/{pattern}/search")
+def search_hypervisors(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    before_253(req, "search")
+    return {"hypervisors": [hypervisor_view(h, svc.hosts.alive(h), False, views.mv(req))
+                            for h in matching(req, svc)]}
+
+
+@routes.add("GET", P + "/{pattern}/servers")
+def hypervisor_servers(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    """Each matching hypervisor with its servers (uuid, name); as in Nova, no ``servers``
+    key on a hypervisor without any."""
+    before_253(req, "servers")
+    out = []
+    for h in matching(req, svc):
+        row = hypervisor_view(h, svc.hosts.alive(h), False, views.mv(req))
+        servers = [{"uuid": i, "name": n} for i, n in svc.hosts.servers_on(h.host)]
+        if servers:
+            row["servers"] = servers
+        out.append(row)
+    return {"hypervisors": out}
+
+
+@routes.add("GET", P + "/{id}/uptime")
+def hypervisor_uptime(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    """Until 2.87 (from 2.88 ``uptime`` is in the show, 404 here). The compute agent does
+    not report its host's uptime, so a known hypervisor answers 501 as Nova does for a
+    driver without it (an unknown one 404)."""
+    if views.mv(req) >= (2, 88):
+        raise NotFound("The resource could not be found: os-hypervisors/{id}/uptime is gone "
+                       "from microversion 2.88; the uptime is in GET /os-hypervisors/{id}.")
+    h = find_hypervisor(req, svc)
+    raise NotImplementedByDriver(
+        f"The compute agent of hypervisor {h.hypervisor_hostname} does not report the "
+        "host's uptime.")

@@ -1,5 +1,6 @@
-"""os-hosts (admin, until 2.43 as in Nova), os-simple-tenant-usage, a server's
-diagnostics (admin; Nova's standard form from 2.48) and its topology (2.78)."""
+"""os-hosts (admin, until 2.43 as in Nova: list, show, enable/disable, the power actions a
+libvirt host answers 501 to), os-simple-tenant-usage, a server's diagnostics (admin; Nova's
+standard form from 2.48) and its topology (2.78)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from stratus.common.app import Req, Routes
-from stratus.common.errors import NotFound
+from stratus.common.errors import ApiError, BadRequest, NotFound
 from stratus.common.timeutil import utcnow
 from stratus.compute import views
 from stratus.compute.api.servers import parse_time
@@ -39,6 +40,83 @@ def show_host(req: Req, svc: ComputeCore) -> dict[str, Any]:
     hosts_version(req)
     svc.require_admin(req.ctx, "os_compute_api:os-hosts:show")
     return {"host": svc.accounting.host_detail(req.params["name"])}
+
+
+class NotImplementedByDriver(ApiError):
+    """Nova's answer when the virt driver lacks a feature (libvirt: host maintenance mode,
+    host power actions): 501."""
+
+    status = 501
+    title = "Not Implemented"
+
+
+HOST_SWITCHES = ("enable", "disable")
+
+
+def switch(data: dict[str, Any], key: str) -> bool | None:
+    """``status``/``maintenance_mode``: enable or disable (any case), None when absent."""
+    if key not in data:
+        return None
+    value = data[key]
+    if not isinstance(value, str) or value.strip().lower() not in HOST_SWITCHES:
+        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not one of "
+                         "enable, disable.")
+    return value.strip().lower() == "enable"
+
+
+@routes.add("PUT", "/v2.1/os-hosts/{name}")
+def update_host(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    """``status`` enables or disables the host's compute service (as os-services does);
+    ``maintenance_mode`` is not implemented by the libvirt driver (501, and nothing is
+    changed when both are given)."""
+    hosts_version(req)
+    data = req.body if isinstance(req.body, dict) else None
+    if data is None:
+        raise BadRequest("The request body must be an object with status and/or "
+                         "maintenance_mode (enable or disable).")
+    views.only(data, {"status", "maintenance_mode"}, "host")
+    status, maintenance = switch(data, "status"), switch(data, "maintenance_mode")
+    if status is None and maintenance is None:
+        raise BadRequest("'status' or 'maintenance_mode' is required (enable or disable).")
+    svc.require_admin(req.ctx, "os_compute_api:os-hosts:update")
+    name = req.params["name"]
+    if name not in {h.host for h in svc.hosts.all()}:
+        raise NotFound(f"Compute host {name} could not be found.")
+    if maintenance is not None:
+        raise NotImplementedByDriver("Host maintenance mode is not implemented by the "
+                                     "libvirt driver; use status (enable, disable).")
+    assert status is not None
+    h = svc.hosts.update_service(name, "enable" if status else "disable", None,
+                                 lambda: False)
+    return {"host": h.host, "status": "enabled" if h.enabled else "disabled"}
+
+
+def power_action(req: Req, svc: ComputeCore, action: str) -> dict[str, Any]:
+    """reboot, startup, shutdown of a host: the libvirt driver has none (501); 404 for a
+    host that is not a compute host."""
+    hosts_version(req)
+    rule = "start" if action == "startup" else action  # Nova's policy rule names
+    svc.require_admin(req.ctx, f"os_compute_api:os-hosts:{rule}")
+    name = req.params["name"]
+    if name not in {h.host for h in svc.hosts.all()}:
+        raise NotFound(f"Compute host {name} could not be found.")
+    raise NotImplementedByDriver(f"Host power action {action} is not implemented by the "
+                                 "libvirt driver.")
+
+
+@routes.add("GET", "/v2.1/os-hosts/{name}/reboot")
+def reboot_host(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    return power_action(req, svc, "reboot")
+
+
+@routes.add("GET", "/v2.1/os-hosts/{name}/startup")
+def startup_host(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    return power_action(req, svc, "startup")
+
+
+@routes.add("GET", "/v2.1/os-hosts/{name}/shutdown")
+def shutdown_host(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    return power_action(req, svc, "shutdown")
 
 
 def window(req: Req) -> tuple[Any, Any, bool]:
