@@ -24,6 +24,7 @@ from stratus.compute.api import (
     flavor_extra_specs,
     flavors,
     hypervisors,
+    images,
     instance_actions,
     keypairs,
     limits,
@@ -57,7 +58,7 @@ API_TABLES = (
     server_password.routes, server_actions.routes, volume_attachments.routes,
     external_events.routes,
     security_groups.routes, usage.routes, consoles.routes,
-    server_resize.routes, instance_actions.routes,
+    server_resize.routes, instance_actions.routes, images.routes,
 )
 
 

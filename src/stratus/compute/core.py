@@ -41,6 +41,7 @@ from stratus.compute.downstream import Downstream
 from stratus.compute.flavors import Flavors
 from stratus.compute.hostcache import CHANGED_HOSTS, HostCache, changed
 from stratus.compute.hosts import Hosts
+from stratus.compute.images_proxy import ImageProxy
 from stratus.compute.instance_actions import InstanceActions
 from stratus.compute.keypairs import Keypairs
 from stratus.compute.quotas import QUOTA_RESOURCES, Quotas
@@ -136,6 +137,7 @@ class ComputeCore:
         self.hosts = Hosts(self)
         self.servers = ServerFlow(self)
         self.security_groups = SecurityGroupProxy(self)
+        self.images = ImageProxy(self)  # Nova's image proxy (/v2.1/images)
         self.accounting = Usage(self)
         self.consoles = Consoles(self)
         self.instance_actions = InstanceActions(self)  # os-instance-actions

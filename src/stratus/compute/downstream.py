@@ -6,9 +6,12 @@ Every method raises :class:`stratus.common.clients.ServiceError` on failure.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 from stratus.common.clients import ApiClient, Auth, ServiceError
+
+IMAGE_PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 
 
 class Downstream(Protocol):
@@ -16,6 +19,9 @@ class Downstream(Protocol):
     def create_image(self, token: str, body: dict[str, Any]) -> dict[str, Any]: ...
     def delete_image(self, token: str | None, image_id: str) -> None: ...
     def list_images(self, token: str | None, **filters: Any) -> list[dict[str, Any]]: ...
+    def image_page(self, token: str, params: dict[str, str]) -> dict[str, Any]: ...
+    def patch_image(self, token: str, image_id: str, ops: list[dict[str, Any]]
+                    ) -> dict[str, Any]: ...
     def get_network(self, token: str | None, network_id: str) -> dict[str, Any]: ...
     def list_networks(self, token: str, **filters: Any) -> list[dict[str, Any]]: ...
     def get_subnet(self, token: str | None, subnet_id: str) -> dict[str, Any]: ...
@@ -95,6 +101,20 @@ class HttpDownstream:
     def list_images(self, token: str | None, **filters: Any) -> list[dict[str, Any]]:
         """Images matching Glance's filters (a custom property matches exactly)."""
         return list(self._img(token).get("/v2/images", params=filters)["images"])
+
+    # The image proxy (compute/images_proxy.py): always as the caller.
+    def image_page(self, token: str, params: dict[str, str]) -> dict[str, Any]:
+        """One page of the image API's listing, as it answers it (``images``,
+        ``next``)."""
+        return dict(self._img(token).get("/v2/images", params=params))
+
+    def patch_image(self, token: str, image_id: str, ops: list[dict[str, Any]]
+                    ) -> dict[str, Any]:
+        """A JSON patch of the image (its custom properties); the image after it."""
+        resp = self._caller_img.request(
+            "PATCH", f"/v2/images/{image_id}", content=json.dumps(ops).encode(),
+            headers={"X-Auth-Token": token, "Content-Type": IMAGE_PATCH_TYPE})
+        return dict(resp.json())
 
     def get_network(self, token: str | None, network_id: str) -> dict[str, Any]:
         return dict(self._net(token).get(f"/v2.0/networks/{network_id}")["network"])
