@@ -139,14 +139,14 @@ def test_quota_class_set_shapes(api: ComputeApi, version: str) -> None:
     assert ("injected_files" in body) == (v < (2, 57))
     change = {"cores": 7}
     if v < (2, 50):
-        change["floating_ips"] = 3  # accepted, not kept (the network API owns it)
+        change["floating_ips"] = 3  # kept and shown back, not enforced (as Nova)
     else:
         change["server_groups"] = 4
     body = check(api.call("PUT", QC, version=version, json={"quota_class_set": change}),
                  "quota_classes", "update_quota_class_set", version)["quota_class_set"]
     assert body["cores"] == 7 and "id" not in body
-    if v >= (2, 50):
-        assert body["server_groups"] == 4
+    assert body["server_groups" if v >= (2, 50) else "floating_ips"] == change[
+        "server_groups" if v >= (2, 50) else "floating_ips"]
     # keys a version does not have are refused
     gone = "floating_ips" if v >= (2, 50) else "nothing"
     resp = api.call("PUT", QC, version=version, json={"quota_class_set": {gone: 1}})
@@ -155,6 +155,22 @@ def test_quota_class_set_shapes(api: ComputeApi, version: str) -> None:
         resp = api.call("PUT", QC, version=version,
                         json={"quota_class_set": {"injected_files": 1}})
         assert resp.status_code == 400, resp.text
+
+
+@pytest.mark.parametrize("version", ("2.1", "2.50", "2.57"))
+def test_update_every_default_quota(api: ComputeApi, version: str) -> None:
+    """Tempest's test_update_default_quotas: every value of the default class up by 100,
+    all of them answered back and shown, then restored."""
+    shown = api.ok("GET", QC, version=version)["quota_class_set"]
+    assert shown.pop("id") == "default"
+    up = {k: val + 100 for k, val in shown.items()}
+    body = check(api.call("PUT", QC, version=version, json={"quota_class_set": up}),
+                 "quota_classes", "update_quota_class_set", version)["quota_class_set"]
+    assert body == up
+    again = api.ok("GET", QC, version=version)["quota_class_set"]
+    assert again == {"id": "default", **up}
+    api.ok("PUT", QC, version=version, json={"quota_class_set": shown})
+    assert api.ok("GET", QC, version=version)["quota_class_set"] == {"id": "default", **shown}
 
 
 def test_default_class_is_every_projects_default(api: ComputeApi) -> None:

@@ -2,9 +2,10 @@
 quotas of every project without its own, changed by PUT and kept in the database.
 
 Per microversion as Nova: below 2.50 the network quotas (floating_ips, fixed_ips,
-security_groups, security_group_rules; unenforced, shown with Nova's defaults) and no
-server-group quotas; from 2.50 server_groups and server_group_members instead; from 2.57
-no injected_file* limits."""
+security_groups, security_group_rules) and no server-group quotas; from 2.50 server_groups
+and server_group_members instead; from 2.57 no injected_file* limits. The network and
+injected_file* limits are not enforced by Stratus: shown with Nova's defaults, and a value
+given for them is kept and shown back (as Nova keeps it)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from stratus.compute.quotas import FIXED_LIMITS, QUOTA_RESOURCES
 routes = Routes()
 P = "/v2.1/os-quota-class-sets/{id}"
 SERVER_GROUP_QUOTAS = ("server_groups", "server_group_members")
+UNENFORCED = {**NETWORK_QUOTAS, **FIXED_LIMITS}  # shown, kept, not enforced
 
 
 def shaped(req: Req, limits: dict[str, int], name: str | None) -> dict[str, Any]:
@@ -28,13 +30,10 @@ def shaped(req: Req, limits: dict[str, int], name: str | None) -> dict[str, Any]
     a show)."""
     v = views.mv(req)
     out: dict[str, Any] = {} if name is None else {"id": name}
-    for res in QUOTA_RESOURCES:
-        if v >= (2, 50) or res not in SERVER_GROUP_QUOTAS:
-            out[res] = limits[res]
-    if v < (2, 50):
-        out.update(NETWORK_QUOTAS)
-    if v < (2, 57):
-        out.update(FIXED_LIMITS)
+    shown = [r for r in QUOTA_RESOURCES if v >= (2, 50) or r not in SERVER_GROUP_QUOTAS]
+    shown += [*NETWORK_QUOTAS] if v < (2, 50) else []
+    shown += [*FIXED_LIMITS] if v < (2, 57) else []
+    out.update((res, limits[res]) for res in shown)
     return {"quota_class_set": out}
 
 
@@ -49,22 +48,20 @@ def class_name(req: Req) -> str:
 def show_quota_class_set(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-quota-class-sets:show")
     name = class_name(req)
-    return shaped(req, QuotaClasses(svc).show(name), name)
+    return shaped(req, QuotaClasses(svc).show(name, UNENFORCED), name)
 
 
 @routes.add("PUT", P)
 def update_quota_class_set(req: Req, svc: ComputeCore) -> dict[str, Any]:
     """Change some of the class's limits (integers from -1, -1 unlimited); the network
-    quotas (below 2.50) and injected_file* (below 2.57) are accepted and not kept, as
-    Stratus does not enforce them."""
+    quotas (below 2.50) and injected_file* (below 2.57) are kept to be shown back, not
+    enforced."""
     svc.require_admin(req.ctx, "os_compute_api:os-quota-class-sets:update")
     name = class_name(req)
     data = views.obj(req.body, "quota_class_set")
     v = views.mv(req)
-    ignored = (set(NETWORK_QUOTAS) if v < (2, 50) else set()) | (
+    allowed = (set(NETWORK_QUOTAS) if v < (2, 50) else set()) | (
         set(FIXED_LIMITS) if v < (2, 57) else set())
-    views.only(data, {*QUOTA_RESOURCES, *ignored}, "quota_class_set")
-    values = {r: views.integer(data, r, minimum=-1) for r in QUOTA_RESOURCES if r in data}
-    for r in ignored & set(data):
-        views.integer(data, r, minimum=-1)
-    return shaped(req, QuotaClasses(svc).update(name, values), None)
+    views.only(data, {*QUOTA_RESOURCES, *allowed}, "quota_class_set")
+    values = {r: views.integer(data, r, minimum=-1) for r in data}
+    return shaped(req, QuotaClasses(svc).update(name, values, UNENFORCED), None)
