@@ -170,8 +170,15 @@ def test_a_failed_write_leaves_the_last_committed_state(tmp_path: Path) -> None:
 
 
 def test_call_and_device_walk(tmp_path: Path) -> None:
+    new = {"info": {"account": "AUTH_a", "container": "c", "put_timestamp": ts(0)}}
+    with pytest.raises(DbMissing):  # a write makes a database only when asked to
+        dbs.call(tmp_path, "container", 3, "ab" * 16, "merge_info", new)
+    with pytest.raises(DbMissing):
+        dbs.call(tmp_path, "container", 3, "ab" * 16, "merge_rows",
+                 {**new, "rows": [obj("o", 1)]})
+    assert not list(dbs.local_dbs(tmp_path, "container"))
     info = dbs.call(tmp_path, "container", 3, "ab" * 16, "merge_info",
-                    {"info": {"account": "AUTH_a", "container": "c", "put_timestamp": ts(0)}})
+                    {**new, "create": True})
     assert info["objects"] == 0
     dbs.call(tmp_path, "container", 3, "ab" * 16, "merge_rows",
              {"rows": [obj("o", 1, delete_at=5)]})

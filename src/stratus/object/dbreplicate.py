@@ -5,7 +5,12 @@ the two digests (info and rows); where they differ, send the info (timestamps an
 metadata: the peer merges, newest wins) and the rows changed since the point that peer
 last acknowledged (:meth:`Db.rows_since`, tombstones included), then record the new
 point. When the digests still differ (the peer lost its copy, or was restored from an
-older one) every row is sent once more. A peer without the database gets it whole.
+older one) every row is sent once more. A peer without the database gets it whole: it
+is made there marked as being filled (reads skip it, :func:`stratus.object.dbs.call`)
+and the mark is removed once every row of a complete copy reached it (a pass that was
+interrupted goes on from the last acknowledged point). Only the replicator makes a
+database on a peer that lacks it: the proxy's writes never do, except for a new
+container or account (:mod:`stratus.object.ringdb`).
 A database on a device that is no longer one of its primaries (a ring change) is pushed
 to the primaries and removed once every one of them has it. Tombstone rows older than
 the reclaim age are dropped.
@@ -60,6 +65,7 @@ def _push(dev: Device, db: dbs.Db, kind: str, part: int, h: str,
     complete = True
     info = db.info()
     digest = db.digest()
+    whole = not db.filling()  # this copy may end a peer's fill
     raw_info = {k: info[k] for k in ("account", "container", "created_at", "put_timestamp",
                                      "delete_timestamp", "policy", "meta")}
     for peer in primaries:
@@ -73,13 +79,15 @@ def _push(dev: Device, db: dbs.Db, kind: str, part: int, h: str,
         except OSError:
             complete = False
             continue
-        if theirs is not None and theirs["digest"] == digest:
-            continue
-        db_call(peer, kind, part, h, "merge_info", {"info": raw_info})
-        start = db.sync_point(key) if theirs is not None else 0
-        pushed += _send_rows(db, peer, kind, part, h, start, key)
-        if db_call(peer, kind, part, h, "digest")["digest"] != digest and start:
-            pushed += _send_rows(db, peer, kind, part, h, 0, key)
+        if theirs is None or theirs["digest"] != digest:
+            db_call(peer, kind, part, h, "merge_info",
+                    {"info": raw_info, "create": True, "filling": True})
+            start = db.sync_point(key) if theirs is not None else 0
+            pushed += _send_rows(db, peer, kind, part, h, start, key)
+            if db_call(peer, kind, part, h, "digest")["digest"] != digest and start:
+                pushed += _send_rows(db, peer, kind, part, h, 0, key)
+        if whole and (theirs is None or theirs.get("filling")):
+            db_call(peer, kind, part, h, "filled")
     return pushed, complete
 
 

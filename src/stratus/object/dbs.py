@@ -169,9 +169,20 @@ class Db:
                 "put_timestamp": row[3], "delete_timestamp": row[4], "policy": row[5],
                 "meta": json.loads(row[6])}
 
-    def merge_info(self, info: dict[str, Any]) -> dict[str, Any]:
+    def filling(self) -> bool:
+        """Whether the replicator made this copy and has not sent it every row yet (a
+        read skips such a copy; writes still go to it)."""
+        return self.path.with_suffix(".filling").exists()
+
+    def filled(self) -> None:
+        """A complete replica's rows have all reached this copy: reads may use it."""
+        self.path.with_suffix(".filling").unlink(missing_ok=True)
+
+    def merge_info(self, info: dict[str, Any], create: bool = True,
+                   filling: bool = False) -> dict[str, Any]:
         """Merge another replica's (or a request's) info: the newer timestamps and
-        metadata values win; the database is made when missing. The merged info."""
+        metadata values win; a missing database is made only with ``create`` (else
+        DbMissing), marked ``filling`` if asked (:func:`call`). The merged info."""
         try:
             account, container = str(info["account"]), str(info.get("container", ""))
             put_ts = str(info.get("put_timestamp", ""))
@@ -183,7 +194,14 @@ class Db:
                 raise TypeError("meta is not an object")
         except (KeyError, TypeError) as exc:
             raise DbError(f"info: {exc}") from exc
-        with self._conn(create=True) as conn:
+        if create and not self.path.is_file():
+            marker = self.path.with_suffix(".filling")
+            if filling:  # before the file appears: a copy never looks whole too early
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+            else:
+                marker.unlink(missing_ok=True)
+        with self._conn(create=create) as conn:
             cur = self._info(conn)
             if cur is None:
                 conn.execute("INSERT INTO info VALUES (0, ?, ?, ?, ?, ?, ?, ?)",
@@ -213,6 +231,7 @@ class Db:
             info.update(containers=int(c), objects=int(n), bytes=int(b))
         info["max_seq"] = int(conn.execute("SELECT coalesce(max(seq), 0) FROM item")
                               .fetchone()[0])
+        info["filling"] = self.filling()
         return info
 
     def info(self) -> dict[str, Any]:
@@ -426,28 +445,45 @@ def call(device: Path, kind: str, part: int, db_hash: str, op: str,
          args: dict[str, Any]) -> Any:
     """One operation on a database by name (the internal API's and a local device's
     entry point). DbMissing when the database is not on this device; DbError for a
-    malformed request."""
+    malformed request.
+
+    A write makes a missing database only with ``"create": true`` (a container PUT that
+    makes a new container, an account's first write, the replicator's copy for a peer
+    without it: ``"filling": true`` too); without it a write on a missing database is
+    DbMissing, so a write between a ring change and the replicator's pass never leaves a
+    near-empty database on a new primary. ``info`` and ``listing`` answer DbMissing for a
+    copy the replicator is still filling (``filled`` ends that), so a read asks the next
+    replica."""
     db = Db(db_path(device, kind, part, db_hash), kind)
+    create = bool(args.get("create"))
     try:
+        if op in ("info", "listing") and db.filling():
+            raise DbMissing(f"{db.path} is being filled by the replicator")
         if op == "info":
             return db.info()
         if op == "merge_info":
-            return db.merge_info(dict(args["info"]))
+            return db.merge_info(dict(args["info"]), create=create,
+                                 filling=bool(args.get("filling")))
         if op == "merge_rows":
-            if args.get("info") and not db.exists():  # the first row makes the database
-                db.merge_info(dict(args["info"]))
+            if args.get("info") and create and not db.exists():
+                db.merge_info(dict(args["info"]), create=True)
             db.merge_rows(list(args["rows"]))
             return db.info()
         if op == "listing":
             return db.listing(ListParams.from_dict(dict(args["params"])))
         if op == "digest":
-            return {"digest": db.digest(), "max_seq": db.info()["max_seq"]}
+            return {"digest": db.digest(), "max_seq": db.info()["max_seq"],
+                    "filling": db.filling()}
+        if op == "filled":
+            db.info()  # DbMissing when there is none
+            db.filled()
+            return {}
         if op == "expired":
             return db.expired(int(args["now"]), int(args.get("limit", 100)))
     except (KeyError, TypeError) as exc:
         raise DbError(f"{op}: {exc}") from exc
-    raise DbError(f"op: one of info, merge_info, merge_rows, listing, digest, expired "
-                  f"(not {op!r})")
+    raise DbError(f"op: one of info, merge_info, merge_rows, listing, digest, filled, "
+                  f"expired (not {op!r})")
 
 
 def device_expired(device: Path, now: int, limit: int) -> list[dict[str, Any]]:

@@ -54,7 +54,7 @@ def migrate_listings(core: ObjectService) -> dict[str, int] | None:
         t = ring.target(name)
         _answers, failed = ring._write(t, "merge_info", {"info": {
             "account": name, "put_timestamp": put_ts, "created_at": put_ts,
-            "meta": {k: [str(v), put_ts] for k, v in meta.items()}}})
+            "meta": {k: [str(v), put_ts] for k, v in meta.items()}}, "create": True})
         incomplete += failed
     objects = 0
     for account, name, meta, policy, created, put_ts in containers:
@@ -62,7 +62,7 @@ def migrate_listings(core: ObjectService) -> dict[str, int] | None:
         _answers, failed = ring._write(t, "merge_info", {"info": {
             "account": account, "container": name, "put_timestamp": put_ts,
             "created_at": created, "policy": policy,
-            "meta": {k: [str(v), put_ts] for k, v in meta.items()}}})
+            "meta": {k: [str(v), put_ts] for k, v in meta.items()}}, "create": True})
         incomplete += failed
         after = ""
         while True:

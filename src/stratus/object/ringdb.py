@@ -5,13 +5,19 @@ the API and the service layer make (:class:`RingListings`, the same as the centr
 - A container's database is on the primaries of the partition of
   ``/account/container``, an account's on those of ``/account`` (:mod:`stratus.object.dbs`).
 - Writes go to every primary; an info change (a container PUT/POST/DELETE, an account
-  POST) needs a quorum, else 503. An object row (PUT, DELETE, POST) goes to every
-  primary too, and the call says whether every one took it: the caller keeps its
-  pending record when one did not (:mod:`stratus.object.pending`), so the updater sends it
-  again; the DB replicator converges the replicas anyway.
+  POST) needs a quorum, else 503. A write makes a missing database only where the
+  container or account is new: a container PUT of a container no replica has (live),
+  an account write when a quorum of primaries answered that they lack the account and
+  none has it. Any other write on a replica without the database is refused there
+  (404) and counts as a replica that did not take it: the replicator fills that
+  replica (after a ring change: a new primary), so no near-empty copy is ever read.
+  An object row (PUT, DELETE, POST) goes to every primary too, and the call says
+  whether every one took it: the caller keeps its pending record when one did not
+  (:mod:`stratus.object.pending`), so the updater sends it again; the DB replicator
+  converges the replicas anyway.
 - Reads: the first primary that answers; when it lacks the database (or has it deleted)
   the others are asked and the newest state wins (a replica that was down when the
-  container was made).
+  container was made). A copy the replicator is still filling answers as missing.
 - After a change of a container's rows its counts go to the account's databases (the row
   of the container, stats newest-wins).
 """
@@ -66,22 +72,43 @@ class RingListings:
                       hash_path(ring.salt, account, container),
                       [devices[d.id] for d in ring.primaries(part)])
 
-    def _write(self, t: Target, op: str, args: dict[str, Any]
-               ) -> tuple[list[dict[str, Any]], int]:
-        """``op`` on every replica: the answers and how many replicas failed."""
-        def one(dev: AnyDevice) -> dict[str, Any] | None:
+    def _send(self, t: Target, op: str, args: dict[str, Any]
+              ) -> tuple[list[dict[str, Any]], int]:
+        """``op`` on every replica: the answers (the complete copies' first) and how
+        many replicas lack the database."""
+        def one(dev: AnyDevice) -> dict[str, Any] | str:
             try:
                 result: dict[str, Any] = db_call(dev, t.kind, t.part, t.hash, op, args)
                 return result
-            except (OSError, DbMissing) as exc:
+            except DbMissing as exc:
                 LOG.info("%s %s/%s on %r: %s", op, t.part, t.hash, dev, exc)
-                return None
+                return "missing"
+            except OSError as exc:
+                LOG.info("%s %s/%s on %r: %s", op, t.part, t.hash, dev, exc)
+                return "down"
 
         # the replicas at once (each on its own device or server)
         with ThreadPoolExecutor(max(1, len(t.devices))) as pool:
             results = list(pool.map(one, t.devices))
-        answers = [r for r in results if r is not None]
-        return answers, len(results) - len(answers)
+        answers = [r for r in results if isinstance(r, dict)]
+        answers.sort(key=lambda a: bool(a.get("filling")))  # stable: ring order kept
+        return answers, results.count("missing")
+
+    def _write(self, t: Target, op: str, args: dict[str, Any]
+               ) -> tuple[list[dict[str, Any]], int]:
+        """``op`` on every replica: the answers (the complete copies' first) and how
+        many replicas did not take it (down, or without the database)."""
+        answers, _missing = self._send(t, op, args)
+        return answers, len(t.devices) - len(answers)
+
+    def _write_account(self, t: Target, op: str, args: dict[str, Any]
+                       ) -> tuple[list[dict[str, Any]], int]:
+        """An account write: made where missing only when no replica has the account
+        and a quorum of primaries said they lack it (a new account)."""
+        answers, missing = self._send(t, op, args)
+        if not answers and missing >= quorum(len(t.devices)):
+            answers, missing = self._send(t, op, {**args, "create": True})
+        return answers, len(t.devices) - len(answers)
 
     def _write_quorum(self, t: Target, op: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         answers, _failed = self._write(t, op, args)
@@ -137,13 +164,16 @@ class RingListings:
 
     def update_account(self, account: str, updates: dict[str, str | None]) -> None:
         now = timestamp()
-        self._write_quorum(self.target(account), "merge_info", {"info": {
+        t = self.target(account)
+        answers, _failed = self._write_account(t, "merge_info", {"info": {
             "account": account, "put_timestamp": now, "created_at": now,
             "meta": _meta(updates, now)}})
+        if len(answers) < quorum(len(t.devices)):
+            raise ServiceUnavailable("Not enough storage servers answered; retry.")
 
     def _account_row(self, account: str, row: dict[str, Any]) -> bool:
         now = row.get("put_timestamp") or timestamp()
-        _answers, failed = self._write(self.target(account), "merge_rows", {
+        _answers, failed = self._write_account(self.target(account), "merge_rows", {
             "rows": [row], "info": {"account": account, "put_timestamp": now,
                                     "created_at": now}})
         return failed == 0
@@ -170,7 +200,8 @@ class RingListings:
         info = {"account": account, "container": name, "put_timestamp": now,
                 "created_at": before["created_at"] if existed and before else now,
                 "policy": policy, "meta": _meta(updates, now)}
-        answers = self._write_quorum(t, "merge_info", {"info": info})
+        # only a new container's database is made where missing (see the module doc)
+        answers = self._write_quorum(t, "merge_info", {"info": info, "create": not existed})
         self._account_row(account, {"name": name, "timestamp": now, "put_timestamp": now,
                                     "stats_timestamp": now,
                                     "object_count": answers[0]["objects"],
