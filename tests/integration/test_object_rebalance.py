@@ -18,7 +18,9 @@ does); every process re-reads its ring file when it changes, no restart.
 3. A fourth server (replicas 3): partitions move off the old servers; after one pass
    each, every object and database is on exactly the primaries the new ring names (a
    device that is no longer a primary holds nothing of that partition), and reads
-   stay right throughout.
+   stay right throughout -- also after a container POST and an object PUT made before
+   the pass on a container whose database moves to the new server (which makes no
+   database there: the replicator does).
 
 Processes are stopped by pid; the /tmp/zrb-* directory is removed. About 30-60 s.
 """
@@ -299,9 +301,29 @@ def test_fourth_server_moves_partitions_off_the_old_servers(rb: Rebalance) -> No
         srv = next(s for s in rb.c.servers if rb.dev_id(s) == dev_id)
         assert srv.device.hashes(part), (part, dev_id)
     check_reads(rb)
+    # the window before the replicator's pass: a container POST (metadata) and an object
+    # PUT on a container whose database moves to the new device (its first primary
+    # where there is one); neither makes a near-empty database there
+    c, new_id = rb.c, rb.dev_id(new)
+    where = {cont: [d.id for d in after.primaries(after.partition(c.account, cont))]
+             for cont in rb.containers()}
+    late = sorted((ids.index(new_id), cont) for cont, ids in where.items() if new_id in ids)
+    assert late, "the new device is a primary of a container database"
+    cont = late[0][1]
+    assert HTTP.post(c.url(f"/{cont}"), headers={
+        **c.h, "X-Container-Meta-Zdg": "late"}).status_code == 204
+    body = os.urandom(777)
+    assert HTTP.put(c.url(f"/{cont}/zdg-late"), headers=c.h, content=body).status_code == 201
+    rb.objects[(cont, "zdg-late")] = body
+    check_reads(rb)
+    assert HTTP.head(c.url(f"/{cont}"), headers=c.h).headers["x-container-meta-zdg"] == "late"
+    part = after.partition(c.account, cont)
+    assert not Db(db_path(new.root / "dev", "container", part,
+                          hash_path(after.salt, c.account, cont)), "container").exists()
     rb.replicate()
     check_placement(rb)
     for part, dev_id in moved:
         srv = next(s for s in rb.c.servers if rb.dev_id(s) == dev_id)
         assert srv.device.hashes(part) == {}
     check_reads(rb)
+    assert HTTP.head(c.url(f"/{cont}"), headers=c.h).headers["x-container-meta-zdg"] == "late"
