@@ -1,5 +1,6 @@
 """Container and account listings in small SQLite databases on the storage devices
-(Swift's container and account servers' databases, in short).
+(Swift's container and account servers' databases, in short). (Just over 500 lines: the
+schema, the merge rules and the server-side operations on one database belong together.)
 
 One database file per container (``<device>/containers/<part>/<hash>/<hash>.db``, the
 ring's partition of ``/account/container``) and per account
