@@ -55,6 +55,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from stratus.common.db import is_unavailable
+from stratus.common.errors import ServiceUnavailable
 from stratus.identity import models as m
 
 # The event table's fingerprint (RevocationCache), built once.
@@ -166,8 +168,16 @@ class RevocationCache:
         sql = self._sql.get(engine)
         if sql is None:
             sql = self._sql[engine] = str(_FINGERPRINT.compile(dialect=engine.dialect))
-        with engine.connect() as conn:  # the driver's errors wrapped (503 when down)
-            row = conn.exec_driver_sql(sql).fetchone()
+        try:
+            with engine.connect() as conn:
+                row = conn.exec_driver_sql(sql).fetchone()
+        except sa.exc.SQLAlchemyError as exc:
+            # outside Database.session: the database being down is a 503 here too, raised
+            # as such (an error escaping to the app's last-resort handler is logged as a 500)
+            if is_unavailable(exc):
+                raise ServiceUnavailable(
+                    "The identity database is unavailable; try again later.") from exc
+            raise
         return ("now", *(row or ()))
 
     def current(self, session: Session, key: tuple[Any, ...] | None = None) -> RevocationList:
