@@ -1,4 +1,7 @@
-"""Three real stratus-object-server processes, each with its own device under
+"""(Over 500 lines: one three-server cluster is started once and shared by every case here,
+and by test_object_rebalance.py's imports.)
+
+Three real stratus-object-server processes, each with its own device under
 /tmp/zob-*, behind a real stratus-object proxy and a real stratus-identity (issue 14's
 "three storage servers" case). The ring names the devices 127.0.0.1:<port> in zones 1-3
 with 3 replicas, so every server holds every object; each server's replicator and auditor

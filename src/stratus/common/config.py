@@ -1,4 +1,6 @@
 """Service configuration: /etc/stratus/stratus.conf (INI, one section per service).
+(Over 500 lines: most of it is the DEFAULTS table, every setting with its help, in one
+place so that the docs and the strict parser read the same table.)
 
 The file path comes from ``--config-file``, else ``STRATUS_CONFIG_FILE``, else
 ``/etc/stratus/stratus.conf``. Any single setting can be overridden from the

@@ -1,5 +1,7 @@
 """Identity service layer, its core: authentication, tokens, revocation,
 effective roles, and the one ``Identity`` object the HTTP layer is bound to.
+(Over 500 lines: token issue and validation with its cache share their state here; the
+resource families are already modules of their own.)
 
 The HTTP layer (the modules of ``api/``) parses requests and renders
 responses; everything that reads or writes the database lives in the service
