@@ -61,7 +61,7 @@ test: test-deps $(VENV)/.test-deps
 	STRATUS_REQUIRE_POSTGRES=1 $(BIN)/pytest tests --durations=30 $(PYTEST_ARGS)
 
 # molecule's aio and multinode scenarios on podman systemd hosts (docs/molecule.md: the figures;
-# `make test` runs aio only)
+# not in `make test`: its time budget)
 test-molecule: $(VENV)/.test-deps
 	STRATUS_MOLECULE=1 $(BIN)/pytest -m e2e tests/e2e/test_molecule.py $(PYTEST_ARGS)
 
