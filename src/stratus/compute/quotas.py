@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from stratus.common.errors import ApiError
+from stratus.common.errors import ApiError, Forbidden
 from stratus.compute import models as m
 from stratus.compute.quota_classes import class_limits
 
@@ -40,6 +40,16 @@ def quota_limits(s: Session, defaults: dict[str, int], project_id: str) -> dict[
     for row in s.scalars(sa.select(m.QuotaLimit).where(m.QuotaLimit.project_id == project_id)):
         limits[row.resource] = row.hard_limit
     return limits
+
+
+def check_metadata_items(limits: dict[str, int], count: int) -> None:
+    """403 (as Nova answers) when ``count`` metadata items are over the ``metadata_items``
+    limit of ``limits`` (a project's :func:`quota_limits`: its override, else the
+    ``default`` quota class, else the configured default)."""
+    limit = limits["metadata_items"]
+    if 0 <= limit < count:
+        raise Forbidden(f"Quota exceeded for metadata_items: at most {limit} items are "
+                        "allowed.")
 
 
 def usage(s: Session, project_id: str) -> m.ProjectUsage:

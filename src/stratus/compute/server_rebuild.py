@@ -23,6 +23,7 @@ from stratus.common.errors import BadRequest, Conflict
 from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
 from stratus.compute.instance_actions import record as record_action
+from stratus.compute.quotas import check_metadata_items
 from stratus.compute.server_actions import check_state
 from stratus.compute.server_checks import ServerChecks
 from stratus.compute.server_reads import ServerReads, ServerShown
@@ -64,6 +65,9 @@ class ServerRebuild(ServerChecks, ServerReads):
             if not srv.image_id:
                 raise BadRequest("Unable to rebuild with a different image for a "
                                  "volume-backed server.")
+            if "metadata" in req.changes:  # the server's project's limit (quota class)
+                check_metadata_items(core.quota_limits(s, srv.project_id),
+                                     len(req.changes["metadata"] or {}))
             f = srv.flavor
             flavor = m.Flavor(id=srv.flavor_id, name=f.get("name") or srv.flavor_id,
                               ram=int(f.get("ram") or 0), disk=int(f.get("disk") or 0),

@@ -29,7 +29,7 @@ from stratus.compute import models as m
 from stratus.compute.boot_volumes import BootVolumes, local_disk_gb
 from stratus.compute.consoles import Consoles
 from stratus.compute.placement import Placement
-from stratus.compute.quotas import OverLimit
+from stratus.compute.quotas import OverLimit, check_metadata_items
 from stratus.compute.recovery import owned, released
 from stratus.compute.server_actions import ServerActions
 from stratus.compute.server_checks import CreateRequest
@@ -94,6 +94,9 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
             if req.force_host and s.scalars(sa.select(m.ComputeHost).where(
                     m.ComputeHost.host == req.force_host)).first() is None:
                 raise BadRequest(f"Compute host {req.force_host} could not be found.")
+            # the project's limit: its override, else the default quota class
+            check_metadata_items(core.quota_limits(s, ctx.project_id or ""),
+                                 len(req.metadata))
             return flavor, key, group
 
         flavor, key, group = core.transaction(lookups)

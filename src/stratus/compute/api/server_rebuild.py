@@ -74,8 +74,8 @@ def parse_rebuild(req: Req, svc: ComputeCore, arg: Any) -> tuple[RebuildRequest,
     if "name" in data:
         changes["name"] = views.text(data, "name", required=True)
     if "metadata" in data:
-        changes["metadata"] = views.metadata(data["metadata"],
-                                             svc.settings.quotas["metadata_items"])
+        # its metadata_items quota: in the service layer (the server's project's limit)
+        changes["metadata"] = views.metadata(data["metadata"], -1)
     for key, family in (("accessIPv4", 4), ("accessIPv6", 6)):
         if key in data:
             changes[key] = access_ip(data, family)

@@ -117,7 +117,8 @@ def parse_create(req: Req, svc: ComputeCore) -> CreateRequest:
     flavor = flavor.rstrip("/").rsplit("/", 1)[-1]
     nets = parse_networks(data["networks"]) if "networks" in data else None
     user_data = check_user_data(data.get("user_data"))
-    meta = views.metadata(data.get("metadata", {}), svc.settings.quotas["metadata_items"])
+    # the metadata_items quota is checked in the service layer (the project's limit)
+    meta = views.metadata(data.get("metadata", {}), -1)
     groups = data.get("security_groups", [])
     if not isinstance(groups, list) or not all(
             isinstance(g, dict) and isinstance(g.get("name"), str) and g["name"]
