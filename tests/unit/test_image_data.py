@@ -252,3 +252,25 @@ def test_recovery_requeues_dead_uploads_and_removes_their_leftovers(
     assert leftovers(store) == ([f"{current_owner()}_def.part"],
                                 [hashlib.sha512(b"\x07" * 4096).hexdigest()])
     assert api.upload(dead["id"], b"\x08" * 512, "alice").status_code == 204
+
+
+def test_empty_data_activates_only_an_image_of_volume_snapshots(api: ImageApi) -> None:
+    """A volume-backed server's snapshot (compute's createImage) is an image whose data
+    is in volume snapshots: its zero-byte upload makes it active; any other image still
+    refuses empty data."""
+    bdm = '[{"source_type": "snapshot", "snapshot_id": "s8b-snap", "boot_index": 0}]'
+    img = api.create("alice", disk_format="qcow2", block_device_mapping=bdm,
+                     bdm_v2="True")
+    resp = api.upload(img["id"], b"", "alice")
+    assert resp.status_code == 204, resp.text
+    shown = api.show(img["id"], "alice")
+    assert shown["status"] == "active" and shown["size"] == 0
+    assert shown["virtual_size"] is None and shown["block_device_mapping"] == bdm
+    plain = api.create("alice", disk_format="qcow2")
+    resp = api.upload(plain["id"], b"", "alice")
+    assert resp.status_code == 400 and "empty" in resp.json()["message"]
+    assert status(api, plain["id"]) == "queued"
+    # data given to a snapshot image is inspected as usual
+    other = api.create("alice", disk_format="qcow2", block_device_mapping=bdm)
+    resp = api.upload(other["id"], b"not a qcow2" * 100, "alice")
+    assert resp.status_code == 400 and "not a qcow2 image" in resp.json()["message"]

@@ -36,11 +36,12 @@ from stratus.common.errors import PayloadTooLarge as TooLarge
 from stratus.common.timeutil import utcnow
 from stratus.image import models as m
 from stratus.image.core import ImageService
-from stratus.image.inspect import ImageDataError, inspect
+from stratus.image.inspect import ImageDataError, Inspection, inspect
 from stratus.image.store import LimitExceeded, Upload, current_owner, owner_is_dead
 
 LOG = logging.getLogger("stratus.image")
 UPLOAD_MEDIA_TYPE = "application/octet-stream"
+BDM_PROPERTY = "block_device_mapping"
 
 
 class Gone(ApiError):
@@ -59,6 +60,10 @@ class UploadTicket:
     limit: int
     limit_message: str
     upload: Upload
+    # The image describes volume snapshots (a ``block_device_mapping`` property, as the
+    # compute API makes for a volume-backed server's createImage): it has no disk data of
+    # its own, so empty data makes it active (as Glance takes Nova's zero-byte upload).
+    volume_snapshot: bool = False
 
     def write(self, chunks: list[bytes]) -> None:
         """Append the chunks, in order (413 beyond the limit)."""
@@ -135,12 +140,14 @@ def begin_upload(
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"Image {image_id} is already receiving data.")
         disk_format, project = img.disk_format, img.owner
+        volume_snapshot = s.get(m.ImageProperty, (image_id, BDM_PROPERTY)) is not None
     try:
         upload = service.store.begin(limit, owner)
     except BaseException:
         abort_upload_status(service, image_id, owner, "queued")
         raise
-    return UploadTicket(image_id, disk_format, owner, project, limit, message, upload)
+    return UploadTicket(image_id, disk_format, owner, project, limit, message, upload,
+                        volume_snapshot)
 
 
 def finish_upload(service: ImageService, ticket: UploadTicket) -> None:
@@ -148,7 +155,10 @@ def finish_upload(service: ImageService, ticket: UploadTicket) -> None:
     upload = ticket.upload
     upload.finish()
     try:
-        found = inspect(upload.path, ticket.disk_format, service.settings.limits)
+        if ticket.volume_snapshot and upload.size == 0:
+            found: Inspection | None = None  # nothing to inspect: the data is in volumes
+        else:
+            found = inspect(upload.path, ticket.disk_format, service.settings.limits)
     except ImageDataError as exc:
         raise BadRequest(f"Image {ticket.image_id} refused: {exc}") from None
     with service.store.locked():
@@ -165,7 +175,7 @@ def finish_upload(service: ImageService, ticket: UploadTicket) -> None:
                 if quota > 0 and _used_bytes(s, img.owner, img.id) + upload.size > quota:
                     raise TooLarge(ticket.limit_message)
                 img.size = upload.size
-                img.virtual_size = found.virtual_size
+                img.virtual_size = found.virtual_size if found is not None else None
                 img.checksum = upload.checksum
                 img.os_hash_algo = "sha512"
                 img.os_hash_value = upload.sha512
@@ -176,7 +186,8 @@ def finish_upload(service: ImageService, ticket: UploadTicket) -> None:
         except BaseException:
             service.drop_blob_if_unused(key)
             raise
-    LOG.info("image %s is active: %d bytes, %s", ticket.image_id, upload.size, found.format)
+    LOG.info("image %s is active: %d bytes, %s", ticket.image_id, upload.size,
+             found.format if found is not None else "volume snapshots")
 
 
 def abort_upload_status(service: ImageService, image_id: str, owner: str, status: str) -> None:
