@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from test_compute_microversions import active
+from test_compute_schemas import check
 
 from compute_api import ADMIN, ALICE, BOB, IMAGE, ComputeApi, in_process
+from stratus.compute import models as m
 
 pytestmark = pytest.mark.unit
 QC = "/v2.1/os-quota-class-sets/default"
@@ -53,3 +56,88 @@ def test_metadata_limit_at_create_and_rebuild_is_the_quota_class_s(api: ComputeA
     api.ok("PUT", QC, json={"quota_class_set": {"metadata_items": 200}})
     assert api.call("POST", "/v2.1/servers", BOB, json={"server": {
         **body, "metadata": meta(150)}}).status_code == 202
+
+
+def generation(api: ComputeApi, host: str = "cmp1") -> int:
+    with api.core.db.session() as s:
+        row = s.scalars(sa.select(m.ComputeHost).where(m.ComputeHost.host == host)).one()
+        return int(row.generation)
+
+
+def actions_of(api: ComputeApi, sid: str) -> list[dict[str, Any]]:
+    resp = api.call("GET", f"/v2.1/servers/{sid}/os-instance-actions", ADMIN, version="2.51")
+    return list(check(resp, "servers", "list_instance_actions", "2.51")["instanceActions"])
+
+
+def test_reset_state_is_admin_clears_the_task_and_is_recorded(api: ComputeApi) -> None:
+    sid = active(api)
+    assert action(api, sid, {"os-stop": None}, ALICE).status_code == 202
+    assert api.server(sid)["OS-EXT-STS:task_state"] == "powering-off"
+    # owner: 403 (Nova's default policy is admin); unknown server 404; bad state 400
+    assert action(api, sid, {"os-resetState": {"state": "error"}}, ALICE).status_code == 403
+    assert action(api, "f" * 8 + "-0000-4000-8000-" + "0" * 12,
+                  {"os-resetState": {"state": "error"}}).status_code == 404
+    for bad in ({"state": "stopped"}, {}, {"state": "active", "x": 1}, None, "error"):
+        resp = action(api, sid, {"os-resetState": bad})
+        assert resp.status_code == 400, (bad, resp.text)
+        assert '"active" or "error"' in resp.json()["badRequest"]["message"]
+    before = generation(api)
+    resp = action(api, sid, {"os-resetState": {"state": "error"}})
+    assert resp.status_code == 202 and not resp.content
+    shown = api.server(sid)
+    assert (shown["status"], shown["OS-EXT-STS:vm_state"],
+            shown["OS-EXT-STS:task_state"]) == ("ERROR", "error", None)
+    assert generation(api) > before  # the agent is woken
+    listed = actions_of(api, sid)
+    assert [a["action"] for a in listed[:2]] == ["resetState", "stop"]
+    # the stop's open event ended (Error): nothing waits for a task that is gone
+    stop_rid = listed[1]["request_id"]
+    stop = api.call("GET", f"/v2.1/servers/{sid}/os-instance-actions/{stop_rid}", ADMIN,
+                    version="2.51")
+    [event] = check(stop, "servers", "show_instance_action", "2.51")["instanceAction"]["events"]
+    assert event["result"] == "Error" and event["finish_time"]
+    reset_rid = listed[0]["request_id"]
+    reset = api.call("GET", f"/v2.1/servers/{sid}/os-instance-actions/{reset_rid}", ADMIN,
+                     version="2.51")
+    assert check(reset, "servers", "show_instance_action",
+                 "2.51")["instanceAction"]["events"] == []
+    # back to active: ACTIVE with no task; the agent's report then says what is real
+    assert action(api, sid, {"os-resetState": {"state": "active"}}).status_code == 202
+    assert api.server(sid)["status"] == "ACTIVE"
+    api.report("cmp1", sid, vm_state="stopped", power_state=4)
+    assert api.server(sid)["status"] == "SHUTOFF"
+
+
+def test_inject_network_info_refreshes_the_ports_and_wakes_the_agent(api: ComputeApi) -> None:
+    net = api.fake.network("app-net")
+    sid = active(api, networks=[{"uuid": net["id"]}])
+    [port_id] = [p for p, v in api.fake.ports.items() if v["device_id"] == sid]
+    old_ip = api.fake.ports[port_id]["fixed_ips"][0]["ip_address"]
+    # the network API changed the port and the network behind the compute API's back
+    api.fake.ports[port_id]["fixed_ips"] = [{"subnet_id": net["subnets"][0],
+                                             "ip_address": "192.168.10.200"}]
+    api.fake.networks[net["id"]]["mtu"] = 1400
+    assert [a["addr"] for a in api.server(sid)["addresses"]["app-net"]] == [old_ip]
+    assert action(api, sid, {"injectNetworkInfo": None}, ALICE).status_code == 403
+    assert action(api, sid, {"injectNetworkInfo": {"x": 1}}).status_code == 400
+    before = generation(api)
+    resp = action(api, sid, {"injectNetworkInfo": None})
+    assert resp.status_code == 202 and not resp.content
+    assert [a["addr"] for a in api.server(sid)["addresses"]["app-net"]] == ["192.168.10.200"]
+    assert generation(api) > before
+    with api.core.db.session() as s:
+        row = s.get(m.ServerPort, port_id)
+        assert row is not None and row.mtu == 1400
+        found = s.scalars(sa.select(m.ServerAddress.ip_address).where(
+            m.ServerAddress.server_id == sid)).all()
+        assert found == ["192.168.10.200"]
+    [inject, *_] = actions_of(api, sid)
+    assert inject["action"] == "injectNetworkInfo"
+    path = f"/v2.1/servers/{sid}/os-instance-actions/{inject['request_id']}"
+    [event] = api.ok("GET", path, version="2.51")["instanceAction"]["events"]
+    assert event["event"] == "compute_inject_network_info" and event["result"] is None
+    api.report("cmp1", sid, vm_state="active", power_state=1)  # the agent's next report
+    [event] = api.ok("GET", path, version="2.51")["instanceAction"]["events"]
+    assert event["result"] == "Success"
+    # Tempest's body ({} as kwargs) is taken too
+    assert action(api, sid, {"injectNetworkInfo": {}}).status_code == 202

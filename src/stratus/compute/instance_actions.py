@@ -48,7 +48,7 @@ _STATE: ContextVar[dict[str, Any] | None] = ContextVar("stratus_compute_request_
                                                        default=None)
 
 # action name (Nova's nova/compute/instance_actions.py names) -> its event
-EVENTS = {
+EVENTS: dict[str, str | None] = {
     "create": "compute__do_build_and_run_instance",
     "delete": "compute_terminate_instance",
     "start": "compute_start_instance",
@@ -69,6 +69,8 @@ EVENTS = {
     "detach_volume": "compute_detach_volume",
     "addFixedIp": "compute_add_fixed_ip_to_instance",
     "removeFixedIp": "compute_remove_fixed_ip_from_instance",
+    "injectNetworkInfo": "compute_inject_network_info",  # compute/admin_actions.py
+    "resetState": None,  # Nova records it with no event
 }
 # the API's action names that Nova records under another name
 ACTION_NAMES = {"os-start": "start", "os-stop": "stop"}
@@ -125,8 +127,11 @@ def record(s: Session, ctx: AuthContext, srv: m.Server, action: str,
                            message=None, start_time=now, updated_at=now)
     s.add(row)
     s.flush()
+    event = EVENTS[name]
+    if event is None:  # done at once (resetState)
+        return row
     awaits = "delete" if name == "delete" else "task" if srv.task_state else "report"
-    s.add(m.InstanceActionEvent(action_id=row.id, server_id=srv.id, event=EVENTS[name],
+    s.add(m.InstanceActionEvent(action_id=row.id, server_id=srv.id, event=event,
                                 awaits=awaits, host=srv.host, start_time=now))
     return row
 

@@ -1,6 +1,7 @@
 """Server actions (``POST /servers/{id}/action``): os-start, os-stop, pause, unpause,
 suspend, resume, reboot, os-getConsoleOutput, createImage, addSecurityGroup,
-removeSecurityGroup, addFixedIp and removeFixedIp (below 2.44), rebuild
+removeSecurityGroup, addFixedIp and removeFixedIp (below 2.44), the admin actions
+os-resetState and injectNetworkInfo (``api/admin_actions.py``), rebuild
 (``api/server_rebuild.py``), resize, confirmResize and revertResize
 (``api/server_resize.py``)."""
 
@@ -14,6 +15,8 @@ from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, NotFound
 from stratus.compute import views
 from stratus.compute.api import consoles
+from stratus.compute.api.admin_actions import ACTIONS as ADMIN_ACTIONS
+from stratus.compute.api.admin_actions import admin_action
 from stratus.compute.api.server_rebuild import rebuild
 from stratus.compute.api.server_resize import ACTIONS as RESIZE_ACTIONS
 from stratus.compute.api.server_resize import resize_action
@@ -27,6 +30,7 @@ KNOWN = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage", *GROUP_ACTION
          *FIXED_IP_ACTIONS, "os-getVNCConsole"}
 
 KNOWN.add("rebuild")  # api/server_rebuild.py
+KNOWN.update(ADMIN_ACTIONS)  # api/admin_actions.py
 KNOWN.update(RESIZE_ACTIONS)  # api/server_resize.py
 
 
@@ -44,6 +48,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
         return console_output(req, svc, arg)
     if name == "os-getVNCConsole":
         return consoles.get_vnc_console(req, svc, arg)  # api/consoles.py
+    if name in ADMIN_ACTIONS:
+        return admin_action(req, svc, name, arg)  # api/admin_actions.py (admin policy)
     svc.require_member(ctx, f"os_compute_api:servers:{name}")
     if name == "createImage":
         return create_image(req, svc, arg)
