@@ -7,6 +7,7 @@ and Nova's policy (admin-only where Nova's default is admin)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,31 @@ def test_inject_network_info_refreshes_the_ports_and_wakes_the_agent(api: Comput
     assert event["result"] == "Success"
     # Tempest's body ({} as kwargs) is taken too
     assert action(api, sid, {"injectNetworkInfo": {}}).status_code == 202
+
+
+AUDIT = "/v2.1/os-instance_usage_audit_log"
+
+
+def test_usage_audit_log_says_no_host_ran_the_audit(api: ComputeApi) -> None:
+    api.host("cmp2")
+    listed = api.call("GET", AUDIT, ADMIN)
+    log = check(listed, "instance_usage_audit_logs", "list_instance_usage_audit_log",
+                "2.1")["instance_usage_audit_logs"]
+    now = datetime.now(UTC)
+    assert log["period_ending"] == f"{now.year:04d}-{now.month:02d}-01 00:00:00"
+    assert (log["num_hosts"], log["num_hosts_not_run"], log["num_hosts_done"]) == (2, 2, 0)
+    assert log["hosts_not_run"] == ["cmp1", "cmp2"] and log["log"] == {}
+    assert log["overall_status"] == "0 of 2 hosts done. 0 errors."
+    # before a time (Tempest's form, URL-quoted): the period completed before it
+    shown = api.call("GET", AUDIT + "/2026-01-15%2010:20:30", ADMIN)
+    log = check(shown, "instance_usage_audit_logs", "get_instance_usage_audit_log",
+                "2.1")["instance_usage_audit_log"]
+    assert (log["period_beginning"], log["period_ending"]) == (
+        "2025-12-01 00:00:00", "2026-01-01 00:00:00")
+    micro = api.ok("GET", AUDIT + "/2026-03-01 00:00:00.5")["instance_usage_audit_log"]
+    assert micro["period_beginning"] == "2026-02-01 00:00:00"
+    bad = api.call("GET", AUDIT + "/invalid_time", ADMIN)
+    assert bad.status_code == 400 and "YYYY-MM-DD hh:mm:ss" in bad.text
+    # admin only (Nova's default policy)
+    assert api.call("GET", AUDIT, ALICE).status_code == 403
+    assert api.call("GET", AUDIT + "/2026-01-15 10:20:30", ALICE).status_code == 403

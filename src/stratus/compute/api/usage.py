@@ -1,6 +1,7 @@
 """os-hosts (admin, until 2.43 as in Nova: list, show, enable/disable, the power actions a
 libvirt host answers 501 to), os-simple-tenant-usage, a server's diagnostics (admin; Nova's
-standard form from 2.48) and its topology (2.78)."""
+standard form from 2.48), its topology (2.78) and os-instance_usage_audit_log (admin;
+compute/usage_audit.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from stratus.common.app import Req, Routes
 from stratus.common.errors import ApiError, BadRequest, NotFound
 from stratus.common.timeutil import utcnow
-from stratus.compute import views
+from stratus.compute import usage_audit, views
 from stratus.compute.api.servers import parse_time
 from stratus.compute.core import ComputeCore
 
@@ -169,3 +170,23 @@ def server_topology(req: Req, svc: ComputeCore) -> dict[str, Any]:
         raise NotFound("The server topology API is available from microversion 2.78.")
     svc.servers.show(req.ctx, req.params["id"])  # 404 for a server the caller cannot see
     return {"nodes": [], "pagesize_kb": None}
+
+
+AUDIT = "/v2.1/os-instance_usage_audit_log"
+
+
+@routes.add("GET", AUDIT)
+def list_usage_audit_log(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    """The audit of the last completed period (compute/usage_audit.py; admin)."""
+    svc.require_admin(req.ctx, "os_compute_api:os-instance-usage-audit-log:list")
+    hosts = [h.host for h in svc.hosts.all()]
+    return {"instance_usage_audit_logs": usage_audit.audit_log(hosts, utcnow())}
+
+
+@routes.add("GET", AUDIT + "/{before}")
+def show_usage_audit_log(req: Req, svc: ComputeCore) -> dict[str, Any]:
+    """The audit of the last period completed before the given time (admin)."""
+    svc.require_admin(req.ctx, "os_compute_api:os-instance-usage-audit-log:show")
+    before = usage_audit.parse_before(req.params["before"])
+    hosts = [h.host for h in svc.hosts.all()]
+    return {"instance_usage_audit_log": usage_audit.audit_log(hosts, before)}
