@@ -104,6 +104,15 @@ class FakeDownstream:
                             "owner": CONTEXTS[token].project_id}
         return dict(self.images[iid])
 
+    def upload_image(self, token: str, image_id: str, data: bytes) -> None:
+        """As the image API: empty data activates only an image of volume snapshots."""
+        img = self.images.get(image_id)
+        if img is None:
+            raise ServiceError("no image", status=404)
+        if not data and "block_device_mapping" not in img:
+            raise ServiceError("The image data is empty (0 bytes)", status=400)
+        img.update(status="active", size=len(data))
+
     def delete_image(self, token: str | None, image_id: str) -> None:
         self.images.pop(image_id, None)
 

@@ -191,6 +191,8 @@ class BootVolumes:
                 if b.source_type == "image":
                     body["imageRef"] = b.uuid
                 elif b.source_type == "snapshot":
+                    assert b.uuid is not None
+                    self._wait_snapshot(project, b.uuid)
                     body["snapshot_id"] = b.uuid
                 try:
                     made = api.create_volume(project, body)
@@ -271,6 +273,32 @@ class BootVolumes:
             fail(f"Block device setup failed: {exc}")
             return False
         return True
+
+    def _wait_snapshot(self, project: str, snapshot_id: str) -> None:
+        """Wait for a snapshot of the caller's project to be ``available`` (one a
+        createImage of a volume-backed server has just made may still be ``creating``);
+        400 when it is not the project's, gone or in error."""
+        deadline = time.monotonic() + WAIT_AVAILABLE
+        while True:
+            try:
+                snap = self.volumes.api.get_snapshot(project, snapshot_id)
+            except ServiceError as exc:
+                if exc.status == 404:
+                    raise BadRequest(f"Snapshot {snapshot_id} could not be found.") from None
+                raise _error(exc, f"Snapshot {snapshot_id}") from None
+            owner = snap.get("os-extended-snapshot-attributes:project_id", project)
+            if owner != project:  # the service user sees every project's snapshots
+                raise BadRequest(f"Snapshot {snapshot_id} could not be found.")
+            status = snap.get("status")
+            if status == "available":
+                return
+            if status != "creating":
+                raise BadRequest(f"Invalid snapshot: snapshot {snapshot_id} is {status}, "
+                                 "not available.")
+            if time.monotonic() >= deadline:
+                raise BadRequest(f"Snapshot {snapshot_id} was not available after "
+                                 f"{WAIT_AVAILABLE:.0f} s (its status: {status}).")
+            time.sleep(POLL)
 
     def _wait_available(self, project: str, volume_id: str) -> None:
         deadline = time.monotonic() + WAIT_AVAILABLE

@@ -17,6 +17,7 @@ IMAGE_PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 class Downstream(Protocol):
     def get_image(self, token: str, image_id: str) -> dict[str, Any]: ...
     def create_image(self, token: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def upload_image(self, token: str, image_id: str, data: bytes) -> None: ...
     def delete_image(self, token: str | None, image_id: str) -> None: ...
     def list_images(self, token: str | None, **filters: Any) -> list[dict[str, Any]]: ...
     def image_page(self, token: str, params: dict[str, str]) -> dict[str, Any]: ...
@@ -94,6 +95,12 @@ class HttpDownstream:
 
     def create_image(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._img(token).post("/v2/images", json=body))
+
+    def upload_image(self, token: str, image_id: str, data: bytes) -> None:
+        """The image's data (a volume-backed server's snapshot uploads none: b"")."""
+        self._caller_img.request(
+            "PUT", f"/v2/images/{image_id}/file", content=data,
+            headers={"X-Auth-Token": token, "Content-Type": "application/octet-stream"})
 
     def delete_image(self, token: str | None, image_id: str) -> None:
         self._img(token).delete(f"/v2/images/{image_id}", ok=(404,))
@@ -215,6 +222,11 @@ class VolumeApi(Protocol):
     def complete_attachment(self, project: str, attachment_id: str) -> None: ...
     def delete_attachment(self, project: str, attachment_id: str) -> None: ...
     def delete_volume(self, project: str, volume_id: str) -> None: ...
+    def create_snapshot(self, project: str, volume_id: str, name: str, description: str
+                        ) -> dict[str, Any]: ...
+    def get_snapshot(self, project: str, snapshot_id: str) -> dict[str, Any]: ...
+    def force_delete_snapshot(self, project: str, snapshot_id: str) -> None: ...
+
 
 
 class HttpVolumes:
@@ -290,3 +302,22 @@ class HttpVolumes:
     def delete_volume(self, project: str, volume_id: str) -> None:
         self._api().delete(f"/v3/{project}/volumes/{volume_id}", headers=VOLUME_VERSION,
                            ok=(404,))
+
+    # Snapshots (compute/volume_snapshots.py: createImage of a volume-backed server).
+    def create_snapshot(self, project: str, volume_id: str, name: str, description: str
+                        ) -> dict[str, Any]:
+        """A snapshot of the volume even while it is in use (``force``, as Nova asks)."""
+        body = {"snapshot": {"volume_id": volume_id, "name": name,
+                             "description": description, "force": True}}
+        return dict(self._api().post(f"/v3/{project}/snapshots", json=body,
+                                     headers=VOLUME_VERSION)["snapshot"])
+
+    def get_snapshot(self, project: str, snapshot_id: str) -> dict[str, Any]:
+        return dict(self._api().get(f"/v3/{project}/snapshots/{snapshot_id}",
+                                    headers=VOLUME_VERSION)["snapshot"])
+
+    def force_delete_snapshot(self, project: str, snapshot_id: str) -> None:
+        """Delete a snapshot whatever its status (one still being made, of a createImage
+        that failed)."""
+        self._api().post(f"/v3/{project}/snapshots/{snapshot_id}/action",
+                         json={"os-force_delete": {}}, headers=VOLUME_VERSION, ok=(404,))

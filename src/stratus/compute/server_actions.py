@@ -22,8 +22,10 @@ from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
 from stratus.compute.instance_actions import abandon as abandon_action
 from stratus.compute.instance_actions import record as record_action
+from stratus.compute.instance_actions import settle as settle_actions
 from stratus.compute.recovery import SNAPSHOT_STEP, owned, released
 from stratus.compute.server_reads import ServerReads, ServerShown
+from stratus.compute.volume_snapshots import VolumeBackedSnapshot
 
 if TYPE_CHECKING:
     from stratus.compute.core import ComputeCore
@@ -174,6 +176,11 @@ class ServerActions(ServerReads):
             return srv
 
         srv = core.transaction(check)
+        if not srv.image_id:  # booted from a volume: its volumes are snapshotted
+            image = VolumeBackedSnapshot(core).create(  # compute/volume_snapshots.py
+                ctx, srv, name, extra, lambda ok, why: self.snapshot_ended(srv.id, ok, why))
+            location = f"{getattr(core.downstream, 'image_url', '')}/v2/images/{image['id']}"
+            return str(image["id"]), location
         props = {k: v for k, v in srv.image.get("properties", {}).items()
                  if isinstance(v, str)}
         body = {**props, **extra, "name": name, "disk_format": "qcow2",
@@ -220,19 +227,40 @@ class ServerActions(ServerReads):
 
         return core.transaction(work)
 
+    def snapshot_ended(self, sid: str, ok: bool, details: str) -> bool:
+        """End the createImage step of a volume-backed server (no agent upload): its event
+        succeeds, or fails with ``details``. False when the server is no longer in it."""
+        core = self.core
+
+        def work(s: Session) -> bool:
+            srv = s.get(m.Server, sid)
+            if srv is None or srv.deleted or srv.task_state != SNAPSHOT_STEP:
+                return False
+            srv.scheduling = released(srv.scheduling)
+            srv.task_state, srv.updated_at = None, utcnow()
+            if ok:
+                settle_actions(s, srv, reported=False, failed=False)
+            else:
+                abandon_action(s, srv, details)
+            return True
+
+        return core.transaction(work)
+
     def resume_snapshot(self, sid: str) -> bool:
         """Finish a createImage that stopped between asking the image API and recording
         the snapshot (crash recovery): the queued image made for it, if any, is recorded
         (the newest; others are deleted); none: the server goes back to no task. True
-        when a snapshot was recorded."""
+        when a snapshot was recorded. A volume-backed server's queued image is half-made
+        (compute/volume_snapshots.py): it is deleted (its volume snapshots are left)."""
         with self.core.db.session() as s:
             srv = s.get(m.Server, sid)
             known = {x["image_id"] for x in (srv.snapshots if srv is not None else [])}
+            volume_backed = srv is not None and not srv.image_id
         made = sorted((i for i in self.ds.list_images(None, instance_uuid=sid)
                        if i.get("status") == "queued" and i["id"] not in known),
                       key=lambda i: str(i.get("created_at") or ""))
-        keep = made[-1] if made else None
-        for extra in made[:-1]:
+        keep = made[-1] if made and not volume_backed else None
+        for extra in made if keep is None else made[:-1]:
             self.ds.delete_image(None, extra["id"])
         done = self.snapshot_done(sid, None if keep is None else {
             "image_id": keep["id"], "name": str(keep.get("name") or "")})

@@ -13,6 +13,7 @@ step that fails undoes what the earlier steps made (ports, claims, quota).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ from stratus.compute.server_resize import ServerResize
 from stratus.compute.server_resize import after_report as resize_report
 from stratus.compute.server_resize import settle as resize_settle
 from stratus.compute.server_security_groups import ServerSecurityGroups
+from stratus.compute.volume_snapshots import image_block_devices, merge_devices
 from stratus.compute.volumes import ServerVolumes, volumes_of
 
 if TYPE_CHECKING:
@@ -102,6 +104,11 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
         flavor, key, group = core.transaction(lookups)
         # boot from volume: no image (compute/boot_volumes.py)
         image = self.check_image(ctx, req.image_id, flavor) if req.image_id else {}
+        from_image = image_block_devices(image)  # a volume-backed server's snapshot
+        if from_image:  # the server boots from volumes made from its volume snapshots
+            req = dataclasses.replace(req, image_id="", block_devices=merge_devices(
+                from_image, req.block_devices))
+            image = {}
         if req.block_devices and req.max_count > 1:
             raise BadRequest("Invalid input: block_device_mapping_v2 is for one server "
                              "(max_count 1).")
