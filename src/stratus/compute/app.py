@@ -23,11 +23,13 @@ from stratus.compute.api import (
     flavor_access,
     flavor_extra_specs,
     flavors,
+    floating_ips,
     hypervisors,
     images,
     instance_actions,
     keypairs,
     limits,
+    networks,
     quota_classes,
     quotas,
     security_groups,
@@ -59,6 +61,7 @@ API_TABLES = (
     external_events.routes,
     security_groups.routes, usage.routes, consoles.routes,
     server_resize.routes, instance_actions.routes, images.routes,
+    floating_ips.routes, networks.routes,
 )
 
 

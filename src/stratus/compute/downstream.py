@@ -203,6 +203,20 @@ class HttpDownstream:
                 out.setdefault(fip["port_id"], []).append(fip["floating_ip_address"])
         return out
 
+    # The floating-IP proxy (compute/network_proxy.py): always as the caller.
+    def list_floatingips(self, token: str, **filters: Any) -> list[dict[str, Any]]:
+        return list(self._net(token).get("/v2.0/floatingips", params=filters)["floatingips"])
+
+    def get_floatingip(self, token: str, fip_id: str) -> dict[str, Any]:
+        return dict(self._net(token).get(f"/v2.0/floatingips/{fip_id}")["floatingip"])
+
+    def create_floatingip(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._net(token).post("/v2.0/floatingips",
+                                          json={"floatingip": body})["floatingip"])
+
+    def delete_floatingip(self, token: str, fip_id: str) -> None:
+        self._net(token).delete(f"/v2.0/floatingips/{fip_id}")
+
 
 # --- the volume API (Cinder v3's attachments), as the compute API's service user ------------
 VOLUME_TYPES = ("block-storage", "volumev3", "volume")

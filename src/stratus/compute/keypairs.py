@@ -1,14 +1,18 @@
-"""Key pairs: a user's SSH public keys (imported or generated here), with their quota."""
+"""Key pairs: a user's SSH public keys or X.509 certificates (imported or generated here),
+with their quota."""
 
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
 from stratus.common.errors import BadRequest, Conflict, NotFound
@@ -34,6 +38,56 @@ def fingerprint(public_key: str) -> str:
                          "(types: ssh-rsa, ssh-ed25519, ecdsa-sha2-*).") from None
     digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
     return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+
+
+# Microsoft's user principal name (an otherName of the subject alternative names): WinRM
+# maps a client certificate to a user by it.
+UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+X509_DAYS = 3650
+
+
+def x509_fingerprint(certificate: str) -> str:
+    """The fingerprint Nova shows of an x509 key pair: the SHA-1 of the certificate's DER
+    form, as colon-separated lowercase hex pairs; 400 if it is not a PEM certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(certificate.encode())
+    except (ValueError, TypeError, UnicodeError):
+        raise BadRequest("Keypair data is invalid: failed to load the X.509 certificate; "
+                         "type 'x509' takes one PEM certificate ('-----BEGIN "
+                         "CERTIFICATE-----' ... '-----END CERTIFICATE-----') as "
+                         "public_key.") from None
+    digest = cert.fingerprint(hashes.SHA1()).hex()  # SHA-1: what Nova shows
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def key_fingerprint(kind: str, public_key: str) -> str:
+    """The fingerprint of an ``ssh`` or ``x509`` key pair's public part."""
+    return x509_fingerprint(public_key) if kind == "x509" else fingerprint(public_key)
+
+
+def generate_x509(user_id: str) -> tuple[str, str]:
+    """A new RSA key and a self-signed client certificate for it, as Nova makes for WinRM
+    (subject CN=<user>, UPN <user>@localhost, client authentication, ten years):
+    (private key PEM, certificate PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id)])
+    upn = f"{user_id}@localhost".encode()
+    if len(upn) > 127:
+        raise BadRequest("The user ID is too long for a certificate's principal name.")
+    der_utf8 = bytes([0x0C, len(upn)]) + upn  # the UPN as a DER UTF8String
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=X509_DAYS))
+            .add_extension(x509.SubjectAlternativeName([x509.OtherName(UPN_OID, der_utf8)]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    private = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return private, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def generate(kind: str, name: str) -> tuple[str, str]:
@@ -77,8 +131,9 @@ class Keypairs:
 
     def create(self, project_id: str, user_id: str, name: str, kind: str,
                public_key: str) -> m.KeyPair:
-        """Store the user's public key, counted against the project's key_pairs quota."""
-        fp = fingerprint(public_key)
+        """Store the user's public key (``kind`` ssh) or certificate (x509), counted against
+        the project's key_pairs quota."""
+        fp = key_fingerprint(kind, public_key)
         row = m.KeyPair(user_id=user_id, name=name, type=kind, public_key=public_key,
                         fingerprint=fp, created_at=utcnow())
         core = self.core

@@ -12,7 +12,7 @@ from stratus.common.auth import require_project_scope
 from stratus.common.errors import BadRequest
 from stratus.compute import views
 from stratus.compute.core import ComputeCore
-from stratus.compute.keypairs import generate
+from stratus.compute.keypairs import generate, generate_x509
 
 routes = Routes()
 CREATE_ATTRS = {"name", "public_key", "type", "user_id", "key_type"}
@@ -42,8 +42,8 @@ def show_keypair(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 @routes.add("POST", "/v2.1/os-keypairs")
 def create_keypair(req: Req, svc: ComputeCore) -> JSONResponse:
-    """Import ``public_key``, or (below 2.92) generate a pair and answer with its private
-    key once."""
+    """Import ``public_key`` (an OpenSSH public key, or for ``type`` x509 a PEM
+    certificate), or (below 2.92) generate a pair and answer with its private key once."""
     svc.require_member(req.ctx, "os_compute_api:os-keypairs:create")
     require_project_scope(req.ctx, "os_compute_api:os-keypairs:create")
     data = views.obj(req.body, "keypair")
@@ -62,16 +62,20 @@ def create_keypair(req: Req, svc: ComputeCore) -> JSONResponse:
                          "not generated: make one with ssh-keygen and give its public key).")
     kind = views.text(data, "type", default="ssh")
     if kind not in ("ssh", "x509"):
-        raise BadRequest(f"Invalid input for field/attribute type: {kind!r}; use 'ssh'.")
-    if kind == "x509":
-        raise BadRequest("x509 key pairs are not supported here; use type 'ssh'.")
+        raise BadRequest(f"Invalid input for field/attribute type: {kind!r}; use 'ssh' or "
+                         "'x509'.")
+    if kind == "x509" and v < (2, 2):
+        raise BadRequest("Invalid input for field/attribute type: 'x509' key pairs need "
+                         "microversion 2.2 or later; below it every key pair is 'ssh'.")
     user = req.ctx.user_id
     if data.get("user_id") and data["user_id"] != user:
         svc.require_admin(req.ctx, "os_compute_api:os-keypairs:create (other users)")
         user = str(data["user_id"])
     private = None
     public = data.get("public_key")
-    if public is None:
+    if public is None and kind == "x509":  # below 2.92: a certificate made here (Nova's)
+        private, public = generate_x509(user)
+    elif public is None:
         algo = views.text(data, "key_type", default="rsa")
         if algo not in ("rsa", "ed25519"):
             raise BadRequest("Invalid key_type; use rsa or ed25519.")
