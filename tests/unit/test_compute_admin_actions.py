@@ -17,6 +17,8 @@ from test_compute_microversions import active
 from test_compute_schemas import check
 
 from compute_api import ADMIN, ALICE, BOB, IMAGE, ComputeApi, in_process
+from network_api import CONTEXTS
+from stratus.common.clients import ServiceError
 from stratus.compute import models as m
 
 pytestmark = pytest.mark.unit
@@ -170,3 +172,108 @@ def test_usage_audit_log_says_no_host_ran_the_audit(api: ComputeApi) -> None:
     # admin only (Nova's default policy)
     assert api.call("GET", AUDIT, ALICE).status_code == 403
     assert api.call("GET", AUDIT + "/2026-01-15 10:20:30", ALICE).status_code == 403
+
+
+class FakeFloatingIps:
+    """The network API's floating IPs, as the caller sees them (next to FakeDownstream's
+    ports; an association shows in the server's addresses through ``fake.floating``)."""
+
+    def __init__(self, api: ComputeApi) -> None:
+        self.fake = api.fake
+        self.fips: dict[str, dict[str, Any]] = {}
+        self.refuse: ServiceError | None = None
+        self.fake.list_floatingips = self.list_floatingips
+        self.fake.update_floatingip = self.update_floatingip
+
+    def add(self, address: str, project: str = "p-alice") -> dict[str, Any]:
+        fid = f"fip-{len(self.fips)}"
+        self.fips[fid] = {"id": fid, "floating_ip_address": address, "port_id": None,
+                          "fixed_ip_address": None, "project_id": project}
+        return self.fips[fid]
+
+    def list_floatingips(self, token: str, **filters: Any) -> list[dict[str, Any]]:
+        ctx = CONTEXTS[token]
+        return [dict(f) for f in self.fips.values()
+                if (ctx.is_admin or f["project_id"] == ctx.project_id)
+                and all(f.get(k) == v for k, v in filters.items())]
+
+    def update_floatingip(self, token: str, fip_id: str, body: dict[str, Any]
+                          ) -> dict[str, Any]:
+        if self.refuse is not None:
+            raise self.refuse
+        fip = self.fips[fip_id]
+        if fip["port_id"]:
+            self.fake.floating.pop(fip["port_id"], None)
+        fip.update(port_id=body["port_id"], fixed_ip_address=body.get("fixed_ip_address"))
+        if fip["port_id"]:
+            self.fake.floating[fip["port_id"]] = fip["floating_ip_address"]
+        return dict(fip)
+
+
+def floating_of(api: ComputeApi, sid: str) -> list[str]:
+    return [a["addr"] for net in api.server(sid)["addresses"].values() for a in net
+            if a["OS-EXT-IPS:type"] == "floating"]
+
+
+def test_add_and_remove_floating_ip_below_2_44(api: ComputeApi) -> None:
+    fips = FakeFloatingIps(api)
+    net = api.fake.network("app-net")
+    sid = active(api, networks=[{"uuid": net["id"]}])
+    other = active(api, networks=[{"uuid": net["id"]}])
+    [port_id] = [p for p, v in api.fake.ports.items() if v["device_id"] == sid]
+    fixed = api.fake.ports[port_id]["fixed_ips"][0]["ip_address"]
+    fip = fips.add("172.24.4.10")
+    fips.add("172.24.4.99", project="p-bob")
+    add = {"addFloatingIp": {"address": "172.24.4.10"}}
+    # bad input 400 (not an address, unknown keys, a fixed address not the server's)
+    for bad in ({"address": "not-an-ip"}, {}, {"address": "172.24.4.10", "x": 1},
+                {"address": "172.24.4.10", "fixed_address": "10.0.0.99"}, None):
+        assert action(api, sid, {"addFloatingIp": bad}, ALICE).status_code == 400, bad
+    # no such floating IP for the caller 404 (another project's too); someone else's
+    # server 404; gone from 2.44
+    for address in ("172.24.4.11", "172.24.4.99"):
+        resp = action(api, sid, {"addFloatingIp": {"address": address}}, ALICE)
+        assert resp.status_code == 404 and "floating IP not found" in resp.text
+    assert action(api, sid, add, BOB).status_code == 404
+    assert action(api, sid, add, ALICE, version="2.44").status_code == 404
+    assert fip["port_id"] is None
+    resp = action(api, sid, {"addFloatingIp": {"address": "172.24.4.10",
+                                               "fixed_address": fixed}}, ALICE)
+    assert resp.status_code == 202 and not resp.content
+    assert (fip["port_id"], fip["fixed_ip_address"]) == (port_id, fixed)
+    assert floating_of(api, sid) == ["172.24.4.10"]
+    # removing it from a server it is not on: 409; from its own: 202, then 409
+    remove = {"removeFloatingIp": {"address": "172.24.4.10"}}
+    assert action(api, other, remove, ALICE).status_code == 409
+    assert action(api, sid, {"removeFloatingIp": {"address": "x"}}, ALICE).status_code == 400
+    assert action(api, sid, remove, ALICE, version="2.44").status_code == 404
+    assert action(api, sid, remove, ALICE).status_code == 202
+    assert fip["port_id"] is None and floating_of(api, sid) == []
+    assert action(api, sid, remove, ALICE).status_code == 409
+    # the network API's refusal is a 400, its outage a 503, never a 500
+    fips.refuse = ServiceError("port has no such fixed IP", status=400)
+    assert action(api, sid, add, ALICE).status_code == 400
+    fips.refuse = ServiceError("unreachable", temporary=True)
+    assert action(api, sid, add, ALICE).status_code == 503
+    fips.refuse = None
+    # without a fixed address: the server's first fixed IPv4; a server without one: 400
+    assert action(api, sid, add, ALICE).status_code == 202 and fip["port_id"] == port_id
+    bare = active(api)
+    resp = action(api, bare, add, ALICE)
+    assert resp.status_code == 400 and "no fixed IPv4" in resp.text
+
+
+def test_restore_is_a_conflict_and_force_delete_deletes(api: ComputeApi) -> None:
+    sid = active(api)
+    missing = "f" * 8 + "-0000-4000-8000-" + "0" * 12
+    for name in ("restore", "forceDelete"):
+        assert action(api, missing, {name: None}, ALICE).status_code == 404
+        assert action(api, sid, {name: None}, BOB).status_code == 404
+        assert action(api, sid, {name: {"x": 1}}, ALICE).status_code == 400
+    resp = action(api, sid, {"restore": None}, ALICE)
+    assert resp.status_code == 409 and "vm_state active" in resp.text
+    resp = action(api, sid, {"forceDelete": None}, ALICE)
+    assert resp.status_code == 202 and not resp.content
+    assert api.server(sid)["OS-EXT-STS:task_state"] == "deleting"
+    api.report("cmp1", sid, deleted=True)
+    assert api.call("GET", f"/v2.1/servers/{sid}", ALICE).status_code == 404

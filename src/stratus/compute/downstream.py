@@ -188,6 +188,13 @@ class HttpDownstream:
     def delete_security_group_rule(self, token: str, rule_id: str) -> None:
         self._net(token).delete(f"/v2.0/security-group-rules/{rule_id}")
 
+    def update_floatingip(self, token: str, fip_id: str, body: dict[str, Any]
+                          ) -> dict[str, Any]:
+        """Associate (``port_id``, ``fixed_ip_address``) or disassociate (``port_id``
+        None) a floating IP as the caller (compute/server_floating_ips.py)."""
+        return dict(self._net(token).put(f"/v2.0/floatingips/{fip_id}",
+                                         json={"floatingip": body})["floatingip"])
+
     def floating_ips(self, port_id: str) -> list[dict[str, Any]]:
         return list(self._service_net.get("/v2.0/floatingips",
                                           params={"port_id": port_id})["floatingips"])
@@ -240,7 +247,6 @@ class VolumeApi(Protocol):
                         ) -> dict[str, Any]: ...
     def get_snapshot(self, project: str, snapshot_id: str) -> dict[str, Any]: ...
     def force_delete_snapshot(self, project: str, snapshot_id: str) -> None: ...
-
 
 
 class HttpVolumes:

@@ -1,7 +1,9 @@
 """Server actions (``POST /servers/{id}/action``): os-start, os-stop, pause, unpause,
 suspend, resume, reboot, os-getConsoleOutput, createImage, addSecurityGroup,
 removeSecurityGroup, addFixedIp and removeFixedIp (below 2.44), the admin actions
-os-resetState and injectNetworkInfo (``api/admin_actions.py``), rebuild
+os-resetState and injectNetworkInfo (``api/admin_actions.py``), addFloatingIp and
+removeFloatingIp (below 2.44, ``api/server_floating_ips.py``), restore and forceDelete
+(``api/deferred_delete.py``), rebuild
 (``api/server_rebuild.py``), resize, confirmResize and revertResize
 (``api/server_resize.py``)."""
 
@@ -17,6 +19,10 @@ from stratus.compute import views
 from stratus.compute.api import consoles
 from stratus.compute.api.admin_actions import ACTIONS as ADMIN_ACTIONS
 from stratus.compute.api.admin_actions import admin_action
+from stratus.compute.api.deferred_delete import ACTIONS as DEFERRED_DELETE_ACTIONS
+from stratus.compute.api.deferred_delete import deferred_delete_action
+from stratus.compute.api.server_floating_ips import ACTIONS as FLOATING_ACTIONS
+from stratus.compute.api.server_floating_ips import floating_ip_action
 from stratus.compute.api.server_rebuild import rebuild
 from stratus.compute.api.server_resize import ACTIONS as RESIZE_ACTIONS
 from stratus.compute.api.server_resize import resize_action
@@ -31,6 +37,8 @@ KNOWN = {*ACTIONS, "reboot", "os-getConsoleOutput", "createImage", *GROUP_ACTION
 
 KNOWN.add("rebuild")  # api/server_rebuild.py
 KNOWN.update(ADMIN_ACTIONS)  # api/admin_actions.py
+KNOWN.update(FLOATING_ACTIONS)  # api/server_floating_ips.py (below 2.44)
+KNOWN.update(DEFERRED_DELETE_ACTIONS)  # api/deferred_delete.py
 KNOWN.update(RESIZE_ACTIONS)  # api/server_resize.py
 
 
@@ -50,6 +58,10 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
         return consoles.get_vnc_console(req, svc, arg)  # api/consoles.py
     if name in ADMIN_ACTIONS:
         return admin_action(req, svc, name, arg)  # api/admin_actions.py (admin policy)
+    if name in FLOATING_ACTIONS:
+        return floating_ip_action(req, svc, name, arg)  # api/server_floating_ips.py
+    if name in DEFERRED_DELETE_ACTIONS:
+        return deferred_delete_action(req, svc, name, arg)  # api/deferred_delete.py
     svc.require_member(ctx, f"os_compute_api:servers:{name}")
     if name == "createImage":
         return create_image(req, svc, arg)
