@@ -69,6 +69,7 @@ class FakeDownstream:
         self.ips = itertools.count(10)
         self.fail_ports: ServiceError | None = None
         self.floating: dict[str, str] = {}  # port id -> floating IP
+        self.fips: dict[str, dict[str, Any]] = {}  # the floating-IP proxy's: id -> fip
         self.groups: dict[str, dict[str, Any]] = {}  # security groups but "default"
         self.fail_groups: ServiceError | None = None
         self.refuse_updates: dict[str, ServiceError] = {}  # port id -> update_port error
@@ -132,6 +133,9 @@ class FakeDownstream:
             if "project_id" in filters and n["project_id"] != filters["project_id"]:
                 continue
             if "shared" in filters and not n["shared"]:
+                continue
+            if "router:external" in filters and \
+                    bool(n["router:external"]) != bool(filters["router:external"]):
                 continue
             out.append(dict(n))
         return out
@@ -274,6 +278,33 @@ class FakeDownstream:
 
     def floating_map(self, port_ids: list[str]) -> dict[str, list[str]]:
         return {p: [self.floating[p]] for p in port_ids if p in self.floating}
+
+    # The floating-IP proxy (compute/network_proxy.py), as the caller.
+    def list_floatingips(self, token: str, **filters: Any) -> list[dict[str, Any]]:
+        return [dict(f) for f in list(self.fips.values())
+                if self._visible(token, f["project_id"])
+                and all(f.get(k) == v for k, v in filters.items())]
+
+    def get_floatingip(self, token: str, fip_id: str) -> dict[str, Any]:
+        fip = self.fips.get(fip_id)
+        if fip is None or not self._visible(token, fip["project_id"]):
+            raise ServiceError("no floating IP", status=404)
+        return dict(fip)
+
+    def create_floatingip(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        net = self.get_network(token, body["floating_network_id"])
+        if not net["router:external"]:
+            raise ServiceError("not an external network", status=400)
+        fid = str(uuid.uuid4())
+        self.fips[fid] = {"id": fid, "floating_ip_address": f"203.0.113.{next(self.ips)}",
+                          "fixed_ip_address": None, "port_id": None,
+                          "floating_network_id": net["id"],
+                          "project_id": CONTEXTS[token].project_id}
+        return dict(self.fips[fid])
+
+    def delete_floatingip(self, token: str, fip_id: str) -> None:
+        self.get_floatingip(token, fip_id)
+        del self.fips[fip_id]
 
 
 class ComputeApi:

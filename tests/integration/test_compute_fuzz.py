@@ -48,6 +48,9 @@ def shaped(valid: dict[str, str]) -> Iterator[tuple[str, str, Any]]:
             yield "POST", "/v2.1/flavors", {"flavor": {**flavor, field: value}}
         for field in ("name", "public_key", "type", "key_type", "user_id"):
             yield "POST", "/v2.1/os-keypairs", {"keypair": {"name": "k", field: value}}
+        yield "POST", "/v2.1/os-keypairs", {"keypair": {"name": "k", "type": "x509",
+                                                        "public_key": value}}
+        yield "POST", "/v2.1/os-floating-ips", {"pool": value}
         yield "POST", "/v2.1/os-server-groups", {"server_group": {"name": "g",
                                                                   "policies": value}}
         yield "PUT", "/v2.1/os-quota-sets/p-alice", {"quota_set": {"instances": value}}
