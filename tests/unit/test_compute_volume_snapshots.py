@@ -315,11 +315,11 @@ def test_against_the_real_image_api(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                             volumes=fake_volumes)
         ds._caller_img = ApiClient(glance_url, None, service="image", http=glance)
         core = make_core(f"sqlite:///{tmp_path}/compute.sqlite", None,
-                         ds)  # type: ignore[arg-type]
+                         ds)
         app = build_app(core, fake_validate, public_url="http://compute.test:8774")
         with TestClient(app, raise_server_exceptions=False) as client:
-            api = ComputeApi(client, core, None)  # type: ignore[arg-type]
-            api.fake = ds  # type: ignore[assignment]
+            api = ComputeApi(client, core, None)
+            api.fake = ds
             api.flavor(id="1")
             api.host("cmp1", host_ip="192.0.2.10")
             sid = volume_backed(api)
@@ -337,4 +337,96 @@ def test_against_the_real_image_api(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             gone = glance.delete(f"/v2/images/{image_id}", headers={"X-Auth-Token": ALICE})
             assert gone.status_code == 204 and len(fake_volumes.snapshots) == 2
         core.db.dispose()
+    image_service.db.dispose()
+
+
+def test_with_the_real_volume_and_image_apis(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tempest's test_image_volume_server_snapshot_dependency and the volume boot
+    pattern's image-defined mapping, on the three real APIs in-process (a thread plays a
+    perfect storage agent): a server booted from an image volume is snapshotted; the
+    image is active with the snapshot's mapping; the snapshot becomes available; a server
+    booted from the image gets a volume made from it, with the origin's image metadata;
+    deleting the image keeps the snapshot, which the owner then deletes."""
+    import threading
+
+    from starlette.testclient import TestClient
+
+    import volume_api
+    from compute_api import fake_validate, make_core
+    from image_api import make_service
+    from stratus.common.clients import ApiClient, StaticToken
+    from stratus.compute.app import build_app
+    from stratus.compute.downstream import HttpDownstream, HttpVolumes
+    from stratus.image.app import build_app as build_image_app
+
+    monkeypatch.setattr(boot_volumes, "POLL", 0.02)
+    glance_url, cinder_url = "http://image.test:9292", "http://volume.test:8776"
+    image_service = make_service(tmp_path)
+    (tmp_path / "vol").mkdir()
+    with volume_api.in_process(tmp_path / "vol") as cinder, \
+            TestClient(build_image_app(image_service, fake_validate),
+                       raise_server_exceptions=False) as glance:
+        cinder.register()
+        origin = cinder.volume(ALICE, imageRef=volume_api.IMAGE, name="s8b-origin")
+        cinder.converge()
+        stop = threading.Event()
+        agent = volume_api.VolumeApi(TestClient(cinder.client.app), cinder.core)
+
+        def storage_agent() -> None:
+            while not stop.wait(0.02):
+                agent.converge()
+
+        thread = threading.Thread(target=storage_agent, daemon=True)
+        thread.start()
+        try:
+            volumes = HttpVolumes("http://identity.test:5000", cinder_url,
+                                  StaticToken(ADMIN))
+            volumes._client = ApiClient(cinder_url, StaticToken(ADMIN), service="volume",
+                                        http=cinder.client)
+            ds = HttpDownstream(glance_url, "http://network.test:9696", None, volumes)
+            ds._caller_img = ApiClient(glance_url, None, service="image", http=glance)
+            core = make_core(f"sqlite:///{tmp_path}/compute.sqlite", None,
+                             ds)
+            app = build_app(core, fake_validate, public_url="http://compute.test:8774")
+            with TestClient(app, raise_server_exceptions=False) as client:
+                api = ComputeApi(client, core, None)
+                api.flavor(id="1")
+                api.host("cmp1", host_ip="192.0.2.10")
+                sid = api.boot(imageRef="", block_device_mapping_v2=[
+                    {"uuid": origin["id"], "source_type": "volume",
+                     "destination_type": "volume", "boot_index": 0,
+                     "delete_on_termination": True}])["server"]["id"]
+                plugged = [b["attachment_id"] for b in assigned(api, sid)["block_devices"]]
+                api.report("cmp1", sid, vm_state="active", power_state=1, volumes=plugged)
+                assert cinder.show(origin["id"])["status"] == "in-use"
+
+                resp = create_image(api, sid)
+                assert resp.status_code == 202, resp.text
+                image_id = resp.json()["image_id"]
+                image = glance.get(f"/v2/images/{image_id}",
+                                   headers={"X-Auth-Token": ALICE}).json()
+                assert image["status"] == "active" and image["size"] == 0
+                [mapping] = json.loads(image["block_device_mapping"])
+                snap_id = mapping["snapshot_id"]
+                snap = cinder.ok("GET", f"/snapshots/{snap_id}")["snapshot"]
+                assert snap["volume_id"] == origin["id"]
+                assert snap["status"] in ("creating", "available")
+
+                new = api.boot(imageRef=image_id)["server"]["id"]
+                [attached] = api.server(new)["os-extended-volumes:volumes_attached"]
+                made = cinder.show(attached["id"])
+                assert made["snapshot_id"] == snap_id
+                assert made["volume_image_metadata"]["image_id"] == volume_api.IMAGE
+
+                gone = glance.delete(f"/v2/images/{image_id}",
+                                     headers={"X-Auth-Token": ALICE})
+                assert gone.status_code == 204
+                assert cinder.ok("GET", f"/snapshots/{snap_id}")["snapshot"]["status"] \
+                    == "available"
+                cinder.ok("DELETE", f"/snapshots/{snap_id}")  # the owner deletes it
+            core.db.dispose()
+        finally:
+            stop.set()
+            thread.join(5)
     image_service.db.dispose()
