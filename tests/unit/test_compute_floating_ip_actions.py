@@ -67,6 +67,10 @@ def test_floating_ip_actions_over_the_real_network_api(
     assert held["port_id"] == port["id"]
     assert held["fixed_ip_address"] == port["fixed_ips"][0]["ip_address"]
     assert floating_of(c, sid) == [fip["ip"]]
+    # a second floating IP for the same fixed IP: the network API refuses, Nova's 400
+    second = c.allocate("public")
+    resp = act(c, sid, {"addFloatingIp": {"address": second["ip"]}})
+    assert resp.status_code == 400, resp.text
     # moved to another server (Nova with Neutron moves it)
     assert act(c, other, add).status_code == 202
     assert floating_of(c, other) == [fip["ip"]] and floating_of(c, sid) == []
