@@ -37,7 +37,7 @@ class SnapshotVolumes(FakeVolumes):
     def volume(self, vid: str, project: str = "p-alice", size: int = 1) -> None:
         super().volume(vid, project)
         self.volumes[vid].update(size=size, volume_image_metadata={
-            "image_id": "img-origin", "image_name": "cirros", "disk_format": "qcow2",
+            "image_id": "img-origin", "image_name": "cirros", "disk_format": "raw",
             "container_format": "bare", "min_ram": "64", "hw_disk_bus": "virtio"})
 
     def create_volume(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -137,9 +137,10 @@ def test_snapshot_of_a_volume_backed_server_maps_its_volume_snapshots(api: Compu
     assert image["bdm_v2"] == "True" and image["root_device_name"] == "/dev/vda"
     assert image["instance_uuid"] == sid and image["image_type"] == "snapshot"
     assert image["k"] == "v" and image["name"] == "s8b-snap"
-    # the root volume's image metadata describes the image; its origin keys do not
-    assert (image["disk_format"], image["min_ram"], image["hw_disk_bus"]) == (
-        "qcow2", 64, "virtio")
+    # the root volume's image metadata describes the image; its origin keys do not, and
+    # the formats are Nova's fixed qcow2/bare (there is no data to describe)
+    assert (image["disk_format"], image["container_format"], image["min_ram"],
+            image["hw_disk_bus"]) == ("qcow2", "bare", 64, "virtio")
     assert "image_id" not in image and "image_name" not in image
     snaps = vols(api).snapshots
     assert sorted(s["volume_id"] for s in snaps.values()) == [VOL, VOL2]

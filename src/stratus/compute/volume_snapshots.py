@@ -196,8 +196,9 @@ class VolumeBackedSnapshot:
                 return 0
 
         return {**props, **extra, "name": name, "visibility": "private",
-                "disk_format": str(origin.get("disk_format") or "raw"),
-                "container_format": str(origin.get("container_format") or "bare"),
+                # the formats describe no data here: Nova sets these two for the image
+                # API, which takes data (even none) only with both set
+                "disk_format": "qcow2", "container_format": "bare",
                 "min_disk": number("min_disk"), "min_ram": number("min_ram"),
                 "instance_uuid": srv.id, "image_type": "snapshot", "user_id": srv.user_id,
                 BDM_PROPERTY: json.dumps(mappings), "bdm_v2": "True",
