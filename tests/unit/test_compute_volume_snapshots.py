@@ -197,6 +197,10 @@ def test_a_requested_root_replaces_the_images_and_bad_mappings_are_400(api: Comp
         {"uuid": VOL, "source_type": "volume", "destination_type": "volume",
          "boot_index": 0}], status=400)  # VOL is in use: refused, nothing made
     assert not [v for v in vols(api).volumes.values() if v.get("source")]
+    resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "vm", "imageRef": image_id, "flavorRef": "1", "networks": "none",
+        "min_count": 2, "max_count": 2}})
+    assert resp.status_code == 400 and "max_count 1" in resp.text
     # another project cannot boot from Alice's snapshots through a copy of the image
     api.fake.images[image_id].update(visibility="public")
     resp = api.call("POST", "/v2.1/servers", BOB, json={"server": {

@@ -105,6 +105,10 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
         # boot from volume: no image (compute/boot_volumes.py)
         image = self.check_image(ctx, req.image_id, flavor) if req.image_id else {}
         from_image = image_block_devices(image)  # a volume-backed server's snapshot
+        if from_image and req.max_count > 1:
+            raise BadRequest(f"Image {req.image_id} maps volume snapshots "
+                             "(block_device_mapping): boot one server at a time from it "
+                             "(max_count 1).")
         if from_image:  # the server boots from volumes made from its volume snapshots
             req = dataclasses.replace(req, image_id="", block_devices=merge_devices(
                 from_image, req.block_devices))
