@@ -92,6 +92,8 @@ def test_reset_state_is_admin_clears_the_task_and_is_recorded(api: ComputeApi) -
     assert (shown["status"], shown["OS-EXT-STS:vm_state"],
             shown["OS-EXT-STS:task_state"]) == ("ERROR", "error", None)
     assert generation(api) > before  # the agent is woken
+    errored = api.ok("GET", "/v2.1/servers?status=error", ALICE)["servers"]
+    assert [s["id"] for s in errored] == [sid]  # Tempest lists by status after a reset
     listed = actions_of(api, sid)
     assert [a["action"] for a in listed[:2]] == ["resetState", "stop"]
     # the stop's open event ended (Error): nothing waits for a task that is gone
@@ -110,6 +112,11 @@ def test_reset_state_is_admin_clears_the_task_and_is_recorded(api: ComputeApi) -
     assert api.server(sid)["status"] == "ACTIVE"
     api.report("cmp1", sid, vm_state="stopped", power_state=4)
     assert api.server(sid)["status"] == "SHUTOFF"
+    # an owner may rebuild a server an admin put in ERROR (Tempest's
+    # test_rebuild_server_in_error_state)
+    assert action(api, sid, {"os-resetState": {"state": "error"}}).status_code == 202
+    assert action(api, sid, {"rebuild": {"imageRef": IMAGE}}, ALICE).status_code == 202
+    assert api.server(sid)["OS-EXT-STS:task_state"] == "rebuilding"
 
 
 def test_inject_network_info_refreshes_the_ports_and_wakes_the_agent(api: ComputeApi) -> None:
