@@ -115,7 +115,7 @@ def merge_devices(from_image: list[BootDevice], requested: list[BootDevice]
 
 
 def _volume_error(exc: ServiceError, what: str) -> ApiError:
-    if exc.temporary or exc.status in (0, 502, 503, 504) or exc.status >= 500:
+    if exc.temporary or exc.status == 0 or exc.status >= 500:
         return ServiceUnavailable(f"{what}: the volume service cannot be reached: {exc}")
     if exc.status == 413:  # over the snapshot or gigabytes quota
         return Forbidden(f"{what}: {exc}")
