@@ -11,6 +11,9 @@ socket closes, every long-poll answers at once ("nothing changed",
 :func:`stratus.common.longpoll.drain`), the requests in flight finish (at most
 :data:`GRACEFUL_SHUTDOWN` seconds), and the process exits (docs/operations.md,
 "Restarts").
+
+Over 500 lines because it is the one place every service's request path, error shapes,
+start-up and shutdown are defined; split, each service would import several halves.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import gc
 import inspect
 import json
 import logging
@@ -29,7 +33,6 @@ import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -44,7 +47,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stratus.common import handover, longpoll, policy
+from stratus.common import handover, logs, longpoll, policy
 from stratus.common.auth import AuthContext
 from stratus.common.config import Config, ConfigError
 from stratus.common.db import Database, is_unavailable
@@ -82,11 +85,18 @@ _TITLES = {
 
 
 def setup_logging(debug: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s",
-    )
+    """A service's logging (:func:`stratus.common.logs.setup_service_logging`)."""
+    logs.setup_service_logging(debug)
+
+
+def new_request_id() -> str:
+    """``req-`` and a random (version 4) UUID, as ``f"req-{uuid.uuid4()}"`` gives, in a
+    third of its time."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    h = raw.hex()
+    return f"req-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class RequestIdMiddleware:
@@ -101,7 +111,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(self.header, b"").decode("latin-1")
-        request_id = incoming if REQUEST_ID_RE.match(incoming) else f"req-{uuid.uuid4()}"
+        request_id = incoming if REQUEST_ID_RE.match(incoming) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = [500]
@@ -349,6 +359,8 @@ def create_app(
                 await run_in_threadpool(_ping, db)
             except Exception as exc:  # its requests answer 503 as they would anyway
                 LOG.warning("%s: the database did not answer at startup: %s", service, exc)
+        if handover.under_parent():
+            freeze_startup_objects()
         handover.notify_ready()  # under a hand-over parent: this process serves now
         yield
         for fn in on_shutdown or []:
@@ -371,6 +383,17 @@ def create_app(
     app.state.service = service
     app.add_middleware(RequestIdMiddleware, header=request_id_header)
     return app
+
+
+def freeze_startup_objects() -> None:
+    """Move every object alive after start-up (modules, classes, configuration: about
+    130,000 in a service) out of the garbage collector's reach (``gc.freeze``). They live
+    as long as the process; without this each full collection walked them all, a pause of
+    20-30 ms in which no request is answered (the p99 of a busy API). Only in a service's
+    own worker process (:func:`run_service`): a test process making many apps would keep
+    their garbage."""
+    gc.collect()
+    gc.freeze()
 
 
 def _ping(db: Database) -> None:
