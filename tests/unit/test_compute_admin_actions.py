@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from test_compute_agent import SERVER_A, assignment, env  # noqa: F401 (the fixture)
 from test_compute_microversions import active
 from test_compute_schemas import check
 
@@ -288,3 +289,46 @@ def test_restore_is_a_conflict_and_force_delete_deletes(api: ComputeApi) -> None
     assert api.server(sid)["OS-EXT-STS:task_state"] == "deleting"
     api.report("cmp1", sid, deleted=True)
     assert api.call("GET", f"/v2.1/servers/{sid}", ALICE).status_code == 404
+
+
+def test_inject_network_info_asks_the_agent_to_replug(api: ComputeApi) -> None:
+    net = api.fake.network("app-net")
+    sid = active(api, networks=[{"uuid": net["id"]}])
+    served = api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers")
+    [doc] = [s for s in served["servers"] if s["id"] == sid]
+    assert "network" not in doc  # none asked yet
+    assert action(api, sid, {"injectNetworkInfo": None}).status_code == 202
+    assert action(api, sid, {"injectNetworkInfo": None}).status_code == 202
+    served = api.ok("GET", "/v2.1/stratus/compute-hosts/cmp1/servers")
+    [doc] = [s for s in served["servers"] if s["id"] == sid]
+    assert doc["network"] == 2
+
+
+def test_agent_replugs_the_ports_once_per_network_generation(
+        env: Any) -> None:  # noqa: F811 (the fixture)
+    env.api.servers[SERVER_A] = assignment()
+    assert env.agent.reconcile_once().ok
+    [device] = [p.device for p in env.driver.domains[SERVER_A].spec.ports]
+    assert env.driver.taps[device] == 1450
+    # the tap is lost and the network's MTU changed: an ordinary pass changes nothing
+    # (the set of ports is the same)
+    del env.driver.taps[device]
+    ports = [{**p, "mtu": 1400} for p in assignment()["ports"]]
+    env.api.servers[SERVER_A] = assignment(vm_state="active", task_state=None, ports=ports)
+    assert env.agent.reconcile_once().ok
+    assert device not in env.driver.taps
+    # injectNetworkInfo's generation: every port plugged again, with its MTU
+    env.api.servers[SERVER_A] = assignment(vm_state="active", task_state=None, ports=ports,
+                                           network=1)
+    assert env.agent.reconcile_once().ok
+    assert env.driver.taps[device] == 1400
+    calls = len(env.driver.calls)
+    assert env.agent.reconcile_once().ok  # applied: not again
+    assert "plug_vifs" not in [name for name, _ in env.driver.calls[calls:]]
+    # a new agent process applies it once more (in memory only), changing nothing
+    agent = env.make()
+    try:
+        assert agent.reconcile_once().ok
+    finally:
+        agent.pool.shutdown(wait=True)
+    assert env.driver.taps[device] == 1400

@@ -14,9 +14,10 @@
   that refresh for real: the server's ports are read again from the network API (MAC,
   fixed IPs, network name and MTU, the subnets' gateway, DNS and routes), kept in the
   server's port records (what the metadata's ``network_data.json``, the addresses and
-  the agent's assignment are made of), and the host's agent is woken to converge the
-  server with them. Recorded as ``injectNetworkInfo`` with an event closed by the
-  agent's next report.
+  the agent's assignment are made of); the server's ``network_generation`` is raised and
+  the host's agent woken: it plugs every port again (taps, MTU, interfaces the domain
+  lacks; ``agent/compute/changes.py``). Recorded as ``injectNetworkInfo`` with an event
+  closed by the agent's next report.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def inject_network_info(core: ComputeCore, ctx: AuthContext, sid: str) -> int:
                                       ip_address=ip["ip_address"], server_id=sid))
             done += 1
         srv.updated_at = utcnow()
+        srv.network_generation = (srv.network_generation or 0) + 1  # the agent re-plugs
         core.bump(s, srv.host)
         record_action(s, ctx, srv, "injectNetworkInfo")  # compute/instance_actions.py
         return done

@@ -104,6 +104,7 @@ def assignment(srv: m.Server, ports: list[m.ServerPort],
         task_state=srv.task_state, desired_power=srv.desired_power,
         reboot=RebootRequest(srv.reboot_generation, srv.reboot_type),
         rebuild=srv.rebuild_generation or 0,
+        network=srv.network_generation or 0,  # injectNetworkInfo (admin_actions.py)
         resize=ResizeRequest(srv.resize_generation or 0, bool(srv.resize_revert),
                              pending=srv.old_flavor is not None),  # server_resize.py
         delete=srv.task_state == "deleting", config_drive=srv.config_drive,

@@ -106,6 +106,9 @@ class Server(ComputeBase):
     reboot_type: Mapped[str] = mapped_column(sa.String(8), default="SOFT")
     # the last rebuild asked for: the agent rebuilds while its own is below it (0005)
     rebuild_generation: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # the last injectNetworkInfo asked: the agent re-plugs the ports while its own is
+    # below it (0012, compute/admin_actions.py)
+    network_generation: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     # a resize (0007, compute/server_resize.py): the flavor it came from while it waits to be
     # confirmed, the last resize or revert asked of the agent, and whether that is a revert
     old_flavor: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)

@@ -265,6 +265,10 @@ class Assignment:
     # the last rebuild asked for: the agent rebuilds (a fresh root disk from ``image_id``,
     # same ports) while the generation it last rebuilt at is below it
     rebuild: int = 0
+    # the last re-apply of the ports asked for (injectNetworkInfo): the agent plugs every
+    # port again (taps, MTU, interfaces the domain lacks) when it is above the one it
+    # last applied; absent: 0
+    network: int = 0
     resize: ResizeRequest = field(default_factory=ResizeRequest)  # absent: none asked
     delete: bool = False
     config_drive: bool = False
@@ -304,7 +308,7 @@ class Assignment:
             task_state=c.opt_text(d, "task_state", where),
             desired_power=c.opt_text(d, "desired_power", where),
             reboot=RebootRequest.from_dict(d.get("reboot"), c.path(where, "reboot")),
-            rebuild=c.integer(d, "rebuild", where),
+            rebuild=c.integer(d, "rebuild", where), network=c.integer(d, "network", where),
             resize=ResizeRequest.from_dict(d.get("resize"), c.path(where, "resize")),
             delete=c.boolean(d, "delete", where), config_drive=c.boolean(d, "config_drive", where),
             ports=[PortAssignment.from_dict(p, c.path(c.path(where, "ports"), i))
@@ -319,11 +323,13 @@ class Assignment:
             detaching=list(detaching))
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form; ``rebuild``, ``resize``, ``block_devices`` and ``detaching``
-        only when there are some (absent: none)."""
+        """The wire form; ``rebuild``, ``network``, ``resize``, ``block_devices`` and
+        ``detaching`` only when there are some (absent: none)."""
         out = self._fields()
         if self.rebuild:
             out["rebuild"] = self.rebuild
+        if self.network:
+            out["network"] = self.network
         if self.resize.generation:
             out["resize"] = self.resize.to_dict()
         if self.block_devices:

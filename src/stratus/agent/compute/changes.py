@@ -102,26 +102,45 @@ class ServerChanges:
         self.store.save(sid, st)
         self._report(sid, report)
 
+    def _network_applied(self) -> dict[str, int]:
+        """server id -> the ``network`` generation (injectNetworkInfo) applied by this
+        process. Kept in memory only: a new agent process re-plugs each such server once,
+        which changes nothing that is already right."""
+        seen: dict[str, int] | None = getattr(self, "_network_seen", None)
+        if seen is None:
+            seen = {}
+            self._network_seen = seen
+        return seen
+
     def _converge_interfaces(self, a: Assignment, st: ServerState) -> None:
         """Hot-plug the ports attached since the spawn and unplug the ones detached
         (os-interface): only when the assignment's taps differ from the ones the state
-        file records, then from what the domain really has (idempotent after a kill)."""
+        file records, then from what the domain really has (idempotent after a kill).
+        A ``network`` generation above the one applied (injectNetworkInfo) re-plugs every
+        port: taps made again where missing, their MTU set, interfaces the domain lacks
+        attached."""
         wanted = self._devices(a)
-        if sorted(wanted) == sorted(st.devices) or self.driver.info(a.id) is None:
+        reapply = a.network > self._network_applied().get(a.id, 0)
+        if (sorted(wanted) == sorted(st.devices) and not reapply) \
+                or self.driver.info(a.id) is None:
             return
         sid = a.id
         plugged = self.driver.plugged_interfaces(sid)
         new = [p for p in self._ports(a) if p.device not in plugged]
-        if new:
+        if reapply:
+            self.driver.plug_vifs(InstanceSpec(sid, a.name or "", 1, 1, 0, "", "",
+                                               ports=self._ports(a)))
+            LOG.info("server %s: ports re-plugged (network generation %d)", sid, a.network)
+        elif new:
             self.driver.plug_vifs(InstanceSpec(sid, a.name or "", 1, 1, 0, "", "",
                                                ports=new))
-            for port in new:
-                self.driver.attach_interface(sid, port)
-                LOG.info("server %s: interface %s plugged (port %s)", sid, port.device,
-                         port.id)
+        for port in new:
+            self.driver.attach_interface(sid, port)
+            LOG.info("server %s: interface %s plugged (port %s)", sid, port.device, port.id)
         for device in sorted(plugged - set(wanted)):
             self.driver.detach_interface(sid, device)
             LOG.info("server %s: interface %s unplugged", sid, device)
         st.devices = wanted
         self.store.save(sid, st)
+        self._network_applied()[sid] = a.network
 
