@@ -175,6 +175,8 @@ def test_usage_audit_log_says_no_host_ran_the_audit(api: ComputeApi) -> None:
                 "2.1")["instance_usage_audit_log"]
     assert (log["period_beginning"], log["period_ending"]) == (
         "2025-12-01 00:00:00", "2026-01-01 00:00:00")
+    quoted = api.ok("GET", AUDIT + "/2026-01-15%2010%3A20%3A30")  # urllib.quote's form
+    assert quoted["instance_usage_audit_log"] == log
     micro = api.ok("GET", AUDIT + "/2026-03-01 00:00:00.5")["instance_usage_audit_log"]
     assert micro["period_beginning"] == "2026-02-01 00:00:00"
     bad = api.call("GET", AUDIT + "/invalid_time", ADMIN)
