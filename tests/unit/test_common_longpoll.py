@@ -377,3 +377,68 @@ def test_network_long_polls_wait_on_one_keyed_watch(tmp_path: Path) -> None:
             t.join(timeout=10)
         assert answers == [since] * 4
         assert 1 <= watch.reads <= 8, watch.reads  # not one per waiter (4 x 3 reads)
+
+
+def test_a_poke_reads_at_once_instead_of_at_the_end_of_the_interval() -> None:
+    """Issue 17: a counter committed in this process pokes the watches (longpoll.poke),
+    so a waiter wakes in one read, not up to an interval later."""
+    counters = Counters(cmp1=3)
+    watch = KeyedWatch(counters.read, 10.0)  # no periodic read during the test
+
+    async def main(poke: bool, since: int) -> tuple[int | None, float]:
+        task = asyncio.ensure_future(watch.wait("cmp1", since, 1.5))
+        await asyncio.sleep(0.2)  # the first read is done
+        with counters.lock:
+            counters.values["cmp1"] += 1
+        began = time.monotonic()
+        if poke:  # from another thread, as a request's worker thread commits
+            threading.Thread(target=longpoll.poke).start()
+        value = await task
+        return value, time.monotonic() - began
+
+    value, took = asyncio.run(main(poke=False, since=3))
+    assert value == 3 and took >= 1.0  # unpoked: the change is not read before the timeout
+    value, took = asyncio.run(main(poke=True, since=4))
+    assert value == 5 and took < 1.0
+    assert len(counters.reads) == 3  # one read per wait, and one for the poke
+
+
+def test_poke_if_noted_pokes_once_and_only_after_a_noted_change(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pokes: list[int] = []
+    monkeypatch.setattr(longpoll, "poke", lambda: pokes.append(1))
+
+    class Session:
+        info: dict[str, Any] = {}
+
+    s = Session()
+    s.info = {}
+    longpoll.poke_if_noted(s)
+    assert pokes == []
+    longpoll.note_change(s)
+    longpoll.poke_if_noted(s)
+    longpoll.poke_if_noted(s)  # the note is spent
+    assert pokes == [1]
+    assert s.info == {}
+
+
+def test_a_new_assignment_wakes_the_agents_long_poll_without_the_interval(
+        tmp_path: Path) -> None:
+    """The compute API pokes its watch after a commit that bumps a host's generation."""
+    with compute_api.in_process(tmp_path) as api:
+        api.flavor(id="1")
+        since = api.host("cmp1")["generation"]
+        watch = agents.watch(api.core)
+        watch.interval = 10.0
+        answers: list[dict[str, Any]] = []
+        threads = long_polls(lambda path: answers.append(api.ok("GET", path)), [
+            f"/v2.1/stratus/compute-hosts/cmp1/servers?wait=8&since={since}"])
+        deadline = time.monotonic() + 20
+        while watch.waiting() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        changed = time.monotonic()
+        api.ok("PUT", "/v2.1/stratus/compute-hosts/cmp1", json={"host": {"vcpus": 8}})
+        threads[0].join(timeout=10)
+        assert answers and answers[0]["generation"] > since
+        assert time.monotonic() - changed < 3.0  # woken, not the 8 s wait running out

@@ -73,3 +73,26 @@ def test_a_waiter_wakes_when_the_agent_reports_the_port_active(api: NetApi) -> N
 def test_errors(api: NetApi, path: str, token: str, code: int) -> None:
     resp = api.call("GET", path, token)
     assert resp.status_code == code, resp.text
+
+
+def test_the_report_wakes_the_waiter_at_once_not_at_the_end_of_the_interval(
+        api: NetApi) -> None:
+    """Issue 17: the committed report pokes the watch (longpoll.poke_if_noted), so the
+    waiter does not sit out the poller's interval (10 s here) before the read that
+    sees ACTIVE."""
+    pid = bound_port(api)
+    assert api.core is not None
+    watch = watch_of(api.core).watch
+    watch.interval = 10.0
+    answers: list[Any] = []
+    waiter = threading.Thread(target=lambda: answers.append(status(api, pid, "?wait=8")))
+    waiter.start()
+    deadline = time.monotonic() + 20
+    while watch.waiting() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # the waiter's first read is done: the next would be 10 s later
+    reported = time.monotonic()
+    report_active(api, pid)
+    waiter.join(9)
+    assert answers == [{"id": pid, "status": "ACTIVE"}]
+    assert time.monotonic() - reported < 3.0  # a wake-up, not the 8 s wait running out

@@ -27,6 +27,15 @@ after the waiter arrived, or when it shows a value above the waiter's ``since``
 (counters only go up), so an older cached value never passes for a change. A failed
 read fails every waiter with the read's exception.
 
+Wake-ups from this process. A transaction that bumps a counter notes it in its session
+(:func:`note_change`); once it is committed, :func:`poke_if_noted` (or :func:`poke`)
+makes every watch of the process that has waiters read at once instead of at the end of
+its interval. On the all-in-one controller the request that changes a host's state (a
+server created or deleted, a port reported ACTIVE) and the agent's long-poll are served
+by the same process, so the agent learns of it in one read, not up to ``interval``
+later (issue 17). A change made by another process (a second API replica) is still seen
+by the next periodic read.
+
 Restarts. When the process is told to stop (SIGTERM, :func:`drain`, called by
 :func:`stratus.common.app.serve`), every waiter wakes at once with "nothing changed"
 (its own ``since``), and so does every long-poll that still arrives: the agents' next
@@ -56,7 +65,7 @@ from stratus.common.clients import DRAINING_HEADER
 from stratus.common.clients import MAX_LONG_POLL as MAX_WAIT  # the APIs cut longer waits
 
 __all__ = ["DRAINING_HEADER", "MAX_WAIT", "POLL_INTERVAL", "GenerationWatch", "KeyedWatch",
-           "drain", "draining", "undrain"]
+           "drain", "draining", "note_change", "poke", "poke_if_noted", "undrain"]
 
 POLL_INTERVAL = 0.25  # seconds between two reads of the counters while somebody waits
 
@@ -77,6 +86,32 @@ def drain() -> None:
         watches = list(_WATCHES)
     for watch in watches:
         watch.release()
+
+
+# session.info key: this transaction bumped a counter some long-poll may wait on
+CHANGED = "longpoll_changed"
+
+
+def note_change(session: Any) -> None:
+    """Note in ``session`` (an ORM session, anything with an ``info`` dict) that its
+    transaction bumps a watched counter: :func:`poke_if_noted` pokes after the commit."""
+    session.info[CHANGED] = True
+
+
+def poke_if_noted(session: Any) -> None:
+    """After a commit: :func:`poke` when the transaction noted a change (and forget the
+    note, so a session used again does not poke twice)."""
+    if session.info.pop(CHANGED, False):
+        poke()
+
+
+def poke() -> None:
+    """Every watch of the process with waiters reads now (a counter was just bumped and
+    committed); thread-safe, nothing happens where nobody waits."""
+    with _WATCHES_LOCK:
+        watches = list(_WATCHES)
+    for watch in watches:
+        watch.poke()
 
 
 def draining() -> bool:
@@ -167,6 +202,15 @@ class KeyedWatch(Generic[K]):
         finally:
             if waiter in st.waiters:
                 st.waiters.remove(waiter)
+
+    def poke(self) -> None:
+        """Read now in every event loop where somebody waits (a counter was just committed)
+        instead of at the end of the interval; thread-safe."""
+        with self._lock:
+            states = list(self._loops.items())
+        for loop, st in states:
+            with contextlib.suppress(RuntimeError):  # a loop already closed: nobody waits
+                loop.call_soon_threadsafe(st.kick.set)
 
     def release(self) -> None:
         """Wake every waiter of every event loop now with its own ``since``; thread-safe."""

@@ -27,7 +27,7 @@ from typing import TypeVar, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from stratus.common import policy
+from stratus.common import longpoll, policy
 from stratus.common.auth import AuthContext
 from stratus.common.config import Config
 from stratus.common.db import Database
@@ -156,6 +156,8 @@ class ComputeCore:
         names = s.info.pop(CHANGED_HOSTS, None)
         if names:
             self.refresh_hosts(names)
+            # their generations moved: the agents' long-polls in this process read now
+            longpoll.poke()
 
     # ---- policy ------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from stratus.common import policy
+from stratus.common import longpoll, policy
 from stratus.common.auth import AuthContext, require_project_scope
 from stratus.common.db import Database
 from stratus.common.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -74,7 +74,10 @@ def _track(session: Session) -> None:
 
 
 def _bump_if_changed(session: Session) -> None:
-    bump_if_changed(session)  # the generations of the hosts the transaction touched
+    # the generations of the hosts the transaction touched; their agents' long-polls
+    # (and the port-status waits) in this process read at once after the commit
+    if bump_if_changed(session):
+        longpoll.note_change(session)
 
 
 class NetworkCore(Allocations):
@@ -106,7 +109,8 @@ class NetworkCore(Allocations):
         """
         try:
             return self.db.transaction(work, attempts=TRANSACTION_ATTEMPTS, begin=_track,
-                                       before_commit=_bump_if_changed)
+                                       before_commit=_bump_if_changed,
+                                       after_commit=longpoll.poke_if_noted)
         except Conflict as exc:
             # The retry loop's own 409 (an IntegrityError on every attempt) keeps the
             # network service's wording; a 409 raised by ``work`` passes unchanged.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from stratus.common.longpoll import KeyedWatch
+from stratus.common.longpoll import KeyedWatch, note_change
 from stratus.common.timeutil import utcnow
 from stratus.network import hoststate, views
 from stratus.network import models as m
@@ -118,6 +118,9 @@ class HostService:
                     up = port.id in active and port.admin_state_up
                     _set_status(port, "ACTIVE" if up else "DOWN", changed)
             s.flush()
+            if changed["active"] or changed["down"]:
+                # the compute agent's wait for ACTIVE (portwait.py) reads after the commit
+                note_change(s)
             return {"ports": changed}
 
         return self.core.transaction(work)

@@ -223,17 +223,20 @@ def _set(s: Session, rows: list[str], value: int) -> None:
     s.flush()
 
 
-def bump_if_changed(s: Session) -> None:
-    """Before a tracked transaction commits: bump the hosts it touched, if any."""
+def bump_if_changed(s: Session) -> bool:
+    """Before a tracked transaction commits: bump the hosts it touched, if any; whether
+    it bumped."""
     s.flush()
     t = s.info.pop(CHANGED, None)
-    if isinstance(t, Touched):
-        t.resolve(s)  # the state after the change
-        s.info[TRACK] = False  # the bump's own rows are no change of anybody's document
-        try:
-            bump_generation(s, t)
-        finally:
-            s.info[TRACK] = True
+    if not isinstance(t, Touched):
+        return False
+    t.resolve(s)  # the state after the change
+    s.info[TRACK] = False  # the bump's own rows are no change of anybody's document
+    try:
+        bump_generation(s, t)
+    finally:
+        s.info[TRACK] = True
+    return True
 
 
 def read_generation(s: Session) -> int:
