@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import re
 import threading
 import types
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from stratus.agent.compute.converge import StepClock
 from stratus.agent.compute.reconcile import ComputeAgent
 from stratus.agent.compute.state import AgentSettings
 from stratus.agent.compute.virt.base import PAUSED, RUNNING, SHUTDOWN, SUSPENDED, VirtError
@@ -574,3 +577,30 @@ def test_no_resume_when_the_setting_is_off_or_on_a_first_start(
     env.settings.resume_guests_state_on_host_boot = True
     _booted(env, tmp_path, "boot-3").reconcile_once()
     assert env.driver.domains[SERVER_A].state == SHUTDOWN
+
+
+def test_the_step_clock_times_each_step_from_the_end_of_the_last() -> None:
+    ticks = iter([10.0, 10.5, 10.75, 12.0])
+    steps = StepClock(clock=lambda: next(ticks))
+    steps.mark("image")
+    steps.mark("taps")
+    steps.mark("start")
+    assert steps.steps == [("image", 0.5), ("taps", 0.25), ("start", 1.25)]
+    assert steps.total == 2.0
+    assert str(steps) == "image 0.50, taps 0.25, start 1.25"
+
+
+def test_spawn_and_delete_log_what_each_step_cost(env: Any,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 17: the "spawned" and "deleted" lines say where the time went."""
+    env.api.servers[SERVER_A] = assignment()
+    with caplog.at_level(logging.INFO, logger="stratus.agent.compute.reconcile"):
+        assert env.agent.reconcile_once().ok
+        env.api.servers[SERVER_A].update(delete=True, task_state="deleting")
+        assert env.agent.reconcile_once().ok
+    spawned = next(r.getMessage() for r in caplog.records if " spawned in " in r.getMessage())
+    assert re.search(r"spawned in [\d.]+s \(check [\d.]+, image [\d.]+, disks [\d.]+, "
+                     r"taps [\d.]+, define [\d.]+, ports ACTIVE [\d.]+, start [\d.]+, "
+                     r"state [\d.]+\)$", spawned), spawned
+    deleted = next(r.getMessage() for r in caplog.records if " deleted in " in r.getMessage())
+    assert re.search(r"deleted in [\d.]+s \(destroy [\d.]+, report [\d.]+\)$", deleted), deleted

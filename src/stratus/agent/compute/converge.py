@@ -52,6 +52,29 @@ POWER_TASKS = {"powering-off", "powering-on", "pausing", "unpausing", "suspendin
 Render = Callable[[InstanceDocument], dict[str, bytes]]
 
 
+class StepClock:
+    """Seconds spent in each named step of one spawn or delete, for its log line (issue
+    17: what each piece of the boot path costs, read from the agent's log)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = self._last = clock()
+        self.steps: list[tuple[str, float]] = []
+
+    def mark(self, step: str) -> None:
+        """``step`` ended now (it began when the previous one ended)."""
+        now = self.clock()
+        self.steps.append((step, now - self._last))
+        self._last = now
+
+    @property
+    def total(self) -> float:
+        return self._last - self.started
+
+    def __str__(self) -> str:
+        return ", ".join(f"{step} {took:.2f}" for step, took in self.steps)
+
+
 class ServerWork(ServerChanges):
     """The per-server half of the compute agent (state it shares with the loop); resizes
     and interface hot-plugs are in :class:`~stratus.agent.compute.changes.ServerChanges`."""
@@ -86,8 +109,12 @@ class ServerWork(ServerChanges):
         report what the host really has."""
         sid = a.id
         if a.deleting:
+            steps = StepClock()
             self._destroy(sid)
+            steps.mark("destroy")
             self._report(sid, ServerReport(deleted=True))
+            steps.mark("report")
+            LOG.info("server %s deleted in %.2fs (%s)", sid, steps.total, steps)
             return
         st = self.store.load(sid)
         info = self.driver.info(sid)
@@ -190,7 +217,7 @@ class ServerWork(ServerChanges):
         on any failure remove what was made and ask the API for a reschedule."""
         sid = a.id
         attempt = a.attempt
-        started = time.monotonic()
+        steps = StepClock()  # what each step cost, in the "spawned" line
         try:
             if st is not None or self.driver.info(sid) is not None \
                     or sid in self.driver.list_instance_dirs():
@@ -200,20 +227,27 @@ class ServerWork(ServerChanges):
             st = ServerState(attempt=attempt, devices=self._devices(a),
                              reboot_generation=a.reboot.generation)
             self.store.save(sid, st)
+            steps.mark("check")
             spec = self._spec(a)
+            steps.mark("image")
             self.driver.prepare_disks(spec)
+            steps.mark("disks")
             self.driver.plug_vifs(spec)
+            steps.mark("taps")
             # Defined while the network agent plumbs the taps (the domain needs them to
             # exist, not to be ACTIVE): the two overlap instead of adding up (issue 17).
             # Only the start waits for the ports.
             with self.hostcheck.timed("define", sid):
                 self.driver.define(spec)
+            steps.mark("define")
             if self.s.vif_plug_wait and spec.ports:
                 self._wait_ports([p.id for p in spec.ports])
+                steps.mark("ports ACTIVE")
             desired = a.desired_power or "running"
             if desired in ("running", "paused", "suspended"):
                 with self.hostcheck.timed("start", sid):
                     self.driver.power_on(sid)
+                steps.mark("start")
             if desired == "paused":
                 self.driver.pause(sid)
             elif desired == "suspended":
@@ -233,7 +267,8 @@ class ServerWork(ServerChanges):
             return
         info = self.driver.info(sid)
         power = info.power_state if info else NOSTATE
-        LOG.info("server %s spawned in %.2fs", sid, time.monotonic() - started)
+        steps.mark("state")
+        LOG.info("server %s spawned in %.2fs (%s)", sid, steps.total, steps)
         report = ServerReport(vm_state=VM_STATE_OF[power], power_state=power, task_state=None,
                               fault=self.hostcheck.spawn_fault(sid),  # None unless slow
                               reboot_generation=st.reboot_generation,
