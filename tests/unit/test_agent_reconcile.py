@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -635,3 +636,22 @@ def test_http_source_reports_an_unreachable_api_as_temporary() -> None:
         with pytest.raises(DriverError, match="network API unreachable") as err:
             call()
         assert err.value.temporary
+
+
+def test_the_pass_that_makes_ports_active_logs_them_once_with_its_cost(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 17: the network agent's part of a boot, read from its log."""
+    host = FakeHost()
+    host.devices.add(TAP_A1)
+    agent, _ = make_agent(host, state_doc())
+    with caplog.at_level(logging.INFO, logger="stratus.agent.network.reconcile"):
+        agent.reconcile_once()
+        host.devices.add(TAP_B1)
+        agent.reconcile_once(woken=True)
+        agent.reconcile_once()  # nothing new: no line
+    lines = [r.getMessage() for r in caplog.records if " ACTIVE: pass " in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert re.fullmatch(r"port\(s\) port-a1-0000 ACTIVE: pass 1 \(periodic\) took [\d.]+s",
+                        lines[0]), lines
+    assert re.fullmatch(r"port\(s\) port-b1-0000 ACTIVE: pass 2 \(woken\) took [\d.]+s",
+                        lines[1]), lines

@@ -112,6 +112,7 @@ class NetworkAgent:
         self._reported: dict[str, str] = {}
         self._ready = False
         self._clean_state: HostState | None = None  # last state converged with no problem
+        self._active: set[str] = set()  # instance ports the last pass had ACTIVE
         self.wake = threading.Event()  # set: the next pass starts now
         self.passes = 0
         self.skipped = 0
@@ -143,6 +144,7 @@ class NetworkAgent:
         """One pass. ``woken`` (by a change of the state): a state equal to the last one
         converged without any problem is not converged again."""
         report = ReconcileReport()
+        started = time.monotonic()
         if self.reporter is not None:
             # Level-triggered registration: a lost or wiped registration comes back.
             self._attempt(report, "host registration", self.reporter.register)
@@ -165,6 +167,15 @@ class NetworkAgent:
             self._attempt(report, "port status report", self.reporter.report_ports,
                           report.active, report.down)
         self._reported = dict(report.permanent)
+        # the instance ports this pass made ACTIVE, and what the pass cost (issue 17: the
+        # boot path's steps, read from the log)
+        instance = {p.id for p in state.ports}
+        became = sorted(instance.intersection(report.active) - self._active)
+        self._active = instance.intersection(report.active)
+        if became:
+            LOG.info("port(s) %s ACTIVE: pass %d (%s) took %.2fs", ", ".join(became),
+                     self.passes, "woken" if woken else "periodic",
+                     time.monotonic() - started)
         self._clean_state = state if report.ok and not report.waiting_devices else None
         return report
 
