@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -655,3 +656,69 @@ def test_the_pass_that_makes_ports_active_logs_them_once_with_its_cost(
                         lines[0]), lines
     assert re.fullmatch(r"port\(s\) port-b1-0000 ACTIVE: pass 2 \(woken\) took [\d.]+s",
                         lines[1]), lines
+
+
+class FakeDeviceWatch:
+    """The link monitor, driven by the test: ``appear`` is a netlink "new link" event."""
+
+    alive = True
+
+    def __init__(self, wake: Any) -> None:
+        self.wake = wake
+        self.waiting: set[str] = set()
+
+    def expect(self, devices: Any) -> None:
+        self.waiting = set(devices)
+
+    def appear(self, host: FakeHost, dev: str) -> None:
+        host.devices.add(dev)
+        if dev in self.waiting:
+            self.waiting.discard(dev)
+            self.wake.set()
+
+
+def test_a_device_wake_plugs_filters_and_reports_without_a_full_pass() -> None:
+    """Issue 17: the pass between a compute agent's new tap and its port's ACTIVE does
+    only that: no read of the state, no DHCP/router/segment work."""
+    host = FakeHost()  # no tap yet
+    source = WatchedSource(HostState.from_dict(state_doc()))
+    drivers = NetworkDrivers(FakeL2(host), FakeDhcp(host), FakeRouters(host),
+                             FakeFirewall(host), FakeMetadata(host))
+    reporter = RecordingReporter()
+    agent = NetworkAgent(drivers, source, None, reporter)
+    dhcp_calls: list[str] = []
+    ensure_dhcp = drivers.dhcp.ensure_dhcp
+
+    def counting_dhcp(server: Any, *args: Any) -> None:
+        dhcp_calls.append(server.network_id)
+        ensure_dhcp(server, *args)
+
+    setattr(drivers.dhcp, "ensure_dhcp", counting_dhcp)  # noqa: B010
+    watch = FakeDeviceWatch(agent.wake)
+    agent.devwatch = watch
+    stop, thread = run_in_thread(agent)
+    try:
+        eventually(lambda: agent.passes == 1 and watch.waiting == {TAP_A1, TAP_B1},
+                   "the first pass, waiting for both taps")
+        reads, dhcp = source.generation, list(dhcp_calls)
+        gets = source.watches
+        watch.appear(host, TAP_A1)
+        eventually(lambda: TAP_A1 in host.plugged and "port-a1-0000" in host.firewall,
+                   "the tap plugged and filtered on its appearance")
+        eventually(lambda: reporter.reports and "port-a1-0000" in reporter.reports[-1][0],
+                   "port-a1 reported ACTIVE")
+        assert agent.passes == 2
+        assert dhcp_calls == dhcp  # DHCP, routers, segments: left as the first pass made them
+        assert reporter.registrations == 1  # no registration, no read of the state
+        assert source.generation == reads and source.watches == gets
+        assert "port-b1-0000" in reporter.reports[-1][1]  # still waiting for its tap
+        # A change of the state is a full pass again, even with a device still awaited.
+        source.change(HostState.from_dict(state_doc(with_b=False)))
+        eventually(lambda: BR_B not in host.segments, "the changed state converged")
+        assert len(dhcp_calls) > len(dhcp) and reporter.registrations == 2
+    finally:
+        stop.set()
+        agent.wake.set()
+        source.change()
+        thread.join(timeout=10)
+    assert not thread.is_alive()

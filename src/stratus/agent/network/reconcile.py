@@ -24,7 +24,10 @@ missing a link monitor (:mod:`stratus.agent.network.devwatch`, netlink) wakes th
 the moment the device appears (without one, the loop looks for it every ``DEVICE_POLL``
 seconds). A woken pass whose
 state equals the last one converged without any problem changes nothing on the host and
-is skipped (the periodic passes never are).
+is skipped (the periodic passes never are). A pass woken by an awaited device while the
+state did not move (:meth:`NetworkAgent.reconcile_devices`) only plugs, filters and
+reports the instance ports of the state it already has: no read of the state, no
+DHCP/router/segment work between a compute agent's new tap and its port's ACTIVE.
 
 A port becomes ACTIVE here: :meth:`NetworkAgent.reconcile` lists it in the pass's
 ``active`` ports once plugged and filtered, and the reporter sends that list to the
@@ -62,7 +65,7 @@ from stratus.agent.network.sources import (
     WatchableSource,
 )
 from stratus.agent.runner import CommandError
-from stratus.contracts.network import HostState, MetadataSettings, ModelError
+from stratus.contracts.network import HostState, MetadataSettings, ModelError, Network, Port
 
 LOG = logging.getLogger(__name__)
 DEVICE_POLL = 0.5  # seconds between looks for a missing device
@@ -113,6 +116,9 @@ class NetworkAgent:
         self._ready = False
         self._clean_state: HostState | None = None  # last state converged with no problem
         self._active: set[str] = set()  # instance ports the last pass had ACTIVE
+        self._last_state: HostState | None = None  # the state the last full pass converged
+        # set by the long-poll watcher: the state moved (a woken pass must read it)
+        self._moved = threading.Event()
         self.wake = threading.Event()  # set: the next pass starts now
         self.passes = 0
         self.skipped = 0
@@ -157,6 +163,7 @@ class NetworkAgent:
                 LOG.error("desired state: %s", exc)
             self._reported = dict(report.permanent)
             return report
+        self._last_state = state
         if woken and report.ok and state == self._clean_state:
             self.skipped += 1
             LOG.debug("woken, but the state is the one already converged")
@@ -167,25 +174,56 @@ class NetworkAgent:
             self._attempt(report, "port status report", self.reporter.report_ports,
                           report.active, report.down)
         self._reported = dict(report.permanent)
-        # the instance ports this pass made ACTIVE, and what the pass cost (issue 17: the
-        # boot path's steps, read from the log)
+        self._log_active(state, report, "woken" if woken else "periodic", started)
+        self._clean_state = state if report.ok and not report.waiting_devices else None
+        return report
+
+    def reconcile_devices(self) -> ReconcileReport:
+        """A pass for devices that appeared (the link monitor woke the loop, the state did
+        not move): plug and filter the instance ports of the state the last full pass
+        read, and report them, without reading the state again or converging the rest
+        (DHCP, routers, segments are as that pass left them). Issue 17: this is the step
+        between the compute agent's tap and the guest's start. Without a state yet it is
+        a full pass."""
+        state = self._last_state
+        if state is None:
+            return self.reconcile_once()
+        started = time.monotonic()
+        report = ReconcileReport()
+        self.passes += 1
+        self.d.l2.begin_pass()  # the device is new: read the host's links afresh
+        state = self._with_devices(state)
+        self._converge_ports(state, {n.id: n for n in state.networks}, report)
+        if self.reporter is not None:
+            self._attempt(report, "port status report", self.reporter.report_ports,
+                          report.active, report.down)
+        self._log_active(state, report, "device", started)
+        self._clean_state = None  # the next woken pass converges everything
+        return report
+
+    def _log_active(self, state: HostState, report: ReconcileReport, why: str,
+                    started: float) -> None:
+        """Log the instance ports this pass made ACTIVE and what the pass cost (issue 17:
+        the boot path's steps, read from the log)."""
         instance = {p.id for p in state.ports}
         became = sorted(instance.intersection(report.active) - self._active)
         self._active = instance.intersection(report.active)
         if became:
             LOG.info("port(s) %s ACTIVE: pass %d (%s) took %.2fs", ", ".join(became),
-                     self.passes, "woken" if woken else "periodic",
-                     time.monotonic() - started)
-        self._clean_state = state if report.ok and not report.waiting_devices else None
-        return report
+                     self.passes, why, time.monotonic() - started)
+
+    def _with_devices(self, state: HostState) -> HostState:
+        """The state with every port's device named (the tap name of the prefix when the
+        state names none)."""
+        return dataclasses.replace(state, ports=[
+            p if p.device_name else dataclasses.replace(p, device_name=self.naming.tap(p.id))
+            for p in state.ports])
 
     def reconcile(self, state: HostState, report: ReconcileReport | None = None
                   ) -> ReconcileReport:
         report = report or ReconcileReport()
         d = self.d
-        state = dataclasses.replace(state, ports=[
-            p if p.device_name else dataclasses.replace(p, device_name=self.naming.tap(p.id))
-            for p in state.ports])
+        state = self._with_devices(state)
         d.l2.begin_pass()
         if self.external is not None:  # before the segments: the public one uses it
             self._attempt(report, "external bridge", self.external.ensure)
@@ -236,23 +274,7 @@ class NetworkAgent:
                 self._attempt(report, f"metadata proxy {ns}", d.metadata.ensure_proxy, ns, "",
                               metadata, subnets)
         # 4. instance ports: plug the devices that exist, then filter them
-        present = []
-        for port in state.ports:
-            if not d.l2.device_exists(port.device):
-                report.waiting_devices.append(port.device)
-                report.down.append(port.id)
-                continue
-            if self._attempt(report, f"port {port.id}", d.l2.plug, networks[port.network_id],
-                             port.device, port.id, port.mac_address):
-                present.append(port)
-            else:
-                report.down.append(port.id)
-        groups = {g.id: g for g in state.security_groups}
-        filtered = self._attempt(report, "security groups", d.firewall.apply, present, groups)
-        # A port is ACTIVE once plugged and filtered (docs/compute.md, port status).
-        for port in present:
-            secured = filtered or not port.port_security_enabled
-            (report.active if secured else report.down).append(port.id)
+        present = self._converge_ports(state, networks, report)
 
         # 5. remove what is ours and no longer desired (proxies before their namespaces)
         for ns in sorted(d.metadata.list_proxies() - wanted_proxies):
@@ -290,6 +312,30 @@ class NetworkAgent:
             self._attempt(report, "remove stale tunnels", cleanup, vnis)
         return report
 
+    def _converge_ports(self, state: HostState, networks: dict[str, Network],
+                        report: ReconcileReport) -> list[Port]:
+        """Plug the instance ports whose devices exist, filter them, and list each as
+        ACTIVE (plugged and filtered) or down; answers the plugged ones."""
+        d = self.d
+        present = []
+        for port in state.ports:
+            if not d.l2.device_exists(port.device):
+                report.waiting_devices.append(port.device)
+                report.down.append(port.id)
+                continue
+            if self._attempt(report, f"port {port.id}", d.l2.plug, networks[port.network_id],
+                             port.device, port.id, port.mac_address):
+                present.append(port)
+            else:
+                report.down.append(port.id)
+        groups = {g.id: g for g in state.security_groups}
+        filtered = self._attempt(report, "security groups", d.firewall.apply, present, groups)
+        # A port is ACTIVE once plugged and filtered (docs/compute.md, port status).
+        for port in present:
+            secured = filtered or not port.port_security_enabled
+            (report.active if secured else report.down).append(port.id)
+        return present
+
     def cleanup(self, host: str) -> bool:
         """Converge to an empty state, then remove the host-wide objects (teardown)."""
         self._ready = True  # build nothing first
@@ -310,11 +356,15 @@ class NetworkAgent:
         stop = stop or threading.Event()
         resume = threading.Event()  # set: the watcher may watch (again)
         watcher: threading.Thread | None = None
-        woken = False
+        woken = devices = False
         while not stop.is_set():
             self.wake.clear()
             started = time.monotonic()
-            report = self.reconcile_once(woken=woken)
+            if devices:
+                report = self.reconcile_devices()
+            else:
+                self._moved.clear()  # this pass reads the state: a move from now is news
+                report = self.reconcile_once(woken=woken)
             took = time.monotonic() - started
             if report.ok and not report.waiting_devices:
                 LOG.debug("converged in %.2fs", took)
@@ -328,6 +378,8 @@ class NetworkAgent:
             delay = retry_interval if (report.temporary or report.waiting_devices) \
                 else resync_interval
             woken = self._sleep(delay, stop, report.waiting_devices)
+            # woken with the state unmoved: only an awaited device can have done it
+            devices = woken and bool(report.waiting_devices) and not self._moved.is_set()
         self.wake.set()
         resume.set()
 
@@ -390,6 +442,7 @@ class NetworkAgent:
                 return
             if gen != since:
                 resume.clear()
+                self._moved.set()
                 self.wake.set()
 
 
