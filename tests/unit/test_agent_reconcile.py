@@ -712,10 +712,19 @@ def test_a_device_wake_plugs_filters_and_reports_without_a_full_pass() -> None:
         assert reporter.registrations == 1  # no registration, no read of the state
         assert source.generation == reads and source.watches == gets
         assert "port-b1-0000" in reporter.reports[-1][1]  # still waiting for its tap
+        watch.appear(host, TAP_B1)
+        eventually(lambda: "port-b1-0000" in reporter.reports[-1][0], "port-b1 ACTIVE")
+        assert agent.passes == 3 and dhcp_calls == dhcp
+        # Every port ACTIVE, nothing wrong: a wake-up for the same state (the status
+        # change the report made) is skipped, not a full pass while the guest boots.
+        source.change()
+        eventually(lambda: agent.skipped == 1, "the woken pass skipped")
+        assert agent.passes == 3 and dhcp_calls == dhcp
         # A change of the state is a full pass again, even with a device still awaited.
         source.change(HostState.from_dict(state_doc(with_b=False)))
         eventually(lambda: BR_B not in host.segments, "the changed state converged")
-        assert len(dhcp_calls) > len(dhcp) and reporter.registrations == 2
+        assert len(dhcp_calls) > len(dhcp)  # (registered: first, skipped, this pass)
+        assert reporter.registrations == 3
     finally:
         stop.set()
         agent.wake.set()

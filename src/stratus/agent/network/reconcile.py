@@ -117,6 +117,7 @@ class NetworkAgent:
         self._clean_state: HostState | None = None  # last state converged with no problem
         self._active: set[str] = set()  # instance ports the last pass had ACTIVE
         self._last_state: HostState | None = None  # the state the last full pass converged
+        self._last_ok = False  # and whether that pass had no problem (devices may wait)
         # set by the long-poll watcher: the state moved (a woken pass must read it)
         self._moved = threading.Event()
         self.wake = threading.Event()  # set: the next pass starts now
@@ -176,6 +177,7 @@ class NetworkAgent:
         self._reported = dict(report.permanent)
         self._log_active(state, report, "woken" if woken else "periodic", started)
         self._clean_state = state if report.ok and not report.waiting_devices else None
+        self._last_ok = report.ok
         return report
 
     def reconcile_devices(self) -> ReconcileReport:
@@ -198,7 +200,11 @@ class NetworkAgent:
             self._attempt(report, "port status report", self.reporter.report_ports,
                           report.active, report.down)
         self._log_active(state, report, "device", started)
-        self._clean_state = None  # the next woken pass converges everything
+        # Converged without a problem when the full pass was (but for the devices it
+        # waited for) and this one is: a wake-up for the same state (the ports' status
+        # change this report makes) is then skipped, not a full pass during the boot.
+        clean = self._last_ok and report.ok and not report.waiting_devices
+        self._clean_state = self._last_state if clean else None
         return report
 
     def _log_active(self, state: HostState, report: ReconcileReport, why: str,
