@@ -95,3 +95,18 @@ def test_import_info_says_no_import_method_in_glances_shape(api: ImageApi) -> No
     assert resp.json() == {"import-methods": {"description": "Import methods available.",
                                               "type": "array", "value": []}}
     assert api.call("GET", "/v2/info/import", as_="nobody").status_code == 401
+
+
+def test_s8t_an_images_tasks_are_listed_empty_for_whoever_sees_it(api: ImageApi) -> None:
+    """``GET /v2/images/{id}/tasks`` (2.12): Glance's ``{"tasks": [...]}``, empty since no
+    task is ever made; 404 for an image the caller cannot see or that does not exist."""
+    img = api.create("alice", name="snap", visibility="private")
+    for who in ("alice", "admin"):
+        resp = api.call("GET", f"/v2/images/{img['id']}/tasks", as_=who)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"tasks": []}
+    hidden = api.call("GET", f"/v2/images/{img['id']}/tasks", as_="bob")
+    assert hidden.status_code == 404 and img["id"] in hidden.json()["message"]
+    unknown = "/v2/images/00000000-0000-4000-8000-000000000000/tasks"
+    assert api.call("GET", unknown).status_code == 404
+    assert api.call("GET", f"/v2/images/{img['id']}/tasks", as_="nobody").status_code == 401

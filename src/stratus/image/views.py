@@ -84,11 +84,12 @@ def member(mem: m.ImageMember) -> dict[str, Any]:
 
 
 def versions(base: str) -> dict[str, Any]:
-    """Version discovery: v2.9 current, the older v2 minor versions supported."""
+    """Version discovery: v2.12 current (it adds ``GET /v2/images/{id}/tasks``), the
+    older v2 minor versions supported."""
     link = [{"rel": "self", "href": f"{base}/v2/"}]
-    items = [{"id": "v2.9", "status": "CURRENT", "links": link}]
+    items = [{"id": "v2.12", "status": "CURRENT", "links": link}]
     items += [
-        {"id": f"v2.{minor}", "status": "SUPPORTED", "links": link} for minor in range(8, -1, -1)
+        {"id": f"v2.{minor}", "status": "SUPPORTED", "links": link} for minor in range(11, -1, -1)
     ]
     return {"versions": items}
 

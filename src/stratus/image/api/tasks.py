@@ -5,6 +5,12 @@ its one task type, ``import``, makes an image from a URL. Stratus does not fetch
 images from URLs: a well-formed ``import`` task is refused with 400 at create
 time, as newer Glance refuses an ``import_from`` it will not use, so no task is
 ever made, the list is always empty and every task id is unknown (404).
+
+``GET /v2/images/{image_id}/tasks`` (image API 2.12) lists the tasks that worked on
+one image. With no task ever made, that list is empty for every image the caller
+can see, and 404 for an image it cannot see or that does not exist; clients that
+wait for an image's tasks to finish (Tempest's image waiters, after a compute
+snapshot) then find nothing pending.
 """
 
 from __future__ import annotations
@@ -64,6 +70,12 @@ def create_task(req: Req, svc: Any) -> None:
 def list_tasks(req: Req, svc: Any) -> dict[str, Any]:
     _admin(req, "get_tasks")
     return {"tasks": [], "first": "/v2/tasks", "schema": "/v2/schemas/tasks"}
+
+
+@routes.add("GET", "/v2/images/{image_id}/tasks", body=False)
+def list_image_tasks(req: Req, svc: Any) -> dict[str, Any]:
+    svc.show(req.ctx, req.params["image_id"])  # 404 unless the caller can see the image
+    return {"tasks": []}
 
 
 @routes.add("GET", "/v2/tasks/{task_id}", body=False)
