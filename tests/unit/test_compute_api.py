@@ -286,6 +286,21 @@ def test_actions_follow_the_state_rules(api: ComputeApi) -> None:
     assert api.server(sid)["OS-EXT-STS:task_state"] is None
 
 
+def test_s8t_create_image_metadata_wins_over_the_properties_stratus_sets(
+        api: ComputeApi) -> None:
+    """As in Nova: createImage's ``metadata`` overrides the snapshot properties
+    (``image_type``, ``instance_uuid``, ``base_image_ref``), not the image's own fields."""
+    sid = active(api)["id"]
+    resp = api.call("POST", f"/v2.1/servers/{sid}/action", ALICE, json={"createImage": {
+        "name": "s8t-snap", "metadata": {"image_type": "test", "base_image_ref": "mine",
+                                         "disk_format": "raw", "k": "v"}}})
+    assert resp.status_code == 202, resp.text
+    image = api.fake.images[resp.json()["image_id"]]
+    assert (image["image_type"], image["base_image_ref"], image["k"]) == ("test", "mine", "v")
+    assert image["instance_uuid"] == sid and image["name"] == "s8t-snap"
+    assert (image["disk_format"], image["visibility"]) == ("qcow2", "private")
+
+
 def test_reschedule_then_error_after_max_attempts(api: ComputeApi) -> None:
     api.host("cmp2")
     api.host("cmp3")

@@ -124,6 +124,18 @@ def last_event(api: ComputeApi, sid: str) -> dict[str, Any]:
     return dict(event)
 
 
+def test_s8t_volume_backed_snapshot_metadata_wins_but_not_over_the_mapping(
+        api: ComputeApi) -> None:
+    sid = volume_backed(api)
+    resp = api.call("POST", f"/v2.1/servers/{sid}/action", ALICE, json={"createImage": {
+        "name": "s8t-snap", "metadata": {"image_type": "test", "bdm_v2": "False",
+                                         "root_device_name": "/dev/sdz"}}})
+    assert resp.status_code == 202, resp.text
+    image = api.fake.images[resp.json()["image_id"]]
+    assert image["image_type"] == "test" and image["instance_uuid"] == sid
+    assert (image["bdm_v2"], image["root_device_name"]) == ("True", "/dev/vda")
+
+
 def test_snapshot_of_a_volume_backed_server_maps_its_volume_snapshots(api: ComputeApi
                                                                      ) -> None:
     sid = volume_backed(api)

@@ -183,10 +183,13 @@ class ServerActions(ServerReads):
             return str(image["id"]), location
         props = {k: v for k, v in srv.image.get("properties", {}).items()
                  if isinstance(v, str)}
-        body = {**props, **extra, "name": name, "disk_format": "qcow2",
+        # the request's metadata wins over the properties Stratus sets (as in Nova),
+        # not over the image's own fields
+        body = {**props, "instance_uuid": srv.id, "image_type": "snapshot",
+                "base_image_ref": srv.image_id, **extra,
+                "name": name, "disk_format": "qcow2",
                 "container_format": "bare", "visibility": "private",
-                "instance_uuid": srv.id, "image_type": "snapshot",
-                "base_image_ref": srv.image_id, "min_disk": srv.flavor["disk"],
+                "min_disk": srv.flavor["disk"],
                 "min_ram": int(srv.image.get("min_ram") or 0)}
         try:
             image = core.downstream.create_image(ctx.token, body)

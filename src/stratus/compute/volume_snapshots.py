@@ -195,12 +195,14 @@ class VolumeBackedSnapshot:
             except (TypeError, ValueError):
                 return 0
 
-        return {**props, **extra, "name": name, "visibility": "private",
+        # the request's metadata wins over the snapshot's descriptive properties (as in
+        # Nova), not over the image's own fields nor the mapping that makes it bootable
+        return {**props, "instance_uuid": srv.id, "image_type": "snapshot",
+                "user_id": srv.user_id, **extra, "name": name, "visibility": "private",
                 # the formats describe no data here: Nova sets these two for the image
                 # API, which takes data (even none) only with both set
                 "disk_format": "qcow2", "container_format": "bare",
                 "min_disk": number("min_disk"), "min_ram": number("min_ram"),
-                "instance_uuid": srv.id, "image_type": "snapshot", "user_id": srv.user_id,
                 BDM_PROPERTY: json.dumps(mappings), "bdm_v2": "True",
                 "root_device_name": "/dev/vda"}
 
