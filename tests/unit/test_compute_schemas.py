@@ -299,6 +299,9 @@ def test_admin_views_and_flavor_extras(api: ComputeApi, version: str) -> None:
     check(api.call("GET", f"/v2.1/flavors/{fid}/os-extra_specs/hw:cpu_policy",
                    version=version), "flavors_extra_specs",
           "set_get_flavor_extra_specs_key", version)
+    check(api.call("DELETE", f"/v2.1/flavors/{fid}/os-extra_specs/hw:cpu_policy",
+                   version=version), "flavors_extra_specs", "unset_flavor_extra_specs",
+          version)
     check(api.call("GET", f"/v2.1/servers/{sid}/os-interface", ALICE, version=version),
           "interfaces", "list_interfaces", version)
     check(api.call("POST", f"/v2.1/servers/{sid}/action", ALICE, version=version,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import Response
+
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, NotFound
 from stratus.compute import views
@@ -67,6 +69,8 @@ def put_extra_spec(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 
 @routes.add("DELETE", P + "/{key}")
-def delete_extra_spec(req: Req, svc: ComputeCore) -> None:
+def delete_extra_spec(req: Req, svc: ComputeCore) -> Response:
+    """Nova answers an unset with 200 and no body (not 204), as Tempest's schema says."""
     svc.require_admin(req.ctx, POLICY)
     svc.flavors.delete_extra_spec(req.ctx, req.params["id"], req.params["key"])
+    return Response(status_code=200)
