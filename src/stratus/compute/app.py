@@ -17,6 +17,7 @@ from stratus.common.microversion import MicroversionMiddleware
 from stratus.compute import recovery, views
 from stratus.compute.api import agents as agents_api
 from stratus.compute.api import (
+    aggregates,
     availability_zones,
     consoles,
     external_events,
@@ -61,7 +62,7 @@ API_TABLES = (
     external_events.routes,
     security_groups.routes, usage.routes, consoles.routes,
     server_resize.routes, instance_actions.routes, images.routes,
-    floating_ips.routes, networks.routes,
+    floating_ips.routes, networks.routes, aggregates.routes,
 )
 
 

@@ -43,7 +43,9 @@ class HostCache:
     @staticmethod
     def columns() -> tuple[Any, ...]:
         t = cast(sa.Table, m.ComputeHost.__table__)
-        return (t.c.host, t.c.availability_zone, t.c.vcpus, t.c.memory_mb, t.c.local_gb,
+        # a host's zone: its aggregate's, else its agent's (compute/aggregates.py)
+        return (t.c.host, sa.func.coalesce(t.c.aggregate_zone, t.c.availability_zone),
+                t.c.vcpus, t.c.memory_mb, t.c.local_gb,
                 t.c.claimed_vcpus, t.c.claimed_ram, t.c.claimed_disk, t.c.enabled,
                 t.c.virt_type, t.c.cpu_arch, t.c.generation, t.c.id)
 

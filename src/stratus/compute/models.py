@@ -85,6 +85,14 @@ class ComputeHost(ComputeBase):
     generation: Mapped[int] = mapped_column(sa.Integer, default=0)
     heartbeat_at: Mapped[datetime] = mapped_column(sa.DateTime)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    # The availability zone of the host aggregate it is in (compute/aggregates.py,
+    # migration 0013); over the zone its agent reports when set.
+    aggregate_zone: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+
+    @property
+    def zone(self) -> str:
+        """The host's availability zone: its aggregate's, else the one its agent reports."""
+        return self.aggregate_zone or self.availability_zone
 
 
 class Server(ComputeBase):
@@ -325,3 +333,29 @@ class InstanceActionEvent(ComputeBase):
     result: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     traceback: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     details: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class Aggregate(ComputeBase):
+    """A host aggregate (os-aggregates, compute/aggregates.py); deleting one removes it."""
+
+    __tablename__ = "aggregate"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    availability_zone: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    # metadata other than availability_zone (kept in its own column)
+    meta: Mapped[dict[str, str]] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+
+class AggregateHost(ComputeBase):
+    """A compute host's membership of an aggregate (``id``: the order of adding)."""
+
+    __tablename__ = "aggregate_host"
+    __table_args__ = (sa.UniqueConstraint("aggregate_id", "host",
+                                          name="uq_aggregate_host"),)
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    aggregate_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("aggregate.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(sa.String(255), index=True)

@@ -90,7 +90,7 @@ class Placement:
                 for cand in candidates:
                     if core.claim(s, cand.host, q.vcpus, q.ram, q.disk):
                         hrow = core.host(s, cand.host)
-                        srv.host, srv.availability_zone = cand.host, hrow.availability_zone
+                        srv.host, srv.availability_zone = cand.host, hrow.zone
                         srv.attempt += 1
                         srv.tried_hosts = [*srv.tried_hosts, cand.host]
                         srv.task_state, srv.updated_at = "networking", utcnow()

@@ -34,7 +34,7 @@ class Usage:
     def hosts(self) -> list[dict[str, Any]]:
         """Each compute host, as os-hosts lists it."""
         return [{"host_name": h.host, "service": "compute",
-                 "zone": h.availability_zone or self.core.settings.default_availability_zone}
+                 "zone": h.zone or self.core.settings.default_availability_zone}
                 for h in self.core.hosts.all()]
 
     def host_detail(self, name: str) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Availability zones: the zones of the enabled hosts (the default zone when there are
-none), and per host with ``/detail`` (admin)."""
+none), and per host with ``/detail`` (admin). A host's zone is its aggregate's when it is
+in one with a zone (compute/aggregates.py), else the one its agent reports."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ routes = Routes()
 @routes.add("GET", "/v2.1/os-availability-zone")
 def list_zones(req: Req, svc: ComputeCore) -> dict[str, Any]:
     hosts = svc.hosts.all()
-    names = sorted({h.availability_zone for h in hosts if h.enabled}) or [
+    names = sorted({h.zone for h in hosts if h.enabled}) or [
         svc.settings.default_availability_zone]
     return {"availabilityZoneInfo": [
         {"zoneName": z, "zoneState": {"available": any(
-            svc.hosts.alive(h) for h in hosts if h.availability_zone == z) or not hosts},
+            svc.hosts.alive(h) for h in hosts if h.zone == z) or not hosts},
          "hosts": None} for z in names]}
 
 
@@ -28,7 +29,7 @@ def list_zones_detail(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-availability-zone:detail")
     out: dict[str, dict[str, Any]] = {}
     for h in svc.hosts.all():
-        out.setdefault(h.availability_zone, {})[h.host] = {"nova-compute": {
+        out.setdefault(h.zone, {})[h.host] = {"nova-compute": {
             "available": svc.hosts.alive(h), "active": h.enabled,
             "updated_at": isotime(h.heartbeat_at)}}
     return {"availabilityZoneInfo": [

@@ -23,7 +23,7 @@ def service_view(h: m.ComputeHost, alive: bool, v: tuple[int, int] = views.MAX_V
     ``id`` from 2.53)."""
     out: dict[str, Any] = {
         "id": host_uuid(h) if v >= (2, 53) else h.id, "binary": "nova-compute",
-        "host": h.host, "zone": h.availability_zone,
+        "host": h.host, "zone": h.zone,
         "status": "enabled" if h.enabled else "disabled", "state": "up" if alive else "down",
         "updated_at": isotime(h.heartbeat_at), "disabled_reason": h.disabled_reason,
         "forced_down": h.forced_down}
