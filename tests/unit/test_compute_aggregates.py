@@ -144,7 +144,8 @@ def zones(api: ComputeApi, detail: bool = False) -> dict[str, Any]:
 
 
 def service_zones(api: ComputeApi) -> dict[str, str]:
-    return {s["host"]: s["zone"] for s in api.ok("GET", "/v2.1/os-services")["services"]}
+    return {s["host"]: s["zone"] for s in api.ok(
+        "GET", "/v2.1/os-services?binary=nova-compute")["services"]}
 
 
 def test_a_host_takes_its_aggregates_zone(api: ComputeApi) -> None:

@@ -11,6 +11,7 @@ The compute API runs in-process with the fake image/network APIs of tests/comput
 from __future__ import annotations
 
 import importlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -320,7 +321,9 @@ def test_hosts_usage_and_diagnostics(api: ComputeApi) -> None:
     api.report("cmp1", gone, deleted=True)
     hosts = check(api.call("GET", "/v2.1/os-hosts", version=version), "hosts", "list_hosts",
                   version)["hosts"]
-    assert hosts == [{"host_name": "cmp1", "service": "compute", "zone": "nova"}]
+    assert hosts == [{"host_name": "cmp1", "service": "compute", "zone": "nova"},
+                     {"host_name": socket.gethostname(), "service": "scheduler",
+                      "zone": "internal"}]
     rows = check(api.call("GET", "/v2.1/os-hosts/cmp1", version=version), "hosts",
                  "get_host_detail", version)["host"]
     assert [r["resource"]["project"] for r in rows] == [
@@ -383,3 +386,31 @@ def test_add_and_remove_fixed_ip(api: ComputeApi) -> None:
     assert api.call("POST", act, ALICE, version="2.44",
                     json={"addFixedIp": {"networkId": net_id}}).status_code == 404
     assert len(api.fake.ports[port["id"]]["fixed_ips"]) == 1
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.11", "2.53"])
+def test_s8t_the_controllers_scheduler_is_listed_by_os_services_and_os_hosts(
+        api: ComputeApi, version: str) -> None:
+    """Nova lists every service's host: the compute hosts and the controller's scheduler
+    (zone ``internal``); both APIs show the same scheduler, which cannot be changed."""
+    me = socket.gethostname()
+    services = check(api.call("GET", "/v2.1/os-services", version=version), "services",
+                     "list_services", version)["services"]
+    assert [(s["binary"], s["host"], s["zone"]) for s in services] == [
+        ("nova-compute", "cmp1", "nova"), ("nova-scheduler", me, "internal")]
+    sched = services[1]
+    assert (sched["state"], sched["status"]) == ("up", "enabled")
+    assert sched["id"] != services[0]["id"]
+    only = api.ok("GET", "/v2.1/os-services?binary=nova-scheduler", version=version)
+    assert only["services"] == [sched | {"updated_at": only["services"][0]["updated_at"]}]
+    hosts = check(api.call("GET", "/v2.1/os-hosts?zone=internal", version="2.1"), "hosts",
+                  "list_hosts", "2.1")["hosts"]
+    assert hosts == [{"host_name": me, "service": "scheduler", "zone": "internal"}]
+    if version >= "2.53":
+        refused = api.call("PUT", f"/v2.1/os-services/{sched['id']}", version=version,
+                           json={"status": "disabled"})
+        assert refused.status_code == 400 and "nova-scheduler" in refused.text
+    else:
+        refused = api.call("PUT", "/v2.1/os-services/disable", version=version,
+                           json={"host": me, "binary": "nova-scheduler"})
+        assert refused.status_code == 400

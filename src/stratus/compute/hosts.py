@@ -3,22 +3,44 @@
 
 The rows are written by the agents' heartbeats (the agent API); this module reads them
 and changes only what an operator may change.
+
+The controller's own service is listed too, as Nova lists its nova-scheduler: Stratus's
+scheduler runs inside the compute API process (compute/scheduler.py), so the host that
+answers is the scheduler's host, in Nova's ``internal`` zone, up whenever it answers.
+Stratus has no separate conductor, so none is listed. os-services and os-hosts both show
+it (api/services.py, usage.py); it cannot be disabled or forced down.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from stratus.common.timeutil import utcnow
 from stratus.compute import models as m
 
 if TYPE_CHECKING:
     from stratus.compute.core import ComputeCore
 
 SERVICE_ACTIONS = ("enable", "disable", "disable-log-reason", "force-down")
+INTERNAL_ZONE = "internal"  # Nova's zone of the services that are not nova-compute
+
+
+@dataclass(frozen=True)
+class ControllerService:
+    """A service of the controller that Nova would list (os-services, os-hosts)."""
+
+    host: str
+    binary: str  # os-services' binary: nova-scheduler
+    topic: str  # os-hosts' service: scheduler
+    updated_at: datetime  # it runs in the process that answers: now
+    zone: str = INTERNAL_ZONE
 
 
 class Hosts:
@@ -31,6 +53,11 @@ class Hosts:
         """Every compute host, in the order they first reported."""
         with self.core.db.session() as s:
             return list(s.scalars(sa.select(m.ComputeHost).order_by(m.ComputeHost.id)))
+
+    def controller_services(self) -> list[ControllerService]:
+        """The scheduler that runs in this compute API process, on this host."""
+        return [ControllerService(host=socket.gethostname(), binary="nova-scheduler",
+                                  topic="scheduler", updated_at=utcnow())]
 
     def alive(self, host: m.ComputeHost) -> bool:
         """Its heartbeat is recent and it is not forced down."""

@@ -32,10 +32,14 @@ class Usage:
         self.core = core
 
     def hosts(self) -> list[dict[str, Any]]:
-        """Each compute host, as os-hosts lists it."""
-        return [{"host_name": h.host, "service": "compute",
+        """Each compute host, then the controller's services (compute/hosts.py), as
+        os-hosts lists them: one row per service, as Nova does."""
+        rows = [{"host_name": h.host, "service": "compute",
                  "zone": h.zone or self.core.settings.default_availability_zone}
                 for h in self.core.hosts.all()]
+        rows += [{"host_name": c.host, "service": c.topic, "zone": c.zone}
+                 for c in self.core.hosts.controller_services()]
+        return rows
 
     def host_detail(self, name: str) -> list[dict[str, Any]]:
         """The host's totals, what its servers use now, and per project (Nova's rows)."""

@@ -1,5 +1,6 @@
 """Compute services (admin): one nova-compute per host; enable, disable (with a reason),
-force down."""
+force down. The controller's nova-scheduler (compute/hosts.py) is listed after them,
+always up and enabled, and cannot be changed (400, as Nova answers for it)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from stratus.common.timeutil import isotime
 from stratus.compute import models as m
 from stratus.compute import views
 from stratus.compute.core import ComputeCore
-from stratus.compute.hosts import SERVICE_ACTIONS
+from stratus.compute.hosts import SERVICE_ACTIONS, ControllerService
 
 routes = Routes()
 
@@ -35,7 +36,25 @@ def service_view(h: m.ComputeHost, alive: bool, v: tuple[int, int] = views.MAX_V
     return out
 
 
+def controller_view(c: ControllerService, v: tuple[int, int] = views.MAX_VERSION
+                    ) -> dict[str, Any]:
+    """A controller service in the same shape; its id before 2.53 is 0, which no compute
+    host has (their ids count from 1)."""
+    out: dict[str, Any] = {
+        "id": controller_uuid(c) if v >= (2, 53) else 0, "binary": c.binary,
+        "host": c.host, "zone": c.zone, "status": "enabled", "state": "up",
+        "updated_at": isotime(c.updated_at), "disabled_reason": None, "forced_down": False}
+    if v < (2, 11):
+        del out["forced_down"]
+    return out
+
+
 HOST_UUIDS = uuid.UUID("6f1d9a55-2c57-4a0e-9d7b-5a3c1c8f0b53")
+
+
+def controller_uuid(c: ControllerService) -> str:
+    """A controller service's id from 2.53, stable as the compute hosts' are."""
+    return str(uuid.uuid5(HOST_UUIDS, f"{c.binary}:{c.host}"))
 
 
 def host_uuid(h: m.ComputeHost) -> str:
@@ -49,6 +68,7 @@ def list_services(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-services:list")
     q = req.query
     rows = [service_view(h, svc.hosts.alive(h), views.mv(req)) for h in svc.hosts.all()]
+    rows += [controller_view(c, views.mv(req)) for c in svc.hosts.controller_services()]
     if "host" in q:
         rows = [r for r in rows if r["host"] == q["host"]]
     if "binary" in q:
@@ -87,6 +107,11 @@ def update_service_by_id(req: Req, svc: ComputeCore, service_id: str) -> dict[st
     """2.53: ``PUT /os-services/{service_id}`` with ``status`` (enabled, disabled),
     ``disabled_reason`` (only when disabling) and ``forced_down``; answers the service."""
     host = next((h for h in svc.hosts.all() if host_uuid(h) == service_id), None)
+    other = next((c for c in svc.hosts.controller_services()
+                  if controller_uuid(c) == service_id), None)
+    if host is None and other is not None:
+        raise BadRequest(f"Updating a {other.binary} service is not supported. Only "
+                         "nova-compute services can be updated.")
     if host is None:
         raise NotFound(f"Service {service_id} could not be found.")
     data = req.body if isinstance(req.body, dict) else {}
