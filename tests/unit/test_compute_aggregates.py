@@ -201,10 +201,16 @@ def test_servers_are_scheduled_into_the_aggregates_zone(api: ComputeApi) -> None
     resp = api.call("PUT", f"{A}/{aid}", json={"aggregate": {
         "availability_zone": "s8g-az2"}})
     assert resp.status_code == 400 and "servers" in message(resp)
-    # out of the aggregate, no host is in s8g-az1 any more
-    action(api, aid, "remove_host", {"host": H2})
-    sid = api.boot(availability_zone="s8g-az1")["server"]["id"]
-    assert api.server(sid)["status"] == "ERROR"
+    # a zone no enabled host is in is refused at create (Nova's 400)
+    resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "vm", "imageRef": "11111111-1111-4111-8111-111111111111",
+        "flavorRef": "1", "networks": "none", "availability_zone": "s8g-nowhere"}})
+    assert resp.status_code == 400 and "s8g-nowhere" in message(resp), resp.text
+    api.ok("PUT", "/v2.1/os-services/disable", json={"host": H2, "binary": "nova-compute"})
+    resp = api.call("POST", "/v2.1/servers", ALICE, json={"server": {
+        "name": "vm", "imageRef": "11111111-1111-4111-8111-111111111111",
+        "flavorRef": "1", "networks": "none", "availability_zone": "s8g-az1"}})
+    assert resp.status_code == 400, resp.text
 
 
 def test_image_cache_281(api: ComputeApi) -> None:
@@ -218,3 +224,25 @@ def test_image_cache_281(api: ComputeApi) -> None:
                     json=body).status_code == 404
     assert api.call("POST", f"{A}/{aid}/images", ALICE, version="2.81",
                     json=body).status_code == 403
+
+
+def test_a_zone_with_servers_in_it_cannot_move(api: ComputeApi) -> None:
+    before = api.boot()["server"]["id"]
+    host, zone = placed(api, before)
+    assert zone == "nova"
+    aid = create(api, "s8g-move", "s8g-az1")["id"]
+    action(api, aid, "add_host", {"host": host})
+    # the server was booted into nova, not into the aggregate's zone: the zone may move
+    api.ok("PUT", f"{A}/{aid}", json={"aggregate": {"availability_zone": "s8g-az2"}})
+    inside = api.boot(availability_zone="s8g-az2")["server"]["id"]
+    assert placed(api, inside) == (host, "s8g-az2")
+    for body in ({"availability_zone": "s8g-az3"}, {"availability_zone": None}):
+        resp = api.call("PUT", f"{A}/{aid}", json={"aggregate": body})
+        assert resp.status_code == 400 and "s8g-az2" in message(resp), resp.text
+    resp = action(api, aid, "set_metadata", {"metadata": {"availability_zone": "s8g-az3"}})
+    assert resp.status_code == 400
+    api.ok("PUT", f"{A}/{aid}", json={"aggregate": {"name": "s8g-renamed"}})  # name: fine
+    api.ok("DELETE", f"/v2.1/servers/{inside}", status=204)
+    api.report(host, inside, deleted=True)
+    # with no server left in it, the zone moves
+    api.ok("PUT", f"{A}/{aid}", json={"aggregate": {"availability_zone": "s8g-az3"}})

@@ -4,7 +4,7 @@ of whose keys, ``availability_zone``, makes the group an availability zone.
 A host's zone is the zone of the aggregate it is in (``compute_host.aggregate_zone``,
 kept here whenever a membership or an aggregate's zone changes), else the zone its agent
 reports. As in Nova, a host cannot be in two aggregates with different zones (400), and
-an aggregate's zone cannot change while a server on one of its hosts is in another zone.
+an aggregate's zone cannot change while one of its hosts runs a server in that zone.
 Every host whose zone moves gets a new generation, so the scheduler's host cache
 (hostcache.py) reads its new zone.
 """
@@ -84,7 +84,8 @@ def _members(s: Session, agg_id: int) -> list[str]:
 
 def _check_zone(s: Session, agg: m.Aggregate, zone: str | None, action: str) -> None:
     """Refuse ``zone`` for ``agg`` when one of its hosts is in an aggregate of another
-    zone, or serves a server of another zone (Nova's rules, 400)."""
+    zone, or when the zone changes while a host of ``agg`` runs a server recorded in the
+    aggregate's present zone (Nova's rules, 400)."""
     hosts = _members(s, agg.id)
     if zone is not None:
         for host in hosts:
@@ -94,18 +95,14 @@ def _check_zone(s: Session, agg: m.Aggregate, zone: str | None, action: str) -> 
                     f"Cannot {action} aggregate {agg.id}: host {host} is already in "
                     f"availability zone {sorted(clash)[0]} (a host may be in one zone "
                     f"only).")
-    if zone == agg.availability_zone or not hosts:
+    if zone == agg.availability_zone or agg.availability_zone is None or not hosts:
         return
-    moved = s.scalars(sa.select(m.Server.id).where(
+    inside = s.scalars(sa.select(m.Server.id).where(
         m.Server.host.in_(hosts), m.Server.deleted.is_(False),
-        sa.or_(m.Server.availability_zone.is_(None),
-               m.Server.availability_zone != (zone or "")))).first()
-    if moved is not None and zone is not None:
+        m.Server.availability_zone == agg.availability_zone)).first()
+    if inside is not None:
         raise BadRequest(f"Cannot {action} aggregate {agg.id}: one or more of its hosts "
-                         f"contain servers of another availability zone.")
-    if moved is not None and zone is None:
-        raise BadRequest(f"Cannot {action} aggregate {agg.id}: removing its availability "
-                         f"zone would move the servers on its hosts to another zone.")
+                         f"contain servers in availability zone {agg.availability_zone}.")
 
 
 def _rezone(core: ComputeCore, s: Session, hosts: list[str]) -> None:
@@ -236,3 +233,12 @@ class Aggregates:
             return _view(s, agg)
 
         return self.core.transaction(work)
+
+
+def zone_available(s: Session, zone: str, default: str) -> bool:
+    """Whether a server may ask for ``zone`` (Nova: the zones of enabled hosts, and the
+    default zone)."""
+    t = m.ComputeHost
+    return zone == default or s.scalars(sa.select(t.id).where(
+        sa.func.coalesce(t.aggregate_zone, t.availability_zone) == zone,
+        t.enabled.is_(True))).first() is not None

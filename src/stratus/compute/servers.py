@@ -27,6 +27,7 @@ from stratus.common.errors import ApiError, BadRequest, Conflict
 from stratus.common.timeutil import isotime, new_id, utcnow
 from stratus.compute import instance_actions
 from stratus.compute import models as m
+from stratus.compute.aggregates import zone_available
 from stratus.compute.boot_volumes import BootVolumes, local_disk_gb
 from stratus.compute.consoles import Consoles
 from stratus.compute.placement import Placement
@@ -96,6 +97,11 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
             if req.force_host and s.scalars(sa.select(m.ComputeHost).where(
                     m.ComputeHost.host == req.force_host)).first() is None:
                 raise BadRequest(f"Compute host {req.force_host} could not be found.")
+            if req.availability_zone and not req.force_host and not zone_available(
+                    s, req.availability_zone, core.settings.default_availability_zone):
+                raise BadRequest(f"The requested availability zone is not available: no "
+                                 f"enabled host is in {req.availability_zone} "
+                                 f"(os-availability-zone lists the zones).")
             # the project's limit: its override, else the default quota class
             check_metadata_items(core.quota_limits(s, ctx.project_id or ""),
                                  len(req.metadata))
