@@ -246,3 +246,28 @@ def test_a_zone_with_servers_in_it_cannot_move(api: ComputeApi) -> None:
     api.report(host, inside, deleted=True)
     # with no server left in it, the zone moves
     api.ok("PUT", f"{A}/{aid}", json={"aggregate": {"availability_zone": "s8g-az3"}})
+
+
+def flavor_with(api: ComputeApi, fid: str, specs: dict[str, str]) -> None:
+    api.flavor(name=f"s8g-f{fid}", id=fid)
+    api.ok("POST", f"/v2.1/flavors/{fid}/os-extra_specs", json={"extra_specs": specs})
+
+
+def test_aggregate_instance_extra_specs_filter(api: ComputeApi) -> None:
+    aid = create(api, "s8g-ssd")["id"]
+    action(api, aid, "add_host", {"host": H1})
+    action(api, aid, "set_metadata", {"metadata": {"ssd": "true, fast"}})
+    flavor_with(api, "2", {"aggregate_instance_extra_specs:ssd": "true"})
+    flavor_with(api, "3", {"aggregate_instance_extra_specs:ssd": "fast"})
+    for fid in ("2", "3", "2", "3"):
+        sid = api.boot(flavorRef=fid)["server"]["id"]
+        assert placed(api, sid)[0] == H1
+    flavor_with(api, "4", {"aggregate_instance_extra_specs:ssd": "false"})
+    sid = api.boot(flavorRef="4")["server"]["id"]
+    srv = api.server(sid)
+    assert srv["status"] == "ERROR"
+    assert "AggregateInstanceExtraSpecsFilter" in srv["fault"]["message"]
+    # unscoped keys are not the filter's: both hosts stay candidates
+    flavor_with(api, "5", {"ssd": "false"})
+    hosts = {placed(api, api.boot(flavorRef="5")["server"]["id"])[0] for _ in range(4)}
+    assert H2 in hosts

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -242,3 +242,31 @@ def zone_available(s: Session, zone: str, default: str) -> bool:
     return zone == default or s.scalars(sa.select(t.id).where(
         sa.func.coalesce(t.aggregate_zone, t.availability_zone) == zone,
         t.enabled.is_(True))).first() is not None
+
+
+# Flavor extra specs the AggregateInstanceExtraSpecsFilter reads (scheduler.py): only the
+# scoped ones, so a flavor's other keys never keep a server off a host.
+SPEC_SCOPE = "aggregate_instance_extra_specs:"
+
+
+def scoped_specs(extra_specs: dict[str, Any]) -> dict[str, str]:
+    """The flavor's ``aggregate_instance_extra_specs:<key>`` specs, by ``<key>``."""
+    return {k[len(SPEC_SCOPE):]: str(v) for k, v in extra_specs.items()
+            if k.startswith(SPEC_SCOPE) and len(k) > len(SPEC_SCOPE)}
+
+
+def hosts_matching(s: Session, specs: dict[str, str]) -> frozenset[str]:
+    """The hosts whose aggregates' metadata hold every spec: per key, the values of all
+    the host's aggregates (each split on ','), one of which must equal the spec's."""
+    per_host: dict[str, dict[str, set[str]]] = {}
+    for host, meta, zone in s.execute(sa.select(
+            m.AggregateHost.host, m.Aggregate.meta, m.Aggregate.availability_zone).join(
+            m.Aggregate, m.Aggregate.id == m.AggregateHost.aggregate_id)):
+        values = per_host.setdefault(str(host), {})
+        items = dict(meta or {})
+        if zone is not None:
+            items[AZ_KEY] = zone
+        for key, value in items.items():
+            values.setdefault(key, set()).update(x.strip() for x in str(value).split(","))
+    return frozenset(h for h, values in per_host.items()
+                     if all(want.strip() in values.get(key, ()) for key, want in specs.items()))

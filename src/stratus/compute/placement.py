@@ -18,7 +18,7 @@ from stratus.common.clients import ServiceError
 from stratus.common.crashpoints import crash_point
 from stratus.common.errors import BadRequest, Conflict
 from stratus.common.timeutil import isotime, utcnow
-from stratus.compute import instance_actions, scheduler
+from stratus.compute import aggregates, instance_actions, scheduler
 from stratus.compute import models as m
 from stratus.compute.boot_volumes import BootVolumes, local_disk_gb
 from stratus.compute.recovery import COMPUTE_OWNER, released
@@ -67,12 +67,14 @@ class Placement:
             assert srv is not None
             policy, ghosts = self.group_hosts(s, srv.group_id, sid)
             sched = srv.scheduling or {}
+            specs = aggregates.scoped_specs((srv.flavor or {}).get("extra_specs") or {})
             q = scheduler.Request(
                 vcpus=srv.flavor["vcpus"], ram=srv.flavor["ram"], disk=local_disk_gb(srv),
                 availability_zone=srv.requested_az, force_host=sched.get("force_host"),
                 image_properties=srv.image.get("properties", {}), group_id=srv.group_id,
                 group_policy=policy, group_hosts=ghosts, same_host=sched.get("same_host", []),
-                different_host=sched.get("different_host", []), ignore_hosts=srv.tried_hosts)
+                different_host=sched.get("different_host", []), ignore_hosts=srv.tried_hosts,
+                aggregate_hosts=aggregates.hosts_matching(s, specs) if specs else None)
             reason = ""
             hinted = [*q.same_host, *q.different_host]
             for rnd in range(SCHEDULE_ROUNDS):

@@ -60,6 +60,9 @@ class Request:
     same_host: Sequence[str] = ()  # server ids
     different_host: Sequence[str] = ()
     ignore_hosts: Sequence[str] = ()  # tried already (reschedules)
+    # AggregateInstanceExtraSpecsFilter: the hosts whose aggregates hold the flavor's
+    # aggregate_instance_extra_specs (compute/aggregates.py); None: the flavor has none
+    aggregate_hosts: frozenset[str] | None = None
 
 
 def capacity(h: HostRecord, r: Ratios) -> tuple[float, float, float]:
@@ -127,6 +130,10 @@ def f_image_props(h: HostRecord, q: Request, _r: Ratios) -> bool:
     return True
 
 
+def f_aggregate_specs(h: HostRecord, q: Request, _r: Ratios) -> bool:
+    return q.aggregate_hosts is None or h.host in q.aggregate_hosts
+
+
 def f_group(h: HostRecord, q: Request, _r: Ratios) -> bool:
     if q.group_policy == "affinity" and q.group_hosts:
         return h.host in q.group_hosts
@@ -153,6 +160,7 @@ FILTERS: list[tuple[str, Filter]] = [
     ("CoreFilter", f_cores),
     ("DiskFilter", f_disk),
     ("ImagePropertiesFilter", f_image_props),
+    ("AggregateInstanceExtraSpecsFilter", f_aggregate_specs),
     ("ServerGroupAffinityFilter", f_group),
     ("SameHostFilter", f_same_host),
     ("DifferentHostFilter", f_different_host),
@@ -174,6 +182,7 @@ def filter_hosts(hosts: Iterable[HostRecord], q: Request, r: Ratios) -> list[Hos
         (f_ignore, bool(q.ignore_hosts)), (f_force_host, q.force_host is not None),
         (f_image_props, any(props.get(k) for k in (
             "hw_architecture", "architecture", "img_hv_type", "hypervisor_type"))),
+        (f_aggregate_specs, q.aggregate_hosts is not None),
         (f_group, q.group_policy in ("affinity", "anti-affinity")),
         (f_same_host, bool(q.same_host)), (f_different_host, bool(q.different_host)))
         if used]
