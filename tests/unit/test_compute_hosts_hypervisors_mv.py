@@ -73,6 +73,38 @@ def test_hypervisor_uptime_until_287(api: ComputeApi, version: str) -> None:
     assert api.call("GET", f"{H}/{new['id']}/uptime", version="2.88").status_code == 404
 
 
+UPTIME = " 06:40:01 up 36 min,  0 users,  load average: 0.00, 0.01, 0.05"
+
+
+@pytest.mark.parametrize("version", ("2.1", "2.52", "2.53", "2.87"))
+def test_s8t_hypervisor_uptime_once_the_agent_reports_it(api: ComputeApi, version: str
+                                                         ) -> None:
+    api.host("cmp1", uptime=UPTIME)
+    hyp = api.ok("GET", H, version=version)["hypervisors"][0]
+    body = check(api.call("GET", f"{H}/{hyp['id']}/uptime", version=version), "hypervisors",
+                 "get_hypervisor_uptime", version)
+    assert body["hypervisor"] == {"id": hyp["id"], "hypervisor_hostname": "cmp1",
+                                  "state": "up", "status": "enabled", "uptime": UPTIME}
+    # a heartbeat without it (an older agent) keeps the last one reported
+    api.host("cmp1")
+    assert api.ok("GET", f"{H}/{hyp['id']}/uptime", version=version)["hypervisor"][
+        "uptime"] == UPTIME
+
+
+def test_s8t_hypervisor_uptime_field_from_288(api: ComputeApi) -> None:
+    """Nova's 2.88 show has ``uptime`` (Tempest 47 has no 2.88 hypervisor schema)."""
+    new = api.ok("GET", H, version="2.88")["hypervisors"][0]
+    show = f"{H}/{new['id']}"
+    assert api.ok("GET", show, version="2.88")["hypervisor"]["uptime"] is None  # not yet
+    api.host("cmp1", uptime=UPTIME)
+    assert api.ok("GET", show, version="2.88")["hypervisor"]["uptime"] == UPTIME
+    listed = api.ok("GET", f"{H}/detail", version="2.88")["hypervisors"]
+    assert [h["uptime"] for h in listed] == [UPTIME]
+    resp = api.call("PUT", "/v2.1/stratus/compute-hosts/cmp1",
+                    json={"host": {"uptime": "x" * 256}})
+    assert resp.status_code == 400, resp.text
+
+
 def service_status(api: ComputeApi) -> str:
     row = api.ok("GET", "/v2.1/os-services?host=cmp1")["services"][0]
     return str(row["status"])

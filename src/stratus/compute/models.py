@@ -88,6 +88,9 @@ class ComputeHost(ComputeBase):
     # The availability zone of the host aggregate it is in (compute/aggregates.py,
     # migration 0013); over the zone its agent reports when set.
     aggregate_zone: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    # The host's uptime line its agent last reported (os-hypervisors; migration 0014);
+    # None until an agent that reports it has heartbeated.
+    uptime: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
 
     @property
     def zone(self) -> str:

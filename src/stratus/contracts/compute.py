@@ -517,7 +517,7 @@ def vnc_address(value: Any) -> dict[str, Any] | None:
 HOST_INTS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "local_gb_used",
              "hypervisor_version", "running_vms")
 HOST_TEXTS = ("virt_type", "hypervisor_type", "hypervisor_hostname", "host_ip",
-              "availability_zone", "cpu_arch")
+              "availability_zone", "cpu_arch", "uptime")
 
 
 @dataclass
@@ -564,6 +564,9 @@ class HostResources:
     host_ip: str | None = None
     availability_zone: str | None = None
     cpu_arch: str | None = None
+    # the host's uptime line as ``uptime`` prints it (agent/compute/hostuptime.py): what
+    # os-hypervisors shows; an older agent sends none and the API keeps its 501
+    uptime: str | None = None
     problems: list[HostProblem] | None = None
 
     @classmethod

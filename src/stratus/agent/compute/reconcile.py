@@ -33,6 +33,7 @@ from stratus.agent.compute.apis import ComputeApi, ImageApi, NetworkApi
 from stratus.agent.compute.bootresume import BootResume
 from stratus.agent.compute.converge import Render, ServerWork
 from stratus.agent.compute.hostcheck import HostCheck
+from stratus.agent.compute.hostuptime import read_uptime
 from stratus.agent.compute.state import AgentSettings, PassResult, StateStore
 from stratus.agent.compute.virt.base import RUNNING, ComputeDriver, VirtError
 from stratus.agent.compute.virt.imagecache import ImageCache
@@ -218,7 +219,7 @@ class ComputeAgent(ServerWork):
             hypervisor_version=hi.hypervisor_version, hypervisor_hostname=self.s.host,
             host_ip=self.s.host_ip, availability_zone=self.s.availability_zone,
             running_vms=sum(1 for i in instances.values() if i.power_state == RUNNING),
-            problems=self.hostcheck.problems())
+            uptime=read_uptime(), problems=self.hostcheck.problems())
 
     def heartbeat(self) -> bool:
         try:

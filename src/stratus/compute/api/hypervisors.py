@@ -30,7 +30,7 @@ def hypervisor_view(h: m.ComputeHost, alive: bool, detail: bool,
     if detail and v >= (2, 88):  # the inventory and use moved to placement in Nova
         out.update({"hypervisor_type": h.hypervisor_type,
                     "hypervisor_version": h.hypervisor_version, "host_ip": h.host_ip or None,
-                    "uptime": None,  # the agent reports no host uptime (Nova: driver-optional)
+                    "uptime": h.uptime,  # None until its agent has reported it
                     "service": {"host": h.host, "id": hid,
                                 "disabled_reason": h.disabled_reason}})
     elif detail:
@@ -164,13 +164,17 @@ def hypervisor_servers(req: Req, svc: ComputeCore) -> dict[str, Any]:
 
 @routes.add("GET", P + "/{id}/uptime")
 def hypervisor_uptime(req: Req, svc: ComputeCore) -> dict[str, Any]:
-    """Until 2.87 (from 2.88 ``uptime`` is in the show, 404 here). The compute agent does
-    not report its host's uptime, so a known hypervisor answers 501 as Nova does for a
-    driver without it (an unknown one 404)."""
+    """Until 2.87 (from 2.88 ``uptime`` is in the show, 404 here): the uptime line the
+    host's agent reports with its heartbeat. A host whose agent has not reported one
+    answers 501, as Nova does for a driver without it (an unknown one 404)."""
     if views.mv(req) >= (2, 88):
         raise NotFound("The resource could not be found: os-hypervisors/{id}/uptime is gone "
                        "from microversion 2.88; the uptime is in GET /os-hypervisors/{id}.")
     h = find_hypervisor(req, svc)
-    raise NotImplementedByDriver(
-        f"The compute agent of hypervisor {h.hypervisor_hostname} does not report the "
-        "host's uptime.")
+    if h.uptime is None:
+        raise NotImplementedByDriver(
+            f"The compute agent of hypervisor {h.hypervisor_hostname} has not reported "
+            "the host's uptime.")
+    out = hypervisor_view(h, svc.hosts.alive(h), False, views.mv(req))
+    out["uptime"] = h.uptime
+    return {"hypervisor": out}
