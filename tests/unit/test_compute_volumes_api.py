@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from compute_api import ALICE, BOB, ComputeApi, in_process
+from compute_api import ADMIN, ALICE, BOB, ComputeApi, in_process
 from stratus.common.clients import ServiceError
 
 pytestmark = pytest.mark.unit
@@ -225,6 +225,22 @@ def test_in_use_elsewhere_twice_other_project_and_states(api: ComputeApi) -> Non
                     json={"volumeAttachment": {"volumeId": VOL2}})
     assert resp.status_code == 409 and "vm_state" in msg(resp)
     assert api.call("DELETE", P.format(other) + f"/{VOL2}", ALICE).status_code == 404
+
+
+def test_s8t_an_admin_attaches_another_projects_volume(api: ComputeApi) -> None:
+    """Nova looks the volume up with the caller's token: an admin sees (and attaches)
+    any project's volume to any server; the server's owner still cannot."""
+    sid = active(api)
+    theirs = "66666666-6666-4666-8666-666666666666"
+    vols(api).volume(theirs, project="p-admin")
+    refused = api.call("POST", P.format(sid), ALICE, json={"volumeAttachment": {
+        "volumeId": theirs}})
+    assert refused.status_code == 404 and theirs in msg(refused)
+    att = api.ok("POST", P.format(sid), ADMIN, json={"volumeAttachment": {
+        "volumeId": theirs}})["volumeAttachment"]
+    assert (att["volumeId"], att["serverId"]) == (theirs, sid)
+    assert [a["volumeId"] for a in api.ok("GET", P.format(sid), ALICE)[
+        "volumeAttachments"]] == [theirs]
 
 
 def test_export_failure_and_no_volume_service_leave_nothing(api: ComputeApi) -> None:

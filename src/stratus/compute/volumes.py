@@ -185,9 +185,11 @@ class ServerVolumes:
                 vol = api.get_volume(project, volume_id)
             except ServiceError as exc:
                 raise _volume_error(exc, f"Volume {volume_id} could not be found.") from None
-            # The service user (admin) sees every project's volumes: only the server's
-            # project's may be attached to it.
-            if vol.get("os-vol-tenant-attr:tenant_id", project) != project:
+            # The service user (admin) sees every project's volumes: a caller may attach
+            # those it could see itself, as Nova asks the volume API with the caller's
+            # token: its server's project's, and any project's for an admin.
+            owner = vol.get("os-vol-tenant-attr:tenant_id", project)
+            if owner != project and not ctx.is_admin:
                 raise NotFound(f"Volume {volume_id} could not be found.")
             if vol.get("multiattach") and not multiattach:
                 raise BadRequest("Multiattach volumes are only supported starting with "
