@@ -18,6 +18,7 @@ from stratus.compute import recovery, views
 from stratus.compute.api import agents as agents_api
 from stratus.compute.api import (
     aggregates,
+    assisted_volume_snapshots,
     availability_zones,
     consoles,
     external_events,
@@ -63,6 +64,7 @@ API_TABLES = (
     security_groups.routes, usage.routes, consoles.routes,
     server_resize.routes, instance_actions.routes, images.routes,
     floating_ips.routes, networks.routes, aggregates.routes,
+    assisted_volume_snapshots.routes,
 )
 
 
