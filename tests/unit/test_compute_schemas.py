@@ -347,6 +347,13 @@ def test_hosts_usage_and_diagnostics(api: ComputeApi) -> None:
                     version=version).status_code == 403
     assert api.call("GET", "/v2.1/os-simple-tenant-usage?start=yesterday",
                     version=version).status_code == 400
+    # Tempest's negative cases: an empty project id is 404; start after end is 400
+    empty = api.call("GET", f"/v2.1/os-simple-tenant-usage/?{window}", version=version)
+    assert empty.status_code == 404, empty.text
+    backwards = "start=2099-01-01T00:00:00.000000&end=2020-01-01T00:00:00.000000"
+    for path in ("/v2.1/os-simple-tenant-usage", "/v2.1/os-simple-tenant-usage/p-alice"):
+        resp = api.call("GET", f"{path}?{backwards}", version=version)
+        assert resp.status_code == 400 and "start time" in resp.text, resp.text
     diag = check(api.call("GET", f"/v2.1/servers/{sid}/diagnostics", version=version),
                  "servers", "show_server_diagnostics", version)
     assert diag["state"] == "running" and diag["num_cpus"] == 1 and diag["num_nics"] == 1

@@ -127,6 +127,9 @@ def window(req: Req) -> tuple[Any, Any, bool]:
     end = parse_time(q["end"], "end") if q.get("end") else utcnow()
     start = parse_time(q["start"], "start") if q.get("start") else end - timedelta(days=1)
     detailed = str(q.get("detailed", "")).lower() in ("1", "true", "yes")
+    if start > end:
+        raise BadRequest("Invalid start time: the start time cannot occur after the end "
+                         "time.")
     return start, end, detailed
 
 
@@ -135,6 +138,12 @@ def list_usage(req: Req, svc: ComputeCore) -> dict[str, Any]:
     svc.require_admin(req.ctx, "os_compute_api:os-simple-tenant-usage:list")
     start, end, detailed = window(req)
     return {"tenant_usages": svc.accounting.tenant_usages(start, end, None, detailed)}
+
+
+@routes.add("GET", U + "/")
+def usage_without_project(req: Req, svc: ComputeCore) -> None:
+    raise NotFound("No project id was given: use /os-simple-tenant-usage/{project_id} "
+                   "(or /os-simple-tenant-usage to list every project's).")
 
 
 @routes.add("GET", U + "/{project}")
