@@ -354,6 +354,9 @@ def test_list_filters_paging_and_isolation(api: ComputeApi) -> None:
     everyone = api.ok("GET", "/v2.1/servers?all_tenants=1")["servers"]
     assert len(everyone) == 4
     assert len(api.ok("GET", "/v2.1/servers?all_tenants=1&project_id=p-bob")["servers"]) == 1
+    # s8t: without all_tenants, Nova ignores tenant_id/project_id: the caller's own
+    for key in ("tenant_id", "project_id"):
+        assert api.ok("GET", f"/v2.1/servers?{key}=p-bob")["servers"] == []
     assert api.call("GET", "/v2.1/servers?bogus=1", ALICE).status_code == 400
     assert len(api.ok("GET", "/v2.1/servers?status=BUILD", ALICE)["servers"]) == 3
     assert api.call("GET", f"/v2.1/servers/{ids[0]}", BOB).status_code == 404

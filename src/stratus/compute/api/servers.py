@@ -350,8 +350,9 @@ def parse_listing(req: Req) -> ServerQuery:
     if not ctx.is_admin:
         all_tenants = False
     query = ServerQuery(project=ctx.project_id)
+    # as in Nova, project_id/tenant_id filter only with all_tenants (else: the caller's)
     project = q.get("project_id") or q.get("tenant_id")
-    if ctx.is_admin and project:
+    if ctx.is_admin and all_tenants and project:
         query.project = project
     elif ctx.is_admin and all_tenants:
         query.all_projects = True
