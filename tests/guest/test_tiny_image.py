@@ -82,6 +82,14 @@ def test_boots_from_config_drive_and_accepts_ssh(
     assert done.stdout.split() == ["tiny-one", "done", "config-drive"]
     print(f"tiny guest: ready {ready_after:.1f} s after qemu started")
 
+    # util-linux's lsblk, as Tempest's disk checks run it: the boot disk, in bytes
+    done = guest.ssh(ssh_key, "set -eu; PATH=$PATH:/sbin:/usr/sbin; lsblk -lb --nodeps")
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.split()[:6] == ["NAME", "MAJ:MIN", "RM", "SIZE", "RO", "TYPE"], header
+    disks = [r.split() for r in rows if r.split()[5:6] == ["disk"]]
+    assert disks and all(int(d[3]) > 0 for d in disks), done.stdout
+
     # libvirt's shutdown is an ACPI power-button press: the guest powers off.
     guest.monitor_command("system_powerdown")
     powerdown_at = guest.elapsed()

@@ -10,9 +10,10 @@
 # direct kernel boot (qemu -kernel/-initrd, libvirt <kernel>/<initrd>).
 #
 # The guest: Debian's cloud kernel, an initramfs that is the whole root
-# filesystem (busybox-static, dropbear, a few kernel modules, and the init
-# and metadata client from tests/images/tiny/), on a FAT partition booted by
-# SYSLINUX. Kernel console on ttyS0. See tests/images/README.md.
+# filesystem (busybox-static, dropbear, util-linux's lsblk, a few kernel
+# modules, and the init and metadata client from tests/images/tiny/), on a
+# FAT partition booted by SYSLINUX. Kernel console on ttyS0. See
+# tests/images/README.md.
 #
 # Cache: OUTPUT_DIR/tiny.qcow2.inputs records a hash of this script, the
 # files in tiny/ and the exact package versions; when it matches, nothing is
@@ -53,10 +54,15 @@ resolve_versions linux-image-cloud-amd64 > /dev/null
 kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null \
     | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
 [ -n "$kernel_pkg" ] || die "cannot find the kernel package behind linux-image-cloud-amd64"
+# dropbear-bin and, for util-linux's lsblk (Tempest's disk checks run `lsblk` over
+# SSH), the libraries lsblk links, each with its dependencies; util-linux itself is
+# only unpacked for its lsblk binary, so its own dependencies are not fetched.
 dropbear_pkgs=$(apt-cache depends --recurse --no-recommends --no-suggests \
     --no-conflicts --no-breaks --no-replaces --no-enhances dropbear-bin \
+    libblkid1 libmount1 libsmartcols1 libudev1 \
     | grep -v '^ ' | grep -v '^<' | sort -u)
-mapfile -t PACKAGES < <(resolve_versions "$kernel_pkg" busybox-static $dropbear_pkgs)
+mapfile -t PACKAGES < <(resolve_versions "$kernel_pkg" busybox-static util-linux \
+    $dropbear_pkgs)
 
 HASH=$(inputs_hash "$HERE/build-tiny.sh" "$HERE/common.sh" "$HERE/tiny" -- \
     "${PACKAGES[@]}" $MODULES)
@@ -106,13 +112,19 @@ install -m 755 "$PKGS/bin/busybox" "$ROOT/bin/busybox"
 done
 ln -s bin/busybox "$ROOT/init"
 
-# dropbear and exactly the shared libraries it needs, resolved by the
-# packaged dynamic loader against the unpacked packages only.
+# dropbear and lsblk, and exactly the shared libraries they need, resolved by
+# the packaged dynamic loader against the unpacked packages only. (util-linux
+# has lsblk in /bin before Debian 13, in /usr/bin from it; busybox has none.)
 install -m 755 "$PKGS/usr/sbin/dropbear" "$ROOT/usr/sbin/dropbear"
 install -m 755 "$PKGS/usr/bin/dropbearkey" "$ROOT/usr/bin/dropbearkey"
+lsblk_src=$PKGS/usr/bin/lsblk
+[ -f "$lsblk_src" ] || lsblk_src=$PKGS/bin/lsblk
+[ -f "$lsblk_src" ] || die "util-linux has no lsblk (neither /usr/bin nor /bin)"
+rm -f "$ROOT/usr/bin/lsblk" "$ROOT/bin/lsblk"
+install -m 755 "$lsblk_src" "$ROOT/usr/bin/lsblk"
 LDSO=$PKGS/lib64/ld-linux-x86-64.so.2
 LIBPATH=$PKGS/lib/x86_64-linux-gnu:$PKGS/usr/lib/x86_64-linux-gnu
-for bin in usr/sbin/dropbear usr/bin/dropbearkey; do
+for bin in usr/sbin/dropbear usr/bin/dropbearkey usr/bin/lsblk; do
     listing=$("$LDSO" --library-path "$LIBPATH" --list "$ROOT/$bin")
     if echo "$listing" | grep -q 'not found'; then
         die "unresolved libraries for $bin: $listing"
