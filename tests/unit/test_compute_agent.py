@@ -532,6 +532,8 @@ def _booted(env: Any, tmp_path: Path, boot: str, **kw: Any) -> ComputeAgent:
     boot_id = tmp_path / "boot_id_now"
     boot_id.write_text(boot + "\n")
     env.settings.boot_id_path = str(boot_id)
+    # PID 1's start time unreadable: the kernel's id alone (test_compute_bootresume.py has both)
+    env.settings.init_stat_path = str(tmp_path / "no-init-stat")
     env.agent.pool.shutdown(wait=True)
     env.agent = env.make(**kw)
     return env.agent

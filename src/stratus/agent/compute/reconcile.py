@@ -80,7 +80,7 @@ class ComputeAgent(ServerWork):
         self.last_errors: dict[str, str] = {}
         self.boot_resume = BootResume(settings.instances_path,
                                       settings.resume_guests_state_on_host_boot,
-                                      settings.boot_id_path)
+                                      settings.boot_id_path, settings.init_stat_path)
         # snapshot copies a killed agent left behind (none can be in progress yet)
         shutil.rmtree(Path(settings.instances_path) / "_snapshots", ignore_errors=True)
 

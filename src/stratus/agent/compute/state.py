@@ -39,6 +39,7 @@ class AgentSettings:
     # start the servers a host boot stopped (agent/compute/bootresume.py)
     resume_guests_state_on_host_boot: bool = True
     boot_id_path: str = "/proc/sys/kernel/random/boot_id"
+    init_stat_path: str = "/proc/1/stat"  # PID 1's start: a container's boot (bootresume.py)
 
 
 @dataclass
