@@ -55,6 +55,19 @@ def test_agent_unit_starts_after_the_apis_it_calls() -> None:
     assert "postgresql.service" not in after  # an agent has no database
 
 
+def test_compute_agent_is_ordered_after_libvirt_and_libvirt_guests_without_wanting_them(
+        ) -> None:
+    # at a shutdown it stops first, so it never reports the guests libvirt-guests shuts down
+    unit = _render("systemd.service.j2", _svc("stratus-compute-agent"))
+    assert {"libvirtd.service", "libvirt-guests.service"} <= set(_unit_lines(unit, "After"))
+    assert not {"libvirtd.service", "libvirt-guests.service"} & set(_unit_lines(unit, "Wants"))
+    network_agent = _render("systemd.service.j2", _svc("stratus-network-agent"))
+    assert "openvswitch-switch.service" in _unit_lines(network_agent, "After")
+    assert "openvswitch-switch.service" not in _unit_lines(network_agent, "Wants")
+    api = _render("systemd.service.j2", _svc("stratus-compute"))
+    assert "libvirtd.service" not in _unit_lines(api, "After")
+
+
 def test_api_unit_starts_after_identity_and_its_database_without_wanting_it() -> None:
     unit = _render("systemd.service.j2", _svc("stratus-compute", health_url="http://x/h"))
     after = _unit_lines(unit, "After")
