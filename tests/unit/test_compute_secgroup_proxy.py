@@ -131,8 +131,15 @@ def test_bad_rules_are_400_and_make_nothing(api: ComputeApi, attrs: dict[str, An
 def test_missing_parent_and_unreachable_network(api: ComputeApi) -> None:
     resp = rule(api, ip_protocol="tcp", from_port=22, to_port=22)
     assert resp.status_code == 400 and "parent_group_id" in resp.text
+    # s8t: an id that is no UUID is Nova's 400 (Tempest's negative test); an unknown
+    # UUID the network API's 404
     resp = rule(api, parent_group_id="nope", ip_protocol="tcp", from_port=22, to_port=22)
+    assert resp.status_code == 400 and "nope" in resp.text
+    resp = rule(api, parent_group_id="0e7c5a2e-9a4b-4c1f-8f3e-1d2c3b4a5f60",
+                ip_protocol="tcp", from_port=22, to_port=22)
     assert resp.status_code == 404
+    gone = api.call("DELETE", f"{G}/", ALICE, version="2.1")
+    assert gone.status_code == 404 and "No security group id" in gone.text
 
     def down(*args: Any, **kw: Any) -> Any:
         raise ServiceError("network unreachable", temporary=True)

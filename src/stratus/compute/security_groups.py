@@ -5,6 +5,7 @@ API's security groups and rules in Nova's shapes, every call made with the calle
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from stratus.common.auth import AuthContext
@@ -83,6 +84,15 @@ def rule_body(data: dict[str, Any], parent: str) -> dict[str, Any]:
     return body
 
 
+
+def _uuid_like(value: str) -> bool:
+    """A UUID in any of its usual spellings (the network API's group ids are UUIDs)."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
 class SecurityGroupProxy:
     """The proxy's service layer; it keeps nothing itself."""
 
@@ -155,6 +165,9 @@ class SecurityGroupProxy:
             raise BadRequest("Invalid input: 'parent_group_id' is a required property (a "
                              "security group ID).")
         parent = str(parent)
+        if not _uuid_like(parent):  # Nova's check before asking the network API
+            raise BadRequest(f"Invalid input: parent_group_id {parent!r} is not a security "
+                             "group ID (a UUID).")
         try:
             self.ds.get_security_group(ctx.token, parent)
         except ServiceError as exc:

@@ -70,6 +70,13 @@ def update_group(req: Req, svc: ComputeCore) -> dict[str, Any]:
                                                          description)}
 
 
+@routes.add("DELETE", G + "/")
+def delete_group_without_id(req: Req, svc: ComputeCore) -> None:
+    proxy_version(req)
+    raise NotFound("No security group id was given: use DELETE "
+                   "/os-security-groups/{security_group_id}.")
+
+
 @routes.add("DELETE", G + "/{id}", status=202)
 def delete_group(req: Req, svc: ComputeCore) -> Response:
     proxy_version(req)
