@@ -208,8 +208,15 @@ def test_limits_quotas_and_zones(api: ComputeApi, version: str) -> None:
           "quotas", "delete_quota", version)
     check(api.call("GET", "/v2.1/os-availability-zone", ALICE, version=version),
           "availability_zone", "list_availability_zone_list", version)
-    check(api.call("GET", "/v2.1/os-availability-zone/detail", ADMIN, version=version),
-          "availability_zone", "list_availability_zone_list_detail", version)
+    detail = check(api.call("GET", "/v2.1/os-availability-zone/detail", ADMIN,
+                            version=version), "availability_zone",
+                   "list_availability_zone_list_detail", version)["availabilityZoneInfo"]
+    # s8t: Nova's internal zone holds the controller's scheduler, only in the detail
+    zones = {z["zoneName"]: z["hosts"] for z in detail}
+    assert set(zones) == {"nova", "internal"}
+    assert list(zones["internal"][socket.gethostname()]) == ["nova-scheduler"]
+    plain = api.ok("GET", "/v2.1/os-availability-zone", ALICE, version=version)
+    assert [z["zoneName"] for z in plain["availabilityZoneInfo"]] == ["nova"]
 
 
 @pytest.mark.parametrize("version", ("2.1", "2.35"))

@@ -1,6 +1,8 @@
 """Availability zones: the zones of the enabled hosts (the default zone when there are
 none), and per host with ``/detail`` (admin). A host's zone is its aggregate's when it is
-in one with a zone (compute/aggregates.py), else the one its agent reports."""
+in one with a zone (compute/aggregates.py), else the one its agent reports. The detail
+also lists Nova's ``internal`` zone with the controller's nova-scheduler (compute/hosts.py),
+which the plain list leaves out as Nova does."""
 
 from __future__ import annotations
 
@@ -32,6 +34,10 @@ def list_zones_detail(req: Req, svc: ComputeCore) -> dict[str, Any]:
         out.setdefault(h.zone, {})[h.host] = {"nova-compute": {
             "available": svc.hosts.alive(h), "active": h.enabled,
             "updated_at": isotime(h.heartbeat_at)}}
+    # the controller's scheduler in Nova's internal zone, as os-services shows it
+    for c in svc.hosts.controller_services():
+        out.setdefault(c.zone, {}).setdefault(c.host, {})[c.binary] = {
+            "available": True, "active": True, "updated_at": isotime(c.updated_at)}
     return {"availabilityZoneInfo": [
         {"zoneName": z, "zoneState": {"available": True}, "hosts": hs}
         for z, hs in sorted(out.items())]}
