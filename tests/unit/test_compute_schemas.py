@@ -428,3 +428,19 @@ def test_s8t_the_controllers_scheduler_is_listed_by_os_services_and_os_hosts(
         refused = api.call("PUT", "/v2.1/os-services/disable", version=version,
                            json={"host": me, "binary": "nova-scheduler"})
         assert refused.status_code == 400
+
+
+@pytest.mark.parametrize("action", ["migrate", "createBackup", "os-migrateLive"])
+def test_s8t_nova_actions_not_built_find_the_server_first(api: ComputeApi,
+                                                          action: str) -> None:
+    """Tempest's test_migrate_non_existent_server: an unknown server is 404 before the
+    action is refused; a real one gets the 400 naming what is supported."""
+    missing = api.call("POST", "/v2.1/servers/00000000-0000-4000-8000-000000000000/action",
+                       json={action: None})
+    assert missing.status_code == 404, missing.text
+    sid = active(api, "2.1")
+    refused = api.call("POST", f"/v2.1/servers/{sid}/action", json={action: None})
+    assert refused.status_code == 400 and "has not built" in refused.text
+    bogus = api.call("POST", "/v2.1/servers/00000000-0000-4000-8000-000000000000/action",
+                     json={"explode": None})
+    assert bogus.status_code == 400
