@@ -129,6 +129,7 @@ VARIANTS = (
     Variant("jumbo-txoff", "ovs GRE, mtu 9000, tx off", mtu=9000, csum_off=True),
     Variant("tso", "ovs GRE, mtu 1500, userspace TSO", tso=True),
     Variant("sockbuf", "ovs GRE, mtu 1500, 4 MiB socket buffers", sockbuf=4 << 20),
+    Variant("sockbuf-1m", "ovs GRE, mtu 1500, 1 MiB socket buffers", sockbuf=1 << 20),
     Variant("jumbo-sockbuf", "ovs GRE, mtu 9000, 4 MiB socket buffers", mtu=9000,
             sockbuf=4 << 20),
 )
