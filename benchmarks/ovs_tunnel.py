@@ -11,9 +11,10 @@ iperf3 (one TCP stream) from VM to VM over the GRE tunnel, in the variants of
   the GRE push/pop per packet, no segmentation offload), so fewer, larger packets;
 * ``txoff``: the VMs compute their own checksums; ``tso``:
   ``other_config:userspace-tso-enable=true`` on both vswitchds;
-* ``sockbuf``: ``net.core.rmem_default``/``wmem_default`` of 4 MiB in each fake host's
-  network namespace before its vswitchd starts (the buffer of every packet socket the
-  userspace datapath reads its 'system' ports through);
+* ``sockbuf`` (``sockbuf-1m``, ``jumbo-sockbuf``): every packet socket of both vswitchds
+  (the userspace datapath reads each 'system' port through one) given a 4 MiB (1 MiB)
+  receive and send buffer once the ports exist, by :func:`raise_socket_buffers`, instead
+  of the kernel's default 212992 bytes;
 
 next to kernel linuxbridge VXLAN (``lb``, the anchor). For each run it prints Gbit/s, TCP
 retransmits and, per host, ovs-vswitchd's CPU share, the drops the kernel counted at each of
