@@ -181,6 +181,11 @@ class BootVolumes:
                     if vol.get("status") != "available":
                         raise BadRequest(f"Invalid volume: volume {b.uuid} is "
                                          f"{vol.get('status')}, not available.")
+                    if b.boot_index == 0 and str(vol.get("bootable", "true")).lower() \
+                            in ("false", "0"):  # Nova's 400 for a non-bootable root
+                        raise BadRequest(f"Block Device {b.uuid} is not bootable: the "
+                                         "boot volume (boot_index 0) must be marked "
+                                         "bootable in the volume API.")
                     b.volume_id = b.uuid
                     continue
                 body: dict[str, Any] = {"name": f"{name}-{b.source_type}"}
