@@ -5,7 +5,7 @@ os-resetState and injectNetworkInfo (``api/admin_actions.py``), addFloatingIp an
 removeFloatingIp (below 2.44, ``api/server_floating_ips.py``), restore and forceDelete
 (``api/deferred_delete.py``), rebuild
 (``api/server_rebuild.py``), resize, confirmResize and revertResize
-(``api/server_resize.py``)."""
+(``api/server_resize.py``), migrate (``api/server_migrate.py``: Nova's checks, then 501)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from stratus.compute.api.deferred_delete import ACTIONS as DEFERRED_DELETE_ACTIO
 from stratus.compute.api.deferred_delete import deferred_delete_action
 from stratus.compute.api.server_floating_ips import ACTIONS as FLOATING_ACTIONS
 from stratus.compute.api.server_floating_ips import floating_ip_action
+from stratus.compute.api.server_migrate import migrate
 from stratus.compute.api.server_rebuild import rebuild
 from stratus.compute.api.server_resize import ACTIONS as RESIZE_ACTIONS
 from stratus.compute.api.server_resize import resize_action
@@ -40,6 +41,7 @@ KNOWN.update(ADMIN_ACTIONS)  # api/admin_actions.py
 KNOWN.update(FLOATING_ACTIONS)  # api/server_floating_ips.py (below 2.44)
 KNOWN.update(DEFERRED_DELETE_ACTIONS)  # api/deferred_delete.py
 KNOWN.update(RESIZE_ACTIONS)  # api/server_resize.py
+KNOWN.add("migrate")  # api/server_migrate.py (Nova's checks, then 501)
 # Nova's actions this API does not build: as in Nova, the server is looked up first (an
 # unknown one is 404), then the action is refused (400); any other name is a 400 at once.
 NOT_BUILT = {"migrate", "os-migrateLive", "createBackup", "shelve", "shelveOffload",
@@ -73,6 +75,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
         return floating_ip_action(req, svc, name, arg)  # api/server_floating_ips.py
     if name in DEFERRED_DELETE_ACTIONS:
         return deferred_delete_action(req, svc, name, arg)  # api/deferred_delete.py
+    if name == "migrate":
+        migrate(req, svc, arg)  # api/server_migrate.py (admin policy)
     svc.require_member(ctx, f"os_compute_api:servers:{name}")
     if name == "createImage":
         return create_image(req, svc, arg)
