@@ -413,8 +413,12 @@ def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = Fa
     ``tls``: serve https with its certificate (plain http without)."""
     import uvicorn
 
+    from stratus.common.httpproto import CoalescingHttpToolsProtocol
+
     options: dict[str, Any] = {
         "factory": True,
+        # a response's head and body in one send (common/httpproto.py)
+        "http": CoalescingHttpToolsProtocol,
         "workers": workers,
         "log_level": "debug" if debug else "info",
         "access_log": False,  # RequestIdMiddleware writes the access log with the id
