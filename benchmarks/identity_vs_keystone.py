@@ -9,7 +9,8 @@ deployed (one uvicorn worker, SQLite, Fernet). Each validates the same kind of t
 X-Subject-Token, ``?nocatalog``), from 1 and 4 client processes, with a new connection per
 request and over keep-alive connections; prints requests per second, p50 and p99 and the
 ratio Stratus / Keystone-with-cache (the issue's target: at least 3x), and for each cell
-the server's CPU time per request (its process tree, from /proc) and the load average:
+the server's CPU time per request (its process tree, from /proc), the clients' CPU time
+per request (a lean socket client, the same for both) and the load average:
 on a shared machine the CPU time moves far less than the wall-clock figures. When Keystone
 cannot be installed or started (or with ``--no-keystone``), it says so and prints the
 Stratus figures alone.
@@ -72,12 +73,49 @@ def issue_token(port: int, password: str) -> str:
     return str(resp.getheader("X-Subject-Token"))
 
 
-def client(job: tuple[int, str, float, bool]) -> list[float]:
-    """One client process: validations until the deadline; their latencies in seconds."""
-    port, token, until, keepalive = job
+def client(job: tuple[int, str, float, bool, bool]) -> tuple[list[float], float]:
+    """One client process: validations until the deadline; their latencies in seconds
+    and the CPU seconds the client used for them. A lean HTTP/1.1 client (the request's
+    bytes made once, the answer read by its Content-Length), the same for both servers:
+    http.client (``--http-client``, what this benchmark used before) costs more CPU per
+    request than Stratus's server, and four of them with the server on two cores
+    measured the clients."""
+    port, token, until, keepalive, httplib = job
+    if httplib:
+        return client_httplib(port, token, until, keepalive)
+    request = (f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Auth-Token: {token}\r\n"
+               f"X-Subject-Token: {token}\r\n"
+               + ("" if keepalive else "Connection: close\r\n") + "\r\n").encode()
+    lat: list[float] = []
+    sock: socket.socket | None = None
+    buf = b""
+    cpu = time.process_time()
+    while time.time() < until and len(lat) < 200000:
+        t0 = time.perf_counter()
+        if sock is None:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            buf = b""
+        sock.sendall(request)
+        status, close, buf = _read_answer(sock, buf)
+        if status != 200:
+            raise RuntimeError(f"validation: HTTP {status}")
+        if not keepalive or close:
+            sock.close()
+            sock = None
+        lat.append(time.perf_counter() - t0)
+    if sock is not None:
+        sock.close()
+    return lat, time.process_time() - cpu
+
+
+def client_httplib(port: int, token: str, until: float, keepalive: bool
+                   ) -> tuple[list[float], float]:
+    """:func:`client` with the standard library's http.client."""
     headers = {"X-Auth-Token": token, "X-Subject-Token": token}
     lat: list[float] = []
     conn: http.client.HTTPConnection | None = None
+    cpu = time.process_time()
     while time.time() < until and len(lat) < 200000:
         t0 = time.perf_counter()
         if conn is None:
@@ -93,23 +131,54 @@ def client(job: tuple[int, str, float, bool]) -> list[float]:
         lat.append(time.perf_counter() - t0)
     if conn is not None:
         conn.close()
-    return lat
+    return lat, time.process_time() - cpu
+
+
+def _read_answer(sock: socket.socket, buf: bytes) -> tuple[int, bool, bytes]:
+    """(status, whether the server closes the connection, the bytes after the answer)."""
+    while b"\r\n\r\n" not in buf:
+        more = sock.recv(65536)
+        if not more:
+            raise RuntimeError("the server closed the connection mid-answer")
+        buf += more
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, close = 0, lines[0].startswith(b"HTTP/1.0")
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection":
+            close = value.strip().lower() == b"close"
+    while len(rest) < length:
+        more = sock.recv(65536)
+        if not more:
+            raise RuntimeError("the server closed the connection mid-answer")
+        rest += more
+    return status, close, rest[length:]
 
 
 def measure(port: int, token: str, clients: int, seconds: float, keepalive: bool,
-            pid: int | None = None) -> tuple[float, float, float, float]:
+            pid: int | None = None, httplib: bool = False
+            ) -> tuple[float, float, float, float, float]:
     """(requests per second, p50 ms, p99 ms, the server's CPU microseconds per request:
-    0 without ``pid``) for `clients` processes over `seconds`."""
-    client((port, token, time.time() + 0.3, keepalive))  # warm the server's caches
+    0 without ``pid``, the clients' CPU microseconds per request) for `clients`
+    processes over `seconds`."""
+    client((port, token, time.time() + 0.3, keepalive, httplib))  # warm the caches
     cpu = tree_cpu(pid) if pid else 0.0
     start = time.time() + 0.2
     with multiprocessing.get_context("fork").Pool(clients) as pool:
-        results = pool.map(client, [(port, token, start + seconds, keepalive)] * clients)
+        results = pool.map(client,
+                           [(port, token, start + seconds, keepalive, httplib)] * clients)
     used = tree_cpu(pid) - cpu if pid else 0.0
-    lat = sorted(x for r in results for x in r)
+    lat = sorted(x for r, _ in results for x in r)
+    clients_cpu = sum(c for _, c in results)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    n = max(len(lat), 1)
     return (len(lat) / seconds, statistics.median(lat) * 1000, p99 * 1000,
-            used / max(len(lat), 1) * 1e6)
+            used / n * 1e6, clients_cpu / n * 1e6)
 
 
 class Keystone:
@@ -198,14 +267,17 @@ def ensure_keystone(venv: Path) -> str | None:
 
 def run_all(label: str, port: int, token: str, seconds: float,
             table: dict[tuple[str, bool, int], tuple[float, float, float]],
-            pid: int | None = None) -> None:
-    for keepalive in (False, True):
+            pid: int | None = None, httplib: bool = False, keepalive_only: bool = False
+            ) -> None:
+    for keepalive in (True,) if keepalive_only else (False, True):
         for clients in (1, 4):
-            rps, p50, p99, used = measure(port, token, clients, seconds, keepalive, pid)
+            rps, p50, p99, used, theirs = measure(port, token, clients, seconds, keepalive,
+                                                  pid, httplib)
             table[(label, keepalive, clients)] = (rps, p50, p99)
             conn = "keep-alive" if keepalive else "new connection"
             print(f"  {label:<22} {conn:<15} {clients} client(s)  {rps:8.1f} req/s"
                   f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  server CPU {used:5.0f} us/request"
+                  f"  clients' CPU {theirs:4.0f} us/request"
                   f"  load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
@@ -215,6 +287,10 @@ def main() -> None:
     parser.add_argument("--keystone-venv", type=Path, default=Path("/tmp/zbn-keystone-venv"))
     parser.add_argument("--no-keystone", action="store_true",
                         help="measure Stratus alone (Keystone's figures: docs/performance.md)")
+    parser.add_argument("--http-client", action="store_true",
+                        help="clients with http.client (as before) instead of the lean one")
+    parser.add_argument("--keep-alive-only", action="store_true",
+                        help="only the keep-alive cells")
     args = parser.parse_args()
     table: dict[tuple[str, bool, int], tuple[float, float, float]] = {}
 
@@ -226,7 +302,7 @@ def main() -> None:
         try:
             assert srv.proc is not None
             run_all("stratus", srv.port, issue_token(srv.port, ADMIN_PASSWORD), args.seconds,
-                    table, srv.proc.pid)
+                    table, srv.proc.pid, args.http_client, args.keep_alive_only)
         finally:
             srv.stop()
 
@@ -237,7 +313,8 @@ def main() -> None:
             try:
                 with Keystone(args.keystone_venv, cache) as ks:
                     assert ks.proc is not None
-                    run_all(label, ks.port, ks.token, args.seconds, table, ks.proc.pid)
+                    run_all(label, ks.port, ks.token, args.seconds, table, ks.proc.pid,
+                            args.http_client, args.keep_alive_only)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 print(f"  {label}: Keystone could not run here: {exc}")
     else:
