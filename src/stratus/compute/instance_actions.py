@@ -59,6 +59,7 @@ EVENTS: dict[str, str | None] = {
     "suspend": "compute_suspend_instance",
     "resume": "compute_resume_instance",
     "createImage": "compute_snapshot_instance",
+    "createBackup": "compute_backup_instance",  # compute/server_backup.py
     "rebuild": "compute_rebuild_instance",
     "resize": "compute_resize_instance",
     "confirmResize": "compute_confirm_resize",

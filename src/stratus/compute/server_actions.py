@@ -158,21 +158,28 @@ class ServerActions(ServerReads):
                                "vm_state building")
             return srv.console_tail
 
-    def create_image(self, ctx: AuthContext, sid: str, name: str, extra: dict[str, str]
-                     ) -> tuple[str, str]:
+    def create_image(self, ctx: AuthContext, sid: str, name: str, extra: dict[str, str],
+                     backup: dict[str, str] | None = None) -> tuple[str, str]:
         """Snapshot the server into a new image of the image API (the agent uploads it);
-        returns the image id and its URL."""
+        returns the image id and its URL. ``backup`` (createBackup, compute/server_backup.py:
+        ``backup_type`` and ``rotation``) is kept with the snapshot until its upload is
+        reported done, when older backups are rotated out; a volume-backed server is then
+        a 400, as in Nova."""
         core = self.core
+        action = "createBackup" if backup is not None else "createImage"
 
         def check(s: Session) -> m.Server:
             srv = core.server(s, ctx, sid)
-            check_state(srv, "createImage", ("active", "stopped", "paused", "suspended"),
+            if backup is not None and not srv.image_id:
+                raise BadRequest(f"Backup is not supported for volume-backed instances "
+                                 f"(server {srv.id} boots from a volume); use createImage.")
+            check_state(srv, action, ("active", "stopped", "paused", "suspended"),
                         srv.task_state is not None)
             # Recorded before the image API is asked: a crash until the snapshot is
             # recorded is rolled back or finished by the recovery (compute/recovery.py).
             srv.task_state, srv.updated_at = SNAPSHOT_STEP, utcnow()
             srv.scheduling = owned(srv.scheduling)
-            record_action(s, ctx, srv, "createImage")
+            record_action(s, ctx, srv, action)
             return srv
 
         srv = core.transaction(check)
@@ -200,7 +207,8 @@ class ServerActions(ServerReads):
             raise BadRequest(f"The image service refused the snapshot: {exc}") from None
         crash_point("compute.snapshot.after_image")
 
-        if not self.snapshot_done(srv.id, {"image_id": image["id"], "name": str(name)}):
+        if not self.snapshot_done(srv.id, {"image_id": image["id"], "name": str(name),
+                                           **(backup or {})}):
             with contextlib.suppress(ServiceError):
                 core.downstream.delete_image(ctx.token, image["id"])
             raise Conflict(f"Cannot 'createImage' instance {srv.id} while it is in "

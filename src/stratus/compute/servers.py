@@ -25,7 +25,7 @@ from stratus.common.clients import ServiceError
 from stratus.common.crashpoints import crash_point
 from stratus.common.errors import ApiError, BadRequest, Conflict
 from stratus.common.timeutil import isotime, new_id, utcnow
-from stratus.compute import instance_actions
+from stratus.compute import instance_actions, server_backup
 from stratus.compute import models as m
 from stratus.compute.aggregates import zone_available
 from stratus.compute.boot_volumes import BootVolumes, local_disk_gb
@@ -304,6 +304,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
                 srv.power_state = body["power_state"]
             done = body.get("snapshots_done")
             if isinstance(done, list) and srv.snapshots:
+                uploaded[:] = [x for x in srv.snapshots if x["image_id"] in done]
                 srv.snapshots = [x for x in srv.snapshots if x["image_id"] not in done]
                 if not srv.snapshots and srv.task_state == "image_uploading":
                     srv.task_state = None
@@ -347,7 +348,10 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
             instance_actions.settle(s, srv, reported=vm_state is not None, failed=(
                 vm_state == "error" or (isinstance(fault, dict) and vm_state is None)))
 
+        uploaded: list[dict[str, str]] = []
         core.transaction(work)
+        for snapshot in uploaded:  # createBackup's rotation (compute/server_backup.py)
+            server_backup.rotate(core, sid, snapshot)
         if isinstance(body.get("volumes"), list):  # the attachments plugged (volumes.py)
             ServerVolumes(core).after_report(sid, body["volumes"])
 

@@ -5,7 +5,8 @@ os-resetState and injectNetworkInfo (``api/admin_actions.py``), addFloatingIp an
 removeFloatingIp (below 2.44, ``api/server_floating_ips.py``), restore and forceDelete
 (``api/deferred_delete.py``), rebuild
 (``api/server_rebuild.py``), resize, confirmResize and revertResize
-(``api/server_resize.py``), migrate (``api/server_migrate.py``: Nova's checks, then 501)."""
+(``api/server_resize.py``), migrate (``api/server_migrate.py``: Nova's checks, then 501),
+createBackup (``compute/server_backup.py``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from stratus.compute.api.server_resize import ACTIONS as RESIZE_ACTIONS
 from stratus.compute.api.server_resize import resize_action
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_actions import ACTIONS
+from stratus.compute.server_backup import create_backup as start_backup
 
 routes = Routes()
 GROUP_ACTIONS = ("addSecurityGroup", "removeSecurityGroup")
@@ -42,6 +44,7 @@ KNOWN.update(FLOATING_ACTIONS)  # api/server_floating_ips.py (below 2.44)
 KNOWN.update(DEFERRED_DELETE_ACTIONS)  # api/deferred_delete.py
 KNOWN.update(RESIZE_ACTIONS)  # api/server_resize.py
 KNOWN.add("migrate")  # api/server_migrate.py (Nova's checks, then 501)
+KNOWN.add("createBackup")  # compute/server_backup.py
 # Nova's actions this API does not build: as in Nova, the server is looked up first (an
 # unknown one is 404), then the action is refused (400); any other name is a 400 at once.
 NOT_BUILT = {"migrate", "os-migrateLive", "createBackup", "shelve", "shelveOffload",
@@ -77,6 +80,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
         return deferred_delete_action(req, svc, name, arg)  # api/deferred_delete.py
     if name == "migrate":
         migrate(req, svc, arg)  # api/server_migrate.py (admin policy)
+    if name == "createBackup":
+        return create_backup(req, svc, arg)  # its own policy (compute/server_backup.py)
     svc.require_member(ctx, f"os_compute_api:servers:{name}")
     if name == "createImage":
         return create_image(req, svc, arg)
@@ -146,3 +151,24 @@ def create_image(req: Req, svc: ComputeCore, arg: Any) -> JSONResponse:
     image_id, location = svc.servers.create_image(req.ctx, req.params["id"], name, extra)
     body_out = {"image_id": image_id} if views.mv(req) >= (2, 45) else None
     return JSONResponse(body_out, status_code=202, headers={"Location": location})
+
+
+def create_backup(req: Req, svc: ComputeCore, arg: Any) -> JSONResponse:
+    """createBackup ``{"name", "backup_type", "rotation", "metadata"?}``: 202; from 2.45
+    ``{"image_id"}`` with no Location, below it no body and a Location unless rotation is 0
+    (as Nova)."""
+    if not isinstance(arg, dict):
+        raise BadRequest("Invalid input for createBackup: an object with 'name', "
+                         "'backup_type' and 'rotation' is expected.")
+    views.only(arg, {"name", "backup_type", "rotation", "metadata"}, "createBackup")
+    name = views.text(arg, "name", required=True)
+    backup_type = views.text(arg, "backup_type", required=True)
+    rotation = views.integer(arg, "rotation", minimum=0)
+    assert name is not None and backup_type is not None
+    extra = views.metadata(arg.get("metadata", {}), 128)
+    image_id, location = start_backup(svc, svc.servers, req.ctx, req.params["id"], name,
+                                      backup_type, rotation, extra)
+    if views.mv(req) >= (2, 45):
+        return JSONResponse({"image_id": image_id}, status_code=202)
+    return JSONResponse(None, status_code=202,
+                        headers={"Location": location} if rotation > 0 else {})
