@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from test_compute_schemas import check
+from test_compute_volumes_api import IMAGE_ID, FakeVolumes
 
 from compute_api import ADMIN, ALICE, BOB, READER, ComputeApi, in_process
 
@@ -123,3 +124,14 @@ def test_404_403_409(api: ComputeApi) -> None:
     resp = backup(api, sid)  # the first is still uploading
     assert resp.status_code == 409 and "createBackup" in resp.json()[
         "conflictingRequest"]["message"]
+
+
+def test_volume_backed_server_is_400(api: ComputeApi) -> None:
+    api.fake.volumes = FakeVolumes()
+    bdm = {"uuid": IMAGE_ID, "source_type": "image", "destination_type": "volume",
+           "boot_index": 0, "volume_size": 1, "delete_on_termination": True}
+    sid = api.boot(imageRef="", block_device_mapping_v2=[bdm])["server"]["id"]
+    api.report("cmp1", sid, vm_state="active", power_state=1)
+    resp = backup(api, sid)
+    assert resp.status_code == 400 and "volume-backed" in resp.text
+    assert api.server(sid)["OS-EXT-STS:task_state"] is None
