@@ -2,6 +2,8 @@
 
 Every command prints one JSON line, ``{"changed": ...}``, so Ansible can tell
 whether it changed anything; failures exit non-zero with a message on stderr.
+``run-steps`` runs several commands in one process (the roles' steps of one service: one
+interpreter start and one configuration read instead of one per step).
 """
 
 from __future__ import annotations
@@ -134,6 +136,46 @@ def cmd_ring_show(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     return {"changed": False, **ring_summary(ring)}
 
 
+class StepError(Exception):
+    """A step of run-steps failed: the message names the step."""
+
+
+def cmd_run_steps(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    """Each ``--step`` is one command as a JSON list of its arguments; they run in order
+    and the first failure stops the rest (the steps before it keep what they did)."""
+    steps = [_parse_step(number, text) for number, text in enumerate(args.step, 1)]
+    results = []
+    for number, argv in enumerate(steps, 1):
+        step_args = parser().parse_args(argv)
+        try:
+            results.append(step_args.func(config, step_args))
+        except SystemExit as exc:  # a command's own refusal (a missing password, ...)
+            raise StepError(f"step {number} ({argv[0]}): {exc}") from exc
+        except (ConfigError, ValueError, OSError, SQLAlchemyError) as exc:
+            raise StepError(f"step {number} ({argv[0]}): {exc}") from exc
+    return {"changed": any(bool(r.get("changed")) for r in results), "steps": results}
+
+
+def _parse_step(number: int, text: str) -> list[str]:
+    try:
+        argv = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StepError(f"step {number} is not JSON ({exc}): give a list of arguments, "
+                        'e.g. \'["db", "sync", "identity"]\'') from exc
+    if not isinstance(argv, list) or not argv or not all(
+            isinstance(a, (str, int)) and not isinstance(a, bool) for a in argv):
+        raise StepError(f"step {number} must be a non-empty JSON list of strings, "
+                        f"e.g. [\"db\", \"sync\", \"identity\"]; got {text!r}")
+    argv = [str(a) for a in argv]
+    if argv[0] == "run-steps":
+        raise StepError(f"step {number}: run-steps cannot be a step of run-steps")
+    try:
+        parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed why on stderr
+        raise StepError(f"step {number} ({argv[0]}): not a valid command") from exc
+    return argv
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stratus-manage", description=__doc__)
     p.add_argument(
@@ -195,6 +237,12 @@ def parser() -> argparse.ArgumentParser:
     rs = rsub.add_parser("show", help="print the ring: devices and their partitions")
     rs.add_argument("--ring-file", help="default: [object] ring_file")
     rs.set_defaults(func=cmd_ring_show)
+
+    st = sub.add_parser("run-steps", help="run several of these commands in one process")
+    st.add_argument("--step", action="append", required=True,
+                    help='one command as a JSON list, e.g. \'["db", "sync", "identity"]\'; '
+                         "repeat it; the steps run in order, the first failure stops them")
+    st.set_defaults(func=cmd_run_steps)
     return p
 
 
@@ -204,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["STRATUS_CONFIG_FILE"] = args.config_file
     try:
         result = args.func(Config.load(), args)
-    except (ConfigError, ValueError, OSError, SQLAlchemyError) as exc:
+    except (ConfigError, ValueError, OSError, SQLAlchemyError, StepError) as exc:
         print(f"stratus-manage {args.command}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result))
