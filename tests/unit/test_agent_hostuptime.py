@@ -22,12 +22,12 @@ AT = time.struct_time((2026, 12, 7, 6, 40, 1, 0, 341, 0))
     (3 * 86400 + 7 * 60, 0,
      " 06:40:01 up 3 days, 7 min,  0 users,  load average: 0.00, 0.01, 0.05"),
 ])
-def test_s8t_the_line_is_written_as_uptime_writes_it(seconds: float, users: int,
+def test_the_line_is_written_as_uptime_writes_it(seconds: float, users: int,
                                                      expected: str) -> None:
     assert uptime_line(AT, seconds, (0.0, 0.011, 0.049), users) == expected
 
 
-def test_s8t_read_from_proc(tmp_path: Path) -> None:
+def test_read_from_proc(tmp_path: Path) -> None:
     (tmp_path / "uptime").write_text("2220.54 4000.10\n")
     (tmp_path / "loadavg").write_text("0.52 0.58 0.59 1/345 12345\n")
     line = read_uptime(tmp_path)
@@ -39,7 +39,7 @@ def test_s8t_read_from_proc(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("uptime", "loadavg"), [
     (None, "0.1 0.2 0.3 1/2 3"), ("2220.54 1\n", None), ("junk\n", "0.1 0.2 0.3 1/2 3"),
     ("2220.54 1\n", "0.1 0.2\n"), ("", "0.1 0.2 0.3 1/2 3")])
-def test_s8t_unreadable_proc_gives_none(tmp_path: Path, uptime: str | None,
+def test_unreadable_proc_gives_none(tmp_path: Path, uptime: str | None,
                                         loadavg: str | None) -> None:
     for name, text in (("uptime", uptime), ("loadavg", loadavg)):
         if text is not None:
@@ -47,6 +47,6 @@ def test_s8t_unreadable_proc_gives_none(tmp_path: Path, uptime: str | None,
     assert read_uptime(tmp_path) is None
 
 
-def test_s8t_this_hosts_proc_gives_a_line() -> None:
+def test_this_hosts_proc_gives_a_line() -> None:
     line = read_uptime()
     assert line is not None and " up " in line and "load average: " in line

@@ -286,7 +286,7 @@ def test_actions_follow_the_state_rules(api: ComputeApi) -> None:
     assert api.server(sid)["OS-EXT-STS:task_state"] is None
 
 
-def test_s8t_create_image_metadata_wins_over_the_properties_stratus_sets(
+def test_create_image_metadata_wins_over_the_properties_stratus_sets(
         api: ComputeApi) -> None:
     """As in Nova: createImage's ``metadata`` overrides the snapshot properties, not the
     image's own fields."""

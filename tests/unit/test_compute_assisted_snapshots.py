@@ -38,7 +38,7 @@ def assisted(volume_id: str, **info: Any) -> dict[str, Any]:
     return {"snapshot": {"volume_id": volume_id, "create_info": create_info}}
 
 
-def test_s8t_assisted_snapshots_of_iscsi_volumes_answer_501(api: ComputeApi) -> None:
+def test_assisted_snapshots_of_iscsi_volumes_answer_501(api: ComputeApi) -> None:
     """An attached volume is an iSCSI block device: 501 saying so (create and delete);
     a volume attached to nothing 404; admin only."""
     sid = active(api)
@@ -63,7 +63,7 @@ def test_s8t_assisted_snapshots_of_iscsi_volumes_answer_501(api: ComputeApi) -> 
     (assisted(VOL, snapshot_id=""), "snapshot_id"), (assisted(VOL, type="raw"), "qcow2"),
     (assisted(VOL, new_file=None), "new_file"),
 ])
-def test_s8t_assisted_snapshot_bad_input_is_400(api: ComputeApi, body: dict[str, Any],
+def test_assisted_snapshot_bad_input_is_400(api: ComputeApi, body: dict[str, Any],
                                                 text: str) -> None:
     resp = api.call("POST", AVS, json=body)
     assert resp.status_code == 400 and text in msg(resp), resp.text
@@ -71,7 +71,7 @@ def test_s8t_assisted_snapshot_bad_input_is_400(api: ComputeApi, body: dict[str,
 
 @pytest.mark.parametrize("query", [{}, {"delete_info": "nope"}, {"delete_info": "[]"},
                                    {"delete_info": "{}"}])
-def test_s8t_assisted_snapshot_delete_needs_delete_info(api: ComputeApi,
+def test_assisted_snapshot_delete_needs_delete_info(api: ComputeApi,
                                                         query: dict[str, str]) -> None:
     resp = api.call("DELETE", f"{AVS}/x", params=query)
     assert resp.status_code == 400 and "delete_info" in msg(resp), resp.text

@@ -77,7 +77,7 @@ UPTIME = " 06:40:01 up 36 min,  0 users,  load average: 0.00, 0.01, 0.05"
 
 
 @pytest.mark.parametrize("version", ("2.1", "2.52", "2.53", "2.87"))
-def test_s8t_hypervisor_uptime_once_the_agent_reports_it(api: ComputeApi, version: str
+def test_hypervisor_uptime_once_the_agent_reports_it(api: ComputeApi, version: str
                                                          ) -> None:
     api.host("cmp1", uptime=UPTIME)
     hyp = api.ok("GET", H, version=version)["hypervisors"][0]
@@ -91,7 +91,7 @@ def test_s8t_hypervisor_uptime_once_the_agent_reports_it(api: ComputeApi, versio
         "uptime"] == UPTIME
 
 
-def test_s8t_hypervisor_uptime_field_from_288(api: ComputeApi) -> None:
+def test_hypervisor_uptime_field_from_288(api: ComputeApi) -> None:
     """Nova's 2.88 show has ``uptime`` (Tempest 47 has no 2.88 hypervisor schema)."""
     new = api.ok("GET", H, version="2.88")["hypervisors"][0]
     show = f"{H}/{new['id']}"

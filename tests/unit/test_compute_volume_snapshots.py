@@ -124,7 +124,7 @@ def last_event(api: ComputeApi, sid: str) -> dict[str, Any]:
     return dict(event)
 
 
-def test_s8t_volume_backed_snapshot_metadata_wins_but_not_over_the_mapping(
+def test_volume_backed_snapshot_metadata_wins_but_not_over_the_mapping(
         api: ComputeApi) -> None:
     sid = volume_backed(api)
     resp = api.call("POST", f"/v2.1/servers/{sid}/action", ALICE, json={"createImage": {

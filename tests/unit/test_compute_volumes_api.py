@@ -227,7 +227,7 @@ def test_in_use_elsewhere_twice_other_project_and_states(api: ComputeApi) -> Non
     assert api.call("DELETE", P.format(other) + f"/{VOL2}", ALICE).status_code == 404
 
 
-def test_s8t_an_admin_attaches_another_projects_volume(api: ComputeApi) -> None:
+def test_an_admin_attaches_another_projects_volume(api: ComputeApi) -> None:
     """Nova looks the volume up with the caller's token: an admin sees (and attaches)
     any project's volume to any server; the server's owner still cannot."""
     sid = active(api)

@@ -97,7 +97,7 @@ def test_import_info_says_no_import_method_in_glances_shape(api: ImageApi) -> No
     assert api.call("GET", "/v2/info/import", as_="nobody").status_code == 401
 
 
-def test_s8t_an_images_tasks_are_listed_empty_for_whoever_sees_it(api: ImageApi) -> None:
+def test_an_images_tasks_are_listed_empty_for_whoever_sees_it(api: ImageApi) -> None:
     """``GET /v2/images/{id}/tasks`` (2.12): Glance's ``{"tasks": [...]}``, empty since no
     task is ever made; 404 for an image the caller cannot see or that does not exist."""
     img = api.create("alice", name="snap", visibility="private")
