@@ -127,7 +127,12 @@ def test_a_cloud_given_as_a_dict_and_application_credentials(mu: Any) -> None:
                               environ={})
 
 
-def test_no_file_anywhere_says_where_it_looked(mu: Any, tmp_path: Path) -> None:
+def test_no_file_anywhere_says_where_it_looked(mu: Any, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # the system-wide places are this test's too: a deployed cloud on the machine has them
+    monkeypatch.setattr(mu.auth, "CONFIG_DIRS", ("{cwd}", "{home}/.config/openstack",
+                                                 str(tmp_path / "etc-openstack")))
+    monkeypatch.setattr(mu.auth, "STRATUS_CLOUDS_YAML", str(tmp_path / "etc-stratus.yaml"))
     with pytest.raises(mu.client.StratusError, match=r"needs a clouds.yaml and none exists: "
                        r"looked for .*cwd/clouds.yaml, .*/.config/openstack/clouds.yaml"):
         mu.auth.resolve_cloud(environ={}, cwd=str(tmp_path / "cwd"), home=str(tmp_path / "h"))
