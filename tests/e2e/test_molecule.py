@@ -30,9 +30,11 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +42,17 @@ from pathlib import Path
 import pytest
 from e2e_support import playbook_lock
 
+# The test's own limit, and what of it is kept for destroy: past RUN_DEADLINE (counted from
+# the test's start, the wait for the e2e flock included) a run still converging or verifying
+# is stopped and `molecule destroy` runs on its own, so a slow run fails without leaving a
+# container, a network or netavark's firewall chains behind. A run already destroying is left
+# to finish (pytest's timeout is the last resort).
+TEST_TIMEOUT = 2700
+DESTROY_BUDGET = 420
+RUN_DEADLINE = TEST_TIMEOUT - DESTROY_BUDGET - 60
+
 pytestmark = [
-    pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2400),
+    pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT),
     # Out of `make test` (its time budget: aio 5 to 8 minutes and multinode 14 to 17 on this
     # 2-core machine; docs/molecule.md has the figures): `make test-molecule` runs both.
     pytest.mark.skipif(os.environ.get("STRATUS_MOLECULE") != "1",
@@ -121,10 +132,44 @@ def _base_image_id() -> str | None:
 STEP = re.compile(r"\[(\w+) > (\w+)\] (Executing|Executed)")
 
 
-def _molecule_test(scenario: str) -> tuple[subprocess.CompletedProcess[str], str, float]:
+class Watchdog:
+    """Stops a ``molecule test`` (its whole process group) that is still before its last
+    destroy step at the deadline; records which step it stopped."""
+
+    def __init__(self, proc: subprocess.Popen[str], deadline: float) -> None:
+        self.proc = proc
+        self.step = ""
+        self.stopped_in = ""
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        if self.step == "destroy" or self.proc.poll() is not None:
+            return  # destroying already: let it finish
+        self.stopped_in = self.step or "start"
+        for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=grace or None)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _molecule_test(scenario: str, started: float, extra_steps: tuple[str, ...] = ()
+                   ) -> tuple[subprocess.CompletedProcess[str], str, float]:
     """``molecule test -s <scenario>`` with a fresh prefix, under the e2e flock; checks the
     host is as before (but for the cached base image) and returns the run, its log (no
-    colours) and its duration. Prints how long each step took."""
+    colours) and its duration. Prints how long each step took. Past RUN_DEADLINE after
+    ``started`` (time.monotonic() at the test's start) the run is stopped unless it is
+    destroying, and ``molecule destroy`` runs in its place (DESTROY_BUDGET)."""
     missing = [tool for tool in ("podman", "runc", "mmdebstrap", "nft", "iptables")
                if not shutil.which(tool)]
     assert not missing, f"{missing} missing: run scripts/install-test-deps.sh"
@@ -145,22 +190,35 @@ def _molecule_test(scenario: str) -> tuple[subprocess.CompletedProcess[str], str
     try:
         with playbook_lock():
             before = HostState.read()
-            started = time.monotonic()
+            run_started = time.monotonic()
             with subprocess.Popen([str(BIN / "molecule"), "test", "-s", scenario], cwd=REPO,
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, stdin=subprocess.DEVNULL) as proc:
+                                  text=True, stdin=subprocess.DEVNULL,
+                                  start_new_session=True) as proc:
                 assert proc.stdout is not None
-                step_started = started
+                watchdog = Watchdog(proc, started + RUN_DEADLINE)
+                step_started = run_started
                 for line in proc.stdout:
                     line = ANSI.sub("", line)
                     lines.append(line)
                     found = STEP.search(line)
                     if found and found.group(3) == "Executing":
                         step_started = time.monotonic()
+                        watchdog.step = found.group(2)
                     elif found:
                         steps.append((found.group(2), time.monotonic() - step_started))
                 returncode = proc.wait()
-            took = time.monotonic() - started
+                watchdog.cancel()
+            if watchdog.stopped_in:
+                lines.append(f"\n*** stopped at the test's deadline during {watchdog.stopped_in};"
+                             " molecule destroy:\n")
+                destroy = subprocess.run(
+                    [str(BIN / "molecule"), "destroy", "-s", scenario], cwd=REPO, env=env,
+                    capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                    timeout=DESTROY_BUDGET, check=False)
+                lines.append(ANSI.sub("", destroy.stdout + destroy.stderr))
+                lines.append(f"*** molecule destroy: rc={destroy.returncode}\n")
+            took = time.monotonic() - run_started
             after = HostState.read()
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -168,8 +226,11 @@ def _molecule_test(scenario: str) -> tuple[subprocess.CompletedProcess[str], str
     run = subprocess.CompletedProcess([scenario], returncode, log, "")
     print(f"molecule test -s {scenario}: rc={returncode}, {took:.0f} s; "
           + ", ".join(f"{name} {secs:.0f} s" for name, secs in steps))
+    assert not watchdog.stopped_in, (
+        f"stopped after {RUN_DEADLINE} s during {watchdog.stopped_in}: {log[-8000:]}")
     assert returncode == 0, log[-8000:]
-    for step in ("create", "prepare", "converge", "idempotence", "verify", "destroy"):
+    for step in ("create", "prepare", "converge", "idempotence", *extra_steps, "verify",
+                 "destroy"):
         assert re.search(rf"{scenario}\W+{step}: Executed: Successful", log), (
             f"{step} did not pass")
 
@@ -198,12 +259,23 @@ def _molecule_test(scenario: str) -> tuple[subprocess.CompletedProcess[str], str
 
 
 def test_molecule_aio_passes_and_leaves_only_the_base_image() -> None:
-    _, log, _ = _molecule_test("aio")
+    _, log, _ = _molecule_test("aio", time.monotonic(), extra_steps=("side_effect",))
     assert re.search(r"The APIs listen on the management address", log), "verify changed?"
+    # the side effect (reboot.yml): the host rebooted, and with nothing re-run ...
+    for task in ("The host booted (PID 1 is a new process)",
+                 "Every Stratus unit is active, none restarted",
+                 "The external bridge is back, up, with its address",
+                 "rb-run is ACTIVE again and running",
+                 "rb-run's new boot got a DHCP lease and its metadata",
+                 "The host reaches rb-run on its floating IP again",
+                 "The metadata API answers",
+                 "rb-stop stays SHUTOFF",
+                 "No connection errors in it"):
+        assert task in log, f"the reboot did not check: {task}"
 
 
 def test_molecule_multinode_guests_across_gre_and_a_clean_teardown() -> None:
-    _, log, _ = _molecule_test("multinode")
+    _, log, _ = _molecule_test("multinode", time.monotonic())
     for task in ("The scheduler put one server on each compute host",
                  "Server mn-b reached mn-a across the GRE tunnel",
                  "The controller reaches mn-a on its floating IP",
