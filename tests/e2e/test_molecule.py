@@ -265,11 +265,11 @@ def test_molecule_aio_passes_and_leaves_only_the_base_image() -> None:
     for task in ("The host booted (PID 1 is a new process)",
                  "Every Stratus unit is active, none restarted",
                  "The external bridge is back, up, with its address",
-                 "rb-run is ACTIVE again and running",
-                 "rb-run's new boot got a DHCP lease and its metadata",
+                 "Server rb-run is ACTIVE again and running",
+                 "Server rb-run's new boot got a DHCP lease and its metadata",
                  "The host reaches rb-run on its floating IP again",
                  "The metadata API answers",
-                 "rb-stop stays SHUTOFF",
+                 "Server rb-stop stays SHUTOFF",
                  "No connection errors in it"):
         assert task in log, f"the reboot did not check: {task}"
 
