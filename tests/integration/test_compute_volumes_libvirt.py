@@ -447,6 +447,10 @@ def test_attach_and_detach_through_the_real_volume_api_and_storage_agent(
             pool_file = next((root / "pool").glob(f"tvc-volume-{vid}*"))
             subprocess.run(["dd", f"if={raw}", f"of={pool_file}", "bs=1M", "conv=notrunc",
                             "status=none"], check=True)
+            # a blank volume is not bootable; its owner marks it so (Nova refuses it otherwise)
+            marked = admin.call("POST", f"/volumes/{vid}/action",
+                                json={"os-set_bootable": {"bootable": True}})
+            assert marked.status_code == 200, marked.text
             shim = AgentApi(api)
             loop = ComputeAgent(
                 AgentSettings(host="cmp1", instances_path=str(work / "instances"),
