@@ -698,8 +698,10 @@ def test_a_device_wake_plugs_filters_and_reports_without_a_full_pass() -> None:
     agent.devwatch = watch
     stop, thread = run_in_thread(agent)
     try:
-        eventually(lambda: agent.passes == 1 and watch.waiting == {TAP_A1, TAP_B1},
-                   "the first pass, waiting for both taps")
+        # (the long-poll starts on its own thread after the first pass: wait for it)
+        eventually(lambda: agent.passes == 1 and watch.waiting == {TAP_A1, TAP_B1}
+                   and source.watches == 1,
+                   "the first pass, waiting for both taps, the long-poll in place")
         reads, dhcp = source.generation, list(dhcp_calls)
         gets = source.watches
         watch.appear(host, TAP_A1)
