@@ -42,6 +42,7 @@ from stratus.compute.api import (
     server_password,
     server_resize,
     server_security_groups,
+    server_tags,
     servers,
     services,
     usage,
@@ -64,7 +65,7 @@ API_TABLES = (
     security_groups.routes, usage.routes, consoles.routes,
     server_resize.routes, instance_actions.routes, images.routes,
     floating_ips.routes, networks.routes, aggregates.routes,
-    assisted_volume_snapshots.routes,
+    assisted_volume_snapshots.routes, server_tags.routes,
 )
 
 

@@ -22,7 +22,7 @@ from stratus.common.auth import require_project_scope
 from stratus.common.errors import BadRequest, Forbidden
 from stratus.common.listing import href
 from stratus.compute import models as m
-from stratus.compute import views
+from stratus.compute import server_tags, views
 from stratus.compute.boot_volumes import local_root_image, parse_bdm_v2
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_checks import CreateRequest
@@ -241,16 +241,8 @@ def description(data: dict[str, Any]) -> str | None:
 
 
 def parse_tags(value: Any) -> list[str]:
-    """The ``tags`` of a create (2.52): at most 50 strings of 1 to 60 characters without
-    '/' or ','."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > 50 or not all(
-            isinstance(t, str) and 1 <= len(t) <= 60 and "/" not in t and "," not in t
-            for t in value):
-        raise BadRequest("Invalid input for field/attribute tags: a list of at most 50 "
-                         "tags of 1 to 60 characters without '/' or ',' is expected.")
-    return list(dict.fromkeys(value))
+    """The ``tags`` of a create (2.52): the rules of compute/server_tags.py."""
+    return [] if value is None else server_tags.check_tag_list(value)
 
 
 def check_user_data(user_data: Any) -> str | None:
@@ -396,6 +388,8 @@ def parse_listing(req: Req) -> ServerQuery:
         tests.append(lambda r: r.flavor_id == fl)
     if ctx.is_admin or views.mv(req) >= (2, 83):
         tests.extend(views.state_filters(q))
+    if views.mv(req) >= (2, 26):  # below it Nova ignores the tag filters
+        tests.extend(server_tags.listing_filters(q))
     if tests:
         query.keep = lambda r: all(test(r) for test in tests)
     if "ip" in q:
