@@ -29,7 +29,7 @@ from stratus.identity.api import (
     versions,
 )
 from stratus.identity.core import Identity
-from stratus.identity.passwords import ALGORITHMS
+from stratus.identity.passwords import ALGORITHMS, dummy_hash
 from stratus.identity.security import SecurityRules
 from stratus.identity.tokens import KeyRepository, TokenSealer
 
@@ -77,6 +77,9 @@ def security_rules(config: Config) -> SecurityRules:
 def build_app(identity: Identity, public_url: str = "") -> Starlette:
     """The identity app: every API module's routes bound to ``identity`` (in this
     order, which is the order Starlette tries them in)."""
+    # Made before the first request, so an unknown user's first login costs what every
+    # other does (stratus-manage, which serves no logins, never makes it).
+    dummy_hash()
     router = Router(authenticate=identity.context)
     for module in (versions, tokens, auth, domains, project_tags, projects, users, groups,
                    app_credentials, roles, assignments, regions, services, endpoints,

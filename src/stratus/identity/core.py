@@ -36,7 +36,7 @@ from stratus.identity.catalog import Endpoints, Regions, Services, catalog_entri
 from stratus.identity.credentials import Credentials, Policies
 from stratus.identity.domains import Domains
 from stratus.identity.groups import Groups
-from stratus.identity.passwords import DUMMY_HASH, hash_password, verify_password
+from stratus.identity.passwords import dummy_hash, hash_password, verify_password
 from stratus.identity.projects import Projects
 from stratus.identity.revocation import RevocationCache, TokenFacts
 from stratus.identity.roles import Roles
@@ -212,7 +212,7 @@ class Identity:
         else:
             raise BadRequest("The password method needs user.id, or user.name with user.domain.")
         # Always spend the hashing time so timing does not tell which part was wrong.
-        ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+        ok = verify_password(password, user.password_hash if user else dummy_hash())
         if user is not None and self.security.locked(user):
             # Locked: the right password gets the same answer as a wrong one.
             raise Unauthorized(AUTH_REQUIRED)
@@ -374,7 +374,7 @@ class Identity:
             )
         else:
             raise BadRequest("application_credential needs 'id', or 'name' with 'user'.")
-        ok = verify_password(spec["secret"], cred.secret_hash if cred else DUMMY_HASH)
+        ok = verify_password(spec["secret"], cred.secret_hash if cred else dummy_hash())
         if cred is None or not ok:
             raise Unauthorized(AUTH_REQUIRED)
         if cred.expires_at is not None and cred.expires_at <= utcnow(precise=True):
