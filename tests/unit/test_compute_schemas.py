@@ -430,7 +430,7 @@ def test_the_controllers_scheduler_is_listed_by_os_services_and_os_hosts(
         assert refused.status_code == 400
 
 
-@pytest.mark.parametrize("action", ["os-migrateLive", "shelve", "lock"])
+@pytest.mark.parametrize("action", ["os-migrateLive", "shelve", "rescue"])
 def test_nova_actions_not_built_find_the_server_first(api: ComputeApi, action: str) -> None:
     """Tempest's test_migrate_non_existent_server: an unknown server is 404 before the
     action is refused; a real one gets the 400 naming what is supported."""

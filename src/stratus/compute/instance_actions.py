@@ -72,6 +72,7 @@ EVENTS: dict[str, str | None] = {
     "removeFixedIp": "compute_remove_fixed_ip_from_instance",
     "injectNetworkInfo": "compute_inject_network_info",  # compute/admin_actions.py
     "resetState": None,  # Nova records it with no event
+    "lock": None, "unlock": None,  # compute/server_lock.py (the API alone: no event)
 }
 # the API's action names that Nova records under another name
 ACTION_NAMES = {"os-start": "start", "os-stop": "stop"}

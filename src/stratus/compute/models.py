@@ -154,6 +154,9 @@ class Server(ComputeBase):
     # OS-DCF:diskConfig given at create, update, rebuild or resize (0010)
     disk_config: Mapped[str] = mapped_column(sa.String(8), default="MANUAL",
                                              server_default="MANUAL")
+    # the lock action (0015, compute/server_lock.py): None unlocked, else "owner"/"admin"
+    locked_by: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
+    locked_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     deleted: Mapped[bool] = mapped_column(sa.Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime)
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime)

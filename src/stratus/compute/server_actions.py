@@ -24,6 +24,7 @@ from stratus.compute.instance_actions import abandon as abandon_action
 from stratus.compute.instance_actions import record as record_action
 from stratus.compute.instance_actions import settle as settle_actions
 from stratus.compute.recovery import SNAPSHOT_STEP, owned, released
+from stratus.compute.server_lock import check_unlocked
 from stratus.compute.server_reads import ServerReads, ServerShown
 from stratus.compute.volume_snapshots import VolumeBackedSnapshot
 
@@ -100,6 +101,7 @@ class ServerActions(ServerReads):
 
         def work(s: Session) -> Any:
             srv = core.server(s, ctx, sid)
+            check_unlocked(ctx, srv)  # compute/server_lock.py
             if srv.task_state == "deleting":
                 raise Conflict(f"Cannot change the metadata of instance {srv.id} while it is "
                                "being deleted.")
@@ -127,6 +129,7 @@ class ServerActions(ServerReads):
 
         def work(s: Session) -> None:
             srv = core.server(s, ctx, sid)
+            check_unlocked(ctx, srv)  # compute/server_lock.py
             if name == "reboot":
                 hard = reboot_type == "HARD"
                 states = ("active", "stopped", "paused", "suspended", "error") if hard \

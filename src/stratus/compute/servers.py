@@ -37,6 +37,7 @@ from stratus.compute.server_actions import ServerActions
 from stratus.compute.server_checks import CreateRequest
 from stratus.compute.server_fixed_ips import ServerFixedIps
 from stratus.compute.server_interfaces import ServerInterfaces
+from stratus.compute.server_lock import check_unlocked
 from stratus.compute.server_rebuild import ServerRebuild
 from stratus.compute.server_resize import ServerResize
 from stratus.compute.server_resize import after_report as resize_report
@@ -257,6 +258,7 @@ class ServerFlow(Placement, ServerSecurityGroups, ServerFixedIps, ServerActions,
 
         def work(s: Session) -> bool:
             srv = core.server(s, ctx, sid)
+            check_unlocked(ctx, srv)  # compute/server_lock.py
             host = s.scalars(sa.select(m.ComputeHost).where(
                 m.ComputeHost.host == srv.host)).first() if srv.host else None
             srv.task_state, srv.updated_at = "deleting", utcnow()

@@ -254,7 +254,7 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         "updated": isotime(srv.updated_at), "addresses": addresses(ports, floating),
         "accessIPv4": srv.access_ip_v4 or "", "accessIPv6": srv.access_ip_v6 or "",
         "links": link(req, f"servers/{srv.id}"),
-        "OS-DCF:diskConfig": srv.disk_config or "MANUAL", "progress": srv.progress,
+        "OS-DCF:diskConfig": srv.disk_config or "MANUAL",
         "OS-EXT-AZ:availability_zone": srv.availability_zone or "",
         "config_drive": "True" if srv.config_drive else "", "key_name": srv.key_name,
         "OS-SRV-USG:launched_at": srv.launched_at.strftime("%Y-%m-%dT%H:%M:%S.000000")
@@ -265,8 +265,13 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
         "os-extended-volumes:volumes_attached": [
             {"id": b.volume_id, **({"delete_on_termination": b.delete_on_termination}
                                    if v >= (2, 3) else {})} for b in volumes or []],
-        "security_groups": [{"name": n} for n in security_group_names(srv, ports)],
     }
+    shown_status = out["status"]
+    if shown_status in PROGRESS_STATUSES:  # Nova shows progress only in these
+        out["progress"] = srv.progress or 0
+    groups = security_group_names(srv, ports)
+    if groups:  # Nova leaves the key out for a server in no group
+        out["security_groups"] = [{"name": n} for n in groups]
     # An error's fault, or on a working server a warning the agent reported (a code under
     # 500: its spawn was slow, agent/compute/hostcheck.py; Nova shows faults on errors only).
     if srv.fault and (srv.vm_state == "error" or int(srv.fault.get("code") or 500) < 500):
@@ -289,7 +294,7 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
                         "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
                         "OS-EXT-SRV-ATTR:user_data": srv.user_data})
     if v >= (2, 9):
-        out["locked"] = False
+        out["locked"] = srv.locked_by is not None
     if v >= (2, 16) and admin:
         out["host_status"] = host_state or ""
     if v >= (2, 19):
@@ -299,11 +304,15 @@ def server(req: Req, srv: m.Server, ports: list[m.ServerPort], admin: bool,
     if v >= (2, 63):
         out["trusted_image_certificates"] = None  # refused at create and rebuild
     if v >= (2, 73):
-        out["locked_reason"] = None  # Stratus has no lock action
+        out["locked_reason"] = srv.locked_reason
     if v >= (2, 96):
         out["pinned_availability_zone"] = srv.requested_az  # the zone asked for at create
     return out
 
+
+# the statuses in which Nova shows a server's progress (absent in the others)
+PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE",
+                               "MIGRATING"})
 
 BASIC_KEYS = frozenset({
     "id", "name", "status", "image", "flavor", "fault", "user_id", "tenant_id", "created",

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, NotFound
-from stratus.compute import views
+from stratus.compute import server_lock, views
 from stratus.compute.api import consoles
 from stratus.compute.api.admin_actions import ACTIONS as ADMIN_ACTIONS
 from stratus.compute.api.admin_actions import admin_action
@@ -45,6 +45,11 @@ KNOWN.update(DEFERRED_DELETE_ACTIONS)  # api/deferred_delete.py
 KNOWN.update(RESIZE_ACTIONS)  # api/server_resize.py
 KNOWN.add("migrate")  # api/server_migrate.py (Nova's checks, then 501)
 KNOWN.add("createBackup")  # compute/server_backup.py
+KNOWN.update(("lock", "unlock"))  # compute/server_lock.py
+# Nova's check_instance_lock: these refuse a locked server to non-admins (409), after
+# the policy check (the power actions and reboot in ServerActions.act, in the same
+# transaction; injectNetworkInfo too, but it is admin-only and admins pass a lock)
+LOCK_CHECKED = {"rebuild", *RESIZE_ACTIONS, *FIXED_IP_ACTIONS}
 # Nova's actions this API does not build: as in Nova, the server is looked up first (an
 # unknown one is 404), then the action is refused (400); any other name is a 400 at once.
 NOT_BUILT = {"migrate", "os-migrateLive", "createBackup", "shelve", "shelveOffload",
@@ -68,6 +73,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
                          f"{', '.join(sorted(KNOWN))}.")
     ctx = req.ctx
     sid = req.params["id"]
+    if name in ("lock", "unlock"):
+        return lock_action(req, svc, name, arg)
     if name == "os-getConsoleOutput":
         return console_output(req, svc, arg)
     if name == "os-getVNCConsole":
@@ -76,6 +83,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
         return admin_action(req, svc, name, arg)  # api/admin_actions.py (admin policy)
     if name in FLOATING_ACTIONS:
         return floating_ip_action(req, svc, name, arg)  # api/server_floating_ips.py
+    if name == "forceDelete":
+        server_lock.refuse_if_locked(svc, ctx, sid)
     if name in DEFERRED_DELETE_ACTIONS:
         return deferred_delete_action(req, svc, name, arg)  # api/deferred_delete.py
     if name == "migrate":
@@ -83,6 +92,8 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
     if name == "createBackup":
         return create_backup(req, svc, arg)  # its own policy (compute/server_backup.py)
     svc.require_member(ctx, f"os_compute_api:servers:{name}")
+    if name in LOCK_CHECKED:
+        server_lock.refuse_if_locked(svc, ctx, sid)
     if name == "createImage":
         return create_image(req, svc, arg)
     if name == "rebuild":
@@ -112,6 +123,24 @@ def server_action(req: Req, svc: ComputeCore) -> Response:
     return Response(status_code=202)
 
 
+def lock_action(req: Req, svc: ComputeCore, name: str, arg: Any) -> Response:
+    """lock (from 2.73 ``{"locked_reason"}`` of at most 255 characters, or null) and
+    unlock (null); 202."""
+    svc.require_member(req.ctx, f"os_compute_api:os-lock-server:{name}")
+    reason = None
+    if name == "lock" and views.mv(req) >= (2, 73) and arg is not None:
+        if not isinstance(arg, dict):
+            raise BadRequest("Invalid input for lock: null or {\"locked_reason\": \"...\"} "
+                             "is expected.")
+        views.only(arg, {"locked_reason"}, "lock")
+        reason = views.text(arg, "locked_reason")
+    if name == "lock":
+        server_lock.lock(svc, req.ctx, req.params["id"], reason)
+    else:
+        server_lock.unlock(svc, req.ctx, req.params["id"])
+    return Response(status_code=202)
+
+
 def fixed_ip_action(req: Req, svc: ComputeCore, name: str, arg: Any) -> Response:
     """addFixedIp ``{"networkId"}`` / removeFixedIp ``{"address"}`` (404 from 2.44)."""
     if views.mv(req) >= (2, 44):
@@ -135,10 +164,16 @@ def console_output(req: Req, svc: ComputeCore, arg: Any) -> JSONResponse:
     if length is not None:
         length = views.integer({"length": length}, "length", minimum=-1)
     text = svc.servers.console_output(req.ctx, req.params["id"])
-    lines = text.splitlines(keepends=True)
-    if length is not None and length >= 0:
-        lines = lines[-length:] if length else []
-    return JSONResponse({"output": "".join(lines)}, status_code=200)
+    return JSONResponse({"output": console_tail(text, length)}, status_code=200)
+
+
+def console_tail(text: str, length: int | None) -> str:
+    """The last ``length`` pieces of ``text`` split at newlines, joined again (as Nova
+    tails the log: a text ending in a newline has an empty last piece, so it gives
+    ``length - 1`` full lines and the final newline); all of it for None or -1."""
+    if length is None or length < 0:
+        return text
+    return "\n".join(text.split("\n")[-length:]) if length else ""
 
 
 def create_image(req: Req, svc: ComputeCore, arg: Any) -> JSONResponse:

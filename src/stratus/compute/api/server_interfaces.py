@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, NotFound
 from stratus.compute import models as m
-from stratus.compute import views
+from stratus.compute import server_lock, views
 from stratus.compute.api.servers import _uuid
 from stratus.compute.core import ComputeCore
 from stratus.compute.server_interfaces import AttachRequest
@@ -76,6 +76,7 @@ def attach_interface(req: Req, svc: ComputeCore) -> JSONResponse:
     """Attach a port (made on a network, or the user's): 200 with the attachment."""
     svc.require_member(req.ctx, "os_compute_api:os-attach-interfaces:create")
     parsed = parse_attach(req)
+    server_lock.refuse_if_locked(svc, req.ctx, req.params["id"])
     srv, port = svc.servers.attach_interface(req.ctx, req.params["id"], parsed)
     return JSONResponse({"interfaceAttachment": attachment(req, srv, port)})
 
@@ -84,6 +85,7 @@ def attach_interface(req: Req, svc: ComputeCore) -> JSONResponse:
 def detach_interface(req: Req, svc: ComputeCore) -> Response:
     """Detach the port (202); the agent unplugs it from the guest."""
     svc.require_member(req.ctx, "os_compute_api:os-attach-interfaces:delete")
+    server_lock.refuse_if_locked(svc, req.ctx, req.params["id"])
     svc.servers.detach_interface(req.ctx, req.params["id"], req.params["port"])
     return Response(status_code=202)
 

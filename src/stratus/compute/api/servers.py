@@ -245,6 +245,19 @@ def parse_tags(value: Any) -> list[str]:
     return [] if value is None else server_tags.check_tag_list(value)
 
 
+def parsed_admin_pass(data: dict[str, Any]) -> str:
+    """The ``adminPass`` a create gives, echoed in its answer as Nova does (a string;
+    ``""`` when none is given: Stratus sets no password in the guest, so it makes none
+    up)."""
+    value = data.get("adminPass")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest("Invalid input for field/attribute adminPass: a string is "
+                         "expected.")
+    return value
+
+
 def check_user_data(user_data: Any) -> str | None:
     """``user_data`` of a create or rebuild body: base64 of at most 65535 characters, or
     None."""
@@ -307,12 +320,13 @@ def create_server(req: Req, svc: ComputeCore) -> JSONResponse:
     svc.require_member(req.ctx, "os_compute_api:servers:create")
     require_project_scope(req.ctx, "os_compute_api:servers:create")
     parsed = parse_create(req, svc)
+    admin_pass = parsed_admin_pass(req.body["server"])  # checked before anything is made
     ids = svc.servers.create(req.ctx, parsed)
     body: dict[str, Any] = {"server": {
         "id": ids[0], "links": views.link(req, f"servers/{ids[0]}"),
         "OS-DCF:diskConfig": parsed.disk_config,
         "security_groups": [{"name": n} for n in (parsed.security_groups or ["default"])],
-        "adminPass": ""}}
+        "adminPass": admin_pass}}
     if req.body["server"].get("return_reservation_id"):
         body = {"reservation_id": f"r-{ids[0][:8]}"}
     return JSONResponse(body, status_code=202,
@@ -390,6 +404,9 @@ def parse_listing(req: Req) -> ServerQuery:
         tests.extend(views.state_filters(q))
     if views.mv(req) >= (2, 26):  # below it Nova ignores the tag filters
         tests.extend(server_tags.listing_filters(q))
+    if "locked" in q and views.mv(req) >= (2, 73):
+        locked = views.boolean(q["locked"], "locked")
+        tests.append(lambda r: (r.locked_by is not None) == locked)
     if tests:
         query.keep = lambda r: all(test(r) for test in tests)
     if "ip" in q:

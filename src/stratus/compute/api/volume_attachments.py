@@ -10,7 +10,7 @@ from starlette.responses import Response
 from stratus.common.app import Req, Routes
 from stratus.common.errors import BadRequest, Conflict
 from stratus.compute import models as m
-from stratus.compute import views
+from stratus.compute import server_lock, views
 from stratus.compute.core import ComputeCore
 from stratus.compute.volumes import ServerVolumes
 
@@ -64,6 +64,7 @@ def attach(req: Req, svc: ComputeCore) -> dict[str, Any]:
     dot = views.boolean(body["delete_on_termination"], "delete_on_termination") \
         if body.get("delete_on_termination") is not None else False
     assert volume_id is not None
+    server_lock.refuse_if_locked(svc, req.ctx, req.params["id"])
     _srv, row = ServerVolumes(svc).attach(req.ctx, req.params["id"], volume_id, device, tag,
                                           dot, multiattach=v >= (2, 60))
     return {"volumeAttachment": attachment(req, row, created=True)}
@@ -106,5 +107,6 @@ def update_attachment(req: Req, svc: ComputeCore) -> Response:
 @routes.add("DELETE", P + "/{volume}", status=202)
 def detach(req: Req, svc: ComputeCore) -> Response:
     svc.require_member(req.ctx, "os_compute_api:os-volumes-attachments:delete")
+    server_lock.refuse_if_locked(svc, req.ctx, req.params["id"])
     ServerVolumes(svc).detach(req.ctx, req.params["id"], req.params["volume"])
     return Response(status_code=202)
