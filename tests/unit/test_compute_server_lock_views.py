@@ -112,9 +112,9 @@ def test_lock_body_is_checked_from_2_73(api: ComputeApi, body: Any) -> None:
 
 def test_admin_pass_given_at_create_is_echoed(api: ComputeApi) -> None:
     net = api.fake.network("n")
-    body = {"server": {"name": "vm", "imageRef": "11111111-1111-4111-8111-111111111111",
-                       "flavorRef": "1", "networks": [{"uuid": net["id"]}],
-                       "adminPass": "testpassword"}}
+    body: dict[str, Any] = {"server": {
+        "name": "vm", "imageRef": "11111111-1111-4111-8111-111111111111", "flavorRef": "1",
+        "networks": [{"uuid": net["id"]}], "adminPass": "testpassword"}}
     made = check(api.call("POST", "/v2.1/servers", ALICE, json=body), "servers",
                  "create_server_with_admin_pass", "2.47")["server"]
     assert made["adminPass"] == "testpassword"

@@ -48,6 +48,7 @@ from stratus.compute.api import (
     usage,
     versions,
     volume_attachments,
+    volumes_proxy,
 )
 from stratus.compute.core import SECTION, ComputeCore, Settings
 from stratus.compute.downstream import Downstream, HttpDownstream, HttpVolumes
@@ -65,7 +66,7 @@ API_TABLES = (
     security_groups.routes, usage.routes, consoles.routes,
     server_resize.routes, instance_actions.routes, images.routes,
     floating_ips.routes, networks.routes, aggregates.routes,
-    assisted_volume_snapshots.routes, server_tags.routes,
+    assisted_volume_snapshots.routes, server_tags.routes, volumes_proxy.routes,
 )
 
 
