@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -107,10 +108,16 @@ def cmd_catalog_ensure(config: Config, args: argparse.Namespace) -> dict[str, An
 def cmd_service_user_ensure(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     from stratus.identity.bootstrap import ensure_service_user
 
-    password = os.environ.get("STRATUS_SERVICE_PASSWORD", "")
+    variable = args.password_env
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", variable):
+        raise SystemExit(
+            f"stratus-manage service-user ensure: --password-env {variable!r} is not an "
+            "environment variable name (letters, digits and '_', not starting with a digit)"
+        )
+    password = os.environ.get(variable, "")
     if not password:
         raise SystemExit(
-            "stratus-manage service-user ensure: set STRATUS_SERVICE_PASSWORD to the "
+            f"stratus-manage service-user ensure: set {variable} to the "
             "user's password (it is never taken from the command line)"
         )
     changed = ensure_service_user(
@@ -222,6 +229,9 @@ def parser() -> argparse.ArgumentParser:
     ue.add_argument("--name", required=True)
     ue.add_argument("--project", default="service")
     ue.add_argument("--role", default="admin")
+    ue.add_argument("--password-env", default="STRATUS_SERVICE_PASSWORD",
+                    help="the environment variable holding the password (default "
+                         "STRATUS_SERVICE_PASSWORD; run-steps gives each user its own)")
     ue.set_defaults(func=cmd_service_user_ensure)
 
     rp = sub.add_parser("ring", help="the object ring (stratus-object)")

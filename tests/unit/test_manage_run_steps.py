@@ -78,3 +78,44 @@ def test_bad_steps_are_refused_before_any_runs(
     assert manage.main(["run-steps", "--step", first, "--step", step]) == 1
     assert says in capsys.readouterr().err
     assert not (ring_conf / "ring.json").exists(), "a step ran before the bad one was refused"
+
+
+def test_service_users_with_their_own_passwords_in_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # a role folds its service users into its service's steps: each step names the
+    # environment variable that holds its user's password
+    conf = tmp_path / "stratus.conf"
+    conf.write_text(f"[identity]\ndatabase_url = sqlite:///{tmp_path}/identity.sqlite\n"
+                    f"fernet_key_repository = {tmp_path}/keys\n")
+    monkeypatch.setenv("STRATUS_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("PW_A", "secret-a")
+    monkeypatch.setenv("PW_B", "secret-b")
+    monkeypatch.delenv("STRATUS_SERVICE_PASSWORD", raising=False)
+    steps = ["--step", json.dumps(["db", "sync", "identity"])]
+    for name, variable in (("stratus-a", "PW_A"), ("stratus-b", "PW_B")):
+        steps += ["--step", json.dumps(["service-user", "ensure", "--name", name,
+                                        "--password-env", variable])]
+    assert manage.main(["run-steps", *steps]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is True
+    assert manage.main(["run-steps", *steps]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is False
+    # each user got its own password: a changed one is a change again
+    monkeypatch.setenv("PW_B", "secret-b2")
+    assert manage.main(["run-steps", *steps]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [s["changed"] for s in out["steps"]] == [False, False, True]
+
+
+@pytest.mark.parametrize(("variable", "says"), [
+    ("PW_EMPTY", "set PW_EMPTY to the user's password"),
+    ("1BAD", "is not an environment variable name"),
+])
+def test_a_service_user_step_names_its_password_variable(
+        ring_conf: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], variable: str, says: str) -> None:
+    monkeypatch.setenv("PW_EMPTY", "")
+    step = ["service-user", "ensure", "--name", "stratus-x", "--password-env", variable]
+    assert manage.main(["run-steps", "--step", json.dumps(step)]) == 1
+    err = capsys.readouterr().err
+    assert "step 1 (service-user)" in err and says in err
