@@ -21,6 +21,7 @@ from stratus.compute.api import (
     assisted_volume_snapshots,
     availability_zones,
     consoles,
+    extensions,
     external_events,
     flavor_access,
     flavor_extra_specs,
@@ -67,6 +68,7 @@ API_TABLES = (
     server_resize.routes, instance_actions.routes, images.routes,
     floating_ips.routes, networks.routes, aggregates.routes,
     assisted_volume_snapshots.routes, server_tags.routes, volumes_proxy.routes,
+    extensions.routes,
 )
 
 
