@@ -141,6 +141,8 @@ def test_other_create_errors(cloud: Cloud) -> None:
     assert cloud.call("POST", V, json={"volume": {"size": 1, "metadata": "x"}}
                       ).status_code == 400
     assert cloud.call("POST", V, json={"vol": {"size": 1}}).status_code == 400
+    resp = cloud.call("POST", V, json={"volume": {"display_name": "no-size"}})
+    assert resp.status_code == 400 and "snapshot_id" in resp.text
     assert cloud.call("POST", V, READER, json={"volume": {"size": 1}}).status_code == 403
     missing = "55555555-5555-4555-8555-555555555555"
     # the volume API's 404 for a snapshot source stays a 404 or a 400, never a 500
@@ -175,6 +177,23 @@ def test_snapshot_create_get_list_delete_as_tempest(cloud: Cloud) -> None:
     check(cloud.call("DELETE", f"{S}/{snap['id']}"), "snapshots", "delete_snapshot", "2.1")
     cloud.ready()
     assert cloud.call("GET", f"{S}/{snap['id']}").status_code == 404
+
+
+def test_a_volume_from_a_snapshot_or_an_image(cloud: Cloud) -> None:
+    volume = create(cloud, size=2)
+    cloud.ready()
+    snap = cloud.call("POST", S, json={"snapshot": {"volume_id": volume["id"]}}).json()
+    cloud.ready()
+    made = create_without_size(cloud, snapshot_id=snap["snapshot"]["id"])
+    assert (made["snapshotId"], made["size"]) == (snap["snapshot"]["id"], 2)
+    made = create(cloud, imageRef=volume_api.IMAGE)
+    cloud.ready()
+    assert cloud.vol.show(made["id"])["bootable"] == "true"
+
+
+def create_without_size(cloud: Cloud, **attrs: Any) -> dict[str, Any]:
+    resp = cloud.call("POST", V, json={"volume": attrs})
+    return dict(check(resp, "volumes", "create_get_volume", "2.1")["volume"])
 
 
 def test_snapshot_errors(cloud: Cloud) -> None:

@@ -175,18 +175,21 @@ class VolumeProxy:
 
     def create_volume(self, ctx: AuthContext, body: dict[str, Any]) -> dict[str, Any]:
         allowed = {"size", "availability_zone", "display_name", "display_description",
-                   "volume_type", "metadata", "snapshot_id"}
+                   "volume_type", "metadata", "snapshot_id", "imageRef"}
         extra = set(body) - allowed
         if extra:
             raise BadRequest(f"Invalid input for volume: unexpected {sorted(extra)}; "
                              f"allowed: {', '.join(sorted(allowed))}.")
-        if "size" not in body:
-            raise BadRequest("Invalid input for volume: 'size' is a required property.")
-        wanted: dict[str, Any] = {"size": positive_size(body["size"]),
-                                  "metadata": _metadata(body.get("metadata"))}
+        wanted: dict[str, Any] = {"metadata": _metadata(body.get("metadata"))}
+        if "size" in body:
+            wanted["size"] = positive_size(body["size"])
+        elif body.get("snapshot_id") is None:  # from a snapshot: the snapshot's size
+            raise BadRequest("Invalid input for volume: 'size' is a required property "
+                             "(a positive integer of GiB) unless snapshot_id is given.")
         for ours, theirs in (("display_name", "name"), ("display_description", "description"),
                              ("availability_zone", "availability_zone"),
-                             ("volume_type", "volume_type"), ("snapshot_id", "snapshot_id")):
+                             ("volume_type", "volume_type"), ("snapshot_id", "snapshot_id"),
+                             ("imageRef", "imageRef")):
             value = _text(body, ours)
             if value is not None:
                 wanted[theirs] = value
