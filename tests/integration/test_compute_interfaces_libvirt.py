@@ -81,18 +81,22 @@ def host() -> Iterator[dict[str, Any]]:
     if kvm.exists():
         shutil.chown(kvm, group="kvm")
         kvm.chmod(0o660)
-    SystemLibvirt().ensure()
-    built = subprocess.run(["bash", str(REPO / "tests/images/build-tiny.sh")],
-                           capture_output=True, text=True, timeout=600)
-    assert built.returncode == 0, built.stderr[-2000:]
+    # the libvirtd started here (when none answered) is stopped at the end: it outlived
+    # the whole test run before
+    libvirt = SystemLibvirt()
+    libvirt.ensure()
     work = Path(tempfile.mkdtemp(prefix="zrs-"))
-    work.chmod(0o755)  # qemu runs as libvirt-qemu
-    cleanup_host()
     try:
+        built = subprocess.run(["bash", str(REPO / "tests/images/build-tiny.sh")],
+                               capture_output=True, text=True, timeout=600)
+        assert built.returncode == 0, built.stderr[-2000:]
+        work.chmod(0o755)  # qemu runs as libvirt-qemu
+        cleanup_host()
         yield {"work": work, "image": REPO / "tests/images/cache/tiny.qcow2"}
     finally:
         cleanup_host()
         shutil.rmtree(work, ignore_errors=True)
+        libvirt.stop()
 
 
 def interfaces(domain: str, inactive: bool = False) -> str:
