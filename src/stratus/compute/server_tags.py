@@ -2,8 +2,9 @@
 server's tags (kept in ``Server.tags``), and the four tag filters of a server listing.
 
 Nova's rules: a tag is a non-empty string of at most 60 characters without '/' or ',';
-a server has at most 50; tags change only while the server is in a steady state
-(active, paused, suspended or stopped with no task running), else 409.
+a server has at most 50; tags change only while the server's vm_state is active, paused,
+suspended or stopped (a task running does not matter), else 409. Adding a tag the server
+already has is a 204 even at the limit (Nova checks the limit first and answers 400).
 """
 
 from __future__ import annotations
@@ -68,15 +69,13 @@ def tags_of(core: ComputeCore, ctx: AuthContext, sid: str) -> list[str]:
 def change_tags(core: ComputeCore, ctx: AuthContext, sid: str,
                 change: Callable[[list[str]], list[str]], action: str) -> list[str]:
     """Replace the server's tags with ``change(current)`` (which may raise) in one
-    transaction; 409 unless the server is in a steady state. Returns the new tags."""
+    transaction; 409 unless the server's vm_state allows it. Returns the new tags."""
     def work(s: Session) -> list[str]:
         srv = core.server(s, ctx, sid)
-        if srv.vm_state not in STEADY_STATES or srv.task_state is not None:
-            state = (f"task_state {srv.task_state}" if srv.task_state is not None
-                     else f"vm_state {srv.vm_state}")
-            raise Conflict(f"Cannot '{action}' instance {srv.id} while it is in {state}: "
-                           f"tags change only when it is {', '.join(STEADY_STATES)} with no "
-                           "task running.")
+        if srv.vm_state not in STEADY_STATES:  # as Nova: the vm_state alone counts
+            raise Conflict(f"Cannot '{action}' instance {srv.id} while it is in vm_state "
+                           f"{srv.vm_state}: tags change only when it is "
+                           f"{', '.join(STEADY_STATES)}.")
         new = change(list(srv.tags or []))
         if len(new) > MAX_TAGS:
             raise BadRequest(f"The number of tags exceeded the per-server limit {MAX_TAGS}.")
