@@ -204,3 +204,113 @@ def test_a_real_server_answers_through_it() -> None:
     assert answers[0] == small and answers[2] == small and answers[3] == small
     assert answers[1] == (b"HTTP/1.1 200 OK",
                           b"".join(f"part{n};".encode() for n in range(5)) + b"y" * HOLD_MAX * 2)
+
+
+class _AnswersNow:
+    """An ASGI app that answers GET/HEAD of /now at once (``answer_now``) and everything
+    else through ASGI; it records which way each request went."""
+
+    def __init__(self) -> None:
+        self.now: list[tuple[str, str, bytes]] = []
+        self.asgi: list[tuple[str, str]] = []
+
+    def answer_now(self, method: str, path: str, headers: list[tuple[bytes, bytes]],
+                   client: tuple[str, int] | None
+                   ) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+        if path != "/now":
+            return None
+        self.now.append((method, path, dict(headers).get(b"x-s8h", b"")))
+        return [(b"content-length", b"7"), (b"content-type", b"text/plain")], b"now s8h"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.asgi.append((scope["method"], scope["path"]))
+        body = f"asgi {scope['path']}".encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _serve(app: Any, client: Any) -> Any:
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, http=CoalescingHttpToolsProtocol,
+                                           log_level="warning", lifespan="off",
+                                           proxy_headers=False))
+
+    async def main() -> Any:
+        serving = asyncio.create_task(server.serve(sockets=[listening]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            return await asyncio.to_thread(client, port)
+        finally:
+            server.should_exit = True
+            await serving
+
+    try:
+        return asyncio.run(main())
+    finally:
+        listening.close()
+
+
+def test_an_app_may_answer_a_get_at_once_and_declines_go_the_asgi_way() -> None:
+    app = _AnswersNow()
+
+    def client(port: int) -> list[tuple[bytes, bytes]]:
+        got = []
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            buf = b""
+            for request in (b"GET /now HTTP/1.1\r\nHost: s8h\r\nX-S8h: one\r\n\r\n",
+                            b"GET /other HTTP/1.1\r\nHost: s8h\r\n\r\n",
+                            b"POST /now HTTP/1.1\r\nHost: s8h\r\nContent-Length: 2\r\n\r\nhi",
+                            b"GET /now?x=1 HTTP/1.1\r\nHost: s8h\r\nX-S8h: two\r\n\r\n"):
+                sock.sendall(request)
+                head, body, buf = _read_answer(sock, buf)
+                got.append((head, body))
+            # two requests in one send (pipelined): the second arrives while the first is
+            # in progress, so it is queued the ASGI way (answered after the first)
+            sock.sendall(b"GET /other HTTP/1.1\r\nHost: s8h\r\n\r\n"
+                         b"GET /now HTTP/1.1\r\nHost: s8h\r\nX-S8h: three\r\n\r\n")
+            for _ in range(2):
+                head, body, buf = _read_answer(sock, buf)
+                got.append((head, body))
+            sock.sendall(b"HEAD /now HTTP/1.1\r\nHost: s8h\r\n\r\n")
+            while b"\r\n\r\n" not in buf:
+                buf += sock.recv(65536)
+            got.append((buf.partition(b"\r\n\r\n")[0], buf.partition(b"\r\n\r\n")[2]))
+        return got
+
+    got = _serve(app, client)
+    bodies = [body for _, body in got]
+    assert bodies == [b"now s8h", b"asgi /other", b"asgi /now", b"now s8h", b"asgi /other",
+                      b"asgi /now", b""]
+    for head, _ in got:
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\ndate: " in head and b"\r\nserver: uvicorn" in head
+    assert b"content-length: 7" in got[0][0] and b"content-length: 7" in got[-1][0]
+    assert [(m, h) for m, _, h in app.now] == [("GET", b"one"), ("GET", b"two"),
+                                               ("HEAD", b"")]
+    assert all(path == "/now" for _, path, _ in app.now)  # the path without the query
+    assert app.asgi == [("GET", "/other"), ("POST", "/now"), ("GET", "/other"),
+                        ("GET", "/now")]
+
+
+def test_no_keep_alive_goes_the_asgi_way() -> None:
+    app = _AnswersNow()
+
+    def client(port: int) -> list[bytes]:
+        got = []
+        for request in (b"GET /now HTTP/1.1\r\nHost: s8h\r\nConnection: close\r\n\r\n",
+                        b"GET /now HTTP/1.0\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(request)
+                data = b""
+                while chunk := sock.recv(65536):  # the server closes the connection
+                    data += chunk
+                got.append(data.partition(b"\r\n\r\n")[2])
+        return got
+
+    assert _serve(app, client) == [b"asgi /now", b"asgi /now"]
+    assert app.now == [] and app.asgi == [("GET", "/now"), ("GET", "/now")]

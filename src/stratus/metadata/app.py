@@ -464,39 +464,49 @@ class WarmPath:
         self.service = service
         self.request_id_header = request_id_header.encode()
 
+    def answer_now(self, method: str, path: str, headers: list[tuple[bytes, bytes]],
+                   client: tuple[str, int] | None
+                   ) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+        """The warm answer's response headers (the request id included) and body, its
+        access-log line written; None when the request must go the full way. Called for
+        each request (below), and by uvicorn's protocol while it parses the request
+        (``common/httpproto.py``), without an ASGI task."""
+        if method not in ("GET", "HEAD") or path == "/healthcheck" or longpoll.draining():
+            return None
+        started = time.perf_counter()
+        ip = network = signature = None
+        incoming = b""
+        for name, value in headers:
+            # the first of a repeated header, as the full path reads it (Starlette's
+            # Headers.get); the last request id, as RequestIdMiddleware reads it
+            if name == b"x-forwarded-for":
+                if ip is None:
+                    ip = value.decode("latin-1")
+            elif name == b"x-stratus-network-id":
+                if network is None:
+                    network = value.decode("latin-1")
+            elif name == b"x-stratus-signature":
+                if signature is None:
+                    signature = value.decode("latin-1")
+            elif name == self.request_id_header:
+                incoming = value
+        answer = self.service.kept(ip, network, signature, path)
+        if answer is None:
+            return None
+        request_id = incoming.decode("latin-1")
+        if not REQUEST_ID_RE.match(request_id):
+            request_id = new_request_id()
+        ACCESS_LOG.info('%s "%s %s" %d %.1fms %s', (client or ("-", 0))[0], method, path, 200,
+                        (time.perf_counter() - started) * 1000, request_id)
+        return [*answer.headers, (self.request_id_header, request_id.encode())], answer.body
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") \
-                and scope["path"] != "/healthcheck" and not longpoll.draining():
-            started = time.perf_counter()
-            ip = network = signature = None
-            incoming = b""
-            for name, value in scope["headers"]:
-                # the first of a repeated header, as the full path reads it (Starlette's
-                # Headers.get); the last request id, as RequestIdMiddleware reads it
-                if name == b"x-forwarded-for":
-                    if ip is None:
-                        ip = value.decode("latin-1")
-                elif name == b"x-stratus-network-id":
-                    if network is None:
-                        network = value.decode("latin-1")
-                elif name == b"x-stratus-signature":
-                    if signature is None:
-                        signature = value.decode("latin-1")
-                elif name == self.request_id_header:
-                    incoming = value
-            answer = self.service.kept(ip, network, signature, scope["path"])
-            if answer is not None:
-                request_id = incoming.decode("latin-1")
-                if not REQUEST_ID_RE.match(request_id):
-                    request_id = new_request_id()
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [*answer.headers,
-                                        (self.request_id_header, request_id.encode())]})
-                await send({"type": "http.response.body", "body": answer.body})
-                client = scope.get("client") or ("-", 0)
-                ACCESS_LOG.info('%s "%s %s" %d %.1fms %s', client[0], scope["method"],
-                                scope["path"], 200, (time.perf_counter() - started) * 1000,
-                                request_id)
+        if scope["type"] == "http":
+            found = self.answer_now(scope["method"], scope["path"], scope["headers"],
+                                    scope.get("client"))
+            if found is not None:
+                await send({"type": "http.response.start", "status": 200, "headers": found[0]})
+                await send({"type": "http.response.body", "body": found[1]})
                 return
         await self.app(scope, receive, send)
 
