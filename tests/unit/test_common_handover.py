@@ -223,3 +223,22 @@ def test_a_worker_takes_the_socket_its_parent_handed_over(
         sock.close()
         listening.close()
     assert handover.worker_socket() is None
+
+
+def test_the_service_manager_is_told_on_its_notify_socket(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = str(Path(str(tmp_path)) / "s9m-notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
+        manager.bind(path)
+        env = {"NOTIFY_SOCKET": path}
+        assert handover.notify_manager("READY=1", env) is True
+        assert manager.recv(64) == b"READY=1"
+        assert "NOTIFY_SOCKET" not in env  # no worker takes it as its own
+    abstract = f"s9m-unit-notify-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
+        manager.bind("\0" + abstract)  # systemd writes an abstract address with "@"
+        assert handover.notify_manager("READY=1", {"NOTIFY_SOCKET": "@" + abstract}) is True
+        assert manager.recv(64) == b"READY=1"
+    assert handover.notify_manager("READY=1", {}) is False  # supervisord, a shell
+    assert handover.notify_manager("READY=1", {"NOTIFY_SOCKET": path}) is False  # gone

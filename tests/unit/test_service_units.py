@@ -137,3 +137,16 @@ def test_the_storage_agent_unit_stops_only_its_main_process() -> None:
     # every other unit keeps systemd's default: the whole control group is stopped
     assert _unit_lines(_render("systemd.service.j2", _svc("stratus-compute-agent")),
                        "KillMode") == []
+
+
+def test_an_api_unit_is_ready_when_it_answers_an_agent_when_it_runs() -> None:
+    # Type=notify: the API's hand-over parent says READY=1 once its first worker serves, so
+    # the agents ordered After= it do not start (and find it refusing) while it starts up
+    api = _render("systemd.service.j2", _svc("stratus-identity", health_url="http://x/h"),
+                  manager_vars={"_common_service_reloads": True})
+    assert _unit_lines(api, "Type") == ["notify"]
+    assert _unit_lines(api, "TimeoutStartSec") == ["180"]
+    agent = _render("systemd.service.j2", _svc("stratus-compute-agent"),
+                    manager_vars={"_common_service_reloads": False})
+    assert _unit_lines(agent, "Type") == ["simple"]
+    assert not _unit_lines(agent, "TimeoutStartSec")

@@ -7,7 +7,9 @@ pid) is the *parent*. It binds the service's port once (or takes the socket syst
 hands over), then starts a *worker*: a copy of the service that serves the socket it
 inherits (fd in :data:`ENV_FD`) and reports itself ready once its app has started
 (:func:`notify_ready`, a datagram on the parent's notify socket, one per uvicorn
-process). The parent then:
+process). Started by systemd as a ``Type=notify`` unit, the parent tells it
+``READY=1`` once its first worker serves (:func:`notify_manager`), so a unit ordered
+after this one starts when the service answers. The parent then:
 
 * on SIGHUP (the reload: ``supervisorctl signal HUP``, ``systemctl reload``) starts a
   new worker -- a new Python process running the same command line, so it reads the
@@ -228,6 +230,26 @@ def notify_ready() -> bool:
     return True
 
 
+def notify_manager(message: str, environ: dict[str, str] | None = None) -> bool:
+    """Send ``message`` (``READY=1``) to the service manager that started this process
+    with ``Type=notify`` (systemd's ``$NOTIFY_SOCKET``: a path, or an abstract address
+    written with a leading ``@``); nothing when there is none (supervisord, a shell).
+    The variable is removed, so that no worker takes it as its own. True when sent."""
+    env = os.environ if environ is None else environ
+    address = env.pop("NOTIFY_SOCKET", "")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode(), address)
+    except OSError as exc:
+        LOG.warning("could not tell the service manager %s: %s", message, exc)
+        return False
+    return True
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """The parent's listening socket on ``host:port``, bound as uvicorn binds it
     (``SO_REUSEADDR``, its backlog); exits with a one-line message when the port is taken."""
@@ -311,6 +333,9 @@ def run_parent(sock: socket.socket, serve_here: Callable[[socket.socket], int],
     """Be the parent of the workers serving ``sock`` until SIGTERM or SIGINT (or the
     first worker failing); the exit status."""
     address = f"stratus-handover-{os.getpid()}-{secrets.token_hex(4)}"
+    # systemd's notify socket (a Type=notify unit): told READY=1 once the first worker
+    # serves, so units ordered After= this one start when it answers, not when it forks
+    manager = os.environ.pop("NOTIFY_SOCKET", "")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind("\0" + address)
     notify.setblocking(False)
@@ -351,6 +376,9 @@ def run_parent(sock: socket.socket, serve_here: Callable[[socket.socket], int],
                     token, _, sender = notify.recv(256).decode(errors="replace").partition(" ")
                     if sender.isdigit():
                         parent.ready(token, int(sender))
+            if manager and parent.ever_served:
+                notify_manager("READY=1", {"NOTIFY_SOCKET": manager})
+                manager = ""
             for pid, code in _reap():
                 parent.exited(pid, code)
             parent.tick()
@@ -382,6 +410,7 @@ __all__ = [
     "ProcessLauncher",
     "Worker",
     "bind_socket",
+    "notify_manager",
     "notify_ready",
     "run_parent",
     "under_parent",
