@@ -16,7 +16,7 @@ app object's ``answer_now`` attribute, stratus-metadata's cached answers): a GET
 HTTP/1.1 with keep-alive, no request in progress on the connection and the transport not
 paused is offered to it first, and when it gives an answer the response (uvicorn's default
 headers, the app's headers, the body unless HEAD) is written in one send without an ASGI
-task, request-response cycle or ``send`` (a third of the server's CPU time for such an
+task, request-response cycle or ``send`` (a quarter of the server's CPU time for such an
 answer, issue 17). Anything it declines -- and every other request -- goes the ASGI way.
 """
 
