@@ -161,6 +161,16 @@ def env(tmp_path: Path) -> Any:
     e.agent.pool.shutdown(wait=True)
 
 
+def test_s9e_spawn_passes_the_flavors_ephemeral_and_swap(env: Any) -> None:
+    a = assignment()
+    a["flavor"] = dict(a["flavor"], ephemeral=1, swap=128)
+    env.api.servers[a["id"]] = a
+    result = env.agent.reconcile_once()
+    assert result.ok, result.errors
+    spec = env.driver.domains[SERVER_A].spec
+    assert (spec.ephemeral_gb, spec.swap_mb, spec.disk_gb) == (1, 128, 1)
+
+
 def test_spawn_reports_active_and_builds_everything(env: Any) -> None:
     a = assignment(config_drive=True)
     env.api.servers[a["id"]] = a

@@ -200,3 +200,110 @@ def test_plug_vifs_creates_missing_taps_only(tmp_path: Path) -> None:
     assert changes == [["ip", "tuntap", "add", "dev", "tapnew", "mode", "tap"],
                        ["ip", "link", "set", "dev", "tapnew", "mtu", "1400", "up"]]
 
+
+
+def s9e_local(tmp_path: Path) -> tuple[LibvirtDriver, ScriptedRunner, list[tuple[str, int, int]]]:
+    """A driver whose mkfs.ext4/mkswap record (argv[0], size, allocated blocks) of the file
+    they format and write a marker into it."""
+    driver, runner = make(tmp_path)
+    formatted: list[tuple[str, int, int]] = []
+
+    def fmt(argv: list[str]) -> str:
+        st = Path(argv[-1]).stat()
+        formatted.append((argv[0], st.st_size, st.st_blocks))
+        with open(argv[-1], "r+b") as f:
+            f.write(argv[0].encode())
+        return ""
+    runner.on(["mkfs.ext4"], fmt)
+    runner.on(["mkswap"], fmt)
+    runner.on(["qemu-img", "info"], json.dumps({"virtual-size": 1 << 20}))
+
+    def create(argv: list[str]) -> str:
+        Path(argv[-2]).write_bytes(b"qcow")
+        return ""
+    runner.on(["qemu-img", "create"], create)
+    return driver, runner, formatted
+
+
+def test_s9e_prepare_disks_makes_ephemeral_and_swap_once(tmp_path: Path) -> None:
+    driver, runner, formatted = s9e_local(tmp_path)
+    spec = InstanceSpec(SID, "x", 1, 64, 1, "/base", "qcow2", ephemeral_gb=2, swap_mb=512)
+    d = tmp_path / SID
+    d.mkdir()
+    (d / "disk.eph0.part").write_bytes(b"half")  # a crashed attempt
+    driver.prepare_disks(spec)
+    eph, swap = d / "disk.eph0", d / "disk.swap"
+    assert [c for c in runner.calls if c[0] in ("mkfs.ext4", "mkswap")] == [
+        ["mkfs.ext4", "-F", "-q", "-L", "ephemeral0", str(d / "disk.eph0.part")],
+        ["mkswap", "-L", "swap", str(d / "disk.swap.part")]]
+    # sparse files of the flavor's sizes when formatted (nothing allocated before mkfs)
+    assert formatted == [("mkfs.ext4", 2 << 30, 0), ("mkswap", 512 << 20, 0)]
+    assert eph.stat().st_size == 2 << 30 and swap.stat().st_size == 512 << 20
+    assert eph.read_bytes()[:9] == b"mkfs.ext4"
+    assert not list(d.glob("*.part"))
+    # a second pass (reboot, redefine) keeps them: no reformat
+    driver.prepare_disks(spec)
+    assert len(formatted) == 2
+
+
+def test_s9e_prepare_disks_without_ephemeral_or_swap_makes_none(tmp_path: Path) -> None:
+    driver, _runner, formatted = s9e_local(tmp_path)
+    driver.prepare_disks(InstanceSpec(SID, "x", 1, 64, 1, "/base", "qcow2"))
+    assert formatted == []
+    assert sorted(p.name for p in (tmp_path / SID).iterdir()) == ["disk"]
+
+
+def test_s9e_failed_mkfs_leaves_no_disk(tmp_path: Path) -> None:
+    driver, runner, _formatted = s9e_local(tmp_path)
+    runner.on(["mkfs.ext4"], fail("mkfs.ext4: No space left on device"))
+    with pytest.raises(VirtError, match=r"disk\.eph0.*No space left"):
+        driver.prepare_disks(InstanceSpec(SID, "x", 1, 64, 1, "/base", "qcow2",
+                                          ephemeral_gb=1))
+    assert not (tmp_path / SID / "disk.eph0").exists()
+    assert not list((tmp_path / SID).glob("*.part"))
+
+
+def test_s9e_negative_sizes_are_refused(tmp_path: Path) -> None:
+    driver, _runner, formatted = s9e_local(tmp_path)
+    with pytest.raises(VirtError, match="negative") as err:
+        driver.prepare_disks(InstanceSpec(SID, "x", 1, 64, 1, "/base", "qcow2", swap_mb=-1))
+    assert not err.value.temporary and formatted == []
+
+
+@pytest.mark.parametrize(("eph", "swap", "expected"), [
+    (1, 256, [("disk", "vda", "qcow2"), ("disk.eph0", "vdb", "raw"),
+              ("disk.swap", "vdc", "raw")]),
+    (0, 256, [("disk", "vda", "qcow2"), ("disk.swap", "vdb", "raw")]),
+    (3, 0, [("disk", "vda", "qcow2"), ("disk.eph0", "vdb", "raw")]),
+    (0, 0, [("disk", "vda", "qcow2")]),
+])
+def test_s9e_define_plugs_local_disks_after_the_root_disk(
+        tmp_path: Path, eph: int, swap: int, expected: list[tuple[str, str, str]]) -> None:
+    import xml.etree.ElementTree as ET
+    driver, runner = make(tmp_path)
+    (tmp_path / SID).mkdir()
+    driver.define(InstanceSpec(SID, "x", 1, 64, 1, "/base", "qcow2", ephemeral_gb=eph,
+                               swap_mb=swap))
+    assert ["define", str(tmp_path / SID / "domain.xml")] in runner.virsh_calls()
+    root = ET.fromstring((tmp_path / SID / "domain.xml").read_text())
+    disks = root.findall("devices/disk[@device='disk']")
+    got = []
+    for el in disks:
+        src, tgt, drv = el.find("source"), el.find("target"), el.find("driver")
+        assert src is not None and tgt is not None and drv is not None
+        assert tgt.get("bus") == "virtio"
+        got.append((Path(str(src.get("file"))).name, str(tgt.get("dev")), str(drv.get("type"))))
+        assert Path(str(src.get("file"))).parent == tmp_path / SID
+    assert got == expected
+
+
+def test_s9e_boot_from_volume_still_gets_the_local_disks(tmp_path: Path) -> None:
+    """Nova skips only the image-backed root disk of a volume-booted server."""
+    from stratus.agent.compute.virt.base import VolumeSpec
+    driver, runner, formatted = s9e_local(tmp_path)
+    vol = VolumeSpec("att", "vol", "vda", "iqn.2026-01.dev.stratus:v", 0, "192.0.2.1", 3260)
+    driver.prepare_disks(InstanceSpec(SID, "x", 1, 64, 0, "", "raw", root_volume=vol,
+                                      ephemeral_gb=1, swap_mb=64))
+    assert not any(c[:1] == ["qemu-img"] for c in runner.calls)
+    assert [f[0] for f in formatted] == ["mkfs.ext4", "mkswap"]
+    assert sorted(p.name for p in (tmp_path / SID).iterdir()) == ["disk.eph0", "disk.swap"]

@@ -210,7 +210,9 @@ class ServerWork(ServerChanges):
                             memory_mb=a.flavor.ram or 512,
                             disk_gb=a.flavor.disk or 0,
                             image_path=image_path, image_format=fmt, ports=self._ports(a),
-                            config_drive=files, root_volume=root)
+                            config_drive=files, root_volume=root,
+                            ephemeral_gb=a.flavor.ephemeral or 0,
+                            swap_mb=a.flavor.swap or 0)
 
     def _spawn(self, a: Assignment, st: ServerState | None) -> None:
         """Build the server from scratch (image, disks, taps, ports ACTIVE, domain, power);

@@ -54,6 +54,8 @@ class InstanceSpec:
     ports: list[PortSpec] = field(default_factory=list)
     config_drive: dict[str, bytes] | None = None  # files of the config drive, or none
     root_volume: VolumeSpec | None = None  # boot from volume: vda is this network disk
+    ephemeral_gb: int = 0  # the flavor's ephemeral disk, disk.eph0 (virt/localdisks.py)
+    swap_mb: int = 0  # the flavor's swap disk, disk.swap
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ class ComputeDriver(abc.ABC):
     # --- building -----------------------------------------------------------------------
     @abc.abstractmethod
     def prepare_disks(self, spec: InstanceSpec) -> None:
-        """The overlay disk (resized to the flavor) and the config drive, if asked."""
+        """The overlay disk (resized to the flavor), the flavor's ephemeral and swap disks
+        and the config drive, if asked; disks already there are kept."""
 
     @abc.abstractmethod
     def plug_vifs(self, spec: InstanceSpec) -> None:

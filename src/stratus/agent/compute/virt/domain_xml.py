@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 
 from stratus.agent.compute.virt.base import InstanceSpec, PortSpec
 
@@ -19,12 +20,14 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 
 def build_domain(spec: InstanceSpec, *, domain_name: str, virt_type: str, disk_path: str,
                  config_drive_path: str | None, console_path: str,
-                 vnc_listen: str | None = None) -> ET.Element:
+                 vnc_listen: str | None = None,
+                 local_disks: Sequence[tuple[str, str]] = ()) -> ET.Element:
     """The ``<domain>`` element: TCG (``qemu``) or ``kvm``, machine ``pc``, SMBIOS that
     makes cloud-init pick the OpenStack datasource, a virtio disk, the config drive as
     an IDE cdrom, virtio NICs on unmanaged taps, the serial console into a file, and a
     VNC display on ``vnc_listen`` (a port libvirt picks; none when ``vnc_listen`` is
-    None)."""
+    None). ``local_disks``: (path, target dev) of raw virtio disks after the root disk
+    (the flavor's ephemeral and swap disks, virt/localdisks.py)."""
     if virt_type not in ("kvm", "qemu"):
         raise ValueError(f"virt_type {virt_type!r} is not kvm or qemu")
     dom = ET.Element("domain", {"type": virt_type})
@@ -65,6 +68,11 @@ def build_domain(spec: InstanceSpec, *, domain_name: str, virt_type: str, disk_p
     _sub(disk, "driver", name="qemu", type="qcow2")
     _sub(disk, "source", file=disk_path)
     _sub(disk, "target", dev="vda", bus="virtio")
+    for path, dev in local_disks:
+        local = _sub(devices, "disk", type="file", device="disk")
+        _sub(local, "driver", name="qemu", type="raw")
+        _sub(local, "source", file=path)
+        _sub(local, "target", dev=dev, bus="virtio")
     if config_drive_path:
         cdrom = _sub(devices, "disk", type="file", device="cdrom")
         _sub(cdrom, "driver", name="qemu", type="raw")

@@ -1,12 +1,13 @@
 """The libvirt driver: ``virsh -c <uri>`` subprocesses, files in ``<instances_path>/<id>/``.
 
-Per server: ``disk`` (qcow2 overlay on the cached base), ``disk.config`` (config
-drive), ``console.log`` (serial console), ``domain.xml`` (what was defined). Every
-file is written under a temporary name and renamed, so a crash leaves either the
-complete file or a ``*.part`` that the next attempt removes. The domain is named
-``<domain_prefix><server id>`` and carries the server id in its metadata element;
-only domains with both, whose files are under instances_path, are ever touched
-(:func:`stratus.agent.compute.naming.server_of_domain`).
+Per server: ``disk`` (qcow2 overlay on the cached base), ``disk.eph0`` and
+``disk.swap`` (the flavor's ephemeral and swap disks, virt/localdisks.py),
+``disk.config`` (config drive), ``console.log`` (serial console), ``domain.xml``
+(what was defined). Every file is written under a temporary name and renamed, so a
+crash leaves either the complete file or a ``*.part`` that the next attempt removes.
+The domain is named ``<domain_prefix><server id>`` and carries the server id in its
+metadata element; only domains with both, whose files are under instances_path, are
+ever touched (:func:`stratus.agent.compute.naming.server_of_domain`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stratus.agent.compute.naming import server_of_domain
-from stratus.agent.compute.virt import configdrive
+from stratus.agent.compute.virt import configdrive, localdisks
 from stratus.agent.compute.virt.base import (
     CRASHED,
     NOSTATE,
@@ -281,6 +282,7 @@ class LibvirtDriver(LibvirtInterfaces, LibvirtVolumes, ComputeDriver):
                 argv.append(str(wanted))
             self.runner.run(argv)
             tmp.rename(disk)
+        localdisks.ensure(spec, d, self.runner)  # disk.eph0, disk.swap (the flavor's)
         if spec.config_drive is not None and not (d / "disk.config").is_file():
             configdrive.build(spec.config_drive, d / "disk.config", self.runner)
 
@@ -305,7 +307,9 @@ class LibvirtDriver(LibvirtInterfaces, LibvirtVolumes, ComputeDriver):
         dom = build_domain(spec, domain_name=self.domain_name(spec.server_id),
                            virt_type=self.virt_type, disk_path=str(d / "disk"),
                            config_drive_path=str(cd) if spec.config_drive is not None else None,
-                           console_path=str(d / "console.log"), vnc_listen=self.vnc_listen)
+                           console_path=str(d / "console.log"), vnc_listen=self.vnc_listen,
+                           local_disks=[(str(d / name), dev)
+                                        for name, dev, _size in localdisks.wanted(spec)])
         if spec.root_volume is not None:
             self.use_root_volume(dom, spec.root_volume)  # virt/volumes.py
         xml = d / "domain.xml"
