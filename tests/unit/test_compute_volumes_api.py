@@ -186,6 +186,31 @@ def test_devices_and_microversion_shapes(api: ComputeApi) -> None:
         assert resp.status_code == 400, resp.text
 
 
+def test_volumes_skip_the_device_names_of_the_flavors_local_disks(api: ComputeApi) -> None:
+    """The agent plugs a flavor's ephemeral disk as vdb and its swap as the next one
+    (agent/compute/virt/localdisks.py): a volume attached later, or given at boot, gets the
+    next free name, and asking for one of those names is refused."""
+    api.flavor(name="m1.eph", swap=256, id="eph", **{"OS-FLV-EXT-DATA:ephemeral": 1})
+    sid = api.boot(flavorRef="eph")["server"]["id"]
+    api.report("cmp1", sid, vm_state="active", power_state=1)
+    taken = api.call("POST", P.format(sid), ALICE,
+                     json={"volumeAttachment": {"volumeId": VOL, "device": "/dev/vdc"}})
+    assert taken.status_code == 400 and "in use" in msg(taken)
+    first = api.ok("POST", P.format(sid), ALICE, json={"volumeAttachment": {"volumeId": VOL}})
+    assert first["volumeAttachment"]["device"] == "/dev/vdd"
+    api.flavor(name="m1.swap", swap=128, id="swp")
+    body = {"server": {"name": "vm", "imageRef": "", "flavorRef": "swp", "networks": "none",
+                       "block_device_mapping_v2": [
+                           {"uuid": IMAGE_ID, "source_type": "image",
+                            "destination_type": "volume", "boot_index": 0,
+                            "volume_size": 1, "delete_on_termination": True},
+                           {"uuid": VOL2, "source_type": "volume",
+                            "destination_type": "volume", "boot_index": -1}]}}
+    booted = api.ok("POST", "/v2.1/servers", ALICE, status=202, json=body)["server"]["id"]
+    bdms = assigned(api, booted)["block_devices"]
+    assert [(b["device"], b["boot_index"]) for b in bdms] == [("vda", 0), ("vdc", None)]
+
+
 @pytest.mark.parametrize(("body", "status", "text"), [
     ({"volumeAttachment": {}}, 400, "volumeId"),
     ({"volumeAttachment": {"volumeId": "44444444-4444-4444-8444-444444444444"}}, 404,

@@ -26,7 +26,7 @@ from stratus.common.clients import ServiceError
 from stratus.common.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
 from stratus.common.timeutil import new_id, utcnow
 from stratus.compute import models as m
-from stratus.compute.volumes import ServerVolumes, connector_of
+from stratus.compute.volumes import ServerVolumes, connector_of, local_disk_devices
 
 if TYPE_CHECKING:
     from stratus.common.auth import AuthContext
@@ -231,7 +231,10 @@ class BootVolumes:
 
         def work(s: Session) -> None:
             now = utcnow()
-            letters = iter("bcdefghijklmnopqrstuvwxyz")
+            srv = s.get(m.Server, sid)
+            # the flavor's ephemeral and swap disks take the first letters after vda
+            taken = local_disk_devices(srv.flavor if srv is not None else None)
+            letters = iter(x for x in "bcdefghijklmnopqrstuvwxyz" if f"/dev/vd{x}" not in taken)
             for b in sorted(devices, key=lambda x: (x.boot_index is None,
                                                      x.boot_index or 0)):
                 device = "/dev/vda" if b.boot_index == 0 else f"/dev/vd{next(letters)}"

@@ -167,7 +167,7 @@ class ServerVolumes:
             if any(r.volume_id == volume_id for r in rows):
                 raise BadRequest(f"Invalid volume: volume {volume_id} is already attached "
                                  f"to the instance {sid}.")
-            used = {"/dev/vda", *(r.device for r in rows)}
+            used = {"/dev/vda", *local_disk_devices(srv.flavor), *(r.device for r in rows)}
             name = _device(device, used)
             now = utcnow()
             s.add(m.BlockDeviceMapping(
@@ -396,6 +396,16 @@ def _check_state(srv: m.Server, action: str) -> None:
         state = srv.vm_state if srv.task_state is None else f"task_state {srv.task_state}"
         raise Conflict(f"Cannot '{action}' instance {srv.id} while it is in "
                        f"vm_state {state}")
+
+
+def local_disk_devices(flavor: dict[str, Any] | None) -> set[str]:
+    """The device names the agent gives the flavor's local disks after ``vda``
+    (agent/compute/virt/localdisks.py): the ephemeral disk first, then swap; a volume
+    must never be given one of them."""
+    flavor = flavor or {}
+    count = (1 if int(flavor.get("ephemeral") or 0) > 0 else 0) \
+        + (1 if int(flavor.get("swap") or 0) > 0 else 0)
+    return {f"/dev/vd{letter}" for letter in DEVICE_LETTERS[:count]}
 
 
 def _device(wanted: str | None, used: set[str]) -> str:
