@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -304,6 +305,25 @@ class IdentityServer:
     def token(self, user: str = "admin", password: str = ADMIN_PASSWORD,
               project: str | None = "admin") -> str:
         return password_token(self.url, user, password, project)
+
+    def member_token(self, name: str) -> str:
+        """A new project and a new user ``name`` with the member role on it: that
+        user's project-scoped token."""
+        admin = {"X-Auth-Token": self.token()}
+        with httpx.Client(base_url=f"{self.url}/v3", headers=admin, timeout=30) as c:
+            project = c.post("/projects", json={"project": {"name": name,
+                                                            "domain_id": "default"}})
+            assert project.status_code == 201, project.text
+            pid = project.json()["project"]["id"]
+            password = uuid.uuid4().hex
+            user = c.post("/users", json={"user": {"name": name, "password": password,
+                                                   "domain_id": "default"}})
+            assert user.status_code == 201, user.text
+            uid = user.json()["user"]["id"]
+            roles = c.get("/roles", params={"name": "member"}).json()["roles"]
+            resp = c.put(f"/projects/{pid}/users/{uid}/roles/{roles[0]['id']}")
+            assert resp.status_code == 204, resp.text
+        return password_token(self.url, name, password, name)
 
 
 def password_token(url: str, user: str, password: str, project: str | None = None,

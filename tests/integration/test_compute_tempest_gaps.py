@@ -6,14 +6,13 @@ public URL configured as the deploy does (``.../v2.1``), every one of them resol
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from helpers import ComputeServer, IdentityServer, ImageServer, password_token
+from helpers import ComputeServer, IdentityServer, ImageServer
 from network_api import NetworkServer
 
 pytestmark = [pytest.mark.integration]
@@ -46,25 +45,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             server.stop()
 
 
-def member(identity: IdentityServer, name: str) -> str:
-    """A new project with a new member user; that user's project token."""
-    admin = {"X-Auth-Token": identity.token()}
-    with httpx.Client(base_url=f"{identity.url}/v3", headers=admin, timeout=30) as c:
-        project = c.post("/projects", json={"project": {"name": name,
-                                                        "domain_id": "default"}})
-        assert project.status_code == 201, project.text
-        pid = project.json()["project"]["id"]
-        password = uuid.uuid4().hex
-        user = c.post("/users", json={"user": {"name": name, "password": password,
-                                               "domain_id": "default"}})
-        assert user.status_code == 201, user.text
-        uid = user.json()["user"]["id"]
-        roles = c.get("/roles", params={"name": "member"}).json()["roles"]
-        resp = c.put(f"/projects/{pid}/users/{uid}/roles/{roles[0]['id']}")
-        assert resp.status_code == 204, resp.text
-    return password_token(identity.url, name, password, name)
-
-
 def test_version_links_resolve_with_the_deployed_public_url(cloud: dict[str, Any]) -> None:
     compute = cloud["compute"]
     versions = httpx.get(f"{compute.url}/", timeout=30).json()["versions"]
@@ -79,8 +59,8 @@ def test_version_links_resolve_with_the_deployed_public_url(cloud: dict[str, Any
 
 def test_security_group_proxy_uses_each_callers_identity(cloud: dict[str, Any]) -> None:
     url = f"{cloud['compute'].url}/v2.1"
-    alice = {**V21, "X-Auth-Token": member(cloud["identity"], "sctg-alice")}
-    bob = {**V21, "X-Auth-Token": member(cloud["identity"], "sctg-bob")}
+    alice = {**V21, "X-Auth-Token": cloud["identity"].member_token("sctg-alice")}
+    bob = {**V21, "X-Auth-Token": cloud["identity"].member_token("sctg-bob")}
     with httpx.Client(base_url=url, timeout=60) as c:
         made = c.post("/os-security-groups", headers=alice, json={"security_group": {
             "name": "sctg-web", "description": "web"}})

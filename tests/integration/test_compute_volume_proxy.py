@@ -5,14 +5,13 @@ No storage agent runs: volumes stay ``creating``, which is all the proxy needs."
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from helpers import ComputeServer, IdentityServer, password_token
+from helpers import ComputeServer, IdentityServer
 from volume_api import VolumeServer
 
 pytestmark = [pytest.mark.integration]
@@ -43,25 +42,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             server.stop()
 
 
-def member(identity: IdentityServer, name: str) -> str:
-    """A new project with a new member user; that user's project token."""
-    admin = {"X-Auth-Token": identity.token()}
-    with httpx.Client(base_url=f"{identity.url}/v3", headers=admin, timeout=30) as c:
-        project = c.post("/projects", json={"project": {"name": name,
-                                                        "domain_id": "default"}})
-        assert project.status_code == 201, project.text
-        pid = project.json()["project"]["id"]
-        password = uuid.uuid4().hex
-        user = c.post("/users", json={"user": {"name": name, "password": password,
-                                               "domain_id": "default"}})
-        assert user.status_code == 201, user.text
-        uid = user.json()["user"]["id"]
-        roles = c.get("/roles", params={"name": "member"}).json()["roles"]
-        resp = c.put(f"/projects/{pid}/users/{uid}/roles/{roles[0]['id']}")
-        assert resp.status_code == 204, resp.text
-    return password_token(identity.url, name, password, name)
-
-
 def project_of(identity_url: str, token: str) -> str:
     """The project a token is scoped to (the volume API's paths name it)."""
     resp = httpx.get(f"{identity_url}/v3/auth/tokens", timeout=30,
@@ -71,8 +51,8 @@ def project_of(identity_url: str, token: str) -> str:
 
 def test_volume_proxy_over_the_real_volume_api(cloud: dict[str, Any]) -> None:
     url = f"{cloud['compute'].url}/v2.1"
-    alice = {**V21, "X-Auth-Token": member(cloud["identity"], "s9t-alice")}
-    bob = {**V21, "X-Auth-Token": member(cloud["identity"], "s9t-bob")}
+    alice = {**V21, "X-Auth-Token": cloud["identity"].member_token("s9t-alice")}
+    bob = {**V21, "X-Auth-Token": cloud["identity"].member_token("s9t-bob")}
     with httpx.Client(base_url=url, timeout=60) as c:
         made = c.post("/os-volumes", headers=alice, json={"volume": {
             "size": 1, "display_name": "s9t-vol", "metadata": {"Type": "work"}}})
