@@ -54,8 +54,9 @@ RUN_DEADLINE = TEST_TIMEOUT - DESTROY_BUDGET - 60
 
 pytestmark = [
     pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT),
-    # Out of `make test` (its time budget: aio 5 to 8 minutes and multinode 14 to 17 on this
-    # 2-core machine; docs/molecule.md has the figures): `make test-molecule` runs both.
+    # Out of `make test` (its time budget: aio 8.5 minutes with its reboot step and multinode
+    # 11 on this 2-core machine with a light load; docs/molecule.md has the figures):
+    # `make test-molecule` runs both.
     pytest.mark.skipif(os.environ.get("STRATUS_MOLECULE") != "1",
                        reason="molecule runs with STRATUS_MOLECULE=1 (make test-molecule)"),
 ]
