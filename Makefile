@@ -56,12 +56,14 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ansible-lint
 	VENV=$(VENV) ./scripts/sanity.sh
 
+# scripts/run-tests.sh: tests/e2e first (but molecule), then molecule's two scenarios beside
+# every other test (unit, integration, guest images), which deploy nothing onto this host.
 test: test-deps $(VENV)/.test-deps
 	$(MAKE) lint
-	STRATUS_REQUIRE_POSTGRES=1 $(BIN)/pytest tests --durations=30 $(PYTEST_ARGS)
+	STRATUS_REQUIRE_POSTGRES=1 VENV=$(VENV) ./scripts/run-tests.sh --durations=30 $(PYTEST_ARGS)
 
-# molecule's aio and multinode scenarios on podman systemd hosts (docs/molecule.md: the figures;
-# not in `make test`: its time budget)
+# molecule's aio and multinode scenarios on podman systemd hosts alone (docs/molecule.md: the
+# figures); `make test` runs them too
 test-molecule: $(VENV)/.test-deps
 	STRATUS_MOLECULE=1 $(BIN)/pytest -m e2e tests/e2e/test_molecule.py $(PYTEST_ARGS)
 

@@ -54,11 +54,12 @@ RUN_DEADLINE = TEST_TIMEOUT - DESTROY_BUDGET - 60
 
 pytestmark = [
     pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT),
-    # Out of `make test` (its time budget: aio 8.5 minutes with its reboot step and multinode
-    # 11 on this 2-core machine with a light load; docs/molecule.md has the figures):
-    # `make test-molecule` runs both.
+    # aio 8.5 minutes with its reboot step and multinode 11 on this 2-core machine alone
+    # (docs/molecule.md has the figures): `make test` runs them beside the unit and
+    # integration tests (scripts/run-tests.sh), `make test-molecule` alone.
     pytest.mark.skipif(os.environ.get("STRATUS_MOLECULE") != "1",
-                       reason="molecule runs with STRATUS_MOLECULE=1 (make test-molecule)"),
+                       reason="molecule runs with STRATUS_MOLECULE=1 (make test and "
+                              "make test-molecule set it)"),
 ]
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
 """End-to-end test of the object_store and image_store roles deployed alone: common,
-database, identity, object_store (the proxy and one stratus-object-server with three
+database (PostgreSQL), identity, object_store (the proxy and one stratus-object-server with three
 devices on this host) and image_store (``image_store_backend: object``) into a temporary
 prefix (its own deploy prefix, ports off the defaults, Stratus's own supervisord), run it a
 second time (no change), use the deployed service with ``openstack container|object``,
@@ -9,6 +9,10 @@ real run, second run, removal), then tear down and check that nothing of it stil
 Tempest's ``tempest.api.object_storage`` tests (the smoke ones among them) against it,
 without etc/tempest-object-skips.txt. Only the deploy and teardown runs take the e2e
 playbook lock (role_deploy.py).
+
+This deploy is also the suite's PostgreSQL deploy on one host and its plain-http one
+(``stratus_tls_enabled: false``; every other deploy keeps the default, TLS on): its databases
+and roles carry a test prefix (``stratus_e2e_<random>_``), and the teardown drops them.
 
 (The image service's file store, its default, is deployed by every whole-site.yml deploy of
 the suite: the session cloud of test_boot_aio.py and both of test_deploy_aio.py.)"""
@@ -54,8 +58,20 @@ TEARDOWN = [{
     "tasks": [
         {"ansible.builtin.import_role": {"name": "identity", "tasks_from": "teardown"}},
         {"ansible.builtin.import_role": {"name": "common", "tasks_from": "teardown"}},
+        {"ansible.builtin.import_role": {"name": "database", "tasks_from": "teardown"}},
     ],
 }]
+
+
+def postgres_objects(name_prefix: str) -> list[str]:
+    """The databases and roles of the host's PostgreSQL whose names start with the prefix."""
+    like = name_prefix.replace("_", r"\_") + "%"
+    done = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-XAtq", "-c",
+         f"SELECT datname FROM pg_database WHERE datname LIKE '{like}' "
+         f"UNION ALL SELECT rolname FROM pg_roles WHERE rolname LIKE '{like}'"],
+        capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.split()
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +91,14 @@ def deployed() -> Iterator[Deployed]:
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     identity_port, object_port, image_port = free_port(), free_port(), free_port()
     server_port = free_port()
+    db_prefix = f"stratus_e2e_{secrets.token_hex(3)}_"
     dep = Deployed(prefix, work, identity_port, object_port, {
         "stratus_prefix": str(prefix),
         "stratus_deploy_prefix": "z" + secrets.token_hex(1),
         "stratus_process_manager": "supervisor",
-        "stratus_database_engine": "sqlite",
+        "stratus_database_engine": "postgresql",
+        "database_postgresql_name_prefix": db_prefix,
+        "stratus_tls_enabled": False,
         "stratus_admin_password": "e2e-" + secrets.token_urlsafe(12),
         "identity_port": identity_port,
         "object_store_port": object_port,
@@ -101,6 +120,8 @@ def deployed() -> Iterator[Deployed]:
         assert not listening(server_port), "stratus-object-server still listens"
         assert not listening(image_port), "stratus-image still listens after teardown"
         assert not (prefix / "etc" / "stratus").exists()
+        left = postgres_objects(db_prefix)
+        assert left == [], f"teardown left PostgreSQL databases or roles: {left}"
         shutil.rmtree(prefix, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
@@ -115,7 +136,10 @@ def test_deployed_object_store_with_the_openstack_client(deployed: Deployed,
                                                          tmp_path: Path) -> None:
     catalog = deployed.openstack("catalog", "list")
     entry = next(c for c in catalog if c["Type"] == "object-store")
-    assert f":{deployed.api_port}/v1/AUTH_" in json.dumps(entry)
+    assert re.search(rf'"http://[^"]+:{deployed.api_port}/v1/AUTH_', json.dumps(entry)), entry
+    # its databases are on the host's PostgreSQL, under the test prefix
+    databases = postgres_objects(deployed.extra_vars["database_postgresql_name_prefix"])
+    assert any(name.endswith("identity") for name in databases), databases
     deployed.openstack("container", "create", "zob-e2e")
     (tmp_path / "f.bin").write_bytes(os.urandom(300_000))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
