@@ -56,8 +56,8 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ansible-lint
 	VENV=$(VENV) ./scripts/sanity.sh
 
-# scripts/run-tests.sh: tests/e2e first (but molecule), then molecule's two scenarios beside
-# every other test (unit, integration, guest images), which deploy nothing onto this host.
+# scripts/run-tests.sh: tests/e2e first (but molecule), then molecule's two scenarios and the
+# unit tests beside the integration and guest-image tests (none deploys onto this host).
 test: test-deps $(VENV)/.test-deps
 	$(MAKE) lint
 	STRATUS_REQUIRE_POSTGRES=1 VENV=$(VENV) ./scripts/run-tests.sh --durations=30 $(PYTEST_ARGS)

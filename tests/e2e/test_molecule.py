@@ -55,8 +55,8 @@ RUN_DEADLINE = TEST_TIMEOUT - DESTROY_BUDGET - 60
 pytestmark = [
     pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT),
     # aio 8.5 minutes with its reboot step and multinode 11 on this 2-core machine alone
-    # (docs/molecule.md has the figures): `make test` runs them beside the unit and
-    # integration tests (scripts/run-tests.sh), `make test-molecule` alone.
+    # (docs/molecule.md has the figures): `make test` runs them beside the integration tests
+    # (scripts/run-tests.sh), `make test-molecule` alone.
     pytest.mark.skipif(os.environ.get("STRATUS_MOLECULE") != "1",
                        reason="molecule runs with STRATUS_MOLECULE=1 (make test and "
                               "make test-molecule set it)"),
