@@ -16,7 +16,7 @@ roles install the ``stratus`` package the collection carries). PostgreSQL is dep
 object-store deploy (test_object_store_deploy.py, with plain http) and by molecule's multinode
 scenario (test_molecule.py, three hosts); the checkout's playbooks, as ``make aio`` runs them,
 by the session cloud (test_boot_aio.py). Until issue 11 this module deployed a second time
-with PostgreSQL; those deploys now prove it and this one's 4-5 minutes went to molecule.
+with PostgreSQL; those deploys now prove it, and its 5 minutes went to molecule.
 
 The deploy is also an upgrade in place: before its first site.yml run the test plants
 what a release before issue 9 left, the network agent's supervisor program under its old
