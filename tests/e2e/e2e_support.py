@@ -25,6 +25,7 @@ import ipaddress
 import json
 import re
 import secrets
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,21 @@ def playbook_lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports nothing listens on now, the kernel's picks.
+
+    Every socket stays bound until all are picked: a port released at once can be handed out
+    again by the next pick (one deploy got the same port for its volume and object APIs, and
+    the second to start never could)."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("0.0.0.0", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def free_external(stem: str, preferred: int) -> tuple[str, str]:

@@ -42,7 +42,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from e2e_support import HostObjects, free_external, log_size, new_log_lines, playbook_lock, removals
+from e2e_support import (
+    HostObjects,
+    free_external,
+    free_ports,
+    log_size,
+    new_log_lines,
+    playbook_lock,
+    removals,
+)
 
 from helpers import SystemLibvirt
 from stratus.contracts.network import tap_name
@@ -66,12 +74,6 @@ SSH_OPTS = [
     "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
     "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("0.0.0.0", 0))
-        return int(sock.getsockname()[1])
 
 
 def listening(port: int) -> bool:
@@ -408,9 +410,9 @@ def deploy_cloud() -> Iterator[Cloud]:
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     key = work / "id_ed25519"
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sdep-e2e", "-f", str(key))
-    ports = {name: free_port() for name in ("identity", "image", "network", "compute",
-                                            "metadata", "volume", "iscsi", "object",
-                                            "object_server", "novncproxy", "dashboard")}
+    names = ("identity", "image", "network", "compute", "metadata", "volume", "iscsi", "object",
+             "object_server", "novncproxy", "dashboard")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     extra_vars: dict[str, Any] = {
         "stratus_prefix": str(prefix),
         "stratus_process_manager": "supervisor",

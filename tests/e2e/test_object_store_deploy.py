@@ -36,7 +36,8 @@ from typing import Any
 
 import pytest
 import yaml
-from role_deploy import BIN, REPO, Deployed, free_port, listening
+from e2e_support import free_ports
+from role_deploy import BIN, REPO, Deployed, listening
 from test_tempest_aio import results, run_tempest
 
 from stratus.tools.tempest_conf import OBJECT_APIS
@@ -89,8 +90,7 @@ def deployed() -> Iterator[Deployed]:
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "src", source / "src",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    identity_port, object_port, image_port = free_port(), free_port(), free_port()
-    server_port = free_port()
+    identity_port, object_port, image_port, server_port = free_ports(4)
     db_prefix = f"stratus_e2e_{secrets.token_hex(3)}_"
     dep = Deployed(prefix, work, identity_port, object_port, {
         "stratus_prefix": str(prefix),
