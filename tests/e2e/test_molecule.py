@@ -116,8 +116,8 @@ class HostState:
             containers=frozenset(_out("podman", "ps", "-a", "--format", "{{.Names}}").split()),
             networks=frozenset(_out("podman", "network", "ls", "--format", "{{.Name}}").split()),
             volumes=frozenset(_out("podman", "volume", "ls", "--format", "{{.Name}}").split()),
-            images=frozenset(_out("podman", "images", "-a", "--no-trunc", "--format",
-                                  "{{.ID}}").split()),
+            images=frozenset(_image_id(image) for image in _out(
+                "podman", "images", "-a", "--no-trunc", "--format", "{{.ID}}").split()),
             links=frozenset(links),
             firewall_tables=frozenset(tables),
             netavark_chains=frozenset(_netavark_chains()),
@@ -126,10 +126,17 @@ class HostState:
         )
 
 
+def _image_id(image: str) -> str:
+    """An image id as the hex digest alone: `podman images --no-trunc` writes it with its
+    algorithm ("sha256:..."), `podman image inspect` without (on a machine where the base
+    image was built during the run, the two never compared equal)."""
+    return image.strip().removeprefix("sha256:")
+
+
 def _base_image_id() -> str | None:
     done = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", BASE_IMAGE],
                           capture_output=True, text=True, timeout=60, check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
+    return _image_id(done.stdout) if done.returncode == 0 else None
 
 
 STEP = re.compile(r"\[(\w+) > (\w+)\] (Executing|Executed)")
