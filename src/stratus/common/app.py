@@ -68,6 +68,12 @@ MAX_JSON_BODY = 1024 * 1024
 # the process managers wait longer before they kill (roles/common: stopwaitsecs and
 # TimeoutStopSec are 20 s).
 GRACEFUL_SHUTDOWN = 15
+# Seconds an idle keep-alive connection stays open (uvicorn's default is 5). openstackclient's
+# --wait polls every 5 s on one connection: at 5 s the server closed it while the next poll
+# was on its way, and the client failed with "Remote end closed connection without response"
+# (an e2e reboot --wait, 2026-12-07). Longer than any client's poll interval; a stopping
+# process still closes its idle connections at once.
+KEEP_ALIVE_TIMEOUT = 75
 _DRAINING = (longpoll.DRAINING_HEADER.lower().encode(), b"true")
 
 _TITLES = {
@@ -423,6 +429,7 @@ def serve(factory: str, host: str, port: int, workers: int = 1, debug: bool = Fa
         "log_level": "debug" if debug else "info",
         "access_log": False,  # RequestIdMiddleware writes the access log with the id
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
         "proxy_headers": False,
         **(tls or Tls()).uvicorn_options(),
     }
