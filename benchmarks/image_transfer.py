@@ -8,7 +8,10 @@ then, ``--rounds`` times, alternately:
 
 - ``cp`` of the file to the same disk, then ``sync`` of the copy (its fsync; not
   ``sync -f``, which would also wait for other processes' data): the floor a local
-  copy gives;
+  copy gives (cp copies inside the kernel, with copy_file_range);
+- ``dd bs=128K`` of the file to the same disk, then ``sync``: the same copy through a
+  process's buffer (read, then write), which is what any copy over a socket pays at
+  least, printed as a second anchor;
 - an upload with ``curl -T`` (PUT /v2/images/{id}/file, streamed from the file with a
   Content-Length): receive, md5 + sha512, fsync, inspection, rename into the
   content-addressed store;
@@ -271,7 +274,7 @@ def run_scheme(scheme: str, work: Path, source: Path, size: int, rounds: int,
         server = worker_pid(image.proc.pid)
         token = identity.token()
         auth = ["-H", f"X-Auth-Token: {token}"]
-        samples: dict[str, list[Sample]] = {"cp": [], "upload": [], "download": []}
+        samples: dict[str, list[Sample]] = {"cp": [], "dd": [], "upload": [], "download": []}
         loads: list[float] = []
         copy, target = work / "copy.raw", work / "downloaded.raw"
         with httpx.Client(base_url=image.url, headers={"X-Auth-Token": token},
@@ -282,6 +285,9 @@ def run_scheme(scheme: str, work: Path, source: Path, size: int, rounds: int,
                 loads.append(os.getloadavg()[0])
                 samples["cp"].append(timed([["cp", str(source), str(copy)],
                                             ["sync", str(copy)]], None))
+                copy.unlink()
+                samples["dd"].append(timed([["dd", f"if={source}", f"of={copy}", "bs=128K",
+                                             "status=none"], ["sync", str(copy)]], None))
                 copy.unlink()
                 created = client.post("/v2/images", json={
                     "name": "bench", "disk_format": "raw", "container_format": "bare"})
@@ -314,15 +320,15 @@ def report(scheme: str, size: int, samples: dict[str, list[Sample]], loads: list
           f"{min(loads):.1f}-{max(loads):.1f}")
     print(f"{'operation':<26}{'median s':>9}{'min-max s':>13}{'MB/s':>7}{'/ cp':>7}"
           f"{'server CPU s':>14}{'client CPU s':>14}")
-    for name, label in (("cp", "cp + sync (same disk)"), ("upload", "upload (curl -T)"),
-                        ("download", "download + sync")):
+    for name, label in (("cp", "cp + sync (same disk)"), ("dd", "dd bs=128K + sync"),
+                        ("upload", "upload (curl -T)"), ("download", "download + sync")):
         walls = [s.wall for s in samples[name]]
         wall = statistics.median(walls)
         server = statistics.median(s.server_cpu for s in samples[name])
         client = statistics.median(s.client_cpu for s in samples[name])
         print(f"{label:<26}{wall:>9.2f}{f'{min(walls):.2f}-{max(walls):.2f}':>13}"
               f"{size / wall / 1e6:>7.0f}{cp / wall:>7.2f}"
-              f"{server if name != 'cp' else float('nan'):>14.2f}{client:>14.2f}")
+              f"{server if name not in ('cp', 'dd') else float('nan'):>14.2f}{client:>14.2f}")
     print(f"stratus-image worker peak RSS (VmHWM): {rss_idle:.1f} MiB after start and one "
           f"small request, {rss_end:.1f} MiB after every transfer")
 

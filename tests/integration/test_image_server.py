@@ -359,3 +359,40 @@ def test_both_json_patch_media_types_update_an_image(image_server: ImageServer) 
     assert patch("application/json", [{"replace": "/name", "value": "x"}]).status_code == 415
     assert http.show(img["id"])["name"] == "by-2.1"
     assert httpx.delete(url, headers=http.headers).status_code == 204
+
+
+def test_downloads_whole_and_in_ranges_on_one_kept_alive_connection(
+    image_server: ImageServer,
+) -> None:
+    """Over plain http the data goes out with sendfile (the server's zero-copy send):
+    whole, in ranges, and again on the same connection."""
+    http = Http(image_server)
+    data = os.urandom(3 << 20) + b"end of s8h"
+    img = http.create(name="ranges", disk_format="raw")
+    assert http.upload(img["id"], data).status_code == 204
+    url = f"{image_server.url}/v2/images/{img['id']}/file"
+    with httpx.Client(headers=http.headers, timeout=60) as client:
+        ports = set()
+        for wanted, status, expected in (
+            (None, 200, data),
+            ("bytes=100-199", 206, data[100:200]),
+            ("bytes=-10", 206, data[-10:]),
+            (f"bytes={len(data) - 3}-", 206, data[-3:]),
+            ("bytes=0-0", 206, data[:1]),
+            (None, 200, data),
+        ):
+            with client.stream("GET", url, headers={"Range": wanted} if wanted else {}) as resp:
+                body = resp.read()
+                ports.add(resp.extensions["network_stream"].get_extra_info("client_addr"))
+            assert resp.status_code == status, resp.text
+            assert body == expected
+            assert resp.headers["content-length"] == str(len(expected))
+            if status == 200:
+                assert resp.headers["content-md5"] == hashlib.md5(
+                    data, usedforsecurity=False).hexdigest()
+            else:
+                assert resp.headers["content-range"].endswith(f"/{len(data)}")
+        assert len(ports) == 1 and None not in ports  # one connection, kept alive
+        refused = client.get(url, headers={"Range": f"bytes={len(data)}-"})
+    assert refused.status_code == 416
+    assert refused.headers["content-range"] == f"bytes */{len(data)}"

@@ -1,12 +1,15 @@
 """A response's head and body in one send (common/httpproto.py, issue 17): a small write is
 held until the next write of the same turn of the event loop or the end of that turn;
 large writes, closing and aborting behave as without it; and a real uvicorn server
-answers through it (keep-alive, several requests, a streamed body)."""
+answers through it (keep-alive, several requests, a streamed body). Over plain sockets it
+offers the zero-copy send: parts of a file, kept-alive connections, a file shorter than the
+Content-Length, a client that goes away."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Any
 
 import pytest
@@ -16,7 +19,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from stratus.common.httpproto import HOLD_MAX, CoalescingHttpToolsProtocol, CoalescingTransport
+from stratus.common.httpproto import (
+    HOLD_MAX,
+    ZERO_COPY,
+    CoalescingHttpToolsProtocol,
+    CoalescingTransport,
+    offers_zero_copy,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -314,3 +323,119 @@ def test_no_keep_alive_goes_the_asgi_way() -> None:
 
     assert _serve(app, client) == [b"asgi /now", b"asgi /now"]
     assert app.now == [] and app.asgi == [("GET", "/now"), ("GET", "/now")]
+
+
+class _SendsFiles:
+    """An ASGI app answering ``GET /<first>/<count>[/<declared>]`` with that part of
+    ``path`` through the zero-copy send when offered (``declared``: the Content-Length
+    promised, default ``count``); ``/head-first`` sends 3 bytes as a body message and
+    the rest of the file through the zero-copy send. It records the extensions seen."""
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+        self.offered: list[bool] = []
+        self.errors: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        offered = ZERO_COPY in scope.get("extensions", {})
+        self.offered.append(offered)
+        parts = scope["path"].strip("/").split("/")
+        with open(self.path, "rb") as fh:
+            if parts == ["head-first"]:
+                size = fh.seek(0, 2)
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-length", str(size).encode())]})
+                fh.seek(0)
+                await send({"type": "http.response.body", "body": fh.read(3),
+                            "more_body": True})
+                await send({"type": ZERO_COPY, "file": fh})  # from the position to the end
+                return
+            first, count = int(parts[0]), int(parts[1])
+            declared = int(parts[2]) if len(parts) > 2 else count
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", str(declared).encode())]})
+            try:
+                await send({"type": ZERO_COPY, "file": fh, "offset": first, "count": count})
+            except RuntimeError as exc:
+                self.errors.append(str(exc))
+                raise
+
+
+def test_zero_copy_send_sends_parts_of_a_file_on_a_kept_alive_connection(tmp_path: Any) -> None:
+    data = bytes(range(256)) * 4096 + b"tail s8h"  # 1 MiB and a bit: several sendfile calls
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    app = _SendsFiles(path)
+
+    def client(port: int) -> list[bytes]:
+        got = []
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            buf = b""
+            for target in (f"/0/{len(data)}", "/5/100", "/7/0", "/head-first", "/3/4"):
+                sock.sendall(f"GET {target} HTTP/1.1\r\nHost: s8h\r\n\r\n".encode())
+                head, body, buf = _read_answer(sock, buf)
+                assert head.startswith(b"HTTP/1.1 200")
+                got.append(body)
+        return got
+
+    assert _serve(app, client) == [data, data[5:105], b"", data, data[3:7]]
+    assert app.offered == [True] * 5
+
+
+def test_zero_copy_send_of_a_file_shorter_than_promised_closes_the_connection(
+        tmp_path: Any) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(b"0123456789")
+    app = _SendsFiles(path)
+
+    def client(port: int) -> tuple[bytes, bytes]:
+        answers = []
+        for target in ("/4/20", "/0/20/10"):  # the file ends early; more than promised
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(f"GET {target} HTTP/1.1\r\nHost: s8h\r\n\r\n".encode())
+                data = b""
+                while chunk := sock.recv(65536):  # the server closes the connection
+                    data += chunk
+                answers.append(data.partition(b"\r\n\r\n")[2])
+        return answers[0], answers[1]
+
+    short, refused = _serve(app, client)
+    assert short == b"456789"  # a short body and a closed connection, never a wrong one
+    assert refused == b""
+    assert app.errors == ["Response content longer than Content-Length"]
+
+
+def test_zero_copy_send_to_a_client_that_went_away_ends_quietly(tmp_path: Any) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(b"s" * (64 << 20))  # more than the socket buffers hold
+    app = _SendsFiles(path)
+
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"GET /0/{64 << 20} HTTP/1.1\r\nHost: s8h\r\n\r\n".encode())
+            sock.recv(65536)
+        # the server is still serving: a new connection gets a whole answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /0/5 HTTP/1.1\r\nHost: s8h\r\n\r\n")
+            return _read_answer(sock, b"")[1]
+
+    assert _serve(app, client) == b"sssss"
+    assert app.errors == []
+
+
+class _Extras(FakeTransport):
+    def __init__(self, **extra: Any) -> None:
+        super().__init__()
+        self.extra = extra
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.extra.get(name, default)
+
+
+def test_zero_copy_is_offered_on_plain_sockets_only() -> None:
+    with socket.socket() as sock:
+        tls = ssl.create_default_context()
+        for transport, offered in ((_Extras(socket=sock), True),
+                                   (_Extras(socket=sock, sslcontext=tls), False),
+                                   (_Extras(), False)):
+            assert offers_zero_copy(transport) is offered  # type: ignore[arg-type]

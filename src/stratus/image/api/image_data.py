@@ -4,15 +4,18 @@ Both handlers are ``async``, so image data streams through in bounded chunks
 (never whole in memory): an upload is written to the store's temporary file
 chunk by chunk from a worker thread, a download is read from the blob the
 same way, with single-range requests (206) and ``Content-MD5`` on full
-downloads. What an upload may do and what it leaves behind is decided in
-``stratus.image.transfer``.
+downloads. Over plain http a download of a blob in a local file goes from the file to
+the socket with sendfile(2) instead (the server's zero-copy send, common/httpproto.py).
+What an upload may do and what it leaves behind is decided in ``stratus.image.transfer``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import stat
 from collections.abc import AsyncIterator, Callable
 from typing import IO
 
@@ -20,9 +23,11 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from stratus.common.app import Req, Routes
 from stratus.common.errors import ApiError, BadRequest, PayloadTooLarge
+from stratus.common.httpproto import ZERO_COPY
 from stratus.image import transfer
 from stratus.image.core import ImageService
 
@@ -95,6 +100,39 @@ async def _send_file(fh: IO[bytes], first: int, length: int) -> AsyncIterator[by
         fh.close()
 
 
+def _is_regular_file(fh: IO[bytes]) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return False
+
+
+class FileResponse(Response):
+    """``length`` bytes of ``fh`` from ``first``: with the server's zero-copy send when it
+    offers one and ``fh`` is a regular file, else streamed in chunks read on a worker
+    thread. ``fh`` is closed at the end either way."""
+
+    def __init__(self, fh: IO[bytes], first: int, length: int, status_code: int,
+                 headers: dict[str, str]) -> None:
+        super().__init__(status_code=status_code, headers=headers)
+        self.fh, self.first, self.length = fh, first, length
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if ZERO_COPY not in scope.get("extensions", {}) or not _is_regular_file(self.fh):
+            streaming = StreamingResponse(_send_file(self.fh, self.first, self.length),
+                                          status_code=self.status_code)
+            streaming.raw_headers = self.raw_headers
+            await streaming(scope, receive, send)
+            return
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            await send({"type": ZERO_COPY, "file": self.fh, "offset": self.first,
+                        "count": self.length, "more_body": False})
+        finally:
+            self.fh.close()
+
+
 @routes.add("PUT", "/v2/images/{image_id}/file")
 async def upload(req: Req, svc: ImageService) -> Response:
     request = req.request
@@ -160,9 +198,7 @@ async def download(req: Req, svc: ImageService) -> Response:
         first, length, status = wanted[0], wanted[1] - wanted[0] + 1, 206
         headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{found.size}"
     headers["Content-Length"] = str(length)
-    return StreamingResponse(
-        _send_file(found.file, first, length), status_code=status, headers=headers
-    )
+    return FileResponse(found.file, first, length, status, headers)
 
 
 class _Pipeline:
